@@ -1,0 +1,1 @@
+//! Flinks client (in progress).

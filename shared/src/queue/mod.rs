@@ -1,0 +1,1 @@
+//! Durable Redis queue backend (in progress).

@@ -1,0 +1,1 @@
+//! Flinks client against the simulator.

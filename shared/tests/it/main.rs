@@ -1,0 +1,5 @@
+//! shared's integration tests: one binary, a module per concern, real Redis and the
+//! in-repo Flinks simulator on port 0.
+
+mod flinks_client;
+mod queue;

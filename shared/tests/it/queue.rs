@@ -1,0 +1,1 @@
+//! Queue backend against a real Redis.
