@@ -3,3 +3,5 @@
 
 mod flinks_client;
 mod queue;
+mod ratelimit;
+mod support;

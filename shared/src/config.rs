@@ -1,0 +1,543 @@
+//! `Settings`: every knob of the system in one typed, validated struct.
+//!
+//! Sources, lowest to highest: built-in defaults < an optional TOML file (`--config`) <
+//! environment variables. The TOML file uses the same names as the environment, in lower
+//! case (`rate_limit_per_minute = 20`). Everything is validated at load, so bad
+//! configuration fails at boot with an error that names the variable and where it came
+//! from — never later, in the middle of a routine. Secrets are wrapped in `SecretString`
+//! and can also come from `<NAME>_FILE` (a mounted file), so they never need to sit in the
+//! environment. Durations are written in human form (`10s`, `30m`, `36h`).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::NaiveTime;
+use chrono_tz::Tz;
+use secrecy::SecretString;
+use url::Url;
+
+/// Why the settings could not be loaded. Every variant names the variable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A variable has a value that does not parse or is out of range.
+    #[error("{key} (from {source_name}) is invalid: {reason} (got {value:?})")]
+    Invalid {
+        /// The variable, e.g. `RATE_LIMIT_PER_MINUTE`.
+        key: &'static str,
+        /// Where the value came from: `environment`, the TOML file's path, or `default`.
+        source_name: String,
+        /// What is wrong and what is expected.
+        reason: String,
+        /// The offending value (never for secrets).
+        value: String,
+    },
+    /// A variable that this command needs is not set.
+    #[error("{key} is required{why}")]
+    Missing {
+        /// The variable.
+        key: &'static str,
+        /// Extra context, starting with ": " when present.
+        why: String,
+    },
+    /// The TOML file could not be read or parsed.
+    #[error("config file {path}: {reason}")]
+    File {
+        /// The file's path.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A `<NAME>_FILE` secret file could not be read.
+    #[error("{key}: cannot read secret file {path}: {reason}")]
+    SecretFile {
+        /// The variable, e.g. `FLINKS_SECRET_KEY_FILE`.
+        key: String,
+        /// The file's path.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+/// The validated settings of a producer or worker process.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `REDIS_URL`: redis:// or rediss://.
+    pub redis_url: SecretUrl,
+    /// `REFRESH_NAMESPACE`: key prefix for every Redis key.
+    pub namespace: String,
+    /// `FLINKS_BASE_URL`: `.../v3/{customerId}/BankingServices`; required by commands that
+    /// call Flinks (see [`Settings::require_flinks_base_url`]).
+    pub flinks_base_url: Option<Url>,
+    /// `FLINKS_SECRET_KEY`: flinks-auth-key used to mint authorize tokens.
+    pub flinks_secret_key: Option<SecretString>,
+    /// `FLINKS_API_KEY`: x-api-key on data endpoints.
+    pub flinks_api_key: Option<SecretString>,
+    /// `FLINKS_BEARER_SECRET`: bearer for GetNightlyRefreshStatus.
+    pub flinks_bearer_secret: Option<SecretString>,
+    /// `AUTHORIZE_TIMEOUT`: HTTP timeout of Authorize and token calls.
+    pub authorize_timeout: Duration,
+    /// `DETAIL_TIMEOUT`: HTTP timeout of GetAccountsDetail (must exceed Flinks' 210 s).
+    pub detail_timeout: Duration,
+    /// `MAX_BODY_BYTES`: largest API response body accepted.
+    pub max_body_bytes: usize,
+    /// `RATE_LIMIT_PER_MINUTE`: LoginIds authorized per minute, all workers together;
+    /// `0` turns the limiter off (benchmarks only).
+    pub rate_limit_per_minute: f64,
+    /// `RATE_LIMIT_COOLDOWN`: how long every worker pauses after TOO_MANY_REQUESTS.
+    pub rate_limit_cooldown: Duration,
+    /// `ROUTINE_AT`: local time of day `producer schedule` fires the routine.
+    pub routine_at: NaiveTime,
+    /// `ROUTINE_TZ`: the time zone of `ROUTINE_AT`.
+    pub routine_tz: Tz,
+    /// `POLL_INTERVAL`: delay between GetAccountsDetailAsync polls.
+    pub poll_interval: Duration,
+    /// `POLL_TIMEOUT`: give up polling after this long.
+    pub poll_timeout: Duration,
+    /// `MAX_ATTEMPTS`: attempts of a retryable outcome before the failed queue.
+    pub max_attempts: u32,
+    /// `RETRY_BASE_DELAY`: first retry delay; doubles per attempt, jittered.
+    pub retry_base_delay: Duration,
+    /// `RETRY_MAX_DELAY`: cap of the retry delay.
+    pub retry_max_delay: Duration,
+    /// `STALE_AFTER`: a LastRefresh older than this marks a refresh stale.
+    pub stale_after: Duration,
+    /// `WORKER_CONCURRENCY`: jobs in flight per worker process.
+    pub worker_concurrency: u32,
+    /// `WORKER_LEASE`: how long a fetched job stays leased without a heartbeat.
+    pub worker_lease: Duration,
+    /// `SHUTDOWN_GRACE`: how long in-flight jobs may run after SIGTERM.
+    pub shutdown_grace: Duration,
+    /// `METRICS_ADDR`: where /metrics, /healthz and /readyz are served.
+    pub metrics_addr: SocketAddr,
+    /// `RESULTS_STREAM_MAXLEN`: approximate cap of the results stream.
+    pub results_stream_maxlen: u64,
+    /// `LOG_FORMAT`: `json` or `pretty`.
+    pub log_format: LogFormat,
+}
+
+/// A URL that may hold a password: `Debug` and [`SecretUrl::redacted`] hide it.
+#[derive(Clone)]
+pub struct SecretUrl(Url);
+
+impl SecretUrl {
+    /// The full URL, to connect with. Never log it.
+    pub fn expose(&self) -> &str {
+        self.0.as_str()
+    }
+
+    /// The URL with any password replaced by `***`, safe for logs and errors.
+    pub fn redacted(&self) -> String {
+        let mut url = self.0.clone();
+        if url.password().is_some() {
+            let _ = url.set_password(Some("***"));
+        }
+        url.to_string()
+    }
+}
+
+impl std::fmt::Debug for SecretUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One JSON object per line (containers).
+    Json,
+    /// Human-readable lines (terminals).
+    Pretty,
+}
+
+/// Every variable `Settings` reads, with its default (`None` = unset by default).
+const DEFAULTS: &[(&str, Option<&str>)] = &[
+    ("REDIS_URL", Some("redis://127.0.0.1:6379")),
+    ("REFRESH_NAMESPACE", Some("nightly-refresh")),
+    ("FLINKS_BASE_URL", None),
+    ("FLINKS_SECRET_KEY", None),
+    ("FLINKS_API_KEY", None),
+    ("FLINKS_BEARER_SECRET", None),
+    ("AUTHORIZE_TIMEOUT", Some("60s")),
+    ("DETAIL_TIMEOUT", Some("240s")),
+    ("MAX_BODY_BYTES", Some("16777216")),
+    ("RATE_LIMIT_PER_MINUTE", Some("20")),
+    ("RATE_LIMIT_COOLDOWN", Some("60s")),
+    ("ROUTINE_AT", Some("10:30")),
+    ("ROUTINE_TZ", Some("America/Toronto")),
+    ("POLL_INTERVAL", Some("10s")),
+    ("POLL_TIMEOUT", Some("30m")),
+    ("MAX_ATTEMPTS", Some("5")),
+    ("RETRY_BASE_DELAY", Some("30s")),
+    ("RETRY_MAX_DELAY", Some("30m")),
+    ("STALE_AFTER", Some("36h")),
+    ("WORKER_CONCURRENCY", Some("16")),
+    ("WORKER_LEASE", Some("60s")),
+    ("SHUTDOWN_GRACE", Some("25s")),
+    ("METRICS_ADDR", Some("0.0.0.0:9464")),
+    ("RESULTS_STREAM_MAXLEN", Some("1000000")),
+    ("LOG_FORMAT", Some("pretty")),
+];
+
+/// Variables that hold secrets: their values are never echoed in errors, and they can be
+/// read from `<NAME>_FILE`.
+const SECRETS: &[&str] = &[
+    "FLINKS_SECRET_KEY",
+    "FLINKS_API_KEY",
+    "FLINKS_BEARER_SECRET",
+    "REDIS_URL",
+];
+
+/// One raw value and where it came from.
+#[derive(Debug, Clone)]
+struct Raw {
+    value: String,
+    source_name: String,
+}
+
+impl Settings {
+    /// Loads settings from the process environment and an optional TOML file.
+    pub fn load(config_file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_from(config_file, std::env::vars())
+    }
+
+    /// Loads settings from an explicit environment (tests inject one).
+    pub fn load_from(
+        config_file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut raw: BTreeMap<&'static str, Raw> = BTreeMap::new();
+        for (key, default) in DEFAULTS {
+            if let Some(value) = default {
+                raw.insert(
+                    key,
+                    Raw {
+                        value: (*value).to_string(),
+                        source_name: "default".into(),
+                    },
+                );
+            }
+        }
+        if let Some(path) = config_file {
+            for (key, value) in read_toml(path)? {
+                raw.insert(key, value);
+            }
+        }
+        let env: BTreeMap<String, String> = env.into_iter().collect();
+        for (key, _) in DEFAULTS {
+            if let Some(value) = env.get(*key).filter(|v| !v.is_empty()) {
+                raw.insert(
+                    key,
+                    Raw {
+                        value: value.clone(),
+                        source_name: "environment".into(),
+                    },
+                );
+            }
+        }
+        for key in SECRETS {
+            let file_key = format!("{key}_FILE");
+            if let Some(path) = env.get(&file_key).filter(|v| !v.is_empty()) {
+                let value = std::fs::read_to_string(path).map_err(|e| ConfigError::SecretFile {
+                    key: file_key.clone(),
+                    path: PathBuf::from(path),
+                    reason: e.to_string(),
+                })?;
+                raw.insert(
+                    key,
+                    Raw {
+                        value: value.trim_end_matches(['\n', '\r']).to_string(),
+                        source_name: file_key,
+                    },
+                );
+            }
+        }
+        Parser { raw }.settings()
+    }
+
+    /// The Flinks base URL, or an error naming `FLINKS_BASE_URL` for commands that call Flinks.
+    pub fn require_flinks_base_url(&self) -> Result<&Url, ConfigError> {
+        self.flinks_base_url.as_ref().ok_or(ConfigError::Missing {
+            key: "FLINKS_BASE_URL",
+            why: ": set it to https://{instance}-api.private.fin.ag/v3/{customerId}/BankingServices \
+                  (or the simulator's URL)"
+                .into(),
+        })
+    }
+
+    /// True when the global rate limiter is turned off (`RATE_LIMIT_PER_MINUTE=0`).
+    pub fn rate_limit_disabled(&self) -> bool {
+        self.rate_limit_per_minute == 0.0
+    }
+}
+
+fn read_toml(path: &Path) -> Result<Vec<(&'static str, Raw)>, ConfigError> {
+    let file_error = |reason: String| ConfigError::File {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| file_error(e.to_string()))?;
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| file_error(e.to_string()))?;
+    let mut out = Vec::new();
+    for (name, value) in table {
+        let upper = name.to_ascii_uppercase();
+        let Some((key, _)) = DEFAULTS.iter().find(|(k, _)| *k == upper) else {
+            return Err(file_error(format!("unknown setting {name:?}")));
+        };
+        let value = match value {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Float(f) => f.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            other => return Err(file_error(format!("{name}: unsupported value {other}"))),
+        };
+        out.push((
+            *key,
+            Raw {
+                value,
+                source_name: path.display().to_string(),
+            },
+        ));
+    }
+    Ok(out)
+}
+
+struct Parser {
+    raw: BTreeMap<&'static str, Raw>,
+}
+
+impl Parser {
+    fn settings(&self) -> Result<Settings, ConfigError> {
+        let flinks_base_url = match self.raw.get("FLINKS_BASE_URL") {
+            None => None,
+            Some(_) => Some(self.parse("FLINKS_BASE_URL", |v| {
+                let url = Url::parse(v).map_err(|e| e.to_string())?;
+                match url.scheme() {
+                    "http" | "https" => Ok(url),
+                    other => Err(format!("scheme must be http or https, not {other}")),
+                }
+            })?),
+        };
+        let redis_url = self.parse("REDIS_URL", |v| {
+            let url = Url::parse(v).map_err(|_| "not a URL".to_string())?;
+            match url.scheme() {
+                "redis" | "rediss" => Ok(SecretUrl(url)),
+                other => Err(format!("scheme must be redis or rediss, not {other}")),
+            }
+        })?;
+        let namespace = self.parse("REFRESH_NAMESPACE", |v| {
+            if v.is_empty() || v.contains(['{', '}', ' ', '*']) {
+                Err("must be non-empty without spaces, braces or '*'".to_string())
+            } else {
+                Ok(v.to_string())
+            }
+        })?;
+        Ok(Settings {
+            redis_url,
+            namespace,
+            flinks_base_url,
+            flinks_secret_key: self.secret("FLINKS_SECRET_KEY"),
+            flinks_api_key: self.secret("FLINKS_API_KEY"),
+            flinks_bearer_secret: self.secret("FLINKS_BEARER_SECRET"),
+            authorize_timeout: self.duration("AUTHORIZE_TIMEOUT", Duration::from_millis(1))?,
+            detail_timeout: self.duration("DETAIL_TIMEOUT", Duration::from_millis(1))?,
+            max_body_bytes: self.number("MAX_BODY_BYTES", 1024usize)?,
+            rate_limit_per_minute: self.parse("RATE_LIMIT_PER_MINUTE", |v| {
+                let rate: f64 = v.parse().map_err(|_| "expected a number".to_string())?;
+                if rate.is_finite() && rate >= 0.0 {
+                    Ok(rate)
+                } else {
+                    Err("must be 0 (off) or a positive number of LoginIds per minute".into())
+                }
+            })?,
+            rate_limit_cooldown: self.duration("RATE_LIMIT_COOLDOWN", Duration::ZERO)?,
+            routine_at: self.parse("ROUTINE_AT", |v| {
+                NaiveTime::parse_from_str(v, "%H:%M").map_err(|_| "expected HH:MM, e.g. 10:30".into())
+            })?,
+            routine_tz: self.parse("ROUTINE_TZ", |v| {
+                v.parse::<Tz>()
+                    .map_err(|_| "expected an IANA time zone, e.g. America/Toronto".into())
+            })?,
+            poll_interval: self.duration("POLL_INTERVAL", Duration::from_millis(1))?,
+            poll_timeout: self.duration("POLL_TIMEOUT", Duration::from_millis(1))?,
+            max_attempts: self.number("MAX_ATTEMPTS", 1u32)?,
+            retry_base_delay: self.duration("RETRY_BASE_DELAY", Duration::ZERO)?,
+            retry_max_delay: self.duration("RETRY_MAX_DELAY", Duration::ZERO)?,
+            stale_after: self.duration("STALE_AFTER", Duration::from_secs(1))?,
+            worker_concurrency: self.number("WORKER_CONCURRENCY", 1u32)?,
+            worker_lease: self.duration("WORKER_LEASE", Duration::from_millis(300))?,
+            shutdown_grace: self.duration("SHUTDOWN_GRACE", Duration::ZERO)?,
+            metrics_addr: self.parse("METRICS_ADDR", |v| {
+                v.parse::<SocketAddr>()
+                    .map_err(|_| "expected host:port, e.g. 0.0.0.0:9464".into())
+            })?,
+            results_stream_maxlen: self.number("RESULTS_STREAM_MAXLEN", 1u64)?,
+            log_format: self.parse("LOG_FORMAT", |v| match v {
+                "json" => Ok(LogFormat::Json),
+                "pretty" => Ok(LogFormat::Pretty),
+                _ => Err("expected json or pretty".into()),
+            })?,
+        })
+    }
+
+    fn parse<T>(
+        &self,
+        key: &'static str,
+        f: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Result<T, ConfigError> {
+        let raw = self.raw.get(key).ok_or(ConfigError::Missing {
+            key,
+            why: String::new(),
+        })?;
+        f(raw.value.trim()).map_err(|reason| ConfigError::Invalid {
+            key,
+            source_name: raw.source_name.clone(),
+            reason,
+            value: if SECRETS.contains(&key) {
+                "<redacted>".into()
+            } else {
+                raw.value.clone()
+            },
+        })
+    }
+
+    fn duration(&self, key: &'static str, min: Duration) -> Result<Duration, ConfigError> {
+        self.parse(key, |v| {
+            let d = humantime::parse_duration(v)
+                .map_err(|e| format!("expected a duration like 10s, 30m or 36h ({e})"))?;
+            if d < min {
+                Err(format!("must be at least {}", humantime::format_duration(min)))
+            } else {
+                Ok(d)
+            }
+        })
+    }
+
+    fn number<T>(&self, key: &'static str, min: T) -> Result<T, ConfigError>
+    where
+        T: std::str::FromStr + PartialOrd + std::fmt::Display,
+    {
+        self.parse(key, |v| {
+            let n: T = v.parse().map_err(|_| "expected a whole number".to_string())?;
+            if n < min {
+                Err(format!("must be at least {min}"))
+            } else {
+                Ok(n)
+            }
+        })
+    }
+
+    fn secret(&self, key: &'static str) -> Option<SecretString> {
+        self.raw
+            .get(key)
+            .map(|raw| SecretString::from(raw.value.clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_match_the_documented_table() {
+        let s = Settings::load_from(None, env(&[])).unwrap();
+        assert_eq!(s.redis_url.expose(), "redis://127.0.0.1:6379");
+        assert_eq!(s.namespace, "nightly-refresh");
+        assert!(s.flinks_base_url.is_none());
+        assert_eq!(s.rate_limit_per_minute, 20.0);
+        assert_eq!(s.routine_at, NaiveTime::from_hms_opt(10, 30, 0).unwrap());
+        assert_eq!(s.routine_tz, chrono_tz::America::Toronto);
+        assert_eq!(s.poll_interval, Duration::from_secs(10));
+        assert_eq!(s.poll_timeout, Duration::from_secs(30 * 60));
+        assert_eq!(s.max_attempts, 5);
+        assert_eq!(s.retry_base_delay, Duration::from_secs(30));
+        assert_eq!(s.stale_after, Duration::from_secs(36 * 3600));
+        assert_eq!(s.worker_concurrency, 16);
+        assert_eq!(s.worker_lease, Duration::from_secs(60));
+        assert_eq!(s.shutdown_grace, Duration::from_secs(25));
+    }
+
+    #[test]
+    fn environment_overrides_the_file_which_overrides_defaults() {
+        let dir = std::env::temp_dir().join(format!("nr-config-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        std::fs::write(&file, "rate_limit_per_minute = 30\nmax_attempts = 3\n").unwrap();
+        let s = Settings::load_from(Some(&file), env(&[("MAX_ATTEMPTS", "7")])).unwrap();
+        assert_eq!(s.rate_limit_per_minute, 30.0);
+        assert_eq!(s.max_attempts, 7);
+    }
+
+    #[test]
+    fn a_bad_value_names_the_variable_its_source_and_the_expected_form() {
+        let err = Settings::load_from(None, env(&[("POLL_INTERVAL", "soon")])).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("POLL_INTERVAL"), "{msg}");
+        assert!(msg.contains("environment"), "{msg}");
+        assert!(msg.contains("\"soon\""), "{msg}");
+        let err = Settings::load_from(None, env(&[("RATE_LIMIT_PER_MINUTE", "-1")])).unwrap_err();
+        assert!(err.to_string().contains("RATE_LIMIT_PER_MINUTE"), "{err}");
+        let err = Settings::load_from(None, env(&[("ROUTINE_TZ", "Mars/Base")])).unwrap_err();
+        assert!(err.to_string().contains("ROUTINE_TZ"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_key_in_the_file_is_an_error_naming_the_file() {
+        let dir = std::env::temp_dir().join(format!("nr-config-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        std::fs::write(&file, "rate_limit = 30\n").unwrap();
+        let err = Settings::load_from(Some(&file), env(&[])).unwrap_err();
+        assert!(err.to_string().contains("c.toml"), "{err}");
+        assert!(err.to_string().contains("rate_limit"), "{err}");
+    }
+
+    #[test]
+    fn secrets_come_from_files_and_never_appear_in_debug_or_errors() {
+        let dir = std::env::temp_dir().join(format!("nr-config-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("key");
+        std::fs::write(&file, "s3cr3t-from-file\n").unwrap();
+        let s = Settings::load_from(
+            None,
+            env(&[
+                ("FLINKS_SECRET_KEY_FILE", file.to_str().unwrap()),
+                ("FLINKS_API_KEY", "api-s3cr3t"),
+                ("REDIS_URL", "redis://:hunter2@127.0.0.1:6379/0"),
+            ]),
+        )
+        .unwrap();
+        use secrecy::ExposeSecret;
+        assert_eq!(s.flinks_secret_key.as_ref().unwrap().expose_secret(), "s3cr3t-from-file");
+        let debug = format!("{s:?}");
+        for secret in ["s3cr3t-from-file", "api-s3cr3t", "hunter2"] {
+            assert!(!debug.contains(secret), "{secret} leaked in {debug}");
+        }
+        let err = Settings::load_from(None, env(&[("REDIS_URL", "http://:hunter2@x")])).unwrap_err();
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        assert!(err.to_string().contains("REDIS_URL"), "{err}");
+    }
+
+    #[test]
+    fn flinks_base_url_is_required_only_when_asked_for() {
+        let s = Settings::load_from(None, env(&[])).unwrap();
+        let err = s.require_flinks_base_url().unwrap_err();
+        assert!(err.to_string().contains("FLINKS_BASE_URL"), "{err}");
+        let s = Settings::load_from(
+            None,
+            env(&[("FLINKS_BASE_URL", "http://127.0.0.1:8080/v3/c/BankingServices")]),
+        )
+        .unwrap();
+        assert_eq!(s.require_flinks_base_url().unwrap().path(), "/v3/c/BankingServices");
+    }
+}

@@ -1,0 +1,211 @@
+//! The global rate limit: at most `RATE_LIMIT_PER_MINUTE` authorizations per minute across
+//! every worker process of a namespace.
+//!
+//! A per-process limiter (tower's `RateLimit`, apalis' `.rate_limit`) sends N times the
+//! budget with N pods, so the state lives in Redis: one key holds the GCRA "theoretical
+//! arrival time" of the next permit, advanced atomically by `gcra.lua` on Redis' own clock
+//! (`TIME`), so workers' clock skew cannot matter. Permits are spaced evenly (burst of
+//! one) rather than released in a burst at a window's start, and the spacing carries a
+//! small safety margin ([`SPACING_MARGIN`]) so network jitter between the permit and the
+//! request's arrival at Flinks cannot squeeze one call too many into a 60 s window.
+//!
+//! When Flinks answers TOO_MANY_REQUESTS anyway, [`RateLimiter::cool_down`] sets a key
+//! that pauses every worker at once. First attempts and retries draw from the same budget,
+//! because the worker takes a permit before it claims any authorize job.
+//!
+//! This module does not decide *what* to do while waiting; the caller passes a
+//! cancellation token so shutdown never waits for a permit.
+
+use std::sync::LazyLock;
+use std::time::{Duration, Instant};
+
+use redis::aio::ConnectionManager;
+use redis::Script;
+use tokio_util::sync::CancellationToken;
+
+use crate::keys::KeySpace;
+
+/// Spacing safety margin: permits are `60 s / limit × (1 + margin)` apart.
+pub const SPACING_MARGIN: f64 = 0.01;
+
+/// Metric: permits granted or refused (`result` = granted | throttled).
+pub const PERMITS_TOTAL: &str = "nightly_refresh_rate_limit_permits_total";
+/// Metric: time spent waiting for a permit, per granted permit.
+pub const WAIT_SECONDS: &str = "nightly_refresh_rate_limit_wait_seconds";
+/// Metric: cool-downs triggered by TOO_MANY_REQUESTS.
+pub const COOLDOWNS_TOTAL: &str = "nightly_refresh_rate_limit_cooldowns_total";
+/// Metric: the configured limit, LoginIds per minute (0 = off).
+pub const BUDGET_PER_MINUTE: &str = "nightly_refresh_rate_limit_budget_per_minute";
+
+static GCRA: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("gcra.lua")));
+
+/// Why a permit could not be obtained.
+#[derive(Debug, thiserror::Error)]
+pub enum RateLimitError {
+    /// Redis did not answer; the caller retries later (no permit was taken).
+    #[error("rate limiter: Redis unavailable: {0}")]
+    Redis(#[from] redis::RedisError),
+}
+
+/// The answer to one permit request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    /// The caller may start one authorization now.
+    Granted,
+    /// Not yet: ask again after this long.
+    Wait(Duration),
+}
+
+/// A granted permit, with how long the caller waited for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Permit {
+    /// Time from the first request to the grant.
+    pub waited: Duration,
+}
+
+/// The Redis-backed global limiter. Cheap to clone.
+#[derive(Clone)]
+pub struct RateLimiter {
+    conn: ConnectionManager,
+    tat_key: String,
+    cooldown_key: String,
+    per_minute: f64,
+}
+
+impl RateLimiter {
+    /// A limiter of `per_minute` permits per minute for the namespace of `keys`;
+    /// `0` turns it off (every request is granted at once).
+    pub fn new(conn: ConnectionManager, keys: &KeySpace, per_minute: f64) -> Self {
+        metrics::gauge!(BUDGET_PER_MINUTE).set(per_minute);
+        Self {
+            conn,
+            tat_key: keys.global("ratelimit:authorize:tat"),
+            cooldown_key: keys.global("ratelimit:authorize:cooldown"),
+            per_minute,
+        }
+    }
+
+    /// The configured limit, LoginIds per minute.
+    pub fn per_minute(&self) -> f64 {
+        self.per_minute
+    }
+
+    /// True when the limiter is off (`RATE_LIMIT_PER_MINUTE=0`).
+    pub fn is_disabled(&self) -> bool {
+        self.per_minute <= 0.0
+    }
+
+    /// Milliseconds between two permits, margin included.
+    pub fn interval(&self) -> Duration {
+        if self.is_disabled() {
+            return Duration::ZERO;
+        }
+        let ms = (60_000.0 / self.per_minute * (1.0 + SPACING_MARGIN)).ceil();
+        Duration::from_millis(ms as u64)
+    }
+
+    /// One atomic permit request on Redis' clock.
+    pub async fn try_acquire(&self) -> Result<Attempt, RateLimitError> {
+        self.try_acquire_at(None).await
+    }
+
+    /// One permit request with an injected clock (`now_ms`), for tests of edge cases.
+    pub async fn try_acquire_at(&self, now_ms: Option<u64>) -> Result<Attempt, RateLimitError> {
+        if self.is_disabled() {
+            return Ok(Attempt::Granted);
+        }
+        let mut conn = self.conn.clone();
+        let (granted, wait_ms): (i64, i64) = GCRA
+            .key(&self.tat_key)
+            .key(&self.cooldown_key)
+            .arg(self.interval().as_millis() as u64)
+            .arg(now_ms.map(|n| n.to_string()).unwrap_or_default())
+            .invoke_async(&mut conn)
+            .await?;
+        if granted == 1 {
+            metrics::counter!(PERMITS_TOTAL, "result" => "granted").increment(1);
+            Ok(Attempt::Granted)
+        } else {
+            metrics::counter!(PERMITS_TOTAL, "result" => "throttled").increment(1);
+            Ok(Attempt::Wait(Duration::from_millis(wait_ms.max(1) as u64)))
+        }
+    }
+
+    /// Waits for a permit. Returns `None` when `cancel` fires first (shutdown), so a
+    /// waiting worker never holds up a drain. Redis errors are retried with backoff, a
+    /// wait is never an error.
+    pub async fn acquire(&self, cancel: &CancellationToken) -> Option<Permit> {
+        let started = Instant::now();
+        let mut redis_backoff = Duration::from_millis(100);
+        loop {
+            let pause = match self.try_acquire().await {
+                Ok(Attempt::Granted) => {
+                    let waited = started.elapsed();
+                    metrics::histogram!(WAIT_SECONDS).record(waited.as_secs_f64());
+                    return Some(Permit { waited });
+                }
+                Ok(Attempt::Wait(wait)) => {
+                    redis_backoff = Duration::from_millis(100);
+                    wait
+                }
+                Err(error) => {
+                    tracing::warn!(error.message = %error, "rate limiter: Redis error, retrying");
+                    redis_backoff = (redis_backoff * 2).min(Duration::from_secs(5));
+                    redis_backoff
+                }
+            };
+            tokio::select! {
+                _ = cancel.cancelled() => return None,
+                _ = tokio::time::sleep(pause) => {}
+            }
+        }
+    }
+
+    /// Pauses every worker's authorizations for `pause` (after TOO_MANY_REQUESTS). A
+    /// longer cool-down already running is never shortened.
+    pub async fn cool_down(&self, pause: Duration) -> Result<(), RateLimitError> {
+        let mut conn = self.conn.clone();
+        let ms = pause.as_millis().max(1) as u64;
+        let left: i64 = redis::cmd("PTTL")
+            .arg(&self.cooldown_key)
+            .query_async(&mut conn)
+            .await?;
+        if left < ms as i64 {
+            let _: () = redis::cmd("SET")
+                .arg(&self.cooldown_key)
+                .arg(1)
+                .arg("PX")
+                .arg(ms)
+                .query_async(&mut conn)
+                .await?;
+        }
+        metrics::counter!(COOLDOWNS_TOTAL).increment(1);
+        tracing::warn!(pause_ms = ms, "rate limiter: Flinks throttled us; all workers cool down");
+        Ok(())
+    }
+
+    /// Time left of a running cool-down, if any.
+    pub async fn cooldown_remaining(&self) -> Result<Option<Duration>, RateLimitError> {
+        let mut conn = self.conn.clone();
+        let left: i64 = redis::cmd("PTTL")
+            .arg(&self.cooldown_key)
+            .query_async(&mut conn)
+            .await?;
+        Ok((left > 0).then(|| Duration::from_millis(left as u64)))
+    }
+
+    /// Seconds needed to authorize `remaining` LoginIds at the configured rate
+    /// (`None` when the limiter is off).
+    pub fn eta(&self, remaining: u64) -> Option<Duration> {
+        eta_at_rate(self.per_minute, remaining)
+    }
+}
+
+/// Time to authorize `remaining` LoginIds at `per_minute` (`None` when the rate is 0).
+pub fn eta_at_rate(per_minute: f64, remaining: u64) -> Option<Duration> {
+    if per_minute <= 0.0 {
+        return None;
+    }
+    let interval = 60.0 / per_minute * (1.0 + SPACING_MARGIN);
+    Some(Duration::from_secs_f64(interval * remaining as f64))
+}

@@ -1,0 +1,21 @@
+//! Tracing subscriber set-up: JSON lines in containers, readable lines on a terminal,
+//! filtered by `RUST_LOG` (default `info`). Logs go to stderr so stdout stays for
+//! command output (`--json` reports, tables).
+
+use tracing_subscriber::{fmt, EnvFilter};
+
+use crate::config::LogFormat;
+
+/// Installs the global subscriber once; later calls are ignored (tests call it freely).
+pub fn init(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .try_init(),
+        LogFormat::Pretty => builder.compact().try_init(),
+    };
+}

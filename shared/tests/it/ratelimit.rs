@@ -1,0 +1,177 @@
+//! The global rate limiter against a real Redis: spacing, sliding-window bound, cool-down,
+//! a changed limit, a caller that dies mid-wait, and several "processes" sharing one budget.
+
+use std::time::{Duration, Instant};
+
+use shared::ratelimit::{eta_at_rate, Attempt, RateLimiter};
+use tokio_util::sync::CancellationToken;
+
+use crate::support::TestRedis;
+
+/// Largest number of grants in any half-open window of `window_ms` ending at a grant.
+fn max_in_window(grants_ms: &[u64], window_ms: u64) -> usize {
+    let mut sorted = grants_ms.to_vec();
+    sorted.sort_unstable();
+    let mut best = 0;
+    let mut start = 0;
+    for end in 0..sorted.len() {
+        while sorted[end] - sorted[start] >= window_ms {
+            start += 1;
+        }
+        best = best.max(end - start + 1);
+    }
+    best
+}
+
+#[tokio::test]
+async fn permits_are_spaced_evenly_on_the_injected_clock() {
+    let redis = TestRedis::new("rl-spacing").await;
+    let limiter = RateLimiter::new(redis.conn.clone(), &redis.keys, 60.0);
+    let interval = limiter.interval().as_millis() as u64;
+    assert_eq!(interval, 1010, "60/min is one per second plus the 1% margin");
+
+    assert_eq!(limiter.try_acquire_at(Some(1_000)).await.unwrap(), Attempt::Granted);
+    assert_eq!(
+        limiter.try_acquire_at(Some(1_400)).await.unwrap(),
+        Attempt::Wait(Duration::from_millis(610))
+    );
+    assert_eq!(limiter.try_acquire_at(Some(2_010)).await.unwrap(), Attempt::Granted);
+    redis.cleanup().await;
+}
+
+#[tokio::test]
+async fn no_sliding_window_ever_holds_more_than_the_limit_under_contention() {
+    let redis = TestRedis::new("rl-window").await;
+    let limiter = RateLimiter::new(redis.conn.clone(), &redis.keys, 20.0);
+    // Eight callers ask every 250 ms of simulated time for 10 simulated minutes.
+    let mut grants = Vec::new();
+    let mut now = 0u64;
+    while now < 600_000 {
+        for _ in 0..8 {
+            if limiter.try_acquire_at(Some(now)).await.unwrap() == Attempt::Granted {
+                grants.push(now);
+            }
+        }
+        now += 250;
+    }
+    let busiest_minute = max_in_window(&grants, 60_000);
+    assert!(busiest_minute <= 20, "{busiest_minute} grants in one 60 s window");
+    assert!(busiest_minute >= 18, "utilization: {busiest_minute} grants in the busiest minute");
+    assert_eq!(max_in_window(&grants, 1_000), 1, "the 1/60-scaled window holds one call");
+    assert!(grants.len() >= 180, "utilization stays honest: {} grants in 10 min", grants.len());
+    redis.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_lowered_limit_takes_effect_after_at_most_one_old_interval() {
+    let redis = TestRedis::new("rl-change").await;
+    let fast = RateLimiter::new(redis.conn.clone(), &redis.keys, 600.0);
+    let slow = RateLimiter::new(redis.conn.clone(), &redis.keys, 6.0);
+    assert_eq!(fast.try_acquire_at(Some(0)).await.unwrap(), Attempt::Granted);
+    // The slow limiter respects the TAT the fast one left, then spaces at its own pace.
+    assert_eq!(slow.try_acquire_at(Some(50)).await.unwrap(), Attempt::Wait(Duration::from_millis(51)));
+    assert_eq!(slow.try_acquire_at(Some(101)).await.unwrap(), Attempt::Granted);
+    assert_eq!(
+        slow.try_acquire_at(Some(5_000)).await.unwrap(),
+        Attempt::Wait(Duration::from_millis(101 + 10_100 - 5_000))
+    );
+    redis.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_caller_that_dies_while_waiting_reserves_no_budget() {
+    let redis = TestRedis::new("rl-dies").await;
+    let limiter = RateLimiter::new(redis.conn.clone(), &redis.keys, 60.0);
+    assert_eq!(limiter.try_acquire_at(Some(0)).await.unwrap(), Attempt::Granted);
+    // A caller is told to wait and then vanishes; nothing was reserved for it.
+    assert!(matches!(limiter.try_acquire_at(Some(10)).await.unwrap(), Attempt::Wait(_)));
+    // So the next permit is available to anyone exactly one interval after the last grant.
+    assert_eq!(limiter.try_acquire_at(Some(1_010)).await.unwrap(), Attempt::Granted);
+    redis.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_cool_down_pauses_every_limiter_of_the_namespace() {
+    let redis = TestRedis::new("rl-cool").await;
+    let a = RateLimiter::new(redis.conn.clone(), &redis.keys, 6000.0);
+    let b = RateLimiter::new(redis.conn.clone(), &redis.keys, 6000.0);
+    a.cool_down(Duration::from_millis(400)).await.unwrap();
+    match b.try_acquire().await.unwrap() {
+        Attempt::Wait(wait) => assert!(wait > Duration::from_millis(300), "{wait:?}"),
+        other => panic!("expected a wait during the cool-down, got {other:?}"),
+    }
+    // A shorter cool-down never shortens a running one.
+    b.cool_down(Duration::from_millis(10)).await.unwrap();
+    assert!(b.cooldown_remaining().await.unwrap().unwrap() > Duration::from_millis(300));
+    let started = Instant::now();
+    let permit = b.acquire(&CancellationToken::new()).await.expect("granted after the pause");
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert!(permit.waited >= Duration::from_millis(300));
+    redis.cleanup().await;
+}
+
+#[tokio::test]
+async fn shutdown_interrupts_a_wait_for_a_permit() {
+    let redis = TestRedis::new("rl-cancel").await;
+    let limiter = RateLimiter::new(redis.conn.clone(), &redis.keys, 1.0);
+    limiter.acquire(&CancellationToken::new()).await.unwrap();
+    let cancel = CancellationToken::new();
+    let trigger = cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        trigger.cancel();
+    });
+    let started = Instant::now();
+    assert!(limiter.acquire(&cancel).await.is_none());
+    assert!(started.elapsed() < Duration::from_secs(5), "the wait was cut short by shutdown");
+    redis.cleanup().await;
+}
+
+#[tokio::test]
+async fn concurrent_processes_share_one_budget_on_redis_time() {
+    let redis = TestRedis::new("rl-shared").await;
+    // Four independent connections stand in for four worker pods at 1,200/min (20/s).
+    let mut tasks = Vec::new();
+    let started = Instant::now();
+    for _ in 0..4 {
+        let client = redis::Client::open(crate::support::redis_url()).unwrap();
+        let conn = redis::aio::ConnectionManager::new(client).await.unwrap();
+        let limiter = RateLimiter::new(conn, &redis.keys, 1200.0);
+        tasks.push(tokio::spawn(async move {
+            let cancel = CancellationToken::new();
+            let mut got = Vec::new();
+            while started.elapsed() < Duration::from_millis(1_000) {
+                limiter.acquire(&cancel).await.unwrap();
+                got.push(started.elapsed().as_millis() as u64);
+            }
+            got
+        }));
+    }
+    let mut grants = Vec::new();
+    for task in tasks {
+        grants.extend(task.await.unwrap());
+    }
+    let within_first_second = grants.iter().filter(|&&t| t < 1_000).count();
+    assert!(within_first_second <= 21, "{within_first_second} grants in 1 s at 20/s");
+    assert!(within_first_second >= 15, "utilization: {within_first_second} grants in 1 s");
+    redis.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_disabled_limiter_grants_at_once_and_has_no_eta() {
+    let redis = TestRedis::new("rl-off").await;
+    let limiter = RateLimiter::new(redis.conn.clone(), &redis.keys, 0.0);
+    for _ in 0..100 {
+        assert_eq!(limiter.try_acquire().await.unwrap(), Attempt::Granted);
+    }
+    assert_eq!(limiter.eta(10), None);
+    redis.cleanup().await;
+}
+
+#[test]
+fn eta_counts_the_spacing_of_what_remains() {
+    assert_eq!(eta_at_rate(20.0, 0), Some(Duration::ZERO));
+    let eta = eta_at_rate(20.0, 100).unwrap();
+    assert!((eta.as_secs_f64() - 303.0).abs() < 0.01, "{eta:?}");
+    assert_eq!(eta_at_rate(0.0, 100), None);
+}

@@ -1,0 +1,47 @@
+//! Test support: a real Redis connection with a namespace of its own per test, whose keys
+//! are deleted when the test ends — so tests run in parallel on one Redis, never FLUSHALL.
+
+use redis::aio::ConnectionManager;
+use shared::KeySpace;
+
+/// The Redis tests talk to (`REDIS_URL`, default the local one).
+pub(crate) fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// One test's slice of the real Redis.
+pub(crate) struct TestRedis {
+    pub(crate) conn: ConnectionManager,
+    pub(crate) keys: KeySpace,
+}
+
+impl TestRedis {
+    /// Connects and picks a namespace unique to this test run.
+    pub(crate) async fn new(test: &str) -> Self {
+        let client = redis::Client::open(redis_url()).expect("REDIS_URL is a valid URL");
+        let conn = ConnectionManager::new(client)
+            .await
+            .expect("a Redis must answer at REDIS_URL (scripts/ensure-redis starts one)");
+        let namespace = format!("test-{test}-{}", uuid::Uuid::new_v4().simple());
+        Self {
+            conn,
+            keys: KeySpace::new(namespace),
+        }
+    }
+
+    /// Deletes every key of this test's namespace (plain and hash-tagged forms).
+    pub(crate) async fn cleanup(&self) {
+        let mut conn = self.conn.clone();
+        let ns = self.keys.namespace();
+        for pattern in [format!("{ns}:*"), format!("{{{ns}:*")] {
+            let keys: Vec<String> = redis::cmd("KEYS")
+                .arg(&pattern)
+                .query_async(&mut conn)
+                .await
+                .unwrap_or_default();
+            if !keys.is_empty() {
+                let _: Result<(), _> = redis::cmd("DEL").arg(&keys).query_async(&mut conn).await;
+            }
+        }
+    }
+}
