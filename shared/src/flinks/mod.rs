@@ -1,1 +1,31 @@
-//! Flinks client (in progress).
+//! The typed async Flinks client (contract `flinks-api.md` §1–§5, §8).
+//!
+//! - [`config`]: where Flinks is, which credentials to send, timeouts and body cap.
+//! - [`client`]: [`FlinksClient`], one method per endpoint the routine calls.
+//! - [`model`]: wire types (PascalCase JSON, exact decimals, naive-UTC timestamps).
+//! - [`classify`](mod@classify): the pure (status, FlinksCode, Message) → [`Classification`] table.
+//! - [`error`]: [`Error`], with variants named by what the caller does next.
+//! - [`call_log`]: the one trace event and the metrics of every call.
+//!
+//! This module does not retry, poll, sleep or rate-limit: those are the worker's policy,
+//! driven by the classification.
+
+pub mod call_log;
+pub mod classify;
+pub mod client;
+pub mod config;
+pub mod error;
+pub mod model;
+
+pub use call_log::Endpoint;
+pub use classify::{
+    classify, classify_transport, Classification, RetryHint, RetryKind, TransportKind,
+    UNKNOWN_CODE_RETRY_CAP,
+};
+pub use client::{AuthorizeToken, FlinksClient};
+pub use config::FlinksConfig;
+pub use error::{Error, Failure};
+pub use model::{
+    Account, AccountsDetail, AuthorizeOk, Balance, DetailOutcome, Holder, IneligibleCard,
+    Institution, LoginInfo, Transaction,
+};

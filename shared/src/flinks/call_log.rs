@@ -1,0 +1,300 @@
+//! The API call trace: one structured event and the metric updates for every Flinks call,
+//! emitted from one function (`record`) so logs and metrics cannot drift apart.
+//!
+//! The event (target [`API_CALL_TARGET`], `info` for 2xx, `warn` otherwise) carries the
+//! fields `timestamp` (RFC 3339), `endpoint`, `method`, `url`, `request_body` (secrets
+//! removed: the LoginId replaced by its fingerprint; `SecurityResponses`, `Password`,
+//! `Username` redacted), `http_status`, `flinks_code`, `flinks_message` (Flinks' `Message`;
+//! not `message`, which tracing reserves for the event text), `request_id`, `transport`,
+//! `latency_ms`, `outcome` (the classification) and `result` (the metric outcome label). It never
+//! carries a header value or the response body (account numbers, holders, balances,
+//! transactions). The metric name consts are public so `shared::metrics` can re-export
+//! and describe them.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::classify::{Classification, TransportKind};
+use crate::domain::{FlinksCode, LoginId, RequestId};
+
+/// Tracing target of the per-call event.
+pub const API_CALL_TARGET: &str = "flinks.api_call";
+/// Counter: Flinks calls by `endpoint` and `outcome`.
+pub const FLINKS_REQUESTS_TOTAL: &str = "nightly_refresh_flinks_requests_total";
+/// Histogram: Flinks call latency in seconds, by `endpoint`.
+pub const FLINKS_REQUEST_DURATION_SECONDS: &str = "nightly_refresh_flinks_request_duration_seconds";
+/// Counter: failed Flinks calls that carried a FlinksCode, by `flinks_code`
+/// (`FlinksCode::as_label`, unknown codes as `other`).
+pub const FLINKS_ERRORS_TOTAL: &str = "nightly_refresh_flinks_errors_total";
+/// Every value of the `outcome` label of [`FLINKS_REQUESTS_TOTAL`].
+pub const OUTCOME_LABELS: [&str; 7] = [
+    "ok",
+    "pending",
+    "unauthorized",
+    "client_error",
+    "server_error",
+    "timeout",
+    "transport_error",
+];
+
+/// The Flinks endpoints this client calls; `as_str` is the stable `endpoint` label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    /// `POST /GenerateAuthorizeToken`
+    GenerateAuthorizeToken,
+    /// `POST /Authorize`
+    Authorize,
+    /// `POST /GetAccountsDetail`
+    GetAccountsDetail,
+    /// `GET /GetAccountsDetailAsync/{RequestId}`
+    GetAccountsDetailAsync,
+    /// `PATCH /SetScheduledRefresh`
+    SetScheduledRefresh,
+    /// `GET /GetNightlyRefreshStatus`
+    GetNightlyRefreshStatus,
+}
+
+impl Endpoint {
+    /// Every endpoint (for zeroed metric series).
+    pub const ALL: [Endpoint; 6] = [
+        Endpoint::GenerateAuthorizeToken,
+        Endpoint::Authorize,
+        Endpoint::GetAccountsDetail,
+        Endpoint::GetAccountsDetailAsync,
+        Endpoint::SetScheduledRefresh,
+        Endpoint::GetNightlyRefreshStatus,
+    ];
+
+    /// The stable snake_case name used as log field and metric label.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Endpoint::GenerateAuthorizeToken => "generate_authorize_token",
+            Endpoint::Authorize => "authorize",
+            Endpoint::GetAccountsDetail => "get_accounts_detail",
+            Endpoint::GetAccountsDetailAsync => "get_accounts_detail_async",
+            Endpoint::SetScheduledRefresh => "set_scheduled_refresh",
+            Endpoint::GetNightlyRefreshStatus => "get_nightly_refresh_status",
+        }
+    }
+
+    /// The path segment Flinks uses for it.
+    pub(crate) fn path(&self) -> &'static str {
+        match self {
+            Endpoint::GenerateAuthorizeToken => "GenerateAuthorizeToken",
+            Endpoint::Authorize => "Authorize",
+            Endpoint::GetAccountsDetail => "GetAccountsDetail",
+            Endpoint::GetAccountsDetailAsync => "GetAccountsDetailAsync",
+            Endpoint::SetScheduledRefresh => "SetScheduledRefresh",
+            Endpoint::GetNightlyRefreshStatus => "GetNightlyRefreshStatus",
+        }
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One finished call, as logged and counted.
+pub(crate) struct ApiCall<'a> {
+    pub(crate) endpoint: Endpoint,
+    pub(crate) method: &'a str,
+    pub(crate) url: &'a str,
+    /// Already redacted with [`redact_body`].
+    pub(crate) request_body: Option<&'a Value>,
+    pub(crate) status: Option<u16>,
+    pub(crate) code: Option<&'a FlinksCode>,
+    pub(crate) message: Option<&'a str>,
+    pub(crate) request_id: Option<&'a RequestId>,
+    pub(crate) transport: Option<TransportKind>,
+    pub(crate) latency: Duration,
+    pub(crate) class: Classification,
+}
+
+/// The `outcome` label: what happened on the wire, coarser than the classification.
+pub(crate) fn outcome_label(status: Option<u16>, transport: Option<TransportKind>) -> &'static str {
+    match (transport, status) {
+        (Some(TransportKind::Timeout), _) => "timeout",
+        (Some(_), _) => "transport_error",
+        (None, Some(202)) => "pending",
+        (None, Some(203 | 401 | 403)) => "unauthorized",
+        (None, Some(200..=299)) => "ok",
+        (None, Some(500..=599)) => "server_error",
+        (None, Some(_)) => "client_error",
+        (None, None) => "transport_error",
+    }
+}
+
+/// Emits the call's event and bumps its metrics.
+pub(crate) fn record(call: &ApiCall<'_>) {
+    let outcome = outcome_label(call.status, call.transport);
+    let endpoint = call.endpoint.as_str();
+    let timestamp = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let body = call.request_body.map(Value::to_string);
+    let latency_ms = u64::try_from(call.latency.as_millis()).unwrap_or(u64::MAX);
+    let code = call.code.map(FlinksCode::as_str);
+    let request_id = call.request_id.map(RequestId::as_str);
+    let transport = call.transport.map(|kind| kind.as_str());
+    let class = call.class.as_str();
+
+    macro_rules! emit {
+        ($level:ident) => {
+            tracing::$level!(
+                target: API_CALL_TARGET,
+                timestamp = %timestamp,
+                endpoint,
+                method = call.method,
+                url = call.url,
+                request_body = body.as_deref(),
+                http_status = call.status,
+                flinks_code = code,
+                flinks_message = call.message,
+                request_id,
+                transport,
+                latency_ms,
+                outcome = class,
+                result = outcome,
+                "flinks api call"
+            )
+        };
+    }
+    if matches!(call.status, Some(200..=299)) && call.transport.is_none() {
+        emit!(info);
+    } else {
+        emit!(warn);
+    }
+
+    metrics::counter!(FLINKS_REQUESTS_TOTAL, "endpoint" => endpoint, "outcome" => outcome)
+        .increment(1);
+    metrics::histogram!(FLINKS_REQUEST_DURATION_SECONDS, "endpoint" => endpoint)
+        .record(call.latency.as_secs_f64());
+    let failed = !matches!(
+        call.class,
+        Classification::Success | Classification::Pending
+    );
+    if let (true, Some(code)) = (failed, call.code) {
+        metrics::counter!(FLINKS_ERRORS_TOTAL, "flinks_code" => code.as_label()).increment(1);
+    }
+}
+
+const REDACTED: &str = "[REDACTED]";
+
+/// A copy of a request body that is safe to log: `LoginId` values (and `LoginIds`
+/// entries) become fingerprints, `SecurityResponses`, `Password` and `Username` (any
+/// case, any depth) become `[REDACTED]`.
+pub(crate) fn redact_body(body: &Value) -> Value {
+    match body {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(key, value)| {
+                    let lower = key.to_ascii_lowercase();
+                    let value = match lower.as_str() {
+                        "securityresponses" | "password" | "username" => Value::from(REDACTED),
+                        "loginid" | "loginids" => fingerprint_all(value),
+                        _ => redact_body(value),
+                    };
+                    (key.clone(), value)
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(redact_body).collect()),
+        other => other.clone(),
+    }
+}
+
+fn fingerprint_all(value: &Value) -> Value {
+    match value {
+        Value::String(raw) => match LoginId::parse(raw) {
+            Ok(login) => Value::from(login.fingerprint()),
+            Err(_) => Value::from(REDACTED),
+        },
+        Value::Array(items) => Value::Array(items.iter().map(fingerprint_all).collect()),
+        Value::Null => Value::Null,
+        _ => Value::from(REDACTED),
+    }
+}
+
+/// Replaces every (case-insensitive) occurrence of the raw LoginId in `text` by its
+/// fingerprint, for Flinks `Message`s that echo the LoginId.
+pub(crate) fn scrub_login(text: &str, login: Option<&LoginId>) -> String {
+    let Some(login) = login else {
+        return text.to_owned();
+    };
+    let needle = login.as_str();
+    let lower = text.to_ascii_lowercase();
+    let mut out = String::with_capacity(text.len());
+    let mut rest = 0;
+    while let Some(found) = lower[rest..].find(needle) {
+        let start = rest + found;
+        out.push_str(&text[rest..start]);
+        out.push_str(&login.fingerprint());
+        rest = start + needle.len();
+    }
+    out.push_str(&text[rest..]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LOGIN: &str = "5e5b1f56-0b6c-4c53-a3a4-2b2d7a3e9f10";
+
+    #[test]
+    fn redaction_replaces_the_login_id_by_its_fingerprint_and_hides_credentials() {
+        let login = LoginId::parse(LOGIN).unwrap();
+        let body = serde_json::json!({
+            "LoginId": LOGIN,
+            "MostRecentCached": true,
+            "SecurityResponses": {"What is your pet?": ["Rex"]},
+            "password": "hunter2",
+            "Nested": [{"Username": "Greatday"}],
+        });
+        let redacted = redact_body(&body).to_string();
+        assert!(!redacted.contains(LOGIN), "{redacted}");
+        assert!(redacted.contains(&login.fingerprint()), "{redacted}");
+        for secret in ["Rex", "hunter2", "Greatday"] {
+            assert!(!redacted.contains(secret), "{redacted}");
+        }
+        assert!(redacted.contains("\"MostRecentCached\":true"), "{redacted}");
+    }
+
+    #[test]
+    fn messages_echoing_the_login_id_are_scrubbed_in_any_case() {
+        let login = LoginId::parse(LOGIN).unwrap();
+        let message = format!("LoginId {} is unknown", LOGIN.to_uppercase());
+        let scrubbed = scrub_login(&message, Some(&login));
+        assert_eq!(
+            scrubbed,
+            format!("LoginId {} is unknown", login.fingerprint())
+        );
+    }
+
+    #[test]
+    fn outcome_labels_cover_every_wire_result() {
+        assert_eq!(outcome_label(Some(200), None), "ok");
+        assert_eq!(outcome_label(Some(202), None), "pending");
+        assert_eq!(outcome_label(Some(401), None), "unauthorized");
+        assert_eq!(outcome_label(Some(429), None), "client_error");
+        assert_eq!(outcome_label(Some(502), None), "server_error");
+        assert_eq!(outcome_label(None, Some(TransportKind::Timeout)), "timeout");
+        assert_eq!(
+            outcome_label(None, Some(TransportKind::Connect)),
+            "transport_error"
+        );
+        assert_eq!(
+            outcome_label(Some(200), Some(TransportKind::Decode)),
+            "transport_error"
+        );
+        for label in [
+            outcome_label(Some(200), None),
+            outcome_label(Some(404), None),
+            outcome_label(None, None),
+        ] {
+            assert!(OUTCOME_LABELS.contains(&label));
+        }
+    }
+}

@@ -1,0 +1,476 @@
+//! The one classification of every Flinks outcome (contract §5), as a pure function.
+//!
+//! [`classify`] looks at the `FlinksCode` first and the HTTP status second, because the
+//! docs disagree on statuses (`INVALID_LOGIN` is 400 or 401, `TOO_MANY_REQUESTS` 401 or
+//! 403) but not on codes. Failures without an answer (timeouts, refused connections,
+//! unreadable or oversized bodies) go through [`classify_transport`]. The result says what
+//! the caller does next; it does not decide *when* (backoff, cool-down and escalation
+//! after the caps are the worker's policy), and it does no I/O, so the table test below
+//! is the whole specification.
+
+use std::fmt;
+
+use crate::domain::FlinksCode;
+
+/// Retry cap for codes this version does not know (contract §5: "retryable with a small
+/// cap, then escalated to permanent").
+pub const UNKNOWN_CODE_RETRY_CAP: u32 = 3;
+
+/// What the caller does next with an outcome.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Classification {
+    /// The call worked; use the body.
+    Success,
+    /// Accepted but still processing (202 `OPERATION_PENDING` / `OPERATION_DISPATCHED`):
+    /// poll `GET /GetAccountsDetailAsync/{RequestId}`.
+    Pending,
+    /// Only the user can fix it, by reconnecting through Flinks Connect. Do not retry.
+    NeedsReauth,
+    /// Try again; the hint says why, how, and how many times at most.
+    Retryable(RetryHint),
+    /// Retrying cannot help (a bug, a configuration or a data condition): record and alert.
+    Permanent,
+}
+
+/// Why an outcome is retryable and how the caller should retry it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetryHint {
+    /// What kind of retry.
+    pub kind: RetryKind,
+    /// At most this many retries of this outcome (after the first attempt), then treat it
+    /// as permanent. `None`: no cap from the contract; the caller's own policy applies.
+    pub retry_cap: Option<u32>,
+}
+
+/// The reasons to retry, each with its own caller action.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RetryKind {
+    /// 5xx, `AGGREGATION_ERROR`, timeouts, connection errors: exponential backoff.
+    Transient,
+    /// A 2xx whose body could not be used (not JSON, truncated, over the size cap).
+    BadResponse,
+    /// `TOO_MANY_REQUESTS` or a literal 429: back off and start the global cool-down.
+    Throttled,
+    /// `SESSION_NONEXISTENT` / `SESSION_EXPIRED` / `ALREADY_AUTHORIZED`: the RequestId is
+    /// no longer usable; start a fresh Authorize, then retry.
+    SessionLapsed,
+    /// `ACCESS_DENIED` or a bare 401/403: the authorize token or a key was refused.
+    /// Retry once with a freshly generated token (`authorize` always mints one), then it
+    /// is a configuration problem.
+    AuthRejected,
+    /// `CARD_IN_USE` / `CONCURRENT_SESSION`: the card is busy; back off for minutes.
+    Busy,
+    /// `UNAUTHORIZED`, `RETRY_LATER`, `BANK_MAINTENANCE_RETRY_LATER`,
+    /// `DISABLED_INSTITUTION`: the bank side is unavailable; retry later or next run
+    /// (these codes keep the card eligible for nightly refresh).
+    BankUnavailable,
+    /// A code or status this version does not know, or an outcome the endpoint should not
+    /// produce: retry a few times ([`UNKNOWN_CODE_RETRY_CAP`]), then escalate.
+    Unrecognised,
+}
+
+impl RetryHint {
+    const fn new(kind: RetryKind, retry_cap: Option<u32>) -> Self {
+        Self { kind, retry_cap }
+    }
+
+    /// True when the worker should trigger the global cool-down.
+    pub fn is_throttled(&self) -> bool {
+        self.kind == RetryKind::Throttled
+    }
+
+    /// True when the RequestId is dead and the worker must start a fresh Authorize.
+    pub fn is_session_lapsed(&self) -> bool {
+        self.kind == RetryKind::SessionLapsed
+    }
+}
+
+/// Why no usable answer arrived (no HTTP status, or a 2xx body that could not be used).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransportKind {
+    /// The per-call timeout elapsed (connecting, waiting or reading the body).
+    Timeout,
+    /// The connection could not be established (refused, DNS, TLS).
+    Connect,
+    /// A success body that is not the expected JSON (HTML page, truncated JSON).
+    Decode,
+    /// The body was longer than `max_body_bytes`; reading stopped at the cap.
+    BodyTooLarge,
+    /// Anything else the HTTP stack reported (reset connection, protocol error...).
+    Other,
+}
+
+impl TransportKind {
+    /// A stable lower-case name for logs.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            TransportKind::Timeout => "timeout",
+            TransportKind::Connect => "connect",
+            TransportKind::Decode => "decode",
+            TransportKind::BodyTooLarge => "body_too_large",
+            TransportKind::Other => "other",
+        }
+    }
+}
+
+impl fmt::Display for TransportKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Classification {
+    /// A stable lower-case name for logs (`success`, `pending`, `needs_reauth`,
+    /// `retryable`, `permanent`).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Classification::Success => "success",
+            Classification::Pending => "pending",
+            Classification::NeedsReauth => "needs_reauth",
+            Classification::Retryable(_) => "retryable",
+            Classification::Permanent => "permanent",
+        }
+    }
+}
+
+/// Classifies one answer: FlinksCode first, HTTP status second (contract §5).
+///
+/// Rules beyond the table, each a judgement call:
+/// - `OK`/`CREATED` only mean success with a 2xx status; otherwise the status decides.
+/// - A 203 (MFA prompted) is needs-reauth whatever the code: nothing answers MFA unattended.
+/// - `INVALID_LOGIN` is permanent when the `Message` says the LoginId itself is unknown,
+///   invalid or not owned by this customer (see [`login_id_is_unknown`]); otherwise (stored
+///   bank credentials are invalid, or no message) it is needs-reauth, the option that puts
+///   a human in the loop without dropping the login.
+/// - Without a code: 2xx success, 202 pending, 203 needs-reauth, 429 throttled, 408 and
+///   5xx transient, a bare 401/403 is a refused token or key (retry once), any other 4xx
+///   is permanent (a malformed call or a wrong URL), anything else is unrecognised.
+pub fn classify(status: u16, code: Option<&FlinksCode>, message: Option<&str>) -> Classification {
+    use Classification::{NeedsReauth, Pending, Permanent, Retryable, Success};
+    use RetryKind::*;
+
+    if status == 203 {
+        return NeedsReauth;
+    }
+    let is_2xx = (200..300).contains(&status);
+    if let Some(code) = code {
+        return match code {
+            FlinksCode::Ok | FlinksCode::Created if is_2xx => Success,
+            FlinksCode::Ok | FlinksCode::Created => classify_status(status),
+            FlinksCode::OperationPending | FlinksCode::OperationDispatched => Pending,
+            FlinksCode::SessionNonexistent | FlinksCode::SessionExpired => {
+                Retryable(RetryHint::new(SessionLapsed, Some(2)))
+            }
+            FlinksCode::AlreadyAuthorized => Retryable(RetryHint::new(SessionLapsed, Some(1))),
+            FlinksCode::CardInUse | FlinksCode::ConcurrentSession => {
+                Retryable(RetryHint::new(Busy, None))
+            }
+            FlinksCode::AccessDenied => Retryable(RetryHint::new(AuthRejected, Some(1))),
+            FlinksCode::InvalidLogin if login_id_is_unknown(message) => Permanent,
+            FlinksCode::InvalidLogin
+            | FlinksCode::InvalidUsername
+            | FlinksCode::InvalidPassword
+            | FlinksCode::InvalidSecurityResponse
+            | FlinksCode::InvalidSecurityResponseNoRetry
+            | FlinksCode::QuestionNotFound
+            | FlinksCode::UnknownChallengeKey
+            | FlinksCode::SecurityResponsesIncomplete
+            | FlinksCode::NewAccount
+            | FlinksCode::DisabledLogin => NeedsReauth,
+            FlinksCode::Unauthorized
+            | FlinksCode::RetryLater
+            | FlinksCode::BankMaintenanceRetryLater
+            | FlinksCode::DisabledInstitution => Retryable(RetryHint::new(BankUnavailable, None)),
+            FlinksCode::TooManyRequests => Retryable(RetryHint::new(Throttled, None)),
+            FlinksCode::AggregationError => Retryable(RetryHint::new(Transient, None)),
+            FlinksCode::InvalidRequest
+            | FlinksCode::NoTransaction
+            | FlinksCode::MethodNotAvailable => Permanent,
+            FlinksCode::Other(_) => {
+                Retryable(RetryHint::new(Unrecognised, Some(UNKNOWN_CODE_RETRY_CAP)))
+            }
+        };
+    }
+    classify_status(status)
+}
+
+fn classify_status(status: u16) -> Classification {
+    use RetryKind::*;
+    match status {
+        202 => Classification::Pending,
+        203 => Classification::NeedsReauth,
+        200..=299 => Classification::Success,
+        429 => Classification::Retryable(RetryHint::new(Throttled, None)),
+        408 | 500..=599 => Classification::Retryable(RetryHint::new(Transient, None)),
+        401 | 403 => Classification::Retryable(RetryHint::new(AuthRejected, Some(1))),
+        400..=499 => Classification::Permanent,
+        _ => Classification::Retryable(RetryHint::new(Unrecognised, Some(UNKNOWN_CODE_RETRY_CAP))),
+    }
+}
+
+/// Classifies a call that produced no usable answer.
+///
+/// Timeouts, refused connections and other I/O errors are transient (no cap: the caller's
+/// backoff applies). A 2xx body that cannot be decoded or exceeds the cap is
+/// [`RetryKind::BadResponse`] with a small cap, since it is unlikely to heal by itself.
+pub fn classify_transport(kind: TransportKind) -> Classification {
+    match kind {
+        TransportKind::Timeout | TransportKind::Connect | TransportKind::Other => {
+            Classification::Retryable(RetryHint::new(RetryKind::Transient, None))
+        }
+        TransportKind::Decode | TransportKind::BodyTooLarge => Classification::Retryable(
+            RetryHint::new(RetryKind::BadResponse, Some(UNKNOWN_CODE_RETRY_CAP)),
+        ),
+    }
+}
+
+/// The `INVALID_LOGIN` heuristic: does `message` say the LoginId itself is bad (unknown,
+/// invalid, not found, not owned by / associated with this customer) rather than the
+/// stored bank credentials?
+///
+/// It matches, case-insensitively, a mention of the login id (`loginid`, `login id`) or
+/// of the customer next to a word of rejection. Messages about credentials, username or
+/// password never match. No message: false.
+pub fn login_id_is_unknown(message: Option<&str>) -> bool {
+    let Some(message) = message else {
+        return false;
+    };
+    let text = message.to_ascii_lowercase();
+    if ["credential", "password", "username"]
+        .iter()
+        .any(|word| text.contains(word))
+    {
+        return false;
+    }
+    let names_the_id = ["loginid", "login id", "login_id", "customer"]
+        .iter()
+        .any(|word| text.contains(word));
+    let rejects = [
+        "unknown",
+        "invalid",
+        "not found",
+        "does not exist",
+        "doesn't exist",
+        "not exist",
+        "not owned",
+        "not associated",
+        "does not belong",
+        "doesn't belong",
+        "not linked",
+    ]
+    .iter()
+    .any(|word| text.contains(word));
+    names_the_id && rejects
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Classification::*;
+
+    fn retry(kind: RetryKind, cap: Option<u32>) -> Classification {
+        Retryable(RetryHint::new(kind, cap))
+    }
+
+    #[test]
+    fn every_row_of_the_contract_table_classifies_as_documented() {
+        use RetryKind::*;
+        let code = |s: &str| Some(FlinksCode::parse(s));
+        // (status, code, message, expected) — one line per §5 row, with every status the
+        // sources disagree on.
+        let table: Vec<(u16, Option<FlinksCode>, Option<&str>, Classification)> = vec![
+            (200, None, None, Success),
+            (200, code("OK"), None, Success),
+            (201, code("CREATED"), None, Success),
+            (202, code("OPERATION_PENDING"), None, Pending),
+            (202, code("OPERATION_DISPATCHED"), None, Pending),
+            (203, None, None, NeedsReauth),
+            (
+                400,
+                code("SESSION_NONEXISTENT"),
+                None,
+                retry(SessionLapsed, Some(2)),
+            ),
+            (
+                400,
+                code("SESSION_EXPIRED"),
+                None,
+                retry(SessionLapsed, Some(2)),
+            ),
+            (
+                401,
+                code("SESSION_EXPIRED"),
+                None,
+                retry(SessionLapsed, Some(2)),
+            ),
+            (400, code("CARD_IN_USE"), None, retry(Busy, None)),
+            (400, code("INVALID_REQUEST"), None, Permanent),
+            (401, code("INVALID_REQUEST"), None, Permanent),
+            (
+                401,
+                code("ACCESS_DENIED"),
+                Some("You must provide a valid authorize token"),
+                retry(AuthRejected, Some(1)),
+            ),
+            (
+                401,
+                code("INVALID_LOGIN"),
+                Some("The LoginId is invalid or does not belong to this customer"),
+                Permanent,
+            ),
+            (
+                400,
+                code("INVALID_LOGIN"),
+                Some("Unknown LoginId"),
+                Permanent,
+            ),
+            (
+                401,
+                code("INVALID_LOGIN"),
+                Some("The stored credentials are invalid"),
+                NeedsReauth,
+            ),
+            (401, code("INVALID_LOGIN"), None, NeedsReauth),
+            (401, code("INVALID_USERNAME"), None, NeedsReauth),
+            (401, code("INVALID_PASSWORD"), None, NeedsReauth),
+            (401, code("INVALID_SECURITY_RESPONSE"), None, NeedsReauth),
+            (
+                401,
+                code("INVALID_SECURITY_RESPONSE_NO_RETRY"),
+                None,
+                NeedsReauth,
+            ),
+            (401, code("QUESTION_NOT_FOUND"), None, NeedsReauth),
+            (401, code("UNKNOWN_CHALLENGE_KEY"), None, NeedsReauth),
+            (401, code("SECURITYRESPONSES_INCOMPLETE"), None, NeedsReauth),
+            (401, code("NEW_ACCOUNT"), None, NeedsReauth),
+            (401, code("DISABLED_LOGIN"), None, NeedsReauth),
+            (
+                401,
+                code("UNAUTHORIZED"),
+                None,
+                retry(BankUnavailable, None),
+            ),
+            (401, code("RETRY_LATER"), None, retry(BankUnavailable, None)),
+            (
+                503,
+                code("BANK_MAINTENANCE_RETRY_LATER"),
+                None,
+                retry(BankUnavailable, None),
+            ),
+            (401, code("CONCURRENT_SESSION"), None, retry(Busy, None)),
+            (401, code("TOO_MANY_REQUESTS"), None, retry(Throttled, None)),
+            (403, code("TOO_MANY_REQUESTS"), None, retry(Throttled, None)),
+            (
+                405,
+                code("DISABLED_INSTITUTION"),
+                None,
+                retry(BankUnavailable, None),
+            ),
+            (500, code("AGGREGATION_ERROR"), None, retry(Transient, None)),
+            (
+                400,
+                code("ALREADY_AUTHORIZED"),
+                None,
+                retry(SessionLapsed, Some(1)),
+            ),
+            (400, code("NO_TRANSACTION"), None, Permanent),
+            (400, code("METHOD_NOT_AVAILABLE"), None, Permanent),
+            (502, None, None, retry(Transient, None)),
+            (500, None, None, retry(Transient, None)),
+            (504, None, None, retry(Transient, None)),
+            // Beyond the table: literal 429, unknown codes, bare statuses.
+            (429, None, None, retry(Throttled, None)),
+            (
+                400,
+                code("SOMETHING_NEW"),
+                None,
+                retry(Unrecognised, Some(UNKNOWN_CODE_RETRY_CAP)),
+            ),
+            (
+                401,
+                None,
+                Some("You must provide a valid authorize token"),
+                retry(AuthRejected, Some(1)),
+            ),
+            (403, None, None, retry(AuthRejected, Some(1))),
+            (404, None, None, Permanent),
+            (408, None, None, retry(Transient, None)),
+            (
+                302,
+                None,
+                None,
+                retry(Unrecognised, Some(UNKNOWN_CODE_RETRY_CAP)),
+            ),
+            (500, code("OK"), None, retry(Transient, None)),
+            (203, code("QUESTION_NOT_FOUND"), None, NeedsReauth),
+        ];
+        for (status, code, message, expected) in table {
+            assert_eq!(
+                classify(status, code.as_ref(), message),
+                expected,
+                "status {status}, code {code:?}, message {message:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_known_code_has_a_class() {
+        for code in FlinksCode::KNOWN {
+            // Must not panic and must not fall through to "unrecognised".
+            let class = classify(401, Some(code), None);
+            assert_ne!(
+                class,
+                retry(RetryKind::Unrecognised, Some(UNKNOWN_CODE_RETRY_CAP)),
+                "{code}"
+            );
+        }
+    }
+
+    #[test]
+    fn transport_failures_are_retryable() {
+        assert_eq!(
+            classify_transport(TransportKind::Timeout),
+            retry(RetryKind::Transient, None)
+        );
+        assert_eq!(
+            classify_transport(TransportKind::Connect),
+            retry(RetryKind::Transient, None)
+        );
+        assert_eq!(
+            classify_transport(TransportKind::BodyTooLarge),
+            retry(RetryKind::BadResponse, Some(UNKNOWN_CODE_RETRY_CAP))
+        );
+        assert_eq!(
+            classify_transport(TransportKind::Decode),
+            retry(RetryKind::BadResponse, Some(UNKNOWN_CODE_RETRY_CAP))
+        );
+    }
+
+    #[test]
+    fn throttle_and_session_flags_are_exposed_on_the_hint() {
+        let Retryable(hint) = classify(401, Some(&FlinksCode::TooManyRequests), None) else {
+            panic!("not retryable")
+        };
+        assert!(hint.is_throttled() && !hint.is_session_lapsed());
+        let Retryable(hint) = classify(400, Some(&FlinksCode::SessionNonexistent), None) else {
+            panic!("not retryable")
+        };
+        assert!(hint.is_session_lapsed() && !hint.is_throttled());
+    }
+
+    #[test]
+    fn the_invalid_login_heuristic_reads_the_message() {
+        assert!(login_id_is_unknown(Some("LoginId not found")));
+        assert!(login_id_is_unknown(Some("Login id does not exist")));
+        assert!(login_id_is_unknown(Some(
+            "The LoginId is not owned by this CustomerId"
+        )));
+        assert!(!login_id_is_unknown(Some("Invalid username or password")));
+        assert!(!login_id_is_unknown(Some(
+            "The credentials for this LoginId are invalid"
+        )));
+        assert!(!login_id_is_unknown(Some("Something went wrong")));
+        assert!(!login_id_is_unknown(None));
+    }
+}

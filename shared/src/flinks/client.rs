@@ -1,0 +1,530 @@
+//! `FlinksClient`: one async method per Flinks endpoint the nightly routine calls.
+//!
+//! Every call goes through one private path (`FlinksClient::execute`): build the request
+//! with the configured headers (each sent only when its secret is set, marked sensitive),
+//! send it with the endpoint's timeout, read at most `max_body_bytes` of the body in
+//! chunks, classify the answer ([`classify`]), decode a success, then emit the call's one
+//! trace event and metrics (`call_log::record`) and map failures to [`Error`]. The client
+//! is an `Arc` around one `reqwest::Client` (rustls, pooled connections, no redirects so
+//! no key is ever forwarded to another host), so clones are cheap and share the pool.
+//! It does not retry, poll or sleep: the caller decides from the classification.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reqwest::header::{HeaderName, HeaderValue, ACCEPT, AUTHORIZATION};
+use reqwest::Method;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{json, Value};
+use tracing::field::Empty;
+use url::Url;
+
+use super::call_log::{self, redact_body, scrub_login, ApiCall, Endpoint};
+use super::classify::{classify, classify_transport, Classification, TransportKind};
+use super::config::FlinksConfig;
+use super::error::{Error, Failure};
+use super::model::{
+    AccountsDetail, AccountsDetailBody, AuthorizeBody, AuthorizeOk, AuthorizeTokenBody,
+    DetailOutcome, Envelope, IneligibleCard, Institution, NightlyRefreshStatusBody,
+};
+use crate::domain::{FlinksCode, LoginId, RequestId};
+
+const FLINKS_AUTH_KEY: HeaderName = HeaderName::from_static("flinks-auth-key");
+const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+
+/// A single-use authorize token from `/GenerateAuthorizeToken` (valid 30 min unused).
+/// `Debug` does not print it.
+pub struct AuthorizeToken(SecretString);
+
+impl AuthorizeToken {
+    /// The token value, for the `flinks-auth-key` header. Never log it.
+    pub fn expose_secret(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+impl std::fmt::Debug for AuthorizeToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AuthorizeToken(<redacted>)")
+    }
+}
+
+/// The typed Flinks client. Cheap to clone (clones share one connection pool).
+#[derive(Clone)]
+pub struct FlinksClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    config: FlinksConfig,
+    secret_key: Option<HeaderValue>,
+    api_key: Option<HeaderValue>,
+    bearer: Option<HeaderValue>,
+}
+
+impl std::fmt::Debug for FlinksClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FlinksClient")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One request, before it is sent.
+struct Call<'a> {
+    endpoint: Endpoint,
+    method: Method,
+    url: Url,
+    body: Option<Value>,
+    auth: Option<(HeaderName, HeaderValue)>,
+    timeout: Duration,
+    /// Whose LoginId to scrub from Flinks' `Message`.
+    login: Option<&'a LoginId>,
+    /// A 202 is an answer (detail endpoints) rather than a failure.
+    accepts_pending: bool,
+    /// Record the answer's RequestId on the current span (its `request_id` field is
+    /// `Empty` until the answer names it).
+    records_request_id: bool,
+}
+
+enum Reply<T> {
+    Ready(T),
+    Pending {
+        request_id: Option<RequestId>,
+        code: Option<FlinksCode>,
+    },
+}
+
+fn secret_header(
+    name: &str,
+    value: Option<&SecretString>,
+    prefix: &str,
+) -> Result<Option<HeaderValue>, Error> {
+    value
+        .map(|secret| {
+            let mut header = HeaderValue::from_str(&format!("{prefix}{}", secret.expose_secret()))
+                .map_err(|_| {
+                    Error::Config(format!(
+                        "flinks {name} contains characters not allowed in an HTTP header"
+                    ))
+                })?;
+            header.set_sensitive(true);
+            Ok(header)
+        })
+        .transpose()
+}
+
+fn transport_kind(error: &reqwest::Error) -> TransportKind {
+    if error.is_timeout() {
+        TransportKind::Timeout
+    } else if error.is_connect() {
+        TransportKind::Connect
+    } else {
+        TransportKind::Other
+    }
+}
+
+/// Reads the body in chunks, stopping as soon as it would exceed `cap` bytes.
+async fn read_capped(
+    response: &mut reqwest::Response,
+    cap: usize,
+) -> Result<Vec<u8>, TransportKind> {
+    if response
+        .content_length()
+        .is_some_and(|len| len > cap as u64)
+    {
+        return Err(TransportKind::BodyTooLarge);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| transport_kind(&e))? {
+        if body.len() + chunk.len() > cap {
+            return Err(TransportKind::BodyTooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+impl FlinksClient {
+    /// Builds a client after validating `config` (see [`FlinksConfig::validate`]).
+    pub fn new(config: FlinksConfig) -> Result<Self, Error> {
+        config.validate().map_err(Error::Config)?;
+        let http = reqwest::Client::builder()
+            .use_rustls_tls()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(config.default_timeout.min(Duration::from_secs(10)))
+            .pool_idle_timeout(Duration::from_secs(90))
+            .user_agent(concat!("nightly-refresh/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                secret_key: secret_header("secret_key", config.secret_key.as_ref(), "")?,
+                api_key: secret_header("api_key", config.api_key.as_ref(), "")?,
+                bearer: secret_header("bearer_secret", config.bearer_secret.as_ref(), "Bearer ")?,
+                http,
+                config,
+            }),
+        })
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &FlinksConfig {
+        &self.inner.config
+    }
+
+    /// `POST /GenerateAuthorizeToken` with `flinks-auth-key: <secret key>` (if configured):
+    /// a fresh single-use token for one `/Authorize`.
+    #[tracing::instrument(
+        skip_all,
+        name = "flinks.generate_authorize_token",
+        err(level = "debug")
+    )]
+    pub async fn generate_authorize_token(&self) -> Result<AuthorizeToken, Error> {
+        let call = Call {
+            endpoint: Endpoint::GenerateAuthorizeToken,
+            method: Method::POST,
+            url: self.url(Endpoint::GenerateAuthorizeToken, None),
+            body: Some(json!({})),
+            auth: self.inner.secret_key.clone().map(|v| (FLINKS_AUTH_KEY, v)),
+            timeout: self.inner.config.authorize_timeout,
+            login: None,
+            accepts_pending: false,
+            records_request_id: false,
+        };
+        let reply = self
+            .execute(call, |bytes| {
+                let body: AuthorizeTokenBody = serde_json::from_slice(bytes).ok()?;
+                let token = body.token.filter(|t| !t.is_empty())?;
+                HeaderValue::from_str(&token).ok()?;
+                Some(AuthorizeToken(SecretString::from(token)))
+            })
+            .await?;
+        ready(reply, Endpoint::GenerateAuthorizeToken)
+    }
+
+    /// Cached `POST /Authorize` `{"LoginId":..,"MostRecentCached":true}`.
+    ///
+    /// With a secret key configured it first mints a fresh single-use token and sends it as
+    /// `flinks-auth-key` (two calls, two trace events); without one it sends no auth header.
+    /// A 200 means a session is open: check `login.last_refresh` for staleness.
+    #[tracing::instrument(
+        skip_all,
+        name = "flinks.authorize",
+        fields(login = %login.fingerprint(), request_id = Empty),
+        err(level = "debug")
+    )]
+    pub async fn authorize(&self, login: &LoginId) -> Result<AuthorizeOk, Error> {
+        let auth = match self.inner.secret_key {
+            Some(_) => {
+                let token = self.generate_authorize_token().await?;
+                let mut value = HeaderValue::from_str(token.expose_secret()).map_err(|_| {
+                    Error::Config("authorize token is not a valid header value".into())
+                })?;
+                value.set_sensitive(true);
+                Some((FLINKS_AUTH_KEY, value))
+            }
+            None => None,
+        };
+        let call = Call {
+            endpoint: Endpoint::Authorize,
+            method: Method::POST,
+            url: self.url(Endpoint::Authorize, None),
+            body: Some(json!({ "LoginId": login.as_str(), "MostRecentCached": true })),
+            auth,
+            timeout: self.inner.config.authorize_timeout,
+            login: Some(login),
+            accepts_pending: false,
+            records_request_id: true,
+        };
+        let reply = self
+            .execute(call, |bytes| {
+                let body: AuthorizeBody = serde_json::from_slice(bytes).ok()?;
+                Some(AuthorizeOk {
+                    request_id: body.request_id?,
+                    login: body.login,
+                    institution: Institution::new(
+                        body.institution,
+                        body.institution_name,
+                        body.institution_id,
+                    ),
+                })
+            })
+            .await?;
+        ready(reply, Endpoint::Authorize)
+    }
+
+    /// `POST /GetAccountsDetail` `{"RequestId":..}` with `x-api-key` (if configured) and the
+    /// long `detail_timeout`. A 202 is [`DetailOutcome::Pending`]: poll
+    /// [`FlinksClient::get_accounts_detail_async`].
+    #[tracing::instrument(
+        skip_all,
+        name = "flinks.get_accounts_detail",
+        fields(request_id = %request_id),
+        err(level = "debug")
+    )]
+    pub async fn get_accounts_detail(
+        &self,
+        request_id: &RequestId,
+    ) -> Result<DetailOutcome, Error> {
+        let call = Call {
+            endpoint: Endpoint::GetAccountsDetail,
+            method: Method::POST,
+            url: self.url(Endpoint::GetAccountsDetail, None),
+            body: Some(json!({ "RequestId": request_id.as_str() })),
+            auth: self.api_key_header(),
+            timeout: self.inner.config.detail_timeout,
+            login: None,
+            accepts_pending: true,
+            records_request_id: false,
+        };
+        self.detail(call, request_id).await
+    }
+
+    /// `GET /GetAccountsDetailAsync/{RequestId}` (no body) with `x-api-key` (if configured):
+    /// one poll; [`DetailOutcome::Pending`] while Flinks is still processing.
+    #[tracing::instrument(
+        skip_all,
+        name = "flinks.get_accounts_detail_async",
+        fields(request_id = %request_id),
+        err(level = "debug")
+    )]
+    pub async fn get_accounts_detail_async(
+        &self,
+        request_id: &RequestId,
+    ) -> Result<DetailOutcome, Error> {
+        let call = Call {
+            endpoint: Endpoint::GetAccountsDetailAsync,
+            method: Method::GET,
+            url: self.url(Endpoint::GetAccountsDetailAsync, Some(request_id.as_str())),
+            body: None,
+            auth: self.api_key_header(),
+            timeout: self.inner.config.default_timeout,
+            login: None,
+            accepts_pending: true,
+            records_request_id: false,
+        };
+        self.detail(call, request_id).await
+    }
+
+    /// `PATCH /SetScheduledRefresh` `{"LoginId":..,"IsActivated":..}` with `x-api-key` (if
+    /// configured). Returns Flinks' bare-string answer (e.g. "LoginId … has now been
+    /// activated for automatic refresh"), or the raw body text if it is not a JSON string.
+    /// The answer echoes the raw LoginId: do not log it as is.
+    #[tracing::instrument(
+        skip_all,
+        name = "flinks.set_scheduled_refresh",
+        fields(login = %login.fingerprint(), activated = activated),
+        err(level = "debug")
+    )]
+    pub async fn set_scheduled_refresh(
+        &self,
+        login: &LoginId,
+        activated: bool,
+    ) -> Result<String, Error> {
+        let call = Call {
+            endpoint: Endpoint::SetScheduledRefresh,
+            method: Method::PATCH,
+            url: self.url(Endpoint::SetScheduledRefresh, None),
+            body: Some(json!({ "LoginId": login.as_str(), "IsActivated": activated })),
+            auth: self.api_key_header(),
+            timeout: self.inner.config.default_timeout,
+            login: Some(login),
+            accepts_pending: false,
+            records_request_id: false,
+        };
+        let reply = self
+            .execute(call, |bytes| {
+                serde_json::from_slice::<String>(bytes)
+                    .ok()
+                    .or_else(|| std::str::from_utf8(bytes).ok().map(str::to_owned))
+            })
+            .await?;
+        ready(reply, Endpoint::SetScheduledRefresh)
+    }
+
+    /// `GET /GetNightlyRefreshStatus` with `Authorization: Bearer <bearer_secret>` (if
+    /// configured): the cards with nightly refresh on that are no longer eligible.
+    #[tracing::instrument(
+        skip_all,
+        name = "flinks.get_nightly_refresh_status",
+        err(level = "debug")
+    )]
+    pub async fn get_nightly_refresh_status(&self) -> Result<Vec<IneligibleCard>, Error> {
+        let call = Call {
+            endpoint: Endpoint::GetNightlyRefreshStatus,
+            method: Method::GET,
+            url: self.url(Endpoint::GetNightlyRefreshStatus, None),
+            body: None,
+            auth: self.inner.bearer.clone().map(|v| (AUTHORIZATION, v)),
+            timeout: self.inner.config.default_timeout,
+            login: None,
+            accepts_pending: false,
+            records_request_id: false,
+        };
+        let reply = self
+            .execute(call, |bytes| {
+                serde_json::from_slice::<NightlyRefreshStatusBody>(bytes)
+                    .ok()
+                    .map(|body| body.ineligible_cards)
+            })
+            .await?;
+        ready(reply, Endpoint::GetNightlyRefreshStatus)
+    }
+
+    fn api_key_header(&self) -> Option<(HeaderName, HeaderValue)> {
+        self.inner.api_key.clone().map(|v| (X_API_KEY, v))
+    }
+
+    /// `base_url` + `/{endpoint}` (+ `/{segment}`, percent-encoded).
+    fn url(&self, endpoint: Endpoint, segment: Option<&str>) -> Url {
+        let mut url = self.inner.config.base_url.clone();
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty().push(endpoint.path());
+            if let Some(segment) = segment {
+                path.push(segment);
+            }
+        }
+        url
+    }
+
+    async fn detail(&self, call: Call<'_>, asked: &RequestId) -> Result<DetailOutcome, Error> {
+        let reply = self
+            .execute(call, |bytes| {
+                let raw = std::str::from_utf8(bytes).ok()?.to_owned();
+                let body: AccountsDetailBody = serde_json::from_str(&raw).ok()?;
+                Some(AccountsDetail {
+                    request_id: body.request_id.unwrap_or_else(|| asked.clone()),
+                    accounts: body.accounts,
+                    login: body.login,
+                    institution: Institution::new(
+                        body.institution,
+                        body.institution_name,
+                        body.institution_id,
+                    ),
+                    raw,
+                })
+            })
+            .await?;
+        Ok(match reply {
+            Reply::Ready(detail) => DetailOutcome::Ready(Box::new(detail)),
+            Reply::Pending { request_id, code } => DetailOutcome::Pending {
+                request_id: request_id.unwrap_or_else(|| asked.clone()),
+                code,
+            },
+        })
+    }
+
+    /// Sends one call, classifies, decodes, logs and counts it. `decode` turns a success
+    /// body into the result; `None` means the body is unusable (`decode` transport failure).
+    async fn execute<T>(
+        &self,
+        call: Call<'_>,
+        decode: impl FnOnce(&[u8]) -> Option<T>,
+    ) -> Result<Reply<T>, Error> {
+        let started = Instant::now();
+        let logged_body = call.body.as_ref().map(redact_body);
+        let mut request = self
+            .inner
+            .http
+            .request(call.method.clone(), call.url.clone())
+            .timeout(call.timeout)
+            .header(ACCEPT, "application/json");
+        if let Some(body) = &call.body {
+            request = request.json(body);
+        }
+        if let Some((name, value)) = call.auth {
+            request = request.header(name, value);
+        }
+
+        let answer = match request.send().await {
+            Ok(mut response) => {
+                let status = response.status().as_u16();
+                (
+                    status,
+                    read_capped(&mut response, self.inner.config.max_body_bytes).await,
+                )
+            }
+            Err(error) => (0, Err(transport_kind(&error))),
+        };
+
+        let mut failure = Failure {
+            endpoint: call.endpoint,
+            status: (answer.0 != 0).then_some(answer.0),
+            code: None,
+            message: None,
+            request_id: None,
+            transport: None,
+        };
+        let (class, result) = match answer {
+            (_, Err(kind)) => {
+                failure.transport = Some(kind);
+                let class = classify_transport(kind);
+                (class, Err(class))
+            }
+            (status, Ok(bytes)) => {
+                let envelope = Envelope::read(&bytes);
+                failure.code = envelope.flinks_code;
+                failure.message = envelope.message.map(|m| scrub_login(&m, call.login));
+                failure.request_id = envelope.request_id;
+                let class = classify(status, failure.code.as_ref(), failure.message.as_deref());
+                match class {
+                    Classification::Success => match decode(&bytes) {
+                        Some(value) => (class, Ok(Reply::Ready(value))),
+                        None => {
+                            failure.transport = Some(TransportKind::Decode);
+                            let class = classify_transport(TransportKind::Decode);
+                            (class, Err(class))
+                        }
+                    },
+                    Classification::Pending if call.accepts_pending => (
+                        class,
+                        Ok(Reply::Pending {
+                            request_id: failure.request_id.clone(),
+                            code: failure.code.clone(),
+                        }),
+                    ),
+                    other => (class, Err(other)),
+                }
+            }
+        };
+
+        if let (true, Some(request_id)) = (call.records_request_id, &failure.request_id) {
+            tracing::Span::current().record("request_id", tracing::field::display(request_id));
+        }
+        call_log::record(&ApiCall {
+            endpoint: call.endpoint,
+            method: call.method.as_str(),
+            url: call.url.as_str(),
+            request_body: logged_body.as_ref(),
+            status: failure.status,
+            code: failure.code.as_ref(),
+            message: failure.message.as_deref(),
+            request_id: failure.request_id.as_ref(),
+            transport: failure.transport,
+            latency: started.elapsed(),
+            class,
+        });
+        result.map_err(|class| Error::from_classification(class, failure))
+    }
+}
+
+/// Unwraps a reply of an endpoint that does not accept pending. `execute` already turns a
+/// 202 into an error for those; should one get here anyway, it is an error too, not a panic.
+fn ready<T>(reply: Reply<T>, endpoint: Endpoint) -> Result<T, Error> {
+    match reply {
+        Reply::Ready(value) => Ok(value),
+        Reply::Pending { request_id, code } => Err(Error::from_classification(
+            Classification::Pending,
+            Failure {
+                endpoint,
+                status: Some(202),
+                code,
+                message: None,
+                request_id,
+                transport: None,
+            },
+        )),
+    }
+}

@@ -1,0 +1,736 @@
+//! Wire types of the Flinks API (contract §2–§4): PascalCase JSON, every nullable field an
+//! `Option` (or an empty `Vec` for a null list), unknown fields ignored.
+//!
+//! Money is `rust_decimal::Decimal` read from the JSON number's exact text (the workspace
+//! enables serde_json's `arbitrary_precision`), never through `f64`. `LastRefresh` is naive
+//! UTC with up to 7 fractional digits. Types that hold account data have hand-written
+//! `Debug` impls that print no account number, holder, balance or transaction, so a stray
+//! `?detail` in a log line leaks nothing. This file does no I/O.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Deserializer};
+
+use crate::domain::{FlinksCode, LoginId, RequestId};
+
+// ---------------------------------------------------------------------------------------
+// Lenient field parsers.
+
+/// A JSON number (or numeric string) as an exact decimal; `null`/absent → `None`.
+fn decimal_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D::Error> {
+    // A `Value` keeps the number's exact text under serde_json's arbitrary_precision.
+    let value = Option::<serde_json::Value>::deserialize(d)?;
+    let text = match &value {
+        None | Some(serde_json::Value::Null) => return Ok(None),
+        Some(serde_json::Value::Number(number)) => number.to_string(),
+        Some(serde_json::Value::String(text)) if text.trim().is_empty() => return Ok(None),
+        Some(serde_json::Value::String(text)) => text.trim().to_owned(),
+        Some(other) => {
+            return Err(serde::de::Error::custom(format!(
+                "expected a number, got {}",
+                json_kind(other)
+            )))
+        }
+    };
+    Decimal::from_str(&text)
+        .or_else(|_| Decimal::from_scientific(&text))
+        .map(Some)
+        .map_err(|e| serde::de::Error::custom(format!("invalid decimal {text:?}: {e}")))
+}
+
+fn json_kind(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+/// Parses a Flinks timestamp: naive UTC with 0–9 fractional digits
+/// (`2018-10-23T05:36:07.6121953`, `0001-01-01T00:00:00`). An explicit offset or `Z`, which
+/// the contract says never comes, is tolerated and converted to UTC.
+pub fn parse_flinks_timestamp(text: &str) -> Option<NaiveDateTime> {
+    let text = text.trim();
+    NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
+        .or_else(|_| NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f"))
+        .ok()
+        .or_else(|| {
+            DateTime::parse_from_rfc3339(text)
+                .ok()
+                .map(|dt| dt.naive_utc())
+        })
+}
+
+fn timestamp_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<NaiveDateTime>, D::Error> {
+    match Option::<String>::deserialize(d)? {
+        None => Ok(None),
+        Some(text) if text.trim().is_empty() => Ok(None),
+        Some(text) => parse_flinks_timestamp(&text)
+            .map(Some)
+            .ok_or_else(|| serde::de::Error::custom(format!("invalid Flinks timestamp {text:?}"))),
+    }
+}
+
+/// A transaction date: `YYYY-MM-DD` (contract), also `YYYY/MM/DD` (older examples) or a
+/// timestamp; anything else becomes `None` (the raw body keeps the original).
+fn date_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<NaiveDate>, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.and_then(|text| {
+        let text = text.trim();
+        NaiveDate::parse_from_str(text, "%Y-%m-%d")
+            .or_else(|_| NaiveDate::parse_from_str(text, "%Y/%m/%d"))
+            .ok()
+            .or_else(|| parse_flinks_timestamp(text).map(|dt| dt.date()))
+    }))
+}
+
+/// `null` or absent → `T::default()` (Flinks sends `null` for empty lists).
+fn null_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+/// A LoginId that may be malformed on the wire: kept when valid, `None` otherwise.
+fn login_id_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<LoginId>, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.and_then(|raw| LoginId::parse(&raw).ok()))
+}
+
+/// A FlinksCode that may be `null` or empty.
+fn code_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<FlinksCode>, D::Error> {
+    Ok(Option::<String>::deserialize(d)?
+        .filter(|raw| !raw.trim().is_empty())
+        .map(|raw| FlinksCode::parse(&raw)))
+}
+
+/// A RequestId that may be `null` or empty.
+fn request_id_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<RequestId>, D::Error> {
+    Ok(Option::<String>::deserialize(d)?
+        .filter(|raw| !raw.trim().is_empty())
+        .map(RequestId::new))
+}
+
+/// A string-or-number field (e.g. `InstitutionId`) kept as text.
+fn text_or_number_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(match Option::<serde_json::Value>::deserialize(d)? {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(text)) => Some(text),
+        Some(serde_json::Value::Number(number)) => Some(number.to_string()),
+        Some(other) => Some(other.to_string()),
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// Every answer: the fields of the standard error body, read from any JSON object.
+
+/// The fields every Flinks answer may carry (the standard error body, contract §2).
+/// Parsed leniently from any JSON object, success bodies included.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub(crate) struct Envelope {
+    #[serde(deserialize_with = "code_opt")]
+    pub(crate) flinks_code: Option<FlinksCode>,
+    #[serde(deserialize_with = "null_default")]
+    pub(crate) message: Option<String>,
+    #[serde(deserialize_with = "request_id_opt")]
+    pub(crate) request_id: Option<RequestId>,
+}
+
+impl Envelope {
+    /// Reads the envelope of a body; a body that is not a JSON object gives an empty one.
+    pub(crate) fn read(body: &[u8]) -> Self {
+        serde_json::from_slice(body).unwrap_or_default()
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// GenerateAuthorizeToken
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct AuthorizeTokenBody {
+    #[serde(default)]
+    pub(crate) token: Option<String>,
+}
+
+// ---------------------------------------------------------------------------------------
+// Authorize
+
+/// The `Login` object of Authorize and GetAccountsDetail answers.
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct LoginInfo {
+    /// The LoginId (`Id`), when present and well-formed.
+    #[serde(rename = "Id", deserialize_with = "login_id_opt")]
+    pub id: Option<LoginId>,
+    /// The bank username. Sensitive: never log it (`Debug` hides it).
+    #[serde(deserialize_with = "null_default")]
+    pub username: Option<String>,
+    /// Whether nightly refresh is enabled for this card.
+    #[serde(deserialize_with = "null_default")]
+    pub is_scheduled_refresh: Option<bool>,
+    /// The last refresh, naive UTC. `0001-01-01T00:00:00` means never refreshed; see
+    /// [`LoginInfo::last_refresh_known`].
+    #[serde(deserialize_with = "timestamp_opt")]
+    pub last_refresh: Option<NaiveDateTime>,
+    /// `Personal` or `Business` (open string; newer field).
+    #[serde(rename = "Type", deserialize_with = "null_default")]
+    pub login_type: Option<String>,
+}
+
+impl LoginInfo {
+    /// `last_refresh`, with the `0001-01-01` "never refreshed" sentinel as `None`.
+    pub fn last_refresh_known(&self) -> Option<NaiveDateTime> {
+        self.last_refresh.filter(|at| at.year() > 1)
+    }
+}
+
+impl fmt::Debug for LoginInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoginInfo")
+            .field("id", &self.id)
+            .field("username", &self.username.as_ref().map(|_| "<redacted>"))
+            .field("is_scheduled_refresh", &self.is_scheduled_refresh)
+            .field("last_refresh", &self.last_refresh)
+            .field("login_type", &self.login_type)
+            .finish()
+    }
+}
+
+/// The institution fields shared by Authorize and GetAccountsDetail answers.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Institution {
+    /// `Institution` (legacy name, e.g. `FlinksCapital`).
+    pub name_legacy: Option<String>,
+    /// `InstitutionName` (newer field).
+    pub name: Option<String>,
+    /// `InstitutionId` (a number in the docs; kept as text).
+    pub id: Option<String>,
+}
+
+impl Institution {
+    pub(crate) fn new(legacy: Option<String>, name: Option<String>, id: Option<String>) -> Self {
+        Self {
+            name_legacy: legacy,
+            name,
+            id,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct AuthorizeBody {
+    #[serde(default, deserialize_with = "request_id_opt")]
+    pub(crate) request_id: Option<RequestId>,
+    #[serde(default, deserialize_with = "null_default")]
+    pub(crate) login: LoginInfo,
+    #[serde(default, deserialize_with = "null_default")]
+    pub(crate) institution: Option<String>,
+    #[serde(default, deserialize_with = "null_default")]
+    pub(crate) institution_name: Option<String>,
+    #[serde(default, deserialize_with = "text_or_number_opt")]
+    pub(crate) institution_id: Option<String>,
+}
+
+/// A successful cached Authorize: a session is open.
+///
+/// A 200 only means that; compare `login.last_refresh` with today to know whether the
+/// nightly refresh actually happened (contract §2).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthorizeOk {
+    /// The session id for GetAccountsDetail: use it within 8 minutes, never across runs.
+    pub request_id: RequestId,
+    /// The `Login` object.
+    pub login: LoginInfo,
+    /// The institution fields.
+    pub institution: Institution,
+}
+
+// ---------------------------------------------------------------------------------------
+// GetAccountsDetail
+
+/// A transaction of an account (contract §3). Amounts are positive; normally exactly one
+/// of `debit`/`credit` is set.
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Transaction {
+    /// Flinks' transaction id: dedupe on it (cached windows overlap between runs).
+    #[serde(deserialize_with = "null_default")]
+    pub id: Option<String>,
+    /// Booking date.
+    #[serde(deserialize_with = "date_opt")]
+    pub date: Option<NaiveDate>,
+    /// Deprecated, normally null.
+    #[serde(deserialize_with = "null_default")]
+    pub code: Option<String>,
+    /// Bank description.
+    #[serde(deserialize_with = "null_default")]
+    pub description: Option<String>,
+    /// Money out.
+    #[serde(deserialize_with = "decimal_opt")]
+    pub debit: Option<Decimal>,
+    /// Money in.
+    #[serde(deserialize_with = "decimal_opt")]
+    pub credit: Option<Decimal>,
+    /// Running balance after the transaction.
+    #[serde(deserialize_with = "decimal_opt")]
+    pub balance: Option<Decimal>,
+}
+
+impl fmt::Debug for Transaction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Transaction")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An account balance.
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Balance {
+    /// Available funds.
+    #[serde(deserialize_with = "decimal_opt")]
+    pub available: Option<Decimal>,
+    /// Current balance.
+    #[serde(deserialize_with = "decimal_opt")]
+    pub current: Option<Decimal>,
+    /// Credit limit.
+    #[serde(deserialize_with = "decimal_opt")]
+    pub limit: Option<Decimal>,
+}
+
+impl fmt::Debug for Balance {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Balance(<redacted>)")
+    }
+}
+
+/// A postal address of a holder.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Address {
+    /// Street address.
+    #[serde(deserialize_with = "null_default")]
+    pub civic_address: Option<String>,
+    /// City.
+    #[serde(deserialize_with = "null_default")]
+    pub city: Option<String>,
+    /// Province.
+    #[serde(deserialize_with = "null_default")]
+    pub province: Option<String>,
+    /// Postal code.
+    #[serde(deserialize_with = "null_default")]
+    pub postal_code: Option<String>,
+    /// PO box.
+    #[serde(rename = "POBox", deserialize_with = "null_default")]
+    pub po_box: Option<String>,
+    /// Country.
+    #[serde(deserialize_with = "null_default")]
+    pub country: Option<String>,
+}
+
+/// The account holder (KYC). Personal data: `Debug` prints nothing of it.
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Holder {
+    /// Name.
+    #[serde(deserialize_with = "null_default")]
+    pub name: Option<String>,
+    /// Address.
+    #[serde(deserialize_with = "null_default")]
+    pub address: Option<Address>,
+    /// Email.
+    #[serde(deserialize_with = "null_default")]
+    pub email: Option<String>,
+    /// Phone number.
+    #[serde(deserialize_with = "null_default")]
+    pub phone_number: Option<String>,
+}
+
+impl fmt::Debug for Holder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Holder(<redacted>)")
+    }
+}
+
+/// One account of a GetAccountsDetail answer (contract §3; almost everything nullable).
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Account {
+    /// Flinks' account id.
+    #[serde(deserialize_with = "null_default")]
+    pub id: Option<String>,
+    /// Display title.
+    #[serde(deserialize_with = "null_default")]
+    pub title: Option<String>,
+    /// Full account number (sensitive).
+    #[serde(deserialize_with = "null_default")]
+    pub account_number: Option<String>,
+    /// Last four digits.
+    #[serde(deserialize_with = "null_default")]
+    pub last_four_digits: Option<String>,
+    /// Transit number.
+    #[serde(deserialize_with = "null_default")]
+    pub transit_number: Option<String>,
+    /// Institution number.
+    #[serde(deserialize_with = "null_default")]
+    pub institution_number: Option<String>,
+    /// Overdraft limit.
+    #[serde(deserialize_with = "decimal_opt")]
+    pub overdraft_limit: Option<Decimal>,
+    /// Balances.
+    #[serde(deserialize_with = "null_default")]
+    pub balance: Option<Balance>,
+    /// Operations / Credits / Products / Other (open string).
+    #[serde(deserialize_with = "null_default")]
+    pub category: Option<String>,
+    /// Chequing, Savings, CreditCard, TFSA, RRSP, Unknown... (open string).
+    #[serde(rename = "Type", deserialize_with = "null_default")]
+    pub account_kind: Option<String>,
+    /// `AccountType` (usually null).
+    #[serde(deserialize_with = "null_default")]
+    pub account_type: Option<String>,
+    /// CAD or USD.
+    #[serde(deserialize_with = "null_default")]
+    pub currency: Option<String>,
+    /// KYC holder data.
+    #[serde(deserialize_with = "null_default")]
+    pub holder: Option<Holder>,
+    /// Transactions (empty when null or not requested).
+    #[serde(deserialize_with = "null_default")]
+    pub transactions: Vec<Transaction>,
+}
+
+impl fmt::Debug for Account {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Account")
+            .field("id", &self.id)
+            .field("category", &self.category)
+            .field("account_kind", &self.account_kind)
+            .field("currency", &self.currency)
+            .field("transactions", &self.transactions.len())
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct AccountsDetailBody {
+    #[serde(default, deserialize_with = "request_id_opt")]
+    pub(crate) request_id: Option<RequestId>,
+    #[serde(default, deserialize_with = "null_default")]
+    pub(crate) accounts: Vec<Account>,
+    #[serde(default, deserialize_with = "null_default")]
+    pub(crate) login: Option<LoginInfo>,
+    #[serde(default, deserialize_with = "null_default")]
+    pub(crate) institution: Option<String>,
+    #[serde(default, deserialize_with = "null_default")]
+    pub(crate) institution_name: Option<String>,
+    #[serde(default, deserialize_with = "text_or_number_opt")]
+    pub(crate) institution_id: Option<String>,
+}
+
+/// A 200 GetAccountsDetail answer: the typed accounts and the body exactly as received.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AccountsDetail {
+    /// The RequestId of the answer (or the one asked for, if the body has none).
+    pub request_id: RequestId,
+    /// The accounts.
+    pub accounts: Vec<Account>,
+    /// The `Login` object, when present.
+    pub login: Option<LoginInfo>,
+    /// The institution fields.
+    pub institution: Institution,
+    /// The response body verbatim (UTF-8 JSON text), to store as is.
+    pub raw: String,
+}
+
+impl fmt::Debug for AccountsDetail {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AccountsDetail")
+            .field("request_id", &self.request_id)
+            .field("accounts", &self.accounts)
+            .field("login", &self.login)
+            .field("raw_bytes", &self.raw.len())
+            .finish()
+    }
+}
+
+/// What GetAccountsDetail(+Async) answered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DetailOutcome {
+    /// 200: the data.
+    Ready(Box<AccountsDetail>),
+    /// 202 `OPERATION_PENDING` / `OPERATION_DISPATCHED`: poll
+    /// `GET /GetAccountsDetailAsync/{request_id}` (every 10 s, at most 30 min).
+    Pending {
+        /// The RequestId to poll with.
+        request_id: RequestId,
+        /// The code Flinks gave, if any.
+        code: Option<FlinksCode>,
+    },
+}
+
+// ---------------------------------------------------------------------------------------
+// GetNightlyRefreshStatus
+
+/// A card with nightly refresh enabled that is no longer eligible: the user must relink.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct IneligibleCard {
+    /// The LoginId (`None` if Flinks sent something that is not a LoginId).
+    #[serde(deserialize_with = "login_id_opt")]
+    pub login_id: Option<LoginId>,
+    /// Last refresh attempt, naive UTC.
+    #[serde(deserialize_with = "timestamp_opt")]
+    pub last_refresh_date: Option<NaiveDateTime>,
+    /// e.g. `AnsweringSecurityChallenge` (open string).
+    #[serde(deserialize_with = "null_default")]
+    pub last_refresh_state: Option<String>,
+    /// The error of the last refresh, if any.
+    #[serde(deserialize_with = "code_opt")]
+    pub last_refresh_error_code: Option<FlinksCode>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct NightlyRefreshStatusBody {
+    #[serde(default, deserialize_with = "null_default")]
+    pub(crate) ineligible_cards: Vec<IneligibleCard>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const AUTHORIZE_200: &str = r#"{
+      "HttpStatusCode": 200,
+      "Links": [
+        {"rel": "AccountsDetail",  "href": "/GetAccountsDetail",  "example": null},
+        {"rel": "AccountsSummary", "href": "/GetAccountsSummary", "example": null},
+        {"rel": "Statements",      "href": "/GetStatements",      "example": null}
+      ],
+      "InstitutionName": "FlinksCapital",
+      "Login": {
+        "Username": "Greatday",
+        "IsScheduledRefresh": true,
+        "LastRefresh": "2018-10-23T05:36:07.6121953",
+        "Type": "Personal",
+        "Id": "5e5b1f56-0b6c-4c53-a3a4-2b2d7a3e9f10"
+      },
+      "InstitutionId": 14,
+      "Institution": "FlinksCapital",
+      "RequestId": "0a1b2c3d-0000-4000-8000-000000000001"
+    }"#;
+
+    const DETAIL_200: &str = r#"{
+      "HttpStatusCode": 200,
+      "Accounts": [{
+        "Transactions": [{"Date":"2025-01-31","Code":null,"Description":"PAYROLL","Debit":null,
+                          "Credit":1500.25,"Balance":5105.6,"Id":"t-1"},
+                         {"Date":"2025/01/30","Code":null,"Description":"COFFEE","Debit":0.1,
+                          "Credit":null,"Balance":3605.35000000000000000001,"Id":"t-2"}],
+        "TransitNumber": "12347", "InstitutionNumber": "777", "OverdraftLimit": 100.5,
+        "Title": "Chequing Account", "AccountNumber": "7641238", "LastFourDigits": null,
+        "Balance": {"Available": 5405.5, "Current": 5105.5, "Limit": null},
+        "Category": "Operations", "Type": "Chequing", "Currency": "CAD",
+        "Holder": {"Name":"Testing","Address":{"CivicAddress":"25 york street","City":"TOR","Province":"ON",
+                   "PostalCode":"M5J 2V5","POBox":null,"Country":"CA"},
+                   "Email":"x@y.com","PhoneNumber":"9051234567"},
+        "AccountType": null,
+        "Id": "acc-1"
+      }, {"Id": "acc-2", "Transactions": null, "Balance": null, "Holder": null, "Title": null}],
+      "InstitutionName": "FlinksCapital",
+      "Login": {"Username":"x","IsScheduledRefresh":false,"LastRefresh":"2025-01-31T17:40:54.569261",
+                "Type":"Personal","Id":"5e5b1f56-0b6c-4c53-a3a4-2b2d7a3e9f10"},
+      "InstitutionId": 14, "Institution": "FlinksCapital", "RequestId": "req-1",
+      "SomeFutureField": {"nested": [1, 2, 3]}
+    }"#;
+
+    #[test]
+    fn an_authorize_200_parses_with_last_refresh_to_the_tick() {
+        let body: AuthorizeBody = serde_json::from_str(AUTHORIZE_200).unwrap();
+        assert_eq!(
+            body.request_id.unwrap().as_str(),
+            "0a1b2c3d-0000-4000-8000-000000000001"
+        );
+        let expected =
+            NaiveDateTime::parse_from_str("2018-10-23T05:36:07.612195300", "%Y-%m-%dT%H:%M:%S%.f")
+                .unwrap();
+        assert_eq!(body.login.last_refresh, Some(expected));
+        assert_eq!(body.login.is_scheduled_refresh, Some(true));
+        assert_eq!(body.login.login_type.as_deref(), Some("Personal"));
+        assert_eq!(body.institution_id.as_deref(), Some("14"));
+        assert_eq!(body.institution_name.as_deref(), Some("FlinksCapital"));
+        assert!(!format!("{:?}", body.login).contains("Greatday"));
+    }
+
+    #[test]
+    fn the_2018_authorize_shape_without_newer_fields_parses() {
+        let body: AuthorizeBody = serde_json::from_str(
+            r#"{"HttpStatusCode":200,"Links":[],"Login":{"Username":"u","IsScheduledRefresh":false,
+                "LastRefresh":"0001-01-01T00:00:00","Id":"5e5b1f56-0b6c-4c53-a3a4-2b2d7a3e9f10"},
+                "Institution":"FlinksCapital","RequestId":"r"}"#,
+        )
+        .unwrap();
+        assert_eq!(body.institution_name, None);
+        assert_eq!(body.login.login_type, None);
+        assert_eq!(
+            body.login.last_refresh.unwrap().to_string(),
+            "0001-01-01 00:00:00"
+        );
+        assert_eq!(body.login.last_refresh_known(), None);
+    }
+
+    #[test]
+    fn flinks_timestamps_parse_with_zero_to_seven_fraction_digits_and_null() {
+        for text in [
+            "2018-10-23T05:36:07",
+            "2018-10-23T05:36:07.6",
+            "2018-10-23T05:36:07.6121953",
+            "2018-10-23T05:36:07.6121953Z",
+        ] {
+            let parsed = parse_flinks_timestamp(text).unwrap_or_else(|| panic!("{text}"));
+            assert_eq!(parsed.date().to_string(), "2018-10-23", "{text}");
+        }
+        assert_eq!(parse_flinks_timestamp("yesterday"), None);
+        let login: LoginInfo = serde_json::from_str(r#"{"LastRefresh":null,"Id":null}"#).unwrap();
+        assert_eq!(login.last_refresh, None);
+        assert_eq!(login.id, None);
+    }
+
+    #[test]
+    fn money_round_trips_exactly_as_decimal() {
+        let body: AccountsDetailBody = serde_json::from_str(DETAIL_200).unwrap();
+        let account = &body.accounts[0];
+        let credit = account.transactions[0].credit.unwrap();
+        assert_eq!(credit.to_string(), "1500.25");
+        assert_eq!(
+            account.transactions[0].balance.unwrap().to_string(),
+            "5105.6"
+        );
+        assert_eq!(account.transactions[1].debit.unwrap().to_string(), "0.1");
+        // 0.1 + 0.2 is exactly 0.3 in decimal (it is not in f64).
+        let sum = account.transactions[1].debit.unwrap() + Decimal::from_str("0.2").unwrap();
+        assert_eq!(sum.to_string(), "0.3");
+        // More digits than an f64 holds survive.
+        assert_eq!(
+            account.transactions[1].balance.unwrap().to_string(),
+            "3605.35000000000000000001"
+        );
+        assert_eq!(account.overdraft_limit.unwrap().to_string(), "100.5");
+        assert_eq!(account.balance.as_ref().unwrap().limit, None);
+    }
+
+    #[test]
+    fn a_detail_200_with_null_fields_and_unknown_fields_parses() {
+        let body: AccountsDetailBody = serde_json::from_str(DETAIL_200).unwrap();
+        assert_eq!(body.accounts.len(), 2);
+        let second = &body.accounts[1];
+        assert!(second.transactions.is_empty());
+        assert!(second.balance.is_none() && second.holder.is_none() && second.title.is_none());
+        let first = &body.accounts[0];
+        assert_eq!(
+            first.transactions[1].date.unwrap().to_string(),
+            "2025-01-30"
+        );
+        assert_eq!(first.account_kind.as_deref(), Some("Chequing"));
+        assert_eq!(
+            first.holder.as_ref().unwrap().name.as_deref(),
+            Some("Testing")
+        );
+        assert_eq!(body.request_id.unwrap().as_str(), "req-1");
+    }
+
+    #[test]
+    fn debug_of_account_data_prints_no_number_holder_or_amount() {
+        let body: AccountsDetailBody = serde_json::from_str(DETAIL_200).unwrap();
+        let detail = AccountsDetail {
+            request_id: RequestId::new("req-1"),
+            accounts: body.accounts,
+            login: body.login,
+            institution: Institution::new(
+                body.institution,
+                body.institution_name,
+                body.institution_id,
+            ),
+            raw: DETAIL_200.to_owned(),
+        };
+        let debug = format!("{detail:?}");
+        for secret in [
+            "7641238", "Testing", "york", "1500.25", "5105", "PAYROLL", "x@y.com",
+        ] {
+            assert!(!debug.contains(secret), "{secret} in {debug}");
+        }
+    }
+
+    #[test]
+    fn the_401_error_shape_keeps_code_message_and_request_id() {
+        let envelope = Envelope::read(
+            br#"{ "HttpStatusCode": 401, "Links": [{"rel":"Authorization","href":"/Authorize","example":null}],
+                  "Message": "No stored answer", "FlinksCode": "QUESTION_NOT_FOUND",
+                  "RequestId": "3b5d7f1e-0000-4000-8000-000000000009" }"#,
+        );
+        assert_eq!(envelope.flinks_code, Some(FlinksCode::QuestionNotFound));
+        assert_eq!(envelope.message.as_deref(), Some("No stored answer"));
+        assert_eq!(
+            envelope.request_id.unwrap().as_str(),
+            "3b5d7f1e-0000-4000-8000-000000000009"
+        );
+    }
+
+    #[test]
+    fn the_202_shape_and_odd_bodies_read_as_envelopes() {
+        let pending = Envelope::read(
+            br#"{ "HttpStatusCode": 202, "FlinksCode": "OPERATION_PENDING", "Links": [],
+                  "Message": "Your operation is still processing", "RequestId": "r-2" }"#,
+        );
+        assert_eq!(pending.flinks_code, Some(FlinksCode::OperationPending));
+        assert_eq!(pending.request_id.unwrap().as_str(), "r-2");
+        let nulls = Envelope::read(br#"{"FlinksCode":null,"Message":null,"RequestId":null}"#);
+        assert!(
+            nulls.flinks_code.is_none() && nulls.message.is_none() && nulls.request_id.is_none()
+        );
+        let html = Envelope::read(b"<html><body>502 Bad Gateway</body></html>");
+        assert!(html.flinks_code.is_none());
+        let bare = Envelope::read(br#""LoginId x has now been activated for automatic refresh""#);
+        assert!(bare.message.is_none());
+    }
+
+    #[test]
+    fn the_nightly_refresh_status_lists_ineligible_cards() {
+        let body: NightlyRefreshStatusBody = serde_json::from_str(
+            r#"{ "HttpStatusCode": 200,
+                 "IneligibleCards": [{ "LoginId": "5e5b1f56-0b6c-4c53-a3a4-2b2d7a3e9f10",
+                    "LastRefreshDate": "2020-06-18T03:26:34.6854364",
+                    "LastRefreshState": "AnsweringSecurityChallenge", "LastRefreshErrorCode": null },
+                    { "LoginId": "not-a-guid", "LastRefreshErrorCode": "QUESTION_NOT_FOUND" }] }"#,
+        )
+        .unwrap();
+        assert_eq!(body.ineligible_cards.len(), 2);
+        let first = &body.ineligible_cards[0];
+        assert_eq!(
+            first.login_id.as_ref().unwrap().as_str(),
+            "5e5b1f56-0b6c-4c53-a3a4-2b2d7a3e9f10"
+        );
+        assert_eq!(
+            first.last_refresh_state.as_deref(),
+            Some("AnsweringSecurityChallenge")
+        );
+        assert_eq!(first.last_refresh_error_code, None);
+        assert_eq!(body.ineligible_cards[1].login_id, None);
+        assert_eq!(
+            body.ineligible_cards[1].last_refresh_error_code,
+            Some(FlinksCode::QuestionNotFound)
+        );
+    }
+}
