@@ -262,9 +262,10 @@ impl Settings {
     pub fn require_flinks_base_url(&self) -> Result<&Url, ConfigError> {
         self.flinks_base_url.as_ref().ok_or(ConfigError::Missing {
             key: "FLINKS_BASE_URL",
-            why: ": set it to https://{instance}-api.private.fin.ag/v3/{customerId}/BankingServices \
+            why:
+                ": set it to https://{instance}-api.private.fin.ag/v3/{customerId}/BankingServices \
                   (or the simulator's URL)"
-                .into(),
+                    .into(),
         })
     }
 
@@ -280,7 +281,9 @@ fn read_toml(path: &Path) -> Result<Vec<(&'static str, Raw)>, ConfigError> {
         reason,
     };
     let text = std::fs::read_to_string(path).map_err(|e| file_error(e.to_string()))?;
-    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| file_error(e.to_string()))?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| file_error(e.to_string()))?;
     let mut out = Vec::new();
     for (name, value) in table {
         let upper = name.to_ascii_uppercase();
@@ -355,7 +358,8 @@ impl Parser {
             })?,
             rate_limit_cooldown: self.duration("RATE_LIMIT_COOLDOWN", Duration::ZERO)?,
             routine_at: self.parse("ROUTINE_AT", |v| {
-                NaiveTime::parse_from_str(v, "%H:%M").map_err(|_| "expected HH:MM, e.g. 10:30".into())
+                NaiveTime::parse_from_str(v, "%H:%M")
+                    .map_err(|_| "expected HH:MM, e.g. 10:30".into())
             })?,
             routine_tz: self.parse("ROUTINE_TZ", |v| {
                 v.parse::<Tz>()
@@ -409,7 +413,10 @@ impl Parser {
             let d = humantime::parse_duration(v)
                 .map_err(|e| format!("expected a duration like 10s, 30m or 36h ({e})"))?;
             if d < min {
-                Err(format!("must be at least {}", humantime::format_duration(min)))
+                Err(format!(
+                    "must be at least {}",
+                    humantime::format_duration(min)
+                ))
             } else {
                 Ok(d)
             }
@@ -421,7 +428,9 @@ impl Parser {
         T: std::str::FromStr + PartialOrd + std::fmt::Display,
     {
         self.parse(key, |v| {
-            let n: T = v.parse().map_err(|_| "expected a whole number".to_string())?;
+            let n: T = v
+                .parse()
+                .map_err(|_| "expected a whole number".to_string())?;
             if n < min {
                 Err(format!("must be at least {min}"))
             } else {
@@ -518,12 +527,16 @@ mod tests {
         )
         .unwrap();
         use secrecy::ExposeSecret;
-        assert_eq!(s.flinks_secret_key.as_ref().unwrap().expose_secret(), "s3cr3t-from-file");
+        assert_eq!(
+            s.flinks_secret_key.as_ref().unwrap().expose_secret(),
+            "s3cr3t-from-file"
+        );
         let debug = format!("{s:?}");
         for secret in ["s3cr3t-from-file", "api-s3cr3t", "hunter2"] {
             assert!(!debug.contains(secret), "{secret} leaked in {debug}");
         }
-        let err = Settings::load_from(None, env(&[("REDIS_URL", "http://:hunter2@x")])).unwrap_err();
+        let err =
+            Settings::load_from(None, env(&[("REDIS_URL", "http://:hunter2@x")])).unwrap_err();
         assert!(!err.to_string().contains("hunter2"), "{err}");
         assert!(err.to_string().contains("REDIS_URL"), "{err}");
     }
@@ -535,9 +548,15 @@ mod tests {
         assert!(err.to_string().contains("FLINKS_BASE_URL"), "{err}");
         let s = Settings::load_from(
             None,
-            env(&[("FLINKS_BASE_URL", "http://127.0.0.1:8080/v3/c/BankingServices")]),
+            env(&[(
+                "FLINKS_BASE_URL",
+                "http://127.0.0.1:8080/v3/c/BankingServices",
+            )]),
         )
         .unwrap();
-        assert_eq!(s.require_flinks_base_url().unwrap().path(), "/v3/c/BankingServices");
+        assert_eq!(
+            s.require_flinks_base_url().unwrap().path(),
+            "/v3/c/BankingServices"
+        );
     }
 }

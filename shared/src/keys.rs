@@ -34,6 +34,50 @@ impl KeySpace {
     pub fn global(&self, suffix: &str) -> String {
         format!("{}:{}", self.namespace, suffix)
     }
+
+    /// Registry: one login's HASH (`ns:login:{id}`).
+    pub fn login(&self, login_id: &str) -> String {
+        format!("{}:login:{}", self.namespace, login_id)
+    }
+
+    /// Registry: one login's capped outcome history LIST (`ns:login:{id}:history`).
+    pub fn login_history(&self, login_id: &str) -> String {
+        format!("{}:login:{}:history", self.namespace, login_id)
+    }
+
+    /// Registry: the SET of active LoginIds.
+    pub fn logins_active(&self) -> String {
+        format!("{}:logins:active", self.namespace)
+    }
+
+    /// Registry: the SET of every known LoginId, active or not.
+    pub fn logins_all(&self) -> String {
+        format!("{}:logins:all", self.namespace)
+    }
+
+    /// Ledger: the HASH of outcomes of one routine date, LoginId → JSON
+    /// (`{ns:ledger}:date:YYYY-MM-DD`). Every ledger key shares the `{ns:ledger}` hash tag so
+    /// the record script touches one Redis Cluster slot.
+    pub fn ledger_date(&self, date: &str) -> String {
+        format!("{{{}:ledger}}:date:{}", self.namespace, date)
+    }
+
+    /// Ledger: per-date counters and metadata HASH (expected, started_at, retries, counts).
+    pub fn ledger_meta(&self, date: &str) -> String {
+        format!("{{{}:ledger}}:meta:{}", self.namespace, date)
+    }
+
+    /// Ledger: the cross-date index ZSET of one kind (`reauth`, `failed`),
+    /// member `date|LoginId`, score = outcome time in epoch milliseconds.
+    pub fn ledger_index(&self, kind: &str) -> String {
+        format!("{{{}:ledger}}:index:{}", self.namespace, kind)
+    }
+
+    /// The results stream (`{ns:ledger}:results`). It shares the ledger's hash tag because
+    /// one script appends to it and writes the ledger atomically.
+    pub fn results_stream(&self) -> String {
+        format!("{{{}:ledger}}:results", self.namespace)
+    }
 }
 
 #[cfg(test)]

@@ -5,19 +5,37 @@
 //! - [`keys`]: the only place Redis keys are built (namespace per deployment and per test).
 //! - [`flinks`]: the typed Flinks client, outcome classification and the API call trace.
 //! - [`queue`]: the durable Redis queue backend that apalis workers run on.
+//! - [`results`]: the capped results stream, written atomically with the ledger.
+//! - [`jobs`]: job payloads, queue names and dedupe keys of the routine.
+//! - [`routine`]: enqueue a routine date (idempotent) and the once-a-day schedule.
 //! - [`ratelimit`]: the global, Redis-backed authorization rate limit shared by all pods.
 //! - [`metrics`], [`ops_http`], [`telemetry`], [`shutdown`]: the process plumbing every
 //!   binary shares (Prometheus recorder, ops port, logs, one shutdown path).
+//! - [`gauges`]: the sampler that sets queue, worker and routine-progress gauges from Redis.
 //! - [`config`]: `Settings`, loaded from defaults < TOML file < environment.
+//! - [`redis_conn`]: connecting to Redis with timeouts; "Redis unreachable at <url>".
+//! - [`registry`]: the LoginId registry (active/inactive, latest state, outcome history).
+//! - [`import`]: validating a customer's CSV of LoginIds before anything is written.
+//! - [`ledger`]: one outcome per (LoginId, routine date); the routine's effectively-once.
+//! - [`report`]: a routine date's report (refreshed, stale, re-auth, failed, pending, ETA).
 
 pub mod config;
 pub mod domain;
 pub mod flinks;
+pub mod gauges;
+pub mod import;
+pub mod jobs;
 pub mod keys;
+pub mod ledger;
 pub mod metrics;
 pub mod ops_http;
 pub mod queue;
 pub mod ratelimit;
+pub mod redis_conn;
+pub mod registry;
+pub mod report;
+pub mod results;
+pub mod routine;
 pub mod shutdown;
 pub mod telemetry;
 

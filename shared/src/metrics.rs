@@ -1,28 +1,330 @@
-//! The Prometheus recorder: every histogram gets explicit buckets (the exporter renders
-//! summaries otherwise, which cannot be summed across pods), and the recorder's upkeep
-//! runs in the background. Metric *names* live beside the code that records them
-//! (`flinks::call_log`, `queue`, `ratelimit`) and are described here in one place.
+//! Every metric of nightly-refresh, in one place: the [`ALL_METRICS`] table (name, type,
+//! unit, help, labels) is what `describe_*!` registers, what the dashboard test checks the
+//! PromQL of `grafana/` and `prometheus/` against, and where cardinality is reviewed.
+//!
+//! Names recorded by other modules keep their `const` beside the code that records them
+//! (`flinks::call_log`, `queue::metrics_names`, `ratelimit`, `results`, `routine`) and are
+//! referenced here, so a rename there changes the table too. The worker's two names
+//! ([`ROUTINE_OUTCOMES_TOTAL`], [`REDELIVERIES_SKIPPED_TOTAL`]) are defined here because
+//! `shared` cannot see the worker crate; a test scans the workspace's sources for any
+//! `"nightly_refresh_…"` literal missing from the table.
+//!
+//! The recorder gives every histogram explicit buckets (the exporter renders summaries
+//! otherwise, which cannot be summed across pods), creates the known series at zero (so
+//! `rate()` and `increase()` see the first event, and panels show 0 rather than "no data"),
+//! and runs its upkeep in the background. The gauges read from Redis are set by
+//! [`crate::gauges`]; this module only names and describes them.
 
 use std::time::Duration;
 
+use metrics::Unit;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::flinks::call_log::{
+    Endpoint, FLINKS_ERRORS_TOTAL, FLINKS_REQUESTS_TOTAL, FLINKS_REQUEST_DURATION_SECONDS,
+    OUTCOME_LABELS as FLINKS_OUTCOMES,
+};
+use crate::jobs::{AUTHORIZE_QUEUE, DETAIL_QUEUE};
+use crate::queue::metrics_names::{
+    JOBS_ENQUEUED_TOTAL, JOBS_PROCESSED_TOTAL, JOBS_RESCUED_TOTAL, JOB_DURATION_SECONDS,
+    OUTCOME_FAILED, OUTCOME_RETRIED, OUTCOME_SUCCEEDED,
+};
+use crate::ratelimit::{BUDGET_PER_MINUTE, COOLDOWNS_TOTAL, PERMITS_TOTAL, WAIT_SECONDS};
+use crate::results::RESULTS_STORED_TOTAL;
+use crate::routine::ROUTINE_LAST_FIRED_TIMESTAMP_SECONDS;
 
 /// Latency buckets in seconds: from a fast cached Authorize to a 210 s GetAccountsDetail.
 pub const LATENCY_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 240.0,
 ];
 
+/// Gauge: `nightly_refresh_build_info{version} 1`.
+pub const BUILD_INFO: &str = "nightly_refresh_build_info";
+/// Counter (worker), `queue`, `outcome`: what the routine's handlers did
+/// ([`ROUTINE_OUTCOME_LABELS`]). The worker's `startup::ROUTINE_OUTCOMES_TOTAL` must equal it.
+pub const ROUTINE_OUTCOMES_TOTAL: &str = "nightly_refresh_routine_outcomes_total";
+/// Counter (worker): redeliveries that found their (LoginId, date) done and called nothing.
+pub const REDELIVERIES_SKIPPED_TOTAL: &str = "nightly_refresh_redeliveries_skipped_total";
+
+/// Gauge (sampler), `queue`, `state` ([`QUEUE_STATES`]): jobs per queue and state.
+pub const QUEUE_JOBS: &str = "nightly_refresh_queue_jobs";
+/// Gauge (sampler): worker processes whose queue heartbeat is recent (3 leases).
+pub const WORKERS_ALIVE: &str = "nightly_refresh_workers_alive";
+/// Gauge (sampler), `state` ([`ROUTINE_LOGIN_STATES`]): the due routine's LoginIds.
+pub const ROUTINE_LOGINS: &str = "nightly_refresh_routine_logins";
+/// Gauge (sampler), `outcome` ([`ROUTINE_DONE_OUTCOMES`]): the due routine's recorded
+/// outcomes; the four values sum to `routine_logins{state="done"}`.
+pub const ROUTINE_DONE_LOGINS: &str = "nightly_refresh_routine_done_logins";
+/// Gauge (sampler): seconds to authorize the due routine's remaining LoginIds at the
+/// configured rate (NaN when the rate limit is off).
+pub const ROUTINE_ETA_SECONDS: &str = "nightly_refresh_routine_eta_seconds";
+/// Gauge (sampler): the due routine's deadline, the next firing of the schedule (Unix s).
+pub const ROUTINE_DEADLINE_TIMESTAMP_SECONDS: &str =
+    "nightly_refresh_routine_deadline_timestamp_seconds";
+/// Gauge (sampler): 1 when the last sample read Redis, 0 when Redis did not answer.
+pub const REDIS_UP: &str = "nightly_refresh_redis_up";
+/// Gauge (sampler): when a sample last succeeded (Unix seconds).
+pub const SAMPLER_LAST_SUCCESS_TIMESTAMP_SECONDS: &str =
+    "nightly_refresh_sampler_last_success_timestamp_seconds";
+
+/// The routine's queues (the `queue` label).
+pub const ROUTINE_QUEUES: [&str; 2] = [AUTHORIZE_QUEUE, DETAIL_QUEUE];
+/// Values of `state` on [`QUEUE_JOBS`].
+pub const QUEUE_STATES: [&str; 4] = ["ready", "delayed", "in_flight", "dead"];
+/// Values of `state` on [`ROUTINE_LOGINS`].
+pub const ROUTINE_LOGIN_STATES: [&str; 3] = ["expected", "done", "remaining"];
+/// Values of `outcome` on [`ROUTINE_DONE_LOGINS`] (`refreshed` excludes `stale`).
+pub const ROUTINE_DONE_OUTCOMES: [&str; 4] = ["refreshed", "stale", "needs_reauth", "failed"];
+/// Values of `result` on `rate_limit_permits_total`.
+pub const PERMIT_RESULTS: [&str; 2] = ["granted", "throttled"];
+/// Values of `outcome` on `jobs_processed_total`.
+pub const QUEUE_OUTCOMES: [&str; 3] = [OUTCOME_SUCCEEDED, OUTCOME_RETRIED, OUTCOME_FAILED];
+/// Values of `outcome` on [`ROUTINE_OUTCOMES_TOTAL`]: the worker's `Handled::as_label`
+/// values plus `retried` and `dead`.
+pub const ROUTINE_OUTCOME_LABELS: [&str; 10] = [
+    "chained",
+    "refreshed",
+    "stale",
+    "reauth",
+    "failed",
+    "pending_poll",
+    "session_restarted",
+    "already_done",
+    "retried",
+    "dead",
+];
+
+/// A metric's Prometheus type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Only goes up; ends in `_total`.
+    Counter,
+    /// A current value.
+    Gauge,
+    /// Observations in [`LATENCY_BUCKETS`]; ends in `_seconds`.
+    Histogram,
+}
+
+/// One exported metric.
+#[derive(Debug, Clone, Copy)]
+pub struct MetricDef {
+    /// Full Prometheus name.
+    pub name: &'static str,
+    /// Type.
+    pub kind: Kind,
+    /// Unit, when it has one.
+    pub unit: Option<Unit>,
+    /// The `# HELP` text.
+    pub help: &'static str,
+    /// Label names (every value bounded).
+    pub labels: &'static [&'static str],
+}
+
+const fn def(
+    name: &'static str,
+    kind: Kind,
+    unit: Option<Unit>,
+    labels: &'static [&'static str],
+    help: &'static str,
+) -> MetricDef {
+    MetricDef {
+        name,
+        kind,
+        unit,
+        help,
+        labels,
+    }
+}
+
+use Kind::{Counter, Gauge, Histogram};
+
+/// Every metric the code records, described once.
+pub const ALL_METRICS: &[MetricDef] = &[
+    def(BUILD_INFO, Gauge, None, &["version"], "Always 1; the version label is the build"),
+    def(
+        FLINKS_REQUESTS_TOTAL,
+        Counter,
+        Some(Unit::Count),
+        &["endpoint", "outcome"],
+        "Flinks API calls by endpoint and wire outcome (ok, pending, unauthorized, client_error, server_error, timeout, transport_error), counted when they end",
+    ),
+    def(
+        FLINKS_REQUEST_DURATION_SECONDS,
+        Histogram,
+        Some(Unit::Seconds),
+        &["endpoint"],
+        "Flinks API call latency by endpoint, transport errors included",
+    ),
+    def(
+        FLINKS_ERRORS_TOTAL,
+        Counter,
+        Some(Unit::Count),
+        &["flinks_code"],
+        "Failed Flinks calls that carried a FlinksCode, by code (unknown codes as other)",
+    ),
+    def(
+        PERMITS_TOTAL,
+        Counter,
+        Some(Unit::Count),
+        &["result"],
+        "Global rate-limit permit requests, by result (granted, throttled)",
+    ),
+    def(
+        WAIT_SECONDS,
+        Histogram,
+        Some(Unit::Seconds),
+        &[],
+        "Time a worker waited for a global rate-limit permit",
+    ),
+    def(
+        COOLDOWNS_TOTAL,
+        Counter,
+        Some(Unit::Count),
+        &[],
+        "Cool-downs of every worker after Flinks answered TOO_MANY_REQUESTS",
+    ),
+    def(
+        BUDGET_PER_MINUTE,
+        Gauge,
+        None,
+        &[],
+        "Configured LoginId authorizations per minute, all workers together (0 = off)",
+    ),
+    def(
+        JOBS_ENQUEUED_TOTAL,
+        Counter,
+        Some(Unit::Count),
+        &["queue"],
+        "Jobs accepted by enqueue, duplicates not counted (recorded by the enqueuing process)",
+    ),
+    def(
+        JOBS_PROCESSED_TOTAL,
+        Counter,
+        Some(Unit::Count),
+        &["queue", "outcome"],
+        "Job attempts settled by a worker, by queue and outcome (succeeded, retried, failed)",
+    ),
+    def(
+        JOBS_RESCUED_TOTAL,
+        Counter,
+        Some(Unit::Count),
+        &["queue"],
+        "Jobs whose lease expired (their worker died) and that the reaper returned to ready",
+    ),
+    def(
+        JOB_DURATION_SECONDS,
+        Histogram,
+        Some(Unit::Seconds),
+        &["queue"],
+        "Handler run time of one job attempt, by queue",
+    ),
+    def(
+        ROUTINE_OUTCOMES_TOTAL,
+        Counter,
+        Some(Unit::Count),
+        &["queue", "outcome"],
+        "What the routine's handlers did, by queue and outcome (chained, refreshed, stale, reauth, failed, pending_poll, session_restarted, already_done, retried, dead)",
+    ),
+    def(
+        REDELIVERIES_SKIPPED_TOTAL,
+        Counter,
+        Some(Unit::Count),
+        &[],
+        "Redeliveries that found their (LoginId, date) already done in the ledger and called nothing",
+    ),
+    def(
+        RESULTS_STORED_TOTAL,
+        Counter,
+        Some(Unit::Count),
+        &[],
+        "Account-detail results appended to the results stream",
+    ),
+    def(
+        ROUTINE_LAST_FIRED_TIMESTAMP_SECONDS,
+        Gauge,
+        Some(Unit::Seconds),
+        &[],
+        "When producer schedule last fired the routine (Unix seconds)",
+    ),
+    def(
+        QUEUE_JOBS,
+        Gauge,
+        Some(Unit::Count),
+        &["queue", "state"],
+        "Jobs per queue and state (ready, delayed, in_flight, dead), read from Redis; the same on every pod, aggregate with max",
+    ),
+    def(
+        WORKERS_ALIVE,
+        Gauge,
+        Some(Unit::Count),
+        &[],
+        "Worker processes with a queue heartbeat within three leases, read from Redis",
+    ),
+    def(
+        ROUTINE_LOGINS,
+        Gauge,
+        Some(Unit::Count),
+        &["state"],
+        "The due routine date's LoginIds: expected (active when it started), done (any outcome recorded), remaining",
+    ),
+    def(
+        ROUTINE_DONE_LOGINS,
+        Gauge,
+        Some(Unit::Count),
+        &["outcome"],
+        "The due routine date's recorded outcomes (refreshed, stale, needs_reauth, failed); they sum to the done logins",
+    ),
+    def(
+        ROUTINE_ETA_SECONDS,
+        Gauge,
+        Some(Unit::Seconds),
+        &[],
+        "Time to authorize the due routine's remaining LoginIds at the configured rate (NaN when the limit is off)",
+    ),
+    def(
+        ROUTINE_DEADLINE_TIMESTAMP_SECONDS,
+        Gauge,
+        Some(Unit::Seconds),
+        &[],
+        "The due routine's deadline: the schedule's next firing (Unix seconds)",
+    ),
+    def(
+        REDIS_UP,
+        Gauge,
+        None,
+        &[],
+        "1 when this pod's last sample read Redis, 0 when Redis did not answer",
+    ),
+    def(
+        SAMPLER_LAST_SUCCESS_TIMESTAMP_SECONDS,
+        Gauge,
+        Some(Unit::Seconds),
+        &[],
+        "When this pod last read the queue and routine gauges from Redis (Unix seconds)",
+    ),
+];
+
+/// The names of [`ALL_METRICS`].
+pub fn metric_names() -> impl Iterator<Item = &'static str> {
+    ALL_METRICS.iter().map(|m| m.name)
+}
+
 /// Why the recorder could not be installed.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot install the Prometheus recorder: {0}")]
 pub struct MetricsError(String);
 
-/// Installs the global recorder (once per process) and returns the handle that renders
-/// `/metrics`.
-pub fn install() -> Result<PrometheusHandle, MetricsError> {
-    let handle = PrometheusBuilder::new()
+/// The builder every process uses: explicit buckets for every histogram.
+pub fn builder() -> Result<PrometheusBuilder, MetricsError> {
+    PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
-        .map_err(|e| MetricsError(e.to_string()))?
+        .map_err(|e| MetricsError(e.to_string()))
+}
+
+/// Installs the global recorder (once per process), describes every metric, creates the
+/// known series at zero and returns the handle that renders `/metrics`.
+pub fn install() -> Result<PrometheusHandle, MetricsError> {
+    let handle = builder()?
         .install_recorder()
         .map_err(|e| MetricsError(e.to_string()))?;
     let upkeep = handle.clone();
@@ -33,27 +335,87 @@ pub fn install() -> Result<PrometheusHandle, MetricsError> {
             upkeep.run_upkeep();
         }
     });
-    describe();
+    register();
     Ok(handle)
 }
 
+/// Describes every metric of [`ALL_METRICS`], sets `build_info` and creates the known
+/// series at zero, on the current recorder (global, or a test's local one).
+pub fn register() {
+    describe();
+    zero_known_series();
+}
+
 fn describe() {
-    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
-    describe_counter!(
-        crate::ratelimit::PERMITS_TOTAL,
-        "Global rate-limit permit requests, by result (granted, throttled)"
-    );
-    describe_histogram!(
-        crate::ratelimit::WAIT_SECONDS,
-        Unit::Seconds,
-        "Time a worker waited for a global rate-limit permit"
-    );
-    describe_counter!(
-        crate::ratelimit::COOLDOWNS_TOTAL,
-        "Cool-downs of every worker after Flinks answered TOO_MANY_REQUESTS"
-    );
-    describe_gauge!(
-        crate::ratelimit::BUDGET_PER_MINUTE,
-        "Configured LoginId authorizations per minute, all workers together (0 = off)"
-    );
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    for m in ALL_METRICS {
+        match (m.kind, m.unit) {
+            (Kind::Counter, Some(unit)) => describe_counter!(m.name, unit, m.help),
+            (Kind::Counter, None) => describe_counter!(m.name, m.help),
+            (Kind::Gauge, Some(unit)) => describe_gauge!(m.name, unit, m.help),
+            (Kind::Gauge, None) => describe_gauge!(m.name, m.help),
+            (Kind::Histogram, Some(unit)) => describe_histogram!(m.name, unit, m.help),
+            (Kind::Histogram, None) => describe_histogram!(m.name, m.help),
+        }
+    }
+}
+
+/// Creates the series whose label values are known in advance at zero. Counters are
+/// incremented by 0 (a value already counted stays), histograms only registered.
+fn zero_known_series() {
+    metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+    for endpoint in Endpoint::ALL {
+        let endpoint = endpoint.as_str();
+        for outcome in FLINKS_OUTCOMES {
+            metrics::counter!(FLINKS_REQUESTS_TOTAL, "endpoint" => endpoint, "outcome" => outcome)
+                .increment(0);
+        }
+        let _ = metrics::histogram!(FLINKS_REQUEST_DURATION_SECONDS, "endpoint" => endpoint);
+    }
+    for result in PERMIT_RESULTS {
+        metrics::counter!(PERMITS_TOTAL, "result" => result).increment(0);
+    }
+    let _ = metrics::histogram!(WAIT_SECONDS);
+    metrics::counter!(COOLDOWNS_TOTAL).increment(0);
+    metrics::counter!(REDELIVERIES_SKIPPED_TOTAL).increment(0);
+    metrics::counter!(RESULTS_STORED_TOTAL).increment(0);
+    for queue in ROUTINE_QUEUES {
+        metrics::counter!(JOBS_ENQUEUED_TOTAL, "queue" => queue).increment(0);
+        metrics::counter!(JOBS_RESCUED_TOTAL, "queue" => queue).increment(0);
+        let _ = metrics::histogram!(JOB_DURATION_SECONDS, "queue" => queue);
+        for outcome in QUEUE_OUTCOMES {
+            metrics::counter!(JOBS_PROCESSED_TOTAL, "queue" => queue, "outcome" => outcome)
+                .increment(0);
+        }
+        for outcome in ROUTINE_OUTCOME_LABELS {
+            metrics::counter!(ROUTINE_OUTCOMES_TOTAL, "queue" => queue, "outcome" => outcome)
+                .increment(0);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_metric_follows_the_naming_guide() {
+        let mut seen = std::collections::HashSet::new();
+        for m in ALL_METRICS {
+            assert!(seen.insert(m.name), "{} listed twice", m.name);
+            assert!(m.name.starts_with("nightly_refresh_"), "{}", m.name);
+            match m.kind {
+                Kind::Counter => assert!(m.name.ends_with("_total"), "{}", m.name),
+                Kind::Gauge => assert!(!m.name.ends_with("_total"), "{}", m.name),
+                Kind::Histogram => assert!(m.name.ends_with("_seconds"), "{}", m.name),
+            }
+            for label in m.labels {
+                assert!(
+                    !matches!(*label, "job" | "instance"),
+                    "{}: reserved label",
+                    m.name
+                );
+            }
+        }
+    }
 }

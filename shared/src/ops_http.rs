@@ -1,13 +1,13 @@
 //! The ops port: `/metrics` (Prometheus), `/healthz` (the process is alive) and `/readyz`
 //! (Redis answers), on `METRICS_ADDR`, apart from anything user-facing.
 
-use std::net::SocketAddr;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
 use redis::aio::ConnectionManager;
+use std::net::SocketAddr;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Clone)]

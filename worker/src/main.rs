@@ -1,1 +1,27 @@
-fn main() {}
+//! `worker`: consumes the routine's queues until SIGTERM. Thin: parse, load settings,
+//! start telemetry, run, map the result to an exit code.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = worker::Cli::parse();
+    let settings = match shared::config::Settings::load(cli.config.as_deref()) {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    shared::telemetry::init(settings.log_format);
+    match worker::run(settings, cli.options(), shared::shutdown::on_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(error.message = %error, error.cause_chain = ?error, "worker stopped");
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -135,6 +135,9 @@ mod tests {
     fn serde_uses_the_wire_spelling() {
         let code: FlinksCode = serde_json::from_str("\"QUESTION_NOT_FOUND\"").unwrap();
         assert_eq!(code, FlinksCode::QuestionNotFound);
-        assert_eq!(serde_json::to_string(&code).unwrap(), "\"QUESTION_NOT_FOUND\"");
+        assert_eq!(
+            serde_json::to_string(&code).unwrap(),
+            "\"QUESTION_NOT_FOUND\""
+        );
     }
 }

@@ -18,7 +18,9 @@ pub enum LoginIdError {
     #[error("LoginId is empty")]
     Empty,
     /// The input is not a UUID (Flinks LoginIds are GUIDs).
-    #[error("LoginId {input:?} is not a UUID (expected e.g. 5e5b1f56-0b6c-4c53-a3a4-2b2d7a3e9f10)")]
+    #[error(
+        "LoginId {input:?} is not a UUID (expected e.g. 5e5b1f56-0b6c-4c53-a3a4-2b2d7a3e9f10)"
+    )]
     NotUuid {
         /// The offending input, cut to 64 characters.
         input: String,
@@ -107,7 +109,10 @@ mod tests {
     #[test]
     fn deserialize_validates() {
         let ok: LoginId = serde_json::from_str("\"5e5b1f56-0b6c-4c53-a3a4-2b2d7a3e9f10\"").unwrap();
-        assert_eq!(serde_json::to_string(&ok).unwrap(), "\"5e5b1f56-0b6c-4c53-a3a4-2b2d7a3e9f10\"");
+        assert_eq!(
+            serde_json::to_string(&ok).unwrap(),
+            "\"5e5b1f56-0b6c-4c53-a3a4-2b2d7a3e9f10\""
+        );
         assert!(serde_json::from_str::<LoginId>("\"nope\"").is_err());
     }
 }

@@ -1,1 +1,118 @@
-//! Durable Redis queue backend (in progress).
+//! Durable Redis queue that apalis workers run on (issue 3).
+//!
+//! Why not apalis-redis: see `apalis-redis-evaluation.md` (wedge at 8,000 due jobs, heartbeat
+//! starvation, 25 hard-coded attempts, dedupe off by default, poison payloads kill workers,
+//! recovery keyed on worker names). This module keeps apalis-core's worker model and replaces
+//! the storage: [`Queue`] is the library (enqueue, fetch, ack, fail, ops), [`RedisBackend`]
+//! plugs it into `apalis_core::worker::builder::WorkerBuilder`.
+//!
+//! # Key layout
+//!
+//! Every key is built by [`KeySpace::queue`](crate::keys::KeySpace::queue), so all keys of a
+//! queue share the hash tag `{ns:queue}` (one Redis Cluster slot), and every Lua script
+//! declares every key it touches in `KEYS`.
+//!
+//! | key `{ns:queue}:…` | type | content |
+//! |---|---|---|
+//! | `ready` | LIST | ids ready to run (FIFO; rescued jobs go to the front) |
+//! | `delayed` | ZSET | id → due time (ms): retries, scheduled work, polls |
+//! | `inflight` | ZSET | id → lease deadline (ms) |
+//! | `dead` | ZSET | id → time of death (ms); capped at `dead_cap` |
+//! | `payload` | HASH | id → JSON payload (deleted on ack) |
+//! | `attempts` | HASH | id → deliveries so far |
+//! | `owner` | HASH | id → worker id holding the lease |
+//! | `enqueued` | HASH | id → enqueue time (ms) |
+//! | `dedupe_of` | HASH | id → its dedupe key |
+//! | `error` | HASH | id → last error |
+//! | `counters` | HASH | enqueued, succeeded, retried, dead, rescued, requeued totals |
+//! | `workers` | ZSET | worker id → last heartbeat (ms) |
+//! | `dedupe:<key>` | STRING | id of the job that took the dedupe key; TTL `dedupe_ttl` |
+//! | `done:<id>` | HASH | attempts, finished_at, worker; TTL `finished_retention` |
+//!
+//! Times come from Redis' `TIME`, so processes with skewed clocks agree on deadlines.
+//!
+//! # Lifecycle of a job
+//!
+//! ```text
+//!  enqueue ──(dedupe key taken?)──► Duplicate (nothing stored)
+//!     │ new                 delay
+//!     ├──────────────────────────────► delayed ──(due; promoted ≤ promote_chunk per call)──┐
+//!     ▼                                   ▲                                                │
+//!   ready ◄───────────────────────────────┼────────────────────────────────────────────────┘
+//!     │ fetch: LPOP, lease = now+lease,   │ fail(Retry), attempts < max:
+//!     │ owner = worker, attempts += 1     │ backoff + jitter (or the handler's delay)
+//!     ▼                                   │
+//!   inflight ──────────────────────────────┘
+//!     │ │ │  renew (heartbeat task, every lease/3) keeps the deadline ahead
+//!     │ │ └─ lease expired (process died) ─► reaper ─► ready (front), rescued += 1
+//!     │ │                                         └─► dead if that was the last attempt
+//!     │ └── fail(Permanent) / last attempt / undecodable payload ─► dead
+//!     ▼                                                              │ requeue_dead
+//!   ack: payload and metadata deleted; done:<id> kept briefly        ▼
+//!                                                                  ready
+//! ```
+//!
+//! # Wiring a worker
+//!
+//! ```no_run
+//! use std::time::Duration;
+//!
+//! use apalis_core::worker::builder::WorkerBuilder;
+//! use shared::queue::{connect, EnqueueOptions, JobError, Queue, QueueConfig, RedisBackend};
+//! use shared::KeySpace;
+//!
+//! #[derive(serde::Serialize, serde::Deserialize)]
+//! struct Authorize {
+//!     login: String,
+//! }
+//!
+//! // Ok acks; JobError::Retry/retry_after retries (backoff or the given delay) until
+//! // max_attempts; JobError::Permanent (or apalis' AbortError) dead-letters at once.
+//! async fn authorize(job: Authorize) -> Result<(), JobError> {
+//!     if job.login.is_empty() {
+//!         return Err(JobError::permanent("empty login"));
+//!     }
+//!     Err(JobError::retry_after("202: still pending", Duration::from_secs(10)))
+//! }
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let conn = connect("redis://127.0.0.1:6379").await?;
+//! let keys = KeySpace::new("nightly-refresh");
+//! let config = QueueConfig::new("authorize").with_lease(Duration::from_secs(60)); // WORKER_LEASE
+//! let queue: Queue<Authorize> = Queue::new(conn, &keys, config);
+//! let job = Authorize { login: "l-1".into() };
+//! queue.enqueue(&job, EnqueueOptions::dedupe("authorize:l-1:2026-11-25")).await?;
+//!
+//! let worker = WorkerBuilder::new("authorize")
+//!     .backend(RedisBackend::new(queue.clone())) // .with_batch(n), .with_fetch_gate(limiter)
+//!     .build(authorize);
+//! worker.run().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Delivery is at least once: a job whose process dies mid-run runs again after its lease
+//! expires, never while its lease is alive. Every delivery counts as an attempt, so
+//! `max_attempts` bounds how often a job can run, crashes included.
+
+mod backend;
+mod config;
+mod conn;
+mod core;
+mod error;
+mod keys;
+mod lease;
+pub mod metrics_names;
+mod ops;
+mod scripts;
+mod types;
+
+pub use backend::{FetchGate, JobError, QueueLayer, QueueService, RedisBackend};
+pub use config::{Backoff, QueueConfig};
+pub use conn::{connect, manager_config, redact, CONNECTION_TIMEOUT, RESPONSE_TIMEOUT};
+pub use core::Queue;
+pub use error::QueueError;
+pub use lease::{Heartbeat, HeldJobs};
+pub use types::{
+    DeadSelector, EnqueueOptions, Enqueued, FailOutcome, JobFailure, JobFilter, JobId, JobInfo,
+    JobState, LeasedJob, QueueStats, WorkerId,
+};

@@ -180,7 +180,10 @@ impl RateLimiter {
                 .await?;
         }
         metrics::counter!(COOLDOWNS_TOTAL).increment(1);
-        tracing::warn!(pause_ms = ms, "rate limiter: Flinks throttled us; all workers cool down");
+        tracing::warn!(
+            pause_ms = ms,
+            "rate limiter: Flinks throttled us; all workers cool down"
+        );
         Ok(())
     }
 

@@ -2,6 +2,9 @@
 //! in-repo Flinks simulator on port 0.
 
 mod flinks_client;
+mod ledger;
+mod observability;
 mod queue;
 mod ratelimit;
+mod registry;
 mod support;

@@ -28,14 +28,23 @@ async fn permits_are_spaced_evenly_on_the_injected_clock() {
     let redis = TestRedis::new("rl-spacing").await;
     let limiter = RateLimiter::new(redis.conn.clone(), &redis.keys, 60.0);
     let interval = limiter.interval().as_millis() as u64;
-    assert_eq!(interval, 1010, "60/min is one per second plus the 1% margin");
+    assert_eq!(
+        interval, 1010,
+        "60/min is one per second plus the 1% margin"
+    );
 
-    assert_eq!(limiter.try_acquire_at(Some(1_000)).await.unwrap(), Attempt::Granted);
+    assert_eq!(
+        limiter.try_acquire_at(Some(1_000)).await.unwrap(),
+        Attempt::Granted
+    );
     assert_eq!(
         limiter.try_acquire_at(Some(1_400)).await.unwrap(),
         Attempt::Wait(Duration::from_millis(610))
     );
-    assert_eq!(limiter.try_acquire_at(Some(2_010)).await.unwrap(), Attempt::Granted);
+    assert_eq!(
+        limiter.try_acquire_at(Some(2_010)).await.unwrap(),
+        Attempt::Granted
+    );
     redis.cleanup().await;
 }
 
@@ -55,10 +64,24 @@ async fn no_sliding_window_ever_holds_more_than_the_limit_under_contention() {
         now += 250;
     }
     let busiest_minute = max_in_window(&grants, 60_000);
-    assert!(busiest_minute <= 20, "{busiest_minute} grants in one 60 s window");
-    assert!(busiest_minute >= 18, "utilization: {busiest_minute} grants in the busiest minute");
-    assert_eq!(max_in_window(&grants, 1_000), 1, "the 1/60-scaled window holds one call");
-    assert!(grants.len() >= 180, "utilization stays honest: {} grants in 10 min", grants.len());
+    assert!(
+        busiest_minute <= 20,
+        "{busiest_minute} grants in one 60 s window"
+    );
+    assert!(
+        busiest_minute >= 18,
+        "utilization: {busiest_minute} grants in the busiest minute"
+    );
+    assert_eq!(
+        max_in_window(&grants, 1_000),
+        1,
+        "the 1/60-scaled window holds one call"
+    );
+    assert!(
+        grants.len() >= 180,
+        "utilization stays honest: {} grants in 10 min",
+        grants.len()
+    );
     redis.cleanup().await;
 }
 
@@ -67,10 +90,19 @@ async fn a_lowered_limit_takes_effect_after_at_most_one_old_interval() {
     let redis = TestRedis::new("rl-change").await;
     let fast = RateLimiter::new(redis.conn.clone(), &redis.keys, 600.0);
     let slow = RateLimiter::new(redis.conn.clone(), &redis.keys, 6.0);
-    assert_eq!(fast.try_acquire_at(Some(0)).await.unwrap(), Attempt::Granted);
+    assert_eq!(
+        fast.try_acquire_at(Some(0)).await.unwrap(),
+        Attempt::Granted
+    );
     // The slow limiter respects the TAT the fast one left, then spaces at its own pace.
-    assert_eq!(slow.try_acquire_at(Some(50)).await.unwrap(), Attempt::Wait(Duration::from_millis(51)));
-    assert_eq!(slow.try_acquire_at(Some(101)).await.unwrap(), Attempt::Granted);
+    assert_eq!(
+        slow.try_acquire_at(Some(50)).await.unwrap(),
+        Attempt::Wait(Duration::from_millis(51))
+    );
+    assert_eq!(
+        slow.try_acquire_at(Some(101)).await.unwrap(),
+        Attempt::Granted
+    );
     assert_eq!(
         slow.try_acquire_at(Some(5_000)).await.unwrap(),
         Attempt::Wait(Duration::from_millis(101 + 10_100 - 5_000))
@@ -82,11 +114,20 @@ async fn a_lowered_limit_takes_effect_after_at_most_one_old_interval() {
 async fn a_caller_that_dies_while_waiting_reserves_no_budget() {
     let redis = TestRedis::new("rl-dies").await;
     let limiter = RateLimiter::new(redis.conn.clone(), &redis.keys, 60.0);
-    assert_eq!(limiter.try_acquire_at(Some(0)).await.unwrap(), Attempt::Granted);
+    assert_eq!(
+        limiter.try_acquire_at(Some(0)).await.unwrap(),
+        Attempt::Granted
+    );
     // A caller is told to wait and then vanishes; nothing was reserved for it.
-    assert!(matches!(limiter.try_acquire_at(Some(10)).await.unwrap(), Attempt::Wait(_)));
+    assert!(matches!(
+        limiter.try_acquire_at(Some(10)).await.unwrap(),
+        Attempt::Wait(_)
+    ));
     // So the next permit is available to anyone exactly one interval after the last grant.
-    assert_eq!(limiter.try_acquire_at(Some(1_010)).await.unwrap(), Attempt::Granted);
+    assert_eq!(
+        limiter.try_acquire_at(Some(1_010)).await.unwrap(),
+        Attempt::Granted
+    );
     redis.cleanup().await;
 }
 
@@ -104,7 +145,10 @@ async fn a_cool_down_pauses_every_limiter_of_the_namespace() {
     b.cool_down(Duration::from_millis(10)).await.unwrap();
     assert!(b.cooldown_remaining().await.unwrap().unwrap() > Duration::from_millis(300));
     let started = Instant::now();
-    let permit = b.acquire(&CancellationToken::new()).await.expect("granted after the pause");
+    let permit = b
+        .acquire(&CancellationToken::new())
+        .await
+        .expect("granted after the pause");
     assert!(started.elapsed() >= Duration::from_millis(300));
     assert!(permit.waited >= Duration::from_millis(300));
     redis.cleanup().await;
@@ -123,7 +167,10 @@ async fn shutdown_interrupts_a_wait_for_a_permit() {
     });
     let started = Instant::now();
     assert!(limiter.acquire(&cancel).await.is_none());
-    assert!(started.elapsed() < Duration::from_secs(5), "the wait was cut short by shutdown");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the wait was cut short by shutdown"
+    );
     redis.cleanup().await;
 }
 
@@ -152,8 +199,14 @@ async fn concurrent_processes_share_one_budget_on_redis_time() {
         grants.extend(task.await.unwrap());
     }
     let within_first_second = grants.iter().filter(|&&t| t < 1_000).count();
-    assert!(within_first_second <= 21, "{within_first_second} grants in 1 s at 20/s");
-    assert!(within_first_second >= 15, "utilization: {within_first_second} grants in 1 s");
+    assert!(
+        within_first_second <= 21,
+        "{within_first_second} grants in 1 s at 20/s"
+    );
+    assert!(
+        within_first_second >= 15,
+        "utilization: {within_first_second} grants in 1 s"
+    );
     redis.cleanup().await;
 }
 

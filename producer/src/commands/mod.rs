@@ -1,0 +1,47 @@
+//! Command handlers: each parses nothing, validates its input, calls `shared`, prints.
+//! Text goes to stdout, JSON (with `--json`) too; progress and warnings go to stderr.
+
+pub(crate) mod logins;
+pub(crate) mod report;
+pub(crate) mod routine;
+
+use anyhow::Context as _;
+use redis::aio::ConnectionManager;
+use serde::Serialize;
+use shared::config::Settings;
+use shared::keys::KeySpace;
+
+/// An error the user fixes by changing the command line (exit code 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// What every handler needs.
+pub(crate) struct Ctx {
+    pub(crate) settings: Settings,
+    pub(crate) keys: KeySpace,
+    pub(crate) json: bool,
+}
+
+impl Ctx {
+    pub(crate) fn new(settings: Settings, json: bool) -> Self {
+        let keys = KeySpace::new(settings.namespace.clone());
+        Self {
+            settings,
+            keys,
+            json,
+        }
+    }
+
+    /// Connects to Redis (fails fast, naming the redacted URL).
+    pub(crate) async fn redis(&self) -> anyhow::Result<ConnectionManager> {
+        Ok(shared::redis_conn::connect(&self.settings.redis_url).await?)
+    }
+
+    /// Prints `value` as pretty JSON on stdout.
+    pub(crate) fn print_json(&self, value: &impl Serialize) -> anyhow::Result<()> {
+        let text = serde_json::to_string_pretty(value).context("encoding JSON output")?;
+        println!("{text}");
+        Ok(())
+    }
+}

@@ -1,0 +1,31 @@
+//! `producer report`: the report of one routine date (today in ROUTINE_TZ by default).
+
+use chrono::Utc;
+use shared::ledger::Ledger;
+use shared::registry::Registry;
+
+use super::Ctx;
+use crate::cli::ReportArgs;
+
+pub(crate) async fn run(ctx: &Ctx, args: ReportArgs) -> anyhow::Result<()> {
+    let now = Utc::now();
+    let date = args
+        .date
+        .unwrap_or_else(|| now.with_timezone(&ctx.settings.routine_tz).date_naive());
+    let conn = ctx.redis().await?;
+    let ledger = Ledger::new(conn.clone(), &ctx.keys);
+    let registry = Registry::new(conn, &ctx.keys);
+    let report = shared::report::build(
+        &ledger,
+        &registry,
+        date,
+        ctx.settings.rate_limit_per_minute,
+        now,
+    )
+    .await?;
+    if ctx.json {
+        return ctx.print_json(&report);
+    }
+    print!("{}", report.render_text());
+    Ok(())
+}

@@ -1,0 +1,111 @@
+//! `producer routine run` and `producer schedule`: start a routine date by hand, or let a
+//! long-running daemon fire it once a day at ROUTINE_AT in ROUTINE_TZ (replicas fire once
+//! between them; a due and missing run is caught up on start).
+
+use anyhow::Context as _;
+use chrono::Utc;
+use shared::jobs::{queue_config, AuthorizeJob, AUTHORIZE_QUEUE};
+use shared::ledger::Ledger;
+use shared::queue::Queue;
+use shared::registry::Registry;
+use shared::routine::{enqueue_routine, DayClaim, Schedule};
+
+use super::Ctx;
+use crate::cli::{RoutineRunArgs, ScheduleArgs};
+
+struct Parts {
+    registry: Registry,
+    ledger: Ledger,
+    queue: Queue<AuthorizeJob>,
+    conn: redis::aio::ConnectionManager,
+}
+
+async fn parts(ctx: &Ctx) -> anyhow::Result<Parts> {
+    let conn = ctx.redis().await?;
+    Ok(Parts {
+        registry: Registry::new(conn.clone(), &ctx.keys),
+        ledger: Ledger::new(conn.clone(), &ctx.keys),
+        queue: Queue::new(
+            conn.clone(),
+            &ctx.keys,
+            queue_config(&ctx.settings, AUTHORIZE_QUEUE),
+        ),
+        conn,
+    })
+}
+
+/// `producer routine run [--date D]`
+pub(crate) async fn run(ctx: &Ctx, args: RoutineRunArgs) -> anyhow::Result<()> {
+    let date = args.date.unwrap_or_else(|| {
+        Utc::now()
+            .with_timezone(&ctx.settings.routine_tz)
+            .date_naive()
+    });
+    let p = parts(ctx).await?;
+    let run = enqueue_routine(
+        &p.registry,
+        &p.ledger,
+        &p.queue,
+        date,
+        ctx.settings.rate_limit_per_minute,
+    )
+    .await
+    .with_context(|| format!("starting the routine of {date}"))?;
+    if ctx.json {
+        return ctx.print_json(&run);
+    }
+    println!(
+        "routine {}: {} active LoginIds, {} enqueued now, {} already queued",
+        run.date, run.active, run.enqueued, run.already_queued
+    );
+    match run.eta_seconds {
+        Some(eta) => println!(
+            "ETA at {}/min: {}",
+            ctx.settings.rate_limit_per_minute,
+            humantime::format_duration(std::time::Duration::from_secs(eta))
+        ),
+        None => println!("ETA: unknown (RATE_LIMIT_PER_MINUTE=0, the limiter is off)"),
+    }
+    Ok(())
+}
+
+/// `producer schedule`
+pub(crate) async fn schedule(ctx: &Ctx, _args: ScheduleArgs) -> anyhow::Result<()> {
+    let p = parts(ctx).await?;
+    let shutdown = shared::shutdown::on_signal();
+    let metrics = shared::metrics::install().context("metrics recorder")?;
+    let ops = shared::ops_http::serve(
+        ctx.settings.metrics_addr,
+        metrics,
+        p.conn.clone(),
+        shutdown.clone(),
+    )
+    .await
+    .with_context(|| {
+        format!(
+            "cannot serve the ops port on METRICS_ADDR={}",
+            ctx.settings.metrics_addr
+        )
+    })?;
+    let replica = format!(
+        "{}-{}",
+        std::env::var("HOSTNAME").unwrap_or_else(|_| "producer".into()),
+        std::process::id()
+    );
+    let schedule = Schedule {
+        claim: DayClaim::new(p.conn.clone(), &ctx.keys, replica),
+        at: ctx.settings.routine_at,
+        tz: ctx.settings.routine_tz,
+        rate_per_minute: ctx.settings.rate_limit_per_minute,
+    };
+    tracing::info!(
+        at = %ctx.settings.routine_at,
+        tz = %ctx.settings.routine_tz,
+        ops = %ops,
+        "schedule running; fires the routine once a day"
+    );
+    schedule
+        .run(&p.registry, &p.ledger, &p.queue, &shutdown)
+        .await;
+    Ok(())
+}

@@ -1,0 +1,55 @@
+//! The `producer` command line: importing and inspecting logins, reports, and (later) the
+//! routine, its schedule and queue operations. Each subcommand is a thin layer over
+//! `shared`; this crate only parses arguments, prints and maps errors to exit codes.
+//!
+//! Exit codes: 0 success, 2 usage or validation error (bad arguments, bad configuration,
+//! invalid CSV, invalid LoginId), 1 runtime failure (Redis unreachable, ...).
+
+pub mod cli;
+mod commands;
+
+use std::process::ExitCode;
+
+use shared::config::Settings;
+
+pub use commands::UsageError;
+
+/// Runs the parsed command line with loaded settings.
+pub async fn run(cli: cli::Cli, settings: Settings) -> anyhow::Result<()> {
+    cli::dispatch(cli, settings).await
+}
+
+/// True when `error` is the user's to fix (exit code 2) rather than a runtime failure.
+pub fn is_usage_error(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause.is::<UsageError>()
+            || cause.is::<shared::config::ConfigError>()
+            || cause.is::<shared::import::ImportError>()
+            || cause.is::<shared::domain::LoginIdError>()
+    })
+}
+
+/// Prints `error: <message>` and its causes once, on stderr, and returns the exit code.
+pub fn fail(error: &anyhow::Error) -> ExitCode {
+    eprintln!("{}", render_error(error));
+    if is_usage_error(error) {
+        ExitCode::from(2)
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// `error: <message>` followed by one `  caused by: <cause>` line per cause, skipping causes
+/// whose text the line above already contains.
+pub fn render_error(error: &anyhow::Error) -> String {
+    let mut out = format!("error: {error}");
+    let mut previous = error.to_string();
+    for cause in error.chain().skip(1) {
+        let text = cause.to_string();
+        if !previous.contains(&text) {
+            out.push_str(&format!("\n  caused by: {text}"));
+        }
+        previous = text;
+    }
+    out
+}

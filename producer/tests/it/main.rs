@@ -1,0 +1,309 @@
+//! Runs the built `producer` binary as an operator would (ripgrep style), against the real
+//! Redis at `REDIS_URL` with a namespace of its own per test, deleted at the end.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use chrono::{NaiveDate, Utc};
+use redis::aio::ConnectionManager;
+use shared::domain::{FlinksCode, LoginId, RequestId};
+use shared::ledger::{Ledger, LedgerOutcome};
+use shared::registry::Registry;
+use shared::KeySpace;
+
+fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+fn login(n: u32) -> LoginId {
+    LoginId::parse(&format!("00000000-0000-4000-8000-{n:012}")).unwrap()
+}
+
+/// One test's namespace on the real Redis, plus a scratch directory.
+struct Env {
+    keys: KeySpace,
+    dir: PathBuf,
+}
+
+impl Env {
+    fn new(test: &str) -> Self {
+        let namespace = format!("test-producer-{test}-{}", uuid::Uuid::new_v4().simple());
+        let dir = std::env::temp_dir().join(&namespace);
+        std::fs::create_dir_all(&dir).unwrap();
+        Self {
+            keys: KeySpace::new(namespace),
+            dir,
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.run_with_redis(&redis_url(), args)
+    }
+
+    fn run_with_redis(&self, url: &str, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_producer"))
+            .args(args)
+            .env("REDIS_URL", url)
+            .env("REFRESH_NAMESPACE", self.keys.namespace())
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("the producer binary runs")
+    }
+
+    fn file(&self, name: &str, text: &str) -> String {
+        let path = self.dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    }
+
+    async fn conn(&self) -> ConnectionManager {
+        let client = redis::Client::open(redis_url()).unwrap();
+        ConnectionManager::new(client).await.unwrap()
+    }
+
+    async fn cleanup(self) {
+        let mut conn = self.conn().await;
+        let ns = self.keys.namespace();
+        for pattern in [format!("{ns}:*"), format!("{{{ns}:*")] {
+            let mut cursor: u64 = 0;
+            loop {
+                let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(1_000)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
+                if !keys.is_empty() {
+                    let _: () = redis::cmd("DEL")
+                        .arg(&keys)
+                        .query_async(&mut conn)
+                        .await
+                        .unwrap();
+                }
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "exit {:?}, stderr: {}",
+        out.status,
+        stderr(out)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", stdout(out)))
+}
+
+#[tokio::test]
+async fn import_then_list_json_shows_every_login_with_its_state() {
+    let env = Env::new("import-list");
+    let csv = env.file(
+        "logins.csv",
+        &format!(
+            "LoginId,Active,Tag\n{},true,vip\n{},no,\n{},1,\n",
+            login(1).as_str(),
+            login(2).as_str(),
+            login(3).as_str()
+        ),
+    );
+
+    let imported = json(&env.run(&["logins", "import", &csv, "--json"]));
+    let all = json(&env.run(&["logins", "list", "--json"]));
+    let inactive = json(&env.run(&["--json", "logins", "list", "--inactive"]));
+    let limited = json(&env.run(&["logins", "list", "--active", "--limit", "1", "--json"]));
+
+    assert_eq!(imported["imported"], 3);
+    assert_eq!(imported["active"], 2);
+    assert_eq!(imported["inactive"], 1);
+    assert_eq!(all.as_array().unwrap().len(), 3);
+    assert_eq!(inactive.as_array().unwrap().len(), 1);
+    assert_eq!(inactive[0]["login_id"], login(2).as_str());
+    assert_eq!(inactive[0]["active"], false);
+    assert_eq!(limited.as_array().unwrap().len(), 1);
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn show_json_gives_status_last_outcome_and_history() {
+    let env = Env::new("show");
+    env.run(&["logins", "add", login(5).as_str(), "--tag", "t1"]);
+    let registry = Registry::new(env.conn().await, &env.keys);
+    let outcome = LedgerOutcome::NeedsReauth {
+        flinks_code: Some(FlinksCode::parse("SESSION_EXPIRED")),
+        message: Some("please reconnect".into()),
+        request_id: Some(RequestId::new("req-1")),
+        at: Utc::now(),
+    };
+    registry.record_outcome(&login(5), &outcome).await.unwrap();
+
+    let shown = json(&env.run(&["logins", "show", login(5).as_str(), "--json"]));
+    let text = env.run(&["logins", "show", login(5).as_str()]);
+
+    assert_eq!(shown["login_id"], login(5).as_str());
+    assert_eq!(shown["active"], true);
+    assert_eq!(shown["tag"], "t1");
+    assert_eq!(shown["last_outcome"], "needs_reauth");
+    assert_eq!(shown["reauth_code"], "SESSION_EXPIRED");
+    assert_eq!(shown["history"][0]["kind"], "needs_reauth");
+    assert!(
+        stdout(&text).contains("SESSION_EXPIRED"),
+        "{}",
+        stdout(&text)
+    );
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn report_json_on_a_seeded_ledger_has_the_documented_fields() {
+    let env = Env::new("report");
+    let date = NaiveDate::from_ymd_opt(2025, 6, 2).unwrap();
+    let conn = env.conn().await;
+    let ledger = Ledger::new(conn.clone(), &env.keys);
+    let registry = Registry::new(conn, &env.keys);
+    for n in 0..3 {
+        registry
+            .add(&shared::registry::LoginRecordInput {
+                login_id: login(n),
+                active: true,
+                tag: None,
+            })
+            .await
+            .unwrap();
+    }
+    ledger.set_expected(date, 3).await.unwrap();
+    let refreshed = LedgerOutcome::Refreshed {
+        request_id: RequestId::new("r"),
+        last_refresh: None,
+        stale: true,
+        fetched_at: Utc::now(),
+        results_stream_id: None,
+    };
+    ledger.record(date, &login(0), &refreshed).await.unwrap();
+    let failed = LedgerOutcome::Failed {
+        flinks_code: None,
+        http_status: Some(500),
+        message: "server error".into(),
+        attempts: 5,
+        at: Utc::now(),
+    };
+    ledger.record(date, &login(1), &failed).await.unwrap();
+
+    let report = json(&env.run(&["report", "--date", "2025-06-02", "--json"]));
+    let text = env.run(&["report", "--date", "2025-06-02"]);
+
+    assert_eq!(report["date"], "2025-06-02");
+    assert_eq!(report["active"], 3);
+    assert_eq!(report["done"], 2);
+    assert_eq!(report["pending"], 1);
+    assert_eq!(report["refreshed"], 1);
+    assert_eq!(report["stale"][0], login(0).as_str());
+    assert_eq!(report["failed"][0]["message"], "server error");
+    assert_eq!(report["reauth"].as_array().unwrap().len(), 0);
+    assert!(report["eta_seconds"].is_u64());
+    assert!(report["new_reauth"].is_array());
+    assert!(stdout(&text).contains("pending"), "{}", stdout(&text));
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_bad_csv_exits_2_naming_the_line_and_imports_nothing() {
+    let env = Env::new("bad-csv");
+    let csv = env.file(
+        "bad.csv",
+        &format!(
+            "LoginId,Active\n{},true\nnot-a-uuid,true\n",
+            login(1).as_str()
+        ),
+    );
+
+    let out = env.run(&["logins", "import", &csv]);
+    let listed = json(&env.run(&["logins", "list", "--json"]));
+
+    assert_eq!(out.status.code(), Some(2), "stderr: {}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.starts_with("error: "), "{err}");
+    assert!(err.contains("line 3") && err.contains("bad.csv"), "{err}");
+    assert_eq!(listed.as_array().unwrap().len(), 0);
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn skip_invalid_imports_the_good_rows_and_reports_the_skipped_ones() {
+    let env = Env::new("skip-invalid");
+    let csv = env.file(
+        "mixed.csv",
+        &format!(
+            "LoginId\n{}\nnope\n{}\n",
+            login(1).as_str(),
+            login(2).as_str()
+        ),
+    );
+
+    let out = env.run(&["logins", "import", &csv, "--skip-invalid"]);
+
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("imported 2 logins"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(stderr(&out).contains("line 3"), "{}", stderr(&out));
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn an_invalid_login_id_is_a_usage_error() {
+    let env = Env::new("bad-id");
+
+    let out = env.run(&["logins", "add", "not-a-uuid"]);
+
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("not a UUID"), "{}", stderr(&out));
+    env.cleanup().await;
+}
+
+#[test]
+fn an_unreachable_redis_exits_1_with_a_message_naming_the_url() {
+    let env = Env::new("unreachable");
+
+    let out = env.run_with_redis("redis://127.0.0.1:1", &["logins", "list"]);
+
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.starts_with("error: Redis unreachable at redis://127.0.0.1:1"),
+        "{err}"
+    );
+    assert_eq!(err.matches("error:").count(), 1, "printed once: {err}");
+}
+
+#[test]
+fn help_documents_the_exit_codes() {
+    let env = Env::new("help");
+
+    let out = env.run(&["--help"]);
+
+    assert!(out.status.success());
+    assert!(
+        stdout(&out).contains("2  usage or validation error"),
+        "{}",
+        stdout(&out)
+    );
+}

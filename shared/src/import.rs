@@ -1,0 +1,390 @@
+//! Reading a customer's CSV of LoginIds into validated [`LoginRecordInput`]s.
+//!
+//! The whole file is validated before anything is written: one bad row fails the import
+//! with every bad row listed by line number (up to [`MAX_LISTED_ERRORS`]) and nothing
+//! imported, unless the caller asks to skip invalid rows. Validated rows are kept in
+//! memory (a million rows is ~100 MB at worst), then written by
+//! [`crate::registry::Registry::upsert_many`]. This module does no I/O on Redis.
+//!
+//! Format: a header row with `LoginId` (required) and optionally `Active` (true/false,
+//! 1/0, yes/no, y/n; case-insensitive; empty = true) and `Tag` (empty = keep the current
+//! tag), in any order, matched case-insensitively; other columns are ignored. A LoginId
+//! that appears twice keeps its last row and is counted in [`ParsedImport::duplicates`].
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::domain::LoginId;
+use crate::registry::LoginRecordInput;
+
+/// At most this many bad rows are kept (all are counted).
+pub const MAX_LISTED_ERRORS: usize = 50;
+
+/// Why a file could not be imported. Every variant names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// The file could not be opened or read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file has no header row.
+    #[error("{path} is empty: expected a header row with a LoginId column")]
+    Empty {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The header has no `LoginId` column (or a column twice).
+    #[error("{path}: bad header: {reason} (found columns: {found})")]
+    BadHeader {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+        /// The header as read.
+        found: String,
+    },
+    /// Some rows are invalid; nothing was imported.
+    #[error("{path}: {total} invalid row(s), nothing imported (use --skip-invalid to import the valid rows):\n{}", RowErrors(.errors, *.total))]
+    InvalidRows {
+        /// The file.
+        path: PathBuf,
+        /// The first [`MAX_LISTED_ERRORS`] bad rows.
+        errors: Vec<RowError>,
+        /// How many rows are bad in all.
+        total: usize,
+    },
+}
+
+/// One bad row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RowError {
+    /// 1-based line number in the file (the header is line 1).
+    pub line: u64,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl fmt::Display for RowError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}: {}", self.line, self.reason)
+    }
+}
+
+struct RowErrors<'a>(&'a [RowError], usize);
+
+impl fmt::Display for RowErrors<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, error) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "  {error}")?;
+        }
+        if self.1 > self.0.len() {
+            write!(f, "\n  ... and {} more", self.1 - self.0.len())?;
+        }
+        Ok(())
+    }
+}
+
+/// Options of an import.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ImportOptions {
+    /// Import the valid rows and report the invalid ones instead of failing.
+    pub skip_invalid: bool,
+}
+
+/// A validated file, ready to be written.
+#[derive(Debug, Clone, Default)]
+pub struct ParsedImport {
+    /// One record per distinct LoginId, last row wins, in first-seen order.
+    pub records: Vec<LoginRecordInput>,
+    /// Data rows read (valid or not).
+    pub rows: u64,
+    /// Rows whose LoginId appeared on an earlier row too.
+    pub duplicates: u64,
+    /// Invalid rows skipped (first [`MAX_LISTED_ERRORS`]); empty unless `skip_invalid`.
+    pub skipped: Vec<RowError>,
+    /// Invalid rows skipped in all.
+    pub skipped_total: usize,
+}
+
+struct Columns {
+    login_id: usize,
+    active: Option<usize>,
+    tag: Option<usize>,
+}
+
+fn normalise(header: &str) -> String {
+    header
+        .trim()
+        .trim_start_matches('\u{feff}')
+        .chars()
+        .filter(|c| !matches!(c, '_' | ' ' | '-'))
+        .collect::<String>()
+        .to_ascii_lowercase()
+}
+
+fn columns(path: &Path, header: &csv::StringRecord) -> Result<Columns, ImportError> {
+    let found = header.iter().collect::<Vec<_>>().join(",");
+    let bad = |reason: String| ImportError::BadHeader {
+        path: path.to_path_buf(),
+        reason,
+        found: found.clone(),
+    };
+    let find = |name: &str| -> Result<Option<usize>, ImportError> {
+        let mut hits = header
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| normalise(h) == name.to_ascii_lowercase());
+        let first = hits.next().map(|(i, _)| i);
+        if hits.next().is_some() {
+            return Err(bad(format!("column {name} appears more than once")));
+        }
+        Ok(first)
+    };
+    let login_id = find("LoginId")?.ok_or_else(|| bad("no LoginId column".into()))?;
+    Ok(Columns {
+        login_id,
+        active: find("Active")?,
+        tag: find("Tag")?,
+    })
+}
+
+/// Parses an `Active` cell; empty means active.
+pub fn parse_active(raw: &str) -> Result<bool, String> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "" | "true" | "1" | "yes" | "y" | "t" => Ok(true),
+        "false" | "0" | "no" | "n" | "f" => Ok(false),
+        _ => Err(format!(
+            "Active {raw:?} is not a boolean (expected true/false, 1/0 or yes/no)"
+        )),
+    }
+}
+
+/// Reads and validates the CSV file at `path`.
+pub fn parse_file(path: &Path, options: ImportOptions) -> Result<ParsedImport, ImportError> {
+    let file = std::fs::File::open(path).map_err(|source| ImportError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse_reader(path, std::io::BufReader::new(file), options)
+}
+
+/// Reads and validates CSV from `reader`; `path` only names the source in errors.
+pub fn parse_reader(
+    path: &Path,
+    reader: impl std::io::Read,
+    options: ImportOptions,
+) -> Result<ParsedImport, ImportError> {
+    let mut csv = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(reader);
+    let io_error = |e: csv::Error| ImportError::Io {
+        path: path.to_path_buf(),
+        source: std::io::Error::other(e.to_string()),
+    };
+    let mut records = csv.records();
+    let header = loop {
+        match records.next() {
+            None => {
+                return Err(ImportError::Empty {
+                    path: path.to_path_buf(),
+                })
+            }
+            Some(Err(e)) if e.is_io_error() => return Err(io_error(e)),
+            Some(Err(e)) => {
+                return Err(ImportError::BadHeader {
+                    path: path.to_path_buf(),
+                    reason: e.to_string(),
+                    found: String::new(),
+                })
+            }
+            Some(Ok(row)) if row.iter().all(str::is_empty) => continue,
+            Some(Ok(row)) => break row,
+        }
+    };
+    let cols = columns(path, &header)?;
+    let width = header.len();
+
+    let mut out = ParsedImport::default();
+    let mut errors: Vec<RowError> = Vec::new();
+    let mut total_errors = 0usize;
+    let mut index: HashMap<LoginId, usize> = HashMap::new();
+    for row in records {
+        let row = match row {
+            Ok(row) => row,
+            Err(e) if e.is_io_error() => return Err(io_error(e)),
+            Err(e) => {
+                out.rows += 1;
+                total_errors += 1;
+                if errors.len() < MAX_LISTED_ERRORS {
+                    let line = e.position().map(|p| p.line()).unwrap_or(0);
+                    errors.push(RowError {
+                        line,
+                        reason: e.to_string(),
+                    });
+                }
+                continue;
+            }
+        };
+        if row.iter().all(str::is_empty) {
+            continue;
+        }
+        out.rows += 1;
+        let line = row.position().map(|p| p.line()).unwrap_or(0);
+        match validate(&row, &cols, width) {
+            Ok(record) => match index.get(&record.login_id) {
+                Some(&at) => {
+                    out.duplicates += 1;
+                    out.records[at] = record;
+                }
+                None => {
+                    index.insert(record.login_id.clone(), out.records.len());
+                    out.records.push(record);
+                }
+            },
+            Err(reason) => {
+                total_errors += 1;
+                if errors.len() < MAX_LISTED_ERRORS {
+                    errors.push(RowError { line, reason });
+                }
+            }
+        }
+    }
+    if total_errors > 0 && !options.skip_invalid {
+        return Err(ImportError::InvalidRows {
+            path: path.to_path_buf(),
+            errors,
+            total: total_errors,
+        });
+    }
+    out.skipped = errors;
+    out.skipped_total = total_errors;
+    Ok(out)
+}
+
+fn validate(
+    row: &csv::StringRecord,
+    cols: &Columns,
+    width: usize,
+) -> Result<LoginRecordInput, String> {
+    if row.len() != width {
+        return Err(format!(
+            "expected {width} field(s) like the header, found {}",
+            row.len()
+        ));
+    }
+    let login_id =
+        LoginId::parse(row.get(cols.login_id).unwrap_or_default()).map_err(|e| e.to_string())?;
+    let active = match cols.active {
+        Some(i) => parse_active(row.get(i).unwrap_or_default())?,
+        None => true,
+    };
+    let tag = cols
+        .tag
+        .and_then(|i| row.get(i))
+        .filter(|t| !t.is_empty())
+        .map(str::to_string);
+    Ok(LoginRecordInput {
+        login_id,
+        active,
+        tag,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: &str = "5e5b1f56-0b6c-4c53-a3a4-2b2d7a3e9f10";
+    const B: &str = "6f6c2a67-1c7d-4d64-b4b5-3c3e8b4f0a21";
+
+    fn parse(text: &str, skip_invalid: bool) -> Result<ParsedImport, ImportError> {
+        parse_reader(
+            Path::new("logins.csv"),
+            text.as_bytes(),
+            ImportOptions { skip_invalid },
+        )
+    }
+
+    #[test]
+    fn columns_may_come_in_any_order_and_any_case() {
+        let parsed = parse(&format!("tag,ACTIVE,loginid\nvip,No,{A}\n,,{B}\n"), false).unwrap();
+        assert_eq!(parsed.records.len(), 2);
+        assert_eq!(parsed.records[0].tag.as_deref(), Some("vip"));
+        assert!(!parsed.records[0].active);
+        assert!(parsed.records[1].active);
+        assert_eq!(parsed.records[1].tag, None);
+    }
+
+    #[test]
+    fn active_accepts_the_usual_spellings_and_rejects_others() {
+        for (raw, want) in [
+            ("TRUE", true),
+            ("1", true),
+            ("yes", true),
+            ("false", false),
+            ("0", false),
+            ("No", false),
+        ] {
+            assert_eq!(parse_active(raw), Ok(want), "{raw}");
+        }
+        assert!(parse_active("maybe").is_err());
+    }
+
+    #[test]
+    fn bad_rows_are_all_listed_with_line_numbers_and_fail_the_import() {
+        let err = parse(
+            &format!("LoginId,Active\n{A},true\nnope,true\n{B},perhaps\n"),
+            false,
+        )
+        .unwrap_err();
+        let ImportError::InvalidRows { errors, total, .. } = &err else {
+            panic!("{err}");
+        };
+        assert_eq!(*total, 2);
+        assert_eq!(errors[0].line, 3);
+        assert_eq!(errors[1].line, 4);
+        let text = err.to_string();
+        assert!(
+            text.contains("line 3") && text.contains("line 4") && text.contains("logins.csv"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn skip_invalid_keeps_the_good_rows_and_lists_the_bad_ones() {
+        let parsed = parse(&format!("LoginId\n{A}\nnope\n"), true).unwrap();
+        assert_eq!(parsed.records.len(), 1);
+        assert_eq!(parsed.skipped_total, 1);
+        assert_eq!(parsed.skipped[0].line, 3);
+    }
+
+    #[test]
+    fn a_duplicate_login_keeps_its_last_row_and_is_counted() {
+        let parsed = parse(&format!("LoginId,Tag\n{A},first\n{B},\n{A},last\n"), false).unwrap();
+        assert_eq!(parsed.records.len(), 2);
+        assert_eq!(parsed.duplicates, 1);
+        assert_eq!(parsed.records[0].tag.as_deref(), Some("last"));
+    }
+
+    #[test]
+    fn an_empty_file_or_missing_header_is_an_error_naming_the_file() {
+        let err = parse("", false).unwrap_err();
+        assert!(matches!(err, ImportError::Empty { .. }) && err.to_string().contains("logins.csv"));
+        let err = parse(&format!("Id,Active\n{A},true\n"), false).unwrap_err();
+        assert!(matches!(err, ImportError::BadHeader { .. }), "{err}");
+        assert!(err.to_string().contains("logins.csv") && err.to_string().contains("LoginId"));
+    }
+}

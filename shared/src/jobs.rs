@@ -1,0 +1,139 @@
+//! The job payloads and queue names of the routine, shared by the producer (which enqueues
+//! authorize jobs) and the worker (which runs both kinds and chains one into the other).
+//!
+//! Queue names and dedupe keys are explicit constants, never Rust type paths, so a rename
+//! in the code can never orphan queued jobs. Payloads carry a version-tolerant shape
+//! (`#[serde(default)]` on later fields) so a rolling upgrade can read older jobs.
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::config::Settings;
+use crate::domain::{LoginId, RequestId};
+use crate::queue::{Backoff, QueueConfig};
+
+/// Queue of cached-Authorize jobs, one per (LoginId, routine date).
+pub const AUTHORIZE_QUEUE: &str = "authorize";
+/// Queue of GetAccountsDetail jobs (first call and async polls).
+pub const DETAIL_QUEUE: &str = "detail";
+
+/// The configuration of one of the routine's queues, from settings: the producer (which
+/// enqueues) and the worker (which consumes) must agree on it.
+pub fn queue_config(settings: &Settings, name: &str) -> QueueConfig {
+    let mut config = QueueConfig::new(name).with_lease(settings.worker_lease);
+    config.max_attempts = settings.max_attempts;
+    config.backoff = Backoff {
+        base: settings.retry_base_delay,
+        max: settings.retry_max_delay,
+        jitter: 0.2,
+    };
+    config
+}
+
+/// Authorize `login_id` for `routine_date`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthorizeJob {
+    /// The login to refresh.
+    pub login_id: LoginId,
+    /// The routine date this job belongs to (the ledger's key).
+    pub routine_date: NaiveDate,
+    /// How many times a lapsed RequestId (SESSION_NONEXISTENT / SESSION_EXPIRED) already
+    /// restarted this login's authorize for this date; capped at
+    /// [`MAX_SESSION_RESTARTS`].
+    #[serde(default)]
+    pub session_restarts: u32,
+}
+
+/// A lapsed RequestId restarts the authorize at most this many times per login and date.
+pub const MAX_SESSION_RESTARTS: u32 = 2;
+
+impl AuthorizeJob {
+    /// A first authorize for the date.
+    pub fn new(login_id: LoginId, routine_date: NaiveDate) -> Self {
+        Self {
+            login_id,
+            routine_date,
+            session_restarts: 0,
+        }
+    }
+
+    /// The dedupe key: one authorize per (LoginId, date, restart generation).
+    pub fn dedupe_key(&self) -> String {
+        if self.session_restarts == 0 {
+            format!("authorize:{}:{}", self.login_id.as_str(), self.routine_date)
+        } else {
+            format!(
+                "authorize:{}:{}:restart{}",
+                self.login_id.as_str(),
+                self.routine_date,
+                self.session_restarts
+            )
+        }
+    }
+}
+
+/// Fetch the accounts detail of an authorized session (or poll it, after a 202).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DetailJob {
+    /// The login being refreshed.
+    pub login_id: LoginId,
+    /// The routine date.
+    pub routine_date: NaiveDate,
+    /// The session from Authorize.
+    pub request_id: RequestId,
+    /// `Login.LastRefresh` from the Authorize answer (decides "stale").
+    #[serde(default)]
+    pub last_refresh: Option<NaiveDateTime>,
+    /// Restart generation inherited from the authorize job.
+    #[serde(default)]
+    pub session_restarts: u32,
+    /// Set once Flinks answered 202: poll the async endpoint instead, since this time.
+    #[serde(default)]
+    pub polling_since: Option<DateTime<Utc>>,
+    /// Polls done so far.
+    #[serde(default)]
+    pub polls: u32,
+}
+
+impl DetailJob {
+    /// The dedupe key of this step: the first fetch, or poll number `polls`.
+    pub fn dedupe_key(&self) -> String {
+        format!(
+            "detail:{}:{}:{}:{}",
+            self.login_id.as_str(),
+            self.routine_date,
+            self.session_restarts,
+            self.polls
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn login() -> LoginId {
+        LoginId::parse("5e5b1f56-0b6c-4c53-a3a4-2b2d7a3e9f10").unwrap()
+    }
+
+    #[test]
+    fn authorize_dedupe_key_is_one_per_login_and_date_and_restart() {
+        let date = NaiveDate::from_ymd_opt(2026, 11, 25).unwrap();
+        let mut job = AuthorizeJob::new(login(), date);
+        assert_eq!(
+            job.dedupe_key(),
+            "authorize:5e5b1f56-0b6c-4c53-a3a4-2b2d7a3e9f10:2026-11-25"
+        );
+        job.session_restarts = 1;
+        assert!(job.dedupe_key().ends_with(":restart1"));
+    }
+
+    #[test]
+    fn an_older_payload_without_new_fields_still_decodes() {
+        let job: AuthorizeJob = serde_json::from_str(
+            r#"{"login_id":"5e5b1f56-0b6c-4c53-a3a4-2b2d7a3e9f10","routine_date":"2026-11-25"}"#,
+        )
+        .unwrap();
+        assert_eq!(job.session_restarts, 0);
+    }
+}

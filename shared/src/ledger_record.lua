@@ -1,0 +1,44 @@
+-- Records one (LoginId, routine date) outcome atomically. Used by shared::ledger.
+--
+-- A `refreshed` entry is final: it is never overwritten (returns 0). Any other entry
+-- (needs_reauth, failed) is replaced by a later outcome, e.g. after an operator requeue.
+-- Per-kind counters in the meta hash and the cross-date `reauth` / `failed` indexes are
+-- kept in step in the same call.
+--
+-- KEYS[1] ledger hash of the date      KEYS[2] meta hash of the date
+-- KEYS[3] reauth index (ZSET)          KEYS[4] failed index (ZSET)
+-- ARGV[1] LoginId   ARGV[2] outcome JSON   ARGV[3] kind   ARGV[4] stale (1|0)
+-- ARGV[5] score (epoch ms)   ARGV[6] index member (date|LoginId)   ARGV[7] ttl seconds
+-- ARGV[8] index floor: members scored below it are trimmed (expired dates)
+local old = redis.call('HGET', KEYS[1], ARGV[1])
+local old_kind = false
+if old then
+  local ok, decoded = pcall(cjson.decode, old)
+  if ok and type(decoded) == 'table' then
+    old_kind = decoded['kind']
+  end
+  if old_kind == 'refreshed' then
+    return 0
+  end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+if old_kind then
+  redis.call('HINCRBY', KEYS[2], 'count:' .. old_kind, -1)
+end
+redis.call('HINCRBY', KEYS[2], 'count:' .. ARGV[3], 1)
+if ARGV[4] == '1' then
+  redis.call('HINCRBY', KEYS[2], 'count:stale', 1)
+end
+redis.call('ZREM', KEYS[3], ARGV[6])
+redis.call('ZREM', KEYS[4], ARGV[6])
+if ARGV[3] == 'needs_reauth' then
+  redis.call('ZADD', KEYS[3], ARGV[5], ARGV[6])
+elseif ARGV[3] == 'failed' then
+  redis.call('ZADD', KEYS[4], ARGV[5], ARGV[6])
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. ARGV[8])
+redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', '(' .. ARGV[8])
+for i = 1, 4 do
+  redis.call('EXPIRE', KEYS[i], ARGV[7])
+end
+return 1

@@ -1,0 +1,519 @@
+//! apalis-core 1.0 integration: [`RedisBackend`] implements `Backend` + `BackendConfig`, so
+//! `WorkerBuilder::new(name).backend(backend).build(handler)` runs jobs from a [`Queue`].
+//!
+//! How apalis-core delivers results: `Worker::stream` wraps the handler as
+//! `Data(WorkerContext) → backend layer → user layers → LifecycleLayer → handler`, so the
+//! backend's layer ([`QueueLayer`]) sees the final result of every attempt, after the user's
+//! retry/timeout/catch-panic layers. It acks or fails the job in Redis before its future
+//! completes, so the decision is never lost in an in-process channel (apalis-redis acks
+//! asynchronously on a later poll).
+//!
+//! The handler says what happens next through its error: [`JobError::Retry`] (optional
+//! delay), [`JobError::Permanent`] (dead-letter now; apalis' `AbortError`, e.g. from
+//! `catch_panic`, means the same), apalis' `RetryAfterError` (retry after its duration), any
+//! other error: retry with the queue's backoff. `Ok` acks.
+//!
+//! Guarantees kept outside apalis' control flow:
+//! - leases are renewed by the [`Heartbeat`] tasks, not by polls of the worker stream, so a
+//!   worker whose slots are all busy keeps its leases (and jobs it buffered) alive;
+//! - `poll_next` never returns an error: Redis errors are logged and the fetch is retried
+//!   with backoff (an error from `poll_next` would end `Worker::run`).
+//! - a [`FetchGate`] is awaited before every fetch, so a global rate-limit permit can be
+//!   taken before a job is claimed.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use apalis_core::backend::finalize::Ephemeral;
+use apalis_core::backend::{Backend, BackendConfig};
+use apalis_core::error::{AbortError, BoxDynError, RetryAfterError};
+use apalis_core::task::builder::TaskBuilder;
+use apalis_core::task::task_id::TaskId;
+use apalis_core::task::Task;
+use apalis_core::worker::context::WorkerContext;
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use serde::de::DeserializeOwned;
+use tower::{Layer, Service};
+
+use super::config::QueueConfig;
+use super::core::Queue;
+use super::error::QueueError;
+use super::lease::{Heartbeat, HeldJobs};
+use super::metrics_names as m;
+use super::types::{FailOutcome, JobFailure, JobId, LeasedJob, WorkerId};
+
+/// What a handler returns to fail an attempt and choose what happens next.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// Retry later: after `delay`, or the queue's backoff when `None`. The last allowed
+    /// attempt dead-letters instead.
+    #[error("{error}")]
+    Retry {
+        /// What went wrong (stored as the job's last error; never log secrets into it).
+        error: String,
+        /// Overrides the backoff.
+        delay: Option<Duration>,
+    },
+    /// Do not retry: dead-letter the job now with this error.
+    #[error("{error}")]
+    Permanent {
+        /// What went wrong.
+        error: String,
+    },
+}
+
+impl JobError {
+    /// A retry with the queue's backoff.
+    pub fn retry(error: impl std::fmt::Display) -> Self {
+        Self::Retry {
+            error: error.to_string(),
+            delay: None,
+        }
+    }
+
+    /// A retry after `delay` (e.g. a poll every 10 s, or `Retry-After`).
+    pub fn retry_after(error: impl std::fmt::Display, delay: Duration) -> Self {
+        Self::Retry {
+            error: error.to_string(),
+            delay: Some(delay),
+        }
+    }
+
+    /// A permanent failure.
+    pub fn permanent(error: impl std::fmt::Display) -> Self {
+        Self::Permanent {
+            error: error.to_string(),
+        }
+    }
+}
+
+/// Maps a handler's error to what the queue does with the job.
+fn classify(error: &BoxDynError) -> JobFailure {
+    if let Some(e) = error.downcast_ref::<JobError>() {
+        return match e {
+            JobError::Retry { error, delay } => JobFailure::Retry {
+                error: error.clone(),
+                delay: *delay,
+            },
+            JobError::Permanent { error } => JobFailure::Permanent {
+                error: error.clone(),
+            },
+        };
+    }
+    if error.downcast_ref::<AbortError>().is_some() {
+        return JobFailure::Permanent {
+            error: error_chain(error.as_ref()),
+        };
+    }
+    if let Some(e) = error.downcast_ref::<RetryAfterError>() {
+        return JobFailure::Retry {
+            error: error_chain(error.as_ref()),
+            delay: Some(e.get_duration()),
+        };
+    }
+    JobFailure::Retry {
+        error: error_chain(error.as_ref()),
+        delay: None,
+    }
+}
+
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+/// A gate awaited before every fetch: the extension point for taking a global rate-limit
+/// permit *before* a job is claimed (so no job waits for a permit while leased).
+pub trait FetchGate: Send + Sync + 'static {
+    /// Resolves when the worker may claim the next batch.
+    fn ready(&self) -> BoxFuture<'static, ()>;
+}
+
+/// Which delivery a task is: stored in the task's data for [`QueueService`].
+#[derive(Clone, Debug)]
+struct Delivery {
+    id: JobId,
+    attempt: u32,
+}
+
+type FetchFuture<T> = BoxFuture<'static, Result<Vec<LeasedJob<T>>, QueueError>>;
+
+/// An apalis-core `Backend` over a [`Queue`]: one per worker (one `WorkerId`, one
+/// [`Heartbeat`]).
+pub struct RedisBackend<T> {
+    queue: Queue<T>,
+    worker: WorkerId,
+    batch: usize,
+    gate: Option<Arc<dyn FetchGate>>,
+    held: HeldJobs,
+    buffer: VecDeque<LeasedJob<T>>,
+    fetching: Option<FetchFuture<T>>,
+    /// Set by the fetch future once it passed the gate (and so may lease jobs).
+    fetch_claiming: Arc<AtomicBool>,
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+    errors_in_a_row: u32,
+    heartbeat: Option<Heartbeat>,
+    releasing: Option<BoxFuture<'static, ()>>,
+}
+
+impl<T> std::fmt::Debug for RedisBackend<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisBackend")
+            .field("queue", &self.queue.name())
+            .field("worker", &self.worker)
+            .field("batch", &self.batch)
+            .field("held", &self.held.len())
+            .finish()
+    }
+}
+
+impl<T> RedisBackend<T> {
+    /// A backend fetching one job at a time, under a fresh [`WorkerId`].
+    pub fn new(queue: Queue<T>) -> Self {
+        Self {
+            queue,
+            worker: WorkerId::generate(),
+            batch: 1,
+            gate: None,
+            held: HeldJobs::default(),
+            buffer: VecDeque::new(),
+            fetching: None,
+            fetch_claiming: Arc::new(AtomicBool::new(false)),
+            sleep: None,
+            errors_in_a_row: 0,
+            heartbeat: None,
+            releasing: None,
+        }
+    }
+
+    /// Claim up to `batch` jobs per fetch (default 1). Jobs buffered while all handler slots
+    /// are busy keep their leases (the heartbeat renews them) but no other worker can take
+    /// them meanwhile: keep 1 for slow or rate-limited jobs.
+    pub fn with_batch(mut self, batch: usize) -> Self {
+        self.batch = batch.max(1);
+        self
+    }
+
+    /// Await `gate` before every fetch.
+    pub fn with_fetch_gate(mut self, gate: Arc<dyn FetchGate>) -> Self {
+        self.gate = Some(gate);
+        self
+    }
+
+    /// Use this worker id (must be unique per process; default [`WorkerId::generate`]).
+    pub fn with_worker_id(mut self, worker: WorkerId) -> Self {
+        self.worker = worker;
+        self
+    }
+
+    /// The worker id leases are taken under.
+    pub fn worker_id(&self) -> &WorkerId {
+        &self.worker
+    }
+
+    /// The jobs this backend holds leases for (running or buffered).
+    pub fn held(&self) -> &HeldJobs {
+        &self.held
+    }
+
+    fn start_heartbeat(&mut self)
+    where
+        T: 'static,
+    {
+        if self.heartbeat.is_none() {
+            self.heartbeat = Some(Heartbeat::spawn(
+                self.queue.clone(),
+                self.worker.clone(),
+                self.held.clone(),
+            ));
+        }
+    }
+
+    fn to_task(&self, job: LeasedJob<T>) -> Task<T> {
+        let delivery = Delivery {
+            id: job.id.clone(),
+            attempt: job.attempt,
+        };
+        TaskBuilder::new(job.job)
+            .task_id(TaskId::from_string(job.id.to_string()))
+            // apalis' lifecycle adds one before the handler runs.
+            .attempt(job.attempt.saturating_sub(1) as usize)
+            .max_attempts(self.queue.config().max_attempts as usize)
+            .data(delivery)
+            .build()
+    }
+}
+
+impl<T: DeserializeOwned + Send + 'static> RedisBackend<T> {
+    fn start_fetch(&mut self) {
+        let queue = self.queue.clone();
+        let worker = self.worker.clone();
+        let held = self.held.clone();
+        let gate = self.gate.clone();
+        let batch = self.batch;
+        let claiming = Arc::new(AtomicBool::new(false));
+        self.fetch_claiming = Arc::clone(&claiming);
+        self.fetching = Some(
+            async move {
+                if let Some(gate) = gate {
+                    gate.ready().await;
+                }
+                claiming.store(true, Ordering::SeqCst);
+                let jobs = queue.fetch(&worker, batch).await?;
+                held.insert_all(jobs.iter().map(|j| j.id.clone()));
+                Ok(jobs)
+            }
+            .boxed(),
+        );
+    }
+}
+
+impl<T: DeserializeOwned + Send + 'static> Backend for RedisBackend<T> {
+    type Task = Task<T>;
+    type Error = QueueError;
+
+    fn poll_ready(
+        &mut self,
+        _cx: &mut Context<'_>,
+        _worker: &WorkerContext,
+    ) -> Poll<Result<(), QueueError>> {
+        self.start_heartbeat();
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_next(
+        &mut self,
+        cx: &mut Context<'_>,
+        _worker: &WorkerContext,
+    ) -> Poll<Option<Result<Task<T>, QueueError>>> {
+        self.start_heartbeat();
+        loop {
+            if let Some(job) = self.buffer.pop_front() {
+                return Poll::Ready(Some(Ok(self.to_task(job))));
+            }
+            if let Some(sleep) = self.sleep.as_mut() {
+                if sleep.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                self.sleep = None;
+            }
+            if self.fetching.is_none() {
+                self.start_fetch();
+            }
+            let fetching = self.fetching.as_mut().expect("fetch started");
+            let result = match fetching.as_mut().poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(r) => r,
+            };
+            self.fetching = None;
+            match result {
+                Ok(jobs) if jobs.is_empty() => {
+                    self.errors_in_a_row = 0;
+                    self.sleep = Some(Box::pin(tokio::time::sleep(
+                        self.queue.config().poll_interval,
+                    )));
+                }
+                Ok(jobs) => {
+                    self.errors_in_a_row = 0;
+                    self.buffer.extend(jobs);
+                }
+                Err(e) => {
+                    self.errors_in_a_row += 1;
+                    let wait = Duration::from_millis(100)
+                        .saturating_mul(1 << self.errors_in_a_row.min(6))
+                        .min(Duration::from_secs(5));
+                    tracing::warn!(queue = %self.queue.name(), error.message = %e,
+                        error.cause_chain = ?e, retry_in = ?wait, "fetch failed; retrying");
+                    self.sleep = Some(Box::pin(tokio::time::sleep(wait)));
+                }
+            }
+        }
+    }
+
+    fn poll_close(
+        &mut self,
+        cx: &mut Context<'_>,
+        _worker: &WorkerContext,
+    ) -> Poll<Result<(), QueueError>> {
+        // A fetch still waiting at the gate has claimed nothing: drop it. One already sent
+        // may have leased jobs: wait for it (bounded by the response timeout) to release them.
+        if !self.fetch_claiming.load(Ordering::SeqCst) {
+            self.fetching = None;
+        }
+        if let Some(fetching) = self.fetching.as_mut() {
+            match fetching.as_mut().poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(jobs)) => self.buffer.extend(jobs),
+                Poll::Ready(Err(_)) => {}
+            }
+            self.fetching = None;
+        }
+        if self.releasing.is_none() && self.heartbeat.is_some() {
+            let ids: Vec<JobId> = self.buffer.drain(..).map(|j| j.id).collect();
+            let (queue, worker, held) =
+                (self.queue.clone(), self.worker.clone(), self.held.clone());
+            self.releasing = Some(
+                async move {
+                    // On failure the leases expire and the reaper returns the jobs.
+                    if let Err(e) = queue.release(&worker, &ids).await {
+                        tracing::warn!(queue = %queue.name(), error.message = %e,
+                            "could not release buffered jobs; they return after their lease");
+                    }
+                    for id in &ids {
+                        held.remove(id);
+                    }
+                    if let Err(e) = queue.deregister(&worker).await {
+                        tracing::warn!(queue = %queue.name(), error.message = %e, "could not deregister the worker");
+                    }
+                }
+                .boxed(),
+            );
+        }
+        if let Some(releasing) = self.releasing.as_mut() {
+            if releasing.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            self.releasing = None;
+        }
+        if let Some(hb) = self.heartbeat.take() {
+            hb.stop();
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<T> BackendConfig for RedisBackend<T> {
+    type Args = T;
+    type Id = JobId;
+    type Kind = Ephemeral;
+    type Config = QueueConfig;
+    type Layer = QueueLayer;
+
+    fn config(&self) -> &QueueConfig {
+        self.queue.config()
+    }
+
+    fn middleware(&mut self, _worker: &mut WorkerContext) -> QueueLayer {
+        QueueLayer {
+            queue: self.queue.retyped(),
+            worker: self.worker.clone(),
+            held: self.held.clone(),
+        }
+    }
+}
+
+/// The backend's tower layer: settles every attempt in Redis (ack, retry, dead-letter) from
+/// the handler's result, records the duration, and stops renewing the job.
+#[derive(Clone, Debug)]
+pub struct QueueLayer {
+    queue: Queue<()>,
+    worker: WorkerId,
+    held: HeldJobs,
+}
+
+impl<S> Layer<S> for QueueLayer {
+    type Service = QueueService<S>;
+
+    fn layer(&self, inner: S) -> QueueService<S> {
+        QueueService {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+/// The service of [`QueueLayer`].
+#[derive(Clone, Debug)]
+pub struct QueueService<S> {
+    inner: S,
+    layer: QueueLayer,
+}
+
+impl<S, Args> Service<Task<Args>> for QueueService<S>
+where
+    S: Service<Task<Args>>,
+    S::Error: Into<BoxDynError>,
+    S::Future: Send + 'static,
+    S::Response: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = BoxDynError;
+    type Future = BoxFuture<'static, Result<S::Response, BoxDynError>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxDynError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, task: Task<Args>) -> Self::Future {
+        let delivery = task.data().get::<Delivery>().cloned();
+        let fut = self.inner.call(task);
+        let layer = self.layer.clone();
+        async move {
+            let started = Instant::now();
+            let result = fut.await.map_err(Into::into);
+            metrics::histogram!(m::JOB_DURATION_SECONDS, "queue" => layer.queue.name().to_string())
+                .record(started.elapsed().as_secs_f64());
+            if let Some(d) = delivery {
+                let outcome = match &result {
+                    Ok(_) => None,
+                    Err(e) => Some(classify(e)),
+                };
+                layer.settle(&d, outcome).await;
+            }
+            result
+        }
+        .boxed()
+    }
+}
+
+impl QueueLayer {
+    /// Acks (`None`) or fails the delivery, retrying Redis errors for up to one lease while
+    /// the heartbeat keeps the lease alive; then stops renewing it.
+    async fn settle(&self, d: &Delivery, failure: Option<JobFailure>) {
+        let give_up = Instant::now() + self.queue.config().lease;
+        let mut wait = Duration::from_millis(50);
+        loop {
+            // Ok(true): settled; Ok(false): the lease was lost (reaped) before we settled.
+            let res = match &failure {
+                None => self.queue.ack(&self.worker, &d.id).await,
+                Some(f) => self
+                    .queue
+                    .fail(&self.worker, &d.id, d.attempt, f.clone())
+                    .await
+                    .map(|o| o != FailOutcome::LeaseLost),
+            };
+            match res {
+                Ok(true) => break,
+                Ok(false) => {
+                    tracing::warn!(queue = %self.queue.name(), job_id = %d.id, worker = %self.worker,
+                        "lease lost before the job was settled: it will run again");
+                    break;
+                }
+                Err(e) if Instant::now() < give_up => {
+                    tracing::warn!(queue = %self.queue.name(), job_id = %d.id, error.message = %e,
+                        retry_in = ?wait, "settling the job failed; retrying");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(2));
+                }
+                Err(e) => {
+                    tracing::error!(queue = %self.queue.name(), job_id = %d.id, error.message = %e,
+                        error.cause_chain = ?e, "giving up settling the job: it returns after its lease");
+                    break;
+                }
+            }
+        }
+        self.held.remove(&d.id);
+    }
+}

@@ -1,0 +1,422 @@
+//! `Queue<T>`: enqueue, fetch with a lease, ack, fail (retry or dead-letter), renew, reap and
+//! promote. Each state change is one Lua script, so a crash between two calls never leaves a
+//! job in two states or in none.
+
+use std::borrow::Borrow;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+use redis::{Script, ScriptInvocation};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::config::QueueConfig;
+use super::error::QueueError;
+use super::keys::QueueKeys;
+use super::metrics_names as m;
+use super::scripts;
+use super::types::{EnqueueOptions, Enqueued, FailOutcome, JobFailure, JobId, LeasedJob, WorkerId};
+use crate::keys::KeySpace;
+
+/// Jobs per enqueue script call (5 arguments each).
+const ENQUEUE_CHUNK: usize = 1_000;
+/// Expired leases handled per reap script call.
+const REAP_CHUNK: usize = 1_000;
+/// Longest error text stored with a job.
+const MAX_ERROR_LEN: usize = 2_000;
+
+/// A durable queue of `T` (JSON) in Redis. Cheap to clone; clones share the connection.
+///
+/// The ops functions (stats, list, requeue, purge) work on any `T`; a tool that does not
+/// know the job type can use `Queue<serde_json::Value>`.
+pub struct Queue<T> {
+    pub(crate) conn: ConnectionManager,
+    pub(crate) keys: Arc<QueueKeys>,
+    pub(crate) config: Arc<QueueConfig>,
+    _job: PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for Queue<T> {
+    fn clone(&self) -> Self {
+        Self {
+            conn: self.conn.clone(),
+            keys: Arc::clone(&self.keys),
+            config: Arc::clone(&self.config),
+            _job: PhantomData,
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for Queue<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queue")
+            .field("name", &self.config.name)
+            .field("ready_key", &self.keys.get(super::keys::READY))
+            .finish()
+    }
+}
+
+impl<T> Queue<T> {
+    /// A queue over an existing connection (see [`super::connect`]).
+    pub fn new(conn: ConnectionManager, keys: &KeySpace, config: QueueConfig) -> Self {
+        Self {
+            conn,
+            keys: Arc::new(QueueKeys::new(keys, &config.name)),
+            config: Arc::new(config),
+            _job: PhantomData,
+        }
+    }
+
+    /// Connects to `url` and opens the queue.
+    pub async fn connect(
+        url: &str,
+        keys: &KeySpace,
+        config: QueueConfig,
+    ) -> Result<Self, QueueError> {
+        Ok(Self::new(super::conn::connect(url).await?, keys, config))
+    }
+
+    /// The same queue seen with another job type (e.g. `serde_json::Value` for ops tools).
+    pub fn retyped<U>(&self) -> Queue<U> {
+        Queue {
+            conn: self.conn.clone(),
+            keys: Arc::clone(&self.keys),
+            config: Arc::clone(&self.config),
+            _job: PhantomData,
+        }
+    }
+
+    /// The queue's configuration.
+    pub fn config(&self) -> &QueueConfig {
+        &self.config
+    }
+
+    /// The queue's name.
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    pub(crate) fn redis_err(&self, source: redis::RedisError) -> QueueError {
+        QueueError::Redis {
+            queue: self.config.name.clone(),
+            source,
+        }
+    }
+
+    /// A script invocation with the queue's 12 standard keys already declared.
+    pub(crate) fn invocation<'a>(&self, script: &'a Script) -> ScriptInvocation<'a> {
+        let mut inv = script.prepare_invoke();
+        for k in &self.keys.script_keys {
+            inv.key(k);
+        }
+        inv
+    }
+
+    pub(crate) async fn run<R: redis::FromRedisValue>(
+        &self,
+        inv: &ScriptInvocation<'_>,
+    ) -> Result<R, QueueError> {
+        let mut conn = self.conn.clone();
+        inv.invoke_async(&mut conn)
+            .await
+            .map_err(|e| self.redis_err(e))
+    }
+
+    fn count(&self, name: &'static str, n: u64) {
+        if n > 0 {
+            metrics::counter!(name, "queue" => self.config.name.clone()).increment(n);
+        }
+    }
+
+    fn count_outcome(&self, outcome: &'static str) {
+        metrics::counter!(m::JOBS_PROCESSED_TOTAL, "queue" => self.config.name.clone(), "outcome" => outcome)
+            .increment(1);
+    }
+
+    /// Marks job `id` done: its payload and metadata are deleted (a short record is kept for
+    /// `finished_retention`). Returns false, changing nothing, if `worker` no longer holds
+    /// the lease (it expired and the job went back to ready: it will run again).
+    pub async fn ack(&self, worker: &WorkerId, id: &JobId) -> Result<bool, QueueError> {
+        let mut inv = self.invocation(&scripts::ACK);
+        inv.key(self.keys.done(id.as_str()))
+            .arg(id.as_str())
+            .arg(worker.as_str())
+            .arg(self.config.finished_retention.as_millis() as u64);
+        let acked: i64 = self.run(&inv).await?;
+        if acked == 1 {
+            self.count_outcome(m::OUTCOME_SUCCEEDED);
+        }
+        Ok(acked == 1)
+    }
+
+    /// Records a failed attempt (`attempt` is the [`LeasedJob::attempt`] that failed): a
+    /// retry goes to the delayed set after the backoff (or the given delay) unless
+    /// `max_attempts` deliveries were made; a permanent failure is dead-lettered at once.
+    pub async fn fail(
+        &self,
+        worker: &WorkerId,
+        id: &JobId,
+        attempt: u32,
+        failure: JobFailure,
+    ) -> Result<FailOutcome, QueueError> {
+        let (error, permanent, delay) = match failure {
+            JobFailure::Retry { error, delay } => (
+                error,
+                false,
+                delay.unwrap_or_else(|| self.config.backoff.delay(attempt)),
+            ),
+            JobFailure::Permanent { error } => (error, true, Duration::ZERO),
+        };
+        let mut inv = self.invocation(&scripts::FAIL);
+        inv.arg(id.as_str())
+            .arg(worker.as_str())
+            .arg(truncate(&error))
+            .arg(u8::from(permanent))
+            .arg(delay.as_millis() as u64)
+            .arg(self.config.max_attempts)
+            .arg(self.config.dead_cap);
+        let code: i64 = self.run(&inv).await?;
+        Ok(match code {
+            1 => {
+                self.count_outcome(m::OUTCOME_RETRIED);
+                FailOutcome::Retried
+            }
+            2 => {
+                self.count_outcome(m::OUTCOME_FAILED);
+                FailOutcome::Dead
+            }
+            _ => FailOutcome::LeaseLost,
+        })
+    }
+
+    /// Extends the leases of `ids` held by `worker` to now + lease and marks the worker
+    /// alive. Returns the ids it no longer holds.
+    pub async fn renew(&self, worker: &WorkerId, ids: &[JobId]) -> Result<Vec<JobId>, QueueError> {
+        let mut lost = Vec::new();
+        let mut chunks: Vec<&[JobId]> = ids.chunks(1_000).collect();
+        if chunks.is_empty() {
+            chunks.push(&[]);
+        }
+        for chunk in chunks {
+            let mut inv = self.invocation(&scripts::RENEW);
+            inv.arg(worker.as_str())
+                .arg(self.config.lease.as_millis() as u64)
+                .arg(self.config.worker_retention.as_millis() as u64);
+            for id in chunk {
+                inv.arg(id.as_str());
+            }
+            let l: Vec<String> = self.run(&inv).await?;
+            lost.extend(l.into_iter().map(JobId::from));
+        }
+        Ok(lost)
+    }
+
+    /// Returns every job whose lease expired to the front of ready (or dead-letters it if
+    /// that was its last allowed attempt). Returns how many were rescued; the total is kept
+    /// in the queue's counters.
+    pub async fn reap_expired(&self) -> Result<usize, QueueError> {
+        let mut rescued = 0usize;
+        loop {
+            let mut inv = self.invocation(&scripts::REAP);
+            inv.arg(REAP_CHUNK)
+                .arg(self.config.max_attempts)
+                .arg(self.config.dead_cap);
+            let (r, buried): (usize, usize) = self.run(&inv).await?;
+            rescued += r;
+            self.count(m::JOBS_RESCUED_TOTAL, r as u64);
+            for _ in 0..buried {
+                self.count_outcome(m::OUTCOME_FAILED);
+            }
+            if r + buried < REAP_CHUNK {
+                return Ok(rescued);
+            }
+        }
+    }
+
+    /// Moves at most `chunk` due delayed jobs to ready. Returns how many moved.
+    pub async fn promote_due(&self, chunk: usize) -> Result<usize, QueueError> {
+        let mut inv = self.invocation(&scripts::PROMOTE);
+        inv.arg(chunk.max(1));
+        self.run(&inv).await
+    }
+
+    /// Promotes due delayed jobs chunk by chunk (`promote_chunk` each, so Redis is never
+    /// blocked long), at most `max_chunks` chunks. Returns how many moved.
+    pub async fn promote_all_due(&self, max_chunks: usize) -> Result<usize, QueueError> {
+        let chunk = self.config.promote_chunk.max(1);
+        let mut moved = 0;
+        for _ in 0..max_chunks {
+            let n = self.promote_due(chunk).await?;
+            moved += n;
+            if n < chunk {
+                break;
+            }
+        }
+        Ok(moved)
+    }
+
+    /// Gives leased jobs that never started back to the front of ready (their attempt is
+    /// undone). Used on graceful shutdown. Returns how many were released.
+    pub async fn release(&self, worker: &WorkerId, ids: &[JobId]) -> Result<usize, QueueError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let mut inv = self.invocation(&scripts::RELEASE);
+        inv.arg(worker.as_str());
+        for id in ids {
+            inv.arg(id.as_str());
+        }
+        self.run(&inv).await
+    }
+
+    /// Removes `worker` from the set of live workers (on graceful stop).
+    pub async fn deregister(&self, worker: &WorkerId) -> Result<(), QueueError> {
+        let mut conn = self.conn.clone();
+        redis::cmd("ZREM")
+            .arg(self.keys.get(super::keys::WORKERS))
+            .arg(worker.as_str())
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| self.redis_err(e))
+    }
+
+    /// Deletes a dedupe key so the same key can be enqueued again (a forced re-run).
+    /// Returns true if it existed.
+    pub async fn clear_dedupe(&self, dedupe_key: &str) -> Result<bool, QueueError> {
+        let mut conn = self.conn.clone();
+        let n: i64 = redis::cmd("DEL")
+            .arg(self.keys.dedupe(dedupe_key))
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| self.redis_err(e))?;
+        Ok(n > 0)
+    }
+}
+
+impl<T: Serialize> Queue<T> {
+    /// Enqueues one job. With a dedupe key already taken, nothing is stored and the
+    /// holder's id is returned as [`Enqueued::Duplicate`].
+    pub async fn enqueue(&self, job: &T, options: EnqueueOptions) -> Result<Enqueued, QueueError> {
+        let mut out = self.enqueue_many([(job, options)]).await?;
+        Ok(out.pop().expect("one result per job"))
+    }
+
+    /// Enqueues many jobs, 1,000 per script call (each call atomic). Results are in order.
+    pub async fn enqueue_many<J, I>(&self, jobs: I) -> Result<Vec<Enqueued>, QueueError>
+    where
+        J: Borrow<T>,
+        I: IntoIterator<Item = (J, EnqueueOptions)>,
+    {
+        let mut results = Vec::new();
+        let mut batch: Vec<(String, EnqueueOptions)> = Vec::with_capacity(ENQUEUE_CHUNK);
+        for (job, opts) in jobs {
+            let payload =
+                serde_json::to_string(job.borrow()).map_err(|source| QueueError::Encode {
+                    queue: self.config.name.clone(),
+                    source,
+                })?;
+            batch.push((payload, opts));
+            if batch.len() == ENQUEUE_CHUNK {
+                results.extend(self.enqueue_chunk(std::mem::take(&mut batch)).await?);
+            }
+        }
+        if !batch.is_empty() {
+            results.extend(self.enqueue_chunk(batch).await?);
+        }
+        Ok(results)
+    }
+
+    async fn enqueue_chunk(
+        &self,
+        batch: Vec<(String, EnqueueOptions)>,
+    ) -> Result<Vec<Enqueued>, QueueError> {
+        let mut inv = self.invocation(&scripts::ENQUEUE);
+        inv.arg(self.config.dedupe_ttl.as_millis() as u64)
+            .arg(batch.len());
+        let mut next_key = self.keys.script_keys.len() + 1; // Lua KEYS are 1-based
+        for (payload, opts) in &batch {
+            let id = JobId::generate();
+            inv.arg(id.as_str())
+                .arg(payload.as_str())
+                .arg(opts.delay.map_or(0, |d| d.as_millis().max(1) as u64));
+            match &opts.dedupe_key {
+                Some(label) => {
+                    inv.key(self.keys.dedupe(label))
+                        .arg(next_key)
+                        .arg(label.as_str());
+                    next_key += 1;
+                }
+                None => {
+                    inv.arg(0).arg("");
+                }
+            }
+        }
+        let raw: Vec<(i64, String)> = self.run(&inv).await?;
+        let out: Vec<Enqueued> = raw
+            .into_iter()
+            .map(|(new, id)| {
+                if new == 1 {
+                    Enqueued::New(JobId::from(id))
+                } else {
+                    Enqueued::Duplicate(JobId::from(id))
+                }
+            })
+            .collect();
+        self.count(
+            m::JOBS_ENQUEUED_TOTAL,
+            out.iter().filter(|e| e.is_new()).count() as u64,
+        );
+        Ok(out)
+    }
+}
+
+impl<T: DeserializeOwned> Queue<T> {
+    /// Leases up to `max` ready jobs to `worker` (promoting due delayed jobs first when ready
+    /// runs short). A payload that does not decode as `T` is dead-lettered with the decode
+    /// error and not returned; the caller carries on.
+    pub async fn fetch(
+        &self,
+        worker: &WorkerId,
+        max: usize,
+    ) -> Result<Vec<LeasedJob<T>>, QueueError> {
+        let mut inv = self.invocation(&scripts::FETCH);
+        inv.arg(worker.as_str())
+            .arg(max.max(1))
+            .arg(self.config.lease.as_millis() as u64)
+            .arg(self.config.promote_chunk.max(1));
+        let raw: Vec<(String, String, u32)> = self.run(&inv).await?;
+        let mut jobs = Vec::with_capacity(raw.len());
+        for (id, payload, attempt) in raw {
+            let id = JobId::from(id);
+            match serde_json::from_str::<T>(&payload) {
+                Ok(job) => jobs.push(LeasedJob { id, job, attempt }),
+                Err(e) => {
+                    tracing::warn!(queue = %self.config.name, job_id = %id, error.message = %e,
+                        "undecodable payload: dead-lettering it");
+                    let failure = JobFailure::Permanent {
+                        error: format!("undecodable payload: {e}"),
+                    };
+                    // On a Redis error the lease expires and the reaper retries the burial.
+                    if let Err(e) = self.fail(worker, &id, attempt, failure).await {
+                        tracing::warn!(queue = %self.config.name, job_id = %id,
+                            error.message = %e, "could not dead-letter an undecodable payload");
+                    }
+                }
+            }
+        }
+        Ok(jobs)
+    }
+}
+
+fn truncate(s: &str) -> &str {
+    if s.len() <= MAX_ERROR_LEN {
+        return s;
+    }
+    let mut end = MAX_ERROR_LEN;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}

@@ -1,0 +1,40 @@
+//! `QueueError`: what went wrong talking to the queue, by what the caller does next.
+
+/// Errors of the queue module.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    /// Redis could not be reached at startup. The URL has its password removed.
+    #[error("Redis unreachable at {url}")]
+    Unreachable {
+        /// The Redis URL, password redacted.
+        url: String,
+        /// The connection error.
+        #[source]
+        source: redis::RedisError,
+    },
+    /// A Redis command or script failed (timeout, connection drop, ...): retry later.
+    #[error("Redis error on queue {queue}")]
+    Redis {
+        /// The queue's name.
+        queue: String,
+        /// The Redis error.
+        #[source]
+        source: redis::RedisError,
+    },
+    /// A job could not be encoded as JSON (a bug in the job type).
+    #[error("cannot encode a job for queue {queue}")]
+    Encode {
+        /// The queue's name.
+        queue: String,
+        /// The serde error.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl QueueError {
+    /// True when retrying later may succeed (Redis trouble), false for bugs.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Redis { .. } | Self::Unreachable { .. })
+    }
+}

@@ -1,0 +1,58 @@
+-- Prelude shared by every queue script (prepended once when the scripts are loaded).
+-- Every script receives the same 12 queue keys first, so no script touches an undeclared key;
+-- keys a script needs beyond these (dedupe keys, finished-job keys) follow from KEYS[13].
+local K_READY, K_DELAYED, K_INFLIGHT, K_DEAD = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local K_PAYLOAD, K_ATTEMPTS, K_OWNER, K_ENQUEUED = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local K_DEDUPE_OF, K_ERROR, K_COUNTERS, K_WORKERS = KEYS[9], KEYS[10], KEYS[11], KEYS[12]
+
+-- Redis' clock, so every process agrees on deadlines.
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- Drop every per-job field (payload and metadata). The dedupe key is left to its TTL.
+local function forget(id)
+  redis.call('HDEL', K_PAYLOAD, id)
+  redis.call('HDEL', K_ATTEMPTS, id)
+  redis.call('HDEL', K_OWNER, id)
+  redis.call('HDEL', K_ENQUEUED, id)
+  redis.call('HDEL', K_DEDUPE_OF, id)
+  redis.call('HDEL', K_ERROR, id)
+end
+
+-- Keep at most `cap` dead letters: the oldest go first, payload and all.
+local function trim_dead(cap)
+  local excess = redis.call('ZCARD', K_DEAD) - cap
+  while excess > 0 do
+    local n = math.min(excess, 500)
+    local ids = redis.call('ZRANGE', K_DEAD, 0, n - 1)
+    for _, id in ipairs(ids) do forget(id) end
+    redis.call('ZREMRANGEBYRANK', K_DEAD, 0, n - 1)
+    excess = excess - n
+  end
+end
+
+-- Move a job (already out of ready/delayed/in-flight) to the dead letters.
+local function bury(id, err, now, cap)
+  redis.call('HDEL', K_OWNER, id)
+  redis.call('HSET', K_ERROR, id, err)
+  redis.call('ZADD', K_DEAD, now, id)
+  redis.call('HINCRBY', K_COUNTERS, 'dead', 1)
+  trim_dead(cap)
+end
+
+-- Move at most `chunk` due delayed jobs to the back of ready. Bounded, so a million due
+-- jobs never unpack into one call (unpack is done 500 at a time).
+local function promote(now, chunk)
+  local ids = redis.call('ZRANGEBYSCORE', K_DELAYED, '-inf', now, 'LIMIT', 0, chunk)
+  local n = #ids
+  local i = 1
+  while i <= n do
+    local j = math.min(i + 499, n)
+    redis.call('ZREM', K_DELAYED, unpack(ids, i, j))
+    redis.call('RPUSH', K_READY, unpack(ids, i, j))
+    i = j + 1
+  end
+  return n
+end

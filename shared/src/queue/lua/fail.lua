@@ -1,0 +1,22 @@
+-- Record a failed attempt: retry later (delayed) or bury in the dead letters.
+-- ARGV[1] id, ARGV[2] worker id, ARGV[3] error, ARGV[4] permanent (0/1), ARGV[5] retry delay
+-- (ms), ARGV[6] max attempts, ARGV[7] dead cap.
+-- Returns 1 retried, 2 dead, 0 when the worker no longer holds the job's lease.
+local id, worker, err = ARGV[1], ARGV[2], ARGV[3]
+local permanent, delay = tonumber(ARGV[4]), tonumber(ARGV[5])
+local max, cap = tonumber(ARGV[6]), tonumber(ARGV[7])
+if redis.call('HGET', K_OWNER, id) ~= worker then
+  return 0
+end
+local now = now_ms()
+redis.call('ZREM', K_INFLIGHT, id)
+redis.call('HDEL', K_OWNER, id)
+local attempts = tonumber(redis.call('HGET', K_ATTEMPTS, id) or '0')
+if permanent == 1 or attempts >= max then
+  bury(id, err, now, cap)
+  return 2
+end
+redis.call('HSET', K_ERROR, id, err)
+redis.call('ZADD', K_DELAYED, now + delay, id)
+redis.call('HINCRBY', K_COUNTERS, 'retried', 1)
+return 1

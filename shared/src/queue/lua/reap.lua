@@ -1,0 +1,23 @@
+-- Return jobs whose lease expired to the front of ready (counted as rescued), or bury them when
+-- that delivery was their last allowed attempt. ARGV[1] chunk, ARGV[2] max attempts,
+-- ARGV[3] dead cap. Returns {rescued, buried}.
+local now = now_ms()
+local chunk, max, cap = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local ids = redis.call('ZRANGEBYSCORE', K_INFLIGHT, '-inf', now, 'LIMIT', 0, chunk)
+local rescued, buried = 0, 0
+for _, id in ipairs(ids) do
+  redis.call('ZREM', K_INFLIGHT, id)
+  redis.call('HDEL', K_OWNER, id)
+  local attempts = tonumber(redis.call('HGET', K_ATTEMPTS, id) or '0')
+  if attempts >= max then
+    bury(id, 'lease expired during the last allowed attempt', now, cap)
+    buried = buried + 1
+  else
+    redis.call('LPUSH', K_READY, id)
+    rescued = rescued + 1
+  end
+end
+if rescued > 0 then
+  redis.call('HINCRBY', K_COUNTERS, 'rescued', rescued)
+end
+return {rescued, buried}

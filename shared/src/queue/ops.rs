@@ -1,0 +1,289 @@
+//! Ops functions (the `producer queues` commands are thin wrappers): counts per state, list
+//! with filters, atomic requeue of dead letters, purge.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use super::core::Queue;
+use super::error::QueueError;
+use super::keys::{
+    ATTEMPTS, COUNTERS, DEAD, DEDUPE_OF, DELAYED, ENQUEUED, ERROR, INFLIGHT, OWNER, PAYLOAD, READY,
+    WORKERS,
+};
+use super::scripts;
+use super::types::{DeadSelector, JobFilter, JobId, JobInfo, JobState, QueueStats};
+
+/// Ids read per page while listing or selecting.
+const PAGE: usize = 500;
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as u64
+}
+
+impl<T> Queue<T> {
+    /// Counts per state and the lifetime counters.
+    pub async fn stats(&self) -> Result<QueueStats, QueueError> {
+        let now = now_ms();
+        let alive_since = now.saturating_sub(3 * self.config.lease.as_millis() as u64);
+        let k = |i| self.keys.get(i);
+        let mut conn = self.conn.clone();
+        #[allow(clippy::type_complexity)]
+        let (ready, delayed, due, in_flight, dead, alive, counters): (
+            u64,
+            u64,
+            u64,
+            u64,
+            u64,
+            u64,
+            BTreeMap<String, u64>,
+        ) = redis::pipe()
+            .llen(k(READY))
+            .zcard(k(DELAYED))
+            .zcount(k(DELAYED), "-inf", now)
+            .zcard(k(INFLIGHT))
+            .zcard(k(DEAD))
+            .zcount(k(WORKERS), alive_since, "+inf")
+            .hgetall(k(COUNTERS))
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| self.redis_err(e))?;
+        let c = |name: &str| counters.get(name).copied().unwrap_or(0);
+        Ok(QueueStats {
+            ready,
+            delayed,
+            delayed_due: due,
+            in_flight,
+            dead,
+            workers_alive: alive,
+            enqueued_total: c("enqueued"),
+            succeeded_total: c("succeeded"),
+            retried_total: c("retried"),
+            dead_total: c("dead"),
+            rescued_total: c("rescued"),
+            requeued_total: c("requeued"),
+        })
+    }
+
+    /// In-flight job counts per worker process.
+    pub async fn in_flight_by_worker(&self) -> Result<BTreeMap<String, u64>, QueueError> {
+        let mut conn = self.conn.clone();
+        let owners: BTreeMap<String, String> = redis::cmd("HGETALL")
+            .arg(self.keys.get(OWNER))
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| self.redis_err(e))?;
+        let mut out = BTreeMap::new();
+        for worker in owners.into_values() {
+            *out.entry(worker).or_insert(0) += 1;
+        }
+        Ok(out)
+    }
+
+    /// Worker processes with their last heartbeat (ms since the epoch), newest first.
+    pub async fn workers(&self) -> Result<Vec<(String, u64)>, QueueError> {
+        let mut conn = self.conn.clone();
+        redis::cmd("ZREVRANGE")
+            .arg(self.keys.get(WORKERS))
+            .arg(0)
+            .arg(-1)
+            .arg("WITHSCORES")
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| self.redis_err(e))
+    }
+
+    /// Up to `limit` jobs in `state` that match `filter` (ready: oldest first; delayed and
+    /// in-flight: soonest first; dead: newest first). Pages through the whole state until
+    /// `limit` matches are found.
+    pub async fn list(
+        &self,
+        state: JobState,
+        filter: &JobFilter,
+        limit: usize,
+    ) -> Result<Vec<JobInfo>, QueueError> {
+        let mut out = Vec::new();
+        let mut start = 0usize;
+        while out.len() < limit {
+            let page = self.page_ids(state, start, PAGE).await?;
+            if page.is_empty() {
+                break;
+            }
+            start += page.len();
+            for job in self.describe(state, page).await? {
+                if filter.matches(&job) {
+                    out.push(job);
+                    if out.len() == limit {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Up to `limit` dead letters matching `filter`, newest first.
+    pub async fn list_dead(
+        &self,
+        filter: &JobFilter,
+        limit: usize,
+    ) -> Result<Vec<JobInfo>, QueueError> {
+        self.list(JobState::Dead, filter, limit).await
+    }
+
+    /// Moves the selected dead letters back to ready and returns their ids. Each id is moved
+    /// by one atomic script step that only pushes it if it removed it from the dead set, so
+    /// a crash half-way loses nothing and two operators at once never enqueue a job twice.
+    /// With `reset_attempts` the job gets `max_attempts` fresh deliveries; without, one more.
+    /// Dedupe keys are not consulted: requeue works regardless.
+    pub async fn requeue_dead(
+        &self,
+        selector: DeadSelector,
+        reset_attempts: bool,
+    ) -> Result<Vec<JobId>, QueueError> {
+        let mut requeued = Vec::new();
+        match selector {
+            DeadSelector::Ids(ids) => {
+                for chunk in ids.chunks(PAGE) {
+                    requeued.extend(self.requeue_ids(chunk, reset_attempts).await?);
+                }
+            }
+            DeadSelector::All => loop {
+                let page = self.page_ids(JobState::Dead, 0, PAGE).await?;
+                if page.is_empty() {
+                    break;
+                }
+                let ids: Vec<JobId> = page.into_iter().map(|(id, _)| JobId::from(id)).collect();
+                let moved = self.requeue_ids(&ids, reset_attempts).await?;
+                // Another operator may have taken the page; only stop when the set is empty.
+                requeued.extend(moved);
+            },
+            DeadSelector::Filter(filter) => {
+                let matching: Vec<JobId> = self
+                    .list(JobState::Dead, &filter, usize::MAX)
+                    .await?
+                    .into_iter()
+                    .map(|j| j.id)
+                    .collect();
+                for chunk in matching.chunks(PAGE) {
+                    requeued.extend(self.requeue_ids(chunk, reset_attempts).await?);
+                }
+            }
+        }
+        Ok(requeued)
+    }
+
+    async fn requeue_ids(
+        &self,
+        ids: &[JobId],
+        reset_attempts: bool,
+    ) -> Result<Vec<JobId>, QueueError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut inv = self.invocation(&scripts::REQUEUE_DEAD);
+        inv.arg(if reset_attempts { "1" } else { "0" });
+        for id in ids {
+            inv.arg(id.as_str());
+        }
+        let out: Vec<String> = self.run(&inv).await?;
+        Ok(out.into_iter().map(JobId::from).collect())
+    }
+
+    /// Deletes dead letters that died more than `older_than` ago, payload and all.
+    /// Returns how many.
+    pub async fn purge_dead(&self, older_than: Duration) -> Result<usize, QueueError> {
+        let mut purged = 0;
+        loop {
+            let mut inv = self.invocation(&scripts::PURGE_DEAD);
+            inv.arg(older_than.as_millis() as u64).arg(PAGE);
+            let n: usize = self.run(&inv).await?;
+            purged += n;
+            if n < PAGE {
+                return Ok(purged);
+            }
+        }
+    }
+
+    async fn page_ids(
+        &self,
+        state: JobState,
+        start: usize,
+        count: usize,
+    ) -> Result<Vec<(String, Option<u64>)>, QueueError> {
+        let mut conn = self.conn.clone();
+        let stop = (start + count - 1) as i64;
+        let res = match state {
+            JobState::Ready => {
+                let ids: Result<Vec<String>, _> = redis::cmd("LRANGE")
+                    .arg(self.keys.get(READY))
+                    .arg(start)
+                    .arg(stop)
+                    .query_async(&mut conn)
+                    .await;
+                ids.map(|v| v.into_iter().map(|id| (id, None)).collect())
+            }
+            JobState::Delayed | JobState::InFlight | JobState::Dead => {
+                let (key, cmd) = match state {
+                    JobState::Delayed => (DELAYED, "ZRANGE"),
+                    JobState::InFlight => (INFLIGHT, "ZRANGE"),
+                    _ => (DEAD, "ZREVRANGE"),
+                };
+                let ids: Result<Vec<(String, f64)>, _> = redis::cmd(cmd)
+                    .arg(self.keys.get(key))
+                    .arg(start)
+                    .arg(stop)
+                    .arg("WITHSCORES")
+                    .query_async(&mut conn)
+                    .await;
+                ids.map(|v| v.into_iter().map(|(id, s)| (id, Some(s as u64))).collect())
+            }
+        };
+        res.map_err(|e| self.redis_err(e))
+    }
+
+    async fn describe(
+        &self,
+        state: JobState,
+        page: Vec<(String, Option<u64>)>,
+    ) -> Result<Vec<JobInfo>, QueueError> {
+        let ids: Vec<&str> = page.iter().map(|(id, _)| id.as_str()).collect();
+        let mut conn = self.conn.clone();
+        let mut pipe = redis::pipe();
+        for key in [PAYLOAD, ATTEMPTS, ERROR, DEDUPE_OF, OWNER, ENQUEUED] {
+            pipe.cmd("HMGET").arg(self.keys.get(key)).arg(&ids);
+        }
+        #[allow(clippy::type_complexity)]
+        let (payloads, attempts, errors, dedupes, owners, enqueued): (
+            Vec<Option<String>>,
+            Vec<Option<u32>>,
+            Vec<Option<String>>,
+            Vec<Option<String>>,
+            Vec<Option<String>>,
+            Vec<Option<u64>>,
+        ) = pipe
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| self.redis_err(e))?;
+        let mut out = Vec::with_capacity(page.len());
+        for (i, (id, at)) in page.into_iter().enumerate() {
+            let Some(payload) = payloads[i].clone() else {
+                continue; // acked or purged between the two reads
+            };
+            out.push(JobInfo {
+                id: JobId::from(id),
+                state,
+                payload,
+                attempts: attempts[i].unwrap_or(0),
+                last_error: errors[i].clone(),
+                dedupe_key: dedupes[i].clone(),
+                owner: owners[i].clone(),
+                enqueued_at_ms: enqueued[i],
+                at_ms: at,
+            });
+        }
+        Ok(out)
+    }
+}

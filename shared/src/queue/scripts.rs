@@ -1,0 +1,28 @@
+//! The Lua scripts, loaded once: each is `common.lua` (key names and helpers) followed by the
+//! script's own file. `redis::Script` runs them by SHA and loads them on `NOSCRIPT`.
+
+use std::sync::LazyLock;
+
+use redis::Script;
+
+const COMMON: &str = include_str!("lua/common.lua");
+
+fn load(body: &str) -> Script {
+    Script::new(&format!("{COMMON}\n{body}"))
+}
+
+pub(crate) static ENQUEUE: LazyLock<Script> =
+    LazyLock::new(|| load(include_str!("lua/enqueue.lua")));
+pub(crate) static FETCH: LazyLock<Script> = LazyLock::new(|| load(include_str!("lua/fetch.lua")));
+pub(crate) static ACK: LazyLock<Script> = LazyLock::new(|| load(include_str!("lua/ack.lua")));
+pub(crate) static FAIL: LazyLock<Script> = LazyLock::new(|| load(include_str!("lua/fail.lua")));
+pub(crate) static RENEW: LazyLock<Script> = LazyLock::new(|| load(include_str!("lua/renew.lua")));
+pub(crate) static REAP: LazyLock<Script> = LazyLock::new(|| load(include_str!("lua/reap.lua")));
+pub(crate) static PROMOTE: LazyLock<Script> =
+    LazyLock::new(|| load(include_str!("lua/promote.lua")));
+pub(crate) static RELEASE: LazyLock<Script> =
+    LazyLock::new(|| load(include_str!("lua/release.lua")));
+pub(crate) static REQUEUE_DEAD: LazyLock<Script> =
+    LazyLock::new(|| load(include_str!("lua/requeue_dead.lua")));
+pub(crate) static PURGE_DEAD: LazyLock<Script> =
+    LazyLock::new(|| load(include_str!("lua/purge_dead.lua")));

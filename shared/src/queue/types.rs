@@ -1,0 +1,303 @@
+//! The queue's vocabulary: ids, enqueue options and results, leased jobs, failures, states.
+
+use std::fmt;
+use std::time::{Duration, SystemTime};
+
+/// A job's id (a UUID string), unique within a queue.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct JobId(String);
+
+impl JobId {
+    /// A fresh random id.
+    pub fn generate() -> Self {
+        Self(uuid::Uuid::new_v4().simple().to_string())
+    }
+
+    /// The id as stored in Redis.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for JobId {
+    fn from(s: String) -> Self {
+        Self(s)
+    }
+}
+
+impl From<&str> for JobId {
+    fn from(s: &str) -> Self {
+        Self(s.to_string())
+    }
+}
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Identifies one worker process for leases: unique per process (host, pid, random), so
+/// recovery never depends on worker names (apalis #504).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct WorkerId(String);
+
+impl WorkerId {
+    /// `host-pid-random`, unique per call.
+    pub fn generate() -> Self {
+        let host = std::env::var("HOSTNAME")
+            .ok()
+            .filter(|h| !h.is_empty())
+            .or_else(|| {
+                std::fs::read_to_string("/proc/sys/kernel/hostname")
+                    .ok()
+                    .map(|h| h.trim().to_string())
+            })
+            .unwrap_or_else(|| "host".to_string());
+        let rand = &uuid::Uuid::new_v4().simple().to_string()[..8];
+        Self(format!("{host}-{}-{rand}", std::process::id()))
+    }
+
+    /// The id as stored in Redis.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for WorkerId {
+    fn from(s: String) -> Self {
+        Self(s)
+    }
+}
+
+impl fmt::Display for WorkerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// How to enqueue one job.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EnqueueOptions {
+    /// At most one job per dedupe key (e.g. `authorize:{LoginId}:{date}`) for `dedupe_ttl`,
+    /// checked atomically with the enqueue. The key outlives the job (ack, retries, dead
+    /// letter); [`crate::queue::Queue::clear_dedupe`] removes it for a forced re-enqueue.
+    pub dedupe_key: Option<String>,
+    /// Run no earlier than this far from now (Redis' clock); `None` = ready now.
+    pub delay: Option<Duration>,
+}
+
+impl EnqueueOptions {
+    /// Options with a dedupe key.
+    pub fn dedupe(key: impl Into<String>) -> Self {
+        Self {
+            dedupe_key: Some(key.into()),
+            delay: None,
+        }
+    }
+
+    /// The same options, delayed by `delay`.
+    pub fn delayed(mut self, delay: Duration) -> Self {
+        self.delay = Some(delay);
+        self
+    }
+
+    /// The same options, due at `at` (converted to a delay with this host's clock).
+    pub fn run_at(mut self, at: SystemTime) -> Self {
+        self.delay = Some(at.duration_since(SystemTime::now()).unwrap_or_default());
+        self
+    }
+}
+
+/// The result of one enqueue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Enqueued {
+    /// A new job was stored.
+    New(JobId),
+    /// The dedupe key was already taken, by the job with this id.
+    Duplicate(JobId),
+}
+
+impl Enqueued {
+    /// True for [`Enqueued::New`].
+    pub fn is_new(&self) -> bool {
+        matches!(self, Self::New(_))
+    }
+
+    /// The new job's id, or the id of the job holding the dedupe key.
+    pub fn id(&self) -> &JobId {
+        match self {
+            Self::New(id) | Self::Duplicate(id) => id,
+        }
+    }
+}
+
+/// A job leased to a worker: run it, then [`ack`](crate::queue::Queue::ack) or
+/// [`fail`](crate::queue::Queue::fail) it before its lease expires (heartbeats renew it).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LeasedJob<T> {
+    /// The job's id.
+    pub id: JobId,
+    /// The decoded payload.
+    pub job: T,
+    /// Which delivery this is, 1-based (lease expiries count too).
+    pub attempt: u32,
+}
+
+/// Why an attempt failed, and so what happens next.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JobFailure {
+    /// Try again after `delay` (or the queue's backoff), unless this was the last attempt.
+    Retry {
+        /// What went wrong (kept as the job's last error).
+        error: String,
+        /// Overrides the backoff (e.g. a 202 poll every 10 s, or a `Retry-After`).
+        delay: Option<Duration>,
+    },
+    /// Do not retry: dead-letter the job now.
+    Permanent {
+        /// What went wrong.
+        error: String,
+    },
+}
+
+/// What [`fail`](crate::queue::Queue::fail) did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailOutcome {
+    /// Scheduled for another attempt.
+    Retried,
+    /// Moved to the dead letters.
+    Dead,
+    /// This worker no longer held the lease (it expired and was reaped): nothing changed.
+    LeaseLost,
+}
+
+/// The state a job is in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum JobState {
+    /// Waiting in the ready list.
+    Ready,
+    /// Waiting for its time (retry backoff, scheduled work).
+    Delayed,
+    /// Leased to a worker.
+    InFlight,
+    /// In the dead letters.
+    Dead,
+}
+
+impl JobState {
+    /// A stable lower-case name (`ready`, `delayed`, `in_flight`, `dead`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ready => "ready",
+            Self::Delayed => "delayed",
+            Self::InFlight => "in_flight",
+            Self::Dead => "dead",
+        }
+    }
+}
+
+/// One job as seen by the ops functions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobInfo {
+    /// The job's id.
+    pub id: JobId,
+    /// Its state.
+    pub state: JobState,
+    /// The raw JSON payload (may be undecodable for poison jobs).
+    pub payload: String,
+    /// Deliveries so far.
+    pub attempts: u32,
+    /// The last error (dead letters: why it died).
+    pub last_error: Option<String>,
+    /// The dedupe key it was enqueued with.
+    pub dedupe_key: Option<String>,
+    /// The worker holding its lease (in-flight only).
+    pub owner: Option<String>,
+    /// When it was enqueued (Redis time, ms since the epoch).
+    pub enqueued_at_ms: Option<u64>,
+    /// Delayed: when due; in-flight: lease deadline; dead: when it died (ms since the epoch).
+    pub at_ms: Option<u64>,
+}
+
+/// Filters for [`list`](crate::queue::Queue::list) and filtered requeues; every set field
+/// must match. Filtering happens before the limit, so `limit` counts matches.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct JobFilter {
+    /// The last error contains this text.
+    pub error_contains: Option<String>,
+    /// The raw payload contains this text.
+    pub payload_contains: Option<String>,
+    /// The dedupe key starts with this.
+    pub dedupe_prefix: Option<String>,
+    /// `at_ms` (due / deadline / died) is before this.
+    pub before: Option<SystemTime>,
+    /// `at_ms` is at or after this.
+    pub after: Option<SystemTime>,
+}
+
+impl JobFilter {
+    pub(crate) fn matches(&self, job: &JobInfo) -> bool {
+        let contains = |hay: Option<&str>, needle: &Option<String>| match needle {
+            None => true,
+            Some(n) => hay.is_some_and(|h| h.contains(n.as_str())),
+        };
+        let ms = |t: SystemTime| {
+            t.duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_millis() as u64
+        };
+        contains(job.last_error.as_deref(), &self.error_contains)
+            && contains(Some(&job.payload), &self.payload_contains)
+            && match &self.dedupe_prefix {
+                None => true,
+                Some(p) => job.dedupe_key.as_deref().is_some_and(|k| k.starts_with(p)),
+            }
+            && self
+                .before
+                .is_none_or(|b| job.at_ms.is_some_and(|at| at < ms(b)))
+            && self
+                .after
+                .is_none_or(|a| job.at_ms.is_some_and(|at| at >= ms(a)))
+    }
+}
+
+/// Which dead letters to requeue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeadSelector {
+    /// These ids (ids not in the dead set are skipped).
+    Ids(Vec<JobId>),
+    /// Every dead letter matching the filter.
+    Filter(JobFilter),
+    /// Every dead letter.
+    All,
+}
+
+/// Counts per state and lifetime counters of one queue.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    /// Jobs in the ready list.
+    pub ready: u64,
+    /// Jobs waiting for their time (of which `delayed_due` are already due).
+    pub delayed: u64,
+    /// Delayed jobs whose time has come (waiting for promotion).
+    pub delayed_due: u64,
+    /// Jobs leased to workers.
+    pub in_flight: u64,
+    /// Dead letters.
+    pub dead: u64,
+    /// Worker processes seen within three leases.
+    pub workers_alive: u64,
+    /// Jobs ever enqueued (duplicates excluded).
+    pub enqueued_total: u64,
+    /// Jobs ever acknowledged.
+    pub succeeded_total: u64,
+    /// Attempts ever scheduled for retry.
+    pub retried_total: u64,
+    /// Jobs ever dead-lettered.
+    pub dead_total: u64,
+    /// Jobs ever rescued from an expired lease.
+    pub rescued_total: u64,
+    /// Dead letters ever requeued.
+    pub requeued_total: u64,
+}

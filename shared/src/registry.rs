@@ -1,0 +1,447 @@
+//! The login registry: which Flinks LoginIds exist, which are active, and the latest known
+//! state of each (last outcome, last success, Flinks `LastRefresh`, stale, re-auth code).
+//!
+//! Layout (see [`KeySpace`]): a HASH per login (`ns:login:{id}`), a capped LIST of the last
+//! [`HISTORY_LEN`] outcomes per login (JSON [`LedgerOutcome`], newest first), a SET of active
+//! ids and a SET of all ids. The routine pages through the active SET with `SSCAN`
+//! ([`Registry::scan_active`]); `SSCAN` may return an id twice while Redis rehashes, so
+//! consumers dedupe (the routine does, with its enqueue dedupe key).
+//!
+//! Imports are upserts, pipelined in batches of [`BATCH_SIZE`]: a million logins take
+//! seconds. CSV parsing and validation live in [`crate::import`], not here.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use futures::Stream;
+use redis::aio::ConnectionManager;
+use redis::AsyncCommands;
+use serde::Serialize;
+
+use crate::domain::{FlinksCode, LoginId};
+use crate::keys::KeySpace;
+use crate::ledger::LedgerOutcome;
+
+/// Logins written per pipeline.
+pub const BATCH_SIZE: usize = 1_000;
+/// Outcomes kept in each login's history.
+pub const HISTORY_LEN: usize = 20;
+
+/// Why a registry operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// Redis did not answer or refused the command; the caller retries later.
+    #[error("registry: Redis error: {0}")]
+    Redis(#[from] redis::RedisError),
+    /// An outcome could not be encoded (a bug, not a runtime condition).
+    #[error("registry: cannot encode outcome: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
+/// One login to add or update.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginRecordInput {
+    /// The login.
+    pub login_id: LoginId,
+    /// Whether the routine refreshes it.
+    pub active: bool,
+    /// A free-form label; `None` keeps the current tag.
+    pub tag: Option<String>,
+}
+
+/// What an upsert wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct UpsertSummary {
+    /// Logins written.
+    pub upserted: u64,
+    /// Of which active.
+    pub active: u64,
+    /// Of which inactive.
+    pub inactive: u64,
+    /// Of which not known before.
+    pub new: u64,
+}
+
+/// Which logins to list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LoginFilter {
+    /// Active logins only.
+    Active,
+    /// Inactive logins only.
+    Inactive,
+    /// Every login.
+    #[default]
+    All,
+}
+
+/// A login in a listing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LoginSummary {
+    /// The login.
+    pub login_id: LoginId,
+    /// Whether the routine refreshes it.
+    pub active: bool,
+    /// Its tag, if any.
+    pub tag: Option<String>,
+}
+
+/// One page of a listing; pass `next_cursor` back to get the next one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginPage {
+    /// The logins of this page (possibly fewer than asked, possibly none).
+    pub logins: Vec<LoginSummary>,
+    /// `None` when the listing is complete.
+    pub next_cursor: Option<u64>,
+}
+
+/// Everything the registry knows about one login.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LoginStatus {
+    /// The login.
+    pub login_id: LoginId,
+    /// Whether the routine refreshes it.
+    pub active: bool,
+    /// Its tag, if any.
+    pub tag: Option<String>,
+    /// When it was first registered.
+    pub added_at: Option<DateTime<Utc>>,
+    /// Kind of the last outcome: `refreshed`, `needs_reauth` or `failed`.
+    pub last_outcome: Option<String>,
+    /// When the last outcome happened.
+    pub last_outcome_at: Option<DateTime<Utc>>,
+    /// When the login was last refreshed.
+    pub last_success_at: Option<DateTime<Utc>>,
+    /// Flinks' `LastRefresh` at the last refresh.
+    pub last_refresh: Option<NaiveDateTime>,
+    /// Whether that `LastRefresh` was stale.
+    pub stale: Option<bool>,
+    /// FlinksCode of a pending re-authentication (cleared by a refresh).
+    pub reauth_code: Option<FlinksCode>,
+    /// Flinks' message of a pending re-authentication.
+    pub reauth_message: Option<String>,
+    /// Message of the last failure (cleared by a refresh).
+    pub last_error: Option<String>,
+}
+
+/// A page stream of LoginIds.
+pub type IdStream<'a> =
+    Pin<Box<dyn Stream<Item = Result<Vec<LoginId>, RegistryError>> + Send + 'a>>;
+
+/// The login registry of one namespace. Cheap to clone.
+#[derive(Clone)]
+pub struct Registry {
+    conn: ConnectionManager,
+    keys: KeySpace,
+}
+
+fn parse_time(raw: Option<&String>) -> Option<DateTime<Utc>> {
+    raw.and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+        .map(|t| t.with_timezone(&Utc))
+}
+
+impl Registry {
+    /// The registry of the namespace of `keys`.
+    pub fn new(conn: ConnectionManager, keys: &KeySpace) -> Self {
+        Self {
+            conn,
+            keys: keys.clone(),
+        }
+    }
+
+    /// Adds or updates one login.
+    pub async fn add(&self, record: &LoginRecordInput) -> Result<UpsertSummary, RegistryError> {
+        self.upsert_many(std::slice::from_ref(record)).await
+    }
+
+    /// Adds or updates many logins, pipelined in batches of [`BATCH_SIZE`].
+    pub async fn upsert_many(
+        &self,
+        records: &[LoginRecordInput],
+    ) -> Result<UpsertSummary, RegistryError> {
+        self.upsert_many_with_progress(records, |_| {}).await
+    }
+
+    /// [`Registry::upsert_many`], calling `progress(written_so_far)` after each batch.
+    pub async fn upsert_many_with_progress(
+        &self,
+        records: &[LoginRecordInput],
+        mut progress: impl FnMut(u64),
+    ) -> Result<UpsertSummary, RegistryError> {
+        let mut summary = UpsertSummary::default();
+        let mut conn = self.conn.clone();
+        let all_key = self.keys.logins_all();
+        let active_key = self.keys.logins_active();
+        for batch in records.chunks(BATCH_SIZE) {
+            let now = Utc::now().to_rfc3339();
+            let mut pipe = redis::pipe();
+            let (mut active, mut inactive) = (Vec::new(), Vec::new());
+            for record in batch {
+                let key = self.keys.login(record.login_id.as_str());
+                let flag = if record.active { "1" } else { "0" };
+                match &record.tag {
+                    Some(tag) => pipe.hset_multiple(
+                        &key,
+                        &[("active", flag), ("updated_at", &now), ("tag", tag)],
+                    ),
+                    None => pipe.hset_multiple(&key, &[("active", flag), ("updated_at", &now)]),
+                }
+                .ignore();
+                pipe.hset_nx(&key, "added_at", &now).ignore();
+                if record.active {
+                    active.push(record.login_id.as_str());
+                } else {
+                    inactive.push(record.login_id.as_str());
+                }
+            }
+            let ids: Vec<&str> = batch.iter().map(|r| r.login_id.as_str()).collect();
+            pipe.sadd(&all_key, &ids);
+            if !active.is_empty() {
+                pipe.sadd(&active_key, &active).ignore();
+            }
+            if !inactive.is_empty() {
+                pipe.srem(&active_key, &inactive).ignore();
+            }
+            let (new,): (u64,) = pipe.query_async(&mut conn).await?;
+            summary.upserted += batch.len() as u64;
+            summary.active += active.len() as u64;
+            summary.inactive += inactive.len() as u64;
+            summary.new += new;
+            progress(summary.upserted);
+        }
+        Ok(summary)
+    }
+
+    /// Everything known about `login`, or `None` when it is not registered.
+    pub async fn get(&self, login: &LoginId) -> Result<Option<LoginStatus>, RegistryError> {
+        let mut conn = self.conn.clone();
+        let fields: HashMap<String, String> = conn.hgetall(self.keys.login(login.as_str())).await?;
+        if fields.is_empty() {
+            return Ok(None);
+        }
+        let text = |name: &str| fields.get(name).filter(|v| !v.is_empty()).cloned();
+        Ok(Some(LoginStatus {
+            login_id: login.clone(),
+            active: fields.get("active").is_some_and(|v| v == "1"),
+            tag: text("tag"),
+            added_at: parse_time(fields.get("added_at")),
+            last_outcome: text("last_outcome"),
+            last_outcome_at: parse_time(fields.get("last_outcome_at")),
+            last_success_at: parse_time(fields.get("last_success_at")),
+            last_refresh: fields
+                .get("last_refresh")
+                .and_then(|s| s.parse::<NaiveDateTime>().ok()),
+            stale: fields.get("stale").map(|v| v == "1"),
+            reauth_code: text("reauth_code").map(|c| FlinksCode::parse(&c)),
+            reauth_message: text("reauth_message"),
+            last_error: text("last_error"),
+        }))
+    }
+
+    /// The last outcomes of `login`, newest first (at most [`HISTORY_LEN`]).
+    pub async fn history(&self, login: &LoginId) -> Result<Vec<LedgerOutcome>, RegistryError> {
+        let mut conn = self.conn.clone();
+        let raw: Vec<String> = conn
+            .lrange(
+                self.keys.login_history(login.as_str()),
+                0,
+                HISTORY_LEN as isize - 1,
+            )
+            .await?;
+        Ok(raw
+            .iter()
+            .filter_map(|json| serde_json::from_str(json).ok())
+            .collect())
+    }
+
+    /// One page of logins matching `filter`, starting at `cursor` (0 for the first page).
+    /// `count` is a hint: a page may hold fewer (even none) while `next_cursor` is `Some`.
+    pub async fn list(
+        &self,
+        filter: LoginFilter,
+        cursor: u64,
+        count: usize,
+    ) -> Result<LoginPage, RegistryError> {
+        let mut conn = self.conn.clone();
+        let set = match filter {
+            LoginFilter::Active => self.keys.logins_active(),
+            LoginFilter::Inactive | LoginFilter::All => self.keys.logins_all(),
+        };
+        let (next, raw): (u64, Vec<String>) = redis::cmd("SSCAN")
+            .arg(&set)
+            .arg(cursor)
+            .arg("COUNT")
+            .arg(count.max(1))
+            .query_async(&mut conn)
+            .await?;
+        let ids: Vec<LoginId> = raw.iter().filter_map(|s| LoginId::parse(s).ok()).collect();
+        let mut logins = Vec::with_capacity(ids.len());
+        if !ids.is_empty() {
+            let mut pipe = redis::pipe();
+            for id in &ids {
+                pipe.cmd("HMGET")
+                    .arg(self.keys.login(id.as_str()))
+                    .arg("active")
+                    .arg("tag");
+            }
+            let rows: Vec<(Option<String>, Option<String>)> = pipe.query_async(&mut conn).await?;
+            for (login_id, (active, tag)) in ids.into_iter().zip(rows) {
+                let active = active.as_deref() == Some("1");
+                let keep = match filter {
+                    LoginFilter::Active => active,
+                    LoginFilter::Inactive => !active,
+                    LoginFilter::All => true,
+                };
+                if keep {
+                    logins.push(LoginSummary {
+                        login_id,
+                        active,
+                        tag: tag.filter(|t| !t.is_empty()),
+                    });
+                }
+            }
+        }
+        Ok(LoginPage {
+            logins,
+            next_cursor: (next != 0).then_some(next),
+        })
+    }
+
+    /// The active LoginIds, in pages of about `batch` (for the routine). An id may appear
+    /// twice if Redis rehashes the set meanwhile.
+    pub fn scan_active(&self, batch: usize) -> IdStream<'_> {
+        let key = self.keys.logins_active();
+        let conn = self.conn.clone();
+        Box::pin(futures::stream::try_unfold(
+            (conn, Some(0u64)),
+            move |(mut conn, cursor)| {
+                let key = key.clone();
+                async move {
+                    let Some(cursor) = cursor else {
+                        return Ok(None);
+                    };
+                    let (next, raw): (u64, Vec<String>) = redis::cmd("SSCAN")
+                        .arg(&key)
+                        .arg(cursor)
+                        .arg("COUNT")
+                        .arg(batch.max(1))
+                        .query_async(&mut conn)
+                        .await?;
+                    let ids = raw.iter().filter_map(|s| LoginId::parse(s).ok()).collect();
+                    Ok(Some((ids, (conn, (next != 0).then_some(next)))))
+                }
+            },
+        ))
+    }
+
+    /// Number of active logins.
+    pub async fn count_active(&self) -> Result<u64, RegistryError> {
+        let mut conn = self.conn.clone();
+        Ok(conn.scard(self.keys.logins_active()).await?)
+    }
+
+    /// Number of inactive logins.
+    pub async fn count_inactive(&self) -> Result<u64, RegistryError> {
+        let mut conn = self.conn.clone();
+        let (all, active): (u64, u64) = redis::pipe()
+            .scard(self.keys.logins_all())
+            .scard(self.keys.logins_active())
+            .query_async(&mut conn)
+            .await?;
+        Ok(all.saturating_sub(active))
+    }
+
+    /// Activates or deactivates `login`. Returns `false` (and changes nothing) when it is
+    /// not registered.
+    pub async fn set_active(&self, login: &LoginId, active: bool) -> Result<bool, RegistryError> {
+        let mut conn = self.conn.clone();
+        let known: bool = conn
+            .sismember(self.keys.logins_all(), login.as_str())
+            .await?;
+        if !known {
+            return Ok(false);
+        }
+        let key = self.keys.login(login.as_str());
+        let mut pipe = redis::pipe();
+        pipe.hset_multiple(
+            &key,
+            &[
+                ("active", if active { "1" } else { "0" }),
+                ("updated_at", &Utc::now().to_rfc3339()),
+            ],
+        )
+        .ignore();
+        if active {
+            pipe.sadd(self.keys.logins_active(), login.as_str())
+                .ignore();
+        } else {
+            pipe.srem(self.keys.logins_active(), login.as_str())
+                .ignore();
+        }
+        let () = pipe.query_async(&mut conn).await?;
+        Ok(true)
+    }
+
+    /// Updates the login's latest state from `outcome` and prepends it to its history.
+    pub async fn record_outcome(
+        &self,
+        login: &LoginId,
+        outcome: &LedgerOutcome,
+    ) -> Result<(), RegistryError> {
+        let key = self.keys.login(login.as_str());
+        let history = self.keys.login_history(login.as_str());
+        let at = outcome.at().to_rfc3339();
+        let mut fields: Vec<(&str, String)> = vec![
+            ("last_outcome", outcome.kind().to_string()),
+            ("last_outcome_at", at.clone()),
+        ];
+        let mut clear: Vec<&str> = Vec::new();
+        match outcome {
+            LedgerOutcome::Refreshed {
+                last_refresh,
+                stale,
+                ..
+            } => {
+                fields.push(("last_success_at", at));
+                fields.push(("stale", if *stale { "1" } else { "0" }.to_string()));
+                match last_refresh {
+                    Some(t) => {
+                        fields.push(("last_refresh", t.format("%Y-%m-%dT%H:%M:%S%.f").to_string()))
+                    }
+                    None => clear.push("last_refresh"),
+                }
+                clear.extend(["reauth_code", "reauth_message", "last_error"]);
+            }
+            LedgerOutcome::NeedsReauth {
+                flinks_code,
+                message,
+                ..
+            } => {
+                fields.push((
+                    "reauth_code",
+                    flinks_code
+                        .as_ref()
+                        .map(|c| c.as_str().to_string())
+                        .unwrap_or_default(),
+                ));
+                fields.push(("reauth_message", message.clone().unwrap_or_default()));
+            }
+            LedgerOutcome::Failed { message, .. } => {
+                fields.push(("last_error", message.clone()));
+            }
+        }
+        let json = serde_json::to_string(outcome)?;
+        let mut conn = self.conn.clone();
+        let mut pipe = redis::pipe();
+        pipe.hset_multiple(&key, &fields).ignore();
+        if !clear.is_empty() {
+            pipe.hdel(&key, &clear).ignore();
+        }
+        pipe.lpush(&history, json)
+            .ignore()
+            .ltrim(&history, 0, HISTORY_LEN as isize - 1)
+            .ignore();
+        let () = pipe.query_async(&mut conn).await?;
+        Ok(())
+    }
+}

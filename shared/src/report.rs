@@ -1,0 +1,232 @@
+//! The report of one routine date: how many logins are done, refreshed, stale, waiting for
+//! re-authentication or failed, how many are pending, how fast it goes and when it will
+//! end, and which logins newly need re-authentication since the day before.
+//!
+//! It reads the ledger and the registry only; it changes nothing. Lists are sorted by
+//! LoginId so two reports of the same state are identical. The JSON field names are a
+//! contract with ops tooling: rename nothing without a note in the README.
+
+use std::collections::HashSet;
+use std::fmt::Write as _;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
+
+use crate::domain::{FlinksCode, LoginId};
+use crate::ledger::{Ledger, LedgerError, LedgerOutcome};
+use crate::ratelimit::eta_at_rate;
+use crate::registry::{Registry, RegistryError};
+
+/// Why a report could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// The ledger could not be read.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    /// The registry could not be read.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+}
+
+/// A login in the re-auth or failed list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReportItem {
+    /// The login.
+    pub login_id: LoginId,
+    /// The FlinksCode given, if any.
+    pub flinks_code: Option<FlinksCode>,
+    /// Flinks' message, or the failure's reason.
+    pub message: Option<String>,
+}
+
+/// The report of one routine date.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    /// The routine date.
+    pub date: NaiveDate,
+    /// When the report was built.
+    pub generated_at: DateTime<Utc>,
+    /// Active logins in the registry now.
+    pub active: u64,
+    /// Logins enqueued for the date by `routine run` (0 before it ran).
+    pub expected: u64,
+    /// Logins with an outcome (refreshed + re-auth + failed).
+    pub done: u64,
+    /// `expected - done`, never negative.
+    pub pending: u64,
+    /// Logins refreshed (stale ones included).
+    pub refreshed: u64,
+    /// Refreshed logins whose Flinks `LastRefresh` is stale.
+    pub stale: Vec<LoginId>,
+    /// Logins that need re-authentication.
+    pub reauth: Vec<ReportItem>,
+    /// Logins that failed.
+    pub failed: Vec<ReportItem>,
+    /// Logins that need re-authentication on this date but did not the day before.
+    pub new_reauth: Vec<LoginId>,
+    /// Retries spent on the date.
+    pub retries: u64,
+    /// When the routine of the date started, if it did.
+    pub started_at: Option<DateTime<Utc>>,
+    /// Logins done per minute since the start.
+    pub throughput_per_minute: Option<f64>,
+    /// Seconds until every pending login is done: at the configured rate, or at the
+    /// observed throughput when the limiter is off; `null` when unknown.
+    pub eta_seconds: Option<u64>,
+}
+
+fn item(login_id: &LoginId, outcome: &LedgerOutcome) -> ReportItem {
+    ReportItem {
+        login_id: login_id.clone(),
+        flinks_code: outcome.flinks_code().cloned(),
+        message: outcome.message().map(str::to_string),
+    }
+}
+
+/// Builds the report of `date` as of `now`, with the configured `rate_per_minute`
+/// (`0` = limiter off).
+pub async fn build(
+    ledger: &Ledger,
+    registry: &Registry,
+    date: NaiveDate,
+    rate_per_minute: f64,
+    now: DateTime<Utc>,
+) -> Result<Report, ReportError> {
+    let mut entries = ledger.entries(date).await?;
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut refreshed = 0u64;
+    let (mut stale, mut reauth, mut failed) = (Vec::new(), Vec::new(), Vec::new());
+    for (login, outcome) in &entries {
+        match outcome {
+            LedgerOutcome::Refreshed {
+                stale: is_stale, ..
+            } => {
+                refreshed += 1;
+                if *is_stale {
+                    stale.push(login.clone());
+                }
+            }
+            LedgerOutcome::NeedsReauth { .. } => reauth.push(item(login, outcome)),
+            LedgerOutcome::Failed { .. } => failed.push(item(login, outcome)),
+        }
+    }
+    let previous: HashSet<LoginId> = match date.pred_opt() {
+        Some(day_before) => ledger
+            .entries(day_before)
+            .await?
+            .into_iter()
+            .filter(|(_, o)| matches!(o, LedgerOutcome::NeedsReauth { .. }))
+            .map(|(login, _)| login)
+            .collect(),
+        None => HashSet::new(),
+    };
+    let new_reauth = reauth
+        .iter()
+        .filter(|r| !previous.contains(&r.login_id))
+        .map(|r| r.login_id.clone())
+        .collect();
+
+    let done = entries.len() as u64;
+    let expected = ledger.expected(date).await?;
+    let pending = expected.saturating_sub(done);
+    let started_at = ledger.started_at(date).await?;
+    let throughput_per_minute = started_at.and_then(|start| {
+        let minutes = (now - start).num_milliseconds() as f64 / 60_000.0;
+        (minutes > 0.0).then(|| done as f64 / minutes)
+    });
+    let eta_seconds = if pending == 0 {
+        Some(0)
+    } else if let Some(eta) = eta_at_rate(rate_per_minute, pending) {
+        Some(eta.as_secs())
+    } else {
+        throughput_per_minute
+            .filter(|t| *t > 0.0)
+            .map(|t| (pending as f64 / t * 60.0).ceil() as u64)
+    };
+    Ok(Report {
+        date,
+        generated_at: now,
+        active: registry.count_active().await?,
+        expected,
+        done,
+        pending,
+        refreshed,
+        stale,
+        reauth,
+        failed,
+        new_reauth,
+        retries: ledger.retries(date).await?,
+        started_at,
+        throughput_per_minute,
+        eta_seconds,
+    })
+}
+
+impl Report {
+    /// A plain-text rendering for terminals.
+    pub fn render_text(&self) -> String {
+        let mut out = String::new();
+        let dash = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+        let rows: [(&str, String); 11] = [
+            ("date", self.date.to_string()),
+            ("active logins", self.active.to_string()),
+            ("expected", self.expected.to_string()),
+            ("done", self.done.to_string()),
+            ("pending", self.pending.to_string()),
+            ("refreshed", self.refreshed.to_string()),
+            ("stale", self.stale.len().to_string()),
+            (
+                "needs re-auth",
+                format!("{} ({} new)", self.reauth.len(), self.new_reauth.len()),
+            ),
+            ("failed", self.failed.len().to_string()),
+            ("retries", self.retries.to_string()),
+            (
+                "throughput",
+                dash(self.throughput_per_minute.map(|t| format!("{t:.1}/min"))),
+            ),
+        ];
+        for (name, value) in rows {
+            let _ = writeln!(out, "{name:<16}{value}");
+        }
+        let _ = writeln!(
+            out,
+            "{:<16}{}",
+            "eta",
+            dash(self.eta_seconds.map(|s| {
+                humantime::format_duration(std::time::Duration::from_secs(s)).to_string()
+            }))
+        );
+        let list = |out: &mut String, title: &str, items: &[ReportItem]| {
+            if items.is_empty() {
+                return;
+            }
+            let _ = writeln!(out, "\n{title}:");
+            let _ = writeln!(out, "  {:<38}{:<36}MESSAGE", "LOGIN ID", "FLINKS CODE");
+            for i in items {
+                let _ = writeln!(
+                    out,
+                    "  {:<38}{:<36}{}",
+                    i.login_id.as_str(),
+                    i.flinks_code.as_ref().map(|c| c.as_str()).unwrap_or("-"),
+                    i.message.as_deref().unwrap_or("-")
+                );
+            }
+        };
+        list(&mut out, "needs re-auth", &self.reauth);
+        list(&mut out, "failed", &self.failed);
+        if !self.stale.is_empty() {
+            let _ = writeln!(out, "\nstale:");
+            for login in &self.stale {
+                let _ = writeln!(out, "  {}", login.as_str());
+            }
+        }
+        if !self.new_reauth.is_empty() {
+            let _ = writeln!(out, "\nnewly needing re-auth since the day before:");
+            for login in &self.new_reauth {
+                let _ = writeln!(out, "  {}", login.as_str());
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,191 @@
+//! The results sink: every fetched GetAccountsDetail lands in one capped Redis stream that
+//! the customer's services consume with `XREADGROUP`.
+//!
+//! The append and the (LoginId, date) ledger entry are one Lua script
+//! (`results_store.lua`), so a redelivered job — after a crash between the fetch and the
+//! ack — can never add a second entry: the script sees the ledger says `refreshed` and
+//! returns the first entry's id instead.
+//!
+//! Stream `{namespace:ledger}:results` (the ledger's hash tag, for Redis Cluster), one entry per refreshed (LoginId, date), fields:
+//!
+//! | field | value |
+//! |---|---|
+//! | `login_id` | the LoginId |
+//! | `request_id` | the Authorize session the data came from |
+//! | `routine_date` | `YYYY-MM-DD` |
+//! | `fetched_at` | RFC 3339 UTC |
+//! | `last_refresh` | Flinks' `Login.LastRefresh` (naive UTC) or empty |
+//! | `stale` | `1` when LastRefresh is older than `STALE_AFTER`, else `0` |
+//! | `accounts` | the `Accounts` array of the response, JSON, amounts exact as sent |
+//!
+//! The stream is capped at about `RESULTS_STREAM_MAXLEN` entries (`MAXLEN ~`): consume it
+//! faster than the cap fills. Nothing here is logged: the payload is account data.
+
+use std::sync::LazyLock;
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use redis::aio::ConnectionManager;
+use redis::Script;
+
+use crate::domain::{LoginId, RequestId};
+use crate::keys::KeySpace;
+use crate::ledger::{LedgerOutcome, LEDGER_TTL};
+
+static STORE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("results_store.lua")));
+
+const STREAM_ID_PLACEHOLDER: &str = "__RESULTS_STREAM_ID__";
+
+/// Metric: result entries appended to the stream.
+pub const RESULTS_STORED_TOTAL: &str = "nightly_refresh_results_stored_total";
+
+/// Why a result could not be stored.
+#[derive(Debug, thiserror::Error)]
+pub enum ResultsError {
+    /// Redis did not answer; nothing was written, the caller retries.
+    #[error("results: Redis error: {0}")]
+    Redis(#[from] redis::RedisError),
+    /// The response body is not JSON with an `Accounts` array (classified earlier, so a bug).
+    #[error("results: the GetAccountsDetail body is not usable JSON: {0}")]
+    Body(String),
+    /// The ledger entry could not be encoded or decoded.
+    #[error("results: ledger entry: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
+/// One fetched detail to store.
+#[derive(Debug)]
+pub struct ResultEntry<'a> {
+    /// The login.
+    pub login_id: &'a LoginId,
+    /// The session the data came from.
+    pub request_id: &'a RequestId,
+    /// The routine date.
+    pub routine_date: NaiveDate,
+    /// When the worker received it.
+    pub fetched_at: DateTime<Utc>,
+    /// Flinks' LastRefresh.
+    pub last_refresh: Option<NaiveDateTime>,
+    /// LastRefresh older than `STALE_AFTER`.
+    pub stale: bool,
+    /// The GetAccountsDetail response body, verbatim.
+    pub body: &'a str,
+}
+
+/// What [`ResultsSink::store`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stored {
+    /// False when (LoginId, date) was already refreshed: nothing was appended.
+    pub newly_stored: bool,
+    /// The ledger entry (the existing one when not newly stored).
+    pub outcome: LedgerOutcome,
+}
+
+/// Appends results to the stream, atomically with the ledger. Cheap to clone.
+#[derive(Clone)]
+pub struct ResultsSink {
+    conn: ConnectionManager,
+    keys: KeySpace,
+    max_len: u64,
+}
+
+impl ResultsSink {
+    /// The sink of the namespace of `keys`, capped at about `max_len` entries.
+    pub fn new(conn: ConnectionManager, keys: &KeySpace, max_len: u64) -> Self {
+        Self {
+            conn,
+            keys: keys.clone(),
+            max_len,
+        }
+    }
+
+    /// The stream's key, for consumers.
+    pub fn stream_key(&self) -> String {
+        self.keys.results_stream()
+    }
+
+    /// Stores one result unless (LoginId, date) is already refreshed.
+    pub async fn store(&self, entry: &ResultEntry<'_>) -> Result<Stored, ResultsError> {
+        let accounts = accounts_json(entry.body)?;
+        let outcome = LedgerOutcome::Refreshed {
+            request_id: entry.request_id.clone(),
+            last_refresh: entry.last_refresh,
+            stale: entry.stale,
+            fetched_at: entry.fetched_at,
+            results_stream_id: Some(STREAM_ID_PLACEHOLDER.to_string()),
+        };
+        let date = entry.routine_date.format("%Y-%m-%d").to_string();
+        let last_refresh = entry
+            .last_refresh
+            .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.f").to_string())
+            .unwrap_or_default();
+        let mut invocation = STORE.prepare_invoke();
+        invocation
+            .key(self.keys.ledger_date(&date))
+            .key(self.keys.ledger_meta(&date))
+            .key(self.keys.ledger_index("reauth"))
+            .key(self.keys.ledger_index("failed"))
+            .key(self.keys.results_stream())
+            .arg(entry.login_id.as_str())
+            .arg(serde_json::to_string(&outcome)?)
+            .arg(if entry.stale { "1" } else { "0" })
+            .arg(format!("{date}|{}", entry.login_id.as_str()))
+            .arg(LEDGER_TTL.as_secs())
+            .arg(self.max_len)
+            .arg("login_id")
+            .arg(entry.login_id.as_str())
+            .arg("request_id")
+            .arg(entry.request_id.as_str())
+            .arg("routine_date")
+            .arg(&date)
+            .arg("fetched_at")
+            .arg(entry.fetched_at.to_rfc3339())
+            .arg("last_refresh")
+            .arg(last_refresh)
+            .arg("stale")
+            .arg(if entry.stale { "1" } else { "0" })
+            .arg("accounts")
+            .arg(accounts);
+        let mut conn = self.conn.clone();
+        let (stored, json): (i64, String) = invocation.invoke_async(&mut conn).await?;
+        if stored == 1 {
+            metrics::counter!(RESULTS_STORED_TOTAL).increment(1);
+        }
+        Ok(Stored {
+            newly_stored: stored == 1,
+            outcome: serde_json::from_str(&json)?,
+        })
+    }
+}
+
+/// The `Accounts` array of a GetAccountsDetail body, re-serialized exactly (serde_json's
+/// arbitrary precision keeps every amount as sent).
+fn accounts_json(body: &str) -> Result<String, ResultsError> {
+    let value: serde_json::Value =
+        serde_json::from_str(body).map_err(|e| ResultsError::Body(e.to_string()))?;
+    let accounts = value
+        .get("Accounts")
+        .cloned()
+        .unwrap_or(serde_json::Value::Array(Vec::new()));
+    serde_json::to_string(&accounts).map_err(|e| ResultsError::Body(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accounts_are_extracted_with_amounts_exact() {
+        let body = r#"{"HttpStatusCode":200,"Accounts":[{"Balance":{"Current":5105.50,"Available":0.10}}],"RequestId":"r"}"#;
+        let json = accounts_json(body).unwrap();
+        assert!(json.contains("5105.50"), "{json}");
+        assert!(json.contains("0.10"), "{json}");
+    }
+
+    #[test]
+    fn a_body_that_is_not_json_is_an_error_not_a_panic() {
+        assert!(matches!(
+            accounts_json("<html>"),
+            Err(ResultsError::Body(_))
+        ));
+    }
+}

@@ -1,0 +1,367 @@
+//! Starting a routine: one authorize job per active LoginId for a routine date, and the
+//! daily schedule that fires it once a day across every `producer schedule` replica.
+//!
+//! Idempotency lives in the queue's dedupe key `authorize:{LoginId}:{date}`, atomic with
+//! the enqueue: running the routine twice, from two producers at once, or again after a
+//! crash half-way never yields two jobs for one login and date, and a crashed run is
+//! resumed by simply running it again. The schedule adds a per-day claim (`SET NX`) so
+//! replicas fire once between them, and a catch-up on start for a day whose run is due
+//! and missing (or was claimed by a replica that died before finishing).
+
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, NaiveTime, TimeZone, Utc};
+use chrono_tz::Tz;
+use futures::TryStreamExt;
+use redis::aio::ConnectionManager;
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::jobs::AuthorizeJob;
+use crate::keys::KeySpace;
+use crate::ledger::{Ledger, LedgerError};
+use crate::queue::{EnqueueOptions, Queue, QueueError};
+use crate::ratelimit::eta_at_rate;
+use crate::registry::{Registry, RegistryError};
+
+/// Active LoginIds read (and jobs enqueued) per batch.
+const BATCH: usize = 1_000;
+/// A claimed day whose run did not complete within this long is run again on start.
+const STALE_CLAIM: Duration = Duration::from_secs(15 * 60);
+/// How long the per-day schedule keys live.
+const CLAIM_TTL: Duration = Duration::from_secs(3 * 24 * 3600);
+
+/// Why a routine could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum RoutineError {
+    /// Reading the registry failed.
+    #[error("routine: {0}")]
+    Registry(#[from] RegistryError),
+    /// Enqueueing failed (already enqueued jobs stay; run again to resume).
+    #[error("routine: {0} (jobs enqueued so far are kept; run the routine again to resume)")]
+    Queue(#[from] QueueError),
+    /// Writing the ledger failed.
+    #[error("routine: {0}")]
+    Ledger(#[from] LedgerError),
+    /// Redis refused a schedule command.
+    #[error("routine: Redis error: {0}")]
+    Redis(#[from] redis::RedisError),
+}
+
+/// What one `routine run` did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RoutineRun {
+    /// The routine date.
+    pub date: NaiveDate,
+    /// Active logins when the run started (the date's expected count).
+    pub active: u64,
+    /// Jobs newly enqueued by this run.
+    pub enqueued: u64,
+    /// Logins that already had a job for this date (earlier or concurrent run).
+    pub already_queued: u64,
+    /// Time to authorize everything enqueued for the date at the configured rate.
+    pub eta_seconds: Option<u64>,
+}
+
+/// Enqueues one authorize job per active LoginId for `date`, in batches.
+pub async fn enqueue_routine(
+    registry: &Registry,
+    ledger: &Ledger,
+    queue: &Queue<AuthorizeJob>,
+    date: NaiveDate,
+    rate_per_minute: f64,
+) -> Result<RoutineRun, RoutineError> {
+    let active = registry.count_active().await?;
+    ledger.set_expected(date, active).await?;
+    let mut enqueued = 0u64;
+    let mut already_queued = 0u64;
+    let mut pages = registry.scan_active(BATCH);
+    while let Some(ids) = pages.try_next().await? {
+        if ids.is_empty() {
+            continue;
+        }
+        let jobs: Vec<(AuthorizeJob, EnqueueOptions)> = ids
+            .into_iter()
+            .map(|login| {
+                let job = AuthorizeJob::new(login, date);
+                let options = EnqueueOptions::dedupe(job.dedupe_key());
+                (job, options)
+            })
+            .collect();
+        for result in queue.enqueue_many(jobs).await? {
+            if result.is_new() {
+                enqueued += 1;
+            } else {
+                already_queued += 1;
+            }
+        }
+    }
+    let done = ledger.counts(date).await?.done();
+    let remaining = active.saturating_sub(done);
+    let eta_seconds = eta_at_rate(rate_per_minute, remaining).map(|d| d.as_secs());
+    tracing::info!(%date, active, enqueued, already_queued, "routine enqueued");
+    Ok(RoutineRun {
+        date,
+        active,
+        enqueued,
+        already_queued,
+        eta_seconds,
+    })
+}
+
+/// The local date whose routine is due at `now`: today's date in `tz` once `at` has passed
+/// there, otherwise yesterday's (a run that is still "due" if it never happened).
+pub fn due_date(now: DateTime<Utc>, at: NaiveTime, tz: Tz) -> NaiveDate {
+    let local = now.with_timezone(&tz);
+    let today = local.date_naive();
+    if fire_time(today, at, tz) <= now {
+        today
+    } else {
+        today.pred_opt().unwrap_or(today)
+    }
+}
+
+/// When the routine of local date `date` fires, in UTC. On a DST gap the first valid
+/// instant after `at` is used; on a fold, the earlier one.
+pub fn fire_time(date: NaiveDate, at: NaiveTime, tz: Tz) -> DateTime<Utc> {
+    let mut naive = date.and_time(at);
+    for _ in 0..4 {
+        if let Some(local) = tz.from_local_datetime(&naive).earliest() {
+            return local.with_timezone(&Utc);
+        }
+        naive += chrono::Duration::minutes(30);
+    }
+    Utc.from_utc_datetime(&date.and_time(at))
+}
+
+/// The next firing strictly after `now`.
+pub fn next_fire(now: DateTime<Utc>, at: NaiveTime, tz: Tz) -> DateTime<Utc> {
+    let today = now.with_timezone(&tz).date_naive();
+    let mut date = today;
+    loop {
+        let fire = fire_time(date, at, tz);
+        if fire > now {
+            return fire;
+        }
+        date = date.succ_opt().unwrap_or(date);
+    }
+}
+
+/// The per-day claim that makes replicas fire once between them.
+#[derive(Clone)]
+pub struct DayClaim {
+    conn: ConnectionManager,
+    keys: KeySpace,
+    replica: String,
+}
+
+impl DayClaim {
+    /// Claims for this `replica` (any unique string: host and pid).
+    pub fn new(conn: ConnectionManager, keys: &KeySpace, replica: impl Into<String>) -> Self {
+        Self {
+            conn,
+            keys: keys.clone(),
+            replica: replica.into(),
+        }
+    }
+
+    fn claim_key(&self, date: NaiveDate) -> String {
+        self.keys.global(&format!("schedule:claimed:{date}"))
+    }
+
+    fn done_key(&self, date: NaiveDate) -> String {
+        self.keys.global(&format!("schedule:completed:{date}"))
+    }
+
+    /// Tries to claim `date`'s run. True for exactly one replica, unless an earlier claim
+    /// is older than [`STALE_CLAIM`] without completing (its replica died mid-run): then
+    /// this replica takes it over.
+    pub async fn try_claim(
+        &self,
+        date: NaiveDate,
+        now: DateTime<Utc>,
+    ) -> Result<bool, RoutineError> {
+        let mut conn = self.conn.clone();
+        let value = format!("{}|{}", self.replica, now.timestamp());
+        let claimed: Option<String> = redis::cmd("SET")
+            .arg(self.claim_key(date))
+            .arg(&value)
+            .arg("NX")
+            .arg("EX")
+            .arg(CLAIM_TTL.as_secs())
+            .query_async(&mut conn)
+            .await?;
+        if claimed.is_some() {
+            return Ok(true);
+        }
+        if self.is_completed(date).await? {
+            return Ok(false);
+        }
+        let holder: Option<String> = redis::cmd("GET")
+            .arg(self.claim_key(date))
+            .query_async(&mut conn)
+            .await?;
+        let claimed_at = holder
+            .as_deref()
+            .and_then(|h| h.rsplit_once('|'))
+            .and_then(|(_, ts)| ts.parse::<i64>().ok())
+            .unwrap_or(0);
+        if now.timestamp() - claimed_at < STALE_CLAIM.as_secs() as i64 {
+            return Ok(false);
+        }
+        // Take over atomically: only if the stale value is still there.
+        let taken: i64 = redis::Script::new(
+            "if redis.call('GET', KEYS[1]) == ARGV[1] then \
+               redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3]) return 1 end return 0",
+        )
+        .key(self.claim_key(date))
+        .arg(holder.unwrap_or_default())
+        .arg(&value)
+        .arg(CLAIM_TTL.as_secs())
+        .invoke_async(&mut conn)
+        .await?;
+        Ok(taken == 1)
+    }
+
+    /// Marks `date`'s run complete.
+    pub async fn complete(&self, date: NaiveDate) -> Result<(), RoutineError> {
+        let mut conn = self.conn.clone();
+        let _: () = redis::cmd("SET")
+            .arg(self.done_key(date))
+            .arg(&self.replica)
+            .arg("EX")
+            .arg(CLAIM_TTL.as_secs())
+            .query_async(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    /// True when `date`'s run completed.
+    pub async fn is_completed(&self, date: NaiveDate) -> Result<bool, RoutineError> {
+        let mut conn = self.conn.clone();
+        let exists: bool = redis::cmd("EXISTS")
+            .arg(self.done_key(date))
+            .query_async(&mut conn)
+            .await?;
+        Ok(exists)
+    }
+}
+
+/// What the schedule needs.
+pub struct Schedule {
+    /// The per-day claim.
+    pub claim: DayClaim,
+    /// `ROUTINE_AT`.
+    pub at: NaiveTime,
+    /// `ROUTINE_TZ`.
+    pub tz: Tz,
+    /// `RATE_LIMIT_PER_MINUTE`, for the ETA.
+    pub rate_per_minute: f64,
+}
+
+impl Schedule {
+    /// Fires the routine of the due date if this replica wins its claim. Returns the run
+    /// when it fired.
+    pub async fn fire_if_due(
+        &self,
+        registry: &Registry,
+        ledger: &Ledger,
+        queue: &Queue<AuthorizeJob>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<RoutineRun>, RoutineError> {
+        let date = due_date(now, self.at, self.tz);
+        if self.claim.is_completed(date).await? || !self.claim.try_claim(date, now).await? {
+            return Ok(None);
+        }
+        let run = enqueue_routine(registry, ledger, queue, date, self.rate_per_minute).await?;
+        self.claim.complete(date).await?;
+        metrics::gauge!(ROUTINE_LAST_FIRED_TIMESTAMP_SECONDS).set(now.timestamp() as f64);
+        Ok(Some(run))
+    }
+
+    /// Runs until `shutdown`: fires on start when due (catch-up), then at every `at`.
+    /// Redis errors are logged and retried a minute later; they never end the loop.
+    pub async fn run(
+        &self,
+        registry: &Registry,
+        ledger: &Ledger,
+        queue: &Queue<AuthorizeJob>,
+        shutdown: &CancellationToken,
+    ) {
+        loop {
+            let now = Utc::now();
+            let retry_in = match self.fire_if_due(registry, ledger, queue, now).await {
+                Ok(Some(run)) => {
+                    tracing::info!(date = %run.date, enqueued = run.enqueued, "schedule fired the routine");
+                    None
+                }
+                Ok(None) => None,
+                Err(error) => {
+                    tracing::error!(error.message = %error, "schedule: could not fire; retrying in 60 s");
+                    Some(Duration::from_secs(60))
+                }
+            };
+            let until_next = (next_fire(Utc::now(), self.at, self.tz) - Utc::now())
+                .to_std()
+                .unwrap_or(Duration::from_secs(1));
+            let pause = retry_in.map_or(until_next, |r| r.min(until_next));
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(pause) => {}
+            }
+        }
+    }
+}
+
+/// Metric: when `producer schedule` last fired the routine (Unix seconds).
+pub const ROUTINE_LAST_FIRED_TIMESTAMP_SECONDS: &str =
+    "nightly_refresh_routine_last_fired_timestamp_seconds";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono_tz::America::Toronto;
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn the_due_date_is_today_once_the_local_time_has_passed() {
+        let at = NaiveTime::from_hms_opt(10, 30, 0).unwrap();
+        // 10:29 in Toronto (EST, UTC-5) on Nov 25: yesterday's run is the due one.
+        assert_eq!(
+            due_date(utc("2026-11-25T15:29:00Z"), at, Toronto).to_string(),
+            "2026-11-24"
+        );
+        assert_eq!(
+            due_date(utc("2026-11-25T15:30:00Z"), at, Toronto).to_string(),
+            "2026-11-25"
+        );
+        // 01:00 UTC on the 26th is still the 25th in Toronto.
+        assert_eq!(
+            due_date(utc("2026-11-26T01:00:00Z"), at, Toronto).to_string(),
+            "2026-11-25"
+        );
+    }
+
+    #[test]
+    fn next_fire_follows_daylight_saving_time() {
+        let at = NaiveTime::from_hms_opt(10, 30, 0).unwrap();
+        // Summer (EDT, UTC-4) then winter (EST, UTC-5).
+        assert_eq!(
+            next_fire(utc("2026-07-01T15:00:00Z"), at, Toronto),
+            utc("2026-07-02T14:30:00Z")
+        );
+        assert_eq!(
+            next_fire(utc("2026-11-25T12:00:00Z"), at, Toronto),
+            utc("2026-11-25T15:30:00Z")
+        );
+        // A time inside the spring-forward gap (02:30 on 2026-03-08) fires at 03:00 EDT.
+        let gap = NaiveTime::from_hms_opt(2, 30, 0).unwrap();
+        assert_eq!(
+            next_fire(utc("2026-03-08T05:00:00Z"), gap, Toronto),
+            utc("2026-03-08T07:00:00Z")
+        );
+    }
+}

@@ -1,0 +1,331 @@
+//! The per-(LoginId, date) ledger and the date report against a real Redis.
+
+use chrono::{Duration, NaiveDate, Utc};
+use shared::domain::{FlinksCode, LoginId, RequestId};
+use shared::ledger::{IndexFilter, IndexKind, Ledger, LedgerOutcome};
+use shared::registry::{LoginRecordInput, Registry};
+
+use crate::support::TestRedis;
+
+fn login(n: u32) -> LoginId {
+    LoginId::parse(&format!("00000000-0000-4000-8000-{n:012}")).unwrap()
+}
+
+fn date(day: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(2025, 6, day).unwrap()
+}
+
+fn refreshed(stale: bool) -> LedgerOutcome {
+    LedgerOutcome::Refreshed {
+        request_id: RequestId::new(uuid::Uuid::new_v4().to_string()),
+        last_refresh: None,
+        stale,
+        fetched_at: Utc::now(),
+        results_stream_id: Some("1-0".into()),
+    }
+}
+
+fn reauth(code: &str) -> LedgerOutcome {
+    LedgerOutcome::NeedsReauth {
+        flinks_code: Some(FlinksCode::parse(code)),
+        message: Some(format!("{code} message")),
+        request_id: None,
+        at: Utc::now(),
+    }
+}
+
+fn failed() -> LedgerOutcome {
+    LedgerOutcome::Failed {
+        flinks_code: Some(FlinksCode::parse("INVALID_LOGIN")),
+        http_status: Some(401),
+        message: "invalid login".into(),
+        attempts: 1,
+        at: Utc::now(),
+    }
+}
+
+#[tokio::test]
+async fn a_refreshed_entry_is_final_and_the_first_write_wins() {
+    let redis = TestRedis::new("ledger-first-write").await;
+    let ledger = Ledger::new(redis.conn.clone(), &redis.keys);
+    let first = refreshed(false);
+
+    assert!(ledger.record(date(1), &login(1), &first).await.unwrap());
+    assert!(!ledger
+        .record(date(1), &login(1), &refreshed(true))
+        .await
+        .unwrap());
+    assert!(!ledger.record(date(1), &login(1), &failed()).await.unwrap());
+
+    assert_eq!(ledger.get(date(1), &login(1)).await.unwrap(), Some(first));
+    assert!(ledger.is_done(date(1), &login(1)).await.unwrap());
+    assert!(ledger.has_outcome(date(1), &login(1)).await.unwrap());
+    assert!(
+        !ledger.has_outcome(date(2), &login(1)).await.unwrap(),
+        "dates are separate"
+    );
+    let counts = ledger.counts(date(1)).await.unwrap();
+    assert_eq!(
+        (counts.refreshed, counts.stale, counts.failed, counts.done()),
+        (1, 0, 0, 1)
+    );
+    redis.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_failed_or_reauth_entry_is_replaced_by_a_later_refresh_and_leaves_its_index() {
+    let redis = TestRedis::new("ledger-replace").await;
+    let ledger = Ledger::new(redis.conn.clone(), &redis.keys);
+    ledger.record(date(1), &login(1), &failed()).await.unwrap();
+    ledger
+        .record(date(1), &login(2), &reauth("SESSION_EXPIRED"))
+        .await
+        .unwrap();
+    assert_eq!(
+        ledger
+            .list_failed(&IndexFilter::default())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(ledger.has_outcome(date(1), &login(1)).await.unwrap());
+    assert!(
+        !ledger.is_done(date(1), &login(1)).await.unwrap(),
+        "a failure is not final"
+    );
+
+    assert!(ledger
+        .record(date(1), &login(1), &refreshed(true))
+        .await
+        .unwrap());
+    assert!(ledger
+        .record(date(1), &login(2), &refreshed(false))
+        .await
+        .unwrap());
+
+    assert!(ledger
+        .list_failed(&IndexFilter::default())
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(ledger
+        .list_reauth(&IndexFilter::default())
+        .await
+        .unwrap()
+        .is_empty());
+    let counts = ledger.counts(date(1)).await.unwrap();
+    assert_eq!(
+        (
+            counts.refreshed,
+            counts.stale,
+            counts.needs_reauth,
+            counts.failed
+        ),
+        (2, 1, 0, 0)
+    );
+    redis.cleanup().await;
+}
+
+#[tokio::test]
+async fn reauth_and_failed_indexes_list_across_dates_with_filters_and_removal() {
+    let redis = TestRedis::new("ledger-index").await;
+    let ledger = Ledger::new(redis.conn.clone(), &redis.keys);
+    ledger
+        .record(date(1), &login(1), &reauth("SESSION_EXPIRED"))
+        .await
+        .unwrap();
+    ledger
+        .record(date(2), &login(1), &reauth("SESSION_EXPIRED"))
+        .await
+        .unwrap();
+    ledger
+        .record(date(2), &login(2), &reauth("DISABLED_LOGIN"))
+        .await
+        .unwrap();
+    ledger.record(date(2), &login(3), &failed()).await.unwrap();
+
+    assert_eq!(
+        ledger
+            .list_reauth(&IndexFilter::default())
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+    let on_day_2 = IndexFilter {
+        date: Some(date(2)),
+        ..Default::default()
+    };
+    assert_eq!(ledger.list_reauth(&on_day_2).await.unwrap().len(), 2);
+    let disabled = IndexFilter {
+        code: Some(FlinksCode::parse("DISABLED_LOGIN")),
+        ..Default::default()
+    };
+    let found = ledger.list_reauth(&disabled).await.unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!((found[0].date, &found[0].login_id), (date(2), &login(2)));
+    let one_login = IndexFilter {
+        login: Some(login(1)),
+        limit: Some(1),
+        ..Default::default()
+    };
+    assert_eq!(ledger.list_reauth(&one_login).await.unwrap().len(), 1);
+    assert_eq!(
+        ledger.list_failed(&IndexFilter::default()).await.unwrap()[0].login_id,
+        login(3)
+    );
+
+    assert!(ledger
+        .remove_from_index(IndexKind::Reauth, date(1), &login(1))
+        .await
+        .unwrap());
+    assert!(!ledger
+        .remove_from_index(IndexKind::Reauth, date(1), &login(1))
+        .await
+        .unwrap());
+    assert_eq!(
+        ledger
+            .list_reauth(&IndexFilter::default())
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    assert!(
+        ledger.get(date(1), &login(1)).await.unwrap().is_some(),
+        "the entry stays"
+    );
+    redis.cleanup().await;
+}
+
+#[tokio::test]
+async fn expected_retries_and_start_are_kept_per_date_and_keys_expire() {
+    let redis = TestRedis::new("ledger-meta").await;
+    let ledger = Ledger::new(redis.conn.clone(), &redis.keys);
+    ledger.set_expected(date(1), 42).await.unwrap();
+    let started = ledger.started_at(date(1)).await.unwrap().unwrap();
+    ledger.set_expected(date(1), 43).await.unwrap();
+    ledger.incr_retries(date(1)).await.unwrap();
+    ledger.record(date(1), &login(1), &failed()).await.unwrap();
+
+    assert_eq!(ledger.expected(date(1)).await.unwrap(), 43);
+    assert_eq!(
+        ledger.started_at(date(1)).await.unwrap(),
+        Some(started),
+        "first start kept"
+    );
+    assert_eq!(ledger.incr_retries(date(1)).await.unwrap(), 2);
+    assert_eq!(ledger.retries(date(1)).await.unwrap(), 2);
+    assert_eq!(ledger.expected(date(2)).await.unwrap(), 0);
+    let mut conn = redis.conn.clone();
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(redis.keys.ledger_date("2025-06-01"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(ttl > 30 * 24 * 3600, "ttl {ttl}");
+    redis.cleanup().await;
+}
+
+#[tokio::test]
+async fn the_report_counts_lists_and_names_its_json_fields() {
+    let redis = TestRedis::new("report-counts").await;
+    let ledger = Ledger::new(redis.conn.clone(), &redis.keys);
+    let registry = Registry::new(redis.conn.clone(), &redis.keys);
+    let records: Vec<_> = (0..10)
+        .map(|n| LoginRecordInput {
+            login_id: login(n),
+            active: n < 8,
+            tag: None,
+        })
+        .collect();
+    registry.upsert_many(&records).await.unwrap();
+    ledger.set_expected(date(2), 8).await.unwrap();
+    let now = Utc::now();
+    ledger
+        .set_started_at(date(2), now - Duration::minutes(2))
+        .await
+        .unwrap();
+    ledger
+        .record(date(2), &login(0), &refreshed(false))
+        .await
+        .unwrap();
+    ledger
+        .record(date(2), &login(1), &refreshed(true))
+        .await
+        .unwrap();
+    ledger
+        .record(date(2), &login(2), &reauth("SESSION_EXPIRED"))
+        .await
+        .unwrap();
+    ledger.record(date(2), &login(3), &failed()).await.unwrap();
+    ledger.incr_retries(date(2)).await.unwrap();
+
+    let report = shared::report::build(&ledger, &registry, date(2), 20.0, now)
+        .await
+        .unwrap();
+
+    assert_eq!(
+        (report.active, report.expected, report.done, report.pending),
+        (8, 8, 4, 4)
+    );
+    assert_eq!(report.refreshed, 2);
+    assert_eq!(report.stale, vec![login(1)]);
+    assert_eq!(report.retries, 1);
+    assert!((report.throughput_per_minute.unwrap() - 2.0).abs() < 0.01);
+    assert_eq!(
+        report.eta_seconds,
+        Some(12),
+        "4 pending at 20/min (+1% margin)"
+    );
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["date"], "2025-06-02");
+    assert_eq!(json["done"], 4);
+    assert_eq!(json["pending"], 4);
+    assert_eq!(json["refreshed"], 2);
+    assert_eq!(json["stale"][0], login(1).as_str());
+    assert_eq!(json["reauth"][0]["login_id"], login(2).as_str());
+    assert_eq!(json["reauth"][0]["flinks_code"], "SESSION_EXPIRED");
+    assert_eq!(json["reauth"][0]["message"], "SESSION_EXPIRED message");
+    assert_eq!(json["failed"][0]["flinks_code"], "INVALID_LOGIN");
+    assert_eq!(json["failed"][0]["message"], "invalid login");
+    assert_eq!(json["new_reauth"][0], login(2).as_str());
+    assert!(report.render_text().contains("SESSION_EXPIRED"));
+    redis.cleanup().await;
+}
+
+#[tokio::test]
+async fn new_reauth_lists_only_logins_that_did_not_need_it_the_day_before() {
+    let redis = TestRedis::new("report-day-over-day").await;
+    let ledger = Ledger::new(redis.conn.clone(), &redis.keys);
+    let registry = Registry::new(redis.conn.clone(), &redis.keys);
+    ledger
+        .record(date(1), &login(1), &reauth("SESSION_EXPIRED"))
+        .await
+        .unwrap();
+    ledger
+        .record(date(1), &login(2), &refreshed(false))
+        .await
+        .unwrap();
+    ledger
+        .record(date(2), &login(1), &reauth("SESSION_EXPIRED"))
+        .await
+        .unwrap();
+    ledger
+        .record(date(2), &login(2), &reauth("DISABLED_LOGIN"))
+        .await
+        .unwrap();
+
+    let report = shared::report::build(&ledger, &registry, date(2), 0.0, Utc::now())
+        .await
+        .unwrap();
+
+    assert_eq!(report.reauth.len(), 2);
+    assert_eq!(report.new_reauth, vec![login(2)]);
+    assert_eq!(
+        report.pending, 0,
+        "never negative without an expected count"
+    );
+    redis.cleanup().await;
+}

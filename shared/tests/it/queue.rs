@@ -1,1 +1,0 @@
-//! Queue backend against a real Redis.

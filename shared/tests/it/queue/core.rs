@@ -1,0 +1,415 @@
+//! Enqueue, lease, ack, retry, dead letters, reaper, promotion, dedupe, poison payloads.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use shared::queue::{
+    EnqueueOptions, Enqueued, FailOutcome, Heartbeat, HeldJobs, JobFailure, JobFilter, JobState,
+    Queue, QueueConfig, WorkerId,
+};
+
+use super::{Ping, TestNs};
+
+#[tokio::test]
+async fn fetch_leases_a_job_and_ack_deletes_its_payload_keeping_a_short_record() {
+    let t = TestNs::new("ack").await;
+    let q: Queue<Ping> = t.queue(t.config("q"));
+    let w = WorkerId::generate();
+    let id = q
+        .enqueue(&Ping { n: 1 }, EnqueueOptions::default())
+        .await
+        .unwrap();
+
+    let jobs = q.fetch(&w, 10).await.unwrap();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(&jobs[0].id, id.id());
+    assert_eq!(jobs[0].job, Ping { n: 1 });
+    assert_eq!(jobs[0].attempt, 1);
+    let s = q.stats().await.unwrap();
+    assert_eq!((s.ready, s.in_flight), (0, 1));
+    let inflight = q
+        .list(JobState::InFlight, &JobFilter::default(), 10)
+        .await
+        .unwrap();
+    assert_eq!(inflight[0].owner.as_deref(), Some(w.as_str()));
+    assert!(
+        q.fetch(&w, 10).await.unwrap().is_empty(),
+        "a leased job is not fetched again"
+    );
+
+    assert!(q.ack(&w, &jobs[0].id).await.unwrap());
+    let s = q.stats().await.unwrap();
+    assert_eq!(
+        (s.ready, s.in_flight, s.dead, s.succeeded_total),
+        (0, 0, 0, 1)
+    );
+    let keys = t.all_keys().await;
+    let payload_key = t.keys.queue("q", "payload");
+    assert!(
+        !keys.contains(&payload_key),
+        "no payload left behind: {keys:?}"
+    );
+    let done = t.keys.queue("q", &format!("done:{}", jobs[0].id));
+    let mut conn = t.conn.clone();
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg(&done)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(ttl > 0 && ttl <= 600_000, "finished record expires: {ttl}");
+}
+
+#[tokio::test]
+async fn expired_lease_returns_job_to_ready_and_counts_it_rescued() {
+    let t = TestNs::new("reap").await;
+    let q: Queue<Ping> = t.queue(t.config("q"));
+    let (a, b) = (WorkerId::generate(), WorkerId::generate());
+    q.enqueue(&Ping { n: 1 }, EnqueueOptions::default())
+        .await
+        .unwrap();
+    let job = q.fetch(&a, 1).await.unwrap().remove(0);
+
+    assert_eq!(
+        q.reap_expired().await.unwrap(),
+        0,
+        "a live lease is not reaped"
+    );
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    assert_eq!(q.reap_expired().await.unwrap(), 1);
+    let s = q.stats().await.unwrap();
+    assert_eq!((s.ready, s.in_flight, s.rescued_total), (1, 0, 1));
+
+    // Recovery is per job, not per worker name: any worker picks it up.
+    let again = q.fetch(&b, 1).await.unwrap().remove(0);
+    assert_eq!(again.id, job.id);
+    assert_eq!(again.attempt, 2);
+    assert!(
+        !q.ack(&a, &job.id).await.unwrap(),
+        "the first holder's late ack is refused"
+    );
+    assert!(q.ack(&b, &job.id).await.unwrap());
+}
+
+#[tokio::test]
+async fn heartbeat_keeps_leases_alive_while_the_job_runs_long() {
+    let t = TestNs::new("renew").await;
+    let q: Queue<Ping> = t.queue(t.config("q"));
+    let w = WorkerId::generate();
+    q.enqueue(&Ping { n: 1 }, EnqueueOptions::default())
+        .await
+        .unwrap();
+    let job = q.fetch(&w, 1).await.unwrap().remove(0);
+    let held = HeldJobs::default();
+    held.insert_all([job.id.clone()]);
+    let hb = Heartbeat::spawn(q.clone(), w.clone(), held.clone());
+
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    assert_eq!(q.reap_expired().await.unwrap(), 0);
+    assert_eq!(q.stats().await.unwrap().workers_alive, 1);
+    hb.stop();
+    assert!(q.ack(&w, &job.id).await.unwrap());
+}
+
+#[tokio::test]
+async fn failed_attempt_is_retried_after_its_backoff() {
+    let t = TestNs::new("backoff").await;
+    let mut c = t.config("q");
+    c.backoff.base = Duration::from_millis(400);
+    c.backoff.max = Duration::from_secs(5);
+    let q: Queue<Ping> = t.queue(c);
+    let w = WorkerId::generate();
+    q.enqueue(&Ping { n: 1 }, EnqueueOptions::default())
+        .await
+        .unwrap();
+    let job = q.fetch(&w, 1).await.unwrap().remove(0);
+    let failure = JobFailure::Retry {
+        error: "boom".into(),
+        delay: None,
+    };
+    assert_eq!(
+        q.fail(&w, &job.id, job.attempt, failure).await.unwrap(),
+        FailOutcome::Retried
+    );
+
+    let delayed = q
+        .list(JobState::Delayed, &JobFilter::default(), 10)
+        .await
+        .unwrap();
+    assert_eq!(delayed[0].last_error.as_deref(), Some("boom"));
+    assert!(
+        q.fetch(&w, 1).await.unwrap().is_empty(),
+        "not before its backoff"
+    );
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    let job = q.fetch(&w, 1).await.unwrap().remove(0);
+    assert_eq!(job.attempt, 2);
+
+    // A handler-chosen delay overrides the backoff.
+    let failure = JobFailure::Retry {
+        error: "pending".into(),
+        delay: Some(Duration::from_millis(50)),
+    };
+    q.fail(&w, &job.id, job.attempt, failure).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    assert_eq!(q.fetch(&w, 1).await.unwrap()[0].attempt, 3);
+}
+
+#[tokio::test]
+async fn max_attempts_is_honoured_exactly_then_the_job_is_dead_with_payload_attempts_and_error() {
+    let t = TestNs::new("attempts").await;
+    let mut c = t.config("q");
+    c.max_attempts = 3;
+    c.backoff.base = Duration::from_millis(1);
+    let q: Queue<Ping> = t.queue(c);
+    let w = WorkerId::generate();
+    let id = q
+        .enqueue(&Ping { n: 7 }, EnqueueOptions::default())
+        .await
+        .unwrap();
+
+    let mut deliveries = 0;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        for job in q.fetch(&w, 1).await.unwrap() {
+            deliveries += 1;
+            let f = JobFailure::Retry {
+                error: format!("fail #{}", job.attempt),
+                delay: None,
+            };
+            q.fail(&w, &job.id, job.attempt, f).await.unwrap();
+        }
+        if q.stats().await.unwrap().dead == 1 {
+            break;
+        }
+    }
+    assert_eq!(deliveries, 3);
+    let dead = q.list_dead(&JobFilter::default(), 10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(&dead[0].id, id.id());
+    assert_eq!(dead[0].attempts, 3);
+    assert_eq!(dead[0].last_error.as_deref(), Some("fail #3"));
+    assert_eq!(dead[0].payload, r#"{"n":7}"#);
+    assert!(dead[0].at_ms.is_some());
+    let s = q.stats().await.unwrap();
+    assert_eq!(
+        (s.retried_total, s.dead_total, s.ready, s.delayed),
+        (2, 1, 0, 0)
+    );
+}
+
+#[tokio::test]
+async fn permanent_failure_skips_retries() {
+    let t = TestNs::new("permanent").await;
+    let q: Queue<Ping> = t.queue(t.config("q"));
+    let w = WorkerId::generate();
+    q.enqueue(&Ping { n: 1 }, EnqueueOptions::default())
+        .await
+        .unwrap();
+    let job = q.fetch(&w, 1).await.unwrap().remove(0);
+    let f = JobFailure::Permanent {
+        error: "401 invalid login".into(),
+    };
+    assert_eq!(
+        q.fail(&w, &job.id, job.attempt, f).await.unwrap(),
+        FailOutcome::Dead
+    );
+    let dead = q.list_dead(&JobFilter::default(), 10).await.unwrap();
+    assert_eq!(
+        (dead[0].attempts, dead[0].last_error.as_deref()),
+        (1, Some("401 invalid login"))
+    );
+}
+
+#[tokio::test]
+async fn lease_that_expires_on_the_last_attempt_dead_letters_the_job() {
+    let t = TestNs::new("lastlease").await;
+    let mut c = t.config("q");
+    c.max_attempts = 1;
+    let q: Queue<Ping> = t.queue(c);
+    q.enqueue(&Ping { n: 1 }, EnqueueOptions::default())
+        .await
+        .unwrap();
+    q.fetch(&WorkerId::generate(), 1).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    assert_eq!(q.reap_expired().await.unwrap(), 0);
+    let dead = q.list_dead(&JobFilter::default(), 10).await.unwrap();
+    assert!(dead[0]
+        .last_error
+        .as_deref()
+        .unwrap()
+        .contains("lease expired"));
+}
+
+#[tokio::test]
+async fn dedupe_key_outlives_the_job_with_the_default_config() {
+    let t = TestNs::new("dedupe").await;
+    // The default config: no TTL needs to be set for dedupe to work.
+    let q: Queue<Ping> = t.queue(QueueConfig::new("q"));
+    let w = WorkerId::generate();
+    let key = "authorize:login-1:2026-11-25";
+    let first = q
+        .enqueue(&Ping { n: 1 }, EnqueueOptions::dedupe(key))
+        .await
+        .unwrap();
+    assert!(first.is_new());
+    let second = q
+        .enqueue(&Ping { n: 2 }, EnqueueOptions::dedupe(key))
+        .await
+        .unwrap();
+    assert_eq!(second, Enqueued::Duplicate(first.id().clone()));
+
+    // Same key twice in one batch: one job.
+    let batch = q
+        .enqueue_many([
+            (Ping { n: 3 }, EnqueueOptions::dedupe("k2")),
+            (Ping { n: 4 }, EnqueueOptions::dedupe("k2")),
+        ])
+        .await
+        .unwrap();
+    assert!(batch[0].is_new() && !batch[1].is_new());
+
+    // After the job finished, the key still blocks the routine from re-enqueuing it.
+    let job = q.fetch(&w, 1).await.unwrap().remove(0);
+    q.ack(&w, &job.id).await.unwrap();
+    assert!(!q
+        .enqueue(&Ping { n: 5 }, EnqueueOptions::dedupe(key))
+        .await
+        .unwrap()
+        .is_new());
+    let mut conn = t.conn.clone();
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg(t.keys.queue("q", &format!("dedupe:{key}")))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(
+        ttl > 2 * 86_400_000,
+        "dedupe key lives for days, not seconds: {ttl} ms"
+    );
+
+    // A forced re-run clears it.
+    assert!(q.clear_dedupe(key).await.unwrap());
+    assert!(q
+        .enqueue(&Ping { n: 6 }, EnqueueOptions::dedupe(key))
+        .await
+        .unwrap()
+        .is_new());
+    assert_eq!(q.stats().await.unwrap().enqueued_total, 3);
+}
+
+#[tokio::test]
+async fn undecodable_payload_is_dead_lettered_with_the_decode_error_and_fetch_carries_on() {
+    #[derive(serde::Serialize)]
+    struct Other {
+        text: &'static str,
+    }
+    let t = TestNs::new("poison").await;
+    let q: Queue<Ping> = t.queue(t.config("q"));
+    let producer: Queue<Other> = q.retyped();
+    producer
+        .enqueue(&Other { text: "not a ping" }, EnqueueOptions::default())
+        .await
+        .unwrap();
+    q.enqueue(&Ping { n: 2 }, EnqueueOptions::default())
+        .await
+        .unwrap();
+
+    let jobs = q.fetch(&WorkerId::generate(), 10).await.unwrap();
+    assert_eq!(jobs.iter().map(|j| j.job.n).collect::<Vec<_>>(), vec![2]);
+    let dead = q.list_dead(&JobFilter::default(), 10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert!(dead[0]
+        .last_error
+        .as_deref()
+        .unwrap()
+        .contains("undecodable payload"));
+    assert!(dead[0].payload.contains("not a ping"));
+}
+
+#[tokio::test]
+async fn twenty_thousand_due_jobs_are_promoted_in_chunks_and_each_is_fetched_once() {
+    due_jobs_are_promoted_in_chunks_and_each_is_fetched_once("due20k", 20_000).await;
+}
+
+#[tokio::test]
+#[ignore = "slow: 1,000,000 jobs (~1 min); run with --ignored"]
+async fn a_million_due_jobs_are_promoted_in_chunks_and_each_is_fetched_once() {
+    due_jobs_are_promoted_in_chunks_and_each_is_fetched_once("due1m", 1_000_000).await;
+}
+
+async fn due_jobs_are_promoted_in_chunks_and_each_is_fetched_once(name: &str, n: u64) {
+    let t = TestNs::new(name).await;
+    let q: Queue<Ping> = t.queue(t.config("q"));
+    let w = WorkerId::generate();
+    let opts = EnqueueOptions::default().delayed(Duration::from_millis(1));
+    q.enqueue_many((0..n).map(|i| (Ping { n: i }, opts.clone())))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let s = q.stats().await.unwrap();
+    assert_eq!((s.delayed, s.delayed_due), (n, n), "all due at once");
+
+    // The maintenance promoter moves them in bounded chunks...
+    let moved = q.promote_all_due(5).await.unwrap();
+    assert_eq!(moved as u64, 5 * 1_000);
+    // ...and fetch promotes more whenever ready runs short.
+    let mut seen = HashSet::new();
+    loop {
+        let jobs = q.fetch(&w, 1_000).await.unwrap();
+        if jobs.is_empty() {
+            break;
+        }
+        for j in jobs {
+            assert!(seen.insert(j.job.n), "job {} fetched twice", j.job.n);
+        }
+    }
+    assert_eq!(seen.len() as u64, n);
+    let s = q.stats().await.unwrap();
+    assert_eq!((s.ready, s.delayed, s.in_flight), (0, 0, n));
+}
+
+#[tokio::test]
+async fn every_key_lives_under_the_namespace_with_one_hash_tag_per_queue() {
+    let t = TestNs::new("keys").await;
+    let q: Queue<Ping> = t.queue(t.config("authorize"));
+    let w = WorkerId::generate();
+    q.enqueue_many((0..4).map(|i| (Ping { n: i }, EnqueueOptions::dedupe(format!("k{i}")))))
+        .await
+        .unwrap();
+    let jobs = q.fetch(&w, 4).await.unwrap();
+    q.ack(&w, &jobs[0].id).await.unwrap();
+    let retry = JobFailure::Retry {
+        error: "x".into(),
+        delay: None,
+    };
+    q.fail(&w, &jobs[1].id, 1, retry).await.unwrap();
+    q.fail(
+        &w,
+        &jobs[2].id,
+        1,
+        JobFailure::Permanent { error: "x".into() },
+    )
+    .await
+    .unwrap();
+    q.renew(&w, &[jobs[3].id.clone()]).await.unwrap();
+
+    let tag = format!("{{{}:authorize}}:", t.keys.namespace());
+    let keys = t.all_keys().await;
+    assert!(keys.len() > 10);
+    for k in keys {
+        assert!(k.starts_with(&tag), "{k} outside {tag}");
+    }
+}
+
+#[tokio::test]
+async fn unreachable_redis_error_names_the_url_without_its_password() {
+    let err = shared::queue::connect("redis://ops:hunter2@127.0.0.1:1/0")
+        .await
+        .expect_err("nothing listens on port 1");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("Redis unreachable at redis://ops:***@127.0.0.1:1/0"),
+        "{msg}"
+    );
+    assert!(!format!("{err:?}").contains("hunter2"));
+}

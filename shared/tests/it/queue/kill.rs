@@ -1,0 +1,101 @@
+//! kill -9 of a worker process holding jobs: another worker finishes them after the lease;
+//! nothing is lost and nothing runs twice while its lease is alive.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use apalis_core::error::BoxDynError;
+use apalis_core::task::data::Data;
+use apalis_core::worker::builder::WorkerBuilder;
+use shared::queue::{EnqueueOptions, Queue, RedisBackend};
+use tokio_util::sync::CancellationToken;
+
+use super::apalis_worker::Runs;
+use super::{eventually, redis_url, Ping, TestNs};
+
+async fn quick(job: Ping, runs: Data<Runs>) -> Result<(), BoxDynError> {
+    runs.record(job.n);
+    Ok(())
+}
+
+async fn child_log(t: &TestNs) -> Vec<String> {
+    let mut conn = t.conn.clone();
+    redis::cmd("LRANGE")
+        .arg(t.keys.global("test-log"))
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut conn)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn jobs_of_a_killed_process_are_finished_by_another_after_the_lease_and_never_twice() {
+    let t = TestNs::new("kill9").await;
+    let q: Queue<Ping> = t.queue(t.config("q"));
+    q.enqueue_many((0..10).map(|n| (Ping { n }, EnqueueOptions::default())))
+        .await
+        .unwrap();
+
+    // The child claims 3 jobs and hangs in them, renewing their 1 s leases.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_queue-test-child"))
+        .env("REDIS_URL", redis_url())
+        .env("NS", t.keys.namespace())
+        .env("QUEUE", "q")
+        .env("LEASE_MS", "1000")
+        .env("HOLD", "3")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn child");
+    let started = eventually(Duration::from_secs(20), || async {
+        child_log(&t).await.len() == 3
+    })
+    .await;
+    assert!(started, "child started its 3 jobs");
+    let held: Vec<u64> = child_log(&t)
+        .await
+        .iter()
+        .map(|s| s.trim_start_matches("child:").parse().unwrap())
+        .collect();
+
+    // Another worker runs the other 7 and, while the child lives (2 s = two leases), none of
+    // the child's jobs.
+    let runs = Runs::default();
+    let stop = CancellationToken::new();
+    let worker = WorkerBuilder::new("survivor")
+        .backend(RedisBackend::new(q.clone()))
+        .data(runs.clone())
+        .build(quick);
+    let token = stop.clone();
+    let handle = tokio::spawn(worker.run_until(async move {
+        token.cancelled().await;
+        Ok::<(), std::io::Error>(())
+    }));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before_kill = runs.get();
+    assert_eq!(before_kill.len(), 7, "{before_kill:?}");
+    assert!(
+        held.iter().all(|n| !before_kill.contains_key(n)),
+        "ran a job whose lease was alive"
+    );
+    assert_eq!(q.stats().await.unwrap().in_flight, 3);
+
+    child.kill().expect("kill -9");
+    child.wait().unwrap();
+
+    let all_done = eventually(Duration::from_secs(10), || async {
+        q.stats().await.unwrap().succeeded_total == 10
+    })
+    .await;
+    stop.cancel();
+    handle.await.unwrap().unwrap();
+    assert!(all_done, "{:?}", q.stats().await.unwrap());
+    let runs = runs.get();
+    assert_eq!(runs.len(), 10);
+    assert!(runs.values().all(|&r| r == 1), "{runs:?}");
+    let s = q.stats().await.unwrap();
+    assert_eq!(
+        (s.rescued_total, s.in_flight, s.ready, s.dead),
+        (3, 0, 0, 0)
+    );
+}

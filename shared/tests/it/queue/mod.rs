@@ -1,0 +1,140 @@
+//! Queue backend against a real Redis (`REDIS_URL`, default 127.0.0.1:6379). Each test owns a
+//! unique namespace and deletes its keys when done (even on panic): no FLUSHALL, no serial.
+
+mod apalis_worker;
+mod core;
+mod kill;
+mod ops;
+mod outage;
+
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+use serde::{Deserialize, Serialize};
+use shared::queue::{Backoff, Queue, QueueConfig};
+use shared::KeySpace;
+
+pub(crate) fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_string())
+}
+
+/// A job type for tests.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub(crate) struct Ping {
+    pub(crate) n: u64,
+}
+
+/// A test's own namespace; its keys are deleted on drop.
+pub(crate) struct TestNs {
+    pub(crate) keys: KeySpace,
+    pub(crate) conn: ConnectionManager,
+}
+
+impl TestNs {
+    pub(crate) async fn new(test: &str) -> Self {
+        let ns = format!("test-{test}-{}", uuid::Uuid::new_v4().simple());
+        let conn = shared::queue::connect(&redis_url()).await.expect("redis");
+        Self {
+            keys: KeySpace::new(ns),
+            conn,
+        }
+    }
+
+    /// A queue config fit for fast tests: 1 s lease, short backoff, fast polling.
+    pub(crate) fn config(&self, name: &str) -> QueueConfig {
+        let mut c = QueueConfig::new(name).with_lease(Duration::from_secs(1));
+        c.backoff = Backoff {
+            base: Duration::from_millis(20),
+            max: Duration::from_millis(100),
+            jitter: 0.0,
+        };
+        c.poll_interval = Duration::from_millis(20);
+        c
+    }
+
+    pub(crate) fn queue<T>(&self, config: QueueConfig) -> Queue<T> {
+        Queue::new(self.conn.clone(), &self.keys, config)
+    }
+
+    /// Every key of this namespace.
+    pub(crate) async fn all_keys(&self) -> Vec<String> {
+        let mut conn = self.conn.clone();
+        let mut keys = Vec::new();
+        for pattern in [
+            format!("{{{}:*", self.keys.namespace()),
+            format!("{}:*", self.keys.namespace()),
+        ] {
+            let mut cursor: u64 = 0;
+            loop {
+                let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(1000)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
+                keys.extend(batch);
+                cursor = next;
+                if cursor == 0 {
+                    break;
+                }
+            }
+        }
+        keys
+    }
+}
+
+impl Drop for TestNs {
+    fn drop(&mut self) {
+        let Ok(client) = redis::Client::open(redis_url()) else {
+            return;
+        };
+        let Ok(mut conn) = client.get_connection() else {
+            return;
+        };
+        let ns = self.keys.namespace().to_string();
+        for pattern in [format!("{{{ns}:*"), format!("{ns}:*")] {
+            let mut cursor: u64 = 0;
+            loop {
+                let Ok((next, batch)): redis::RedisResult<(u64, Vec<String>)> = redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(5000)
+                    .query(&mut conn)
+                else {
+                    return;
+                };
+                if !batch.is_empty() {
+                    let _: redis::RedisResult<()> =
+                        redis::cmd("UNLINK").arg(&batch).query(&mut conn);
+                }
+                cursor = next;
+                if cursor == 0 {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Polls `cond` every 20 ms until it holds or `timeout` passes.
+pub(crate) async fn eventually<F, Fut>(timeout: Duration, mut cond: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if cond().await {
+            return true;
+        }
+        if tokio::time::Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -1,0 +1,269 @@
+//! The login registry and CSV import against a real Redis.
+
+use chrono::{NaiveDateTime, Utc};
+use futures::TryStreamExt;
+use shared::domain::{FlinksCode, LoginId, RequestId};
+use shared::import::{self, ImportError, ImportOptions};
+use shared::ledger::LedgerOutcome;
+use shared::registry::{LoginFilter, LoginRecordInput, Registry, HISTORY_LEN};
+
+use crate::support::TestRedis;
+
+fn login(n: u32) -> LoginId {
+    LoginId::parse(&format!("00000000-0000-4000-8000-{n:012}")).unwrap()
+}
+
+fn record(n: u32, active: bool) -> LoginRecordInput {
+    LoginRecordInput {
+        login_id: login(n),
+        active,
+        tag: None,
+    }
+}
+
+fn csv_file(text: &str) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!("logins-{}.csv", uuid::Uuid::new_v4().simple()));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+async fn all(registry: &Registry, filter: LoginFilter) -> Vec<LoginId> {
+    let mut out = Vec::new();
+    let mut cursor = 0;
+    loop {
+        let page = registry.list(filter, cursor, 100).await.unwrap();
+        out.extend(page.logins.into_iter().map(|l| l.login_id));
+        match page.next_cursor {
+            Some(next) => cursor = next,
+            None => break,
+        }
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn upsert_counts_active_and_inactive_and_reimport_updates_in_place() {
+    let redis = TestRedis::new("registry-upsert").await;
+    let registry = Registry::new(redis.conn.clone(), &redis.keys);
+    let records: Vec<_> = (0..2_500).map(|n| record(n, n % 5 != 0)).collect();
+
+    let first = registry.upsert_many(&records).await.unwrap();
+    assert_eq!(
+        (first.upserted, first.active, first.inactive, first.new),
+        (2_500, 2_000, 500, 2_500)
+    );
+    assert_eq!(registry.count_active().await.unwrap(), 2_000);
+    assert_eq!(registry.count_inactive().await.unwrap(), 500);
+
+    let flipped: Vec<_> = (0..10).map(|n| record(n, n % 5 == 0)).collect();
+    let second = registry.upsert_many(&flipped).await.unwrap();
+    assert_eq!(second.new, 0);
+    assert_eq!(registry.count_active().await.unwrap(), 2_000 - 8 + 2);
+    assert!(registry.get(&login(0)).await.unwrap().unwrap().active);
+    assert!(!registry.get(&login(1)).await.unwrap().unwrap().active);
+    redis.cleanup().await;
+}
+
+#[tokio::test]
+async fn list_and_scan_active_page_through_exactly_the_matching_logins() {
+    let redis = TestRedis::new("registry-list").await;
+    let registry = Registry::new(redis.conn.clone(), &redis.keys);
+    let records: Vec<_> = (0..300).map(|n| record(n, n % 3 != 0)).collect();
+    registry.upsert_many(&records).await.unwrap();
+
+    let active = all(&registry, LoginFilter::Active).await;
+    let inactive = all(&registry, LoginFilter::Inactive).await;
+    assert_eq!(active.len(), 200);
+    assert_eq!(inactive.len(), 100);
+    assert_eq!(all(&registry, LoginFilter::All).await.len(), 300);
+    assert!(inactive.contains(&login(3)) && !active.contains(&login(3)));
+
+    let pages: Vec<Vec<LoginId>> = registry.scan_active(50).try_collect().await.unwrap();
+    let mut scanned: Vec<LoginId> = pages.into_iter().flatten().collect();
+    scanned.sort();
+    scanned.dedup();
+    assert_eq!(scanned, active);
+    redis.cleanup().await;
+}
+
+#[tokio::test]
+async fn set_active_moves_a_known_login_and_refuses_an_unknown_one() {
+    let redis = TestRedis::new("registry-set-active").await;
+    let registry = Registry::new(redis.conn.clone(), &redis.keys);
+    registry.add(&record(1, true)).await.unwrap();
+
+    assert!(registry.set_active(&login(1), false).await.unwrap());
+    assert_eq!(registry.count_active().await.unwrap(), 0);
+    assert!(!registry.get(&login(1)).await.unwrap().unwrap().active);
+    assert!(!registry.set_active(&login(2), true).await.unwrap());
+    assert!(registry.get(&login(2)).await.unwrap().is_none());
+    redis.cleanup().await;
+}
+
+#[tokio::test]
+async fn record_outcome_updates_the_latest_state_and_keeps_a_capped_history() {
+    let redis = TestRedis::new("registry-outcome").await;
+    let registry = Registry::new(redis.conn.clone(), &redis.keys);
+    let id = login(7);
+    registry
+        .add(&LoginRecordInput {
+            login_id: id.clone(),
+            active: true,
+            tag: Some("vip".into()),
+        })
+        .await
+        .unwrap();
+    let reauth = LedgerOutcome::NeedsReauth {
+        flinks_code: Some(FlinksCode::parse("SESSION_EXPIRED")),
+        message: Some("reconnect".into()),
+        request_id: None,
+        at: Utc::now(),
+    };
+    for _ in 0..HISTORY_LEN + 5 {
+        registry.record_outcome(&id, &reauth).await.unwrap();
+    }
+    let status = registry.get(&id).await.unwrap().unwrap();
+    assert_eq!(
+        status.reauth_code,
+        Some(FlinksCode::parse("SESSION_EXPIRED"))
+    );
+    assert_eq!(status.last_outcome.as_deref(), Some("needs_reauth"));
+    assert_eq!(status.tag.as_deref(), Some("vip"));
+
+    let last_refresh: NaiveDateTime = "2025-01-02T03:04:05".parse().unwrap();
+    let refreshed = LedgerOutcome::Refreshed {
+        request_id: RequestId::new("r-1"),
+        last_refresh: Some(last_refresh),
+        stale: true,
+        fetched_at: Utc::now(),
+        results_stream_id: None,
+    };
+    registry.record_outcome(&id, &refreshed).await.unwrap();
+    let status = registry.get(&id).await.unwrap().unwrap();
+    assert_eq!(status.last_outcome.as_deref(), Some("refreshed"));
+    assert_eq!(status.last_refresh, Some(last_refresh));
+    assert_eq!(status.stale, Some(true));
+    assert!(status.last_success_at.is_some());
+    assert_eq!(
+        status.reauth_code, None,
+        "a refresh clears the re-auth state"
+    );
+    let history = registry.history(&id).await.unwrap();
+    assert_eq!(history.len(), HISTORY_LEN);
+    assert_eq!(history[0], refreshed);
+    redis.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_good_csv_imports_with_active_and_tag_columns_in_any_order() {
+    let redis = TestRedis::new("import-good").await;
+    let registry = Registry::new(redis.conn.clone(), &redis.keys);
+    let file = csv_file(&format!(
+        "Tag,LoginId,Active\nvip,{},yes\n,{},0\nx,{},FALSE\n,{},\n",
+        login(1).as_str(),
+        login(2).as_str(),
+        login(3).as_str(),
+        login(4).as_str()
+    ));
+    let parsed = import::parse_file(&file, ImportOptions::default()).unwrap();
+    let written = registry.upsert_many(&parsed.records).await.unwrap();
+
+    assert_eq!(
+        (written.upserted, written.active, written.inactive),
+        (4, 2, 2)
+    );
+    assert_eq!(
+        registry
+            .get(&login(1))
+            .await
+            .unwrap()
+            .unwrap()
+            .tag
+            .as_deref(),
+        Some("vip")
+    );
+    assert!(
+        registry.get(&login(4)).await.unwrap().unwrap().active,
+        "empty Active means active"
+    );
+    std::fs::remove_file(file).unwrap();
+    redis.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_csv_with_bad_rows_names_each_line_and_imports_nothing_unless_skipping() {
+    let redis = TestRedis::new("import-bad").await;
+    let registry = Registry::new(redis.conn.clone(), &redis.keys);
+    let file = csv_file(&format!(
+        "LoginId,Active\n{},true\nnot-a-uuid,true\n{},maybe\n",
+        login(1).as_str(),
+        login(2).as_str()
+    ));
+
+    let err = import::parse_file(&file, ImportOptions::default()).unwrap_err();
+    let ImportError::InvalidRows { errors, total, .. } = &err else {
+        panic!("{err}");
+    };
+    assert_eq!(*total, 2);
+    assert_eq!((errors[0].line, errors[1].line), (3, 4));
+    assert_eq!(
+        registry.count_active().await.unwrap(),
+        0,
+        "nothing imported"
+    );
+
+    let parsed = import::parse_file(&file, ImportOptions { skip_invalid: true }).unwrap();
+    registry.upsert_many(&parsed.records).await.unwrap();
+    assert_eq!(parsed.skipped_total, 2);
+    assert_eq!(registry.count_active().await.unwrap(), 1);
+    std::fs::remove_file(file).unwrap();
+    redis.cleanup().await;
+}
+
+/// Deletes a big namespace with SCAN + UNLINK in batches (KEYS over millions of keys
+/// would block the shared Redis for every other test).
+async fn unlink_namespace(redis: &TestRedis) {
+    let mut conn = redis.conn.clone();
+    let ns = redis.keys.namespace();
+    for pattern in [format!("{ns}:*"), format!("{{{ns}:*")] {
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(10_000)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            if !keys.is_empty() {
+                let _: () = redis::cmd("UNLINK")
+                    .arg(&keys)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
+            }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+    }
+}
+
+#[tokio::test]
+#[ignore = "benchmark: cargo test -p shared --test it -- --ignored a_million"]
+async fn a_million_logins_import_in_well_under_a_minute() {
+    let redis = TestRedis::new("import-million").await;
+    let registry = Registry::new(redis.conn.clone(), &redis.keys);
+    let records: Vec<_> = (0..1_000_000).map(|n| record(n, true)).collect();
+    let started = std::time::Instant::now();
+    registry.upsert_many(&records).await.unwrap();
+    let took = started.elapsed();
+    eprintln!("upserted 1,000,000 logins in {took:?}");
+    assert_eq!(registry.count_active().await.unwrap(), 1_000_000);
+    unlink_namespace(&redis).await;
+    assert!(took < std::time::Duration::from_secs(30), "took {took:?}");
+}

@@ -1,0 +1,148 @@
+//! The detail step: `/GetAccountsDetail`, or on a 202 a delayed poll of
+//! `GET /GetAccountsDetailAsync/{RequestId}` every `POLL_INTERVAL` up to `POLL_TIMEOUT`
+//! (a delayed job, never a sleeping handler), then the results stream and the ledger in
+//! one atomic write, so a redelivery never fetches or stores twice.
+
+use chrono::{NaiveDateTime, Utc};
+use shared::flinks::DetailOutcome;
+use shared::jobs::DetailJob;
+use shared::ledger::LedgerOutcome;
+use shared::queue::{EnqueueOptions, JobFailure};
+use shared::results::ResultEntry;
+
+use super::settle::{already_done, persist, record_final, settle_failure, Step};
+use super::{Deps, Handled};
+
+/// Runs one detail job (first fetch or a poll; delivery number `attempt`, 1-based).
+#[tracing::instrument(
+    name = "job.detail",
+    skip_all,
+    fields(login = %job.login_id.fingerprint(), date = %job.routine_date, request_id = %job.request_id, polls = job.polls, attempt)
+)]
+pub async fn handle(job: &DetailJob, attempt: u32, deps: &Deps) -> Result<Handled, JobFailure> {
+    if already_done(deps, &job.login_id, job.routine_date).await? {
+        return Ok(Handled::AlreadyDone);
+    }
+    let now = Utc::now();
+    if let Some(since) = job.polling_since {
+        let waited = (now - since).to_std().unwrap_or_default();
+        if waited >= deps.policy.poll_timeout {
+            let outcome = LedgerOutcome::Failed {
+                flinks_code: Some(shared::FlinksCode::OperationPending),
+                http_status: Some(202),
+                message: format!(
+                    "GetAccountsDetailAsync still pending after {} polls over {}",
+                    job.polls,
+                    humantime::format_duration(deps.policy.poll_timeout)
+                ),
+                attempts: job.polls,
+                at: now,
+            };
+            record_final(deps, &job.login_id, job.routine_date, &outcome).await?;
+            return Ok(Handled::Failed);
+        }
+    }
+    let answer = if job.polling_since.is_some() {
+        deps.flinks.get_accounts_detail_async(&job.request_id).await
+    } else {
+        deps.flinks.get_accounts_detail(&job.request_id).await
+    };
+    let step = Step {
+        login: &job.login_id,
+        date: job.routine_date,
+        session_restarts: job.session_restarts,
+        attempt,
+    };
+    match answer {
+        Ok(DetailOutcome::Ready(detail)) => {
+            let stale = is_stale(job.last_refresh, now.naive_utc(), deps.policy.stale_after);
+            let entry = ResultEntry {
+                login_id: &job.login_id,
+                request_id: &detail.request_id,
+                routine_date: job.routine_date,
+                fetched_at: now,
+                last_refresh: job.last_refresh,
+                stale,
+                body: &detail.raw,
+            };
+            let stored = persist("store result", || deps.results.store(&entry)).await?;
+            if stored.newly_stored {
+                let outcome = stored.outcome;
+                persist("update registry", || {
+                    deps.registry.record_outcome(&job.login_id, &outcome)
+                })
+                .await?;
+            } else {
+                super::settle::count_skipped_redelivery();
+            }
+            Ok(if stale {
+                Handled::Stale
+            } else {
+                Handled::Refreshed
+            })
+        }
+        Ok(DetailOutcome::Pending { request_id, .. }) => {
+            let next = DetailJob {
+                request_id,
+                polling_since: Some(job.polling_since.unwrap_or(now)),
+                polls: job.polls + 1,
+                ..job.clone()
+            };
+            let options =
+                EnqueueOptions::dedupe(next.dedupe_key()).delayed(deps.policy.poll_interval);
+            persist("queue async poll", || {
+                deps.detail_queue.enqueue(&next, options.clone())
+            })
+            .await?;
+            Ok(Handled::PendingPoll)
+        }
+        Err(error) => settle_failure(deps, step, error).await,
+    }
+}
+
+/// A refresh is stale when Flinks' `LastRefresh` is unknown or older than `stale_after`.
+pub fn is_stale(
+    last_refresh: Option<NaiveDateTime>,
+    now: NaiveDateTime,
+    stale_after: std::time::Duration,
+) -> bool {
+    match last_refresh {
+        None => true,
+        Some(at) => (now - at)
+            .to_std()
+            .map(|age| age > stale_after)
+            .unwrap_or(false),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_refresh_is_stale_when_last_refresh_is_old_or_unknown() {
+        let now = chrono::NaiveDate::from_ymd_opt(2026, 11, 25)
+            .unwrap()
+            .and_hms_opt(12, 0, 0)
+            .unwrap();
+        let limit = Duration::from_secs(36 * 3600);
+        assert!(!is_stale(
+            Some(now - chrono::Duration::hours(6)),
+            now,
+            limit
+        ));
+        assert!(is_stale(
+            Some(now - chrono::Duration::hours(37)),
+            now,
+            limit
+        ));
+        assert!(is_stale(None, now, limit));
+        // A LastRefresh slightly in the future (clock skew) is fresh, not an error.
+        assert!(!is_stale(
+            Some(now + chrono::Duration::minutes(1)),
+            now,
+            limit
+        ));
+    }
+}

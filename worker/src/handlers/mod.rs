@@ -1,0 +1,132 @@
+//! The routine's job handlers: plain `async fn(job, attempt, &Deps) -> Result<Handled,
+//! JobFailure>`, so the logic is testable without a queue; `startup` wires them into
+//! apalis workers on the project's Redis backend.
+//!
+//! - [`authorize`]: ledger check → `/Authorize` → chain a detail job, park a re-auth,
+//!   retry, or fail.
+//! - [`detail`]: `/GetAccountsDetail` (202 → delayed polls of the async endpoint) → results
+//!   stream and ledger, atomically, once per (LoginId, date).
+//!
+//! What a handler does NOT do: sleep (a wait is a delayed job), take the rate-limit permit
+//! (the worker does, before it claims an authorize job) or decide backoff (the queue does).
+
+pub mod authorize;
+pub mod detail;
+mod failure;
+mod settle;
+
+use std::time::Duration;
+
+use shared::flinks::FlinksClient;
+use shared::jobs::{AuthorizeJob, DetailJob};
+use shared::ledger::Ledger;
+use shared::queue::Queue;
+use shared::ratelimit::RateLimiter;
+use shared::registry::Registry;
+use shared::results::ResultsSink;
+
+pub use failure::{decide, Decision};
+pub use settle::REDELIVERIES_SKIPPED_TOTAL;
+
+/// Everything a handler needs, built once per process. Cheap to clone.
+#[derive(Clone)]
+pub struct Deps {
+    /// The Flinks client.
+    pub flinks: FlinksClient,
+    /// The per-(LoginId, date) ledger: the effectively-once guard.
+    pub ledger: Ledger,
+    /// The login registry (last outcome, history).
+    pub registry: Registry,
+    /// Where a lapsed session restarts the authorize.
+    pub authorize_queue: Queue<AuthorizeJob>,
+    /// Where a successful authorize chains its detail fetch (and polls go).
+    pub detail_queue: Queue<DetailJob>,
+    /// The results stream (written atomically with the ledger).
+    pub results: ResultsSink,
+    /// The global limiter (for cool-downs after TOO_MANY_REQUESTS).
+    pub limiter: RateLimiter,
+    /// The routine's policy knobs.
+    pub policy: Policy,
+}
+
+/// The routine's policy knobs, from `Settings`.
+#[derive(Clone, Debug)]
+pub struct Policy {
+    /// `STALE_AFTER`.
+    pub stale_after: Duration,
+    /// `POLL_INTERVAL`.
+    pub poll_interval: Duration,
+    /// `POLL_TIMEOUT`.
+    pub poll_timeout: Duration,
+    /// `MAX_ATTEMPTS`.
+    pub max_attempts: u32,
+    /// `RATE_LIMIT_COOLDOWN`.
+    pub cooldown: Duration,
+}
+
+/// What a handler did, as a bounded metric label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Handled {
+    /// Authorize succeeded; the detail job is queued.
+    Chained,
+    /// Accounts fetched and stored; LastRefresh recent.
+    Refreshed,
+    /// Accounts fetched and stored; LastRefresh older than `STALE_AFTER`.
+    Stale,
+    /// The user must reconnect; recorded, not retried.
+    NeedsReauth,
+    /// Recorded as failed (permanent, or attempts exhausted).
+    Failed,
+    /// Flinks answered 202; a delayed poll is queued.
+    PendingPoll,
+    /// The RequestId lapsed; a fresh authorize is queued.
+    SessionRestarted,
+    /// A redelivery found the (LoginId, date) already done in the ledger; nothing called.
+    AlreadyDone,
+}
+
+impl Handled {
+    /// The metric label.
+    pub fn as_label(self) -> &'static str {
+        match self {
+            Handled::Chained => "chained",
+            Handled::Refreshed => "refreshed",
+            Handled::Stale => "stale",
+            Handled::NeedsReauth => "reauth",
+            Handled::Failed => "failed",
+            Handled::PendingPoll => "pending_poll",
+            Handled::SessionRestarted => "session_restarted",
+            Handled::AlreadyDone => "already_done",
+        }
+    }
+
+    /// Every variant, for tests and zeroed series.
+    pub const ALL: [Handled; 8] = [
+        Handled::Chained,
+        Handled::Refreshed,
+        Handled::Stale,
+        Handled::NeedsReauth,
+        Handled::Failed,
+        Handled::PendingPoll,
+        Handled::SessionRestarted,
+        Handled::AlreadyDone,
+    ];
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_outcome_label_is_a_zeroed_series_of_the_metrics_module() {
+        for handled in Handled::ALL {
+            assert!(
+                shared::metrics::ROUTINE_OUTCOME_LABELS.contains(&handled.as_label()),
+                "{handled:?}"
+            );
+        }
+        for settled in ["retried", "dead"] {
+            assert!(shared::metrics::ROUTINE_OUTCOME_LABELS.contains(&settled));
+        }
+    }
+}

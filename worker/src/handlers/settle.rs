@@ -1,0 +1,169 @@
+//! What the handlers share: the effectively-once ledger check, the settling of a failed
+//! call (re-auth, retry with cool-down, session restart, failure) and `persist`, which
+//! retries Redis writes that follow a Flinks call so a Redis blip does not turn into a
+//! second API call.
+
+use std::future::Future;
+use std::time::Duration;
+
+use chrono::{NaiveDate, Utc};
+use shared::flinks::Error as FlinksError;
+use shared::jobs::{AuthorizeJob, MAX_SESSION_RESTARTS};
+use shared::ledger::LedgerOutcome;
+use shared::queue::{EnqueueOptions, JobFailure};
+use shared::LoginId;
+
+use super::failure::{decide, Decision};
+use super::{Deps, Handled};
+
+pub use shared::metrics::REDELIVERIES_SKIPPED_TOTAL;
+
+/// How long `persist` keeps retrying a Redis write before giving the job back to the queue.
+const PERSIST_BUDGET: Duration = Duration::from_secs(20);
+
+/// The job a failure belongs to.
+pub(crate) struct Step<'a> {
+    pub(crate) login: &'a LoginId,
+    pub(crate) date: NaiveDate,
+    pub(crate) session_restarts: u32,
+    pub(crate) attempt: u32,
+}
+
+/// Counts a redelivery that the ledger made a no-op.
+pub(crate) fn count_skipped_redelivery() {
+    metrics::counter!(REDELIVERIES_SKIPPED_TOTAL).increment(1);
+}
+
+/// True when (login, date) already has a final outcome: the job must call nothing.
+pub(crate) async fn already_done(
+    deps: &Deps,
+    login: &LoginId,
+    date: NaiveDate,
+) -> Result<bool, JobFailure> {
+    let done = deps
+        .ledger
+        .is_done(date, login)
+        .await
+        .map_err(|e| JobFailure::Retry {
+            error: format!("ledger check: {e}"),
+            delay: Some(Duration::from_secs(5)),
+        })?;
+    if done {
+        count_skipped_redelivery();
+        tracing::info!("already done for this date; redelivery skipped");
+    }
+    Ok(done)
+}
+
+/// Runs a Redis write, retrying with backoff for up to [`PERSIST_BUDGET`]; after that the
+/// job is retried by the queue (the write is idempotent, so that is safe).
+pub(crate) async fn persist<F, Fut, T, E>(what: &str, mut op: F) -> Result<T, JobFailure>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+    E: std::fmt::Display,
+{
+    let started = tokio::time::Instant::now();
+    let mut pause = Duration::from_millis(100);
+    loop {
+        match op().await {
+            Ok(value) => return Ok(value),
+            Err(error) if started.elapsed() + pause < PERSIST_BUDGET => {
+                tracing::warn!(error.message = %error, what, "Redis write failed; retrying");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(2));
+            }
+            Err(error) => {
+                return Err(JobFailure::Retry {
+                    error: format!("{what}: {error}"),
+                    delay: None,
+                })
+            }
+        }
+    }
+}
+
+/// Records a final outcome in the ledger and the registry.
+pub(crate) async fn record_final(
+    deps: &Deps,
+    login: &LoginId,
+    date: NaiveDate,
+    outcome: &LedgerOutcome,
+) -> Result<(), JobFailure> {
+    let written = persist("record outcome", || {
+        deps.ledger.record(date, login, outcome)
+    })
+    .await?;
+    if written {
+        persist("update registry", || {
+            deps.registry.record_outcome(login, outcome)
+        })
+        .await?;
+    }
+    Ok(())
+}
+
+/// Settles a failed Flinks call according to [`decide`].
+pub(crate) async fn settle_failure(
+    deps: &Deps,
+    step: Step<'_>,
+    error: FlinksError,
+) -> Result<Handled, JobFailure> {
+    let failure = error.failure().cloned();
+    let code = failure.as_ref().and_then(|f| f.code.clone());
+    let message = failure.as_ref().and_then(|f| f.message.clone());
+    let status = failure.as_ref().and_then(|f| f.status);
+    match decide(&error, step.attempt, deps.policy.max_attempts) {
+        Decision::NeedsReauth => {
+            let outcome = LedgerOutcome::NeedsReauth {
+                flinks_code: code,
+                message,
+                request_id: failure.and_then(|f| f.request_id),
+                at: Utc::now(),
+            };
+            record_final(deps, step.login, step.date, &outcome).await?;
+            Ok(Handled::NeedsReauth)
+        }
+        Decision::Retry { cool_down } => {
+            if cool_down {
+                if let Err(e) = deps.limiter.cool_down(deps.policy.cooldown).await {
+                    tracing::warn!(error.message = %e, "could not start the global cool-down");
+                }
+            }
+            if let Err(e) = deps.ledger.incr_retries(step.date).await {
+                tracing::warn!(error.message = %e, "could not count the retry");
+            }
+            tracing::info!(error.message = %error, "retryable; the queue retries with backoff");
+            Err(JobFailure::Retry {
+                error: error.to_string(),
+                delay: cool_down.then_some(deps.policy.cooldown),
+            })
+        }
+        Decision::RestartSession if step.session_restarts < MAX_SESSION_RESTARTS => {
+            let job = AuthorizeJob {
+                login_id: step.login.clone(),
+                routine_date: step.date,
+                session_restarts: step.session_restarts + 1,
+            };
+            let options = EnqueueOptions::dedupe(job.dedupe_key());
+            persist("restart authorize", || {
+                deps.authorize_queue.enqueue(&job, options.clone())
+            })
+            .await?;
+            tracing::info!(error.message = %error, "RequestId lapsed; a fresh authorize is queued");
+            Ok(Handled::SessionRestarted)
+        }
+        Decision::RestartSession | Decision::Fail => {
+            let outcome = LedgerOutcome::Failed {
+                flinks_code: code,
+                http_status: status,
+                message: message.unwrap_or_else(|| error.to_string()),
+                attempts: step.attempt,
+                at: Utc::now(),
+            };
+            record_final(deps, step.login, step.date, &outcome).await?;
+            tracing::warn!(error.message = %error, "failed; recorded in the failed queue");
+            Ok(Handled::Failed)
+        }
+    }
+}

@@ -1,0 +1,235 @@
+//! Wiring: settings → dependencies → two apalis workers (authorize, detail) on the
+//! project's Redis backend → Monitor with graceful drain, plus the ops HTTP port.
+//!
+//! The authorize worker's backend awaits a [`PermitGate`] before every fetch, so the
+//! global rate-limit permit is held *before* a job is claimed: no job sits leased while
+//! waiting, first attempts and retries share one budget, and a shutdown interrupts the
+//! wait instead of being held up by it. Concurrency (`WORKER_CONCURRENCY`) and the limiter
+//! (`RATE_LIMIT_PER_MINUTE`) are independent knobs.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use apalis::layers::WorkerBuilderExt;
+use apalis_core::monitor::Monitor;
+use apalis_core::task::attempt::Attempt;
+use apalis_core::task::data::Data;
+use apalis_core::worker::builder::WorkerBuilder;
+use futures::future::BoxFuture;
+use shared::config::Settings;
+use shared::flinks::{FlinksClient, FlinksConfig};
+use shared::jobs::{queue_config, AuthorizeJob, DetailJob, AUTHORIZE_QUEUE, DETAIL_QUEUE};
+use shared::keys::KeySpace;
+use shared::ledger::Ledger;
+use shared::queue::{FetchGate, JobError, JobFailure, Queue, RedisBackend, WorkerId};
+use shared::ratelimit::RateLimiter;
+use shared::registry::Registry;
+use shared::results::ResultsSink;
+use tokio_util::sync::CancellationToken;
+
+use crate::handlers::{self, Deps, Handled, Policy};
+
+pub use shared::metrics::ROUTINE_OUTCOMES_TOTAL;
+
+/// Per-run options from the command line.
+#[derive(Debug, Clone, Default)]
+pub struct WorkerOptions {
+    /// Overrides `WORKER_CONCURRENCY`.
+    pub concurrency: Option<u32>,
+}
+
+/// Runs a worker process until `shutdown` fires, then drains within `SHUTDOWN_GRACE`.
+pub async fn run(
+    settings: Settings,
+    options: WorkerOptions,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let concurrency = options
+        .concurrency
+        .unwrap_or(settings.worker_concurrency)
+        .max(1) as usize;
+    let conn = shared::redis_conn::connect(&settings.redis_url).await?;
+    let keys = KeySpace::new(settings.namespace.clone());
+    let metrics = shared::metrics::install().context("metrics recorder")?;
+    let ops_addr = shared::ops_http::serve(
+        settings.metrics_addr,
+        metrics,
+        conn.clone(),
+        shutdown.clone(),
+    )
+    .await
+    .with_context(|| {
+        format!(
+            "cannot serve the ops port on METRICS_ADDR={}",
+            settings.metrics_addr
+        )
+    })?;
+
+    let _sampler = shared::gauges::spawn_sampler(
+        conn.clone(),
+        keys.clone(),
+        shared::gauges::SamplerConfig::from_settings(&settings),
+        shutdown.clone(),
+    );
+    let deps = Arc::new(build_deps(&settings, conn, &keys)?);
+    if deps.limiter.is_disabled() {
+        tracing::warn!("RATE_LIMIT_PER_MINUTE=0: the global rate limit is OFF (benchmarks only)");
+    }
+    let worker_id = WorkerId::generate();
+    tracing::info!(
+        worker_id = %worker_id.as_str(),
+        concurrency,
+        rate_limit_per_minute = settings.rate_limit_per_minute,
+        ops = %ops_addr,
+        "worker starting"
+    );
+
+    let gate: Arc<dyn FetchGate> = Arc::new(PermitGate {
+        limiter: deps.limiter.clone(),
+        shutdown: shutdown.clone(),
+    });
+    let authorize_deps = deps.clone();
+    let authorize_queue = deps.authorize_queue.clone();
+    let authorize_id = worker_id.clone();
+    let detail_deps = deps.clone();
+    let detail_queue = deps.detail_queue.clone();
+    let detail_id = worker_id.clone();
+
+    let stopping = shutdown.clone();
+    let monitor = Monitor::new()
+        .register(move |restarts| {
+            WorkerBuilder::new(format!(
+                "{AUTHORIZE_QUEUE}-{}-{restarts}",
+                authorize_id.as_str()
+            ))
+            .backend(
+                RedisBackend::new(authorize_queue.clone())
+                    .with_worker_id(authorize_id.clone())
+                    .with_fetch_gate(gate.clone()),
+            )
+            .catch_panic()
+            .concurrency(concurrency)
+            .data(authorize_deps.clone())
+            .build(run_authorize)
+        })
+        .register(move |restarts| {
+            WorkerBuilder::new(format!("{DETAIL_QUEUE}-{}-{restarts}", detail_id.as_str()))
+                .backend(RedisBackend::new(detail_queue.clone()).with_worker_id(detail_id.clone()))
+                .catch_panic()
+                .concurrency(concurrency)
+                .data(detail_deps.clone())
+                .build(run_detail)
+        })
+        .should_restart(move |_ctx, error| {
+            let restart = !stopping.is_cancelled();
+            tracing::error!(error.message = %error, restart, "a worker stopped");
+            restart
+        })
+        .shutdown_timeout(settings.shutdown_grace);
+
+    let signal = shutdown.clone();
+    monitor
+        .run_with_signal(async move {
+            signal.cancelled().await;
+            Ok(())
+        })
+        .await
+        .context("worker monitor")?;
+    tracing::info!("worker drained and stopped");
+    Ok(())
+}
+
+fn build_deps(
+    settings: &Settings,
+    conn: redis::aio::ConnectionManager,
+    keys: &KeySpace,
+) -> anyhow::Result<Deps> {
+    let base_url = settings.require_flinks_base_url()?.clone();
+    let mut flinks = FlinksConfig::new(base_url);
+    flinks.secret_key = settings.flinks_secret_key.clone();
+    flinks.api_key = settings.flinks_api_key.clone();
+    flinks.bearer_secret = settings.flinks_bearer_secret.clone();
+    flinks.authorize_timeout = settings.authorize_timeout;
+    flinks.detail_timeout = settings.detail_timeout;
+    flinks.max_body_bytes = settings.max_body_bytes;
+    let flinks = FlinksClient::new(flinks).context("Flinks client")?;
+    Ok(Deps {
+        flinks,
+        ledger: Ledger::new(conn.clone(), keys),
+        registry: Registry::new(conn.clone(), keys),
+        authorize_queue: Queue::new(conn.clone(), keys, queue_config(settings, AUTHORIZE_QUEUE)),
+        detail_queue: Queue::new(conn.clone(), keys, queue_config(settings, DETAIL_QUEUE)),
+        results: ResultsSink::new(conn.clone(), keys, settings.results_stream_maxlen),
+        limiter: RateLimiter::new(conn, keys, settings.rate_limit_per_minute),
+        policy: Policy {
+            stale_after: settings.stale_after,
+            poll_interval: settings.poll_interval,
+            poll_timeout: settings.poll_timeout,
+            max_attempts: settings.max_attempts,
+            cooldown: settings.rate_limit_cooldown,
+        },
+    })
+}
+
+/// Takes a global rate-limit permit before the authorize backend claims a job. On
+/// shutdown it never resolves, so no job is claimed while the worker drains.
+struct PermitGate {
+    limiter: RateLimiter,
+    shutdown: CancellationToken,
+}
+
+impl FetchGate for PermitGate {
+    fn ready(&self) -> BoxFuture<'static, ()> {
+        let limiter = self.limiter.clone();
+        let shutdown = self.shutdown.clone();
+        Box::pin(async move {
+            if limiter.acquire(&shutdown).await.is_none() {
+                futures::future::pending::<()>().await;
+            }
+        })
+    }
+}
+
+async fn run_authorize(
+    job: AuthorizeJob,
+    attempt: Attempt,
+    deps: Data<Arc<Deps>>,
+) -> Result<(), JobError> {
+    let started = Instant::now();
+    let result = handlers::authorize::handle(&job, attempt.current() as u32, &deps).await;
+    finish(AUTHORIZE_QUEUE, result, started)
+}
+
+async fn run_detail(
+    job: DetailJob,
+    attempt: Attempt,
+    deps: Data<Arc<Deps>>,
+) -> Result<(), JobError> {
+    let started = Instant::now();
+    let result = handlers::detail::handle(&job, attempt.current() as u32, &deps).await;
+    finish(DETAIL_QUEUE, result, started)
+}
+
+fn finish(
+    queue: &'static str,
+    result: Result<Handled, JobFailure>,
+    started: Instant,
+) -> Result<(), JobError> {
+    let label = match &result {
+        Ok(handled) => handled.as_label(),
+        Err(JobFailure::Retry { .. }) => "retried",
+        Err(JobFailure::Permanent { .. }) => "dead",
+    };
+    metrics::counter!(ROUTINE_OUTCOMES_TOTAL, "queue" => queue, "outcome" => label).increment(1);
+    tracing::debug!(
+        queue,
+        outcome = label,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "job settled"
+    );
+    result.map(|_| ()).map_err(|failure| match failure {
+        JobFailure::Retry { error, delay } => JobError::Retry { error, delay },
+        JobFailure::Permanent { error } => JobError::Permanent { error },
+    })
+}

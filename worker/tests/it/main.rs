@@ -1,0 +1,5 @@
+//! The worker as a user runs it: real `producer` and `worker` processes, a real Redis and
+//! the in-repo Flinks simulator on port 0.
+
+mod helpers;
+mod routine;
