@@ -82,6 +82,7 @@ use tokio_util::sync::CancellationToken;
 pub use config::{Cli, Error, Faults, SimConfig, Throttle, DEFAULT_CUSTOMER_ID};
 pub use scenario::{stable_hash, Rules, Scenario};
 pub use stats::{endpoint, FaultCounts, Stats};
+pub use throttle::busiest_window_ms;
 
 use routes::Sim;
 

@@ -3,25 +3,11 @@
 
 use std::time::{Duration, Instant};
 
+use flinks_sim::busiest_window_ms;
 use shared::ratelimit::{eta_at_rate, Attempt, RateLimiter};
 use tokio_util::sync::CancellationToken;
 
 use crate::support::TestRedis;
-
-/// Largest number of grants in any half-open window of `window_ms` ending at a grant.
-fn max_in_window(grants_ms: &[u64], window_ms: u64) -> usize {
-    let mut sorted = grants_ms.to_vec();
-    sorted.sort_unstable();
-    let mut best = 0;
-    let mut start = 0;
-    for end in 0..sorted.len() {
-        while sorted[end] - sorted[start] >= window_ms {
-            start += 1;
-        }
-        best = best.max(end - start + 1);
-    }
-    best
-}
 
 #[tokio::test]
 async fn permits_are_spaced_evenly_on_the_injected_clock() {
@@ -63,7 +49,7 @@ async fn no_sliding_window_ever_holds_more_than_the_limit_under_contention() {
         }
         now += 250;
     }
-    let busiest_minute = max_in_window(&grants, 60_000);
+    let busiest_minute = busiest_window_ms(&grants, 60_000);
     assert!(
         busiest_minute <= 20,
         "{busiest_minute} grants in one 60 s window"
@@ -73,7 +59,7 @@ async fn no_sliding_window_ever_holds_more_than_the_limit_under_contention() {
         "utilization: {busiest_minute} grants in the busiest minute"
     );
     assert_eq!(
-        max_in_window(&grants, 1_000),
+        busiest_window_ms(&grants, 1_000),
         1,
         "the 1/60-scaled window holds one call"
     );

@@ -2,4 +2,5 @@
 //! the in-repo Flinks simulator on port 0.
 
 mod helpers;
+mod ratelimit;
 mod routine;

@@ -1,0 +1,88 @@
+//! The global rate limit with real processes: four `worker` processes share one budget
+//! enforced in Redis, checked against the simulator's own throttle and arrival times.
+
+use std::time::{Duration, Instant};
+
+use chrono::NaiveDate;
+use flinks_sim::{busiest_window_ms, Rules, SimConfig, Throttle};
+use shared::ledger::Ledger;
+
+use crate::helpers::Stack;
+
+const DATE: &str = "2026-11-26";
+const LIMIT_PER_MINUTE: u64 = 240;
+const LOGINS: usize = 200;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_workers_share_one_budget_and_never_trip_the_flinks_throttle() {
+    // Arrange: the simulator throttles at the same 240/min the workers are limited to.
+    let sim = flinks_sim::spawn(SimConfig {
+        rules: Rules::default(),
+        throttle: Some(Throttle {
+            max_calls: LIMIT_PER_MINUTE as u32,
+            window: Duration::from_secs(60),
+            status: 401,
+        }),
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let mut stack = Stack::new("ratelimit", &sim.base_url).await;
+    stack.set("RATE_LIMIT_PER_MINUTE", &LIMIT_PER_MINUTE.to_string());
+    stack.set("WORKER_CONCURRENCY", "16");
+    let dir = std::env::temp_dir().join(format!("nr-rl-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let csv = dir.join("logins.csv");
+    let mut text = String::from("LoginId\n");
+    for _ in 0..LOGINS {
+        text.push_str(&format!("{}\n", uuid::Uuid::new_v4()));
+    }
+    std::fs::write(&csv, text).unwrap();
+    assert!(stack.producer(&["logins", "import", csv.to_str().unwrap()]).status.success());
+    assert!(stack.producer(&["routine", "run", "--date", DATE]).status.success());
+
+    // Act: four worker processes drain the routine.
+    let started = Instant::now();
+    for _ in 0..4 {
+        stack.spawn_worker(&[]);
+    }
+    let date = NaiveDate::parse_from_str(DATE, "%Y-%m-%d").unwrap();
+    let ledger = Ledger::new(stack.conn.clone(), &stack.keys);
+    loop {
+        let done = ledger.counts(date).await.unwrap().done();
+        if done as usize >= LOGINS {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(150), "{done} done after 150 s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let elapsed = started.elapsed();
+    for (status, log) in stack.terminate_workers() {
+        assert!(status.success(), "worker exited with {status}: {log}");
+    }
+
+    // Assert: nothing throttled, no window over the limit, and the run took as long as the
+    // limit demands (the spacing is honest, not padded: at most ~10% over the minimum).
+    let stats = sim.stats().await;
+    assert_eq!(stats.throttle_violations, 0);
+    assert_eq!(stats.calls("authorize", 200), LOGINS as u64, "one authorize per login");
+    let arrivals = &stats.authorize_timestamps_ms;
+    assert!(busiest_window_ms(arrivals, 60_000) <= LIMIT_PER_MINUTE);
+    let per_second = busiest_window_ms(arrivals, 1_000);
+    assert!(
+        per_second <= LIMIT_PER_MINUTE / 60 + 1,
+        "{per_second} authorizations in one second at {LIMIT_PER_MINUTE}/min"
+    );
+    let minimum = Duration::from_secs_f64((LOGINS - 1) as f64 * 60.0 / LIMIT_PER_MINUTE as f64);
+    assert!(elapsed >= minimum, "took {elapsed:?}, the limit allows no less than {minimum:?}");
+    let first = arrivals.iter().min().unwrap();
+    let last = arrivals.iter().max().unwrap();
+    let span = Duration::from_millis(last - first);
+    assert!(
+        span <= minimum.mul_f64(1.10),
+        "authorizations spanned {span:?}; the limit allows {minimum:?}: utilization is poor"
+    );
+
+    stack.cleanup().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
