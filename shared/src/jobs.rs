@@ -57,18 +57,22 @@ impl AuthorizeJob {
         }
     }
 
-    /// The dedupe key: one authorize per (LoginId, date, restart generation).
+    /// The routine's dedupe key: one first authorize per (LoginId, date). Ops requeues and
+    /// session restarts use keys of their own ([`AuthorizeJob::restart_dedupe_key`]), so
+    /// they never collide with an earlier generation of the same login and date.
     pub fn dedupe_key(&self) -> String {
-        if self.session_restarts == 0 {
-            format!("authorize:{}:{}", self.login_id.as_str(), self.routine_date)
-        } else {
-            format!(
-                "authorize:{}:{}:restart{}",
-                self.login_id.as_str(),
-                self.routine_date,
-                self.session_restarts
-            )
-        }
+        format!("authorize:{}:{}", self.login_id.as_str(), self.routine_date)
+    }
+
+    /// The dedupe key of the fresh authorize that replaces the lapsed session `lapsed`:
+    /// one restart per lapsed RequestId, however often the restarting job is redelivered.
+    pub fn restart_dedupe_key(&self, lapsed: &RequestId) -> String {
+        format!(
+            "authorize:{}:{}:after:{}",
+            self.login_id.as_str(),
+            self.routine_date,
+            lapsed.as_str()
+        )
     }
 }
 
@@ -96,15 +100,16 @@ pub struct DetailJob {
 }
 
 impl DetailJob {
-    /// The dedupe key of this step: the first fetch, or poll number `polls`.
-    pub fn dedupe_key(&self) -> String {
-        format!(
-            "detail:{}:{}:{}:{}",
-            self.login_id.as_str(),
-            self.routine_date,
-            self.session_restarts,
-            self.polls
-        )
+    /// The dedupe key of the first fetch, chained by the authorize job `authorize_job_id`:
+    /// a redelivered authorize job (same id) can never chain a second one, while a requeue
+    /// or a session restart (a new job) always can.
+    pub fn chained_dedupe_key(authorize_job_id: &str) -> String {
+        format!("detail:chained:{authorize_job_id}")
+    }
+
+    /// The dedupe key of poll number `polls` of this session.
+    pub fn poll_dedupe_key(&self) -> String {
+        format!("detail:poll:{}:{}", self.request_id.as_str(), self.polls)
     }
 }
 
@@ -117,15 +122,31 @@ mod tests {
     }
 
     #[test]
-    fn authorize_dedupe_key_is_one_per_login_and_date_and_restart() {
+    fn authorize_dedupe_keys_are_one_per_login_and_date_and_one_per_lapsed_session() {
         let date = NaiveDate::from_ymd_opt(2026, 11, 25).unwrap();
-        let mut job = AuthorizeJob::new(login(), date);
+        let job = AuthorizeJob::new(login(), date);
         assert_eq!(
             job.dedupe_key(),
             "authorize:5e5b1f56-0b6c-4c53-a3a4-2b2d7a3e9f10:2026-11-25"
         );
-        job.session_restarts = 1;
-        assert!(job.dedupe_key().ends_with(":restart1"));
+        let restart = job.restart_dedupe_key(&RequestId::new("r-1"));
+        assert!(restart.ends_with(":after:r-1"), "{restart}");
+        assert_ne!(restart, job.restart_dedupe_key(&RequestId::new("r-2")));
+    }
+
+    #[test]
+    fn detail_dedupe_keys_follow_the_authorize_job_and_the_session() {
+        assert_eq!(DetailJob::chained_dedupe_key("job-1"), "detail:chained:job-1");
+        let detail = DetailJob {
+            login_id: login(),
+            routine_date: NaiveDate::from_ymd_opt(2026, 11, 25).unwrap(),
+            request_id: RequestId::new("r-1"),
+            last_refresh: None,
+            session_restarts: 0,
+            polling_since: None,
+            polls: 3,
+        };
+        assert_eq!(detail.poll_dedupe_key(), "detail:poll:r-1:3");
     }
 
     #[test]

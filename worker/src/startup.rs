@@ -15,6 +15,7 @@ use apalis::layers::WorkerBuilderExt;
 use apalis_core::monitor::Monitor;
 use apalis_core::task::attempt::Attempt;
 use apalis_core::task::data::Data;
+use apalis_core::task::task_id::TaskId;
 use apalis_core::worker::builder::WorkerBuilder;
 use futures::future::BoxFuture;
 use shared::config::Settings;
@@ -22,13 +23,13 @@ use shared::flinks::{FlinksClient, FlinksConfig};
 use shared::jobs::{queue_config, AuthorizeJob, DetailJob, AUTHORIZE_QUEUE, DETAIL_QUEUE};
 use shared::keys::KeySpace;
 use shared::ledger::Ledger;
-use shared::queue::{FetchGate, JobError, JobFailure, Queue, RedisBackend, WorkerId};
+use shared::queue::{FetchGate, HeldJobs, JobError, JobFailure, Queue, RedisBackend, WorkerId};
 use shared::ratelimit::RateLimiter;
 use shared::registry::Registry;
 use shared::results::ResultsSink;
 use tokio_util::sync::CancellationToken;
 
-use crate::handlers::{self, Deps, Handled, Policy};
+use crate::handlers::{self, Delivery, Deps, Handled, Policy};
 
 pub use shared::metrics::ROUTINE_OUTCOMES_TOTAL;
 
@@ -96,26 +97,32 @@ pub async fn run(
     let detail_queue = deps.detail_queue.clone();
     let detail_id = worker_id.clone();
 
+    let unfinished = Unfinished::default();
+    let authorize_unfinished = unfinished.clone();
+    let detail_unfinished = unfinished.clone();
+
     let stopping = shutdown.clone();
     let monitor = Monitor::new()
         .register(move |restarts| {
+            let backend = RedisBackend::new(authorize_queue.clone())
+                .with_worker_id(authorize_id.clone())
+                .with_fetch_gate(gate.clone());
+            authorize_unfinished.track(&authorize_queue, &authorize_id, &backend);
             WorkerBuilder::new(format!(
                 "{AUTHORIZE_QUEUE}-{}-{restarts}",
                 authorize_id.as_str()
             ))
-            .backend(
-                RedisBackend::new(authorize_queue.clone())
-                    .with_worker_id(authorize_id.clone())
-                    .with_fetch_gate(gate.clone()),
-            )
+            .backend(backend)
             .catch_panic()
             .concurrency(concurrency)
             .data(authorize_deps.clone())
             .build(run_authorize)
         })
         .register(move |restarts| {
+            let backend = RedisBackend::new(detail_queue.clone()).with_worker_id(detail_id.clone());
+            detail_unfinished.track(&detail_queue, &detail_id, &backend);
             WorkerBuilder::new(format!("{DETAIL_QUEUE}-{}-{restarts}", detail_id.as_str()))
-                .backend(RedisBackend::new(detail_queue.clone()).with_worker_id(detail_id.clone()))
+                .backend(backend)
                 .catch_panic()
                 .concurrency(concurrency)
                 .data(detail_deps.clone())
@@ -129,15 +136,57 @@ pub async fn run(
         .shutdown_timeout(settings.shutdown_grace);
 
     let signal = shutdown.clone();
-    monitor
+    let result = monitor
         .run_with_signal(async move {
             signal.cancelled().await;
             Ok(())
         })
-        .await
-        .context("worker monitor")?;
+        .await;
+    // The Monitor gives up on jobs still running after SHUTDOWN_GRACE without settling
+    // them: hand them back now, or they would sit leased until WORKER_LEASE runs out.
+    unfinished.release().await;
+    result.context("worker monitor")?;
     tracing::info!("worker drained and stopped");
     Ok(())
+}
+
+/// The leases every backend of this process holds, so the jobs the Monitor abandoned at
+/// the end of `SHUTDOWN_GRACE` can be returned to the front of their queue (issue 8).
+#[derive(Clone, Default)]
+struct Unfinished(Arc<std::sync::Mutex<Vec<(Queue<()>, WorkerId, HeldJobs)>>>);
+
+impl Unfinished {
+    fn track<T>(&self, queue: &Queue<T>, worker: &WorkerId, backend: &RedisBackend<T>) {
+        self.0.lock().expect("unfinished lock").push((
+            queue.retyped(),
+            worker.clone(),
+            backend.held().clone(),
+        ));
+    }
+
+    /// Releases every job still held (its attempt is not counted). A handler cut off
+    /// after calling Flinks may call it again on redelivery; the ledger still stores once.
+    async fn release(&self) {
+        let held: Vec<_> = self.0.lock().expect("unfinished lock").drain(..).collect();
+        for (queue, worker, jobs) in held {
+            let ids = jobs.snapshot();
+            if ids.is_empty() {
+                continue;
+            }
+            match queue.release(&worker, &ids).await {
+                Ok(n) => tracing::warn!(
+                    queue = %queue.name(),
+                    released = n,
+                    "jobs not finished within SHUTDOWN_GRACE returned to the queue"
+                ),
+                Err(e) => tracing::warn!(
+                    queue = %queue.name(),
+                    error.message = %e,
+                    "could not return unfinished jobs; they return after WORKER_LEASE"
+                ),
+            }
+        }
+    }
 }
 
 fn build_deps(
@@ -145,15 +194,8 @@ fn build_deps(
     conn: redis::aio::ConnectionManager,
     keys: &KeySpace,
 ) -> anyhow::Result<Deps> {
-    let base_url = settings.require_flinks_base_url()?.clone();
-    let mut flinks = FlinksConfig::new(base_url);
-    flinks.secret_key = settings.flinks_secret_key.clone();
-    flinks.api_key = settings.flinks_api_key.clone();
-    flinks.bearer_secret = settings.flinks_bearer_secret.clone();
-    flinks.authorize_timeout = settings.authorize_timeout;
-    flinks.detail_timeout = settings.detail_timeout;
-    flinks.max_body_bytes = settings.max_body_bytes;
-    let flinks = FlinksClient::new(flinks).context("Flinks client")?;
+    let flinks =
+        FlinksClient::new(FlinksConfig::from_settings(settings)?).context("Flinks client")?;
     Ok(Deps {
         flinks,
         ledger: Ledger::new(conn.clone(), keys),
@@ -193,22 +235,31 @@ impl FetchGate for PermitGate {
 
 async fn run_authorize(
     job: AuthorizeJob,
+    id: TaskId,
     attempt: Attempt,
     deps: Data<Arc<Deps>>,
 ) -> Result<(), JobError> {
     let started = Instant::now();
-    let result = handlers::authorize::handle(&job, attempt.current() as u32, &deps).await;
+    let result = handlers::authorize::handle(&job, &delivery(&id, &attempt), &deps).await;
     finish(AUTHORIZE_QUEUE, result, started)
 }
 
 async fn run_detail(
     job: DetailJob,
+    id: TaskId,
     attempt: Attempt,
     deps: Data<Arc<Deps>>,
 ) -> Result<(), JobError> {
     let started = Instant::now();
-    let result = handlers::detail::handle(&job, attempt.current() as u32, &deps).await;
+    let result = handlers::detail::handle(&job, &delivery(&id, &attempt), &deps).await;
     finish(DETAIL_QUEUE, result, started)
+}
+
+fn delivery(id: &TaskId, attempt: &Attempt) -> Delivery {
+    Delivery {
+        job_id: id.to_string(),
+        attempt: attempt.current() as u32,
+    }
 }
 
 fn finish(

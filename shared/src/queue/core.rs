@@ -282,6 +282,18 @@ impl<T> Queue<T> {
             .map_err(|e| self.redis_err(e))
     }
 
+    /// True while `dedupe_key` is taken (a job with it was enqueued and the key has not
+    /// expired or been cleared).
+    pub async fn has_dedupe(&self, dedupe_key: &str) -> Result<bool, QueueError> {
+        let mut conn = self.conn.clone();
+        let n: i64 = redis::cmd("EXISTS")
+            .arg(self.keys.dedupe(dedupe_key))
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| self.redis_err(e))?;
+        Ok(n > 0)
+    }
+
     /// Deletes a dedupe key so the same key can be enqueued again (a forced re-run).
     /// Returns true if it existed.
     pub async fn clear_dedupe(&self, dedupe_key: &str) -> Result<bool, QueueError> {

@@ -8,17 +8,34 @@ use chrono::Utc;
 use shared::jobs::{AuthorizeJob, DetailJob};
 use shared::queue::{EnqueueOptions, JobFailure};
 
-use super::settle::{already_done, persist, settle_failure, Step};
-use super::{Deps, Handled};
+use super::settle::{already_done, count_skipped_redelivery, persist, settle_failure, Step};
+use super::{Delivery, Deps, Handled};
 
-/// Runs one authorize job (delivery number `attempt`, 1-based).
+/// Runs one delivery of an authorize job.
 #[tracing::instrument(
     name = "job.authorize",
     skip_all,
-    fields(login = %job.login_id.fingerprint(), date = %job.routine_date, attempt)
+    fields(job_id = %delivery.job_id, login = %job.login_id.fingerprint(), date = %job.routine_date, attempt = delivery.attempt)
 )]
-pub async fn handle(job: &AuthorizeJob, attempt: u32, deps: &Deps) -> Result<Handled, JobFailure> {
+pub async fn handle(job: &AuthorizeJob, delivery: &Delivery, deps: &Deps) -> Result<Handled, JobFailure> {
     if already_done(deps, &job.login_id, job.routine_date).await? {
+        return Ok(Handled::AlreadyDone);
+    }
+    // A redelivery after a crash between chaining the detail job and the ack: the detail
+    // job exists, so authorizing again would only open a second session for nothing.
+    let chained_key = DetailJob::chained_dedupe_key(&delivery.job_id);
+    let chained = delivery.attempt > 1
+        && deps
+        .detail_queue
+        .has_dedupe(&chained_key)
+        .await
+        .map_err(|e| JobFailure::Retry {
+            error: format!("checking for a chained detail job: {e}"),
+            delay: None,
+        })?;
+    if chained {
+        count_skipped_redelivery();
+        tracing::info!("detail job already chained; redelivery skipped");
         return Ok(Handled::AlreadyDone);
     }
     match deps.flinks.authorize(&job.login_id).await {
@@ -32,7 +49,7 @@ pub async fn handle(job: &AuthorizeJob, attempt: u32, deps: &Deps) -> Result<Han
                 polling_since: None,
                 polls: 0,
             };
-            let options = EnqueueOptions::dedupe(detail.dedupe_key());
+            let options = EnqueueOptions::dedupe(chained_key.clone());
             persist("chain detail job", || {
                 deps.detail_queue.enqueue(&detail, options.clone())
             })
@@ -45,7 +62,8 @@ pub async fn handle(job: &AuthorizeJob, attempt: u32, deps: &Deps) -> Result<Han
                 login: &job.login_id,
                 date: job.routine_date,
                 session_restarts: job.session_restarts,
-                attempt,
+                attempt: delivery.attempt,
+                request_id: None,
             };
             settle_failure(deps, step, error).await
         }

@@ -11,15 +11,15 @@ use shared::queue::{EnqueueOptions, JobFailure};
 use shared::results::ResultEntry;
 
 use super::settle::{already_done, persist, record_final, settle_failure, Step};
-use super::{Deps, Handled};
+use super::{Delivery, Deps, Handled};
 
-/// Runs one detail job (first fetch or a poll; delivery number `attempt`, 1-based).
+/// Runs one delivery of a detail job (the first fetch or a poll).
 #[tracing::instrument(
     name = "job.detail",
     skip_all,
-    fields(login = %job.login_id.fingerprint(), date = %job.routine_date, request_id = %job.request_id, polls = job.polls, attempt)
+    fields(job_id = %delivery.job_id, login = %job.login_id.fingerprint(), date = %job.routine_date, request_id = %job.request_id, polls = job.polls, attempt = delivery.attempt)
 )]
-pub async fn handle(job: &DetailJob, attempt: u32, deps: &Deps) -> Result<Handled, JobFailure> {
+pub async fn handle(job: &DetailJob, delivery: &Delivery, deps: &Deps) -> Result<Handled, JobFailure> {
     if already_done(deps, &job.login_id, job.routine_date).await? {
         return Ok(Handled::AlreadyDone);
     }
@@ -51,7 +51,8 @@ pub async fn handle(job: &DetailJob, attempt: u32, deps: &Deps) -> Result<Handle
         login: &job.login_id,
         date: job.routine_date,
         session_restarts: job.session_restarts,
-        attempt,
+        attempt: delivery.attempt,
+        request_id: Some(&job.request_id),
     };
     match answer {
         Ok(DetailOutcome::Ready(detail)) => {
@@ -89,7 +90,7 @@ pub async fn handle(job: &DetailJob, attempt: u32, deps: &Deps) -> Result<Handle
                 ..job.clone()
             };
             let options =
-                EnqueueOptions::dedupe(next.dedupe_key()).delayed(deps.policy.poll_interval);
+                EnqueueOptions::dedupe(next.poll_dedupe_key()).delayed(deps.policy.poll_interval);
             persist("queue async poll", || {
                 deps.detail_queue.enqueue(&next, options.clone())
             })

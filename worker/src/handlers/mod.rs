@@ -1,4 +1,4 @@
-//! The routine's job handlers: plain `async fn(job, attempt, &Deps) -> Result<Handled,
+//! The routine's job handlers: plain `async fn(job, &Delivery, &Deps) -> Result<Handled,
 //! JobFailure>`, so the logic is testable without a queue; `startup` wires them into
 //! apalis workers on the project's Redis backend.
 //!
@@ -62,6 +62,15 @@ pub struct Policy {
     pub max_attempts: u32,
     /// `RATE_LIMIT_COOLDOWN`.
     pub cooldown: Duration,
+}
+
+/// Which delivery of which job a handler is running.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Delivery {
+    /// The queue's job id: stable across redeliveries of the same job.
+    pub job_id: String,
+    /// Delivery number, 1-based (retries and lease expiries count).
+    pub attempt: u32,
 }
 
 /// What a handler did, as a bounded metric label.
