@@ -80,6 +80,76 @@ impl KeySpace {
     }
 }
 
+/// Whole-namespace operations, by SCAN (never `KEYS`, which blocks a shared Redis).
+impl KeySpace {
+    /// The MATCH patterns covering every key of this namespace: plain and hash-tagged.
+    pub fn patterns(&self) -> [String; 2] {
+        [
+            format!("{}:*", self.namespace),
+            format!("{{{}:*", self.namespace),
+        ]
+    }
+
+    /// Every key of the namespace.
+    pub async fn scan_all(
+        &self,
+        conn: &redis::aio::ConnectionManager,
+    ) -> Result<Vec<String>, redis::RedisError> {
+        let mut out = Vec::new();
+        self.for_each_page(conn, |page| {
+            out.extend_from_slice(page);
+        })
+        .await?;
+        Ok(out)
+    }
+
+    /// Deletes every key of the namespace in batches (SCAN + UNLINK): test teardown,
+    /// demos, and retiring a deployment. Returns how many keys were removed.
+    pub async fn delete_all(
+        &self,
+        conn: &redis::aio::ConnectionManager,
+    ) -> Result<u64, redis::RedisError> {
+        let mut pages = Vec::new();
+        self.for_each_page(conn, |page| pages.push(page.to_vec())).await?;
+        let mut conn = conn.clone();
+        let mut removed = 0u64;
+        for page in pages {
+            let n: u64 = redis::cmd("UNLINK").arg(&page).query_async(&mut conn).await?;
+            removed += n;
+        }
+        Ok(removed)
+    }
+
+    async fn for_each_page(
+        &self,
+        conn: &redis::aio::ConnectionManager,
+        mut f: impl FnMut(&[String]),
+    ) -> Result<(), redis::RedisError> {
+        let mut conn = conn.clone();
+        for pattern in self.patterns() {
+            let mut cursor = 0u64;
+            loop {
+                let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(1000)
+                    .query_async(&mut conn)
+                    .await?;
+                if !keys.is_empty() {
+                    f(&keys);
+                }
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

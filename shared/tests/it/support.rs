@@ -31,32 +31,9 @@ impl TestRedis {
 
     /// Deletes every key of this test's namespace (plain and hash-tagged forms).
     pub(crate) async fn cleanup(&self) {
-        let mut conn = self.conn.clone();
-        let ns = self.keys.namespace();
-        for pattern in [format!("{ns}:*"), format!("{{{ns}:*")] {
-            let mut cursor = 0u64;
-            loop {
-                let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg(&pattern)
-                    .arg("COUNT")
-                    .arg(1000)
-                    .query_async(&mut conn)
-                    .await
-                    .expect("SCAN during cleanup");
-                if !keys.is_empty() {
-                    let _: () = redis::cmd("UNLINK")
-                        .arg(&keys)
-                        .query_async(&mut conn)
-                        .await
-                        .expect("UNLINK during cleanup");
-                }
-                if next == 0 {
-                    break;
-                }
-                cursor = next;
-            }
-        }
+        self.keys
+            .delete_all(&self.conn)
+            .await
+            .expect("cleanup of the test namespace");
     }
 }

@@ -58,31 +58,7 @@ impl TestNs {
 
     /// Every key of this namespace.
     pub(crate) async fn all_keys(&self) -> Vec<String> {
-        let mut conn = self.conn.clone();
-        let mut keys = Vec::new();
-        for pattern in [
-            format!("{{{}:*", self.keys.namespace()),
-            format!("{}:*", self.keys.namespace()),
-        ] {
-            let mut cursor: u64 = 0;
-            loop {
-                let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg(&pattern)
-                    .arg("COUNT")
-                    .arg(1000)
-                    .query_async(&mut conn)
-                    .await
-                    .unwrap();
-                keys.extend(batch);
-                cursor = next;
-                if cursor == 0 {
-                    break;
-                }
-            }
-        }
-        keys
+        self.keys.scan_all(&self.conn).await.unwrap()
     }
 }
 
@@ -94,8 +70,8 @@ impl Drop for TestNs {
         let Ok(mut conn) = client.get_connection() else {
             return;
         };
-        let ns = self.keys.namespace().to_string();
-        for pattern in [format!("{{{ns}:*"), format!("{ns}:*")] {
+        // Synchronous, so it also runs when a test panics.
+        for pattern in self.keys.patterns() {
             let mut cursor: u64 = 0;
             loop {
                 let Ok((next, batch)): redis::RedisResult<(u64, Vec<String>)> = redis::cmd("SCAN")
