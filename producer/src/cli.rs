@@ -1,11 +1,13 @@
 //! The command line, with clap's derive API. Subcommands are grouped by what they act on
-//! (`logins`, `report`, and later `routine`, `schedule`, `queues`); [`dispatch`] routes each
-//! to its handler in `commands/`. Global flags (`--config`, `--json`) work in any position.
+//! (`logins`, `report`, `routine`, `schedule`, `queues`, `refresh-status`, `audit`);
+//! [`dispatch`] routes each to its handler in `commands/`. Global flags (`--config`,
+//! `--json`, `--actor`) work in any position.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use chrono::NaiveDate;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use shared::config::Settings;
 
 use crate::commands::{self, Ctx};
@@ -20,7 +22,10 @@ REFRESH_NAMESPACE, ROUTINE_TZ, RATE_LIMIT_PER_MINUTE, ...).
 Exit codes:
   0  success
   1  runtime failure (e.g. Redis unreachable)
-  2  usage or validation error (bad arguments, bad configuration, invalid CSV rows, invalid LoginId)";
+  2  usage or validation error (bad arguments, bad configuration, invalid CSV rows, invalid LoginId)
+  3  partial failure of a bulk operation (some items failed; each result is printed)
+
+Every mutating command (import excepted) is recorded in the audit trail: `producer audit`.";
 
 /// `producer`: the Nightly Refresh command line.
 #[derive(Debug, Parser)]
@@ -32,6 +37,9 @@ pub struct Cli {
     /// Print machine-readable JSON on stdout instead of text.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Who runs the command, for the audit trail (default: the USER environment variable).
+    #[arg(long, global = true, value_name = "NAME")]
+    pub actor: Option<String>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -53,6 +61,172 @@ pub enum Command {
     /// (several replicas fire it once between them; a due and missing run fires on start).
     /// Serves /metrics, /healthz and /readyz on METRICS_ADDR. Stops on SIGTERM.
     Schedule(ScheduleArgs),
+    /// Inspect, list, requeue and purge the queues and the failed / re-auth records.
+    #[command(subcommand)]
+    Queues(QueuesCommand),
+    /// Call GetNightlyRefreshStatus and mark every listed LoginId as needing re-auth for
+    /// today (ROUTINE_TZ) with its LastRefreshErrorCode; unknown LoginIds are warnings.
+    RefreshStatus(RefreshStatusArgs),
+    /// Print the audit trail of mutating commands, newest first.
+    Audit(AuditArgs),
+    /// Read the results stream, decrypting entries stored encrypted.
+    #[command(subcommand)]
+    Results(ResultsCommand),
+}
+
+/// `producer results ...`
+#[derive(Debug, Subcommand)]
+pub enum ResultsCommand {
+    /// Print results stream entries oldest first (XRANGE), one JSON object per line
+    /// (`--json`: one document with `entries` and `next`). Entries stored encrypted are
+    /// decrypted with RESULTS_ENCRYPTION_KEY (any key id listed there); plain ones pass
+    /// through. Reads only: nothing is acknowledged or trimmed.
+    Read(ResultsReadArgs),
+}
+
+/// `producer results read`
+#[derive(Debug, Args)]
+pub struct ResultsReadArgs {
+    /// At most this many entries.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub count: usize,
+    /// First entry id (`-` = the oldest; `(ID` = after ID, as printed for the next page).
+    #[arg(long, value_name = "ID", default_value = "-")]
+    pub from: String,
+}
+
+/// `producer queues ...`
+#[derive(Debug, Subcommand)]
+pub enum QueuesCommand {
+    /// Per queue: ready, delayed, in flight (per worker), dead letters; re-auth and failed
+    /// record counts; worker processes with their last heartbeat.
+    Stats(QueuesStatsArgs),
+    /// List failed / re-auth records, a queue's jobs, or the dead letters.
+    List(QueuesListArgs),
+    /// Move failed / re-auth records (or dead letters) back to the authorize queue, with
+    /// fresh attempts. Crash-safe and safe to run from two terminals at once: nothing is
+    /// lost or enqueued twice; a crashed run is finished by the next one. A login already
+    /// refreshed for that date is not requeued unless --force. Without a filter, --all is
+    /// required. Requeued work still goes through the global rate limit.
+    Requeue(RequeueArgs),
+    /// Delete failed / re-auth records (the index; the ledger keeps its entries until
+    /// they expire) or dead letters older than a duration.
+    Purge(PurgeArgs),
+}
+
+/// `producer queues stats`
+#[derive(Debug, Args)]
+pub struct QueuesStatsArgs {}
+
+/// What `queues list` lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ListTarget {
+    /// The authorize queue's jobs.
+    Authorize,
+    /// The detail queue's jobs.
+    Detail,
+    /// Failed records (all dates).
+    Failed,
+    /// Records needing re-authentication (all dates).
+    Reauth,
+    /// Dead letters of both queues, with their last error.
+    Dead,
+}
+
+/// A job state for `queues list --state`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StateArg {
+    /// Ready to run.
+    Ready,
+    /// Waiting for a retry or a poll.
+    Delayed,
+    /// Leased to a worker.
+    InFlight,
+    /// Dead letters.
+    Dead,
+}
+
+/// `producer queues list`
+#[derive(Debug, Args)]
+pub struct QueuesListArgs {
+    /// What to list.
+    pub target: ListTarget,
+    /// Only this FlinksCode (queues: the last error contains it).
+    #[arg(long, value_name = "FLINKSCODE")]
+    pub code: Option<String>,
+    /// Only this routine date.
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub date: Option<NaiveDate>,
+    /// Only this LoginId.
+    #[arg(long, value_name = "ID")]
+    pub login: Option<String>,
+    /// Only jobs in this state (queues only; default: every state).
+    #[arg(long)]
+    pub state: Option<StateArg>,
+    /// At most this many entries.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub limit: usize,
+}
+
+/// What `queues requeue|purge` acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RecordSource {
+    /// Failed records.
+    Failed,
+    /// Records needing re-authentication.
+    Reauth,
+    /// Dead letters of the authorize and detail queues.
+    Dead,
+}
+
+/// `producer queues requeue`
+#[derive(Debug, Args)]
+pub struct RequeueArgs {
+    /// What to requeue.
+    pub source: RecordSource,
+    /// Only this LoginId (repeatable).
+    #[arg(long = "login", value_name = "ID")]
+    pub logins: Vec<String>,
+    /// Only records with this FlinksCode (dead: the last error contains it).
+    #[arg(long, value_name = "FLINKSCODE")]
+    pub code: Option<String>,
+    /// Only this routine date.
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub date: Option<NaiveDate>,
+    /// Requeue everything of the source (required when no filter is given).
+    #[arg(long)]
+    pub all: bool,
+    /// Print what would move; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Requeue even logins already refreshed for that date (and poison dead letters).
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `producer queues purge`
+#[derive(Debug, Args)]
+pub struct PurgeArgs {
+    /// What to purge.
+    pub source: RecordSource,
+    /// Only entries older than this (e.g. 7d, 36h).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub older_than: Duration,
+    /// Print how many would go; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// `producer refresh-status`
+#[derive(Debug, Args)]
+pub struct RefreshStatusArgs {}
+
+/// `producer audit`
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// At most this many entries.
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    pub limit: usize,
 }
 
 /// `producer routine ...`
@@ -89,6 +263,51 @@ pub enum LoginsCommand {
     List(ListArgs),
     /// Show one LoginId: status, last outcome, last success, LastRefresh, history.
     Show(ShowArgs),
+    /// Stop Flinks' nightly refresh of LoginIds (SetScheduledRefresh IsActivated=false),
+    /// then mark them inactive. On an API failure the login stays active and the error is
+    /// shown; exit 3 if some failed. Bulk calls take a global rate-limit permit each.
+    Deactivate(DeactivateArgs),
+    /// Restart Flinks' nightly refresh of LoginIds (IsActivated=true), then mark them
+    /// active. Exit 3 if some failed.
+    Activate(ActivateArgs),
+    /// The user reconnected these LoginIds: clear their re-auth state (every date) and
+    /// enqueue an authorize job for today (ROUTINE_TZ). Exit 3 if some are unknown.
+    Reconnected(ReconnectedArgs),
+}
+
+/// `producer logins deactivate`
+#[derive(Debug, Args)]
+pub struct DeactivateArgs {
+    /// The LoginIds.
+    #[arg(
+        value_name = "ID",
+        required_unless_present = "idle_since",
+        conflicts_with = "idle_since"
+    )]
+    pub login_ids: Vec<String>,
+    /// Instead: every active LoginId without a successful refresh for this long (e.g.
+    /// 30d); never-refreshed logins count from when they were added.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub idle_since: Option<Duration>,
+    /// Print which LoginIds would be deactivated; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// `producer logins activate`
+#[derive(Debug, Args)]
+pub struct ActivateArgs {
+    /// The LoginIds.
+    #[arg(value_name = "ID", required = true)]
+    pub login_ids: Vec<String>,
+}
+
+/// `producer logins reconnected`
+#[derive(Debug, Args)]
+pub struct ReconnectedArgs {
+    /// The LoginIds.
+    #[arg(value_name = "ID", required = true)]
+    pub login_ids: Vec<String>,
 }
 
 /// `producer logins import`
@@ -147,6 +366,12 @@ pub struct ReportArgs {
 /// Routes a parsed command line to its handler.
 pub async fn dispatch(cli: Cli, settings: Settings) -> anyhow::Result<()> {
     let ctx = Ctx::new(settings, cli.json);
+    let actor = cli
+        .actor
+        .clone()
+        .or_else(|| std::env::var("USER").ok())
+        .filter(|a| !a.is_empty())
+        .unwrap_or_else(|| "unknown".into());
     match cli.command {
         Command::Logins(LoginsCommand::Import(args)) => commands::logins::import(&ctx, args).await,
         Command::Logins(LoginsCommand::Add(args)) => commands::logins::add(&ctx, args).await,
@@ -155,5 +380,27 @@ pub async fn dispatch(cli: Cli, settings: Settings) -> anyhow::Result<()> {
         Command::Report(args) => commands::report::run(&ctx, args).await,
         Command::Routine(RoutineCommand::Run(args)) => commands::routine::run(&ctx, args).await,
         Command::Schedule(args) => commands::routine::schedule(&ctx, args).await,
+        Command::Logins(LoginsCommand::Deactivate(args)) => {
+            commands::ops_logins::deactivate(&ctx, &actor, args).await
+        }
+        Command::Logins(LoginsCommand::Activate(args)) => {
+            commands::ops_logins::activate(&ctx, &actor, args).await
+        }
+        Command::Logins(LoginsCommand::Reconnected(args)) => {
+            commands::ops_logins::reconnected(&ctx, &actor, args).await
+        }
+        Command::Queues(QueuesCommand::Stats(args)) => commands::queues::stats(&ctx, args).await,
+        Command::Queues(QueuesCommand::List(args)) => commands::queues::list(&ctx, args).await,
+        Command::Queues(QueuesCommand::Requeue(args)) => {
+            commands::queues::requeue(&ctx, &actor, args).await
+        }
+        Command::Queues(QueuesCommand::Purge(args)) => {
+            commands::queues::purge(&ctx, &actor, args).await
+        }
+        Command::RefreshStatus(args) => {
+            commands::ops_logins::refresh_status(&ctx, &actor, args).await
+        }
+        Command::Audit(args) => commands::audit::list(&ctx, args).await,
+        Command::Results(ResultsCommand::Read(args)) => commands::results::read(&ctx, args).await,
     }
 }

@@ -3,7 +3,8 @@
 //! `shared`; this crate only parses arguments, prints and maps errors to exit codes.
 //!
 //! Exit codes: 0 success, 2 usage or validation error (bad arguments, bad configuration,
-//! invalid CSV, invalid LoginId), 1 runtime failure (Redis unreachable, ...).
+//! invalid CSV, invalid LoginId), 1 runtime failure (Redis unreachable, ...), 3 partial
+//! failure of a bulk operation (some items failed).
 
 pub mod cli;
 mod commands;
@@ -12,7 +13,7 @@ use std::process::ExitCode;
 
 use shared::config::Settings;
 
-pub use commands::UsageError;
+pub use commands::{PartialFailure, UsageError};
 
 /// Runs the parsed command line with loaded settings.
 pub async fn run(cli: cli::Cli, settings: Settings) -> anyhow::Result<()> {
@@ -32,7 +33,9 @@ pub fn is_usage_error(error: &anyhow::Error) -> bool {
 /// Prints `error: <message>` and its causes once, on stderr, and returns the exit code.
 pub fn fail(error: &anyhow::Error) -> ExitCode {
     eprintln!("{}", render_error(error));
-    if is_usage_error(error) {
+    if error.chain().any(|cause| cause.is::<PartialFailure>()) {
+        ExitCode::from(3)
+    } else if is_usage_error(error) {
         ExitCode::from(2)
     } else {
         ExitCode::from(1)

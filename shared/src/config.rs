@@ -18,6 +18,8 @@ use chrono_tz::Tz;
 use secrecy::SecretString;
 use url::Url;
 
+use crate::results_crypto::ResultsCipher;
+
 /// Why the settings could not be loaded. Every variant names the variable.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -116,6 +118,10 @@ pub struct Settings {
     pub results_stream_maxlen: u64,
     /// `LOG_FORMAT`: `json` or `pretty`.
     pub log_format: LogFormat,
+    /// `RESULTS_ENCRYPTION_KEY`: `id:key[,id:key...]` (32-byte keys, base64 or hex); when
+    /// set, account data in the results stream is encrypted with the first key and read
+    /// with any. Off (`None`) by default. `Debug` shows key ids only.
+    pub results_cipher: Option<ResultsCipher>,
 }
 
 /// A URL that may hold a password: `Debug` and [`SecretUrl::redacted`] hide it.
@@ -153,8 +159,9 @@ pub enum LogFormat {
     Pretty,
 }
 
-/// Every variable `Settings` reads, with its default (`None` = unset by default).
-const DEFAULTS: &[(&str, Option<&str>)] = &[
+/// Every variable `Settings` reads, with its default (`None` = unset by default). The
+/// README's configuration table is checked against this list by a test.
+pub const VARIABLES: &[(&str, Option<&str>)] = &[
     ("REDIS_URL", Some("redis://127.0.0.1:6379")),
     ("REFRESH_NAMESPACE", Some("nightly-refresh")),
     ("FLINKS_BASE_URL", None),
@@ -180,15 +187,20 @@ const DEFAULTS: &[(&str, Option<&str>)] = &[
     ("METRICS_ADDR", Some("0.0.0.0:9464")),
     ("RESULTS_STREAM_MAXLEN", Some("1000000")),
     ("LOG_FORMAT", Some("pretty")),
+    ("RESULTS_ENCRYPTION_KEY", None),
 ];
+
+/// Defaults by another name, for the loader below.
+const DEFAULTS: &[(&str, Option<&str>)] = VARIABLES;
 
 /// Variables that hold secrets: their values are never echoed in errors, and they can be
 /// read from `<NAME>_FILE`.
-const SECRETS: &[&str] = &[
+pub const SECRETS: &[&str] = &[
     "FLINKS_SECRET_KEY",
     "FLINKS_API_KEY",
     "FLINKS_BEARER_SECRET",
     "REDIS_URL",
+    "RESULTS_ENCRYPTION_KEY",
 ];
 
 /// One raw value and where it came from.
@@ -384,6 +396,12 @@ impl Parser {
                 "pretty" => Ok(LogFormat::Pretty),
                 _ => Err("expected json or pretty".into()),
             })?,
+            results_cipher: match self.raw.get("RESULTS_ENCRYPTION_KEY") {
+                None => None,
+                Some(_) => Some(self.parse("RESULTS_ENCRYPTION_KEY", |v| {
+                    ResultsCipher::parse(v).map_err(|e| e.to_string())
+                })?),
+            },
         })
     }
 
@@ -558,5 +576,108 @@ mod tests {
             s.require_flinks_base_url().unwrap().path(),
             "/v3/c/BankingServices"
         );
+    }
+
+    #[test]
+    fn the_results_encryption_key_comes_from_a_file_and_debug_shows_only_its_id() {
+        let dir = std::env::temp_dir().join(format!("nr-config-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("results-key");
+        let key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+        std::fs::write(&file, format!("k7:{key}\n")).unwrap();
+        let s = Settings::load_from(
+            None,
+            env(&[
+                ("RESULTS_ENCRYPTION_KEY_FILE", file.to_str().unwrap()),
+                ("FLINKS_BEARER_SECRET", "bearer-s3cr3t"),
+                ("REDIS_URL", "rediss://app:hunter2@redis:6380"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.results_cipher.as_ref().unwrap().key_ids(), ["k7"]);
+        let debug = format!("{s:?}");
+        for secret in [key, "AAECAwQF", "bearer-s3cr3t", "hunter2"] {
+            assert!(!debug.contains(secret), "{secret} leaked in {debug}");
+        }
+        assert!(debug.contains("k7"), "{debug}");
+        assert!(Settings::load_from(None, env(&[]))
+            .unwrap()
+            .results_cipher
+            .is_none());
+    }
+
+    #[test]
+    fn a_bad_results_encryption_key_names_the_variable_but_not_the_key() {
+        let err = Settings::load_from(
+            None,
+            env(&[("RESULTS_ENCRYPTION_KEY", "k1:c2hvcnQtc2VjcmV0")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("RESULTS_ENCRYPTION_KEY"), "{err}");
+        assert!(err.contains("32 bytes"), "{err}");
+        assert!(!err.contains("c2hvcnQtc2VjcmV0"), "{err}");
+    }
+
+    /// The README's configuration table lists exactly the variables `Settings` reads, with
+    /// their defaults, so the documentation cannot drift from the code.
+    #[test]
+    fn the_readme_configuration_table_matches_the_variables_settings_reads() {
+        let readme =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
+                .unwrap();
+        let section = readme
+            .split("\n## Configuration")
+            .nth(1)
+            .expect("README has a ## Configuration section");
+        let section = section.split("\n## ").next().unwrap();
+        let mut documented: BTreeMap<String, String> = BTreeMap::new();
+        for line in section.lines().filter(|l| l.starts_with('|')) {
+            let cells: Vec<&str> = line.trim_matches('|').split('|').map(str::trim).collect();
+            if cells.len() < 3 || cells[0] == "variable" || cells[0].starts_with("--") {
+                continue;
+            }
+            let names: Vec<&str> = cells[0].split(',').map(str::trim).collect();
+            let defaults: Vec<&str> = cells[1].split(", ").map(str::trim).collect();
+            for (i, name) in names.iter().enumerate() {
+                let default = if defaults.len() == names.len() {
+                    defaults[i]
+                } else {
+                    cells[1]
+                };
+                let name = name.trim_matches('`').to_string();
+                assert!(
+                    documented
+                        .insert(name.clone(), default.to_string())
+                        .is_none(),
+                    "{name} is listed twice in README.md"
+                );
+            }
+        }
+        let read: BTreeMap<String, Option<&str>> =
+            VARIABLES.iter().map(|(k, d)| (k.to_string(), *d)).collect();
+        let missing: Vec<_> = read
+            .keys()
+            .filter(|k| !documented.contains_key(*k))
+            .collect();
+        let extra: Vec<_> = documented
+            .keys()
+            .filter(|k| !read.contains_key(*k))
+            .collect();
+        assert!(
+            missing.is_empty() && extra.is_empty(),
+            "README.md's configuration table drifted: not documented {missing:?}, \
+             documented but not read {extra:?}"
+        );
+        for (name, default) in &read {
+            let shown = documented[name].trim_matches('`');
+            match default {
+                Some(d) => assert_eq!(shown, *d, "README.md's default of {name}"),
+                None => assert!(
+                    shown.starts_with("unset") || shown.starts_with("required"),
+                    "README.md shows a default {shown:?} for {name}, which has none"
+                ),
+            }
+        }
     }
 }

@@ -6,6 +6,7 @@
 //! - [`flinks`]: the typed Flinks client, outcome classification and the API call trace.
 //! - [`queue`]: the durable Redis queue backend that apalis workers run on.
 //! - [`results`]: the capped results stream, written atomically with the ledger.
+//! - [`results_crypto`]: optional AES-256-GCM encryption of the stream's account data.
 //! - [`jobs`]: job payloads, queue names and dedupe keys of the routine.
 //! - [`routine`]: enqueue a routine date (idempotent) and the once-a-day schedule.
 //! - [`ratelimit`]: the global, Redis-backed authorization rate limit shared by all pods.
@@ -18,6 +19,8 @@
 //! - [`import`]: validating a customer's CSV of LoginIds before anything is written.
 //! - [`ledger`]: one outcome per (LoginId, routine date); the routine's effectively-once.
 //! - [`report`]: a routine date's report (refreshed, stale, re-auth, failed, pending, ETA).
+//! - [`ops`]: operator functions: queue stats, crash-safe requeue and purge, deactivate /
+//!   activate / reconnected logins, GetNightlyRefreshStatus, the audit trail.
 
 pub mod config;
 pub mod domain;
@@ -28,6 +31,7 @@ pub mod jobs;
 pub mod keys;
 pub mod ledger;
 pub mod metrics;
+pub mod ops;
 pub mod ops_http;
 pub mod queue;
 pub mod ratelimit;
@@ -35,6 +39,7 @@ pub mod redis_conn;
 pub mod registry;
 pub mod report;
 pub mod results;
+pub mod results_crypto;
 pub mod routine;
 pub mod shutdown;
 pub mod telemetry;

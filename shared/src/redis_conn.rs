@@ -1,9 +1,15 @@
 //! Connecting to Redis with timeouts, so a dead or unreachable Redis fails fast with a
 //! message that names it, instead of hanging a CLI or a worker at boot.
 //!
+//! This is the one connect path of the workspace: [`connect`] (settings' [`SecretUrl`]),
+//! [`connect_url`] (a plain string) and `shared::queue::connect` all end in
+//! [`connect_url`], with one [`manager_config`]. `redis://` and `rediss://` (TLS, rustls
+//! with the system's and webpki roots) both work, with or without `user:password@`.
+//!
 //! One [`ConnectionManager`] per process: it multiplexes every caller over one connection
-//! and reconnects on its own (exponential backoff with jitter). This module does not
-//! retry commands; callers decide what a failed command means.
+//! and reconnects on its own (exponential backoff with jitter). Commands in flight during a
+//! blip fail and the caller decides (the queue's loops retry with backoff). This module
+//! does not retry commands.
 
 use std::time::Duration;
 
@@ -12,13 +18,15 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use crate::config::SecretUrl;
 
 /// Each connection attempt gives up after this long.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// A command without an answer after this long fails.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// A command without an answer after this long fails (apalis-redis' 500 ms turned every
+/// stall into a dead worker).
 pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
-/// Reconnect attempts before a connection error is returned to the caller.
-pub const RECONNECT_RETRIES: usize = 3;
+/// Reconnect attempts before a connection error is returned to the caller (about 5 s of
+/// backoff in all, so a Redis restart or failover is ridden out).
+pub const RECONNECT_RETRIES: usize = 6;
 /// First reconnect delay; it grows exponentially (jittered) up to [`RECONNECT_MAX_DELAY`].
-pub const RECONNECT_MIN_DELAY: Duration = Duration::from_millis(100);
+pub const RECONNECT_MIN_DELAY: Duration = Duration::from_millis(50);
 /// Longest delay between two reconnect attempts.
 pub const RECONNECT_MAX_DELAY: Duration = Duration::from_secs(2);
 
@@ -49,16 +57,35 @@ pub fn manager_config() -> ConnectionManagerConfig {
 
 /// Connects to `url` and checks the connection with a `PING`.
 pub async fn connect(url: &SecretUrl) -> Result<ConnectionManager, RedisConnError> {
+    connect_url(url.expose()).await
+}
+
+/// Connects to a plain `url` (redis:// or rediss://) and checks it with a `PING`. Errors
+/// name the URL without its password (see [`redact`]); so does their `Debug`.
+pub async fn connect_url(url: &str) -> Result<ConnectionManager, RedisConnError> {
     let unreachable = |source| RedisConnError::Unreachable {
-        url: url.redacted(),
+        url: redact(url),
         source,
     };
-    let client = redis::Client::open(url.expose()).map_err(unreachable)?;
+    let client = redis::Client::open(url).map_err(unreachable)?;
     let mut conn = ConnectionManager::new_with_config(client, manager_config())
         .await
         .map_err(unreachable)?;
     ping_raw(&mut conn).await.map_err(unreachable)?;
     Ok(conn)
+}
+
+/// `url` with any password replaced by `***`, safe for logs and errors.
+pub fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("***"));
+            }
+            u.to_string()
+        }
+        Err(_) => "<invalid url>".to_string(),
+    }
 }
 
 /// Sends a `PING`; `Ok` when Redis answered.
@@ -70,4 +97,19 @@ pub async fn ping(conn: &ConnectionManager) -> Result<(), redis::RedisError> {
 async fn ping_raw(conn: &mut ConnectionManager) -> Result<(), redis::RedisError> {
     let _: String = redis::cmd("PING").query_async(conn).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redact_hides_the_password_only() {
+        assert_eq!(
+            redact("rediss://user:hunter2@redis:6380/0"),
+            "rediss://user:***@redis:6380/0"
+        );
+        assert_eq!(redact("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+        assert_eq!(redact("not a url hunter2"), "<invalid url>");
+    }
 }

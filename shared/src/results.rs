@@ -18,6 +18,12 @@
 //! | `stale` | `1` when LastRefresh is older than `STALE_AFTER`, else `0` |
 //! | `accounts` | the `Accounts` array of the response, JSON, amounts exact as sent |
 //!
+//! With a [`ResultsCipher`] (`RESULTS_ENCRYPTION_KEY`, off by default) `accounts` is
+//! replaced by `accounts_enc` (base64 of nonce ‖ AES-256-GCM ciphertext), `key_id` and
+//! `enc` = `aes-256-gcm`, bound to the entry's login_id, routine_date and request_id (see
+//! [`crate::results_crypto`]). [`read`] / [`decode_entry`] give consumers the plain
+//! `accounts` back either way.
+//!
 //! The stream is capped at about `RESULTS_STREAM_MAXLEN` entries (`MAXLEN ~`): consume it
 //! faster than the cap fills. Nothing here is logged: the payload is account data.
 
@@ -30,6 +36,7 @@ use redis::Script;
 use crate::domain::{LoginId, RequestId};
 use crate::keys::KeySpace;
 use crate::ledger::{LedgerOutcome, LEDGER_TTL};
+use crate::results_crypto::{CryptoError, EntryAad, ResultsCipher, Sealed, ENC_AES_256_GCM};
 
 static STORE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("results_store.lua")));
 
@@ -50,6 +57,23 @@ pub enum ResultsError {
     /// The ledger entry could not be encoded or decoded.
     #[error("results: ledger entry: {0}")]
     Encode(#[from] serde_json::Error),
+    /// An entry could not be encrypted or decrypted (wrong or missing key, tampering).
+    #[error("results entry {entry_id}: {source}")]
+    Crypto {
+        /// The stream entry id (`-` when storing).
+        entry_id: String,
+        /// What failed; names the key id.
+        #[source]
+        source: CryptoError,
+    },
+    /// A stream entry lacks a field or holds one that does not parse.
+    #[error("results entry {entry_id}: {reason}")]
+    Entry {
+        /// The stream entry id.
+        entry_id: String,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 /// One fetched detail to store.
@@ -86,16 +110,26 @@ pub struct ResultsSink {
     conn: ConnectionManager,
     keys: KeySpace,
     max_len: u64,
+    cipher: Option<ResultsCipher>,
 }
 
 impl ResultsSink {
-    /// The sink of the namespace of `keys`, capped at about `max_len` entries.
+    /// The sink of the namespace of `keys`, capped at about `max_len` entries, storing
+    /// `accounts` in clear (see [`ResultsSink::with_cipher`]).
     pub fn new(conn: ConnectionManager, keys: &KeySpace, max_len: u64) -> Self {
         Self {
             conn,
             keys: keys.clone(),
             max_len,
+            cipher: None,
         }
+    }
+
+    /// Encrypts `accounts` of new entries with `cipher` (`None` keeps them in clear), e.g.
+    /// `.with_cipher(settings.results_cipher.clone())`.
+    pub fn with_cipher(mut self, cipher: impl Into<Option<ResultsCipher>>) -> Self {
+        self.cipher = cipher.into();
+        self
     }
 
     /// The stream's key, for consumers.
@@ -142,9 +176,32 @@ impl ResultsSink {
             .arg("last_refresh")
             .arg(last_refresh)
             .arg("stale")
-            .arg(if entry.stale { "1" } else { "0" })
-            .arg("accounts")
-            .arg(accounts);
+            .arg(if entry.stale { "1" } else { "0" });
+        match &self.cipher {
+            None => {
+                invocation.arg("accounts").arg(accounts);
+            }
+            Some(cipher) => {
+                let aad = EntryAad {
+                    login_id: entry.login_id.as_str(),
+                    routine_date: &date,
+                    request_id: entry.request_id.as_str(),
+                };
+                let sealed = cipher.seal(accounts.as_bytes(), aad).map_err(|source| {
+                    ResultsError::Crypto {
+                        entry_id: "-".into(),
+                        source,
+                    }
+                })?;
+                invocation
+                    .arg("accounts_enc")
+                    .arg(sealed.data)
+                    .arg("key_id")
+                    .arg(sealed.key_id)
+                    .arg("enc")
+                    .arg(ENC_AES_256_GCM);
+            }
+        }
         let mut conn = self.conn.clone();
         let (stored, json): (i64, String) = invocation.invoke_async(&mut conn).await?;
         if stored == 1 {
@@ -155,6 +212,140 @@ impl ResultsSink {
             outcome: serde_json::from_str(&json)?,
         })
     }
+}
+
+/// One stream entry as a consumer sees it: `accounts` in clear whether or not it was
+/// stored encrypted.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ResultRecord {
+    /// The stream entry id.
+    pub id: String,
+    /// The LoginId.
+    pub login_id: String,
+    /// The Authorize session the data came from.
+    pub request_id: String,
+    /// `YYYY-MM-DD`.
+    pub routine_date: String,
+    /// RFC 3339 UTC.
+    pub fetched_at: String,
+    /// Flinks' LastRefresh, or empty.
+    pub last_refresh: String,
+    /// LastRefresh older than `STALE_AFTER`.
+    pub stale: bool,
+    /// The key id the entry was encrypted with, `None` when stored in clear.
+    pub key_id: Option<String>,
+    /// The `Accounts` array; amounts exact as sent (arbitrary precision).
+    pub accounts: serde_json::Value,
+}
+
+/// Reads up to `count` entries from `from` (an XRANGE start: `-`, an id, or `(id` for
+/// after it), decrypting encrypted ones with `cipher`. An encrypted entry without a
+/// cipher, or with the wrong key, is an error naming the entry and key id.
+pub async fn read(
+    conn: &ConnectionManager,
+    keys: &KeySpace,
+    from: &str,
+    count: usize,
+    cipher: Option<&ResultsCipher>,
+) -> Result<Vec<ResultRecord>, ResultsError> {
+    let mut conn = conn.clone();
+    let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+        .arg(keys.results_stream())
+        .arg(from)
+        .arg("+")
+        .arg("COUNT")
+        .arg(count)
+        .query_async(&mut conn)
+        .await?;
+    reply
+        .ids
+        .into_iter()
+        .map(|entry| {
+            let fields = entry
+                .map
+                .iter()
+                .filter_map(|(k, v)| {
+                    redis::from_redis_value_ref::<String>(v)
+                        .ok()
+                        .map(|v| (k.clone(), v))
+                })
+                .collect();
+            decode_entry(&entry.id, &fields, cipher)
+        })
+        .collect()
+}
+
+/// Turns one entry's fields into a [`ResultRecord`], decrypting `accounts_enc`.
+pub fn decode_entry(
+    id: &str,
+    fields: &std::collections::HashMap<String, String>,
+    cipher: Option<&ResultsCipher>,
+) -> Result<ResultRecord, ResultsError> {
+    let field = |name: &str| -> Result<String, ResultsError> {
+        fields
+            .get(name)
+            .cloned()
+            .ok_or_else(|| ResultsError::Entry {
+                entry_id: id.to_string(),
+                reason: format!("missing field {name}"),
+            })
+    };
+    let login_id = field("login_id")?;
+    let request_id = field("request_id")?;
+    let routine_date = field("routine_date")?;
+    let (accounts, key_id) = match fields.get("accounts_enc") {
+        None => (field("accounts")?, None),
+        Some(data) => {
+            let crypto = |source| ResultsError::Crypto {
+                entry_id: id.to_string(),
+                source,
+            };
+            let key_id = field("key_id")?;
+            let enc = field("enc")?;
+            if enc != ENC_AES_256_GCM {
+                return Err(crypto(CryptoError::Malformed(format!(
+                    "unknown enc {enc:?}"
+                ))));
+            }
+            let cipher = cipher.ok_or_else(|| ResultsError::Entry {
+                entry_id: id.to_string(),
+                reason: format!(
+                    "encrypted with key id {key_id:?}; set RESULTS_ENCRYPTION_KEY to read it"
+                ),
+            })?;
+            let sealed = Sealed {
+                key_id: key_id.clone(),
+                data: data.clone(),
+            };
+            let aad = EntryAad {
+                login_id: &login_id,
+                routine_date: &routine_date,
+                request_id: &request_id,
+            };
+            let plain = cipher.open(&sealed, aad).map_err(crypto)?;
+            let text = String::from_utf8(plain).map_err(|_| ResultsError::Entry {
+                entry_id: id.to_string(),
+                reason: "decrypted accounts are not UTF-8".into(),
+            })?;
+            (text, Some(key_id))
+        }
+    };
+    let accounts: serde_json::Value =
+        serde_json::from_str(&accounts).map_err(|e| ResultsError::Entry {
+            entry_id: id.to_string(),
+            reason: format!("accounts is not JSON: {e}"),
+        })?;
+    Ok(ResultRecord {
+        id: id.to_string(),
+        login_id,
+        request_id,
+        routine_date,
+        fetched_at: fields.get("fetched_at").cloned().unwrap_or_default(),
+        last_refresh: fields.get("last_refresh").cloned().unwrap_or_default(),
+        stale: fields.get("stale").map(String::as_str) == Some("1"),
+        key_id,
+        accounts,
+    })
 }
 
 /// The `Accounts` array of a GetAccountsDetail body, re-serialized exactly (serde_json's

@@ -1,8 +1,12 @@
 //! Command handlers: each parses nothing, validates its input, calls `shared`, prints.
 //! Text goes to stdout, JSON (with `--json`) too; progress and warnings go to stderr.
 
+pub(crate) mod audit;
 pub(crate) mod logins;
+pub(crate) mod ops_logins;
+pub(crate) mod queues;
 pub(crate) mod report;
+pub(crate) mod results;
 pub(crate) mod routine;
 
 use anyhow::Context as _;
@@ -15,6 +19,16 @@ use shared::keys::KeySpace;
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct UsageError(pub String);
+
+/// Some items of a bulk operation failed (exit code 3); each result was printed.
+#[derive(Debug, thiserror::Error)]
+#[error("{failed} of {total} failed")]
+pub struct PartialFailure {
+    /// Items that failed.
+    pub failed: usize,
+    /// Items attempted.
+    pub total: usize,
+}
 
 /// What every handler needs.
 pub(crate) struct Ctx {

@@ -1,6 +1,8 @@
 //! Runs the built `producer` binary as an operator would (ripgrep style), against the real
 //! Redis at `REDIS_URL` with a namespace of its own per test, deleted at the end.
 
+mod ops;
+
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
@@ -62,33 +64,8 @@ impl Env {
     }
 
     async fn cleanup(self) {
-        let mut conn = self.conn().await;
-        let ns = self.keys.namespace();
-        for pattern in [format!("{ns}:*"), format!("{{{ns}:*")] {
-            let mut cursor: u64 = 0;
-            loop {
-                let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg(&pattern)
-                    .arg("COUNT")
-                    .arg(1_000)
-                    .query_async(&mut conn)
-                    .await
-                    .unwrap();
-                if !keys.is_empty() {
-                    let _: () = redis::cmd("DEL")
-                        .arg(&keys)
-                        .query_async(&mut conn)
-                        .await
-                        .unwrap();
-                }
-                if next == 0 {
-                    break;
-                }
-                cursor = next;
-            }
-        }
+        let conn = self.conn().await;
+        self.keys.delete_all(&conn).await.unwrap();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -67,6 +67,22 @@ impl FlinksConfig {
         }
     }
 
+    /// The config the settings describe (`FLINKS_BASE_URL`, the three secrets, the
+    /// timeouts and body cap): one place, used by the worker and the producer's ops
+    /// commands alike. Fails, naming `FLINKS_BASE_URL`, when it is unset.
+    pub fn from_settings(
+        settings: &crate::config::Settings,
+    ) -> Result<Self, crate::config::ConfigError> {
+        let mut config = Self::new(settings.require_flinks_base_url()?.clone());
+        config.secret_key = settings.flinks_secret_key.clone();
+        config.api_key = settings.flinks_api_key.clone();
+        config.bearer_secret = settings.flinks_bearer_secret.clone();
+        config.authorize_timeout = settings.authorize_timeout;
+        config.detail_timeout = settings.detail_timeout;
+        config.max_body_bytes = settings.max_body_bytes;
+        Ok(config)
+    }
+
     /// Checks the invariants the client relies on, naming the offending field.
     pub fn validate(&self) -> Result<(), String> {
         if !matches!(self.base_url.scheme(), "http" | "https") {

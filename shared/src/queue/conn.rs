@@ -1,53 +1,25 @@
-//! Connecting to Redis with timeouts and reconnects that survive blips.
+//! Connecting the queue to Redis: a thin adapter over [`crate::redis_conn`], the one
+//! connect implementation of the workspace (same timeouts, reconnect policy, `PING` check
+//! and password redaction), that reports failures as [`QueueError::Unreachable`].
 //!
 //! The `ConnectionManager` reconnects by itself after an error; commands in flight during a
-//! blip fail with a `QueueError::Redis` and the queue's loops retry them with backoff. The
-//! response timeout is 5 s (apalis-redis' 500 ms turned every stall into a dead worker).
+//! blip fail with a `QueueError::Redis` and the queue's loops retry them with backoff.
 
-use std::time::Duration;
-
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 
 use super::error::QueueError;
+use crate::redis_conn::{self, RedisConnError};
 
-/// Response timeout of every command.
-pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
-/// Timeout of one connection attempt.
-pub const CONNECTION_TIMEOUT: Duration = Duration::from_secs(3);
+pub use crate::redis_conn::{manager_config, redact, RESPONSE_TIMEOUT};
 
-/// The manager configuration used by [`connect`].
-pub fn manager_config() -> ConnectionManagerConfig {
-    ConnectionManagerConfig::new()
-        .set_response_timeout(Some(RESPONSE_TIMEOUT))
-        .set_connection_timeout(Some(CONNECTION_TIMEOUT))
-        .set_number_of_retries(6)
-        .set_min_delay(Duration::from_millis(50))
-        .set_max_delay(Duration::from_secs(2))
-}
+/// Timeout of one connection attempt (the same as [`redis_conn::CONNECT_TIMEOUT`]).
+pub const CONNECTION_TIMEOUT: std::time::Duration = redis_conn::CONNECT_TIMEOUT;
 
 /// Connects to `url` (redis:// or rediss://). The error names the URL without its password.
 pub async fn connect(url: &str) -> Result<ConnectionManager, QueueError> {
-    let unreachable = |source| QueueError::Unreachable {
-        url: redact(url),
-        source,
-    };
-    let client = redis::Client::open(url).map_err(unreachable)?;
-    ConnectionManager::new_with_config(client, manager_config())
-        .await
-        .map_err(unreachable)
-}
-
-/// `url` with any password replaced by `***`.
-pub fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) => {
-            if u.password().is_some() {
-                let _ = u.set_password(Some("***"));
-            }
-            u.to_string()
-        }
-        Err(_) => "<invalid url>".to_string(),
-    }
+    redis_conn::connect_url(url).await.map_err(|e| match e {
+        RedisConnError::Unreachable { url, source } => QueueError::Unreachable { url, source },
+    })
 }
 
 #[cfg(test)]

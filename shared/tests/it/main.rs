@@ -4,7 +4,12 @@
 mod flinks_client;
 mod ledger;
 mod observability;
+mod ops;
+mod own_redis;
 mod queue;
 mod ratelimit;
+mod routine;
 mod registry;
+mod results_stream;
+mod secure_redis;
 mod support;

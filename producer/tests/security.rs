@@ -1,0 +1,203 @@
+//! Secrets never leave the process (issue 9): `--help` of both binaries, their errors and
+//! their logs, with every secret set in the environment; and `producer results read`
+//! decrypting the results stream as a customer's consumer would.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use chrono::{NaiveDate, Utc};
+use shared::domain::{LoginId, RequestId};
+use shared::results::{ResultEntry, ResultsSink};
+use shared::results_crypto::ResultsCipher;
+use shared::KeySpace;
+
+const SECRETS: &[(&str, &str)] = &[
+    ("FLINKS_SECRET_KEY", "flinks-s3cret-key-value"),
+    ("FLINKS_API_KEY", "flinks-api-key-value"),
+    ("FLINKS_BEARER_SECRET", "flinks-bearer-value"),
+    (
+        "RESULTS_ENCRYPTION_KEY",
+        "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+    ),
+];
+const REDIS_PASSWORD: &str = "redis-pa55word";
+
+fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// The `worker` binary next to `producer` (built by `cargo test --workspace`).
+fn worker_bin() -> Option<PathBuf> {
+    let producer = PathBuf::from(env!("CARGO_BIN_EXE_producer"));
+    let worker = producer.with_file_name(format!("worker{}", std::env::consts::EXE_SUFFIX));
+    if worker.exists() {
+        Some(worker)
+    } else if std::env::var_os("CI").is_some() {
+        panic!(
+            "{} is missing: CI runs cargo test --workspace",
+            worker.display()
+        );
+    } else {
+        eprintln!("skipping the worker binary: build it with cargo build -p worker");
+        None
+    }
+}
+
+fn run_with_secrets(bin: &PathBuf, args: &[&str], redis_url: &str) -> Output {
+    let mut cmd = Command::new(bin);
+    cmd.args(args)
+        .env("REDIS_URL", redis_url)
+        .env("FLINKS_BASE_URL", "http://127.0.0.1:1/v3/c/BankingServices")
+        .env("METRICS_ADDR", "127.0.0.1:0")
+        .env("LOG_FORMAT", "json")
+        .env("RUST_LOG", "trace");
+    for (k, v) in SECRETS {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("the binary runs")
+}
+
+fn assert_no_secret(what: &str, output: &Output) {
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for (name, value) in SECRETS {
+        assert!(!text.contains(value), "{what} printed {name}:\n{text}");
+    }
+    assert!(
+        !text.contains("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8"),
+        "{what}: {text}"
+    );
+    assert!(
+        !text.contains(REDIS_PASSWORD),
+        "{what} printed the Redis password:\n{text}"
+    );
+}
+
+#[test]
+fn help_of_both_binaries_never_shows_a_secret_from_the_environment() {
+    let url = format!("redis://:{REDIS_PASSWORD}@127.0.0.1:6379");
+    let producer = PathBuf::from(env!("CARGO_BIN_EXE_producer"));
+    for args in [
+        &["--help"][..],
+        &["results", "read", "--help"],
+        &["schedule", "--help"],
+        &["--version"],
+    ] {
+        let out = run_with_secrets(&producer, args, &url);
+        assert!(out.status.success(), "producer {args:?}: {out:?}");
+        assert_no_secret(&format!("producer {args:?}"), &out);
+    }
+    if let Some(worker) = worker_bin() {
+        let out = run_with_secrets(&worker, &["--help"], &url);
+        assert!(out.status.success(), "worker --help: {out:?}");
+        assert_no_secret("worker --help", &out);
+    }
+}
+
+#[test]
+fn an_unreachable_redis_is_reported_and_logged_without_any_secret() {
+    let url = format!("redis://app:{REDIS_PASSWORD}@127.0.0.1:1/0");
+    let producer = PathBuf::from(env!("CARGO_BIN_EXE_producer"));
+    let out = run_with_secrets(&producer, &["results", "read"], &url);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("redis://app:***@127.0.0.1:1/0"), "{stderr}");
+    assert_no_secret("producer results read", &out);
+    if let Some(worker) = worker_bin() {
+        let out = run_with_secrets(&worker, &[], &url);
+        assert!(!out.status.success(), "{out:?}");
+        assert_no_secret("worker", &out);
+    }
+}
+
+#[tokio::test]
+async fn results_read_decrypts_encrypted_entries_and_passes_plain_ones_through() {
+    // Arrange: one plain and one encrypted entry in a namespace of this test.
+    let namespace = format!("test-producer-results-{}", uuid::Uuid::new_v4().simple());
+    let keys = KeySpace::new(namespace.clone());
+    let client = redis::Client::open(redis_url()).unwrap();
+    let conn = redis::aio::ConnectionManager::new(client).await.unwrap();
+    let body = r#"{"Accounts":[{"AccountNumber":"9876543","Balance":{"Current":12.30}}]}"#;
+    let plain = ResultsSink::new(conn.clone(), &keys, 100);
+    let sealed = plain
+        .clone()
+        .with_cipher(ResultsCipher::parse(SECRETS[3].1).unwrap());
+    for (n, sink) in [(1, &plain), (2, &sealed)] {
+        let login = LoginId::parse(&format!("00000000-0000-4000-8000-{n:012}")).unwrap();
+        sink.store(&ResultEntry {
+            login_id: &login,
+            request_id: &RequestId::new(format!("req-{n}")),
+            routine_date: NaiveDate::from_ymd_opt(2026, 11, 25).unwrap(),
+            fetched_at: Utc::now(),
+            last_refresh: None,
+            stale: false,
+            body,
+        })
+        .await
+        .unwrap();
+    }
+    let run = |args: &[&str], key: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_producer"));
+        cmd.args(args)
+            .env("REDIS_URL", redis_url())
+            .env("REFRESH_NAMESPACE", &namespace)
+            .env_remove("RESULTS_ENCRYPTION_KEY");
+        if let Some(key) = key {
+            cmd.env("RESULTS_ENCRYPTION_KEY", key);
+        }
+        cmd.output().unwrap()
+    };
+
+    // Act + Assert: with the key, both entries as JSON Lines, amounts exact.
+    let out = run(&["results", "read"], Some(SECRETS[3].1));
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert_eq!(lines[0]["key_id"], serde_json::Value::Null);
+    assert_eq!(lines[1]["key_id"], "k1");
+    assert!(lines
+        .iter()
+        .all(|l| l["accounts"][0]["AccountNumber"] == "9876543"));
+    assert!(stdout.contains("12.30"), "{stdout}");
+
+    // Paging with --json: one entry, then the next from `next`.
+    let out = run(
+        &["results", "read", "--count", "1", "--json"],
+        Some(SECRETS[3].1),
+    );
+    let page: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let next = page["next"].as_str().unwrap().to_string();
+    let out = run(
+        &["results", "read", "--from", &next, "--json"],
+        Some(SECRETS[3].1),
+    );
+    let page: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(page["entries"].as_array().unwrap().len(), 1);
+    assert_eq!(page["entries"][0]["key_id"], "k1");
+
+    // Without the key: a clear error naming the key id, no account data.
+    let out = run(&["results", "read"], None);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("\"k1\"") && stderr.contains("RESULTS_ENCRYPTION_KEY"),
+        "{stderr}"
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("9876543"));
+
+    let mut c = conn.clone();
+    let _: () = redis::cmd("UNLINK")
+        .arg(keys.results_stream())
+        .arg(keys.ledger_date("2026-11-25"))
+        .arg(keys.ledger_meta("2026-11-25"))
+        .query_async(&mut c)
+        .await
+        .unwrap();
+}

@@ -1,0 +1,104 @@
+"""Checks that the deployment files agree with the rest of the repo (run by
+scripts/check-deploy): names Prometheus scrapes, Grafana's provisioning paths, the settings
+the binaries read, the shutdown grace, and that no secret sits in plain environment values
+of the Kubernetes manifests. Schema validity is checked by the real validators before this.
+"""
+
+import re
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+errors = []
+
+
+def check(cond, msg):
+    if not cond:
+        errors.append(msg)
+
+
+def duration_s(text):
+    m = re.fullmatch(r"(\d+)s", str(text))
+    return int(m.group(1)) if m else None
+
+
+# --- Dockerfile -------------------------------------------------------------------------
+docker = (ROOT / "Dockerfile").read_text()
+check("FROM ${RUST_IMAGE} AS deps" in docker and "rust:1-bookworm" in docker, "Dockerfile: rust:1-bookworm deps stage")
+check("cargo build --release --locked" in docker, "Dockerfile: cargo build --release --locked")
+runtime = docker.split("AS runtime", 1)[1] if "AS runtime" in docker else ""
+check("ca-certificates" in runtime and "USER 10001" in runtime, "Dockerfile: runtime has ca-certificates and a non-root USER")
+check("/usr/local/bin/" in runtime, "Dockerfile: binaries in /usr/local/bin")
+for tool in ("cargo", "gcc", "build-essential"):
+    check(f"install -y --no-install-recommends {tool}" not in runtime, f"Dockerfile: runtime installs {tool}")
+check((ROOT / ".dockerignore").read_text().count("target/") >= 1, ".dockerignore: excludes target/")
+
+# --- docker-compose.yml -----------------------------------------------------------------
+compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+services = compose["services"]
+prom = yaml.safe_load((ROOT / "prometheus/prometheus.yml").read_text())
+for job in prom["scrape_configs"]:
+    for sd in job.get("dns_sd_configs", []):
+        for name in sd["names"]:
+            check(name in services, f"compose: Prometheus discovers service {name!r}, missing")
+    for sc in job.get("static_configs", []):
+        for target in sc["targets"]:
+            host = target.split(":")[0]
+            check(host in services, f"compose: Prometheus scrapes {target}, no such service")
+check(services.get("worker", {}).get("deploy", {}).get("replicas") == 3, "compose: worker deploy.replicas 3")
+check(services.get("producer", {}).get("command") == ["producer", "schedule"], "compose: producer runs `producer schedule`")
+redis_cmd = " ".join(services["redis"]["command"])
+for flag in ("--appendonly yes", "--appendfsync everysec", "--requirepass"):
+    check(flag in redis_cmd, f"compose: redis {flag}")
+prom_mounts = services["prometheus"]["volumes"]
+for f in ("prometheus.yml", "rules.yml"):
+    check(any(v.endswith(f"/etc/prometheus/{f}:ro") for v in prom_mounts), f"compose: prometheus mounts {f}")
+provider = yaml.safe_load((ROOT / "grafana/provisioning/dashboards/provider.yml").read_text())
+dash_path = provider["providers"][0]["options"]["path"]
+graf = services["grafana"]["volumes"]
+check(any(v.startswith("./grafana/dashboards:" + dash_path) for v in graf), f"compose: grafana mounts dashboards at {dash_path}")
+check(any(v.startswith("./grafana/provisioning:/etc/grafana/provisioning") for v in graf), "compose: grafana provisioning mount")
+check("127.0.0.1:3000:3000" in services["grafana"].get("ports", []), "compose: grafana on localhost:3000")
+check("seed" in services, "compose: a one-shot seed service")
+
+# --- deploy/k8s -------------------------------------------------------------------------
+config_rs = (ROOT / "shared/src/config.rs").read_text()
+variables = set(re.findall(r'^\s+\("([A-Z_]+)", (?:Some|None)', config_rs, re.M))
+secrets_block = config_rs.split("pub const SECRETS", 1)[1].split("];", 1)[0]
+secrets = set(re.findall(r'"([A-Z_]+)"', secrets_block))
+check(secrets, "config.rs: SECRETS list found")
+docs = []
+for f in sorted((ROOT / "deploy/k8s").glob("*.yaml")):
+    docs += [d for d in yaml.safe_load_all(f.read_text()) if d]
+by_kind = {(d["kind"], d["metadata"]["name"]): d for d in docs if "metadata" in d}
+cm = by_kind[("ConfigMap", "nightly-refresh-config")]["data"]
+for key in cm:
+    check(key in variables or key == "RUST_LOG", f"k8s ConfigMap: {key} is not a setting")
+    check(key not in secrets, f"k8s ConfigMap: secret {key} in a ConfigMap")
+secret = by_kind[("Secret", "nightly-refresh")]["stringData"]
+check(set(secret) <= secrets, f"k8s Secret: keys {set(secret) - secrets} are not secrets")
+grace = duration_s(cm.get("SHUTDOWN_GRACE", "25s"))
+for name in ("nightly-refresh-worker", "nightly-refresh-producer"):
+    dep = by_kind[("Deployment", name)]
+    pod = dep["spec"]["template"]["spec"]
+    c = pod["containers"][0]
+    check(pod["terminationGracePeriodSeconds"] > grace, f"{name}: terminationGracePeriodSeconds must exceed SHUTDOWN_GRACE")
+    check(c["readinessProbe"]["httpGet"]["path"] == "/readyz", f"{name}: readiness /readyz")
+    check(c["livenessProbe"]["httpGet"]["path"] == "/healthz", f"{name}: liveness /healthz")
+    check(c["ports"][0]["containerPort"] == 9464, f"{name}: metrics port 9464")
+    check("requests" in c["resources"] and "limits" in c["resources"], f"{name}: resources")
+    env = {e["name"]: e for e in c["env"]}
+    check(env.get("HOSTNAME", {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == "metadata.name", f"{name}: HOSTNAME from the pod name")
+    for s in secret:
+        check(env.get(f"{s}_FILE", {}).get("value", "").endswith("/" + s), f"{name}: {s}_FILE must point at the mounted secret")
+        check(s not in env, f"{name}: secret {s} as a plain env value")
+    check(pod["securityContext"].get("runAsNonRoot") is True, f"{name}: runAsNonRoot")
+check(by_kind[("Deployment", "nightly-refresh-producer")]["spec"]["replicas"] == 1, "producer: one replica")
+check(by_kind[("Deployment", "nightly-refresh-producer")]["spec"]["template"]["spec"]["containers"][0]["args"] == ["producer", "schedule"], "producer: runs `producer schedule`")
+
+if errors:
+    print("check_deploy: FAILED", *errors, sep="\n  ", file=sys.stderr)
+    sys.exit(1)
+print("check_deploy: ok")

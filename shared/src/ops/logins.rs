@@ -1,0 +1,265 @@
+//! Login lifecycle operations: `producer logins deactivate|activate|reconnected` and
+//! `producer refresh-status`.
+//!
+//! Deactivate / activate call Flinks' `SetScheduledRefresh` first and change the registry
+//! **only after** Flinks accepted: a failed call leaves the login as it was (and the caller
+//! reports the error), so we never stop refreshing a login Flinks still bills for without
+//! saying so. Bulk calls take a global rate-limit permit each.
+//!
+//! "Reconnected" is what the customer's app calls after a user relinked a login through
+//! Flinks Connect: the re-auth state is cleared (every date of the `reauth` index, the
+//! registry's re-auth fields) and an authorize job for today is enqueued under a fresh
+//! dedupe key; the worker's outcome then replaces today's `NeedsReauth` ledger entry.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use redis::aio::ConnectionManager;
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use super::OpsError;
+use crate::config::Settings;
+use crate::domain::LoginId;
+use crate::flinks::{FlinksClient, IneligibleCard};
+use crate::jobs::{queue_config, AuthorizeJob, AUTHORIZE_QUEUE};
+use crate::keys::KeySpace;
+use crate::ledger::{IndexFilter, IndexKind, Ledger, LedgerOutcome};
+use crate::queue::{EnqueueOptions, Queue};
+use crate::ratelimit::RateLimiter;
+use crate::registry::{LoginFilter, Registry};
+
+/// Logins read per registry page while looking for idle ones.
+const PAGE: usize = 1_000;
+
+/// The result of one SetScheduledRefresh + registry change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ScheduleChange {
+    /// The login.
+    pub login_id: String,
+    /// Flinks accepted and the registry was updated.
+    pub ok: bool,
+    /// Flinks' answer (a bare JSON string; it echoes the LoginId) or the error.
+    pub message: String,
+}
+
+/// The result of one "user reconnected".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Reconnected {
+    /// The login.
+    pub login_id: String,
+    /// Re-auth index entries removed (one per date).
+    pub reauth_cleared: usize,
+    /// The routine date the new authorize job is for.
+    pub date: NaiveDate,
+    /// The new job's id.
+    pub job_id: String,
+}
+
+/// What `refresh-status` did with GetNightlyRefreshStatus' list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RefreshStatusReport {
+    /// The date the re-auth outcomes were recorded for.
+    pub date: NaiveDate,
+    /// Cards Flinks listed as no longer eligible.
+    pub listed: usize,
+    /// LoginIds marked as needing re-auth.
+    pub marked: Vec<String>,
+    /// LoginIds already refreshed on `date` (the ledger keeps a refresh; registry unchanged).
+    pub already_refreshed: Vec<String>,
+    /// LoginIds not in the registry (warnings; nothing recorded).
+    pub unknown: Vec<String>,
+    /// Cards whose LoginId was missing or not a UUID.
+    pub invalid: usize,
+}
+
+/// The login lifecycle operations of one namespace.
+#[derive(Clone)]
+pub struct LoginOps {
+    conn: ConnectionManager,
+    keys: KeySpace,
+    registry: Registry,
+    ledger: Ledger,
+    authorize: Queue<AuthorizeJob>,
+}
+
+impl LoginOps {
+    /// The operations of the namespace of `keys`.
+    pub fn new(conn: ConnectionManager, keys: &KeySpace, settings: &Settings) -> Self {
+        Self {
+            registry: Registry::new(conn.clone(), keys),
+            ledger: Ledger::new(conn.clone(), keys),
+            authorize: Queue::new(conn.clone(), keys, queue_config(settings, AUTHORIZE_QUEUE)),
+            keys: keys.clone(),
+            conn,
+        }
+    }
+
+    /// For each login: (permit, when `limiter` is given) → SetScheduledRefresh
+    /// {IsActivated: `activate`} → only on success, the registry's active flag. Unknown
+    /// logins are not sent to Flinks. Stops early (returning what was done) when `cancel`
+    /// fires while waiting for a permit.
+    pub async fn set_scheduled_refresh(
+        &self,
+        client: &FlinksClient,
+        limiter: Option<&RateLimiter>,
+        logins: &[LoginId],
+        activate: bool,
+        cancel: &CancellationToken,
+    ) -> Result<Vec<ScheduleChange>, OpsError> {
+        let mut out = Vec::with_capacity(logins.len());
+        for login in logins {
+            let fail = |message: String| ScheduleChange {
+                login_id: login.as_str().to_string(),
+                ok: false,
+                message,
+            };
+            if self.registry.get(login).await?.is_none() {
+                out.push(fail("not registered".into()));
+                continue;
+            }
+            if let Some(limiter) = limiter {
+                if limiter.acquire(cancel).await.is_none() {
+                    break;
+                }
+            }
+            match client.set_scheduled_refresh(login, activate).await {
+                Ok(message) => {
+                    self.registry.set_active(login, activate).await?;
+                    out.push(ScheduleChange {
+                        login_id: login.as_str().to_string(),
+                        ok: true,
+                        message,
+                    });
+                }
+                Err(error) => out.push(fail(error.to_string())),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Active logins with no successful refresh since `cutoff` (never refreshed: added
+    /// before `cutoff`).
+    pub async fn idle_since(&self, cutoff: DateTime<Utc>) -> Result<Vec<LoginId>, OpsError> {
+        let mut idle = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut cursor = 0;
+        loop {
+            let page = self
+                .registry
+                .list(LoginFilter::Active, cursor, PAGE)
+                .await?;
+            for login in page.logins {
+                if !seen.insert(login.login_id.as_str().to_string()) {
+                    continue;
+                }
+                let Some(status) = self.registry.get(&login.login_id).await? else {
+                    continue;
+                };
+                let last = status.last_success_at.or(status.added_at);
+                if last.is_none_or(|t| t < cutoff) {
+                    idle.push(login.login_id);
+                }
+            }
+            match page.next_cursor {
+                Some(next) => cursor = next,
+                None => break,
+            }
+        }
+        Ok(idle)
+    }
+
+    /// The user reconnected `login`: clears its re-auth state and enqueues an authorize job
+    /// for `today` under a fresh dedupe key. `None` when the login is not registered.
+    pub async fn reconnected(
+        &self,
+        login: &LoginId,
+        today: NaiveDate,
+    ) -> Result<Option<Reconnected>, OpsError> {
+        if self.registry.get(login).await?.is_none() {
+            return Ok(None);
+        }
+        let filter = IndexFilter {
+            login: Some(login.clone()),
+            ..IndexFilter::default()
+        };
+        let mut cleared = 0;
+        for entry in self.ledger.list_reauth(&filter).await? {
+            if self
+                .ledger
+                .remove_from_index(IndexKind::Reauth, entry.date, login)
+                .await?
+            {
+                cleared += 1;
+            }
+        }
+        let mut conn = self.conn.clone();
+        let _: i64 = redis::cmd("HDEL")
+            .arg(self.keys.login(login.as_str()))
+            .arg("reauth_code")
+            .arg("reauth_message")
+            .query_async(&mut conn)
+            .await?;
+        let dedupe = format!(
+            "authorize:{}:{}:reconnected:{}",
+            login.as_str(),
+            today,
+            uuid::Uuid::new_v4().simple()
+        );
+        let job = AuthorizeJob::new(login.clone(), today);
+        let enqueued = self
+            .authorize
+            .enqueue(&job, EnqueueOptions::dedupe(dedupe))
+            .await?;
+        Ok(Some(Reconnected {
+            login_id: login.as_str().to_string(),
+            reauth_cleared: cleared,
+            date: today,
+            job_id: enqueued.id().as_str().to_string(),
+        }))
+    }
+
+    /// Records every card of GetNightlyRefreshStatus as needing re-auth on `date`, with its
+    /// `LastRefreshErrorCode`, in the ledger and the registry.
+    pub async fn apply_refresh_status(
+        &self,
+        cards: &[IneligibleCard],
+        date: NaiveDate,
+    ) -> Result<RefreshStatusReport, OpsError> {
+        let mut report = RefreshStatusReport {
+            date,
+            listed: cards.len(),
+            marked: Vec::new(),
+            already_refreshed: Vec::new(),
+            unknown: Vec::new(),
+            invalid: 0,
+        };
+        for card in cards {
+            let Some(login) = &card.login_id else {
+                report.invalid += 1;
+                continue;
+            };
+            if self.registry.get(login).await?.is_none() {
+                report.unknown.push(login.as_str().to_string());
+                continue;
+            }
+            let outcome = LedgerOutcome::NeedsReauth {
+                flinks_code: card.last_refresh_error_code.clone(),
+                message: Some(format!(
+                    "GetNightlyRefreshStatus: no longer eligible for nightly refresh{}",
+                    card.last_refresh_state
+                        .as_deref()
+                        .map(|s| format!(" (LastRefreshState {s})"))
+                        .unwrap_or_default()
+                )),
+                request_id: None,
+                at: Utc::now(),
+            };
+            if self.ledger.record(date, login, &outcome).await? {
+                self.registry.record_outcome(login, &outcome).await?;
+                report.marked.push(login.as_str().to_string());
+            } else {
+                report.already_refreshed.push(login.as_str().to_string());
+            }
+        }
+        Ok(report)
+    }
+}

@@ -1,0 +1,46 @@
+//! Operator functions behind `producer queues ...`, `producer logins deactivate|activate|
+//! reconnected`, `producer refresh-status` and `producer audit` (issue 7). The binary only
+//! parses, prints and maps to exit codes; everything that touches Redis or Flinks is here so
+//! tests drive the code that ships.
+//!
+//! - [`stats`]: one snapshot of both queues, the ledger indexes and the workers.
+//! - [`requeue`]: crash-safe, concurrency-safe requeue of failed / re-auth entries and dead
+//!   letters; purge of old entries.
+//! - [`logins`]: SetScheduledRefresh then registry (deactivate / activate), "user
+//!   reconnected", and GetNightlyRefreshStatus → re-auth.
+//! - [`audit`]: the capped audit stream of every mutating command.
+//!
+//! This module does not print and does not decide exit codes.
+
+pub mod audit;
+pub mod logins;
+pub mod requeue;
+pub mod stats;
+
+use crate::flinks;
+use crate::ledger::LedgerError;
+use crate::queue::QueueError;
+use crate::registry::RegistryError;
+
+/// Why an ops function failed as a whole (per-item failures are reported in its result).
+#[derive(Debug, thiserror::Error)]
+pub enum OpsError {
+    /// Redis refused or did not answer; run the command again.
+    #[error("Redis error: {0}")]
+    Redis(#[from] redis::RedisError),
+    /// The ledger could not be read or written; run the command again.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    /// A queue could not be read or written; run the command again.
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    /// The registry could not be read or written; run the command again.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// A Flinks call that the whole command depends on failed.
+    #[error(transparent)]
+    Flinks(#[from] flinks::Error),
+    /// The failure-injection hook of a test stopped the operation between two steps.
+    #[error("injected crash after step {0}")]
+    InjectedCrash(&'static str),
+}

@@ -1,0 +1,600 @@
+//! `producer queues requeue|purge`: move failed / re-auth ledger entries back to the
+//! authorize queue, requeue dead letters, and purge old entries.
+//!
+//! # Requeue of `failed` / `reauth` entries: three crash-safe steps
+//!
+//! 1. **Claim** (`requeue_claim.lua`, one script in the `{ns:ledger}` slot): the selected
+//!    index members move from the index ZSET to the `requeue pending` ZSET as
+//!    `claim|date|LoginId`, only if still in the index, so two operators running at once
+//!    never both claim an entry. Unless `force`, an entry whose (LoginId, date) is already
+//!    refreshed is dropped from the index instead.
+//! 2. **Enqueue** one fresh [`AuthorizeJob`] (attempts start at zero) per claimed entry,
+//!    with the dedupe key `authorize:{login}:{date}:requeue:{claim}`: replaying a claim
+//!    (after a crash, or two operators resuming it at once) can never enqueue it twice
+//!    while the key lives (the queue's `dedupe_ttl`, 3 days by default).
+//! 3. **Release**: the entries leave the pending ZSET.
+//!
+//! Every requeue first resumes what a crashed run left pending (steps 2 and 3), so a crash
+//! between any two steps loses nothing and duplicates nothing. [`CrashPoint`] is the
+//! failure-injection hook tests use to prove it. Requeued work is ordinary authorize work:
+//! the worker takes a global rate-limit permit before each.
+//!
+//! Dead letters are requeued by [`Queue::requeue_dead`] (itself atomic per job). Purges
+//! delete index entries (the ledger entries themselves expire with the ledger's TTL) or
+//! dead letters older than a duration.
+
+use std::sync::LazyLock;
+use std::time::{Duration, SystemTime};
+
+use chrono::{NaiveDate, Utc};
+use redis::aio::ConnectionManager;
+use redis::Script;
+use serde::{Deserialize, Serialize};
+
+use super::OpsError;
+use crate::config::Settings;
+use crate::domain::{FlinksCode, LoginId};
+use crate::jobs::{queue_config, AuthorizeJob, AUTHORIZE_QUEUE, DETAIL_QUEUE};
+use crate::keys::KeySpace;
+use crate::ledger::{IndexEntry, IndexFilter, IndexKind, Ledger};
+use crate::queue::{DeadSelector, EnqueueOptions, Enqueued, JobFilter, JobId, Queue};
+
+static CLAIM: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("requeue_claim.lua")));
+
+/// Index members claimed per script call.
+const CLAIM_CHUNK: usize = 500;
+
+/// The ZSET of claimed, not yet released requeue entries (`claim|date|LoginId`, score =
+/// claim time). It shares the ledger's hash tag so the claim script touches one slot.
+pub fn pending_key(keys: &KeySpace) -> String {
+    keys.ledger_index("requeue_pending")
+}
+
+/// Which entries to act on; every set field narrows the selection.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    /// Only these LoginIds (empty: any).
+    pub logins: Vec<LoginId>,
+    /// Only this FlinksCode (index entries: the ledger outcome's code; dead letters: the
+    /// last error contains it).
+    pub code: Option<FlinksCode>,
+    /// Only this routine date.
+    pub date: Option<NaiveDate>,
+}
+
+impl Selection {
+    /// True when nothing narrows the selection (the caller asks for `--all`).
+    pub fn is_everything(&self) -> bool {
+        self.logins.is_empty() && self.code.is_none() && self.date.is_none()
+    }
+
+    fn index_filters(&self) -> Vec<IndexFilter> {
+        let base = IndexFilter {
+            date: self.date,
+            code: self.code.clone(),
+            login: None,
+            limit: None,
+        };
+        if self.logins.is_empty() {
+            return vec![base];
+        }
+        self.logins
+            .iter()
+            .map(|l| IndexFilter {
+                login: Some(l.clone()),
+                ..base.clone()
+            })
+            .collect()
+    }
+
+    /// One filter per LoginId (matched in the payload), or one for the date; a date
+    /// given with LoginIds is checked after listing.
+    fn dead_filters(&self) -> Vec<JobFilter> {
+        let error_contains = self.code.as_ref().map(|c| c.as_str().to_string());
+        if self.logins.is_empty() {
+            return vec![JobFilter {
+                error_contains,
+                payload_contains: self.date.map(|d| format!("\"routine_date\":\"{d}\"")),
+                ..JobFilter::default()
+            }];
+        }
+        self.logins
+            .iter()
+            .map(|l| JobFilter {
+                error_contains: error_contains.clone(),
+                payload_contains: Some(l.as_str().to_string()),
+                ..JobFilter::default()
+            })
+            .collect()
+    }
+}
+
+/// Where a test stops a requeue, as if the process died there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CrashPoint {
+    /// Run to the end.
+    #[default]
+    Never,
+    /// After step 1 (claimed, nothing enqueued).
+    AfterClaim,
+    /// After step 2 (enqueued, still pending).
+    AfterEnqueue,
+}
+
+/// How to requeue.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RequeueOptions {
+    /// Only report what would move; change nothing (pending claims are not resumed).
+    pub dry_run: bool,
+    /// Requeue even when the (LoginId, date) is already refreshed.
+    pub force: bool,
+    /// Failure injection for tests.
+    pub crash: CrashPoint,
+}
+
+/// One (LoginId, date) moved to the authorize queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Moved {
+    /// The login.
+    pub login_id: LoginId,
+    /// The routine date.
+    pub date: NaiveDate,
+    /// The new job's id (or, when `new` is false, the id of the job already holding the
+    /// claim's dedupe key).
+    pub job_id: String,
+    /// False when a previous run (or another operator) had already enqueued this claim.
+    pub new: bool,
+}
+
+/// A (LoginId, date) left where it was.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Skipped {
+    /// The login.
+    pub login_id: LoginId,
+    /// The routine date.
+    pub date: NaiveDate,
+    /// Why: `already_refreshed`.
+    pub reason: &'static str,
+}
+
+/// What a requeue of index entries did (or, with `dry_run`, would do).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RequeueReport {
+    /// `failed` or `reauth`.
+    pub source: &'static str,
+    /// Nothing was changed.
+    pub dry_run: bool,
+    /// Claims of a crashed earlier run, finished now.
+    pub resumed: Vec<Moved>,
+    /// Entries moved by this run (dry run: that would move).
+    pub moved: Vec<Moved>,
+    /// Entries not requeued because their date is already refreshed.
+    pub skipped: Vec<Skipped>,
+}
+
+/// A dead letter requeued (or, with `dry_run`, that would be).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeadMoved {
+    /// `authorize` or `detail`.
+    pub queue: String,
+    /// The job id.
+    pub job_id: String,
+    /// The job's LoginId, when its payload decodes.
+    pub login_id: Option<String>,
+    /// The job's routine date, when its payload decodes.
+    pub date: Option<NaiveDate>,
+    /// Why it died.
+    pub last_error: Option<String>,
+}
+
+/// What a requeue of dead letters did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeadRequeueReport {
+    /// Nothing was changed.
+    pub dry_run: bool,
+    /// Dead letters moved back to ready (dry run: that would move).
+    pub moved: Vec<DeadMoved>,
+    /// Dead letters left dead: already refreshed, or an undecodable (poison) payload.
+    /// `--force` requeues them too.
+    pub skipped: Vec<DeadMoved>,
+}
+
+/// What a purge removed (or, with `dry_run`, would remove), per source.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PurgeReport {
+    /// Nothing was changed.
+    pub dry_run: bool,
+    /// (`failed` | `reauth` | queue name, entries).
+    pub removed: Vec<(String, u64)>,
+}
+
+#[derive(Deserialize)]
+struct JobIdentity {
+    login_id: LoginId,
+    routine_date: NaiveDate,
+}
+
+/// The requeue and purge operations of one namespace.
+#[derive(Clone)]
+pub struct Requeuer {
+    conn: ConnectionManager,
+    keys: KeySpace,
+    ledger: Ledger,
+    authorize: Queue<AuthorizeJob>,
+    detail: Queue<()>,
+}
+
+fn requeue_dedupe_key(claim: &str, date: NaiveDate, login: &LoginId) -> String {
+    format!("authorize:{}:{}:requeue:{}", login.as_str(), date, claim)
+}
+
+fn parse_pending(member: &str) -> Option<(String, NaiveDate, LoginId)> {
+    let mut parts = member.splitn(3, '|');
+    let claim = parts.next()?.to_string();
+    let date = NaiveDate::parse_from_str(parts.next()?, "%Y-%m-%d").ok()?;
+    let login = LoginId::parse(parts.next()?).ok()?;
+    Some((claim, date, login))
+}
+
+impl Requeuer {
+    /// The operations of the namespace of `keys`, with the queues configured from
+    /// `settings` (as the worker configures them).
+    pub fn new(conn: ConnectionManager, keys: &KeySpace, settings: &Settings) -> Self {
+        Self {
+            ledger: Ledger::new(conn.clone(), keys),
+            authorize: Queue::new(conn.clone(), keys, queue_config(settings, AUTHORIZE_QUEUE)),
+            detail: Queue::new(conn.clone(), keys, queue_config(settings, DETAIL_QUEUE)),
+            keys: keys.clone(),
+            conn,
+        }
+    }
+
+    /// The index entries `selection` matches, newest first.
+    pub async fn select(
+        &self,
+        kind: IndexKind,
+        selection: &Selection,
+    ) -> Result<Vec<IndexEntry>, OpsError> {
+        let mut out: Vec<IndexEntry> = Vec::new();
+        for filter in selection.index_filters() {
+            let found = match kind {
+                IndexKind::Reauth => self.ledger.list_reauth(&filter).await?,
+                IndexKind::Failed => self.ledger.list_failed(&filter).await?,
+            };
+            for entry in found {
+                if !out
+                    .iter()
+                    .any(|e| e.date == entry.date && e.login_id == entry.login_id)
+                {
+                    out.push(entry);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Requeues the `kind` index entries `selection` matches (see the module doc for the
+    /// three steps). Resumes a crashed run's pending claims first, unless `dry_run`.
+    pub async fn requeue_index(
+        &self,
+        kind: IndexKind,
+        selection: &Selection,
+        options: RequeueOptions,
+    ) -> Result<RequeueReport, OpsError> {
+        let mut report = RequeueReport {
+            source: kind.as_str(),
+            dry_run: options.dry_run,
+            resumed: Vec::new(),
+            moved: Vec::new(),
+            skipped: Vec::new(),
+        };
+        let entries = self.select(kind, selection).await?;
+        if options.dry_run {
+            for entry in entries {
+                if !options.force && self.ledger.is_done(entry.date, &entry.login_id).await? {
+                    report.skipped.push(Skipped {
+                        login_id: entry.login_id,
+                        date: entry.date,
+                        reason: "already_refreshed",
+                    });
+                } else {
+                    report.moved.push(Moved {
+                        login_id: entry.login_id,
+                        date: entry.date,
+                        job_id: String::new(),
+                        new: true,
+                    });
+                }
+            }
+            return Ok(report);
+        }
+        report.resumed = self.resume_pending().await?;
+        let claim = uuid::Uuid::new_v4().simple().to_string();
+        let mut claimed = Vec::new();
+        for chunk in entries.chunks(CLAIM_CHUNK) {
+            let (won, refreshed) = self.claim(kind, &claim, chunk, options.force).await?;
+            claimed.extend(won);
+            report
+                .skipped
+                .extend(refreshed.into_iter().map(|(date, login_id)| Skipped {
+                    login_id,
+                    date,
+                    reason: "already_refreshed",
+                }));
+        }
+        if options.crash == CrashPoint::AfterClaim {
+            return Err(OpsError::InjectedCrash("claim"));
+        }
+        let pending: Vec<(String, NaiveDate, LoginId)> = claimed
+            .into_iter()
+            .map(|(date, login)| (claim.clone(), date, login))
+            .collect();
+        report.moved = self.finish(&pending, options.crash).await?;
+        Ok(report)
+    }
+
+    /// Finishes (steps 2 and 3) every claim left pending by a run that died; returns what
+    /// it moved. Safe to run from several processes at once.
+    pub async fn resume_pending(&self) -> Result<Vec<Moved>, OpsError> {
+        let mut conn = self.conn.clone();
+        let members: Vec<String> = redis::cmd("ZRANGE")
+            .arg(pending_key(&self.keys))
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut conn)
+            .await?;
+        let mut pending = Vec::new();
+        let mut garbage = Vec::new();
+        for member in members {
+            match parse_pending(&member) {
+                Some(p) => pending.push(p),
+                None => garbage.push(member),
+            }
+        }
+        if !garbage.is_empty() {
+            let _: i64 = redis::cmd("ZREM")
+                .arg(pending_key(&self.keys))
+                .arg(&garbage)
+                .query_async(&mut conn)
+                .await?;
+        }
+        self.finish(&pending, CrashPoint::Never).await
+    }
+
+    /// Claims pending a crashed run left behind.
+    pub async fn pending_count(&self) -> Result<u64, OpsError> {
+        let mut conn = self.conn.clone();
+        Ok(redis::cmd("ZCARD")
+            .arg(pending_key(&self.keys))
+            .query_async(&mut conn)
+            .await?)
+    }
+
+    async fn claim(
+        &self,
+        kind: IndexKind,
+        claim: &str,
+        entries: &[IndexEntry],
+        force: bool,
+    ) -> Result<(Vec<(NaiveDate, LoginId)>, Vec<(NaiveDate, LoginId)>), OpsError> {
+        if entries.is_empty() {
+            return Ok((Vec::new(), Vec::new()));
+        }
+        let mut inv = CLAIM.prepare_invoke();
+        inv.key(self.keys.ledger_index(kind.as_str()))
+            .key(pending_key(&self.keys))
+            .arg(Utc::now().timestamp_millis())
+            .arg(claim)
+            .arg(if force { "1" } else { "0" });
+        for entry in entries {
+            inv.key(self.keys.ledger_date(&entry.date.to_string()))
+                .arg(format!("{}|{}", entry.date, entry.login_id.as_str()));
+        }
+        let mut conn = self.conn.clone();
+        let (claimed, refreshed): (Vec<String>, Vec<String>) = inv.invoke_async(&mut conn).await?;
+        let parse = |members: Vec<String>| -> Vec<(NaiveDate, LoginId)> {
+            members
+                .iter()
+                .filter_map(|m| {
+                    let (d, l) = m.split_once('|')?;
+                    Some((
+                        NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()?,
+                        LoginId::parse(l).ok()?,
+                    ))
+                })
+                .collect()
+        };
+        Ok((parse(claimed), parse(refreshed)))
+    }
+
+    /// Steps 2 and 3 for `pending` claims.
+    async fn finish(
+        &self,
+        pending: &[(String, NaiveDate, LoginId)],
+        crash: CrashPoint,
+    ) -> Result<Vec<Moved>, OpsError> {
+        let mut moved = Vec::with_capacity(pending.len());
+        for chunk in pending.chunks(CLAIM_CHUNK) {
+            let jobs: Vec<(AuthorizeJob, EnqueueOptions)> = chunk
+                .iter()
+                .map(|(claim, date, login)| {
+                    (
+                        AuthorizeJob::new(login.clone(), *date),
+                        EnqueueOptions::dedupe(requeue_dedupe_key(claim, *date, login)),
+                    )
+                })
+                .collect();
+            let enqueued = self.authorize.enqueue_many(jobs).await?;
+            if crash == CrashPoint::AfterEnqueue {
+                return Err(OpsError::InjectedCrash("enqueue"));
+            }
+            let members: Vec<String> = chunk
+                .iter()
+                .map(|(claim, date, login)| format!("{claim}|{date}|{}", login.as_str()))
+                .collect();
+            let mut conn = self.conn.clone();
+            let _: i64 = redis::cmd("ZREM")
+                .arg(pending_key(&self.keys))
+                .arg(&members)
+                .query_async(&mut conn)
+                .await?;
+            for ((_, date, login), result) in chunk.iter().zip(enqueued) {
+                moved.push(Moved {
+                    login_id: login.clone(),
+                    date: *date,
+                    job_id: result.id().as_str().to_string(),
+                    new: matches!(result, Enqueued::New(_)),
+                });
+            }
+        }
+        Ok(moved)
+    }
+
+    /// Requeues the dead letters of both queues that `selection` matches, with fresh
+    /// attempts. Unless `force`, skips jobs whose (LoginId, date) is already refreshed and
+    /// undecodable (poison) payloads, which would only die again.
+    pub async fn requeue_dead(
+        &self,
+        selection: &Selection,
+        options: RequeueOptions,
+    ) -> Result<DeadRequeueReport, OpsError> {
+        let mut report = DeadRequeueReport {
+            dry_run: options.dry_run,
+            moved: Vec::new(),
+            skipped: Vec::new(),
+        };
+        for queue in [self.authorize.retyped::<()>(), self.detail.retyped::<()>()] {
+            let (take, skip) = self.select_dead(&queue, selection, options.force).await?;
+            report.skipped.extend(skip);
+            if options.dry_run || take.is_empty() {
+                report.moved.extend(take);
+                continue;
+            }
+            let ids: Vec<JobId> = take.iter().map(|d| JobId::from(d.job_id.clone())).collect();
+            let done = queue.requeue_dead(DeadSelector::Ids(ids), true).await?;
+            let done: Vec<&str> = done.iter().map(JobId::as_str).collect();
+            // A job another operator requeued meanwhile is not reported twice.
+            report.moved.extend(
+                take.into_iter()
+                    .filter(|d| done.contains(&d.job_id.as_str())),
+            );
+        }
+        Ok(report)
+    }
+
+    /// Dead letters of `queue` matching `selection`: (to requeue, to skip).
+    pub async fn select_dead(
+        &self,
+        queue: &Queue<()>,
+        selection: &Selection,
+        force: bool,
+    ) -> Result<(Vec<DeadMoved>, Vec<DeadMoved>), OpsError> {
+        let mut take: Vec<DeadMoved> = Vec::new();
+        let mut skip: Vec<DeadMoved> = Vec::new();
+        for filter in selection.dead_filters() {
+            for job in queue.list_dead(&filter, usize::MAX).await? {
+                if take
+                    .iter()
+                    .chain(&skip)
+                    .any(|d| d.job_id == job.id.as_str())
+                {
+                    continue;
+                }
+                let identity = serde_json::from_str::<JobIdentity>(&job.payload).ok();
+                if let (Some(want), Some(id)) = (selection.date, &identity) {
+                    if id.routine_date != want {
+                        continue;
+                    }
+                }
+                let skip_it = !force
+                    && match &identity {
+                        None => true,
+                        Some(id) => self.ledger.is_done(id.routine_date, &id.login_id).await?,
+                    };
+                let entry = DeadMoved {
+                    queue: queue.name().to_string(),
+                    job_id: job.id.as_str().to_string(),
+                    login_id: identity.as_ref().map(|i| i.login_id.as_str().to_string()),
+                    date: identity.as_ref().map(|i| i.routine_date),
+                    last_error: job.last_error,
+                };
+                if skip_it {
+                    skip.push(entry);
+                } else {
+                    take.push(entry);
+                }
+            }
+        }
+        Ok((take, skip))
+    }
+
+    /// Removes `kind` index entries recorded more than `older_than` ago (the ledger
+    /// entries stay until the ledger's TTL). Returns how many.
+    pub async fn purge_index(
+        &self,
+        kind: IndexKind,
+        older_than: Duration,
+        dry_run: bool,
+    ) -> Result<u64, OpsError> {
+        let cutoff = Utc::now().timestamp_millis() - older_than.as_millis() as i64;
+        let key = self.keys.ledger_index(kind.as_str());
+        let mut conn = self.conn.clone();
+        let cmd = if dry_run {
+            "ZCOUNT"
+        } else {
+            "ZREMRANGEBYSCORE"
+        };
+        Ok(redis::cmd(cmd)
+            .arg(&key)
+            .arg("-inf")
+            .arg(format!("({cutoff}"))
+            .query_async(&mut conn)
+            .await?)
+    }
+
+    /// Deletes dead letters of both queues that died more than `older_than` ago.
+    pub async fn purge_dead(
+        &self,
+        older_than: Duration,
+        dry_run: bool,
+    ) -> Result<Vec<(String, u64)>, OpsError> {
+        let mut out = Vec::new();
+        for queue in [self.authorize.retyped::<()>(), self.detail.retyped::<()>()] {
+            let n = if dry_run {
+                let filter = JobFilter {
+                    before: SystemTime::now().checked_sub(older_than),
+                    ..JobFilter::default()
+                };
+                queue.list_dead(&filter, usize::MAX).await?.len() as u64
+            } else {
+                queue.purge_dead(older_than).await? as u64
+            };
+            out.push((queue.name().to_string(), n));
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pending_member_round_trips_claim_date_and_login() {
+        let login = LoginId::parse("5e5b1f56-0b6c-4c53-a3a4-2b2d7a3e9f10").unwrap();
+        let date = NaiveDate::from_ymd_opt(2025, 3, 4).unwrap();
+        let member = format!("abc|{date}|{}", login.as_str());
+        assert_eq!(parse_pending(&member), Some(("abc".into(), date, login)));
+        assert_eq!(parse_pending("garbage"), None);
+    }
+
+    #[test]
+    fn the_requeue_dedupe_key_is_unique_per_claim() {
+        let login = LoginId::parse("5e5b1f56-0b6c-4c53-a3a4-2b2d7a3e9f10").unwrap();
+        let date = NaiveDate::from_ymd_opt(2025, 3, 4).unwrap();
+        assert_eq!(
+            requeue_dedupe_key("c1", date, &login),
+            "authorize:5e5b1f56-0b6c-4c53-a3a4-2b2d7a3e9f10:2025-03-04:requeue:c1"
+        );
+    }
+}

@@ -1,0 +1,745 @@
+//! The operator functions (`shared::ops`) on the real Redis: crash-safe and concurrent
+//! requeue, dry runs, purge, dead letters, deactivate / reconnected / refresh-status
+//! against the simulator (or a stub answering 500), and the audit trail.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{NaiveDate, Utc};
+use redis::aio::ConnectionManager;
+use shared::config::Settings;
+use shared::domain::{FlinksCode, LoginId, RequestId};
+use shared::flinks::{FlinksClient, FlinksConfig};
+use shared::jobs::{queue_config, AuthorizeJob, AUTHORIZE_QUEUE};
+use shared::ledger::{IndexFilter, IndexKind, Ledger, LedgerOutcome};
+use shared::ops::audit::{AuditEntry, AuditLog};
+use shared::ops::logins::LoginOps;
+use shared::ops::requeue::{CrashPoint, RequeueOptions, Requeuer, Selection};
+use shared::ops::OpsError;
+use shared::queue::{EnqueueOptions, JobFilter, JobState, Queue, WorkerId};
+use shared::registry::{LoginRecordInput, Registry};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
+
+use crate::support::{redis_url, TestRedis};
+
+fn login(n: u32) -> LoginId {
+    LoginId::parse(&format!("00000000-0000-4000-8000-{n:012}")).unwrap()
+}
+
+fn date() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2025, 6, 2).unwrap()
+}
+
+fn settings(flinks: Option<&str>) -> Settings {
+    let mut env = vec![("REDIS_URL".to_string(), redis_url())];
+    if let Some(url) = flinks {
+        env.push(("FLINKS_BASE_URL".into(), url.into()));
+    }
+    Settings::load_from(None, env).unwrap()
+}
+
+async fn second_conn() -> ConnectionManager {
+    ConnectionManager::new(redis::Client::open(redis_url()).unwrap())
+        .await
+        .unwrap()
+}
+
+fn failed(code: &str) -> LedgerOutcome {
+    LedgerOutcome::Failed {
+        flinks_code: Some(FlinksCode::parse(code)),
+        http_status: Some(503),
+        message: "bank down".into(),
+        attempts: 5,
+        at: Utc::now(),
+    }
+}
+
+fn reauth() -> LedgerOutcome {
+    LedgerOutcome::NeedsReauth {
+        flinks_code: Some(FlinksCode::parse("SESSION_EXPIRED")),
+        message: Some("reconnect".into()),
+        request_id: None,
+        at: Utc::now(),
+    }
+}
+
+fn refreshed() -> LedgerOutcome {
+    LedgerOutcome::Refreshed {
+        request_id: RequestId::new("r"),
+        last_refresh: None,
+        stale: false,
+        fetched_at: Utc::now(),
+        results_stream_id: None,
+    }
+}
+
+async fn register(t: &TestRedis, logins: impl IntoIterator<Item = LoginId>) {
+    let registry = Registry::new(t.conn.clone(), &t.keys);
+    for l in logins {
+        registry
+            .add(&LoginRecordInput {
+                login_id: l,
+                active: true,
+                tag: None,
+            })
+            .await
+            .unwrap();
+    }
+}
+
+/// `n` failed records (RETRY_LATER) for `date()`, logins 0..n.
+async fn seed_failed(t: &TestRedis, n: u32) -> Ledger {
+    let ledger = Ledger::new(t.conn.clone(), &t.keys);
+    for i in 0..n {
+        ledger
+            .record(date(), &login(i), &failed("RETRY_LATER"))
+            .await
+            .unwrap();
+    }
+    ledger
+}
+
+fn authorize_queue(t: &TestRedis, s: &Settings) -> Queue<AuthorizeJob> {
+    Queue::new(t.conn.clone(), &t.keys, queue_config(s, AUTHORIZE_QUEUE))
+}
+
+/// The LoginIds of every ready authorize job, sorted.
+async fn ready_logins(q: &Queue<AuthorizeJob>) -> Vec<String> {
+    let mut out: Vec<String> = q
+        .list(JobState::Ready, &JobFilter::default(), usize::MAX)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|j| {
+            serde_json::from_str::<AuthorizeJob>(&j.payload)
+                .unwrap()
+                .login_id
+                .as_str()
+                .to_string()
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn everything() -> Selection {
+    Selection::default()
+}
+
+#[tokio::test]
+async fn requeue_of_failed_records_moves_each_to_the_authorize_queue_and_empties_the_index() {
+    let t = TestRedis::new("ops-requeue").await;
+    let s = settings(None);
+    let ledger = seed_failed(&t, 3).await;
+    let requeuer = Requeuer::new(t.conn.clone(), &t.keys, &s);
+
+    let report = requeuer
+        .requeue_index(IndexKind::Failed, &everything(), RequeueOptions::default())
+        .await
+        .unwrap();
+
+    assert_eq!(report.moved.len(), 3);
+    assert!(report.moved.iter().all(|m| m.new));
+    assert_eq!(ready_logins(&authorize_queue(&t, &s)).await.len(), 3);
+    assert!(ledger
+        .list_failed(&IndexFilter::default())
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(requeuer.pending_count().await.unwrap(), 0);
+    t.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_requeues_at_once_on_separate_connections_move_each_entry_exactly_once() {
+    let t = TestRedis::new("ops-requeue-race").await;
+    let s = settings(None);
+    seed_failed(&t, 200).await;
+    let a = Requeuer::new(t.conn.clone(), &t.keys, &s);
+    let b = Requeuer::new(second_conn().await, &t.keys, &s);
+
+    let run = |r: Requeuer| {
+        tokio::spawn(async move {
+            r.requeue_index(IndexKind::Failed, &everything(), RequeueOptions::default())
+                .await
+        })
+    };
+    let (ta, tb) = (run(a), run(b));
+
+    let (ra, rb) = (ta.await.unwrap().unwrap(), tb.await.unwrap().unwrap());
+    let mut moved: Vec<String> = ra
+        .moved
+        .iter()
+        .chain(&rb.moved)
+        .map(|m| m.login_id.as_str().to_string())
+        .collect();
+    moved.sort();
+    let total = moved.len();
+    moved.dedup();
+    assert_eq!(total, 200, "every entry moved once");
+    assert_eq!(moved.len(), 200, "no entry moved twice");
+    assert_eq!(ready_logins(&authorize_queue(&t, &s)).await, moved);
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_dry_run_requeue_reports_what_would_move_and_changes_nothing() {
+    let t = TestRedis::new("ops-dry").await;
+    let s = settings(None);
+    let ledger = seed_failed(&t, 2).await;
+    let requeuer = Requeuer::new(t.conn.clone(), &t.keys, &s);
+
+    let report = requeuer
+        .requeue_index(
+            IndexKind::Failed,
+            &everything(),
+            RequeueOptions {
+                dry_run: true,
+                ..RequeueOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+
+    assert_eq!(report.moved.len(), 2);
+    assert_eq!(
+        ledger
+            .list_failed(&IndexFilter::default())
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    assert!(ready_logins(&authorize_queue(&t, &s)).await.is_empty());
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_requeue_killed_after_the_claim_loses_nothing_and_the_next_run_finishes_it_once() {
+    let t = TestRedis::new("ops-crash-claim").await;
+    let s = settings(None);
+    let ledger = seed_failed(&t, 5).await;
+    let requeuer = Requeuer::new(t.conn.clone(), &t.keys, &s);
+    let crash = RequeueOptions {
+        crash: CrashPoint::AfterClaim,
+        ..RequeueOptions::default()
+    };
+
+    let crashed = requeuer
+        .requeue_index(IndexKind::Failed, &everything(), crash)
+        .await;
+    let index_after_crash = ledger.list_failed(&IndexFilter::default()).await.unwrap();
+    let pending_after_crash = requeuer.pending_count().await.unwrap();
+    let next = requeuer
+        .requeue_index(IndexKind::Failed, &everything(), RequeueOptions::default())
+        .await
+        .unwrap();
+    let again = requeuer
+        .requeue_index(IndexKind::Failed, &everything(), RequeueOptions::default())
+        .await
+        .unwrap();
+
+    assert!(matches!(crashed, Err(OpsError::InjectedCrash("claim"))));
+    assert!(
+        index_after_crash.is_empty(),
+        "claimed entries left the index"
+    );
+    assert_eq!(pending_after_crash, 5, "and are kept pending, not lost");
+    assert_eq!(next.resumed.iter().filter(|m| m.new).count(), 5);
+    assert!(next.moved.is_empty());
+    assert!(again.resumed.is_empty() && again.moved.is_empty());
+    let expected: Vec<String> = (0..5).map(|i| login(i).as_str().to_string()).collect();
+    assert_eq!(ready_logins(&authorize_queue(&t, &s)).await, expected);
+    assert_eq!(requeuer.pending_count().await.unwrap(), 0);
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_requeue_killed_after_enqueue_is_not_enqueued_twice_by_the_next_run() {
+    let t = TestRedis::new("ops-crash-enqueue").await;
+    let s = settings(None);
+    seed_failed(&t, 4).await;
+    let requeuer = Requeuer::new(t.conn.clone(), &t.keys, &s);
+    let crash = RequeueOptions {
+        crash: CrashPoint::AfterEnqueue,
+        ..RequeueOptions::default()
+    };
+
+    let crashed = requeuer
+        .requeue_index(IndexKind::Failed, &everything(), crash)
+        .await;
+    let next = requeuer
+        .requeue_index(IndexKind::Failed, &everything(), RequeueOptions::default())
+        .await
+        .unwrap();
+
+    assert!(matches!(crashed, Err(OpsError::InjectedCrash("enqueue"))));
+    assert_eq!(next.resumed.len(), 4);
+    assert!(
+        next.resumed.iter().all(|m| !m.new),
+        "the replayed claim hit its dedupe key"
+    );
+    assert_eq!(ready_logins(&authorize_queue(&t, &s)).await.len(), 4);
+    assert_eq!(requeuer.pending_count().await.unwrap(), 0);
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_requeue_by_code_and_login_moves_only_the_matching_entries() {
+    let t = TestRedis::new("ops-code").await;
+    let s = settings(None);
+    let ledger = Ledger::new(t.conn.clone(), &t.keys);
+    ledger
+        .record(date(), &login(1), &failed("RETRY_LATER"))
+        .await
+        .unwrap();
+    ledger
+        .record(date(), &login(2), &failed("AGGREGATION_ERROR"))
+        .await
+        .unwrap();
+    ledger
+        .record(date(), &login(3), &failed("RETRY_LATER"))
+        .await
+        .unwrap();
+    let requeuer = Requeuer::new(t.conn.clone(), &t.keys, &s);
+
+    let by_code = requeuer
+        .requeue_index(
+            IndexKind::Failed,
+            &Selection {
+                code: Some(FlinksCode::parse("AGGREGATION_ERROR")),
+                ..Selection::default()
+            },
+            RequeueOptions::default(),
+        )
+        .await
+        .unwrap();
+    let by_login = requeuer
+        .requeue_index(
+            IndexKind::Failed,
+            &Selection {
+                logins: vec![login(3)],
+                ..Selection::default()
+            },
+            RequeueOptions::default(),
+        )
+        .await
+        .unwrap();
+
+    assert_eq!(by_code.moved.len(), 1);
+    assert_eq!(by_code.moved[0].login_id, login(2));
+    assert_eq!(by_login.moved.len(), 1);
+    assert_eq!(by_login.moved[0].login_id, login(3));
+    let left = ledger.list_failed(&IndexFilter::default()).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].login_id, login(1));
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_login_already_refreshed_for_the_date_is_not_requeued_unless_forced() {
+    let t = TestRedis::new("ops-refreshed").await;
+    let s = settings(None);
+    let conn = t.conn.clone();
+    let ledger = seed_failed(&t, 2).await;
+    ledger
+        .record(date(), &login(0), &refreshed())
+        .await
+        .unwrap();
+    // A stale index entry for a refreshed date (e.g. restored from a backup).
+    let _: () = redis::cmd("ZADD")
+        .arg(t.keys.ledger_index("failed"))
+        .arg(1)
+        .arg(format!("{}|{}", date(), login(0).as_str()))
+        .query_async(&mut conn.clone())
+        .await
+        .unwrap();
+    let requeuer = Requeuer::new(conn, &t.keys, &s);
+
+    let report = requeuer
+        .requeue_index(IndexKind::Failed, &everything(), RequeueOptions::default())
+        .await
+        .unwrap();
+
+    assert_eq!(report.moved.len(), 1);
+    assert_eq!(report.moved[0].login_id, login(1));
+    assert_eq!(report.skipped.len(), 1);
+    assert_eq!(report.skipped[0].login_id, login(0));
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn reauth_records_requeue_like_failed_ones() {
+    let t = TestRedis::new("ops-reauth").await;
+    let s = settings(None);
+    let ledger = Ledger::new(t.conn.clone(), &t.keys);
+    ledger.record(date(), &login(7), &reauth()).await.unwrap();
+    let requeuer = Requeuer::new(t.conn.clone(), &t.keys, &s);
+
+    let report = requeuer
+        .requeue_index(IndexKind::Reauth, &everything(), RequeueOptions::default())
+        .await
+        .unwrap();
+
+    assert_eq!(report.moved.len(), 1);
+    assert!(ledger
+        .list_reauth(&IndexFilter::default())
+        .await
+        .unwrap()
+        .is_empty());
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn dead_letters_requeue_with_fresh_attempts_but_poison_payloads_only_with_force() {
+    let t = TestRedis::new("ops-dead").await;
+    let s = settings(None);
+    let queue = authorize_queue(&t, &s);
+    let raw: Queue<serde_json::Value> = queue.retyped();
+    queue
+        .enqueue(
+            &AuthorizeJob::new(login(1), date()),
+            EnqueueOptions::default(),
+        )
+        .await
+        .unwrap();
+    raw.enqueue(
+        &serde_json::json!({"garbage": true}),
+        EnqueueOptions::default(),
+    )
+    .await
+    .unwrap();
+    let worker = WorkerId::generate();
+    // Fetching dead-letters the undecodable payload at once; fail the good one for good.
+    let leased = queue.fetch(&worker, 10).await.unwrap();
+    assert_eq!(leased.len(), 1);
+    queue
+        .fail(
+            &worker,
+            &leased[0].id,
+            leased[0].attempt,
+            shared::queue::JobFailure::Permanent {
+                error: "INTERNAL_ERROR".into(),
+            },
+        )
+        .await
+        .unwrap();
+    let requeuer = Requeuer::new(t.conn.clone(), &t.keys, &s);
+
+    let dry = requeuer
+        .requeue_dead(
+            &everything(),
+            RequeueOptions {
+                dry_run: true,
+                ..RequeueOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+    let report = requeuer
+        .requeue_dead(&everything(), RequeueOptions::default())
+        .await
+        .unwrap();
+    let forced = requeuer
+        .requeue_dead(
+            &everything(),
+            RequeueOptions {
+                force: true,
+                ..RequeueOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+
+    assert_eq!(dry.moved.len(), 1);
+    assert_eq!(report.moved.len(), 1);
+    assert_eq!(report.moved[0].login_id.as_deref(), Some(login(1).as_str()));
+    assert_eq!(report.skipped.len(), 1, "the poison payload stays dead");
+    assert_eq!(forced.moved.len(), 1);
+    assert_eq!(queue.stats().await.unwrap().dead, 0);
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn purge_removes_only_index_entries_older_than_the_cutoff() {
+    let t = TestRedis::new("ops-purge").await;
+    let s = settings(None);
+    let ledger = Ledger::new(t.conn.clone(), &t.keys);
+    let old = LedgerOutcome::Failed {
+        flinks_code: None,
+        http_status: Some(500),
+        message: "old".into(),
+        attempts: 5,
+        at: Utc::now() - chrono::Duration::days(10),
+    };
+    ledger.record(date(), &login(1), &old).await.unwrap();
+    ledger
+        .record(date(), &login(2), &failed("RETRY_LATER"))
+        .await
+        .unwrap();
+    let requeuer = Requeuer::new(t.conn.clone(), &t.keys, &s);
+    let week = Duration::from_secs(7 * 86_400);
+
+    let dry = requeuer
+        .purge_index(IndexKind::Failed, week, true)
+        .await
+        .unwrap();
+    let after_dry = ledger
+        .list_failed(&IndexFilter::default())
+        .await
+        .unwrap()
+        .len();
+    let purged = requeuer
+        .purge_index(IndexKind::Failed, week, false)
+        .await
+        .unwrap();
+
+    assert_eq!((dry, after_dry, purged), (1, 2, 1));
+    let left = ledger.list_failed(&IndexFilter::default()).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].login_id, login(2));
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn reconnected_clears_reauth_on_every_date_and_enqueues_a_fresh_authorize_for_today() {
+    let t = TestRedis::new("ops-reconnected").await;
+    let s = settings(None);
+    register(&t, [login(1)]).await;
+    let ledger = Ledger::new(t.conn.clone(), &t.keys);
+    let registry = Registry::new(t.conn.clone(), &t.keys);
+    let today = Utc::now().date_naive();
+    for d in [date(), today] {
+        ledger.record(d, &login(1), &reauth()).await.unwrap();
+    }
+    registry.record_outcome(&login(1), &reauth()).await.unwrap();
+    // The routine already enqueued today's job once: a reconnect must not be deduped away.
+    let queue = authorize_queue(&t, &s);
+    let routine_job = AuthorizeJob::new(login(1), today);
+    queue
+        .enqueue(
+            &routine_job,
+            EnqueueOptions::dedupe(routine_job.dedupe_key()),
+        )
+        .await
+        .unwrap();
+    let ops = LoginOps::new(t.conn.clone(), &t.keys, &s);
+
+    let done = ops.reconnected(&login(1), today).await.unwrap().unwrap();
+    let unknown = ops.reconnected(&login(9), today).await.unwrap();
+
+    assert_eq!(done.reauth_cleared, 2);
+    assert!(ledger
+        .list_reauth(&IndexFilter::default())
+        .await
+        .unwrap()
+        .is_empty());
+    let status = registry.get(&login(1)).await.unwrap().unwrap();
+    assert!(status.reauth_code.is_none() && status.reauth_message.is_none());
+    assert_eq!(queue.stats().await.unwrap().ready, 2);
+    assert!(unknown.is_none());
+    t.cleanup().await;
+}
+
+/// A Flinks stand-in that answers every request with HTTP 500; counts requests.
+async fn stub_500() -> (String, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let seen = hits.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            seen.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 8192];
+                let _ = socket.read(&mut buf).await;
+                let body =
+                    r#"{"HttpStatusCode":500,"FlinksCode":"INTERNAL_ERROR","Message":"boom"}"#;
+                let reply = format!(
+                    "HTTP/1.1 500 Internal Server Error\r\ncontent-type: application/json\r\n\
+                     content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = socket.write_all(reply.as_bytes()).await;
+                let _ = socket.shutdown().await;
+            });
+        }
+    });
+    (
+        format!(
+            "http://{addr}/v3/{}/BankingServices",
+            flinks_sim::DEFAULT_CUSTOMER_ID
+        ),
+        hits,
+    )
+}
+
+#[tokio::test]
+async fn deactivate_with_flinks_answering_500_leaves_the_login_active_and_reports_the_error() {
+    let t = TestRedis::new("ops-deactivate-500").await;
+    let (url, hits) = stub_500().await;
+    let s = settings(Some(&url));
+    register(&t, [login(1)]).await;
+    let client = FlinksClient::new(FlinksConfig::from_settings(&s).unwrap()).unwrap();
+    let ops = LoginOps::new(t.conn.clone(), &t.keys, &s);
+
+    let results = ops
+        .set_scheduled_refresh(&client, None, &[login(1)], false, &CancellationToken::new())
+        .await
+        .unwrap();
+
+    assert_eq!(results.len(), 1);
+    assert!(!results[0].ok);
+    assert!(results[0].message.contains("500"), "{}", results[0].message);
+    assert!(hits.load(Ordering::SeqCst) >= 1, "Flinks was called");
+    let status = Registry::new(t.conn.clone(), &t.keys)
+        .get(&login(1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.active, "still active after the failed call");
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn deactivate_marks_the_login_inactive_only_after_the_sim_saw_the_patch() {
+    let t = TestRedis::new("ops-deactivate").await;
+    let sim = flinks_sim::spawn(flinks_sim::SimConfig::default())
+        .await
+        .unwrap();
+    let s = settings(Some(&sim.base_url));
+    register(&t, [login(1), login(2)]).await;
+    let client = FlinksClient::new(FlinksConfig::from_settings(&s).unwrap()).unwrap();
+    let limiter = shared::ratelimit::RateLimiter::new(t.conn.clone(), &t.keys, 6_000.0);
+    let ops = LoginOps::new(t.conn.clone(), &t.keys, &s);
+
+    let results = ops
+        .set_scheduled_refresh(
+            &client,
+            Some(&limiter),
+            &[login(1), login(2), login(3)],
+            false,
+            &CancellationToken::new(),
+        )
+        .await
+        .unwrap();
+
+    assert_eq!(
+        results.iter().map(|r| r.ok).collect::<Vec<_>>(),
+        vec![true, true, false],
+        "login 3 is not registered"
+    );
+    let stats = sim.stats().await;
+    assert_eq!(
+        stats.calls(flinks_sim::endpoint::SET_SCHEDULED_REFRESH, 200),
+        2
+    );
+    let registry = Registry::new(t.conn.clone(), &t.keys);
+    for l in [login(1), login(2)] {
+        assert!(!registry.get(&l).await.unwrap().unwrap().active);
+    }
+    assert_eq!(registry.count_active().await.unwrap(), 0);
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn idle_logins_are_those_without_a_success_since_the_cutoff() {
+    let t = TestRedis::new("ops-idle").await;
+    let s = settings(None);
+    register(&t, [login(1), login(2)]).await;
+    let registry = Registry::new(t.conn.clone(), &t.keys);
+    let mut old = refreshed();
+    if let LedgerOutcome::Refreshed { fetched_at, .. } = &mut old {
+        *fetched_at = Utc::now() - chrono::Duration::days(40);
+    }
+    registry.record_outcome(&login(1), &old).await.unwrap();
+    registry
+        .record_outcome(&login(2), &refreshed())
+        .await
+        .unwrap();
+    let ops = LoginOps::new(t.conn.clone(), &t.keys, &s);
+
+    let idle = ops
+        .idle_since(Utc::now() - chrono::Duration::days(30))
+        .await
+        .unwrap();
+
+    assert_eq!(idle, vec![login(1)]);
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn refresh_status_marks_listed_logins_as_needing_reauth_and_lists_unknown_ones() {
+    let t = TestRedis::new("ops-refresh-status").await;
+    let rules = flinks_sim::Rules::default()
+        .with_login(login(1).as_str(), flinks_sim::Scenario::InvalidPassword)
+        .with_login(login(2).as_str(), flinks_sim::Scenario::QuestionNotFound);
+    let sim = flinks_sim::spawn(flinks_sim::SimConfig {
+        rules,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let s = settings(Some(&sim.base_url));
+    register(&t, [login(1)]).await;
+    let client = FlinksClient::new(FlinksConfig::from_settings(&s).unwrap()).unwrap();
+    let cards = client.get_nightly_refresh_status().await.unwrap();
+    let ops = LoginOps::new(t.conn.clone(), &t.keys, &s);
+    let today = Utc::now().date_naive();
+
+    let report = ops.apply_refresh_status(&cards, today).await.unwrap();
+
+    assert_eq!(report.listed, 2);
+    assert_eq!(report.marked, vec![login(1).as_str().to_string()]);
+    assert_eq!(report.unknown, vec![login(2).as_str().to_string()]);
+    let ledger = Ledger::new(t.conn.clone(), &t.keys);
+    let entry = ledger.get(today, &login(1)).await.unwrap().unwrap();
+    assert_eq!(entry.kind(), "needs_reauth");
+    assert_eq!(
+        entry.flinks_code().map(|c| c.as_str()),
+        Some("INVALID_PASSWORD")
+    );
+    let status = Registry::new(t.conn.clone(), &t.keys)
+        .get(&login(1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        status
+            .reauth_code
+            .map(|c| c.as_str().to_string())
+            .as_deref(),
+        Some("INVALID_PASSWORD")
+    );
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn the_audit_log_returns_entries_newest_first() {
+    let t = TestRedis::new("ops-audit").await;
+    let log = AuditLog::new(t.conn.clone(), &t.keys);
+    for (i, command) in ["queues requeue", "logins deactivate"].iter().enumerate() {
+        log.append(&AuditEntry {
+            id: String::new(),
+            actor: "alice".into(),
+            command: (*command).into(),
+            args: format!("arg{i}"),
+            count: i as u64 + 1,
+            failed: 0,
+            at: Utc::now(),
+        })
+        .await
+        .unwrap();
+    }
+
+    let entries = log.recent(10).await.unwrap();
+
+    assert_eq!(entries.len(), 2);
+    assert_eq!(entries[0].command, "logins deactivate");
+    assert_eq!(entries[0].count, 2);
+    assert_eq!(entries[1].actor, "alice");
+    assert!(!entries[1].id.is_empty());
+    t.cleanup().await;
+}
