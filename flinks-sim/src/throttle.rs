@@ -56,7 +56,10 @@ impl Limiter {
 /// The largest number of `times_ms` (milliseconds, any order) inside any half-open window
 /// of `window_ms`: what tests and benchmarks use to check a rate limit from arrival times.
 pub fn busiest_window_ms(times_ms: &[u64], window_ms: u64) -> u64 {
-    let mut times: Vec<Duration> = times_ms.iter().map(|&ms| Duration::from_millis(ms)).collect();
+    let mut times: Vec<Duration> = times_ms
+        .iter()
+        .map(|&ms| Duration::from_millis(ms))
+        .collect();
     times.sort_unstable();
     max_in_window(&times, Duration::from_millis(window_ms))
 }

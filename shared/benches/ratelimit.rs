@@ -14,7 +14,10 @@ use shared::ratelimit::{Attempt, RateLimiter};
 use shared::KeySpace;
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
 }
 
 /// A child: acquires permits until `until_ms`, prints `grant <ms>` lines and a summary.

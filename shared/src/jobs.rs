@@ -136,7 +136,10 @@ mod tests {
 
     #[test]
     fn detail_dedupe_keys_follow_the_authorize_job_and_the_session() {
-        assert_eq!(DetailJob::chained_dedupe_key("job-1"), "detail:chained:job-1");
+        assert_eq!(
+            DetailJob::chained_dedupe_key("job-1"),
+            "detail:chained:job-1"
+        );
         let detail = DetailJob {
             login_id: login(),
             routine_date: NaiveDate::from_ymd_opt(2026, 11, 25).unwrap(),

@@ -110,11 +110,15 @@ impl KeySpace {
         conn: &redis::aio::ConnectionManager,
     ) -> Result<u64, redis::RedisError> {
         let mut pages = Vec::new();
-        self.for_each_page(conn, |page| pages.push(page.to_vec())).await?;
+        self.for_each_page(conn, |page| pages.push(page.to_vec()))
+            .await?;
         let mut conn = conn.clone();
         let mut removed = 0u64;
         for page in pages {
-            let n: u64 = redis::cmd("UNLINK").arg(&page).query_async(&mut conn).await?;
+            let n: u64 = redis::cmd("UNLINK")
+                .arg(&page)
+                .query_async(&mut conn)
+                .await?;
             removed += n;
         }
         Ok(removed)

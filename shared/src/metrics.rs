@@ -80,8 +80,8 @@ pub const PERMIT_RESULTS: [&str; 2] = ["granted", "throttled"];
 /// Values of `outcome` on `jobs_processed_total`.
 pub const QUEUE_OUTCOMES: [&str; 3] = [OUTCOME_SUCCEEDED, OUTCOME_RETRIED, OUTCOME_FAILED];
 /// Values of `outcome` on [`ROUTINE_OUTCOMES_TOTAL`]: the worker's `Handled::as_label`
-/// values plus `retried` and `dead`.
-pub const ROUTINE_OUTCOME_LABELS: [&str; 10] = [
+/// values plus `retried`, `deferred` and `dead`.
+pub const ROUTINE_OUTCOME_LABELS: [&str; 11] = [
     "chained",
     "refreshed",
     "stale",
@@ -91,6 +91,7 @@ pub const ROUTINE_OUTCOME_LABELS: [&str; 10] = [
     "session_restarted",
     "already_done",
     "retried",
+    "deferred",
     "dead",
 ];
 

@@ -5,7 +5,9 @@
 //!
 //! - [`handlers`]: the routine's logic as plain async functions.
 //! - [`startup`]: dependencies, apalis workers and the Monitor.
+//! - [`dead_letters`]: gives every buried routine job a `failed` outcome.
 
+pub mod dead_letters;
 pub mod handlers;
 pub mod startup;
 
@@ -46,4 +48,21 @@ impl Cli {
             concurrency: self.concurrency,
         }
     }
+}
+
+/// Checks at boot what `run` would only find out later (the Flinks client's invariants),
+/// so a bad value exits 2 naming its variable instead of failing as a runtime error.
+pub fn validate(settings: &shared::config::Settings) -> Result<(), String> {
+    let flinks =
+        shared::flinks::FlinksConfig::from_settings(settings).map_err(|e| e.to_string())?;
+    flinks.validate().map_err(|message| {
+        [
+            ("flinks base_url", "FLINKS_BASE_URL"),
+            ("flinks detail_timeout", "DETAIL_TIMEOUT"),
+            ("flinks authorize_timeout", "AUTHORIZE_TIMEOUT"),
+            ("flinks max_body_bytes", "MAX_BODY_BYTES"),
+        ]
+        .iter()
+        .fold(message, |m, (field, var)| m.replace(field, var))
+    })
 }

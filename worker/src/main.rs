@@ -15,6 +15,10 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Err(error) = worker::validate(&settings) {
+        eprintln!("error: invalid configuration: {error}");
+        return ExitCode::from(2);
+    }
     shared::telemetry::init(settings.log_format);
     match worker::run(settings, cli.options(), shared::shutdown::on_signal()).await {
         Ok(()) => ExitCode::SUCCESS,

@@ -33,6 +33,9 @@ use crate::handlers::{self, Delivery, Deps, Handled, Policy};
 
 pub use shared::metrics::ROUTINE_OUTCOMES_TOTAL;
 
+/// How often buried jobs are turned into `failed` outcomes (see `dead_letters`).
+const DEAD_LETTER_SCAN: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Per-run options from the command line.
 #[derive(Debug, Clone, Default)]
 pub struct WorkerOptions {
@@ -67,6 +70,11 @@ pub async fn run(
         )
     })?;
 
+    let _reconciler = crate::dead_letters::spawn(
+        crate::dead_letters::DeadLetterReconciler::new(conn.clone(), &keys),
+        DEAD_LETTER_SCAN,
+        shutdown.clone(),
+    );
     let _sampler = shared::gauges::spawn_sampler(
         conn.clone(),
         keys.clone(),
@@ -153,7 +161,10 @@ pub async fn run(
 /// The leases every backend of this process holds, so the jobs the Monitor abandoned at
 /// the end of `SHUTDOWN_GRACE` can be returned to the front of their queue (issue 8).
 #[derive(Clone, Default)]
-struct Unfinished(Arc<std::sync::Mutex<Vec<(Queue<()>, WorkerId, HeldJobs)>>>);
+struct Unfinished(Arc<std::sync::Mutex<Vec<Leases>>>);
+
+/// One backend's leases: its queue, worker id and held jobs.
+type Leases = (Queue<()>, WorkerId, HeldJobs);
 
 impl Unfinished {
     fn track<T>(&self, queue: &Queue<T>, worker: &WorkerId, backend: &RedisBackend<T>) {
@@ -202,7 +213,8 @@ fn build_deps(
         registry: Registry::new(conn.clone(), keys),
         authorize_queue: Queue::new(conn.clone(), keys, queue_config(settings, AUTHORIZE_QUEUE)),
         detail_queue: Queue::new(conn.clone(), keys, queue_config(settings, DETAIL_QUEUE)),
-        results: ResultsSink::new(conn.clone(), keys, settings.results_stream_maxlen),
+        results: ResultsSink::new(conn.clone(), keys, settings.results_stream_maxlen)
+            .with_cipher(settings.results_cipher.clone()),
         limiter: RateLimiter::new(conn, keys, settings.rate_limit_per_minute),
         policy: Policy {
             stale_after: settings.stale_after,
@@ -271,6 +283,7 @@ fn finish(
         Ok(handled) => handled.as_label(),
         Err(JobFailure::Retry { .. }) => "retried",
         Err(JobFailure::Permanent { .. }) => "dead",
+        Err(JobFailure::Defer { .. }) => "deferred",
     };
     metrics::counter!(ROUTINE_OUTCOMES_TOTAL, "queue" => queue, "outcome" => label).increment(1);
     tracing::debug!(
@@ -282,5 +295,6 @@ fn finish(
     result.map(|_| ()).map_err(|failure| match failure {
         JobFailure::Retry { error, delay } => JobError::Retry { error, delay },
         JobFailure::Permanent { error } => JobError::Permanent { error },
+        JobFailure::Defer { error, delay } => JobError::Defer { error, delay },
     })
 }

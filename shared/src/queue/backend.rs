@@ -66,6 +66,14 @@ pub enum JobError {
         /// What went wrong.
         error: String,
     },
+    /// Not the job's fault: run it again after `delay` without spending an attempt.
+    #[error("{error}")]
+    Defer {
+        /// Why.
+        error: String,
+        /// When to run it again.
+        delay: Duration,
+    },
 }
 
 impl JobError {
@@ -103,6 +111,10 @@ fn classify(error: &BoxDynError) -> JobFailure {
             },
             JobError::Permanent { error } => JobFailure::Permanent {
                 error: error.clone(),
+            },
+            JobError::Defer { error, delay } => JobFailure::Defer {
+                error: error.clone(),
+                delay: *delay,
             },
         };
     }

@@ -161,19 +161,20 @@ impl<T> Queue<T> {
         attempt: u32,
         failure: JobFailure,
     ) -> Result<FailOutcome, QueueError> {
-        let (error, permanent, delay) = match failure {
+        let (error, mode, delay) = match failure {
             JobFailure::Retry { error, delay } => (
                 error,
-                false,
+                0u8,
                 delay.unwrap_or_else(|| self.config.backoff.delay(attempt)),
             ),
-            JobFailure::Permanent { error } => (error, true, Duration::ZERO),
+            JobFailure::Permanent { error } => (error, 1, Duration::ZERO),
+            JobFailure::Defer { error, delay } => (error, 2, delay),
         };
         let mut inv = self.invocation(&scripts::FAIL);
         inv.arg(id.as_str())
             .arg(worker.as_str())
             .arg(truncate(&error))
-            .arg(u8::from(permanent))
+            .arg(mode)
             .arg(delay.as_millis() as u64)
             .arg(self.config.max_attempts)
             .arg(self.config.dead_cap);
@@ -186,6 +187,10 @@ impl<T> Queue<T> {
             2 => {
                 self.count_outcome(m::OUTCOME_FAILED);
                 FailOutcome::Dead
+            }
+            3 => {
+                self.count_outcome(m::OUTCOME_RETRIED);
+                FailOutcome::Deferred
             }
             _ => FailOutcome::LeaseLost,
         })

@@ -133,6 +133,36 @@ impl<T> Queue<T> {
         self.list(JobState::Dead, filter, limit).await
     }
 
+    /// Up to `limit` dead letters buried at or after `since_ms` (epoch ms), oldest first:
+    /// for consumers that follow the dead letters with a watermark, at the cost of one
+    /// range read instead of a scan of the whole set.
+    pub async fn dead_since(
+        &self,
+        since_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<JobInfo>, QueueError> {
+        let mut conn = self.conn.clone();
+        let page: Vec<(String, f64)> = redis::cmd("ZRANGEBYSCORE")
+            .arg(self.keys.get(DEAD))
+            .arg(since_ms)
+            .arg("+inf")
+            .arg("WITHSCORES")
+            .arg("LIMIT")
+            .arg(0)
+            .arg(limit)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| self.redis_err(e))?;
+        if page.is_empty() {
+            return Ok(Vec::new());
+        }
+        let page = page
+            .into_iter()
+            .map(|(id, at)| (id, Some(at as u64)))
+            .collect();
+        self.describe(JobState::Dead, page).await
+    }
+
     /// Moves the selected dead letters back to ready and returns their ids. Each id is moved
     /// by one atomic script step that only pushes it if it removed it from the dead set, so
     /// a crash half-way loses nothing and two operators at once never enqueue a job twice.

@@ -159,6 +159,14 @@ pub enum JobFailure {
         /// What went wrong.
         error: String,
     },
+    /// Not the job's fault (e.g. the API throttled every caller): run it again after
+    /// `delay` without spending an attempt.
+    Defer {
+        /// Why it was deferred (kept as the job's last error).
+        error: String,
+        /// When to run it again.
+        delay: Duration,
+    },
 }
 
 /// What [`fail`](crate::queue::Queue::fail) did.
@@ -168,6 +176,8 @@ pub enum FailOutcome {
     Retried,
     /// Moved to the dead letters.
     Dead,
+    /// Scheduled again without spending an attempt.
+    Deferred,
     /// This worker no longer held the lease (it expired and was reaped): nothing changed.
     LeaseLost,
 }

@@ -221,7 +221,6 @@ async fn a_csv_with_bad_rows_names_each_line_and_imports_nothing_unless_skipping
     redis.cleanup().await;
 }
 
-
 #[tokio::test]
 #[ignore = "benchmark: cargo test -p shared --test it -- --ignored a_million"]
 async fn a_million_logins_import_in_well_under_a_minute() {

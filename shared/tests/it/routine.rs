@@ -19,7 +19,11 @@ fn utc(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
 }
 
-async fn seeded(redis: &TestRedis, active: usize, inactive: usize) -> (Registry, Ledger, Queue<AuthorizeJob>) {
+async fn seeded(
+    redis: &TestRedis,
+    active: usize,
+    inactive: usize,
+) -> (Registry, Ledger, Queue<AuthorizeJob>) {
     let registry = Registry::new(redis.conn.clone(), &redis.keys);
     let records: Vec<LoginRecordInput> = (0..active + inactive)
         .map(|i| LoginRecordInput {
@@ -30,7 +34,11 @@ async fn seeded(redis: &TestRedis, active: usize, inactive: usize) -> (Registry,
         .collect();
     registry.upsert_many(&records).await.unwrap();
     let ledger = Ledger::new(redis.conn.clone(), &redis.keys);
-    let queue = Queue::new(redis.conn.clone(), &redis.keys, QueueConfig::new(AUTHORIZE_QUEUE));
+    let queue = Queue::new(
+        redis.conn.clone(),
+        &redis.keys,
+        QueueConfig::new(AUTHORIZE_QUEUE),
+    );
     (registry, ledger, queue)
 }
 
@@ -39,10 +47,17 @@ async fn a_routine_enqueues_one_job_per_active_login_and_a_rerun_enqueues_nothin
     let redis = TestRedis::new("routine-idem").await;
     let (registry, ledger, queue) = seeded(&redis, 2_500, 7).await;
 
-    let first = enqueue_routine(&registry, &ledger, &queue, date(), 20.0).await.unwrap();
-    let again = enqueue_routine(&registry, &ledger, &queue, date(), 20.0).await.unwrap();
+    let first = enqueue_routine(&registry, &ledger, &queue, date(), 20.0)
+        .await
+        .unwrap();
+    let again = enqueue_routine(&registry, &ledger, &queue, date(), 20.0)
+        .await
+        .unwrap();
 
-    assert_eq!((first.active, first.enqueued, first.already_queued), (2_500, 2_500, 0));
+    assert_eq!(
+        (first.active, first.enqueued, first.already_queued),
+        (2_500, 2_500, 0)
+    );
     assert_eq!((again.enqueued, again.already_queued), (0, 2_500));
     assert_eq!(queue.stats().await.unwrap().ready, 2_500);
     assert_eq!(ledger.expected(date()).await.unwrap(), 2_500);
@@ -89,7 +104,9 @@ async fn a_run_that_crashed_half_way_is_resumed_by_the_next_run() {
         .collect();
     queue.enqueue_many(partial).await.unwrap();
 
-    let resumed = enqueue_routine(&registry, &ledger, &queue, date(), 20.0).await.unwrap();
+    let resumed = enqueue_routine(&registry, &ledger, &queue, date(), 20.0)
+        .await
+        .unwrap();
 
     assert_eq!((resumed.enqueued, resumed.already_queued), (700, 500));
     assert_eq!(queue.stats().await.unwrap().ready, 1_200);
@@ -113,11 +130,13 @@ async fn replicas_fire_the_due_routine_exactly_once_between_them() {
     let now = utc("2026-11-25T15:31:00Z");
 
     let fired = futures::future::join_all(
-        replicas.iter().map(|s| s.fire_if_due(&registry, &ledger, &queue, now)),
+        replicas
+            .iter()
+            .map(|s| s.fire_if_due(&registry, &ledger, &queue, now)),
     )
     .await;
 
-    let runs: Vec<_> = fired.into_iter().map(Result::unwrap).flatten().collect();
+    let runs: Vec<_> = fired.into_iter().filter_map(Result::unwrap).collect();
     assert_eq!(runs.len(), 1, "exactly one replica fired");
     assert_eq!(runs[0].date, date());
     assert_eq!(runs[0].enqueued, 50);
@@ -144,7 +163,11 @@ async fn on_start_a_due_and_missing_run_is_caught_up_and_a_dead_replicas_claim_t
     // A replica claimed yesterday's run at 10:30 and died before completing it.
     let dead = schedule("dead");
     let yesterday = NaiveDate::from_ymd_opt(2026, 11, 24).unwrap();
-    assert!(dead.claim.try_claim(yesterday, utc("2026-11-24T15:30:00Z")).await.unwrap());
+    assert!(dead
+        .claim
+        .try_claim(yesterday, utc("2026-11-24T15:30:00Z"))
+        .await
+        .unwrap());
 
     // A replica starting at 08:00 the next morning (before today's 10:30) catches up
     // yesterday's run: the claim is stale, so it takes it over.
@@ -158,7 +181,11 @@ async fn on_start_a_due_and_missing_run_is_caught_up_and_a_dead_replicas_claim_t
 
     // A fresh claim (minutes old) is respected: the other replica is still working on it.
     let busy = schedule("busy");
-    assert!(busy.claim.try_claim(date(), utc("2026-11-25T15:30:00Z")).await.unwrap());
+    assert!(busy
+        .claim
+        .try_claim(date(), utc("2026-11-25T15:30:00Z"))
+        .await
+        .unwrap());
     let other = schedule("other")
         .fire_if_due(&registry, &ledger, &queue, utc("2026-11-25T15:35:00Z"))
         .await

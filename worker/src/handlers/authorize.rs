@@ -17,7 +17,11 @@ use super::{Delivery, Deps, Handled};
     skip_all,
     fields(job_id = %delivery.job_id, login = %job.login_id.fingerprint(), date = %job.routine_date, attempt = delivery.attempt)
 )]
-pub async fn handle(job: &AuthorizeJob, delivery: &Delivery, deps: &Deps) -> Result<Handled, JobFailure> {
+pub async fn handle(
+    job: &AuthorizeJob,
+    delivery: &Delivery,
+    deps: &Deps,
+) -> Result<Handled, JobFailure> {
     if already_done(deps, &job.login_id, job.routine_date).await? {
         return Ok(Handled::AlreadyDone);
     }
@@ -26,13 +30,13 @@ pub async fn handle(job: &AuthorizeJob, delivery: &Delivery, deps: &Deps) -> Res
     let chained_key = DetailJob::chained_dedupe_key(&delivery.job_id);
     let chained = delivery.attempt > 1
         && deps
-        .detail_queue
-        .has_dedupe(&chained_key)
-        .await
-        .map_err(|e| JobFailure::Retry {
-            error: format!("checking for a chained detail job: {e}"),
-            delay: None,
-        })?;
+            .detail_queue
+            .has_dedupe(&chained_key)
+            .await
+            .map_err(|e| JobFailure::Retry {
+                error: format!("checking for a chained detail job: {e}"),
+                delay: None,
+            })?;
     if chained {
         count_skipped_redelivery();
         tracing::info!("detail job already chained; redelivery skipped");

@@ -19,7 +19,11 @@ use super::{Delivery, Deps, Handled};
     skip_all,
     fields(job_id = %delivery.job_id, login = %job.login_id.fingerprint(), date = %job.routine_date, request_id = %job.request_id, polls = job.polls, attempt = delivery.attempt)
 )]
-pub async fn handle(job: &DetailJob, delivery: &Delivery, deps: &Deps) -> Result<Handled, JobFailure> {
+pub async fn handle(
+    job: &DetailJob,
+    delivery: &Delivery,
+    deps: &Deps,
+) -> Result<Handled, JobFailure> {
     if already_done(deps, &job.login_id, job.routine_date).await? {
         return Ok(Handled::AlreadyDone);
     }

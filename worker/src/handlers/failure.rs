@@ -12,11 +12,12 @@ use shared::flinks::{Error, RetryKind};
 pub enum Decision {
     /// Record a re-auth and stop: only the user can fix it.
     NeedsReauth,
-    /// Try again (the queue applies backoff); `cool_down` pauses every worker first.
-    Retry {
-        /// Flinks throttled us: start the global cool-down.
-        cool_down: bool,
-    },
+    /// Try again; the queue applies backoff and counts the attempt.
+    Retry,
+    /// Flinks throttled us: pause every worker (the global cool-down) and run the job
+    /// again afterwards without spending an attempt — a throttle is nobody's fault and
+    /// must never fail a login.
+    CoolDown,
     /// The RequestId lapsed: start a fresh authorize for the same login and date.
     RestartSession,
     /// Record a failure and stop.
@@ -33,15 +34,16 @@ pub fn decide(error: &Error, attempt: u32, max_attempts: u32) -> Decision {
             if hint.kind == RetryKind::SessionLapsed {
                 return Decision::RestartSession;
             }
+            if hint.is_throttled() {
+                return Decision::CoolDown;
+            }
             let allowed = hint
                 .retry_cap
                 .map_or(max_attempts, |cap| (cap + 1).min(max_attempts));
             if attempt >= allowed {
                 Decision::Fail
             } else {
-                Decision::Retry {
-                    cool_down: hint.is_throttled(),
-                }
+                Decision::Retry
             }
         }
     }
@@ -78,8 +80,7 @@ mod tests {
     #[test]
     fn the_policy_table() {
         use Decision::*;
-        let retry = Retry { cool_down: false };
-        let throttled = Retry { cool_down: true };
+        let retry = Retry;
         #[rustfmt::skip]
         let table: &[(u16, Option<&str>, u32, Decision)] = &[
             (401, Some("QUESTION_NOT_FOUND"), 1, NeedsReauth),
@@ -91,8 +92,9 @@ mod tests {
             (401, Some("RETRY_LATER"), 5, Fail),            // MAX_ATTEMPTS = 5 honoured exactly
             (500, Some("AGGREGATION_ERROR"), 2, retry.clone()),
             (503, None, 1, retry.clone()),
-            (401, Some("TOO_MANY_REQUESTS"), 1, throttled.clone()),
-            (429, None, 1, throttled),
+            (401, Some("TOO_MANY_REQUESTS"), 1, CoolDown),
+            (401, Some("TOO_MANY_REQUESTS"), 5, CoolDown),  // never fails a login
+            (429, None, 9, CoolDown),
             (401, Some("ACCESS_DENIED"), 1, retry.clone()), // one retry with a fresh token
             (401, Some("ACCESS_DENIED"), 2, Fail),
             (400, Some("SOMETHING_NEW"), 3, retry),         // unknown codes: a small cap

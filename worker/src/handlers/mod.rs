@@ -134,7 +134,7 @@ mod tests {
                 "{handled:?}"
             );
         }
-        for settled in ["retried", "dead"] {
+        for settled in ["retried", "deferred", "dead"] {
             assert!(shared::metrics::ROUTINE_OUTCOME_LABELS.contains(&settled));
         }
     }

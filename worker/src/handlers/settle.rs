@@ -126,19 +126,23 @@ pub(crate) async fn settle_failure(
             record_final(deps, step.login, step.date, &outcome).await?;
             Ok(Handled::NeedsReauth)
         }
-        Decision::Retry { cool_down } => {
-            if cool_down {
-                if let Err(e) = deps.limiter.cool_down(deps.policy.cooldown).await {
-                    tracing::warn!(error.message = %e, "could not start the global cool-down");
-                }
-            }
+        Decision::Retry => {
             if let Err(e) = deps.ledger.incr_retries(step.date).await {
                 tracing::warn!(error.message = %e, "could not count the retry");
             }
             tracing::info!(error.message = %error, "retryable; the queue retries with backoff");
             Err(JobFailure::Retry {
                 error: error.to_string(),
-                delay: cool_down.then_some(deps.policy.cooldown),
+                delay: None,
+            })
+        }
+        Decision::CoolDown => {
+            if let Err(e) = deps.limiter.cool_down(deps.policy.cooldown).await {
+                tracing::warn!(error.message = %e, "could not start the global cool-down");
+            }
+            Err(JobFailure::Defer {
+                error: error.to_string(),
+                delay: deps.policy.cooldown,
             })
         }
         Decision::RestartSession if step.session_restarts < MAX_SESSION_RESTARTS => {

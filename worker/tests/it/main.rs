@@ -1,6 +1,8 @@
 //! The worker as a user runs it: real `producer` and `worker` processes, a real Redis and
 //! the in-repo Flinks simulator on port 0.
 
+mod dead_letters;
 mod helpers;
 mod ratelimit;
+mod reliability;
 mod routine;

@@ -38,8 +38,14 @@ async fn four_workers_share_one_budget_and_never_trip_the_flinks_throttle() {
         text.push_str(&format!("{}\n", uuid::Uuid::new_v4()));
     }
     std::fs::write(&csv, text).unwrap();
-    assert!(stack.producer(&["logins", "import", csv.to_str().unwrap()]).status.success());
-    assert!(stack.producer(&["routine", "run", "--date", DATE]).status.success());
+    assert!(stack
+        .producer(&["logins", "import", csv.to_str().unwrap()])
+        .status
+        .success());
+    assert!(stack
+        .producer(&["routine", "run", "--date", DATE])
+        .status
+        .success());
 
     // Act: four worker processes drain the routine.
     let started = Instant::now();
@@ -53,7 +59,10 @@ async fn four_workers_share_one_budget_and_never_trip_the_flinks_throttle() {
         if done as usize >= LOGINS {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(150), "{done} done after 150 s");
+        assert!(
+            started.elapsed() < Duration::from_secs(150),
+            "{done} done after 150 s"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let elapsed = started.elapsed();
@@ -65,7 +74,11 @@ async fn four_workers_share_one_budget_and_never_trip_the_flinks_throttle() {
     // limit demands (the spacing is honest, not padded: at most ~10% over the minimum).
     let stats = sim.stats().await;
     assert_eq!(stats.throttle_violations, 0);
-    assert_eq!(stats.calls("authorize", 200), LOGINS as u64, "one authorize per login");
+    assert_eq!(
+        stats.calls("authorize", 200),
+        LOGINS as u64,
+        "one authorize per login"
+    );
     let arrivals = &stats.authorize_timestamps_ms;
     assert!(busiest_window_ms(arrivals, 60_000) <= LIMIT_PER_MINUTE);
     let per_second = busiest_window_ms(arrivals, 1_000);
@@ -74,13 +87,87 @@ async fn four_workers_share_one_budget_and_never_trip_the_flinks_throttle() {
         "{per_second} authorizations in one second at {LIMIT_PER_MINUTE}/min"
     );
     let minimum = Duration::from_secs_f64((LOGINS - 1) as f64 * 60.0 / LIMIT_PER_MINUTE as f64);
-    assert!(elapsed >= minimum, "took {elapsed:?}, the limit allows no less than {minimum:?}");
+    assert!(
+        elapsed >= minimum,
+        "took {elapsed:?}, the limit allows no less than {minimum:?}"
+    );
     let first = arrivals.iter().min().unwrap();
     let last = arrivals.iter().max().unwrap();
     let span = Duration::from_millis(last - first);
     assert!(
         span <= minimum.mul_f64(1.10),
         "authorizations spanned {span:?}; the limit allows {minimum:?}: utilization is poor"
+    );
+
+    stack.cleanup().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_flinks_throttles_anyway_every_worker_cools_down_and_no_login_fails() {
+    // Arrange: Flinks allows 2 Authorize calls per second, but the workers were
+    // (mis)configured for 20 per second, and only two attempts are allowed per job.
+    let sim = flinks_sim::spawn(SimConfig {
+        throttle: Some(Throttle {
+            max_calls: 2,
+            window: Duration::from_secs(1),
+            status: 401,
+        }),
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let mut stack = Stack::new("cooldown", &sim.base_url).await;
+    stack.set("RATE_LIMIT_PER_MINUTE", "1200");
+    stack.set("RATE_LIMIT_COOLDOWN", "1s");
+    stack.set("MAX_ATTEMPTS", "2");
+    let dir = std::env::temp_dir().join(format!("nr-cool-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let csv = dir.join("logins.csv");
+    let mut text = String::from("LoginId\n");
+    for _ in 0..24 {
+        text.push_str(&format!("{}\n", uuid::Uuid::new_v4()));
+    }
+    std::fs::write(&csv, text).unwrap();
+    assert!(stack
+        .producer(&["logins", "import", csv.to_str().unwrap()])
+        .status
+        .success());
+    assert!(stack
+        .producer(&["routine", "run", "--date", DATE])
+        .status
+        .success());
+
+    // Act
+    stack.spawn_worker(&[]);
+    stack.spawn_worker(&[]);
+    let date = NaiveDate::parse_from_str(DATE, "%Y-%m-%d").unwrap();
+    let ledger = Ledger::new(stack.conn.clone(), &stack.keys);
+    let started = Instant::now();
+    while ledger.counts(date).await.unwrap().done() < 24 {
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "not done after 90 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for (status, log) in stack.terminate_workers() {
+        assert!(status.success(), "worker exited with {status}: {log}");
+    }
+
+    // Assert: Flinks did throttle, yet every login was refreshed: throttled calls cost no
+    // attempt, and the cool-down kept the violations to a few.
+    let stats = sim.stats().await;
+    let counts = ledger.counts(date).await.unwrap();
+    assert_eq!((counts.refreshed, counts.failed), (24, 0));
+    assert!(
+        stats.throttle_violations > 0,
+        "the scenario must actually throttle"
+    );
+    assert!(
+        stats.throttle_violations < 24,
+        "{} violations: the cool-down did not hold the workers back",
+        stats.throttle_violations
     );
 
     stack.cleanup().await;

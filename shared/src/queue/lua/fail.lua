@@ -1,7 +1,8 @@
 -- Record a failed attempt: retry later (delayed) or bury in the dead letters.
--- ARGV[1] id, ARGV[2] worker id, ARGV[3] error, ARGV[4] permanent (0/1), ARGV[5] retry delay
--- (ms), ARGV[6] max attempts, ARGV[7] dead cap.
--- Returns 1 retried, 2 dead, 0 when the worker no longer holds the job's lease.
+-- ARGV[1] id, ARGV[2] worker id, ARGV[3] error, ARGV[4] mode (0 retry, 1 permanent,
+-- 2 defer: again after the delay, giving back the attempt this delivery spent),
+-- ARGV[5] retry delay (ms), ARGV[6] max attempts, ARGV[7] dead cap.
+-- Returns 1 retried, 2 dead, 3 deferred, 0 when the worker no longer holds the lease.
 local id, worker, err = ARGV[1], ARGV[2], ARGV[3]
 local permanent, delay = tonumber(ARGV[4]), tonumber(ARGV[5])
 local max, cap = tonumber(ARGV[6]), tonumber(ARGV[7])
@@ -12,6 +13,15 @@ local now = now_ms()
 redis.call('ZREM', K_INFLIGHT, id)
 redis.call('HDEL', K_OWNER, id)
 local attempts = tonumber(redis.call('HGET', K_ATTEMPTS, id) or '0')
+if permanent == 2 then
+  if attempts > 0 then
+    redis.call('HINCRBY', K_ATTEMPTS, id, -1)
+  end
+  redis.call('HSET', K_ERROR, id, err)
+  redis.call('ZADD', K_DELAYED, now + delay, id)
+  redis.call('HINCRBY', K_COUNTERS, 'deferred', 1)
+  return 3
+end
 if permanent == 1 or attempts >= max then
   bury(id, err, now, cap)
   return 2

@@ -155,6 +155,57 @@ async fn failed_attempt_is_retried_after_its_backoff() {
 }
 
 #[tokio::test]
+async fn a_deferred_job_runs_again_later_without_spending_an_attempt() {
+    let t = TestNs::new("defer").await;
+    let mut c = t.config("q");
+    c.max_attempts = 1;
+    let q: Queue<Ping> = t.queue(c);
+    let w = WorkerId::generate();
+    q.enqueue(&Ping { n: 1 }, EnqueueOptions::default())
+        .await
+        .unwrap();
+
+    // Deferred three times (say, Flinks throttled every caller): never dead, even with
+    // a single attempt allowed, and each delivery is still attempt 1.
+    let mut attempts = Vec::new();
+    for _ in 0..3 {
+        let job = loop {
+            if let Some(job) = q.fetch(&w, 1).await.unwrap().pop() {
+                break job;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        attempts.push(job.attempt);
+        let f = JobFailure::Defer {
+            error: "throttled".into(),
+            delay: Duration::from_millis(20),
+        };
+        assert_eq!(
+            q.fail(&w, &job.id, job.attempt, f).await.unwrap(),
+            FailOutcome::Deferred
+        );
+        assert_eq!(q.stats().await.unwrap().delayed, 1);
+    }
+    assert_eq!(attempts, [1, 1, 1]);
+
+    // A real failure on that single attempt then dead-letters it.
+    let job = loop {
+        if let Some(job) = q.fetch(&w, 1).await.unwrap().pop() {
+            break job;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    let f = JobFailure::Retry {
+        error: "boom".into(),
+        delay: None,
+    };
+    assert_eq!(
+        q.fail(&w, &job.id, job.attempt, f).await.unwrap(),
+        FailOutcome::Dead
+    );
+}
+
+#[tokio::test]
 async fn max_attempts_is_honoured_exactly_then_the_job_is_dead_with_payload_attempts_and_error() {
     let t = TestNs::new("attempts").await;
     let mut c = t.config("q");
