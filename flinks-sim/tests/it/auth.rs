@@ -21,7 +21,8 @@ async fn token(sim: &flinks_sim::SimHandle, secret: &str) -> (u16, Value) {
 fn with_secret() -> SimConfig {
     SimConfig {
         secret_key: Some("secret".into()),
-        token_ttl: Duration::from_millis(200),
+        // Long enough for a loaded CI machine; the expiry test sets its own.
+        token_ttl: Duration::from_secs(30),
         ..SimConfig::default()
     }
 }
@@ -55,7 +56,11 @@ async fn an_authorize_token_works_once_only() {
 
 #[tokio::test]
 async fn an_authorize_token_expires_after_its_ttl() {
-    let sim = sim(with_secret()).await;
+    let sim = sim(SimConfig {
+        token_ttl: Duration::from_millis(200),
+        ..with_secret()
+    })
+    .await;
     let (_, body) = token(&sim, "secret").await;
     let t = body["Token"].as_str().unwrap();
 
@@ -68,7 +73,7 @@ async fn an_authorize_token_expires_after_its_ttl() {
 #[tokio::test]
 async fn a_request_id_expires_when_get_accounts_detail_comes_too_late() {
     let sim = sim(SimConfig {
-        request_id_ttl: Duration::from_millis(200),
+        request_id_ttl: Duration::from_millis(1_500),
         ..SimConfig::default()
     })
     .await;
@@ -76,7 +81,7 @@ async fn a_request_id_expires_when_get_accounts_detail_comes_too_late() {
     let (_, prompt) = authorize(&sim, "L").await;
     assert_eq!(detail(&sim, &request_id(&prompt)).await.0, 200);
 
-    tokio::time::sleep(Duration::from_millis(250)).await;
+    tokio::time::sleep(Duration::from_millis(1_600)).await;
 
     let (status, body) = detail(&sim, &request_id(&late)).await;
     assert_eq!((status, flinks_code(&body)), (400, "SESSION_EXPIRED"));
