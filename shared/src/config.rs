@@ -116,7 +116,8 @@ pub struct Settings {
     pub metrics_addr: SocketAddr,
     /// `RESULTS_STREAM_MAXLEN`: approximate cap of the results stream.
     pub results_stream_maxlen: u64,
-    /// `LOG_FORMAT`: `json` or `pretty`.
+    /// `LOG_FORMAT`: `json`, `pretty`, or `auto` (the default: decided by
+    /// [`LogFormat::resolve`] when telemetry starts).
     pub log_format: LogFormat,
     /// `RESULTS_ENCRYPTION_KEY`: `id:key[,id:key...]` (32-byte keys, base64 or hex); when
     /// set, account data in the results stream is encrypted with the first key and read
@@ -157,6 +158,21 @@ pub enum LogFormat {
     Json,
     /// Human-readable lines (terminals).
     Pretty,
+    /// `Pretty` when stderr (where logs go) is a terminal, `Json` otherwise, so a container
+    /// or a redirected log file gets JSON without anyone setting `LOG_FORMAT`.
+    Auto,
+}
+
+impl LogFormat {
+    /// The concrete format: `Auto` becomes `Pretty` on a terminal and `Json` elsewhere; an
+    /// explicit `Json` or `Pretty` always wins.
+    pub fn resolve(self, stderr_is_terminal: bool) -> LogFormat {
+        match self {
+            LogFormat::Auto if stderr_is_terminal => LogFormat::Pretty,
+            LogFormat::Auto => LogFormat::Json,
+            explicit => explicit,
+        }
+    }
 }
 
 /// Every variable `Settings` reads, with its default (`None` = unset by default). The
@@ -186,7 +202,7 @@ pub const VARIABLES: &[(&str, Option<&str>)] = &[
     ("SHUTDOWN_GRACE", Some("25s")),
     ("METRICS_ADDR", Some("0.0.0.0:9464")),
     ("RESULTS_STREAM_MAXLEN", Some("1000000")),
-    ("LOG_FORMAT", Some("pretty")),
+    ("LOG_FORMAT", Some("auto")),
     ("RESULTS_ENCRYPTION_KEY", None),
 ];
 
@@ -394,7 +410,8 @@ impl Parser {
             log_format: self.parse("LOG_FORMAT", |v| match v {
                 "json" => Ok(LogFormat::Json),
                 "pretty" => Ok(LogFormat::Pretty),
-                _ => Err("expected json or pretty".into()),
+                "auto" => Ok(LogFormat::Auto),
+                _ => Err("expected json, pretty or auto".into()),
             })?,
             results_cipher: match self.raw.get("RESULTS_ENCRYPTION_KEY") {
                 None => None,
@@ -492,6 +509,31 @@ mod tests {
         assert_eq!(s.worker_concurrency, 16);
         assert_eq!(s.worker_lease, Duration::from_secs(60));
         assert_eq!(s.shutdown_grace, Duration::from_secs(25));
+    }
+
+    #[test]
+    fn log_format_defaults_to_auto_which_is_json_unless_stderr_is_a_terminal() {
+        let auto = Settings::load_from(None, env(&[])).unwrap().log_format;
+        assert_eq!(auto, LogFormat::Auto);
+        assert_eq!(auto.resolve(false), LogFormat::Json);
+        assert_eq!(auto.resolve(true), LogFormat::Pretty);
+        for (value, want) in [("json", LogFormat::Json), ("pretty", LogFormat::Pretty)] {
+            let explicit = Settings::load_from(None, env(&[("LOG_FORMAT", value)]))
+                .unwrap()
+                .log_format;
+            assert_eq!(
+                explicit.resolve(true),
+                want,
+                "LOG_FORMAT={value} on a terminal"
+            );
+            assert_eq!(
+                explicit.resolve(false),
+                want,
+                "LOG_FORMAT={value} in a pipe"
+            );
+        }
+        let err = Settings::load_from(None, env(&[("LOG_FORMAT", "xml")])).unwrap_err();
+        assert!(err.to_string().contains("LOG_FORMAT"), "{err}");
     }
 
     #[test]

@@ -35,6 +35,21 @@ const SCAN_COUNT: usize = 1_000;
 
 static RECORD: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("ledger_record.lua")));
 
+/// In an outcome written with [`Ledger::record_with_stream_entry`], stands for the id of
+/// the stream entry appended with it.
+pub const STREAM_ID_PLACEHOLDER: &str = "__RESULTS_STREAM_ID__";
+
+/// A stream entry to append atomically with a ledger write.
+#[derive(Debug, Clone)]
+pub struct StreamEntry<'a> {
+    /// The stream's key; it must share the ledger's hash tag (`KeySpace::results_stream`).
+    pub stream: String,
+    /// Approximate cap of the stream (`MAXLEN ~`).
+    pub max_len: u64,
+    /// The entry's field/value pairs.
+    pub fields: Vec<(&'a str, String)>,
+}
+
 /// Why a ledger operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
@@ -245,11 +260,40 @@ impl Ledger {
         login: &LoginId,
         outcome: &LedgerOutcome,
     ) -> Result<bool, LedgerError> {
+        let (written, _) = self.invoke_record(date, login, outcome, None).await?;
+        Ok(written)
+    }
+
+    /// Records a `Refreshed` outcome and appends its result entry to a stream in the same
+    /// atomic step (see `results`): either both happen or neither, so a redelivered job
+    /// never adds a second entry. Returns whether it was written and the outcome as
+    /// stored (the existing one when the date was refreshed already), with the entry's id
+    /// in place of [`STREAM_ID_PLACEHOLDER`].
+    pub async fn record_with_stream_entry(
+        &self,
+        date: NaiveDate,
+        login: &LoginId,
+        outcome: &LedgerOutcome,
+        entry: &StreamEntry<'_>,
+    ) -> Result<(bool, LedgerOutcome), LedgerError> {
+        let (written, json) = self
+            .invoke_record(date, login, outcome, Some(entry))
+            .await?;
+        Ok((written, serde_json::from_str(&json)?))
+    }
+
+    async fn invoke_record(
+        &self,
+        date: NaiveDate,
+        login: &LoginId,
+        outcome: &LedgerOutcome,
+        entry: Option<&StreamEntry<'_>>,
+    ) -> Result<(bool, String), LedgerError> {
         let d = day(date);
         let json = serde_json::to_string(outcome)?;
         let floor = Utc::now() - chrono::Duration::from_std(LEDGER_TTL).unwrap_or_default();
-        let mut conn = self.conn.clone();
-        let written: i64 = RECORD
+        let mut invocation = RECORD.prepare_invoke();
+        invocation
             .key(self.keys.ledger_date(&d))
             .key(self.keys.ledger_meta(&d))
             .key(self.keys.ledger_index(IndexKind::Reauth.as_str()))
@@ -261,10 +305,16 @@ impl Ledger {
             .arg(outcome.at().timestamp_millis())
             .arg(index_member(date, login))
             .arg(LEDGER_TTL.as_secs())
-            .arg(floor.timestamp_millis())
-            .invoke_async(&mut conn)
-            .await?;
-        Ok(written == 1)
+            .arg(floor.timestamp_millis());
+        if let Some(entry) = entry {
+            invocation.key(&entry.stream).arg(entry.max_len);
+            for (field, value) in &entry.fields {
+                invocation.arg(*field).arg(value.as_str());
+            }
+        }
+        let mut conn = self.conn.clone();
+        let (written, json): (i64, String) = invocation.invoke_async(&mut conn).await?;
+        Ok((written == 1, json))
     }
 
     /// The outcome of (`login`, `date`), if any.

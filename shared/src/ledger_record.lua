@@ -10,6 +10,11 @@
 -- ARGV[1] LoginId   ARGV[2] outcome JSON   ARGV[3] kind   ARGV[4] stale (1|0)
 -- ARGV[5] score (epoch ms)   ARGV[6] index member (date|LoginId)   ARGV[7] ttl seconds
 -- ARGV[8] index floor: members scored below it are trimmed (expired dates)
+-- Optionally, with a refreshed outcome, the result is appended to the results stream in the
+-- same atomic step (so a redelivered job can never add a second entry):
+-- KEYS[5] results stream   ARGV[9] stream MAXLEN (approximate)   ARGV[10..] field/value
+-- pairs; the outcome JSON's placeholder __RESULTS_STREAM_ID__ becomes the entry's id.
+-- Returns {1, outcome JSON as stored} when written, {0, existing JSON} when refreshed already.
 local old = redis.call('HGET', KEYS[1], ARGV[1])
 local old_kind = false
 if old then
@@ -18,10 +23,19 @@ if old then
     old_kind = decoded['kind']
   end
   if old_kind == 'refreshed' then
-    return 0
+    return {0, old}
   end
 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+local json = ARGV[2]
+if KEYS[5] then
+  local fields = {}
+  for i = 10, #ARGV do
+    fields[#fields + 1] = ARGV[i]
+  end
+  local id = redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[9], '*', unpack(fields))
+  json = string.gsub(json, '__RESULTS_STREAM_ID__', id)
+end
+redis.call('HSET', KEYS[1], ARGV[1], json)
 if old_kind then
   redis.call('HINCRBY', KEYS[2], 'count:' .. old_kind, -1)
 end
@@ -41,4 +55,4 @@ redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', '(' .. ARGV[8])
 for i = 1, 4 do
   redis.call('EXPIRE', KEYS[i], ARGV[7])
 end
-return 1
+return {1, json}

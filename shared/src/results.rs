@@ -2,7 +2,7 @@
 //! the customer's services consume with `XREADGROUP`.
 //!
 //! The append and the (LoginId, date) ledger entry are one Lua script
-//! (`results_store.lua`), so a redelivered job — after a crash between the fetch and the
+//! (`ledger_record.lua`, through [`Ledger::record_with_stream_entry`]), so a redelivered job — after a crash between the fetch and the
 //! ack — can never add a second entry: the script sees the ledger says `refreshed` and
 //! returns the first entry's id instead.
 //!
@@ -27,20 +27,13 @@
 //! The stream is capped at about `RESULTS_STREAM_MAXLEN` entries (`MAXLEN ~`): consume it
 //! faster than the cap fills. Nothing here is logged: the payload is account data.
 
-use std::sync::LazyLock;
-
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use redis::aio::ConnectionManager;
-use redis::Script;
 
 use crate::domain::{LoginId, RequestId};
 use crate::keys::KeySpace;
-use crate::ledger::{LedgerOutcome, LEDGER_TTL};
+use crate::ledger::{Ledger, LedgerError, LedgerOutcome, StreamEntry, STREAM_ID_PLACEHOLDER};
 use crate::results_crypto::{CryptoError, EntryAad, ResultsCipher, Sealed, ENC_AES_256_GCM};
-
-static STORE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("results_store.lua")));
-
-const STREAM_ID_PLACEHOLDER: &str = "__RESULTS_STREAM_ID__";
 
 /// Metric: result entries appended to the stream.
 pub const RESULTS_STORED_TOTAL: &str = "nightly_refresh_results_stored_total";
@@ -57,6 +50,9 @@ pub enum ResultsError {
     /// The ledger entry could not be encoded or decoded.
     #[error("results: ledger entry: {0}")]
     Encode(#[from] serde_json::Error),
+    /// The atomic ledger + stream write failed; nothing was written, the caller retries.
+    #[error("results: {0}")]
+    Ledger(#[from] LedgerError),
     /// An entry could not be encrypted or decrypted (wrong or missing key, tampering).
     #[error("results entry {entry_id}: {source}")]
     Crypto {
@@ -107,8 +103,8 @@ pub struct Stored {
 /// Appends results to the stream, atomically with the ledger. Cheap to clone.
 #[derive(Clone)]
 pub struct ResultsSink {
-    conn: ConnectionManager,
     keys: KeySpace,
+    ledger: Ledger,
     max_len: u64,
     cipher: Option<ResultsCipher>,
 }
@@ -118,7 +114,7 @@ impl ResultsSink {
     /// `accounts` in clear (see [`ResultsSink::with_cipher`]).
     pub fn new(conn: ConnectionManager, keys: &KeySpace, max_len: u64) -> Self {
         Self {
-            conn,
+            ledger: Ledger::new(conn, keys),
             keys: keys.clone(),
             max_len,
             cipher: None,
@@ -152,35 +148,17 @@ impl ResultsSink {
             .last_refresh
             .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.f").to_string())
             .unwrap_or_default();
-        let mut invocation = STORE.prepare_invoke();
-        invocation
-            .key(self.keys.ledger_date(&date))
-            .key(self.keys.ledger_meta(&date))
-            .key(self.keys.ledger_index("reauth"))
-            .key(self.keys.ledger_index("failed"))
-            .key(self.keys.results_stream())
-            .arg(entry.login_id.as_str())
-            .arg(serde_json::to_string(&outcome)?)
-            .arg(if entry.stale { "1" } else { "0" })
-            .arg(format!("{date}|{}", entry.login_id.as_str()))
-            .arg(LEDGER_TTL.as_secs())
-            .arg(self.max_len)
-            .arg("login_id")
-            .arg(entry.login_id.as_str())
-            .arg("request_id")
-            .arg(entry.request_id.as_str())
-            .arg("routine_date")
-            .arg(&date)
-            .arg("fetched_at")
-            .arg(entry.fetched_at.to_rfc3339())
-            .arg("last_refresh")
-            .arg(last_refresh)
-            .arg("stale")
-            .arg(if entry.stale { "1" } else { "0" });
+        let stale = if entry.stale { "1" } else { "0" };
+        let mut fields: Vec<(&str, String)> = vec![
+            ("login_id", entry.login_id.as_str().to_string()),
+            ("request_id", entry.request_id.as_str().to_string()),
+            ("routine_date", date.clone()),
+            ("fetched_at", entry.fetched_at.to_rfc3339()),
+            ("last_refresh", last_refresh),
+            ("stale", stale.to_string()),
+        ];
         match &self.cipher {
-            None => {
-                invocation.arg("accounts").arg(accounts);
-            }
+            None => fields.push(("accounts", accounts)),
             Some(cipher) => {
                 let aad = EntryAad {
                     login_id: entry.login_id.as_str(),
@@ -193,23 +171,26 @@ impl ResultsSink {
                         source,
                     }
                 })?;
-                invocation
-                    .arg("accounts_enc")
-                    .arg(sealed.data)
-                    .arg("key_id")
-                    .arg(sealed.key_id)
-                    .arg("enc")
-                    .arg(ENC_AES_256_GCM);
+                fields.push(("accounts_enc", sealed.data));
+                fields.push(("key_id", sealed.key_id));
+                fields.push(("enc", ENC_AES_256_GCM.to_string()));
             }
         }
-        let mut conn = self.conn.clone();
-        let (stored, json): (i64, String) = invocation.invoke_async(&mut conn).await?;
-        if stored == 1 {
+        let stream_entry = StreamEntry {
+            stream: self.keys.results_stream(),
+            max_len: self.max_len,
+            fields,
+        };
+        let (stored, outcome) = self
+            .ledger
+            .record_with_stream_entry(entry.routine_date, entry.login_id, &outcome, &stream_entry)
+            .await?;
+        if stored {
             metrics::counter!(RESULTS_STORED_TOTAL).increment(1);
         }
         Ok(Stored {
-            newly_stored: stored == 1,
-            outcome: serde_json::from_str(&json)?,
+            newly_stored: stored,
+            outcome,
         })
     }
 }

@@ -87,6 +87,14 @@ pub(crate) async fn schedule(ctx: &Ctx, _args: ScheduleArgs) -> anyhow::Result<(
             ctx.settings.metrics_addr
         )
     })?;
+    // The same Redis-sampled gauges as the worker's, so queue depth, routine progress and
+    // the deadline stay visible while no worker runs (e.g. before the routine fires).
+    let _sampler = shared::gauges::spawn_sampler(
+        p.conn.clone(),
+        ctx.keys.clone(),
+        shared::gauges::SamplerConfig::from_settings(&ctx.settings),
+        shutdown.clone(),
+    );
     let replica = format!(
         "{}-{}",
         std::env::var("HOSTNAME").unwrap_or_else(|_| "producer".into()),

@@ -2,7 +2,8 @@
 //! emitted from one function (`record`) so logs and metrics cannot drift apart.
 //!
 //! The event (target [`API_CALL_TARGET`], `info` for 2xx, `warn` otherwise) carries the
-//! fields `timestamp` (RFC 3339), `endpoint`, `method`, `url`, `request_body` (secrets
+//! fields `started_at` (RFC 3339, when the call started; the line's own timestamp is when
+//! it ended), `endpoint`, `method`, `url`, `request_body` (secrets
 //! removed: the LoginId replaced by its fingerprint; `SecurityResponses`, `Password`,
 //! `Username` redacted), `http_status`, `flinks_code`, `flinks_message` (Flinks' `Message`;
 //! not `message`, which tracing reserves for the event text), `request_id`, `transport`,
@@ -132,7 +133,10 @@ pub(crate) fn outcome_label(status: Option<u16>, transport: Option<TransportKind
 pub(crate) fn record(call: &ApiCall<'_>) {
     let outcome = outcome_label(call.status, call.transport);
     let endpoint = call.endpoint.as_str();
-    let timestamp = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    // When the call started; the log line's own `timestamp` is when it ended.
+    let started_at = (chrono::Utc::now()
+        - chrono::Duration::from_std(call.latency).unwrap_or_default())
+    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let body = call.request_body.map(Value::to_string);
     let latency_ms = u64::try_from(call.latency.as_millis()).unwrap_or(u64::MAX);
     let code = call.code.map(FlinksCode::as_str);
@@ -144,7 +148,7 @@ pub(crate) fn record(call: &ApiCall<'_>) {
         ($level:ident) => {
             tracing::$level!(
                 target: API_CALL_TARGET,
-                timestamp = %timestamp,
+                started_at = %started_at,
                 endpoint,
                 method = call.method,
                 url = call.url,

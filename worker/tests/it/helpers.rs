@@ -53,6 +53,8 @@ pub(crate) struct Stack {
     pub(crate) keys: KeySpace,
     pub(crate) env: Vec<(String, String)>,
     children: Vec<(Child, PathBuf)>,
+    /// Long-running `producer` processes (`producer schedule`), apart from the workers.
+    daemons: Vec<(Child, PathBuf)>,
 }
 
 impl Stack {
@@ -81,6 +83,7 @@ impl Stack {
             conn,
             env,
             children: Vec::new(),
+            daemons: Vec::new(),
         }
     }
 
@@ -193,8 +196,48 @@ impl Stack {
             .unwrap_or_default()
     }
 
-    /// Imports `logins` (all active) and enqueues the routine for `date`.
-    pub(crate) fn import_and_run(&self, logins: &[shared::LoginId], date: &str) {
+    /// Starts a long-running `producer ARGS` (e.g. `schedule`), its log in a file of its
+    /// own; it is killed when the stack drops, or stopped by [`Stack::terminate_producers`].
+    pub(crate) fn spawn_producer(&mut self, args: &[&str]) -> u32 {
+        let log = std::env::temp_dir().join(format!(
+            "{}-producer-{}.log",
+            self.namespace,
+            self.daemons.len()
+        ));
+        let child = Command::new(binary("producer"))
+            .args(args)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("producer starts");
+        let pid = child.id();
+        self.daemons.push((child, log));
+        pid
+    }
+
+    /// Stops every process of [`Stack::spawn_producer`] with SIGTERM and returns their
+    /// exit statuses and logs.
+    pub(crate) fn terminate_producers(&mut self) -> Vec<(std::process::ExitStatus, String)> {
+        for (child, _) in &self.daemons {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status();
+        }
+        self.daemons
+            .drain(..)
+            .map(|(mut child, log)| {
+                let status = child.wait().expect("producer exits");
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                let _ = std::fs::remove_file(&log);
+                (status, text)
+            })
+            .collect()
+    }
+
+    /// Imports `logins`, all active.
+    pub(crate) fn import_logins(&self, logins: &[shared::LoginId]) {
         let csv = std::env::temp_dir().join(format!("{}-logins.csv", self.namespace));
         let mut text = String::from("LoginId,Active\n");
         for login in logins {
@@ -208,6 +251,11 @@ impl Stack {
             "import: {}",
             String::from_utf8_lossy(&import.stderr)
         );
+    }
+
+    /// Imports `logins` (all active) and enqueues the routine for `date`.
+    pub(crate) fn import_and_run(&self, logins: &[shared::LoginId], date: &str) {
+        self.import_logins(logins);
         let run = self.producer(&["routine", "run", "--date", date]);
         assert!(
             run.status.success(),
@@ -300,6 +348,11 @@ impl Stack {
 
 impl Drop for Stack {
     fn drop(&mut self) {
+        for (child, log) in &mut self.daemons {
+            let _ = child.kill();
+            let _ = child.wait();
+            let _ = std::fs::remove_file(log);
+        }
         for (child, _) in &mut self.children {
             let _ = child.kill();
             let _ = child.wait();

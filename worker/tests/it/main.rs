@@ -3,6 +3,7 @@
 
 mod dead_letters;
 mod helpers;
+mod observability;
 mod ratelimit;
 mod reliability;
 mod routine;
