@@ -13,8 +13,9 @@ use shared::config::Settings;
 use crate::commands::{self, Ctx};
 
 const LONG_ABOUT: &str = "\
-Operates the Flinks Nightly Refresh Routine: imports and inspects LoginIds, and reports on a \
-routine date.
+Operates the Flinks Nightly Refresh Routine: imports and manages LoginIds, starts the routine \
+by hand or on a daily schedule, reports on a routine date, and gives operators the queues, the \
+re-auth and failed records, the results stream and an audit trail.
 
 Settings come from defaults < the --config TOML file < environment variables (REDIS_URL, \
 REFRESH_NAMESPACE, ROUTINE_TZ, RATE_LIMIT_PER_MINUTE, ...).
