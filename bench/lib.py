@@ -1,0 +1,290 @@
+"""Shared plumbing for the benchmark drivers (issue 10): a private redis-server, the
+simulator, the release binaries, /proc readings and a tiny RESP client.
+
+Nothing here touches the shared Redis at 127.0.0.1:6379: every figure is taken on a
+redis-server this module starts on a free port and shuts down afterwards.
+"""
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+BIN = os.path.join(TARGET, "release")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+WORK = tempfile.mkdtemp(prefix="nightly-refresh-bench.")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def load():
+    return "%.2f" % os.getloadavg()[0]
+
+
+def cpu_seconds(pid):
+    """utime + stime of a live process, in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def rss_kib(pid):
+    """(VmRSS, VmHWM) in KiB."""
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(("VmRSS:", "VmHWM:")):
+                k, v = line.split(":")
+                out[k] = int(v.split()[0])
+    return out.get("VmRSS", 0), out.get("VmHWM", 0)
+
+
+class Resp:
+    """A minimal blocking RESP2 client: enough for INFO, HGET, LLEN and friends."""
+
+    def __init__(self, port):
+        self.sock = socket.create_connection(("127.0.0.1", port))
+        self.buf = b""
+
+    def __call__(self, *args):
+        out = b"*%d\r\n" % len(args)
+        for a in args:
+            a = a if isinstance(a, bytes) else str(a).encode()
+            out += b"$%d\r\n%s\r\n" % (len(a), a)
+        self.sock.sendall(out)
+        return self._reply()
+
+    def _recv(self):
+        data = self.sock.recv(65536)
+        if not data:
+            raise ConnectionError("Redis closed the connection")
+        self.buf += data
+
+    def _line(self):
+        while b"\r\n" not in self.buf:
+            self._recv()
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def _reply(self):
+        line = self._line()
+        t, rest = line[:1], line[1:]
+        if t == b"+":
+            return rest.decode()
+        if t == b"-":
+            raise RuntimeError(rest.decode())
+        if t == b":":
+            return int(rest)
+        if t == b"$":
+            n = int(rest)
+            if n < 0:
+                return None
+            while len(self.buf) < n + 2:
+                self._recv()
+            data, self.buf = self.buf[:n], self.buf[n + 2:]
+            return data.decode()
+        if t == b"*":
+            n = int(rest)
+            return None if n < 0 else [self._reply() for _ in range(n)]
+        raise RuntimeError(f"bad reply {line!r}")
+
+    def info(self, section="all"):
+        d = {}
+        for line in self("INFO", section).splitlines():
+            if ":" in line and not line.startswith("#"):
+                k, v = line.split(":", 1)
+                d[k] = v
+        return d
+
+    def commandstats(self):
+        """{command: calls} (includes commands run inside Lua scripts)."""
+        out = {}
+        for k, v in self.info("commandstats").items():
+            m = re.search(r"calls=(\d+)", v)
+            out[k.replace("cmdstat_", "")] = int(m.group(1))
+        return out
+
+
+class RedisServer:
+    """A private redis-server on a free port; `stop()` shuts it down."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="redis.", dir=WORK)
+        subprocess.run(
+            ["redis-server", "--port", str(self.port), "--save", "", "--appendonly", "no",
+             "--daemonize", "yes", "--dir", self.dir, "--pidfile", f"{self.dir}/redis.pid",
+             "--logfile", f"{self.dir}/redis.log"],
+            check=True, stdout=subprocess.DEVNULL)
+        for _ in range(100):
+            try:
+                self.c = Resp(self.port)
+                self.c("PING")
+                break
+            except OSError:
+                time.sleep(0.05)
+        self.pid = int(open(f"{self.dir}/redis.pid").read())
+        self.url = f"redis://127.0.0.1:{self.port}"
+
+    def flush(self):
+        # our own server: nobody else's keys live here
+        self.c("FLUSHALL")
+
+    def stop(self):
+        try:
+            self.c("SHUTDOWN", "NOSAVE")
+        except Exception:
+            pass
+
+
+class Proc:
+    def __init__(self, argv, env=None, log=None, stdout=None):
+        self.log = log or os.path.join(WORK, os.path.basename(argv[0]) + f".{time.time_ns()}.log")
+        self.p = subprocess.Popen(argv, env=env, stdout=stdout or open(self.log + ".out", "w"),
+                                  stderr=open(self.log, "w"))
+        self.pid = self.p.pid
+
+    def stop(self, sig=15, timeout=30):
+        if self.p.poll() is None:
+            self.p.send_signal(sig)
+            try:
+                self.p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+
+
+def start_sim(rules=None, latency=None):
+    argv = [f"{BIN}/flinks-sim", "--listen", "127.0.0.1:0"]
+    if rules:
+        argv += ["--rules", rules]
+    if latency:
+        argv += ["--latency-ms", latency]
+    env = dict(os.environ, RUST_LOG="warn")
+    out = os.path.join(WORK, f"sim.{time.time_ns()}.out")
+    sim = Proc(argv, env=env, stdout=open(out, "w"))
+    for _ in range(200):
+        m = re.search(r"listening on (\S+)", open(out).read())
+        if m:
+            sim.url = m.group(1)
+            return sim
+        time.sleep(0.025)
+    raise RuntimeError("flinks-sim did not start")
+
+
+def write_logins(path, n, prefix=""):
+    import uuid
+    with open(path, "w") as f:
+        f.write("LoginId,Active,Tag\n")
+        for _ in range(n):
+            f.write(f"{uuid.uuid4()},true,bench\n")
+
+
+def scrape(port):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        return r.read().decode()
+
+
+def histogram(texts, name, queue):
+    """Merged cumulative buckets [(le, count)] of `name{queue=…}` over several scrapes."""
+    merged = {}
+    pat = re.compile(name + r'_bucket\{([^}]*)\} (\S+)')
+    for text in texts:
+        for labels, v in pat.findall(text):
+            if f'queue="{queue}"' not in labels:
+                continue
+            le = re.search(r'le="([^"]+)"', labels).group(1)
+            le = float("inf") if le == "+Inf" else float(le)
+            merged[le] = merged.get(le, 0) + float(v)
+    return sorted(merged.items())
+
+
+def quantile(buckets, q):
+    """Linear interpolation inside the Prometheus bucket holding quantile q."""
+    if not buckets or buckets[-1][1] == 0:
+        return float("nan")
+    total = buckets[-1][1]
+    rank = q * total
+    prev_le, prev_c = 0.0, 0.0
+    for le, c in buckets:
+        if c >= rank:
+            if le == float("inf"):
+                return prev_le
+            return prev_le + (le - prev_le) * (rank - prev_c) / max(c - prev_c, 1e-9)
+        prev_le, prev_c = le, c
+    return prev_le
+
+
+def machine():
+    free = subprocess.run(["free", "-h"], capture_output=True, text=True).stdout
+    redis_v = subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout
+    return {
+        "nproc": os.cpu_count(),
+        "free": free.splitlines()[1],
+        "cpu": next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo")
+                     if l.startswith("model name")), "?"),
+        "redis": redis_v.split()[2],
+        "load": load(),
+    }
+
+
+def cleanup():
+    shutil.rmtree(WORK, ignore_errors=True)
+
+
+class Monitor:
+    """Counts the commands Redis executes via MONITOR, split into the ones clients sent
+    (round trips, pipelined or not) and the ones Lua scripts ran. MONITOR slows Redis
+    down, so only counting runs use it, never the timed ones."""
+
+    def __init__(self, port, exclude=()):
+        import threading
+        self.exclude = {("%s:%d" % a).encode() for a in exclude}
+        self.client, self.lua = {}, {}
+        self.sock = socket.create_connection(("127.0.0.1", port))
+        self.sock.sendall(b"*1\r\n$7\r\nMONITOR\r\n")
+        self.stop_flag = False
+        self.t = threading.Thread(target=self._run, daemon=True)
+        self.t.start()
+
+    def _run(self):
+        buf = b""
+        pat = re.compile(rb'^\+\d+\.\d+ \[\d+ ([^\]]+)\] "([^"]+)"')
+        while not self.stop_flag:
+            try:
+                data = self.sock.recv(1 << 20)
+            except OSError:
+                return
+            if not data:
+                return
+            buf += data
+            *lines, buf = buf.split(b"\r\n")
+            for line in lines:
+                m = pat.match(line)
+                if not m:
+                    continue
+                who, cmd = m.group(1), m.group(2).decode().lower()
+                addr = who.split(b" ")[-1]
+                if addr in self.exclude:
+                    continue
+                d = self.lua if addr == b"lua" else self.client
+                d[cmd] = d.get(cmd, 0) + 1
+
+    def stop(self):
+        time.sleep(0.3)  # let the last lines arrive
+        self.stop_flag = True
+        self.sock.close()
+        return self.client, self.lua
+
+    def snapshot(self):
+        return dict(self.client), dict(self.lua)
