@@ -33,6 +33,9 @@ use crate::handlers::{self, Delivery, Deps, Handled, Policy};
 
 pub use shared::metrics::ROUTINE_OUTCOMES_TOTAL;
 
+/// Detail jobs claimed per fetch.
+const DETAIL_BATCH: usize = 8;
+
 /// How often buried jobs are turned into `failed` outcomes (see `dead_letters`).
 const DEAD_LETTER_SCAN: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -127,7 +130,11 @@ pub async fn run(
             .build(run_authorize)
         })
         .register(move |restarts| {
-            let backend = RedisBackend::new(detail_queue.clone()).with_worker_id(detail_id.clone());
+            // Detail jobs take no rate-limit permit, so claiming a few at a time is safe
+            // (their leases are renewed while they wait in the buffer) and saves round trips.
+            let backend = RedisBackend::new(detail_queue.clone())
+                .with_worker_id(detail_id.clone())
+                .with_batch(DETAIL_BATCH);
             detail_unfinished.track(&detail_queue, &detail_id, &backend);
             WorkerBuilder::new(format!("{DETAIL_QUEUE}-{}-{restarts}", detail_id.as_str()))
                 .backend(backend)
@@ -144,12 +151,15 @@ pub async fn run(
         .shutdown_timeout(settings.shutdown_grace);
 
     let signal = shutdown.clone();
-    let result = monitor
-        .run_with_signal(async move {
-            signal.cancelled().await;
-            Ok(())
-        })
-        .await;
+    // On a runtime worker thread rather than main's: job futures then run next to the
+    // Redis and HTTP connections they wait on, instead of being woken across threads
+    // (BENCHMARKS.md, "Whole pipeline").
+    let result = tokio::spawn(monitor.run_with_signal(async move {
+        signal.cancelled().await;
+        Ok(())
+    }))
+    .await
+    .context("worker monitor task")?;
     // The Monitor gives up on jobs still running after SHUTDOWN_GRACE without settling
     // them: hand them back now, or they would sit leased until WORKER_LEASE runs out.
     unfinished.release().await;
