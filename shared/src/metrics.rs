@@ -146,8 +146,8 @@ pub const ALL_METRICS: &[MetricDef] = &[
         FLINKS_REQUESTS_TOTAL,
         Counter,
         Some(Unit::Count),
-        &["endpoint", "outcome"],
-        "Flinks API calls by endpoint and wire outcome (ok, pending, unauthorized, client_error, server_error, timeout, transport_error), counted when they end",
+        &["endpoint", "outcome", "status"],
+        "Flinks API calls by endpoint, wire outcome (ok, pending, unauthorized, client_error, server_error, timeout, transport_error) and HTTP status (a closed set; other, or none without an answer), counted when they end",
     ),
     def(
         FLINKS_REQUEST_DURATION_SECONDS,
@@ -368,8 +368,22 @@ fn zero_known_series() {
     for endpoint in Endpoint::ALL {
         let endpoint = endpoint.as_str();
         for outcome in FLINKS_OUTCOMES {
-            metrics::counter!(FLINKS_REQUESTS_TOTAL, "endpoint" => endpoint, "outcome" => outcome)
-                .increment(0);
+            // One representative status per outcome, so every (endpoint, outcome) exists.
+            let status = match outcome {
+                "ok" => "200",
+                "pending" => "202",
+                "unauthorized" => "401",
+                "client_error" => "400",
+                "server_error" => "500",
+                _ => "none",
+            };
+            metrics::counter!(
+                FLINKS_REQUESTS_TOTAL,
+                "endpoint" => endpoint,
+                "outcome" => outcome,
+                "status" => status
+            )
+            .increment(0);
         }
         let _ = metrics::histogram!(FLINKS_REQUEST_DURATION_SECONDS, "endpoint" => endpoint);
     }

@@ -22,7 +22,7 @@ use crate::domain::{FlinksCode, LoginId, RequestId};
 
 /// Tracing target of the per-call event.
 pub const API_CALL_TARGET: &str = "flinks.api_call";
-/// Counter: Flinks calls by `endpoint` and `outcome`.
+/// Counter: Flinks calls by `endpoint`, `outcome` and `status` ([`status_label`]).
 pub const FLINKS_REQUESTS_TOTAL: &str = "nightly_refresh_flinks_requests_total";
 /// Histogram: Flinks call latency in seconds, by `endpoint`.
 pub const FLINKS_REQUEST_DURATION_SECONDS: &str = "nightly_refresh_flinks_request_duration_seconds";
@@ -39,6 +39,28 @@ pub const OUTCOME_LABELS: [&str; 7] = [
     "timeout",
     "transport_error",
 ];
+
+/// HTTP statuses that get a label of their own; any other answer is `other`, and a call
+/// that got no answer at all (timeout, refused connection) is `none`. A closed set keeps
+/// the label bounded whatever a misbehaving server sends.
+pub const STATUS_LABELS: [&str; 16] = [
+    "200", "202", "203", "400", "401", "403", "404", "405", "408", "429", "500", "502", "503",
+    "504", "other", "none",
+];
+
+/// The `status` label of a call: its HTTP status when in [`STATUS_LABELS`], else `other`
+/// (or `none` without an answer).
+pub fn status_label(status: Option<u16>) -> &'static str {
+    let Some(status) = status else {
+        return "none";
+    };
+    let text = status.to_string();
+    STATUS_LABELS
+        .iter()
+        .find(|label| **label == text)
+        .copied()
+        .unwrap_or("other")
+}
 
 /// The Flinks endpoints this client calls; `as_str` is the stable `endpoint` label.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -171,8 +193,13 @@ pub(crate) fn record(call: &ApiCall<'_>) {
         emit!(warn);
     }
 
-    metrics::counter!(FLINKS_REQUESTS_TOTAL, "endpoint" => endpoint, "outcome" => outcome)
-        .increment(1);
+    metrics::counter!(
+        FLINKS_REQUESTS_TOTAL,
+        "endpoint" => endpoint,
+        "outcome" => outcome,
+        "status" => status_label(call.status)
+    )
+    .increment(1);
     metrics::histogram!(FLINKS_REQUEST_DURATION_SECONDS, "endpoint" => endpoint)
         .record(call.latency.as_secs_f64());
     let failed = !matches!(
@@ -244,6 +271,14 @@ pub(crate) fn scrub_login(text: &str, login: Option<&LoginId>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[test]
+    fn the_status_label_is_a_closed_set() {
+        assert_eq!(status_label(Some(401)), "401");
+        assert_eq!(status_label(Some(502)), "502");
+        assert_eq!(status_label(Some(418)), "other");
+        assert_eq!(status_label(Some(999)), "other");
+        assert_eq!(status_label(None), "none");
+    }
 
     const LOGIN: &str = "5e5b1f56-0b6c-4c53-a3a4-2b2d7a3e9f10";
 

@@ -852,7 +852,7 @@ async fn the_call_trace_shows_fingerprints_urls_and_codes_but_no_secret_or_accou
     let rendered = metrics.render();
     assert!(
         rendered.contains(
-            r#"nightly_refresh_flinks_requests_total{endpoint="authorize",outcome="ok"} 1"#
+            r#"nightly_refresh_flinks_requests_total{endpoint="authorize",outcome="ok",status="200"} 1"#
         ),
         "{rendered}"
     );

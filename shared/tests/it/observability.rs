@@ -75,7 +75,7 @@ fn metrics_render_histogram_buckets_and_the_known_series_at_zero() {
 
     for expected in [
         r#"nightly_refresh_build_info{version=""#,
-        r#"nightly_refresh_flinks_requests_total{endpoint="get_accounts_detail_async",outcome="timeout"} 0"#,
+        r#"nightly_refresh_flinks_requests_total{endpoint="get_accounts_detail_async",outcome="timeout",status="none"} 0"#,
         r#"nightly_refresh_rate_limit_permits_total{result="granted"} 0"#,
         r#"nightly_refresh_rate_limit_permits_total{result="throttled"} 0"#,
         r#"nightly_refresh_rate_limit_cooldowns_total 0"#,

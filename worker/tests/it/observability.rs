@@ -127,7 +127,7 @@ async fn a_short_routine_exports_lintable_bounded_metrics_clean_logs_and_queryab
     }
     assert!(
         worker_metrics.contains(
-            r#"nightly_refresh_flinks_requests_total{endpoint="authorize",outcome="ok"}"#
+            r#"nightly_refresh_flinks_requests_total{endpoint="authorize",outcome="ok",status="200"}"#
         ),
         "the worker counted no authorize call:\n{worker_metrics}"
     );
