@@ -64,14 +64,15 @@ impl AuthorizeJob {
         format!("authorize:{}:{}", self.login_id.as_str(), self.routine_date)
     }
 
-    /// The dedupe key of the fresh authorize that replaces the lapsed session `lapsed`:
-    /// one restart per lapsed RequestId, however often the restarting job is redelivered.
-    pub fn restart_dedupe_key(&self, lapsed: &RequestId) -> String {
+    /// The dedupe key of the fresh authorize that the job `failing_job_id` (an authorize or
+    /// detail job whose session lapsed) starts: one restart per failing job however often
+    /// that job is redelivered, and never a collision with an earlier run of the same login
+    /// and date (a requeue, a reconnect).
+    pub fn restart_dedupe_key(&self, failing_job_id: &str) -> String {
         format!(
-            "authorize:{}:{}:after:{}",
+            "authorize:{}:{}:restart-from:{failing_job_id}",
             self.login_id.as_str(),
-            self.routine_date,
-            lapsed.as_str()
+            self.routine_date
         )
     }
 }
@@ -122,16 +123,16 @@ mod tests {
     }
 
     #[test]
-    fn authorize_dedupe_keys_are_one_per_login_and_date_and_one_per_lapsed_session() {
+    fn authorize_dedupe_keys_are_one_per_login_and_date_and_one_per_failing_job() {
         let date = NaiveDate::from_ymd_opt(2026, 11, 25).unwrap();
         let job = AuthorizeJob::new(login(), date);
         assert_eq!(
             job.dedupe_key(),
             "authorize:5e5b1f56-0b6c-4c53-a3a4-2b2d7a3e9f10:2026-11-25"
         );
-        let restart = job.restart_dedupe_key(&RequestId::new("r-1"));
-        assert!(restart.ends_with(":after:r-1"), "{restart}");
-        assert_ne!(restart, job.restart_dedupe_key(&RequestId::new("r-2")));
+        let restart = job.restart_dedupe_key("job-1");
+        assert!(restart.ends_with(":restart-from:job-1"), "{restart}");
+        assert_ne!(restart, job.restart_dedupe_key("job-2"));
     }
 
     #[test]

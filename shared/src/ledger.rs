@@ -40,7 +40,7 @@ static RECORD: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("led
 pub const STREAM_ID_PLACEHOLDER: &str = "__RESULTS_STREAM_ID__";
 
 /// A stream entry to append atomically with a ledger write.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct StreamEntry<'a> {
     /// The stream's key; it must share the ledger's hash tag (`KeySpace::results_stream`).
     pub stream: String,
@@ -48,6 +48,18 @@ pub struct StreamEntry<'a> {
     pub max_len: u64,
     /// The entry's field/value pairs.
     pub fields: Vec<(&'a str, String)>,
+}
+
+impl std::fmt::Debug for StreamEntry<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The values may be account data: only the field names are printed.
+        let names: Vec<&str> = self.fields.iter().map(|(name, _)| *name).collect();
+        f.debug_struct("StreamEntry")
+            .field("stream", &self.stream)
+            .field("max_len", &self.max_len)
+            .field("fields", &names)
+            .finish()
+    }
 }
 
 /// Why a ledger operation failed.

@@ -73,7 +73,6 @@ pub enum ResultsError {
 }
 
 /// One fetched detail to store.
-#[derive(Debug)]
 pub struct ResultEntry<'a> {
     /// The login.
     pub login_id: &'a LoginId,
@@ -89,6 +88,19 @@ pub struct ResultEntry<'a> {
     pub stale: bool,
     /// The GetAccountsDetail response body, verbatim.
     pub body: &'a str,
+}
+
+impl std::fmt::Debug for ResultEntry<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The body is account data: never printed, only its size.
+        f.debug_struct("ResultEntry")
+            .field("login_id", self.login_id)
+            .field("request_id", self.request_id)
+            .field("routine_date", &self.routine_date)
+            .field("stale", &self.stale)
+            .field("body_bytes", &self.body.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// What [`ResultsSink::store`] did.

@@ -175,7 +175,8 @@ impl DayClaim {
 
     /// Tries to claim `date`'s run. True for exactly one replica, unless an earlier claim
     /// is older than [`STALE_CLAIM`] without completing (its replica died mid-run): then
-    /// this replica takes it over.
+    /// this replica takes it over. Re-entrant: the holder may claim again, so a run that
+    /// failed half-way (Redis blip) is retried by its replica instead of abandoned.
     pub async fn try_claim(
         &self,
         date: NaiveDate,
@@ -201,6 +202,14 @@ impl DayClaim {
             .arg(self.claim_key(date))
             .query_async(&mut conn)
             .await?;
+        // Our own claim (a run of ours that failed half-way, retried): carry on with it.
+        if holder
+            .as_deref()
+            .and_then(|h| h.rsplit_once('|'))
+            .is_some_and(|(replica, _)| replica == self.replica)
+        {
+            return Ok(true);
+        }
         let claimed_at = holder
             .as_deref()
             .and_then(|h| h.rsplit_once('|'))

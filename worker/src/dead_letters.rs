@@ -84,12 +84,17 @@ impl DeadLetterReconciler {
             let Ok(subject) = serde_json::from_str::<Subject>(&letter.payload) else {
                 continue;
             };
-            if self
+            // Skip a login whose outcome is newer than the burial (it was settled after
+            // all); an older one (a requeued login whose new job died) is replaced.
+            let buried_at = letter.at_ms.unwrap_or(u64::MAX);
+            if let Some(existing) = self
                 .ledger
-                .has_outcome(subject.routine_date, &subject.login_id)
+                .get(subject.routine_date, &subject.login_id)
                 .await?
             {
-                continue;
+                if existing.at().timestamp_millis() >= buried_at as i64 {
+                    continue;
+                }
             }
             let outcome = LedgerOutcome::Failed {
                 flinks_code: None,

@@ -49,9 +49,13 @@ async fn set_scheduled(
     let client = flinks(ctx)?;
     let conn = ctx.redis().await?;
     let ops = LoginOps::new(conn.clone(), &ctx.keys, &ctx.settings);
-    // One call needs no permit; a bulk run shares the global budget with the routine.
-    let limiter = (logins.len() > 1)
-        .then(|| RateLimiter::new(conn, &ctx.keys, ctx.settings.rate_limit_per_minute));
+    // Every call shares the global budget with the routine: a customer's app typically
+    // calls this once per login, and those calls add up like a bulk run.
+    let limiter = Some(RateLimiter::new(
+        conn,
+        &ctx.keys,
+        ctx.settings.rate_limit_per_minute,
+    ));
     let shutdown = CancellationToken::new();
     let results = ops
         .set_scheduled_refresh(&client, limiter.as_ref(), logins, activate, &shutdown)
@@ -185,7 +189,9 @@ pub(crate) async fn refresh_status(
         .await
         .context("recording re-auth outcomes")?;
     for id in &report.unknown {
-        eprintln!("warning: LoginId {id} is listed by Flinks but not in the registry");
+        eprintln!(
+            "warning: LoginId {id} is listed by Flinks but not an active login of the registry"
+        );
     }
     if report.invalid > 0 {
         eprintln!(

@@ -19,11 +19,14 @@ pub enum LoginIdError {
     Empty,
     /// The input is not a UUID (Flinks LoginIds are GUIDs).
     #[error(
-        "LoginId {input:?} is not a UUID (expected e.g. 5e5b1f56-0b6c-4c53-a3a4-2b2d7a3e9f10)"
+        "LoginId {shown:?} ({length} characters) is not a UUID (expected e.g. 5e5b1f56-0b6c-4c53-a3a4-2b2d7a3e9f10)"
     )]
     NotUuid {
-        /// The offending input, cut to 64 characters.
-        input: String,
+        /// The start of the offending input: enough to find it, not enough to use a
+        /// near-valid LoginId (a permanent token) that an error or a log would leak.
+        shown: String,
+        /// Its length in characters.
+        length: usize,
     },
 }
 
@@ -43,7 +46,8 @@ impl LoginId {
         Uuid::parse_str(trimmed)
             .map(|uuid| Self(uuid.hyphenated().to_string()))
             .map_err(|_| LoginIdError::NotUuid {
-                input: trimmed.chars().take(64).collect(),
+                shown: shown_part(trimmed),
+                length: trimmed.chars().count(),
             })
     }
 
@@ -58,6 +62,15 @@ impl LoginId {
         let digest = Sha256::digest(self.0.as_bytes());
         format!("lid:{}", &hex::encode(digest)[..10])
     }
+}
+
+/// The first 8 characters of a bad input, with an ellipsis when there is more.
+fn shown_part(input: &str) -> String {
+    let mut shown: String = input.chars().take(8).collect();
+    if input.chars().count() > 8 {
+        shown.push('…');
+    }
+    shown
 }
 
 impl fmt::Debug for LoginId {
@@ -94,7 +107,17 @@ mod tests {
     fn parse_rejects_empty_and_non_uuid_input_with_the_input_named() {
         assert_eq!(LoginId::parse("  "), Err(LoginIdError::Empty));
         let err = LoginId::parse("not-a-uuid").unwrap_err();
-        assert!(err.to_string().contains("\"not-a-uuid\""), "{err}");
+        assert!(
+            err.to_string().contains("\"not-a-uu…\" (10 characters)"),
+            "{err}"
+        );
+        // A near-valid LoginId is not echoed whole.
+        let near = "0a1b2c3d-4e5f-4a6b-8c7d-9e8f7a6b5c4dx";
+        let err = LoginId::parse(near).unwrap_err().to_string();
+        assert!(
+            !err.contains(near) && !err.contains("9e8f7a6b5c4d"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -65,7 +65,7 @@ pub struct RefreshStatusReport {
     pub marked: Vec<String>,
     /// LoginIds already refreshed on `date` (the ledger keeps a refresh; registry unchanged).
     pub already_refreshed: Vec<String>,
-    /// LoginIds not in the registry (warnings; nothing recorded).
+    /// LoginIds not in the registry, or inactive (warnings; nothing recorded).
     pub unknown: Vec<String>,
     /// Cards whose LoginId was missing or not a UUID.
     pub invalid: usize,
@@ -237,7 +237,9 @@ impl LoginOps {
                 report.invalid += 1;
                 continue;
             };
-            if self.registry.get(login).await?.is_none() {
+            // Unregistered and inactive logins are not part of the routine: marking them
+            // would count them as done in a date whose expected count excludes them.
+            if !self.registry.get(login).await?.is_some_and(|s| s.active) {
                 report.unknown.push(login.as_str().to_string());
                 continue;
             }

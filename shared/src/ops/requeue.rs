@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 use super::OpsError;
 use crate::config::Settings;
 use crate::domain::{FlinksCode, LoginId};
-use crate::jobs::{queue_config, AuthorizeJob, AUTHORIZE_QUEUE, DETAIL_QUEUE};
+use crate::jobs::{queue_config, AuthorizeJob, DetailJob, AUTHORIZE_QUEUE, DETAIL_QUEUE};
 use crate::keys::KeySpace;
 use crate::ledger::{IndexEntry, IndexFilter, IndexKind, Ledger};
 use crate::queue::{DeadSelector, EnqueueOptions, Enqueued, JobFilter, JobId, Queue};
@@ -469,6 +469,16 @@ impl Requeuer {
             if options.dry_run || take.is_empty() {
                 report.moved.extend(take);
                 continue;
+            }
+            if queue.name() == AUTHORIZE_QUEUE {
+                // A requeued authorize job keeps its id, and its first detail fetch is
+                // deduped by that id: forget the old chain, or the new run's detail job
+                // would be dropped as a duplicate of the one that already ran.
+                for dead in &take {
+                    self.detail
+                        .clear_dedupe(&DetailJob::chained_dedupe_key(&dead.job_id))
+                        .await?;
+                }
             }
             let ids: Vec<JobId> = take.iter().map(|d| JobId::from(d.job_id.clone())).collect();
             let done = queue.requeue_dead(DeadSelector::Ids(ids), true).await?;

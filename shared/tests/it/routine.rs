@@ -193,3 +193,19 @@ async fn on_start_a_due_and_missing_run_is_caught_up_and_a_dead_replicas_claim_t
     assert!(other.is_none());
     redis.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_replica_whose_run_failed_half_way_retries_its_own_claim() {
+    let redis = TestRedis::new("schedule-reentrant").await;
+    let claim = DayClaim::new(redis.conn.clone(), &redis.keys, "replica-a");
+    let other = DayClaim::new(redis.conn.clone(), &redis.keys, "replica-b");
+    let now = utc("2026-11-25T15:31:00Z");
+
+    assert!(claim.try_claim(date(), now).await.unwrap());
+    // The run failed before `complete`: a minute later the same replica retries it,
+    // while another replica still keeps its hands off.
+    let later = utc("2026-11-25T15:32:00Z");
+    assert!(claim.try_claim(date(), later).await.unwrap());
+    assert!(!other.try_claim(date(), later).await.unwrap());
+    redis.cleanup().await;
+}

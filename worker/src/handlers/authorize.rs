@@ -67,7 +67,7 @@ pub async fn handle(
                 date: job.routine_date,
                 session_restarts: job.session_restarts,
                 attempt: delivery.attempt,
-                request_id: None,
+                job_id: &delivery.job_id,
             };
             settle_failure(deps, step, error).await
         }

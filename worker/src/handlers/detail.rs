@@ -56,7 +56,7 @@ pub async fn handle(
         date: job.routine_date,
         session_restarts: job.session_restarts,
         attempt: delivery.attempt,
-        request_id: Some(&job.request_id),
+        job_id: &delivery.job_id,
     };
     match answer {
         Ok(DetailOutcome::Ready(detail)) => {

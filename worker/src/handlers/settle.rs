@@ -27,8 +27,8 @@ pub(crate) struct Step<'a> {
     pub(crate) date: NaiveDate,
     pub(crate) session_restarts: u32,
     pub(crate) attempt: u32,
-    /// The session the failed call used (detail calls), which a restart replaces.
-    pub(crate) request_id: Option<&'a shared::RequestId>,
+    /// The queue's id of the failing job (stable across its redeliveries).
+    pub(crate) job_id: &'a str,
 }
 
 /// Counts a redelivery that the ledger made a no-op.
@@ -151,11 +151,7 @@ pub(crate) async fn settle_failure(
                 routine_date: step.date,
                 session_restarts: step.session_restarts + 1,
             };
-            let lapsed = step
-                .request_id
-                .cloned()
-                .unwrap_or_else(|| shared::RequestId::new("authorize"));
-            let options = EnqueueOptions::dedupe(job.restart_dedupe_key(&lapsed));
+            let options = EnqueueOptions::dedupe(job.restart_dedupe_key(step.job_id));
             persist("restart authorize", || {
                 deps.authorize_queue.enqueue(&job, options.clone())
             })
