@@ -258,14 +258,33 @@ impl FlinksClient {
     /// `POST /GetAccountsDetail` `{"RequestId":..}` with `x-api-key` (if configured) and the
     /// long `detail_timeout`. A 202 is [`DetailOutcome::Pending`]: poll
     /// [`FlinksClient::get_accounts_detail_async`].
+    pub async fn get_accounts_detail(
+        &self,
+        request_id: &RequestId,
+    ) -> Result<DetailOutcome, Error> {
+        self.accounts_detail(None, request_id).await
+    }
+
+    /// [`FlinksClient::get_accounts_detail`] on behalf of `login`: the call is traced with
+    /// the login's fingerprint and a raw LoginId that Flinks echoes in a `Message` is
+    /// replaced by it (what the worker uses).
+    pub async fn get_accounts_detail_for(
+        &self,
+        login: &LoginId,
+        request_id: &RequestId,
+    ) -> Result<DetailOutcome, Error> {
+        self.accounts_detail(Some(login), request_id).await
+    }
+
     #[tracing::instrument(
         skip_all,
         name = "flinks.get_accounts_detail",
         fields(request_id = %request_id),
         err(level = "debug")
     )]
-    pub async fn get_accounts_detail(
+    async fn accounts_detail(
         &self,
+        login: Option<&LoginId>,
         request_id: &RequestId,
     ) -> Result<DetailOutcome, Error> {
         let call = Call {
@@ -275,7 +294,7 @@ impl FlinksClient {
             body: Some(json!({ "RequestId": request_id.as_str() })),
             auth: self.api_key_header(),
             timeout: self.inner.config.detail_timeout,
-            login: None,
+            login,
             accepts_pending: true,
             records_request_id: false,
         };
@@ -284,14 +303,32 @@ impl FlinksClient {
 
     /// `GET /GetAccountsDetailAsync/{RequestId}` (no body) with `x-api-key` (if configured):
     /// one poll; [`DetailOutcome::Pending`] while Flinks is still processing.
+    pub async fn get_accounts_detail_async(
+        &self,
+        request_id: &RequestId,
+    ) -> Result<DetailOutcome, Error> {
+        self.accounts_detail_async(None, request_id).await
+    }
+
+    /// [`FlinksClient::get_accounts_detail_async`] on behalf of `login` (see
+    /// [`FlinksClient::get_accounts_detail_for`]).
+    pub async fn get_accounts_detail_async_for(
+        &self,
+        login: &LoginId,
+        request_id: &RequestId,
+    ) -> Result<DetailOutcome, Error> {
+        self.accounts_detail_async(Some(login), request_id).await
+    }
+
     #[tracing::instrument(
         skip_all,
         name = "flinks.get_accounts_detail_async",
         fields(request_id = %request_id),
         err(level = "debug")
     )]
-    pub async fn get_accounts_detail_async(
+    async fn accounts_detail_async(
         &self,
+        login: Option<&LoginId>,
         request_id: &RequestId,
     ) -> Result<DetailOutcome, Error> {
         let call = Call {
@@ -301,7 +338,7 @@ impl FlinksClient {
             body: None,
             auth: self.api_key_header(),
             timeout: self.inner.config.default_timeout,
-            login: None,
+            login,
             accepts_pending: true,
             records_request_id: false,
         };

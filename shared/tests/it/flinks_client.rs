@@ -155,6 +155,29 @@ async fn an_html_502_page_is_retryable_transient_with_the_status_kept() {
 }
 
 #[tokio::test]
+async fn a_login_id_echoed_in_a_detail_error_message_is_replaced_by_its_fingerprint() {
+    let login = login(3, 1);
+    let body = format!(
+        r#"{{"HttpStatusCode":400,"FlinksCode":"SESSION_NONEXISTENT","Message":"No session for LoginId {}","RequestId":"r-1"}}"#,
+        login.as_str()
+    );
+    let stub = stub(response(
+        "400 Bad Request",
+        "application/json",
+        body.as_bytes(),
+    ))
+    .await;
+    let err = client(config(&stub.base_url))
+        .get_accounts_detail_for(&login, &RequestId::new("r-1"))
+        .await
+        .unwrap_err();
+    let message = err.failure().unwrap().message.clone().unwrap();
+    assert!(!message.contains(login.as_str()), "{message}");
+    assert!(message.contains(&login.fingerprint()), "{message}");
+    assert!(!err.to_string().contains(login.as_str()), "{err}");
+}
+
+#[tokio::test]
 async fn a_truncated_json_200_is_retryable_as_a_bad_response() {
     let stub = stub(response(
         "200 OK",

@@ -47,9 +47,13 @@ pub async fn handle(
         }
     }
     let answer = if job.polling_since.is_some() {
-        deps.flinks.get_accounts_detail_async(&job.request_id).await
+        deps.flinks
+            .get_accounts_detail_async_for(&job.login_id, &job.request_id)
+            .await
     } else {
-        deps.flinks.get_accounts_detail(&job.request_id).await
+        deps.flinks
+            .get_accounts_detail_for(&job.login_id, &job.request_id)
+            .await
     };
     let step = Step {
         login: &job.login_id,
