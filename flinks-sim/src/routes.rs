@@ -404,6 +404,68 @@ impl Sim {
                     None,
                 )
             }
+            Scenario::InvalidLogin400 => {
+                return Reply::error(400, "INVALID_LOGIN", "LoginId is not valid", None)
+            }
+            Scenario::InvalidLoginCredentials => {
+                return Reply::error(
+                    401,
+                    "INVALID_LOGIN",
+                    "The stored credentials are no longer valid",
+                    None,
+                )
+            }
+            Scenario::UnknownReauthCode => {
+                return Reply::error(
+                    401,
+                    "CONSENT_RENEWAL_REQUIRED",
+                    "The end user must renew their consent",
+                    None,
+                )
+            }
+            Scenario::BodySays401 => {
+                let mut reply = Reply::error(
+                    401,
+                    "QUESTION_NOT_FOUND",
+                    "The security question was not found in the stored answers",
+                    None,
+                );
+                reply.status = 200;
+                return reply;
+            }
+            Scenario::BodySays401NoCode => {
+                return Reply::json(
+                    200,
+                    &serde_json::json!({
+                        "HttpStatusCode": 401,
+                        "Links": model::error_links(),
+                        "Message": "Authorization has been denied for this request"
+                    }),
+                )
+            }
+            Scenario::Bare203 => {
+                return Reply {
+                    status: 203,
+                    body: Vec::new(),
+                }
+            }
+            Scenario::Throttled => {
+                return Reply::error(
+                    401,
+                    "TOO_MANY_REQUESTS",
+                    "Too many requests have been made in a given time window",
+                    None,
+                )
+            }
+            Scenario::AuthorizePending { .. } => {
+                let request_id = open_session(inner, fresh_last_refresh());
+                return Reply::error(
+                    202,
+                    "OPERATION_PENDING",
+                    "Your operation is still processing",
+                    Some(request_id),
+                );
+            }
             Scenario::RetryLater => {
                 return Reply::error(
                     401,
@@ -541,7 +603,8 @@ impl Sim {
         }
         let first = session.started.is_none();
         session.started.get_or_insert(now);
-        if let Scenario::Pending { polls } = session.scenario {
+        if let Scenario::Pending { polls } | Scenario::AuthorizePending { polls } = session.scenario
+        {
             if first {
                 session.polls_left = polls;
             }

@@ -66,6 +66,26 @@ pub enum Scenario {
     SessionExpiredOnce,
     /// Unknown LoginId: Authorize 401 `INVALID_LOGIN`.
     InvalidLogin,
+    /// Authorize 400 `INVALID_LOGIN` ("LoginId is not valid"): the LoginId itself is rejected.
+    InvalidLogin400,
+    /// Authorize 401 `INVALID_LOGIN` whose message blames the stored credentials.
+    InvalidLoginCredentials,
+    /// Authorize 401 with a FlinksCode no version of the contract lists.
+    UnknownReauthCode,
+    /// Authorize HTTP 200 whose body says `HttpStatusCode: 401` `QUESTION_NOT_FOUND`.
+    BodySays401,
+    /// Authorize HTTP 200 whose body says `HttpStatusCode: 401` with no FlinksCode.
+    BodySays401NoCode,
+    /// Authorize 203 with an empty body (no JSON, no FlinksCode).
+    Bare203,
+    /// Authorize 401 `TOO_MANY_REQUESTS` on every call, whatever the throttle.
+    Throttled,
+    /// Authorize 202 `OPERATION_PENDING` with a RequestId; `GetAccountsDetailAsync` answers
+    /// 202 for `polls` polls and 200 afterwards.
+    AuthorizePending {
+        /// Number of 202 answers from `GetAccountsDetailAsync` before the 200.
+        polls: u32,
+    },
 }
 
 /// Default number of 202 polls for `"pending"` without a parameter.
@@ -98,6 +118,14 @@ impl Scenario {
             Scenario::Stale { .. } => "stale",
             Scenario::SessionExpiredOnce => "session_expired_once",
             Scenario::InvalidLogin => "invalid_login",
+            Scenario::InvalidLogin400 => "invalid_login_400",
+            Scenario::InvalidLoginCredentials => "invalid_login_credentials",
+            Scenario::UnknownReauthCode => "unknown_reauth_code",
+            Scenario::BodySays401 => "body_says_401",
+            Scenario::BodySays401NoCode => "body_says_401_no_code",
+            Scenario::Bare203 => "bare_203",
+            Scenario::Throttled => "throttled",
+            Scenario::AuthorizePending { .. } => "authorize_pending",
         }
     }
 }
@@ -106,6 +134,7 @@ impl fmt::Display for Scenario {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Scenario::Pending { polls } => write!(f, "pending:{polls}"),
+            Scenario::AuthorizePending { polls } => write!(f, "authorize_pending:{polls}"),
             Scenario::AggregationError { failures } => write!(f, "aggregation_error:{failures}"),
             Scenario::Stale { hours } => write!(f, "stale:{hours}"),
             other => f.write_str(other.name()),
@@ -116,7 +145,8 @@ impl fmt::Display for Scenario {
 impl FromStr for Scenario {
     type Err = Error;
 
-    /// Parses `name` or `name:N` (N only for `pending`, `aggregation_error`, `stale`).
+    /// Parses `name` or `name:N` (N only for `pending`, `authorize_pending`,
+    /// `aggregation_error`, `stale`).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let bad = || Error::Scenario(s.to_owned());
         let (name, param) = match s.trim().split_once(':') {
@@ -135,6 +165,16 @@ impl FromStr for Scenario {
             "retry_later" => no_param(Scenario::RetryLater),
             "session_expired_once" => no_param(Scenario::SessionExpiredOnce),
             "invalid_login" => no_param(Scenario::InvalidLogin),
+            "invalid_login_400" => no_param(Scenario::InvalidLogin400),
+            "invalid_login_credentials" => no_param(Scenario::InvalidLoginCredentials),
+            "unknown_reauth_code" => no_param(Scenario::UnknownReauthCode),
+            "body_says_401" => no_param(Scenario::BodySays401),
+            "body_says_401_no_code" => no_param(Scenario::BodySays401NoCode),
+            "bare_203" => no_param(Scenario::Bare203),
+            "throttled" => no_param(Scenario::Throttled),
+            "authorize_pending" => Ok(Scenario::AuthorizePending {
+                polls: param.unwrap_or(DEFAULT_POLLS),
+            }),
             "pending" => Ok(Scenario::Pending {
                 polls: param.unwrap_or(DEFAULT_POLLS),
             }),

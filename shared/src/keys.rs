@@ -67,6 +67,11 @@ impl KeySpace {
         format!("{{{}:ledger}}:meta:{}", self.namespace, date)
     }
 
+    /// Ledger: per-date HASH LoginId → TOO_MANY_REQUESTS answers that login got that day.
+    pub fn ledger_throttles(&self, date: &str) -> String {
+        format!("{{{}:ledger}}:throttles:{}", self.namespace, date)
+    }
+
     /// Ledger: the cross-date index ZSET of one kind (`reauth`, `failed`),
     /// member `date|LoginId`, score = outcome time in epoch milliseconds.
     pub fn ledger_index(&self, kind: &str) -> String {

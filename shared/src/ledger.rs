@@ -100,6 +100,10 @@ pub enum LedgerOutcome {
         request_id: Option<RequestId>,
         /// When it was recorded.
         at: DateTime<Utc>,
+        /// The re-auth rests on the routine's rule that a 401 means "reconnect", not on a
+        /// FlinksCode known to mean it: the code is new to this version (kept verbatim).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        unrecognised_code: bool,
     },
     /// Permanent failure, or retries exhausted.
     Failed {
@@ -113,7 +117,31 @@ pub enum LedgerOutcome {
         attempts: u32,
         /// When it was recorded.
         at: DateTime<Utc>,
+        /// What ops should do about it, when the failure says.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<FailureReason>,
     },
+}
+
+/// Why a login failed, when the failure calls for a particular action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureReason {
+    /// Flinks does not know the LoginId, or rejected a LoginId that never refreshed:
+    /// remove or fix this LoginId (reconnecting would not help).
+    InvalidLogin,
+    /// Flinks answered TOO_MANY_REQUESTS on every try (`MAX_THROTTLE_DEFERS`) that day.
+    Throttled,
+}
+
+impl FailureReason {
+    /// The serde name (`invalid_login`, `throttled`).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            FailureReason::InvalidLogin => "invalid_login",
+            FailureReason::Throttled => "throttled",
+        }
+    }
 }
 
 impl LedgerOutcome {
@@ -149,6 +177,25 @@ impl LedgerOutcome {
             LedgerOutcome::Refreshed { .. } => None,
             LedgerOutcome::NeedsReauth { message, .. } => message.as_deref(),
             LedgerOutcome::Failed { message, .. } => Some(message),
+        }
+    }
+
+    /// True for a re-auth that rests on an unrecognised FlinksCode (or none).
+    pub fn has_unrecognised_code(&self) -> bool {
+        matches!(
+            self,
+            LedgerOutcome::NeedsReauth {
+                unrecognised_code: true,
+                ..
+            }
+        )
+    }
+
+    /// The reason of a failure, when it has one.
+    pub fn failure_reason(&self) -> Option<FailureReason> {
+        match self {
+            LedgerOutcome::Failed { reason, .. } => *reason,
+            _ => None,
         }
     }
 
@@ -436,6 +483,23 @@ impl Ledger {
         Ok(n.max(0) as u64)
     }
 
+    /// Counts one TOO_MANY_REQUESTS answer to `login` on `date` and returns how many it
+    /// got that day, so a login throttled on every try still ends in an outcome.
+    pub async fn count_throttle(
+        &self,
+        date: NaiveDate,
+        login: &LoginId,
+    ) -> Result<u64, LedgerError> {
+        let key = self.keys.ledger_throttles(&day(date));
+        let mut conn = self.conn.clone();
+        let (n, _): (i64, i64) = redis::pipe()
+            .hincr(&key, login.as_str(), 1)
+            .expire(&key, LEDGER_TTL.as_secs() as i64)
+            .query_async(&mut conn)
+            .await?;
+        Ok(n.max(0) as u64)
+    }
+
     /// Retries spent on `date`.
     pub async fn retries(&self, date: NaiveDate) -> Result<u64, LedgerError> {
         self.meta_u64(date, "retries").await
@@ -596,6 +660,7 @@ mod tests {
             message: Some("reconnect".into()),
             request_id: None,
             at,
+            unrecognised_code: false,
         };
         let json = serde_json::to_value(&outcome).unwrap();
         assert_eq!(json["kind"], "needs_reauth");

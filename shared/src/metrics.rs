@@ -139,6 +139,11 @@ const fn def(
 
 use Kind::{Counter, Gauge, Histogram};
 
+/// Counter: cached Authorize answers recorded as needs re-auth on the routine's 401 rule
+/// alone, by `flinks_code` (`other` for a code this version does not know, `none`).
+pub const FLINKS_UNRECOGNISED_REAUTH_TOTAL: &str =
+    "nightly_refresh_flinks_unrecognised_reauth_total";
+
 /// Every metric the code records, described once.
 pub const ALL_METRICS: &[MetricDef] = &[
     def(BUILD_INFO, Gauge, None, &["version"], "Always 1; the version label is the build"),
@@ -162,6 +167,13 @@ pub const ALL_METRICS: &[MetricDef] = &[
         Some(Unit::Count),
         &["flinks_code"],
         "Failed Flinks calls that carried a FlinksCode, by code (unknown codes as other)",
+    ),
+    def(
+        FLINKS_UNRECOGNISED_REAUTH_TOTAL,
+        Counter,
+        Some(Unit::Count),
+        &["flinks_code"],
+        "401 answers to the cached Authorize recorded as needs re-auth without a FlinksCode known to mean it (other: a new code; none: no code)",
     ),
     def(
         PERMITS_TOTAL,
@@ -392,6 +404,9 @@ fn zero_known_series() {
     }
     let _ = metrics::histogram!(WAIT_SECONDS);
     metrics::counter!(COOLDOWNS_TOTAL).increment(0);
+    for code in ["other", "none"] {
+        metrics::counter!(FLINKS_UNRECOGNISED_REAUTH_TOTAL, "flinks_code" => code).increment(0);
+    }
     metrics::counter!(REDELIVERIES_SKIPPED_TOTAL).increment(0);
     metrics::counter!(RESULTS_STORED_TOTAL).increment(0);
     for queue in ROUTINE_QUEUES {

@@ -13,7 +13,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
 use crate::domain::{FlinksCode, LoginId};
-use crate::ledger::{Ledger, LedgerError, LedgerOutcome};
+use crate::ledger::{FailureReason, Ledger, LedgerError, LedgerOutcome};
 use crate::ratelimit::eta_at_rate;
 use crate::registry::{Registry, RegistryError};
 
@@ -37,6 +37,11 @@ pub struct ReportItem {
     pub flinks_code: Option<FlinksCode>,
     /// Flinks' message, or the failure's reason.
     pub message: Option<String>,
+    /// A re-auth on a 401 whose FlinksCode this version does not know (or that had none).
+    pub unrecognised_code: bool,
+    /// Why a failure calls for a particular action (`invalid_login`, `throttled`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<FailureReason>,
 }
 
 /// The report of one routine date.
@@ -62,6 +67,9 @@ pub struct Report {
     pub reauth: Vec<ReportItem>,
     /// Logins that failed.
     pub failed: Vec<ReportItem>,
+    /// The failed logins whose LoginId Flinks rejected (reason `invalid_login`): remove or
+    /// fix them; asking the user to reconnect would not help.
+    pub invalid_login: Vec<LoginId>,
     /// Logins that need re-authentication on this date but did not the day before.
     pub new_reauth: Vec<LoginId>,
     /// Retries spent on the date.
@@ -80,6 +88,8 @@ fn item(login_id: &LoginId, outcome: &LedgerOutcome) -> ReportItem {
         login_id: login_id.clone(),
         flinks_code: outcome.flinks_code().cloned(),
         message: outcome.message().map(str::to_string),
+        unrecognised_code: outcome.has_unrecognised_code(),
+        reason: outcome.failure_reason(),
     }
 }
 
@@ -120,6 +130,11 @@ pub async fn build(
             .collect(),
         None => HashSet::new(),
     };
+    let invalid_login = failed
+        .iter()
+        .filter(|f: &&ReportItem| f.reason == Some(FailureReason::InvalidLogin))
+        .map(|f| f.login_id.clone())
+        .collect();
     let new_reauth = reauth
         .iter()
         .filter(|r| !previous.contains(&r.login_id))
@@ -154,6 +169,7 @@ pub async fn build(
         stale,
         reauth,
         failed,
+        invalid_login,
         new_reauth,
         retries: ledger.retries(date).await?,
         started_at,
@@ -202,19 +218,38 @@ impl Report {
                 return;
             }
             let _ = writeln!(out, "\n{title}:");
-            let _ = writeln!(out, "  {:<38}{:<36}MESSAGE", "LOGIN ID", "FLINKS CODE");
+            let _ = writeln!(
+                out,
+                "  {:<38}{:<36}{:<15}MESSAGE",
+                "LOGIN ID", "FLINKS CODE", "NOTE"
+            );
             for i in items {
+                let note = match (i.unrecognised_code, i.reason) {
+                    (true, _) => "unrecognised",
+                    (false, Some(reason)) => reason.as_str(),
+                    (false, None) => "-",
+                };
                 let _ = writeln!(
                     out,
-                    "  {:<38}{:<36}{}",
+                    "  {:<38}{:<36}{:<15}{}",
                     i.login_id.as_str(),
                     i.flinks_code.as_ref().map(|c| c.as_str()).unwrap_or("-"),
+                    note,
                     i.message.as_deref().unwrap_or("-")
                 );
             }
         };
         list(&mut out, "needs re-auth", &self.reauth);
         list(&mut out, "failed", &self.failed);
+        if !self.invalid_login.is_empty() {
+            let _ = writeln!(
+                out,
+                "\ninvalid LoginIds (Flinks rejected the LoginId itself: remove or fix it, do not ask the user):"
+            );
+            for login in &self.invalid_login {
+                let _ = writeln!(out, "  {}", login.as_str());
+            }
+        }
         if !self.stale.is_empty() {
             let _ = writeln!(out, "\nstale:");
             for login in &self.stale {

@@ -105,6 +105,7 @@ impl DeadLetterReconciler {
                 ),
                 attempts: letter.attempts,
                 at: Utc::now(),
+                reason: None,
             };
             if self
                 .ledger

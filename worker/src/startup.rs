@@ -231,6 +231,7 @@ fn build_deps(
             poll_interval: settings.poll_interval,
             poll_timeout: settings.poll_timeout,
             max_attempts: settings.max_attempts,
+            max_throttle_defers: settings.max_throttle_defers,
             cooldown: settings.rate_limit_cooldown,
         },
     })

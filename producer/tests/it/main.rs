@@ -127,6 +127,7 @@ async fn show_json_gives_status_last_outcome_and_history() {
         message: Some("please reconnect".into()),
         request_id: Some(RequestId::new("req-1")),
         at: Utc::now(),
+        unrecognised_code: false,
     };
     registry.record_outcome(&login(5), &outcome).await.unwrap();
 
@@ -179,6 +180,7 @@ async fn report_json_on_a_seeded_ledger_has_the_documented_fields() {
         message: "server error".into(),
         attempts: 5,
         at: Utc::now(),
+        reason: None,
     };
     ledger.record(date, &login(1), &failed).await.unwrap();
 

@@ -42,6 +42,7 @@ fn failed(code: &str) -> LedgerOutcome {
         message: "bank down".into(),
         attempts: 5,
         at: Utc::now(),
+        reason: None,
     }
 }
 
@@ -177,6 +178,7 @@ async fn purge_older_than_a_week_removes_only_old_records() {
         message: "old".into(),
         attempts: 5,
         at: Utc::now() - chrono::Duration::days(9),
+        reason: None,
     };
     ledger.record(date(), &login(50), &old).await.unwrap();
 
@@ -335,6 +337,7 @@ async fn reconnected_clears_reauth_and_enqueues_an_authorize_job() {
         message: Some("reconnect".into()),
         request_id: None,
         at: Utc::now(),
+        unrecognised_code: false,
     };
     ledger.record(date(), &login(1), &reauth).await.unwrap();
     Registry::new(env.conn().await, &env.keys)

@@ -43,6 +43,11 @@ macro_rules! flinks_codes {
                 }
             }
 
+            /// True for a code of the contract's table, false for [`FlinksCode::Other`].
+            pub fn is_known(&self) -> bool {
+                !matches!(self, FlinksCode::Other(_))
+            }
+
             /// A bounded metric label: the code for known ones, `other` otherwise.
             pub fn as_label(&self) -> &'static str {
                 match self {

@@ -8,3 +8,33 @@ mod request_id;
 pub use flinks_code::FlinksCode;
 pub use login_id::{LoginId, LoginIdError};
 pub use request_id::RequestId;
+
+/// The most bytes of any text Flinks sends (`Message`, `FlinksCode`, `RequestId`) that is
+/// kept: enough for every real answer, small enough that a hostile or broken one cannot
+/// grow Redis or a log line.
+pub const MAX_FLINKS_TEXT_BYTES: usize = 1024;
+
+/// `text` cut to at most `max_bytes` bytes, on a character boundary.
+pub fn cap_text(text: &str, max_bytes: usize) -> &str {
+    if text.len() <= max_bytes {
+        return text;
+    }
+    let mut end = max_bytes;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cap_text;
+
+    #[test]
+    fn cap_text_cuts_on_a_character_boundary() {
+        assert_eq!(cap_text("abc", 10), "abc");
+        assert_eq!(cap_text("abcdef", 3), "abc");
+        // "é" is two bytes: a cut in its middle backs off to before it.
+        assert_eq!(cap_text("aé", 2), "a");
+    }
+}

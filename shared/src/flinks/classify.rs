@@ -133,30 +133,70 @@ impl Classification {
     }
 }
 
+/// One answer to classify: what arrived and where it came from.
+#[derive(Clone, Copy, Debug)]
+pub struct Answer<'a> {
+    /// The HTTP status that counts: the body's `HttpStatusCode` when it has one (the body
+    /// wins when it and the status line disagree), the status line otherwise.
+    pub status: u16,
+    /// The body's `FlinksCode`.
+    pub code: Option<&'a FlinksCode>,
+    /// The body's `Message`.
+    pub message: Option<&'a str>,
+    /// The body was a JSON object. An answer without one (HTML, empty, a bare string) and
+    /// without a FlinksCode is never a re-auth: nothing in it says the user must act.
+    pub json_body: bool,
+    /// The answer is to a cached `/Authorize`, where the routine's own rule applies: a 401
+    /// means the end user must reconnect unless its FlinksCode says otherwise.
+    pub cached_authorize: bool,
+}
+
+/// Classifies an answer with a JSON body from an endpoint other than the cached Authorize
+/// (see [`classify_answer`]).
+pub fn classify(status: u16, code: Option<&FlinksCode>, message: Option<&str>) -> Classification {
+    classify_answer(&Answer {
+        status,
+        code,
+        message,
+        json_body: true,
+        cached_authorize: false,
+    })
+}
+
 /// Classifies one answer: FlinksCode first, HTTP status second (contract §5).
 ///
 /// Rules beyond the table, each a judgement call:
 /// - `OK`/`CREATED` only mean success with a 2xx status; otherwise the status decides.
-/// - A 203 (MFA prompted) is needs-reauth whatever the code: nothing answers MFA unattended.
-/// - `INVALID_LOGIN` is permanent when the `Message` says the LoginId itself is unknown,
-///   invalid or not owned by this customer (see [`login_id_is_unknown`]); otherwise (stored
-///   bank credentials are invalid, or no message) it is needs-reauth, the option that puts
-///   a human in the loop without dropping the login.
-/// - Without a code: 2xx success, 202 pending, 203 needs-reauth, 429 throttled, 408 and
-///   5xx transient, a bare 401/403 is a refused token or key (retry once), any other 4xx
-///   is permanent (a malformed call or a wrong URL), anything else is unrecognised.
-pub fn classify(status: u16, code: Option<&FlinksCode>, message: Option<&str>) -> Classification {
+/// - A 203 (MFA prompted) with a JSON body or a FlinksCode is needs-reauth whatever the
+///   code: nothing answers MFA unattended. A bare 203 says nothing: an unusable answer.
+/// - On the cached Authorize, a 401 whose FlinksCode is unknown, or that has a JSON body
+///   but no code, is needs-reauth at once (the routine's rule: 401 → ask the user to
+///   reconnect); [`is_unrecognised_reauth`] tells the caller to flag it. A bare 401 with no
+///   body, or one whose message names the authorize token, is a refused token (retry once).
+/// - `INVALID_LOGIN` is permanent when the status is 400 (the request's LoginId was
+///   rejected) or the `Message` says the LoginId itself is unknown, invalid or not owned by
+///   this customer (see [`login_id_is_unknown`]); otherwise (stored bank credentials are
+///   invalid, or no message) it is needs-reauth, the option that puts a human in the loop.
+/// - Without a code: 2xx success, 202 pending, 429 throttled, 408 and 5xx transient, a
+///   bare 401/403 is a refused token or key (retry once), any other 4xx is permanent (a
+///   malformed call or a wrong URL), anything else is unrecognised.
+pub fn classify_answer(answer: &Answer<'_>) -> Classification {
     use Classification::{NeedsReauth, Pending, Permanent, Retryable, Success};
     use RetryKind::*;
 
+    let status = answer.status;
     if status == 203 {
-        return NeedsReauth;
+        return if answer.json_body || answer.code.is_some() {
+            NeedsReauth
+        } else {
+            Retryable(RetryHint::new(BadResponse, Some(UNKNOWN_CODE_RETRY_CAP)))
+        };
     }
     let is_2xx = (200..300).contains(&status);
-    if let Some(code) = code {
+    if let Some(code) = answer.code {
         return match code {
             FlinksCode::Ok | FlinksCode::Created if is_2xx => Success,
-            FlinksCode::Ok | FlinksCode::Created => classify_status(status),
+            FlinksCode::Ok | FlinksCode::Created => classify_status(answer),
             FlinksCode::OperationPending | FlinksCode::OperationDispatched => Pending,
             FlinksCode::SessionNonexistent | FlinksCode::SessionExpired => {
                 Retryable(RetryHint::new(SessionLapsed, Some(2)))
@@ -166,7 +206,9 @@ pub fn classify(status: u16, code: Option<&FlinksCode>, message: Option<&str>) -
                 Retryable(RetryHint::new(Busy, None))
             }
             FlinksCode::AccessDenied => Retryable(RetryHint::new(AuthRejected, Some(1))),
-            FlinksCode::InvalidLogin if login_id_is_unknown(message) => Permanent,
+            FlinksCode::InvalidLogin if status == 400 || login_id_is_unknown(answer.message) => {
+                Permanent
+            }
             FlinksCode::InvalidLogin
             | FlinksCode::InvalidUsername
             | FlinksCode::InvalidPassword
@@ -186,26 +228,44 @@ pub fn classify(status: u16, code: Option<&FlinksCode>, message: Option<&str>) -
             FlinksCode::InvalidRequest
             | FlinksCode::NoTransaction
             | FlinksCode::MethodNotAvailable => Permanent,
+            FlinksCode::Other(_) if answer.cached_authorize && status == 401 => NeedsReauth,
             FlinksCode::Other(_) => {
                 Retryable(RetryHint::new(Unrecognised, Some(UNKNOWN_CODE_RETRY_CAP)))
             }
         };
     }
-    classify_status(status)
+    classify_status(answer)
 }
 
-fn classify_status(status: u16) -> Classification {
+/// True when a needs-reauth classification rests on the routine's 401 rule alone (an
+/// unknown FlinksCode, or none), not on a code known to mean "reconnect": the ledger and
+/// the report flag such outcomes so ops see new codes appear.
+pub fn is_unrecognised_reauth(status: Option<u16>, code: Option<&FlinksCode>) -> bool {
+    status == Some(401) && !code.is_some_and(FlinksCode::is_known)
+}
+
+fn classify_status(answer: &Answer<'_>) -> Classification {
     use RetryKind::*;
-    match status {
+    match answer.status {
         202 => Classification::Pending,
-        203 => Classification::NeedsReauth,
         200..=299 => Classification::Success,
         429 => Classification::Retryable(RetryHint::new(Throttled, None)),
         408 | 500..=599 => Classification::Retryable(RetryHint::new(Transient, None)),
+        401 if answer.cached_authorize && answer.json_body && !names_the_token(answer.message) => {
+            Classification::NeedsReauth
+        }
         401 | 403 => Classification::Retryable(RetryHint::new(AuthRejected, Some(1))),
         400..=499 => Classification::Permanent,
         _ => Classification::Retryable(RetryHint::new(Unrecognised, Some(UNKNOWN_CODE_RETRY_CAP))),
     }
+}
+
+/// Does a 401's message blame the authorize token or a key rather than the login?
+fn names_the_token(message: Option<&str>) -> bool {
+    message.is_some_and(|m| {
+        let m = m.to_ascii_lowercase();
+        m.contains("token") || m.contains("api key") || m.contains("x-api-key")
+    })
 }
 
 /// Classifies a call that produced no usable answer.
@@ -248,6 +308,9 @@ pub fn login_id_is_unknown(message: Option<&str>) -> bool {
     let rejects = [
         "unknown",
         "invalid",
+        "not valid",
+        "not recognized",
+        "not recognised",
         "not found",
         "does not exist",
         "doesn't exist",
@@ -412,6 +475,106 @@ mod tests {
                 "status {status}, code {code:?}, message {message:?}"
             );
         }
+    }
+
+    fn authorize_answer(
+        status: u16,
+        code: Option<&FlinksCode>,
+        message: Option<&str>,
+        json_body: bool,
+    ) -> Classification {
+        classify_answer(&Answer {
+            status,
+            code,
+            message,
+            json_body,
+            cached_authorize: true,
+        })
+    }
+
+    #[test]
+    fn a_401_from_the_cached_authorize_is_a_reauth_unless_its_code_says_otherwise() {
+        use RetryKind::*;
+        let new_code = FlinksCode::parse("SOME_NEW_CODE");
+        assert_eq!(
+            authorize_answer(401, Some(&new_code), Some("Reconnect"), true),
+            NeedsReauth
+        );
+        assert!(is_unrecognised_reauth(Some(401), Some(&new_code)));
+        // A JSON 401 without a code is the routine's rule too, and flagged.
+        assert_eq!(authorize_answer(401, None, None, true), NeedsReauth);
+        assert!(is_unrecognised_reauth(Some(401), None));
+        // Known retryable 401 codes keep their handling.
+        for (code, expected) in [
+            ("RETRY_LATER", retry(BankUnavailable, None)),
+            ("UNAUTHORIZED", retry(BankUnavailable, None)),
+            ("CONCURRENT_SESSION", retry(Busy, None)),
+            ("ACCESS_DENIED", retry(AuthRejected, Some(1))),
+            ("TOO_MANY_REQUESTS", retry(Throttled, None)),
+        ] {
+            assert_eq!(
+                authorize_answer(401, Some(&FlinksCode::parse(code)), None, true),
+                expected,
+                "{code}"
+            );
+        }
+        assert!(!is_unrecognised_reauth(
+            Some(401),
+            Some(&FlinksCode::QuestionNotFound)
+        ));
+        // A refused token is not the user's problem, and a bare 401 says nothing.
+        assert_eq!(
+            authorize_answer(
+                401,
+                None,
+                Some("You must provide a valid authorize token"),
+                true
+            ),
+            retry(AuthRejected, Some(1))
+        );
+        assert_eq!(
+            authorize_answer(401, None, None, false),
+            retry(AuthRejected, Some(1))
+        );
+        // Elsewhere an unknown code is retried with a small cap.
+        assert_eq!(
+            classify(401, Some(&new_code), None),
+            retry(Unrecognised, Some(UNKNOWN_CODE_RETRY_CAP))
+        );
+        assert_eq!(
+            authorize_answer(500, Some(&new_code), None, true),
+            retry(Unrecognised, Some(UNKNOWN_CODE_RETRY_CAP))
+        );
+    }
+
+    #[test]
+    fn an_answer_without_a_json_body_or_a_code_is_never_a_reauth() {
+        for status in [203, 401, 200, 400, 403, 500] {
+            assert_ne!(
+                authorize_answer(status, None, None, false),
+                NeedsReauth,
+                "HTTP {status}"
+            );
+        }
+        assert_eq!(
+            authorize_answer(203, None, None, false),
+            retry(RetryKind::BadResponse, Some(UNKNOWN_CODE_RETRY_CAP))
+        );
+        assert_eq!(authorize_answer(203, None, None, true), NeedsReauth);
+    }
+
+    #[test]
+    fn invalid_login_on_a_400_names_the_login_id_whatever_the_message() {
+        let code = FlinksCode::InvalidLogin;
+        assert_eq!(authorize_answer(400, Some(&code), None, true), Permanent);
+        assert_eq!(
+            authorize_answer(401, Some(&code), Some("Invalid credentials"), true),
+            NeedsReauth
+        );
+        assert_eq!(
+            authorize_answer(401, Some(&code), Some("loginId is not valid"), true),
+            Permanent
+        );
     }
 
     #[test]

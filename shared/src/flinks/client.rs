@@ -20,14 +20,15 @@ use tracing::field::Empty;
 use url::Url;
 
 use super::call_log::{self, redact_body, scrub_login, ApiCall, Endpoint};
-use super::classify::{classify, classify_transport, Classification, TransportKind};
+use super::classify::{classify_answer, classify_transport, Answer, Classification, TransportKind};
 use super::config::FlinksConfig;
 use super::error::{Error, Failure};
 use super::model::{
-    AccountsDetail, AccountsDetailBody, AuthorizeBody, AuthorizeOk, AuthorizeTokenBody,
-    DetailOutcome, Envelope, IneligibleCard, Institution, NightlyRefreshStatusBody,
+    AccountsDetail, AccountsDetailBody, AuthorizeBody, AuthorizeOk, AuthorizeOutcome,
+    AuthorizeTokenBody, DetailOutcome, Envelope, IneligibleCard, Institution,
+    NightlyRefreshStatusBody,
 };
-use crate::domain::{FlinksCode, LoginId, RequestId};
+use crate::domain::{cap_text, FlinksCode, LoginId, RequestId, MAX_FLINKS_TEXT_BYTES};
 
 const FLINKS_AUTH_KEY: HeaderName = HeaderName::from_static("flinks-auth-key");
 const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
@@ -204,18 +205,35 @@ impl FlinksClient {
         ready(reply, Endpoint::GenerateAuthorizeToken)
     }
 
+    /// Cached `POST /Authorize` `{"LoginId":..,"MostRecentCached":true}` for callers that
+    /// need an open session now: a 202 is an error (see [`FlinksClient::authorize_cached`]).
+    pub async fn authorize(&self, login: &LoginId) -> Result<AuthorizeOk, Error> {
+        match self.authorize_cached(login).await? {
+            AuthorizeOutcome::Authorized(ok) => Ok(ok),
+            AuthorizeOutcome::Pending { request_id, code } => ready(
+                Reply::<AuthorizeOk>::Pending {
+                    request_id: Some(request_id),
+                    code,
+                },
+                Endpoint::Authorize,
+            ),
+        }
+    }
+
     /// Cached `POST /Authorize` `{"LoginId":..,"MostRecentCached":true}`.
     ///
     /// With a secret key configured it first mints a fresh single-use token and sends it as
     /// `flinks-auth-key` (two calls, two trace events); without one it sends no auth header.
-    /// A 200 means a session is open: check `login.last_refresh` for staleness.
+    /// A 200 means a session is open: check `login.last_refresh` for staleness. A 202 with
+    /// a RequestId is [`AuthorizeOutcome::Pending`]: the routine polls it; a 202 without
+    /// one is a retryable error.
     #[tracing::instrument(
         skip_all,
         name = "flinks.authorize",
         fields(login = %login.fingerprint(), request_id = Empty),
         err(level = "debug")
     )]
-    pub async fn authorize(&self, login: &LoginId) -> Result<AuthorizeOk, Error> {
+    pub async fn authorize_cached(&self, login: &LoginId) -> Result<AuthorizeOutcome, Error> {
         let auth = match self.inner.secret_key {
             Some(_) => {
                 let token = self.generate_authorize_token().await?;
@@ -235,7 +253,7 @@ impl FlinksClient {
             auth,
             timeout: self.inner.config.authorize_timeout,
             login: Some(login),
-            accepts_pending: false,
+            accepts_pending: true,
             records_request_id: true,
         };
         let reply = self
@@ -252,7 +270,23 @@ impl FlinksClient {
                 })
             })
             .await?;
-        ready(reply, Endpoint::Authorize)
+        match reply {
+            Reply::Ready(ok) => Ok(AuthorizeOutcome::Authorized(ok)),
+            Reply::Pending {
+                request_id: Some(request_id),
+                code,
+            } => Ok(AuthorizeOutcome::Pending { request_id, code }),
+            Reply::Pending {
+                request_id: None,
+                code,
+            } => ready(
+                Reply::Pending {
+                    request_id: None,
+                    code,
+                },
+                Endpoint::Authorize,
+            ),
+        }
     }
 
     /// `POST /GetAccountsDetail` `{"RequestId":..}` with `x-api-key` (if configured) and the
@@ -500,12 +534,31 @@ impl FlinksClient {
                 let class = classify_transport(kind);
                 (class, Err(class))
             }
-            (status, Ok(bytes)) => {
+            (line_status, Ok(bytes)) => {
                 let envelope = Envelope::read(&bytes);
+                // The body's HttpStatusCode wins over the status line (contract §5).
+                let status = envelope.http_status_code.unwrap_or(line_status);
+                if status != line_status {
+                    tracing::warn!(
+                        endpoint = call.endpoint.as_str(),
+                        http_status_line = line_status,
+                        http_status_body = status,
+                        "Flinks' status line and body disagree; classifying on the body"
+                    );
+                }
+                failure.status = Some(status);
                 failure.code = envelope.flinks_code;
-                failure.message = envelope.message.map(|m| scrub_login(&m, call.login));
+                failure.message = envelope.message.map(|m| {
+                    cap_text(&scrub_login(&m, call.login), MAX_FLINKS_TEXT_BYTES).to_owned()
+                });
                 failure.request_id = envelope.request_id;
-                let class = classify(status, failure.code.as_ref(), failure.message.as_deref());
+                let class = classify_answer(&Answer {
+                    status,
+                    code: failure.code.as_ref(),
+                    message: failure.message.as_deref(),
+                    json_body: envelope.is_object,
+                    cached_authorize: call.endpoint == Endpoint::Authorize,
+                });
                 match class {
                     Classification::Success => match decode(&bytes) {
                         Some(value) => (class, Ok(Reply::Ready(value))),

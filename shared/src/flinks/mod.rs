@@ -19,13 +19,13 @@ pub mod model;
 
 pub use call_log::Endpoint;
 pub use classify::{
-    classify, classify_transport, Classification, RetryHint, RetryKind, TransportKind,
-    UNKNOWN_CODE_RETRY_CAP,
+    classify, classify_answer, classify_transport, is_unrecognised_reauth, Answer, Classification,
+    RetryHint, RetryKind, TransportKind, UNKNOWN_CODE_RETRY_CAP,
 };
 pub use client::{AuthorizeToken, FlinksClient};
 pub use config::FlinksConfig;
 pub use error::{Error, Failure};
 pub use model::{
-    Account, AccountsDetail, AuthorizeOk, Balance, DetailOutcome, Holder, IneligibleCard,
-    Institution, LoginInfo, Transaction,
+    Account, AccountsDetail, AuthorizeOk, AuthorizeOutcome, Balance, DetailOutcome, Holder,
+    IneligibleCard, Institution, LoginInfo, Transaction,
 };

@@ -14,7 +14,7 @@ use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Deserializer};
 
-use crate::domain::{FlinksCode, LoginId, RequestId};
+use crate::domain::{cap_text, FlinksCode, LoginId, RequestId, MAX_FLINKS_TEXT_BYTES};
 
 // ---------------------------------------------------------------------------------------
 // Lenient field parsers.
@@ -107,14 +107,14 @@ fn login_id_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<LoginId>, D::E
 fn code_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<FlinksCode>, D::Error> {
     Ok(Option::<String>::deserialize(d)?
         .filter(|raw| !raw.trim().is_empty())
-        .map(|raw| FlinksCode::parse(&raw)))
+        .map(|raw| FlinksCode::parse(cap_text(&raw, MAX_FLINKS_TEXT_BYTES))))
 }
 
 /// A RequestId that may be `null` or empty.
 fn request_id_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<RequestId>, D::Error> {
     Ok(Option::<String>::deserialize(d)?
         .filter(|raw| !raw.trim().is_empty())
-        .map(RequestId::new))
+        .map(|raw| RequestId::new(cap_text(&raw, MAX_FLINKS_TEXT_BYTES))))
 }
 
 /// A string-or-number field (e.g. `InstitutionId`) kept as text.
@@ -131,22 +131,54 @@ fn text_or_number_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>,
 // Every answer: the fields of the standard error body, read from any JSON object.
 
 /// The fields every Flinks answer may carry (the standard error body, contract §2).
-/// Parsed leniently from any JSON object, success bodies included.
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "PascalCase", default)]
+/// Read leniently from any JSON object, success bodies included: keys match in any case,
+/// a field of an unexpected type is ignored rather than failing the whole envelope, and
+/// every text is cut to [`MAX_FLINKS_TEXT_BYTES`] so a hostile answer cannot grow Redis
+/// or a log line.
+#[derive(Debug, Default)]
 pub(crate) struct Envelope {
-    #[serde(deserialize_with = "code_opt")]
+    /// The body was a JSON object (an envelope at all, as opposed to HTML, a bare string
+    /// or nothing).
+    pub(crate) is_object: bool,
+    /// The body's own `HttpStatusCode`, when it is a plausible HTTP status.
+    pub(crate) http_status_code: Option<u16>,
     pub(crate) flinks_code: Option<FlinksCode>,
-    #[serde(deserialize_with = "null_default")]
     pub(crate) message: Option<String>,
-    #[serde(deserialize_with = "request_id_opt")]
     pub(crate) request_id: Option<RequestId>,
 }
 
 impl Envelope {
     /// Reads the envelope of a body; a body that is not a JSON object gives an empty one.
     pub(crate) fn read(body: &[u8]) -> Self {
-        serde_json::from_slice(body).unwrap_or_default()
+        let Ok(serde_json::Value::Object(map)) = serde_json::from_slice(body) else {
+            return Self::default();
+        };
+        let field = |name: &str| {
+            map.iter()
+                .find(|(key, _)| key.eq_ignore_ascii_case(name))
+                .map(|(_, value)| value)
+        };
+        let text = |name: &str| match field(name)? {
+            serde_json::Value::String(s) if !s.trim().is_empty() => {
+                Some(cap_text(s, MAX_FLINKS_TEXT_BYTES).to_owned())
+            }
+            serde_json::Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        };
+        let http_status_code = match field("HttpStatusCode") {
+            Some(serde_json::Value::Number(n)) => n.as_u64(),
+            Some(serde_json::Value::String(s)) => s.trim().parse().ok(),
+            _ => None,
+        }
+        .and_then(|n| u16::try_from(n).ok())
+        .filter(|n| (100..=599).contains(n));
+        Self {
+            is_object: true,
+            http_status_code,
+            flinks_code: text("FlinksCode").map(|raw| FlinksCode::parse(&raw)),
+            message: text("Message"),
+            request_id: text("RequestId").map(RequestId::new),
+        }
     }
 }
 
@@ -252,6 +284,22 @@ pub struct AuthorizeOk {
     pub login: LoginInfo,
     /// The institution fields.
     pub institution: Institution,
+}
+
+/// What a cached Authorize answered when it did not fail.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AuthorizeOutcome {
+    /// 200: a session is open.
+    Authorized(AuthorizeOk),
+    /// 202 `OPERATION_PENDING` / `OPERATION_DISPATCHED` with a RequestId: the refresh is
+    /// still running at Flinks; poll `GET /GetAccountsDetailAsync/{request_id}` (contract
+    /// §3, async flow) instead of authorizing again.
+    Pending {
+        /// The RequestId to poll with.
+        request_id: RequestId,
+        /// The code Flinks gave, if any.
+        code: Option<FlinksCode>,
+    },
 }
 
 // ---------------------------------------------------------------------------------------

@@ -254,6 +254,7 @@ impl LoginOps {
                 )),
                 request_id: None,
                 at: Utc::now(),
+                unrecognised_code: false,
             };
             if self.ledger.record(date, login, &outcome).await? {
                 self.registry.record_outcome(login, &outcome).await?;

@@ -31,6 +31,7 @@ fn reauth(code: &str) -> LedgerOutcome {
         message: Some(format!("{code} message")),
         request_id: None,
         at: Utc::now(),
+        unrecognised_code: false,
     }
 }
 
@@ -41,6 +42,7 @@ fn failed() -> LedgerOutcome {
         message: "invalid login".into(),
         attempts: 1,
         at: Utc::now(),
+        reason: None,
     }
 }
 

@@ -291,6 +291,7 @@ async fn the_sampler_reports_queue_depths_workers_and_routine_progress_from_redi
         message: None,
         request_id: None,
         at: Utc::now(),
+        unrecognised_code: false,
     };
     ledger.record(date, &login(3), &reauth).await.unwrap();
 

@@ -53,6 +53,7 @@ fn failed(code: &str) -> LedgerOutcome {
         message: "bank down".into(),
         attempts: 5,
         at: Utc::now(),
+        reason: None,
     }
 }
 
@@ -62,6 +63,7 @@ fn reauth() -> LedgerOutcome {
         message: Some("reconnect".into()),
         request_id: None,
         at: Utc::now(),
+        unrecognised_code: false,
     }
 }
 
@@ -473,6 +475,7 @@ async fn purge_removes_only_index_entries_older_than_the_cutoff() {
         message: "old".into(),
         attempts: 5,
         at: Utc::now() - chrono::Duration::days(10),
+        reason: None,
     };
     ledger.record(date(), &login(1), &old).await.unwrap();
     ledger

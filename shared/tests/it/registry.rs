@@ -119,6 +119,7 @@ async fn record_outcome_updates_the_latest_state_and_keeps_a_capped_history() {
         message: Some("reconnect".into()),
         request_id: None,
         at: Utc::now(),
+        unrecognised_code: false,
     };
     for _ in 0..HISTORY_LEN + 5 {
         registry.record_outcome(&id, &reauth).await.unwrap();

@@ -5,6 +5,7 @@
 //! first attempts and retries draw from one budget and no job sits leased while waiting.
 
 use chrono::Utc;
+use shared::flinks::AuthorizeOutcome;
 use shared::jobs::{AuthorizeJob, DetailJob};
 use shared::queue::{EnqueueOptions, JobFailure};
 
@@ -42,8 +43,8 @@ pub async fn handle(
         tracing::info!("detail job already chained; redelivery skipped");
         return Ok(Handled::AlreadyDone);
     }
-    match deps.flinks.authorize(&job.login_id).await {
-        Ok(ok) => {
+    match deps.flinks.authorize_cached(&job.login_id).await {
+        Ok(AuthorizeOutcome::Authorized(ok)) => {
             let detail = DetailJob {
                 login_id: job.login_id.clone(),
                 routine_date: job.routine_date,
@@ -60,6 +61,27 @@ pub async fn handle(
             .await?;
             tracing::debug!(at = %Utc::now(), "authorized; detail job chained");
             Ok(Handled::Chained)
+        }
+        Ok(AuthorizeOutcome::Pending { request_id, .. }) => {
+            // Flinks is still refreshing the card: poll the async endpoint with this
+            // RequestId (bounded by POLL_TIMEOUT) instead of authorizing again.
+            let poll = DetailJob {
+                login_id: job.login_id.clone(),
+                routine_date: job.routine_date,
+                request_id,
+                last_refresh: None,
+                session_restarts: job.session_restarts,
+                polling_since: Some(Utc::now()),
+                polls: 0,
+            };
+            let options =
+                EnqueueOptions::dedupe(chained_key.clone()).delayed(deps.policy.poll_interval);
+            persist("queue async poll", || {
+                deps.detail_queue.enqueue(&poll, options.clone())
+            })
+            .await?;
+            tracing::info!("Authorize answered 202; polling the async endpoint");
+            Ok(Handled::PendingPoll)
         }
         Err(error) => {
             let step = Step {

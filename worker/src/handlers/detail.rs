@@ -41,6 +41,7 @@ pub async fn handle(
                 ),
                 attempts: job.polls,
                 at: now,
+                reason: None,
             };
             record_final(deps, &job.login_id, job.routine_date, &outcome).await?;
             return Ok(Handled::Failed);
@@ -64,13 +65,17 @@ pub async fn handle(
     };
     match answer {
         Ok(DetailOutcome::Ready(detail)) => {
-            let stale = is_stale(job.last_refresh, now.naive_utc(), deps.policy.stale_after);
+            // An Authorize answered 202 gave no LastRefresh: the data's own Login says it.
+            let last_refresh = job
+                .last_refresh
+                .or_else(|| detail.login.as_ref()?.last_refresh_known());
+            let stale = is_stale(last_refresh, now.naive_utc(), deps.policy.stale_after);
             let entry = ResultEntry {
                 login_id: &job.login_id,
                 request_id: &detail.request_id,
                 routine_date: job.routine_date,
                 fetched_at: now,
-                last_refresh: job.last_refresh,
+                last_refresh,
                 stale,
                 body: &detail.raw,
             };

@@ -60,6 +60,8 @@ pub struct Policy {
     pub poll_timeout: Duration,
     /// `MAX_ATTEMPTS`.
     pub max_attempts: u32,
+    /// `MAX_THROTTLE_DEFERS`.
+    pub max_throttle_defers: u32,
     /// `RATE_LIMIT_COOLDOWN`.
     pub cooldown: Duration,
 }

@@ -7,11 +7,11 @@ use std::future::Future;
 use std::time::Duration;
 
 use chrono::{NaiveDate, Utc};
-use shared::flinks::Error as FlinksError;
+use shared::flinks::{is_unrecognised_reauth, Error as FlinksError};
 use shared::jobs::{AuthorizeJob, MAX_SESSION_RESTARTS};
-use shared::ledger::LedgerOutcome;
+use shared::ledger::{FailureReason, LedgerOutcome};
 use shared::queue::{EnqueueOptions, JobFailure};
-use shared::LoginId;
+use shared::{FlinksCode, LoginId};
 
 use super::failure::{decide, Decision};
 use super::{Deps, Handled};
@@ -115,13 +115,47 @@ pub(crate) async fn settle_failure(
     let code = failure.as_ref().and_then(|f| f.code.clone());
     let message = failure.as_ref().and_then(|f| f.message.clone());
     let status = failure.as_ref().and_then(|f| f.status);
+    let failed = |reason: Option<FailureReason>| LedgerOutcome::Failed {
+        flinks_code: code.clone(),
+        http_status: status,
+        message: message.clone().unwrap_or_else(|| error.to_string()),
+        attempts: step.attempt,
+        at: Utc::now(),
+        reason,
+    };
     match decide(&error, step.attempt, deps.policy.max_attempts) {
+        Decision::NeedsReauth
+            if code == Some(FlinksCode::InvalidLogin)
+                && never_refreshed(deps, step.login).await? =>
+        {
+            // A credential-type INVALID_LOGIN on a LoginId that never worked is far more
+            // likely a wrong LoginId than a user to ask: ops fix or remove it.
+            record_final(
+                deps,
+                step.login,
+                step.date,
+                &failed(Some(FailureReason::InvalidLogin)),
+            )
+            .await?;
+            tracing::warn!(error.message = %error, "INVALID_LOGIN on a login that never refreshed; recorded as invalid_login");
+            Ok(Handled::Failed)
+        }
         Decision::NeedsReauth => {
+            let unrecognised_code = is_unrecognised_reauth(status, code.as_ref());
+            if unrecognised_code {
+                metrics::counter!(
+                    shared::metrics::FLINKS_UNRECOGNISED_REAUTH_TOTAL,
+                    "flinks_code" => code.as_ref().map_or("none", |_| "other")
+                )
+                .increment(1);
+                tracing::warn!(error.message = %error, "a 401 without a known FlinksCode; recorded as needs re-auth");
+            }
             let outcome = LedgerOutcome::NeedsReauth {
                 flinks_code: code,
                 message,
                 request_id: failure.and_then(|f| f.request_id),
                 at: Utc::now(),
+                unrecognised_code,
             };
             record_final(deps, step.login, step.date, &outcome).await?;
             Ok(Handled::NeedsReauth)
@@ -139,6 +173,24 @@ pub(crate) async fn settle_failure(
         Decision::CoolDown => {
             if let Err(e) = deps.limiter.cool_down(deps.policy.cooldown).await {
                 tracing::warn!(error.message = %e, "could not start the global cool-down");
+            }
+            let throttled = persist("count the throttle", || {
+                deps.ledger.count_throttle(step.date, step.login)
+            })
+            .await?;
+            if throttled >= u64::from(deps.policy.max_throttle_defers) {
+                record_final(
+                    deps,
+                    step.login,
+                    step.date,
+                    &failed(Some(FailureReason::Throttled)),
+                )
+                .await?;
+                tracing::warn!(
+                    throttled,
+                    "throttled on every try today; recorded as failed"
+                );
+                return Ok(Handled::Failed);
             }
             Err(JobFailure::Defer {
                 error: error.to_string(),
@@ -160,16 +212,24 @@ pub(crate) async fn settle_failure(
             Ok(Handled::SessionRestarted)
         }
         Decision::RestartSession | Decision::Fail => {
-            let outcome = LedgerOutcome::Failed {
-                flinks_code: code,
-                http_status: status,
-                message: message.unwrap_or_else(|| error.to_string()),
-                attempts: step.attempt,
-                at: Utc::now(),
-            };
-            record_final(deps, step.login, step.date, &outcome).await?;
+            let reason =
+                (code == Some(FlinksCode::InvalidLogin)).then_some(FailureReason::InvalidLogin);
+            record_final(deps, step.login, step.date, &failed(reason)).await?;
             tracing::warn!(error.message = %error, "failed; recorded in the failed queue");
             Ok(Handled::Failed)
         }
     }
+}
+
+/// True when the registry has never seen `login` refreshed.
+async fn never_refreshed(deps: &Deps, login: &LoginId) -> Result<bool, JobFailure> {
+    let status = deps
+        .registry
+        .get(login)
+        .await
+        .map_err(|e| JobFailure::Retry {
+            error: format!("registry read: {e}"),
+            delay: Some(Duration::from_secs(5)),
+        })?;
+    Ok(status.is_none_or(|s| s.last_success_at.is_none()))
 }

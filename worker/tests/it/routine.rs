@@ -1,53 +1,105 @@
 //! The routine end to end: `producer logins import` + `producer routine run` + two `worker`
-//! processes against the simulator, 500 LoginIds spread over every scenario.
+//! processes against the simulator, 600 LoginIds spread over every scenario.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
 use flinks_sim::{Rules, Scenario, SimConfig};
-use shared::ledger::{IndexFilter, Ledger, LedgerOutcome};
+use shared::ledger::{FailureReason, IndexFilter, Ledger, LedgerOutcome};
 use shared::{FlinksCode, LoginId};
 
 use crate::helpers::Stack;
 
 const DATE: &str = "2026-11-25";
+const LOGINS: usize = 600;
 
 fn scenario_of(i: usize) -> Scenario {
-    match i % 10 {
-        0..=2 => Scenario::Healthy,
-        3 => Scenario::Stale { hours: 48 },
-        4 => Scenario::QuestionNotFound,
-        5 if i % 20 == 5 => Scenario::InvalidPassword,
-        5 => Scenario::DisabledLogin,
-        6 => Scenario::Pending { polls: 2 },
-        7 => Scenario::RetryLater,
-        8 => Scenario::AggregationError { failures: 1 },
-        _ if i % 20 == 9 => Scenario::SessionExpiredOnce,
-        _ => Scenario::InvalidLogin,
+    match i % 20 {
+        0..=4 => Scenario::Healthy,
+        5 => Scenario::Stale { hours: 48 },
+        6 => Scenario::QuestionNotFound,
+        7 if i % 40 == 7 => Scenario::InvalidPassword,
+        7 => Scenario::DisabledLogin,
+        8 => Scenario::Pending { polls: 2 },
+        9 => Scenario::RetryLater,
+        10 => Scenario::AggregationError { failures: 1 },
+        11 => Scenario::SessionExpiredOnce,
+        12 if i % 40 == 12 => Scenario::InvalidLogin,
+        12 => Scenario::InvalidLogin400,
+        13 => Scenario::InvalidLoginCredentials,
+        14 => Scenario::UnknownReauthCode,
+        15 => Scenario::BodySays401,
+        16 => Scenario::BodySays401NoCode,
+        17 => Scenario::Bare203,
+        18 => Scenario::Throttled,
+        _ => Scenario::AuthorizePending { polls: 2 },
     }
 }
 
-/// The final outcome a scenario must end in: (ledger kind, FlinksCode, stale).
-fn expected(scenario: &Scenario) -> (&'static str, Option<FlinksCode>, bool) {
+/// What a scenario must end in, and the calls it may cost.
+struct Expected {
+    kind: &'static str,
+    code: Option<FlinksCode>,
+    stale: bool,
+    unrecognised_code: bool,
+    reason: Option<FailureReason>,
+    /// `/Authorize` calls (MAX_ATTEMPTS = 3, MAX_THROTTLE_DEFERS = 3 in this test).
+    authorizes: u64,
+    /// `/GetAccountsDetail` calls (the sync endpoint; polls are not counted).
+    details: u64,
+}
+
+fn expected(scenario: &Scenario) -> Expected {
+    let outcome = |kind, code: Option<&str>, authorizes, details| Expected {
+        kind,
+        code: code.map(FlinksCode::parse),
+        stale: false,
+        unrecognised_code: false,
+        reason: None,
+        authorizes,
+        details,
+    };
     match scenario {
-        Scenario::Healthy
-        | Scenario::Pending { .. }
-        | Scenario::AggregationError { .. }
-        | Scenario::SessionExpiredOnce => ("refreshed", None, false),
-        Scenario::Stale { .. } => ("refreshed", None, true),
-        Scenario::QuestionNotFound => ("needs_reauth", Some(FlinksCode::QuestionNotFound), false),
-        Scenario::InvalidPassword => ("needs_reauth", Some(FlinksCode::InvalidPassword), false),
-        Scenario::DisabledLogin => ("needs_reauth", Some(FlinksCode::DisabledLogin), false),
-        Scenario::RetryLater => ("failed", Some(FlinksCode::RetryLater), false),
-        Scenario::InvalidLogin => ("failed", Some(FlinksCode::InvalidLogin), false),
+        Scenario::Healthy | Scenario::Pending { .. } => outcome("refreshed", None, 1, 1),
+        Scenario::AggregationError { .. } => outcome("refreshed", None, 2, 1),
+        Scenario::SessionExpiredOnce => outcome("refreshed", None, 2, 2),
+        Scenario::AuthorizePending { .. } => outcome("refreshed", None, 1, 0),
+        Scenario::Stale { .. } => Expected {
+            stale: true,
+            ..outcome("refreshed", None, 1, 1)
+        },
+        Scenario::QuestionNotFound => outcome("needs_reauth", Some("QUESTION_NOT_FOUND"), 1, 0),
+        Scenario::BodySays401 => outcome("needs_reauth", Some("QUESTION_NOT_FOUND"), 1, 0),
+        Scenario::InvalidPassword => outcome("needs_reauth", Some("INVALID_PASSWORD"), 1, 0),
+        Scenario::DisabledLogin => outcome("needs_reauth", Some("DISABLED_LOGIN"), 1, 0),
+        Scenario::UnknownReauthCode => Expected {
+            unrecognised_code: true,
+            ..outcome("needs_reauth", Some("CONSENT_RENEWAL_REQUIRED"), 1, 0)
+        },
+        Scenario::BodySays401NoCode => Expected {
+            unrecognised_code: true,
+            ..outcome("needs_reauth", None, 1, 0)
+        },
+        Scenario::RetryLater => outcome("failed", Some("RETRY_LATER"), 3, 0),
+        Scenario::Bare203 => outcome("failed", None, 3, 0),
+        Scenario::Throttled => Expected {
+            reason: Some(FailureReason::Throttled),
+            ..outcome("failed", Some("TOO_MANY_REQUESTS"), 3, 0)
+        },
+        Scenario::InvalidLogin | Scenario::InvalidLogin400 | Scenario::InvalidLoginCredentials => {
+            Expected {
+                reason: Some(FailureReason::InvalidLogin),
+                ..outcome("failed", Some("INVALID_LOGIN"), 1, 0)
+            }
+        }
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_login_ends_in_exactly_one_outcome_matching_its_scenario() {
-    // Arrange: 500 logins over every scenario, the simulator scripted per login.
-    let logins: Vec<(LoginId, Scenario)> = (0..500)
+    // Arrange: 600 logins over every scenario, the simulator scripted per login.
+    let logins: Vec<(LoginId, Scenario)> = (0..LOGINS)
         .map(|i| {
             (
                 LoginId::parse(&uuid::Uuid::new_v4().to_string()).unwrap(),
@@ -72,6 +124,8 @@ async fn every_login_ends_in_exactly_one_outcome_matching_its_scenario() {
         ("RETRY_BASE_DELAY", "100ms"),
         ("RETRY_MAX_DELAY", "400ms"),
         ("MAX_ATTEMPTS", "3"),
+        ("MAX_THROTTLE_DEFERS", "3"),
+        ("RATE_LIMIT_COOLDOWN", "100ms"),
         ("WORKER_LEASE", "5s"),
         ("WORKER_CONCURRENCY", "8"),
     ] {
@@ -113,12 +167,12 @@ async fn every_login_ends_in_exactly_one_outcome_matching_its_scenario() {
     let started = Instant::now();
     loop {
         let done = ledger.counts(date).await.unwrap().done();
-        if done >= 500 {
+        if done >= LOGINS as u64 {
             break;
         }
         assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "only {done} of 500 logins done after 120 s"
+            started.elapsed() < Duration::from_secs(240),
+            "only {done} of {LOGINS} logins done after 240 s"
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
@@ -136,39 +190,55 @@ async fn every_login_ends_in_exactly_one_outcome_matching_its_scenario() {
             .await
             .unwrap()
             .expect("every login has an outcome");
-        let (kind, code, stale) = expected(scenario);
-        assert_eq!(outcome.kind(), kind, "{scenario:?} ended as {outcome:?}");
+        let want = expected(scenario);
+        assert_eq!(
+            outcome.kind(),
+            want.kind,
+            "{scenario:?} ended as {outcome:?}"
+        );
         assert_eq!(
             outcome.flinks_code(),
-            code.as_ref(),
+            want.code.as_ref(),
             "{scenario:?} ended as {outcome:?}"
         );
         assert_eq!(
             outcome.is_stale(),
-            stale,
+            want.stale,
             "{scenario:?} ended as {outcome:?}"
         );
-        *by_kind.entry(kind).or_default() += 1;
+        assert_eq!(
+            outcome.has_unrecognised_code(),
+            want.unrecognised_code,
+            "{scenario:?} ended as {outcome:?}"
+        );
+        assert_eq!(
+            outcome.failure_reason(),
+            want.reason,
+            "{scenario:?} ended as {outcome:?}"
+        );
+        *by_kind.entry(want.kind).or_default() += 1;
     }
     let counts = ledger.counts(date).await.unwrap();
-    assert_eq!(counts.done(), 500);
+    assert_eq!(counts.done(), LOGINS as u64);
     assert_eq!(counts.refreshed as usize, by_kind["refreshed"]);
     assert_eq!(counts.needs_reauth as usize, by_kind["needs_reauth"]);
     assert_eq!(counts.failed as usize, by_kind["failed"]);
 
-    // The simulator fetched the detail of each refreshed login exactly once (a lapsed
-    // session is asked once more, after a fresh authorize), and never for the others.
+    // Per login, exactly the calls its scenario calls for: the detail of each refreshed
+    // login is fetched once (a lapsed session once more, after a fresh authorize), never
+    // for the others; nothing is deactivated at Flinks (every login is active).
     let stats = sim.stats().await;
     for (login, scenario) in &logins {
-        let fetches = stats.calls_for_login(login.as_str(), "get_accounts_detail");
-        let want = match scenario {
-            Scenario::SessionExpiredOnce => 2,
-            s if expected(s).0 == "refreshed" => 1,
-            _ => 0,
-        };
+        let want = expected(scenario);
+        let calls = |endpoint| stats.calls_for_login(login.as_str(), endpoint);
         assert_eq!(
-            fetches, want,
-            "{scenario:?}: {fetches} GetAccountsDetail calls"
+            (
+                calls("authorize"),
+                calls("get_accounts_detail"),
+                calls("set_scheduled_refresh")
+            ),
+            (want.authorizes, want.details, 0),
+            "{scenario:?}: (Authorize, GetAccountsDetail, SetScheduledRefresh) calls"
         );
     }
     assert_eq!(stats.throttle_violations, 0);
@@ -179,7 +249,7 @@ async fn every_login_ends_in_exactly_one_outcome_matching_its_scenario() {
     reauth_ids.sort_unstable();
     let mut want_reauth: Vec<&str> = logins
         .iter()
-        .filter(|(_, s)| expected(s).0 == "needs_reauth")
+        .filter(|(_, s)| expected(s).kind == "needs_reauth")
         .map(|(l, _)| l.as_str())
         .collect();
     want_reauth.sort_unstable();
@@ -195,7 +265,7 @@ async fn every_login_ends_in_exactly_one_outcome_matching_its_scenario() {
     assert_eq!(stream_len as usize, by_kind["refreshed"]);
     let refreshed_ids: Vec<&LoginId> = logins
         .iter()
-        .filter(|(_, s)| expected(s).0 == "refreshed")
+        .filter(|(_, s)| expected(s).kind == "refreshed")
         .map(|(l, _)| l)
         .collect();
     for login in refreshed_ids.iter().take(3) {
@@ -217,8 +287,8 @@ async fn every_login_ends_in_exactly_one_outcome_matching_its_scenario() {
         String::from_utf8_lossy(&report.stderr)
     );
     let report: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap();
-    assert_eq!(report["active"], 500);
-    assert_eq!(report["done"], 500);
+    assert_eq!(report["active"], LOGINS);
+    assert_eq!(report["done"], LOGINS);
     assert_eq!(report["pending"], 0);
     assert_eq!(report["refreshed"], by_kind["refreshed"]);
     assert_eq!(
@@ -229,6 +299,27 @@ async fn every_login_ends_in_exactly_one_outcome_matching_its_scenario() {
         report["failed"].as_array().unwrap().len(),
         by_kind["failed"]
     );
+    let flagged = |list: &str, field: &str| {
+        report[list]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|item| item[field] == true || item[field] == "invalid_login")
+            .count()
+    };
+    assert_eq!(
+        flagged("reauth", "unrecognised_code"),
+        logins
+            .iter()
+            .filter(|(_, s)| expected(s).unrecognised_code)
+            .count()
+    );
+    let invalid = logins
+        .iter()
+        .filter(|(_, s)| expected(s).reason == Some(FailureReason::InvalidLogin))
+        .count();
+    assert_eq!(flagged("failed", "reason"), invalid);
+    assert_eq!(report["invalid_login"].as_array().unwrap().len(), invalid);
     assert_eq!(
         report["stale"].as_array().unwrap().len(),
         logins
