@@ -72,6 +72,12 @@ impl KeySpace {
         format!("{{{}:ledger}}:throttles:{}", self.namespace, date)
     }
 
+    /// Ledger: per-date SET of the LoginIds GetNightlyRefreshStatus listed as ineligible:
+    /// recorded as needs re-auth and not authorized that date.
+    pub fn ledger_ineligible(&self, date: &str) -> String {
+        format!("{{{}:ledger}}:ineligible:{}", self.namespace, date)
+    }
+
     /// Ledger: the cross-date index ZSET of one kind (`reauth`, `failed`),
     /// member `date|LoginId`, score = outcome time in epoch milliseconds.
     pub fn ledger_index(&self, kind: &str) -> String {

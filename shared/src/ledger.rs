@@ -500,6 +500,57 @@ impl Ledger {
         Ok(n.max(0) as u64)
     }
 
+    /// Marks `login` ineligible on `date` (GetNightlyRefreshStatus listed it): the routine
+    /// does not authorize it that date, so no permit is spent and no later answer replaces
+    /// its re-auth. An operator's requeue or `logins reconnected` lifts the mark.
+    pub async fn mark_ineligible(
+        &self,
+        date: NaiveDate,
+        login: &LoginId,
+    ) -> Result<(), LedgerError> {
+        let key = self.keys.ledger_ineligible(&day(date));
+        let mut conn = self.conn.clone();
+        let () = redis::pipe()
+            .sadd(&key, login.as_str())
+            .ignore()
+            .expire(&key, LEDGER_TTL.as_secs() as i64)
+            .ignore()
+            .query_async(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Lifts [`Ledger::mark_ineligible`]: the login may be authorized on `date` again.
+    pub async fn clear_ineligible(
+        &self,
+        date: NaiveDate,
+        login: &LoginId,
+    ) -> Result<(), LedgerError> {
+        let mut conn = self.conn.clone();
+        let _: i64 = conn
+            .srem(self.keys.ledger_ineligible(&day(date)), login.as_str())
+            .await?;
+        Ok(())
+    }
+
+    /// Which of `logins` are marked ineligible on `date`, as one flag per login in order.
+    pub async fn ineligible_flags(
+        &self,
+        date: NaiveDate,
+        logins: &[LoginId],
+    ) -> Result<Vec<bool>, LedgerError> {
+        if logins.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.conn.clone();
+        let flags: Vec<bool> = redis::cmd("SMISMEMBER")
+            .arg(self.keys.ledger_ineligible(&day(date)))
+            .arg(logins.iter().map(LoginId::as_str).collect::<Vec<_>>())
+            .query_async(&mut conn)
+            .await?;
+        Ok(flags)
+    }
+
     /// Retries spent on `date`.
     pub async fn retries(&self, date: NaiveDate) -> Result<u64, LedgerError> {
         self.meta_u64(date, "retries").await

@@ -17,6 +17,7 @@ use redis::aio::ConnectionManager;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
+use crate::domain::LoginId;
 use crate::jobs::AuthorizeJob;
 use crate::keys::KeySpace;
 use crate::ledger::{Ledger, LedgerError};
@@ -59,6 +60,9 @@ pub struct RoutineRun {
     pub enqueued: u64,
     /// Logins that already had a job for this date (earlier or concurrent run).
     pub already_queued: u64,
+    /// Logins not enqueued because GetNightlyRefreshStatus listed them as ineligible for
+    /// the date (`producer refresh-status`): they are recorded as needs re-auth already.
+    pub skipped_ineligible: u64,
     /// Time to authorize everything enqueued for the date at the configured rate.
     pub eta_seconds: Option<u64>,
 }
@@ -75,8 +79,20 @@ pub async fn enqueue_routine(
     ledger.set_expected(date, active).await?;
     let mut enqueued = 0u64;
     let mut already_queued = 0u64;
+    let mut skipped_ineligible = 0u64;
     let mut pages = registry.scan_active(BATCH);
     while let Some(ids) = pages.try_next().await? {
+        if ids.is_empty() {
+            continue;
+        }
+        let ineligible = ledger.ineligible_flags(date, &ids).await?;
+        let before = ids.len();
+        let ids: Vec<LoginId> = ids
+            .into_iter()
+            .zip(ineligible)
+            .filter_map(|(login, skip)| (!skip).then_some(login))
+            .collect();
+        skipped_ineligible += (before - ids.len()) as u64;
         if ids.is_empty() {
             continue;
         }
@@ -99,12 +115,13 @@ pub async fn enqueue_routine(
     let done = ledger.counts(date).await?.done();
     let remaining = active.saturating_sub(done);
     let eta_seconds = eta_at_rate(rate_per_minute, remaining).map(|d| d.as_secs());
-    tracing::info!(%date, active, enqueued, already_queued, "routine enqueued");
+    tracing::info!(%date, active, enqueued, already_queued, skipped_ineligible, "routine enqueued");
     Ok(RoutineRun {
         date,
         active,
         enqueued,
         already_queued,
+        skipped_ineligible,
         eta_seconds,
     })
 }
@@ -266,6 +283,43 @@ pub struct Schedule {
     pub tz: Tz,
     /// `RATE_LIMIT_PER_MINUTE`, for the ETA.
     pub rate_per_minute: f64,
+    /// When set (a bearer secret is configured), GetNightlyRefreshStatus runs just before
+    /// each firing, so the cards it lists are recorded as needs re-auth and not authorized.
+    pub precheck: Option<RefreshStatusPrecheck>,
+}
+
+/// The GetNightlyRefreshStatus pre-check of a firing: the Flinks client that asks and the
+/// operations that record the answer.
+pub struct RefreshStatusPrecheck {
+    /// Calls GetNightlyRefreshStatus (with the bearer secret).
+    pub client: crate::flinks::FlinksClient,
+    /// Records the listed cards.
+    pub ops: crate::ops::logins::LoginOps,
+}
+
+impl RefreshStatusPrecheck {
+    /// Runs the pre-check for `date`. A failure is logged and the routine fires anyway:
+    /// without the list every login is authorized, which is what a missing pre-check means.
+    async fn run(&self, date: NaiveDate) {
+        let cards = match self.client.get_nightly_refresh_status().await {
+            Ok(cards) => cards,
+            Err(error) => {
+                tracing::warn!(error.message = %error, %date, "GetNightlyRefreshStatus failed; firing without the pre-check");
+                return;
+            }
+        };
+        match self.ops.apply_refresh_status(&cards, date).await {
+            Ok(report) => tracing::info!(
+                %date,
+                listed = report.listed,
+                marked = report.marked.len(),
+                "GetNightlyRefreshStatus pre-check recorded"
+            ),
+            Err(error) => {
+                tracing::warn!(error.message = %error, %date, "could not record the GetNightlyRefreshStatus pre-check; firing without it")
+            }
+        }
+    }
 }
 
 impl Schedule {
@@ -281,6 +335,9 @@ impl Schedule {
         let date = due_date(now, self.at, self.tz);
         if self.claim.is_completed(date).await? || !self.claim.try_claim(date, now).await? {
             return Ok(None);
+        }
+        if let Some(precheck) = &self.precheck {
+            precheck.run(date).await;
         }
         let run = enqueue_routine(registry, ledger, queue, date, self.rate_per_minute).await?;
         self.claim.complete(date).await?;

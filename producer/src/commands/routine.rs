@@ -4,11 +4,13 @@
 
 use anyhow::Context as _;
 use chrono::Utc;
+use shared::flinks::{FlinksClient, FlinksConfig};
 use shared::jobs::{queue_config, AuthorizeJob, AUTHORIZE_QUEUE};
 use shared::ledger::Ledger;
+use shared::ops::logins::LoginOps;
 use shared::queue::Queue;
 use shared::registry::Registry;
-use shared::routine::{enqueue_routine, DayClaim, Schedule};
+use shared::routine::{enqueue_routine, DayClaim, RefreshStatusPrecheck, Schedule};
 
 use super::Ctx;
 use crate::cli::{RoutineRunArgs, ScheduleArgs};
@@ -55,8 +57,8 @@ pub(crate) async fn run(ctx: &Ctx, args: RoutineRunArgs) -> anyhow::Result<()> {
         return ctx.print_json(&run);
     }
     println!(
-        "routine {}: {} active LoginIds, {} enqueued now, {} already queued",
-        run.date, run.active, run.enqueued, run.already_queued
+        "routine {}: {} active LoginIds, {} enqueued now, {} already queued, {} skipped (listed ineligible by GetNightlyRefreshStatus)",
+        run.date, run.active, run.enqueued, run.already_queued, run.skipped_ineligible
     );
     match run.eta_seconds {
         Some(eta) => println!(
@@ -67,6 +69,18 @@ pub(crate) async fn run(ctx: &Ctx, args: RoutineRunArgs) -> anyhow::Result<()> {
         None => println!("ETA: unknown (RATE_LIMIT_PER_MINUTE=0, the limiter is off)"),
     }
     Ok(())
+}
+
+/// The GetNightlyRefreshStatus pre-check, when a bearer secret is configured.
+fn precheck(ctx: &Ctx, p: &Parts) -> anyhow::Result<Option<RefreshStatusPrecheck>> {
+    if ctx.settings.flinks_bearer_secret.is_none() {
+        return Ok(None);
+    }
+    let config = FlinksConfig::from_settings(&ctx.settings)?;
+    Ok(Some(RefreshStatusPrecheck {
+        client: FlinksClient::new(config).context("Flinks client")?,
+        ops: LoginOps::new(p.conn.clone(), &ctx.keys, &ctx.settings),
+    }))
 }
 
 /// `producer schedule`
@@ -105,6 +119,7 @@ pub(crate) async fn schedule(ctx: &Ctx, _args: ScheduleArgs) -> anyhow::Result<(
         at: ctx.settings.routine_at,
         tz: ctx.settings.routine_tz,
         rate_per_minute: ctx.settings.rate_limit_per_minute,
+        precheck: precheck(ctx, &p)?,
     };
     tracing::info!(
         at = %ctx.settings.routine_at,

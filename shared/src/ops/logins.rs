@@ -204,6 +204,7 @@ impl LoginOps {
             today,
             uuid::Uuid::new_v4().simple()
         );
+        self.ledger.clear_ineligible(today, login).await?;
         let job = AuthorizeJob::new(login.clone(), today);
         let enqueued = self
             .authorize
@@ -257,6 +258,7 @@ impl LoginOps {
                 unrecognised_code: false,
             };
             if self.ledger.record(date, login, &outcome).await? {
+                self.ledger.mark_ineligible(date, login).await?;
                 self.registry.record_outcome(login, &outcome).await?;
                 report.marked.push(login.as_str().to_string());
             } else {

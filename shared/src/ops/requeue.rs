@@ -415,6 +415,10 @@ impl Requeuer {
     ) -> Result<Vec<Moved>, OpsError> {
         let mut moved = Vec::with_capacity(pending.len());
         for chunk in pending.chunks(CLAIM_CHUNK) {
+            // An operator's requeue overrides GetNightlyRefreshStatus' "ineligible" mark.
+            for (_, date, login) in chunk {
+                self.ledger.clear_ineligible(*date, login).await?;
+            }
             let jobs: Vec<(AuthorizeJob, EnqueueOptions)> = chunk
                 .iter()
                 .map(|(claim, date, login)| {

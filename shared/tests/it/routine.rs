@@ -124,6 +124,7 @@ async fn replicas_fire_the_due_routine_exactly_once_between_them() {
             at,
             tz: chrono_tz::America::Toronto,
             rate_per_minute: 20.0,
+            precheck: None,
         })
         .collect();
     // 10:31 in Toronto on 2026-11-25: today's run is due.
@@ -159,6 +160,7 @@ async fn on_start_a_due_and_missing_run_is_caught_up_and_a_dead_replicas_claim_t
         at,
         tz: chrono_tz::America::Toronto,
         rate_per_minute: 20.0,
+        precheck: None,
     };
     // A replica claimed yesterday's run at 10:30 and died before completing it.
     let dead = schedule("dead");

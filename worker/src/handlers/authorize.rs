@@ -26,6 +26,20 @@ pub async fn handle(
     if already_done(deps, &job.login_id, job.routine_date).await? {
         return Ok(Handled::AlreadyDone);
     }
+    // GetNightlyRefreshStatus listed the login for this date: it is recorded as needs
+    // re-auth already, and an Authorize would only spend a permit (or overwrite it).
+    let ineligible = deps
+        .ledger
+        .ineligible_flags(job.routine_date, std::slice::from_ref(&job.login_id))
+        .await
+        .map_err(|e| JobFailure::Retry {
+            error: format!("ledger check: {e}"),
+            delay: None,
+        })?;
+    if ineligible.first() == Some(&true) {
+        tracing::info!("listed by GetNightlyRefreshStatus for this date; not authorized");
+        return Ok(Handled::AlreadyDone);
+    }
     // A redelivery after a crash between chaining the detail job and the ack: the detail
     // job exists, so authorizing again would only open a second session for nothing.
     let chained_key = DetailJob::chained_dedupe_key(&delivery.job_id);

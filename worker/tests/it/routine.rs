@@ -331,3 +331,85 @@ async fn every_login_ends_in_exactly_one_outcome_matching_its_scenario() {
     stack.cleanup().await;
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logins_listed_by_get_nightly_refresh_status_are_recorded_and_never_authorized() {
+    // Arrange: two logins Flinks lists as ineligible, one healthy.
+    let listed = [
+        (new_login(), Scenario::DisabledLogin),
+        (new_login(), Scenario::QuestionNotFound),
+    ];
+    let healthy = new_login();
+    let mut rules = Rules::default();
+    for (login, scenario) in &listed {
+        rules = rules.with_login(login.as_str(), *scenario);
+    }
+    let sim = flinks_sim::spawn(SimConfig {
+        rules,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let mut stack = Stack::new("precheck", &sim.base_url).await;
+    stack.set("RATE_LIMIT_PER_MINUTE", "3000");
+    for login in listed.iter().map(|(l, _)| l).chain([&healthy]) {
+        let add = stack.producer(&["logins", "add", login.as_str()]);
+        assert!(
+            add.status.success(),
+            "{}",
+            String::from_utf8_lossy(&add.stderr)
+        );
+    }
+
+    // Act: the pre-check, then the routine of the same (today's) date, then a worker.
+    let precheck = stack.producer(&["refresh-status", "--json"]);
+    assert!(
+        precheck.status.success(),
+        "{}",
+        String::from_utf8_lossy(&precheck.stderr)
+    );
+    let precheck: serde_json::Value = serde_json::from_slice(&precheck.stdout).unwrap();
+    let date = NaiveDate::parse_from_str(precheck["date"].as_str().unwrap(), "%Y-%m-%d").unwrap();
+    let day = date.to_string();
+    let run = stack.producer(&["routine", "run", "--date", &day]);
+    let printed = String::from_utf8_lossy(&run.stdout).to_string();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    stack.spawn_worker(&[]);
+    let ledger = Ledger::new(stack.conn.clone(), &stack.keys);
+    let started = Instant::now();
+    while ledger.counts(date).await.unwrap().refreshed < 1 {
+        assert!(started.elapsed() < Duration::from_secs(60), "not refreshed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stack.terminate_workers();
+
+    // Assert: the listed logins are re-auths with Flinks' error code, never authorized,
+    // and `routine run` said it skipped them.
+    assert!(printed.contains("1 enqueued now"), "{printed}");
+    assert!(printed.contains("2 skipped"), "{printed}");
+    let stats = sim.stats().await;
+    for (login, scenario) in &listed {
+        assert_eq!(
+            stats.calls_for_login(login.as_str(), "authorize"),
+            0,
+            "{scenario:?}"
+        );
+        let outcome = ledger.get(date, login).await.unwrap().unwrap();
+        assert_eq!(outcome.kind(), "needs_reauth", "{scenario:?}");
+    }
+    let disabled = ledger.get(date, &listed[0].0).await.unwrap().unwrap();
+    assert_eq!(disabled.flinks_code(), Some(&FlinksCode::DisabledLogin));
+    assert_eq!(stats.calls_for_login(healthy.as_str(), "authorize"), 1);
+    let counts = ledger.counts(date).await.unwrap();
+    assert_eq!((counts.done(), counts.needs_reauth), (3, 2));
+    stack.cleanup().await;
+}
+
+fn new_login() -> LoginId {
+    LoginId::parse(&uuid::Uuid::new_v4().to_string()).unwrap()
+}
