@@ -118,7 +118,7 @@ pub async fn run(
             let backend = RedisBackend::new(authorize_queue.clone())
                 .with_worker_id(authorize_id.clone())
                 .with_fetch_gate(gate.clone());
-            authorize_unfinished.track(&authorize_queue, &authorize_id, &backend);
+            authorize_unfinished.track(&authorize_queue, &backend);
             WorkerBuilder::new(format!(
                 "{AUTHORIZE_QUEUE}-{}-{restarts}",
                 authorize_id.as_str()
@@ -135,7 +135,7 @@ pub async fn run(
             let backend = RedisBackend::new(detail_queue.clone())
                 .with_worker_id(detail_id.clone())
                 .with_batch(DETAIL_BATCH);
-            detail_unfinished.track(&detail_queue, &detail_id, &backend);
+            detail_unfinished.track(&detail_queue, &backend);
             WorkerBuilder::new(format!("{DETAIL_QUEUE}-{}-{restarts}", detail_id.as_str()))
                 .backend(backend)
                 .catch_panic()
@@ -173,28 +173,27 @@ pub async fn run(
 #[derive(Clone, Default)]
 struct Unfinished(Arc<std::sync::Mutex<Vec<Leases>>>);
 
-/// One backend's leases: its queue, worker id and held jobs.
-type Leases = (Queue<()>, WorkerId, HeldJobs);
+/// One backend's leases: its queue and held jobs.
+type Leases = (Queue<()>, HeldJobs);
 
 impl Unfinished {
-    fn track<T>(&self, queue: &Queue<T>, worker: &WorkerId, backend: &RedisBackend<T>) {
-        self.0.lock().expect("unfinished lock").push((
-            queue.retyped(),
-            worker.clone(),
-            backend.held().clone(),
-        ));
+    fn track<T>(&self, queue: &Queue<T>, backend: &RedisBackend<T>) {
+        self.0
+            .lock()
+            .expect("unfinished lock")
+            .push((queue.retyped(), backend.held().clone()));
     }
 
     /// Releases every job still held (its attempt is not counted). A handler cut off
     /// after calling Flinks may call it again on redelivery; the ledger still stores once.
     async fn release(&self) {
         let held: Vec<_> = self.0.lock().expect("unfinished lock").drain(..).collect();
-        for (queue, worker, jobs) in held {
-            let ids = jobs.snapshot();
-            if ids.is_empty() {
+        for (queue, jobs) in held {
+            let leases = jobs.snapshot();
+            if leases.is_empty() {
                 continue;
             }
-            match queue.release(&worker, &ids).await {
+            match queue.release(&leases).await {
                 Ok(n) => tracing::warn!(
                     queue = %queue.name(),
                     released = n,
