@@ -204,21 +204,41 @@ impl FlinksClient {
         ready(reply, Endpoint::GenerateAuthorizeToken)
     }
 
-    /// Cached `POST /Authorize` `{"LoginId":..,"MostRecentCached":true}`.
-    ///
-    /// With a secret key configured it first mints a fresh single-use token and sends it as
-    /// `flinks-auth-key` (two calls, two trace events); without one it sends no auth header.
-    /// A 200 means a session is open: check `login.last_refresh` for staleness.
+    /// Cached `POST /Authorize` `{"LoginId":..,"MostRecentCached":true}`: mints the
+    /// token [`FlinksClient::prepare_authorize`] needs, then calls
+    /// [`FlinksClient::authorize_with`]. A caller under a rate limit takes its permit
+    /// between the two instead.
+    pub async fn authorize(&self, login: &LoginId) -> Result<AuthorizeOk, Error> {
+        let token = self.prepare_authorize().await?;
+        self.authorize_with(login, token).await
+    }
+
+    /// What `/Authorize` needs before it can be sent: with a secret key configured, a fresh
+    /// single-use token from `/GenerateAuthorizeToken`; without one, nothing (`None`).
+    pub async fn prepare_authorize(&self) -> Result<Option<AuthorizeToken>, Error> {
+        match self.inner.secret_key {
+            Some(_) => self.generate_authorize_token().await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Cached `POST /Authorize`, sending `token` (from [`FlinksClient::prepare_authorize`])
+    /// as `flinks-auth-key`; no auth header when it is `None`. Makes exactly one call, so a
+    /// rate-limit permit taken right before it covers it. A 200 means a session is open:
+    /// check `login.last_refresh` for staleness.
     #[tracing::instrument(
         skip_all,
         name = "flinks.authorize",
         fields(login = %login.fingerprint(), request_id = Empty),
         err(level = "debug")
     )]
-    pub async fn authorize(&self, login: &LoginId) -> Result<AuthorizeOk, Error> {
-        let auth = match self.inner.secret_key {
-            Some(_) => {
-                let token = self.generate_authorize_token().await?;
+    pub async fn authorize_with(
+        &self,
+        login: &LoginId,
+        token: Option<AuthorizeToken>,
+    ) -> Result<AuthorizeOk, Error> {
+        let auth = match token {
+            Some(token) => {
                 let mut value = HeaderValue::from_str(token.expose_secret()).map_err(|_| {
                     Error::Config("authorize token is not a valid header value".into())
                 })?;
