@@ -241,3 +241,55 @@ impl Drop for Heartbeat {
         self.cancel.cancel();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn a_newer_delivery_of_a_held_job_cancels_the_stale_one_which_cannot_forget_it() {
+        let held = HeldJobs::default();
+        let worker = WorkerId::from("w".to_string());
+        let id = JobId::from("job");
+        let (old, new) = (
+            DeliveryToken::generate(&worker),
+            DeliveryToken::generate(&worker),
+        );
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let old_lost = held.insert(id.clone(), old.clone(), deadline);
+        let new_lost = held.insert(id.clone(), new.clone(), deadline);
+
+        assert!(old_lost.is_cancelled(), "the stale delivery is stopped");
+        held.remove(&id, &old);
+        assert!(!held.lose(&id, &old));
+        assert_eq!(held.snapshot(), vec![(id.clone(), new.clone())]);
+        assert!(!new_lost.is_cancelled());
+        assert!(held.lose(&id, &new));
+        assert!(new_lost.is_cancelled() && held.is_empty());
+    }
+
+    #[test]
+    fn only_leases_past_their_deadline_expire_and_a_renewal_moves_the_deadline() {
+        let held = HeldJobs::default();
+        let worker = WorkerId::from("w".to_string());
+        let now = Instant::now();
+        let (a, b) = (JobId::from("a"), JobId::from("b"));
+        let (ta, tb) = (
+            DeliveryToken::generate(&worker),
+            DeliveryToken::generate(&worker),
+        );
+        let a_lost = held.insert(a.clone(), ta.clone(), now + Duration::from_secs(1));
+        let b_lost = held.insert(b.clone(), tb.clone(), now + Duration::from_secs(1));
+        held.renewed(&[(b.clone(), tb)], now + Duration::from_secs(10));
+
+        assert_eq!(held.expire(now + Duration::from_secs(2)), vec![a]);
+        assert!(a_lost.is_cancelled());
+        assert!(!b_lost.is_cancelled());
+        assert_eq!(
+            held.earliest_deadline(),
+            Some(now + Duration::from_secs(10))
+        );
+    }
+}
