@@ -68,6 +68,10 @@ pub struct SimConfig {
     pub bearer_secret: Option<String>,
     /// Lifetime of an unused authorize token (Flinks: 30 min).
     pub token_ttl: Duration,
+    /// Added latency of `/GenerateAuthorizeToken` in ms, uniform in `min..=max` (drawn from
+    /// its own RNG seeded with [`Faults::seed`], so it leaves the fault draws unchanged).
+    /// `(0, 0)` adds none.
+    pub token_latency_ms: (u64, u64),
     /// Time allowed between Authorize and the first GetAccountsDetail (Flinks: 8 min).
     pub request_id_ttl: Duration,
     /// Maximum request body size (bytes).
@@ -85,6 +89,7 @@ impl Default for SimConfig {
             api_key: None,
             bearer_secret: None,
             token_ttl: Duration::from_secs(30 * 60),
+            token_latency_ms: (0, 0),
             request_id_ttl: Duration::from_secs(8 * 60),
             max_body_bytes: 1024 * 1024,
         }
@@ -243,6 +248,9 @@ pub struct Cli {
     /// Lifetime of an unused authorize token (humantime).
     #[arg(long, env = "SIM_TOKEN_TTL", default_value = "30m", value_parser = parse_duration)]
     pub token_ttl: Duration,
+    /// Added latency in ms of /GenerateAuthorizeToken, uniform in MIN..MAX (or a single value).
+    #[arg(long, env = "SIM_TOKEN_LATENCY_MS", value_name = "MIN..MAX", value_parser = parse_latency)]
+    pub token_latency_ms: Option<(u64, u64)>,
     /// Time allowed between Authorize and GetAccountsDetail before SESSION_EXPIRED (humantime).
     #[arg(long, env = "SIM_REQUEST_ID_TTL", default_value = "8m", value_parser = parse_duration)]
     pub request_id_ttl: Duration,
@@ -310,6 +318,7 @@ impl Cli {
             api_key: self.api_key,
             bearer_secret: self.bearer_secret,
             token_ttl: self.token_ttl,
+            token_latency_ms: self.token_latency_ms.unwrap_or((0, 0)),
             request_id_ttl: self.request_id_ttl,
             max_body_bytes: self.max_body_bytes,
         })

@@ -19,6 +19,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
 use axum::{Json, Router};
 use chrono::{NaiveDateTime, Utc};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -53,6 +55,9 @@ struct Inner {
     logins: HashMap<String, LoginState>,
     limiter: Option<Limiter>,
     faults: Injector,
+    /// Draws `/GenerateAuthorizeToken` latencies (apart from `faults`, so they do not shift
+    /// the fault sequence).
+    token_rng: StdRng,
     stats: Recorder,
     /// Authorize calls left before the next purge of expired tokens and sessions.
     until_purge: u64,
@@ -160,6 +165,7 @@ impl Sim {
                 logins: HashMap::new(),
                 limiter: config.throttle.map(Limiter::new),
                 faults: Injector::new(config.faults),
+                token_rng: StdRng::seed_from_u64(config.faults.seed),
                 stats: Recorder::new(window),
                 until_purge: PURGE_EVERY,
             }),
@@ -195,6 +201,7 @@ impl Sim {
             l.clear();
         }
         inner.faults.reseed();
+        inner.token_rng = StdRng::seed_from_u64(self.config.faults.seed);
         inner.stats.clear();
         inner.until_purge = PURGE_EVERY;
     }
@@ -264,6 +271,15 @@ impl Sim {
                 reply.into_response()
             }
         }
+    }
+
+    /// The latency to add to the next `/GenerateAuthorizeToken`.
+    fn token_latency(&self) -> Duration {
+        let (min, max) = self.config.token_latency_ms;
+        if max <= min {
+            return Duration::from_millis(min);
+        }
+        Duration::from_millis(self.lock().token_rng.random_range(min..=max))
     }
 
     fn generate_token(&self, headers: &HeaderMap) -> Reply {
@@ -747,6 +763,7 @@ impl Sim {
 type Shared = State<Arc<Sim>>;
 
 async fn generate_token(State(sim): Shared, headers: HeaderMap) -> Response {
+    sim.sleep(sim.token_latency()).await;
     sim.generate_token(&headers).into_response()
 }
 

@@ -1,10 +1,11 @@
 //! Wiring: settings → dependencies → two apalis workers (authorize, detail) on the
 //! project's Redis backend → Monitor with graceful drain, plus the ops HTTP port.
 //!
-//! The authorize worker's backend awaits a [`PermitGate`] before every fetch, so the
-//! global rate-limit permit is held *before* a job is claimed: no job sits leased while
-//! waiting, first attempts and retries share one budget, and a shutdown interrupts the
-//! wait instead of being held up by it. Concurrency (`WORKER_CONCURRENCY`) and the limiter
+//! The authorize worker's backend awaits a [`PermitGate`] before every fetch: it claims a
+//! job only once the global limiter would grant a permit, so jobs do not sit leased while
+//! the budget is spent, and a shutdown interrupts the wait instead of being held up by it.
+//! The permit itself is taken by the handler right before `/Authorize` goes out
+//! (`handlers::Permits`). Concurrency (`WORKER_CONCURRENCY`) and the limiter
 //! (`RATE_LIMIT_PER_MINUTE`) are independent knobs.
 
 use std::sync::Arc;
@@ -29,7 +30,7 @@ use shared::registry::Registry;
 use shared::results::ResultsSink;
 use tokio_util::sync::CancellationToken;
 
-use crate::handlers::{self, Delivery, Deps, Handled, Policy};
+use crate::handlers::{self, Delivery, Deps, Handled, Permits, Policy};
 
 pub use shared::metrics::ROUTINE_OUTCOMES_TOTAL;
 
@@ -84,7 +85,7 @@ pub async fn run(
         shared::gauges::SamplerConfig::from_settings(&settings),
         shutdown.clone(),
     );
-    let deps = Arc::new(build_deps(&settings, conn, &keys)?);
+    let deps = Arc::new(build_deps(&settings, conn, &keys, shutdown.clone())?);
     if deps.limiter.is_disabled() {
         tracing::warn!("RATE_LIMIT_PER_MINUTE=0: the global rate limit is OFF (benchmarks only)");
     }
@@ -118,7 +119,7 @@ pub async fn run(
             let backend = RedisBackend::new(authorize_queue.clone())
                 .with_worker_id(authorize_id.clone())
                 .with_fetch_gate(gate.clone());
-            authorize_unfinished.track(&authorize_queue, &authorize_id, &backend);
+            authorize_unfinished.track(&authorize_queue, &backend);
             WorkerBuilder::new(format!(
                 "{AUTHORIZE_QUEUE}-{}-{restarts}",
                 authorize_id.as_str()
@@ -135,7 +136,7 @@ pub async fn run(
             let backend = RedisBackend::new(detail_queue.clone())
                 .with_worker_id(detail_id.clone())
                 .with_batch(DETAIL_BATCH);
-            detail_unfinished.track(&detail_queue, &detail_id, &backend);
+            detail_unfinished.track(&detail_queue, &backend);
             WorkerBuilder::new(format!("{DETAIL_QUEUE}-{}-{restarts}", detail_id.as_str()))
                 .backend(backend)
                 .catch_panic()
@@ -173,28 +174,27 @@ pub async fn run(
 #[derive(Clone, Default)]
 struct Unfinished(Arc<std::sync::Mutex<Vec<Leases>>>);
 
-/// One backend's leases: its queue, worker id and held jobs.
-type Leases = (Queue<()>, WorkerId, HeldJobs);
+/// One backend's leases: its queue and held jobs.
+type Leases = (Queue<()>, HeldJobs);
 
 impl Unfinished {
-    fn track<T>(&self, queue: &Queue<T>, worker: &WorkerId, backend: &RedisBackend<T>) {
-        self.0.lock().expect("unfinished lock").push((
-            queue.retyped(),
-            worker.clone(),
-            backend.held().clone(),
-        ));
+    fn track<T>(&self, queue: &Queue<T>, backend: &RedisBackend<T>) {
+        self.0
+            .lock()
+            .expect("unfinished lock")
+            .push((queue.retyped(), backend.held().clone()));
     }
 
     /// Releases every job still held (its attempt is not counted). A handler cut off
     /// after calling Flinks may call it again on redelivery; the ledger still stores once.
     async fn release(&self) {
         let held: Vec<_> = self.0.lock().expect("unfinished lock").drain(..).collect();
-        for (queue, worker, jobs) in held {
-            let ids = jobs.snapshot();
-            if ids.is_empty() {
+        for (queue, jobs) in held {
+            let leases = jobs.snapshot();
+            if leases.is_empty() {
                 continue;
             }
-            match queue.release(&worker, &ids).await {
+            match queue.release(&leases).await {
                 Ok(n) => tracing::warn!(
                     queue = %queue.name(),
                     released = n,
@@ -214,9 +214,11 @@ fn build_deps(
     settings: &Settings,
     conn: redis::aio::ConnectionManager,
     keys: &KeySpace,
+    shutdown: CancellationToken,
 ) -> anyhow::Result<Deps> {
     let flinks =
         FlinksClient::new(FlinksConfig::from_settings(settings)?).context("Flinks client")?;
+    let limiter = RateLimiter::new(conn.clone(), keys, settings.rate_limit_per_minute);
     Ok(Deps {
         flinks,
         ledger: Ledger::new(conn.clone(), keys),
@@ -225,7 +227,8 @@ fn build_deps(
         detail_queue: Queue::new(conn.clone(), keys, queue_config(settings, DETAIL_QUEUE)),
         results: ResultsSink::new(conn.clone(), keys, settings.results_stream_maxlen)
             .with_cipher(settings.results_cipher.clone()),
-        limiter: RateLimiter::new(conn, keys, settings.rate_limit_per_minute),
+        permits: Permits::new(limiter.clone(), shutdown),
+        limiter,
         policy: Policy {
             stale_after: settings.stale_after,
             poll_interval: settings.poll_interval,
@@ -237,8 +240,9 @@ fn build_deps(
     })
 }
 
-/// Takes a global rate-limit permit before the authorize backend claims a job. On
-/// shutdown it never resolves, so no job is claimed while the worker drains.
+/// Lets the authorize backend claim a job only once the global limiter would grant a
+/// permit (taking none: the handler takes it right before `/Authorize`). On shutdown it
+/// never resolves, so no job is claimed while the worker drains.
 struct PermitGate {
     limiter: RateLimiter,
     shutdown: CancellationToken,
@@ -249,7 +253,7 @@ impl FetchGate for PermitGate {
         let limiter = self.limiter.clone();
         let shutdown = self.shutdown.clone();
         Box::pin(async move {
-            if limiter.acquire(&shutdown).await.is_none() {
+            if !limiter.wait_until_likely(&shutdown).await {
                 futures::future::pending::<()>().await;
             }
         })

@@ -206,9 +206,12 @@ impl FlinksClient {
     }
 
     /// Cached `POST /Authorize` `{"LoginId":..,"MostRecentCached":true}` for callers that
-    /// need an open session now: a 202 is an error (see [`FlinksClient::authorize_cached`]).
+    /// need an open session now: mints the token [`FlinksClient::prepare_authorize`] gives,
+    /// then calls [`FlinksClient::authorize_with`]; a 202 is an error. A caller under a
+    /// rate limit takes its permit between the two instead.
     pub async fn authorize(&self, login: &LoginId) -> Result<AuthorizeOk, Error> {
-        match self.authorize_cached(login).await? {
+        let token = self.prepare_authorize().await?;
+        match self.authorize_with(login, token).await? {
             AuthorizeOutcome::Authorized(ok) => Ok(ok),
             AuthorizeOutcome::Pending { request_id, code } => ready(
                 Reply::<AuthorizeOk>::Pending {
@@ -220,23 +223,34 @@ impl FlinksClient {
         }
     }
 
-    /// Cached `POST /Authorize` `{"LoginId":..,"MostRecentCached":true}`.
-    ///
-    /// With a secret key configured it first mints a fresh single-use token and sends it as
-    /// `flinks-auth-key` (two calls, two trace events); without one it sends no auth header.
-    /// A 200 means a session is open: check `login.last_refresh` for staleness. A 202 with
-    /// a RequestId is [`AuthorizeOutcome::Pending`]: the routine polls it; a 202 without
-    /// one is a retryable error.
+    /// What `/Authorize` needs before it can be sent: with a secret key configured, a fresh
+    /// single-use token from `/GenerateAuthorizeToken`; without one, nothing (`None`).
+    pub async fn prepare_authorize(&self) -> Result<Option<AuthorizeToken>, Error> {
+        match self.inner.secret_key {
+            Some(_) => self.generate_authorize_token().await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Cached `POST /Authorize`, sending `token` (from [`FlinksClient::prepare_authorize`])
+    /// as `flinks-auth-key`; no auth header when it is `None`. Makes exactly one call, so a
+    /// rate-limit permit taken right before it covers it. A 200 means a session is open:
+    /// check `login.last_refresh` for staleness. A 202 with a RequestId is
+    /// [`AuthorizeOutcome::Pending`]: the routine polls it; a 202 without one is a
+    /// retryable error.
     #[tracing::instrument(
         skip_all,
         name = "flinks.authorize",
         fields(login = %login.fingerprint(), request_id = Empty),
         err(level = "debug")
     )]
-    pub async fn authorize_cached(&self, login: &LoginId) -> Result<AuthorizeOutcome, Error> {
-        let auth = match self.inner.secret_key {
-            Some(_) => {
-                let token = self.generate_authorize_token().await?;
+    pub async fn authorize_with(
+        &self,
+        login: &LoginId,
+        token: Option<AuthorizeToken>,
+    ) -> Result<AuthorizeOutcome, Error> {
+        let auth = match token {
+            Some(token) => {
                 let mut value = HeaderValue::from_str(token.expose_secret()).map_err(|_| {
                     Error::Config("authorize token is not a valid header value".into())
                 })?;

@@ -16,10 +16,13 @@
 //! Guarantees kept outside apalis' control flow:
 //! - leases are renewed by the [`Heartbeat`] tasks, not by polls of the worker stream, so a
 //!   worker whose slots are all busy keeps its leases (and jobs it buffered) alive;
+//! - a delivery whose lease is lost (see [`Heartbeat`]'s watchdog) has its handler future
+//!   dropped at its next await point and is not settled: another worker may own the job, and
+//!   each delivery settles only under its own [`DeliveryToken`];
 //! - `poll_next` never returns an error: Redis errors are logged and the fetch is retried
 //!   with backoff (an error from `poll_next` would end `Worker::run`).
-//! - a [`FetchGate`] is awaited before every fetch, so a global rate-limit permit can be
-//!   taken before a job is claimed.
+//! - a [`FetchGate`] is awaited before every fetch, so a worker claims a job only when it
+//!   is likely to be able to run it (e.g. when a rate-limit permit would be granted).
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -39,6 +42,7 @@ use apalis_core::worker::context::WorkerContext;
 use futures::future::BoxFuture;
 use futures::FutureExt;
 use serde::de::DeserializeOwned;
+use tokio_util::sync::CancellationToken;
 use tower::{Layer, Service};
 
 use super::config::QueueConfig;
@@ -46,7 +50,7 @@ use super::core::Queue;
 use super::error::QueueError;
 use super::lease::{Heartbeat, HeldJobs};
 use super::metrics_names as m;
-use super::types::{FailOutcome, JobFailure, JobId, LeasedJob, WorkerId};
+use super::types::{DeliveryToken, FailOutcome, JobFailure, JobId, LeasedJob, WorkerId};
 
 /// What a handler returns to fail an attempt and choose what happens next.
 #[derive(Debug, thiserror::Error)]
@@ -146,8 +150,9 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     s
 }
 
-/// A gate awaited before every fetch: the extension point for taking a global rate-limit
-/// permit *before* a job is claimed (so no job waits for a permit while leased).
+/// A gate awaited before every fetch: the extension point for claiming a job only when it
+/// can run soon (e.g. once a rate-limit permit would be granted), so jobs are not held
+/// leased while they wait.
 pub trait FetchGate: Send + Sync + 'static {
     /// Resolves when the worker may claim the next batch.
     fn ready(&self) -> BoxFuture<'static, ()>;
@@ -158,9 +163,21 @@ pub trait FetchGate: Send + Sync + 'static {
 struct Delivery {
     id: JobId,
     attempt: u32,
+    token: DeliveryToken,
+    /// Cancelled when this delivery's lease is lost.
+    lost: CancellationToken,
 }
 
-type FetchFuture<T> = BoxFuture<'static, Result<Vec<LeasedJob<T>>, QueueError>>;
+/// Returned in place of the handler's result when its lease was lost mid-run: the handler
+/// was stopped and the job left unsettled for whichever delivery holds it now.
+#[derive(Debug, thiserror::Error)]
+#[error("job {0}: lease lost while running; the handler was cancelled")]
+pub struct LeaseLost(JobId);
+
+/// A leased job and the token cancelled when its lease is lost.
+type Held<T> = (LeasedJob<T>, CancellationToken);
+
+type FetchFuture<T> = BoxFuture<'static, Result<Vec<Held<T>>, QueueError>>;
 
 /// An apalis-core `Backend` over a [`Queue`]: one per worker (one `WorkerId`, one
 /// [`Heartbeat`]).
@@ -170,7 +187,7 @@ pub struct RedisBackend<T> {
     batch: usize,
     gate: Option<Arc<dyn FetchGate>>,
     held: HeldJobs,
-    buffer: VecDeque<LeasedJob<T>>,
+    buffer: VecDeque<Held<T>>,
     fetching: Option<FetchFuture<T>>,
     /// Set by the fetch future once it passed the gate (and so may lease jobs).
     fetch_claiming: Arc<AtomicBool>,
@@ -253,10 +270,12 @@ impl<T> RedisBackend<T> {
         }
     }
 
-    fn to_task(&self, job: LeasedJob<T>) -> Task<T> {
+    fn to_task(&self, (job, lost): Held<T>) -> Task<T> {
         let delivery = Delivery {
             id: job.id.clone(),
             attempt: job.attempt,
+            token: job.token,
+            lost,
         };
         TaskBuilder::new(job.job)
             .task_id(TaskId::from_string(job.id.to_string()))
@@ -283,9 +302,16 @@ impl<T: DeserializeOwned + Send + 'static> RedisBackend<T> {
                     gate.ready().await;
                 }
                 claiming.store(true, Ordering::SeqCst);
+                // The lease runs from about when Redis took it, never earlier than this.
+                let deadline = tokio::time::Instant::now() + queue.config().lease;
                 let jobs = queue.fetch(&worker, batch).await?;
-                held.insert_all(jobs.iter().map(|j| j.id.clone()));
-                Ok(jobs)
+                Ok(jobs
+                    .into_iter()
+                    .map(|j| {
+                        let lost = held.insert(j.id.clone(), j.token.clone(), deadline);
+                        (j, lost)
+                    })
+                    .collect())
             }
             .boxed(),
         );
@@ -373,18 +399,22 @@ impl<T: DeserializeOwned + Send + 'static> Backend for RedisBackend<T> {
             self.fetching = None;
         }
         if self.releasing.is_none() && self.heartbeat.is_some() {
-            let ids: Vec<JobId> = self.buffer.drain(..).map(|j| j.id).collect();
+            let leases: Vec<(JobId, DeliveryToken)> = self
+                .buffer
+                .drain(..)
+                .map(|(j, _)| (j.id, j.token))
+                .collect();
             let (queue, worker, held) =
                 (self.queue.clone(), self.worker.clone(), self.held.clone());
             self.releasing = Some(
                 async move {
                     // On failure the leases expire and the reaper returns the jobs.
-                    if let Err(e) = queue.release(&worker, &ids).await {
+                    if let Err(e) = queue.release(&leases).await {
                         tracing::warn!(queue = %queue.name(), error.message = %e,
                             "could not release buffered jobs; they return after their lease");
                     }
-                    for id in &ids {
-                        held.remove(id);
+                    for (id, token) in &leases {
+                        held.remove(id, token);
                     }
                     if let Err(e) = queue.deregister(&worker).await {
                         tracing::warn!(queue = %queue.name(), error.message = %e, "could not deregister the worker");
@@ -427,7 +457,8 @@ impl<T> BackendConfig for RedisBackend<T> {
 }
 
 /// The backend's tower layer: settles every attempt in Redis (ack, retry, dead-letter) from
-/// the handler's result, records the duration, and stops renewing the job.
+/// the handler's result, records the duration, and stops renewing the job. A handler whose
+/// lease is lost is dropped mid-run and its delivery left unsettled ([`LeaseLost`]).
 #[derive(Clone, Debug)]
 pub struct QueueLayer {
     queue: Queue<()>,
@@ -474,7 +505,22 @@ where
         let layer = self.layer.clone();
         async move {
             let started = Instant::now();
-            let result = fut.await.map_err(Into::into);
+            let lost = delivery.as_ref().map(|d| d.lost.clone());
+            let result = match lost {
+                Some(lost) => tokio::select! {
+                    biased;
+                    _ = lost.cancelled() => None,
+                    r = fut => Some(r.map_err(Into::into)),
+                },
+                None => Some(fut.await.map_err(Into::into)),
+            };
+            let Some(result) = result else {
+                let d = delivery.expect("only a delivery can lose its lease");
+                tracing::warn!(queue = %layer.queue.name(), job_id = %d.id, token = %d.token,
+                    "lease lost: handler cancelled, the job is left to its current holder");
+                layer.held.remove(&d.id, &d.token);
+                return Err(Box::new(LeaseLost(d.id)) as BoxDynError);
+            };
             metrics::histogram!(m::JOB_DURATION_SECONDS, "queue" => layer.queue.name().to_string())
                 .record(started.elapsed().as_secs_f64());
             if let Some(d) = delivery {
@@ -499,10 +545,10 @@ impl QueueLayer {
         loop {
             // Ok(true): settled; Ok(false): the lease was lost (reaped) before we settled.
             let res = match &failure {
-                None => self.queue.ack(&self.worker, &d.id).await,
+                None => self.queue.ack(&d.token, &d.id).await,
                 Some(f) => self
                     .queue
-                    .fail(&self.worker, &d.id, d.attempt, f.clone())
+                    .fail(&d.token, &d.id, d.attempt, f.clone())
                     .await
                     .map(|o| o != FailOutcome::LeaseLost),
             };
@@ -526,6 +572,6 @@ impl QueueLayer {
                 }
             }
         }
-        self.held.remove(&d.id);
+        self.held.remove(&d.id, &d.token);
     }
 }

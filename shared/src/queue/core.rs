@@ -17,7 +17,9 @@ use super::error::QueueError;
 use super::keys::QueueKeys;
 use super::metrics_names as m;
 use super::scripts;
-use super::types::{EnqueueOptions, Enqueued, FailOutcome, JobFailure, JobId, LeasedJob, WorkerId};
+use super::types::{
+    DeliveryToken, EnqueueOptions, Enqueued, FailOutcome, JobFailure, JobId, LeasedJob, WorkerId,
+};
 use crate::keys::KeySpace;
 
 /// Jobs per enqueue script call (5 arguments each).
@@ -136,13 +138,14 @@ impl<T> Queue<T> {
     }
 
     /// Marks job `id` done: its payload and metadata are deleted (a short record is kept for
-    /// `finished_retention`). Returns false, changing nothing, if `worker` no longer holds
-    /// the lease (it expired and the job went back to ready: it will run again).
-    pub async fn ack(&self, worker: &WorkerId, id: &JobId) -> Result<bool, QueueError> {
+    /// `finished_retention`). Returns false, changing nothing, if the delivery `token` no
+    /// longer holds the lease (it expired and the job went back to ready, or was fetched
+    /// again: it will run, or is running, again).
+    pub async fn ack(&self, token: &DeliveryToken, id: &JobId) -> Result<bool, QueueError> {
         let mut inv = self.invocation(&scripts::ACK);
         inv.key(self.keys.done(id.as_str()))
             .arg(id.as_str())
-            .arg(worker.as_str())
+            .arg(token.as_str())
             .arg(self.config.finished_retention.as_millis() as u64);
         let acked: i64 = self.run(&inv).await?;
         if acked == 1 {
@@ -154,9 +157,11 @@ impl<T> Queue<T> {
     /// Records a failed attempt (`attempt` is the [`LeasedJob::attempt`] that failed): a
     /// retry goes to the delayed set after the backoff (or the given delay) unless
     /// `max_attempts` deliveries were made; a permanent failure is dead-lettered at once.
+    /// [`FailOutcome::LeaseLost`], changing nothing, if the delivery `token` no longer holds
+    /// the lease.
     pub async fn fail(
         &self,
-        worker: &WorkerId,
+        token: &DeliveryToken,
         id: &JobId,
         attempt: u32,
         failure: JobFailure,
@@ -172,7 +177,7 @@ impl<T> Queue<T> {
         };
         let mut inv = self.invocation(&scripts::FAIL);
         inv.arg(id.as_str())
-            .arg(worker.as_str())
+            .arg(token.as_str())
             .arg(truncate(&error))
             .arg(mode)
             .arg(delay.as_millis() as u64)
@@ -196,11 +201,15 @@ impl<T> Queue<T> {
         })
     }
 
-    /// Extends the leases of `ids` held by `worker` to now + lease and marks the worker
-    /// alive. Returns the ids it no longer holds.
-    pub async fn renew(&self, worker: &WorkerId, ids: &[JobId]) -> Result<Vec<JobId>, QueueError> {
+    /// Extends the leases still held by their delivery (`(id, token)` pairs) to now + lease
+    /// and marks `worker` alive. Returns the ids whose delivery no longer holds them.
+    pub async fn renew(
+        &self,
+        worker: &WorkerId,
+        leases: &[(JobId, DeliveryToken)],
+    ) -> Result<Vec<JobId>, QueueError> {
         let mut lost = Vec::new();
-        let mut chunks: Vec<&[JobId]> = ids.chunks(1_000).collect();
+        let mut chunks: Vec<&[(JobId, DeliveryToken)]> = leases.chunks(1_000).collect();
         if chunks.is_empty() {
             chunks.push(&[]);
         }
@@ -209,8 +218,8 @@ impl<T> Queue<T> {
             inv.arg(worker.as_str())
                 .arg(self.config.lease.as_millis() as u64)
                 .arg(self.config.worker_retention.as_millis() as u64);
-            for id in chunk {
-                inv.arg(id.as_str());
+            for (id, token) in chunk {
+                inv.arg(id.as_str()).arg(token.as_str());
             }
             let l: Vec<String> = self.run(&inv).await?;
             lost.extend(l.into_iter().map(JobId::from));
@@ -263,15 +272,15 @@ impl<T> Queue<T> {
     }
 
     /// Gives leased jobs that never started back to the front of ready (their attempt is
-    /// undone). Used on graceful shutdown. Returns how many were released.
-    pub async fn release(&self, worker: &WorkerId, ids: &[JobId]) -> Result<usize, QueueError> {
-        if ids.is_empty() {
+    /// undone), each only if its delivery (`(id, token)` pairs) still holds it. Used on
+    /// graceful shutdown. Returns how many were released.
+    pub async fn release(&self, leases: &[(JobId, DeliveryToken)]) -> Result<usize, QueueError> {
+        if leases.is_empty() {
             return Ok(0);
         }
         let mut inv = self.invocation(&scripts::RELEASE);
-        inv.arg(worker.as_str());
-        for id in ids {
-            inv.arg(id.as_str());
+        for (id, token) in leases {
+            inv.arg(id.as_str()).arg(token.as_str());
         }
         self.run(&inv).await
     }
@@ -391,24 +400,31 @@ impl<T: Serialize> Queue<T> {
 
 impl<T: DeserializeOwned> Queue<T> {
     /// Leases up to `max` ready jobs to `worker` (promoting due delayed jobs first when ready
-    /// runs short). A payload that does not decode as `T` is dead-lettered with the decode
+    /// runs short), all under one fresh [`DeliveryToken`]. A payload that does not decode as `T` is dead-lettered with the decode
     /// error and not returned; the caller carries on.
     pub async fn fetch(
         &self,
         worker: &WorkerId,
         max: usize,
     ) -> Result<Vec<LeasedJob<T>>, QueueError> {
+        let token = DeliveryToken::generate(worker);
         let mut inv = self.invocation(&scripts::FETCH);
         inv.arg(worker.as_str())
             .arg(max.max(1))
             .arg(self.config.lease.as_millis() as u64)
-            .arg(self.config.promote_chunk.max(1));
+            .arg(self.config.promote_chunk.max(1))
+            .arg(token.as_str());
         let raw: Vec<(String, String, u32)> = self.run(&inv).await?;
         let mut jobs = Vec::with_capacity(raw.len());
         for (id, payload, attempt) in raw {
             let id = JobId::from(id);
             match serde_json::from_str::<T>(&payload) {
-                Ok(job) => jobs.push(LeasedJob { id, job, attempt }),
+                Ok(job) => jobs.push(LeasedJob {
+                    id,
+                    job,
+                    attempt,
+                    token: token.clone(),
+                }),
                 Err(e) => {
                     tracing::warn!(queue = %self.config.name, job_id = %id, error.message = %e,
                         "undecodable payload: dead-lettering it");
@@ -416,7 +432,7 @@ impl<T: DeserializeOwned> Queue<T> {
                         error: format!("undecodable payload: {e}"),
                     };
                     // On a Redis error the lease expires and the reaper retries the burial.
-                    if let Err(e) = self.fail(worker, &id, attempt, failure).await {
+                    if let Err(e) = self.fail(&token, &id, attempt, failure).await {
                         tracing::warn!(queue = %self.config.name, job_id = %id,
                             error.message = %e, "could not dead-letter an undecodable payload");
                     }

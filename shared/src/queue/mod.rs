@@ -20,7 +20,7 @@
 //! | `dead` | ZSET | id → time of death (ms); capped at `dead_cap` |
 //! | `payload` | HASH | id → JSON payload (deleted on ack) |
 //! | `attempts` | HASH | id → deliveries so far |
-//! | `owner` | HASH | id → worker id holding the lease |
+//! | `owner` | HASH | id → delivery token holding the lease (`<worker id>/<random>`, one per fetch) |
 //! | `enqueued` | HASH | id → enqueue time (ms) |
 //! | `dedupe_of` | HASH | id → its dedupe key |
 //! | `error` | HASH | id → last error |
@@ -40,7 +40,7 @@
 //!     ▼                                   ▲                                                │
 //!   ready ◄───────────────────────────────┼────────────────────────────────────────────────┘
 //!     │ fetch: LPOP, lease = now+lease,   │ fail(Retry), attempts < max:
-//!     │ owner = worker, attempts += 1     │ backoff + jitter (or the handler's delay)
+//!     │ owner = delivery, attempts += 1   │ backoff + jitter (or the handler's delay)
 //!     ▼                                   │
 //!   inflight ──────────────────────────────┘
 //!     │ │ │  renew (heartbeat task, every lease/3) keeps the deadline ahead
@@ -106,13 +106,13 @@ mod ops;
 mod scripts;
 mod types;
 
-pub use backend::{FetchGate, JobError, QueueLayer, QueueService, RedisBackend};
+pub use backend::{FetchGate, JobError, LeaseLost, QueueLayer, QueueService, RedisBackend};
 pub use config::{Backoff, QueueConfig};
 pub use conn::{connect, manager_config, redact, CONNECTION_TIMEOUT, RESPONSE_TIMEOUT};
 pub use core::Queue;
 pub use error::QueueError;
 pub use lease::{Heartbeat, HeldJobs};
 pub use types::{
-    DeadSelector, EnqueueOptions, Enqueued, FailOutcome, JobFailure, JobFilter, JobId, JobInfo,
-    JobState, LeasedJob, QueueStats, WorkerId,
+    DeadSelector, DeliveryToken, EnqueueOptions, Enqueued, FailOutcome, JobFailure, JobFilter,
+    JobId, JobInfo, JobState, LeasedJob, QueueStats, WorkerId,
 };

@@ -11,7 +11,7 @@ use super::keys::{
     WORKERS,
 };
 use super::scripts;
-use super::types::{DeadSelector, JobFilter, JobId, JobInfo, JobState, QueueStats};
+use super::types::{DeadSelector, DeliveryToken, JobFilter, JobId, JobInfo, JobState, QueueStats};
 
 /// Ids read per page while listing or selecting.
 const PAGE: usize = 500;
@@ -76,7 +76,8 @@ impl<T> Queue<T> {
             .await
             .map_err(|e| self.redis_err(e))?;
         let mut out = BTreeMap::new();
-        for worker in owners.into_values() {
+        for owner in owners.into_values() {
+            let worker = DeliveryToken::worker_of(&owner).to_string();
             *out.entry(worker).or_insert(0) += 1;
         }
         Ok(out)

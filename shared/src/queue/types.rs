@@ -76,6 +76,44 @@ impl fmt::Display for WorkerId {
     }
 }
 
+/// Fences one delivery of a job: the lease holder stored in Redis is this token, not the
+/// worker id, so only the delivery that leased a job can renew, ack, fail or release that
+/// lease. A stale delivery of the same job in the same process (its lease expired and the
+/// job was fetched again) is refused like any other worker's. One token per fetch call:
+/// `<worker id>/<random>`, so the worker stays readable in ops output.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct DeliveryToken(String);
+
+impl DeliveryToken {
+    /// A fresh token for one fetch by `worker`.
+    pub fn generate(worker: &WorkerId) -> Self {
+        let rand = &uuid::Uuid::new_v4().simple().to_string()[..12];
+        Self(format!("{}/{rand}", worker.as_str()))
+    }
+
+    /// The token as stored in Redis.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The worker part of a stored lease holder (a token, or a bare worker id).
+    pub fn worker_of(owner: &str) -> &str {
+        owner.rsplit_once('/').map_or(owner, |(worker, _)| worker)
+    }
+}
+
+impl From<String> for DeliveryToken {
+    fn from(s: String) -> Self {
+        Self(s)
+    }
+}
+
+impl fmt::Display for DeliveryToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// How to enqueue one job.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct EnqueueOptions {
@@ -142,6 +180,8 @@ pub struct LeasedJob<T> {
     pub job: T,
     /// Which delivery this is, 1-based (lease expiries count too).
     pub attempt: u32,
+    /// The lease holder: pass it to ack, fail, renew and release.
+    pub token: DeliveryToken,
 }
 
 /// Why an attempt failed, and so what happens next.
@@ -222,7 +262,7 @@ pub struct JobInfo {
     pub last_error: Option<String>,
     /// The dedupe key it was enqueued with.
     pub dedupe_key: Option<String>,
-    /// The worker holding its lease (in-flight only).
+    /// The delivery holding its lease, `<worker id>/<delivery>` (in-flight only).
     pub owner: Option<String>,
     /// When it was enqueued (Redis time, ms since the epoch).
     pub enqueued_at_ms: Option<u64>,

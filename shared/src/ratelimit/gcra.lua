@@ -4,6 +4,7 @@
 -- KEYS[2] = cool-down flag (set after TOO_MANY_REQUESTS; its PTTL is the pause left)
 -- ARGV[1] = emission interval in ms (60000 / per-minute limit, plus a safety margin)
 -- ARGV[2] = "now" in ms, or "" to use Redis TIME (tests inject a clock here)
+-- ARGV[3] = "1" to only peek: answer as if asking, but take nothing
 -- Returns {granted (1|0), wait_ms}: wait_ms is how long to wait before asking again.
 --
 -- Nothing is reserved while a caller waits, so a worker that dies mid-wait leaks no
@@ -27,5 +28,8 @@ if tat > now then
   return {0, tat - now}
 end
 
+if ARGV[3] == '1' then
+  return {1, 0}
+end
 redis.call('SET', KEYS[1], now + interval, 'PX', interval + 60000)
 return {1, 0}

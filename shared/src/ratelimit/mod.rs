@@ -10,8 +10,14 @@
 //! request's arrival at Flinks cannot squeeze one call too many into a 60 s window.
 //!
 //! When Flinks answers TOO_MANY_REQUESTS anyway, [`RateLimiter::cool_down`] sets a key
-//! that pauses every worker at once. First attempts and retries draw from the same budget,
-//! because the worker takes a permit before it claims any authorize job.
+//! that pauses every worker at once. First attempts and retries draw from the same budget.
+//!
+//! A permit is taken with [`RateLimiter::acquire`] *immediately* before the limited request
+//! is sent, after every preparatory call (minting an authorize token, ledger checks): the
+//! limiter spaces permits, so anything slow between a permit and its request would let a
+//! later permit's request overtake it and crowd a window. To avoid claiming work long
+//! before it can run, a worker first waits with [`RateLimiter::wait_until_likely`], which
+//! peeks at the limiter without taking anything.
 //!
 //! This module does not decide *what* to do while waiting; the caller passes a
 //! cancellation token so shutdown never waits for a permit.
@@ -111,6 +117,21 @@ impl RateLimiter {
 
     /// One permit request with an injected clock (`now_ms`), for tests of edge cases.
     pub async fn try_acquire_at(&self, now_ms: Option<u64>) -> Result<Attempt, RateLimitError> {
+        let attempt = self.gcra(now_ms, false).await?;
+        let result = match attempt {
+            Attempt::Granted => "granted",
+            Attempt::Wait(_) => "throttled",
+        };
+        metrics::counter!(PERMITS_TOTAL, "result" => result).increment(1);
+        Ok(attempt)
+    }
+
+    /// What [`RateLimiter::try_acquire_at`] would answer now, without taking a permit.
+    pub async fn peek_at(&self, now_ms: Option<u64>) -> Result<Attempt, RateLimitError> {
+        self.gcra(now_ms, true).await
+    }
+
+    async fn gcra(&self, now_ms: Option<u64>, peek: bool) -> Result<Attempt, RateLimitError> {
         if self.is_disabled() {
             return Ok(Attempt::Granted);
         }
@@ -120,14 +141,39 @@ impl RateLimiter {
             .key(&self.cooldown_key)
             .arg(self.interval().as_millis() as u64)
             .arg(now_ms.map(|n| n.to_string()).unwrap_or_default())
+            .arg(if peek { "1" } else { "0" })
             .invoke_async(&mut conn)
             .await?;
         if granted == 1 {
-            metrics::counter!(PERMITS_TOTAL, "result" => "granted").increment(1);
             Ok(Attempt::Granted)
         } else {
-            metrics::counter!(PERMITS_TOTAL, "result" => "throttled").increment(1);
             Ok(Attempt::Wait(Duration::from_millis(wait_ms.max(1) as u64)))
+        }
+    }
+
+    /// Waits until a permit would be granted, taking none: a worker calls this before it
+    /// claims a job, then [`RateLimiter::acquire`] right before the limited request. Returns
+    /// false when `cancel` fires first. Other workers may take the permit in between; the
+    /// caller then waits in `acquire` for the next one.
+    pub async fn wait_until_likely(&self, cancel: &CancellationToken) -> bool {
+        let mut redis_backoff = Duration::from_millis(100);
+        loop {
+            let pause = match self.peek_at(None).await {
+                Ok(Attempt::Granted) => return true,
+                Ok(Attempt::Wait(wait)) => {
+                    redis_backoff = Duration::from_millis(100);
+                    wait
+                }
+                Err(error) => {
+                    tracing::warn!(error.message = %error, "rate limiter: Redis error, retrying");
+                    redis_backoff = (redis_backoff * 2).min(Duration::from_secs(5));
+                    redis_backoff
+                }
+            };
+            tokio::select! {
+                _ = cancel.cancelled() => return false,
+                _ = tokio::time::sleep(pause) => {}
+            }
         }
     }
 

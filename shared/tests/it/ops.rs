@@ -419,7 +419,7 @@ async fn dead_letters_requeue_with_fresh_attempts_but_poison_payloads_only_with_
     assert_eq!(leased.len(), 1);
     queue
         .fail(
-            &worker,
+            &leased[0].token,
             &leased[0].id,
             leased[0].attempt,
             shared::queue::JobFailure::Permanent {

@@ -35,6 +35,39 @@ async fn permits_are_spaced_evenly_on_the_injected_clock() {
 }
 
 #[tokio::test]
+async fn peeking_answers_like_a_request_but_never_takes_a_permit() {
+    let redis = TestRedis::new("rl-peek").await;
+    let limiter = RateLimiter::new(redis.conn.clone(), &redis.keys, 60.0);
+
+    // A peek on a fresh limiter says "granted" and leaves the permit for the next caller.
+    for _ in 0..3 {
+        assert_eq!(
+            limiter.peek_at(Some(1_000)).await.unwrap(),
+            Attempt::Granted
+        );
+    }
+    assert_eq!(
+        limiter.try_acquire_at(Some(1_000)).await.unwrap(),
+        Attempt::Granted
+    );
+    // After a grant, a peek reports the same wait a request would, and moves nothing.
+    assert_eq!(
+        limiter.peek_at(Some(1_400)).await.unwrap(),
+        Attempt::Wait(Duration::from_millis(610))
+    );
+    assert_eq!(
+        limiter.peek_at(Some(2_010)).await.unwrap(),
+        Attempt::Granted
+    );
+    assert_eq!(
+        limiter.try_acquire_at(Some(2_010)).await.unwrap(),
+        Attempt::Granted
+    );
+    assert!(limiter.wait_until_likely(&CancellationToken::new()).await);
+    redis.cleanup().await;
+}
+
+#[tokio::test]
 async fn no_sliding_window_ever_holds_more_than_the_limit_under_contention() {
     let redis = TestRedis::new("rl-window").await;
     let limiter = RateLimiter::new(redis.conn.clone(), &redis.keys, 20.0);

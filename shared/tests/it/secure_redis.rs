@@ -41,7 +41,7 @@ async fn a_password_protected_redis_runs_the_queue_and_a_wrong_password_is_named
     let leased = queue.fetch(&worker, 10).await.unwrap();
     assert_eq!(leased.len(), 1);
     assert_eq!(leased[0].job, Job { n: 7 });
-    assert!(queue.ack(&worker, &leased[0].id).await.unwrap());
+    assert!(queue.ack(&leased[0].token, &leased[0].id).await.unwrap());
     assert!(queue.fetch(&worker, 10).await.unwrap().is_empty());
 
     // The queue's own connect helper takes the same path.

@@ -1,8 +1,11 @@
-//! The authorize step: ledger check → `/Authorize` (cached) → chain the detail fetch, or
-//! settle the failure (re-auth, retry, restart, fail).
+//! The authorize step: ledger check → authorize token → rate-limit permit → `/Authorize`
+//! (cached) → chain the detail fetch, or settle the failure (re-auth, retry, restart, fail).
 //!
-//! The global rate-limit permit is taken by the worker *before* it claims this job, so
-//! first attempts and retries draw from one budget and no job sits leased while waiting.
+//! The global permit is taken last, immediately before `/Authorize` is sent: a slow token
+//! call or check between the permit and the request would let another worker's request
+//! overtake it and put more calls into one window than the limit allows. First attempts
+//! and retries draw from one budget. The worker claims this job only once a permit is
+//! likely (`RateLimiter::wait_until_likely`), so jobs do not sit leased for long.
 
 use chrono::Utc;
 use shared::flinks::AuthorizeOutcome;
@@ -57,7 +60,19 @@ pub async fn handle(
         tracing::info!("detail job already chained; redelivery skipped");
         return Ok(Handled::AlreadyDone);
     }
-    match deps.flinks.authorize_cached(&job.login_id).await {
+    let step = Step {
+        login: &job.login_id,
+        date: job.routine_date,
+        session_restarts: job.session_restarts,
+        attempt: delivery.attempt,
+        job_id: &delivery.job_id,
+    };
+    let token = match deps.flinks.prepare_authorize().await {
+        Ok(token) => token,
+        Err(error) => return settle_failure(deps, step, error).await,
+    };
+    deps.permits.take().await?;
+    match deps.flinks.authorize_with(&job.login_id, token).await {
         Ok(AuthorizeOutcome::Authorized(ok)) => {
             let detail = DetailJob {
                 login_id: job.login_id.clone(),
@@ -97,15 +112,6 @@ pub async fn handle(
             tracing::info!("Authorize answered 202; polling the async endpoint");
             Ok(Handled::PendingPoll)
         }
-        Err(error) => {
-            let step = Step {
-                login: &job.login_id,
-                date: job.routine_date,
-                session_restarts: job.session_restarts,
-                attempt: delivery.attempt,
-                job_id: &delivery.job_id,
-            };
-            settle_failure(deps, step, error).await
-        }
+        Err(error) => settle_failure(deps, step, error).await,
     }
 }

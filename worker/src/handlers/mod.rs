@@ -7,8 +7,9 @@
 //! - [`detail`]: `/GetAccountsDetail` (202 → delayed polls of the async endpoint) → results
 //!   stream and ledger, atomically, once per (LoginId, date).
 //!
-//! What a handler does NOT do: sleep (a wait is a delayed job), take the rate-limit permit
-//! (the worker does, before it claims an authorize job) or decide backoff (the queue does).
+//! What a handler does NOT do: sleep (a wait is a delayed job) or decide backoff (the queue
+//! does). It takes the rate-limit permit itself, through [`Permits::take`], immediately
+//! before the limited request and after everything else that request needs.
 
 pub mod authorize;
 pub mod detail;
@@ -20,10 +21,11 @@ use std::time::Duration;
 use shared::flinks::FlinksClient;
 use shared::jobs::{AuthorizeJob, DetailJob};
 use shared::ledger::Ledger;
-use shared::queue::Queue;
+use shared::queue::{JobFailure, Queue};
 use shared::ratelimit::RateLimiter;
 use shared::registry::Registry;
 use shared::results::ResultsSink;
+use tokio_util::sync::CancellationToken;
 
 pub use failure::{decide, Decision};
 pub use settle::REDELIVERIES_SKIPPED_TOTAL;
@@ -45,8 +47,38 @@ pub struct Deps {
     pub results: ResultsSink,
     /// The global limiter (for cool-downs after TOO_MANY_REQUESTS).
     pub limiter: RateLimiter,
+    /// Rate-limit permits for rate-limited calls (`/Authorize`, `/SetScheduledRefresh`).
+    pub permits: Permits,
     /// The routine's policy knobs.
     pub policy: Policy,
+}
+
+/// Takes one global rate-limit permit for a handler, right before its rate-limited request
+/// goes out (after tokens are minted and checks are done), so nothing slow sits between
+/// the permit and the request. Shutdown interrupts the wait.
+#[derive(Clone)]
+pub struct Permits {
+    limiter: RateLimiter,
+    shutdown: CancellationToken,
+}
+
+impl Permits {
+    /// Permits from `limiter`; the wait ends without one when `shutdown` fires.
+    pub fn new(limiter: RateLimiter, shutdown: CancellationToken) -> Self {
+        Self { limiter, shutdown }
+    }
+
+    /// Waits for a permit; call it as the last step before the request. On shutdown the
+    /// job is handed back without spending an attempt (no request was sent).
+    pub async fn take(&self) -> Result<(), JobFailure> {
+        match self.limiter.acquire(&self.shutdown).await {
+            Some(_) => Ok(()),
+            None => Err(JobFailure::Defer {
+                error: "shutting down before a rate-limit permit was granted".into(),
+                delay: Duration::ZERO,
+            }),
+        }
+    }
 }
 
 /// The routine's policy knobs, from `Settings`.

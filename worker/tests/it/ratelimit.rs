@@ -173,3 +173,83 @@ async fn when_flinks_throttles_anyway_every_worker_cools_down_and_no_login_fails
     stack.cleanup().await;
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_authorize_token_never_puts_two_authorizes_into_one_permit() {
+    // Arrange: every /Authorize needs a fresh token, and minting one takes 0 to 1.5 s at
+    // random. The permit must be taken after the token, right before /Authorize, or a slow
+    // token lets the next permit's call overtake it and crowd one window.
+    const LOGINS: usize = 250;
+    let sim = flinks_sim::spawn(SimConfig {
+        throttle: Some(Throttle::per_minute(LIMIT_PER_MINUTE as u32)),
+        secret_key: Some("sim-secret".into()),
+        token_latency_ms: (0, 1_500),
+        faults: flinks_sim::Faults {
+            seed: 11,
+            ..flinks_sim::Faults::default()
+        },
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let mut stack = Stack::new("ratelimit-token", &sim.base_url).await;
+    stack.set("RATE_LIMIT_PER_MINUTE", &LIMIT_PER_MINUTE.to_string());
+    stack.set("FLINKS_SECRET_KEY", "sim-secret");
+    stack.set("WORKER_CONCURRENCY", "8");
+    let dir = std::env::temp_dir().join(format!("nr-rl-tok-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let csv = dir.join("logins.csv");
+    let mut text = String::from("LoginId\n");
+    for _ in 0..LOGINS {
+        text.push_str(&format!("{}\n", uuid::Uuid::new_v4()));
+    }
+    std::fs::write(&csv, text).unwrap();
+    assert!(stack
+        .producer(&["logins", "import", csv.to_str().unwrap()])
+        .status
+        .success());
+    assert!(stack
+        .producer(&["routine", "run", "--date", DATE])
+        .status
+        .success());
+
+    // Act: three worker processes drain the routine.
+    for _ in 0..3 {
+        stack.spawn_worker(&[]);
+    }
+    let date = NaiveDate::parse_from_str(DATE, "%Y-%m-%d").unwrap();
+    let ledger = Ledger::new(stack.conn.clone(), &stack.keys);
+    let started = Instant::now();
+    while (ledger.counts(date).await.unwrap().done() as usize) < LOGINS {
+        assert!(
+            started.elapsed() < Duration::from_secs(150),
+            "not done after 150 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for (status, log) in stack.terminate_workers() {
+        assert!(status.success(), "worker exited with {status}: {log}");
+    }
+
+    // Assert: the run spans more than one window, and no 60 s window (nor any second)
+    // holds more Authorizes than the limit allows.
+    let stats = sim.stats().await;
+    assert_eq!(stats.throttle_violations, 0);
+    let arrivals = &stats.authorize_timestamps_ms;
+    assert_eq!(arrivals.len(), LOGINS, "one authorize per login");
+    let span = arrivals.iter().max().unwrap() - arrivals.iter().min().unwrap();
+    assert!(span > 60_000, "the run must span a full window ({span} ms)");
+    let busiest = busiest_window_ms(arrivals, 60_000);
+    assert!(
+        busiest <= LIMIT_PER_MINUTE,
+        "{busiest} authorizations in one 60 s window at {LIMIT_PER_MINUTE}/min"
+    );
+    let per_second = busiest_window_ms(arrivals, 1_000);
+    assert!(
+        per_second <= LIMIT_PER_MINUTE / 60 + 1,
+        "{per_second} authorizations in one second at {LIMIT_PER_MINUTE}/min"
+    );
+
+    stack.cleanup().await;
+    let _ = std::fs::remove_dir_all(dir);
+}

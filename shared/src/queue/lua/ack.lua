@@ -1,6 +1,6 @@
 -- Acknowledge a finished job: drop it and its payload; optionally keep a small record of it
--- for a while in KEYS[13]. ARGV[1] id, ARGV[2] worker id, ARGV[3] retention (ms, 0 = none).
--- Returns 1, or 0 when the worker no longer holds the job's lease (nothing is changed).
+-- for a while in KEYS[13]. ARGV[1] id, ARGV[2] delivery token, ARGV[3] retention (ms, 0 = none).
+-- Returns 1, or 0 when that delivery no longer holds the job's lease (nothing is changed).
 local id, worker, retention = ARGV[1], ARGV[2], tonumber(ARGV[3])
 if redis.call('HGET', K_OWNER, id) ~= worker then
   return 0

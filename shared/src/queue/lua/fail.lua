@@ -1,8 +1,8 @@
 -- Record a failed attempt: retry later (delayed) or bury in the dead letters.
--- ARGV[1] id, ARGV[2] worker id, ARGV[3] error, ARGV[4] mode (0 retry, 1 permanent,
+-- ARGV[1] id, ARGV[2] delivery token, ARGV[3] error, ARGV[4] mode (0 retry, 1 permanent,
 -- 2 defer: again after the delay, giving back the attempt this delivery spent),
 -- ARGV[5] retry delay (ms), ARGV[6] max attempts, ARGV[7] dead cap.
--- Returns 1 retried, 2 dead, 3 deferred, 0 when the worker no longer holds the lease.
+-- Returns 1 retried, 2 dead, 3 deferred, 0 when that delivery no longer holds the lease.
 local id, worker, err = ARGV[1], ARGV[2], ARGV[3]
 local permanent, delay = tonumber(ARGV[4]), tonumber(ARGV[5])
 local max, cap = tonumber(ARGV[6]), tonumber(ARGV[7])

@@ -1,9 +1,11 @@
 -- Lease up to `max` ready jobs to a worker: ready -> in-flight (scored by lease deadline).
--- ARGV[1] worker id, ARGV[2] max, ARGV[3] lease (ms), ARGV[4] promote chunk.
+-- ARGV[1] worker id, ARGV[2] max, ARGV[3] lease (ms), ARGV[4] promote chunk,
+-- ARGV[5] delivery token: stored as the lease holder, so only this delivery can settle it.
 -- Returns {id, payload, attempt} per leased job; attempt counts deliveries, this one included.
 local now = now_ms()
 local worker, max = ARGV[1], tonumber(ARGV[2])
 local lease, chunk = tonumber(ARGV[3]), tonumber(ARGV[4])
+local token = ARGV[5]
 redis.call('ZADD', K_WORKERS, now, worker)
 if redis.call('LLEN', K_READY) < max then
   promote(now, chunk)
@@ -17,7 +19,7 @@ for _, id in ipairs(ids) do
   local payload = redis.call('HGET', K_PAYLOAD, id)
   if payload then
     redis.call('ZADD', K_INFLIGHT, now + lease, id)
-    redis.call('HSET', K_OWNER, id, worker)
+    redis.call('HSET', K_OWNER, id, token)
     local attempt = redis.call('HINCRBY', K_ATTEMPTS, id, 1)
     out[#out + 1] = {id, payload, attempt}
   end

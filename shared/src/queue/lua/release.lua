@@ -1,10 +1,9 @@
 -- Give back leased jobs that never started (graceful stop): front of ready, attempt undone.
--- ARGV[1] worker id, ARGV[2..] ids. Returns how many were released.
-local worker = ARGV[1]
+-- ARGV: pairs of id, delivery token. Returns how many were released.
 local n = 0
-for i = 2, #ARGV do
+for i = 1, #ARGV, 2 do
   local id = ARGV[i]
-  if redis.call('HGET', K_OWNER, id) == worker then
+  if redis.call('HGET', K_OWNER, id) == ARGV[i + 1] then
     redis.call('ZREM', K_INFLIGHT, id)
     redis.call('HDEL', K_OWNER, id)
     redis.call('HINCRBY', K_ATTEMPTS, id, -1)

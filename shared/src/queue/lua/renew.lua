@@ -1,14 +1,14 @@
 -- Heartbeat of one process: extend the leases of the jobs it holds and mark it alive.
--- ARGV[1] worker id, ARGV[2] lease (ms), ARGV[3] forget workers unseen for (ms), ARGV[4..] ids.
--- Returns the ids this worker no longer holds (reaped and maybe re-leased elsewhere).
+-- ARGV[1] worker id, ARGV[2] lease (ms), ARGV[3] forget workers unseen for (ms), ARGV[4..] pairs of id,
+-- delivery token. Returns the ids whose delivery no longer holds them (reaped and maybe re-leased elsewhere).
 local now = now_ms()
 local worker, lease, prune = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 redis.call('ZADD', K_WORKERS, now, worker)
 redis.call('ZREMRANGEBYSCORE', K_WORKERS, '-inf', now - prune)
 local lost = {}
-for i = 4, #ARGV do
+for i = 4, #ARGV, 2 do
   local id = ARGV[i]
-  if redis.call('HGET', K_OWNER, id) == worker then
+  if redis.call('HGET', K_OWNER, id) == ARGV[i + 1] then
     redis.call('ZADD', K_INFLIGHT, 'XX', now + lease, id)
   else
     lost[#lost + 1] = id

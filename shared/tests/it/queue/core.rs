@@ -4,8 +4,8 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use shared::queue::{
-    EnqueueOptions, Enqueued, FailOutcome, Heartbeat, HeldJobs, JobFailure, JobFilter, JobState,
-    Queue, QueueConfig, WorkerId,
+    DeliveryToken, EnqueueOptions, Enqueued, FailOutcome, Heartbeat, HeldJobs, JobFailure,
+    JobFilter, JobState, Queue, QueueConfig, WorkerId,
 };
 
 use super::{Ping, TestNs};
@@ -31,13 +31,15 @@ async fn fetch_leases_a_job_and_ack_deletes_its_payload_keeping_a_short_record()
         .list(JobState::InFlight, &JobFilter::default(), 10)
         .await
         .unwrap();
-    assert_eq!(inflight[0].owner.as_deref(), Some(w.as_str()));
+    let owner = inflight[0].owner.as_deref().unwrap();
+    assert_eq!(owner, jobs[0].token.as_str());
+    assert_eq!(DeliveryToken::worker_of(owner), w.as_str());
     assert!(
         q.fetch(&w, 10).await.unwrap().is_empty(),
         "a leased job is not fetched again"
     );
 
-    assert!(q.ack(&w, &jobs[0].id).await.unwrap());
+    assert!(q.ack(&jobs[0].token, &jobs[0].id).await.unwrap());
     let s = q.stats().await.unwrap();
     assert_eq!(
         (s.ready, s.in_flight, s.dead, s.succeeded_total),
@@ -84,10 +86,14 @@ async fn expired_lease_returns_job_to_ready_and_counts_it_rescued() {
     assert_eq!(again.id, job.id);
     assert_eq!(again.attempt, 2);
     assert!(
-        !q.ack(&a, &job.id).await.unwrap(),
+        !q.ack(&job.token, &job.id).await.unwrap(),
         "the first holder's late ack is refused"
     );
-    assert!(q.ack(&b, &job.id).await.unwrap());
+    assert!(q.ack(&again.token, &again.id).await.unwrap());
+}
+
+fn lease_from_now<T>(q: &Queue<T>) -> tokio::time::Instant {
+    tokio::time::Instant::now() + q.config().lease
 }
 
 #[tokio::test]
@@ -100,14 +106,14 @@ async fn heartbeat_keeps_leases_alive_while_the_job_runs_long() {
         .unwrap();
     let job = q.fetch(&w, 1).await.unwrap().remove(0);
     let held = HeldJobs::default();
-    held.insert_all([job.id.clone()]);
+    held.insert(job.id.clone(), job.token.clone(), lease_from_now(&q));
     let hb = Heartbeat::spawn(q.clone(), w.clone(), held.clone());
 
     tokio::time::sleep(Duration::from_millis(2_500)).await;
     assert_eq!(q.reap_expired().await.unwrap(), 0);
     assert_eq!(q.stats().await.unwrap().workers_alive, 1);
     hb.stop();
-    assert!(q.ack(&w, &job.id).await.unwrap());
+    assert!(q.ack(&job.token, &job.id).await.unwrap());
 }
 
 #[tokio::test]
@@ -127,7 +133,9 @@ async fn failed_attempt_is_retried_after_its_backoff() {
         delay: None,
     };
     assert_eq!(
-        q.fail(&w, &job.id, job.attempt, failure).await.unwrap(),
+        q.fail(&job.token, &job.id, job.attempt, failure)
+            .await
+            .unwrap(),
         FailOutcome::Retried
     );
 
@@ -149,7 +157,9 @@ async fn failed_attempt_is_retried_after_its_backoff() {
         error: "pending".into(),
         delay: Some(Duration::from_millis(50)),
     };
-    q.fail(&w, &job.id, job.attempt, failure).await.unwrap();
+    q.fail(&job.token, &job.id, job.attempt, failure)
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(80)).await;
     assert_eq!(q.fetch(&w, 1).await.unwrap()[0].attempt, 3);
 }
@@ -181,7 +191,7 @@ async fn a_deferred_job_runs_again_later_without_spending_an_attempt() {
             delay: Duration::from_millis(20),
         };
         assert_eq!(
-            q.fail(&w, &job.id, job.attempt, f).await.unwrap(),
+            q.fail(&job.token, &job.id, job.attempt, f).await.unwrap(),
             FailOutcome::Deferred
         );
         assert_eq!(q.stats().await.unwrap().delayed, 1);
@@ -200,7 +210,7 @@ async fn a_deferred_job_runs_again_later_without_spending_an_attempt() {
         delay: None,
     };
     assert_eq!(
-        q.fail(&w, &job.id, job.attempt, f).await.unwrap(),
+        q.fail(&job.token, &job.id, job.attempt, f).await.unwrap(),
         FailOutcome::Dead
     );
 }
@@ -227,7 +237,7 @@ async fn max_attempts_is_honoured_exactly_then_the_job_is_dead_with_payload_atte
                 error: format!("fail #{}", job.attempt),
                 delay: None,
             };
-            q.fail(&w, &job.id, job.attempt, f).await.unwrap();
+            q.fail(&job.token, &job.id, job.attempt, f).await.unwrap();
         }
         if q.stats().await.unwrap().dead == 1 {
             break;
@@ -261,7 +271,7 @@ async fn permanent_failure_skips_retries() {
         error: "401 invalid login".into(),
     };
     assert_eq!(
-        q.fail(&w, &job.id, job.attempt, f).await.unwrap(),
+        q.fail(&job.token, &job.id, job.attempt, f).await.unwrap(),
         FailOutcome::Dead
     );
     let dead = q.list_dead(&JobFilter::default(), 10).await.unwrap();
@@ -321,7 +331,7 @@ async fn dedupe_key_outlives_the_job_with_the_default_config() {
 
     // After the job finished, the key still blocks the routine from re-enqueuing it.
     let job = q.fetch(&w, 1).await.unwrap().remove(0);
-    q.ack(&w, &job.id).await.unwrap();
+    q.ack(&job.token, &job.id).await.unwrap();
     assert!(!q
         .enqueue(&Ping { n: 5 }, EnqueueOptions::dedupe(key))
         .await
@@ -428,21 +438,23 @@ async fn every_key_lives_under_the_namespace_with_one_hash_tag_per_queue() {
         .await
         .unwrap();
     let jobs = q.fetch(&w, 4).await.unwrap();
-    q.ack(&w, &jobs[0].id).await.unwrap();
+    q.ack(&jobs[0].token, &jobs[0].id).await.unwrap();
     let retry = JobFailure::Retry {
         error: "x".into(),
         delay: None,
     };
-    q.fail(&w, &jobs[1].id, 1, retry).await.unwrap();
+    q.fail(&jobs[1].token, &jobs[1].id, 1, retry).await.unwrap();
     q.fail(
-        &w,
+        &jobs[2].token,
         &jobs[2].id,
         1,
         JobFailure::Permanent { error: "x".into() },
     )
     .await
     .unwrap();
-    q.renew(&w, &[jobs[3].id.clone()]).await.unwrap();
+    q.renew(&w, &[(jobs[3].id.clone(), jobs[3].token.clone())])
+        .await
+        .unwrap();
 
     let tag = format!("{{{}:authorize}}:", t.keys.namespace());
     let keys = t.all_keys().await;

@@ -19,7 +19,7 @@ async fn dead_jobs(q: &Queue<Ping>, n: u64) -> Vec<JobId> {
         let f = JobFailure::Permanent {
             error: format!("error {}", job.job.n),
         };
-        q.fail(&w, &job.id, job.attempt, f).await.unwrap();
+        q.fail(&job.token, &job.id, job.attempt, f).await.unwrap();
         ids.push(job.id);
     }
     ids
@@ -42,7 +42,7 @@ async fn stats_count_jobs_per_state_and_per_worker() {
     q.fetch(&a, 2).await.unwrap();
     let jobs = q.fetch(&b, 3).await.unwrap();
     q.fail(
-        &b,
+        &jobs[0].token,
         &jobs[0].id,
         1,
         JobFailure::Permanent { error: "x".into() },
@@ -163,9 +163,14 @@ async fn dead_letters_are_capped_oldest_first() {
         .await
         .unwrap();
     for job in q.fetch(&w, 25).await.unwrap() {
-        q.fail(&w, &job.id, 1, JobFailure::Permanent { error: "x".into() })
-            .await
-            .unwrap();
+        q.fail(
+            &job.token,
+            &job.id,
+            1,
+            JobFailure::Permanent { error: "x".into() },
+        )
+        .await
+        .unwrap();
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     let dead = q.list_dead(&JobFilter::default(), 100).await.unwrap();
