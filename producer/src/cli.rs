@@ -264,6 +264,9 @@ pub enum LoginsCommand {
     List(ListArgs),
     /// Show one LoginId: status, last outcome, last success, LastRefresh, history.
     Show(ShowArgs),
+    /// Resolve a LoginId fingerprint from a log line or trace (`lid:…`) to the LoginId,
+    /// e.g. to open a Flinks support ticket. Exit 2 when no login or several match.
+    Lookup(LookupArgs),
     /// Stop Flinks' nightly refresh of LoginIds (SetScheduledRefresh IsActivated=false),
     /// then mark them inactive. On an API failure the login stays active and the error is
     /// shown; exit 3 if some failed. Bulk calls take a global rate-limit permit each.
@@ -356,6 +359,14 @@ pub struct ShowArgs {
     pub login_id: String,
 }
 
+/// `producer logins lookup`
+#[derive(Debug, Args)]
+pub struct LookupArgs {
+    /// The fingerprint as logged (`lid:` and 16 hex characters), or a leading part of at
+    /// least 8 hex characters.
+    pub fingerprint: String,
+}
+
 /// `producer report`
 #[derive(Debug, Args)]
 pub struct ReportArgs {
@@ -378,6 +389,7 @@ pub async fn dispatch(cli: Cli, settings: Settings) -> anyhow::Result<()> {
         Command::Logins(LoginsCommand::Add(args)) => commands::logins::add(&ctx, args).await,
         Command::Logins(LoginsCommand::List(args)) => commands::logins::list(&ctx, args).await,
         Command::Logins(LoginsCommand::Show(args)) => commands::logins::show(&ctx, args).await,
+        Command::Logins(LoginsCommand::Lookup(args)) => commands::logins::lookup(&ctx, args).await,
         Command::Report(args) => commands::report::run(&ctx, args).await,
         Command::Routine(RoutineCommand::Run(args)) => commands::routine::run(&ctx, args).await,
         Command::Schedule(args) => commands::routine::schedule(&ctx, args).await,

@@ -100,6 +100,8 @@ pub struct Settings {
     pub poll_timeout: Duration,
     /// `MAX_ATTEMPTS`: attempts of a retryable outcome before the failed queue.
     pub max_attempts: u32,
+    /// `TRACE_LOGIN_IDS`: how the Flinks call trace names a login (fingerprint | full).
+    pub trace_login_ids: crate::flinks::config::TraceLoginIds,
     /// `MAX_THROTTLE_DEFERS`: TOO_MANY_REQUESTS answers one login may get on one routine
     /// date (each costs no attempt) before it is recorded as failed.
     pub max_throttle_defers: u32,
@@ -198,6 +200,7 @@ pub const VARIABLES: &[(&str, Option<&str>)] = &[
     ("POLL_TIMEOUT", Some("30m")),
     ("MAX_ATTEMPTS", Some("5")),
     ("MAX_THROTTLE_DEFERS", Some("10")),
+    ("TRACE_LOGIN_IDS", Some("fingerprint")),
     ("RETRY_BASE_DELAY", Some("30s")),
     ("RETRY_MAX_DELAY", Some("30m")),
     ("STALE_AFTER", Some("36h")),
@@ -401,6 +404,7 @@ impl Parser {
             poll_timeout: self.duration("POLL_TIMEOUT", Duration::from_millis(1))?,
             max_attempts: self.number("MAX_ATTEMPTS", 1u32)?,
             max_throttle_defers: self.number("MAX_THROTTLE_DEFERS", 1u32)?,
+            trace_login_ids: self.parse("TRACE_LOGIN_IDS", |v| v.parse())?,
             retry_base_delay: self.duration("RETRY_BASE_DELAY", Duration::ZERO)?,
             retry_max_delay: self.duration("RETRY_MAX_DELAY", Duration::ZERO)?,
             stale_after: self.duration("STALE_AFTER", Duration::from_secs(1))?,

@@ -19,7 +19,7 @@ use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
 use serde::Serialize;
 
-use crate::domain::{FlinksCode, LoginId};
+use crate::domain::{Fingerprint, FlinksCode, LoginId};
 use crate::keys::KeySpace;
 use crate::ledger::LedgerOutcome;
 
@@ -305,6 +305,36 @@ impl Registry {
             logins,
             next_cursor: (next != 0).then_some(next),
         })
+    }
+
+    /// Every registered LoginId whose fingerprint is `fingerprint` (normally one; several
+    /// only for a short leading part). Scans the whole registry: an operator's lookup, not
+    /// a hot path (about a second per million logins).
+    pub async fn find_by_fingerprint(
+        &self,
+        fingerprint: &Fingerprint,
+    ) -> Result<Vec<LoginId>, RegistryError> {
+        let mut found = std::collections::BTreeSet::new();
+        let mut cursor = 0u64;
+        let mut conn = self.conn.clone();
+        loop {
+            let (next, raw): (u64, Vec<String>) = redis::cmd("SSCAN")
+                .arg(self.keys.logins_all())
+                .arg(cursor)
+                .arg("COUNT")
+                .arg(BATCH_SIZE)
+                .query_async(&mut conn)
+                .await?;
+            found.extend(
+                raw.iter()
+                    .filter_map(|s| LoginId::parse(s).ok())
+                    .filter(|id| id.matches_fingerprint(fingerprint)),
+            );
+            if next == 0 {
+                return Ok(found.into_iter().collect());
+            }
+            cursor = next;
+        }
     }
 
     /// The active LoginIds, in pages of about `batch` (for the routine). An id may appear

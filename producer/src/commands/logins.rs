@@ -5,12 +5,12 @@ use std::io::IsTerminal as _;
 use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
-use shared::domain::LoginId;
+use shared::domain::{Fingerprint, LoginId};
 use shared::import::{self, ImportOptions, RowError};
 use shared::registry::{LoginFilter, LoginRecordInput, LoginSummary, Registry};
 
 use super::{Ctx, UsageError};
-use crate::cli::{AddArgs, ImportArgs, ListArgs, ShowArgs};
+use crate::cli::{AddArgs, ImportArgs, ListArgs, LookupArgs, ShowArgs};
 
 /// Logins fetched per SSCAN page when listing.
 const LIST_PAGE: usize = 1_000;
@@ -157,6 +157,34 @@ struct Shown {
     #[serde(flatten)]
     status: shared::registry::LoginStatus,
     history: Vec<shared::ledger::LedgerOutcome>,
+}
+
+/// `producer logins lookup <FINGERPRINT>`
+pub(crate) async fn lookup(ctx: &Ctx, args: LookupArgs) -> anyhow::Result<()> {
+    let fingerprint = Fingerprint::parse(&args.fingerprint).map_err(UsageError)?;
+    let registry = Registry::new(ctx.redis().await?, &ctx.keys);
+    let found = registry.find_by_fingerprint(&fingerprint).await?;
+    match found.as_slice() {
+        [] => Err(UsageError(format!(
+            "no registered LoginId has the fingerprint {}",
+            args.fingerprint.trim()
+        ))
+        .into()),
+        [login] if ctx.json => ctx.print_json(&serde_json::json!({
+            "fingerprint": login.fingerprint(),
+            "login_id": login.as_str(),
+        })),
+        [login] => {
+            println!("{}", login.as_str());
+            Ok(())
+        }
+        several => Err(UsageError(format!(
+            "{} registered LoginIds match the fingerprint {}; give more of it",
+            several.len(),
+            args.fingerprint.trim()
+        ))
+        .into()),
+    }
 }
 
 pub(crate) async fn show(ctx: &Ctx, args: ShowArgs) -> anyhow::Result<()> {

@@ -286,3 +286,37 @@ fn help_documents_the_exit_codes() {
         stdout(&out)
     );
 }
+
+#[tokio::test]
+async fn lookup_resolves_a_logged_fingerprint_to_its_login_id_and_refuses_the_rest() {
+    let env = Env::new("lookup");
+    for n in [1, 2] {
+        assert!(env
+            .run(&["logins", "add", login(n).as_str()])
+            .status
+            .success());
+    }
+    let fingerprint = login(2).fingerprint();
+
+    let found = env.run(&["logins", "lookup", &fingerprint]);
+    let found_json = json(&env.run(&["logins", "lookup", &fingerprint[4..14], "--json"]));
+    let unknown = env.run(&["logins", "lookup", &login(3).fingerprint()]);
+    let garbage = env.run(&["logins", "lookup", "lid:xyz"]);
+
+    assert!(found.status.success(), "{}", stderr(&found));
+    assert_eq!(stdout(&found).trim(), login(2).as_str());
+    assert_eq!(found_json["login_id"], login(2).as_str());
+    assert_eq!(unknown.status.code(), Some(2), "{}", stderr(&unknown));
+    assert!(
+        stderr(&unknown).contains("no registered LoginId"),
+        "{}",
+        stderr(&unknown)
+    );
+    assert_eq!(garbage.status.code(), Some(2));
+    assert!(
+        stderr(&garbage).contains("not a LoginId fingerprint"),
+        "{}",
+        stderr(&garbage)
+    );
+    env.cleanup().await;
+}

@@ -6,7 +6,7 @@ mod login_id;
 mod request_id;
 
 pub use flinks_code::FlinksCode;
-pub use login_id::{LoginId, LoginIdError};
+pub use login_id::{Fingerprint, LoginId, LoginIdError, MIN_FINGERPRINT_HEX_LEN};
 pub use request_id::RequestId;
 
 /// The most bytes of any text Flinks sends (`Message`, `FlinksCode`, `RequestId`) that is

@@ -216,7 +216,10 @@ const REDACTED: &str = "[REDACTED]";
 /// A copy of a request body that is safe to log: `LoginId` values (and `LoginIds`
 /// entries) become fingerprints, `SecurityResponses`, `Password` and `Username` (any
 /// case, any depth) become `[REDACTED]`.
-pub(crate) fn redact_body(body: &Value) -> Value {
+///
+/// With `keep_login_ids` (`TRACE_LOGIN_IDS=full`) the LoginId stays as it is; the other
+/// secrets are redacted all the same.
+pub(crate) fn redact_body(body: &Value, keep_login_ids: bool) -> Value {
     match body {
         Value::Object(map) => Value::Object(
             map.iter()
@@ -224,14 +227,20 @@ pub(crate) fn redact_body(body: &Value) -> Value {
                     let lower = key.to_ascii_lowercase();
                     let value = match lower.as_str() {
                         "securityresponses" | "password" | "username" => Value::from(REDACTED),
+                        "loginid" | "loginids" if keep_login_ids => value.clone(),
                         "loginid" | "loginids" => fingerprint_all(value),
-                        _ => redact_body(value),
+                        _ => redact_body(value, keep_login_ids),
                     };
                     (key.clone(), value)
                 })
                 .collect(),
         ),
-        Value::Array(items) => Value::Array(items.iter().map(redact_body).collect()),
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|item| redact_body(item, keep_login_ids))
+                .collect(),
+        ),
         other => other.clone(),
     }
 }
@@ -292,13 +301,19 @@ mod tests {
             "password": "hunter2",
             "Nested": [{"Username": "Greatday"}],
         });
-        let redacted = redact_body(&body).to_string();
+        let redacted = redact_body(&body, false).to_string();
         assert!(!redacted.contains(LOGIN), "{redacted}");
         assert!(redacted.contains(&login.fingerprint()), "{redacted}");
         for secret in ["Rex", "hunter2", "Greatday"] {
             assert!(!redacted.contains(secret), "{redacted}");
         }
         assert!(redacted.contains("\"MostRecentCached\":true"), "{redacted}");
+        // TRACE_LOGIN_IDS=full keeps the LoginId, and only it.
+        let full = redact_body(&body, true).to_string();
+        assert!(full.contains(LOGIN), "{full}");
+        for secret in ["Rex", "hunter2", "Greatday"] {
+            assert!(!full.contains(secret), "{full}");
+        }
     }
 
     #[test]

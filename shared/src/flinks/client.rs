@@ -21,7 +21,7 @@ use url::Url;
 
 use super::call_log::{self, redact_body, scrub_login, ApiCall, Endpoint};
 use super::classify::{classify_answer, classify_transport, Answer, Classification, TransportKind};
-use super::config::FlinksConfig;
+use super::config::{FlinksConfig, TraceLoginIds};
 use super::error::{Error, Failure};
 use super::model::{
     AccountsDetail, AccountsDetailBody, AuthorizeBody, AuthorizeOk, AuthorizeOutcome,
@@ -241,7 +241,7 @@ impl FlinksClient {
     #[tracing::instrument(
         skip_all,
         name = "flinks.authorize",
-        fields(login = %login.fingerprint(), request_id = Empty),
+        fields(login = %self.traced(login), request_id = Empty),
         err(level = "debug")
     )]
     pub async fn authorize_with(
@@ -400,7 +400,7 @@ impl FlinksClient {
     #[tracing::instrument(
         skip_all,
         name = "flinks.set_scheduled_refresh",
-        fields(login = %login.fingerprint(), activated = activated),
+        fields(login = %self.traced(login), activated = activated),
         err(level = "debug")
     )]
     pub async fn set_scheduled_refresh(
@@ -458,6 +458,14 @@ impl FlinksClient {
         ready(reply, Endpoint::GetNightlyRefreshStatus)
     }
 
+    /// How the trace names `login` (`TRACE_LOGIN_IDS`).
+    fn traced(&self, login: &LoginId) -> String {
+        match self.inner.config.trace_login_ids {
+            TraceLoginIds::Fingerprint => login.fingerprint(),
+            TraceLoginIds::Full => login.as_str().to_owned(),
+        }
+    }
+
     fn api_key_header(&self) -> Option<(HeaderName, HeaderValue)> {
         self.inner.api_key.clone().map(|v| (X_API_KEY, v))
     }
@@ -509,7 +517,11 @@ impl FlinksClient {
         decode: impl FnOnce(&[u8]) -> Option<T>,
     ) -> Result<Reply<T>, Error> {
         let started = Instant::now();
-        let logged_body = call.body.as_ref().map(redact_body);
+        let keep_login_ids = self.inner.config.trace_login_ids == TraceLoginIds::Full;
+        let logged_body = call
+            .body
+            .as_ref()
+            .map(|body| redact_body(body, keep_login_ids));
         let mut request = self
             .inner
             .http

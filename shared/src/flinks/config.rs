@@ -16,6 +16,29 @@ use url::Url;
 /// (contract §3 "Timeouts to configure"), so the detail timeout must be longer than this.
 pub const FLINKS_SYNC_LIMIT: Duration = Duration::from_secs(210);
 
+/// How the call trace names a login (`TRACE_LOGIN_IDS`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TraceLoginIds {
+    /// Its fingerprint (`lid:` + 16 hex): correlatable, resolvable with
+    /// `producer logins lookup`, useless to whoever reads the logs.
+    #[default]
+    Fingerprint,
+    /// The LoginId itself, for customers whose logs are as protected as the LoginIds.
+    Full,
+}
+
+impl std::str::FromStr for TraceLoginIds {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "fingerprint" => Ok(Self::Fingerprint),
+            "full" => Ok(Self::Full),
+            _ => Err("expected fingerprint or full".into()),
+        }
+    }
+}
+
 /// How to reach one Flinks instance.
 #[derive(Clone)]
 pub struct FlinksConfig {
@@ -41,6 +64,8 @@ pub struct FlinksConfig {
     /// Largest response body read; a longer body is abandoned at the cap (classified
     /// retryable, `body_too_large`). Default 16 MiB.
     pub max_body_bytes: usize,
+    /// How the call trace names the login a call is about. Default: its fingerprint.
+    pub trace_login_ids: TraceLoginIds,
 }
 
 impl FlinksConfig {
@@ -64,6 +89,7 @@ impl FlinksConfig {
             detail_timeout: Self::DEFAULT_DETAIL_TIMEOUT,
             default_timeout: Self::DEFAULT_TIMEOUT,
             max_body_bytes: Self::DEFAULT_MAX_BODY_BYTES,
+            trace_login_ids: TraceLoginIds::Fingerprint,
         }
     }
 
@@ -80,6 +106,7 @@ impl FlinksConfig {
         config.authorize_timeout = settings.authorize_timeout;
         config.detail_timeout = settings.detail_timeout;
         config.max_body_bytes = settings.max_body_bytes;
+        config.trace_login_ids = settings.trace_login_ids;
         Ok(config)
     }
 
