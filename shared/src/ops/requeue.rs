@@ -546,7 +546,8 @@ impl Requeuer {
         older_than: Duration,
         dry_run: bool,
     ) -> Result<u64, OpsError> {
-        let cutoff = Utc::now().timestamp_millis() - older_than.as_millis() as i64;
+        let age_ms = i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX);
+        let cutoff = Utc::now().timestamp_millis().saturating_sub(age_ms);
         let key = self.keys.ledger_index(kind.as_str());
         let mut conn = self.conn.clone();
         let cmd = if dry_run {

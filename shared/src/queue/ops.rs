@@ -228,7 +228,8 @@ impl<T> Queue<T> {
         let mut purged = 0;
         loop {
             let mut inv = self.invocation(&scripts::PURGE_DEAD);
-            inv.arg(older_than.as_millis() as u64).arg(PAGE);
+            inv.arg(u64::try_from(older_than.as_millis()).unwrap_or(u64::MAX))
+                .arg(PAGE);
             let n: usize = self.run(&inv).await?;
             purged += n;
             if n < PAGE {
