@@ -130,8 +130,10 @@ pub enum QueuesCommand {
     /// Move failed / re-auth records (or dead letters) back to the authorize queue, with
     /// fresh attempts. Crash-safe and safe to run from two terminals at once: nothing is
     /// lost or enqueued twice; a crashed run is finished by the next one. A login already
-    /// refreshed for that date is not requeued unless --force. Without a filter, --all is
-    /// required. Requeued work still goes through the global rate limit.
+    /// refreshed for that date is never requeued; nor is a dead authorize job whose detail
+    /// fetch is still running, nor a dead letter of a date whose ledger expired (a --date
+    /// like that exits 2). A dead detail job restarts from a fresh authorize. Without a
+    /// filter, --all is required. Requeued work still goes through the global rate limit.
     Requeue(RequeueArgs),
     /// Delete failed / re-auth records (the index; the ledger keeps its entries until
     /// they expire) or dead letters older than a duration.
@@ -223,7 +225,8 @@ pub struct RequeueArgs {
     /// Print what would move; change nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Requeue even logins already refreshed for that date (and poison dead letters).
+    /// Dead letters only: also requeue poison letters (payloads the workers could not
+    /// decode, e.g. before an upgrade).
     #[arg(long)]
     pub force: bool,
 }

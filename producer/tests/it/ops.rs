@@ -454,3 +454,23 @@ async fn a_huge_or_negative_duration_is_a_usage_error_naming_the_flag_and_purges
     );
     env.cleanup().await;
 }
+
+#[tokio::test]
+async fn requeue_dead_for_a_date_whose_ledger_expired_exits_2_naming_the_date() {
+    let env = Env::new("ops-dead-expired");
+    let old = (Utc::now().date_naive() - chrono::Days::new(60)).to_string();
+
+    let out = run(&env, &[], &["queues", "requeue", "dead", "--date", &old]).await;
+    let forced = run(
+        &env,
+        &[],
+        &["queues", "requeue", "failed", "--all", "--force"],
+    )
+    .await;
+
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains(&old), "{}", stderr(&out));
+    assert_eq!(forced.status.code(), Some(2), "{}", stderr(&forced));
+    assert!(stderr(&forced).contains("--force"), "{}", stderr(&forced));
+    env.cleanup().await;
+}

@@ -33,11 +33,28 @@ local function trim_dead(cap)
   end
 end
 
+-- A counter field as a number: a missing or corrupt value reads as `default`, so one bad
+-- value never aborts a script half-way through its writes.
+local function counter(field, default)
+  return tonumber(redis.call('HGET', K_COUNTERS, field)) or default
+end
+
+-- The score of the next dead letter: its time of death (ms), but always above every earlier
+-- letter (`dead_clock`) and above the review cursor (`dead_reviewed`, see the ops module),
+-- even when Redis' clock went backwards after a failover. Scores are therefore unique and
+-- increasing, and a reader paging past the cursor never misses a burial.
+local function dead_score(now)
+  local at = math.max(now, counter('dead_clock', 0) + 1, counter('dead_reviewed', 0) + 1)
+  redis.call('HSET', K_COUNTERS, 'dead_clock', string.format('%.0f', at))
+  return at
+end
+
 -- Move a job (already out of ready/delayed/in-flight) to the dead letters.
 local function bury(id, err, now, cap)
+  local at = dead_score(now)
   redis.call('HDEL', K_OWNER, id)
   redis.call('HSET', K_ERROR, id, err)
-  redis.call('ZADD', K_DEAD, now, id)
+  redis.call('ZADD', K_DEAD, string.format('%.0f', at), id)
   redis.call('HINCRBY', K_COUNTERS, 'dead', 1)
   trim_dead(cap)
 end
