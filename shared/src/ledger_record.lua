@@ -20,6 +20,15 @@
 -- Everything read is validated before the first write, so a corrupt entry never aborts the
 -- script half-way (an unknown kind is replaced without touching any counter).
 local known = { refreshed = true, needs_reauth = true, failed = true }
+-- Adds n to a counter of the meta hash; a corrupt value (not an integer) is replaced by n.
+local function bump(field, n)
+  local raw = redis.call('HGET', KEYS[2], field)
+  if raw and not (#raw <= 15 and string.match(raw, '^%-?%d+$')) then
+    redis.call('HSET', KEYS[2], field, math.max(n, 0))
+  else
+    redis.call('HINCRBY', KEYS[2], field, n)
+  end
+end
 local old = redis.call('HGET', KEYS[1], ARGV[1])
 local old_kind = false
 if old then
@@ -50,11 +59,11 @@ if KEYS[5] then
 end
 redis.call('HSET', KEYS[1], ARGV[1], json)
 if old_kind then
-  redis.call('HINCRBY', KEYS[2], 'count:' .. old_kind, -1)
+  bump('count:' .. old_kind, -1)
 end
-redis.call('HINCRBY', KEYS[2], 'count:' .. ARGV[3], 1)
+bump('count:' .. ARGV[3], 1)
 if ARGV[4] == '1' then
-  redis.call('HINCRBY', KEYS[2], 'count:stale', 1)
+  bump('count:stale', 1)
 end
 redis.call('ZREM', KEYS[3], ARGV[6])
 redis.call('ZREM', KEYS[4], ARGV[6])

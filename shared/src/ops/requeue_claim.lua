@@ -36,7 +36,13 @@ for i = 1, #ARGV - 2 do
     else
       if login and known[kind] then
         redis.call('HDEL', ledger, login)
-        redis.call('HINCRBY', meta, 'count:' .. kind, -1)
+        local field = 'count:' .. kind
+        local count = redis.call('HGET', meta, field)
+        if count and #count <= 15 and string.match(count, '^%-?%d+$') then
+          redis.call('HINCRBY', meta, field, -1)
+        else
+          redis.call('HSET', meta, field, 0)
+        end
       end
       redis.call('ZADD', KEYS[2], ARGV[1], ARGV[2] .. '|' .. member)
       table.insert(claimed, member)

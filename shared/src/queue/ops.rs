@@ -38,7 +38,7 @@ impl<T> Queue<T> {
             u64,
             u64,
             u64,
-            BTreeMap<String, u64>,
+            BTreeMap<String, String>,
         ) = redis::pipe()
             .llen(k(READY))
             .zcard(k(DELAYED))
@@ -50,7 +50,8 @@ impl<T> Queue<T> {
             .query_async(&mut conn)
             .await
             .map_err(|e| self.redis_err(e))?;
-        let c = |name: &str| counters.get(name).copied().unwrap_or(0);
+        // A corrupt counter reads as 0 rather than hiding every other number.
+        let c = |name: &str| counters.get(name).and_then(|v| v.parse().ok()).unwrap_or(0);
         Ok(QueueStats {
             ready,
             delayed,

@@ -3,6 +3,7 @@
 
 mod apalis_worker;
 mod core;
+mod corrupt;
 mod kill;
 mod ops;
 mod outage;
