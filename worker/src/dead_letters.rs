@@ -150,6 +150,13 @@ impl DeadLetterReconciler {
         let Ok(subject) = serde_json::from_str::<Subject>(&letter.payload) else {
             return Ok(Review::Settled);
         };
+        if self
+            .ledger
+            .has_outcome(subject.routine_date, &subject.login_id)
+            .await?
+        {
+            return Ok(Review::Settled);
+        }
         if name == AUTHORIZE_QUEUE && self.detail_chain_alive(&letter.id).await? {
             return Ok(Review::Deferred);
         }
