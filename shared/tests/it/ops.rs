@@ -143,6 +143,9 @@ async fn requeue_of_failed_records_moves_each_to_the_authorize_queue_and_empties
     assert_eq!(report.moved.len(), 3);
     assert!(report.moved.iter().all(|m| m.new));
     assert_eq!(ready_logins(&authorize_queue(&t, &s)).await.len(), 3);
+    // The requeued logins are pending again until their new jobs record an outcome.
+    assert_eq!(ledger.get(date(), &login(0)).await.unwrap(), None);
+    assert_eq!(ledger.counts(date()).await.unwrap().failed, 0);
     assert!(ledger
         .list_failed(&IndexFilter::default())
         .await
@@ -339,7 +342,7 @@ async fn a_requeue_by_code_and_login_moves_only_the_matching_entries() {
 }
 
 #[tokio::test]
-async fn a_login_already_refreshed_for_the_date_is_not_requeued_unless_forced() {
+async fn a_login_already_refreshed_for_the_date_is_never_requeued() {
     let t = TestRedis::new("ops-refreshed").await;
     let s = settings(None);
     let conn = t.conn.clone();
