@@ -28,6 +28,29 @@ Exit codes:
 
 Every mutating command (import excepted) is recorded in the audit trail: `producer audit`.";
 
+/// The longest age a duration flag accepts. Every duration flag is an age subtracted from
+/// now; anything longer than a century means "everything" and is a typo, and larger values
+/// would overflow the millisecond arithmetic downstream and wrap to a cutoff in the future.
+pub const MAX_AGE: Duration = Duration::from_secs(100 * 31_557_600); // humantime's "100y"
+
+/// Parses a duration flag (`7d`, `36h`, `90m`): a positive humantime duration of at most
+/// [`MAX_AGE`]. Clap reports an error with the flag's name and exits with code 2.
+pub fn parse_age(raw: &str) -> Result<Duration, String> {
+    let trimmed = raw.trim();
+    if trimmed.starts_with('-') {
+        return Err("a duration cannot be negative".into());
+    }
+    let age = humantime::parse_duration(trimmed)
+        .map_err(|e| format!("expected a duration like 7d, 36h or 90m ({e})"))?;
+    if age > MAX_AGE {
+        return Err(format!(
+            "at most {} is accepted",
+            humantime::format_duration(MAX_AGE)
+        ));
+    }
+    Ok(age)
+}
+
 /// `producer`: the Nightly Refresh command line.
 #[derive(Debug, Parser)]
 #[command(name = "producer", version, about = "Operates the Flinks Nightly Refresh Routine", long_about = LONG_ABOUT)]
@@ -107,8 +130,10 @@ pub enum QueuesCommand {
     /// Move failed / re-auth records (or dead letters) back to the authorize queue, with
     /// fresh attempts. Crash-safe and safe to run from two terminals at once: nothing is
     /// lost or enqueued twice; a crashed run is finished by the next one. A login already
-    /// refreshed for that date is not requeued unless --force. Without a filter, --all is
-    /// required. Requeued work still goes through the global rate limit.
+    /// refreshed for that date is never requeued; nor is a dead authorize job whose detail
+    /// fetch is still running, nor a dead letter of a date whose ledger expired (a --date
+    /// like that exits 2). A dead detail job restarts from a fresh authorize. Without a
+    /// filter, --all is required. Requeued work still goes through the global rate limit.
     Requeue(RequeueArgs),
     /// Delete failed / re-auth records (the index; the ledger keeps its entries until
     /// they expire) or dead letters older than a duration.
@@ -200,7 +225,8 @@ pub struct RequeueArgs {
     /// Print what would move; change nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Requeue even logins already refreshed for that date (and poison dead letters).
+    /// Dead letters only: also requeue poison letters (payloads the workers could not
+    /// decode, e.g. before an upgrade).
     #[arg(long)]
     pub force: bool,
 }
@@ -211,7 +237,7 @@ pub struct PurgeArgs {
     /// What to purge.
     pub source: RecordSource,
     /// Only entries older than this (e.g. 7d, 36h).
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_age, allow_hyphen_values = true)]
     pub older_than: Duration,
     /// Print how many would go; change nothing.
     #[arg(long)]
@@ -291,7 +317,7 @@ pub struct DeactivateArgs {
     pub login_ids: Vec<String>,
     /// Instead: every active LoginId without a successful refresh for this long (e.g.
     /// 30d); never-refreshed logins count from when they were added.
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_age, allow_hyphen_values = true)]
     pub idle_since: Option<Duration>,
     /// Print which LoginIds would be deactivated; change nothing.
     #[arg(long)]
@@ -415,5 +441,51 @@ pub async fn dispatch(cli: Cli, settings: Settings) -> anyhow::Result<()> {
         }
         Command::Audit(args) => commands::audit::list(&ctx, args).await,
         Command::Results(ResultsCommand::Read(args)) => commands::results::read(&ctx, args).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_age_parses_humantime_durations() {
+        assert_eq!(parse_age("7d"), Ok(Duration::from_secs(7 * 86_400)));
+        assert_eq!(parse_age(" 36h "), Ok(Duration::from_secs(36 * 3_600)));
+        assert_eq!(parse_age("0s"), Ok(Duration::ZERO));
+        assert_eq!(parse_age("100y").map(|d| d <= MAX_AGE), Ok(true));
+    }
+
+    #[test]
+    fn an_age_rejects_negative_overflowing_and_huge_values() {
+        for raw in ["-7d", "-1s", " -0s"] {
+            let err = parse_age(raw).unwrap_err();
+            assert!(err.contains("negative"), "{raw}: {err}");
+        }
+        for raw in ["300000000y", "101y", "99999999999999999999999s"] {
+            assert!(parse_age(raw).is_err(), "{raw} was accepted");
+        }
+        assert!(parse_age("soon")
+            .unwrap_err()
+            .contains("expected a duration"));
+    }
+
+    #[test]
+    fn the_duration_flags_name_themselves_in_the_error() {
+        let err = Cli::try_parse_from([
+            "producer",
+            "queues",
+            "purge",
+            "dead",
+            "--older-than",
+            "300000000y",
+        ])
+        .unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("--older-than"), "{err}");
+        let err = Cli::try_parse_from(["producer", "logins", "deactivate", "--idle-since", "-1d"])
+            .unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("--idle-since"), "{err}");
     }
 }

@@ -10,7 +10,10 @@
 //!
 //! Writes go through `ledger_record.lua`: a `Refreshed` entry is final and never
 //! overwritten; a `NeedsReauth` or `Failed` entry is replaced by any later outcome (after a
-//! requeue). Every key expires [`LEDGER_TTL`] after its last write, so memory is bounded.
+//! requeue), except by [`Ledger::record_if_absent`], which only fills a missing entry (the
+//! dead-letter reconciler). An operator requeue of `failed` / `reauth` records clears the
+//! entries it claims (`ops/requeue_claim.lua`). Every key expires [`LEDGER_TTL`] after its
+//! last write, so memory is bounded.
 //!
 //! This module does not touch the login registry; the worker calls
 //! [`crate::registry::Registry::record_outcome`] too.
@@ -29,6 +32,14 @@ use crate::keys::KeySpace;
 
 /// How long ledger keys live after their last write.
 pub const LEDGER_TTL: Duration = Duration::from_secs(35 * 24 * 3600);
+
+/// True when the ledger of routine `date` may have expired by `today`: its keys live
+/// [`LEDGER_TTL`] after their last write, and the last writes happen on or after the date.
+/// A requeue of such a date could not tell refreshed logins from the others.
+pub fn ledger_expired(date: NaiveDate, today: NaiveDate) -> bool {
+    let ttl_days = (LEDGER_TTL.as_secs() / 86_400) as i64;
+    (today - date).num_days() > ttl_days
+}
 
 /// Entries per `HSCAN` / index page.
 const SCAN_COUNT: usize = 1_000;
@@ -268,6 +279,15 @@ pub struct IndexEntry {
     pub outcome: LedgerOutcome,
 }
 
+/// How `ledger_record.lua` treats an existing entry.
+#[derive(Clone, Copy)]
+enum Mode {
+    /// Replace anything but a `Refreshed` entry.
+    Replace,
+    /// Write only when there is no entry.
+    IfAbsent,
+}
+
 /// The per-(LoginId, date) ledger of one namespace. Cheap to clone.
 #[derive(Clone)]
 pub struct Ledger {
@@ -319,7 +339,24 @@ impl Ledger {
         login: &LoginId,
         outcome: &LedgerOutcome,
     ) -> Result<bool, LedgerError> {
-        let (written, _) = self.invoke_record(date, login, outcome, None).await?;
+        let (written, _) = self
+            .invoke_record(date, login, outcome, None, Mode::Replace)
+            .await?;
+        Ok(written)
+    }
+
+    /// Records `outcome` only when (`login`, `date`) has no outcome of any kind, in one
+    /// atomic step. Returns `true` when written. The dead-letter reconciler uses it: an
+    /// outcome a job recorded before it died is the right one and is never overwritten.
+    pub async fn record_if_absent(
+        &self,
+        date: NaiveDate,
+        login: &LoginId,
+        outcome: &LedgerOutcome,
+    ) -> Result<bool, LedgerError> {
+        let (written, _) = self
+            .invoke_record(date, login, outcome, None, Mode::IfAbsent)
+            .await?;
         Ok(written)
     }
 
@@ -336,7 +373,7 @@ impl Ledger {
         entry: &StreamEntry<'_>,
     ) -> Result<(bool, LedgerOutcome), LedgerError> {
         let (written, json) = self
-            .invoke_record(date, login, outcome, Some(entry))
+            .invoke_record(date, login, outcome, Some(entry), Mode::Replace)
             .await?;
         Ok((written, serde_json::from_str(&json)?))
     }
@@ -347,6 +384,7 @@ impl Ledger {
         login: &LoginId,
         outcome: &LedgerOutcome,
         entry: Option<&StreamEntry<'_>>,
+        mode: Mode,
     ) -> Result<(bool, String), LedgerError> {
         let d = day(date);
         let json = serde_json::to_string(outcome)?;
@@ -364,7 +402,11 @@ impl Ledger {
             .arg(outcome.at().timestamp_millis())
             .arg(index_member(date, login))
             .arg(LEDGER_TTL.as_secs())
-            .arg(floor.timestamp_millis());
+            .arg(floor.timestamp_millis())
+            .arg(match mode {
+                Mode::Replace => "replace",
+                Mode::IfAbsent => "if_absent",
+            });
         if let Some(entry) = entry {
             invocation.key(&entry.stream).arg(entry.max_len);
             for (field, value) in &entry.fields {
@@ -718,6 +760,15 @@ mod tests {
         assert_eq!(json["flinks_code"], "SESSION_EXPIRED");
         let back: LedgerOutcome = serde_json::from_value(json).unwrap();
         assert_eq!(back, outcome);
+    }
+
+    #[test]
+    fn a_ledger_expires_after_its_ttl_in_days() {
+        let today = NaiveDate::from_ymd_opt(2026, 11, 30).unwrap();
+        assert!(!ledger_expired(today, today));
+        assert!(!ledger_expired(today - chrono::Days::new(35), today));
+        assert!(ledger_expired(today - chrono::Days::new(36), today));
+        assert!(!ledger_expired(today + chrono::Days::new(1), today));
     }
 
     #[test]

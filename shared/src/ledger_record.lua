@@ -10,38 +10,60 @@
 -- ARGV[1] LoginId   ARGV[2] outcome JSON   ARGV[3] kind   ARGV[4] stale (1|0)
 -- ARGV[5] score (epoch ms)   ARGV[6] index member (date|LoginId)   ARGV[7] ttl seconds
 -- ARGV[8] index floor: members scored below it are trimmed (expired dates)
+-- ARGV[9] mode: `replace` (the rule above) or `if_absent` (write only when the pair has no
+-- entry at all: the dead-letter reconciler never overwrites an outcome a job recorded).
 -- Optionally, with a refreshed outcome, the result is appended to the results stream in the
 -- same atomic step (so a redelivered job can never add a second entry):
--- KEYS[5] results stream   ARGV[9] stream MAXLEN (approximate)   ARGV[10..] field/value
+-- KEYS[5] results stream   ARGV[10] stream MAXLEN (approximate)   ARGV[11..] field/value
 -- pairs; the outcome JSON's placeholder __RESULTS_STREAM_ID__ becomes the entry's id.
--- Returns {1, outcome JSON as stored} when written, {0, existing JSON} when refreshed already.
+-- Returns {1, outcome JSON as stored} when written, {0, existing JSON} when kept.
+-- Everything read is validated before the first write, so a corrupt entry never aborts the
+-- script half-way (an unknown kind is replaced without touching any counter).
+local known = { refreshed = true, needs_reauth = true, failed = true }
+-- Adds n to a counter of the meta hash; a corrupt value (not an integer) is replaced by n.
+local function bump(field, n)
+  local raw = redis.call('HGET', KEYS[2], field)
+  if raw and not (#raw <= 15 and string.match(raw, '^%-?%d+$')) then
+    redis.call('HSET', KEYS[2], field, math.max(n, 0))
+  else
+    redis.call('HINCRBY', KEYS[2], field, n)
+  end
+end
 local old = redis.call('HGET', KEYS[1], ARGV[1])
 local old_kind = false
 if old then
+  if ARGV[9] == 'if_absent' then
+    return {0, old}
+  end
   local ok, decoded = pcall(cjson.decode, old)
-  if ok and type(decoded) == 'table' then
+  if ok and type(decoded) == 'table' and type(decoded['kind']) == 'string'
+      and known[decoded['kind']] then
     old_kind = decoded['kind']
   end
   if old_kind == 'refreshed' then
     return {0, old}
   end
 end
+if not known[ARGV[3]] or not tonumber(ARGV[5]) or not tonumber(ARGV[7])
+    or not tonumber(ARGV[8]) then
+  return redis.error_reply('ledger_record: invalid arguments')
+end
 local json = ARGV[2]
 if KEYS[5] then
   local fields = {}
-  for i = 10, #ARGV do
+  for i = 11, #ARGV do
     fields[#fields + 1] = ARGV[i]
   end
-  local id = redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[9], '*', unpack(fields))
+  local id = redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[10], '*', unpack(fields))
   json = string.gsub(json, '__RESULTS_STREAM_ID__', id)
 end
 redis.call('HSET', KEYS[1], ARGV[1], json)
 if old_kind then
-  redis.call('HINCRBY', KEYS[2], 'count:' .. old_kind, -1)
+  bump('count:' .. old_kind, -1)
 end
-redis.call('HINCRBY', KEYS[2], 'count:' .. ARGV[3], 1)
+bump('count:' .. ARGV[3], 1)
 if ARGV[4] == '1' then
-  redis.call('HINCRBY', KEYS[2], 'count:stale', 1)
+  bump('count:stale', 1)
 end
 redis.call('ZREM', KEYS[3], ARGV[6])
 redis.call('ZREM', KEYS[4], ARGV[6])

@@ -9,6 +9,7 @@ use shared::jobs::{queue_config, AUTHORIZE_QUEUE, DETAIL_QUEUE};
 use shared::ledger::{IndexFilter, IndexKind, Ledger, LedgerOutcome};
 use shared::ops::requeue::{RequeueOptions, Requeuer, Selection};
 use shared::ops::stats;
+use shared::ops::OpsError;
 use shared::queue::{JobFilter, JobInfo, JobState, Queue};
 
 use super::{audit, Ctx, UsageError};
@@ -326,6 +327,12 @@ fn summary(args: &RequeueArgs) -> String {
 /// `producer queues requeue <failed|reauth|dead>`
 pub(crate) async fn requeue(ctx: &Ctx, actor: &str, args: RequeueArgs) -> anyhow::Result<()> {
     let selection = selection(&args)?;
+    if args.force && args.source != RecordSource::Dead {
+        return Err(UsageError(
+            "--force applies to dead letters only (a refreshed login is never requeued)".into(),
+        )
+        .into());
+    }
     let options = RequeueOptions {
         dry_run: args.dry_run,
         force: args.force,
@@ -339,10 +346,12 @@ pub(crate) async fn requeue(ctx: &Ctx, actor: &str, args: RequeueArgs) -> anyhow
     };
     let count = match args.source {
         RecordSource::Dead => {
-            let report = requeuer
-                .requeue_dead(&selection, options)
-                .await
-                .context("requeueing dead letters")?;
+            let report = match requeuer.requeue_dead(&selection, options).await {
+                Err(OpsError::LedgerExpired(date)) => {
+                    return Err(UsageError(OpsError::LedgerExpired(date).to_string()).into())
+                }
+                other => other.context("requeueing dead letters")?,
+            };
             let n = report.moved.len();
             if ctx.json {
                 ctx.print_json(&report)?;
@@ -362,10 +371,11 @@ pub(crate) async fn requeue(ctx: &Ctx, actor: &str, args: RequeueArgs) -> anyhow
                         d.queue,
                         d.job_id,
                         d.login_id.as_deref().unwrap_or("undecodable payload"),
-                        if d.login_id.is_some() {
-                            "already refreshed for that date (--force to requeue)"
-                        } else {
-                            "poison payload (--force to requeue)"
+                        match d.reason {
+                            Some("already_refreshed") => "already refreshed for that date",
+                            Some("detail_in_progress") => "its detail fetch is still running",
+                            Some("ledger_expired") => "the ledger of that date has expired",
+                            _ => "poison payload (--force to requeue)",
                         }
                     );
                 }
@@ -403,7 +413,7 @@ pub(crate) async fn requeue(ctx: &Ctx, actor: &str, args: RequeueArgs) -> anyhow
                 }
                 for s in &report.skipped {
                     println!(
-                        "skipped {} {}: already refreshed for that date (--force to requeue)",
+                        "skipped {} {}: already refreshed for that date",
                         s.login_id.as_str(),
                         s.date
                     );

@@ -407,3 +407,73 @@ fn help_documents_exit_code_3_for_partial_failures() {
         stdout(&out)
     );
 }
+
+#[tokio::test]
+async fn a_huge_or_negative_duration_is_a_usage_error_naming_the_flag_and_purges_nothing() {
+    let env = Env::new("ops-huge-duration");
+    let ledger = seed_failed(&env, &["RETRY_LATER"]).await;
+
+    let huge = run(
+        &env,
+        &[],
+        &["queues", "purge", "failed", "--older-than", "300000000y"],
+    )
+    .await;
+    let negative = run(
+        &env,
+        &[],
+        &["queues", "purge", "failed", "--older-than", "-7d"],
+    )
+    .await;
+    let idle = run(
+        &env,
+        &[],
+        &[
+            "logins",
+            "deactivate",
+            "--idle-since",
+            "300000000y",
+            "--dry-run",
+        ],
+    )
+    .await;
+
+    for (out, flag) in [
+        (&huge, "--older-than"),
+        (&negative, "--older-than"),
+        (&idle, "--idle-since"),
+    ] {
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(out));
+        assert!(stderr(out).contains(flag), "{}", stderr(out));
+    }
+    assert_eq!(
+        ledger
+            .list_failed(&IndexFilter::default())
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "nothing was purged"
+    );
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn requeue_dead_for_a_date_whose_ledger_expired_exits_2_naming_the_date() {
+    let env = Env::new("ops-dead-expired");
+    let old = (Utc::now().date_naive() - chrono::Days::new(60)).to_string();
+
+    let out = run(&env, &[], &["queues", "requeue", "dead", "--date", &old]).await;
+    let forced = run(
+        &env,
+        &[],
+        &["queues", "requeue", "failed", "--all", "--force"],
+    )
+    .await;
+
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains(&old), "{}", stderr(&out));
+    assert_eq!(forced.status.code(), Some(2), "{}", stderr(&forced));
+    assert!(stderr(&forced).contains("--force"), "{}", stderr(&forced));
+    env.cleanup().await;
+}

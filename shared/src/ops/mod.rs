@@ -40,6 +40,10 @@ pub enum OpsError {
     /// A Flinks call that the whole command depends on failed.
     #[error(transparent)]
     Flinks(#[from] flinks::Error),
+    /// The routine date's ledger has expired (see [`crate::ledger::LEDGER_TTL`]): a
+    /// requeue could not tell its refreshed logins from the others.
+    #[error("--date {0}: the ledger of that date has expired (it is kept 35 days), so a requeue could re-run logins already refreshed")]
+    LedgerExpired(chrono::NaiveDate),
     /// The failure-injection hook of a test stopped the operation between two steps.
     #[error("injected crash after step {0}")]
     InjectedCrash(&'static str),

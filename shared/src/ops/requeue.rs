@@ -6,8 +6,11 @@
 //! 1. **Claim** (`requeue_claim.lua`, one script in the `{ns:ledger}` slot): the selected
 //!    index members move from the index ZSET to the `requeue pending` ZSET as
 //!    `claim|date|LoginId`, only if still in the index, so two operators running at once
-//!    never both claim an entry. Unless `force`, an entry whose (LoginId, date) is already
-//!    refreshed is dropped from the index instead.
+//!    never both claim an entry. An entry whose (LoginId, date) is already refreshed is
+//!    dropped from the index instead (a refresh is final). A claimed entry's ledger outcome
+//!    is cleared in the same step: the login is pending again until the new job records
+//!    one, and if that job dies the dead-letter reconciler (which only fills a missing
+//!    outcome) records a fresh `failed`.
 //! 2. **Enqueue** one fresh [`AuthorizeJob`] (attempts start at zero) per claimed entry,
 //!    with the dedupe key `authorize:{login}:{date}:requeue:{claim}`: replaying a claim
 //!    (after a crash, or two operators resuming it at once) can never enqueue it twice
@@ -19,12 +22,19 @@
 //! failure-injection hook tests use to prove it. Requeued work is ordinary authorize work:
 //! the worker takes a global rate-limit permit before each.
 //!
-//! Dead letters are requeued by [`Queue::requeue_dead`] (itself atomic per job). Purges
-//! delete index entries (the ledger entries themselves expire with the ledger's TTL) or
-//! dead letters older than a duration.
+//! Dead letters: an authorize letter goes back to ready with fresh attempts
+//! ([`Queue::requeue_dead`], atomic per job), unless the detail job it chained is still
+//! alive (that one is running the login; a second chain would fetch twice). A detail letter
+//! is replaced by a fresh authorize job for its (LoginId, date) (a new session: the dead
+//! one's RequestId and poll deadline are stale), enqueued under a dedupe key named after the
+//! letter before the letter is deleted, so a crash or a second operator never enqueues it
+//! twice. Letters of logins already refreshed, and of dates whose ledger has expired
+//! ([`crate::ledger::ledger_expired`]), are never requeued. Purges delete index entries (the
+//! ledger entries themselves expire with the ledger's TTL) or dead letters older than a
+//! duration that the reconciler has already reviewed.
 
 use std::sync::LazyLock;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chrono::{NaiveDate, Utc};
 use redis::aio::ConnectionManager;
@@ -36,7 +46,7 @@ use crate::config::Settings;
 use crate::domain::{FlinksCode, LoginId};
 use crate::jobs::{queue_config, AuthorizeJob, DetailJob, AUTHORIZE_QUEUE, DETAIL_QUEUE};
 use crate::keys::KeySpace;
-use crate::ledger::{IndexEntry, IndexFilter, IndexKind, Ledger};
+use crate::ledger::{ledger_expired, IndexEntry, IndexFilter, IndexKind, Ledger};
 use crate::queue::{DeadSelector, EnqueueOptions, Enqueued, JobFilter, JobId, Queue};
 
 static CLAIM: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("requeue_claim.lua")));
@@ -126,7 +136,9 @@ pub enum CrashPoint {
 pub struct RequeueOptions {
     /// Only report what would move; change nothing (pending claims are not resumed).
     pub dry_run: bool,
-    /// Requeue even when the (LoginId, date) is already refreshed.
+    /// Dead letters only: also requeue letters whose payload does not decode (poison),
+    /// e.g. once an upgrade taught the workers to read them. A refreshed (LoginId, date)
+    /// is never requeued: its refresh is final.
     pub force: bool,
     /// Failure injection for tests.
     pub crash: CrashPoint,
@@ -185,6 +197,10 @@ pub struct DeadMoved {
     pub date: Option<NaiveDate>,
     /// Why it died.
     pub last_error: Option<String>,
+    /// Why it was left dead (skipped letters only): `already_refreshed`,
+    /// `detail_in_progress`, `ledger_expired` or `poison`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
 }
 
 /// What a requeue of dead letters did.
@@ -194,8 +210,7 @@ pub struct DeadRequeueReport {
     pub dry_run: bool,
     /// Dead letters moved back to ready (dry run: that would move).
     pub moved: Vec<DeadMoved>,
-    /// Dead letters left dead: already refreshed, or an undecodable (poison) payload.
-    /// `--force` requeues them too.
+    /// Dead letters left dead, each with its reason.
     pub skipped: Vec<DeadMoved>,
 }
 
@@ -291,7 +306,7 @@ impl Requeuer {
         let entries = self.select(kind, selection).await?;
         if options.dry_run {
             for entry in entries {
-                if !options.force && self.ledger.is_done(entry.date, &entry.login_id).await? {
+                if self.ledger.is_done(entry.date, &entry.login_id).await? {
                     report.skipped.push(Skipped {
                         login_id: entry.login_id,
                         date: entry.date,
@@ -312,7 +327,7 @@ impl Requeuer {
         let claim = uuid::Uuid::new_v4().simple().to_string();
         let mut claimed = Vec::new();
         for chunk in entries.chunks(CLAIM_CHUNK) {
-            let (won, refreshed) = self.claim(kind, &claim, chunk, options.force).await?;
+            let (won, refreshed) = self.claim(kind, &claim, chunk).await?;
             claimed.extend(won);
             report
                 .skipped
@@ -375,7 +390,6 @@ impl Requeuer {
         kind: IndexKind,
         claim: &str,
         entries: &[IndexEntry],
-        force: bool,
     ) -> Result<(Vec<(NaiveDate, LoginId)>, Vec<(NaiveDate, LoginId)>), OpsError> {
         if entries.is_empty() {
             return Ok((Vec::new(), Vec::new()));
@@ -384,10 +398,11 @@ impl Requeuer {
         inv.key(self.keys.ledger_index(kind.as_str()))
             .key(pending_key(&self.keys))
             .arg(Utc::now().timestamp_millis())
-            .arg(claim)
-            .arg(if force { "1" } else { "0" });
+            .arg(claim);
         for entry in entries {
-            inv.key(self.keys.ledger_date(&entry.date.to_string()))
+            let day = entry.date.to_string();
+            inv.key(self.keys.ledger_date(&day))
+                .key(self.keys.ledger_meta(&day))
                 .arg(format!("{}|{}", entry.date, entry.login_id.as_str()));
         }
         let mut conn = self.conn.clone();
@@ -454,14 +469,18 @@ impl Requeuer {
         Ok(moved)
     }
 
-    /// Requeues the dead letters of both queues that `selection` matches, with fresh
-    /// attempts. Unless `force`, skips jobs whose (LoginId, date) is already refreshed and
-    /// undecodable (poison) payloads, which would only die again.
+    /// Requeues the dead letters of both queues that `selection` matches (see the module
+    /// doc). Refuses a `selection.date` whose ledger has expired.
     pub async fn requeue_dead(
         &self,
         selection: &Selection,
         options: RequeueOptions,
     ) -> Result<DeadRequeueReport, OpsError> {
+        if let Some(date) = selection.date {
+            if ledger_expired(date, Utc::now().date_naive()) {
+                return Err(OpsError::LedgerExpired(date));
+            }
+        }
         let mut report = DeadRequeueReport {
             dry_run: options.dry_run,
             moved: Vec::new(),
@@ -474,35 +493,82 @@ impl Requeuer {
                 report.moved.extend(take);
                 continue;
             }
-            if queue.name() == AUTHORIZE_QUEUE {
-                // A requeued authorize job keeps its id, and its first detail fetch is
-                // deduped by that id: forget the old chain, or the new run's detail job
-                // would be dropped as a duplicate of the one that already ran.
-                for dead in &take {
-                    self.detail
-                        .clear_dedupe(&DetailJob::chained_dedupe_key(&dead.job_id))
-                        .await?;
-                }
-            }
-            let ids: Vec<JobId> = take.iter().map(|d| JobId::from(d.job_id.clone())).collect();
-            let done = queue.requeue_dead(DeadSelector::Ids(ids), true).await?;
-            let done: Vec<&str> = done.iter().map(JobId::as_str).collect();
-            // A job another operator requeued meanwhile is not reported twice.
-            report.moved.extend(
-                take.into_iter()
-                    .filter(|d| done.contains(&d.job_id.as_str())),
-            );
+            let done = if queue.name() == AUTHORIZE_QUEUE {
+                self.requeue_authorize_letters(&take).await?
+            } else {
+                self.restart_detail_letters(&take).await?
+            };
+            // A letter another operator requeued meanwhile is not reported twice.
+            report
+                .moved
+                .extend(take.into_iter().filter(|d| done.contains(&d.job_id)));
         }
         Ok(report)
     }
 
-    /// Dead letters of `queue` matching `selection`: (to requeue, to skip).
+    /// Authorize letters go back to ready with fresh attempts. Their detail chains are
+    /// gone (checked by `select_dead`), so the chain key is cleared: the requeued job keeps
+    /// its id and must be able to chain its detail fetch again.
+    async fn requeue_authorize_letters(&self, take: &[DeadMoved]) -> Result<Vec<String>, OpsError> {
+        for dead in take {
+            self.detail
+                .clear_dedupe(&DetailJob::chained_dedupe_key(&dead.job_id))
+                .await?;
+        }
+        let ids: Vec<JobId> = take.iter().map(|d| JobId::from(d.job_id.clone())).collect();
+        let done = self
+            .authorize
+            .retyped::<()>()
+            .requeue_dead(DeadSelector::Ids(ids), true)
+            .await?;
+        Ok(done.into_iter().map(|id| id.as_str().to_string()).collect())
+    }
+
+    /// Detail letters restart from a fresh authorize (a new RequestId): one per letter,
+    /// under a dedupe key named after it, then the letter is deleted.
+    async fn restart_detail_letters(&self, take: &[DeadMoved]) -> Result<Vec<String>, OpsError> {
+        let mut jobs = Vec::new();
+        let mut ids = Vec::new();
+        let mut poison = Vec::new();
+        for dead in take {
+            let login = dead
+                .login_id
+                .as_deref()
+                .and_then(|l| LoginId::parse(l).ok());
+            let (Some(login), Some(date)) = (login, dead.date) else {
+                // Forced poison: nothing to restart from; it goes back as it is.
+                poison.push(JobId::from(dead.job_id.clone()));
+                continue;
+            };
+            let dedupe = format!(
+                "authorize:{}:{}:requeue-dead:{}",
+                login.as_str(),
+                date,
+                dead.job_id
+            );
+            jobs.push((
+                AuthorizeJob::new(login, date),
+                EnqueueOptions::dedupe(dedupe),
+            ));
+            ids.push(JobId::from(dead.job_id.clone()));
+        }
+        self.authorize.enqueue_many(jobs).await?;
+        let detail = self.detail.retyped::<()>();
+        let mut done = detail.drop_dead(&ids).await?;
+        if !poison.is_empty() {
+            done.extend(detail.requeue_dead(DeadSelector::Ids(poison), true).await?);
+        }
+        Ok(done.into_iter().map(|id| id.as_str().to_string()).collect())
+    }
+
+    /// Dead letters of `queue` matching `selection`: (to requeue, to skip with a reason).
     pub async fn select_dead(
         &self,
         queue: &Queue<()>,
         selection: &Selection,
         force: bool,
     ) -> Result<(Vec<DeadMoved>, Vec<DeadMoved>), OpsError> {
+        let today = Utc::now().date_naive();
         let mut take: Vec<DeadMoved> = Vec::new();
         let mut skip: Vec<DeadMoved> = Vec::new();
         for filter in selection.dead_filters() {
@@ -520,19 +586,29 @@ impl Requeuer {
                         continue;
                     }
                 }
-                let skip_it = !force
-                    && match &identity {
-                        None => true,
-                        Some(id) => self.ledger.is_done(id.routine_date, &id.login_id).await?,
-                    };
+                let reason = match &identity {
+                    None if force => None,
+                    None => Some("poison"),
+                    Some(id) if ledger_expired(id.routine_date, today) => Some("ledger_expired"),
+                    Some(id) if self.ledger.is_done(id.routine_date, &id.login_id).await? => {
+                        Some("already_refreshed")
+                    }
+                    Some(_)
+                        if queue.name() == AUTHORIZE_QUEUE && self.chain_alive(&job.id).await? =>
+                    {
+                        Some("detail_in_progress")
+                    }
+                    Some(_) => None,
+                };
                 let entry = DeadMoved {
                     queue: queue.name().to_string(),
                     job_id: job.id.as_str().to_string(),
                     login_id: identity.as_ref().map(|i| i.login_id.as_str().to_string()),
                     date: identity.as_ref().map(|i| i.routine_date),
                     last_error: job.last_error,
+                    reason,
                 };
-                if skip_it {
+                if reason.is_some() {
                     skip.push(entry);
                 } else {
                     take.push(entry);
@@ -540,6 +616,15 @@ impl Requeuer {
             }
         }
         Ok((take, skip))
+    }
+
+    /// True while the detail job that authorize job `id` chained is still to run.
+    async fn chain_alive(&self, id: &JobId) -> Result<bool, OpsError> {
+        let key = DetailJob::chained_dedupe_key(id.as_str());
+        Ok(match self.detail.dedupe_holder(&key).await? {
+            Some(holder) => self.detail.is_alive(&holder).await?,
+            None => false,
+        })
     }
 
     /// Removes `kind` index entries recorded more than `older_than` ago (the ledger
@@ -550,7 +635,8 @@ impl Requeuer {
         older_than: Duration,
         dry_run: bool,
     ) -> Result<u64, OpsError> {
-        let cutoff = Utc::now().timestamp_millis() - older_than.as_millis() as i64;
+        let age_ms = i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX);
+        let cutoff = Utc::now().timestamp_millis().saturating_sub(age_ms);
         let key = self.keys.ledger_index(kind.as_str());
         let mut conn = self.conn.clone();
         let cmd = if dry_run {
@@ -566,7 +652,9 @@ impl Requeuer {
             .await?)
     }
 
-    /// Deletes dead letters of both queues that died more than `older_than` ago.
+    /// Deletes dead letters of both queues that died more than `older_than` ago and that
+    /// the dead-letter reconciler has reviewed (a letter not reviewed yet may still owe
+    /// its login an outcome, so it is never deleted).
     pub async fn purge_dead(
         &self,
         older_than: Duration,
@@ -575,13 +663,20 @@ impl Requeuer {
         let mut out = Vec::new();
         for queue in [self.authorize.retyped::<()>(), self.detail.retyped::<()>()] {
             let n = if dry_run {
+                // The purge deletes letters at or below both the age cutoff and the cursor.
+                let reviewed = UNIX_EPOCH
+                    + Duration::from_millis(queue.dead_review_cursor().await?)
+                    + Duration::from_millis(1);
+                let cutoff = SystemTime::now()
+                    .checked_sub(older_than)
+                    .map_or(UNIX_EPOCH, |c| c.min(reviewed));
                 let filter = JobFilter {
-                    before: SystemTime::now().checked_sub(older_than),
+                    before: Some(cutoff),
                     ..JobFilter::default()
                 };
                 queue.list_dead(&filter, usize::MAX).await?.len() as u64
             } else {
-                queue.purge_dead(older_than).await? as u64
+                queue.purge_reviewed_dead(older_than).await? as u64
             };
             out.push((queue.name().to_string(), n));
         }

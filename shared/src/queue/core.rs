@@ -308,6 +308,34 @@ impl<T> Queue<T> {
         Ok(n > 0)
     }
 
+    /// The id of the job holding `dedupe_key`, while the key lives.
+    pub async fn dedupe_holder(&self, dedupe_key: &str) -> Result<Option<JobId>, QueueError> {
+        let mut conn = self.conn.clone();
+        let id: Option<String> = redis::cmd("GET")
+            .arg(self.keys.dedupe(dedupe_key))
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| self.redis_err(e))?;
+        Ok(id.map(JobId::from))
+    }
+
+    /// True while job `id` is still to run or running (ready, delayed or in flight): it
+    /// has a payload and is not a dead letter.
+    pub async fn is_alive(&self, id: &JobId) -> Result<bool, QueueError> {
+        let mut conn = self.conn.clone();
+        let (has_payload, dead_score): (bool, Option<f64>) = redis::pipe()
+            .cmd("HEXISTS")
+            .arg(self.keys.get(super::keys::PAYLOAD))
+            .arg(id.as_str())
+            .cmd("ZSCORE")
+            .arg(self.keys.get(super::keys::DEAD))
+            .arg(id.as_str())
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| self.redis_err(e))?;
+        Ok(has_payload && dead_score.is_none())
+    }
+
     /// Deletes a dedupe key so the same key can be enqueued again (a forced re-run).
     /// Returns true if it existed.
     pub async fn clear_dedupe(&self, dedupe_key: &str) -> Result<bool, QueueError> {

@@ -17,14 +17,14 @@
 //! | `ready` | LIST | ids ready to run (FIFO; rescued jobs go to the front) |
 //! | `delayed` | ZSET | id → due time (ms): retries, scheduled work, polls |
 //! | `inflight` | ZSET | id → lease deadline (ms) |
-//! | `dead` | ZSET | id → time of death (ms); capped at `dead_cap` |
+//! | `dead` | ZSET | id → time of death (ms), unique and increasing (see `dead_clock`); capped at `dead_cap` |
 //! | `payload` | HASH | id → JSON payload (deleted on ack) |
 //! | `attempts` | HASH | id → deliveries so far |
 //! | `owner` | HASH | id → delivery token holding the lease (`<worker id>/<random>`, one per fetch) |
 //! | `enqueued` | HASH | id → enqueue time (ms) |
 //! | `dedupe_of` | HASH | id → its dedupe key |
 //! | `error` | HASH | id → last error |
-//! | `counters` | HASH | enqueued, succeeded, retried, dead, rescued, requeued totals |
+//! | `counters` | HASH | enqueued, succeeded, retried, dead, rescued, requeued totals; `dead_clock` (last dead-letter score), `dead_reviewed` (the review cursor) |
 //! | `workers` | ZSET | worker id → last heartbeat (ms) |
 //! | `dedupe:<key>` | STRING | id of the job that took the dedupe key; TTL `dedupe_ttl` |
 //! | `done:<id>` | HASH | attempts, finished_at, worker; TTL `finished_retention` |
@@ -113,6 +113,6 @@ pub use core::Queue;
 pub use error::QueueError;
 pub use lease::{Heartbeat, HeldJobs};
 pub use types::{
-    DeadSelector, DeliveryToken, EnqueueOptions, Enqueued, FailOutcome, JobFailure, JobFilter,
-    JobId, JobInfo, JobState, LeasedJob, QueueStats, WorkerId,
+    DeadPage, DeadSelector, DeliveryToken, EnqueueOptions, Enqueued, FailOutcome, JobFailure,
+    JobFilter, JobId, JobInfo, JobState, LeasedJob, QueueStats, WorkerId,
 };

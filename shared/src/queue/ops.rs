@@ -11,7 +11,9 @@ use super::keys::{
     WORKERS,
 };
 use super::scripts;
-use super::types::{DeadSelector, DeliveryToken, JobFilter, JobId, JobInfo, JobState, QueueStats};
+use super::types::{
+    DeadPage, DeadSelector, DeliveryToken, JobFilter, JobId, JobInfo, JobState, QueueStats,
+};
 
 /// Ids read per page while listing or selecting.
 const PAGE: usize = 500;
@@ -38,7 +40,7 @@ impl<T> Queue<T> {
             u64,
             u64,
             u64,
-            BTreeMap<String, u64>,
+            BTreeMap<String, String>,
         ) = redis::pipe()
             .llen(k(READY))
             .zcard(k(DELAYED))
@@ -50,7 +52,8 @@ impl<T> Queue<T> {
             .query_async(&mut conn)
             .await
             .map_err(|e| self.redis_err(e))?;
-        let c = |name: &str| counters.get(name).copied().unwrap_or(0);
+        // A corrupt counter reads as 0 rather than hiding every other number.
+        let c = |name: &str| counters.get(name).and_then(|v| v.parse().ok()).unwrap_or(0);
         Ok(QueueStats {
             ready,
             delayed,
@@ -134,18 +137,17 @@ impl<T> Queue<T> {
         self.list(JobState::Dead, filter, limit).await
     }
 
-    /// Up to `limit` dead letters buried at or after `since_ms` (epoch ms), oldest first:
-    /// for consumers that follow the dead letters with a watermark, at the cost of one
-    /// range read instead of a scan of the whole set.
-    pub async fn dead_since(
-        &self,
-        since_ms: u64,
-        limit: usize,
-    ) -> Result<Vec<JobInfo>, QueueError> {
+    /// Dead letters scored above `cursor`, oldest first: about `limit` of them, always
+    /// ending on a whole score (letters that share the last score are all included), so a
+    /// reader that moves its cursor to [`DeadPage::through`] never skips or re-reads one.
+    /// Scores are unique for letters buried by this version, and ties only come from older
+    /// data, but the page is correct either way.
+    pub async fn dead_after(&self, cursor: u64, limit: usize) -> Result<DeadPage, QueueError> {
+        let limit = limit.max(1);
         let mut conn = self.conn.clone();
-        let page: Vec<(String, f64)> = redis::cmd("ZRANGEBYSCORE")
+        let mut page: Vec<(String, f64)> = redis::cmd("ZRANGEBYSCORE")
             .arg(self.keys.get(DEAD))
-            .arg(since_ms)
+            .arg(format!("({cursor}"))
             .arg("+inf")
             .arg("WITHSCORES")
             .arg("LIMIT")
@@ -154,14 +156,49 @@ impl<T> Queue<T> {
             .query_async(&mut conn)
             .await
             .map_err(|e| self.redis_err(e))?;
-        if page.is_empty() {
-            return Ok(Vec::new());
+        if page.len() == limit {
+            let last = page[page.len() - 1].1;
+            let ties: Vec<(String, f64)> = redis::cmd("ZRANGEBYSCORE")
+                .arg(self.keys.get(DEAD))
+                .arg(last)
+                .arg(last)
+                .arg("WITHSCORES")
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| self.redis_err(e))?;
+            page.retain(|(_, score)| *score != last);
+            page.extend(ties);
         }
-        let page = page
-            .into_iter()
-            .map(|(id, at)| (id, Some(at as u64)))
-            .collect();
-        self.describe(JobState::Dead, page).await
+        let through = page.iter().map(|(_, score)| *score as u64).max();
+        let mut letters = Vec::with_capacity(page.len());
+        for chunk in page.chunks(PAGE) {
+            let chunk = chunk
+                .iter()
+                .map(|(id, at)| (id.clone(), Some(*at as u64)))
+                .collect();
+            letters.extend(self.describe(JobState::Dead, chunk).await?);
+        }
+        Ok(DeadPage { letters, through })
+    }
+
+    /// The dead-letter review cursor: every letter scored at or below it was reviewed
+    /// (by the worker's reconciler). Letters are always buried above it.
+    pub async fn dead_review_cursor(&self) -> Result<u64, QueueError> {
+        let mut conn = self.conn.clone();
+        let raw: Option<String> = redis::cmd("HGET")
+            .arg(self.keys.get(COUNTERS))
+            .arg("dead_reviewed")
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| self.redis_err(e))?;
+        Ok(raw.and_then(|r| r.parse().ok()).unwrap_or(0))
+    }
+
+    /// Moves the review cursor forward to `to` (never back); returns the cursor.
+    pub async fn advance_dead_review_cursor(&self, to: u64) -> Result<u64, QueueError> {
+        let mut inv = self.invocation(&scripts::REVIEW_DEAD);
+        inv.arg(to);
+        self.run(&inv).await
     }
 
     /// Moves the selected dead letters back to ready and returns their ids. Each id is moved
@@ -223,13 +260,44 @@ impl<T> Queue<T> {
         Ok(out.into_iter().map(JobId::from).collect())
     }
 
+    /// Deletes the dead letters `ids`, payload and all (ids not in the dead set are
+    /// skipped); returns the ids this call deleted, so two callers never both act on one.
+    pub async fn drop_dead(&self, ids: &[JobId]) -> Result<Vec<JobId>, QueueError> {
+        let mut dropped = Vec::new();
+        for chunk in ids.chunks(PAGE) {
+            let mut inv = self.invocation(&scripts::DROP_DEAD);
+            for id in chunk {
+                inv.arg(id.as_str());
+            }
+            let out: Vec<String> = self.run(&inv).await?;
+            dropped.extend(out.into_iter().map(JobId::from));
+        }
+        Ok(dropped)
+    }
+
     /// Deletes dead letters that died more than `older_than` ago, payload and all.
     /// Returns how many.
     pub async fn purge_dead(&self, older_than: Duration) -> Result<usize, QueueError> {
+        self.purge_dead_where(older_than, false).await
+    }
+
+    /// Like [`Queue::purge_dead`], but only letters the review cursor has passed
+    /// ([`Queue::dead_review_cursor`]): a letter not reviewed yet is never deleted.
+    pub async fn purge_reviewed_dead(&self, older_than: Duration) -> Result<usize, QueueError> {
+        self.purge_dead_where(older_than, true).await
+    }
+
+    async fn purge_dead_where(
+        &self,
+        older_than: Duration,
+        reviewed_only: bool,
+    ) -> Result<usize, QueueError> {
         let mut purged = 0;
         loop {
             let mut inv = self.invocation(&scripts::PURGE_DEAD);
-            inv.arg(older_than.as_millis() as u64).arg(PAGE);
+            inv.arg(u64::try_from(older_than.as_millis()).unwrap_or(u64::MAX))
+                .arg(PAGE)
+                .arg(if reviewed_only { "1" } else { "0" });
             let n: usize = self.run(&inv).await?;
             purged += n;
             if n < PAGE {

@@ -26,3 +26,7 @@ pub(crate) static REQUEUE_DEAD: LazyLock<Script> =
     LazyLock::new(|| load(include_str!("lua/requeue_dead.lua")));
 pub(crate) static PURGE_DEAD: LazyLock<Script> =
     LazyLock::new(|| load(include_str!("lua/purge_dead.lua")));
+pub(crate) static REVIEW_DEAD: LazyLock<Script> =
+    LazyLock::new(|| load(include_str!("lua/review_dead.lua")));
+pub(crate) static DROP_DEAD: LazyLock<Script> =
+    LazyLock::new(|| load(include_str!("lua/drop_dead.lua")));

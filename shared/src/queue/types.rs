@@ -351,3 +351,13 @@ pub struct QueueStats {
     /// Dead letters ever requeued.
     pub requeued_total: u64,
 }
+
+/// Dead letters read after a review cursor ([`crate::queue::Queue::dead_after`]).
+#[derive(Debug, Clone, Default)]
+pub struct DeadPage {
+    /// The letters, oldest first (letters deleted while being read are left out).
+    pub letters: Vec<JobInfo>,
+    /// The highest score the page covers completely (every letter at or below it and above
+    /// the cursor was read); `None` when there was nothing after the cursor.
+    pub through: Option<u64>,
+}

@@ -11,7 +11,7 @@
 -- budget, and a changed limit takes effect at the next grant.
 local now
 if ARGV[2] ~= nil and ARGV[2] ~= '' then
-  now = tonumber(ARGV[2])
+  now = tonumber(ARGV[2]) or 0
 else
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -22,8 +22,9 @@ if cooling > 0 then
   return {0, cooling}
 end
 
-local interval = tonumber(ARGV[1])
-local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+-- A corrupt TAT reads as 0 (a permit is due) and is overwritten by this grant.
+local interval = tonumber(ARGV[1]) or 0
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
 if tat > now then
   return {0, tat - now}
 end

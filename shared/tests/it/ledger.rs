@@ -331,3 +331,46 @@ async fn new_reauth_lists_only_logins_that_did_not_need_it_the_day_before() {
     );
     redis.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_corrupt_entry_or_counter_never_stops_a_write_half_way() {
+    let t = TestRedis::new("ledger-corrupt").await;
+    let ledger = Ledger::new(t.conn.clone(), &t.keys);
+    let d = date(9);
+    let mut conn = t.conn.clone();
+    // An entry whose kind is not a string, and a counter that is not a number.
+    let _: () = redis::pipe()
+        .hset(
+            t.keys.ledger_date("2025-06-09"),
+            login(1).as_str(),
+            r#"{"kind":5}"#,
+        )
+        .hset(t.keys.ledger_meta("2025-06-09"), "count:failed", "garbage")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+
+    assert!(ledger.record(d, &login(1), &failed()).await.unwrap());
+    assert!(ledger.record(d, &login(2), &failed()).await.unwrap());
+
+    assert_eq!(
+        ledger.get(d, &login(1)).await.unwrap(),
+        Some(failed_like(&ledger, d, 1).await)
+    );
+    assert_eq!(
+        ledger
+            .list_failed(&IndexFilter::default())
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(ledger.counts(d).await.unwrap().failed, 2);
+    t.cleanup().await;
+}
+
+async fn failed_like(ledger: &Ledger, d: NaiveDate, n: u32) -> LedgerOutcome {
+    let outcome = ledger.get(d, &login(n)).await.unwrap().unwrap();
+    assert_eq!(outcome.kind(), "failed");
+    outcome
+}

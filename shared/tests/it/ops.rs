@@ -11,7 +11,7 @@ use redis::aio::ConnectionManager;
 use shared::config::Settings;
 use shared::domain::{FlinksCode, LoginId, RequestId};
 use shared::flinks::{FlinksClient, FlinksConfig};
-use shared::jobs::{queue_config, AuthorizeJob, AUTHORIZE_QUEUE};
+use shared::jobs::{queue_config, AuthorizeJob, DetailJob, AUTHORIZE_QUEUE, DETAIL_QUEUE};
 use shared::ledger::{IndexFilter, IndexKind, Ledger, LedgerOutcome};
 use shared::ops::audit::{AuditEntry, AuditLog};
 use shared::ops::logins::LoginOps;
@@ -145,6 +145,9 @@ async fn requeue_of_failed_records_moves_each_to_the_authorize_queue_and_empties
     assert_eq!(report.moved.len(), 3);
     assert!(report.moved.iter().all(|m| m.new));
     assert_eq!(ready_logins(&authorize_queue(&t, &s)).await.len(), 3);
+    // The requeued logins are pending again until their new jobs record an outcome.
+    assert_eq!(ledger.get(date(), &login(0)).await.unwrap(), None);
+    assert_eq!(ledger.counts(date()).await.unwrap().failed, 0);
     assert!(ledger
         .list_failed(&IndexFilter::default())
         .await
@@ -341,7 +344,7 @@ async fn a_requeue_by_code_and_login_moves_only_the_matching_entries() {
 }
 
 #[tokio::test]
-async fn a_login_already_refreshed_for_the_date_is_not_requeued_unless_forced() {
+async fn a_login_already_refreshed_for_the_date_is_never_requeued() {
     let t = TestRedis::new("ops-refreshed").await;
     let s = settings(None);
     let conn = t.conn.clone();
@@ -400,9 +403,10 @@ async fn dead_letters_requeue_with_fresh_attempts_but_poison_payloads_only_with_
     let s = settings(None);
     let queue = authorize_queue(&t, &s);
     let raw: Queue<serde_json::Value> = queue.retyped();
+    let today = Utc::now().date_naive();
     queue
         .enqueue(
-            &AuthorizeJob::new(login(1), date()),
+            &AuthorizeJob::new(login(1), today),
             EnqueueOptions::default(),
         )
         .await
@@ -744,5 +748,207 @@ async fn the_audit_log_returns_entries_newest_first() {
     assert_eq!(entries[0].count, 2);
     assert_eq!(entries[1].actor, "alice");
     assert!(!entries[1].id.is_empty());
+    t.cleanup().await;
+}
+
+fn detail_queue(t: &TestRedis, s: &Settings) -> Queue<DetailJob> {
+    Queue::new(t.conn.clone(), &t.keys, queue_config(s, DETAIL_QUEUE))
+}
+
+/// Leases every ready job of `queue` and fails it for good: the dead letters a crash loop
+/// or a permanent failure leaves.
+async fn bury_all<T: serde::de::DeserializeOwned>(queue: &Queue<T>) {
+    let worker = WorkerId::generate();
+    for job in queue.fetch(&worker, 100).await.unwrap() {
+        queue
+            .fail(
+                &job.token,
+                &job.id,
+                job.attempt,
+                shared::queue::JobFailure::Permanent {
+                    error: "worker died".into(),
+                },
+            )
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_dead_authorize_job_whose_detail_fetch_is_still_alive_is_not_requeued() {
+    let t = TestRedis::new("ops-dead-chained").await;
+    let s = settings(None);
+    let today = Utc::now().date_naive();
+    let authorize = authorize_queue(&t, &s);
+    let detail = detail_queue(&t, &s);
+    authorize
+        .enqueue(
+            &AuthorizeJob::new(login(1), today),
+            EnqueueOptions::default(),
+        )
+        .await
+        .unwrap();
+    // The authorize job chained its detail fetch, then died before its ack.
+    let worker = WorkerId::generate();
+    let leased = authorize.fetch(&worker, 1).await.unwrap().remove(0);
+    let chain_key = DetailJob::chained_dedupe_key(leased.id.as_str());
+    detail
+        .enqueue(
+            &DetailJob {
+                login_id: login(1),
+                routine_date: today,
+                request_id: RequestId::new("r-1"),
+                last_refresh: None,
+                session_restarts: 0,
+                polling_since: None,
+                polls: 0,
+            },
+            EnqueueOptions::dedupe(chain_key.clone()),
+        )
+        .await
+        .unwrap();
+    authorize
+        .fail(
+            &leased.token,
+            &leased.id,
+            leased.attempt,
+            shared::queue::JobFailure::Permanent {
+                error: "worker died".into(),
+            },
+        )
+        .await
+        .unwrap();
+    let requeuer = Requeuer::new(t.conn.clone(), &t.keys, &s);
+
+    let report = requeuer
+        .requeue_dead(&everything(), RequeueOptions::default())
+        .await
+        .unwrap();
+
+    assert!(report.moved.is_empty(), "{report:?}");
+    assert_eq!(report.skipped[0].reason, Some("detail_in_progress"));
+    assert_eq!(authorize.stats().await.unwrap().dead, 1);
+    assert!(detail.has_dedupe(&chain_key).await.unwrap());
+    // Once the detail job is gone (it ran), the letter can be requeued.
+    bury_all(&detail).await;
+    let later = requeuer
+        .requeue_dead(
+            &Selection {
+                logins: vec![login(1)],
+                ..Selection::default()
+            },
+            RequeueOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(later.moved.len(), 2, "{later:?}");
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_dead_detail_poll_restarts_from_a_fresh_authorize_once() {
+    let t = TestRedis::new("ops-dead-detail").await;
+    let s = settings(None);
+    let today = Utc::now().date_naive();
+    let detail = detail_queue(&t, &s);
+    detail
+        .enqueue(
+            &DetailJob {
+                login_id: login(2),
+                routine_date: today,
+                request_id: RequestId::new("stale-session"),
+                last_refresh: None,
+                session_restarts: 1,
+                polling_since: Some(Utc::now() - chrono::Duration::hours(3)),
+                polls: 40,
+            },
+            EnqueueOptions::default(),
+        )
+        .await
+        .unwrap();
+    bury_all(&detail).await;
+    let requeuer = Requeuer::new(t.conn.clone(), &t.keys, &s);
+
+    let first = requeuer
+        .requeue_dead(&everything(), RequeueOptions::default())
+        .await
+        .unwrap();
+    let again = requeuer
+        .requeue_dead(&everything(), RequeueOptions::default())
+        .await
+        .unwrap();
+
+    assert_eq!(first.moved.len(), 1);
+    assert_eq!(first.moved[0].queue, DETAIL_QUEUE);
+    assert!(again.moved.is_empty());
+    let stats = detail.stats().await.unwrap();
+    assert_eq!((stats.ready, stats.delayed, stats.dead), (0, 0, 0));
+    let authorize = authorize_queue(&t, &s);
+    let ready = authorize
+        .list(JobState::Ready, &JobFilter::default(), 10)
+        .await
+        .unwrap();
+    assert_eq!(ready.len(), 1);
+    let job: AuthorizeJob = serde_json::from_str(&ready[0].payload).unwrap();
+    assert_eq!(job, AuthorizeJob::new(login(2), today));
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn purge_of_dead_letters_keeps_those_not_reviewed_yet() {
+    let t = TestRedis::new("ops-purge-unreviewed").await;
+    let s = settings(None);
+    let authorize = authorize_queue(&t, &s);
+    authorize
+        .enqueue(
+            &AuthorizeJob::new(login(3), Utc::now().date_naive()),
+            EnqueueOptions::default(),
+        )
+        .await
+        .unwrap();
+    bury_all(&authorize).await;
+    let requeuer = Requeuer::new(t.conn.clone(), &t.keys, &s);
+
+    let dry = requeuer.purge_dead(Duration::ZERO, true).await.unwrap();
+    let before_review = requeuer.purge_dead(Duration::ZERO, false).await.unwrap();
+    let raw: Queue<()> = authorize.retyped();
+    let cursor = raw
+        .dead_after(0, 10)
+        .await
+        .unwrap()
+        .through
+        .expect("one letter");
+    raw.advance_dead_review_cursor(cursor).await.unwrap();
+    let after_review = requeuer.purge_dead(Duration::ZERO, false).await.unwrap();
+
+    assert_eq!(dry[0], (AUTHORIZE_QUEUE.to_string(), 0));
+    assert_eq!(before_review[0], (AUTHORIZE_QUEUE.to_string(), 0));
+    assert_eq!(after_review[0], (AUTHORIZE_QUEUE.to_string(), 1));
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_requeue_of_dead_letters_for_an_expired_date_is_refused_naming_it() {
+    let t = TestRedis::new("ops-dead-expired").await;
+    let s = settings(None);
+    let requeuer = Requeuer::new(t.conn.clone(), &t.keys, &s);
+    let old = Utc::now().date_naive() - chrono::Days::new(60);
+
+    let err = requeuer
+        .requeue_dead(
+            &Selection {
+                date: Some(old),
+                ..Selection::default()
+            },
+            RequeueOptions::default(),
+        )
+        .await
+        .unwrap_err();
+
+    assert!(
+        matches!(err, OpsError::LedgerExpired(d) if d == old),
+        "{err}"
+    );
+    assert!(err.to_string().contains(&old.to_string()), "{err}");
     t.cleanup().await;
 }

@@ -1,7 +1,7 @@
 -- Acknowledge a finished job: drop it and its payload; optionally keep a small record of it
 -- for a while in KEYS[13]. ARGV[1] id, ARGV[2] delivery token, ARGV[3] retention (ms, 0 = none).
 -- Returns 1, or 0 when that delivery no longer holds the job's lease (nothing is changed).
-local id, worker, retention = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local id, worker, retention = ARGV[1], ARGV[2], tonumber(ARGV[3]) or 0
 if redis.call('HGET', K_OWNER, id) ~= worker then
   return 0
 end
@@ -9,7 +9,7 @@ local now = now_ms()
 local attempts = redis.call('HGET', K_ATTEMPTS, id) or '0'
 redis.call('ZREM', K_INFLIGHT, id)
 forget(id)
-redis.call('HINCRBY', K_COUNTERS, 'succeeded', 1)
+bump('succeeded', 1)
 if retention > 0 then
   redis.call('HSET', KEYS[13], 'attempts', attempts, 'finished_at', now, 'worker', worker)
   redis.call('PEXPIRE', KEYS[13], retention)

@@ -23,6 +23,7 @@ end
 
 -- Keep at most `cap` dead letters: the oldest go first, payload and all.
 local function trim_dead(cap)
+  cap = tonumber(cap) or 100000
   local excess = redis.call('ZCARD', K_DEAD) - cap
   while excess > 0 do
     local n = math.min(excess, 500)
@@ -33,18 +34,69 @@ local function trim_dead(cap)
   end
 end
 
+-- Every value a script reads back from Redis is validated before the script writes
+-- anything with it: a missing or corrupt value (not an integer HINCRBY accepts) reads as a
+-- default, so one bad value never aborts a script half-way (Redis does not roll a script
+-- back: an error after an LPOP or a ZREM would leave jobs in no state at all).
+local function int(raw, default)
+  if type(raw) == 'string' and #raw <= 15 and string.match(raw, '^%-?%d+$') then
+    return tonumber(raw)
+  end
+  return default
+end
+
+-- A counter field as a number (`default` when missing or corrupt).
+local function counter(field, default)
+  return int(redis.call('HGET', K_COUNTERS, field), default)
+end
+
+-- Adds `n` to a counter field; a corrupt value is replaced by `n`.
+local function bump(field, n)
+  local raw = redis.call('HGET', K_COUNTERS, field)
+  if raw and not int(raw, nil) then
+    redis.call('HSET', K_COUNTERS, field, math.max(n, 0))
+  else
+    redis.call('HINCRBY', K_COUNTERS, field, n)
+  end
+end
+
+-- A job's delivery count (0 when missing or corrupt).
+local function attempts_of(id)
+  return int(redis.call('HGET', K_ATTEMPTS, id), 0)
+end
+
+-- Adds `n` to a job's delivery count (never below 0; a corrupt count restarts from 0).
+-- Returns the new count.
+local function add_attempts(id, n)
+  local now_count = math.max(attempts_of(id) + n, 0)
+  redis.call('HSET', K_ATTEMPTS, id, now_count)
+  return now_count
+end
+
+-- The score of the next dead letter: its time of death (ms), but always above every earlier
+-- letter (`dead_clock`) and above the review cursor (`dead_reviewed`, see the ops module),
+-- even when Redis' clock went backwards after a failover. Scores are therefore unique and
+-- increasing, and a reader paging past the cursor never misses a burial.
+local function dead_score(now)
+  local at = math.max(now, counter('dead_clock', 0) + 1, counter('dead_reviewed', 0) + 1)
+  redis.call('HSET', K_COUNTERS, 'dead_clock', string.format('%.0f', at))
+  return at
+end
+
 -- Move a job (already out of ready/delayed/in-flight) to the dead letters.
 local function bury(id, err, now, cap)
+  local at = dead_score(now)
   redis.call('HDEL', K_OWNER, id)
   redis.call('HSET', K_ERROR, id, err)
-  redis.call('ZADD', K_DEAD, now, id)
-  redis.call('HINCRBY', K_COUNTERS, 'dead', 1)
+  redis.call('ZADD', K_DEAD, string.format('%.0f', at), id)
+  bump('dead', 1)
   trim_dead(cap)
 end
 
 -- Move at most `chunk` due delayed jobs to the back of ready. Bounded, so a million due
 -- jobs never unpack into one call (unpack is done 500 at a time).
 local function promote(now, chunk)
+  chunk = math.max(tonumber(chunk) or 1000, 1)
   local ids = redis.call('ZRANGEBYSCORE', K_DELAYED, '-inf', now, 'LIMIT', 0, chunk)
   local n = #ids
   local i = 1

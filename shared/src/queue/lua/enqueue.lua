@@ -2,14 +2,14 @@
 -- ARGV[1] dedupe TTL (ms), ARGV[2] n, then 5 per job: id, payload, delay_ms, dedupe KEYS
 -- index (0 = none), dedupe label. Returns per job {1, id} (new) or {0, existing id} (duplicate).
 local now = now_ms()
-local ttl = tonumber(ARGV[1])
-local n = tonumber(ARGV[2])
+local ttl = math.max(tonumber(ARGV[1]) or 259200000, 1)
+local n = tonumber(ARGV[2]) or 0
 local out = {}
 local added = 0
 for i = 0, n - 1 do
   local b = 3 + i * 5
   local id, payload = ARGV[b], ARGV[b + 1]
-  local delay, dk, label = tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3]), ARGV[b + 4]
+  local delay, dk, label = tonumber(ARGV[b + 2]) or 0, tonumber(ARGV[b + 3]) or 0, ARGV[b + 4]
   local existing = false
   if dk > 0 then
     existing = redis.call('GET', KEYS[dk])
@@ -35,6 +35,6 @@ for i = 0, n - 1 do
   end
 end
 if added > 0 then
-  redis.call('HINCRBY', K_COUNTERS, 'enqueued', added)
+  bump('enqueued', added)
 end
 return out

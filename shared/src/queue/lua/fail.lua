@@ -4,22 +4,22 @@
 -- ARGV[5] retry delay (ms), ARGV[6] max attempts, ARGV[7] dead cap.
 -- Returns 1 retried, 2 dead, 3 deferred, 0 when that delivery no longer holds the lease.
 local id, worker, err = ARGV[1], ARGV[2], ARGV[3]
-local permanent, delay = tonumber(ARGV[4]), tonumber(ARGV[5])
-local max, cap = tonumber(ARGV[6]), tonumber(ARGV[7])
+local permanent, delay = tonumber(ARGV[4]) or 0, tonumber(ARGV[5]) or 0
+local max, cap = tonumber(ARGV[6]) or 1, tonumber(ARGV[7]) or 100000
 if redis.call('HGET', K_OWNER, id) ~= worker then
   return 0
 end
 local now = now_ms()
+local attempts = attempts_of(id)
 redis.call('ZREM', K_INFLIGHT, id)
 redis.call('HDEL', K_OWNER, id)
-local attempts = tonumber(redis.call('HGET', K_ATTEMPTS, id) or '0')
 if permanent == 2 then
   if attempts > 0 then
-    redis.call('HINCRBY', K_ATTEMPTS, id, -1)
+    add_attempts(id, -1)
   end
   redis.call('HSET', K_ERROR, id, err)
   redis.call('ZADD', K_DELAYED, now + delay, id)
-  redis.call('HINCRBY', K_COUNTERS, 'deferred', 1)
+  bump('deferred', 1)
   return 3
 end
 if permanent == 1 or attempts >= max then
@@ -28,5 +28,5 @@ if permanent == 1 or attempts >= max then
 end
 redis.call('HSET', K_ERROR, id, err)
 redis.call('ZADD', K_DELAYED, now + delay, id)
-redis.call('HINCRBY', K_COUNTERS, 'retried', 1)
+bump('retried', 1)
 return 1

@@ -3,8 +3,8 @@
 -- ARGV[5] delivery token: stored as the lease holder, so only this delivery can settle it.
 -- Returns {id, payload, attempt} per leased job; attempt counts deliveries, this one included.
 local now = now_ms()
-local worker, max = ARGV[1], tonumber(ARGV[2])
-local lease, chunk = tonumber(ARGV[3]), tonumber(ARGV[4])
+local worker, max = ARGV[1], math.max(tonumber(ARGV[2]) or 1, 1)
+local lease, chunk = tonumber(ARGV[3]) or 30000, tonumber(ARGV[4]) or 1000
 local token = ARGV[5]
 redis.call('ZADD', K_WORKERS, now, worker)
 if redis.call('LLEN', K_READY) < max then
@@ -20,7 +20,7 @@ for _, id in ipairs(ids) do
   if payload then
     redis.call('ZADD', K_INFLIGHT, now + lease, id)
     redis.call('HSET', K_OWNER, id, token)
-    local attempt = redis.call('HINCRBY', K_ATTEMPTS, id, 1)
+    local attempt = add_attempts(id, 1)
     out[#out + 1] = {id, payload, attempt}
   end
 end

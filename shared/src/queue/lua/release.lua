@@ -6,7 +6,7 @@ for i = 1, #ARGV, 2 do
   if redis.call('HGET', K_OWNER, id) == ARGV[i + 1] then
     redis.call('ZREM', K_INFLIGHT, id)
     redis.call('HDEL', K_OWNER, id)
-    redis.call('HINCRBY', K_ATTEMPTS, id, -1)
+    add_attempts(id, -1)
     redis.call('LPUSH', K_READY, id)
     n = n + 1
   end

@@ -2,7 +2,7 @@
 -- ARGV[1] worker id, ARGV[2] lease (ms), ARGV[3] forget workers unseen for (ms), ARGV[4..] pairs of id,
 -- delivery token. Returns the ids whose delivery no longer holds them (reaped and maybe re-leased elsewhere).
 local now = now_ms()
-local worker, lease, prune = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local worker, lease, prune = ARGV[1], tonumber(ARGV[2]) or 30000, tonumber(ARGV[3]) or 86400000
 redis.call('ZADD', K_WORKERS, now, worker)
 redis.call('ZREMRANGEBYSCORE', K_WORKERS, '-inf', now - prune)
 local lost = {}

@@ -18,6 +18,6 @@ for i = 2, #ARGV do
   end
 end
 if #out > 0 then
-  redis.call('HINCRBY', K_COUNTERS, 'requeued', #out)
+  bump('requeued', #out)
 end
 return out

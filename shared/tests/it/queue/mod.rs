@@ -3,6 +3,7 @@
 
 mod apalis_worker;
 mod core;
+mod corrupt;
 mod fencing;
 mod kill;
 mod ops;
