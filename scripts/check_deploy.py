@@ -98,6 +98,81 @@ for name in ("nightly-refresh-worker", "nightly-refresh-producer"):
 check(by_kind[("Deployment", "nightly-refresh-producer")]["spec"]["replicas"] == 1, "producer: one replica")
 check(by_kind[("Deployment", "nightly-refresh-producer")]["spec"]["template"]["spec"]["containers"][0]["args"] == ["producer", "schedule"], "producer: runs `producer schedule`")
 
+
+
+# --- every pod can read the secrets it mounts ---------------------------------------------
+def pod_specs(doc):
+    """(name, pod spec) of every pod a manifest creates."""
+    kind, spec = doc.get("kind"), doc.get("spec") or {}
+    name = f"{kind}/{doc.get('metadata', {}).get('name')}"
+    if kind == "Pod":
+        return [(name, spec)]
+    if kind == "CronJob":
+        return [(name, spec["jobTemplate"]["spec"]["template"]["spec"])]
+    if "template" in spec and isinstance(spec["template"], dict) and "spec" in spec["template"]:
+        return [(name, spec["template"]["spec"])]
+    return []
+
+
+def unreadable_secrets(name, pod):
+    """Why a non-root container of `pod` cannot read a secret file it mounts (empty: it can).
+
+    Kubelet writes secret files owned by root, with group fsGroup when the pod sets one, so
+    a non-root process reads them only through the group bits (with fsGroup) or the other bits.
+    """
+    problems = []
+    pod_ctx = pod.get("securityContext") or {}
+    fs_group = pod_ctx.get("fsGroup")
+    secret_modes = {}
+    for vol in pod.get("volumes", []):
+        sec = vol.get("secret")
+        if sec is None:
+            continue
+        default = sec.get("defaultMode", 0o644)
+        modes = [item.get("mode", default) for item in sec.get("items", [])] or [default]
+        secret_modes[vol["name"]] = modes
+    for c in pod.get("initContainers", []) + pod.get("containers", []):
+        ctx = {**pod_ctx, **(c.get("securityContext") or {})}
+        user = ctx.get("runAsUser")
+        if user == 0 or (user is None and not ctx.get("runAsNonRoot")):
+            continue  # runs as root (or as the image's user, unknown here): root reads 0400
+        for mount in c.get("volumeMounts", []):
+            for mode in secret_modes.get(mount["name"], []):
+                if mode & 0o004 or (fs_group is not None and mode & 0o040):
+                    continue
+                why = "no fsGroup" if fs_group is None else "mode lacks group-read"
+                problems.append(
+                    f"{name}: container {c['name']} runs as user {user} but cannot read secret "
+                    f"volume {mount['name']!r} (mode {mode:04o}, {why}): set the pod's fsGroup "
+                    f"and defaultMode 0440"
+                )
+    return problems
+
+
+def self_test():
+    """The rule above on known pods, so it cannot silently stop catching anything."""
+    def pod(mode, fs_group=None, user=10001):
+        ctx = {"runAsNonRoot": True, "runAsUser": user}
+        if fs_group is not None:
+            ctx["fsGroup"] = fs_group
+        return {
+            "securityContext": ctx,
+            "containers": [{"name": "c", "volumeMounts": [{"name": "s", "mountPath": "/s"}]}],
+            "volumes": [{"name": "s", "secret": {"secretName": "x", "defaultMode": mode}}],
+        }
+    assert unreadable_secrets("p", pod(0o400)), "0400 without fsGroup is unreadable"
+    assert unreadable_secrets("p", pod(0o440)), "0440 without fsGroup is unreadable"
+    assert unreadable_secrets("p", pod(0o400, fs_group=10001)), "0400 with fsGroup is unreadable"
+    assert not unreadable_secrets("p", pod(0o440, fs_group=10001)), "0440 + fsGroup is readable"
+    assert not unreadable_secrets("p", pod(0o444)), "other-read is readable"
+    assert not unreadable_secrets("p", pod(0o400, user=0)), "root reads anything"
+
+
+self_test()
+for doc in docs:
+    for name, pod in pod_specs(doc):
+        errors.extend(unreadable_secrets(name, pod))
+
 if errors:
     print("check_deploy: FAILED", *errors, sep="\n  ", file=sys.stderr)
     sys.exit(1)
