@@ -173,6 +173,87 @@ for doc in docs:
     for name, pod in pod_specs(doc):
         errors.extend(unreadable_secrets(name, pod))
 
+# --- the ops port: bound to the pod IP, reachable from Prometheus only --------------------
+APP_PODS = {
+    "nightly-refresh-worker": {"app.kubernetes.io/name": "nightly-refresh-worker"},
+    "nightly-refresh-producer": {"app.kubernetes.io/name": "nightly-refresh-producer"},
+}
+REDIS_POD = {"app.kubernetes.io/name": "redis"}
+
+
+def selects(selector, labels):
+    """True when a label selector (matchLabels + matchExpressions) matches `labels`."""
+    if selector is None:
+        return False
+    for key, value in (selector.get("matchLabels") or {}).items():
+        if labels.get(key) != value:
+            return False
+    for expr in selector.get("matchExpressions") or []:
+        key, op, values = expr["key"], expr["operator"], expr.get("values", [])
+        if op == "In" and labels.get(key) not in values:
+            return False
+        if op == "NotIn" and labels.get(key) in values:
+            return False
+        if op == "Exists" and key not in labels:
+            return False
+        if op == "DoesNotExist" and key in labels:
+            return False
+    return True
+
+
+kustomization = yaml.safe_load((ROOT / "deploy/k8s/kustomization.yaml").read_text())
+manifests = {f.name for f in (ROOT / "deploy/k8s").glob("*.yaml")} - {"kustomization.yaml"}
+check(set(kustomization["resources"]) == manifests,
+      f"k8s kustomization: resources {sorted(kustomization['resources'])} must be exactly {sorted(manifests)}")
+check_deploy_sh = (ROOT / "scripts/check-deploy").read_text()
+for f in sorted(manifests):
+    check(f"deploy/k8s/{f}" in check_deploy_sh, f"scripts/check-deploy: kubernetes-validate skips {f}")
+
+check(cm.get("METRICS_ADDR", "").split(":")[0] not in ("0.0.0.0", "[::]"),
+      "k8s ConfigMap: METRICS_ADDR binds every interface; the Deployments bind the pod IP")
+for name in APP_PODS:
+    c = by_kind[("Deployment", name)]["spec"]["template"]["spec"]["containers"][0]
+    env = [e["name"] for e in c["env"]]
+    env_by_name = {e["name"]: e for e in c["env"]}
+    pod_ip = env_by_name.get("POD_IP", {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
+    check(pod_ip == "status.podIP", f"{name}: POD_IP from status.podIP")
+    check(env_by_name.get("METRICS_ADDR", {}).get("value") == "$(POD_IP):9464",
+          f"{name}: METRICS_ADDR must be $(POD_IP):9464 (the pod IP only)")
+    check("POD_IP" in env and "METRICS_ADDR" in env and env.index("POD_IP") < env.index("METRICS_ADDR"),
+          f"{name}: POD_IP must be defined before METRICS_ADDR refers to it")
+
+policies = [d for d in docs if d.get("kind") == "NetworkPolicy"]
+
+
+def ingress_policies(labels):
+    return [pol for pol in policies
+            if selects(pol["spec"].get("podSelector"), labels)
+            and "Ingress" in pol["spec"].get("policyTypes", ["Ingress"])]
+
+
+for name, labels in APP_PODS.items():
+    pols = ingress_policies(labels)
+    check(pols, f"{name}: no NetworkPolicy restricts ingress to it")
+    for pol in pols:
+        for rule in pol["spec"].get("ingress", []):
+            peers = rule.get("from") or []
+            ports = [pt.get("port") for pt in rule.get("ports") or []]
+            check(ports == [9464], f"NetworkPolicy {pol['metadata']['name']}: {name} admits ports {ports or 'all'}, only 9464")
+            check(peers and all(set(peer) == {"namespaceSelector", "podSelector"}
+                                and selects(peer["podSelector"], {"app.kubernetes.io/name": "prometheus"})
+                                for peer in peers),
+                  f"NetworkPolicy {pol['metadata']['name']}: {name}'s ops port must admit Prometheus pods only")
+redis_pols = ingress_policies(REDIS_POD)
+check(redis_pols, "k8s: no NetworkPolicy restricts ingress to Redis")
+for pol in redis_pols:
+    for rule in pol["spec"].get("ingress", []):
+        peers = rule.get("from") or []
+        check(peers and all(set(peer) == {"podSelector"}
+                            and any(selects(peer["podSelector"], labels) for labels in APP_PODS.values())
+                            and not selects(peer["podSelector"], {"app.kubernetes.io/name": "prometheus"})
+                            for peer in peers),
+              f"NetworkPolicy {pol['metadata']['name']}: Redis must admit the app pods only")
+
 if errors:
     print("check_deploy: FAILED", *errors, sep="\n  ", file=sys.stderr)
     sys.exit(1)
