@@ -62,6 +62,23 @@ check(any(v.startswith("./grafana/dashboards:" + dash_path) for v in graf), f"co
 check(any(v.startswith("./grafana/provisioning:/etc/grafana/provisioning") for v in graf), "compose: grafana provisioning mount")
 check("127.0.0.1:3000:3000" in services["grafana"].get("ports", []), "compose: grafana on localhost:3000")
 check("seed" in services, "compose: a one-shot seed service")
+compose_text = (ROOT / "docker-compose.yml").read_text()
+graf_env = services["grafana"].get("environment", {})
+check(str(graf_env.get("GF_SECURITY_ADMIN_PASSWORD", "")).startswith("${GRAFANA_ADMIN_PASSWORD:?"),
+      "compose: Grafana's admin password must be required (${GRAFANA_ADMIN_PASSWORD:?...}), no default")
+for name, svc in services.items():
+    if not str(svc.get("image", "")).startswith("nightly-refresh"):
+        continue
+    check(svc.get("read_only") is True, f"compose: {name} must be read_only: true")
+    check(svc.get("cap_drop") == ["ALL"], f"compose: {name} must cap_drop: [ALL]")
+    check("no-new-privileges:true" in svc.get("security_opt", []), f"compose: {name} needs no-new-privileges")
+    check(bool(svc.get("mem_limit")), f"compose: {name} needs a memory limit (mem_limit)")
+    env = svc.get("environment") or {}
+    base = str(env.get("FLINKS_BASE_URL", ""))
+    host = re.sub(r"^http://([^/:]+).*", r"\1", base)
+    if base.startswith("http://") and host not in ("127.0.0.1", "localhost", "[::1]"):
+        check(str(env.get("FLINKS_ALLOW_INSECURE")).lower() == "true",
+              f"compose: {name} reaches Flinks over plain http at {host}: set FLINKS_ALLOW_INSECURE=true")
 
 # --- deploy/k8s -------------------------------------------------------------------------
 config_rs = (ROOT / "shared/src/config.rs").read_text()
