@@ -6,7 +6,9 @@
 //! configuration fails at boot with an error that names the variable and where it came
 //! from — never later, in the middle of a routine. Secrets are wrapped in `SecretString`
 //! and can also come from `<NAME>_FILE` (a mounted file), so they never need to sit in the
-//! environment. Durations are written in human form (`10s`, `30m`, `36h`).
+//! environment. A secret must be one non-empty line, and no error quotes it (nor the TOML
+//! line holding it, nor a URL's credentials). Durations are written in human form (`10s`,
+//! `30m`, `36h`).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
