@@ -62,6 +62,23 @@ check(any(v.startswith("./grafana/dashboards:" + dash_path) for v in graf), f"co
 check(any(v.startswith("./grafana/provisioning:/etc/grafana/provisioning") for v in graf), "compose: grafana provisioning mount")
 check("127.0.0.1:3000:3000" in services["grafana"].get("ports", []), "compose: grafana on localhost:3000")
 check("seed" in services, "compose: a one-shot seed service")
+compose_text = (ROOT / "docker-compose.yml").read_text()
+graf_env = services["grafana"].get("environment", {})
+check(str(graf_env.get("GF_SECURITY_ADMIN_PASSWORD", "")).startswith("${GRAFANA_ADMIN_PASSWORD:?"),
+      "compose: Grafana's admin password must be required (${GRAFANA_ADMIN_PASSWORD:?...}), no default")
+for name, svc in services.items():
+    if not str(svc.get("image", "")).startswith("nightly-refresh"):
+        continue
+    check(svc.get("read_only") is True, f"compose: {name} must be read_only: true")
+    check(svc.get("cap_drop") == ["ALL"], f"compose: {name} must cap_drop: [ALL]")
+    check("no-new-privileges:true" in svc.get("security_opt", []), f"compose: {name} needs no-new-privileges")
+    check(bool(svc.get("mem_limit")), f"compose: {name} needs a memory limit (mem_limit)")
+    env = svc.get("environment") or {}
+    base = str(env.get("FLINKS_BASE_URL", ""))
+    host = re.sub(r"^http://([^/:]+).*", r"\1", base)
+    if base.startswith("http://") and host not in ("127.0.0.1", "localhost", "[::1]"):
+        check(str(env.get("FLINKS_ALLOW_INSECURE")).lower() == "true",
+              f"compose: {name} reaches Flinks over plain http at {host}: set FLINKS_ALLOW_INSECURE=true")
 
 # --- deploy/k8s -------------------------------------------------------------------------
 config_rs = (ROOT / "shared/src/config.rs").read_text()
@@ -97,6 +114,162 @@ for name in ("nightly-refresh-worker", "nightly-refresh-producer"):
     check(pod["securityContext"].get("runAsNonRoot") is True, f"{name}: runAsNonRoot")
 check(by_kind[("Deployment", "nightly-refresh-producer")]["spec"]["replicas"] == 1, "producer: one replica")
 check(by_kind[("Deployment", "nightly-refresh-producer")]["spec"]["template"]["spec"]["containers"][0]["args"] == ["producer", "schedule"], "producer: runs `producer schedule`")
+
+
+
+# --- every pod can read the secrets it mounts ---------------------------------------------
+def pod_specs(doc):
+    """(name, pod spec) of every pod a manifest creates."""
+    kind, spec = doc.get("kind"), doc.get("spec") or {}
+    name = f"{kind}/{doc.get('metadata', {}).get('name')}"
+    if kind == "Pod":
+        return [(name, spec)]
+    if kind == "CronJob":
+        return [(name, spec["jobTemplate"]["spec"]["template"]["spec"])]
+    if "template" in spec and isinstance(spec["template"], dict) and "spec" in spec["template"]:
+        return [(name, spec["template"]["spec"])]
+    return []
+
+
+def unreadable_secrets(name, pod):
+    """Why a non-root container of `pod` cannot read a secret file it mounts (empty: it can).
+
+    Kubelet writes secret files owned by root, with group fsGroup when the pod sets one, so
+    a non-root process reads them only through the group bits (with fsGroup) or the other bits.
+    """
+    problems = []
+    pod_ctx = pod.get("securityContext") or {}
+    fs_group = pod_ctx.get("fsGroup")
+    secret_modes = {}
+    for vol in pod.get("volumes", []):
+        sec = vol.get("secret")
+        if sec is None:
+            continue
+        default = sec.get("defaultMode", 0o644)
+        modes = [item.get("mode", default) for item in sec.get("items", [])] or [default]
+        secret_modes[vol["name"]] = modes
+    for c in pod.get("initContainers", []) + pod.get("containers", []):
+        ctx = {**pod_ctx, **(c.get("securityContext") or {})}
+        user = ctx.get("runAsUser")
+        if user == 0 or (user is None and not ctx.get("runAsNonRoot")):
+            continue  # runs as root (or as the image's user, unknown here): root reads 0400
+        for mount in c.get("volumeMounts", []):
+            for mode in secret_modes.get(mount["name"], []):
+                if mode & 0o004 or (fs_group is not None and mode & 0o040):
+                    continue
+                why = "no fsGroup" if fs_group is None else "mode lacks group-read"
+                problems.append(
+                    f"{name}: container {c['name']} runs as user {user} but cannot read secret "
+                    f"volume {mount['name']!r} (mode {mode:04o}, {why}): set the pod's fsGroup "
+                    f"and defaultMode 0440"
+                )
+    return problems
+
+
+def self_test():
+    """The rule above on known pods, so it cannot silently stop catching anything."""
+    def pod(mode, fs_group=None, user=10001):
+        ctx = {"runAsNonRoot": True, "runAsUser": user}
+        if fs_group is not None:
+            ctx["fsGroup"] = fs_group
+        return {
+            "securityContext": ctx,
+            "containers": [{"name": "c", "volumeMounts": [{"name": "s", "mountPath": "/s"}]}],
+            "volumes": [{"name": "s", "secret": {"secretName": "x", "defaultMode": mode}}],
+        }
+    assert unreadable_secrets("p", pod(0o400)), "0400 without fsGroup is unreadable"
+    assert unreadable_secrets("p", pod(0o440)), "0440 without fsGroup is unreadable"
+    assert unreadable_secrets("p", pod(0o400, fs_group=10001)), "0400 with fsGroup is unreadable"
+    assert not unreadable_secrets("p", pod(0o440, fs_group=10001)), "0440 + fsGroup is readable"
+    assert not unreadable_secrets("p", pod(0o444)), "other-read is readable"
+    assert not unreadable_secrets("p", pod(0o400, user=0)), "root reads anything"
+
+
+self_test()
+for doc in docs:
+    for name, pod in pod_specs(doc):
+        errors.extend(unreadable_secrets(name, pod))
+
+# --- the ops port: bound to the pod IP, reachable from Prometheus only --------------------
+APP_PODS = {
+    "nightly-refresh-worker": {"app.kubernetes.io/name": "nightly-refresh-worker"},
+    "nightly-refresh-producer": {"app.kubernetes.io/name": "nightly-refresh-producer"},
+}
+REDIS_POD = {"app.kubernetes.io/name": "redis"}
+
+
+def selects(selector, labels):
+    """True when a label selector (matchLabels + matchExpressions) matches `labels`."""
+    if selector is None:
+        return False
+    for key, value in (selector.get("matchLabels") or {}).items():
+        if labels.get(key) != value:
+            return False
+    for expr in selector.get("matchExpressions") or []:
+        key, op, values = expr["key"], expr["operator"], expr.get("values", [])
+        if op == "In" and labels.get(key) not in values:
+            return False
+        if op == "NotIn" and labels.get(key) in values:
+            return False
+        if op == "Exists" and key not in labels:
+            return False
+        if op == "DoesNotExist" and key in labels:
+            return False
+    return True
+
+
+kustomization = yaml.safe_load((ROOT / "deploy/k8s/kustomization.yaml").read_text())
+manifests = {f.name for f in (ROOT / "deploy/k8s").glob("*.yaml")} - {"kustomization.yaml"}
+check(set(kustomization["resources"]) == manifests,
+      f"k8s kustomization: resources {sorted(kustomization['resources'])} must be exactly {sorted(manifests)}")
+check_deploy_sh = (ROOT / "scripts/check-deploy").read_text()
+for f in sorted(manifests):
+    check(f"deploy/k8s/{f}" in check_deploy_sh, f"scripts/check-deploy: kubernetes-validate skips {f}")
+
+check(cm.get("METRICS_ADDR", "").split(":")[0] not in ("0.0.0.0", "[::]"),
+      "k8s ConfigMap: METRICS_ADDR binds every interface; the Deployments bind the pod IP")
+for name in APP_PODS:
+    c = by_kind[("Deployment", name)]["spec"]["template"]["spec"]["containers"][0]
+    env = [e["name"] for e in c["env"]]
+    env_by_name = {e["name"]: e for e in c["env"]}
+    pod_ip = env_by_name.get("POD_IP", {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
+    check(pod_ip == "status.podIP", f"{name}: POD_IP from status.podIP")
+    check(env_by_name.get("METRICS_ADDR", {}).get("value") == "$(POD_IP):9464",
+          f"{name}: METRICS_ADDR must be $(POD_IP):9464 (the pod IP only)")
+    check("POD_IP" in env and "METRICS_ADDR" in env and env.index("POD_IP") < env.index("METRICS_ADDR"),
+          f"{name}: POD_IP must be defined before METRICS_ADDR refers to it")
+
+policies = [d for d in docs if d.get("kind") == "NetworkPolicy"]
+
+
+def ingress_policies(labels):
+    return [pol for pol in policies
+            if selects(pol["spec"].get("podSelector"), labels)
+            and "Ingress" in pol["spec"].get("policyTypes", ["Ingress"])]
+
+
+for name, labels in APP_PODS.items():
+    pols = ingress_policies(labels)
+    check(pols, f"{name}: no NetworkPolicy restricts ingress to it")
+    for pol in pols:
+        for rule in pol["spec"].get("ingress", []):
+            peers = rule.get("from") or []
+            ports = [pt.get("port") for pt in rule.get("ports") or []]
+            check(ports == [9464], f"NetworkPolicy {pol['metadata']['name']}: {name} admits ports {ports or 'all'}, only 9464")
+            check(peers and all(set(peer) == {"namespaceSelector", "podSelector"}
+                                and selects(peer["podSelector"], {"app.kubernetes.io/name": "prometheus"})
+                                for peer in peers),
+                  f"NetworkPolicy {pol['metadata']['name']}: {name}'s ops port must admit Prometheus pods only")
+redis_pols = ingress_policies(REDIS_POD)
+check(redis_pols, "k8s: no NetworkPolicy restricts ingress to Redis")
+for pol in redis_pols:
+    for rule in pol["spec"].get("ingress", []):
+        peers = rule.get("from") or []
+        check(peers and all(set(peer) == {"podSelector"}
+                            and any(selects(peer["podSelector"], labels) for labels in APP_PODS.values())
+                            and not selects(peer["podSelector"], {"app.kubernetes.io/name": "prometheus"})
+                            for peer in peers),
+              f"NetworkPolicy {pol['metadata']['name']}: Redis must admit the app pods only")
 
 if errors:
     print("check_deploy: FAILED", *errors, sep="\n  ", file=sys.stderr)

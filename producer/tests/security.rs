@@ -201,3 +201,161 @@ async fn results_read_decrypts_encrypted_entries_and_passes_plain_ones_through()
         .await
         .unwrap();
 }
+
+/// `producer results read` and `worker` (when built), with `env` on top of a clean
+/// loopback setup whose Redis does not answer.
+fn run_both(env: &[(&str, &str)]) -> Vec<(String, Output)> {
+    let producer = PathBuf::from(env!("CARGO_BIN_EXE_producer"));
+    let mut bins = vec![("producer", producer, vec!["results", "read"])];
+    if let Some(worker) = worker_bin() {
+        bins.push(("worker", worker, vec![]));
+    }
+    bins.into_iter()
+        .map(|(name, bin, args)| {
+            let mut cmd = Command::new(&bin);
+            cmd.args(args)
+                .env("REDIS_URL", "redis://127.0.0.1:1")
+                .env("FLINKS_BASE_URL", "http://127.0.0.1:1/v3/c/BankingServices")
+                .env("METRICS_ADDR", "127.0.0.1:0")
+                .env("LOG_FORMAT", "json");
+            for (k, _) in SECRETS {
+                cmd.env_remove(k).env_remove(format!("{k}_FILE"));
+            }
+            cmd.env_remove("REDIS_URL_FILE")
+                .env_remove("FLINKS_ALLOW_INSECURE");
+            for (k, v) in env {
+                cmd.env(k, v);
+            }
+            (name.to_string(), cmd.output().expect("the binary runs"))
+        })
+        .collect()
+}
+
+/// Every binary exits 2 with an error naming `variable` and without `secret`.
+fn assert_config_error(env: &[(&str, &str)], variable: &str, secret: &str) {
+    for (name, out) in run_both(env) {
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.status.code(), Some(2), "{name} with {env:?}: {text}");
+        assert!(
+            text.contains(variable),
+            "{name} does not name {variable}: {text}"
+        );
+        assert!(!text.contains(secret), "{name} printed the secret: {text}");
+    }
+}
+
+fn temp_file(name: &str, content: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("nr-security-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join(name);
+    std::fs::write(&file, content).unwrap();
+    file
+}
+
+#[test]
+fn plain_http_to_a_remote_flinks_exits_2_unless_explicitly_allowed() {
+    let remote = "http://flinks.example.com/v3/c/BankingServices";
+    assert_config_error(
+        &[("FLINKS_BASE_URL", remote)],
+        "FLINKS_BASE_URL",
+        "no secret here",
+    );
+    // Allowed explicitly: the configuration loads and the run fails later, on Redis (1).
+    for (name, out) in run_both(&[
+        ("FLINKS_BASE_URL", remote),
+        ("FLINKS_ALLOW_INSECURE", "true"),
+    ]) {
+        assert_eq!(out.status.code(), Some(1), "{name}: {out:?}");
+    }
+}
+
+#[test]
+fn credentials_in_the_flinks_url_never_appear_in_the_error() {
+    assert_config_error(
+        &[(
+            "FLINKS_BASE_URL",
+            "http://user:fl1nks-pa55@flinks.example.com/v3/c/BankingServices",
+        )],
+        "FLINKS_BASE_URL",
+        "fl1nks-pa55",
+    );
+}
+
+#[test]
+fn a_toml_syntax_error_on_a_secret_line_exits_2_without_the_secret() {
+    let file = temp_file(
+        "settings.toml",
+        "max_attempts = 3\nflinks_api_key = \"t0ml-s3cret-value\n",
+    );
+    let config = file.to_str().unwrap();
+    let producer = PathBuf::from(env!("CARGO_BIN_EXE_producer"));
+    let mut bins = vec![(producer, vec!["--config", config, "results", "read"])];
+    if let Some(worker) = worker_bin() {
+        bins.push((worker, vec!["--config", config]));
+    }
+    for (bin, args) in bins {
+        let out = Command::new(&bin).args(&args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{}: {stderr}", bin.display());
+        assert!(
+            stderr.contains("settings.toml") && stderr.contains("line 2"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("t0ml-s3cret-value"), "{stderr}");
+    }
+}
+
+#[test]
+fn a_results_key_written_key_colon_id_exits_2_without_the_key() {
+    let hex = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+    assert_config_error(
+        &[("RESULTS_ENCRYPTION_KEY", &format!("{hex}:k1"))],
+        "RESULTS_ENCRYPTION_KEY",
+        hex,
+    );
+}
+
+#[test]
+fn an_empty_secret_file_exits_2_naming_the_variable() {
+    let file = temp_file("FLINKS_API_KEY", "\n");
+    assert_config_error(
+        &[("FLINKS_API_KEY_FILE", file.to_str().unwrap())],
+        "FLINKS_API_KEY_FILE",
+        "no secret here",
+    );
+}
+
+#[test]
+fn a_secret_with_a_line_break_exits_2_naming_the_variable() {
+    let file = temp_file("FLINKS_SECRET_KEY", "first-l1ne\nsecond-l1ne\n");
+    assert_config_error(
+        &[("FLINKS_SECRET_KEY_FILE", file.to_str().unwrap())],
+        "FLINKS_SECRET_KEY_FILE",
+        "l1ne",
+    );
+    assert_config_error(
+        &[("FLINKS_BEARER_SECRET", "bearer-v4lue\r\nX-Injected: yes")],
+        "FLINKS_BEARER_SECRET",
+        "bearer-v4lue",
+    );
+}
+
+#[test]
+fn a_redis_password_in_the_user_name_position_is_redacted() {
+    let url = format!("redis://{REDIS_PASSWORD}@127.0.0.1:1/0");
+    let producer = PathBuf::from(env!("CARGO_BIN_EXE_producer"));
+    let out = run_with_secrets(&producer, &["results", "read"], &url);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("redis://***@127.0.0.1:1/0"), "{stderr}");
+    assert_no_secret("producer results read", &out);
+    if let Some(worker) = worker_bin() {
+        let out = run_with_secrets(&worker, &[], &url);
+        assert!(!out.status.success(), "{out:?}");
+        assert_no_secret("worker", &out);
+    }
+}

@@ -6,7 +6,9 @@
 //! configuration fails at boot with an error that names the variable and where it came
 //! from — never later, in the middle of a routine. Secrets are wrapped in `SecretString`
 //! and can also come from `<NAME>_FILE` (a mounted file), so they never need to sit in the
-//! environment. Durations are written in human form (`10s`, `30m`, `36h`).
+//! environment. A secret must be one non-empty line, and no error quotes it (nor the TOML
+//! line holding it, nor a URL's credentials). Durations are written in human form (`10s`,
+//! `30m`, `36h`).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -73,6 +75,9 @@ pub struct Settings {
     /// `FLINKS_BASE_URL`: `.../v3/{customerId}/BankingServices`; required by commands that
     /// call Flinks (see [`Settings::require_flinks_base_url`]).
     pub flinks_base_url: Option<Url>,
+    /// `FLINKS_ALLOW_INSECURE`: accept a plain-http `FLINKS_BASE_URL` to a host that is not
+    /// loopback (a simulator on another host); off by default.
+    pub flinks_allow_insecure: bool,
     /// `FLINKS_SECRET_KEY`: flinks-auth-key used to mint authorize tokens.
     pub flinks_secret_key: Option<SecretString>,
     /// `FLINKS_API_KEY`: x-api-key on data endpoints.
@@ -119,6 +124,10 @@ pub struct Settings {
     pub shutdown_grace: Duration,
     /// `METRICS_ADDR`: where /metrics, /healthz and /readyz are served.
     pub metrics_addr: SocketAddr,
+    /// `METRICS_READ_TIMEOUT`: an ops-port connection must send its request head within this.
+    pub metrics_read_timeout: Duration,
+    /// `METRICS_MAX_CONNECTIONS`: ops-port connections served at once.
+    pub metrics_max_connections: usize,
     /// `RESULTS_STREAM_MAXLEN`: approximate cap of the results stream.
     pub results_stream_maxlen: u64,
     /// `LOG_FORMAT`: `json`, `pretty`, or `auto` (the default: decided by
@@ -140,13 +149,32 @@ impl SecretUrl {
         self.0.as_str()
     }
 
-    /// The URL with any password replaced by `***`, safe for logs and errors.
+    /// The URL without its credentials (see [`redact_url`]), safe for logs and errors.
     pub fn redacted(&self) -> String {
-        let mut url = self.0.clone();
-        if url.password().is_some() {
-            let _ = url.set_password(Some("***"));
-        }
-        url.to_string()
+        redact_url(&self.0)
+    }
+}
+
+/// `url` safe for logs and errors: a password becomes `***`, and so does a user name that
+/// has no password beside it (`redis://PASSWORD@host` puts the password in the user-name
+/// position); a user name next to a password is kept, it names an ACL user.
+pub fn redact_url(url: &Url) -> String {
+    let mut url = url.clone();
+    if url.password().is_some() {
+        let _ = url.set_password(Some("***"));
+    } else if !url.username().is_empty() {
+        let _ = url.set_username("***");
+    }
+    url.to_string()
+}
+
+/// [`redact_url`] of a string that may not parse: an unparsable value is shown only when it
+/// cannot hold credentials (no `@`).
+pub fn redact_url_str(url: &str) -> String {
+    match Url::parse(url) {
+        Ok(url) => redact_url(&url),
+        Err(_) if url.contains('@') => "<redacted: not a URL>".to_string(),
+        Err(_) => url.to_string(),
     }
 }
 
@@ -186,6 +214,7 @@ pub const VARIABLES: &[(&str, Option<&str>)] = &[
     ("REDIS_URL", Some("redis://127.0.0.1:6379")),
     ("REFRESH_NAMESPACE", Some("nightly-refresh")),
     ("FLINKS_BASE_URL", None),
+    ("FLINKS_ALLOW_INSECURE", Some("false")),
     ("FLINKS_SECRET_KEY", None),
     ("FLINKS_API_KEY", None),
     ("FLINKS_BEARER_SECRET", None),
@@ -208,6 +237,8 @@ pub const VARIABLES: &[(&str, Option<&str>)] = &[
     ("WORKER_LEASE", Some("60s")),
     ("SHUTDOWN_GRACE", Some("25s")),
     ("METRICS_ADDR", Some("0.0.0.0:9464")),
+    ("METRICS_READ_TIMEOUT", Some("10s")),
+    ("METRICS_MAX_CONNECTIONS", Some("64")),
     ("RESULTS_STREAM_MAXLEN", Some("1000000")),
     ("LOG_FORMAT", Some("auto")),
     ("RESULTS_ENCRYPTION_KEY", None),
@@ -276,18 +307,34 @@ impl Settings {
         for key in SECRETS {
             let file_key = format!("{key}_FILE");
             if let Some(path) = env.get(&file_key).filter(|v| !v.is_empty()) {
-                let value = std::fs::read_to_string(path).map_err(|e| ConfigError::SecretFile {
+                let secret_file_error = |reason: String| ConfigError::SecretFile {
                     key: file_key.clone(),
                     path: PathBuf::from(path),
-                    reason: e.to_string(),
-                })?;
+                    reason,
+                };
+                let value =
+                    std::fs::read_to_string(path).map_err(|e| secret_file_error(e.to_string()))?;
+                // One trailing newline is how editors and `echo` end a file; anything more
+                // would end up inside a header or a password.
+                let value = value
+                    .strip_suffix("\r\n")
+                    .or_else(|| value.strip_suffix('\n'))
+                    .unwrap_or(&value);
+                if value.trim().is_empty() {
+                    return Err(secret_file_error("the file is empty".into()));
+                }
                 raw.insert(
                     key,
                     Raw {
-                        value: value.trim_end_matches(['\n', '\r']).to_string(),
+                        value: value.to_string(),
                         source_name: file_key,
                     },
                 );
+            }
+        }
+        for key in SECRETS {
+            if let Some(raw) = raw.get(key) {
+                check_secret_value(key, raw)?;
             }
         }
         Parser { raw }.settings()
@@ -310,15 +357,41 @@ impl Settings {
     }
 }
 
+/// A secret must be one non-empty line: a line break would be sent inside a header or
+/// password (or silently dropped by the URL parser), and an empty one as an empty header.
+fn check_secret_value(key: &'static str, raw: &Raw) -> Result<(), ConfigError> {
+    let reason = if raw.value.contains(['\n', '\r']) {
+        "must be a single line, but it contains a line break"
+    } else if raw.value.trim().is_empty() {
+        "must not be empty"
+    } else {
+        return Ok(());
+    };
+    Err(ConfigError::Invalid {
+        key,
+        source_name: raw.source_name.clone(),
+        reason: reason.into(),
+        value: "<redacted>".into(),
+    })
+}
+
 fn read_toml(path: &Path) -> Result<Vec<(&'static str, Raw)>, ConfigError> {
     let file_error = |reason: String| ConfigError::File {
         path: path.to_path_buf(),
         reason,
     };
     let text = std::fs::read_to_string(path).map_err(|e| file_error(e.to_string()))?;
-    let table: toml::Table = text
-        .parse()
-        .map_err(|e: toml::de::Error| file_error(e.to_string()))?;
+    // Not `e.to_string()`: it quotes the offending line, which may hold a secret.
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        let line = e
+            .span()
+            .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
+        let message = e.message().trim();
+        file_error(match line {
+            Some(line) => format!("line {line}: {message}"),
+            None => message.to_string(),
+        })
+    })?;
     let mut out = Vec::new();
     for (name, value) in table {
         let upper = name.to_ascii_uppercase();
@@ -330,7 +403,12 @@ fn read_toml(path: &Path) -> Result<Vec<(&'static str, Raw)>, ConfigError> {
             toml::Value::Integer(i) => i.to_string(),
             toml::Value::Float(f) => f.to_string(),
             toml::Value::Boolean(b) => b.to_string(),
-            other => return Err(file_error(format!("{name}: unsupported value {other}"))),
+            other => {
+                return Err(file_error(format!(
+                    "{name}: expected a string, number or boolean, got {}",
+                    other.type_str()
+                )))
+            }
         };
         out.push((
             *key,
@@ -349,14 +427,17 @@ struct Parser {
 
 impl Parser {
     fn settings(&self) -> Result<Settings, ConfigError> {
+        let flinks_allow_insecure = self.boolean("FLINKS_ALLOW_INSECURE")?;
         let flinks_base_url = match self.raw.get("FLINKS_BASE_URL") {
             None => None,
             Some(_) => Some(self.parse("FLINKS_BASE_URL", |v| {
                 let url = Url::parse(v).map_err(|e| e.to_string())?;
                 match url.scheme() {
-                    "http" | "https" => Ok(url),
-                    other => Err(format!("scheme must be http or https, not {other}")),
+                    "http" | "https" => {}
+                    other => return Err(format!("scheme must be http or https, not {other}")),
                 }
+                crate::flinks::config::check_transport(&url, flinks_allow_insecure)?;
+                Ok(url)
             })?),
         };
         let redis_url = self.parse("REDIS_URL", |v| {
@@ -377,6 +458,7 @@ impl Parser {
             redis_url,
             namespace,
             flinks_base_url,
+            flinks_allow_insecure,
             flinks_secret_key: self.secret("FLINKS_SECRET_KEY"),
             flinks_api_key: self.secret("FLINKS_API_KEY"),
             flinks_bearer_secret: self.secret("FLINKS_BEARER_SECRET"),
@@ -415,6 +497,9 @@ impl Parser {
                 v.parse::<SocketAddr>()
                     .map_err(|_| "expected host:port, e.g. 0.0.0.0:9464".into())
             })?,
+            metrics_read_timeout: self
+                .duration("METRICS_READ_TIMEOUT", Duration::from_millis(1))?,
+            metrics_max_connections: self.number("METRICS_MAX_CONNECTIONS", 1usize)?,
             results_stream_maxlen: self.number("RESULTS_STREAM_MAXLEN", 1u64)?,
             log_format: self.parse("LOG_FORMAT", |v| match v {
                 "json" => Ok(LogFormat::Json),
@@ -446,6 +531,8 @@ impl Parser {
             reason,
             value: if SECRETS.contains(&key) {
                 "<redacted>".into()
+            } else if key == "FLINKS_BASE_URL" {
+                redact_url_str(&raw.value)
             } else {
                 raw.value.clone()
             },
@@ -480,6 +567,14 @@ impl Parser {
             } else {
                 Ok(n)
             }
+        })
+    }
+
+    fn boolean(&self, key: &'static str) -> Result<bool, ConfigError> {
+        self.parse(key, |v| match v {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            _ => Err("expected true or false".into()),
         })
     }
 
@@ -668,6 +763,154 @@ mod tests {
         assert!(err.contains("RESULTS_ENCRYPTION_KEY"), "{err}");
         assert!(err.contains("32 bytes"), "{err}");
         assert!(!err.contains("c2hvcnQtc2VjcmV0"), "{err}");
+    }
+
+    fn temp_file(name: &str, content: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("nr-config-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join(name);
+        std::fs::write(&file, content).unwrap();
+        file
+    }
+
+    #[test]
+    fn plain_http_to_flinks_is_refused_unless_loopback_or_explicitly_allowed() {
+        for url in [
+            "http://127.0.0.1:8080/v3/c/BankingServices",
+            "http://127.8.9.10/v3/c/BankingServices",
+            "http://localhost:8080/v3/c/BankingServices",
+            "http://[::1]:8080/v3/c/BankingServices",
+            "https://x-api.private.fin.ag/v3/c/BankingServices",
+        ] {
+            let s = Settings::load_from(None, env(&[("FLINKS_BASE_URL", url)]));
+            assert!(s.is_ok(), "{url}: {s:?}");
+        }
+        let remote = "http://flinks-sim:8080/v3/c/BankingServices";
+        let err = Settings::load_from(None, env(&[("FLINKS_BASE_URL", remote)]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("FLINKS_BASE_URL"), "{err}");
+        assert!(err.contains("https"), "{err}");
+        assert!(err.contains("FLINKS_ALLOW_INSECURE"), "{err}");
+        let s = Settings::load_from(
+            None,
+            env(&[
+                ("FLINKS_BASE_URL", remote),
+                ("FLINKS_ALLOW_INSECURE", "true"),
+            ]),
+        )
+        .unwrap();
+        assert!(s.flinks_allow_insecure);
+        let err = Settings::load_from(None, env(&[("FLINKS_ALLOW_INSECURE", "yes")])).unwrap_err();
+        assert!(err.to_string().contains("FLINKS_ALLOW_INSECURE"), "{err}");
+    }
+
+    #[test]
+    fn credentials_in_urls_never_reach_errors_or_debug() {
+        let err = Settings::load_from(
+            None,
+            env(&[(
+                "FLINKS_BASE_URL",
+                "http://user:fl1nkspw@flinks.example/v3/c/B",
+            )]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("FLINKS_BASE_URL"), "{err}");
+        assert!(!err.contains("fl1nkspw"), "{err}");
+        let s =
+            Settings::load_from(None, env(&[("REDIS_URL", "redis://hunter2@redis:6379")])).unwrap();
+        assert_eq!(s.redis_url.redacted(), "redis://***@redis:6379");
+        assert!(!format!("{s:?}").contains("hunter2"));
+        let url = Url::parse("https://u:p4ss@h/x").unwrap();
+        assert_eq!(redact_url(&url), "https://u:***@h/x");
+        assert_eq!(
+            redact_url_str("not a url but p4ss@h"),
+            "<redacted: not a URL>"
+        );
+    }
+
+    #[test]
+    fn a_toml_error_never_quotes_the_line_holding_a_secret() {
+        for text in [
+            "flinks_api_key = \"t0ml-s3cret\n",
+            "flinks_api_key = t0ml-s3cret\n",
+            "flinks_api_key = [\"t0ml-s3cret\"]\n",
+            "flinks_api_key = \"t0ml-s3cret\"\nflinks_api_key = \"t0ml-s3cret\"\n",
+        ] {
+            let file = temp_file("c.toml", text);
+            let err = Settings::load_from(Some(&file), env(&[]))
+                .unwrap_err()
+                .to_string();
+            assert!(!err.contains("t0ml-s3cret"), "{text:?} printed {err}");
+            assert!(err.contains("c.toml"), "{err}");
+        }
+        let file = temp_file("c.toml", "max_attempts = 3\nflinks_api_key = \"x\n");
+        let err = Settings::load_from(Some(&file), env(&[])).unwrap_err();
+        assert!(err.to_string().contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn an_empty_secret_file_is_an_error_naming_the_variable() {
+        for content in ["", "\n", "  \n"] {
+            let file = temp_file("key", content);
+            let err = Settings::load_from(
+                None,
+                env(&[("FLINKS_API_KEY_FILE", file.to_str().unwrap())]),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains("FLINKS_API_KEY_FILE"), "{err}");
+            assert!(err.contains("empty"), "{err}");
+        }
+        let file = temp_file("c.toml", "flinks_api_key = \"\"\n");
+        let err = Settings::load_from(Some(&file), env(&[])).unwrap_err();
+        assert!(err.to_string().contains("FLINKS_API_KEY"), "{err}");
+    }
+
+    #[test]
+    fn a_secret_with_a_line_break_is_an_error_but_one_trailing_newline_in_a_file_is_dropped() {
+        use secrecy::ExposeSecret;
+        for (content, want) in [("k3y\n", "k3y"), ("k3y\r\n", "k3y"), ("k3y", "k3y")] {
+            let file = temp_file("key", content);
+            let s = Settings::load_from(
+                None,
+                env(&[("FLINKS_API_KEY_FILE", file.to_str().unwrap())]),
+            )
+            .unwrap();
+            assert_eq!(s.flinks_api_key.unwrap().expose_secret(), want);
+        }
+        for content in ["k3y\n\n", "k3y\nm0re\n", "k3y\rm0re"] {
+            let file = temp_file("key", content);
+            let err = Settings::load_from(
+                None,
+                env(&[("FLINKS_API_KEY_FILE", file.to_str().unwrap())]),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains("FLINKS_API_KEY_FILE"), "{content:?}: {err}");
+            assert!(err.contains("line break"), "{err}");
+            assert!(!err.contains("k3y") && !err.contains("m0re"), "{err}");
+        }
+        for (key, value) in [
+            ("FLINKS_BEARER_SECRET", "b3arer\nX-Injected: 1"),
+            ("REDIS_URL", "redis://:pa\nss@127.0.0.1:6379"),
+        ] {
+            let err = Settings::load_from(None, env(&[(key, value)]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key), "{err}");
+            assert!(!err.contains("b3arer") && !err.contains("pa\nss"), "{err}");
+        }
+    }
+
+    #[test]
+    fn ops_port_limits_have_defaults_and_are_validated() {
+        let s = Settings::load_from(None, env(&[])).unwrap();
+        assert_eq!(s.metrics_read_timeout, Duration::from_secs(10));
+        assert_eq!(s.metrics_max_connections, 64);
+        let err = Settings::load_from(None, env(&[("METRICS_MAX_CONNECTIONS", "0")])).unwrap_err();
+        assert!(err.to_string().contains("METRICS_MAX_CONNECTIONS"), "{err}");
     }
 
     /// The README's configuration table lists exactly the variables `Settings` reads, with

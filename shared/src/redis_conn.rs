@@ -75,15 +75,10 @@ pub async fn connect_url(url: &str) -> Result<ConnectionManager, RedisConnError>
     Ok(conn)
 }
 
-/// `url` with any password replaced by `***`, safe for logs and errors.
+/// `url` without its credentials ([`crate::config::redact_url`]), safe for logs and errors.
 pub fn redact(url: &str) -> String {
     match url::Url::parse(url) {
-        Ok(mut u) => {
-            if u.password().is_some() {
-                let _ = u.set_password(Some("***"));
-            }
-            u.to_string()
-        }
+        Ok(u) => crate::config::redact_url(&u),
         Err(_) => "<invalid url>".to_string(),
     }
 }
@@ -110,6 +105,11 @@ mod tests {
             "rediss://user:***@redis:6380/0"
         );
         assert_eq!(redact("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+        assert_eq!(
+            redact("redis://hunter2@redis:6379"),
+            "redis://***@redis:6379",
+            "a password in the user-name position"
+        );
         assert_eq!(redact("not a url hunter2"), "<invalid url>");
     }
 }

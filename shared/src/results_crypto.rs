@@ -129,6 +129,13 @@ impl ResultsCipher {
                 ))
             })?;
             let id = id.trim();
+            // Errors name the entry by position, never by id: with the halves swapped
+            // (`key:id`) the "id" is the key itself.
+            if decode_key(id).is_some() {
+                return Err(CryptoError::InvalidKeys(format!(
+                    "entry {position} looks like key:id; write id:key (e.g. k1:<base64 of 32 bytes>)"
+                )));
+            }
             if id.is_empty()
                 || !id
                     .chars()
@@ -140,12 +147,12 @@ impl ResultsCipher {
             }
             if keys.iter().any(|k| k.id == id) {
                 return Err(CryptoError::InvalidKeys(format!(
-                    "key id {id:?} is listed twice"
+                    "entry {position}: its key id is listed twice"
                 )));
             }
             let bytes = decode_key(material.trim()).ok_or_else(|| {
                 CryptoError::InvalidKeys(format!(
-                    "key {id:?} must be 32 bytes as base64 (44 chars) or hex (64 chars)"
+                    "entry {position}: the key must be 32 bytes as base64 (44 chars) or hex (64 chars)"
                 ))
             })?;
             keys.push(NamedKey {
@@ -360,6 +367,23 @@ mod tests {
                 !err.contains("AAECAwQF") && !err.contains("c2hvcnQ"),
                 "{err}"
             );
+        }
+    }
+
+    #[test]
+    fn a_key_list_written_key_colon_id_is_rejected_without_echoing_the_key() {
+        let hex = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+        // Base64 of 32 bytes with no '+', '/' or '=' besides the padding: a valid-looking id.
+        let b64 = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWY";
+        for list in [
+            format!("{hex}:k1"),
+            format!("{b64}=:k1"),
+            format!("{K1},{hex}:k2"),
+            format!("{hex}:{hex}"),
+        ] {
+            let err = ResultsCipher::parse(&list).unwrap_err().to_string();
+            assert!(err.contains("id:key"), "{list}: {err}");
+            assert!(!err.contains(hex) && !err.contains(b64), "{list}: {err}");
         }
     }
 

@@ -62,6 +62,7 @@ pub async fn run(
     let metrics = shared::metrics::install().context("metrics recorder")?;
     let ops_addr = shared::ops_http::serve(
         settings.metrics_addr,
+        shared::ops_http::OpsLimits::from_settings(&settings),
         metrics,
         conn.clone(),
         shutdown.clone(),

@@ -90,6 +90,7 @@ pub(crate) async fn schedule(ctx: &Ctx, _args: ScheduleArgs) -> anyhow::Result<(
     let metrics = shared::metrics::install().context("metrics recorder")?;
     let ops = shared::ops_http::serve(
         ctx.settings.metrics_addr,
+        shared::ops_http::OpsLimits::from_settings(&ctx.settings),
         metrics,
         p.conn.clone(),
         shutdown.clone(),

@@ -45,6 +45,9 @@ pub struct FlinksConfig {
     /// The `https://{instance}-api.private.fin.ag/v3/{customerId}/BankingServices` prefix;
     /// endpoint names are appended as path segments.
     pub base_url: Url,
+    /// Accept a plain-http `base_url` whose host is not loopback (see [`check_transport`]).
+    /// Off by default: credentials and account data must not cross a network in clear.
+    pub allow_insecure: bool,
     /// Secret key sent as `flinks-auth-key` to `/GenerateAuthorizeToken`. When set, every
     /// `authorize` first mints a fresh single-use token; when unset, `/Authorize` is called
     /// without any auth header.
@@ -82,6 +85,7 @@ impl FlinksConfig {
     pub fn new(base_url: Url) -> Self {
         Self {
             base_url,
+            allow_insecure: false,
             secret_key: None,
             api_key: None,
             bearer_secret: None,
@@ -100,6 +104,7 @@ impl FlinksConfig {
         settings: &crate::config::Settings,
     ) -> Result<Self, crate::config::ConfigError> {
         let mut config = Self::new(settings.require_flinks_base_url()?.clone());
+        config.allow_insecure = settings.flinks_allow_insecure;
         config.secret_key = settings.flinks_secret_key.clone();
         config.api_key = settings.flinks_api_key.clone();
         config.bearer_secret = settings.flinks_bearer_secret.clone();
@@ -118,6 +123,8 @@ impl FlinksConfig {
                 self.base_url.scheme()
             ));
         }
+        check_transport(&self.base_url, self.allow_insecure)
+            .map_err(|reason| format!("flinks base_url {reason}"))?;
         if self.base_url.cannot_be_a_base() {
             return Err("flinks base_url cannot be used as a base URL".into());
         }
@@ -142,6 +149,31 @@ impl FlinksConfig {
     }
 }
 
+/// Refuses plain http to Flinks unless the host is loopback (`localhost`, 127.0.0.0/8,
+/// `::1`: a simulator on the same machine) or `allow_insecure` says so: the keys, tokens
+/// and account data in these calls must not cross a network in clear.
+pub fn check_transport(url: &Url, allow_insecure: bool) -> Result<(), String> {
+    if url.scheme() != "http" || allow_insecure || is_loopback(url) {
+        return Ok(());
+    }
+    Err(format!(
+        "must be https: plain http is only accepted to a loopback host (localhost, \
+         127.0.0.0/8, ::1) or with FLINKS_ALLOW_INSECURE=true, not to {}",
+        url.host_str().unwrap_or("<no host>")
+    ))
+}
+
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(name)) => {
+            name.eq_ignore_ascii_case("localhost") || name.eq_ignore_ascii_case("localhost.")
+        }
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
 impl fmt::Debug for FlinksConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fn set(secret: &Option<SecretString>) -> &'static str {
@@ -152,7 +184,8 @@ impl fmt::Debug for FlinksConfig {
             }
         }
         f.debug_struct("FlinksConfig")
-            .field("base_url", &self.base_url.as_str())
+            .field("base_url", &crate::config::redact_url(&self.base_url))
+            .field("allow_insecure", &self.allow_insecure)
             .field("secret_key", &set(&self.secret_key))
             .field("api_key", &set(&self.api_key))
             .field("bearer_secret", &set(&self.bearer_secret))

@@ -5,6 +5,7 @@ mod flinks_client;
 mod ledger;
 mod observability;
 mod ops;
+mod ops_http;
 mod own_redis;
 mod queue;
 mod ratelimit;
