@@ -137,6 +137,14 @@ pub fn new_stamp(offset: u64) -> u64 {
     micros + offset
 }
 
+/// Each job with its (login, stamp) dedupe key, collected so no closure lives across an
+/// await (that would make the futures of callers not `Send`).
+fn with_dedupe(jobs: &[ScheduledRefreshJob]) -> Vec<(ScheduledRefreshJob, EnqueueOptions)> {
+    jobs.iter()
+        .map(|job| (job.clone(), EnqueueOptions::dedupe(job.dedupe_key())))
+        .collect()
+}
+
 /// The scheduled-refresh side of the registry of one namespace. Cheap to clone.
 #[derive(Clone)]
 pub struct ScheduledRefresh {
@@ -184,12 +192,7 @@ impl ScheduledRefresh {
             pipe.zadd(&index, job.login_id.as_str(), job.stamp).ignore();
         }
         let () = pipe.query_async(&mut conn).await?;
-        self.queue
-            .enqueue_many(
-                jobs.iter()
-                    .map(|job| (job, EnqueueOptions::dedupe(job.dedupe_key()))),
-            )
-            .await?;
+        self.queue.enqueue_many(with_dedupe(jobs)).await?;
         Ok(())
     }
 
@@ -319,13 +322,7 @@ impl ScheduledRefresh {
                 }
             }
             if !jobs.is_empty() {
-                let enqueued = self
-                    .queue
-                    .enqueue_many(
-                        jobs.iter()
-                            .map(|job| (job, EnqueueOptions::dedupe(job.dedupe_key()))),
-                    )
-                    .await?;
+                let enqueued = self.queue.enqueue_many(with_dedupe(&jobs)).await?;
                 report.requeued += enqueued.iter().filter(|e| e.is_new()).count() as u64;
             }
             if next == 0 {
