@@ -11,5 +11,6 @@ mod ratelimit;
 mod registry;
 mod results_stream;
 mod routine;
+mod scheduled_refresh;
 mod secure_redis;
 mod support;
