@@ -253,7 +253,11 @@ async fn deactivate_then_activate_flip_the_registry_and_queue_the_flinks_changes
     assert_eq!(pending.as_array().unwrap().len(), 2);
     assert_eq!(pending[0]["flinks_scheduled_refresh"], "pending");
     assert!(on.status.success(), "{}", stderr(&on));
-    assert!(stdout(&on).contains("flinks_scheduled_refresh: pending"), "{}", stdout(&on));
+    assert!(
+        stdout(&on).contains("flinks_scheduled_refresh: pending"),
+        "{}",
+        stdout(&on)
+    );
     assert_eq!(active[0]["login_id"], login(2).as_str());
     assert!(
         stdout(&shown).contains("flinks_scheduled_refresh pending"),
