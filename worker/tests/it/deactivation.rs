@@ -45,7 +45,7 @@ fn import(stack: &Stack, rows: &[(&LoginId, bool)]) {
     );
 }
 
-/// Waits until `login`'s state is `want` (30 s at most).
+/// Waits until `login`'s state is `want` (60 s at most).
 async fn wait_state(stack: &Stack, login: &LoginId, want: ScheduledRefreshState) {
     let registry = Registry::new(stack.conn.clone(), &stack.keys);
     let started = Instant::now();
@@ -59,7 +59,7 @@ async fn wait_state(stack: &Stack, login: &LoginId, want: ScheduledRefreshState)
             return;
         }
         assert!(
-            started.elapsed() < Duration::from_secs(30),
+            started.elapsed() < Duration::from_secs(60),
             "{login:?} still {state:?}, want {want:?}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
