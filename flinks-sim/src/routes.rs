@@ -78,6 +78,7 @@ struct LoginState {
     aggregation_failures: u32,
     expired_once: bool,
     deactivated: bool,
+    scheduled_refresh_failures: u32,
 }
 
 /// A JSON answer before faults are applied.
@@ -671,11 +672,24 @@ impl Sim {
                 inner
                     .stats
                     .login_call(&login_id, endpoint::SET_SCHEDULED_REFRESH);
-                if self.config.rules.scenario_for(&login_id) == Scenario::InvalidLogin {
+                inner.stats.scheduled_refresh(&login_id, active);
+                let scenario = self.config.rules.scenario_for(&login_id);
+                let state = inner.logins.entry(login_id.clone()).or_default();
+                if scenario == Scenario::InvalidLogin {
                     Reply::error(
                         401,
                         "INVALID_LOGIN",
                         "The LoginId is invalid or does not belong to this customer",
+                        None,
+                    )
+                } else if matches!(scenario, Scenario::AggregationError { failures }
+                    if state.scheduled_refresh_failures < failures)
+                {
+                    state.scheduled_refresh_failures += 1;
+                    Reply::error(
+                        500,
+                        "AGGREGATION_ERROR",
+                        "An unexpected error occurred (simulated)",
                         None,
                     )
                 } else {

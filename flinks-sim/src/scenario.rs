@@ -51,7 +51,8 @@ pub enum Scenario {
     /// Authorize 401 `RETRY_LATER`, always.
     RetryLater,
     /// Authorize 500 `AGGREGATION_ERROR` for the first `failures` Authorize calls of the
-    /// LoginId (counted since start or the last reset), healthy afterwards.
+    /// LoginId (counted since start or the last reset), healthy afterwards. Its first
+    /// `failures` SetScheduledRefresh calls fail the same way (counted separately).
     AggregationError {
         /// Number of failing Authorize calls.
         failures: u32,

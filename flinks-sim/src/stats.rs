@@ -45,6 +45,7 @@ pub struct FaultCounts {
 /// {
 ///   "calls": {"authorize": {"200": 5, "401": 2}, "get_accounts_detail": {"200": 5}},
 ///   "calls_by_login": {"login-1": {"authorize": 1, "get_accounts_detail": 1}},
+///   "scheduled_refresh_by_login": {"login-2": [false, true]},
 ///   "throttle_violations": 0,
 ///   "throttle_window_ms": 60000,
 ///   "max_authorize_in_any_60s_window": 7,
@@ -59,6 +60,10 @@ pub struct Stats {
     pub calls: BTreeMap<String, BTreeMap<String, u64>>,
     /// LoginId -> endpoint -> calls (GetAccountsDetail* are attributed via their RequestId).
     pub calls_by_login: BTreeMap<String, BTreeMap<String, u64>>,
+    /// LoginId -> the `IsActivated` value of every SetScheduledRefresh call it received, in
+    /// arrival order (failed calls included), so a test can assert one call per change.
+    #[serde(default)]
+    pub scheduled_refresh_by_login: BTreeMap<String, Vec<bool>>,
     /// Authorize calls that arrived when `max_calls` calls had already been accepted in the
     /// trailing throttle window.
     pub throttle_violations: u64,
@@ -94,6 +99,14 @@ impl Stats {
             .unwrap_or(0)
     }
 
+    /// The `IsActivated` values SetScheduledRefresh received for `login`, in order.
+    pub fn scheduled_refresh_calls(&self, login: &str) -> &[bool] {
+        self.scheduled_refresh_by_login
+            .get(login)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    }
+
     /// Calls to `endpoint` for `login`.
     pub fn calls_for_login(&self, login: &str, endpoint: &str) -> u64 {
         self.calls_by_login
@@ -109,6 +122,7 @@ impl Stats {
 pub(crate) struct Recorder {
     calls: BTreeMap<&'static str, BTreeMap<u16, u64>>,
     calls_by_login: BTreeMap<String, BTreeMap<&'static str, u64>>,
+    scheduled_refresh_by_login: BTreeMap<String, Vec<bool>>,
     throttle_violations: u64,
     window: Duration,
     /// Monotonic arrival offsets since `start`, for the window maths.
@@ -123,6 +137,7 @@ impl Recorder {
         Recorder {
             calls: BTreeMap::new(),
             calls_by_login: BTreeMap::new(),
+            scheduled_refresh_by_login: BTreeMap::new(),
             throttle_violations: 0,
             window,
             authorize_offsets: Vec::new(),
@@ -152,6 +167,13 @@ impl Recorder {
             self.calls_by_login
                 .insert(login.to_owned(), BTreeMap::from([(endpoint, 1)]));
         }
+    }
+
+    pub(crate) fn scheduled_refresh(&mut self, login: &str, activated: bool) {
+        self.scheduled_refresh_by_login
+            .entry(login.to_owned())
+            .or_default()
+            .push(activated);
     }
 
     pub(crate) fn authorize_arrival(&mut self, now: Instant) {
@@ -190,6 +212,7 @@ impl Recorder {
                     (l.clone(), by_ep)
                 })
                 .collect(),
+            scheduled_refresh_by_login: self.scheduled_refresh_by_login.clone(),
             throttle_violations: self.throttle_violations,
             throttle_window_ms: self.window.as_millis() as u64,
             max_authorize_in_any_60s_window: max_in_window(&self.authorize_offsets, self.window),

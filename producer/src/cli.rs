@@ -293,12 +293,11 @@ pub enum LoginsCommand {
     /// Resolve a LoginId fingerprint from a log line or trace (`lid:…`) to the LoginId,
     /// e.g. to open a Flinks support ticket. Exit 2 when no login or several match.
     Lookup(LookupArgs),
-    /// Stop Flinks' nightly refresh of LoginIds (SetScheduledRefresh IsActivated=false),
-    /// then mark them inactive. On an API failure the login stays active and the error is
-    /// shown; exit 3 if some failed. Bulk calls take a global rate-limit permit each.
+    /// Mark LoginIds inactive; the same registry step queues SetScheduledRefresh
+    /// IsActivated=false, which the worker sends (retrying until Flinks confirms). With
+    /// --wait, wait for the confirmation; exit 3 if some are unknown, refused or unconfirmed.
     Deactivate(DeactivateArgs),
-    /// Restart Flinks' nightly refresh of LoginIds (IsActivated=true), then mark them
-    /// active. Exit 3 if some failed.
+    /// Mark LoginIds active; queues SetScheduledRefresh IsActivated=true like deactivate.
     Activate(ActivateArgs),
     /// The user reconnected these LoginIds: clear their re-auth state (every date) and
     /// enqueue an authorize job for today (ROUTINE_TZ). Exit 3 if some are unknown.
@@ -322,6 +321,9 @@ pub struct DeactivateArgs {
     /// Print which LoginIds would be deactivated; change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Wait up to this long (e.g. 30s) for Flinks to confirm each change.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub wait: Option<Duration>,
 }
 
 /// `producer logins activate`
@@ -330,6 +332,9 @@ pub struct ActivateArgs {
     /// The LoginIds.
     #[arg(value_name = "ID", required = true)]
     pub login_ids: Vec<String>,
+    /// Wait up to this long (e.g. 30s) for Flinks to confirm each change.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub wait: Option<Duration>,
 }
 
 /// `producer logins reconnected`
@@ -371,8 +376,12 @@ pub struct ListArgs {
     #[arg(long, conflicts_with = "inactive")]
     pub active: bool,
     /// Only inactive logins.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "flinks_pending")]
     pub inactive: bool,
+    /// Only logins whose nightly-refresh change Flinks has not confirmed yet
+    /// (flinks_scheduled_refresh pending or failed).
+    #[arg(long, conflicts_with = "active")]
+    pub flinks_pending: bool,
     /// At most this many logins.
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,

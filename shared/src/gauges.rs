@@ -4,8 +4,9 @@
 //!
 //! What it sets (names and labels in [`crate::metrics`]): jobs per queue and state, worker
 //! processes alive, the due routine date's expected / done / remaining LoginIds and their
-//! outcomes, its ETA at the configured rate and its deadline (the next firing), whether
-//! Redis answered, and when a sample last succeeded.
+//! outcomes, its ETA at the configured rate and its deadline (the next firing), the logins
+//! whose nightly-refresh change Flinks has not confirmed, whether Redis answered, and when
+//! a sample last succeeded.
 //!
 //! It never writes to Redis and never fails: an error is logged (once per outage, not
 //! every tick), `redis_up` drops to 0, and the next tick tries again. The counters and
@@ -24,13 +25,14 @@ use crate::config::Settings;
 use crate::keys::KeySpace;
 use crate::ledger::{Ledger, LedgerCounts, LedgerError};
 use crate::metrics::{
-    QUEUE_JOBS, REDIS_UP, ROUTINE_DEADLINE_TIMESTAMP_SECONDS, ROUTINE_DONE_LOGINS,
-    ROUTINE_ETA_SECONDS, ROUTINE_LOGINS, ROUTINE_QUEUES, SAMPLER_LAST_SUCCESS_TIMESTAMP_SECONDS,
-    WORKERS_ALIVE,
+    FLINKS_SCHEDULED_REFRESH_UNCONFIRMED, QUEUE_JOBS, REDIS_UP, ROUTINE_DEADLINE_TIMESTAMP_SECONDS,
+    ROUTINE_DONE_LOGINS, ROUTINE_ETA_SECONDS, ROUTINE_LOGINS, ROUTINE_QUEUES,
+    SAMPLER_LAST_SUCCESS_TIMESTAMP_SECONDS, WORKERS_ALIVE,
 };
 use crate::queue::{Queue, QueueConfig, QueueError, QueueStats};
 use crate::ratelimit::eta_at_rate;
 use crate::routine::{due_date, next_fire};
+use crate::scheduled_refresh::{ScheduledRefresh, ScheduledRefreshError};
 
 /// Default time between two samples.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
@@ -72,6 +74,9 @@ pub enum SampleError {
     /// Reading the ledger failed.
     #[error("sampler: {0}")]
     Ledger(#[from] LedgerError),
+    /// Reading the scheduled-refresh index failed.
+    #[error("sampler: {0}")]
+    ScheduledRefresh(#[from] ScheduledRefreshError),
     /// Another Redis command failed.
     #[error("sampler: Redis error: {0}")]
     Redis(#[from] redis::RedisError),
@@ -103,6 +108,8 @@ pub struct Sample {
     pub eta_seconds: Option<f64>,
     /// The date's deadline: the schedule's next firing after the sample.
     pub deadline: DateTime<Utc>,
+    /// Logins whose nightly-refresh change Flinks has not confirmed (pending or failed).
+    pub flinks_unconfirmed: u64,
 }
 
 impl Sample {
@@ -143,6 +150,7 @@ impl Sample {
         }
         metrics::gauge!(ROUTINE_ETA_SECONDS).set(self.eta_seconds.unwrap_or(f64::NAN));
         metrics::gauge!(ROUTINE_DEADLINE_TIMESTAMP_SECONDS).set(self.deadline.timestamp() as f64);
+        metrics::gauge!(FLINKS_SCHEDULED_REFRESH_UNCONFIRMED).set(self.flinks_unconfirmed as f64);
         metrics::gauge!(REDIS_UP).set(1.0);
         metrics::gauge!(SAMPLER_LAST_SUCCESS_TIMESTAMP_SECONDS).set(Utc::now().timestamp() as f64);
     }
@@ -191,6 +199,9 @@ pub async fn sample_once(
         counts,
         eta_seconds: eta_at_rate(config.rate_per_minute, remaining).map(|d| d.as_secs_f64()),
         deadline: next_fire(now, config.routine_at, config.routine_tz),
+        flinks_unconfirmed: ScheduledRefresh::new(conn.clone(), keys)
+            .count_unconfirmed()
+            .await?,
     })
 }
 

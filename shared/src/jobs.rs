@@ -17,6 +17,10 @@ pub const AUTHORIZE_QUEUE: &str = "authorize";
 /// Queue of GetAccountsDetail jobs (first call and async polls).
 pub const DETAIL_QUEUE: &str = "detail";
 
+/// Queue of SetScheduledRefresh jobs: a login's nightly refresh switched on or off at
+/// Flinks after the registry changed (see [`crate::scheduled_refresh`]).
+pub const DEACTIVATION_QUEUE: &str = "deactivation";
+
 /// The configuration of one of the routine's queues, from settings: the producer (which
 /// enqueues) and the worker (which consumes) must agree on it.
 pub fn queue_config(settings: &Settings, name: &str) -> QueueConfig {
@@ -73,6 +77,29 @@ impl AuthorizeJob {
             "authorize:{}:{}:restart-from:{failing_job_id}",
             self.login_id.as_str(),
             self.routine_date
+        )
+    }
+}
+
+/// Tell Flinks to switch `login_id`'s nightly refresh to `activate`, for the registry
+/// change `stamp`. A job whose stamp is no longer the login's latest is superseded.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScheduledRefreshJob {
+    /// The login.
+    pub login_id: LoginId,
+    /// The `IsActivated` value to send.
+    pub activate: bool,
+    /// The registry change this job carries out (`flinks_stamp` of the login's hash).
+    pub stamp: u64,
+}
+
+impl ScheduledRefreshJob {
+    /// One job per registry change, however often the change is re-enqueued.
+    pub fn dedupe_key(&self) -> String {
+        format!(
+            "scheduled-refresh:{}:{}",
+            self.login_id.as_str(),
+            self.stamp
         )
     }
 }

@@ -55,6 +55,12 @@ impl KeySpace {
         format!("{}:logins:all", self.namespace)
     }
 
+    /// Registry: the ZSET of logins whose Flinks nightly-refresh change is not confirmed
+    /// (pending or failed), score = the change's stamp. See [`crate::scheduled_refresh`].
+    pub fn logins_flinks_unconfirmed(&self) -> String {
+        format!("{}:logins:flinks_unconfirmed", self.namespace)
+    }
+
     /// Ledger: the HASH of outcomes of one routine date, LoginId → JSON
     /// (`{ns:ledger}:date:YYYY-MM-DD`). Every ledger key shares the `{ns:ledger}` hash tag so
     /// the record script touches one Redis Cluster slot.

@@ -16,6 +16,8 @@
 //! - [`config`]: `Settings`, loaded from defaults < TOML file < environment.
 //! - [`redis_conn`]: connecting to Redis with timeouts; "Redis unreachable at <url>".
 //! - [`registry`]: the LoginId registry (active/inactive, latest state, outcome history).
+//! - [`scheduled_refresh`]: keeps each login's nightly refresh at Flinks in step with the
+//!   registry (durable SetScheduledRefresh changes, confirm, sweep).
 //! - [`import`]: validating a customer's CSV of LoginIds before anything is written.
 //! - [`ledger`]: one outcome per (LoginId, routine date); the routine's effectively-once.
 //! - [`report`]: a routine date's report (refreshed, stale, re-auth, failed, pending, ETA).
@@ -41,6 +43,7 @@ pub mod report;
 pub mod results;
 pub mod results_crypto;
 pub mod routine;
+pub mod scheduled_refresh;
 pub mod shutdown;
 pub mod telemetry;
 

@@ -67,6 +67,11 @@ pub const REDIS_UP: &str = "nightly_refresh_redis_up";
 pub const SAMPLER_LAST_SUCCESS_TIMESTAMP_SECONDS: &str =
     "nightly_refresh_sampler_last_success_timestamp_seconds";
 
+/// Gauge (sampler): logins whose nightly-refresh change (SetScheduledRefresh) Flinks has
+/// not confirmed yet: pending or failed.
+pub const FLINKS_SCHEDULED_REFRESH_UNCONFIRMED: &str =
+    "nightly_refresh_flinks_scheduled_refresh_unconfirmed_logins";
+
 /// The routine's queues (the `queue` label).
 pub const ROUTINE_QUEUES: [&str; 2] = [AUTHORIZE_QUEUE, DETAIL_QUEUE];
 /// Values of `state` on [`QUEUE_JOBS`].
@@ -314,6 +319,13 @@ pub const ALL_METRICS: &[MetricDef] = &[
         Some(Unit::Seconds),
         &[],
         "When this pod last read the queue and routine gauges from Redis (Unix seconds)",
+    ),
+    def(
+        FLINKS_SCHEDULED_REFRESH_UNCONFIRMED,
+        Gauge,
+        Some(Unit::Count),
+        &[],
+        "Logins whose nightly-refresh on/off change (SetScheduledRefresh) Flinks has not confirmed yet: pending or failed; Flinks may bill the inactive ones meanwhile",
     ),
 ];
 

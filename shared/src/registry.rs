@@ -9,19 +9,31 @@
 //!
 //! Imports are upserts, pipelined in batches of [`BATCH_SIZE`]: a million logins take
 //! seconds. CSV parsing and validation live in [`crate::import`], not here.
+//!
+//! Every write of a login goes through `registry_write.lua`, which sets the active flag and,
+//! in the same script, the login's Flinks nightly-refresh state: a login that becomes
+//! inactive (or active again) is `pending` from that step on, and its SetScheduledRefresh
+//! job is then indexed and enqueued ([`crate::scheduled_refresh`]).
 
 use std::collections::HashMap;
 use std::pin::Pin;
+use std::sync::LazyLock;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use futures::Stream;
 use redis::aio::ConnectionManager;
-use redis::AsyncCommands;
+use redis::{AsyncCommands, Script};
 use serde::Serialize;
 
 use crate::domain::{Fingerprint, FlinksCode, LoginId};
+use crate::jobs::ScheduledRefreshJob;
 use crate::keys::KeySpace;
 use crate::ledger::LedgerOutcome;
+use crate::scheduled_refresh::{
+    new_stamp, ScheduledRefresh, ScheduledRefreshError, ScheduledRefreshState,
+};
+
+static WRITE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("registry_write.lua")));
 
 /// Logins written per pipeline.
 pub const BATCH_SIZE: usize = 1_000;
@@ -37,6 +49,10 @@ pub enum RegistryError {
     /// An outcome could not be encoded (a bug, not a runtime condition).
     #[error("registry: cannot encode outcome: {0}")]
     Encode(#[from] serde_json::Error),
+    /// The Flinks nightly-refresh change could not be indexed or enqueued; it stays
+    /// `pending` in the registry and the sweeper enqueues it.
+    #[error("registry: {0}")]
+    ScheduledRefresh(#[from] ScheduledRefreshError),
 }
 
 /// One login to add or update.
@@ -61,6 +77,8 @@ pub struct UpsertSummary {
     pub inactive: u64,
     /// Of which not known before.
     pub new: u64,
+    /// Logins whose nightly refresh at Flinks must change (queued SetScheduledRefresh).
+    pub flinks_changes: u64,
 }
 
 /// Which logins to list.
@@ -73,6 +91,8 @@ pub enum LoginFilter {
     /// Every login.
     #[default]
     All,
+    /// Logins whose nightly-refresh change Flinks has not confirmed (pending or failed).
+    FlinksUnconfirmed,
 }
 
 /// A login in a listing.
@@ -84,6 +104,8 @@ pub struct LoginSummary {
     pub active: bool,
     /// Its tag, if any.
     pub tag: Option<String>,
+    /// Its nightly-refresh state at Flinks (`None`: unknown, registered before it was kept).
+    pub flinks_scheduled_refresh: Option<ScheduledRefreshState>,
 }
 
 /// One page of a listing; pass `next_cursor` back to get the next one.
@@ -122,6 +144,10 @@ pub struct LoginStatus {
     pub reauth_message: Option<String>,
     /// Message of the last failure (cleared by a refresh).
     pub last_error: Option<String>,
+    /// Its nightly-refresh state at Flinks (`None`: unknown, registered before it was kept).
+    pub flinks_scheduled_refresh: Option<ScheduledRefreshState>,
+    /// Why Flinks refused the last nightly-refresh change, when it is `failed`.
+    pub flinks_error: Option<String>,
 }
 
 /// A page stream of LoginIds.
@@ -133,6 +159,7 @@ pub type IdStream<'a> =
 pub struct Registry {
     conn: ConnectionManager,
     keys: KeySpace,
+    scheduled: ScheduledRefresh,
 }
 
 fn parse_time(raw: Option<&String>) -> Option<DateTime<Utc>> {
@@ -144,6 +171,7 @@ impl Registry {
     /// The registry of the namespace of `keys`.
     pub fn new(conn: ConnectionManager, keys: &KeySpace) -> Self {
         Self {
+            scheduled: ScheduledRefresh::new(conn.clone(), keys),
             conn,
             keys: keys.clone(),
         }
@@ -169,47 +197,85 @@ impl Registry {
         mut progress: impl FnMut(u64),
     ) -> Result<UpsertSummary, RegistryError> {
         let mut summary = UpsertSummary::default();
-        let mut conn = self.conn.clone();
-        let all_key = self.keys.logins_all();
-        let active_key = self.keys.logins_active();
         for batch in records.chunks(BATCH_SIZE) {
-            let now = Utc::now().to_rfc3339();
-            let mut pipe = redis::pipe();
-            let (mut active, mut inactive) = (Vec::new(), Vec::new());
-            for record in batch {
-                let key = self.keys.login(record.login_id.as_str());
-                let flag = if record.active { "1" } else { "0" };
-                match &record.tag {
-                    Some(tag) => pipe.hset_multiple(
-                        &key,
-                        &[("active", flag), ("updated_at", &now), ("tag", tag)],
-                    ),
-                    None => pipe.hset_multiple(&key, &[("active", flag), ("updated_at", &now)]),
-                }
-                .ignore();
-                pipe.hset_nx(&key, "added_at", &now).ignore();
-                if record.active {
-                    active.push(record.login_id.as_str());
-                } else {
-                    inactive.push(record.login_id.as_str());
-                }
-            }
-            let ids: Vec<&str> = batch.iter().map(|r| r.login_id.as_str()).collect();
-            pipe.sadd(&all_key, &ids);
-            if !active.is_empty() {
-                pipe.sadd(&active_key, &active).ignore();
-            }
-            if !inactive.is_empty() {
-                pipe.srem(&active_key, &inactive).ignore();
-            }
-            let (new,): (u64,) = pipe.query_async(&mut conn).await?;
+            let (new, jobs) = self.write_batch(batch).await?;
             summary.upserted += batch.len() as u64;
-            summary.active += active.len() as u64;
-            summary.inactive += inactive.len() as u64;
+            summary.active += batch.iter().filter(|r| r.active).count() as u64;
+            summary.inactive += batch.iter().filter(|r| !r.active).count() as u64;
             summary.new += new;
+            summary.flinks_changes += jobs.len() as u64;
             progress(summary.upserted);
         }
         Ok(summary)
+    }
+
+    /// Step 1 of a write ([`Registry::write_batch_only`]) then step 2: index and enqueue
+    /// the Flinks changes. Returns the count of new logins and the jobs queued.
+    async fn write_batch(
+        &self,
+        batch: &[LoginRecordInput],
+    ) -> Result<(u64, Vec<ScheduledRefreshJob>), RegistryError> {
+        let (new, jobs) = self.write_batch_only(batch).await?;
+        self.scheduled.publish(&jobs).await?;
+        Ok((new, jobs))
+    }
+
+    /// Writes one batch of logins: per login one `registry_write.lua` call (active flag,
+    /// tag and Flinks nightly-refresh state in one atomic step), then the active / all
+    /// sets. Returns the count of new logins and the Flinks changes now `pending`, which
+    /// the caller still has to publish; if it never does, the sweeper will.
+    pub async fn write_batch_only(
+        &self,
+        batch: &[LoginRecordInput],
+    ) -> Result<(u64, Vec<ScheduledRefreshJob>), RegistryError> {
+        let mut conn = self.conn.clone();
+        if batch.is_empty() {
+            return Ok((0, Vec::new()));
+        }
+        WRITE.prepare_invoke().load_async(&mut conn).await?;
+        let hash = WRITE.get_hash();
+        let now = Utc::now().to_rfc3339();
+        let base = new_stamp(0);
+        let mut pipe = redis::pipe();
+        let (mut active, mut inactive) = (Vec::new(), Vec::new());
+        for (i, record) in batch.iter().enumerate() {
+            pipe.cmd("EVALSHA")
+                .arg(hash)
+                .arg(1)
+                .arg(self.keys.login(record.login_id.as_str()))
+                .arg(if record.active { "1" } else { "0" })
+                .arg(&now)
+                .arg(if record.tag.is_some() { "1" } else { "0" })
+                .arg(record.tag.as_deref().unwrap_or(""))
+                .arg(base + i as u64);
+            if record.active {
+                active.push(record.login_id.as_str());
+            } else {
+                inactive.push(record.login_id.as_str());
+            }
+        }
+        let ids: Vec<&str> = batch.iter().map(|r| r.login_id.as_str()).collect();
+        pipe.sadd(self.keys.logins_all(), &ids).ignore();
+        if !active.is_empty() {
+            pipe.sadd(self.keys.logins_active(), &active).ignore();
+        }
+        if !inactive.is_empty() {
+            pipe.srem(self.keys.logins_active(), &inactive).ignore();
+        }
+        let written: Vec<(u64, u64)> = pipe.query_async(&mut conn).await?;
+        let mut new = 0;
+        let mut jobs = Vec::new();
+        for (i, (record, (is_new, due))) in batch.iter().zip(written).enumerate() {
+            new += is_new;
+            if due == 1 {
+                jobs.push(ScheduledRefreshJob {
+                    login_id: record.login_id.clone(),
+                    activate: record.active,
+                    stamp: base + i as u64,
+                });
+            }
+        }
+        Ok((new, jobs))
     }
 
     /// Everything known about `login`, or `None` when it is not registered.
@@ -235,6 +301,10 @@ impl Registry {
             reauth_code: text("reauth_code").map(|c| FlinksCode::parse(&c)),
             reauth_message: text("reauth_message"),
             last_error: text("last_error"),
+            flinks_scheduled_refresh: fields
+                .get("flinks_scheduled_refresh")
+                .and_then(|s| ScheduledRefreshState::parse(s)),
+            flinks_error: text("flinks_error"),
         }))
     }
 
@@ -266,6 +336,10 @@ impl Registry {
         let set = match filter {
             LoginFilter::Active => self.keys.logins_active(),
             LoginFilter::Inactive | LoginFilter::All => self.keys.logins_all(),
+            LoginFilter::FlinksUnconfirmed => {
+                let (ids, next) = self.scheduled.list_unconfirmed(cursor, count).await?;
+                return self.summaries(ids, filter, next).await;
+            }
         };
         let (next, raw): (u64, Vec<String>) = redis::cmd("SSCAN")
             .arg(&set)
@@ -275,6 +349,17 @@ impl Registry {
             .query_async(&mut conn)
             .await?;
         let ids: Vec<LoginId> = raw.iter().filter_map(|s| LoginId::parse(s).ok()).collect();
+        self.summaries(ids, filter, (next != 0).then_some(next))
+            .await
+    }
+
+    async fn summaries(
+        &self,
+        ids: Vec<LoginId>,
+        filter: LoginFilter,
+        next_cursor: Option<u64>,
+    ) -> Result<LoginPage, RegistryError> {
+        let mut conn = self.conn.clone();
         let mut logins = Vec::with_capacity(ids.len());
         if !ids.is_empty() {
             let mut pipe = redis::pipe();
@@ -282,28 +367,35 @@ impl Registry {
                 pipe.cmd("HMGET")
                     .arg(self.keys.login(id.as_str()))
                     .arg("active")
-                    .arg("tag");
+                    .arg("tag")
+                    .arg("flinks_scheduled_refresh");
             }
-            let rows: Vec<(Option<String>, Option<String>)> = pipe.query_async(&mut conn).await?;
-            for (login_id, (active, tag)) in ids.into_iter().zip(rows) {
-                let active = active.as_deref() == Some("1");
+            let rows: Vec<(Option<String>, Option<String>, Option<String>)> =
+                pipe.query_async(&mut conn).await?;
+            for (login_id, (active_flag, tag, state)) in ids.into_iter().zip(rows) {
+                let active = active_flag.as_deref() == Some("1");
+                let state = state.as_deref().and_then(ScheduledRefreshState::parse);
                 let keep = match filter {
                     LoginFilter::Active => active,
                     LoginFilter::Inactive => !active,
                     LoginFilter::All => true,
+                    LoginFilter::FlinksUnconfirmed => {
+                        active_flag.is_some() && state.is_some_and(|s| s.is_unconfirmed())
+                    }
                 };
                 if keep {
                     logins.push(LoginSummary {
                         login_id,
                         active,
                         tag: tag.filter(|t| !t.is_empty()),
+                        flinks_scheduled_refresh: state,
                     });
                 }
             }
         }
         Ok(LoginPage {
             logins,
-            next_cursor: (next != 0).then_some(next),
+            next_cursor,
         })
     }
 
@@ -381,9 +473,15 @@ impl Registry {
         Ok(all.saturating_sub(active))
     }
 
-    /// Activates or deactivates `login`. Returns `false` (and changes nothing) when it is
-    /// not registered.
+    /// Activates or deactivates `login` (its tag kept), queueing the matching
+    /// SetScheduledRefresh when Flinks' state must change. Returns `false` (and changes
+    /// nothing) when it is not registered.
     pub async fn set_active(&self, login: &LoginId, active: bool) -> Result<bool, RegistryError> {
+        let record = LoginRecordInput {
+            login_id: login.clone(),
+            active,
+            tag: None,
+        };
         let mut conn = self.conn.clone();
         let known: bool = conn
             .sismember(self.keys.logins_all(), login.as_str())
@@ -391,24 +489,7 @@ impl Registry {
         if !known {
             return Ok(false);
         }
-        let key = self.keys.login(login.as_str());
-        let mut pipe = redis::pipe();
-        pipe.hset_multiple(
-            &key,
-            &[
-                ("active", if active { "1" } else { "0" }),
-                ("updated_at", &Utc::now().to_rfc3339()),
-            ],
-        )
-        .ignore();
-        if active {
-            pipe.sadd(self.keys.logins_active(), login.as_str())
-                .ignore();
-        } else {
-            pipe.srem(self.keys.logins_active(), login.as_str())
-                .ignore();
-        }
-        let () = pipe.query_async(&mut conn).await?;
+        self.write_batch(std::slice::from_ref(&record)).await?;
         Ok(true)
     }
 

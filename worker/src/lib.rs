@@ -6,7 +6,10 @@
 //! - [`handlers`]: the routine's logic as plain async functions.
 //! - [`startup`]: dependencies, apalis workers and the Monitor.
 //! - [`dead_letters`]: gives every buried routine job a `failed` outcome.
+//! - [`deactivation`]: sends registry activate / deactivate changes to Flinks
+//!   (SetScheduledRefresh) until confirmed.
 
+pub mod deactivation;
 pub mod dead_letters;
 pub mod handlers;
 pub mod startup;

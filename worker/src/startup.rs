@@ -86,7 +86,12 @@ pub async fn run(
         shared::gauges::SamplerConfig::from_settings(&settings),
         shutdown.clone(),
     );
-    let deps = Arc::new(build_deps(&settings, conn, &keys, shutdown.clone())?);
+    let deps = Arc::new(build_deps(
+        &settings,
+        conn.clone(),
+        &keys,
+        shutdown.clone(),
+    )?);
     if deps.limiter.is_disabled() {
         tracing::warn!("RATE_LIMIT_PER_MINUTE=0: the global rate limit is OFF (benchmarks only)");
     }
@@ -98,6 +103,9 @@ pub async fn run(
         ops = %ops_addr,
         "worker starting"
     );
+
+    let deactivation =
+        crate::deactivation::spawn(&settings, conn.clone(), &keys, &worker_id, shutdown.clone())?;
 
     let gate: Arc<dyn FetchGate> = Arc::new(PermitGate {
         limiter: deps.limiter.clone(),
@@ -165,6 +173,7 @@ pub async fn run(
     // The Monitor gives up on jobs still running after SHUTDOWN_GRACE without settling
     // them: hand them back now, or they would sit leased until WORKER_LEASE runs out.
     unfinished.release().await;
+    let _ = deactivation.await;
     result.context("worker monitor")?;
     tracing::info!("worker drained and stopped");
     Ok(())

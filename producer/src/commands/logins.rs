@@ -8,6 +8,7 @@ use serde::Serialize;
 use shared::domain::{Fingerprint, LoginId};
 use shared::import::{self, ImportOptions, RowError};
 use shared::registry::{LoginFilter, LoginRecordInput, LoginSummary, Registry};
+use shared::scheduled_refresh::ScheduledRefreshState;
 
 use super::{Ctx, UsageError};
 use crate::cli::{AddArgs, ImportArgs, ListArgs, LookupArgs, ShowArgs};
@@ -23,6 +24,7 @@ struct ImportSummary<'a> {
     active: u64,
     inactive: u64,
     new: u64,
+    flinks_changes: u64,
     duplicates: u64,
     skipped: usize,
     skipped_rows: &'a [RowError],
@@ -56,6 +58,7 @@ pub(crate) async fn import(ctx: &Ctx, args: ImportArgs) -> anyhow::Result<()> {
         active: written.active,
         inactive: written.inactive,
         new: written.new,
+        flinks_changes: written.flinks_changes,
         duplicates: parsed.duplicates,
         skipped: parsed.skipped_total,
         skipped_rows: &parsed.skipped,
@@ -79,13 +82,15 @@ pub(crate) async fn import(ctx: &Ctx, args: ImportArgs) -> anyhow::Result<()> {
         );
     }
     println!(
-        "imported {} logins from {} ({} active, {} inactive, {} new); skipped {} invalid row(s)",
+        "imported {} logins from {} ({} active, {} inactive, {} new); skipped {} invalid row(s); \
+         {} nightly-refresh change(s) queued for Flinks",
         summary.imported,
         summary.file,
         summary.active,
         summary.inactive,
         summary.new,
-        summary.skipped
+        summary.skipped,
+        summary.flinks_changes
     );
     Ok(())
 }
@@ -102,27 +107,34 @@ pub(crate) async fn add(ctx: &Ctx, args: AddArgs) -> anyhow::Result<()> {
     };
     let registry = Registry::new(ctx.redis().await?, &ctx.keys);
     let written = registry.add(&record).await?;
+    let state = registry
+        .get(&record.login_id)
+        .await?
+        .and_then(|s| s.flinks_scheduled_refresh);
     let summary = LoginSummary {
         login_id: record.login_id,
         active: record.active,
         tag: record.tag,
+        flinks_scheduled_refresh: state,
     };
     if ctx.json {
         return ctx.print_json(&summary);
     }
     println!(
-        "{} {} ({})",
+        "{} {} ({}, flinks_scheduled_refresh: {})",
         if written.new > 0 { "added" } else { "updated" },
         summary.login_id.as_str(),
-        if summary.active { "active" } else { "inactive" }
+        if summary.active { "active" } else { "inactive" },
+        flinks_state(summary.flinks_scheduled_refresh)
     );
     Ok(())
 }
 
 pub(crate) async fn list(ctx: &Ctx, args: ListArgs) -> anyhow::Result<()> {
-    let filter = match (args.active, args.inactive) {
-        (true, _) => LoginFilter::Active,
-        (_, true) => LoginFilter::Inactive,
+    let filter = match (args.active, args.inactive, args.flinks_pending) {
+        (true, _, _) => LoginFilter::Active,
+        (_, true, _) => LoginFilter::Inactive,
+        (_, _, true) => LoginFilter::FlinksUnconfirmed,
         _ => LoginFilter::All,
     };
     let limit = args.limit.unwrap_or(usize::MAX);
@@ -143,13 +155,19 @@ pub(crate) async fn list(ctx: &Ctx, args: ListArgs) -> anyhow::Result<()> {
     }
     for login in &logins {
         println!(
-            "{}\t{}\t{}",
+            "{}\t{}\tflinks:{}\t{}",
             login.login_id.as_str(),
             if login.active { "active" } else { "inactive" },
+            flinks_state(login.flinks_scheduled_refresh),
             login.tag.as_deref().unwrap_or("")
         );
     }
     Ok(())
+}
+
+/// `flinks_scheduled_refresh` as shown: on, off, pending, failed, or `-` when unknown.
+fn flinks_state(state: Option<ScheduledRefreshState>) -> &'static str {
+    state.map(ScheduledRefreshState::as_str).unwrap_or("-")
 }
 
 #[derive(Serialize)]
@@ -206,6 +224,14 @@ pub(crate) async fn show(ctx: &Ctx, args: ShowArgs) -> anyhow::Result<()> {
         "status",
         if status.active { "active" } else { "inactive" }
     );
+    println!(
+        "{:<18}{}",
+        "flinks_scheduled_refresh ",
+        flinks_state(status.flinks_scheduled_refresh)
+    );
+    if let Some(error) = &status.flinks_error {
+        println!("{:<18}{}", "flinks error", error);
+    }
     println!("{:<18}{}", "tag", status.tag.as_deref().unwrap_or("-"));
     println!("{:<18}{}", "added", time(status.added_at));
     println!(

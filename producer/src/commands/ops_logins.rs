@@ -8,7 +8,6 @@ use chrono::Utc;
 use shared::domain::LoginId;
 use shared::flinks::{FlinksClient, FlinksConfig};
 use shared::ops::logins::{LoginOps, ScheduleChange};
-use shared::ratelimit::RateLimiter;
 use tokio_util::sync::CancellationToken;
 
 use super::{audit, Ctx, PartialFailure};
@@ -45,22 +44,14 @@ async fn set_scheduled(
     summary: String,
     logins: &[LoginId],
     activate: bool,
+    wait: Option<std::time::Duration>,
 ) -> anyhow::Result<()> {
-    let client = flinks(ctx)?;
-    let conn = ctx.redis().await?;
-    let ops = LoginOps::new(conn.clone(), &ctx.keys, &ctx.settings);
-    // Every call shares the global budget with the routine: a customer's app typically
-    // calls this once per login, and those calls add up like a bulk run.
-    let limiter = Some(RateLimiter::new(
-        conn,
-        &ctx.keys,
-        ctx.settings.rate_limit_per_minute,
-    ));
+    let ops = LoginOps::new(ctx.redis().await?, &ctx.keys, &ctx.settings);
     let shutdown = CancellationToken::new();
     let results = ops
-        .set_scheduled_refresh(&client, limiter.as_ref(), logins, activate, &shutdown)
+        .set_scheduled_refresh(logins, activate, wait, &shutdown)
         .await
-        .with_context(|| format!("{command}: SetScheduledRefresh"))?;
+        .with_context(|| command.to_string())?;
     let failed = results.iter().filter(|r| !r.ok).count();
     print_changes(ctx, &results, activate)?;
     audit::record(ctx, actor, command, summary, results.len() - failed, failed).await?;
@@ -71,16 +62,22 @@ fn print_changes(ctx: &Ctx, results: &[ScheduleChange], activate: bool) -> anyho
     if ctx.json {
         return ctx.print_json(&results);
     }
-    let (done, state) = if activate {
-        ("activated", "inactive")
-    } else {
-        ("deactivated", "active")
-    };
+    let done = if activate { "activated" } else { "deactivated" };
     for r in results {
+        let state = r
+            .flinks_scheduled_refresh
+            .map(|s| s.as_str())
+            .unwrap_or("-");
         if r.ok {
-            println!("{done} {}", r.login_id);
+            println!(
+                "{done} {} (flinks_scheduled_refresh: {state}): {}",
+                r.login_id, r.message
+            );
         } else {
-            println!("FAILED {} (still {state}): {}", r.login_id, r.message);
+            println!(
+                "FAILED {} (flinks_scheduled_refresh: {state}): {}",
+                r.login_id, r.message
+            );
         }
     }
     let failed = results.iter().filter(|r| !r.ok).count();
@@ -116,14 +113,32 @@ pub(crate) async fn deactivate(ctx: &Ctx, actor: &str, args: DeactivateArgs) -> 
         println!("would deactivate {} login(s)", ids.len());
         return Ok(());
     }
-    set_scheduled(ctx, actor, "logins deactivate", summary, &logins, false).await
+    set_scheduled(
+        ctx,
+        actor,
+        "logins deactivate",
+        summary,
+        &logins,
+        false,
+        args.wait,
+    )
+    .await
 }
 
 /// `producer logins activate ID...`
 pub(crate) async fn activate(ctx: &Ctx, actor: &str, args: ActivateArgs) -> anyhow::Result<()> {
     let logins = parse_logins(&args.login_ids)?;
     let summary = args.login_ids.join(" ");
-    set_scheduled(ctx, actor, "logins activate", summary, &logins, true).await
+    set_scheduled(
+        ctx,
+        actor,
+        "logins activate",
+        summary,
+        &logins,
+        true,
+        args.wait,
+    )
+    .await
 }
 
 /// `producer logins reconnected ID...`

@@ -3,14 +3,11 @@
 //! (or a stub answering 500).
 
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 
 use chrono::{NaiveDate, Utc};
 use shared::domain::FlinksCode;
 use shared::ledger::{IndexFilter, Ledger, LedgerOutcome};
 use shared::registry::Registry;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{json, login, redis_url, stderr, stdout, Env};
 
@@ -223,71 +220,9 @@ async fn purge_older_than_a_week_removes_only_old_records() {
     env.cleanup().await;
 }
 
-async fn stub_500() -> (String, Arc<AtomicUsize>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let hits = Arc::new(AtomicUsize::new(0));
-    let seen = hits.clone();
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            seen.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 8192];
-                let _ = socket.read(&mut buf).await;
-                let body =
-                    r#"{"HttpStatusCode":500,"FlinksCode":"INTERNAL_ERROR","Message":"boom"}"#;
-                let reply = format!(
-                    "HTTP/1.1 500 Internal Server Error\r\ncontent-type: application/json\r\n\
-                     content-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = socket.write_all(reply.as_bytes()).await;
-                let _ = socket.shutdown().await;
-            });
-        }
-    });
-    (
-        format!(
-            "http://{addr}/v3/{}/BankingServices",
-            flinks_sim::DEFAULT_CUSTOMER_ID
-        ),
-        hits,
-    )
-}
-
 #[tokio::test]
-async fn deactivate_with_flinks_answering_500_exits_3_and_leaves_the_login_active() {
-    let env = Env::new("ops-deactivate-500");
-    let (url, hits) = stub_500().await;
-    run(&env, &[], &["logins", "add", login(1).as_str()]).await;
-
-    let out = run(
-        &env,
-        &[("FLINKS_BASE_URL", &url)],
-        &["logins", "deactivate", login(1).as_str()],
-    )
-    .await;
-
-    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
-    assert!(stdout(&out).contains("FAILED"), "{}", stdout(&out));
-    assert!(stdout(&out).contains("500"), "{}", stdout(&out));
-    assert!(hits.load(Ordering::SeqCst) >= 1);
-    let status = Registry::new(env.conn().await, &env.keys)
-        .get(&login(1))
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(status.active);
-    env.cleanup().await;
-}
-
-#[tokio::test]
-async fn deactivate_then_activate_go_through_the_sim_and_flip_the_registry() {
+async fn deactivate_then_activate_flip_the_registry_and_queue_the_flinks_changes() {
     let env = Env::new("ops-deactivate");
-    let sim = flinks_sim::spawn(flinks_sim::SimConfig::default())
-        .await
-        .unwrap();
-    let flinks = [("FLINKS_BASE_URL", sim.base_url.as_str())];
     for n in [1, 2] {
         run(&env, &[], &["logins", "add", login(n).as_str()]).await;
     }
@@ -295,7 +230,7 @@ async fn deactivate_then_activate_go_through_the_sim_and_flip_the_registry() {
     let off = json(
         &run(
             &env,
-            &flinks,
+            &[],
             &[
                 "logins",
                 "deactivate",
@@ -307,19 +242,29 @@ async fn deactivate_then_activate_go_through_the_sim_and_flip_the_registry() {
         .await,
     );
     let inactive = json(&run(&env, &[], &["logins", "list", "--inactive", "--json"]).await);
-    let on = run(&env, &flinks, &["logins", "activate", login(2).as_str()]).await;
+    let pending = json(&run(&env, &[], &["logins", "list", "--flinks-pending", "--json"]).await);
+    let on = run(&env, &[], &["logins", "activate", login(2).as_str()]).await;
     let active = json(&run(&env, &[], &["logins", "list", "--active", "--json"]).await);
+    let shown = run(&env, &[], &["logins", "show", login(1).as_str()]).await;
     let audit = json(&run(&env, &[], &["audit", "--json"]).await);
 
     assert_eq!(off.as_array().unwrap().len(), 2);
-    assert!(off[0]["message"].as_str().unwrap().contains("deactivated"));
+    assert_eq!(off[0]["ok"], true);
+    assert_eq!(off[0]["flinks_scheduled_refresh"], "pending");
     assert_eq!(inactive.as_array().unwrap().len(), 2);
+    assert_eq!(pending.as_array().unwrap().len(), 2);
+    assert_eq!(pending[0]["flinks_scheduled_refresh"], "pending");
     assert!(on.status.success(), "{}", stderr(&on));
+    assert!(
+        stdout(&on).contains("flinks_scheduled_refresh: pending"),
+        "{}",
+        stdout(&on)
+    );
     assert_eq!(active[0]["login_id"], login(2).as_str());
-    let stats = sim.stats().await;
-    assert_eq!(
-        stats.calls(flinks_sim::endpoint::SET_SCHEDULED_REFRESH, 200),
-        3
+    assert!(
+        stdout(&shown).contains("flinks_scheduled_refresh pending"),
+        "{}",
+        stdout(&shown)
     );
     assert_eq!(audit[0]["command"], "logins activate");
     assert_eq!(audit[1]["command"], "logins deactivate");

@@ -1,15 +1,17 @@
 //! Login lifecycle operations: `producer logins deactivate|activate|reconnected` and
 //! `producer refresh-status`.
 //!
-//! Deactivate / activate call Flinks' `SetScheduledRefresh` first and change the registry
-//! **only after** Flinks accepted: a failed call leaves the login as it was (and the caller
-//! reports the error), so we never stop refreshing a login Flinks still bills for without
-//! saying so. Bulk calls take a global rate-limit permit each.
+//! Deactivate / activate change the registry's active flag; the same registry step queues
+//! the login's `SetScheduledRefresh` durably ([`crate::scheduled_refresh`]) and the worker
+//! sends it, retrying until Flinks confirms. The command can wait for that confirmation;
+//! the queue, not the command, is what makes the change happen.
 //!
 //! "Reconnected" is what the customer's app calls after a user relinked a login through
 //! Flinks Connect: the re-auth state is cleared (every date of the `reauth` index, the
 //! registry's re-auth fields) and an authorize job for today is enqueued under a fresh
 //! dedupe key; the worker's outcome then replaces today's `NeedsReauth` ledger entry.
+
+use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use redis::aio::ConnectionManager;
@@ -19,25 +21,29 @@ use tokio_util::sync::CancellationToken;
 use super::OpsError;
 use crate::config::Settings;
 use crate::domain::LoginId;
-use crate::flinks::{FlinksClient, IneligibleCard};
+use crate::flinks::IneligibleCard;
 use crate::jobs::{queue_config, AuthorizeJob, AUTHORIZE_QUEUE};
 use crate::keys::KeySpace;
 use crate::ledger::{IndexFilter, IndexKind, Ledger, LedgerOutcome};
 use crate::queue::{EnqueueOptions, Queue};
-use crate::ratelimit::RateLimiter;
 use crate::registry::{LoginFilter, Registry};
+use crate::scheduled_refresh::ScheduledRefreshState;
 
 /// Logins read per registry page while looking for idle ones.
 const PAGE: usize = 1_000;
+/// How often a waiting command re-reads a login's state.
+const WAIT_POLL: Duration = Duration::from_millis(100);
 
-/// The result of one SetScheduledRefresh + registry change.
+/// The result of one activate / deactivate.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ScheduleChange {
     /// The login.
     pub login_id: String,
-    /// Flinks accepted and the registry was updated.
+    /// The registry was updated (and, when waiting, Flinks confirmed).
     pub ok: bool,
-    /// Flinks' answer (a bare JSON string; it echoes the LoginId) or the error.
+    /// The login's nightly-refresh state at Flinks after the command.
+    pub flinks_scheduled_refresh: Option<ScheduledRefreshState>,
+    /// What happened, or the error.
     pub message: String,
 }
 
@@ -93,44 +99,82 @@ impl LoginOps {
         }
     }
 
-    /// For each login: (permit, when `limiter` is given) → SetScheduledRefresh
-    /// {IsActivated: `activate`} → only on success, the registry's active flag. Unknown
-    /// logins are not sent to Flinks. Stops early (returning what was done) when `cancel`
-    /// fires while waiting for a permit.
+    /// For each login: sets the registry's active flag to `activate`, which queues the
+    /// SetScheduledRefresh when Flinks' state must change. With `wait`, then waits up to
+    /// that long (or until `cancel`) for every login to be confirmed; a login still pending
+    /// then is reported not ok, though its change stays queued. Unknown logins are skipped.
     pub async fn set_scheduled_refresh(
         &self,
-        client: &FlinksClient,
-        limiter: Option<&RateLimiter>,
         logins: &[LoginId],
         activate: bool,
+        wait: Option<Duration>,
         cancel: &CancellationToken,
     ) -> Result<Vec<ScheduleChange>, OpsError> {
         let mut out = Vec::with_capacity(logins.len());
         for login in logins {
-            let fail = |message: String| ScheduleChange {
-                login_id: login.as_str().to_string(),
-                ok: false,
-                message,
-            };
-            if self.registry.get(login).await?.is_none() {
-                out.push(fail("not registered".into()));
+            let id = login.as_str().to_string();
+            if !self.registry.set_active(login, activate).await? {
+                out.push(ScheduleChange {
+                    login_id: id,
+                    ok: false,
+                    flinks_scheduled_refresh: None,
+                    message: "not registered".into(),
+                });
                 continue;
             }
-            if let Some(limiter) = limiter {
-                if limiter.acquire(cancel).await.is_none() {
+            let state = self
+                .registry
+                .get(login)
+                .await?
+                .and_then(|s| s.flinks_scheduled_refresh);
+            out.push(ScheduleChange {
+                login_id: id,
+                ok: true,
+                flinks_scheduled_refresh: state,
+                message: match state {
+                    Some(ScheduledRefreshState::Pending) => "SetScheduledRefresh queued".into(),
+                    _ => "no change at Flinks needed".into(),
+                },
+            });
+        }
+        let Some(wait) = wait else {
+            return Ok(out);
+        };
+        let deadline = tokio::time::Instant::now() + wait;
+        for (change, login) in out.iter_mut().zip(logins) {
+            if change.flinks_scheduled_refresh != Some(ScheduledRefreshState::Pending) {
+                continue;
+            }
+            loop {
+                let status = self.registry.get(login).await?;
+                let state = status.as_ref().and_then(|s| s.flinks_scheduled_refresh);
+                change.flinks_scheduled_refresh = state;
+                match state {
+                    Some(ScheduledRefreshState::Pending) => {}
+                    Some(ScheduledRefreshState::Failed) => {
+                        change.ok = false;
+                        change.message = status
+                            .and_then(|s| s.flinks_error)
+                            .unwrap_or_else(|| "Flinks refused the change".into());
+                        break;
+                    }
+                    _ => {
+                        change.message = "Flinks confirmed".into();
+                        break;
+                    }
+                }
+                if tokio::time::Instant::now() >= deadline || cancel.is_cancelled() {
+                    change.ok = false;
+                    change.message = format!(
+                        "not confirmed by Flinks within {}; still queued, the worker keeps retrying",
+                        humantime::format_duration(wait)
+                    );
                     break;
                 }
-            }
-            match client.set_scheduled_refresh(login, activate).await {
-                Ok(message) => {
-                    self.registry.set_active(login, activate).await?;
-                    out.push(ScheduleChange {
-                        login_id: login.as_str().to_string(),
-                        ok: true,
-                        message,
-                    });
+                tokio::select! {
+                    _ = cancel.cancelled() => {}
+                    _ = tokio::time::sleep(WAIT_POLL) => {}
                 }
-                Err(error) => out.push(fail(error.to_string())),
             }
         }
         Ok(out)

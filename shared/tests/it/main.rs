@@ -12,5 +12,6 @@ mod ratelimit;
 mod registry;
 mod results_stream;
 mod routine;
+mod scheduled_refresh;
 mod secure_redis;
 mod support;

@@ -2,8 +2,6 @@
 //! requeue, dry runs, purge, dead letters, deactivate / reconnected / refresh-status
 //! against the simulator (or a stub answering 500), and the audit trail.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{NaiveDate, Utc};
@@ -11,7 +9,9 @@ use redis::aio::ConnectionManager;
 use shared::config::Settings;
 use shared::domain::{FlinksCode, LoginId, RequestId};
 use shared::flinks::{FlinksClient, FlinksConfig};
-use shared::jobs::{queue_config, AuthorizeJob, DetailJob, AUTHORIZE_QUEUE, DETAIL_QUEUE};
+use shared::jobs::{
+    queue_config, AuthorizeJob, DetailJob, AUTHORIZE_QUEUE, DEACTIVATION_QUEUE, DETAIL_QUEUE,
+};
 use shared::ledger::{IndexFilter, IndexKind, Ledger, LedgerOutcome};
 use shared::ops::audit::{AuditEntry, AuditLog};
 use shared::ops::logins::LoginOps;
@@ -19,7 +19,7 @@ use shared::ops::requeue::{CrashPoint, RequeueOptions, Requeuer, Selection};
 use shared::ops::OpsError;
 use shared::queue::{EnqueueOptions, JobFilter, JobState, Queue, WorkerId};
 use shared::registry::{LoginRecordInput, Registry};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use shared::scheduled_refresh::ScheduledRefreshState;
 use tokio_util::sync::CancellationToken;
 
 use crate::support::{redis_url, TestRedis};
@@ -550,84 +550,18 @@ async fn reconnected_clears_reauth_on_every_date_and_enqueues_a_fresh_authorize_
     t.cleanup().await;
 }
 
-/// A Flinks stand-in that answers every request with HTTP 500; counts requests.
-async fn stub_500() -> (String, Arc<AtomicUsize>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let hits = Arc::new(AtomicUsize::new(0));
-    let seen = hits.clone();
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            seen.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 8192];
-                let _ = socket.read(&mut buf).await;
-                let body =
-                    r#"{"HttpStatusCode":500,"FlinksCode":"INTERNAL_ERROR","Message":"boom"}"#;
-                let reply = format!(
-                    "HTTP/1.1 500 Internal Server Error\r\ncontent-type: application/json\r\n\
-                     content-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = socket.write_all(reply.as_bytes()).await;
-                let _ = socket.shutdown().await;
-            });
-        }
-    });
-    (
-        format!(
-            "http://{addr}/v3/{}/BankingServices",
-            flinks_sim::DEFAULT_CUSTOMER_ID
-        ),
-        hits,
-    )
-}
-
 #[tokio::test]
-async fn deactivate_with_flinks_answering_500_leaves_the_login_active_and_reports_the_error() {
-    let t = TestRedis::new("ops-deactivate-500").await;
-    let (url, hits) = stub_500().await;
-    let s = settings(Some(&url));
-    register(&t, [login(1)]).await;
-    let client = FlinksClient::new(FlinksConfig::from_settings(&s).unwrap()).unwrap();
-    let ops = LoginOps::new(t.conn.clone(), &t.keys, &s);
-
-    let results = ops
-        .set_scheduled_refresh(&client, None, &[login(1)], false, &CancellationToken::new())
-        .await
-        .unwrap();
-
-    assert_eq!(results.len(), 1);
-    assert!(!results[0].ok);
-    assert!(results[0].message.contains("500"), "{}", results[0].message);
-    assert!(hits.load(Ordering::SeqCst) >= 1, "Flinks was called");
-    let status = Registry::new(t.conn.clone(), &t.keys)
-        .get(&login(1))
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(status.active, "still active after the failed call");
-    t.cleanup().await;
-}
-
-#[tokio::test]
-async fn deactivate_marks_the_login_inactive_only_after_the_sim_saw_the_patch() {
+async fn deactivate_marks_the_logins_inactive_and_queues_their_change_for_flinks() {
     let t = TestRedis::new("ops-deactivate").await;
-    let sim = flinks_sim::spawn(flinks_sim::SimConfig::default())
-        .await
-        .unwrap();
-    let s = settings(Some(&sim.base_url));
+    let s = settings(None);
     register(&t, [login(1), login(2)]).await;
-    let client = FlinksClient::new(FlinksConfig::from_settings(&s).unwrap()).unwrap();
-    let limiter = shared::ratelimit::RateLimiter::new(t.conn.clone(), &t.keys, 6_000.0);
     let ops = LoginOps::new(t.conn.clone(), &t.keys, &s);
 
     let results = ops
         .set_scheduled_refresh(
-            &client,
-            Some(&limiter),
             &[login(1), login(2), login(3)],
             false,
+            None,
             &CancellationToken::new(),
         )
         .await
@@ -638,16 +572,51 @@ async fn deactivate_marks_the_login_inactive_only_after_the_sim_saw_the_patch() 
         vec![true, true, false],
         "login 3 is not registered"
     );
-    let stats = sim.stats().await;
     assert_eq!(
-        stats.calls(flinks_sim::endpoint::SET_SCHEDULED_REFRESH, 200),
-        2
+        results[0].flinks_scheduled_refresh,
+        Some(ScheduledRefreshState::Pending)
     );
     let registry = Registry::new(t.conn.clone(), &t.keys);
     for l in [login(1), login(2)] {
         assert!(!registry.get(&l).await.unwrap().unwrap().active);
     }
     assert_eq!(registry.count_active().await.unwrap(), 0);
+    let queue: Queue<serde_json::Value> = Queue::new(
+        t.conn.clone(),
+        &t.keys,
+        queue_config(&s, DEACTIVATION_QUEUE),
+    );
+    assert_eq!(queue.stats().await.unwrap().ready, 2);
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn waiting_for_a_confirmation_that_never_comes_reports_the_login_still_queued() {
+    let t = TestRedis::new("ops-deactivate-wait").await;
+    let s = settings(None);
+    register(&t, [login(1)]).await;
+    let ops = LoginOps::new(t.conn.clone(), &t.keys, &s);
+
+    let results = ops
+        .set_scheduled_refresh(
+            &[login(1)],
+            false,
+            Some(Duration::from_millis(250)),
+            &CancellationToken::new(),
+        )
+        .await
+        .unwrap();
+
+    assert!(!results[0].ok);
+    assert!(
+        results[0].message.contains("still queued"),
+        "{}",
+        results[0].message
+    );
+    assert_eq!(
+        results[0].flinks_scheduled_refresh,
+        Some(ScheduledRefreshState::Pending)
+    );
     t.cleanup().await;
 }
 

@@ -1,0 +1,198 @@
+//! The registry's Flinks nightly-refresh state on a real Redis: a change is durable from
+//! the registry write on (the same script sets the active flag and `pending`), it is queued
+//! once per change, only the latest change counts, and the sweeper recovers a change whose
+//! enqueue never happened.
+
+use redis::AsyncCommands;
+use shared::domain::LoginId;
+use shared::jobs::{ScheduledRefreshJob, DEACTIVATION_QUEUE};
+use shared::registry::{LoginFilter, LoginRecordInput, Registry};
+use shared::scheduled_refresh::{Confirmed, ScheduledRefresh, ScheduledRefreshState};
+
+use crate::support::TestRedis;
+
+fn login(n: u32) -> LoginId {
+    LoginId::parse(&format!("00000000-0000-4000-8000-{n:012}")).unwrap()
+}
+
+fn record(n: u32, active: bool) -> LoginRecordInput {
+    LoginRecordInput {
+        login_id: login(n),
+        active,
+        tag: None,
+    }
+}
+
+/// The jobs waiting on the deactivation queue, in order.
+async fn queued(t: &TestRedis) -> Vec<ScheduledRefreshJob> {
+    let mut conn = t.conn.clone();
+    let ids: Vec<String> = conn
+        .lrange(t.keys.queue(DEACTIVATION_QUEUE, "ready"), 0, -1)
+        .await
+        .unwrap();
+    let mut jobs = Vec::new();
+    for id in ids {
+        let json: String = conn
+            .hget(t.keys.queue(DEACTIVATION_QUEUE, "payload"), &id)
+            .await
+            .unwrap();
+        jobs.push(serde_json::from_str(&json).unwrap());
+    }
+    jobs
+}
+
+async fn state(registry: &Registry, n: u32) -> Option<ScheduledRefreshState> {
+    registry
+        .get(&login(n))
+        .await
+        .unwrap()
+        .unwrap()
+        .flinks_scheduled_refresh
+}
+
+#[tokio::test]
+async fn an_inactive_import_queues_one_change_and_a_new_active_login_none() {
+    let t = TestRedis::new("sched-import").await;
+    let registry = Registry::new(t.conn.clone(), &t.keys);
+
+    let summary = registry
+        .upsert_many(&[record(1, true), record(2, false)])
+        .await
+        .unwrap();
+    // Re-importing the same file changes nothing at Flinks.
+    let again = registry
+        .upsert_many(&[record(1, true), record(2, false)])
+        .await
+        .unwrap();
+
+    assert_eq!(summary.flinks_changes, 1);
+    assert_eq!(again.flinks_changes, 0);
+    assert_eq!(state(&registry, 1).await, Some(ScheduledRefreshState::On));
+    assert_eq!(
+        state(&registry, 2).await,
+        Some(ScheduledRefreshState::Pending)
+    );
+    let jobs = queued(&t).await;
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    assert_eq!(jobs[0].login_id, login(2));
+    assert!(!jobs[0].activate);
+    let pending = registry
+        .list(LoginFilter::FlinksUnconfirmed, 0, 100)
+        .await
+        .unwrap();
+    assert_eq!(pending.logins.len(), 1);
+    assert_eq!(pending.logins[0].login_id, login(2));
+    let scheduled = ScheduledRefresh::new(t.conn.clone(), &t.keys);
+    assert_eq!(scheduled.count_unconfirmed().await.unwrap(), 1);
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_crash_between_the_registry_write_and_the_enqueue_cannot_lose_the_change() {
+    let t = TestRedis::new("sched-crash").await;
+    let registry = Registry::new(t.conn.clone(), &t.keys);
+    registry.add(&record(1, true)).await.unwrap();
+
+    // Step 1 only, as if the process died right after the registry script.
+    let (_, due) = registry
+        .write_batch_only(&[record(1, false)])
+        .await
+        .unwrap();
+
+    // The one script wrote the active flag and the pending change together.
+    let mut conn = t.conn.clone();
+    let (active, desired, stamp, flinks): (String, String, u64, String) = redis::cmd("HMGET")
+        .arg(t.keys.login(login(1).as_str()))
+        .arg("active")
+        .arg("flinks_desired")
+        .arg("flinks_stamp")
+        .arg("flinks_scheduled_refresh")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!((active.as_str(), desired.as_str()), ("0", "0"));
+    assert_eq!(flinks, "pending");
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].stamp, stamp);
+    assert!(queued(&t).await.is_empty(), "nothing enqueued yet");
+
+    let scheduled = ScheduledRefresh::new(t.conn.clone(), &t.keys);
+    assert_eq!(scheduled.repair_index().await.unwrap(), 1);
+    let report = scheduled.sweep().await.unwrap();
+    assert_eq!(report.requeued, 1);
+    // A second sweep finds the job queued and adds nothing.
+    assert_eq!(scheduled.sweep().await.unwrap().requeued, 0);
+    let jobs = queued(&t).await;
+    assert_eq!(
+        jobs,
+        vec![ScheduledRefreshJob {
+            login_id: login(1),
+            activate: false,
+            stamp
+        }]
+    );
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn only_the_latest_change_is_current_and_confirming_it_settles_the_login() {
+    let t = TestRedis::new("sched-latest").await;
+    let registry = Registry::new(t.conn.clone(), &t.keys);
+    let scheduled = ScheduledRefresh::new(t.conn.clone(), &t.keys);
+    registry.add(&record(1, true)).await.unwrap();
+    registry.set_active(&login(1), false).await.unwrap();
+    registry.set_active(&login(1), true).await.unwrap();
+
+    let jobs = queued(&t).await;
+    assert_eq!(jobs.len(), 2);
+    assert!(!scheduled.is_current(&jobs[0]).await.unwrap(), "superseded");
+    assert!(scheduled.is_current(&jobs[1]).await.unwrap());
+
+    assert_eq!(
+        scheduled.confirm(&jobs[1]).await.unwrap(),
+        Confirmed::Settled
+    );
+    assert_eq!(state(&registry, 1).await, Some(ScheduledRefreshState::On));
+    assert_eq!(scheduled.count_unconfirmed().await.unwrap(), 0);
+    // The superseded `false` landing late at Flinks re-opens the login with `true`.
+    assert_eq!(
+        scheduled.confirm(&jobs[0]).await.unwrap(),
+        Confirmed::Reopened
+    );
+    assert_eq!(
+        state(&registry, 1).await,
+        Some(ScheduledRefreshState::Pending)
+    );
+    let last = queued(&t).await.pop().unwrap();
+    assert!(last.activate);
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_permanent_failure_is_recorded_and_listed_as_unconfirmed() {
+    let t = TestRedis::new("sched-failed").await;
+    let registry = Registry::new(t.conn.clone(), &t.keys);
+    let scheduled = ScheduledRefresh::new(t.conn.clone(), &t.keys);
+    registry.add(&record(1, false)).await.unwrap();
+    let job = queued(&t).await.pop().unwrap();
+
+    assert!(scheduled
+        .record_failure(&job, "INVALID_LOGIN: unknown")
+        .await
+        .unwrap());
+
+    let status = registry.get(&login(1)).await.unwrap().unwrap();
+    assert_eq!(
+        status.flinks_scheduled_refresh,
+        Some(ScheduledRefreshState::Failed)
+    );
+    assert_eq!(
+        status.flinks_error.as_deref(),
+        Some("INVALID_LOGIN: unknown")
+    );
+    assert!(!scheduled.is_current(&job).await.unwrap());
+    // The sweeper keeps a failed login listed and does not retry it.
+    assert_eq!(scheduled.sweep().await.unwrap().requeued, 0);
+    assert_eq!(scheduled.count_unconfirmed().await.unwrap(), 1);
+    t.cleanup().await;
+}
