@@ -13,6 +13,7 @@ use crate::helpers::Stack;
 
 const DATE: &str = "2026-11-25";
 const LOGINS: usize = 600;
+const INACTIVE: usize = 20;
 
 fn scenario_of(i: usize) -> Scenario {
     match i % 20 {
@@ -134,9 +135,15 @@ async fn every_login_ends_in_exactly_one_outcome_matching_its_scenario() {
     let dir = std::env::temp_dir().join(format!("nr-e2e-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
     let csv = dir.join("logins.csv");
+    // Inactive logins are not refreshed; the import itself switches their nightly refresh
+    // off at Flinks, once each.
+    let inactive: Vec<LoginId> = (0..INACTIVE).map(|_| new_login()).collect();
     let mut text = String::from("LoginId,Active\n");
     for (login, _) in &logins {
         text.push_str(&format!("{},true\n", login.as_str()));
+    }
+    for login in &inactive {
+        text.push_str(&format!("{},false\n", login.as_str()));
     }
     std::fs::write(&csv, text).unwrap();
 
@@ -175,6 +182,22 @@ async fn every_login_ends_in_exactly_one_outcome_matching_its_scenario() {
             "only {done} of {LOGINS} logins done after 240 s"
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let registry = shared::registry::Registry::new(stack.conn.clone(), &stack.keys);
+    for login in &inactive {
+        while registry
+            .get(login)
+            .await
+            .unwrap()
+            .and_then(|s| s.flinks_scheduled_refresh)
+            != Some(shared::scheduled_refresh::ScheduledRefreshState::Off)
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(240),
+                "an inactive login was not switched off at Flinks"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
     // Give any straggling redelivery a moment, then stop the workers gracefully.
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -226,8 +249,14 @@ async fn every_login_ends_in_exactly_one_outcome_matching_its_scenario() {
 
     // Per login, exactly the calls its scenario calls for: the detail of each refreshed
     // login is fetched once (a lapsed session once more, after a fresh authorize), never
-    // for the others; nothing is deactivated at Flinks (every login is active).
+    // for the others; no active login is touched at Flinks, each inactive one is switched
+    // off once and never authorized.
     let stats = sim.stats().await;
+    for login in &inactive {
+        assert_eq!(stats.scheduled_refresh_calls(login.as_str()), [false]);
+        assert_eq!(stats.calls_for_login(login.as_str(), "authorize"), 0);
+        assert!(ledger.get(date, login).await.unwrap().is_none());
+    }
     for (login, scenario) in &logins {
         let want = expected(scenario);
         let calls = |endpoint| stats.calls_for_login(login.as_str(), endpoint);
