@@ -515,11 +515,17 @@ impl Ledger {
 
     /// Adds one to the retries spent on `date`; returns the new total.
     pub async fn incr_retries(&self, date: NaiveDate) -> Result<u64, LedgerError> {
-        let key = self.keys.ledger_meta(&day(date));
+        self.incr_field(&self.keys.ledger_meta(&day(date)), "retries")
+            .await
+    }
+
+    /// Adds one to `field` of the hash `key`, renewing the key's [`LEDGER_TTL`]; returns the
+    /// new value.
+    async fn incr_field(&self, key: &str, field: &str) -> Result<u64, LedgerError> {
         let mut conn = self.conn.clone();
         let (n, _): (i64, i64) = redis::pipe()
-            .hincr(&key, "retries", 1)
-            .expire(&key, LEDGER_TTL.as_secs() as i64)
+            .hincr(key, field, 1)
+            .expire(key, LEDGER_TTL.as_secs() as i64)
             .query_async(&mut conn)
             .await?;
         Ok(n.max(0) as u64)
@@ -532,14 +538,8 @@ impl Ledger {
         date: NaiveDate,
         login: &LoginId,
     ) -> Result<u64, LedgerError> {
-        let key = self.keys.ledger_throttles(&day(date));
-        let mut conn = self.conn.clone();
-        let (n, _): (i64, i64) = redis::pipe()
-            .hincr(&key, login.as_str(), 1)
-            .expire(&key, LEDGER_TTL.as_secs() as i64)
-            .query_async(&mut conn)
-            .await?;
-        Ok(n.max(0) as u64)
+        self.incr_field(&self.keys.ledger_throttles(&day(date)), login.as_str())
+            .await
     }
 
     /// Marks `login` ineligible on `date` (GetNightlyRefreshStatus listed it): the routine

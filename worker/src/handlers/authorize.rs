@@ -60,13 +60,12 @@ pub async fn handle(
         tracing::info!("detail job already chained; redelivery skipped");
         return Ok(Handled::AlreadyDone);
     }
-    let step = Step {
-        login: &job.login_id,
-        date: job.routine_date,
-        session_restarts: job.session_restarts,
-        attempt: delivery.attempt,
-        job_id: &delivery.job_id,
-    };
+    let step = Step::new(
+        &job.login_id,
+        job.routine_date,
+        job.session_restarts,
+        delivery,
+    );
     let token = match deps.flinks.prepare_authorize().await {
         Ok(token) => token,
         Err(error) => return settle_failure(deps, step, error).await,

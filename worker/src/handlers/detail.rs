@@ -56,13 +56,12 @@ pub async fn handle(
             .get_accounts_detail_for(&job.login_id, &job.request_id)
             .await
     };
-    let step = Step {
-        login: &job.login_id,
-        date: job.routine_date,
-        session_restarts: job.session_restarts,
-        attempt: delivery.attempt,
-        job_id: &delivery.job_id,
-    };
+    let step = Step::new(
+        &job.login_id,
+        job.routine_date,
+        job.session_restarts,
+        delivery,
+    );
     match answer {
         Ok(DetailOutcome::Ready(detail)) => {
             // An Authorize answered 202 gave no LastRefresh: the data's own Login says it.

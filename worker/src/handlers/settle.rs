@@ -31,6 +31,24 @@ pub(crate) struct Step<'a> {
     pub(crate) job_id: &'a str,
 }
 
+impl<'a> Step<'a> {
+    /// The step of `delivery` of a job about `login` on `date`.
+    pub(crate) fn new(
+        login: &'a LoginId,
+        date: NaiveDate,
+        session_restarts: u32,
+        delivery: &'a super::Delivery,
+    ) -> Self {
+        Self {
+            login,
+            date,
+            session_restarts,
+            attempt: delivery.attempt,
+            job_id: &delivery.job_id,
+        }
+    }
+}
+
 /// Counts a redelivery that the ledger made a no-op.
 pub(crate) fn count_skipped_redelivery() {
     metrics::counter!(REDELIVERIES_SKIPPED_TOTAL).increment(1);
