@@ -16,7 +16,7 @@
 //! plus `GET /_sim/stats` ([`Stats`] as JSON) and `POST /_sim/reset` (clears stats, tokens,
 //! sessions, per-LoginId state and the throttle, and reseeds the fault RNG).
 //!
-//! Bodies follow `shared/flinks-api.md`. Never answered: 203 (MFA); cached mode is assumed.
+//! Bodies follow the shapes `docs/design-notes.md` summarises. Never answered: 203 (MFA); cached mode is assumed.
 //! Authorize tokens are single-use and expire after `token_ttl`; a RequestId not used by
 //! GetAccountsDetail within `request_id_ttl` gives 400 `SESSION_EXPIRED`, an unknown one
 //! 400 `SESSION_NONEXISTENT`.

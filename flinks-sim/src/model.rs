@@ -1,4 +1,4 @@
-//! Wire shapes of the simulated Flinks API (PascalCase, as in `shared/flinks-api.md`), and
+//! Wire shapes of the simulated Flinks API (PascalCase, as `docs/design-notes.md` summarises them), and
 //! the deterministic fake account data.
 //!
 //! Bodies are built here and nowhere else so that their shape can be checked against the

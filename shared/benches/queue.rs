@@ -1,5 +1,5 @@
 //! Queue backend throughput: enqueue rate, and no-op jobs per second through one apalis
-//! worker at concurrency 32 (issue 3, point 11). Needs Redis (`REDIS_URL`); uses its own
+//! worker at concurrency 32. Needs Redis (`REDIS_URL`); uses its own
 //! namespace and deletes it afterwards.
 //!
 //! `cargo bench -p shared --bench queue` (optionally `-- <jobs> <batch>...`).

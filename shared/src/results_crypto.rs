@@ -1,4 +1,4 @@
-//! Encryption at rest of the account data in the results stream (issue 9), off by default.
+//! Encryption at rest of the account data in the results stream, off by default.
 //!
 //! With `RESULTS_ENCRYPTION_KEY` set, the worker replaces an entry's `accounts` field by
 //! `accounts_enc` (base64 of a 12-byte random nonce followed by the AES-256-GCM ciphertext

@@ -1,4 +1,4 @@
-//! Redis over TLS (`rediss://`) with AUTH through `shared::redis_conn::connect` (issue 9).
+//! Redis over TLS (`rediss://`) with AUTH through `shared::redis_conn::connect`.
 //!
 //! Its own test binary because it points `SSL_CERT_FILE` at a throwaway CA before any
 //! thread starts (the redis crate's rustls trusts the system roots, which honour

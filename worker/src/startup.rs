@@ -180,7 +180,7 @@ pub async fn run(
 }
 
 /// The leases every backend of this process holds, so the jobs the Monitor abandoned at
-/// the end of `SHUTDOWN_GRACE` can be returned to the front of their queue (issue 8).
+/// the end of `SHUTDOWN_GRACE` can be returned to the front of their queue.
 #[derive(Clone, Default)]
 struct Unfinished(Arc<std::sync::Mutex<Vec<Leases>>>);
 

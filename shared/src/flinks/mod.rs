@@ -1,4 +1,4 @@
-//! The typed async Flinks client (contract `flinks-api.md` §1–§5, §8).
+//! The typed async Flinks client (the API as `docs/design-notes.md` summarises it).
 //!
 //! - [`config`]: where Flinks is, which credentials to send, timeouts and body cap.
 //! - [`client`]: [`FlinksClient`], one method per endpoint the routine calls.

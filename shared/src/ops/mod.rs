@@ -1,5 +1,5 @@
 //! Operator functions behind `producer queues ...`, `producer logins deactivate|activate|
-//! reconnected`, `producer refresh-status` and `producer audit` (issue 7). The binary only
+//! reconnected`, `producer refresh-status` and `producer audit`. The binary only
 //! parses, prints and maps to exit codes; everything that touches Redis or Flinks is here so
 //! tests drive the code that ships.
 //!

@@ -1,6 +1,6 @@
-//! Durable Redis queue that apalis workers run on (issue 3).
+//! Durable Redis queue that apalis workers run on.
 //!
-//! Why not apalis-redis: see `apalis-redis-evaluation.md` (wedge at 8,000 due jobs, heartbeat
+//! Why not apalis-redis: see `docs/design-notes.md` (wedge at 8,000 due jobs, heartbeat
 //! starvation, 25 hard-coded attempts, dedupe off by default, poison payloads kill workers,
 //! recovery keyed on worker names). This module keeps apalis-core's worker model and replaces
 //! the storage: [`Queue`] is the library (enqueue, fetch, ack, fail, ops), [`RedisBackend`]

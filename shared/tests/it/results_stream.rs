@@ -1,4 +1,4 @@
-//! The results stream with and without encryption at rest (issue 9), on the real Redis:
+//! The results stream with and without encryption at rest, on the real Redis:
 //! what a consumer sees on the wire, and what `results::read` gives back.
 
 use std::collections::HashMap;

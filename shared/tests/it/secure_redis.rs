@@ -1,4 +1,4 @@
-//! Redis with AUTH (issue 9): the one connect path (`shared::redis_conn::connect`) works
+//! Redis with AUTH: the one connect path (`shared::redis_conn::connect`) works
 //! against a password-protected server, the queue runs on it, and a wrong password fails
 //! with an error that names the server but not the password.
 

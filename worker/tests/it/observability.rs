@@ -1,4 +1,4 @@
-//! Observability end to end (issue 6): a short routine through real `producer schedule` and
+//! Observability end to end: a short routine through real `producer schedule` and
 //! `worker` processes, then what operators would see of it.
 //!
 //! - `/metrics` of both processes passes `promtool check metrics`, renders histograms with

@@ -1,4 +1,4 @@
-//! Issue 8, proved for the whole system: real `worker` processes killed with SIGKILL,
+//! The reliability guarantees, proved for the whole system: real `worker` processes killed with SIGKILL,
 //! stopped with SIGTERM, cut off from a restarted Redis, fed bad input, against the Flinks
 //! simulator. The queue-level versions of these live in `shared/tests/it/queue/`; these
 //! check that the worker wiring (heartbeat, drain, ledger) keeps the guarantees.
