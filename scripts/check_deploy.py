@@ -26,14 +26,112 @@ def duration_s(text):
 
 # --- Dockerfile -------------------------------------------------------------------------
 docker = (ROOT / "Dockerfile").read_text()
-check("FROM ${RUST_IMAGE} AS deps" in docker and "rust:1-bookworm" in docker, "Dockerfile: rust:1-bookworm deps stage")
+
+
+def dockerfile_stages(text):
+    """[(name, base, instructions)] of a Dockerfile: comments dropped, continuations joined."""
+    lines, current = [], ""
+    for raw in text.splitlines():
+        if raw.lstrip().startswith("#") and not current:
+            continue
+        line = raw.rstrip()
+        if line.endswith("\\"):
+            current += line[:-1] + " "
+            continue
+        current += line
+        if current.strip():
+            lines.append(current.strip())
+        current = ""
+    stages = []
+    for line in lines:
+        m = re.match(r"FROM\s+(?:--\S+\s+)*(\S+)(?:\s+AS\s+(\S+))?", line, re.I)
+        if m:
+            stages.append((m.group(2) or str(len(stages)), m.group(1), []))
+        elif stages:
+            stages[-1][2].append(line)
+    return stages
+
+
+def stage_chain(stages, name):
+    """`name` and every stage it is built FROM, nearest first."""
+    by_name = {n: (b, body) for n, b, body in stages}
+    chain = []
+    while name in by_name and name not in chain:
+        chain.append(name)
+        name = by_name[name][0]
+    return chain
+
+
+def shipped_text(stages, name):
+    """What a stage's image holds: its own and its FROM-ancestors' instructions."""
+    by_name = {n: body for n, _, body in stages}
+    return "\n".join(line for n in stage_chain(stages, name) for line in by_name[n])
+
+
+def production_ships_sim(text):
+    """Why the default (last) stage of a Dockerfile ships the simulator (empty: it does not)."""
+    stages = dockerfile_stages(text)
+    if not stages:
+        return ["no stages"]
+    final = stages[-1][0]
+    shipped = shipped_text(stages, final)
+    return [f"production stage {final!r} (the default target) ships the simulator: {line}"
+            for line in shipped.splitlines() if "flinks-sim" in line or "sim-rules" in line]
+
+
+def docker_self_test():
+    """The rule above on known Dockerfiles, so it cannot silently stop catching anything."""
+    one_image = "FROM r AS build\nRUN cargo build\nFROM d AS runtime\nCOPY --from=build /out/worker \\\n  /out/flinks-sim /usr/local/bin/\n"
+    assert production_ships_sim(one_image), "one image with every binary ships the simulator"
+    split = ("FROM d AS base\nRUN true\nFROM base AS sim\nCOPY --from=b /out/flinks-sim /usr/local/bin/\n"
+             "FROM base AS runtime\n# not flinks-sim\nCOPY --from=b /out/worker /usr/local/bin/\n")
+    assert not production_ships_sim(split), "sim in its own stage, production last"
+    inherited = "FROM d AS sim\nCOPY flinks-sim/rules/ /etc/x/\nFROM sim AS runtime\nCOPY a b\n"
+    assert production_ships_sim(inherited), "production built FROM the sim stage ships it"
+
+
+docker_self_test()
+stages = dockerfile_stages(docker)
+stage_names = [n for n, _, _ in stages]
+final_stage = stage_names[-1] if stage_names else ""
+check(re.search(r"^ARG RUST_IMAGE=rust:1-bookworm$", docker, re.M) and re.search(r"^ARG RUNTIME_IMAGE=", docker, re.M),
+      "Dockerfile: ARG RUST_IMAGE=rust:1-bookworm and ARG RUNTIME_IMAGE")
+check("FROM ${RUST_IMAGE} AS deps" in docker, "Dockerfile: rust:1-bookworm deps stage")
 check("cargo build --release --locked" in docker, "Dockerfile: cargo build --release --locked")
-runtime = docker.split("AS runtime", 1)[1] if "AS runtime" in docker else ""
+errors.extend(f"Dockerfile: {why}" for why in production_ships_sim(docker))
+runtime = shipped_text(stages, final_stage)
 check("ca-certificates" in runtime and "USER 10001" in runtime, "Dockerfile: runtime has ca-certificates and a non-root USER")
 check("/usr/local/bin/" in runtime, "Dockerfile: binaries in /usr/local/bin")
+for binary in ("producer", "worker"):
+    check(re.search(rf"COPY --from=\S+ .*/{binary}\b.* /usr/local/bin/", runtime),
+          f"Dockerfile: production stage {final_stage!r} must ship {binary}")
+check("sim" in stage_names, "Dockerfile: a `sim` stage (docker build --target sim) for the simulator")
+if "sim" in stage_names:
+    sim = shipped_text(stages, "sim")
+    check("flinks-sim" in sim and "sim-rules" in sim, "Dockerfile: the sim stage ships flinks-sim and its rules")
+    check("USER 10001" in sim, "Dockerfile: the sim stage runs as user 10001")
 for tool in ("cargo", "gcc", "build-essential"):
     check(f"install -y --no-install-recommends {tool}" not in runtime, f"Dockerfile: runtime installs {tool}")
 check((ROOT / ".dockerignore").read_text().count("target/") >= 1, ".dockerignore: excludes target/")
+
+
+# --- image references: pinned, never :latest or untagged ----------------------------------
+def image_problem(ref):
+    """Why an image reference is mutable in a way a deployment must not be (None: fine)."""
+    ref = str(ref).strip().strip("\"'")
+    if "@sha256:" in ref:
+        return None if re.fullmatch(r"[^@\s]+@sha256:[0-9a-f]{64}", ref) else "malformed digest"
+    last = ref.rsplit("/", 1)[-1]
+    if ":" not in last:
+        return "untagged (means :latest)"
+    if last.endswith(":latest"):
+        return ":latest"
+    return None
+
+
+assert image_problem("nightly-refresh") and image_problem("r.io/x:latest") and image_problem("r.io:5000/x")
+assert not image_problem("r.io:5000/x:1.2") and not image_problem("r.io/x@sha256:" + "a" * 64)
+assert image_problem("r.io/x@sha256:abc")
 
 # --- docker-compose.yml -----------------------------------------------------------------
 compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -62,6 +160,44 @@ check(any(v.startswith("./grafana/dashboards:" + dash_path) for v in graf), f"co
 check(any(v.startswith("./grafana/provisioning:/etc/grafana/provisioning") for v in graf), "compose: grafana provisioning mount")
 check("127.0.0.1:3000:3000" in services["grafana"].get("ports", []), "compose: grafana on localhost:3000")
 check("seed" in services, "compose: a one-shot seed service")
+
+
+def compose_builds(svc):
+    """(context, target) a compose service builds, or None."""
+    build = svc.get("build")
+    if build is None:
+        return None
+    if isinstance(build, str):
+        return (build, None)
+    return (build.get("context", "."), build.get("target"))
+
+
+sim_svc = services.get("flinks-sim", {})
+sim_image = sim_svc.get("image")
+check(compose_builds(sim_svc) == (".", "sim"), "compose: flinks-sim must build the Dockerfile's `sim` target")
+app_services = {n: svc for n, svc in services.items()
+                if str((svc.get("command") or [""])[0]) in ("producer", "worker")}
+check(set(app_services) >= {"seed", "producer", "worker"}, f"compose: app services {sorted(app_services)}")
+app_images = {str(svc.get("image")) for svc in app_services.values()}
+check(len(app_images) == 1 and sim_image not in app_images,
+      f"compose: app services must share the production image, not the simulator's: {sorted(app_images)}")
+for name, svc in services.items():
+    built = compose_builds(svc)
+    if built is None:
+        continue
+    if svc.get("image") in app_images:
+        check(built[1] in (None, final_stage),
+              f"compose: {name} builds the production image {svc.get('image')} from target {built[1]!r}, not {final_stage!r}")
+    check(not (svc.get("image") in app_images and built[1] == "sim"), f"compose: {name} tags the sim target as the app image")
+check(any(compose_builds(svc) and svc.get("image") in app_images for svc in services.values()),
+      "compose: no service builds the production image")
+for name, svc in services.items():
+    if name != "flinks-sim":
+        check("flinks-sim" not in " ".join(map(str, svc.get("command") or [])), f"compose: {name} runs flinks-sim")
+for name, svc in services.items():
+    if "image" in svc:
+        why = image_problem(svc["image"])
+        check(why is None, f"compose: {name} image {svc['image']}: {why}")
 compose_text = (ROOT / "docker-compose.yml").read_text()
 graf_env = services["grafana"].get("environment", {})
 check(str(graf_env.get("GF_SECURITY_ADMIN_PASSWORD", "")).startswith("${GRAFANA_ADMIN_PASSWORD:?"),
