@@ -230,8 +230,108 @@ cm = by_kind[("ConfigMap", "nightly-refresh-config")]["data"]
 for key in cm:
     check(key in variables or key == "RUST_LOG", f"k8s ConfigMap: {key} is not a setting")
     check(key not in secrets, f"k8s ConfigMap: secret {key} in a ConfigMap")
-secret = by_kind[("Secret", "nightly-refresh")]["stringData"]
-check(set(secret) <= secrets, f"k8s Secret: keys {set(secret) - secrets} are not secrets")
+secret_objs = {d["metadata"]["name"]: d for d in docs if d.get("kind") == "Secret"}
+check(secret_objs, "k8s: no Secret")
+secret_keys = {}
+for sname, sobj in secret_objs.items():
+    secret_keys[sname] = set(sobj.get("stringData") or {}) | set(sobj.get("data") or {})
+    check(secret_keys[sname] <= secrets, f"k8s Secret {sname}: keys {secret_keys[sname] - secrets} are not secrets")
+
+# Least privilege: the secrets each workload may read (as a file, an env value or envFrom),
+# and the ones it cannot run without. The scheduler only claims the day in Redis, enqueues
+# and runs the GetNightlyRefreshStatus pre-check (bearer); it never authorizes, reads
+# accounts or writes results, so it holds no Flinks key and no results key.
+SECRET_ALLOW = {
+    "nightly-refresh-worker": {"REDIS_URL", "FLINKS_SECRET_KEY", "FLINKS_API_KEY", "RESULTS_ENCRYPTION_KEY"},
+    "nightly-refresh-producer": {"REDIS_URL", "FLINKS_BEARER_SECRET"},
+}
+SECRET_REQUIRED = {
+    "nightly-refresh-worker": {"REDIS_URL", "FLINKS_SECRET_KEY", "FLINKS_API_KEY"},
+    "nightly-refresh-producer": {"REDIS_URL"},
+}
+
+
+def readable_secrets(pod, container, known):
+    """{key: file path or None (an env value)} of every secret `container` can read.
+
+    `known` maps Secret names to their keys; a Secret not in the manifests counts as the
+    key "<name>:*", which no allow-list holds.
+    """
+    def keys_of(name, items):
+        if items:
+            return [(i["key"], i.get("path", i["key"])) for i in items]
+        if name not in known:
+            return [(f"{name}:*", f"{name}:*")]
+        return [(k, k) for k in sorted(known[name])]
+
+    vol_keys = {}
+    for vol in pod.get("volumes", []):
+        found = []
+        if "secret" in vol:
+            found += keys_of(vol["secret"].get("secretName"), vol["secret"].get("items"))
+        for source in (vol.get("projected") or {}).get("sources", []):
+            if "secret" in source:
+                found += keys_of(source["secret"].get("name"), source["secret"].get("items"))
+        vol_keys[vol["name"]] = found
+    got = {}
+    for mount in container.get("volumeMounts", []):
+        for key, path in vol_keys.get(mount["name"], []):
+            got[key] = mount["mountPath"].rstrip("/") + "/" + path
+    for e in container.get("env", []):
+        ref = (e.get("valueFrom") or {}).get("secretKeyRef")
+        if ref:
+            got[ref["key"]] = None
+    for src in container.get("envFrom", []):
+        if "secretRef" in src:
+            for key, _ in keys_of(src["secretRef"]["name"], None):
+                got[key] = None
+    return got
+
+
+def secret_problems(name, pod, known):
+    """Why a workload's pod reads more secrets than it may, or misses one it needs."""
+    problems = []
+    c = pod["containers"][0]
+    got = readable_secrets(pod, c, known)
+    env = {e["name"]: e for e in c.get("env", [])}
+    extra = set(got) - SECRET_ALLOW[name]
+    if extra:
+        problems.append(f"{name}: reads secrets {sorted(extra)} beyond its allow-list {sorted(SECRET_ALLOW[name])}")
+    missing = SECRET_REQUIRED[name] - set(got)
+    if missing:
+        problems.append(f"{name}: does not mount the secrets it needs: {sorted(missing)}")
+    for key, path in got.items():
+        if path is None:
+            problems.append(f"{name}: secret {key} as a plain env value (mount it and set {key}_FILE)")
+        elif key in secrets and env.get(f"{key}_FILE", {}).get("value") != path:
+            problems.append(f"{name}: {key}_FILE must point at the mounted secret {path}")
+    for var in env:
+        if var.endswith("_FILE") and var[:-5] in secrets and var[:-5] not in got:
+            problems.append(f"{name}: {var} set but {var[:-5]} is not mounted")
+        if var in secrets:
+            problems.append(f"{name}: secret {var} as a plain env value")
+    return problems
+
+
+def secrets_self_test():
+    """The allow-list on known pods, so it cannot silently stop catching anything."""
+    known = {"all": set(SECRET_ALLOW["nightly-refresh-worker"]) | {"FLINKS_BEARER_SECRET"},
+             "redis": {"REDIS_URL"}}
+
+    def pod(*secret_names, env=()):
+        return {
+            "containers": [{"name": "c",
+                            "env": [{"name": f"{k}_FILE", "value": f"/s/{k}"} for k in env],
+                            "volumeMounts": [{"name": "s", "mountPath": "/s"}]}],
+            "volumes": [{"name": "s", "projected": {"sources": [{"secret": {"name": n}} for n in secret_names]}}],
+        }
+    assert secret_problems("nightly-refresh-producer", pod("all", env=known["all"]), known), "whole Secret"
+    assert not secret_problems("nightly-refresh-producer", pod("redis", env=["REDIS_URL"]), known), "redis only"
+    assert secret_problems("nightly-refresh-producer", pod("other", env=["REDIS_URL"]), known), "unknown Secret"
+    assert secret_problems("nightly-refresh-worker", pod("redis", env=["REDIS_URL"]), known), "worker lacks keys"
+
+
+secrets_self_test()
 grace = duration_s(cm.get("SHUTDOWN_GRACE", "25s"))
 for name in ("nightly-refresh-worker", "nightly-refresh-producer"):
     dep = by_kind[("Deployment", name)]
@@ -244,9 +344,7 @@ for name in ("nightly-refresh-worker", "nightly-refresh-producer"):
     check("requests" in c["resources"] and "limits" in c["resources"], f"{name}: resources")
     env = {e["name"]: e for e in c["env"]}
     check(env.get("HOSTNAME", {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == "metadata.name", f"{name}: HOSTNAME from the pod name")
-    for s in secret:
-        check(env.get(f"{s}_FILE", {}).get("value", "").endswith("/" + s), f"{name}: {s}_FILE must point at the mounted secret")
-        check(s not in env, f"{name}: secret {s} as a plain env value")
+    errors.extend(secret_problems(name, pod, secret_keys))
     check(pod["securityContext"].get("runAsNonRoot") is True, f"{name}: runAsNonRoot")
 check(by_kind[("Deployment", "nightly-refresh-producer")]["spec"]["replicas"] == 1, "producer: one replica")
 check(by_kind[("Deployment", "nightly-refresh-producer")]["spec"]["template"]["spec"]["containers"][0]["args"] == ["producer", "schedule"], "producer: runs `producer schedule`")
@@ -284,6 +382,18 @@ def unreadable_secrets(name, pod):
         default = sec.get("defaultMode", 0o644)
         modes = [item.get("mode", default) for item in sec.get("items", [])] or [default]
         secret_modes[vol["name"]] = modes
+    for vol in pod.get("volumes", []):
+        proj = vol.get("projected")
+        if proj is None:
+            continue
+        default = proj.get("defaultMode", 0o644)
+        modes = []
+        for source in proj.get("sources", []):
+            if "secret" in source:
+                items = source["secret"].get("items", [])
+                modes += [item.get("mode", default) for item in items] or [default]
+        if modes:
+            secret_modes[vol["name"]] = modes
     for c in pod.get("initContainers", []) + pod.get("containers", []):
         ctx = {**pod_ctx, **(c.get("securityContext") or {})}
         user = ctx.get("runAsUser")
@@ -319,6 +429,9 @@ def self_test():
     assert not unreadable_secrets("p", pod(0o440, fs_group=10001)), "0440 + fsGroup is readable"
     assert not unreadable_secrets("p", pod(0o444)), "other-read is readable"
     assert not unreadable_secrets("p", pod(0o400, user=0)), "root reads anything"
+    projected = pod(0o440)
+    projected["volumes"] = [{"name": "s", "projected": {"defaultMode": 0o440, "sources": [{"secret": {"name": "x"}}]}}]
+    assert unreadable_secrets("p", projected), "projected 0440 without fsGroup is unreadable"
 
 
 self_test()
