@@ -439,6 +439,32 @@ for doc in docs:
     for name, pod in pod_specs(doc):
         errors.extend(unreadable_secrets(name, pod))
 
+kustomization = yaml.safe_load((ROOT / "deploy/k8s/kustomization.yaml").read_text())
+# --- the app image: pinned by digest in the manifests and the README's examples -------------
+def container_images(pod):
+    return [c.get("image", "") for c in pod.get("initContainers", []) + pod.get("containers", [])]
+
+
+for doc in docs:
+    for name, pod in pod_specs(doc):
+        for ref in container_images(pod):
+            why = image_problem(ref)
+            check(why is None, f"k8s {name}: image {ref!r}: {why}")
+            check("@sha256:" in str(ref), f"k8s {name}: image {ref!r} must be pinned by digest (<registry>/nightly-refresh@sha256:...)")
+for entry in kustomization.get("images", []):
+    check(re.fullmatch(r"sha256:[0-9a-f]{64}", str(entry.get("digest", ""))) is not None,
+          f"k8s kustomization: images entry {entry.get('name')!r} must pin a digest (digest: sha256:...)")
+    check("newTag" not in entry, f"k8s kustomization: images entry {entry.get('name')!r} sets a mutable newTag")
+readme = (ROOT / "README.md").read_text()
+readme_deploy = readme.split("## Deploying", 1)[-1].split("\n## Reliability", 1)[0]
+check(re.search(r"image: \S+/nightly-refresh@sha256:", readme_deploy) and "digest: sha256:" in readme_deploy,
+      "README Deploying: show the app image pinned by digest (image: and a kustomize digest)")
+for m in re.finditer(r"(?:image:\s*|docker (?:run|pull)\s+(?:--?\S+\s+)*)([\w.\-/:@<>]*nightly-refresh[\w.\-/:@<>]*)", readme):
+    # `<registry>` and `<digest>` are the README's placeholders for real values.
+    why = image_problem(m.group(1).replace("<registry>", "registry").replace("<digest>", "0" * 64))
+    check(why is None, f"README: image reference {m.group(1)!r}: {why}")
+
+
 # --- the ops port: bound to the pod IP, reachable from Prometheus only --------------------
 APP_PODS = {
     "nightly-refresh-worker": {"app.kubernetes.io/name": "nightly-refresh-worker"},
@@ -467,7 +493,6 @@ def selects(selector, labels):
     return True
 
 
-kustomization = yaml.safe_load((ROOT / "deploy/k8s/kustomization.yaml").read_text())
 manifests = {f.name for f in (ROOT / "deploy/k8s").glob("*.yaml")} - {"kustomization.yaml"}
 check(set(kustomization["resources"]) == manifests,
       f"k8s kustomization: resources {sorted(kustomization['resources'])} must be exactly {sorted(manifests)}")
