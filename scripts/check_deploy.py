@@ -24,6 +24,13 @@ def duration_s(text):
     return int(m.group(1)) if m else None
 
 
+# --- settings the binaries read (shared/src/config.rs) ------------------------------------
+config_rs = (ROOT / "shared/src/config.rs").read_text()
+variables = set(re.findall(r'^\s+\("([A-Z_]+)", (?:Some|None)', config_rs, re.M))
+secrets_block = config_rs.split("pub const SECRETS", 1)[1].split("];", 1)[0]
+secrets = set(re.findall(r'"([A-Z_]+)"', secrets_block))
+check(secrets, "config.rs: SECRETS list found")
+
 # --- Dockerfile -------------------------------------------------------------------------
 docker = (ROOT / "Dockerfile").read_text()
 
@@ -148,8 +155,9 @@ for job in prom["scrape_configs"]:
 check(services.get("worker", {}).get("deploy", {}).get("replicas") == 3, "compose: worker deploy.replicas 3")
 check(services.get("producer", {}).get("command") == ["producer", "schedule"], "compose: producer runs `producer schedule`")
 redis_cmd = " ".join(services["redis"]["command"])
-for flag in ("--appendonly yes", "--appendfsync everysec", "--requirepass"):
+for flag in ("--appendonly yes", "--appendfsync everysec", "requirepass"):
     check(flag in redis_cmd, f"compose: redis {flag}")
+
 prom_mounts = services["prometheus"]["volumes"]
 for f in ("prometheus.yml", "rules.yml"):
     check(any(v.endswith(f"/etc/prometheus/{f}:ro") for v in prom_mounts), f"compose: prometheus mounts {f}")
@@ -216,12 +224,50 @@ for name, svc in services.items():
         check(str(env.get("FLINKS_ALLOW_INSECURE")).lower() == "true",
               f"compose: {name} reaches Flinks over plain http at {host}: set FLINKS_ALLOW_INSECURE=true")
 
+# The Redis password lives in a file (compose `secrets:`), never in the compose file, the
+# environment or a command line: Redis reads it from its secret, the apps read the URL that
+# holds it through REDIS_URL_FILE (shared/src/config.rs SECRETS).
+compose_secrets = compose.get("secrets") or {}
+REDIS_PW, REDIS_URL_SECRET = "redis_password", "redis_url"
+for sname in (REDIS_PW, REDIS_URL_SECRET):
+    check(str(compose_secrets.get(sname, {}).get("file", "")).startswith("./deploy/compose/secrets/"),
+          f"compose: top-level secret {sname} from a file under ./deploy/compose/secrets/")
+
+
+def service_secrets(svc):
+    return {x if isinstance(x, str) else x.get("source") for x in svc.get("secrets", [])}
+
+
+redis_svc = services["redis"]
+check(service_secrets(redis_svc) == {REDIS_PW}, f"compose: redis mounts exactly the secret {REDIS_PW}")
+check(f"requirepass $$(cat /run/secrets/{REDIS_PW})" in redis_cmd,
+      f"compose: redis takes requirepass from /run/secrets/{REDIS_PW}")
+check("docker-entrypoint.sh redis-server" in redis_cmd,
+      "compose: redis starts through docker-entrypoint.sh (it drops root for the redis user)")
+redis_health = " ".join(map(str, redis_svc.get("healthcheck", {}).get("test", [])))
+check(f"/run/secrets/{REDIS_PW}" in redis_health, "compose: the redis healthcheck authenticates from the secret file")
+check("REDIS_PASSWORD" not in compose_text and "nightly-refresh-dev" not in compose_text,
+      "compose: no Redis password (or default) in docker-compose.yml")
+for name, svc in services.items():
+    env = svc.get("environment") or {}
+    for key, value in (env.items() if isinstance(env, dict) else []):
+        check(not re.search(r"rediss?://[^@/\s]*:[^@/\s]*@", str(value)), f"compose: {name} {key} holds a Redis password")
+        check(key not in secrets, f"compose: {name} sets secret {key} in the environment (use {key}_FILE)")
+for name, svc in app_services.items():
+    env = svc.get("environment") or {}
+    check(env.get("REDIS_URL_FILE") == f"/run/secrets/{REDIS_URL_SECRET}",
+          f"compose: {name} needs REDIS_URL_FILE=/run/secrets/{REDIS_URL_SECRET}")
+    check(service_secrets(svc) == {REDIS_URL_SECRET}, f"compose: {name} mounts exactly the secret {REDIS_URL_SECRET}")
+check(not service_secrets(sim_svc), "compose: flinks-sim mounts no secret")
+for sname, sdef in compose_secrets.items():
+    users = [n for n, svc in services.items() if sname in service_secrets(svc)]
+    check(users, f"compose: secret {sname} is mounted by no service")
+make_secrets = ROOT / "deploy/compose/make-secrets"
+check(make_secrets.is_file() and make_secrets.stat().st_mode & 0o100, "compose: deploy/compose/make-secrets (executable) writes the secret files")
+ignore = ROOT / "deploy/compose/secrets/.gitignore"
+check(ignore.is_file() and "*" in ignore.read_text().split(), "compose: deploy/compose/secrets/.gitignore keeps the secret files out of git")
+
 # --- deploy/k8s -------------------------------------------------------------------------
-config_rs = (ROOT / "shared/src/config.rs").read_text()
-variables = set(re.findall(r'^\s+\("([A-Z_]+)", (?:Some|None)', config_rs, re.M))
-secrets_block = config_rs.split("pub const SECRETS", 1)[1].split("];", 1)[0]
-secrets = set(re.findall(r'"([A-Z_]+)"', secrets_block))
-check(secrets, "config.rs: SECRETS list found")
 docs = []
 for f in sorted((ROOT / "deploy/k8s").glob("*.yaml")):
     docs += [d for d in yaml.safe_load_all(f.read_text()) if d]
