@@ -1,7 +1,10 @@
 """Checks that the deployment files agree with the rest of the repo (run by
 scripts/check-deploy): names Prometheus scrapes, Grafana's provisioning paths, the settings
-the binaries read, the shutdown grace, and that no secret sits in plain environment values
-of the Kubernetes manifests. Schema validity is checked by the real validators before this.
+the binaries read, the shutdown grace, and least privilege: the production image (the
+Dockerfile's last stage) ships no simulator, each Kubernetes workload mounts only the
+secrets on its allow-list and none as a plain environment value, images are pinned (the
+app's by digest), and compose keeps the Redis password in secret files. Schema validity is
+checked by the real validators before this.
 """
 
 import re
