@@ -1,13 +1,17 @@
 # syntax=docker/dockerfile:1
-# One image, every binary: producer, worker, flinks-sim (issue 9).
+# Two images from one build. The default target (the last stage) is the production image:
+# producer and worker only. `--target sim` is the Flinks simulator for the demo and compose,
+# never deployed next to real credentials.
 #
-#   docker build -t nightly-refresh .
+#   docker build -t nightly-refresh .                    # production: producer, worker
+#   docker build --target sim -t nightly-refresh-sim .   # flinks-sim and its rules
 #   docker run --rm nightly-refresh worker --help
 #
 # Stages: `skeleton` turns the workspace into manifests + empty target roots, so the
 # `deps` layer (every crates.io dependency, compiled) is rebuilt only when Cargo.toml,
-# Cargo.lock or the set of targets changes, not when code does; `build` compiles the
-# workspace on top of it; the runtime image has the binaries, CA roots and nothing else.
+# Cargo.lock or the set of targets changes, not when code does; `build` compiles producer
+# and worker on top of it, `build-sim` adds flinks-sim; `base` is the runtime (CA roots and
+# the non-root user, nothing else) that `sim` and `runtime` each add their binaries to.
 
 ARG RUST_IMAGE=rust:1-bookworm
 ARG RUNTIME_IMAGE=debian:bookworm-slim
@@ -30,6 +34,7 @@ RUN set -eu; mkdir /skeleton; \
 FROM ${RUST_IMAGE} AS deps
 WORKDIR /src
 COPY --from=skeleton /skeleton/ ./
+# The simulator's dependencies too: `build-sim` then compiles only its own crate.
 RUN cargo build --release --locked -p producer -p worker -p flinks-sim --bins
 
 FROM deps AS build
@@ -37,12 +42,18 @@ SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 COPY . .
 # COPY keeps the context's mtimes, older than the stub build: touch so cargo rebuilds.
 RUN find . -path ./target -prune -o -name '*.rs' -print0 | xargs -0 touch \
- && cargo build --release --locked -p producer -p worker -p flinks-sim --bins \
+ && cargo build --release --locked -p producer -p worker --bins \
  && mkdir -p /out \
- && cp target/release/producer target/release/worker target/release/flinks-sim /out/ \
- && /out/producer --help >/dev/null && /out/worker --help >/dev/null && /out/flinks-sim --help >/dev/null
+ && cp target/release/producer target/release/worker /out/ \
+ && /out/producer --help >/dev/null && /out/worker --help >/dev/null
 
-FROM ${RUNTIME_IMAGE} AS runtime
+FROM build AS build-sim
+RUN cargo build --release --locked -p flinks-sim --bins \
+ && mkdir -p /out-sim \
+ && cp target/release/flinks-sim /out-sim/ \
+ && /out-sim/flinks-sim --help >/dev/null
+
+FROM ${RUNTIME_IMAGE} AS base
 # ca-certificates: rediss:// and https:// verify against the system roots (SSL_CERT_FILE
 # adds a private CA). Nothing else: no compiler, no package cache.
 # hadolint ignore=DL3008
@@ -51,11 +62,21 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 app \
  && useradd --system --uid 10001 --gid app --no-create-home --shell /usr/sbin/nologin app
-COPY --from=build /out/producer /out/worker /out/flinks-sim /usr/local/bin/
-COPY flinks-sim/rules/ /etc/nightly-refresh/sim-rules/
 USER 10001:10001
-ENV LOG_FORMAT=json \
-    METRICS_ADDR=0.0.0.0:9464
+ENV LOG_FORMAT=json
+
+# The simulator image (compose's `flinks-sim`, demos): `docker build --target sim`.
+FROM base AS sim
+COPY --from=build-sim /out-sim/flinks-sim /usr/local/bin/
+COPY flinks-sim/rules/ /etc/nightly-refresh/sim-rules/
+EXPOSE 8080
+CMD ["flinks-sim", "--listen", "0.0.0.0:8080", "--rules", "/etc/nightly-refresh/sim-rules/demo.toml"]
+
+# The production image, the default target: the programs that hold real credentials and
+# nothing that answers as Flinks.
+FROM base AS runtime
+COPY --from=build /out/producer /out/worker /usr/local/bin/
+ENV METRICS_ADDR=0.0.0.0:9464
 EXPOSE 9464
-# Pick the program with the command: `worker`, `producer schedule`, `flinks-sim ...`.
+# Pick the program with the command: `worker`, `producer schedule`, `producer report`.
 CMD ["worker"]
