@@ -9,16 +9,37 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+impl PartialEq for FlinksCode {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (FlinksCode::Other(a), FlinksCode::Other(b)) => a.eq_ignore_ascii_case(b),
+            _ => std::mem::discriminant(self) == std::mem::discriminant(other),
+        }
+    }
+}
+
+impl Eq for FlinksCode {}
+
+impl std::hash::Hash for FlinksCode {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        std::mem::discriminant(self).hash(state);
+        if let FlinksCode::Other(raw) = self {
+            raw.to_ascii_uppercase().hash(state);
+        }
+    }
+}
+
 macro_rules! flinks_codes {
     ($($variant:ident => $wire:literal),+ $(,)?) => {
-        /// A FlinksCode from an API response.
-        #[derive(Clone, PartialEq, Eq, Hash)]
+        /// A FlinksCode from an API response. Codes compare without regard to ASCII case
+        /// (an unknown code keeps the spelling Flinks sent).
+        #[derive(Clone)]
         pub enum FlinksCode {
             $(
                 #[doc = concat!("`", $wire, "`")]
                 $variant,
             )+
-            /// A code this version does not know, kept verbatim (upper-cased).
+            /// A code this version does not know, kept verbatim (trimmed).
             Other(String),
         }
 
@@ -31,7 +52,7 @@ macro_rules! flinks_codes {
                 let upper = raw.trim().to_ascii_uppercase();
                 match upper.as_str() {
                     $($wire => FlinksCode::$variant,)+
-                    _ => FlinksCode::Other(upper),
+                    _ => FlinksCode::Other(raw.trim().to_owned()),
                 }
             }
 
@@ -130,9 +151,10 @@ mod tests {
 
     #[test]
     fn unknown_codes_are_kept_verbatim_but_labelled_other() {
-        let code = FlinksCode::parse("brand_new_code");
-        assert_eq!(code, FlinksCode::Other("BRAND_NEW_CODE".into()));
-        assert_eq!(code.as_str(), "BRAND_NEW_CODE");
+        let code = FlinksCode::parse(" Brand_New_Code ");
+        assert_eq!(code.as_str(), "Brand_New_Code");
+        assert_eq!(code, FlinksCode::parse("BRAND_NEW_CODE"));
+        assert_ne!(code, FlinksCode::parse("OTHER_CODE"));
         assert_eq!(code.as_label(), "other");
     }
 
