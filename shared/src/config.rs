@@ -463,7 +463,7 @@ impl Parser {
             flinks_api_key: self.secret("FLINKS_API_KEY"),
             flinks_bearer_secret: self.secret("FLINKS_BEARER_SECRET"),
             authorize_timeout: self.duration("AUTHORIZE_TIMEOUT", Duration::from_millis(1))?,
-            detail_timeout: self.duration("DETAIL_TIMEOUT", Duration::from_millis(1))?,
+            detail_timeout: self.detail_timeout()?,
             max_body_bytes: self.number("MAX_BODY_BYTES", 1024usize)?,
             rate_limit_per_minute: self.parse("RATE_LIMIT_PER_MINUTE", |v| {
                 let rate: f64 = v.parse().map_err(|_| "expected a number".to_string())?;
@@ -554,6 +554,24 @@ impl Parser {
         })
     }
 
+    /// `DETAIL_TIMEOUT` must be longer than the 210 s within which Flinks answers a
+    /// synchronous call (or switches to 202): a shorter one would cut answers off.
+    fn detail_timeout(&self) -> Result<Duration, ConfigError> {
+        let limit = crate::flinks::config::FLINKS_SYNC_LIMIT;
+        self.parse("DETAIL_TIMEOUT", |v| {
+            let d = humantime::parse_duration(v)
+                .map_err(|e| format!("expected a duration like 240s ({e})"))?;
+            if d <= limit {
+                Err(format!(
+                    "must be longer than {} (Flinks answers a synchronous call within 210 s or switches to 202)",
+                    humantime::format_duration(limit)
+                ))
+            } else {
+                Ok(d)
+            }
+        })
+    }
+
     fn number<T>(&self, key: &'static str, min: T) -> Result<T, ConfigError>
     where
         T: std::str::FromStr + PartialOrd + std::fmt::Display,
@@ -594,6 +612,17 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn a_detail_timeout_not_above_flinks_sync_limit_names_the_variable() {
+        let error = Settings::load_from(None, env(&[("DETAIL_TIMEOUT", "210s")])).unwrap_err();
+        let text = error.to_string();
+        assert!(
+            text.contains("DETAIL_TIMEOUT") && text.contains("longer than 3m 30s"),
+            "{text}"
+        );
+        assert!(Settings::load_from(None, env(&[("DETAIL_TIMEOUT", "211s")])).is_ok());
     }
 
     #[test]

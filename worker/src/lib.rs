@@ -54,18 +54,11 @@ impl Cli {
 }
 
 /// Checks at boot what `run` would only find out later (the Flinks client's invariants),
-/// so a bad value exits 2 naming its variable instead of failing as a runtime error.
+/// so a bad value exits 2 instead of failing as a runtime error. The settings loader
+/// already checked each variable on its own and named it; this catches what is left (a
+/// Flinks base URL missing altogether).
 pub fn validate(settings: &shared::config::Settings) -> Result<(), String> {
     let flinks =
         shared::flinks::FlinksConfig::from_settings(settings).map_err(|e| e.to_string())?;
-    flinks.validate().map_err(|message| {
-        [
-            ("flinks base_url", "FLINKS_BASE_URL"),
-            ("flinks detail_timeout", "DETAIL_TIMEOUT"),
-            ("flinks authorize_timeout", "AUTHORIZE_TIMEOUT"),
-            ("flinks max_body_bytes", "MAX_BODY_BYTES"),
-        ]
-        .iter()
-        .fold(message, |m, (field, var)| m.replace(field, var))
-    })
+    flinks.validate()
 }
