@@ -15,6 +15,25 @@ use shared::config::Settings;
 
 pub use commands::{PartialFailure, UsageError};
 
+/// Makes a closed standard output (`producer logins list | head`) end the process quietly
+/// with exit code 0, as Unix tools do, instead of a panic and a backtrace: `println!`
+/// panics on a broken pipe, and the panic hook is the one safe place to catch every one.
+pub fn exit_quietly_on_closed_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.contains("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
+}
+
 /// Runs the parsed command line with loaded settings.
 pub async fn run(cli: cli::Cli, settings: Settings) -> anyhow::Result<()> {
     cli::dispatch(cli, settings).await

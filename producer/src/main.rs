@@ -9,6 +9,7 @@ use shared::config::Settings;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    producer::exit_quietly_on_closed_pipe();
     let cli = Cli::parse();
     let settings = match Settings::load(cli.config.as_deref()) {
         Ok(settings) => settings,

@@ -320,3 +320,33 @@ async fn lookup_resolves_a_logged_fingerprint_to_its_login_id_and_refuses_the_re
     );
     env.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_closed_pipe_ends_a_listing_quietly_with_exit_0() {
+    let env = Env::new("closed-pipe");
+    let mut csv = String::from("LoginId,Active\n");
+    for n in 1..=2000 {
+        csv.push_str(&format!("{},true\n", login(n).as_str()));
+    }
+    let file = env.file("logins.csv", &csv);
+    assert!(env.run(&["logins", "import", &file]).status.success());
+
+    // Read one line, then close the pipe while the producer is still printing.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_producer"))
+        .args(["logins", "list", "--limit", "2000"])
+        .env("REDIS_URL", redis_url())
+        .env("REFRESH_NAMESPACE", env.keys.namespace())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 16];
+    std::io::Read::read_exact(&mut stdout, &mut first).unwrap();
+    drop(stdout);
+    let out = child.wait_with_output().unwrap();
+
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+    env.cleanup().await;
+}
