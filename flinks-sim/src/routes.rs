@@ -85,6 +85,9 @@ struct LoginState {
 struct Reply {
     status: u16,
     body: Vec<u8>,
+    /// The LoginId whose account data this reply carries (a GetAccountsDetail 200), so the
+    /// stats count data delivered, not calls made.
+    delivers_accounts_of: Option<String>,
 }
 
 impl Reply {
@@ -92,6 +95,7 @@ impl Reply {
         Reply {
             status,
             body: serde_json::to_vec(body).unwrap_or_default(),
+            delivers_accounts_of: None,
         }
     }
 
@@ -267,6 +271,8 @@ impl Sim {
                     inner.stats.faults().malformed += 1;
                     let keep = reply.body.len() / 2;
                     reply.body.truncate(keep);
+                } else if let Some(login) = reply.delivers_accounts_of.take() {
+                    inner.stats.accounts_delivered(&login);
                 }
                 inner.stats.call(name, reply.status);
                 reply.into_response()
@@ -464,6 +470,7 @@ impl Sim {
                 return Reply {
                     status: 203,
                     body: Vec::new(),
+                    delivers_accounts_of: None,
                 }
             }
             Scenario::Throttled => {
@@ -647,7 +654,7 @@ impl Sim {
             }
         }
         let last_refresh = session.last_refresh;
-        Reply::json(
+        let mut reply = Reply::json(
             200,
             &model::AccountsDetail {
                 http_status_code: 200,
@@ -658,7 +665,9 @@ impl Sim {
                 institution: model::INSTITUTION,
                 request_id,
             },
-        )
+        );
+        reply.delivers_accounts_of = Some(login_id);
+        reply
     }
 
     fn set_scheduled_refresh(&self, body: &[u8]) -> Reply {

@@ -45,6 +45,7 @@ pub struct FaultCounts {
 /// {
 ///   "calls": {"authorize": {"200": 5, "401": 2}, "get_accounts_detail": {"200": 5}},
 ///   "calls_by_login": {"login-1": {"authorize": 1, "get_accounts_detail": 1}},
+///   "accounts_delivered_by_login": {"login-1": 1},
 ///   "scheduled_refresh_by_login": {"login-2": [false, true]},
 ///   "throttle_violations": 0,
 ///   "throttle_window_ms": 60000,
@@ -60,6 +61,10 @@ pub struct Stats {
     pub calls: BTreeMap<String, BTreeMap<String, u64>>,
     /// LoginId -> endpoint -> calls (GetAccountsDetail* are attributed via their RequestId).
     pub calls_by_login: BTreeMap<String, BTreeMap<String, u64>>,
+    /// LoginId -> GetAccountsDetail(+Async) 200 answers that carried its accounts intact
+    /// (a truncated body is not counted): how often its data was actually handed out.
+    #[serde(default)]
+    pub accounts_delivered_by_login: BTreeMap<String, u64>,
     /// LoginId -> the `IsActivated` value of every SetScheduledRefresh call it received, in
     /// arrival order (failed calls included), so a test can assert one call per change.
     #[serde(default)]
@@ -122,6 +127,7 @@ impl Stats {
 pub(crate) struct Recorder {
     calls: BTreeMap<&'static str, BTreeMap<u16, u64>>,
     calls_by_login: BTreeMap<String, BTreeMap<&'static str, u64>>,
+    accounts_delivered_by_login: BTreeMap<String, u64>,
     scheduled_refresh_by_login: BTreeMap<String, Vec<bool>>,
     throttle_violations: u64,
     window: Duration,
@@ -137,6 +143,7 @@ impl Recorder {
         Recorder {
             calls: BTreeMap::new(),
             calls_by_login: BTreeMap::new(),
+            accounts_delivered_by_login: BTreeMap::new(),
             scheduled_refresh_by_login: BTreeMap::new(),
             throttle_violations: 0,
             window,
@@ -167,6 +174,13 @@ impl Recorder {
             self.calls_by_login
                 .insert(login.to_owned(), BTreeMap::from([(endpoint, 1)]));
         }
+    }
+
+    pub(crate) fn accounts_delivered(&mut self, login: &str) {
+        *self
+            .accounts_delivered_by_login
+            .entry(login.to_owned())
+            .or_default() += 1;
     }
 
     pub(crate) fn scheduled_refresh(&mut self, login: &str, activated: bool) {
@@ -212,6 +226,7 @@ impl Recorder {
                     (l.clone(), by_ep)
                 })
                 .collect(),
+            accounts_delivered_by_login: self.accounts_delivered_by_login.clone(),
             scheduled_refresh_by_login: self.scheduled_refresh_by_login.clone(),
             throttle_violations: self.throttle_violations,
             throttle_window_ms: self.window.as_millis() as u64,

@@ -68,3 +68,34 @@ async fn stats_count_calls_per_endpoint_status_and_login_and_reset_clears_them()
         "sessions cleared"
     );
 }
+
+#[tokio::test]
+async fn accounts_delivered_counts_only_answers_that_carry_the_accounts() {
+    let sim = sim(SimConfig {
+        rules: Rules::default()
+            .with_login("expires", Scenario::SessionExpiredOnce)
+            .with_login("slow", Scenario::Pending { polls: 1 }),
+        ..SimConfig::default()
+    })
+    .await;
+    let (_, auth) = authorize(&sim, "good").await;
+    detail(&sim, &request_id(&auth)).await;
+    detail(&sim, &request_id(&auth)).await;
+    let (_, auth) = authorize(&sim, "expires").await;
+    let (status, _) = detail(&sim, &request_id(&auth)).await;
+    assert_eq!(status, 400);
+    let (_, auth) = authorize(&sim, "slow").await;
+    let (status, _) = detail(&sim, &request_id(&auth)).await;
+    assert_eq!(status, 202);
+
+    let stats = sim.stats().await;
+    assert_eq!(
+        stats.accounts_delivered_by_login,
+        [("good".to_owned(), 2)].into_iter().collect()
+    );
+    assert_eq!(
+        stats.calls_for_login("expires", endpoint::GET_ACCOUNTS_DETAIL),
+        1,
+        "calls are still counted apart"
+    );
+}
