@@ -229,3 +229,33 @@ async fn a_stored_result_reaches_the_registry_with_its_stream_id() {
     assert_eq!(f.outcomes.pending().await.unwrap(), 0);
     f.redis.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_corrupt_outbox_entry_is_replaced_by_a_write_and_dropped_by_the_drain() {
+    let f = fixture("outcomes-corrupt").await;
+    let mut conn = f.redis.conn.clone();
+    let outbox = f.redis.keys.ledger_outbox();
+    let _: () = redis::cmd("HSET")
+        .arg(&outbox)
+        .arg(login(1).as_str())
+        .arg("garbage")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let outcome = failed(Utc::now());
+    assert!(f.ledger.record(date(1), &login(1), &outcome).await.unwrap());
+    assert_eq!(f.outcomes.drain_once().await.unwrap(), 1);
+    assert_eq!(f.registry.history(&login(1)).await.unwrap(), vec![outcome]);
+
+    let _: () = redis::cmd("HSET")
+        .arg(&outbox)
+        .arg(login(2).as_str())
+        .arg("7|not json")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(f.outcomes.drain_once().await.unwrap(), 1);
+    assert_eq!(f.outcomes.pending().await.unwrap(), 0);
+    assert!(f.registry.get(&login(2)).await.unwrap().is_none());
+    f.redis.cleanup().await;
+}
