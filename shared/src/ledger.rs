@@ -334,7 +334,8 @@ impl Ledger {
     }
 
     /// Records `outcome` for (`login`, `date`). Returns `true` when written, `false` when
-    /// a `Refreshed` entry already exists (it is final and stays as it is).
+    /// a `Refreshed` entry already exists (it is final and stays as it is). A write also
+    /// queues the login's registry update in the outbox ([`crate::outcomes`]).
     pub async fn record(
         &self,
         date: NaiveDate,
