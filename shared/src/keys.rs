@@ -90,6 +90,13 @@ impl KeySpace {
         format!("{{{}:ledger}}:index:{}", self.namespace, kind)
     }
 
+    /// The outcome outbox HASH (`{ns:ledger}:outbox`), LoginId → registry update still to
+    /// apply. It shares the ledger's hash tag because the ledger script fills it in the same
+    /// atomic step as the outcome (see [`crate::outcomes`]).
+    pub fn ledger_outbox(&self) -> String {
+        format!("{{{}:ledger}}:outbox", self.namespace)
+    }
+
     /// The results stream (`{ns:ledger}:results`). It shares the ledger's hash tag because
     /// one script appends to it and writes the ledger atomically.
     pub fn results_stream(&self) -> String {

@@ -15,8 +15,10 @@
 //! entries it claims (`ops/requeue_claim.lua`). Every key expires [`LEDGER_TTL`] after its
 //! last write, so memory is bounded.
 //!
-//! This module does not touch the login registry; the worker calls
-//! [`crate::registry::Registry::record_outcome`] too.
+//! The login registry lives in other Redis Cluster slots, so no script here writes it:
+//! every write also queues the registry update in the outcome outbox (same script, same
+//! slot), and [`crate::outcomes`] applies it. Record outcomes through
+//! [`crate::outcomes::Outcomes`]; a bare write here leaves the update to the outbox drain.
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
@@ -332,7 +334,8 @@ impl Ledger {
     }
 
     /// Records `outcome` for (`login`, `date`). Returns `true` when written, `false` when
-    /// a `Refreshed` entry already exists (it is final and stays as it is).
+    /// a `Refreshed` entry already exists (it is final and stays as it is). A write also
+    /// queues the login's registry update in the outbox ([`crate::outcomes`]).
     pub async fn record(
         &self,
         date: NaiveDate,
@@ -395,6 +398,7 @@ impl Ledger {
             .key(self.keys.ledger_meta(&d))
             .key(self.keys.ledger_index(IndexKind::Reauth.as_str()))
             .key(self.keys.ledger_index(IndexKind::Failed.as_str()))
+            .key(self.keys.ledger_outbox())
             .arg(login.as_str())
             .arg(json)
             .arg(outcome.kind())

@@ -7,6 +7,7 @@
 --
 -- KEYS[1] ledger hash of the date      KEYS[2] meta hash of the date
 -- KEYS[3] reauth index (ZSET)          KEYS[4] failed index (ZSET)
+-- KEYS[5] outcome outbox (HASH LoginId -> "<score>|<outcome JSON>", see shared::outcomes)
 -- ARGV[1] LoginId   ARGV[2] outcome JSON   ARGV[3] kind   ARGV[4] stale (1|0)
 -- ARGV[5] score (epoch ms)   ARGV[6] index member (date|LoginId)   ARGV[7] ttl seconds
 -- ARGV[8] index floor: members scored below it are trimmed (expired dates)
@@ -14,8 +15,12 @@
 -- entry at all: the dead-letter reconciler never overwrites an outcome a job recorded).
 -- Optionally, with a refreshed outcome, the result is appended to the results stream in the
 -- same atomic step (so a redelivered job can never add a second entry):
--- KEYS[5] results stream   ARGV[10] stream MAXLEN (approximate)   ARGV[11..] field/value
+-- KEYS[6] results stream   ARGV[10] stream MAXLEN (approximate)   ARGV[11..] field/value
 -- pairs; the outcome JSON's placeholder __RESULTS_STREAM_ID__ becomes the entry's id.
+-- Every write also queues the registry update in the outbox, in the same atomic step: the
+-- caller (or a worker's outbox drain, after a crash) applies it to the login's registry keys,
+-- which live in other Cluster slots. A pending update of the login with a later score is
+-- kept: it is the one the registry must end up with.
 -- Returns {1, outcome JSON as stored} when written, {0, existing JSON} when kept.
 -- Everything read is validated before the first write, so a corrupt entry never aborts the
 -- script half-way (an unknown kind is replaced without touching any counter).
@@ -48,13 +53,15 @@ if not known[ARGV[3]] or not tonumber(ARGV[5]) or not tonumber(ARGV[7])
     or not tonumber(ARGV[8]) then
   return redis.error_reply('ledger_record: invalid arguments')
 end
+local pending = redis.call('HGET', KEYS[5], ARGV[1])
+local pending_score = pending and tonumber(string.match(pending, '^(%-?%d+)|'))
 local json = ARGV[2]
-if KEYS[5] then
+if KEYS[6] then
   local fields = {}
   for i = 11, #ARGV do
     fields[#fields + 1] = ARGV[i]
   end
-  local id = redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[10], '*', unpack(fields))
+  local id = redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[10], '*', unpack(fields))
   json = string.gsub(json, '__RESULTS_STREAM_ID__', id)
 end
 redis.call('HSET', KEYS[1], ARGV[1], json)
@@ -76,5 +83,8 @@ redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. ARGV[8])
 redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', '(' .. ARGV[8])
 for i = 1, 4 do
   redis.call('EXPIRE', KEYS[i], ARGV[7])
+end
+if not (pending_score and pending_score > tonumber(ARGV[5])) then
+  redis.call('HSET', KEYS[5], ARGV[1], ARGV[5] .. '|' .. json)
 end
 return {1, json}

@@ -20,6 +20,8 @@
 //!   registry (durable SetScheduledRefresh changes, confirm, sweep).
 //! - [`import`]: validating a customer's CSV of LoginIds before anything is written.
 //! - [`ledger`]: one outcome per (LoginId, routine date); the routine's effectively-once.
+//! - [`outcomes`]: recording an outcome in the ledger and the registry (transactional
+//!   outbox, so no script spans two Cluster slots).
 //! - [`report`]: a routine date's report (refreshed, stale, re-auth, failed, pending, ETA).
 //! - [`ops`]: operator functions: queue stats, crash-safe requeue and purge, deactivate /
 //!   activate / reconnected logins, GetNightlyRefreshStatus, the audit trail.
@@ -35,6 +37,7 @@ pub mod ledger;
 pub mod metrics;
 pub mod ops;
 pub mod ops_http;
+pub mod outcomes;
 pub mod queue;
 pub mod ratelimit;
 pub mod redis_conn;

@@ -34,6 +34,10 @@ use crate::scheduled_refresh::{
 };
 
 static WRITE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("registry_write.lua")));
+static OUTCOME: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("registry_outcome.lua")));
+static HISTORY: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("registry_history.lua")));
 
 /// Logins written per pipeline.
 pub const BATCH_SIZE: usize = 1_000;
@@ -493,12 +497,18 @@ impl Registry {
         Ok(true)
     }
 
-    /// Updates the login's latest state from `outcome` and prepends it to its history.
+    /// Updates the login's latest state from `outcome` and prepends it to its history,
+    /// unless the login holds a later outcome (by [`LedgerOutcome::at`], to the
+    /// millisecond). Idempotent: applying the same outcome again changes nothing, so an
+    /// outbox entry may be replayed ([`crate::outcomes`]). Returns `false` when the outcome
+    /// was older than the one held and so ignored. Two steps (the hash, then the history,
+    /// which lives in another Cluster slot): a crash between them is repaired by applying
+    /// the outcome again.
     pub async fn record_outcome(
         &self,
         login: &LoginId,
         outcome: &LedgerOutcome,
-    ) -> Result<(), RegistryError> {
+    ) -> Result<bool, RegistryError> {
         let key = self.keys.login(login.as_str());
         let history = self.keys.login_history(login.as_str());
         let at = outcome.at().to_rfc3339();
@@ -543,16 +553,27 @@ impl Registry {
         }
         let json = serde_json::to_string(outcome)?;
         let mut conn = self.conn.clone();
-        let mut pipe = redis::pipe();
-        pipe.hset_multiple(&key, &fields).ignore();
-        if !clear.is_empty() {
-            pipe.hdel(&key, &clear).ignore();
+        let mut apply = OUTCOME.prepare_invoke();
+        apply
+            .key(&key)
+            .arg(outcome.at().timestamp_millis())
+            .arg(fields.len());
+        for (field, value) in &fields {
+            apply.arg(*field).arg(value.as_str());
         }
-        pipe.lpush(&history, json)
-            .ignore()
-            .ltrim(&history, 0, HISTORY_LEN as isize - 1)
-            .ignore();
-        let () = pipe.query_async(&mut conn).await?;
-        Ok(())
+        for field in &clear {
+            apply.arg(*field);
+        }
+        let applied: i64 = apply.invoke_async(&mut conn).await?;
+        if applied == 0 {
+            return Ok(false);
+        }
+        let _: i64 = HISTORY
+            .key(&history)
+            .arg(json)
+            .arg(HISTORY_LEN)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(true)
     }
 }

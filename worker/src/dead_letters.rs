@@ -32,8 +32,8 @@ use serde::Deserialize;
 use shared::jobs::{DetailJob, AUTHORIZE_QUEUE, DETAIL_QUEUE};
 use shared::keys::KeySpace;
 use shared::ledger::{Ledger, LedgerOutcome};
+use shared::outcomes::Outcomes;
 use shared::queue::{JobId, JobInfo, Queue, QueueConfig};
-use shared::registry::Registry;
 use shared::LoginId;
 use tokio_util::sync::CancellationToken;
 
@@ -68,7 +68,7 @@ pub struct DeadLetterReconciler {
     conn: ConnectionManager,
     keys: KeySpace,
     ledger: Ledger,
-    registry: Registry,
+    outcomes: Outcomes,
     page: usize,
 }
 
@@ -77,7 +77,7 @@ impl DeadLetterReconciler {
     pub fn new(conn: ConnectionManager, keys: &KeySpace) -> Self {
         Self {
             ledger: Ledger::new(conn.clone(), keys),
-            registry: Registry::new(conn.clone(), keys),
+            outcomes: Outcomes::new(conn.clone(), keys),
             conn,
             keys: keys.clone(),
             page: PAGE,
@@ -172,15 +172,12 @@ impl DeadLetterReconciler {
             reason: None,
         };
         if !self
-            .ledger
+            .outcomes
             .record_if_absent(subject.routine_date, &subject.login_id, &outcome)
             .await?
         {
             return Ok(Review::Settled);
         }
-        self.registry
-            .record_outcome(&subject.login_id, &outcome)
-            .await?;
         tracing::warn!(
             login = %subject.login_id.fingerprint(),
             date = %subject.routine_date,

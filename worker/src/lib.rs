@@ -6,6 +6,8 @@
 //! - [`handlers`]: the routine's logic as plain async functions.
 //! - [`startup`]: dependencies, apalis workers and the Monitor.
 //! - [`dead_letters`]: gives every buried routine job a `failed` outcome.
+//! - Outcomes are recorded through `shared::outcomes`; every worker also drains its outbox
+//!   at startup and every few seconds, so a crash never leaves the registry stale.
 //! - [`deactivation`]: sends registry activate / deactivate changes to Flinks
 //!   (SetScheduledRefresh) until confirmed.
 

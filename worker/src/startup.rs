@@ -24,6 +24,7 @@ use shared::flinks::{FlinksClient, FlinksConfig};
 use shared::jobs::{queue_config, AuthorizeJob, DetailJob, AUTHORIZE_QUEUE, DETAIL_QUEUE};
 use shared::keys::KeySpace;
 use shared::ledger::Ledger;
+use shared::outcomes::Outcomes;
 use shared::queue::{FetchGate, HeldJobs, JobError, JobFailure, Queue, RedisBackend, WorkerId};
 use shared::ratelimit::RateLimiter;
 use shared::registry::Registry;
@@ -78,6 +79,11 @@ pub async fn run(
     let _reconciler = crate::dead_letters::spawn(
         crate::dead_letters::DeadLetterReconciler::new(conn.clone(), &keys),
         DEAD_LETTER_SCAN,
+        shutdown.clone(),
+    );
+    let _outbox = shared::outcomes::spawn_drain(
+        Outcomes::new(conn.clone(), &keys),
+        shared::outcomes::DRAIN_INTERVAL,
         shutdown.clone(),
     );
     let _sampler = shared::gauges::spawn_sampler(
@@ -233,6 +239,7 @@ fn build_deps(
         flinks,
         ledger: Ledger::new(conn.clone(), keys),
         registry: Registry::new(conn.clone(), keys),
+        outcomes: Outcomes::new(conn.clone(), keys),
         authorize_queue: Queue::new(conn.clone(), keys, queue_config(settings, AUTHORIZE_QUEUE)),
         detail_queue: Queue::new(conn.clone(), keys, queue_config(settings, DETAIL_QUEUE)),
         results: ResultsSink::new(conn.clone(), keys, settings.results_stream_maxlen)

@@ -25,6 +25,7 @@ use crate::flinks::IneligibleCard;
 use crate::jobs::{queue_config, AuthorizeJob, AUTHORIZE_QUEUE};
 use crate::keys::KeySpace;
 use crate::ledger::{IndexFilter, IndexKind, Ledger, LedgerOutcome};
+use crate::outcomes::Outcomes;
 use crate::queue::{EnqueueOptions, Queue};
 use crate::registry::{LoginFilter, Registry};
 use crate::scheduled_refresh::ScheduledRefreshState;
@@ -84,6 +85,7 @@ pub struct LoginOps {
     keys: KeySpace,
     registry: Registry,
     ledger: Ledger,
+    outcomes: Outcomes,
     authorize: Queue<AuthorizeJob>,
 }
 
@@ -93,6 +95,7 @@ impl LoginOps {
         Self {
             registry: Registry::new(conn.clone(), keys),
             ledger: Ledger::new(conn.clone(), keys),
+            outcomes: Outcomes::new(conn.clone(), keys),
             authorize: Queue::new(conn.clone(), keys, queue_config(settings, AUTHORIZE_QUEUE)),
             keys: keys.clone(),
             conn,
@@ -301,9 +304,8 @@ impl LoginOps {
                 at: Utc::now(),
                 unrecognised_code: false,
             };
-            if self.ledger.record(date, login, &outcome).await? {
+            if self.outcomes.record(date, login, &outcome).await? {
                 self.ledger.mark_ineligible(date, login).await?;
-                self.registry.record_outcome(login, &outcome).await?;
                 report.marked.push(login.as_str().to_string());
             } else {
                 report.already_refreshed.push(login.as_str().to_string());

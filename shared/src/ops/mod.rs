@@ -19,6 +19,7 @@ pub mod stats;
 
 use crate::flinks;
 use crate::ledger::LedgerError;
+use crate::outcomes::OutcomeError;
 use crate::queue::QueueError;
 use crate::registry::RegistryError;
 
@@ -37,6 +38,9 @@ pub enum OpsError {
     /// The registry could not be read or written; run the command again.
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    /// An outcome could not be recorded; run the command again.
+    #[error(transparent)]
+    Outcome(#[from] OutcomeError),
     /// A Flinks call that the whole command depends on failed.
     #[error(transparent)]
     Flinks(#[from] flinks::Error),

@@ -6,6 +6,7 @@ mod ledger;
 mod observability;
 mod ops;
 mod ops_http;
+mod outcomes;
 mod own_redis;
 mod queue;
 mod ratelimit;

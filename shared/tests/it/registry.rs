@@ -114,16 +114,20 @@ async fn record_outcome_updates_the_latest_state_and_keeps_a_capped_history() {
         })
         .await
         .unwrap();
-    let reauth = LedgerOutcome::NeedsReauth {
-        flinks_code: Some(FlinksCode::parse("SESSION_EXPIRED")),
-        message: Some("reconnect".into()),
-        request_id: None,
-        at: Utc::now(),
-        unrecognised_code: false,
-    };
-    for _ in 0..HISTORY_LEN + 5 {
-        registry.record_outcome(&id, &reauth).await.unwrap();
+    let start = Utc::now() - chrono::Duration::hours(1);
+    // Distinct outcomes: recording the same one again adds nothing to the history.
+    for i in 0..HISTORY_LEN + 5 {
+        let reauth = LedgerOutcome::NeedsReauth {
+            flinks_code: Some(FlinksCode::parse("SESSION_EXPIRED")),
+            message: Some("reconnect".into()),
+            request_id: None,
+            at: start + chrono::Duration::seconds(i as i64),
+            unrecognised_code: false,
+        };
+        assert!(registry.record_outcome(&id, &reauth).await.unwrap());
+        assert!(registry.record_outcome(&id, &reauth).await.unwrap());
     }
+    assert_eq!(registry.history(&id).await.unwrap().len(), HISTORY_LEN);
     let status = registry.get(&id).await.unwrap().unwrap();
     assert_eq!(
         status.reauth_code,

@@ -78,14 +78,11 @@ pub async fn handle(
                 stale,
                 body: &detail.raw,
             };
-            let stored = persist("store result", || deps.results.store(&entry)).await?;
-            if stored.newly_stored {
-                let outcome = stored.outcome;
-                persist("update registry", || {
-                    deps.registry.record_outcome(&job.login_id, &outcome)
-                })
-                .await?;
-            } else {
+            let stored = persist("store result", || {
+                deps.outcomes.store_result(&deps.results, &entry)
+            })
+            .await?;
+            if !stored.newly_stored {
                 super::settle::count_skipped_redelivery();
             }
             Ok(if stale {

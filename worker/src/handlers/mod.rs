@@ -21,6 +21,7 @@ use std::time::Duration;
 use shared::flinks::FlinksClient;
 use shared::jobs::{AuthorizeJob, DetailJob};
 use shared::ledger::Ledger;
+use shared::outcomes::Outcomes;
 use shared::queue::{JobFailure, Queue};
 use shared::ratelimit::RateLimiter;
 use shared::registry::Registry;
@@ -39,6 +40,8 @@ pub struct Deps {
     pub ledger: Ledger,
     /// The login registry (last outcome, history).
     pub registry: Registry,
+    /// Records outcomes in the ledger and the registry.
+    pub outcomes: Outcomes,
     /// Where a lapsed session restarts the authorize.
     pub authorize_queue: Queue<AuthorizeJob>,
     /// Where a successful authorize chains its detail fetch (and polls go).

@@ -103,23 +103,17 @@ where
     }
 }
 
-/// Records a final outcome in the ledger and the registry.
+/// Records a final outcome in the ledger and the registry (see `shared::outcomes`).
 pub(crate) async fn record_final(
     deps: &Deps,
     login: &LoginId,
     date: NaiveDate,
     outcome: &LedgerOutcome,
 ) -> Result<(), JobFailure> {
-    let written = persist("record outcome", || {
-        deps.ledger.record(date, login, outcome)
+    persist("record outcome", || {
+        deps.outcomes.record(date, login, outcome)
     })
     .await?;
-    if written {
-        persist("update registry", || {
-            deps.registry.record_outcome(login, outcome)
-        })
-        .await?;
-    }
     Ok(())
 }
 

@@ -680,3 +680,52 @@ async fn seeded_5xx_html_and_truncated_answers_are_retried_and_every_login_still
     }
     stack.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registry_update_a_crash_left_in_the_outbox_is_applied_by_a_worker_at_startup() {
+    // Arrange: an outcome whose ledger write happened and whose registry update did not
+    // (the process died between the two).
+    let mut stack = Stack::new("outbox", "http://127.0.0.1:9/unused").await;
+    let login = new_logins(1).remove(0);
+    stack.import_logins(std::slice::from_ref(&login));
+    let outcome = LedgerOutcome::NeedsReauth {
+        flinks_code: Some(shared::FlinksCode::parse("SESSION_EXPIRED")),
+        message: Some("reconnect".into()),
+        request_id: None,
+        at: chrono::Utc::now(),
+        unrecognised_code: false,
+    };
+    stack
+        .ledger()
+        .record(parse_date(DATE), &login, &outcome)
+        .await
+        .unwrap();
+    let registry = shared::registry::Registry::new(stack.conn.clone(), &stack.keys);
+    let stale = registry.get(&login).await.unwrap().unwrap();
+    assert_eq!(stale.last_outcome, None);
+
+    // Act: a worker starts.
+    let worker = stack.spawn_worker(&[]);
+
+    // Assert: its outbox drain brings the registry up to date.
+    let started = Instant::now();
+    loop {
+        let status = registry.get(&login).await.unwrap().unwrap();
+        if status.last_outcome.as_deref() == Some("needs_reauth") {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "registry still stale: {status:?}\n{}",
+            stack.worker_log(worker)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(registry.history(&login).await.unwrap(), vec![outcome]);
+    let outcomes = shared::outcomes::Outcomes::new(stack.conn.clone(), &stack.keys);
+    assert_eq!(outcomes.pending().await.unwrap(), 0);
+    for (status, log) in stack.terminate_workers() {
+        assert!(status.success(), "{status}: {log}");
+    }
+    stack.cleanup().await;
+}

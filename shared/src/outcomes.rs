@@ -1,0 +1,248 @@
+//! Recording a login's outcome for a routine date, everywhere it shows: the ledger entry,
+//! the results-stream entry of a refresh, the re-auth / failed indexes and the login's
+//! registry state and history. Every path that records an outcome (the worker's handlers,
+//! the dead-letter reconciler, the producer's ops commands) goes through [`Outcomes`].
+//!
+//! The ledger keys share the `{ns:ledger}` hash tag; a login's registry keys do not, and
+//! Redis Cluster forbids one script over two slots. So recording is a transactional outbox:
+//!
+//! 1. `ledger_record.lua` writes the ledger entry, counters, indexes and (for a refresh)
+//!    the results-stream entry, and in the same atomic step puts the registry update in the
+//!    outbox, a HASH `{ns:ledger}:outbox` of LoginId → `<score>|<outcome JSON>` (score: the
+//!    outcome's time in epoch ms). This is the commit point.
+//! 2. The caller applies the pending update to the registry ([`Registry::record_outcome`],
+//!    which ignores an outcome older than the one it holds and never adds one to the
+//!    history twice), then removes the entry if it is still the one applied.
+//! 3. A crash between 1 and 2 leaves the entry in the outbox; every worker drains it at
+//!    startup and every [`DRAIN_INTERVAL`] ([`spawn_drain`]).
+//!
+//! Applying is idempotent, so the caller and a drain may both apply an entry. The outbox
+//! keeps one entry per login (a later outcome replaces an earlier pending one; an earlier
+//! one never replaces a later), so it is bounded by the number of logins.
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use redis::aio::ConnectionManager;
+use redis::{AsyncCommands, Script};
+use tokio_util::sync::CancellationToken;
+
+use crate::domain::LoginId;
+use crate::keys::KeySpace;
+use crate::ledger::{Ledger, LedgerError, LedgerOutcome};
+use crate::registry::{Registry, RegistryError};
+use crate::results::{ResultEntry, ResultsError, ResultsSink, Stored};
+
+/// How often each worker applies outbox entries left by a crash.
+pub const DRAIN_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Outbox entries read per `HSCAN` page.
+const DRAIN_PAGE: usize = 100;
+
+static CLEAR: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("outbox_clear.lua")));
+
+/// Why recording or applying an outcome failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OutcomeError {
+    /// Redis did not answer or refused the command; the caller retries later.
+    #[error("outcomes: Redis error: {0}")]
+    Redis(#[from] redis::RedisError),
+    /// The ledger write failed; nothing was recorded.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    /// The result and its ledger entry could not be stored; nothing was recorded.
+    #[error(transparent)]
+    Results(#[from] ResultsError),
+    /// The registry update failed; it stays in the outbox for the next apply.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+}
+
+/// Records outcomes in the ledger and the registry of one namespace. Cheap to clone.
+#[derive(Clone)]
+pub struct Outcomes {
+    conn: ConnectionManager,
+    keys: KeySpace,
+    ledger: Ledger,
+    registry: Registry,
+}
+
+impl Outcomes {
+    /// The outcomes of the namespace of `keys`.
+    pub fn new(conn: ConnectionManager, keys: &KeySpace) -> Self {
+        Self {
+            ledger: Ledger::new(conn.clone(), keys),
+            registry: Registry::new(conn.clone(), keys),
+            keys: keys.clone(),
+            conn,
+        }
+    }
+
+    /// Records `outcome` for (`login`, `date`) by the ledger's rule (a `Refreshed` entry is
+    /// final) and brings the registry up to date. Returns `true` when the ledger entry was
+    /// written. Once the ledger write succeeded the call succeeds: a registry update that
+    /// fails stays in the outbox for the drain.
+    pub async fn record(
+        &self,
+        date: NaiveDate,
+        login: &LoginId,
+        outcome: &LedgerOutcome,
+    ) -> Result<bool, OutcomeError> {
+        let written = self.ledger.record(date, login, outcome).await?;
+        self.apply_or_leave(login).await;
+        Ok(written)
+    }
+
+    /// [`Outcomes::record`] only when (`login`, `date`) has no outcome of any kind (see
+    /// [`Ledger::record_if_absent`]).
+    pub async fn record_if_absent(
+        &self,
+        date: NaiveDate,
+        login: &LoginId,
+        outcome: &LedgerOutcome,
+    ) -> Result<bool, OutcomeError> {
+        let written = self.ledger.record_if_absent(date, login, outcome).await?;
+        self.apply_or_leave(login).await;
+        Ok(written)
+    }
+
+    /// Stores a fetched result through `sink` (results stream and `Refreshed` ledger entry
+    /// in one atomic step, see [`ResultsSink::store`]) and brings the registry up to date.
+    pub async fn store_result(
+        &self,
+        sink: &ResultsSink,
+        entry: &ResultEntry<'_>,
+    ) -> Result<Stored, OutcomeError> {
+        let stored = sink.store(entry).await?;
+        self.apply_or_leave(entry.login_id).await;
+        Ok(stored)
+    }
+
+    /// Applies the registry update pending for `login`, if any, and removes it from the
+    /// outbox. Returns `true` when there was one.
+    pub async fn apply_pending(&self, login: &LoginId) -> Result<bool, OutcomeError> {
+        let mut conn = self.conn.clone();
+        let pending: Option<String> = conn.hget(self.keys.ledger_outbox(), login.as_str()).await?;
+        match pending {
+            Some(entry) => self.apply_entry(login.as_str(), &entry).await.map(|_| true),
+            None => Ok(false),
+        }
+    }
+
+    /// Applies every pending registry update (left by a crash between the ledger write and
+    /// its apply, or being applied by its caller right now: applying twice is harmless).
+    /// Returns how many entries were applied.
+    pub async fn drain_once(&self) -> Result<u64, OutcomeError> {
+        let key = self.keys.ledger_outbox();
+        let mut conn = self.conn.clone();
+        let mut cursor: u64 = 0;
+        let mut applied = 0;
+        loop {
+            let (next, pairs): (u64, Vec<(String, String)>) = redis::cmd("HSCAN")
+                .arg(&key)
+                .arg(cursor)
+                .arg("COUNT")
+                .arg(DRAIN_PAGE)
+                .query_async(&mut conn)
+                .await?;
+            for (login, entry) in pairs {
+                self.apply_entry(&login, &entry).await?;
+                applied += 1;
+            }
+            if next == 0 {
+                return Ok(applied);
+            }
+            cursor = next;
+        }
+    }
+
+    /// Registry updates waiting in the outbox.
+    pub async fn pending(&self) -> Result<u64, OutcomeError> {
+        let mut conn = self.conn.clone();
+        Ok(conn.hlen(self.keys.ledger_outbox()).await?)
+    }
+
+    async fn apply_or_leave(&self, login: &LoginId) {
+        if let Err(error) = self.apply_pending(login).await {
+            tracing::warn!(
+                login = %login.fingerprint(),
+                error.message = %error,
+                "registry update left in the outcome outbox; the drain applies it"
+            );
+        }
+    }
+
+    async fn apply_entry(&self, login: &str, entry: &str) -> Result<(), OutcomeError> {
+        match decode_entry(login, entry) {
+            Some((login_id, outcome)) => {
+                self.registry.record_outcome(&login_id, &outcome).await?;
+            }
+            None => {
+                // Unusable forever: retrying it would block nothing but log on every drain.
+                let fp = LoginId::parse(login)
+                    .map(|l| l.fingerprint().to_string())
+                    .unwrap_or_else(|_| "invalid".into());
+                tracing::warn!(login = %fp, "undecodable outcome outbox entry dropped");
+            }
+        }
+        let mut conn = self.conn.clone();
+        let _: i64 = CLEAR
+            .key(self.keys.ledger_outbox())
+            .arg(login)
+            .arg(entry)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(())
+    }
+}
+
+/// Parses an outbox entry, `<score>|<outcome JSON>`, of field `login`.
+fn decode_entry(login: &str, entry: &str) -> Option<(LoginId, LedgerOutcome)> {
+    let login = LoginId::parse(login).ok()?;
+    let (score, json) = entry.split_once('|')?;
+    score.parse::<i64>().ok()?;
+    Some((login, serde_json::from_str(json).ok()?))
+}
+
+/// Runs [`Outcomes::drain_once`] now and then every `interval` until `shutdown`.
+pub fn spawn_drain(
+    outcomes: Outcomes,
+    interval: Duration,
+    shutdown: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            match outcomes.drain_once().await {
+                Ok(0) => {}
+                Ok(applied) => {
+                    tracing::info!(applied, "outcome outbox: registry updates applied")
+                }
+                Err(error) => {
+                    tracing::warn!(error.message = %error, "outcome outbox drain failed; retrying")
+                }
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(interval) => {}
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outbox_entries_decode_and_garbage_does_not() {
+        let login = "5e5b1f56-0b6c-4c53-a3a4-2b2d7a3e9f10";
+        let entry = r#"1735787045000|{"kind":"failed","flinks_code":null,"http_status":null,"message":"x","attempts":1,"at":"2025-01-02T03:04:05Z"}"#;
+        let (id, outcome) = decode_entry(login, entry).unwrap();
+        assert_eq!(id.as_str(), login);
+        assert_eq!(outcome.kind(), "failed");
+        assert!(decode_entry(login, "no-separator").is_none());
+        assert!(decode_entry(login, "x|{}").is_none());
+        assert!(decode_entry("not-a-login", entry).is_none());
+    }
+}

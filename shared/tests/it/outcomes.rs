@@ -1,0 +1,261 @@
+//! Recording outcomes in the ledger and the registry through the outbox, against a real
+//! Redis: a crash between the two writes is repaired by the drain, and replays are harmless.
+
+use chrono::{Duration, NaiveDate, Utc};
+use shared::domain::{FlinksCode, LoginId, RequestId};
+use shared::ledger::{Ledger, LedgerOutcome};
+use shared::outcomes::Outcomes;
+use shared::registry::{LoginRecordInput, Registry};
+use shared::results::{ResultEntry, ResultsSink};
+
+use crate::support::TestRedis;
+
+fn login(n: u32) -> LoginId {
+    LoginId::parse(&format!("00000000-0000-4000-8000-{n:012}")).unwrap()
+}
+
+fn date(day: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(2025, 6, day).unwrap()
+}
+
+fn reauth(at: chrono::DateTime<Utc>) -> LedgerOutcome {
+    LedgerOutcome::NeedsReauth {
+        flinks_code: Some(FlinksCode::parse("SESSION_EXPIRED")),
+        message: Some("reconnect".into()),
+        request_id: None,
+        at,
+        unrecognised_code: false,
+    }
+}
+
+fn failed(at: chrono::DateTime<Utc>) -> LedgerOutcome {
+    LedgerOutcome::Failed {
+        flinks_code: Some(FlinksCode::parse("RETRY_LATER")),
+        http_status: Some(503),
+        message: "bank down".into(),
+        attempts: 5,
+        at,
+        reason: None,
+    }
+}
+
+fn refreshed(at: chrono::DateTime<Utc>) -> LedgerOutcome {
+    LedgerOutcome::Refreshed {
+        request_id: RequestId::new("r-1"),
+        last_refresh: None,
+        stale: true,
+        fetched_at: at,
+        results_stream_id: None,
+    }
+}
+
+struct Fixture {
+    redis: TestRedis,
+    ledger: Ledger,
+    registry: Registry,
+    outcomes: Outcomes,
+}
+
+async fn fixture(test: &str) -> Fixture {
+    let redis = TestRedis::new(test).await;
+    let registry = Registry::new(redis.conn.clone(), &redis.keys);
+    registry
+        .add(&LoginRecordInput {
+            login_id: login(1),
+            active: true,
+            tag: None,
+        })
+        .await
+        .unwrap();
+    Fixture {
+        ledger: Ledger::new(redis.conn.clone(), &redis.keys),
+        outcomes: Outcomes::new(redis.conn.clone(), &redis.keys),
+        registry,
+        redis,
+    }
+}
+
+#[tokio::test]
+async fn a_crash_between_the_ledger_and_the_registry_is_repaired_by_the_drain() {
+    let f = fixture("outcomes-crash").await;
+    let outcome = reauth(Utc::now());
+    // The ledger part only: the process dies before it updates the registry.
+    assert!(f.ledger.record(date(1), &login(1), &outcome).await.unwrap());
+
+    let status = f.registry.get(&login(1)).await.unwrap().unwrap();
+    assert_eq!(status.last_outcome, None, "the registry is stale");
+    assert!(f.registry.history(&login(1)).await.unwrap().is_empty());
+    assert_eq!(f.outcomes.pending().await.unwrap(), 1);
+
+    assert_eq!(f.outcomes.drain_once().await.unwrap(), 1);
+    let status = f.registry.get(&login(1)).await.unwrap().unwrap();
+    assert_eq!(status.last_outcome.as_deref(), Some("needs_reauth"));
+    assert_eq!(
+        status.reauth_code,
+        Some(FlinksCode::parse("SESSION_EXPIRED"))
+    );
+    assert_eq!(f.registry.history(&login(1)).await.unwrap(), vec![outcome]);
+    assert_eq!(f.outcomes.pending().await.unwrap(), 0);
+    assert_eq!(f.outcomes.drain_once().await.unwrap(), 0);
+    f.redis.cleanup().await;
+}
+
+#[tokio::test]
+async fn applying_an_outbox_entry_twice_leaves_the_registry_as_once() {
+    let f = fixture("outcomes-twice").await;
+    let outcome = failed(Utc::now());
+    assert!(f.ledger.record(date(1), &login(1), &outcome).await.unwrap());
+    // Applied, then the process dies before it removes the entry from the outbox.
+    assert!(f
+        .registry
+        .record_outcome(&login(1), &outcome)
+        .await
+        .unwrap());
+    let once = f.registry.get(&login(1)).await.unwrap().unwrap();
+
+    assert_eq!(
+        f.outcomes.drain_once().await.unwrap(),
+        1,
+        "the entry replays"
+    );
+    assert_eq!(f.registry.get(&login(1)).await.unwrap().unwrap(), once);
+    assert_eq!(f.registry.history(&login(1)).await.unwrap(), vec![outcome]);
+    assert!(!f.outcomes.apply_pending(&login(1)).await.unwrap());
+    f.redis.cleanup().await;
+}
+
+#[tokio::test]
+async fn an_older_outcome_never_replaces_a_later_one() {
+    let f = fixture("outcomes-order").await;
+    let later = reauth(Utc::now());
+    let earlier = failed(Utc::now() - Duration::hours(1));
+    assert!(f.registry.record_outcome(&login(1), &later).await.unwrap());
+    assert!(!f
+        .registry
+        .record_outcome(&login(1), &earlier)
+        .await
+        .unwrap());
+    let status = f.registry.get(&login(1)).await.unwrap().unwrap();
+    assert_eq!(status.last_outcome.as_deref(), Some("needs_reauth"));
+    assert_eq!(status.last_error, None);
+    assert_eq!(
+        f.registry.history(&login(1)).await.unwrap(),
+        vec![later.clone()]
+    );
+
+    // In the outbox too: two crashed writes of one login leave the later one pending.
+    let other = login(2);
+    f.ledger.record(date(2), &other, &later).await.unwrap();
+    f.ledger.record(date(1), &other, &earlier).await.unwrap();
+    assert_eq!(f.outcomes.pending().await.unwrap(), 1);
+    f.outcomes.drain_once().await.unwrap();
+    let status = f.registry.get(&other).await.unwrap().unwrap();
+    assert_eq!(status.last_outcome.as_deref(), Some("needs_reauth"));
+    f.redis.cleanup().await;
+}
+
+#[tokio::test]
+async fn recording_an_outcome_updates_ledger_and_registry_and_empties_the_outbox() {
+    let f = fixture("outcomes-record").await;
+    let t0 = Utc::now();
+    let first = reauth(t0);
+    assert!(f.outcomes.record(date(1), &login(1), &first).await.unwrap());
+    assert_eq!(
+        f.ledger.get(date(1), &login(1)).await.unwrap(),
+        Some(first.clone())
+    );
+    let status = f.registry.get(&login(1)).await.unwrap().unwrap();
+    assert_eq!(status.last_outcome.as_deref(), Some("needs_reauth"));
+
+    let done = refreshed(t0 + Duration::seconds(1));
+    assert!(f.outcomes.record(date(1), &login(1), &done).await.unwrap());
+    // A refresh is final: a later failure of the same date is neither recorded nor applied.
+    let late = failed(t0 + Duration::seconds(2));
+    assert!(!f.outcomes.record(date(1), &login(1), &late).await.unwrap());
+    let status = f.registry.get(&login(1)).await.unwrap().unwrap();
+    assert_eq!(status.last_outcome.as_deref(), Some("refreshed"));
+    assert_eq!(status.reauth_code, None);
+    assert_eq!(
+        f.registry.history(&login(1)).await.unwrap(),
+        vec![done, first]
+    );
+
+    // The reconciler's fill-only write reaches the registry as well.
+    let dead = failed(t0 + Duration::seconds(3));
+    assert!(f
+        .outcomes
+        .record_if_absent(date(2), &login(1), &dead)
+        .await
+        .unwrap());
+    assert!(!f
+        .outcomes
+        .record_if_absent(date(2), &login(1), &failed(t0 + Duration::seconds(4)))
+        .await
+        .unwrap());
+    let status = f.registry.get(&login(1)).await.unwrap().unwrap();
+    assert_eq!(status.last_outcome.as_deref(), Some("failed"));
+    assert_eq!(f.outcomes.pending().await.unwrap(), 0);
+    f.redis.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_stored_result_reaches_the_registry_with_its_stream_id() {
+    let f = fixture("outcomes-result").await;
+    let sink = ResultsSink::new(f.redis.conn.clone(), &f.redis.keys, 1000);
+    let request_id = RequestId::new("r-9");
+    let entry = ResultEntry {
+        login_id: &login(1),
+        request_id: &request_id,
+        routine_date: date(1),
+        fetched_at: Utc::now(),
+        last_refresh: None,
+        stale: false,
+        body: r#"{"Accounts":[]}"#,
+    };
+    let stored = f.outcomes.store_result(&sink, &entry).await.unwrap();
+    assert!(stored.newly_stored);
+    let again = f.outcomes.store_result(&sink, &entry).await.unwrap();
+    assert!(!again.newly_stored);
+
+    let history = f.registry.history(&login(1)).await.unwrap();
+    assert_eq!(history, vec![stored.outcome.clone()]);
+    let LedgerOutcome::Refreshed {
+        results_stream_id, ..
+    } = &history[0]
+    else {
+        panic!("not refreshed: {history:?}");
+    };
+    assert!(results_stream_id.is_some());
+    assert_eq!(f.outcomes.pending().await.unwrap(), 0);
+    f.redis.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_corrupt_outbox_entry_is_replaced_by_a_write_and_dropped_by_the_drain() {
+    let f = fixture("outcomes-corrupt").await;
+    let mut conn = f.redis.conn.clone();
+    let outbox = f.redis.keys.ledger_outbox();
+    let _: () = redis::cmd("HSET")
+        .arg(&outbox)
+        .arg(login(1).as_str())
+        .arg("garbage")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let outcome = failed(Utc::now());
+    assert!(f.ledger.record(date(1), &login(1), &outcome).await.unwrap());
+    assert_eq!(f.outcomes.drain_once().await.unwrap(), 1);
+    assert_eq!(f.registry.history(&login(1)).await.unwrap(), vec![outcome]);
+
+    let _: () = redis::cmd("HSET")
+        .arg(&outbox)
+        .arg(login(2).as_str())
+        .arg("7|not json")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(f.outcomes.drain_once().await.unwrap(), 1);
+    assert_eq!(f.outcomes.pending().await.unwrap(), 0);
+    assert!(f.registry.get(&login(2)).await.unwrap().is_none());
+    f.redis.cleanup().await;
+}
