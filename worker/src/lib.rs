@@ -53,9 +53,13 @@ impl Cli {
     }
 }
 
-/// Checks at boot what `run` would only find out later (the Flinks client's invariants),
+/// Checks at boot what `run` would only find out later (the Flinks client's invariants,
+/// `RESULTS_ENCRYPTION_REQUIRED` without a key),
 /// so a bad value exits 2 naming its variable instead of failing as a runtime error.
 pub fn validate(settings: &shared::config::Settings) -> Result<(), String> {
+    settings
+        .require_results_encryption()
+        .map_err(|e| e.to_string())?;
     let flinks =
         shared::flinks::FlinksConfig::from_settings(settings).map_err(|e| e.to_string())?;
     flinks.validate().map_err(|message| {
