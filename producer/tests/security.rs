@@ -1,4 +1,4 @@
-//! Secrets never leave the process (issue 9): `--help` of both binaries, their errors and
+//! Secrets never leave the process: `--help` of both binaries, their errors and
 //! their logs, with every secret set in the environment; and `producer results read`
 //! decrypting the results stream as a customer's consumer would.
 
