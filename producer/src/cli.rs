@@ -103,8 +103,11 @@ pub enum Command {
 pub enum ResultsCommand {
     /// Print results stream entries oldest first (XRANGE), one JSON object per line
     /// (`--json`: one document with `entries` and `next`). Entries stored encrypted are
-    /// decrypted with RESULTS_ENCRYPTION_KEY (any key id listed there); plain ones pass
-    /// through. Reads only: nothing is acknowledged or trimmed.
+    /// decrypted with RESULTS_ENCRYPTION_KEY (any key id listed there); with a key set (or
+    /// RESULTS_ENCRYPTION_REQUIRED=true), entries stored in clear are refused unless
+    /// --allow-plaintext. An entry that cannot be read is reported on stderr (`--json`: in
+    /// `errors`) with its id and skipped; the exit code is then 3. Reads only: nothing is
+    /// acknowledged or trimmed.
     Read(ResultsReadArgs),
 }
 
@@ -117,6 +120,10 @@ pub struct ResultsReadArgs {
     /// First entry id (`-` = the oldest; `(ID` = after ID, as printed for the next page).
     #[arg(long, value_name = "ID", default_value = "-")]
     pub from: String,
+    /// Read entries stored in clear even though RESULTS_ENCRYPTION_KEY is set (e.g. those
+    /// written before encryption was turned on).
+    #[arg(long)]
+    pub allow_plaintext: bool,
 }
 
 /// `producer queues ...`

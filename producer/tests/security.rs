@@ -114,7 +114,7 @@ fn an_unreachable_redis_is_reported_and_logged_without_any_secret() {
 }
 
 #[tokio::test]
-async fn results_read_decrypts_encrypted_entries_and_passes_plain_ones_through() {
+async fn results_read_decrypts_and_refuses_plain_entries_unless_allowed_reporting_each_skip() {
     // Arrange: one plain and one encrypted entry in a namespace of this test.
     let namespace = format!("test-producer-results-{}", uuid::Uuid::new_v4().simple());
     let keys = KeySpace::new(namespace.clone());
@@ -151,8 +151,24 @@ async fn results_read_decrypts_encrypted_entries_and_passes_plain_ones_through()
         cmd.output().unwrap()
     };
 
-    // Act + Assert: with the key, both entries as JSON Lines, amounts exact.
+    // Act + Assert: with the key, the plain entry is refused (exit 3, named on stderr) and
+    // the encrypted one is read.
     let out = run(&["results", "read"], Some(SECRETS[3].1));
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("skipped entry") && stderr.contains("--allow-plaintext"),
+        "{stderr}"
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    assert!(stdout.contains("\"key_id\":\"k1\""), "{stdout}");
+
+    // With --allow-plaintext, both entries as JSON Lines, amounts exact.
+    let out = run(
+        &["results", "read", "--allow-plaintext"],
+        Some(SECRETS[3].1),
+    );
     assert!(out.status.success(), "{out:?}");
     let stdout = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<serde_json::Value> = stdout
@@ -169,7 +185,14 @@ async fn results_read_decrypts_encrypted_entries_and_passes_plain_ones_through()
 
     // Paging with --json: one entry, then the next from `next`.
     let out = run(
-        &["results", "read", "--count", "1", "--json"],
+        &[
+            "results",
+            "read",
+            "--count",
+            "1",
+            "--json",
+            "--allow-plaintext",
+        ],
         Some(SECRETS[3].1),
     );
     let page: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -182,15 +205,27 @@ async fn results_read_decrypts_encrypted_entries_and_passes_plain_ones_through()
     assert_eq!(page["entries"].as_array().unwrap().len(), 1);
     assert_eq!(page["entries"][0]["key_id"], "k1");
 
-    // Without the key: a clear error naming the key id, no account data.
-    let out = run(&["results", "read"], None);
-    assert_eq!(out.status.code(), Some(1), "{out:?}");
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    // Without the key: the plain entry is read, the encrypted one is an error item naming
+    // its stream id and key id, without its account data (exit 3).
+    let out = run(&["results", "read", "--json"], None);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let page: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(page["entries"].as_array().unwrap().len(), 1);
+    let errors = page["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{page}");
+    assert!(errors[0]["id"].as_str().unwrap().contains('-'), "{page}");
+    let error = errors[0]["error"].as_str().unwrap();
     assert!(
-        stderr.contains("\"k1\"") && stderr.contains("RESULTS_ENCRYPTION_KEY"),
-        "{stderr}"
+        error.contains("\"k1\"") && error.contains("RESULTS_ENCRYPTION_KEY"),
+        "{error}"
     );
-    assert!(!String::from_utf8_lossy(&out.stdout).contains("9876543"));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout)
+            .matches("9876543")
+            .count(),
+        1,
+        "only the plain entry's account number"
+    );
 
     let mut c = conn.clone();
     let _: () = redis::cmd("UNLINK")
@@ -317,6 +352,32 @@ fn a_results_key_written_key_colon_id_exits_2_without_the_key() {
         "RESULTS_ENCRYPTION_KEY",
         hex,
     );
+}
+
+#[test]
+fn a_worker_that_would_store_results_in_clear_exits_2_when_encryption_is_required() {
+    let Some(worker) = worker_bin() else { return };
+    let run = |key: Option<&str>| {
+        let mut cmd = Command::new(&worker);
+        cmd.env("REDIS_URL", "redis://127.0.0.1:1")
+            .env("FLINKS_BASE_URL", "http://127.0.0.1:1/v3/c/BankingServices")
+            .env("METRICS_ADDR", "127.0.0.1:0")
+            .env("LOG_FORMAT", "json")
+            .env("RESULTS_ENCRYPTION_REQUIRED", "true")
+            .env_remove("RESULTS_ENCRYPTION_KEY")
+            .env_remove("RESULTS_ENCRYPTION_KEY_FILE");
+        if let Some(key) = key {
+            cmd.env("RESULTS_ENCRYPTION_KEY", key);
+        }
+        cmd.output().unwrap()
+    };
+    let out = run(None);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("RESULTS_ENCRYPTION_REQUIRED"), "{stderr}");
+    // With a key it starts, and fails later on the unreachable Redis (1).
+    let out = run(Some(SECRETS[3].1));
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
 }
 
 #[test]

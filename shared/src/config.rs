@@ -137,6 +137,10 @@ pub struct Settings {
     /// set, account data in the results stream is encrypted with the first key and read
     /// with any. Off (`None`) by default. `Debug` shows key ids only.
     pub results_cipher: Option<ResultsCipher>,
+    /// `RESULTS_ENCRYPTION_REQUIRED`: a worker refuses to start without
+    /// `RESULTS_ENCRYPTION_KEY` (it would store account data in clear), and readers refuse
+    /// entries stored in clear.
+    pub results_encryption_required: bool,
 }
 
 /// A URL that may hold a password: `Debug` and [`SecretUrl::redacted`] hide it.
@@ -242,6 +246,7 @@ pub const VARIABLES: &[(&str, Option<&str>)] = &[
     ("RESULTS_STREAM_MAXLEN", Some("1000000")),
     ("LOG_FORMAT", Some("auto")),
     ("RESULTS_ENCRYPTION_KEY", None),
+    ("RESULTS_ENCRYPTION_REQUIRED", Some("false")),
 ];
 
 /// Defaults by another name, for the loader below.
@@ -349,6 +354,22 @@ impl Settings {
                   (or the simulator's URL)"
                     .into(),
         })
+    }
+
+    /// The results cipher, or an error naming `RESULTS_ENCRYPTION_REQUIRED` when it is
+    /// `true` and no key is set, for a process that would otherwise write account data in
+    /// clear.
+    pub fn require_results_encryption(&self) -> Result<Option<&ResultsCipher>, ConfigError> {
+        match (&self.results_cipher, self.results_encryption_required) {
+            (None, true) => Err(ConfigError::Missing {
+                key: "RESULTS_ENCRYPTION_KEY",
+                why: ": RESULTS_ENCRYPTION_REQUIRED=true and this worker would store account \
+                      data in clear; set RESULTS_ENCRYPTION_KEY (or RESULTS_ENCRYPTION_KEY_FILE) \
+                      or unset RESULTS_ENCRYPTION_REQUIRED"
+                    .into(),
+            }),
+            (cipher, _) => Ok(cipher.as_ref()),
+        }
     }
 
     /// True when the global rate limiter is turned off (`RATE_LIMIT_PER_MINUTE=0`).
@@ -513,6 +534,7 @@ impl Parser {
                     ResultsCipher::parse(v).map_err(|e| e.to_string())
                 })?),
             },
+            results_encryption_required: self.boolean("RESULTS_ENCRYPTION_REQUIRED")?,
         })
     }
 
@@ -779,6 +801,41 @@ mod tests {
             .unwrap()
             .results_cipher
             .is_none());
+    }
+
+    #[test]
+    fn results_encryption_required_without_a_key_is_an_error_naming_both_variables() {
+        let s = Settings::load_from(None, env(&[])).unwrap();
+        assert!(!s.results_encryption_required);
+        assert!(s.require_results_encryption().unwrap().is_none());
+
+        let s = Settings::load_from(None, env(&[("RESULTS_ENCRYPTION_REQUIRED", "true")])).unwrap();
+        let err = s.require_results_encryption().unwrap_err().to_string();
+        assert!(
+            err.contains("RESULTS_ENCRYPTION_REQUIRED") && err.contains("RESULTS_ENCRYPTION_KEY"),
+            "{err}"
+        );
+
+        let s = Settings::load_from(
+            None,
+            env(&[
+                ("RESULTS_ENCRYPTION_REQUIRED", "true"),
+                (
+                    "RESULTS_ENCRYPTION_KEY",
+                    "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+                ),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            s.require_results_encryption().unwrap().unwrap().key_ids(),
+            ["k1"]
+        );
+
+        let err = Settings::load_from(None, env(&[("RESULTS_ENCRYPTION_REQUIRED", "yes")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("RESULTS_ENCRYPTION_REQUIRED"), "{err}");
     }
 
     #[test]

@@ -10,6 +10,12 @@
 //! 1/0, yes/no, y/n; case-insensitive; empty = true) and `Tag` (empty = keep the current
 //! tag), in any order, matched case-insensitively; other columns are ignored. A LoginId
 //! that appears twice keeps its last row and is counted in [`ParsedImport::duplicates`].
+//!
+//! Limits, so a hostile or broken file cannot exhaust memory or plant control characters
+//! in the registry (and from there in terminals and dashboards): a line longer than
+//! [`MAX_LINE_BYTES`] stops the import, naming the line; a field longer than
+//! [`MAX_FIELD_CHARS`], a `Tag` longer than [`MAX_TAG_CHARS`] or a `Tag` holding a control
+//! or invisible formatting character makes its row invalid.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -22,6 +28,13 @@ use crate::registry::LoginRecordInput;
 
 /// At most this many bad rows are kept (all are counted).
 pub const MAX_LISTED_ERRORS: usize = 50;
+/// Longest line accepted, in bytes (the line break excluded): far above a real row (a
+/// LoginId, a flag, a tag and a few ignored columns), far below what hurts memory.
+pub const MAX_LINE_BYTES: usize = 8 * 1024;
+/// Longest field accepted, in characters (ignored columns included).
+pub const MAX_FIELD_CHARS: usize = 1024;
+/// Longest `Tag` accepted, in characters.
+pub const MAX_TAG_CHARS: usize = 256;
 
 /// Why a file could not be imported. Every variant names the file.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +63,16 @@ pub enum ImportError {
         reason: String,
         /// The header as read.
         found: String,
+    },
+    /// A line is longer than [`MAX_LINE_BYTES`]; nothing was imported.
+    #[error("{path}: line {line} is longer than {max} bytes; nothing imported")]
+    LineTooLong {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: u64,
+        /// The limit, [`MAX_LINE_BYTES`].
+        max: usize,
     },
     /// Some rows are invalid; nothing was imported.
     #[error("{path}: {total} invalid row(s), nothing imported (use --skip-invalid to import the valid rows):\n{}", RowErrors(.errors, *.total))]
@@ -170,6 +193,50 @@ pub fn parse_active(raw: &str) -> Result<bool, String> {
     }
 }
 
+/// The marker inside the I/O error [`LineLimit`] raises.
+#[derive(Debug)]
+struct LineTooLong {
+    line: u64,
+}
+
+impl fmt::Display for LineTooLong {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "line {} is longer than {MAX_LINE_BYTES} bytes",
+            self.line
+        )
+    }
+}
+
+impl std::error::Error for LineTooLong {}
+
+/// Fails the read as soon as a physical line exceeds [`MAX_LINE_BYTES`], before the CSV
+/// parser buffers it: the limit holds for quoted fields too.
+struct LineLimit<R> {
+    inner: R,
+    line: u64,
+    line_bytes: usize,
+}
+
+impl<R: std::io::Read> std::io::Read for LineLimit<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        for &byte in &buf[..n] {
+            if byte == b'\n' {
+                self.line += 1;
+                self.line_bytes = 0;
+            } else if byte != b'\r' {
+                self.line_bytes += 1;
+                if self.line_bytes > MAX_LINE_BYTES {
+                    return Err(std::io::Error::other(LineTooLong { line: self.line }));
+                }
+            }
+        }
+        Ok(n)
+    }
+}
+
 /// Reads and validates the CSV file at `path`.
 pub fn parse_file(path: &Path, options: ImportOptions) -> Result<ParsedImport, ImportError> {
     let file = std::fs::File::open(path).map_err(|source| ImportError::Io {
@@ -189,10 +256,29 @@ pub fn parse_reader(
         .has_headers(false)
         .flexible(true)
         .trim(csv::Trim::All)
-        .from_reader(reader);
-    let io_error = |e: csv::Error| ImportError::Io {
-        path: path.to_path_buf(),
-        source: std::io::Error::other(e.to_string()),
+        .from_reader(LineLimit {
+            inner: reader,
+            line: 1,
+            line_bytes: 0,
+        });
+    let io_error = |e: csv::Error| match e.into_kind() {
+        csv::ErrorKind::Io(io) => {
+            match io.get_ref().and_then(|e| e.downcast_ref::<LineTooLong>()) {
+                Some(too_long) => ImportError::LineTooLong {
+                    path: path.to_path_buf(),
+                    line: too_long.line,
+                    max: MAX_LINE_BYTES,
+                },
+                None => ImportError::Io {
+                    path: path.to_path_buf(),
+                    source: io,
+                },
+            }
+        }
+        other => ImportError::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::other(format!("{other:?}")),
+        },
     };
     let mut records = csv.records();
     let header = loop {
@@ -285,6 +371,17 @@ fn validate(
             row.len()
         ));
     }
+    if let Some((column, field)) = row
+        .iter()
+        .enumerate()
+        .find(|(_, f)| f.chars().count() > MAX_FIELD_CHARS)
+    {
+        return Err(format!(
+            "field {} is {} characters long, more than {MAX_FIELD_CHARS}",
+            column + 1,
+            field.chars().count()
+        ));
+    }
     let login_id =
         LoginId::parse(row.get(cols.login_id).unwrap_or_default()).map_err(|e| e.to_string())?;
     let active = match cols.active {
@@ -295,12 +392,44 @@ fn validate(
         .tag
         .and_then(|i| row.get(i))
         .filter(|t| !t.is_empty())
-        .map(str::to_string);
+        .map(check_tag)
+        .transpose()?;
     Ok(LoginRecordInput {
         login_id,
         active,
         tag,
     })
+}
+
+/// A tag is at most [`MAX_TAG_CHARS`] printable characters: no control characters and no
+/// invisible formatting ones (zero-width, bidirectional overrides) that would make a tag
+/// display as something it is not.
+pub fn check_tag(tag: &str) -> Result<String, String> {
+    let length = tag.chars().count();
+    if length > MAX_TAG_CHARS {
+        return Err(format!(
+            "Tag is {length} characters long, more than {MAX_TAG_CHARS}"
+        ));
+    }
+    if let Some((position, c)) = tag.chars().enumerate().find(|(_, c)| !printable(*c)) {
+        return Err(format!(
+            "Tag has a control or invisible character (U+{:04X}) at position {}",
+            u32::from(c),
+            position + 1
+        ));
+    }
+    Ok(tag.to_string())
+}
+
+fn printable(c: char) -> bool {
+    !c.is_control()
+        && !matches!(c,
+            '\u{00AD}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{2028}'..='\u{202E}'
+            | '\u{2060}'..='\u{2069}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}')
 }
 
 #[cfg(test)]
@@ -386,5 +515,78 @@ mod tests {
         let err = parse(&format!("Id,Active\n{A},true\n"), false).unwrap_err();
         assert!(matches!(err, ImportError::BadHeader { .. }), "{err}");
         assert!(err.to_string().contains("logins.csv") && err.to_string().contains("LoginId"));
+    }
+
+    #[test]
+    fn a_line_longer_than_the_limit_fails_the_import_naming_the_line() {
+        let long = "x".repeat(MAX_LINE_BYTES + 1);
+        let err = parse(&format!("LoginId,Note\n{A},ok\n{B},{long}\n"), true).unwrap_err();
+        assert!(
+            matches!(err, ImportError::LineTooLong { line: 3, .. }),
+            "{err}"
+        );
+        let text = err.to_string();
+        assert!(
+            text.contains("line 3") && text.contains("logins.csv"),
+            "{text}"
+        );
+        assert!(!text.contains("xxxx"), "{text}");
+        // Inside quotes too: the limit is on physical lines, before the CSV parser.
+        let err = parse(&format!("LoginId,Note\n{A},\"{long}\"\n"), true).unwrap_err();
+        assert!(
+            matches!(err, ImportError::LineTooLong { line: 2, .. }),
+            "{err}"
+        );
+        // A line at the limit is fine (eight fields within MAX_FIELD_CHARS).
+        let mut notes = vec!["y".repeat(MAX_FIELD_CHARS - 1); 7];
+        notes.push("y".repeat(MAX_LINE_BYTES - A.len() - 7 * MAX_FIELD_CHARS - 1));
+        let line = format!("{A},{}", notes.join(","));
+        assert_eq!(line.len(), MAX_LINE_BYTES);
+        let header = format!("LoginId{}", ",Note".repeat(8));
+        assert!(parse(&format!("{header}\r\n{line}\r\n"), false).is_ok());
+    }
+
+    #[test]
+    fn an_overlong_field_or_tag_makes_its_row_invalid_naming_the_line() {
+        let field = "z".repeat(MAX_FIELD_CHARS + 1);
+        let tag = "t".repeat(MAX_TAG_CHARS + 1);
+        let err = parse(
+            &format!("LoginId,Tag,Note\n{A},{tag},\n{B},ok,{field}\n"),
+            false,
+        )
+        .unwrap_err();
+        let ImportError::InvalidRows { errors, .. } = &err else {
+            panic!("{err}");
+        };
+        assert_eq!(errors[0].line, 2);
+        assert!(errors[0].reason.contains("257 characters"), "{err}");
+        assert_eq!(errors[1].line, 3);
+        assert!(errors[1].reason.contains("field 3"), "{err}");
+        assert!(!err.to_string().contains("zzzz"), "{err}");
+        let ok = "é".repeat(MAX_TAG_CHARS);
+        let parsed = parse(&format!("LoginId,Tag\n{A},{ok}\n"), false).unwrap();
+        assert_eq!(parsed.records[0].tag.as_deref(), Some(ok.as_str()));
+    }
+
+    #[test]
+    fn a_tag_with_control_or_invisible_characters_is_rejected() {
+        for bad in [
+            "a\u{1b}[31mred",
+            "vip\u{7}",
+            "abc\u{202E}cba",
+            "zero\u{200B}width",
+        ] {
+            let err = parse(&format!("LoginId,Tag\n{A},\"{bad}\"\n"), false).unwrap_err();
+            let ImportError::InvalidRows { errors, .. } = &err else {
+                panic!("{err}");
+            };
+            assert_eq!(errors[0].line, 2, "{bad:?}");
+            assert!(errors[0].reason.contains("control or invisible"), "{err}");
+        }
+        let parsed = parse(&format!("LoginId,Tag\n{A},Équipe Nord #2 (VIP)\n"), false).unwrap();
+        assert_eq!(
+            parsed.records[0].tag.as_deref(),
+            Some("Équipe Nord #2 (VIP)")
+        );
     }
 }

@@ -20,9 +20,12 @@
 //!
 //! With a [`ResultsCipher`] (`RESULTS_ENCRYPTION_KEY`, off by default) `accounts` is
 //! replaced by `accounts_enc` (base64 of nonce ‖ AES-256-GCM ciphertext), `key_id` and
-//! `enc` = `aes-256-gcm`, bound to the entry's login_id, routine_date and request_id (see
+//! `enc` = `aes-256-gcm-v2`, bound to every other field of the entry (see
 //! [`crate::results_crypto`]). [`read`] / [`decode_entry`] give consumers the plain
-//! `accounts` back either way.
+//! `accounts` back. With keys configured they refuse entries stored in clear (one could
+//! be an encrypted entry stripped down to a forged plain one) unless
+//! [`ReadPolicy::allow_plaintext`]; an entry that cannot be read is reported by its id and
+//! skipped, so one bad entry does not hide the others.
 //!
 //! The stream is capped at about `RESULTS_STREAM_MAXLEN` entries (`MAXLEN ~`): consume it
 //! faster than the cap fills. Nothing here is logged: the payload is account data.
@@ -33,7 +36,9 @@ use redis::aio::ConnectionManager;
 use crate::domain::{LoginId, RequestId};
 use crate::keys::KeySpace;
 use crate::ledger::{Ledger, LedgerError, LedgerOutcome, StreamEntry, STREAM_ID_PLACEHOLDER};
-use crate::results_crypto::{CryptoError, EntryAad, ResultsCipher, Sealed, ENC_AES_256_GCM};
+use crate::results_crypto::{
+    CryptoError, EntryAad, ResultsCipher, Sealed, ENC_AES_256_GCM, ENC_AES_256_GCM_LEGACY,
+};
 
 /// Metric: result entries appended to the stream.
 pub const RESULTS_STORED_TOTAL: &str = "nightly_refresh_results_stored_total";
@@ -164,7 +169,7 @@ impl ResultsSink {
         let mut fields: Vec<(&str, String)> = vec![
             ("login_id", entry.login_id.as_str().to_string()),
             ("request_id", entry.request_id.as_str().to_string()),
-            ("routine_date", date.clone()),
+            ("routine_date", date),
             ("fetched_at", entry.fetched_at.to_rfc3339()),
             ("last_refresh", last_refresh),
             ("stale", stale.to_string()),
@@ -172,10 +177,20 @@ impl ResultsSink {
         match &self.cipher {
             None => fields.push(("accounts", accounts)),
             Some(cipher) => {
+                let field = |name: &str| {
+                    fields
+                        .iter()
+                        .find(|(n, _)| *n == name)
+                        .map(|(_, v)| v.as_str())
+                        .unwrap_or_default()
+                };
                 let aad = EntryAad {
-                    login_id: entry.login_id.as_str(),
-                    routine_date: &date,
-                    request_id: entry.request_id.as_str(),
+                    login_id: field("login_id"),
+                    routine_date: field("routine_date"),
+                    request_id: field("request_id"),
+                    fetched_at: field("fetched_at"),
+                    last_refresh: field("last_refresh"),
+                    stale: field("stale"),
                 };
                 let sealed = cipher.seal(accounts.as_bytes(), aad).map_err(|source| {
                     ResultsError::Crypto {
@@ -231,16 +246,52 @@ pub struct ResultRecord {
     pub accounts: serde_json::Value,
 }
 
+/// How [`read`] and [`decode_entry`] treat what they find.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReadPolicy<'a> {
+    /// Decrypts encrypted entries; `None` makes each of them an error naming its key id.
+    pub cipher: Option<&'a ResultsCipher>,
+    /// Reads entries stored in clear even though `cipher` is set. Off, they are errors: a
+    /// writer with keys never stores in clear, so such an entry was written by a worker
+    /// without keys, or forged from an encrypted one by someone who can write to Redis.
+    pub allow_plaintext: bool,
+    /// Refuses entries stored in clear even without a cipher (`RESULTS_ENCRYPTION_REQUIRED`).
+    pub require_encryption: bool,
+}
+
+/// An entry that could not be read: its stream id and why (never its account data).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct EntryError {
+    /// The stream entry id.
+    pub id: String,
+    /// What is wrong, naming the key id or the field.
+    pub error: String,
+}
+
+/// One page of the stream as [`read`] returns it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReadPage {
+    /// The entries read, oldest first.
+    pub records: Vec<ResultRecord>,
+    /// The entries skipped, oldest first.
+    pub errors: Vec<EntryError>,
+    /// The id of the last entry of the page, read or skipped (`None` when empty).
+    pub last_id: Option<String>,
+    /// How many entries the page covered, read or skipped.
+    pub scanned: usize,
+}
+
 /// Reads up to `count` entries from `from` (an XRANGE start: `-`, an id, or `(id` for
-/// after it), decrypting encrypted ones with `cipher`. An encrypted entry without a
-/// cipher, or with the wrong key, is an error naming the entry and key id.
+/// after it) under `policy`. Only a Redis failure is an error; an entry that cannot be
+/// read (no key, wrong key, tampered, refused plaintext, malformed) lands in
+/// [`ReadPage::errors`] and the rest are still read.
 pub async fn read(
     conn: &ConnectionManager,
     keys: &KeySpace,
     from: &str,
     count: usize,
-    cipher: Option<&ResultsCipher>,
-) -> Result<Vec<ResultRecord>, ResultsError> {
+    policy: ReadPolicy<'_>,
+) -> Result<ReadPage, ResultsError> {
     let mut conn = conn.clone();
     let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
         .arg(keys.results_stream())
@@ -250,61 +301,135 @@ pub async fn read(
         .arg(count)
         .query_async(&mut conn)
         .await?;
-    reply
-        .ids
-        .into_iter()
-        .map(|entry| {
-            let fields = entry
-                .map
-                .iter()
-                .filter_map(|(k, v)| {
-                    redis::from_redis_value_ref::<String>(v)
-                        .ok()
-                        .map(|v| (k.clone(), v))
-                })
-                .collect();
-            decode_entry(&entry.id, &fields, cipher)
-        })
-        .collect()
+    let mut page = ReadPage {
+        records: Vec::new(),
+        errors: Vec::new(),
+        last_id: reply.ids.last().map(|e| e.id.clone()),
+        scanned: reply.ids.len(),
+    };
+    for entry in reply.ids {
+        let mut fields = std::collections::HashMap::new();
+        let mut unreadable = None;
+        for (k, v) in &entry.map {
+            match redis::from_redis_value_ref::<String>(v) {
+                Ok(v) => {
+                    fields.insert(k.clone(), v);
+                }
+                Err(_) => unreadable = Some(k.clone()),
+            }
+        }
+        let decoded = match unreadable {
+            Some(name) => Err(ResultsError::Entry {
+                entry_id: entry.id.clone(),
+                reason: format!("field {name} is not text"),
+            }),
+            None => decode_entry(&entry.id, &fields, policy),
+        };
+        match decoded {
+            Ok(record) => page.records.push(record),
+            Err(e) => page.errors.push(EntryError {
+                id: entry.id.clone(),
+                error: e.to_string(),
+            }),
+        }
+    }
+    Ok(page)
 }
 
-/// Turns one entry's fields into a [`ResultRecord`], decrypting `accounts_enc`.
+/// The fields an encrypted entry may hold: [`EntryAad`]'s, `key_id`, `enc` and the
+/// ciphertext. Any other field would be unauthenticated, so it makes the entry an error.
+const ENCRYPTED_FIELDS: &[&str] = &[
+    "login_id",
+    "routine_date",
+    "request_id",
+    "fetched_at",
+    "last_refresh",
+    "stale",
+    "key_id",
+    "enc",
+    "accounts_enc",
+];
+
+/// Turns one entry's fields into a [`ResultRecord`] under `policy`, decrypting
+/// `accounts_enc`.
 pub fn decode_entry(
     id: &str,
     fields: &std::collections::HashMap<String, String>,
-    cipher: Option<&ResultsCipher>,
+    policy: ReadPolicy<'_>,
 ) -> Result<ResultRecord, ResultsError> {
+    let entry_error = |reason: String| ResultsError::Entry {
+        entry_id: id.to_string(),
+        reason,
+    };
     let field = |name: &str| -> Result<String, ResultsError> {
         fields
             .get(name)
             .cloned()
-            .ok_or_else(|| ResultsError::Entry {
-                entry_id: id.to_string(),
-                reason: format!("missing field {name}"),
-            })
+            .ok_or_else(|| entry_error(format!("missing field {name}")))
     };
     let login_id = field("login_id")?;
     let request_id = field("request_id")?;
     let routine_date = field("routine_date")?;
-    let (accounts, key_id) = match fields.get("accounts_enc") {
-        None => (field("accounts")?, None),
+    let (accounts, key_id, fetched_at, last_refresh, stale) = match fields.get("accounts_enc") {
+        None => {
+            if policy.cipher.is_some() && !policy.allow_plaintext {
+                return Err(entry_error(
+                    "stored in clear although RESULTS_ENCRYPTION_KEY is set; refused \
+                     (a forged entry would look the same); allow it with --allow-plaintext"
+                        .into(),
+                ));
+            }
+            if policy.require_encryption && !policy.allow_plaintext {
+                return Err(entry_error(
+                    "stored in clear although RESULTS_ENCRYPTION_REQUIRED=true; refused; \
+                     allow it with --allow-plaintext"
+                        .into(),
+                ));
+            }
+            (
+                field("accounts")?,
+                None,
+                fields.get("fetched_at").cloned().unwrap_or_default(),
+                fields.get("last_refresh").cloned().unwrap_or_default(),
+                fields.get("stale").cloned().unwrap_or_default(),
+            )
+        }
         Some(data) => {
             let crypto = |source| ResultsError::Crypto {
                 entry_id: id.to_string(),
                 source,
             };
-            let key_id = field("key_id")?;
             let enc = field("enc")?;
+            if enc == ENC_AES_256_GCM_LEGACY {
+                return Err(crypto(CryptoError::Legacy));
+            }
             if enc != ENC_AES_256_GCM {
                 return Err(crypto(CryptoError::Malformed(format!(
                     "unknown enc {enc:?}"
                 ))));
             }
-            let cipher = cipher.ok_or_else(|| ResultsError::Entry {
-                entry_id: id.to_string(),
-                reason: format!(
+            let mut extra: Vec<&str> = fields
+                .keys()
+                .map(String::as_str)
+                .filter(|name| !ENCRYPTED_FIELDS.contains(name))
+                .collect();
+            if !extra.is_empty() {
+                extra.sort_unstable();
+                return Err(entry_error(format!(
+                    "encrypted entry carries unauthenticated field(s) {}; refused",
+                    extra.join(", ")
+                )));
+            }
+            let key_id = field("key_id")?;
+            let (fetched_at, last_refresh, stale) = (
+                field("fetched_at")?,
+                field("last_refresh")?,
+                field("stale")?,
+            );
+            let cipher = policy.cipher.ok_or_else(|| {
+                entry_error(format!(
                     "encrypted with key id {key_id:?}; set RESULTS_ENCRYPTION_KEY to read it"
-                ),
+                ))
             })?;
             let sealed = Sealed {
                 key_id: key_id.clone(),
@@ -314,28 +439,26 @@ pub fn decode_entry(
                 login_id: &login_id,
                 routine_date: &routine_date,
                 request_id: &request_id,
+                fetched_at: &fetched_at,
+                last_refresh: &last_refresh,
+                stale: &stale,
             };
             let plain = cipher.open(&sealed, aad).map_err(crypto)?;
-            let text = String::from_utf8(plain).map_err(|_| ResultsError::Entry {
-                entry_id: id.to_string(),
-                reason: "decrypted accounts are not UTF-8".into(),
-            })?;
-            (text, Some(key_id))
+            let text = String::from_utf8(plain)
+                .map_err(|_| entry_error("decrypted accounts are not UTF-8".into()))?;
+            (text, Some(key_id), fetched_at, last_refresh, stale)
         }
     };
-    let accounts: serde_json::Value =
-        serde_json::from_str(&accounts).map_err(|e| ResultsError::Entry {
-            entry_id: id.to_string(),
-            reason: format!("accounts is not JSON: {e}"),
-        })?;
+    let accounts: serde_json::Value = serde_json::from_str(&accounts)
+        .map_err(|e| entry_error(format!("accounts is not JSON: {e}")))?;
     Ok(ResultRecord {
         id: id.to_string(),
         login_id,
         request_id,
         routine_date,
-        fetched_at: fields.get("fetched_at").cloned().unwrap_or_default(),
-        last_refresh: fields.get("last_refresh").cloned().unwrap_or_default(),
-        stale: fields.get("stale").map(String::as_str) == Some("1"),
+        fetched_at,
+        last_refresh,
+        stale: stale == "1",
         key_id,
         accounts,
     })

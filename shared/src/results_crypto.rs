@@ -2,9 +2,12 @@
 //!
 //! With `RESULTS_ENCRYPTION_KEY` set, the worker replaces an entry's `accounts` field by
 //! `accounts_enc` (base64 of a 12-byte random nonce followed by the AES-256-GCM ciphertext
-//! and tag), `key_id` and `enc=aes-256-gcm`. The associated data binds the ciphertext to
-//! its entry's `login_id`, `routine_date` and `request_id`, so an `accounts_enc` copied to
-//! another entry (or an entry whose ids were edited) fails to decrypt instead of lying.
+//! and tag), `key_id` and `enc=aes-256-gcm-v2`. The associated data binds the ciphertext to
+//! every other field of its entry ([`EntryAad`]: `login_id`, `routine_date`, `request_id`,
+//! `fetched_at`, `last_refresh`, `stale`, `key_id`, `enc`), so an `accounts_enc` copied to
+//! another entry, or an entry with any field edited, fails to decrypt instead of lying.
+//! Entries of the previous format (`enc=aes-256-gcm`, which bound only the three ids) are
+//! refused: their other fields could have been edited undetected.
 //!
 //! Keys rotate: `RESULTS_ENCRYPTION_KEY` holds one or more comma-separated `id:key` pairs,
 //! each key 32 bytes written as base64 (44 chars) or hex (64 chars). The first key
@@ -21,12 +24,16 @@ use aes_gcm::{Aes256Gcm, Key, Nonce};
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 
-/// The `enc` field's value for this scheme.
-pub const ENC_AES_256_GCM: &str = "aes-256-gcm";
+/// The `enc` field's value for this scheme: AES-256-GCM with the associated data of
+/// [`EntryAad`] (every field of the entry).
+pub const ENC_AES_256_GCM: &str = "aes-256-gcm-v2";
+/// The `enc` value of the previous format, whose associated data bound only `login_id`,
+/// `routine_date` and `request_id`; such entries are refused (see [`CryptoError::Legacy`]).
+pub const ENC_AES_256_GCM_LEGACY: &str = "aes-256-gcm";
 /// Nonce length of AES-GCM, in bytes.
 const NONCE_LEN: usize = 12;
 /// Domain separation of the associated data (bump on a format change).
-const AAD_CONTEXT: &str = "nightly-refresh/results/v1";
+const AAD_CONTEXT: &str = "nightly-refresh/results/v2";
 
 /// Why a key list could not be parsed, or an entry could not be decrypted. No variant
 /// holds key material or plaintext.
@@ -44,7 +51,7 @@ pub enum CryptoError {
         known: String,
     },
     /// Authentication failed: the key behind `key_id` is not the one that encrypted the
-    /// entry, or the entry (ciphertext, login_id, routine_date or request_id) was altered.
+    /// entry, or the entry (ciphertext or any other field) was altered or moved.
     #[error("cannot decrypt results entry with key id {key_id:?}: wrong key for this id, or the entry was tampered with")]
     Decrypt {
         /// The key id that was tried.
@@ -53,9 +60,16 @@ pub enum CryptoError {
     /// `accounts_enc` is not base64 of nonce + ciphertext, or `enc` names another scheme.
     #[error("malformed encrypted results entry: {0}")]
     Malformed(String),
+    /// The entry was written by the previous format, which left `fetched_at`,
+    /// `last_refresh` and `stale` unauthenticated; it is not read rather than trusted.
+    #[error("results entry is in the previous format (enc=aes-256-gcm), whose fetched_at, last_refresh and stale are not authenticated; it is not read")]
+    Legacy,
 }
 
-/// What the associated data binds a ciphertext to.
+/// Every field of a stream entry besides the ciphertext: the associated data binds the
+/// ciphertext to all of them (and to `key_id` and `enc`), so no field can be edited and no
+/// ciphertext moved to another entry without decryption failing. Values are the exact
+/// strings stored in the stream.
 #[derive(Debug, Clone, Copy)]
 pub struct EntryAad<'a> {
     /// The entry's `login_id`.
@@ -64,20 +78,36 @@ pub struct EntryAad<'a> {
     pub routine_date: &'a str,
     /// The entry's `request_id`.
     pub request_id: &'a str,
+    /// The entry's `fetched_at` (RFC 3339).
+    pub fetched_at: &'a str,
+    /// The entry's `last_refresh` (may be empty).
+    pub last_refresh: &'a str,
+    /// The entry's `stale` (`0` or `1`).
+    pub stale: &'a str,
 }
 
 impl EntryAad<'_> {
-    /// Length-prefixed, so no two different triples encode alike.
-    fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(96);
-        for part in [
-            AAD_CONTEXT,
-            self.login_id,
-            self.routine_date,
-            self.request_id,
-        ] {
+    /// The context, then each `name`, `value` pair in a fixed order, every part prefixed by
+    /// its length as a 4-byte big-endian integer, so no two different entries encode alike.
+    fn encode(&self, key_id: &str) -> Vec<u8> {
+        let mut out = Vec::with_capacity(256);
+        let mut put = |part: &str| {
             out.extend_from_slice(&(part.len() as u32).to_be_bytes());
             out.extend_from_slice(part.as_bytes());
+        };
+        put(AAD_CONTEXT);
+        for (name, value) in [
+            ("login_id", self.login_id),
+            ("routine_date", self.routine_date),
+            ("request_id", self.request_id),
+            ("fetched_at", self.fetched_at),
+            ("last_refresh", self.last_refresh),
+            ("stale", self.stale),
+            ("key_id", key_id),
+            ("enc", ENC_AES_256_GCM),
+        ] {
+            put(name);
+            put(value);
         }
         out
     }
@@ -188,7 +218,7 @@ impl ResultsCipher {
                 &nonce,
                 Payload {
                     msg: plaintext,
-                    aad: &aad.encode(),
+                    aad: &aad.encode(&key.id),
                 },
             )
             .map_err(|_| CryptoError::Malformed("encryption failed".into()))?;
@@ -223,7 +253,7 @@ impl ResultsCipher {
                 Nonce::from_slice(nonce),
                 Payload {
                     msg: ciphertext,
-                    aad: &aad.encode(),
+                    aad: &aad.encode(&key.id),
                 },
             )
             .map_err(|_| CryptoError::Decrypt {
@@ -253,6 +283,9 @@ mod tests {
             login_id: "5e5b1f56-0b6c-4c53-a3a4-2b2d7a3e9f10",
             routine_date: "2026-11-25",
             request_id: "r-1",
+            fetched_at: "2026-11-25T15:31:02.123+00:00",
+            last_refresh: "2026-11-25T06:00:00",
+            stale: "0",
         }
     }
 
@@ -298,7 +331,7 @@ mod tests {
     }
 
     #[test]
-    fn tampered_associated_data_fails() {
+    fn editing_any_field_of_the_entry_fails_decryption() {
         let cipher = ResultsCipher::parse(K1).unwrap();
         let sealed = cipher.seal(b"x", aad()).unwrap();
         for tampered in [
@@ -314,12 +347,55 @@ mod tests {
                 request_id: "r-2",
                 ..aad()
             },
+            EntryAad {
+                fetched_at: "2026-11-25T15:31:03.123+00:00",
+                ..aad()
+            },
+            EntryAad {
+                last_refresh: "",
+                ..aad()
+            },
+            EntryAad {
+                stale: "1",
+                ..aad()
+            },
         ] {
-            assert!(matches!(
-                cipher.open(&sealed, tampered),
-                Err(CryptoError::Decrypt { .. })
-            ));
+            assert!(
+                matches!(
+                    cipher.open(&sealed, tampered),
+                    Err(CryptoError::Decrypt { .. })
+                ),
+                "{tampered:?}"
+            );
         }
+    }
+
+    #[test]
+    fn relabeling_the_key_id_fails_even_when_both_keys_are_known() {
+        // Same key material under two ids: only the key_id binding tells them apart.
+        let k1_again = K1.replace("k1:", "k2:");
+        let cipher = ResultsCipher::parse(&format!("{K1},{k1_again}")).unwrap();
+        let mut sealed = cipher.seal(b"x", aad()).unwrap();
+        sealed.key_id = "k2".into();
+        assert!(matches!(
+            cipher.open(&sealed, aad()),
+            Err(CryptoError::Decrypt { .. })
+        ));
+    }
+
+    #[test]
+    fn fields_shifted_between_positions_encode_differently() {
+        let a = EntryAad {
+            last_refresh: "1",
+            stale: "",
+            ..aad()
+        };
+        let b = EntryAad {
+            last_refresh: "",
+            stale: "1",
+            ..aad()
+        };
+        assert_ne!(a.encode("k1"), b.encode("k1"));
     }
 
     #[test]

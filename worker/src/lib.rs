@@ -55,11 +55,14 @@ impl Cli {
     }
 }
 
-/// Checks at boot what `run` would only find out later (the Flinks client's invariants),
-/// so a bad value exits 2 instead of failing as a runtime error. The settings loader
-/// already checked each variable on its own and named it; this catches what is left (a
-/// Flinks base URL missing altogether).
+/// Checks at boot what `run` would only find out later (the Flinks client's invariants,
+/// `RESULTS_ENCRYPTION_REQUIRED` without a key), so a bad value exits 2 instead of failing
+/// as a runtime error. The settings loader already checked each variable on its own and
+/// named it.
 pub fn validate(settings: &shared::config::Settings) -> Result<(), String> {
+    settings
+        .require_results_encryption()
+        .map_err(|e| e.to_string())?;
     let flinks =
         shared::flinks::FlinksConfig::from_settings(settings).map_err(|e| e.to_string())?;
     flinks.validate()

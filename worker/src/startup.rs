@@ -243,7 +243,7 @@ fn build_deps(
         authorize_queue: Queue::new(conn.clone(), keys, queue_config(settings, AUTHORIZE_QUEUE)),
         detail_queue: Queue::new(conn.clone(), keys, queue_config(settings, DETAIL_QUEUE)),
         results: ResultsSink::new(conn.clone(), keys, settings.results_stream_maxlen)
-            .with_cipher(settings.results_cipher.clone()),
+            .with_cipher(settings.require_results_encryption()?.cloned()),
         permits: Permits::new(limiter.clone(), shutdown),
         limiter,
         policy: Policy {

@@ -224,6 +224,44 @@ async fn a_bad_csv_exits_2_naming_the_line_and_imports_nothing() {
 }
 
 #[tokio::test]
+async fn an_overlong_line_or_a_tag_with_control_characters_exits_2_naming_the_line() {
+    let env = Env::new("csv-limits");
+    let long = env.file(
+        "long.csv",
+        &format!(
+            "LoginId,Note\n{},{}\n",
+            login(1).as_str(),
+            "x".repeat(shared::import::MAX_LINE_BYTES)
+        ),
+    );
+    let escape = env.file(
+        "escape.csv",
+        &format!("LoginId,Tag\n{},\"red\u{1b}[31m\"\n", login(1).as_str()),
+    );
+
+    // Even with --skip-invalid: an overlong line stops the import.
+    let out = env.run(&["logins", "import", &long, "--skip-invalid"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("line 2") && err.contains("longer than"),
+        "{err}"
+    );
+    assert!(!err.contains("xxxx"), "{err}");
+    let out = env.run(&["logins", "import", &escape]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("line 2") && err.contains("control or invisible"),
+        "{err}"
+    );
+    assert!(!err.contains('\u{1b}'), "{err}");
+    let listed = json(&env.run(&["logins", "list", "--json"]));
+    assert_eq!(listed.as_array().unwrap().len(), 0);
+    env.cleanup().await;
+}
+
+#[tokio::test]
 async fn skip_invalid_imports_the_good_rows_and_reports_the_skipped_ones() {
     let env = Env::new("skip-invalid");
     let csv = env.file(

@@ -3,10 +3,12 @@
 //!
 //! The event (target [`API_CALL_TARGET`], `info` for 2xx, `warn` otherwise) carries the
 //! fields `started_at` (RFC 3339, when the call started; the line's own timestamp is when
-//! it ended), `endpoint`, `method`, `url`, `request_body` (secrets
+//! it ended), `endpoint`, `method`, `url` (a RequestId in it shortened), `login` (its
+//! fingerprint, unless `TRACE_LOGIN_IDS=full`), `request_body` (secrets
 //! removed: the LoginId replaced by its fingerprint; `SecurityResponses`, `Password`,
 //! `Username` redacted), `http_status`, `flinks_code`, `flinks_message` (Flinks' `Message`;
-//! not `message`, which tracing reserves for the event text), `request_id`, `transport`,
+//! not `message`, which tracing reserves for the event text; every UUID in it
+//! fingerprinted), `request_id` (first 8 characters and `…`), `transport`,
 //! `latency_ms`, `outcome` (the classification) and `result` (the metric outcome label). It never
 //! carries a header value or the response body (account numbers, holders, balances,
 //! transactions). The metric name consts are public so `shared::metrics` can re-export
@@ -126,6 +128,8 @@ pub(crate) struct ApiCall<'a> {
     pub(crate) endpoint: Endpoint,
     pub(crate) method: &'a str,
     pub(crate) url: &'a str,
+    /// The login, already as `TRACE_LOGIN_IDS` shows it (fingerprint or full).
+    pub(crate) login: Option<&'a str>,
     /// Already redacted with [`redact_body`].
     pub(crate) request_body: Option<&'a Value>,
     pub(crate) status: Option<u16>,
@@ -162,7 +166,8 @@ pub(crate) fn record(call: &ApiCall<'_>) {
     let body = call.request_body.map(Value::to_string);
     let latency_ms = u64::try_from(call.latency.as_millis()).unwrap_or(u64::MAX);
     let code = call.code.map(FlinksCode::as_str);
-    let request_id = call.request_id.map(RequestId::as_str);
+    // Shortened: the full RequestId is a session token (see `RequestId`'s Display).
+    let request_id = call.request_id.map(RequestId::to_string);
     let transport = call.transport.map(|kind| kind.as_str());
     let class = call.class.as_str();
 
@@ -174,11 +179,12 @@ pub(crate) fn record(call: &ApiCall<'_>) {
                 endpoint,
                 method = call.method,
                 url = call.url,
+                login = call.login,
                 request_body = body.as_deref(),
                 http_status = call.status,
                 flinks_code = code,
                 flinks_message = call.message,
-                request_id,
+                request_id = request_id.as_deref(),
                 transport,
                 latency_ms,
                 outcome = class,
@@ -214,8 +220,9 @@ pub(crate) fn record(call: &ApiCall<'_>) {
 const REDACTED: &str = "[REDACTED]";
 
 /// A copy of a request body that is safe to log: `LoginId` values (and `LoginIds`
-/// entries) become fingerprints, `SecurityResponses`, `Password` and `Username` (any
-/// case, any depth) become `[REDACTED]`.
+/// entries) become fingerprints, a `RequestId` (a session token) its first 8 characters
+/// and `…`, `SecurityResponses`, `Password` and `Username` (any case, any depth) become
+/// `[REDACTED]`.
 ///
 /// With `keep_login_ids` (`TRACE_LOGIN_IDS=full`) the LoginId stays as it is; the other
 /// secrets are redacted all the same.
@@ -227,6 +234,12 @@ pub(crate) fn redact_body(body: &Value, keep_login_ids: bool) -> Value {
                     let lower = key.to_ascii_lowercase();
                     let value = match lower.as_str() {
                         "securityresponses" | "password" | "username" => Value::from(REDACTED),
+                        "requestid" => match value {
+                            Value::String(id) => {
+                                Value::from(RequestId::new(id.as_str()).to_string())
+                            }
+                            _ => Value::from(REDACTED),
+                        },
                         "loginid" | "loginids" if keep_login_ids => value.clone(),
                         "loginid" | "loginids" => fingerprint_all(value),
                         _ => redact_body(value, keep_login_ids),
@@ -257,24 +270,57 @@ fn fingerprint_all(value: &Value) -> Value {
     }
 }
 
-/// Replaces every (case-insensitive) occurrence of the raw LoginId in `text` by its
-/// fingerprint, for Flinks `Message`s that echo the LoginId.
-pub(crate) fn scrub_login(text: &str, login: Option<&LoginId>) -> String {
-    let Some(login) = login else {
+/// Replaces every UUID-shaped run in `text` (hyphenated, any case, or 32 hex digits), the
+/// way Flinks `Message`s echo a LoginId, by the fingerprint of that LoginId: a message may
+/// name another login than the one of the call. With `keep_login_ids`
+/// (`TRACE_LOGIN_IDS=full`) the text is kept as it is.
+pub(crate) fn scrub_login_ids(text: &str, keep_login_ids: bool) -> String {
+    if keep_login_ids {
         return text.to_owned();
-    };
-    let needle = login.as_str();
-    let lower = text.to_ascii_lowercase();
-    let mut out = String::with_capacity(text.len());
-    let mut rest = 0;
-    while let Some(found) = lower[rest..].find(needle) {
-        let start = rest + found;
-        out.push_str(&text[rest..start]);
-        out.push_str(&login.fingerprint());
-        rest = start + needle.len();
     }
-    out.push_str(&text[rest..]);
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    let mut at = 0;
+    while at < bytes.len() {
+        let boundary = at == 0 || !bytes[at - 1].is_ascii_alphanumeric();
+        let found = [36, 32].into_iter().find(|&len| {
+            boundary
+                && bytes.len() >= at + len
+                && bytes
+                    .get(at + len)
+                    .is_none_or(|b| !b.is_ascii_alphanumeric())
+                && uuid_shaped(&bytes[at..at + len])
+        });
+        match found {
+            Some(len) => {
+                // ASCII only, so `at..at + len` lies on character boundaries.
+                let login = LoginId::parse(&text[at..at + len]);
+                out.push_str(&text[copied..at]);
+                match login {
+                    Ok(login) => out.push_str(&login.fingerprint()),
+                    Err(_) => out.push_str(REDACTED),
+                }
+                at += len;
+                copied = at;
+            }
+            None => at += 1,
+        }
+    }
+    out.push_str(&text[copied..]);
     out
+}
+
+/// `8-4-4-4-12` hex digits with hyphens (36 bytes) or 32 hex digits.
+fn uuid_shaped(candidate: &[u8]) -> bool {
+    match candidate.len() {
+        36 => candidate.iter().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => *b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        }),
+        32 => candidate.iter().all(u8::is_ascii_hexdigit),
+        _ => false,
+    }
 }
 
 #[cfg(test)]
@@ -300,6 +346,7 @@ mod tests {
             "SecurityResponses": {"What is your pet?": ["Rex"]},
             "password": "hunter2",
             "Nested": [{"Username": "Greatday"}],
+            "RequestId": "0a1b2c3d-0000-4000-8000-000000000001",
         });
         let redacted = redact_body(&body, false).to_string();
         assert!(!redacted.contains(LOGIN), "{redacted}");
@@ -308,6 +355,10 @@ mod tests {
             assert!(!redacted.contains(secret), "{redacted}");
         }
         assert!(redacted.contains("\"MostRecentCached\":true"), "{redacted}");
+        assert!(
+            redacted.contains("\"RequestId\":\"0a1b2c3d…\""),
+            "{redacted}"
+        );
         // TRACE_LOGIN_IDS=full keeps the LoginId, and only it.
         let full = redact_body(&body, true).to_string();
         assert!(full.contains(LOGIN), "{full}");
@@ -320,11 +371,31 @@ mod tests {
     fn messages_echoing_the_login_id_are_scrubbed_in_any_case() {
         let login = LoginId::parse(LOGIN).unwrap();
         let message = format!("LoginId {} is unknown", LOGIN.to_uppercase());
-        let scrubbed = scrub_login(&message, Some(&login));
+        let scrubbed = scrub_login_ids(&message, false);
         assert_eq!(
             scrubbed,
             format!("LoginId {} is unknown", login.fingerprint())
         );
+    }
+
+    #[test]
+    fn every_login_id_shaped_uuid_in_a_message_is_fingerprinted_unless_kept() {
+        const OTHER: &str = "6f6c2a67-1c7d-4d64-b4b5-3c3e8b4f0a21";
+        let simple = OTHER.replace('-', "");
+        let message = format!(
+            "Logins {LOGIN}, ({OTHER}) and {simple} differ; x{LOGIN} is no UUID, é {OTHER}."
+        );
+        let scrubbed = scrub_login_ids(&message, false);
+        let (a, b) = (
+            LoginId::parse(LOGIN).unwrap().fingerprint(),
+            LoginId::parse(OTHER).unwrap().fingerprint(),
+        );
+        assert_eq!(
+            scrubbed,
+            format!("Logins {a}, ({b}) and {b} differ; x{LOGIN} is no UUID, é {b}.")
+        );
+        assert_eq!(scrub_login_ids(&message, true), message);
+        assert_eq!(scrub_login_ids("no id here", false), "no id here");
     }
 
     #[test]

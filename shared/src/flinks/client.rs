@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 use tracing::field::Empty;
 use url::Url;
 
-use super::call_log::{self, redact_body, scrub_login, ApiCall, Endpoint};
+use super::call_log::{self, redact_body, scrub_login_ids, ApiCall, Endpoint};
 use super::classify::{classify_answer, classify_transport, Answer, Classification, TransportKind};
 use super::config::{FlinksConfig, TraceLoginIds};
 use super::error::{Error, Failure};
@@ -80,7 +80,7 @@ struct Call<'a> {
     body: Option<Value>,
     auth: Option<(HeaderName, HeaderValue)>,
     timeout: Duration,
-    /// Whose LoginId to scrub from Flinks' `Message`.
+    /// The login the call is about, named in the trace as `TRACE_LOGIN_IDS` says.
     login: Option<&'a LoginId>,
     /// A 202 is an answer (detail endpoints) rather than a failure.
     accepts_pending: bool,
@@ -575,7 +575,7 @@ impl FlinksClient {
                 failure.status = Some(status);
                 failure.code = envelope.flinks_code;
                 failure.message = envelope.message.map(|m| {
-                    cap_text(&scrub_login(&m, call.login), MAX_FLINKS_TEXT_BYTES).to_owned()
+                    cap_text(&scrub_login_ids(&m, keep_login_ids), MAX_FLINKS_TEXT_BYTES).to_owned()
                 });
                 failure.request_id = envelope.request_id;
                 let class = classify_answer(&Answer {
@@ -609,10 +609,12 @@ impl FlinksClient {
         if let (true, Some(request_id)) = (call.records_request_id, &failure.request_id) {
             tracing::Span::current().record("request_id", tracing::field::display(request_id));
         }
+        let logged_url = logged_url(call.endpoint, &call.url);
         call_log::record(&ApiCall {
             endpoint: call.endpoint,
             method: call.method.as_str(),
-            url: call.url.as_str(),
+            url: &logged_url,
+            login: call.login.map(|login| self.traced(login)).as_deref(),
             request_body: logged_body.as_ref(),
             status: failure.status,
             code: failure.code.as_ref(),
@@ -623,6 +625,18 @@ impl FlinksClient {
             class,
         });
         result.map_err(|class| Error::from_classification(class, failure))
+    }
+}
+
+/// The call's URL for the trace: GetAccountsDetailAsync's RequestId segment shortened like
+/// `RequestId`'s Display, as the full value is a session token.
+fn logged_url(endpoint: Endpoint, url: &Url) -> String {
+    let url = url.as_str();
+    match (endpoint, url.rsplit_once('/')) {
+        (Endpoint::GetAccountsDetailAsync, Some((base, segment))) => {
+            format!("{base}/{}", RequestId::new(segment))
+        }
+        _ => url.to_owned(),
     }
 }
 

@@ -117,6 +117,13 @@ fn request_id_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<RequestId>, 
         .map(|raw| RequestId::new(cap_text(&raw, MAX_FLINKS_TEXT_BYTES))))
 }
 
+/// An open string that may be `null`, cut to [`MAX_FLINKS_TEXT_BYTES`]: it ends up in Redis
+/// and on the operator's terminal.
+fn capped_text_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(Option::<String>::deserialize(d)?
+        .map(|raw| cap_text(&raw, MAX_FLINKS_TEXT_BYTES).to_owned()))
+}
+
 /// A string-or-number field (e.g. `InstitutionId`) kept as text.
 fn text_or_number_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     Ok(match Option::<serde_json::Value>::deserialize(d)? {
@@ -541,8 +548,8 @@ pub struct IneligibleCard {
     /// Last refresh attempt, naive UTC.
     #[serde(deserialize_with = "timestamp_opt")]
     pub last_refresh_date: Option<NaiveDateTime>,
-    /// e.g. `AnsweringSecurityChallenge` (open string).
-    #[serde(deserialize_with = "null_default")]
+    /// e.g. `AnsweringSecurityChallenge` (open string, at most [`MAX_FLINKS_TEXT_BYTES`]).
+    #[serde(deserialize_with = "capped_text_opt")]
     pub last_refresh_state: Option<String>,
     /// The error of the last refresh, if any.
     #[serde(deserialize_with = "code_opt")]
@@ -780,5 +787,22 @@ mod tests {
             body.ineligible_cards[1].last_refresh_error_code,
             Some(FlinksCode::QuestionNotFound)
         );
+    }
+
+    #[test]
+    fn every_text_of_an_ineligible_card_is_capped() {
+        let huge = "S".repeat(MAX_FLINKS_TEXT_BYTES * 4);
+        let body: NightlyRefreshStatusBody = serde_json::from_str(&format!(
+            r#"{{ "IneligibleCards": [{{ "LoginId": "5e5b1f56-0b6c-4c53-a3a4-2b2d7a3e9f10",
+                   "LastRefreshState": "{huge}", "LastRefreshErrorCode": "{huge}" }}] }}"#
+        ))
+        .unwrap();
+        let card = &body.ineligible_cards[0];
+        assert_eq!(
+            card.last_refresh_state.as_ref().unwrap().len(),
+            MAX_FLINKS_TEXT_BYTES
+        );
+        let code = card.last_refresh_error_code.as_ref().unwrap().to_string();
+        assert!(code.len() <= MAX_FLINKS_TEXT_BYTES, "{}", code.len());
     }
 }

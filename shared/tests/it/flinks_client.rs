@@ -9,6 +9,7 @@ use std::time::Duration;
 use chrono::Utc;
 use flinks_sim::{endpoint, Rules, Scenario, SimConfig, SimHandle, Throttle};
 use secrecy::SecretString;
+use shared::flinks::config::TraceLoginIds;
 use shared::flinks::{
     Classification, DetailOutcome, Error, FlinksClient, FlinksConfig, RetryKind, TransportKind,
 };
@@ -175,6 +176,48 @@ async fn a_login_id_echoed_in_a_detail_error_message_is_replaced_by_its_fingerpr
     assert!(!message.contains(login.as_str()), "{message}");
     assert!(message.contains(&login.fingerprint()), "{message}");
     assert!(!err.to_string().contains(login.as_str()), "{err}");
+}
+
+#[tokio::test]
+async fn any_login_id_in_a_flinks_message_is_fingerprinted_unless_trace_login_ids_is_full() {
+    let (login, other) = (login(3, 2), login(3, 3));
+    let body = format!(
+        r#"{{"HttpStatusCode":400,"FlinksCode":"SESSION_NONEXISTENT","Message":"Session of {} belongs to {}","RequestId":"r-1"}}"#,
+        login.as_str(),
+        other.as_str().to_uppercase()
+    );
+    for trace in [TraceLoginIds::Fingerprint, TraceLoginIds::Full] {
+        let stub = stub(response(
+            "400 Bad Request",
+            "application/json",
+            body.as_bytes(),
+        ))
+        .await;
+        let mut config = config(&stub.base_url);
+        config.trace_login_ids = trace;
+        let err = client(config)
+            .get_accounts_detail_for(&login, &RequestId::new("r-1"))
+            .await
+            .unwrap_err();
+        let message = err.failure().unwrap().message.clone().unwrap();
+        if trace == TraceLoginIds::Full {
+            assert!(message.contains(login.as_str()), "{message}");
+            continue;
+        }
+        assert!(!message.contains(login.as_str()), "{message}");
+        assert!(
+            !message.to_lowercase().contains(other.as_str()),
+            "{message}"
+        );
+        assert_eq!(
+            message,
+            format!(
+                "Session of {} belongs to {}",
+                login.fingerprint(),
+                other.fingerprint()
+            )
+        );
+    }
 }
 
 #[tokio::test]
@@ -834,7 +877,15 @@ async fn the_call_trace_shows_fingerprints_urls_and_codes_but_no_secret_or_accou
         account.account_number.clone().unwrap(),
         account.holder.as_ref().unwrap().name.clone().unwrap(),
         account.transactions[0].description.clone().unwrap(),
+        // RequestIds are session tokens: logs, spans and URLs show 8 characters and `…`.
+        ok.request_id.as_str().to_owned(),
+        err.request_id().unwrap().as_str().to_owned(),
     ];
+    assert!(
+        ok.request_id.as_str().len() > 9,
+        "{}",
+        ok.request_id.as_str()
+    );
     forbidden.push(
         account
             .balance
@@ -857,6 +908,7 @@ async fn the_call_trace_shows_fingerprints_urls_and_codes_but_no_secret_or_accou
         "QUESTION_NOT_FOUND".to_owned(),
         "endpoint=\"get_accounts_detail\"".to_owned(),
         err.request_id().unwrap().to_string(),
+        format!("request_id={}", ok.request_id),
     ] {
         assert!(
             logs.contains(&expected),

@@ -1,11 +1,11 @@
-//! The results stream with and without encryption at rest, on the real Redis:
-//! what a consumer sees on the wire, and what `results::read` gives back.
+//! The results stream with and without encryption at rest, on the real Redis: what a
+//! consumer sees on the wire, and what `results::read` gives back.
 
 use std::collections::HashMap;
 
 use chrono::{NaiveDate, Utc};
 use shared::domain::{LoginId, RequestId};
-use shared::results::{self, ResultEntry, ResultsError, ResultsSink};
+use shared::results::{self, ReadPolicy, ResultEntry, ResultsError, ResultsSink};
 use shared::results_crypto::{CryptoError, ResultsCipher};
 
 use crate::support::TestRedis;
@@ -26,13 +26,32 @@ async fn store(sink: &ResultsSink, login: &LoginId, request: &str) {
             request_id: &request_id,
             routine_date: NaiveDate::from_ymd_opt(2026, 11, 25).unwrap(),
             fetched_at: Utc::now(),
-            last_refresh: None,
+            last_refresh: NaiveDate::from_ymd_opt(2026, 11, 25)
+                .unwrap()
+                .and_hms_opt(6, 0, 0),
             stale: false,
             body: BODY,
         })
         .await
         .unwrap();
     assert!(stored.newly_stored);
+}
+
+fn with_key(cipher: &ResultsCipher) -> ReadPolicy<'_> {
+    ReadPolicy {
+        cipher: Some(cipher),
+        ..ReadPolicy::default()
+    }
+}
+
+async fn xadd(t: &TestRedis, fields: &HashMap<String, String>) -> String {
+    let mut conn = t.conn.clone();
+    let mut cmd = redis::cmd("XADD");
+    cmd.arg(t.keys.results_stream()).arg("*");
+    for (k, v) in fields {
+        cmd.arg(k).arg(v);
+    }
+    cmd.query_async(&mut conn).await.unwrap()
 }
 
 async fn raw_entries(t: &TestRedis) -> Vec<HashMap<String, String>> {
@@ -66,13 +85,15 @@ async fn encrypted_entries_hide_accounts_at_rest_and_read_back_exactly() {
     let raw = raw_entries(&t).await;
     assert_eq!(raw.len(), 1);
     assert!(!raw[0].contains_key("accounts"));
-    assert_eq!(raw[0]["enc"], "aes-256-gcm");
+    assert_eq!(raw[0]["enc"], "aes-256-gcm-v2");
     assert_eq!(raw[0]["key_id"], "k1");
     assert!(!raw[0]["accounts_enc"].contains("1111000"));
 
-    let records = results::read(&t.conn, &t.keys, "-", 10, Some(&cipher))
+    let page = results::read(&t.conn, &t.keys, "-", 10, with_key(&cipher))
         .await
         .unwrap();
+    assert_eq!(page.errors, []);
+    let records = page.records;
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].key_id.as_deref(), Some("k1"));
     assert_eq!(records[0].request_id, "req-1");
@@ -82,32 +103,109 @@ async fn encrypted_entries_hide_accounts_at_rest_and_read_back_exactly() {
 }
 
 #[tokio::test]
-async fn plain_entries_pass_through_and_encrypted_ones_need_the_key() {
+async fn plain_entries_pass_through_without_keys_and_encrypted_ones_need_the_key() {
     let t = TestRedis::new("results-plain").await;
     let plain = ResultsSink::new(t.conn.clone(), &t.keys, 1000);
     store(&plain, &login(1), "req-1").await;
-    let records = results::read(&t.conn, &t.keys, "-", 10, None)
+    let page = results::read(&t.conn, &t.keys, "-", 10, ReadPolicy::default())
         .await
         .unwrap();
-    assert_eq!(records[0].key_id, None);
+    assert_eq!(page.records[0].key_id, None);
     assert!(raw_entries(&t).await[0].contains_key("accounts"));
 
     let sealed = plain.with_cipher(ResultsCipher::parse(K1).unwrap());
     store(&sealed, &login(2), "req-2").await;
-    let err = results::read(&t.conn, &t.keys, "-", 10, None)
+    store(&sealed, &login(3), "req-3").await;
+
+    // Without the key: the plain entry is read, each encrypted one is an error item.
+    let page = results::read(&t.conn, &t.keys, "-", 10, ReadPolicy::default())
         .await
-        .unwrap_err();
-    assert!(err.to_string().contains("RESULTS_ENCRYPTION_KEY"), "{err}");
-    assert!(err.to_string().contains("\"k1\""), "{err}");
+        .unwrap();
+    assert_eq!(page.scanned, 3);
+    assert_eq!(page.records.len(), 1);
+    assert_eq!(page.errors.len(), 2);
+    for skipped in &page.errors {
+        assert!(
+            skipped.error.contains("RESULTS_ENCRYPTION_KEY"),
+            "{skipped:?}"
+        );
+        assert!(skipped.error.contains("\"k1\""), "{skipped:?}");
+    }
+    assert_eq!(page.last_id.as_deref(), Some(page.errors[1].id.as_str()));
 
     let wrong = ResultsCipher::parse(&K2.replace("k2:", "k1:")).unwrap();
-    let err = results::read(&t.conn, &t.keys, "-", 10, Some(&wrong))
+    let page = results::read(
+        &t.conn,
+        &t.keys,
+        "-",
+        10,
+        ReadPolicy {
+            allow_plaintext: true,
+            ..with_key(&wrong)
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(page.records.len(), 1);
+    assert_eq!(page.errors.len(), 2);
+    assert!(page.errors[0].error.contains("cannot decrypt"), "{page:?}");
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn with_keys_configured_plain_entries_are_refused_unless_allowed() {
+    let t = TestRedis::new("results-downgrade").await;
+    let cipher = ResultsCipher::parse(K1).unwrap();
+    store(
+        &ResultsSink::new(t.conn.clone(), &t.keys, 1000),
+        &login(1),
+        "req-1",
+    )
+    .await;
+    let sink = ResultsSink::new(t.conn.clone(), &t.keys, 1000).with_cipher(cipher.clone());
+    store(&sink, &login(2), "req-2").await;
+
+    let page = results::read(&t.conn, &t.keys, "-", 10, with_key(&cipher))
         .await
-        .unwrap_err();
+        .unwrap();
+    assert_eq!(page.records.len(), 1);
+    assert_eq!(page.records[0].login_id, login(2).as_str());
+    assert_eq!(page.errors.len(), 1);
+    assert!(page.errors[0].error.contains("stored in clear"), "{page:?}");
     assert!(
-        matches!(&err, ResultsError::Crypto { source: CryptoError::Decrypt { key_id }, .. } if key_id == "k1"),
-        "{err}"
+        page.errors[0].error.contains("--allow-plaintext"),
+        "{page:?}"
     );
+
+    let page = results::read(
+        &t.conn,
+        &t.keys,
+        "-",
+        10,
+        ReadPolicy {
+            allow_plaintext: true,
+            ..with_key(&cipher)
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!((page.records.len(), page.errors.len()), (2, 0));
+
+    // RESULTS_ENCRYPTION_REQUIRED refuses them even without a key.
+    let page = results::read(
+        &t.conn,
+        &t.keys,
+        "-",
+        10,
+        ReadPolicy {
+            require_encryption: true,
+            ..ReadPolicy::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(page.records.len(), 0);
+    assert!(page.errors[0].error.contains("RESULTS_ENCRYPTION_REQUIRED"));
     t.cleanup().await;
 }
 
@@ -121,40 +219,105 @@ async fn after_key_rotation_old_entries_still_read_with_the_old_key_id() {
     let new = ResultsSink::new(t.conn.clone(), &t.keys, 1000).with_cipher(rotated.clone());
     store(&new, &login(2), "req-2").await;
 
-    let records = results::read(&t.conn, &t.keys, "-", 10, Some(&rotated))
+    let records = results::read(&t.conn, &t.keys, "-", 10, with_key(&rotated))
         .await
-        .unwrap();
+        .unwrap()
+        .records;
     let ids: Vec<_> = records.iter().map(|r| r.key_id.as_deref()).collect();
     assert_eq!(ids, [Some("k1"), Some("k2")]);
 
     // --from pages: an exclusive start after the first entry returns only the second.
     let after = format!("({}", records[0].id);
-    let rest = results::read(&t.conn, &t.keys, &after, 10, Some(&rotated))
+    let rest = results::read(&t.conn, &t.keys, &after, 10, with_key(&rotated))
         .await
-        .unwrap();
+        .unwrap()
+        .records;
     assert_eq!(rest.len(), 1);
     assert_eq!(rest[0].login_id, login(2).as_str());
     t.cleanup().await;
 }
 
 #[tokio::test]
-async fn an_entry_whose_ids_were_edited_fails_to_decrypt() {
+async fn editing_any_field_or_moving_the_ciphertext_fails_to_decrypt() {
     let t = TestRedis::new("results-tamper").await;
     let cipher = ResultsCipher::parse(K1).unwrap();
     let sink = ResultsSink::new(t.conn.clone(), &t.keys, 1000).with_cipher(cipher.clone());
     store(&sink, &login(1), "req-1").await;
+    store(&sink, &login(2), "req-2").await;
+    let raw = raw_entries(&t).await;
+    let original = raw[0].clone();
+    assert!(results::decode_entry("1-0", &original, with_key(&cipher)).is_ok());
+
+    let mut tampered = Vec::new();
+    for (name, value) in [
+        ("login_id", login(9).as_str().to_string()),
+        ("routine_date", "2026-11-26".into()),
+        ("request_id", "req-9".into()),
+        ("fetched_at", "2020-01-01T00:00:00+00:00".into()),
+        ("last_refresh", String::new()),
+        ("stale", "1".into()),
+    ] {
+        let mut fields = original.clone();
+        fields.insert(name.into(), value);
+        tampered.push((name, fields));
+    }
+    let mut moved = raw[1].clone();
+    moved.insert("accounts_enc".into(), original["accounts_enc"].clone());
+    tampered.push(("accounts_enc moved", moved));
+    for (what, fields) in &tampered {
+        let err = results::decode_entry("1-0", fields, with_key(&cipher)).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ResultsError::Crypto {
+                    source: CryptoError::Decrypt { .. },
+                    ..
+                }
+            ),
+            "{what}: {err}"
+        );
+    }
+
+    // An extra field would be unauthenticated; a forged plain `accounts` next to the
+    // ciphertext included.
+    let mut extra = original.clone();
+    extra.insert("accounts".into(), "[]".into());
+    let err = results::decode_entry("1-0", &extra, with_key(&cipher)).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("unauthenticated field(s) accounts"),
+        "{err}"
+    );
+
+    // A tampered entry in the stream is skipped and reported; the others are still read.
+    xadd(&t, &tampered[5].1).await;
+    let page = results::read(&t.conn, &t.keys, "-", 10, with_key(&cipher))
+        .await
+        .unwrap();
+    assert_eq!((page.records.len(), page.errors.len()), (2, 1));
+    assert_eq!(page.last_id.as_deref(), Some(page.errors[0].id.as_str()));
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn an_entry_of_the_previous_format_is_refused_naming_it() {
+    let t = TestRedis::new("results-legacy").await;
+    let cipher = ResultsCipher::parse(K1).unwrap();
+    let sink = ResultsSink::new(t.conn.clone(), &t.keys, 1000).with_cipher(cipher.clone());
+    store(&sink, &login(1), "req-1").await;
     let mut fields = raw_entries(&t).await.remove(0);
-    fields.insert("login_id".into(), login(2).as_str().to_string());
-    let err = results::decode_entry("1-0", &fields, Some(&cipher)).unwrap_err();
+    fields.insert("enc".into(), "aes-256-gcm".into());
+    let err = results::decode_entry("1-0", &fields, with_key(&cipher)).unwrap_err();
     assert!(
         matches!(
             err,
             ResultsError::Crypto {
-                source: CryptoError::Decrypt { .. },
+                source: CryptoError::Legacy,
                 ..
             }
         ),
         "{err}"
     );
+    assert!(err.to_string().contains("previous format"), "{err}");
     t.cleanup().await;
 }
