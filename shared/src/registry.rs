@@ -540,6 +540,7 @@ impl Registry {
             LedgerOutcome::Failed { message, .. } => {
                 fields.push(("last_error", message.clone()));
             }
+            LedgerOutcome::Superseded { .. } => {}
         }
         let json = serde_json::to_string(outcome)?;
         let mut conn = self.conn.clone();
