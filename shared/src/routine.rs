@@ -8,6 +8,9 @@
 //! is made good by the next run), so its `pending` reaches 0 and the backlog never holds a
 //! login twice when the registry outgrows a day's capacity (see [`crate::forecast`]).
 //!
+//! Within a date, logins are enqueued least recently refreshed first (never refreshed
+//! first), so when the registry outgrows a day the logins that waited longest go first.
+//!
 //! Idempotency lives in the queue's dedupe key `authorize:{LoginId}:{date}`, atomic with
 //! the enqueue: running the routine twice, from two producers at once, or again after a
 //! crash half-way never yields two jobs for one login and date, and a crashed run is
@@ -101,6 +104,9 @@ pub async fn enqueue_routine(
     let mut already_queued = 0u64;
     let mut skipped_ineligible = 0u64;
     let mut superseded = 0u64;
+    // Every eligible login with its last refresh first, so the whole date can be enqueued
+    // least recently refreshed first (a few tens of MB for a million logins).
+    let mut eligible: Vec<(LoginId, Option<DateTime<Utc>>)> = Vec::new();
     let mut pages = registry.scan_active(BATCH);
     while let Some(ids) = pages.try_next().await? {
         if ids.is_empty() {
@@ -114,13 +120,14 @@ pub async fn enqueue_routine(
             .filter_map(|(login, skip)| (!skip).then_some(login))
             .collect();
         skipped_ineligible += (before - ids.len()) as u64;
-        if ids.is_empty() {
-            continue;
-        }
+        let last = registry.last_success_times(&ids).await?;
+        eligible.extend(ids.into_iter().zip(last));
+    }
+    for ids in least_recently_refreshed_first(eligible).chunks(BATCH) {
         let jobs: Vec<(AuthorizeJob, EnqueueOptions)> = ids
-            .into_iter()
+            .iter()
             .map(|login| {
-                let job = AuthorizeJob::new(login, date);
+                let job = AuthorizeJob::new(login.clone(), date);
                 let supersede = job.supersede();
                 let options = EnqueueOptions::dedupe(job.dedupe_key())
                     .superseding(supersede.key, supersede.rank);
@@ -178,6 +185,17 @@ pub async fn enqueue_routine(
         over_capacity: forecast.over_capacity,
         coverage_days: forecast.coverage_days,
     })
+}
+
+/// The routine's enqueue order: never refreshed first, then the oldest last refresh first;
+/// ties by LoginId, so the order is the same on every run. With more logins than a day
+/// holds, the ones that waited longest go first.
+pub fn least_recently_refreshed_first(
+    mut logins: Vec<(LoginId, Option<DateTime<Utc>>)>,
+) -> Vec<LoginId> {
+    // `None` sorts before any `Some`: never refreshed comes first.
+    logins.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+    logins.into_iter().map(|(login, _)| login).collect()
 }
 
 /// Records every job in the queue's superseded outbox as `superseded` on its own date (by
@@ -480,6 +498,21 @@ mod tests {
 
     fn utc(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn never_refreshed_logins_go_first_then_the_oldest_refresh() {
+        let id =
+            |n: u8| LoginId::parse(&format!("00000000-0000-4000-8000-0000000000{n:02}")).unwrap();
+        let at = |s: &str| Some(utc(s));
+        let order = least_recently_refreshed_first(vec![
+            (id(1), at("2026-11-20T00:00:00Z")),
+            (id(2), None),
+            (id(3), at("2026-11-01T00:00:00Z")),
+            (id(4), at("2026-11-25T00:00:00Z")),
+            (id(5), None),
+        ]);
+        assert_eq!(order, [id(2), id(5), id(3), id(1), id(4)]);
     }
 
     #[test]

@@ -500,3 +500,54 @@ async fn a_later_date_supersedes_the_waiting_jobs_so_each_login_is_authorized_on
     assert_eq!((queue.ready, queue.delayed, queue.in_flight), (0, 0, 0));
     stack.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logins_are_authorized_least_recently_refreshed_first() {
+    // Arrange: six logins, four refreshed at different times, two never.
+    let sim = flinks_sim::spawn(SimConfig::default()).await.unwrap();
+    let mut stack = Stack::new("lrr-order", &sim.base_url).await;
+    stack.set("RATE_LIMIT_PER_MINUTE", "3000");
+    let logins = crate::helpers::new_logins(6);
+    stack.import_logins(&logins);
+    let registry = shared::registry::Registry::new(stack.conn.clone(), &stack.keys);
+    let refreshed_at = |day: u32| {
+        chrono::NaiveDate::from_ymd_opt(2026, 11, day)
+            .unwrap()
+            .and_hms_opt(12, 0, 0)
+            .unwrap()
+            .and_utc()
+    };
+    for (login, day) in [(0, 20), (1, 3), (3, 24), (4, 11)] {
+        let outcome = LedgerOutcome::Refreshed {
+            request_id: shared::RequestId::new("r-earlier"),
+            last_refresh: None,
+            stale: false,
+            fetched_at: refreshed_at(day),
+            results_stream_id: None,
+        };
+        registry
+            .record_outcome(&logins[login], &outcome)
+            .await
+            .unwrap();
+    }
+
+    // Act: the routine, then one worker authorizing one login at a time.
+    let run = stack.producer(&["routine", "run", "--date", DATE]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    stack.spawn_worker(&["--concurrency", "1"]);
+    stack.wait_done(DATE, 6, Duration::from_secs(60)).await;
+    stack.terminate_workers();
+
+    // Assert: never refreshed first (by LoginId), then the oldest refresh first.
+    let mut never = vec![logins[2].as_str(), logins[5].as_str()];
+    never.sort_unstable();
+    let mut want: Vec<&str> = never;
+    want.extend([1, 4, 0, 3].map(|i| logins[i].as_str()));
+    let stats = sim.stats().await;
+    assert_eq!(stats.authorize_logins, want);
+    stack.cleanup().await;
+}
