@@ -468,13 +468,7 @@ impl Ledger {
     /// Outcome counts of `date`.
     pub async fn counts(&self, date: NaiveDate) -> Result<LedgerCounts, LedgerError> {
         let mut conn = self.conn.clone();
-        let (refreshed, stale, needs_reauth, failed, superseded): (
-            Option<i64>,
-            Option<i64>,
-            Option<i64>,
-            Option<i64>,
-            Option<i64>,
-        ) = redis::cmd("HMGET")
+        let raw: Vec<Option<i64>> = redis::cmd("HMGET")
             .arg(self.keys.ledger_meta(&day(date)))
             .arg(&[
                 "count:refreshed",
@@ -485,13 +479,13 @@ impl Ledger {
             ])
             .query_async(&mut conn)
             .await?;
-        let n = |v: Option<i64>| v.unwrap_or(0).max(0) as u64;
+        let n = |i: usize| raw.get(i).copied().flatten().unwrap_or(0).max(0) as u64;
         Ok(LedgerCounts {
-            refreshed: n(refreshed),
-            stale: n(stale),
-            needs_reauth: n(needs_reauth),
-            failed: n(failed),
-            superseded: n(superseded),
+            refreshed: n(0),
+            stale: n(1),
+            needs_reauth: n(2),
+            failed: n(3),
+            superseded: n(4),
         })
     }
 
