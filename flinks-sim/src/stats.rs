@@ -82,6 +82,9 @@ pub struct Stats {
     pub max_authorize_in_any_1s_window: u64,
     /// Arrival time of every Authorize call, in ms since the Unix epoch, in arrival order.
     pub authorize_timestamps_ms: Vec<u64>,
+    /// The LoginId of every Authorize call that named one, in arrival order.
+    #[serde(default)]
+    pub authorize_logins: Vec<String>,
     /// Injected faults.
     pub faults: FaultCounts,
 }
@@ -134,6 +137,7 @@ pub(crate) struct Recorder {
     /// Monotonic arrival offsets since `start`, for the window maths.
     authorize_offsets: Vec<Duration>,
     authorize_unix_ms: Vec<u64>,
+    authorize_logins: Vec<String>,
     faults: FaultCounts,
     start: Instant,
 }
@@ -149,6 +153,7 @@ impl Recorder {
             window,
             authorize_offsets: Vec::new(),
             authorize_unix_ms: Vec::new(),
+            authorize_logins: Vec::new(),
             faults: FaultCounts::default(),
             start: Instant::now(),
         }
@@ -168,6 +173,9 @@ impl Recorder {
     }
 
     pub(crate) fn login_call(&mut self, login: &str, endpoint: &'static str) {
+        if endpoint == endpoint::AUTHORIZE {
+            self.authorize_logins.push(login.to_owned());
+        }
         if let Some(m) = self.calls_by_login.get_mut(login) {
             *m.entry(endpoint).or_default() += 1;
         } else {
@@ -236,6 +244,7 @@ impl Recorder {
                 Duration::from_secs(1),
             ),
             authorize_timestamps_ms: self.authorize_unix_ms.clone(),
+            authorize_logins: self.authorize_logins.clone(),
             faults: self.faults.clone(),
         }
     }

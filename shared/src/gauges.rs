@@ -5,8 +5,9 @@
 //! What it sets (names and labels in [`crate::metrics`]): jobs per queue and state, worker
 //! processes alive, the due routine date's expected / done / remaining LoginIds and their
 //! outcomes, its ETA at the configured rate and its deadline (the next firing), the logins
-//! whose nightly-refresh change Flinks has not confirmed, whether Redis answered, and when
-//! a sample last succeeded.
+//! whose nightly-refresh change Flinks has not confirmed, the active logins and the day's
+//! capacity at the configured rate, whether Redis answered, and when a sample last
+//! succeeded.
 //!
 //! It never writes to Redis and never fails: an error is logged (once per outage, not
 //! every tick), `redis_up` drops to 0, and the next tick tries again. The counters and
@@ -22,12 +23,14 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
+use crate::forecast::capacity_per_day;
 use crate::keys::KeySpace;
 use crate::ledger::{Ledger, LedgerCounts, LedgerError};
 use crate::metrics::{
-    FLINKS_SCHEDULED_REFRESH_UNCONFIRMED, QUEUE_JOBS, REDIS_UP, ROUTINE_DEADLINE_TIMESTAMP_SECONDS,
-    ROUTINE_DONE_LOGINS, ROUTINE_ETA_SECONDS, ROUTINE_LOGINS, ROUTINE_QUEUES,
-    SAMPLER_LAST_SUCCESS_TIMESTAMP_SECONDS, WORKERS_ALIVE,
+    ACTIVE_LOGINS, FLINKS_SCHEDULED_REFRESH_UNCONFIRMED, QUEUE_JOBS, REDIS_UP,
+    ROUTINE_CAPACITY_PER_DAY, ROUTINE_DEADLINE_TIMESTAMP_SECONDS, ROUTINE_DONE_LOGINS,
+    ROUTINE_ETA_SECONDS, ROUTINE_LOGINS, ROUTINE_QUEUES, SAMPLER_LAST_SUCCESS_TIMESTAMP_SECONDS,
+    WORKERS_ALIVE,
 };
 use crate::queue::{Queue, QueueConfig, QueueError, QueueStats};
 use crate::ratelimit::eta_at_rate;
@@ -74,6 +77,9 @@ pub enum SampleError {
     /// Reading the ledger failed.
     #[error("sampler: {0}")]
     Ledger(#[from] LedgerError),
+    /// Reading the registry failed.
+    #[error("sampler: {0}")]
+    Registry(#[from] crate::registry::RegistryError),
     /// Reading the scheduled-refresh index failed.
     #[error("sampler: {0}")]
     ScheduledRefresh(#[from] ScheduledRefreshError),
@@ -110,6 +116,10 @@ pub struct Sample {
     pub deadline: DateTime<Utc>,
     /// Logins whose nightly-refresh change Flinks has not confirmed (pending or failed).
     pub flinks_unconfirmed: u64,
+    /// Active logins in the registry.
+    pub active: u64,
+    /// Authorizes a day at the configured rate (`None`: the limiter is off).
+    pub capacity_per_day: Option<u64>,
 }
 
 impl Sample {
@@ -145,12 +155,16 @@ impl Sample {
             ("stale", c.stale),
             ("needs_reauth", c.needs_reauth),
             ("failed", c.failed),
+            ("superseded", c.superseded),
         ] {
             metrics::gauge!(ROUTINE_DONE_LOGINS, "outcome" => outcome).set(value as f64);
         }
         metrics::gauge!(ROUTINE_ETA_SECONDS).set(self.eta_seconds.unwrap_or(f64::NAN));
         metrics::gauge!(ROUTINE_DEADLINE_TIMESTAMP_SECONDS).set(self.deadline.timestamp() as f64);
         metrics::gauge!(FLINKS_SCHEDULED_REFRESH_UNCONFIRMED).set(self.flinks_unconfirmed as f64);
+        metrics::gauge!(ACTIVE_LOGINS).set(self.active as f64);
+        metrics::gauge!(ROUTINE_CAPACITY_PER_DAY)
+            .set(self.capacity_per_day.map_or(f64::NAN, |c| c as f64));
         metrics::gauge!(REDIS_UP).set(1.0);
         metrics::gauge!(SAMPLER_LAST_SUCCESS_TIMESTAMP_SECONDS).set(Utc::now().timestamp() as f64);
     }
@@ -202,6 +216,10 @@ pub async fn sample_once(
         flinks_unconfirmed: ScheduledRefresh::new(conn.clone(), keys)
             .count_unconfirmed()
             .await?,
+        active: crate::registry::Registry::new(conn.clone(), keys)
+            .count_active()
+            .await?,
+        capacity_per_day: capacity_per_day(config.rate_per_minute),
     })
 }
 

@@ -5,12 +5,12 @@
 //! in the code can never orphan queued jobs. Payloads carry a version-tolerant shape
 //! (`#[serde(default)]` on later fields) so a rolling upgrade can read older jobs.
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Settings;
 use crate::domain::{LoginId, RequestId};
-use crate::queue::{Backoff, QueueConfig};
+use crate::queue::{Backoff, QueueConfig, Supersede};
 
 /// Queue of cached-Authorize jobs, one per (LoginId, routine date).
 pub const AUTHORIZE_QUEUE: &str = "authorize";
@@ -66,6 +66,16 @@ impl AuthorizeJob {
     /// they never collide with an earlier generation of the same login and date.
     pub fn dedupe_key(&self) -> String {
         format!("authorize:{}:{}", self.login_id.as_str(), self.routine_date)
+    }
+
+    /// One waiting authorize per login: the routine's job of a later date replaces this
+    /// login's job of an earlier date while that one still waits (not once in flight).
+    /// Restarts and requeues carry no supersede key: they belong to their own date's run.
+    pub fn supersede(&self) -> Supersede {
+        Supersede {
+            key: format!("authorize:{}", self.login_id.as_str()),
+            rank: i64::from(self.routine_date.num_days_from_ce()),
+        }
     }
 
     /// The dedupe key of the fresh authorize that the job `failing_job_id` (an authorize or
@@ -160,6 +170,15 @@ mod tests {
         let restart = job.restart_dedupe_key("job-1");
         assert!(restart.ends_with(":restart-from:job-1"), "{restart}");
         assert_ne!(restart, job.restart_dedupe_key("job-2"));
+    }
+
+    #[test]
+    fn a_later_date_ranks_higher_under_the_same_login_key() {
+        let date = NaiveDate::from_ymd_opt(2026, 11, 25).unwrap();
+        let today = AuthorizeJob::new(login(), date).supersede();
+        let tomorrow = AuthorizeJob::new(login(), date.succ_opt().unwrap()).supersede();
+        assert_eq!(today.key, tomorrow.key);
+        assert_eq!(tomorrow.rank, today.rank + 1);
     }
 
     #[test]

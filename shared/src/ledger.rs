@@ -134,6 +134,15 @@ pub enum LedgerOutcome {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<FailureReason>,
     },
+    /// The login's authorize job was still waiting when a later routine date started: that
+    /// date's job replaced it (one pending authorize per login). Not final: a job of this
+    /// date already in flight then may still record its outcome over it.
+    Superseded {
+        /// The routine date whose job replaced this one.
+        by_date: NaiveDate,
+        /// When it was recorded.
+        at: DateTime<Utc>,
+    },
 }
 
 /// Why a login failed, when the failure calls for a particular action.
@@ -158,12 +167,14 @@ impl FailureReason {
 }
 
 impl LedgerOutcome {
-    /// The serde tag: `refreshed`, `needs_reauth` or `failed` (also a bounded label).
+    /// The serde tag: `refreshed`, `needs_reauth`, `failed` or `superseded` (also a bounded
+    /// label).
     pub fn kind(&self) -> &'static str {
         match self {
             LedgerOutcome::Refreshed { .. } => "refreshed",
             LedgerOutcome::NeedsReauth { .. } => "needs_reauth",
             LedgerOutcome::Failed { .. } => "failed",
+            LedgerOutcome::Superseded { .. } => "superseded",
         }
     }
 
@@ -171,14 +182,16 @@ impl LedgerOutcome {
     pub fn at(&self) -> DateTime<Utc> {
         match self {
             LedgerOutcome::Refreshed { fetched_at, .. } => *fetched_at,
-            LedgerOutcome::NeedsReauth { at, .. } | LedgerOutcome::Failed { at, .. } => *at,
+            LedgerOutcome::NeedsReauth { at, .. }
+            | LedgerOutcome::Failed { at, .. }
+            | LedgerOutcome::Superseded { at, .. } => *at,
         }
     }
 
     /// The FlinksCode of a re-auth or failure.
     pub fn flinks_code(&self) -> Option<&FlinksCode> {
         match self {
-            LedgerOutcome::Refreshed { .. } => None,
+            LedgerOutcome::Refreshed { .. } | LedgerOutcome::Superseded { .. } => None,
             LedgerOutcome::NeedsReauth { flinks_code, .. }
             | LedgerOutcome::Failed { flinks_code, .. } => flinks_code.as_ref(),
         }
@@ -187,7 +200,7 @@ impl LedgerOutcome {
     /// The message of a re-auth or failure.
     pub fn message(&self) -> Option<&str> {
         match self {
-            LedgerOutcome::Refreshed { .. } => None,
+            LedgerOutcome::Refreshed { .. } | LedgerOutcome::Superseded { .. } => None,
             LedgerOutcome::NeedsReauth { message, .. } => message.as_deref(),
             LedgerOutcome::Failed { message, .. } => Some(message),
         }
@@ -229,12 +242,14 @@ pub struct LedgerCounts {
     pub needs_reauth: u64,
     /// `Failed` entries.
     pub failed: u64,
+    /// `Superseded` entries: left to a later date's job, so no longer pending here.
+    pub superseded: u64,
 }
 
 impl LedgerCounts {
-    /// Logins with any outcome recorded.
+    /// Logins with any outcome recorded (superseded ones included: none is pending).
     pub fn done(&self) -> u64 {
-        self.refreshed + self.needs_reauth + self.failed
+        self.refreshed + self.needs_reauth + self.failed + self.superseded
     }
 }
 
@@ -457,27 +472,24 @@ impl Ledger {
     /// Outcome counts of `date`.
     pub async fn counts(&self, date: NaiveDate) -> Result<LedgerCounts, LedgerError> {
         let mut conn = self.conn.clone();
-        let (refreshed, stale, needs_reauth, failed): (
-            Option<i64>,
-            Option<i64>,
-            Option<i64>,
-            Option<i64>,
-        ) = redis::cmd("HMGET")
+        let raw: Vec<Option<i64>> = redis::cmd("HMGET")
             .arg(self.keys.ledger_meta(&day(date)))
             .arg(&[
                 "count:refreshed",
                 "count:stale",
                 "count:needs_reauth",
                 "count:failed",
+                "count:superseded",
             ])
             .query_async(&mut conn)
             .await?;
-        let n = |v: Option<i64>| v.unwrap_or(0).max(0) as u64;
+        let n = |i: usize| raw.get(i).copied().flatten().unwrap_or(0).max(0) as u64;
         Ok(LedgerCounts {
-            refreshed: n(refreshed),
-            stale: n(stale),
-            needs_reauth: n(needs_reauth),
-            failed: n(failed),
+            refreshed: n(0),
+            stale: n(1),
+            needs_reauth: n(2),
+            failed: n(3),
+            superseded: n(4),
         })
     }
 

@@ -1,7 +1,7 @@
 -- Records one (LoginId, routine date) outcome atomically. Used by shared::ledger.
 --
 -- A `refreshed` entry is final: it is never overwritten (returns 0). Any other entry
--- (needs_reauth, failed) is replaced by a later outcome, e.g. after an operator requeue.
+-- (needs_reauth, failed, superseded) is replaced by a later outcome, e.g. after an operator requeue.
 -- Per-kind counters in the meta hash and the cross-date `reauth` / `failed` indexes are
 -- kept in step in the same call.
 --
@@ -24,7 +24,7 @@
 -- Returns {1, outcome JSON as stored} when written, {0, existing JSON} when kept.
 -- Everything read is validated before the first write, so a corrupt entry never aborts the
 -- script half-way (an unknown kind is replaced without touching any counter).
-local known = { refreshed = true, needs_reauth = true, failed = true }
+local known = { refreshed = true, needs_reauth = true, failed = true, superseded = true }
 -- Adds n to a counter of the meta hash; a corrupt value (not an integer) is replaced by n.
 local function bump(field, n)
   local raw = redis.call('HGET', KEYS[2], field)

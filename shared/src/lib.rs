@@ -29,6 +29,7 @@
 pub mod config;
 pub mod domain;
 pub mod flinks;
+pub mod forecast;
 pub mod gauges;
 pub mod import;
 pub mod jobs;

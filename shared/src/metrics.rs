@@ -53,7 +53,7 @@ pub const WORKERS_ALIVE: &str = "nightly_refresh_workers_alive";
 /// Gauge (sampler), `state` ([`ROUTINE_LOGIN_STATES`]): the due routine's LoginIds.
 pub const ROUTINE_LOGINS: &str = "nightly_refresh_routine_logins";
 /// Gauge (sampler), `outcome` ([`ROUTINE_DONE_OUTCOMES`]): the due routine's recorded
-/// outcomes; the four values sum to `routine_logins{state="done"}`.
+/// outcomes; the values sum to `routine_logins{state="done"}`.
 pub const ROUTINE_DONE_LOGINS: &str = "nightly_refresh_routine_done_logins";
 /// Gauge (sampler): seconds to authorize the due routine's remaining LoginIds at the
 /// configured rate (NaN when the rate limit is off).
@@ -61,6 +61,14 @@ pub const ROUTINE_ETA_SECONDS: &str = "nightly_refresh_routine_eta_seconds";
 /// Gauge (sampler): the due routine's deadline, the next firing of the schedule (Unix s).
 pub const ROUTINE_DEADLINE_TIMESTAMP_SECONDS: &str =
     "nightly_refresh_routine_deadline_timestamp_seconds";
+/// Gauge (sampler): logins the routine can authorize per day at the configured rate,
+/// `RATE_LIMIT_PER_MINUTE × 1440` (NaN when the rate limit is off).
+pub const ROUTINE_CAPACITY_PER_DAY: &str = "nightly_refresh_routine_capacity_per_day";
+/// Gauge (sampler): active logins in the registry (the routine's daily demand).
+pub const ACTIVE_LOGINS: &str = "nightly_refresh_active_logins";
+/// Counter (producer): waiting authorize jobs replaced by a later date's job of the same
+/// login (recorded as `superseded` on their date).
+pub const ROUTINE_SUPERSEDED_TOTAL: &str = "nightly_refresh_routine_superseded_total";
 /// Gauge (sampler): 1 when the last sample read Redis, 0 when Redis did not answer.
 pub const REDIS_UP: &str = "nightly_refresh_redis_up";
 /// Gauge (sampler): when a sample last succeeded (Unix seconds).
@@ -79,7 +87,8 @@ pub const QUEUE_STATES: [&str; 4] = ["ready", "delayed", "in_flight", "dead"];
 /// Values of `state` on [`ROUTINE_LOGINS`].
 pub const ROUTINE_LOGIN_STATES: [&str; 3] = ["expected", "done", "remaining"];
 /// Values of `outcome` on [`ROUTINE_DONE_LOGINS`] (`refreshed` excludes `stale`).
-pub const ROUTINE_DONE_OUTCOMES: [&str; 4] = ["refreshed", "stale", "needs_reauth", "failed"];
+pub const ROUTINE_DONE_OUTCOMES: [&str; 5] =
+    ["refreshed", "stale", "needs_reauth", "failed", "superseded"];
 /// Values of `result` on `rate_limit_permits_total`.
 pub const PERMIT_RESULTS: [&str; 2] = ["granted", "throttled"];
 /// Values of `outcome` on `jobs_processed_total`.
@@ -290,7 +299,28 @@ pub const ALL_METRICS: &[MetricDef] = &[
         Gauge,
         Some(Unit::Count),
         &["outcome"],
-        "The due routine date's recorded outcomes (refreshed, stale, needs_reauth, failed); they sum to the done logins",
+        "The due routine date's recorded outcomes (refreshed, stale, needs_reauth, failed, superseded); they sum to the done logins",
+    ),
+    def(
+        ROUTINE_CAPACITY_PER_DAY,
+        Gauge,
+        Some(Unit::Count),
+        &[],
+        "Logins the routine can authorize per day at the configured rate: RATE_LIMIT_PER_MINUTE x 1440 (NaN when the limit is off)",
+    ),
+    def(
+        ACTIVE_LOGINS,
+        Gauge,
+        Some(Unit::Count),
+        &[],
+        "Active logins in the registry: the routine's daily demand, read from Redis",
+    ),
+    def(
+        ROUTINE_SUPERSEDED_TOTAL,
+        Counter,
+        Some(Unit::Count),
+        &[],
+        "Waiting authorize jobs replaced by a later routine date's job of the same login (recorded as superseded on their date)",
     ),
     def(
         ROUTINE_ETA_SECONDS,
@@ -421,6 +451,7 @@ fn zero_known_series() {
     }
     metrics::counter!(REDELIVERIES_SKIPPED_TOTAL).increment(0);
     metrics::counter!(RESULTS_STORED_TOTAL).increment(0);
+    metrics::counter!(ROUTINE_SUPERSEDED_TOTAL).increment(0);
     for queue in ROUTINE_QUEUES {
         metrics::counter!(JOBS_ENQUEUED_TOTAL, "queue" => queue).increment(0);
         metrics::counter!(JOBS_RESCUED_TOTAL, "queue" => queue).increment(0);

@@ -282,6 +282,24 @@ impl Registry {
         Ok((new, jobs))
     }
 
+    /// When each of `logins` was last refreshed (`None`: never, or not registered), in
+    /// order. One pipelined round trip.
+    pub async fn last_success_times(
+        &self,
+        logins: &[LoginId],
+    ) -> Result<Vec<Option<DateTime<Utc>>>, RegistryError> {
+        if logins.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for login in logins {
+            pipe.hget(self.keys.login(login.as_str()), "last_success_at");
+        }
+        let mut conn = self.conn.clone();
+        let raw: Vec<Option<String>> = pipe.query_async(&mut conn).await?;
+        Ok(raw.iter().map(|v| parse_time(v.as_ref())).collect())
+    }
+
     /// Everything known about `login`, or `None` when it is not registered.
     pub async fn get(&self, login: &LoginId) -> Result<Option<LoginStatus>, RegistryError> {
         let mut conn = self.conn.clone();
@@ -550,6 +568,7 @@ impl Registry {
             LedgerOutcome::Failed { message, .. } => {
                 fields.push(("last_error", message.clone()));
             }
+            LedgerOutcome::Superseded { .. } => {}
         }
         let json = serde_json::to_string(outcome)?;
         let mut conn = self.conn.clone();

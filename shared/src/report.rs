@@ -55,7 +55,7 @@ pub struct Report {
     pub active: u64,
     /// Logins enqueued for the date by `routine run` (0 before it ran).
     pub expected: u64,
-    /// Logins with an outcome (refreshed + re-auth + failed).
+    /// Logins with an outcome (refreshed + re-auth + failed + superseded).
     pub done: u64,
     /// `expected - done`, never negative.
     pub pending: u64,
@@ -67,6 +67,9 @@ pub struct Report {
     pub reauth: Vec<ReportItem>,
     /// Logins that failed.
     pub failed: Vec<ReportItem>,
+    /// Logins whose job still waited when a later date's routine started: that date's job
+    /// replaced it (one pending authorize per login), so they are no longer pending here.
+    pub superseded: u64,
     /// The failed logins whose LoginId Flinks rejected (reason `invalid_login`): remove or
     /// fix them; asking the user to reconnect would not help.
     pub invalid_login: Vec<LoginId>,
@@ -78,8 +81,11 @@ pub struct Report {
     pub started_at: Option<DateTime<Utc>>,
     /// Logins done per minute since the start.
     pub throughput_per_minute: Option<f64>,
-    /// Seconds until every pending login is done: at the configured rate, or at the
-    /// observed throughput when the limiter is off; `null` when unknown.
+    /// Authorize jobs waiting or running in the queue, every routine date included.
+    pub backlog: u64,
+    /// Seconds until the whole backlog is authorized (this date's pending logins at least):
+    /// at the configured rate, or at the observed throughput when the limiter is off;
+    /// `null` when unknown.
     pub eta_seconds: Option<u64>,
 }
 
@@ -94,17 +100,19 @@ fn item(login_id: &LoginId, outcome: &LedgerOutcome) -> ReportItem {
 }
 
 /// Builds the report of `date` as of `now`, with the configured `rate_per_minute`
-/// (`0` = limiter off).
+/// (`0` = limiter off) and the authorize jobs waiting or running (`backlog`, every date).
 pub async fn build(
     ledger: &Ledger,
     registry: &Registry,
     date: NaiveDate,
     rate_per_minute: f64,
+    backlog: u64,
     now: DateTime<Utc>,
 ) -> Result<Report, ReportError> {
     let mut entries = ledger.entries(date).await?;
     entries.sort_by(|a, b| a.0.cmp(&b.0));
     let mut refreshed = 0u64;
+    let mut superseded = 0u64;
     let (mut stale, mut reauth, mut failed) = (Vec::new(), Vec::new(), Vec::new());
     for (login, outcome) in &entries {
         match outcome {
@@ -118,6 +126,7 @@ pub async fn build(
             }
             LedgerOutcome::NeedsReauth { .. } => reauth.push(item(login, outcome)),
             LedgerOutcome::Failed { .. } => failed.push(item(login, outcome)),
+            LedgerOutcome::Superseded { .. } => superseded += 1,
         }
     }
     let previous: HashSet<LoginId> = match date.pred_opt() {
@@ -149,14 +158,17 @@ pub async fn build(
         let minutes = (now - start).num_milliseconds() as f64 / 60_000.0;
         (minutes > 0.0).then(|| done as f64 / minutes)
     });
-    let eta_seconds = if pending == 0 {
+    // Jobs run in queue order, whatever their date: the whole backlog is what stands
+    // between now and the end of the routine.
+    let work = pending.max(backlog);
+    let eta_seconds = if work == 0 {
         Some(0)
-    } else if let Some(eta) = eta_at_rate(rate_per_minute, pending) {
+    } else if let Some(eta) = eta_at_rate(rate_per_minute, work) {
         Some(eta.as_secs())
     } else {
         throughput_per_minute
             .filter(|t| *t > 0.0)
-            .map(|t| (pending as f64 / t * 60.0).ceil() as u64)
+            .map(|t| (work as f64 / t * 60.0).ceil() as u64)
     };
     Ok(Report {
         date,
@@ -169,11 +181,13 @@ pub async fn build(
         stale,
         reauth,
         failed,
+        superseded,
         invalid_login,
         new_reauth,
         retries: ledger.retries(date).await?,
         started_at,
         throughput_per_minute,
+        backlog,
         eta_seconds,
     })
 }
@@ -183,7 +197,7 @@ impl Report {
     pub fn render_text(&self) -> String {
         let mut out = String::new();
         let dash = |v: Option<String>| v.unwrap_or_else(|| "-".into());
-        let rows: [(&str, String); 11] = [
+        let rows: [(&str, String); 13] = [
             ("date", self.date.to_string()),
             ("active logins", self.active.to_string()),
             ("expected", self.expected.to_string()),
@@ -196,7 +210,12 @@ impl Report {
                 format!("{} ({} new)", self.reauth.len(), self.new_reauth.len()),
             ),
             ("failed", self.failed.len().to_string()),
+            ("superseded", self.superseded.to_string()),
             ("retries", self.retries.to_string()),
+            (
+                "backlog",
+                format!("{} authorize jobs (all dates)", self.backlog),
+            ),
             (
                 "throughput",
                 dash(self.throughput_per_minute.map(|t| format!("{t:.1}/min"))),

@@ -1,6 +1,16 @@
 //! Starting a routine: one authorize job per active LoginId for a routine date, and the
 //! daily schedule that fires it once a day across every `producer schedule` replica.
 //!
+//! A login has at most one authorize waiting: the job of a later date replaces the login's
+//! job of an earlier date while that one still waits (ready or delayed; one in flight
+//! finishes), in the same atomic enqueue. The earlier date records the login as
+//! `superseded` (drained from the queue's outbox after every batch, so a crash in between
+//! is made good by the next run), so its `pending` reaches 0 and the backlog never holds a
+//! login twice when the registry outgrows a day's capacity (see [`crate::forecast`]).
+//!
+//! Within a date, logins are enqueued least recently refreshed first (never refreshed
+//! first), so when the registry outgrows a day the logins that waited longest go first.
+//!
 //! Idempotency lives in the queue's dedupe key `authorize:{LoginId}:{date}`, atomic with
 //! the enqueue: running the routine twice, from two producers at once, or again after a
 //! crash half-way never yields two jobs for one login and date, and a crashed run is
@@ -18,9 +28,11 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::domain::LoginId;
+use crate::forecast::Forecast;
 use crate::jobs::AuthorizeJob;
 use crate::keys::KeySpace;
-use crate::ledger::{Ledger, LedgerError};
+use crate::ledger::{Ledger, LedgerError, LedgerOutcome};
+use crate::metrics::ROUTINE_SUPERSEDED_TOTAL;
 use crate::queue::{EnqueueOptions, Queue, QueueError};
 use crate::ratelimit::eta_at_rate;
 use crate::registry::{Registry, RegistryError};
@@ -63,8 +75,19 @@ pub struct RoutineRun {
     /// Logins not enqueued because GetNightlyRefreshStatus listed them as ineligible for
     /// the date (`producer refresh-status`): they are recorded as needs re-auth already.
     pub skipped_ineligible: u64,
-    /// Time to authorize everything enqueued for the date at the configured rate.
+    /// Waiting jobs of earlier dates that this run's jobs replaced (recorded as
+    /// `superseded` on their dates).
+    pub superseded: u64,
+    /// Authorize jobs waiting or running after the run, every date included.
+    pub backlog: u64,
+    /// Time to authorize the whole backlog at the configured rate.
     pub eta_seconds: Option<u64>,
+    /// Authorizes a day at the configured rate (`null`: the limiter is off).
+    pub capacity_per_day: Option<u64>,
+    /// More active logins than a day's capacity: logins are refreshed in rotation.
+    pub over_capacity: bool,
+    /// Days to authorize every active login once, `ceil(active ÷ capacity_per_day)`.
+    pub coverage_days: Option<u64>,
 }
 
 /// Enqueues one authorize job per active LoginId for `date`, in batches.
@@ -80,6 +103,10 @@ pub async fn enqueue_routine(
     let mut enqueued = 0u64;
     let mut already_queued = 0u64;
     let mut skipped_ineligible = 0u64;
+    let mut superseded = 0u64;
+    // Every eligible login with its last refresh first, so the whole date can be enqueued
+    // least recently refreshed first (a few tens of MB for a million logins).
+    let mut eligible: Vec<(LoginId, Option<DateTime<Utc>>)> = Vec::new();
     let mut pages = registry.scan_active(BATCH);
     while let Some(ids) = pages.try_next().await? {
         if ids.is_empty() {
@@ -93,14 +120,17 @@ pub async fn enqueue_routine(
             .filter_map(|(login, skip)| (!skip).then_some(login))
             .collect();
         skipped_ineligible += (before - ids.len()) as u64;
-        if ids.is_empty() {
-            continue;
-        }
+        let last = registry.last_success_times(&ids).await?;
+        eligible.extend(ids.into_iter().zip(last));
+    }
+    for ids in least_recently_refreshed_first(eligible).chunks(BATCH) {
         let jobs: Vec<(AuthorizeJob, EnqueueOptions)> = ids
-            .into_iter()
+            .iter()
             .map(|login| {
-                let job = AuthorizeJob::new(login, date);
-                let options = EnqueueOptions::dedupe(job.dedupe_key());
+                let job = AuthorizeJob::new(login.clone(), date);
+                let supersede = job.supersede();
+                let options = EnqueueOptions::dedupe(job.dedupe_key())
+                    .superseding(supersede.key, supersede.rank);
                 (job, options)
             })
             .collect();
@@ -111,19 +141,88 @@ pub async fn enqueue_routine(
                 already_queued += 1;
             }
         }
+        superseded += record_superseded(ledger, queue, date).await?;
     }
+    superseded += record_superseded(ledger, queue, date).await?;
+    let stats = queue.stats().await?;
+    let backlog = stats.ready + stats.delayed + stats.in_flight;
     let done = ledger.counts(date).await?.done();
-    let remaining = active.saturating_sub(done);
+    let remaining = active.saturating_sub(done).max(backlog);
     let eta_seconds = eta_at_rate(rate_per_minute, remaining).map(|d| d.as_secs());
-    tracing::info!(%date, active, enqueued, already_queued, skipped_ineligible, "routine enqueued");
+    let forecast = Forecast::new(rate_per_minute, active);
+    tracing::info!(
+        %date,
+        active,
+        enqueued,
+        already_queued,
+        skipped_ineligible,
+        superseded,
+        backlog,
+        capacity_per_day = forecast.capacity_per_day,
+        over_capacity = forecast.over_capacity,
+        coverage_days = forecast.coverage_days,
+        "routine enqueued"
+    );
+    if forecast.over_capacity {
+        tracing::warn!(
+            %date,
+            active,
+            capacity_per_day = forecast.capacity_per_day,
+            coverage_days = forecast.coverage_days,
+            "more active logins than the rate limit allows in a day: each login is refreshed once every coverage_days days"
+        );
+    }
     Ok(RoutineRun {
         date,
         active,
         enqueued,
         already_queued,
         skipped_ineligible,
+        superseded,
+        backlog,
         eta_seconds,
+        capacity_per_day: forecast.capacity_per_day,
+        over_capacity: forecast.over_capacity,
+        coverage_days: forecast.coverage_days,
     })
+}
+
+/// The routine's enqueue order: never refreshed first, then the oldest last refresh first;
+/// ties by LoginId, so the order is the same on every run. With more logins than a day
+/// holds, the ones that waited longest go first.
+pub fn least_recently_refreshed_first(
+    mut logins: Vec<(LoginId, Option<DateTime<Utc>>)>,
+) -> Vec<LoginId> {
+    // `None` sorts before any `Some`: never refreshed comes first.
+    logins.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+    logins.into_iter().map(|(login, _)| login).collect()
+}
+
+/// Records every job in the queue's superseded outbox as `superseded` on its own date (by
+/// `by_date`), then removes it from the outbox. Recording twice is harmless (the same
+/// outcome), so a crash between the two steps loses nothing. Returns how many.
+async fn record_superseded(
+    ledger: &Ledger,
+    queue: &Queue<AuthorizeJob>,
+    by_date: NaiveDate,
+) -> Result<u64, RoutineError> {
+    let mut n = 0u64;
+    loop {
+        let page = queue.superseded(BATCH).await?;
+        if page.is_empty() {
+            return Ok(n);
+        }
+        let at = Utc::now();
+        for s in &page {
+            let outcome = LedgerOutcome::Superseded { by_date, at };
+            ledger
+                .record(s.job.routine_date, &s.job.login_id, &outcome)
+                .await?;
+        }
+        queue.forget_superseded(&page).await?;
+        n += page.len() as u64;
+        metrics::counter!(ROUTINE_SUPERSEDED_TOTAL).increment(page.len() as u64);
+    }
 }
 
 /// The local date whose routine is due at `now`: today's date in `tz` once `at` has passed
@@ -358,7 +457,16 @@ impl Schedule {
             let now = Utc::now();
             let retry_in = match self.fire_if_due(registry, ledger, queue, now).await {
                 Ok(Some(run)) => {
-                    tracing::info!(date = %run.date, enqueued = run.enqueued, "schedule fired the routine");
+                    tracing::info!(
+                        date = %run.date,
+                        enqueued = run.enqueued,
+                        superseded = run.superseded,
+                        active = run.active,
+                        capacity_per_day = run.capacity_per_day,
+                        over_capacity = run.over_capacity,
+                        coverage_days = run.coverage_days,
+                        "schedule fired the routine"
+                    );
                     None
                 }
                 Ok(None) => None,
@@ -390,6 +498,21 @@ mod tests {
 
     fn utc(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn never_refreshed_logins_go_first_then_the_oldest_refresh() {
+        let id =
+            |n: u8| LoginId::parse(&format!("00000000-0000-4000-8000-0000000000{n:02}")).unwrap();
+        let at = |s: &str| Some(utc(s));
+        let order = least_recently_refreshed_first(vec![
+            (id(1), at("2026-11-20T00:00:00Z")),
+            (id(2), None),
+            (id(3), at("2026-11-01T00:00:00Z")),
+            (id(4), at("2026-11-25T00:00:00Z")),
+            (id(5), None),
+        ]);
+        assert_eq!(order, [id(2), id(5), id(3), id(1), id(4)]);
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! `producer report`: the report of one routine date (today in ROUTINE_TZ by default).
 
 use chrono::Utc;
+use shared::jobs::{queue_config, AUTHORIZE_QUEUE};
 use shared::ledger::Ledger;
+use shared::queue::Queue;
 use shared::registry::Registry;
 
 use super::Ctx;
@@ -14,12 +16,19 @@ pub(crate) async fn run(ctx: &Ctx, args: ReportArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| now.with_timezone(&ctx.settings.routine_tz).date_naive());
     let conn = ctx.redis().await?;
     let ledger = Ledger::new(conn.clone(), &ctx.keys);
-    let registry = Registry::new(conn, &ctx.keys);
+    let registry = Registry::new(conn.clone(), &ctx.keys);
+    let queue: Queue<serde_json::Value> = Queue::new(
+        conn,
+        &ctx.keys,
+        queue_config(&ctx.settings, AUTHORIZE_QUEUE),
+    );
+    let stats = queue.stats().await?;
     let report = shared::report::build(
         &ledger,
         &registry,
         date,
         ctx.settings.rate_limit_per_minute,
+        stats.ready + stats.delayed + stats.in_flight,
         now,
     )
     .await?;

@@ -18,11 +18,12 @@ use super::keys::QueueKeys;
 use super::metrics_names as m;
 use super::scripts;
 use super::types::{
-    DeliveryToken, EnqueueOptions, Enqueued, FailOutcome, JobFailure, JobId, LeasedJob, WorkerId,
+    DeliveryToken, EnqueueOptions, Enqueued, FailOutcome, JobFailure, JobId, LeasedJob, Superseded,
+    WorkerId,
 };
 use crate::keys::KeySpace;
 
-/// Jobs per enqueue script call (5 arguments each).
+/// Jobs per enqueue script call (7 arguments each).
 const ENQUEUE_CHUNK: usize = 1_000;
 /// Expired leases handled per reap script call.
 const REAP_CHUNK: usize = 1_000;
@@ -107,7 +108,7 @@ impl<T> Queue<T> {
         }
     }
 
-    /// A script invocation with the queue's 12 standard keys already declared.
+    /// A script invocation with the queue's standard keys already declared.
     pub(crate) fn invocation<'a>(&self, script: &'a Script) -> ScriptInvocation<'a> {
         let mut inv = script.prepare_invoke();
         for k in &self.keys.script_keys {
@@ -406,6 +407,10 @@ impl<T: Serialize> Queue<T> {
                     inv.arg(0).arg("");
                 }
             }
+            match &opts.supersede {
+                Some(s) => inv.arg(s.key.as_str()).arg(s.rank),
+                None => inv.arg("").arg(0),
+            };
         }
         let raw: Vec<(i64, String)> = self.run(&inv).await?;
         let out: Vec<Enqueued> = raw
@@ -423,6 +428,67 @@ impl<T: Serialize> Queue<T> {
             out.iter().filter(|e| e.is_new()).count() as u64,
         );
         Ok(out)
+    }
+}
+
+impl<T: DeserializeOwned> Queue<T> {
+    /// Up to `limit` superseded jobs not yet forgotten, oldest first. Record each (e.g. in
+    /// the ledger), then [`Queue::forget_superseded`] them: a crash in between leaves them
+    /// here for the next caller, so recording must be idempotent. An entry whose payload does
+    /// not decode as `T` is dropped with a warning (nothing could record it).
+    pub async fn superseded(&self, limit: usize) -> Result<Vec<Superseded<T>>, QueueError> {
+        let mut conn = self.conn.clone();
+        let key = self.keys.get(super::keys::SUPERSEDED);
+        let entries: Vec<String> = redis::cmd("LRANGE")
+            .arg(key)
+            .arg(0)
+            .arg(limit.max(1) - 1)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| self.redis_err(e))?;
+        let mut out = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let decoded = entry
+                .split_once('|')
+                .and_then(|(id, payload)| Some((id, serde_json::from_str::<T>(payload).ok()?)));
+            match decoded {
+                Some((id, job)) => out.push(Superseded {
+                    id: JobId::from(id),
+                    job,
+                    entry: entry.clone(),
+                }),
+                None => {
+                    tracing::warn!(queue = %self.config.name, "undecodable superseded entry dropped");
+                    let _: i64 = redis::cmd("LREM")
+                        .arg(key)
+                        .arg(1)
+                        .arg(&entry)
+                        .query_async(&mut conn)
+                        .await
+                        .map_err(|e| self.redis_err(e))?;
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl<T> Queue<T> {
+    /// Removes recorded entries from the superseded outbox. Safe with concurrent callers:
+    /// each entry is removed once.
+    pub async fn forget_superseded(&self, done: &[Superseded<T>]) -> Result<(), QueueError> {
+        if done.is_empty() {
+            return Ok(());
+        }
+        let key = self.keys.get(super::keys::SUPERSEDED);
+        let mut pipe = redis::pipe();
+        for s in done {
+            pipe.cmd("LREM").arg(key).arg(1).arg(&s.entry).ignore();
+        }
+        let mut conn = self.conn.clone();
+        pipe.query_async::<()>(&mut conn)
+            .await
+            .map_err(|e| self.redis_err(e))
     }
 }
 

@@ -3,8 +3,9 @@
 
 use crate::keys::KeySpace;
 
-/// Suffixes of the 12 keys every script receives, in the order `lua/common.lua` reads them.
-pub(crate) const SCRIPT_KEY_SUFFIXES: [&str; 12] = [
+/// Suffixes of the keys every script receives, in the order `lua/common.lua` reads them
+/// (its `N_KEYS` must equal the length).
+pub(crate) const SCRIPT_KEY_SUFFIXES: [&str; 15] = [
     "ready",
     "delayed",
     "inflight",
@@ -17,6 +18,9 @@ pub(crate) const SCRIPT_KEY_SUFFIXES: [&str; 12] = [
     "error",
     "counters",
     "workers",
+    "pending",
+    "supersede_of",
+    "superseded",
 ];
 
 pub(crate) const READY: usize = 0;
@@ -31,6 +35,7 @@ pub(crate) const DEDUPE_OF: usize = 8;
 pub(crate) const ERROR: usize = 9;
 pub(crate) const COUNTERS: usize = 10;
 pub(crate) const WORKERS: usize = 11;
+pub(crate) const SUPERSEDED: usize = 14;
 
 /// The keys of one queue.
 #[derive(Clone, Debug)]

@@ -24,10 +24,13 @@
 //! | `enqueued` | HASH | id → enqueue time (ms) |
 //! | `dedupe_of` | HASH | id → its dedupe key |
 //! | `error` | HASH | id → last error |
-//! | `counters` | HASH | enqueued, succeeded, retried, dead, rescued, requeued totals; `dead_clock` (last dead-letter score), `dead_reviewed` (the review cursor) |
+//! | `counters` | HASH | enqueued, succeeded, retried, dead, rescued, requeued, superseded totals; `ready_tombstones` (superseded ids still in `ready`, skipped by fetch); `dead_clock` (last dead-letter score), `dead_reviewed` (the review cursor) |
 //! | `workers` | ZSET | worker id → last heartbeat (ms) |
 //! | `dedupe:<key>` | STRING | id of the job that took the dedupe key; TTL `dedupe_ttl` |
 //! | `done:<id>` | HASH | attempts, finished_at, worker; TTL `finished_retention` |
+//! | `pending` | HASH | supersede key → `rank\|id` of its pending job (see `lua/enqueue.lua`) |
+//! | `supersede_of` | HASH | id → its supersede key |
+//! | `superseded` | LIST | `id\|payload` of superseded jobs, until the enqueuer records them |
 //!
 //! Times come from Redis' `TIME`, so processes with skewed clocks agree on deadlines.
 //!
@@ -114,5 +117,5 @@ pub use error::QueueError;
 pub use lease::{Heartbeat, HeldJobs};
 pub use types::{
     DeadPage, DeadSelector, DeliveryToken, EnqueueOptions, Enqueued, FailOutcome, JobFailure,
-    JobFilter, JobId, JobInfo, JobState, LeasedJob, QueueStats, WorkerId,
+    JobFilter, JobId, JobInfo, JobState, LeasedJob, QueueStats, Supersede, Superseded, WorkerId,
 };

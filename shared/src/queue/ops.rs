@@ -55,7 +55,7 @@ impl<T> Queue<T> {
         // A corrupt counter reads as 0 rather than hiding every other number.
         let c = |name: &str| counters.get(name).and_then(|v| v.parse().ok()).unwrap_or(0);
         Ok(QueueStats {
-            ready,
+            ready: ready.saturating_sub(c("ready_tombstones")),
             delayed,
             delayed_due: due,
             in_flight,
@@ -67,6 +67,7 @@ impl<T> Queue<T> {
             dead_total: c("dead"),
             rescued_total: c("rescued"),
             requeued_total: c("requeued"),
+            superseded_total: c("superseded"),
         })
     }
 

@@ -123,6 +123,30 @@ pub struct EnqueueOptions {
     pub dedupe_key: Option<String>,
     /// Run no earlier than this far from now (Redis' clock); `None` = ready now.
     pub delay: Option<Duration>,
+    /// At most one waiting job per supersede key: this job replaces the key's waiting
+    /// (ready or delayed, not in-flight) job of a lower rank, atomically with the enqueue.
+    /// See [`crate::queue::Queue::superseded`].
+    pub supersede: Option<Supersede>,
+}
+
+/// A supersede key and this job's rank under it (e.g. a login and its routine date).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Supersede {
+    /// The key (one waiting job per key).
+    pub key: String,
+    /// A job replaces only a waiting job of a lower rank.
+    pub rank: i64,
+}
+
+/// A job replaced by a later one of the same supersede key (see [`Supersede`]); it waits
+/// in the queue's outbox until [`crate::queue::Queue::forget_superseded`] removes it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Superseded<T> {
+    /// The replaced job's id.
+    pub id: JobId,
+    /// Its payload, decoded.
+    pub job: T,
+    pub(crate) entry: String,
 }
 
 impl EnqueueOptions {
@@ -131,7 +155,17 @@ impl EnqueueOptions {
         Self {
             dedupe_key: Some(key.into()),
             delay: None,
+            supersede: None,
         }
+    }
+
+    /// The same options, superseding the waiting job of `key` whose rank is below `rank`.
+    pub fn superseding(mut self, key: impl Into<String>, rank: i64) -> Self {
+        self.supersede = Some(Supersede {
+            key: key.into(),
+            rank,
+        });
+        self
     }
 
     /// The same options, delayed by `delay`.
@@ -350,6 +384,8 @@ pub struct QueueStats {
     pub rescued_total: u64,
     /// Dead letters ever requeued.
     pub requeued_total: u64,
+    /// Waiting jobs ever replaced by a later job of their supersede key.
+    pub superseded_total: u64,
 }
 
 /// Dead letters read after a review cursor ([`crate::queue::Queue::dead_after`]).

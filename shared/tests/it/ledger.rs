@@ -264,7 +264,7 @@ async fn the_report_counts_lists_and_names_its_json_fields() {
     ledger.record(date(2), &login(3), &failed()).await.unwrap();
     ledger.incr_retries(date(2)).await.unwrap();
 
-    let report = shared::report::build(&ledger, &registry, date(2), 20.0, now)
+    let report = shared::report::build(&ledger, &registry, date(2), 20.0, 0, now)
         .await
         .unwrap();
 
@@ -319,7 +319,7 @@ async fn new_reauth_lists_only_logins_that_did_not_need_it_the_day_before() {
         .await
         .unwrap();
 
-    let report = shared::report::build(&ledger, &registry, date(2), 0.0, Utc::now())
+    let report = shared::report::build(&ledger, &registry, date(2), 0.0, 0, Utc::now())
         .await
         .unwrap();
 

@@ -9,7 +9,7 @@ use flinks_sim::{Rules, Scenario, SimConfig};
 use shared::ledger::{FailureReason, IndexFilter, Ledger, LedgerOutcome};
 use shared::{FlinksCode, LoginId};
 
-use crate::helpers::Stack;
+use crate::helpers::{parse_date, Stack};
 
 const DATE: &str = "2026-11-25";
 const LOGINS: usize = 600;
@@ -441,4 +441,113 @@ async fn logins_listed_by_get_nightly_refresh_status_are_recorded_and_never_auth
 
 fn new_login() -> LoginId {
     LoginId::parse(&uuid::Uuid::new_v4().to_string()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_later_date_supersedes_the_waiting_jobs_so_each_login_is_authorized_once() {
+    // Arrange: 10 healthy logins; the routine of D runs while no worker does.
+    const N: usize = 10;
+    let (d, d1) = ("2026-11-25", "2026-11-26");
+    let sim = flinks_sim::spawn(SimConfig::default()).await.unwrap();
+    let mut stack = Stack::new("supersede", &sim.base_url).await;
+    stack.set("RATE_LIMIT_PER_MINUTE", "3000");
+    let logins = crate::helpers::new_logins(N);
+    stack.import_and_run(&logins, d);
+
+    // Act: D+1 starts before any of D's jobs ran, then a worker drains the queue.
+    let run = stack.producer(&["routine", "run", "--date", d1, "--json"]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let run: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    let older = stack.producer(&["report", "--date", d, "--json"]);
+    let older: serde_json::Value = serde_json::from_slice(&older.stdout).unwrap();
+    stack.spawn_worker(&[]);
+    stack.wait_done(d1, N as u64, Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stack.terminate_workers();
+
+    // Assert: one job per login queued, D records them all as superseded with nothing
+    // pending, D+1 refreshed them, and Flinks saw one Authorize per login.
+    assert_eq!(run["enqueued"], N, "{run}");
+    assert_eq!(run["superseded"], N, "{run}");
+    assert_eq!(run["backlog"], N, "{run}");
+    assert_eq!(run["capacity_per_day"], 3000 * 1440, "{run}");
+    assert_eq!(run["over_capacity"], false, "{run}");
+    assert_eq!(run["coverage_days"], 1, "{run}");
+    assert_eq!(older["superseded"], N, "{older}");
+    assert_eq!(older["pending"], 0, "{older}");
+    assert_eq!(older["backlog"], N, "{older}");
+    let ledger = stack.ledger();
+    let old_counts = ledger.counts(parse_date(d)).await.unwrap();
+    assert_eq!(
+        (old_counts.superseded, old_counts.done()),
+        (N as u64, N as u64)
+    );
+    let new_counts = ledger.counts(parse_date(d1)).await.unwrap();
+    assert_eq!(new_counts.refreshed, N as u64);
+    match ledger.get(parse_date(d), &logins[0]).await.unwrap() {
+        Some(LedgerOutcome::Superseded { by_date, .. }) => assert_eq!(by_date, parse_date(d1)),
+        other => panic!("expected superseded, got {other:?}"),
+    }
+    let stats = sim.stats().await;
+    for login in &logins {
+        assert_eq!(stats.calls_for_login(login.as_str(), "authorize"), 1);
+    }
+    let queue = stack.queue_stats("authorize").await;
+    assert_eq!((queue.ready, queue.delayed, queue.in_flight), (0, 0, 0));
+    stack.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logins_are_authorized_least_recently_refreshed_first() {
+    // Arrange: six logins, four refreshed at different times, two never.
+    let sim = flinks_sim::spawn(SimConfig::default()).await.unwrap();
+    let mut stack = Stack::new("lrr-order", &sim.base_url).await;
+    stack.set("RATE_LIMIT_PER_MINUTE", "3000");
+    let logins = crate::helpers::new_logins(6);
+    stack.import_logins(&logins);
+    let registry = shared::registry::Registry::new(stack.conn.clone(), &stack.keys);
+    let refreshed_at = |day: u32| {
+        chrono::NaiveDate::from_ymd_opt(2026, 11, day)
+            .unwrap()
+            .and_hms_opt(12, 0, 0)
+            .unwrap()
+            .and_utc()
+    };
+    for (login, day) in [(0, 20), (1, 3), (3, 24), (4, 11)] {
+        let outcome = LedgerOutcome::Refreshed {
+            request_id: shared::RequestId::new("r-earlier"),
+            last_refresh: None,
+            stale: false,
+            fetched_at: refreshed_at(day),
+            results_stream_id: None,
+        };
+        registry
+            .record_outcome(&logins[login], &outcome)
+            .await
+            .unwrap();
+    }
+
+    // Act: the routine, then one worker authorizing one login at a time.
+    let run = stack.producer(&["routine", "run", "--date", DATE]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    stack.spawn_worker(&["--concurrency", "1"]);
+    stack.wait_done(DATE, 6, Duration::from_secs(60)).await;
+    stack.terminate_workers();
+
+    // Assert: never refreshed first (by LoginId), then the oldest refresh first.
+    let mut never = vec![logins[2].as_str(), logins[5].as_str()];
+    never.sort_unstable();
+    let mut want: Vec<&str> = never;
+    want.extend([1, 4, 0, 3].map(|i| logins[i].as_str()));
+    let stats = sim.stats().await;
+    assert_eq!(stats.authorize_logins, want);
+    stack.cleanup().await;
 }

@@ -1,9 +1,14 @@
 -- Prelude shared by every queue script (prepended once when the scripts are loaded).
--- Every script receives the same 12 queue keys first, so no script touches an undeclared key;
--- keys a script needs beyond these (dedupe keys, finished-job keys) follow from KEYS[13].
+-- Every script receives the same N_KEYS queue keys first, so no script touches an undeclared
+-- key; keys a script needs beyond these (dedupe keys, finished-job keys) follow from
+-- KEYS[N_KEYS + 1].
+local N_KEYS = 15
 local K_READY, K_DELAYED, K_INFLIGHT, K_DEAD = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local K_PAYLOAD, K_ATTEMPTS, K_OWNER, K_ENQUEUED = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local K_DEDUPE_OF, K_ERROR, K_COUNTERS, K_WORKERS = KEYS[9], KEYS[10], KEYS[11], KEYS[12]
+-- Superseding (see enqueue.lua): supersede key -> "rank|id" of its pending job; id -> its
+-- supersede key; the outbox of superseded jobs ("id|payload"), drained by the enqueuer.
+local K_PENDING, K_SUPERSEDE_OF, K_SUPERSEDED = KEYS[13], KEYS[14], KEYS[15]
 
 -- Redis' clock, so every process agrees on deadlines.
 local function now_ms()
@@ -11,8 +16,17 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
--- Drop every per-job field (payload and metadata). The dedupe key is left to its TTL.
+-- Drop every per-job field (payload and metadata), and the job's pending entry when it is
+-- still the pending job of its supersede key. The dedupe key is left to its TTL.
 local function forget(id)
+  local skey = redis.call('HGET', K_SUPERSEDE_OF, id)
+  if skey then
+    local cur = redis.call('HGET', K_PENDING, skey)
+    if cur and string.sub(cur, -(#id + 1)) == '|' .. id then
+      redis.call('HDEL', K_PENDING, skey)
+    end
+    redis.call('HDEL', K_SUPERSEDE_OF, id)
+  end
   redis.call('HDEL', K_PAYLOAD, id)
   redis.call('HDEL', K_ATTEMPTS, id)
   redis.call('HDEL', K_OWNER, id)

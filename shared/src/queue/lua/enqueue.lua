@@ -1,15 +1,60 @@
--- Enqueue a batch of jobs, each with an optional dedupe key, atomically.
--- ARGV[1] dedupe TTL (ms), ARGV[2] n, then 5 per job: id, payload, delay_ms, dedupe KEYS
--- index (0 = none), dedupe label. Returns per job {1, id} (new) or {0, existing id} (duplicate).
+-- Enqueue a batch of jobs, each with an optional dedupe key and supersede key, atomically.
+-- ARGV[1] dedupe TTL (ms), ARGV[2] n, then 7 per job: id, payload, delay_ms, dedupe KEYS
+-- index (0 = none), dedupe label, supersede key ('' = none), supersede rank (integer).
+-- Returns per job {1, id} (new) or {0, existing id} (duplicate).
+--
+-- Superseding keeps at most one waiting job per supersede key (e.g. one authorize per
+-- login): a new job whose rank is higher than the key's pending job replaces it when that
+-- job still waits (ready or delayed). The replaced job's payload and metadata are deleted,
+-- it leaves the delayed set, and an id in the ready list becomes a tombstone that fetch
+-- skips (removing it from the middle of a long list would cost O(list length) per job);
+-- `ready_tombstones` counts them so the ready count stays right. "id|payload" of each
+-- replaced job is appended to the superseded outbox for the enqueuer to record. A job in
+-- flight or dead is not waiting: it is left alone and the new job becomes the pending one.
+-- A new job of a lower or equal rank than a waiting pending job is enqueued as usual and
+-- leaves the pending entry alone.
 local now = now_ms()
 local ttl = math.max(tonumber(ARGV[1]) or 259200000, 1)
 local n = tonumber(ARGV[2]) or 0
 local out = {}
-local added = 0
+local added, superseded, tombstones = 0, 0, 0
+
+-- True while job `id` waits to run: it has a payload and is neither in flight nor dead.
+local function waiting(id)
+  return redis.call('HEXISTS', K_PAYLOAD, id) == 1
+    and not redis.call('ZSCORE', K_INFLIGHT, id)
+    and not redis.call('ZSCORE', K_DEAD, id)
+end
+
+-- Makes `id` the pending job of `skey` unless a waiting job of an equal or higher rank is.
+local function supersede(skey, rank, id)
+  local cur = redis.call('HGET', K_PENDING, skey)
+  if cur then
+    local sep = string.find(cur, '|', 1, true)
+    local old_rank = sep and int(string.sub(cur, 1, sep - 1), nil)
+    local old_id = sep and string.sub(cur, sep + 1)
+    if old_id and old_id ~= '' and waiting(old_id) then
+      if old_rank and old_rank >= rank then
+        return
+      end
+      local payload = redis.call('HGET', K_PAYLOAD, old_id)
+      if redis.call('ZREM', K_DELAYED, old_id) == 0 then
+        tombstones = tombstones + 1
+      end
+      forget(old_id)
+      redis.call('RPUSH', K_SUPERSEDED, old_id .. '|' .. payload)
+      superseded = superseded + 1
+    end
+  end
+  redis.call('HSET', K_PENDING, skey, string.format('%d', rank) .. '|' .. id)
+  redis.call('HSET', K_SUPERSEDE_OF, id, skey)
+end
+
 for i = 0, n - 1 do
-  local b = 3 + i * 5
+  local b = 3 + i * 7
   local id, payload = ARGV[b], ARGV[b + 1]
   local delay, dk, label = tonumber(ARGV[b + 2]) or 0, tonumber(ARGV[b + 3]) or 0, ARGV[b + 4]
+  local skey, rank = ARGV[b + 5], int(ARGV[b + 6], 0)
   local existing = false
   if dk > 0 then
     existing = redis.call('GET', KEYS[dk])
@@ -20,6 +65,9 @@ for i = 0, n - 1 do
   if existing then
     out[#out + 1] = {0, existing}
   else
+    if skey ~= '' then
+      supersede(skey, rank, id)
+    end
     redis.call('HSET', K_PAYLOAD, id, payload)
     redis.call('HSET', K_ENQUEUED, id, now)
     if dk > 0 then
@@ -36,5 +84,11 @@ for i = 0, n - 1 do
 end
 if added > 0 then
   bump('enqueued', added)
+end
+if superseded > 0 then
+  bump('superseded', superseded)
+end
+if tombstones > 0 then
+  bump('ready_tombstones', tombstones)
 end
 return out

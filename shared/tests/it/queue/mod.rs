@@ -8,6 +8,7 @@ mod fencing;
 mod kill;
 mod ops;
 mod outage;
+mod supersede;
 
 use std::time::Duration;
 
