@@ -32,7 +32,10 @@ async fn ratelimit_set_stores_a_validated_limit_that_show_stats_and_report_print
     }
     assert_eq!(off["previous"], 120.0);
     assert_eq!(stats["control"]["rate_limit"]["per_minute"], 0.0);
-    assert!(stats["queues"].is_array(), "the snapshot fields stay: {stats}");
+    assert!(
+        stats["queues"].is_array(),
+        "the snapshot fields stay: {stats}"
+    );
     assert_eq!(report["control"]["rate_limit"]["per_minute"], 0.0);
     assert!(report["eta_seconds"].is_u64() || report["eta_seconds"].is_null());
     assert!(
@@ -88,7 +91,11 @@ async fn pause_and_resume_are_stored_audited_and_shown_by_stats_and_report() {
     assert!(stdout(&stats_text).contains("Flinks incident"));
     assert_eq!(report["control"]["pauses"][0]["paused"], true);
     assert_eq!(unknown.status.code(), Some(2), "{}", stderr(&unknown));
-    assert!(stderr(&unknown).contains("\"results\""), "{}", stderr(&unknown));
+    assert!(
+        stderr(&unknown).contains("\"results\""),
+        "{}",
+        stderr(&unknown)
+    );
     let changed: Vec<bool> = resumed
         .as_array()
         .unwrap()
