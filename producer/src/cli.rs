@@ -1,5 +1,6 @@
 //! The command line, with clap's derive API. Subcommands are grouped by what they act on
-//! (`logins`, `report`, `routine`, `schedule`, `queues`, `refresh-status`, `audit`);
+//! (`logins`, `report`, `routine`, `schedule`, `queues`, `ratelimit`, `refresh-status`,
+//! `audit`);
 //! [`dispatch`] routes each to its handler in `commands/`. Global flags (`--config`,
 //! `--json`, `--actor`) work in any position.
 
@@ -96,6 +97,65 @@ pub enum Command {
     /// Read the results stream, decrypting entries stored encrypted.
     #[command(subcommand)]
     Results(ResultsCommand),
+    /// Show or change the global rate limit at run time. The limit is stored in Redis;
+    /// every worker applies a change at its next permit, without a restart.
+    #[command(subcommand)]
+    Ratelimit(RatelimitCommand),
+}
+
+/// `producer ratelimit ...`
+#[derive(Debug, Subcommand)]
+pub enum RatelimitCommand {
+    /// The limit in force, whether it is stored, and this process' RATE_LIMIT_PER_MINUTE.
+    Show(RatelimitShowArgs),
+    /// Store a new limit (LoginIds per minute across every worker; 0 turns it off). It
+    /// survives restarts: RATE_LIMIT_PER_MINUTE only seeds it when none is stored.
+    Set(RatelimitSetArgs),
+}
+
+/// `producer ratelimit show`
+#[derive(Debug, Args)]
+pub struct RatelimitShowArgs {}
+
+/// `producer ratelimit set`
+#[derive(Debug, Args)]
+pub struct RatelimitSetArgs {
+    /// LoginIds per minute, 0 (off) to 60000.
+    #[arg(value_name = "PER_MINUTE", value_parser = parse_rate_arg, allow_hyphen_values = true)]
+    pub per_minute: f64,
+}
+
+fn parse_rate_arg(raw: &str) -> Result<f64, String> {
+    shared::control::parse_rate(raw).map_err(|e| e.to_string())
+}
+
+/// The queues a `queues pause|resume` argument names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueSelection(pub Vec<&'static str>);
+
+fn parse_queue_arg(raw: &str) -> Result<QueueSelection, String> {
+    shared::control::parse_queues(raw)
+        .map(QueueSelection)
+        .map_err(|e| e.to_string())
+}
+
+/// `producer queues pause`
+#[derive(Debug, Args)]
+pub struct QueuesPauseArgs {
+    /// authorize, detail, deactivation, or all.
+    #[arg(value_name = "QUEUE|all", value_parser = parse_queue_arg)]
+    pub queues: QueueSelection,
+    /// Why (shown by `queues stats` and `report`, kept in the audit trail).
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+}
+
+/// `producer queues resume`
+#[derive(Debug, Args)]
+pub struct QueuesResumeArgs {
+    /// authorize, detail, deactivation, or all.
+    #[arg(value_name = "QUEUE|all", value_parser = parse_queue_arg)]
+    pub queues: QueueSelection,
 }
 
 /// `producer results ...`
@@ -145,6 +205,11 @@ pub enum QueuesCommand {
     /// Delete failed / re-auth records (the index; the ledger keeps its entries until
     /// they expire) or dead letters older than a duration.
     Purge(PurgeArgs),
+    /// Stop workers from fetching a queue (within a second; jobs already running finish).
+    /// Enqueueing goes on; the jobs wait until `queues resume`.
+    Pause(QueuesPauseArgs),
+    /// Let workers fetch a paused queue again.
+    Resume(QueuesResumeArgs),
 }
 
 /// `producer queues stats`
@@ -452,6 +517,16 @@ pub async fn dispatch(cli: Cli, settings: Settings) -> anyhow::Result<()> {
         Command::Queues(QueuesCommand::Purge(args)) => {
             commands::queues::purge(&ctx, &actor, args).await
         }
+        Command::Queues(QueuesCommand::Pause(args)) => {
+            commands::control::pause(&ctx, &actor, args).await
+        }
+        Command::Queues(QueuesCommand::Resume(args)) => {
+            commands::control::resume(&ctx, &actor, args).await
+        }
+        Command::Ratelimit(RatelimitCommand::Show(_)) => commands::control::show(&ctx).await,
+        Command::Ratelimit(RatelimitCommand::Set(args)) => {
+            commands::control::set(&ctx, &actor, args).await
+        }
         Command::RefreshStatus(args) => {
             commands::ops_logins::refresh_status(&ctx, &actor, args).await
         }
@@ -484,6 +559,27 @@ mod tests {
         assert!(parse_age("soon")
             .unwrap_err()
             .contains("expected a duration"));
+    }
+
+    #[test]
+    fn ratelimit_set_and_queues_pause_validate_their_arguments() {
+        for bad in ["-5", "fast", "1e9"] {
+            let err = Cli::try_parse_from(["producer", "ratelimit", "set", bad]).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{bad}");
+            assert!(err.to_string().contains("PER_MINUTE"), "{err}");
+        }
+        let err = Cli::try_parse_from(["producer", "queues", "pause", "results"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(
+            err.to_string().contains("authorize, detail, deactivation"),
+            "{err}"
+        );
+        let cli =
+            Cli::try_parse_from(["producer", "queues", "pause", "all", "--reason", "x"]).unwrap();
+        let Command::Queues(QueuesCommand::Pause(args)) = cli.command else {
+            panic!("parsed as {:?}", cli.command)
+        };
+        assert_eq!(args.queues.0, shared::control::PAUSABLE_QUEUES.to_vec());
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! processes alive, the due routine date's expected / done / remaining LoginIds and their
 //! outcomes, its ETA at the configured rate and its deadline (the next firing), the logins
 //! whose nightly-refresh change Flinks has not confirmed, the active logins and the day's
-//! capacity at the configured rate, whether Redis answered, and when a sample last
+//! capacity at the rate limit in force, which queues an operator paused, whether Redis
+//! answered, and when a sample last
 //! succeeded.
 //!
 //! It never writes to Redis and never fails: an error is logged (once per outage, not
@@ -23,14 +24,15 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
+use crate::control::{Control, ControlError, PAUSABLE_QUEUES};
 use crate::forecast::capacity_per_day;
 use crate::keys::KeySpace;
 use crate::ledger::{Ledger, LedgerCounts, LedgerError};
 use crate::metrics::{
-    ACTIVE_LOGINS, FLINKS_SCHEDULED_REFRESH_UNCONFIRMED, QUEUE_JOBS, REDIS_UP,
-    ROUTINE_CAPACITY_PER_DAY, ROUTINE_DEADLINE_TIMESTAMP_SECONDS, ROUTINE_DONE_LOGINS,
-    ROUTINE_ETA_SECONDS, ROUTINE_LOGINS, ROUTINE_QUEUES, SAMPLER_LAST_SUCCESS_TIMESTAMP_SECONDS,
-    WORKERS_ALIVE,
+    ACTIVE_LOGINS, FLINKS_SCHEDULED_REFRESH_UNCONFIRMED, QUEUE_JOBS, QUEUE_PAUSED,
+    RATE_LIMIT_PER_MINUTE, REDIS_UP, ROUTINE_CAPACITY_PER_DAY, ROUTINE_DEADLINE_TIMESTAMP_SECONDS,
+    ROUTINE_DONE_LOGINS, ROUTINE_ETA_SECONDS, ROUTINE_LOGINS, ROUTINE_QUEUES,
+    SAMPLER_LAST_SUCCESS_TIMESTAMP_SECONDS, WORKERS_ALIVE,
 };
 use crate::queue::{Queue, QueueConfig, QueueError, QueueStats};
 use crate::ratelimit::eta_at_rate;
@@ -45,7 +47,7 @@ pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
 pub struct SamplerConfig {
     /// Time between two samples.
     pub interval: Duration,
-    /// `RATE_LIMIT_PER_MINUTE`, for the ETA (0 = off: the ETA is NaN).
+    /// `RATE_LIMIT_PER_MINUTE`: the limit while none is stored (0 = off: the ETA is NaN).
     pub rate_per_minute: f64,
     /// `ROUTINE_AT`: with `routine_tz`, decides which date is "today's" routine.
     pub routine_at: NaiveTime,
@@ -80,6 +82,9 @@ pub enum SampleError {
     /// Reading the registry failed.
     #[error("sampler: {0}")]
     Registry(#[from] crate::registry::RegistryError),
+    /// Reading the control state failed.
+    #[error("sampler: {0}")]
+    Control(#[from] ControlError),
     /// Reading the scheduled-refresh index failed.
     #[error("sampler: {0}")]
     ScheduledRefresh(#[from] ScheduledRefreshError),
@@ -110,7 +115,11 @@ pub struct Sample {
     pub expected: u64,
     /// Its recorded outcomes.
     pub counts: LedgerCounts,
-    /// Seconds to authorize the remaining LoginIds at the configured rate.
+    /// The rate limit in force, LoginIds per minute (0 = off).
+    pub rate_per_minute: f64,
+    /// Per pausable queue, whether it is paused.
+    pub paused: Vec<(&'static str, bool)>,
+    /// Seconds to authorize the remaining LoginIds at the rate in force.
     pub eta_seconds: Option<f64>,
     /// The date's deadline: the schedule's next firing after the sample.
     pub deadline: DateTime<Utc>,
@@ -165,6 +174,10 @@ impl Sample {
         metrics::gauge!(ACTIVE_LOGINS).set(self.active as f64);
         metrics::gauge!(ROUTINE_CAPACITY_PER_DAY)
             .set(self.capacity_per_day.map_or(f64::NAN, |c| c as f64));
+        metrics::gauge!(RATE_LIMIT_PER_MINUTE).set(self.rate_per_minute);
+        for (queue, paused) in &self.paused {
+            metrics::gauge!(QUEUE_PAUSED, "queue" => *queue).set(if *paused { 1.0 } else { 0.0 });
+        }
         metrics::gauge!(REDIS_UP).set(1.0);
         metrics::gauge!(SAMPLER_LAST_SUCCESS_TIMESTAMP_SECONDS).set(Utc::now().timestamp() as f64);
     }
@@ -205,13 +218,21 @@ pub async fn sample_once(
     let expected = ledger.expected(date).await?;
     let counts = ledger.counts(date).await?;
     let remaining = expected.saturating_sub(counts.done());
+    let control = Control::new(conn.clone(), keys);
+    let rate_per_minute = control.rate_limit(config.rate_per_minute).await?.per_minute;
+    let mut paused = Vec::with_capacity(PAUSABLE_QUEUES.len());
+    for queue in PAUSABLE_QUEUES {
+        paused.push((queue, control.is_paused(queue).await?));
+    }
     Ok(Sample {
         queues,
         workers_alive: alive.len() as u64,
         date,
         expected,
         counts,
-        eta_seconds: eta_at_rate(config.rate_per_minute, remaining).map(|d| d.as_secs_f64()),
+        rate_per_minute,
+        paused,
+        eta_seconds: eta_at_rate(rate_per_minute, remaining).map(|d| d.as_secs_f64()),
         deadline: next_fire(now, config.routine_at, config.routine_tz),
         flinks_unconfirmed: ScheduledRefresh::new(conn.clone(), keys)
             .count_unconfirmed()
@@ -219,7 +240,7 @@ pub async fn sample_once(
         active: crate::registry::Registry::new(conn.clone(), keys)
             .count_active()
             .await?,
-        capacity_per_day: capacity_per_day(config.rate_per_minute),
+        capacity_per_day: capacity_per_day(rate_per_minute),
     })
 }
 

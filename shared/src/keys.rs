@@ -35,6 +35,22 @@ impl KeySpace {
         format!("{}:{}", self.namespace, suffix)
     }
 
+    /// A key of the global rate limiter, hash-tagged `{ns:ratelimit}:suffix` so that its
+    /// script's keys (last grant, cool-down, stored limit) land in one Redis Cluster slot.
+    pub fn ratelimit(&self, suffix: &str) -> String {
+        format!("{{{}:ratelimit}}:{}", self.namespace, suffix)
+    }
+
+    /// Control: the operator-set rate limit, permits per minute (see [`crate::control`]).
+    pub fn rate_limit_per_minute(&self) -> String {
+        self.ratelimit("per_minute")
+    }
+
+    /// Control: a queue's pause flag, a HASH (reason, actor, since) present while paused.
+    pub fn queue_paused(&self, queue: &str) -> String {
+        self.queue(queue, "paused")
+    }
+
     /// Registry: one login's HASH (`ns:login:{id}`).
     pub fn login(&self, login_id: &str) -> String {
         format!("{}:login:{}", self.namespace, login_id)
@@ -188,5 +204,8 @@ mod tests {
         assert_eq!(keys.queue("authorize", "ready"), "{t1:authorize}:ready");
         assert_eq!(keys.queue("authorize", "job:abc"), "{t1:authorize}:job:abc");
         assert_eq!(keys.global("ratelimit"), "t1:ratelimit");
+        assert_eq!(keys.ratelimit("x"), "{t1:ratelimit}:x");
+        assert_eq!(keys.rate_limit_per_minute(), "{t1:ratelimit}:per_minute");
+        assert_eq!(keys.queue_paused("detail"), "{t1:detail}:paused");
     }
 }

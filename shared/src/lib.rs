@@ -10,6 +10,7 @@
 //! - [`jobs`]: job payloads, queue names and dedupe keys of the routine.
 //! - [`routine`]: enqueue a routine date (idempotent) and the once-a-day schedule.
 //! - [`ratelimit`]: the global, Redis-backed authorization rate limit shared by all pods.
+//! - [`control`]: operator control at run time: the stored rate limit, queue pause flags.
 //! - [`metrics`], [`ops_http`], [`telemetry`], [`shutdown`]: the process plumbing every
 //!   binary shares (Prometheus recorder, ops port, logs, one shutdown path).
 //! - [`gauges`]: the sampler that sets queue, worker and routine-progress gauges from Redis.
@@ -27,6 +28,7 @@
 //!   activate / reconnected logins, GetNightlyRefreshStatus, the audit trail.
 
 pub mod config;
+pub mod control;
 pub mod domain;
 pub mod flinks;
 pub mod forecast;

@@ -29,7 +29,7 @@ use crate::queue::metrics_names::{
     JOBS_ENQUEUED_TOTAL, JOBS_PROCESSED_TOTAL, JOBS_RESCUED_TOTAL, JOB_DURATION_SECONDS,
     OUTCOME_FAILED, OUTCOME_RETRIED, OUTCOME_SUCCEEDED,
 };
-use crate::ratelimit::{BUDGET_PER_MINUTE, COOLDOWNS_TOTAL, PERMITS_TOTAL, WAIT_SECONDS};
+use crate::ratelimit::{COOLDOWNS_TOTAL, PERMITS_TOTAL, WAIT_SECONDS};
 use crate::results::RESULTS_STORED_TOTAL;
 use crate::routine::ROUTINE_LAST_FIRED_TIMESTAMP_SECONDS;
 
@@ -56,7 +56,7 @@ pub const ROUTINE_LOGINS: &str = "nightly_refresh_routine_logins";
 /// outcomes; the values sum to `routine_logins{state="done"}`.
 pub const ROUTINE_DONE_LOGINS: &str = "nightly_refresh_routine_done_logins";
 /// Gauge (sampler): seconds to authorize the due routine's remaining LoginIds at the
-/// configured rate (NaN when the rate limit is off).
+/// rate limit in force (NaN when the rate limit is off).
 pub const ROUTINE_ETA_SECONDS: &str = "nightly_refresh_routine_eta_seconds";
 /// Gauge (sampler): the due routine's deadline, the next firing of the schedule (Unix s).
 pub const ROUTINE_DEADLINE_TIMESTAMP_SECONDS: &str =
@@ -79,6 +79,13 @@ pub const SAMPLER_LAST_SUCCESS_TIMESTAMP_SECONDS: &str =
 /// not confirmed yet: pending or failed.
 pub const FLINKS_SCHEDULED_REFRESH_UNCONFIRMED: &str =
     "nightly_refresh_flinks_scheduled_refresh_unconfirmed_logins";
+
+/// Gauge (sampler): the rate limit in force, LoginIds per minute across every worker
+/// (0 = off): the stored one, `RATE_LIMIT_PER_MINUTE` while none is stored.
+pub const RATE_LIMIT_PER_MINUTE: &str = "nightly_refresh_rate_limit_per_minute";
+/// Gauge (sampler), `queue` ([`crate::control::PAUSABLE_QUEUES`]): 1 while an operator
+/// paused the queue (workers do not fetch it), else 0.
+pub const QUEUE_PAUSED: &str = "nightly_refresh_queue_paused";
 
 /// The routine's queues (the `queue` label).
 pub const ROUTINE_QUEUES: [&str; 2] = [AUTHORIZE_QUEUE, DETAIL_QUEUE];
@@ -211,11 +218,18 @@ pub const ALL_METRICS: &[MetricDef] = &[
         "Cool-downs of every worker after Flinks answered TOO_MANY_REQUESTS",
     ),
     def(
-        BUDGET_PER_MINUTE,
+        RATE_LIMIT_PER_MINUTE,
         Gauge,
         None,
         &[],
-        "Configured LoginId authorizations per minute, all workers together (0 = off)",
+        "The rate limit in force: LoginId authorizations per minute, all workers together (0 = off); set at run time with producer ratelimit set",
+    ),
+    def(
+        QUEUE_PAUSED,
+        Gauge,
+        None,
+        &["queue"],
+        "1 while an operator has paused the queue (authorize, detail, deactivation): workers fetch none of its jobs; 0 otherwise",
     ),
     def(
         JOBS_ENQUEUED_TOTAL,
@@ -327,7 +341,7 @@ pub const ALL_METRICS: &[MetricDef] = &[
         Gauge,
         Some(Unit::Seconds),
         &[],
-        "Time to authorize the due routine's remaining LoginIds at the configured rate (NaN when the limit is off)",
+        "Time to authorize the due routine's remaining LoginIds at the rate limit in force (NaN when the limit is off)",
     ),
     def(
         ROUTINE_DEADLINE_TIMESTAMP_SECONDS,

@@ -9,7 +9,8 @@
 //! reached) marks the login `failed` with the error and stops.
 //!
 //! It runs on its own Monitor next to the routine's, so it adds nothing to the routine's
-//! wiring and drains within the same `SHUTDOWN_GRACE`.
+//! wiring and drains within the same `SHUTDOWN_GRACE`. Its fetches wait while an operator
+//! has paused the queue (`producer queues pause deactivation`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +22,7 @@ use apalis_core::task::attempt::Attempt;
 use apalis_core::task::data::Data;
 use apalis_core::worker::builder::WorkerBuilder;
 use shared::config::Settings;
+use shared::control::{Control, PauseGate};
 use shared::flinks::{Classification, FlinksClient, FlinksConfig};
 use shared::jobs::{queue_config, ScheduledRefreshJob, DEACTIVATION_QUEUE};
 use shared::keys::KeySpace;
@@ -154,6 +156,11 @@ pub fn spawn(
     let flinks =
         FlinksClient::new(FlinksConfig::from_settings(settings)?).context("Flinks client")?;
     let queue = queue(settings, conn.clone(), keys);
+    let gate: Arc<dyn shared::queue::FetchGate> = Arc::new(PauseGate::new(
+        Control::new(conn.clone(), keys),
+        DEACTIVATION_QUEUE,
+        shutdown.clone(),
+    ));
     let deps = Arc::new(DeactivationDeps {
         flinks,
         limiter: RateLimiter::new(conn.clone(), keys, settings.rate_limit_per_minute),
@@ -170,7 +177,9 @@ pub fn spawn(
         let stopping = shutdown.clone();
         let monitor = Monitor::new()
             .register(move |restarts| {
-                let backend = RedisBackend::new(queue.clone()).with_worker_id(worker_id.clone());
+                let backend = RedisBackend::new(queue.clone())
+                    .with_worker_id(worker_id.clone())
+                    .with_fetch_gate(gate.clone());
                 *held_in.lock().expect("held lock") =
                     Some((queue.retyped::<()>(), backend.held().clone()));
                 WorkerBuilder::new(format!(

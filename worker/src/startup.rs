@@ -7,6 +7,10 @@
 //! The permit itself is taken by the handler right before `/Authorize` goes out
 //! (`handlers::Permits`). Concurrency (`WORKER_CONCURRENCY`) and the limiter
 //! (`RATE_LIMIT_PER_MINUTE`) are independent knobs.
+//!
+//! Both backends also await a [`PauseGate`], so an operator's `producer queues pause`
+//! stops their fetches within a second; jobs already leased finish. The limit itself is
+//! read from Redis by the limiter on every request; startup only seeds it.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -20,6 +24,7 @@ use apalis_core::task::task_id::TaskId;
 use apalis_core::worker::builder::WorkerBuilder;
 use futures::future::BoxFuture;
 use shared::config::Settings;
+use shared::control::{Control, PauseGate};
 use shared::flinks::{FlinksClient, FlinksConfig};
 use shared::jobs::{queue_config, AuthorizeJob, DetailJob, AUTHORIZE_QUEUE, DETAIL_QUEUE};
 use shared::keys::KeySpace;
@@ -98,14 +103,19 @@ pub async fn run(
         &keys,
         shutdown.clone(),
     )?);
-    if deps.limiter.is_disabled() {
-        tracing::warn!("RATE_LIMIT_PER_MINUTE=0: the global rate limit is OFF (benchmarks only)");
+    let control = Control::new(conn.clone(), &keys);
+    let rate_limit = control
+        .seed_rate_limit(settings.rate_limit_per_minute)
+        .await
+        .context("seeding the stored rate limit")?;
+    if rate_limit <= 0.0 {
+        tracing::warn!("the global rate limit is OFF (0 per minute; benchmarks only)");
     }
     let worker_id = WorkerId::generate();
     tracing::info!(
         worker_id = %worker_id.as_str(),
         concurrency,
-        rate_limit_per_minute = settings.rate_limit_per_minute,
+        rate_limit_per_minute = rate_limit,
         ops = %ops_addr,
         "worker starting"
     );
@@ -113,10 +123,15 @@ pub async fn run(
     let deactivation =
         crate::deactivation::spawn(&settings, conn.clone(), &keys, &worker_id, shutdown.clone())?;
 
-    let gate: Arc<dyn FetchGate> = Arc::new(PermitGate {
+    let permit_gate: Arc<dyn FetchGate> = Arc::new(PermitGate {
         limiter: deps.limiter.clone(),
         shutdown: shutdown.clone(),
     });
+    let gate: Arc<dyn FetchGate> = Arc::new(
+        PauseGate::new(control.clone(), AUTHORIZE_QUEUE, shutdown.clone()).then(permit_gate),
+    );
+    let detail_gate: Arc<dyn FetchGate> =
+        Arc::new(PauseGate::new(control, DETAIL_QUEUE, shutdown.clone()));
     let authorize_deps = deps.clone();
     let authorize_queue = deps.authorize_queue.clone();
     let authorize_id = worker_id.clone();
@@ -150,7 +165,8 @@ pub async fn run(
             // (their leases are renewed while they wait in the buffer) and saves round trips.
             let backend = RedisBackend::new(detail_queue.clone())
                 .with_worker_id(detail_id.clone())
-                .with_batch(DETAIL_BATCH);
+                .with_batch(DETAIL_BATCH)
+                .with_fetch_gate(detail_gate.clone());
             detail_unfinished.track(&detail_queue, &backend);
             WorkerBuilder::new(format!("{DETAIL_QUEUE}-{}-{restarts}", detail_id.as_str()))
                 .backend(backend)

@@ -2,6 +2,7 @@
 //! Text goes to stdout, JSON (with `--json`) too; progress and warnings go to stderr.
 
 pub(crate) mod audit;
+pub(crate) mod control;
 pub(crate) mod logins;
 pub(crate) mod ops_logins;
 pub(crate) mod queues;

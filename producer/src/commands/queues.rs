@@ -29,9 +29,21 @@ pub(crate) async fn stats(ctx: &Ctx, _args: QueuesStatsArgs) -> anyhow::Result<(
     let snap = stats::snapshot(&conn, &ctx.keys, &ctx.settings)
         .await
         .context("reading queue stats")?;
+    let control = super::control::view(ctx).await?;
     if ctx.json {
-        return ctx.print_json(&snap);
+        #[derive(Serialize)]
+        struct StatsOut<'a> {
+            #[serde(flatten)]
+            snap: &'a stats::Snapshot,
+            control: &'a super::control::ControlView,
+        }
+        return ctx.print_json(&StatsOut {
+            snap: &snap,
+            control: &control,
+        });
     }
+    print!("{}", control.render_text());
+    println!();
     println!(
         "{:<10} {:>8} {:>8} {:>10} {:>6}",
         "QUEUE", "READY", "DELAYED", "IN FLIGHT", "DEAD"

@@ -1,4 +1,5 @@
-//! `producer report`: the report of one routine date (today in ROUTINE_TZ by default).
+//! `producer report`: the report of one routine date (today in ROUTINE_TZ by default), its
+//! ETA at the rate limit in force, and the control state (rate limit, paused queues).
 
 use chrono::Utc;
 use shared::jobs::{queue_config, AUTHORIZE_QUEUE};
@@ -14,6 +15,7 @@ pub(crate) async fn run(ctx: &Ctx, args: ReportArgs) -> anyhow::Result<()> {
     let date = args
         .date
         .unwrap_or_else(|| now.with_timezone(&ctx.settings.routine_tz).date_naive());
+    let control = super::control::view(ctx).await?;
     let conn = ctx.redis().await?;
     let ledger = Ledger::new(conn.clone(), &ctx.keys);
     let registry = Registry::new(conn.clone(), &ctx.keys);
@@ -27,14 +29,24 @@ pub(crate) async fn run(ctx: &Ctx, args: ReportArgs) -> anyhow::Result<()> {
         &ledger,
         &registry,
         date,
-        ctx.settings.rate_limit_per_minute,
+        control.rate_limit.per_minute,
         stats.ready + stats.delayed + stats.in_flight,
         now,
     )
     .await?;
     if ctx.json {
-        return ctx.print_json(&report);
+        #[derive(serde::Serialize)]
+        struct ReportOut<'a> {
+            #[serde(flatten)]
+            report: &'a shared::report::Report,
+            control: &'a super::control::ControlView,
+        }
+        return ctx.print_json(&ReportOut {
+            report: &report,
+            control: &control,
+        });
     }
     print!("{}", report.render_text());
+    print!("\n{}", control.render_text());
     Ok(())
 }

@@ -44,15 +44,14 @@ pub(crate) async fn run(ctx: &Ctx, args: RoutineRunArgs) -> anyhow::Result<()> {
             .date_naive()
     });
     let p = parts(ctx).await?;
-    let run = enqueue_routine(
-        &p.registry,
-        &p.ledger,
-        &p.queue,
-        date,
-        ctx.settings.rate_limit_per_minute,
-    )
-    .await
-    .with_context(|| format!("starting the routine of {date}"))?;
+    let rate = shared::control::Control::new(p.conn.clone(), &ctx.keys)
+        .rate_limit(ctx.settings.rate_limit_per_minute)
+        .await
+        .context("reading the rate limit")?
+        .per_minute;
+    let run = enqueue_routine(&p.registry, &p.ledger, &p.queue, date, rate)
+        .await
+        .with_context(|| format!("starting the routine of {date}"))?;
     if ctx.json {
         return ctx.print_json(&run);
     }
@@ -81,10 +80,10 @@ pub(crate) async fn run(ctx: &Ctx, args: RoutineRunArgs) -> anyhow::Result<()> {
         Some(eta) => println!(
             "ETA of the backlog ({} authorize jobs, all dates) at {}/min: {}",
             run.backlog,
-            ctx.settings.rate_limit_per_minute,
+            rate,
             humantime::format_duration(std::time::Duration::from_secs(eta))
         ),
-        None => println!("ETA: unknown (RATE_LIMIT_PER_MINUTE=0, the limiter is off)"),
+        None => println!("ETA: unknown (the rate limit is 0: the limiter is off)"),
     }
     Ok(())
 }

@@ -1,14 +1,22 @@
 -- Global rate limit: GCRA with a burst of one (calls evenly spaced), on Redis' clock.
 --
--- KEYS[1] = theoretical arrival time (TAT) of the next permit, in ms
+-- KEYS[1] = when the last permit was granted, in ms
 -- KEYS[2] = cool-down flag (set after TOO_MANY_REQUESTS; its PTTL is the pause left)
--- ARGV[1] = emission interval in ms (60000 / per-minute limit, plus a safety margin)
+-- KEYS[3] = the stored limit, permits per minute (`producer ratelimit set`); 0 = off
+-- ARGV[1] = the limit to use while none is stored (the process' RATE_LIMIT_PER_MINUTE)
 -- ARGV[2] = "now" in ms, or "" to use Redis TIME (tests inject a clock here)
 -- ARGV[3] = "1" to only peek: answer as if asking, but take nothing
+-- ARGV[4] = spacing safety margin (permits are 60000 / limit * (1 + margin) ms apart)
 -- Returns {granted (1|0), wait_ms}: wait_ms is how long to wait before asking again.
 --
--- Nothing is reserved while a caller waits, so a worker that dies mid-wait leaks no
--- budget, and a changed limit takes effect at the next grant.
+-- All three keys share one hash tag (one Redis Cluster slot). The limit is read on every
+-- call, so an operator's change reaches every worker at its next request. Nothing
+-- is reserved while a caller waits, so a worker that dies mid-wait leaks no budget.
+local limit = tonumber(redis.call('GET', KEYS[3]) or ARGV[1]) or tonumber(ARGV[1]) or 0
+if limit <= 0 then
+  return {1, 0}
+end
+
 local now
 if ARGV[2] ~= nil and ARGV[2] ~= '' then
   now = tonumber(ARGV[2]) or 0
@@ -22,15 +30,17 @@ if cooling > 0 then
   return {0, cooling}
 end
 
--- A corrupt TAT reads as 0 (a permit is due) and is overwritten by this grant.
-local interval = tonumber(ARGV[1]) or 0
-local tat = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
-if tat > now then
-  return {0, tat - now}
+-- The next permit is due one interval (at the current limit) after the last one, so a
+-- changed limit applies to the very next permit, whichever way it changed. A corrupt value
+-- reads as "no permit yet" and is overwritten by this grant.
+local interval = math.ceil(60000 / limit * (1 + (tonumber(ARGV[4]) or 0)))
+local last = tonumber(redis.call('GET', KEYS[1]) or '')
+if last ~= nil and last + interval > now then
+  return {0, last + interval - now}
 end
 
 if ARGV[3] == '1' then
   return {1, 0}
 end
-redis.call('SET', KEYS[1], now + interval, 'PX', interval + 60000)
+redis.call('SET', KEYS[1], now, 'PX', interval + 60000)
 return {1, 0}

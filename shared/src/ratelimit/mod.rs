@@ -1,10 +1,12 @@
-//! The global rate limit: at most `RATE_LIMIT_PER_MINUTE` authorizations per minute across
-//! every worker process of a namespace.
+//! The global rate limit: at most the stored limit (see [`crate::control`], seeded from
+//! `RATE_LIMIT_PER_MINUTE`) of authorizations per minute across every worker process of a
+//! namespace.
 //!
 //! A per-process limiter (tower's `RateLimit`, apalis' `.rate_limit`) sends N times the
-//! budget with N pods, so the state lives in Redis: one key holds the GCRA "theoretical
-//! arrival time" of the next permit, advanced atomically by `gcra.lua` on Redis' own clock
-//! (`TIME`), so workers' clock skew cannot matter. Permits are spaced evenly (burst of
+//! budget with N pods, so the state lives in Redis: one key holds when the last permit was
+//! granted, advanced atomically by `gcra.lua` on Redis' own clock (`TIME`), so workers'
+//! clock skew cannot matter. The script reads the operator-set limit on every call (same
+//! hash tag), so `producer ratelimit set` reaches every worker at its next request. Permits are spaced evenly (burst of
 //! one) rather than released in a burst at a window's start, and the spacing carries a
 //! small safety margin ([`SPACING_MARGIN`]) so network jitter between the permit and the
 //! request's arrival at Flinks cannot squeeze one call too many into a 60 s window.
@@ -40,8 +42,6 @@ pub const PERMITS_TOTAL: &str = "nightly_refresh_rate_limit_permits_total";
 pub const WAIT_SECONDS: &str = "nightly_refresh_rate_limit_wait_seconds";
 /// Metric: cool-downs triggered by TOO_MANY_REQUESTS.
 pub const COOLDOWNS_TOTAL: &str = "nightly_refresh_rate_limit_cooldowns_total";
-/// Metric: the configured limit, LoginIds per minute (0 = off).
-pub const BUDGET_PER_MINUTE: &str = "nightly_refresh_rate_limit_budget_per_minute";
 
 static GCRA: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("gcra.lua")));
 
@@ -73,41 +73,34 @@ pub struct Permit {
 #[derive(Clone)]
 pub struct RateLimiter {
     conn: ConnectionManager,
-    tat_key: String,
+    last_key: String,
     cooldown_key: String,
+    limit_key: String,
     per_minute: f64,
 }
 
 impl RateLimiter {
-    /// A limiter of `per_minute` permits per minute for the namespace of `keys`;
-    /// `0` turns it off (every request is granted at once).
+    /// A limiter for the namespace of `keys`. It obeys the stored limit
+    /// ([`crate::control::Control::set_rate_limit`]); `per_minute` applies only while none
+    /// is stored. A limit of `0` turns it off (every request is granted at once).
     pub fn new(conn: ConnectionManager, keys: &KeySpace, per_minute: f64) -> Self {
-        metrics::gauge!(BUDGET_PER_MINUTE).set(per_minute);
         Self {
             conn,
-            tat_key: keys.global("ratelimit:authorize:tat"),
-            cooldown_key: keys.global("ratelimit:authorize:cooldown"),
+            last_key: keys.ratelimit("authorize:last"),
+            cooldown_key: keys.ratelimit("authorize:cooldown"),
+            limit_key: keys.rate_limit_per_minute(),
             per_minute,
         }
     }
 
-    /// The configured limit, LoginIds per minute.
-    pub fn per_minute(&self) -> f64 {
+    /// The limit used while none is stored, LoginIds per minute.
+    pub fn fallback_per_minute(&self) -> f64 {
         self.per_minute
     }
 
-    /// True when the limiter is off (`RATE_LIMIT_PER_MINUTE=0`).
-    pub fn is_disabled(&self) -> bool {
-        self.per_minute <= 0.0
-    }
-
-    /// Milliseconds between two permits, margin included.
+    /// Milliseconds between two permits at the fallback limit, margin included.
     pub fn interval(&self) -> Duration {
-        if self.is_disabled() {
-            return Duration::ZERO;
-        }
-        let ms = (60_000.0 / self.per_minute * (1.0 + SPACING_MARGIN)).ceil();
-        Duration::from_millis(ms as u64)
+        interval_at_rate(self.per_minute)
     }
 
     /// One atomic permit request on Redis' clock.
@@ -132,16 +125,15 @@ impl RateLimiter {
     }
 
     async fn gcra(&self, now_ms: Option<u64>, peek: bool) -> Result<Attempt, RateLimitError> {
-        if self.is_disabled() {
-            return Ok(Attempt::Granted);
-        }
         let mut conn = self.conn.clone();
         let (granted, wait_ms): (i64, i64) = GCRA
-            .key(&self.tat_key)
+            .key(&self.last_key)
             .key(&self.cooldown_key)
-            .arg(self.interval().as_millis() as u64)
+            .key(&self.limit_key)
+            .arg(self.per_minute)
             .arg(now_ms.map(|n| n.to_string()).unwrap_or_default())
             .arg(if peek { "1" } else { "0" })
+            .arg(SPACING_MARGIN)
             .invoke_async(&mut conn)
             .await?;
         if granted == 1 {
@@ -242,12 +234,16 @@ impl RateLimiter {
             .await?;
         Ok((left > 0).then(|| Duration::from_millis(left as u64)))
     }
+}
 
-    /// Seconds needed to authorize `remaining` LoginIds at the configured rate
-    /// (`None` when the limiter is off).
-    pub fn eta(&self, remaining: u64) -> Option<Duration> {
-        eta_at_rate(self.per_minute, remaining)
+/// Milliseconds between two permits at `per_minute`, margin included (zero when off). The
+/// script computes the same spacing from the stored limit.
+pub fn interval_at_rate(per_minute: f64) -> Duration {
+    if per_minute <= 0.0 {
+        return Duration::ZERO;
     }
+    let ms = (60_000.0 / per_minute * (1.0 + SPACING_MARGIN)).ceil();
+    Duration::from_millis(ms as u64)
 }
 
 /// Time to authorize `remaining` LoginIds at `per_minute` (`None` when the rate is 0).

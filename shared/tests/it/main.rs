@@ -1,6 +1,7 @@
 //! shared's integration tests: one binary, a module per concern, real Redis and the
 //! in-repo Flinks simulator on port 0.
 
+mod control;
 mod flinks_client;
 mod ledger;
 mod observability;

@@ -368,6 +368,45 @@ async fn the_sampler_reports_queue_depths_workers_and_routine_progress_from_redi
 }
 
 #[tokio::test]
+async fn the_sampler_reports_the_stored_rate_limit_and_the_paused_queues() {
+    // Arrange: the process says 60/min, an operator stored 120/min and paused detail.
+    let redis = TestRedis::new("observability-control").await;
+    let control = shared::control::Control::new(redis.conn.clone(), &redis.keys);
+    control.set_rate_limit(120.0).await.unwrap();
+    control
+        .pause(DETAIL_QUEUE, Some("incident"), "t", Utc::now())
+        .await
+        .unwrap();
+    let config = SamplerConfig {
+        interval: Duration::from_secs(5),
+        rate_per_minute: 60.0,
+        routine_at: NaiveTime::from_hms_opt(2, 0, 0).unwrap(),
+        routine_tz: chrono_tz::UTC,
+        worker_lease: Duration::from_secs(30),
+    };
+
+    // Act
+    let sample = sample_once(&redis.conn, &redis.keys, &config, Utc::now())
+        .await
+        .unwrap();
+    let recorder = recorder();
+    let handle = recorder.handle();
+    metrics::with_local_recorder(&recorder, || sample.publish());
+    let rendered = handle.render();
+
+    // Assert
+    for (series, value) in [
+        ("nightly_refresh_rate_limit_per_minute", 120.0),
+        (r#"nightly_refresh_queue_paused{queue="authorize"}"#, 0.0),
+        (r#"nightly_refresh_queue_paused{queue="detail"}"#, 1.0),
+        (r#"nightly_refresh_queue_paused{queue="deactivation"}"#, 0.0),
+    ] {
+        assert_eq!(gauge(&rendered, series), value, "{series}:\n{rendered}");
+    }
+    redis.cleanup().await;
+}
+
+#[tokio::test]
 async fn the_sampler_task_samples_at_once_and_stops_on_shutdown() {
     let redis = TestRedis::new("observability-spawn").await;
     let recorder = recorder();

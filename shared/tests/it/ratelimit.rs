@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use flinks_sim::busiest_window_ms;
+use shared::control::Control;
 use shared::ratelimit::{eta_at_rate, Attempt, RateLimiter};
 use tokio_util::sync::CancellationToken;
 
@@ -105,26 +106,65 @@ async fn no_sliding_window_ever_holds_more_than_the_limit_under_contention() {
 }
 
 #[tokio::test]
-async fn a_lowered_limit_takes_effect_after_at_most_one_old_interval() {
+async fn a_stored_limit_change_applies_to_the_very_next_permit_both_ways() {
     let redis = TestRedis::new("rl-change").await;
-    let fast = RateLimiter::new(redis.conn.clone(), &redis.keys, 600.0);
-    let slow = RateLimiter::new(redis.conn.clone(), &redis.keys, 6.0);
+    let control = Control::new(redis.conn.clone(), &redis.keys);
+    // The process was started with 600/min; the stored limit is what every process obeys.
+    let limiter = RateLimiter::new(redis.conn.clone(), &redis.keys, 600.0);
+    assert_eq!(control.seed_rate_limit(600.0).await.unwrap(), 600.0);
     assert_eq!(
-        fast.try_acquire_at(Some(0)).await.unwrap(),
+        limiter.try_acquire_at(Some(0)).await.unwrap(),
         Attempt::Granted
     );
-    // The slow limiter respects the TAT the fast one left, then spaces at its own pace.
+
+    // Lowered to 6/min: the next permit is one new interval (10.1 s) after the last one.
+    control.set_rate_limit(6.0).await.unwrap();
     assert_eq!(
-        slow.try_acquire_at(Some(50)).await.unwrap(),
+        limiter.try_acquire_at(Some(101)).await.unwrap(),
+        Attempt::Wait(Duration::from_millis(10_100 - 101))
+    );
+    assert_eq!(
+        limiter.try_acquire_at(Some(10_100)).await.unwrap(),
+        Attempt::Granted
+    );
+
+    // Raised back to 600/min: due 101 ms after the last permit, not 10.1 s.
+    control.set_rate_limit(600.0).await.unwrap();
+    assert_eq!(
+        limiter.peek_at(Some(10_150)).await.unwrap(),
         Attempt::Wait(Duration::from_millis(51))
     );
     assert_eq!(
-        slow.try_acquire_at(Some(101)).await.unwrap(),
+        limiter.try_acquire_at(Some(10_201)).await.unwrap(),
+        Attempt::Granted
+    );
+
+    // Stored 0 turns the limiter off for every process, whatever its own setting.
+    control.set_rate_limit(0.0).await.unwrap();
+    for _ in 0..5 {
+        assert_eq!(
+            limiter.try_acquire_at(Some(10_202)).await.unwrap(),
+            Attempt::Granted
+        );
+    }
+    redis.cleanup().await;
+}
+
+#[tokio::test]
+async fn the_stored_limit_wins_over_a_different_process_setting() {
+    let redis = TestRedis::new("rl-seed").await;
+    let control = Control::new(redis.conn.clone(), &redis.keys);
+    assert_eq!(control.seed_rate_limit(120.0).await.unwrap(), 120.0);
+    // A pod started later with another value keeps the stored one.
+    assert_eq!(control.seed_rate_limit(6000.0).await.unwrap(), 120.0);
+    let limiter = RateLimiter::new(redis.conn.clone(), &redis.keys, 6000.0);
+    assert_eq!(
+        limiter.try_acquire_at(Some(0)).await.unwrap(),
         Attempt::Granted
     );
     assert_eq!(
-        slow.try_acquire_at(Some(5_000)).await.unwrap(),
-        Attempt::Wait(Duration::from_millis(101 + 10_100 - 5_000))
+        limiter.try_acquire_at(Some(20)).await.unwrap(),
+        Attempt::Wait(Duration::from_millis(505 - 20))
     );
     redis.cleanup().await;
 }
@@ -236,7 +276,7 @@ async fn a_disabled_limiter_grants_at_once_and_has_no_eta() {
     for _ in 0..100 {
         assert_eq!(limiter.try_acquire().await.unwrap(), Attempt::Granted);
     }
-    assert_eq!(limiter.eta(10), None);
+    assert_eq!(eta_at_rate(0.0, 10), None);
     redis.cleanup().await;
 }
 

@@ -1,0 +1,208 @@
+//! `producer ratelimit show|set` and `producer queues pause|resume`: thin wrappers over
+//! `shared::control` that print (or `--json`) and append every change to the audit trail;
+//! [`view`] is the control section `queues stats` and `report` show.
+
+use anyhow::Context as _;
+use chrono::Utc;
+use serde::Serialize;
+use shared::control::{Control, PauseState, RateLimitState};
+
+use super::{audit, Ctx};
+use crate::cli::{QueuesPauseArgs, QueuesResumeArgs, RatelimitSetArgs};
+
+/// The control state as `queues stats` and `report` print it.
+#[derive(Debug, Serialize)]
+pub(crate) struct ControlView {
+    /// The rate limit in force.
+    pub(crate) rate_limit: RateLimitState,
+    /// Every pausable queue's flag.
+    pub(crate) pauses: Vec<PauseState>,
+}
+
+impl ControlView {
+    /// Text lines: the limit, then each paused queue with its reason.
+    pub(crate) fn render_text(&self) -> String {
+        let mut out = format!("rate limit:      {}\n", rate_text(&self.rate_limit));
+        let paused: Vec<&PauseState> = self.pauses.iter().filter(|p| p.paused).collect();
+        if paused.is_empty() {
+            out.push_str("paused queues:   none\n");
+        }
+        for p in paused {
+            out.push_str(&format!("paused queue:    {}\n", pause_text(p)));
+        }
+        out
+    }
+}
+
+fn rate_text(state: &RateLimitState) -> String {
+    let limit = if state.per_minute > 0.0 {
+        format!("{}/min", state.per_minute)
+    } else {
+        "off".to_string()
+    };
+    if state.stored {
+        limit
+    } else {
+        format!("{limit} (none stored: RATE_LIMIT_PER_MINUTE of this process)")
+    }
+}
+
+fn pause_text(p: &PauseState) -> String {
+    format!(
+        "{} since {} by {}{}",
+        p.queue,
+        p.since
+            .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+            .unwrap_or_else(|| "-".into()),
+        p.actor.as_deref().unwrap_or("-"),
+        p.reason
+            .as_deref()
+            .map(|r| format!(": {r}"))
+            .unwrap_or_default()
+    )
+}
+
+/// Reads the control state.
+pub(crate) async fn view(ctx: &Ctx) -> anyhow::Result<ControlView> {
+    let control = Control::new(ctx.redis().await?, &ctx.keys);
+    Ok(ControlView {
+        rate_limit: control
+            .rate_limit(ctx.settings.rate_limit_per_minute)
+            .await
+            .context("reading the rate limit")?,
+        pauses: control.pauses().await.context("reading the pause flags")?,
+    })
+}
+
+/// `producer ratelimit show`
+pub(crate) async fn show(ctx: &Ctx) -> anyhow::Result<()> {
+    let state = view(ctx).await?.rate_limit;
+    if ctx.json {
+        return ctx.print_json(&state);
+    }
+    println!("rate limit: {}", rate_text(&state));
+    if state.stored && state.per_minute != state.configured {
+        println!(
+            "note: RATE_LIMIT_PER_MINUTE here is {}; the stored limit applies",
+            state.configured
+        );
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct SetResult {
+    per_minute: f64,
+    previous: Option<f64>,
+}
+
+/// `producer ratelimit set <PER_MINUTE>`
+pub(crate) async fn set(ctx: &Ctx, actor: &str, args: RatelimitSetArgs) -> anyhow::Result<()> {
+    let control = Control::new(ctx.redis().await?, &ctx.keys);
+    let previous = control
+        .set_rate_limit(args.per_minute)
+        .await
+        .context("storing the rate limit")?;
+    let summary = match previous {
+        Some(p) => format!("per_minute={} (was {p})", args.per_minute),
+        None => format!("per_minute={} (none stored)", args.per_minute),
+    };
+    audit::record(ctx, actor, "ratelimit set", summary, 1, 0).await?;
+    if ctx.json {
+        return ctx.print_json(&SetResult {
+            per_minute: args.per_minute,
+            previous,
+        });
+    }
+    let now = RateLimitState {
+        per_minute: args.per_minute,
+        stored: true,
+        configured: ctx.settings.rate_limit_per_minute,
+    };
+    println!(
+        "rate limit set to {} (was {}); workers apply it at their next permit",
+        rate_text(&now),
+        previous.map_or_else(|| "none stored".to_string(), |p| p.to_string())
+    );
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct QueueChange {
+    queue: &'static str,
+    paused: bool,
+    /// False when the queue already was in that state.
+    changed: bool,
+}
+
+/// `producer queues pause <QUEUE|all> [--reason TEXT]`
+pub(crate) async fn pause(ctx: &Ctx, actor: &str, args: QueuesPauseArgs) -> anyhow::Result<()> {
+    let control = Control::new(ctx.redis().await?, &ctx.keys);
+    let now = Utc::now();
+    let mut changes = Vec::new();
+    for queue in &args.queues.0 {
+        let changed = control
+            .pause(queue, args.reason.as_deref(), actor, now)
+            .await
+            .with_context(|| format!("pausing {queue}"))?;
+        changes.push(QueueChange {
+            queue,
+            paused: true,
+            changed,
+        });
+    }
+    let summary = format!(
+        "{}{}",
+        args.queues.0.join(","),
+        args.reason
+            .as_deref()
+            .map(|r| format!(" reason={r}"))
+            .unwrap_or_default()
+    );
+    let count = changes.iter().filter(|c| c.changed).count();
+    audit::record(ctx, actor, "queues pause", summary, count, 0).await?;
+    print_changes(ctx, &changes, "paused", "already paused")
+}
+
+/// `producer queues resume <QUEUE|all>`
+pub(crate) async fn resume(ctx: &Ctx, actor: &str, args: QueuesResumeArgs) -> anyhow::Result<()> {
+    let control = Control::new(ctx.redis().await?, &ctx.keys);
+    let mut changes = Vec::new();
+    for queue in &args.queues.0 {
+        let changed = control
+            .resume(queue)
+            .await
+            .with_context(|| format!("resuming {queue}"))?;
+        changes.push(QueueChange {
+            queue,
+            paused: false,
+            changed,
+        });
+    }
+    let count = changes.iter().filter(|c| c.changed).count();
+    audit::record(
+        ctx,
+        actor,
+        "queues resume",
+        args.queues.0.join(","),
+        count,
+        0,
+    )
+    .await?;
+    print_changes(ctx, &changes, "resumed", "was not paused")
+}
+
+fn print_changes(
+    ctx: &Ctx,
+    changes: &[QueueChange],
+    done: &str,
+    unchanged: &str,
+) -> anyhow::Result<()> {
+    if ctx.json {
+        return ctx.print_json(&changes);
+    }
+    for c in changes {
+        println!("{}: {}", c.queue, if c.changed { done } else { unchanged });
+    }
+    Ok(())
+}

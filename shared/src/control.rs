@@ -1,0 +1,355 @@
+//! Operator control at run time: the global rate limit and a pause flag per queue, stored
+//! in Redis as the one source of truth every worker obeys without a restart.
+//!
+//! - The rate limit (permits per minute, `0` = off) is stored at
+//!   [`KeySpace::rate_limit_per_minute`], in the limiter's hash tag, because the limiter's
+//!   script reads it on every permit request: a change reaches every worker at its next
+//!   request. `RATE_LIMIT_PER_MINUTE` only seeds it when none is stored
+//!   ([`Control::seed_rate_limit`]); a pod started with another value keeps the stored one
+//!   and warns, so a rolling restart cannot undo an operator's change.
+//! - A pause flag per queue ([`KeySpace::queue_paused`]) stops workers from *fetching* that
+//!   queue; jobs already leased finish. [`PauseGate`] is the backend's [`FetchGate`] that
+//!   enforces it, re-reading the flag at least every [`PAUSE_POLL`].
+//!
+//! Auditing and printing are the callers' business (`producer ratelimit`, `producer queues
+//! pause|resume`); this module validates and stores.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
+use redis::aio::ConnectionManager;
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::jobs::{AUTHORIZE_QUEUE, DEACTIVATION_QUEUE, DETAIL_QUEUE};
+use crate::keys::KeySpace;
+use crate::queue::FetchGate;
+
+/// The queues an operator can pause.
+pub const PAUSABLE_QUEUES: [&str; 3] = [AUTHORIZE_QUEUE, DETAIL_QUEUE, DEACTIVATION_QUEUE];
+
+/// The highest settable limit: the limiter spaces permits in whole milliseconds.
+pub const MAX_RATE_PER_MINUTE: f64 = 60_000.0;
+
+/// How often a paused worker re-reads its queue's flag, so a resume applies within it.
+pub const PAUSE_POLL: Duration = Duration::from_secs(1);
+
+/// Why a control operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// Redis refused or did not answer; run the command again.
+    #[error("Redis error: {0}")]
+    Redis(#[from] redis::RedisError),
+    /// The rate limit given is not one the limiter can enforce.
+    #[error("rate limit {0:?}: expected 0 (off) or a number of LoginIds per minute up to 60000")]
+    InvalidRate(String),
+    /// The queue named is not one that can be paused.
+    #[error("queue {0:?}: expected one of authorize, detail, deactivation, or all")]
+    UnknownQueue(String),
+}
+
+/// Parses and validates an operator's rate limit: a finite number from 0 (off) to
+/// [`MAX_RATE_PER_MINUTE`].
+pub fn parse_rate(raw: &str) -> Result<f64, ControlError> {
+    let rate: f64 = raw
+        .trim()
+        .parse()
+        .map_err(|_| ControlError::InvalidRate(raw.to_string()))?;
+    if rate.is_finite() && (0.0..=MAX_RATE_PER_MINUTE).contains(&rate) {
+        Ok(rate)
+    } else {
+        Err(ControlError::InvalidRate(raw.to_string()))
+    }
+}
+
+/// Resolves a queue argument: one of [`PAUSABLE_QUEUES`], or `all`.
+pub fn parse_queues(raw: &str) -> Result<Vec<&'static str>, ControlError> {
+    let name = raw.trim();
+    if name.eq_ignore_ascii_case("all") {
+        return Ok(PAUSABLE_QUEUES.to_vec());
+    }
+    PAUSABLE_QUEUES
+        .iter()
+        .find(|q| q.eq_ignore_ascii_case(name))
+        .map(|q| vec![*q])
+        .ok_or_else(|| ControlError::UnknownQueue(raw.to_string()))
+}
+
+/// The rate limit as the workers see it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RateLimitState {
+    /// The limit in force, LoginIds per minute (0 = off): the stored one, or `configured`
+    /// while none is stored.
+    pub per_minute: f64,
+    /// Whether an operator's (or the seeding worker's) value is stored.
+    pub stored: bool,
+    /// `RATE_LIMIT_PER_MINUTE` of the process asking.
+    pub configured: f64,
+}
+
+/// One queue's pause flag.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PauseState {
+    /// The queue.
+    pub queue: String,
+    /// True while workers do not fetch it.
+    pub paused: bool,
+    /// The operator's reason, if given.
+    pub reason: Option<String>,
+    /// Who paused it.
+    pub actor: Option<String>,
+    /// When it was paused.
+    pub since: Option<DateTime<Utc>>,
+}
+
+/// The control state of one namespace. Cheap to clone.
+#[derive(Clone)]
+pub struct Control {
+    conn: ConnectionManager,
+    keys: KeySpace,
+}
+
+impl Control {
+    /// The control state of the namespace of `keys`.
+    pub fn new(conn: ConnectionManager, keys: &KeySpace) -> Self {
+        Self {
+            conn,
+            keys: keys.clone(),
+        }
+    }
+
+    /// The stored limit, if any. A value that does not parse reads as none stored.
+    pub async fn stored_rate_limit(&self) -> Result<Option<f64>, ControlError> {
+        let mut conn = self.conn.clone();
+        let raw: Option<String> = redis::cmd("GET")
+            .arg(self.keys.rate_limit_per_minute())
+            .query_async(&mut conn)
+            .await?;
+        Ok(raw.and_then(|r| r.parse().ok()))
+    }
+
+    /// The limit in force, given the process' `RATE_LIMIT_PER_MINUTE` (`configured`).
+    pub async fn rate_limit(&self, configured: f64) -> Result<RateLimitState, ControlError> {
+        let stored = self.stored_rate_limit().await?;
+        Ok(RateLimitState {
+            per_minute: stored.unwrap_or(configured),
+            stored: stored.is_some(),
+            configured,
+        })
+    }
+
+    /// Stores `configured` as the limit unless one is stored, and returns the limit in
+    /// force. A stored limit that differs wins, with a warning naming both values.
+    pub async fn seed_rate_limit(&self, configured: f64) -> Result<f64, ControlError> {
+        let mut conn = self.conn.clone();
+        let _: Option<String> = redis::cmd("SET")
+            .arg(self.keys.rate_limit_per_minute())
+            .arg(configured)
+            .arg("NX")
+            .query_async(&mut conn)
+            .await?;
+        let live = self.stored_rate_limit().await?.unwrap_or(configured);
+        if live != configured {
+            tracing::warn!(
+                rate_limit_per_minute = live,
+                env_rate_limit_per_minute = configured,
+                "RATE_LIMIT_PER_MINUTE differs from the stored rate limit; the stored one \
+                 applies (change it with `producer ratelimit set`)"
+            );
+        }
+        Ok(live)
+    }
+
+    /// Stores a validated limit (see [`parse_rate`]) and returns the one stored before.
+    pub async fn set_rate_limit(&self, per_minute: f64) -> Result<Option<f64>, ControlError> {
+        if !(per_minute.is_finite() && (0.0..=MAX_RATE_PER_MINUTE).contains(&per_minute)) {
+            return Err(ControlError::InvalidRate(per_minute.to_string()));
+        }
+        let mut conn = self.conn.clone();
+        let previous: Option<String> = redis::cmd("SET")
+            .arg(self.keys.rate_limit_per_minute())
+            .arg(per_minute)
+            .arg("GET")
+            .query_async(&mut conn)
+            .await?;
+        Ok(previous.and_then(|p| p.parse().ok()))
+    }
+
+    /// Pauses `queue`; returns false when it was paused already (the first reason stays).
+    pub async fn pause(
+        &self,
+        queue: &str,
+        reason: Option<&str>,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, ControlError> {
+        let mut conn = self.conn.clone();
+        let key = self.keys.queue_paused(queue);
+        let fresh: bool = redis::cmd("HSETNX")
+            .arg(&key)
+            .arg("since")
+            .arg(now.to_rfc3339())
+            .query_async(&mut conn)
+            .await?;
+        if fresh {
+            let _: () = redis::cmd("HSET")
+                .arg(&key)
+                .arg("actor")
+                .arg(actor)
+                .arg("reason")
+                .arg(reason.unwrap_or_default())
+                .query_async(&mut conn)
+                .await?;
+        }
+        Ok(fresh)
+    }
+
+    /// Resumes `queue`; returns false when it was not paused.
+    pub async fn resume(&self, queue: &str) -> Result<bool, ControlError> {
+        let mut conn = self.conn.clone();
+        let removed: u64 = redis::cmd("DEL")
+            .arg(self.keys.queue_paused(queue))
+            .query_async(&mut conn)
+            .await?;
+        Ok(removed > 0)
+    }
+
+    /// Whether `queue` is paused.
+    pub async fn is_paused(&self, queue: &str) -> Result<bool, ControlError> {
+        let mut conn = self.conn.clone();
+        Ok(redis::cmd("EXISTS")
+            .arg(self.keys.queue_paused(queue))
+            .query_async(&mut conn)
+            .await?)
+    }
+
+    /// The pause flag of every pausable queue, in [`PAUSABLE_QUEUES`] order.
+    pub async fn pauses(&self) -> Result<Vec<PauseState>, ControlError> {
+        let mut out = Vec::with_capacity(PAUSABLE_QUEUES.len());
+        for queue in PAUSABLE_QUEUES {
+            let mut conn = self.conn.clone();
+            let fields: std::collections::HashMap<String, String> = redis::cmd("HGETALL")
+                .arg(self.keys.queue_paused(queue))
+                .query_async(&mut conn)
+                .await?;
+            let get = |name: &str| fields.get(name).filter(|v| !v.is_empty()).cloned();
+            out.push(PauseState {
+                queue: queue.to_string(),
+                paused: !fields.is_empty(),
+                reason: get("reason"),
+                actor: get("actor"),
+                since: get("since")
+                    .and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
+                    .map(|t| t.with_timezone(&Utc)),
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// A [`FetchGate`] that holds a queue's fetches while it is paused, then awaits `inner`
+/// (e.g. the rate-limit gate) and checks the flag again, so a pause set during a long
+/// permit wait still stops the fetch. On shutdown it never resolves (nothing is claimed
+/// while the worker drains). A Redis error reads as "not paused": the fetch that follows
+/// fails the same way and backs off.
+pub struct PauseGate {
+    control: Control,
+    queue: &'static str,
+    inner: Option<Arc<dyn FetchGate>>,
+    shutdown: CancellationToken,
+}
+
+impl PauseGate {
+    /// Gates fetches of `queue` on its pause flag.
+    pub fn new(control: Control, queue: &'static str, shutdown: CancellationToken) -> Self {
+        Self {
+            control,
+            queue,
+            inner: None,
+            shutdown,
+        }
+    }
+
+    /// Also awaits `inner` once the queue is not paused.
+    pub fn then(mut self, inner: Arc<dyn FetchGate>) -> Self {
+        self.inner = Some(inner);
+        self
+    }
+
+    async fn paused(control: &Control, queue: &str) -> bool {
+        match control.is_paused(queue).await {
+            Ok(paused) => paused,
+            Err(error) => {
+                tracing::warn!(queue, error.message = %error, "cannot read the pause flag");
+                false
+            }
+        }
+    }
+}
+
+impl FetchGate for PauseGate {
+    fn ready(&self) -> BoxFuture<'static, ()> {
+        let control = self.control.clone();
+        let queue = self.queue;
+        let inner = self.inner.clone();
+        let shutdown = self.shutdown.clone();
+        Box::pin(async move {
+            let mut logged = false;
+            loop {
+                if shutdown.is_cancelled() {
+                    futures::future::pending::<()>().await;
+                }
+                if Self::paused(&control, queue).await {
+                    if !logged {
+                        tracing::info!(queue, "queue paused by an operator: not fetching");
+                        logged = true;
+                    }
+                    tokio::select! {
+                        _ = shutdown.cancelled() => futures::future::pending::<()>().await,
+                        _ = tokio::time::sleep(PAUSE_POLL) => {}
+                    }
+                    continue;
+                }
+                let Some(inner) = inner.as_ref() else { break };
+                inner.ready().await;
+                if !Self::paused(&control, queue).await {
+                    break;
+                }
+            }
+            if logged {
+                tracing::info!(queue, "queue resumed: fetching again");
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rate_is_a_finite_number_from_zero_to_the_maximum() {
+        assert_eq!(parse_rate("120").unwrap(), 120.0);
+        assert_eq!(parse_rate(" 0 ").unwrap(), 0.0);
+        assert_eq!(parse_rate("2.5").unwrap(), 2.5);
+        assert_eq!(parse_rate("60000").unwrap(), MAX_RATE_PER_MINUTE);
+        for bad in ["-1", "abc", "", "NaN", "inf", "60001"] {
+            let err = parse_rate(bad).unwrap_err().to_string();
+            assert!(
+                err.contains("rate limit") && err.contains(bad),
+                "{bad}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_queue_argument_names_one_queue_or_all() {
+        assert_eq!(parse_queues("authorize").unwrap(), vec!["authorize"]);
+        assert_eq!(parse_queues("Detail").unwrap(), vec!["detail"]);
+        assert_eq!(parse_queues("all").unwrap(), PAUSABLE_QUEUES.to_vec());
+        let err = parse_queues("results").unwrap_err().to_string();
+        assert!(err.contains("\"results\""), "{err}");
+    }
+}
