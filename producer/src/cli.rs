@@ -480,6 +480,10 @@ pub struct ReportArgs {
     /// The routine date (default: today in ROUTINE_TZ).
     #[arg(long, value_name = "YYYY-MM-DD")]
     pub date: Option<NaiveDate>,
+    /// At most this many LoginIds per list in the text report ("… and N more" after);
+    /// `--json` always lists them all.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub limit: usize,
 }
 
 /// Routes a parsed command line to its handler.

@@ -193,8 +193,10 @@ pub async fn build(
 }
 
 impl Report {
-    /// A plain-text rendering for terminals.
-    pub fn render_text(&self) -> String {
+    /// A plain-text rendering for terminals: the counts, the re-auth and failed logins per
+    /// FlinksCode, and at most `limit` LoginIds per list, each cut list ending with how many
+    /// more there are (the JSON report keeps every list whole).
+    pub fn render_text(&self, limit: usize) -> String {
         let mut out = String::new();
         let dash = |v: Option<String>| v.unwrap_or_else(|| "-".into());
         let rows: [(&str, String); 13] = [
@@ -232,6 +234,33 @@ impl Report {
                 humantime::format_duration(std::time::Duration::from_secs(s)).to_string()
             }))
         );
+        let more = |out: &mut String, total: usize| {
+            if total > limit {
+                let _ = writeln!(
+                    out,
+                    "  … and {} more (--limit N shows more; --json lists them all)",
+                    total - limit
+                );
+            }
+        };
+        let mut by_code: std::collections::BTreeMap<(&str, &str), usize> = Default::default();
+        for (kind, items) in [("needs re-auth", &self.reauth), ("failed", &self.failed)] {
+            for i in items {
+                let code = i.flinks_code.as_ref().map_or("-", |c| c.as_str());
+                *by_code.entry((kind, code)).or_default() += 1;
+            }
+        }
+        if !by_code.is_empty() {
+            let _ = writeln!(
+                out,
+                "
+{:<16}{:<36}LOGINS",
+                "OUTCOME", "FLINKS CODE"
+            );
+            for ((kind, code), n) in &by_code {
+                let _ = writeln!(out, "{kind:<16}{code:<36}{n}");
+            }
+        }
         let list = |out: &mut String, title: &str, items: &[ReportItem]| {
             if items.is_empty() {
                 return;
@@ -242,7 +271,7 @@ impl Report {
                 "  {:<38}{:<36}{:<15}MESSAGE",
                 "LOGIN ID", "FLINKS CODE", "NOTE"
             );
-            for i in items {
+            for i in items.iter().take(limit) {
                 let note = match (i.unrecognised_code, i.reason) {
                     (true, _) => "unrecognised",
                     (false, Some(reason)) => reason.as_str(),
@@ -257,6 +286,7 @@ impl Report {
                     i.message.as_deref().unwrap_or("-")
                 );
             }
+            more(out, items.len());
         };
         list(&mut out, "needs re-auth", &self.reauth);
         list(&mut out, "failed", &self.failed);
@@ -265,21 +295,24 @@ impl Report {
                 out,
                 "\ninvalid LoginIds (Flinks rejected the LoginId itself: remove or fix it, do not ask the user):"
             );
-            for login in &self.invalid_login {
+            for login in self.invalid_login.iter().take(limit) {
                 let _ = writeln!(out, "  {}", login.as_str());
             }
+            more(&mut out, self.invalid_login.len());
         }
         if !self.stale.is_empty() {
             let _ = writeln!(out, "\nstale:");
-            for login in &self.stale {
+            for login in self.stale.iter().take(limit) {
                 let _ = writeln!(out, "  {}", login.as_str());
             }
+            more(&mut out, self.stale.len());
         }
         if !self.new_reauth.is_empty() {
             let _ = writeln!(out, "\nnewly needing re-auth since the day before:");
-            for login in &self.new_reauth {
+            for login in self.new_reauth.iter().take(limit) {
                 let _ = writeln!(out, "  {}", login.as_str());
             }
+            more(&mut out, self.new_reauth.len());
         }
         out
     }

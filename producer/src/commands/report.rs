@@ -46,7 +46,7 @@ pub(crate) async fn run(ctx: &Ctx, args: ReportArgs) -> anyhow::Result<()> {
             control: &control,
         });
     }
-    print!("{}", report.render_text());
+    print!("{}", report.render_text(args.limit));
     print!("\n{}", control.render_text());
     Ok(())
 }

@@ -293,7 +293,18 @@ async fn the_report_counts_lists_and_names_its_json_fields() {
     assert_eq!(json["failed"][0]["flinks_code"], "INVALID_LOGIN");
     assert_eq!(json["failed"][0]["message"], "invalid login");
     assert_eq!(json["new_reauth"][0], login(2).as_str());
-    assert!(report.render_text().contains("SESSION_EXPIRED"));
+    let text = report.render_text(20);
+    assert!(text.contains("SESSION_EXPIRED"), "{text}");
+    // Counts per FlinksCode, and lists cut at the limit with how many more there are.
+    assert!(
+        text.lines().any(|l| l.starts_with("needs re-auth")
+            && l.contains("SESSION_EXPIRED")
+            && l.trim_end().ends_with('1')),
+        "{text}"
+    );
+    let cut = report.render_text(0);
+    assert!(!cut.contains(login(2).as_str()), "{cut}");
+    assert!(cut.contains("… and 1 more"), "{cut}");
     redis.cleanup().await;
 }
 
