@@ -101,6 +101,16 @@ pub enum Command {
     /// every worker applies a change at its next permit, without a restart.
     #[command(subcommand)]
     Ratelimit(RatelimitCommand),
+    /// Print a shell completion script, e.g. `producer completions bash >
+    /// /etc/bash_completion.d/producer`. Needs neither Redis nor Flinks.
+    Completions(CompletionsArgs),
+}
+
+/// `producer completions`
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell: bash, zsh, fish, elvish or powershell.
+    pub shell: clap_complete::Shell,
 }
 
 /// `producer ratelimit ...`
@@ -496,6 +506,16 @@ pub async fn dispatch(cli: Cli, settings: Settings) -> anyhow::Result<()> {
         .filter(|a| !a.is_empty())
         .unwrap_or_else(|| "unknown".into());
     match cli.command {
+        Command::Completions(args) => {
+            use clap::CommandFactory as _;
+            clap_complete::generate(
+                args.shell,
+                &mut Cli::command(),
+                "producer",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
         Command::Logins(LoginsCommand::Import(args)) => commands::logins::import(&ctx, args).await,
         Command::Logins(LoginsCommand::Add(args)) => commands::logins::add(&ctx, args).await,
         Command::Logins(LoginsCommand::List(args)) => commands::logins::list(&ctx, args).await,

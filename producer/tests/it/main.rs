@@ -389,3 +389,19 @@ async fn a_closed_pipe_ends_a_listing_quietly_with_exit_0() {
     assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
     env.cleanup().await;
 }
+
+#[test]
+fn completions_for_bash_name_the_subcommands_without_redis() {
+    let env = Env::new("completions");
+
+    let out = env.run_with_redis("redis://127.0.0.1:1", &["completions", "bash"]);
+    let bad = env.run(&["completions", "tcsh"]);
+
+    assert!(out.status.success(), "{}", stderr(&out));
+    let script = stdout(&out);
+    assert!(script.contains("_producer"), "{script}");
+    for subcommand in ["logins", "routine", "queues", "ratelimit", "report"] {
+        assert!(script.contains(subcommand), "{subcommand} missing");
+    }
+    assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+}
