@@ -148,9 +148,36 @@ impl RateLimiter {
     /// false when `cancel` fires first. Other workers may take the permit in between; the
     /// caller then waits in `acquire` for the next one.
     pub async fn wait_until_likely(&self, cancel: &CancellationToken) -> bool {
+        self.retry_until_granted(cancel, || self.peek_at(None))
+            .await
+    }
+
+    /// Waits for a permit. Returns `None` when `cancel` fires first (shutdown), so a
+    /// waiting worker never holds up a drain. Redis errors are retried with backoff, a
+    /// wait is never an error.
+    pub async fn acquire(&self, cancel: &CancellationToken) -> Option<Permit> {
+        let started = Instant::now();
+        if !self
+            .retry_until_granted(cancel, || self.try_acquire())
+            .await
+        {
+            return None;
+        }
+        let waited = started.elapsed();
+        metrics::histogram!(WAIT_SECONDS).record(waited.as_secs_f64());
+        Some(Permit { waited })
+    }
+
+    /// Calls `attempt` until it answers granted (true), sleeping for the wait it names,
+    /// or backing off on Redis errors; false when `cancel` fires first.
+    async fn retry_until_granted<F, Fut>(&self, cancel: &CancellationToken, attempt: F) -> bool
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<Attempt, RateLimitError>>,
+    {
         let mut redis_backoff = Duration::from_millis(100);
         loop {
-            let pause = match self.peek_at(None).await {
+            let pause = match attempt().await {
                 Ok(Attempt::Granted) => return true,
                 Ok(Attempt::Wait(wait)) => {
                     redis_backoff = Duration::from_millis(100);
@@ -164,36 +191,6 @@ impl RateLimiter {
             };
             tokio::select! {
                 _ = cancel.cancelled() => return false,
-                _ = tokio::time::sleep(pause) => {}
-            }
-        }
-    }
-
-    /// Waits for a permit. Returns `None` when `cancel` fires first (shutdown), so a
-    /// waiting worker never holds up a drain. Redis errors are retried with backoff, a
-    /// wait is never an error.
-    pub async fn acquire(&self, cancel: &CancellationToken) -> Option<Permit> {
-        let started = Instant::now();
-        let mut redis_backoff = Duration::from_millis(100);
-        loop {
-            let pause = match self.try_acquire().await {
-                Ok(Attempt::Granted) => {
-                    let waited = started.elapsed();
-                    metrics::histogram!(WAIT_SECONDS).record(waited.as_secs_f64());
-                    return Some(Permit { waited });
-                }
-                Ok(Attempt::Wait(wait)) => {
-                    redis_backoff = Duration::from_millis(100);
-                    wait
-                }
-                Err(error) => {
-                    tracing::warn!(error.message = %error, "rate limiter: Redis error, retrying");
-                    redis_backoff = (redis_backoff * 2).min(Duration::from_secs(5));
-                    redis_backoff
-                }
-            };
-            tokio::select! {
-                _ = cancel.cancelled() => return None,
                 _ = tokio::time::sleep(pause) => {}
             }
         }
