@@ -26,7 +26,7 @@ fn ms_time(ms: u64) -> String {
 /// `producer queues stats`
 pub(crate) async fn stats(ctx: &Ctx, _args: QueuesStatsArgs) -> anyhow::Result<()> {
     let conn = ctx.redis().await?;
-    let snap = stats::snapshot(&conn, &ctx.keys, &ctx.settings)
+    let snap = stats::snapshot(&conn, &ctx.keys, ctx.settings.worker_lease)
         .await
         .context("reading queue stats")?;
     let control = super::control::view(ctx).await?;

@@ -115,6 +115,7 @@ pub use conn::{connect, manager_config, redact, CONNECTION_TIMEOUT, RESPONSE_TIM
 pub use core::Queue;
 pub use error::QueueError;
 pub use lease::{Heartbeat, HeldJobs};
+pub use ops::{redis_now_ms, worker_alive, ALIVE_LEASES};
 pub use types::{
     DeadPage, DeadSelector, DeliveryToken, EnqueueOptions, Enqueued, FailOutcome, JobFailure,
     JobFilter, JobId, JobInfo, JobState, LeasedJob, QueueStats, Supersede, Superseded, WorkerId,
