@@ -491,9 +491,30 @@ pub struct ReportArgs {
     #[arg(long, value_name = "YYYY-MM-DD")]
     pub date: Option<NaiveDate>,
     /// At most this many LoginIds per list in the text report ("… and N more" after);
-    /// `--json` always lists them all.
+    /// `--json` lists them all, or this many listed logins per page with `--cursor`.
     #[arg(long, value_name = "N", default_value_t = 20)]
     pub limit: usize,
+    /// Page the JSON report's lists: `start`, then the `next_cursor` of the page before
+    /// (needs `--json`).
+    #[arg(long, value_name = "CURSOR", conflicts_with = "watch")]
+    pub cursor: Option<shared::report::Cursor>,
+    /// Keep the report on screen: redraw it in place every `--interval` on a terminal,
+    /// print one line per interval otherwise. Ctrl-C stops.
+    #[arg(long)]
+    pub watch: bool,
+    /// Time between two `--watch` updates (100ms to 1h).
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_interval, requires = "watch")]
+    pub interval: Duration,
+}
+
+/// Parses `--interval`: a humantime duration from 100 ms to an hour.
+pub fn parse_interval(raw: &str) -> Result<Duration, String> {
+    let interval = humantime::parse_duration(raw.trim())
+        .map_err(|e| format!("expected a duration like 5s or 1m ({e})"))?;
+    if !(Duration::from_millis(100)..=Duration::from_secs(3_600)).contains(&interval) {
+        return Err("expected a duration from 100ms to 1h".into());
+    }
+    Ok(interval)
 }
 
 /// Routes a parsed command line to its handler.

@@ -3,6 +3,7 @@
 
 mod control;
 mod ops;
+mod report;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
