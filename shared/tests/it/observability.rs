@@ -65,6 +65,7 @@ fn metrics_render_histogram_buckets_and_the_known_series_at_zero() {
     let handle = recorder.handle();
     metrics::with_local_recorder(&recorder, || {
         m::register();
+        m::collect_process();
         metrics::histogram!(
             shared::flinks::call_log::FLINKS_REQUEST_DURATION_SECONDS,
             "endpoint" => "authorize"
@@ -75,6 +76,10 @@ fn metrics_render_histogram_buckets_and_the_known_series_at_zero() {
 
     for expected in [
         r#"nightly_refresh_build_info{version=""#,
+        &*format!(r#",git_rev="{}"}} 1"#, m::GIT_REV),
+        "nightly_refresh_process_resident_memory_bytes ",
+        "nightly_refresh_process_open_fds ",
+        "nightly_refresh_process_cpu_seconds_total ",
         r#"nightly_refresh_flinks_requests_total{endpoint="get_accounts_detail_async",outcome="timeout",status="none"} 0"#,
         r#"nightly_refresh_rate_limit_permits_total{result="granted"} 0"#,
         r#"nightly_refresh_rate_limit_permits_total{result="throttled"} 0"#,
