@@ -39,6 +39,15 @@ fn refreshed(stale: bool) -> LedgerOutcome {
     }
 }
 
+/// A usage error: exit 2, stderr naming every one of `needles`.
+fn exits_2_saying(out: &std::process::Output, needles: &[&str]) {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    for needle in needles {
+        assert!(err.contains(needle), "{needle:?} missing: {err}");
+    }
+}
+
 fn spawn_watch(env: &Env) -> (Child, mpsc::Receiver<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_producer"))
         .args(["report", "--watch", "--interval", "200ms", "--date", DATE])
@@ -196,22 +205,7 @@ async fn report_json_cursor_pages_every_list_without_repeating_or_skipping_a_log
     expected.sort();
     seen.sort();
     assert_eq!(seen, expected);
-    assert_eq!(
-        text_cursor.status.code(),
-        Some(2),
-        "{}",
-        stderr(&text_cursor)
-    );
-    assert!(
-        stderr(&text_cursor).contains("--json"),
-        "{}",
-        stderr(&text_cursor)
-    );
-    assert_eq!(bad_cursor.status.code(), Some(2));
-    assert!(
-        stderr(&bad_cursor).contains("--cursor") && stderr(&bad_cursor).contains("nope"),
-        "{}",
-        stderr(&bad_cursor)
-    );
+    exits_2_saying(&text_cursor, &["--json"]);
+    exits_2_saying(&bad_cursor, &["--cursor", "nope"]);
     env.cleanup().await;
 }
