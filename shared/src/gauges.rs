@@ -8,12 +8,11 @@
 //!
 //! What it sets (names and labels in [`crate::metrics`]): jobs per queue and state, the age
 //! of the job next in line per queue, worker processes alive, the results stream's length
-//! and its consumer groups' lag, the due routine date's expected / done / remaining LoginIds and their
-//! outcomes, its ETA at the configured rate and its deadline (the next firing), the logins
-//! whose nightly-refresh change Flinks has not confirmed, the active logins and the day's
-//! capacity at the rate limit in force, which queues an operator paused, whether Redis
-//! answered, and when a sample last
-//! succeeded.
+//! and its consumer groups' lag, the due routine date's expected / done / remaining
+//! LoginIds and their outcomes, its ETA at the configured rate and its deadline (the next
+//! firing), the logins whose nightly-refresh change Flinks has not confirmed, the active
+//! logins and the day's capacity at the rate limit in force, which queues an operator
+//! paused, whether Redis answered, and when a sample last succeeded.
 //!
 //! It never writes to Redis and never fails: an error is logged (once per outage, not
 //! every tick), `redis_up` drops to 0, and the next tick tries again. The counters and
@@ -145,7 +144,7 @@ impl Sample {
                 metrics::gauge!(QUEUE_JOBS, "queue" => q.queue.clone(), "state" => state)
                     .set(value as f64);
             }
-            // Nothing ready waits: 0, so "oldest > 10 min" alerts clear when a queue drains.
+            // Nothing ready: 0 rather than no value, so an age alert clears when a queue drains.
             metrics::gauge!(QUEUE_OLDEST_READY_AGE_SECONDS, "queue" => q.queue.clone())
                 .set(q.oldest_ready_age_ms.unwrap_or(0) as f64 / 1_000.0);
         }
