@@ -227,7 +227,10 @@ mod tests {
         let detail = r#"{"login_id":"5e5b1f56-0b6c-4c53-a3a4-2b2d7a3e9f10","routine_date":"2026-11-25","request_id":"r"}"#;
         assert!(JobSubject::from_payload(detail).is_some());
         assert_eq!(JobSubject::from_payload("{not json"), None);
-        assert_eq!(JobSubject::from_payload(r#"{"login_id":"x","routine_date":"2026-11-25"}"#), None);
+        assert_eq!(
+            JobSubject::from_payload(r#"{"login_id":"x","routine_date":"2026-11-25"}"#),
+            None
+        );
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! Runs the built `producer` binary as an operator would (ripgrep style), against the real
 //! Redis at `REDIS_URL` with a namespace of its own per test, deleted at the end.
 
+mod cli;
 mod control;
+mod jobs;
 mod ops;
 
 use std::path::PathBuf;

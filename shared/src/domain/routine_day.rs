@@ -83,7 +83,9 @@ mod tests {
         assert_eq!("yesterday".parse(), Ok(RoutineDay::Yesterday));
         assert_eq!(
             "2026-11-25".parse(),
-            Ok(RoutineDay::On(NaiveDate::from_ymd_opt(2026, 11, 25).unwrap()))
+            Ok(RoutineDay::On(
+                NaiveDate::from_ymd_opt(2026, 11, 25).unwrap()
+            ))
         );
         for bad in ["tomorrow", "2026-13-01", "25/11/2026", ""] {
             let err = bad.parse::<RoutineDay>().unwrap_err().to_string();

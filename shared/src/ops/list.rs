@@ -83,7 +83,13 @@ pub struct Cursor {
 
 impl fmt::Display for Cursor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}", self.queue, self.state.as_str(), self.position)
+        write!(
+            f,
+            "{}:{}:{}",
+            self.queue,
+            self.state.as_str(),
+            self.position
+        )
     }
 }
 
@@ -94,7 +100,9 @@ impl Cursor {
         let mut parts = raw.trim().splitn(3, ':');
         let (Some(queue), Some(state), Some(position)) = (parts.next(), parts.next(), parts.next())
         else {
-            return Err(invalid("expected QUEUE:STATE:POSITION as printed by the last page"));
+            return Err(invalid(
+                "expected QUEUE:STATE:POSITION as printed by the last page",
+            ));
         };
         let queue = *query
             .queues

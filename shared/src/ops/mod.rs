@@ -62,7 +62,9 @@ pub enum OpsError {
     #[error("job id \"{0}\" is not a job id (letters, digits and '-', at most 64)")]
     InvalidJobId(String),
     /// No queue holds a job with this id (finished jobs are forgotten).
-    #[error("no job {0} in the authorize, detail or deactivation queue (a finished job is not kept)")]
+    #[error(
+        "no job {0} in the authorize, detail or deactivation queue (a finished job is not kept)"
+    )]
     JobNotFound(String),
     /// The job is leased to a worker, which would settle a job that no longer exists.
     #[error("job {id} is in flight on {worker}; it can be deleted once it retries or dies")]

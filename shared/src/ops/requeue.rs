@@ -44,7 +44,9 @@ use serde::Serialize;
 use super::OpsError;
 use crate::config::Settings;
 use crate::domain::{FlinksCode, LoginId};
-use crate::jobs::{queue_config, AuthorizeJob, DetailJob, JobSubject, AUTHORIZE_QUEUE, DETAIL_QUEUE};
+use crate::jobs::{
+    queue_config, AuthorizeJob, DetailJob, JobSubject, AUTHORIZE_QUEUE, DETAIL_QUEUE,
+};
 use crate::keys::KeySpace;
 use crate::ledger::{ledger_expired, IndexEntry, IndexFilter, IndexKind, Ledger};
 use crate::queue::{DeadSelector, EnqueueOptions, Enqueued, JobFilter, JobId, Queue};
