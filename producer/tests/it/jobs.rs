@@ -301,3 +301,52 @@ fn man_prints_a_page_and_writes_one_per_command_without_redis() {
         assert!(dir.join(name).exists(), "{name} missing");
     }
 }
+
+#[tokio::test]
+async fn results_read_by_login_and_date_prints_that_refresh_only() {
+    let env = Env::new("results-login");
+    let sink = shared::results::ResultsSink::new(env.conn().await, &env.keys, 100);
+    let body = r#"{"Accounts":[{"AccountNumber":"1","Balance":{"Current":1.50}}]}"#;
+    for n in [1, 2] {
+        let entry = shared::results::ResultEntry {
+            login_id: &login(n),
+            request_id: &shared::RequestId::new(format!("req-{n}")),
+            routine_date: date(),
+            fetched_at: Utc::now(),
+            last_refresh: None,
+            stale: false,
+            body,
+        };
+        sink.store(&entry).await.unwrap();
+    }
+    let run = |n: u32, day: &str| {
+        let id = login(n);
+        let args = [
+            "results",
+            "read",
+            "--login",
+            id.as_str(),
+            "--date",
+            day,
+            "--json",
+        ];
+        env.run(&args)
+    };
+
+    let found = json(&run(2, "2025-06-02"));
+    let missing = run(3, "2025-06-02");
+    let alone = env.run(&["results", "read", "--login", login(2).as_str()]);
+
+    let entries = found["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{found}");
+    assert_eq!(entries[0]["login_id"], login(2).as_str());
+    assert!(found["next"].is_null());
+    assert_eq!(missing.status.code(), Some(2), "{}", stdout(&missing));
+    assert!(
+        stdout(&missing).contains("no refresh"),
+        "{}",
+        stdout(&missing)
+    );
+    assert_eq!(alone.status.code(), Some(2), "--login needs --date");
+    env.cleanup().await;
+}
