@@ -266,12 +266,7 @@ async fn mutations_are_audited_with_a_sanitized_actor() {
     let audit = json(&env.run(&["audit", "--json"]));
     let text = env.run(&["audit"]);
 
-    let commands: Vec<&str> = audit
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["command"].as_str().unwrap())
-        .collect();
+    let commands = super::audit_commands(&audit);
     assert_eq!(commands, ["routine run", "logins add", "logins import"]);
     assert_eq!(audit[0]["count"], 2);
     assert_eq!(audit[2]["actor"], "eve_admin__31m");

@@ -81,6 +81,15 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// The `command` of each entry of `producer audit --json`, newest first.
+fn audit_commands(audit: &serde_json::Value) -> Vec<&str> {
+    let entries = audit.as_array().expect("audit --json is an array");
+    entries
+        .iter()
+        .map(|e| e["command"].as_str().unwrap())
+        .collect()
+}
+
 fn json(out: &Output) -> serde_json::Value {
     assert!(
         out.status.success(),

@@ -39,27 +39,33 @@ impl JobOps {
     /// Deletes the job `id` (ready, delayed or dead; never one a worker holds) and returns
     /// it as it was.
     pub async fn delete(&self, id: &str) -> Result<JobRow, OpsError> {
-        let (queue, row) = self.find(id).await?;
-        match queue.delete_job(&JobId::from(id)).await? {
-            JobChange::Done(_) => Ok(row),
-            JobChange::Refused(_) => Err(OpsError::JobInFlight {
-                id: row.id,
-                worker: row.owner.unwrap_or_default(),
-            }),
-            JobChange::Unknown => Err(OpsError::JobNotFound(id.to_string())),
-        }
+        self.change(id, false).await
     }
 
     /// Runs the delayed job `id` next (front of its ready list) and returns it as it was.
     pub async fn promote(&self, id: &str) -> Result<JobRow, OpsError> {
+        self.change(id, true).await
+    }
+
+    async fn change(&self, id: &str, promote: bool) -> Result<JobRow, OpsError> {
         let (queue, row) = self.find(id).await?;
-        match queue.promote_job(&JobId::from(id)).await? {
+        let job_id = JobId::from(id);
+        let change = if promote {
+            queue.promote_job(&job_id).await?
+        } else {
+            queue.delete_job(&job_id).await?
+        };
+        match change {
             JobChange::Done(_) => Ok(row),
-            JobChange::Refused(state) => Err(OpsError::JobNotDelayed {
+            JobChange::Unknown => Err(OpsError::JobNotFound(id.to_string())),
+            JobChange::Refused(state) if promote => Err(OpsError::JobNotDelayed {
                 id: row.id,
                 state: state.as_str(),
             }),
-            JobChange::Unknown => Err(OpsError::JobNotFound(id.to_string())),
+            JobChange::Refused(_) => Err(OpsError::JobInFlight {
+                id: row.id,
+                worker: row.owner.unwrap_or_default(),
+            }),
         }
     }
 
