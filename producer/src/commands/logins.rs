@@ -10,7 +10,7 @@ use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use shared::domain::{Fingerprint, LoginId};
-use shared::import::{self, ImportOptions, RowError};
+use shared::import::{self, ImportOptions};
 use shared::registry::{LoginFilter, LoginRecordInput, LoginSummary, Registry};
 use shared::scheduled_refresh::ScheduledRefreshState;
 
@@ -119,20 +119,6 @@ pub(crate) async fn run(ctx: &Ctx, cmd: LoginsCommand) -> anyhow::Result<()> {
 /// Logins fetched per SSCAN page when listing.
 const LIST_PAGE: usize = 1_000;
 
-#[derive(Serialize)]
-struct ImportSummary<'a> {
-    file: String,
-    rows: u64,
-    imported: u64,
-    active: u64,
-    inactive: u64,
-    new: u64,
-    flinks_changes: u64,
-    duplicates: u64,
-    skipped: usize,
-    skipped_rows: &'a [RowError],
-}
-
 async fn import(ctx: &Ctx, args: ImportArgs) -> anyhow::Result<()> {
     let options = ImportOptions {
         skip_invalid: args.skip_invalid,
@@ -162,47 +148,14 @@ async fn import(ctx: &Ctx, args: ImportArgs) -> anyhow::Result<()> {
         parsed.skipped_total,
     )
     .await?;
-    let summary = ImportSummary {
-        file: args.file.display().to_string(),
-        rows: parsed.rows,
-        imported: written.upserted,
-        active: written.active,
-        inactive: written.inactive,
-        new: written.new,
-        flinks_changes: written.flinks_changes,
-        duplicates: parsed.duplicates,
-        skipped: parsed.skipped_total,
-        skipped_rows: &parsed.skipped,
-    };
+    let summary = import::ImportSummary::new(&args.file, &parsed, &written);
     if ctx.json {
         return ctx.print_json(&summary);
     }
-    for row in &parsed.skipped {
-        eprintln!("warning: skipped {row}");
+    for warning in summary.warnings() {
+        eprintln!("warning: {}", crate::table::escape(&warning));
     }
-    if parsed.skipped_total > parsed.skipped.len() {
-        eprintln!(
-            "warning: ... and {} more skipped rows",
-            parsed.skipped_total - parsed.skipped.len()
-        );
-    }
-    if parsed.duplicates > 0 {
-        eprintln!(
-            "warning: {} duplicate LoginId row(s); the last row of each won",
-            parsed.duplicates
-        );
-    }
-    println!(
-        "imported {} logins from {} ({} active, {} inactive, {} new); skipped {} invalid row(s); \
-         {} nightly-refresh change(s) queued for Flinks",
-        summary.imported,
-        summary.file,
-        summary.active,
-        summary.inactive,
-        summary.new,
-        summary.skipped,
-        summary.flinks_changes
-    );
+    println!("{}", crate::table::escape(&summary.render_text()));
     Ok(())
 }
 

@@ -51,6 +51,8 @@ pub(crate) struct Ctx {
     pub(crate) json: bool,
     /// Who runs the command, for the audit trail (sanitized when stored).
     pub(crate) actor: String,
+    /// One connection per command, opened on first use and shared by every store.
+    conn: tokio::sync::OnceCell<Connection>,
 }
 
 impl Ctx {
@@ -61,12 +63,15 @@ impl Ctx {
             keys,
             json,
             actor: shared::ops::audit::sanitize_actor(&actor),
+            conn: tokio::sync::OnceCell::new(),
         }
     }
 
-    /// Connects to Redis (fails fast, naming the redacted URL).
+    /// The Redis connection, connecting on first use (fails fast, naming the redacted
+    /// URL).
     pub(crate) async fn redis(&self) -> anyhow::Result<Connection> {
-        Ok(shared::redis_conn::connect(&self.settings.redis_url).await?)
+        let connect = || shared::redis_conn::connect(&self.settings.redis_url);
+        Ok(self.conn.get_or_try_init(connect).await?.clone())
     }
 
     /// The routine date a `--date` names (today in ROUTINE_TZ when absent).
