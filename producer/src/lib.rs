@@ -70,10 +70,12 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
 }
 
 /// Prints `error` once, as text on stderr or (`json`) as a JSON object on stdout
-/// (`{"error", "causes", "exit_code"}`), and returns the exit code.
+/// (`{"error", "causes", "exit_code"}`), and returns the exit code. A partial failure
+/// (3) has already printed its JSON result, which names each failed item, so stdout stays
+/// one document and the summary goes to stderr.
 pub fn fail(error: &anyhow::Error, json: bool) -> ExitCode {
     let code = exit_code(error);
-    if json {
+    if json && code != 3 {
         let causes: Vec<String> = error.chain().skip(1).map(|c| c.to_string()).collect();
         let body =
             serde_json::json!({ "error": error.to_string(), "causes": causes, "exit_code": code });

@@ -300,11 +300,26 @@ async fn reconnected_clears_reauth_and_enqueues_an_authorize_job() {
         .await,
     );
     let unknown = run(&env, &[], &["logins", "reconnected", login(9).as_str()]).await;
+    let unknown_json = run(
+        &env,
+        &[],
+        &["logins", "reconnected", login(9).as_str(), "--json"],
+    )
+    .await;
     let stats = json(&run(&env, &[], &["queues", "stats", "--json"]).await);
     let shown = json(&run(&env, &[], &["logins", "show", login(1).as_str(), "--json"]).await);
 
     assert_eq!(out["reconnected"][0]["reauth_cleared"], 1);
     assert_eq!(unknown.status.code(), Some(3), "{}", stderr(&unknown));
+    assert_eq!(unknown_json.status.code(), Some(3));
+    let result: serde_json::Value =
+        serde_json::from_slice(&unknown_json.stdout).unwrap_or_else(|e| {
+            panic!(
+                "one JSON document on stdout: {e}: {}",
+                stdout(&unknown_json)
+            )
+        });
+    assert_eq!(result["unknown"][0], login(9).as_str());
     assert_eq!(stats["reauth"], 0);
     assert_eq!(stats["queues"][0]["ready"], 1);
     assert!(shown["reauth_code"].is_null());
