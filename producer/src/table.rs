@@ -32,18 +32,7 @@ pub(crate) mod col {
     pub(crate) const WORKER: &str = "WORKER";
 }
 
-/// `text` with every control character written as an escape (`\u{1b}`, `\n`).
-pub(crate) fn escape(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_default().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
-}
+pub(crate) use shared::domain::escape_control as escape;
 
 /// Multi-line text with every control character but the line breaks escaped.
 pub(crate) fn escape_lines(text: &str) -> String {
@@ -97,13 +86,6 @@ pub(crate) fn age(seconds: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn control_characters_are_escaped_and_the_rest_kept() {
-        assert_eq!(escape("red\u{1b}[31m"), "red\\u{1b}[31m");
-        assert_eq!(escape("two\nlines\ttab"), "two\\nlines\\ttab");
-        assert_eq!(escape("café ✓"), "café ✓");
-    }
 
     #[test]
     fn ages_are_short() {

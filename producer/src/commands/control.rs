@@ -6,7 +6,7 @@ use anyhow::Context as _;
 use chrono::Utc;
 use clap::{Args, Subcommand};
 use serde::Serialize;
-use shared::control::{Control, PauseState, RateLimitState};
+use shared::control::{Control, RateLimitState};
 
 use super::Ctx;
 
@@ -68,68 +68,16 @@ pub(crate) async fn run(ctx: &Ctx, cmd: RatelimitCommand) -> anyhow::Result<()> 
     }
 }
 
-/// The control state as `queues stats` and `report` print it.
-#[derive(Debug, Serialize)]
-pub(crate) struct ControlView {
-    /// The rate limit in force.
-    pub(crate) rate_limit: RateLimitState,
-    /// Every pausable queue's flag.
-    pub(crate) pauses: Vec<PauseState>,
-}
-
-impl ControlView {
-    /// Text lines: the limit, then each paused queue with its reason.
-    pub(crate) fn render_text(&self) -> String {
-        let mut out = format!("rate limit:      {}\n", rate_text(&self.rate_limit));
-        let paused: Vec<&PauseState> = self.pauses.iter().filter(|p| p.paused).collect();
-        if paused.is_empty() {
-            out.push_str("paused queues:   none\n");
-        }
-        for p in paused {
-            out.push_str(&format!("paused queue:    {}\n", pause_text(p)));
-        }
-        out
-    }
-}
-
-fn rate_text(state: &RateLimitState) -> String {
-    let limit = if state.per_minute > 0.0 {
-        format!("{}/min", state.per_minute)
-    } else {
-        "off".to_string()
-    };
-    if state.stored {
-        limit
-    } else {
-        format!("{limit} (none stored: RATE_LIMIT_PER_MINUTE of this process)")
-    }
-}
-
-fn pause_text(p: &PauseState) -> String {
-    format!(
-        "{} since {} by {}{}",
-        p.queue,
-        p.since
-            .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
-            .unwrap_or_else(|| "-".into()),
-        p.actor.as_deref().unwrap_or("-"),
-        p.reason
-            .as_deref()
-            .map(|r| format!(": {}", crate::table::escape(r)))
-            .unwrap_or_default()
-    )
-}
+pub(crate) use shared::control::ControlView;
 
 /// Reads the control state.
 pub(crate) async fn view(ctx: &Ctx) -> anyhow::Result<ControlView> {
     let control = Control::new(ctx.redis().await?, &ctx.keys);
-    Ok(ControlView {
-        rate_limit: control
-            .rate_limit(ctx.settings.rate_limit_per_minute)
-            .await
-            .context("reading the rate limit")?,
-        pauses: control.pauses().await.context("reading the pause flags")?,
-    })
+    let configured = ctx.settings.rate_limit_per_minute;
+    control
+        .view(configured)
+        .await
+        .context("reading the control state")
 }
 
 async fn show(ctx: &Ctx) -> anyhow::Result<()> {
@@ -137,7 +85,7 @@ async fn show(ctx: &Ctx) -> anyhow::Result<()> {
     if ctx.json {
         return ctx.print_json(&state);
     }
-    println!("rate limit: {}", rate_text(&state));
+    println!("rate limit: {}", state.describe());
     if state.stored && state.per_minute != state.configured {
         println!(
             "note: RATE_LIMIT_PER_MINUTE here is {}; the stored limit applies",
@@ -177,7 +125,7 @@ async fn set(ctx: &Ctx, args: RatelimitSetArgs) -> anyhow::Result<()> {
     };
     println!(
         "rate limit set to {} (was {}); workers apply it at their next permit",
-        rate_text(&now),
+        now.describe(),
         previous.map_or_else(|| "none stored".to_string(), |p| p.to_string())
     );
     Ok(())
