@@ -3,8 +3,11 @@
 //! `--json --cursor` pages its lists; `--watch` keeps a live view on screen.
 
 use std::io::{IsTerminal as _, Write as _};
+use std::time::Duration;
 
-use chrono::{NaiveDate, Utc};
+use chrono::Utc;
+use clap::Args;
+use shared::domain::RoutineDay;
 use shared::jobs::AUTHORIZE_QUEUE;
 use shared::ledger::Ledger;
 use shared::live::LiveView;
@@ -12,7 +15,40 @@ use shared::ops::stats;
 use shared::registry::Registry;
 
 use super::{Ctx, UsageError};
-use crate::cli::ReportArgs;
+use crate::table::escape_lines;
+
+/// `producer report`
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The routine date: YYYY-MM-DD, today or yesterday (default: today in ROUTINE_TZ).
+    #[arg(long, value_name = "DATE")]
+    pub date: Option<RoutineDay>,
+    /// At most this many LoginIds per list in the text report ("… and N more" after);
+    /// `--json` lists them all, or this many listed logins per page with `--cursor`.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub limit: usize,
+    /// Page the JSON report's lists: `start`, then the `next_cursor` of the page before
+    /// (needs `--json`).
+    #[arg(long, value_name = "CURSOR", conflicts_with = "watch")]
+    pub cursor: Option<shared::report::Cursor>,
+    /// Keep the report on screen: redraw it in place every `--interval` on a terminal,
+    /// print one line per interval otherwise. Ctrl-C stops.
+    #[arg(long)]
+    pub watch: bool,
+    /// Time between two `--watch` updates (100ms to 1h).
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_interval, requires = "watch")]
+    pub interval: Duration,
+}
+
+/// Parses `--interval`: a humantime duration from 100 ms to an hour.
+fn parse_interval(raw: &str) -> Result<Duration, String> {
+    let interval = humantime::parse_duration(raw.trim())
+        .map_err(|e| format!("expected a duration like 5s or 1m ({e})"))?;
+    if !(Duration::from_millis(100)..=Duration::from_secs(3_600)).contains(&interval) {
+        return Err("expected a duration from 100ms to 1h".into());
+    }
+    Ok(interval)
+}
 
 /// One reading of everything the report and the live view show.
 struct Reading {
@@ -21,9 +57,9 @@ struct Reading {
     snapshot: stats::Snapshot,
 }
 
-async fn read(ctx: &Ctx, date: Option<NaiveDate>) -> anyhow::Result<Reading> {
+async fn read(ctx: &Ctx, day: Option<RoutineDay>) -> anyhow::Result<Reading> {
     let now = Utc::now();
-    let date = date.unwrap_or_else(|| now.with_timezone(&ctx.settings.routine_tz).date_naive());
+    let date = ctx.date(day);
     let control = super::control::view(ctx).await?;
     let conn = ctx.redis().await?;
     let snapshot = stats::snapshot(&conn, &ctx.keys, ctx.settings.worker_lease).await?;
@@ -74,8 +110,8 @@ pub(crate) async fn run(ctx: &Ctx, args: ReportArgs) -> anyhow::Result<()> {
             }),
         };
     }
-    print!("{}", report.render_text(args.limit));
-    print!("\n{}", control.render_text());
+    print!("{}", escape_lines(&report.render_text(args.limit)));
+    print!("\n{}", escape_lines(&control.render_text()));
     Ok(())
 }
 
@@ -121,9 +157,9 @@ async fn watch(ctx: &Ctx, args: &ReportArgs) -> anyhow::Result<()> {
             format!("{}\n", serde_json::to_string(&view)?)
         } else if terminal {
             // Home, clear the screen, draw: the frame replaces the previous one.
-            format!("\x1b[H\x1b[2J{}", view.render_frame())
+            format!("\x1b[H\x1b[2J{}", escape_lines(&view.render_frame()))
         } else {
-            format!("{}\n", view.render_line())
+            format!("{}\n", escape_lines(&view.render_line()))
         };
         let mut out = std::io::stdout().lock();
         match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {

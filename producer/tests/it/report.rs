@@ -10,7 +10,7 @@ use chrono::{NaiveDate, Utc};
 use shared::domain::RequestId;
 use shared::ledger::{Ledger, LedgerOutcome};
 
-use super::{json, login, redis_url, stderr, Env};
+use super::{json, login, redis_url, stderr, stdout, Env};
 
 const DATE: &str = "2025-06-02";
 
@@ -39,9 +39,10 @@ fn refreshed(stale: bool) -> LedgerOutcome {
     }
 }
 
-/// A usage error: exit 2, stderr naming every one of `needles`.
+/// A usage error: exit 2, its message (on stderr, or JSON on stdout with `--json`) naming
+/// every one of `needles`.
 fn exits_2_saying(out: &std::process::Output, needles: &[&str]) {
-    let err = stderr(out);
+    let err = format!("{}{}", stderr(out), stdout(out));
     assert_eq!(out.status.code(), Some(2), "{err}");
     for needle in needles {
         assert!(err.contains(needle), "{needle:?} missing: {err}");
