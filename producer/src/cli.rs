@@ -1,6 +1,6 @@
 //! The command line, with clap's derive API. Subcommands are grouped by what they act on
 //! (`logins`, `report`, `routine`, `schedule`, `queues`, `ratelimit`, `refresh-status`,
-//! `audit`);
+//! `audit`, `results`, `events`);
 //! [`dispatch`] routes each to its handler in `commands/`. Global flags (`--config`,
 //! `--json`, `--actor`) work in any position.
 
@@ -97,6 +97,9 @@ pub enum Command {
     /// Read the results stream, decrypting entries stored encrypted.
     #[command(subcommand)]
     Results(ResultsCommand),
+    /// Read the outcome events stream; resend the webhook's parked batches.
+    #[command(subcommand)]
+    Events(EventsCommand),
     /// Show or change the global rate limit at run time. The limit is stored in Redis;
     /// every worker applies a change at its next permit, without a restart.
     #[command(subcommand)]
@@ -194,6 +197,40 @@ pub struct ResultsReadArgs {
     /// written before encryption was turned on).
     #[arg(long)]
     pub allow_plaintext: bool,
+}
+
+/// `producer events ...`
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// Print outcome events oldest first, one JSON object per line (`--json`: one document
+    /// with `events` and `next`). Reads only: nothing is acknowledged or trimmed.
+    Read(EventsReadArgs),
+    /// Send the webhook's dead-letter batches (parked after WEBHOOK_MAX_AGE) again to
+    /// WEBHOOK_URL, signed anew; a batch acknowledged with a 2xx leaves the list. Exit 3
+    /// when some still fail (they stay parked).
+    Redeliver,
+}
+
+/// `producer events read`
+#[derive(Debug, Args)]
+pub struct EventsReadArgs {
+    /// Only events of this type (repeatable): needs_reauth, reauth_resolved,
+    /// invalid_login, failed, deactivated, activated.
+    #[arg(long = "type", value_name = "TYPE", value_parser = parse_event_type)]
+    pub types: Vec<shared::events::EventType>,
+    /// Only events appended within this age, e.g. 24h or 7d.
+    #[arg(long, value_name = "AGE", value_parser = parse_age)]
+    pub since: Option<Duration>,
+    /// At most this many events.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub count: usize,
+    /// First entry id (`-` = the oldest; `(ID` = after ID, as printed for the next page).
+    #[arg(long, value_name = "ID", default_value = "-")]
+    pub from: String,
+}
+
+fn parse_event_type(raw: &str) -> Result<shared::events::EventType, String> {
+    shared::events::EventType::parse(raw).map_err(|e| e.to_string())
 }
 
 /// `producer queues ...`
@@ -556,6 +593,10 @@ pub async fn dispatch(cli: Cli, settings: Settings) -> anyhow::Result<()> {
         }
         Command::Audit(args) => commands::audit::list(&ctx, args).await,
         Command::Results(ResultsCommand::Read(args)) => commands::results::read(&ctx, args).await,
+        Command::Events(EventsCommand::Read(args)) => commands::events::read(&ctx, args).await,
+        Command::Events(EventsCommand::Redeliver) => {
+            commands::events::redeliver(&ctx, &actor).await
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub(crate) mod audit;
 pub(crate) mod control;
+pub(crate) mod events;
 pub(crate) mod logins;
 pub(crate) mod ops_logins;
 pub(crate) mod queues;

@@ -66,8 +66,9 @@ static ADVANCE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("ad
 
 /// How often an idle or lease-less pod looks again.
 const IDLE_POLL: Duration = Duration::from_millis(500);
-/// The lease outlives one attempt (`WEBHOOK_TIMEOUT`) by this much.
-const LEASE_MARGIN: Duration = Duration::from_secs(10);
+/// The lease outlives one attempt (`WEBHOOK_TIMEOUT`) by this much beyond a second timeout,
+/// so a pod stalled mid-attempt cannot overlap the next holder.
+const LEASE_MARGIN: Duration = Duration::from_secs(1);
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -296,7 +297,7 @@ impl Delivery {
     }
 
     fn lease_ms(&self) -> u64 {
-        (self.client.config.timeout + LEASE_MARGIN).as_millis() as u64
+        (self.client.config.timeout * 2 + LEASE_MARGIN).as_millis() as u64
     }
 
     /// Takes or renews the lease, then sends the next batch once.
