@@ -311,25 +311,26 @@ async fn a_routine_with_reauth_invalid_and_failed_logins_delivers_one_event_per_
     let ids: HashSet<String> = events.iter().map(|r| r.event.event_id.clone()).collect();
     wait_received(&rx, &ids, Duration::from_secs(30)).await;
     stack.terminate_workers();
-    let seen = rx.seen.lock().unwrap();
-    let received: HashSet<String> = seen.ids.keys().cloned().collect();
-    assert_eq!(received, ids);
-    assert_eq!(seen.bad_signatures, 0);
-    assert_eq!(seen.max_in_flight, 1, "two pods sent at once");
-    assert!(
-        seen.requests >= 6,
-        "the failures were retried: {}",
-        seen.requests
-    );
-    assert!(seen.batch_sizes.iter().all(|n| *n <= 100));
-    let position = |l: &LoginId, t: &str| {
-        seen.order
-            .iter()
-            .position(|(login, kind)| login == l.as_str() && kind == t)
-            .unwrap()
-    };
-    assert!(position(&reauth[0], "needs_reauth") < position(&reauth[0], "reauth_resolved"));
-    drop(seen);
+    {
+        let seen = rx.seen.lock().unwrap();
+        let received: HashSet<String> = seen.ids.keys().cloned().collect();
+        assert_eq!(received, ids);
+        assert_eq!(seen.bad_signatures, 0);
+        assert_eq!(seen.max_in_flight, 1, "two pods sent at once");
+        assert!(
+            seen.requests >= 6,
+            "the failures were retried: {}",
+            seen.requests
+        );
+        assert!(seen.batch_sizes.iter().all(|n| *n <= 100));
+        let position = |l: &LoginId, t: &str| {
+            seen.order
+                .iter()
+                .position(|(login, kind)| login == l.as_str() && kind == t)
+                .unwrap()
+        };
+        assert!(position(&reauth[0], "needs_reauth") < position(&reauth[0], "reauth_resolved"));
+    }
     stack.cleanup().await;
 }
 
@@ -387,12 +388,13 @@ async fn a_worker_killed_mid_batch_loses_no_event_and_no_batch_is_sent_twice_at_
     wait_received(&rx, &ids, Duration::from_secs(30)).await;
 
     // Assert: every event arrived, the killed batch again (at-least-once), never two at once.
-    let seen = rx.seen.lock().unwrap();
-    let received: HashSet<String> = seen.ids.keys().cloned().collect();
-    assert_eq!(received, ids);
-    assert_eq!(seen.bad_signatures, 0);
-    assert_eq!(seen.max_in_flight, 1);
-    drop(seen);
+    {
+        let seen = rx.seen.lock().unwrap();
+        let received: HashSet<String> = seen.ids.keys().cloned().collect();
+        assert_eq!(received, ids);
+        assert_eq!(seen.bad_signatures, 0);
+        assert_eq!(seen.max_in_flight, 1);
+    }
     stack.terminate_workers();
     stack.cleanup().await;
 }
