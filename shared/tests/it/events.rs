@@ -417,3 +417,57 @@ async fn the_cap_never_trims_what_a_consumer_group_or_the_webhook_has_not_acknow
     assert_eq!(events.entries().await.unwrap(), 3);
     t.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_confirmed_deactivation_appends_its_event_and_the_sweep_appends_one_a_crash_left_out() {
+    let t = TestRedis::new("events-deactivated").await;
+    registered(&t, &[login(1), login(2)]).await;
+    let registry = Registry::new(t.conn.clone(), &t.keys);
+    let scheduled = shared::scheduled_refresh::ScheduledRefresh::new(t.conn.clone(), &t.keys);
+    let events = Events::new(t.conn.clone(), &t.keys);
+    registry.set_active(&login(1), false).await.unwrap();
+    registry.set_active(&login(2), false).await.unwrap();
+    let stamp = |n: u32| {
+        let mut conn = t.conn.clone();
+        let key = t.keys.login(login(n).as_str());
+        async move {
+            let stamp: u64 = redis::cmd("HGET")
+                .arg(key)
+                .arg("flinks_stamp")
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            stamp
+        }
+    };
+    let job = |n: u32, stamp: u64| shared::jobs::ScheduledRefreshJob {
+        login_id: login(n),
+        activate: false,
+        stamp,
+    };
+
+    // Login 1: confirmed normally. Login 2: Flinks confirmed, and the worker died right
+    // after the registry said `off` (simulated by settling the hash by hand).
+    scheduled.confirm(&job(1, stamp(1).await)).await.unwrap();
+    let mut conn = t.conn.clone();
+    let () = redis::cmd("HSET")
+        .arg(t.keys.login(login(2).as_str()))
+        .arg("flinks_scheduled_refresh")
+        .arg("off")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    scheduled.sweep().await.unwrap();
+    scheduled.sweep().await.unwrap();
+
+    let read = all(&events).await;
+    assert_eq!(
+        types(&read),
+        vec![
+            ("deactivated".to_string(), login(1).as_str().to_string()),
+            ("deactivated".to_string(), login(2).as_str().to_string()),
+        ]
+    );
+    assert_eq!(scheduled.count_unconfirmed().await.unwrap(), 0);
+    t.cleanup().await;
+}
