@@ -7,15 +7,59 @@
 //! (text) or `next` (JSON). It acknowledges and trims nothing. `redeliver` sends the
 //! webhook's parked batches again and is recorded in the audit trail.
 
+use std::time::Duration;
+
 use anyhow::Context as _;
 use chrono::Utc;
+use clap::{Args, Subcommand};
 use shared::events::webhook::{self, WebhookClient, WebhookConfig};
-use shared::events::{Events, ReadFilter};
+use shared::events::{EventType, Events, ReadFilter};
 
-use super::{audit, Ctx, PartialFailure, UsageError};
-use crate::cli::EventsReadArgs;
+use super::{Ctx, PartialFailure, UsageError};
+use crate::cli::parse_age;
 
-pub(crate) async fn read(ctx: &Ctx, args: EventsReadArgs) -> anyhow::Result<()> {
+/// `producer events ...`
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// Print outcome events oldest first, one JSON object per line (`--json`: one document
+    /// with `events` and `next`). Reads only: nothing is acknowledged or trimmed.
+    Read(EventsReadArgs),
+    /// Send the webhook's dead-letter batches (parked after WEBHOOK_MAX_AGE) again to
+    /// WEBHOOK_URL, signed anew; a batch acknowledged with a 2xx leaves the list. Exit 3
+    /// when some still fail (they stay parked).
+    Redeliver,
+}
+
+/// `producer events read`
+#[derive(Debug, Args)]
+pub struct EventsReadArgs {
+    /// Only events of this type (repeatable): needs_reauth, reauth_resolved,
+    /// invalid_login, failed, deactivated, activated.
+    #[arg(long = "type", value_name = "TYPE", value_parser = parse_event_type)]
+    pub types: Vec<EventType>,
+    /// Only events appended within this age, e.g. 24h or 7d.
+    #[arg(long, value_name = "AGE", value_parser = parse_age)]
+    pub since: Option<Duration>,
+    /// At most this many events.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub count: usize,
+    /// First entry id (`-` = the oldest; `(ID` = after ID, as printed for the next page).
+    #[arg(long, value_name = "ID", default_value = "-")]
+    pub from: String,
+}
+
+fn parse_event_type(raw: &str) -> Result<EventType, String> {
+    EventType::parse(raw).map_err(|e| e.to_string())
+}
+
+pub(crate) async fn run(ctx: &Ctx, cmd: EventsCommand) -> anyhow::Result<()> {
+    match cmd {
+        EventsCommand::Read(args) => read(ctx, args).await,
+        EventsCommand::Redeliver => redeliver(ctx).await,
+    }
+}
+
+async fn read(ctx: &Ctx, args: EventsReadArgs) -> anyhow::Result<()> {
     if args.count == 0 {
         return Err(UsageError("--count must be at least 1".into()).into());
     }
@@ -44,7 +88,7 @@ pub(crate) async fn read(ctx: &Ctx, args: EventsReadArgs) -> anyhow::Result<()> 
     Ok(())
 }
 
-pub(crate) async fn redeliver(ctx: &Ctx, actor: &str) -> anyhow::Result<()> {
+async fn redeliver(ctx: &Ctx) -> anyhow::Result<()> {
     let config = WebhookConfig::from_settings(&ctx.settings).ok_or_else(|| {
         UsageError("WEBHOOK_URL is not set: there is no webhook to redeliver to".into())
     })?;
@@ -52,9 +96,7 @@ pub(crate) async fn redeliver(ctx: &Ctx, actor: &str) -> anyhow::Result<()> {
     let client = WebhookClient::new(config)?;
     let report = webhook::redeliver(&conn, &ctx.keys, &client).await?;
     let total = report.delivered_batches + report.failed_batches;
-    audit::record(
-        ctx,
-        actor,
+    ctx.audit(
         "events redeliver",
         String::new(),
         total,
