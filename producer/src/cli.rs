@@ -96,6 +96,9 @@ pub enum Command {
     /// Read the results stream, decrypting entries stored encrypted.
     #[command(subcommand)]
     Results(commands::results::ResultsCommand),
+    /// Read the outcome events stream; resend the webhook's parked batches.
+    #[command(subcommand)]
+    Events(commands::events::EventsCommand),
     /// Show or change the global rate limit at run time. The limit is stored in Redis;
     /// every worker applies a change at its next permit, without a restart.
     #[command(subcommand)]
@@ -169,6 +172,7 @@ pub async fn dispatch(cli: Cli, settings: Settings) -> anyhow::Result<()> {
         Command::RefreshStatus(args) => commands::ops_logins::refresh_status(ctx, args).await,
         Command::Audit(args) => commands::audit::run(ctx, args).await,
         Command::Results(cmd) => commands::results::run(ctx, cmd).await,
+        Command::Events(cmd) => commands::events::run(ctx, cmd).await,
         Command::Ratelimit(cmd) => commands::control::run(ctx, cmd).await,
         offline_command => run_offline(offline_command),
     }

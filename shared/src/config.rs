@@ -141,6 +141,22 @@ pub struct Settings {
     /// `RESULTS_ENCRYPTION_KEY` (it would store account data in clear), and readers refuse
     /// entries stored in clear.
     pub results_encryption_required: bool,
+    /// `EVENTS_STREAM_MAXLEN`: the events stream's cap; entries a consumer group or the
+    /// webhook has not acknowledged are kept beyond it.
+    pub events_stream_maxlen: u64,
+    /// `WEBHOOK_URL`: where the worker posts events (https, or http to a loopback host);
+    /// no delivery when unset.
+    pub webhook_url: Option<Url>,
+    /// `WEBHOOK_SECRET`: the HMAC-SHA256 key of the signature; required with `WEBHOOK_URL`.
+    pub webhook_secret: Option<SecretString>,
+    /// `WEBHOOK_MAX_AGE`: how long a batch is retried before it is parked.
+    pub webhook_max_age: Duration,
+    /// `WEBHOOK_TIMEOUT`: one delivery attempt's limit.
+    pub webhook_timeout: Duration,
+    /// `WEBHOOK_RETRY_BASE_DELAY`: the first retry's delay, doubled after each failure.
+    pub webhook_retry_base_delay: Duration,
+    /// `WEBHOOK_RETRY_MAX_DELAY`: the longest delay between attempts.
+    pub webhook_retry_max_delay: Duration,
 }
 
 /// A URL that may hold a password: `Debug` and [`SecretUrl::redacted`] hide it.
@@ -247,6 +263,13 @@ pub const VARIABLES: &[(&str, Option<&str>)] = &[
     ("LOG_FORMAT", Some("auto")),
     ("RESULTS_ENCRYPTION_KEY", None),
     ("RESULTS_ENCRYPTION_REQUIRED", Some("false")),
+    ("EVENTS_STREAM_MAXLEN", Some("100000")),
+    ("WEBHOOK_URL", None),
+    ("WEBHOOK_SECRET", None),
+    ("WEBHOOK_MAX_AGE", Some("3d")),
+    ("WEBHOOK_TIMEOUT", Some("10s")),
+    ("WEBHOOK_RETRY_BASE_DELAY", Some("1s")),
+    ("WEBHOOK_RETRY_MAX_DELAY", Some("5m")),
 ];
 
 /// Defaults by another name, for the loader below.
@@ -260,6 +283,7 @@ pub const SECRETS: &[&str] = &[
     "FLINKS_BEARER_SECRET",
     "REDIS_URL",
     "RESULTS_ENCRYPTION_KEY",
+    "WEBHOOK_SECRET",
 ];
 
 /// One raw value and where it came from.
@@ -535,7 +559,46 @@ impl Parser {
                 })?),
             },
             results_encryption_required: self.boolean("RESULTS_ENCRYPTION_REQUIRED")?,
+            events_stream_maxlen: self.number("EVENTS_STREAM_MAXLEN", 1u64)?,
+            webhook_url: self.webhook_url()?,
+            webhook_secret: self.secret("WEBHOOK_SECRET"),
+            webhook_max_age: self.duration("WEBHOOK_MAX_AGE", Duration::from_secs(1))?,
+            webhook_timeout: self.duration("WEBHOOK_TIMEOUT", Duration::from_millis(100))?,
+            webhook_retry_base_delay: self
+                .duration("WEBHOOK_RETRY_BASE_DELAY", Duration::from_millis(1))?,
+            webhook_retry_max_delay: self
+                .duration("WEBHOOK_RETRY_MAX_DELAY", Duration::from_millis(1))?,
         })
+    }
+
+    /// `WEBHOOK_URL`: https, or plain http only to a loopback host (the batches name
+    /// LoginIds, and the signature does not hide them); it needs `WEBHOOK_SECRET`.
+    fn webhook_url(&self) -> Result<Option<Url>, ConfigError> {
+        if !self.raw.contains_key("WEBHOOK_URL") {
+            return Ok(None);
+        }
+        let url = self.parse("WEBHOOK_URL", |v| {
+            let url = Url::parse(v).map_err(|e| format!("not a URL ({e})"))?;
+            match url.scheme() {
+                "https" => Ok(url),
+                "http" if crate::flinks::config::is_loopback(&url) => Ok(url),
+                "http" => Err(format!(
+                    "must be https: plain http is only accepted to a loopback host \
+                     (localhost, 127.0.0.0/8, ::1), not to {}",
+                    url.host_str().unwrap_or("<no host>")
+                )),
+                other => Err(format!("scheme must be https, not {other}")),
+            }
+        })?;
+        if !self.raw.contains_key("WEBHOOK_SECRET") {
+            return Err(ConfigError::Missing {
+                key: "WEBHOOK_SECRET",
+                why: ": WEBHOOK_URL is set and every batch is signed; set WEBHOOK_SECRET \
+                      (or WEBHOOK_SECRET_FILE)"
+                    .into(),
+            });
+        }
+        Ok(Some(url))
     }
 
     fn parse<T>(
@@ -553,7 +616,7 @@ impl Parser {
             reason,
             value: if SECRETS.contains(&key) {
                 "<redacted>".into()
-            } else if key == "FLINKS_BASE_URL" {
+            } else if key == "FLINKS_BASE_URL" || key == "WEBHOOK_URL" {
                 redact_url_str(&raw.value)
             } else {
                 raw.value.clone()
@@ -997,6 +1060,45 @@ mod tests {
         assert_eq!(s.metrics_max_connections, 64);
         let err = Settings::load_from(None, env(&[("METRICS_MAX_CONNECTIONS", "0")])).unwrap_err();
         assert!(err.to_string().contains("METRICS_MAX_CONNECTIONS"), "{err}");
+    }
+
+    #[test]
+    fn a_webhook_needs_https_or_loopback_and_a_secret_that_never_shows() {
+        let ok = Settings::load_from(
+            None,
+            env(&[
+                ("WEBHOOK_URL", "https://hooks.example.com/nr"),
+                ("WEBHOOK_SECRET", "whsec-top-secret"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(ok.webhook_max_age, Duration::from_secs(3 * 86_400));
+        assert!(!format!("{ok:?}").contains("whsec-top-secret"));
+        let local = Settings::load_from(
+            None,
+            env(&[
+                ("WEBHOOK_URL", "http://127.0.0.1:8080/nr"),
+                ("WEBHOOK_SECRET", "s"),
+            ]),
+        );
+        assert!(local.is_ok());
+        let err = Settings::load_from(
+            None,
+            env(&[
+                ("WEBHOOK_URL", "http://hooks.example.com/nr"),
+                ("WEBHOOK_SECRET", "s"),
+            ]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("WEBHOOK_URL") && err.contains("https"),
+            "{err}"
+        );
+        let err = Settings::load_from(None, env(&[("WEBHOOK_URL", "https://h/nr")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("WEBHOOK_SECRET"), "{err}");
     }
 
     /// The README's configuration table lists exactly the variables `Settings` reads, with

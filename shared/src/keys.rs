@@ -113,6 +113,29 @@ impl KeySpace {
         format!("{{{}:ledger}}:outbox", self.namespace)
     }
 
+    /// The outcome events stream (`{ns:ledger}:events`, see [`crate::events`]). It shares
+    /// the ledger's hash tag because the ledger script appends to it atomically.
+    pub fn events_stream(&self) -> String {
+        format!("{{{}:ledger}}:events", self.namespace)
+    }
+
+    /// Events: HASH LoginId → the login's open episode (`<type>|<routine date>|<start ms>`),
+    /// so one episode gets one event however many days it lasts.
+    pub fn events_episodes(&self) -> String {
+        format!("{{{}:ledger}}:events:episodes", self.namespace)
+    }
+
+    /// Events: one key of the webhook delivery (`cursor`, `lease`, `dead`).
+    pub fn events_webhook(&self, suffix: &str) -> String {
+        format!("{{{}:ledger}}:events:webhook:{}", self.namespace, suffix)
+    }
+
+    /// Events: HASH LoginId → the stamp of the last SetScheduledRefresh change whose
+    /// `activated` / `deactivated` event was appended (so a retried confirmation adds none).
+    pub fn events_flinks_stamps(&self) -> String {
+        format!("{{{}:ledger}}:events:flinks_stamps", self.namespace)
+    }
+
     /// The results stream (`{ns:ledger}:results`). It shares the ledger's hash tag because
     /// one script appends to it and writes the ledger atomically.
     pub fn results_stream(&self) -> String {

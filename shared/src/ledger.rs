@@ -19,6 +19,9 @@
 //! every write also queues the registry update in the outcome outbox (same script, same
 //! slot), and [`crate::outcomes`] applies it. Record outcomes through
 //! [`crate::outcomes::Outcomes`]; a bare write here leaves the update to the outbox drain.
+//!
+//! The same script appends the outcome's event to the events stream ([`crate::events`]) when
+//! someone must act on it: the events stream is a transactional outbox for the customer.
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
@@ -414,6 +417,8 @@ impl Ledger {
             .key(self.keys.ledger_index(IndexKind::Reauth.as_str()))
             .key(self.keys.ledger_index(IndexKind::Failed.as_str()))
             .key(self.keys.ledger_outbox())
+            .key(self.keys.events_stream())
+            .key(self.keys.events_episodes())
             .arg(login.as_str())
             .arg(json)
             .arg(outcome.kind())
@@ -425,7 +430,13 @@ impl Ledger {
             .arg(match mode {
                 Mode::Replace => "replace",
                 Mode::IfAbsent => "if_absent",
-            });
+            })
+            .arg(&d)
+            .arg(
+                outcome
+                    .at()
+                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            );
         if let Some(entry) = entry {
             invocation.key(&entry.stream).arg(entry.max_len);
             for (field, value) in &entry.fields {

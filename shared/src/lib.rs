@@ -32,6 +32,7 @@
 pub mod config;
 pub mod control;
 pub mod domain;
+pub mod events;
 pub mod flinks;
 pub mod forecast;
 pub mod gauges;

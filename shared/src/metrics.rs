@@ -20,6 +20,11 @@ use std::time::Duration;
 use metrics::Unit;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
+use crate::events::webhook::{
+    FAILURE_REASONS as WEBHOOK_FAILURE_REASONS, WEBHOOK_DEAD_LETTERED_TOTAL,
+    WEBHOOK_DELIVERED_TOTAL, WEBHOOK_FAILED_ATTEMPTS_TOTAL, WEBHOOK_OLDEST_UNDELIVERED_AGE_SECONDS,
+};
+use crate::events::{EVENTS_STREAM_HELD_ENTRIES, EVENTS_TRIMMED_TOTAL};
 use crate::flinks::call_log::{
     Endpoint, FLINKS_ERRORS_TOTAL, FLINKS_REQUESTS_TOTAL, FLINKS_REQUEST_DURATION_SECONDS,
     OUTCOME_LABELS as FLINKS_OUTCOMES,
@@ -505,6 +510,48 @@ pub const ALL_METRICS: &[MetricDef] = &[
         &[],
         "Logins whose nightly-refresh on/off change (SetScheduledRefresh) Flinks has not confirmed yet: pending or failed; Flinks may bill the inactive ones meanwhile",
     ),
+    def(
+        EVENTS_STREAM_HELD_ENTRIES,
+        Gauge,
+        Some(Unit::Count),
+        &[],
+        "Events beyond EVENTS_STREAM_MAXLEN kept because a consumer group or the webhook has not acknowledged them",
+    ),
+    def(
+        EVENTS_TRIMMED_TOTAL,
+        Counter,
+        Some(Unit::Count),
+        &[],
+        "Events removed from the stream by EVENTS_STREAM_MAXLEN after every consumer acknowledged them",
+    ),
+    def(
+        WEBHOOK_DELIVERED_TOTAL,
+        Counter,
+        Some(Unit::Count),
+        &[],
+        "Events a webhook receiver acknowledged with a 2xx (redeliveries included)",
+    ),
+    def(
+        WEBHOOK_FAILED_ATTEMPTS_TOTAL,
+        Counter,
+        Some(Unit::Count),
+        &["reason"],
+        "Webhook delivery attempts without a 2xx, by reason (server_error, client_error, timeout, connect, other)",
+    ),
+    def(
+        WEBHOOK_DEAD_LETTERED_TOTAL,
+        Counter,
+        Some(Unit::Count),
+        &[],
+        "Events parked in the webhook dead-letter list after WEBHOOK_MAX_AGE of failed attempts",
+    ),
+    def(
+        WEBHOOK_OLDEST_UNDELIVERED_AGE_SECONDS,
+        Gauge,
+        Some(Unit::Seconds),
+        &[],
+        "Age of the oldest event the webhook has not delivered (0 when none)",
+    ),
 ];
 
 /// The names of [`ALL_METRICS`].
@@ -614,6 +661,12 @@ fn zero_known_series() {
     metrics::counter!(REDELIVERIES_SKIPPED_TOTAL).increment(0);
     metrics::counter!(RESULTS_STORED_TOTAL).increment(0);
     metrics::counter!(ROUTINE_SUPERSEDED_TOTAL).increment(0);
+    metrics::counter!(EVENTS_TRIMMED_TOTAL).increment(0);
+    metrics::counter!(WEBHOOK_DELIVERED_TOTAL).increment(0);
+    metrics::counter!(WEBHOOK_DEAD_LETTERED_TOTAL).increment(0);
+    for reason in WEBHOOK_FAILURE_REASONS {
+        metrics::counter!(WEBHOOK_FAILED_ATTEMPTS_TOTAL, "reason" => reason).increment(0);
+    }
     for queue in ROUTINE_QUEUES {
         metrics::counter!(JOBS_ENQUEUED_TOTAL, "queue" => queue).increment(0);
         metrics::counter!(JOBS_RESCUED_TOTAL, "queue" => queue).increment(0);

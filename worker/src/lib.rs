@@ -11,9 +11,12 @@
 //!   at startup and every few seconds, so a crash never leaves the registry stale.
 //! - [`deactivation`]: sends registry activate / deactivate changes to Flinks
 //!   (SetScheduledRefresh) until confirmed.
+//! - [`events`]: caps the outcome events stream and, with `WEBHOOK_URL`, delivers it by
+//!   signed webhooks.
 
 pub mod deactivation;
 pub mod dead_letters;
+pub mod events;
 pub mod handlers;
 pub mod slots;
 pub mod startup;

@@ -123,6 +123,8 @@ pub async fn run(
 
     let deactivation =
         crate::deactivation::spawn(&settings, conn.clone(), &keys, &worker_id, shutdown.clone())?;
+    let events =
+        crate::events::spawn(&settings, conn.clone(), &keys, &worker_id, shutdown.clone())?;
 
     let permit_gate: Arc<dyn FetchGate> = Arc::new(PermitGate {
         limiter: deps.limiter.clone(),
@@ -202,6 +204,7 @@ pub async fn run(
     // them: hand them back now, or they would sit leased until WORKER_LEASE runs out.
     unfinished.release().await;
     let _ = deactivation.await;
+    let _ = events.await;
     result.context("worker monitor")?;
     tracing::info!("worker drained and stopped");
     Ok(())

@@ -4,6 +4,7 @@
 
 pub(crate) mod audit;
 pub(crate) mod control;
+pub(crate) mod events;
 pub(crate) mod jobs;
 pub(crate) mod logins;
 pub(crate) mod ops_logins;

@@ -163,7 +163,7 @@ pub fn check_transport(url: &Url, allow_insecure: bool) -> Result<(), String> {
     ))
 }
 
-fn is_loopback(url: &Url) -> bool {
+pub(crate) fn is_loopback(url: &Url) -> bool {
     match url.host() {
         Some(url::Host::Domain(name)) => {
             name.eq_ignore_ascii_case("localhost") || name.eq_ignore_ascii_case("localhost.")

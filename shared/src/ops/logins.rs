@@ -9,7 +9,9 @@
 //! "Reconnected" is what the customer's app calls after a user relinked a login through
 //! Flinks Connect: the re-auth state is cleared (every date of the `reauth` index, the
 //! registry's re-auth fields) and an authorize job for today is enqueued under a fresh
-//! dedupe key; the worker's outcome then replaces today's `NeedsReauth` ledger entry.
+//! dedupe key; the worker's outcome then replaces today's `NeedsReauth` ledger entry. The
+//! re-auth index entries are cleared in one step with the login's `reauth_resolved` event
+//! ([`crate::events`]).
 
 use std::time::Duration;
 
@@ -21,10 +23,11 @@ use tokio_util::sync::CancellationToken;
 use super::OpsError;
 use crate::config::Settings;
 use crate::domain::LoginId;
+use crate::events::Events;
 use crate::flinks::IneligibleCard;
 use crate::jobs::{queue_config, AuthorizeJob, AUTHORIZE_QUEUE};
 use crate::keys::KeySpace;
-use crate::ledger::{IndexFilter, IndexKind, Ledger, LedgerOutcome};
+use crate::ledger::{IndexFilter, Ledger, LedgerOutcome};
 use crate::outcomes::Outcomes;
 use crate::queue::{EnqueueOptions, Queue};
 use crate::registry::{LoginFilter, Registry};
@@ -86,6 +89,7 @@ pub struct LoginOps {
     registry: Registry,
     ledger: Ledger,
     outcomes: Outcomes,
+    events: Events,
     authorize: Queue<AuthorizeJob>,
 }
 
@@ -96,6 +100,7 @@ impl LoginOps {
             registry: Registry::new(conn.clone(), keys),
             ledger: Ledger::new(conn.clone(), keys),
             outcomes: Outcomes::new(conn.clone(), keys),
+            events: Events::new(conn.clone(), keys),
             authorize: Queue::new(conn.clone(), keys, queue_config(settings, AUTHORIZE_QUEUE)),
             keys: keys.clone(),
             conn,
@@ -228,16 +233,19 @@ impl LoginOps {
             login: Some(login.clone()),
             ..IndexFilter::default()
         };
-        let mut cleared = 0;
-        for entry in self.ledger.list_reauth(&filter).await? {
-            if self
-                .ledger
-                .remove_from_index(IndexKind::Reauth, entry.date, login)
-                .await?
-            {
-                cleared += 1;
-            }
-        }
+        let members: Vec<String> = self
+            .ledger
+            .list_reauth(&filter)
+            .await?
+            .iter()
+            .map(|entry| format!("{}|{}", entry.date.format("%Y-%m-%d"), login.as_str()))
+            .collect();
+        // The index entries go in the same step as the `reauth_resolved` event.
+        let (cleared, _event) = self
+            .events
+            .reconnected(login, today, &members, Utc::now())
+            .await?;
+        let cleared = cleared as usize;
         let mut conn = self.conn.clone();
         let _: i64 = redis::cmd("HDEL")
             .arg(self.keys.login(login.as_str()))

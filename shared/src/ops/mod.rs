@@ -48,6 +48,9 @@ pub enum OpsError {
     /// A Flinks call that the whole command depends on failed.
     #[error(transparent)]
     Flinks(#[from] flinks::Error),
+    /// The events stream could not be written; run the command again.
+    #[error(transparent)]
+    Events(#[from] crate::events::EventsError),
     /// The routine date's ledger has expired (see [`crate::ledger::LEDGER_TTL`]): a
     /// requeue could not tell its refreshed logins from the others.
     #[error("--date {0}: the ledger of that date has expired (it is kept 35 days), so a requeue could re-run logins already refreshed")]

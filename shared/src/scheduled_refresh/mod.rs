@@ -29,6 +29,9 @@
 //! Flinks after the newer one; the confirm script then re-opens the login under a new
 //! stamp, so the value Flinks ends with is always the registry's.
 //!
+//! Each confirmed change appends an `activated` / `deactivated` event ([`crate::events`])
+//! before the login leaves the index, so a crash in between is caught by the sweep.
+//!
 //! States shown per login: `on` / `off` (Flinks confirmed with a 200), `pending` (queued or
 //! being retried), `failed` (Flinks refused permanently, e.g. an unknown LoginId; recorded
 //! with its error and not retried until the login is written again).
@@ -41,6 +44,7 @@ use redis::{AsyncCommands, Script};
 use serde::Serialize;
 
 use crate::domain::LoginId;
+use crate::events::{Events, EventsError};
 use crate::jobs::{ScheduledRefreshJob, DEACTIVATION_QUEUE};
 use crate::keys::KeySpace;
 use crate::queue::{EnqueueOptions, Queue, QueueConfig, QueueError};
@@ -61,6 +65,9 @@ pub enum ScheduledRefreshError {
     /// The queue refused the enqueue.
     #[error("scheduled refresh: {0}")]
     Queue(#[from] QueueError),
+    /// The `activated` / `deactivated` event could not be appended; the sweep retries.
+    #[error("scheduled refresh: {0}")]
+    Events(#[from] EventsError),
 }
 
 /// A login's nightly-refresh state at Flinks, as far as the registry knows.
@@ -151,6 +158,7 @@ pub struct ScheduledRefresh {
     conn: ConnectionManager,
     keys: KeySpace,
     queue: Queue<ScheduledRefreshJob>,
+    events: Events,
 }
 
 impl ScheduledRefresh {
@@ -168,6 +176,7 @@ impl ScheduledRefresh {
         queue: Queue<ScheduledRefreshJob>,
     ) -> Self {
         Self {
+            events: Events::new(conn.clone(), keys),
             conn,
             keys: keys.clone(),
             queue,
@@ -228,6 +237,11 @@ impl ScheduledRefresh {
             .await?;
         match result {
             1 => {
+                // Before the unindex: a crash in between leaves the login indexed, and the
+                // sweep appends the event then (deduplicated by the stamp).
+                self.events
+                    .flinks_confirmed(&job.login_id, job.activate, job.stamp, chrono::Utc::now())
+                    .await?;
                 self.unindex(&job.login_id, job.stamp).await?;
                 Ok(Confirmed::Settled)
             }
@@ -314,6 +328,16 @@ impl ScheduledRefresh {
                         })
                     }
                     (Some("failed"), _, _) => {}
+                    (Some(settled @ ("on" | "off")), _, Some(stamp)) => {
+                        // A confirmation whose caller stopped before its event: append it
+                        // (a no-op when the caller did).
+                        self.events
+                            .flinks_confirmed(&login, settled == "on", stamp, chrono::Utc::now())
+                            .await?;
+                        if self.unindex(&login, score).await? {
+                            report.removed += 1;
+                        }
+                    }
                     _ => {
                         if self.unindex(&login, score).await? {
                             report.removed += 1;

@@ -2,6 +2,7 @@
 //! in-repo Flinks simulator on port 0.
 
 mod control;
+mod events;
 mod flinks_client;
 mod ledger;
 mod observability;

@@ -9,3 +9,4 @@ mod observability;
 mod ratelimit;
 mod reliability;
 mod routine;
+mod webhooks;
