@@ -26,6 +26,7 @@
 //! - [`report`]: a routine date's report (refreshed, stale, re-auth, failed, pending, ETA).
 //! - [`ops`]: operator functions: queue stats, crash-safe requeue and purge, deactivate /
 //!   activate / reconnected logins, GetNightlyRefreshStatus, the audit trail.
+//! - [`text`]: the terminal text of the operator commands (tables, escaping, summaries).
 
 pub mod config;
 pub mod control;
@@ -52,6 +53,7 @@ pub mod routine;
 pub mod scheduled_refresh;
 pub mod shutdown;
 pub mod telemetry;
+pub mod text;
 
 pub use domain::{FlinksCode, LoginId, RequestId};
 pub use keys::KeySpace;

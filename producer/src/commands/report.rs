@@ -10,7 +10,7 @@ use shared::queue::Queue;
 use shared::registry::Registry;
 
 use super::Ctx;
-use crate::table::escape_lines;
+use shared::text::escape_lines;
 
 /// `producer report`
 #[derive(Debug, Args)]

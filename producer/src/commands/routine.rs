@@ -84,36 +84,8 @@ async fn run_routine(ctx: &Ctx, args: RoutineRunArgs) -> anyhow::Result<()> {
     if ctx.json {
         return ctx.print_json(&run);
     }
-    println!(
-        "routine {}: {} active LoginIds, {} enqueued now, {} already queued, {} skipped (listed ineligible by GetNightlyRefreshStatus)",
-        run.date, run.active, run.enqueued, run.already_queued, run.skipped_ineligible
-    );
-    if run.superseded > 0 {
-        println!(
-            "{} waiting jobs of earlier dates superseded by this date's (recorded as superseded there)",
-            run.superseded
-        );
-    }
-    match (run.capacity_per_day, run.coverage_days) {
-        (Some(capacity), Some(days)) if run.over_capacity => println!(
-            "over capacity: {} active logins, {} a day at {}/min: each login is refreshed once every {} days",
-            run.active, capacity, ctx.settings.rate_limit_per_minute, days
-        ),
-        (Some(capacity), _) => println!(
-            "capacity: {} logins a day at {}/min; {} active fit in one day",
-            capacity, ctx.settings.rate_limit_per_minute, run.active
-        ),
-        _ => println!("capacity: unbounded (RATE_LIMIT_PER_MINUTE=0, the limiter is off)"),
-    }
-    match run.eta_seconds {
-        Some(eta) => println!(
-            "ETA of the backlog ({} authorize jobs, all dates) at {}/min: {}",
-            run.backlog,
-            rate,
-            humantime::format_duration(std::time::Duration::from_secs(eta))
-        ),
-        None => println!("ETA: unknown (the rate limit is 0: the limiter is off)"),
-    }
+    let configured = ctx.settings.rate_limit_per_minute;
+    print!("{}", shared::text::routine::run(&run, configured, rate));
     Ok(())
 }
 
