@@ -7,6 +7,7 @@
 //! otherwise move the cursor or recolour a terminal. Every function returns the text with
 //! a trailing newline per line, ready for `print!`.
 
+pub mod control;
 pub mod logins;
 pub mod queues;
 pub mod routine;
