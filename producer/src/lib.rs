@@ -9,7 +9,6 @@
 
 pub mod cli;
 mod commands;
-mod table;
 
 use std::process::ExitCode;
 

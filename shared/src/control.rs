@@ -162,6 +162,17 @@ impl ControlView {
     }
 }
 
+/// What `queues pause|resume` did to one queue.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct QueueChange {
+    /// The queue.
+    pub queue: &'static str,
+    /// Whether it is paused now.
+    pub paused: bool,
+    /// False when the queue already was in that state.
+    pub changed: bool,
+}
+
 /// The control state of one namespace. Cheap to clone.
 #[derive(Clone)]
 pub struct Control {

@@ -9,6 +9,7 @@
 //! - [`results_crypto`]: optional AES-256-GCM encryption of the stream's account data.
 //! - [`jobs`]: job payloads, queue names and dedupe keys of the routine.
 //! - [`routine`]: enqueue a routine date (idempotent) and the once-a-day schedule.
+//! - [`schedule_daemon`]: the `producer schedule` process around that schedule.
 //! - [`ratelimit`]: the global, Redis-backed authorization rate limit shared by all pods.
 //! - [`control`]: operator control at run time: the stored rate limit, queue pause flags.
 //! - [`metrics`], [`ops_http`], [`telemetry`], [`shutdown`]: the process plumbing every
@@ -28,6 +29,7 @@
 //!   purely from a report and the stats snapshot.
 //! - [`ops`]: operator functions: queue stats, crash-safe requeue and purge, deactivate /
 //!   activate / reconnected logins, GetNightlyRefreshStatus, the audit trail.
+//! - [`text`]: the terminal text of the operator commands (tables, escaping, summaries).
 
 pub mod config;
 pub mod control;
@@ -53,9 +55,11 @@ pub mod report;
 pub mod results;
 pub mod results_crypto;
 pub mod routine;
+pub mod schedule_daemon;
 pub mod scheduled_refresh;
 pub mod shutdown;
 pub mod telemetry;
+pub mod text;
 
 pub use domain::{FlinksCode, LoginId, RequestId};
 pub use keys::KeySpace;

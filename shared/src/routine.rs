@@ -62,7 +62,7 @@ pub enum RoutineError {
 }
 
 /// What one `routine run` did.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct RoutineRun {
     /// The routine date.
     pub date: NaiveDate,

@@ -6,7 +6,7 @@ use clap::Args;
 use shared::ops::audit::AuditLog;
 
 use super::Ctx;
-use crate::table::{self, col};
+use shared::text::{self, col};
 
 /// `producer audit`
 #[derive(Debug, Args)]
@@ -33,18 +33,21 @@ pub(crate) async fn run(ctx: &Ctx, args: AuditArgs) -> anyhow::Result<()> {
         col::FAILED,
         col::ARGS,
     ];
-    table::print(
-        &headers,
-        entries.iter().map(|e| {
-            vec![
-                table::time(e.at),
-                e.actor.clone(),
-                e.command.clone(),
-                e.count.to_string(),
-                e.failed.to_string(),
-                e.args.clone(),
-            ]
-        }),
+    print!(
+        "{}",
+        text::table(
+            &headers,
+            entries.iter().map(|e| {
+                vec![
+                    text::time(e.at),
+                    e.actor.clone(),
+                    e.command.clone(),
+                    e.count.to_string(),
+                    e.failed.to_string(),
+                    e.args.clone(),
+                ]
+            }),
+        )
     );
     Ok(())
 }

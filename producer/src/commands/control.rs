@@ -6,7 +6,8 @@ use anyhow::Context as _;
 use chrono::Utc;
 use clap::{Args, Subcommand};
 use serde::Serialize;
-use shared::control::{Control, RateLimitState};
+use shared::control::{Control, QueueChange, RateLimitState};
+use shared::text::control as text;
 
 use super::Ctx;
 
@@ -85,13 +86,7 @@ async fn show(ctx: &Ctx) -> anyhow::Result<()> {
     if ctx.json {
         return ctx.print_json(&state);
     }
-    println!("rate limit: {}", state.describe());
-    if state.stored && state.per_minute != state.configured {
-        println!(
-            "note: RATE_LIMIT_PER_MINUTE here is {}; the stored limit applies",
-            state.configured
-        );
-    }
+    print!("{}", text::rate_limit(&state));
     Ok(())
 }
 
@@ -123,20 +118,8 @@ async fn set(ctx: &Ctx, args: RatelimitSetArgs) -> anyhow::Result<()> {
         stored: true,
         configured: ctx.settings.rate_limit_per_minute,
     };
-    println!(
-        "rate limit set to {} (was {}); workers apply it at their next permit",
-        now.describe(),
-        previous.map_or_else(|| "none stored".to_string(), |p| p.to_string())
-    );
+    print!("{}", text::rate_limit_set(&now, previous));
     Ok(())
-}
-
-#[derive(Serialize)]
-struct QueueChange {
-    queue: &'static str,
-    paused: bool,
-    /// False when the queue already was in that state.
-    changed: bool,
 }
 
 /// `producer queues pause <QUEUE|all> [--reason TEXT]`
@@ -198,8 +181,6 @@ fn print_changes(
     if ctx.json {
         return ctx.print_json(&changes);
     }
-    for c in changes {
-        println!("{}: {}", c.queue, if c.changed { done } else { unchanged });
-    }
+    print!("{}", text::queue_changes(changes, done, unchanged));
     Ok(())
 }

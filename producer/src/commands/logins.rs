@@ -12,11 +12,10 @@ use serde::Serialize;
 use shared::domain::{Fingerprint, LoginId};
 use shared::import::{self, ImportOptions};
 use shared::registry::{LoginFilter, LoginRecordInput, LoginSummary, Registry};
-use shared::scheduled_refresh::ScheduledRefreshState;
 
 use super::ops_logins::{ActivateArgs, DeactivateArgs, ReconnectedArgs};
 use super::{Ctx, UsageError};
-use crate::table::{self, col, or_dash};
+use shared::text::{self, logins as login_text};
 
 /// `producer logins ...`
 #[derive(Debug, Subcommand)]
@@ -153,9 +152,9 @@ async fn import(ctx: &Ctx, args: ImportArgs) -> anyhow::Result<()> {
         return ctx.print_json(&summary);
     }
     for warning in summary.warnings() {
-        eprintln!("warning: {}", crate::table::escape(&warning));
+        eprintln!("warning: {}", text::escape(&warning));
     }
-    println!("{}", crate::table::escape(&summary.render_text()));
+    println!("{}", text::escape(&summary.render_text()));
     Ok(())
 }
 
@@ -186,13 +185,7 @@ async fn add(ctx: &Ctx, args: AddArgs) -> anyhow::Result<()> {
     if ctx.json {
         return ctx.print_json(&summary);
     }
-    println!(
-        "{} {} ({}, flinks_scheduled_refresh: {})",
-        if written.new > 0 { "added" } else { "updated" },
-        summary.login_id.as_str(),
-        if summary.active { "active" } else { "inactive" },
-        flinks_state(summary.flinks_scheduled_refresh)
-    );
+    print!("{}", login_text::added(&summary, written.new > 0));
     Ok(())
 }
 
@@ -219,27 +212,8 @@ async fn list(ctx: &Ctx, args: ListArgs) -> anyhow::Result<()> {
     if ctx.json {
         return ctx.print_json(&logins);
     }
-    let headers = [col::LOGIN_ID, col::STATUS, col::FLINKS, col::TAG];
-    table::print(
-        &headers,
-        logins.iter().map(|l| {
-            let status = if l.active { "active" } else { "inactive" };
-            let flinks = flinks_state(l.flinks_scheduled_refresh);
-            let tag = l.tag.clone().unwrap_or_default();
-            vec![
-                l.login_id.as_str().to_string(),
-                status.into(),
-                flinks.into(),
-                tag,
-            ]
-        }),
-    );
+    print!("{}", login_text::list(&logins));
     Ok(())
-}
-
-/// `flinks_scheduled_refresh` as shown: on, off, pending, failed, or `-` when unknown.
-fn flinks_state(state: Option<ScheduledRefreshState>) -> &'static str {
-    state.map(ScheduledRefreshState::as_str).unwrap_or("-")
 }
 
 #[derive(Serialize)]
@@ -286,53 +260,6 @@ async fn show(ctx: &Ctx, args: LoginArg) -> anyhow::Result<()> {
     if ctx.json {
         return ctx.print_json(&Shown { status, history });
     }
-    let time = |t: Option<chrono::DateTime<chrono::Utc>>| or_dash(t.map(table::time));
-    let mut pairs = vec![
-        ("login id", login.as_str().to_string()),
-        (
-            "status",
-            (if status.active { "active" } else { "inactive" }).into(),
-        ),
-        (
-            "flinks_scheduled_refresh",
-            flinks_state(status.flinks_scheduled_refresh).into(),
-        ),
-        ("flinks error", or_dash(status.flinks_error.as_ref())),
-        ("tag", or_dash(status.tag.as_ref())),
-        ("added", time(status.added_at)),
-        (
-            "last outcome",
-            format!(
-                "{} at {}",
-                or_dash(status.last_outcome.as_ref()),
-                time(status.last_outcome_at)
-            ),
-        ),
-        ("last success", time(status.last_success_at)),
-        ("flinks lastrefresh", or_dash(status.last_refresh)),
-        ("stale", or_dash(status.stale)),
-        ("last error", or_dash(status.last_error.as_ref())),
-    ];
-    if let Some(code) = &status.reauth_code {
-        let message = status.reauth_message.clone().unwrap_or_default();
-        pairs.push(("needs re-auth", format!("{} {message}", code.as_str())));
-    }
-    table::print(&[], pairs.into_iter().map(|(k, v)| vec![k.to_string(), v]));
-    if !history.is_empty() {
-        println!("\nhistory (newest first):");
-        let headers = [col::AT, col::STATE, col::FLINKS_CODE, col::DETAIL];
-        table::print(
-            &headers,
-            history.iter().map(|o| {
-                let code = o.flinks_code().map(|c| c.as_str().to_string());
-                vec![
-                    table::time(o.at()),
-                    o.kind().into(),
-                    or_dash(code),
-                    o.message().unwrap_or("").into(),
-                ]
-            }),
-        );
-    }
+    print!("{}", login_text::show(&status, &history));
     Ok(())
 }

@@ -11,6 +11,7 @@ use clap::Args;
 use shared::domain::LoginId;
 use shared::flinks::{FlinksClient, FlinksConfig};
 use shared::ops::logins::{LoginOps, ScheduleChange};
+use shared::text::logins as text;
 use tokio_util::sync::CancellationToken;
 
 use super::{parse_logins, partial, Ctx};
@@ -91,26 +92,7 @@ fn print_changes(ctx: &Ctx, results: &[ScheduleChange], activate: bool) -> anyho
     if ctx.json {
         return ctx.print_json(&results);
     }
-    let done = if activate { "activated" } else { "deactivated" };
-    for r in results {
-        let state = r
-            .flinks_scheduled_refresh
-            .map(|s| s.as_str())
-            .unwrap_or("-");
-        if r.ok {
-            println!(
-                "{done} {} (flinks_scheduled_refresh: {state}): {}",
-                r.login_id, r.message
-            );
-        } else {
-            println!(
-                "FAILED {} (flinks_scheduled_refresh: {state}): {}",
-                r.login_id, r.message
-            );
-        }
-    }
-    let failed = results.iter().filter(|r| !r.ok).count();
-    println!("{} {done}, {failed} failed", results.len() - failed);
+    print!("{}", text::schedule_changes(results, activate));
     Ok(())
 }
 
@@ -136,10 +118,7 @@ pub(crate) async fn deactivate(ctx: &Ctx, args: DeactivateArgs) -> anyhow::Resul
         if ctx.json {
             return ctx.print_json(&ids);
         }
-        for id in &ids {
-            println!("would deactivate {id}");
-        }
-        println!("would deactivate {} login(s)", ids.len());
+        print!("{}", text::would_deactivate(&ids));
         return Ok(());
     }
     set_scheduled(ctx, "logins deactivate", summary, &logins, false, args.wait).await
@@ -172,15 +151,7 @@ pub(crate) async fn reconnected(ctx: &Ctx, args: ReconnectedArgs) -> anyhow::Res
     if ctx.json {
         ctx.print_json(&serde_json::json!({ "reconnected": done, "unknown": unknown }))?;
     } else {
-        for r in &done {
-            println!(
-                "reconnected {}: cleared {} re-auth record(s), authorize job {} enqueued for {}",
-                r.login_id, r.reauth_cleared, r.job_id, r.date
-            );
-        }
-        for id in &unknown {
-            println!("FAILED {id}: not registered");
-        }
+        print!("{}", text::reconnected(&done, &unknown));
     }
     let summary = args.login_ids.join(" ");
     ctx.audit("logins reconnected", summary, done.len(), unknown.len())
@@ -200,29 +171,12 @@ pub(crate) async fn refresh_status(ctx: &Ctx, _args: RefreshStatusArgs) -> anyho
         .apply_refresh_status(&cards, ctx.date(None))
         .await
         .context("recording re-auth outcomes")?;
-    for id in &report.unknown {
-        eprintln!(
-            "warning: LoginId {id} is listed by Flinks but not an active login of the registry"
-        );
-    }
-    if report.invalid > 0 {
-        eprintln!(
-            "warning: {} card(s) without a valid LoginId were ignored",
-            report.invalid
-        );
-    }
+    let (warnings, summary) = text::refresh_status(&report);
+    eprint!("{warnings}");
     if ctx.json {
         ctx.print_json(&report)?;
     } else {
-        println!(
-            "{} LoginId(s) listed as no longer eligible; {} marked as needing re-auth for {}; \
-             {} already refreshed today; {} unknown",
-            report.listed,
-            report.marked.len(),
-            report.date,
-            report.already_refreshed.len(),
-            report.unknown.len()
-        );
+        print!("{summary}");
     }
     let summary = format!("date {}", report.date);
     ctx.audit("refresh-status", summary, report.marked.len(), 0)

@@ -19,7 +19,7 @@ use super::control::{QueuesPauseArgs, QueuesResumeArgs};
 use super::jobs::JobArgs;
 use super::{Ctx, UsageError};
 use crate::cli::parse_age;
-use crate::table::{self, col, or_dash};
+use shared::text::queues as text;
 
 /// `producer queues ...`
 #[derive(Debug, Subcommand)]
@@ -205,61 +205,7 @@ async fn stats(ctx: &Ctx) -> anyhow::Result<()> {
             control: &control,
         });
     }
-    print!(
-        "{}\n\n",
-        table::escape_lines(control.render_text().trim_end())
-    );
-    let headers = [
-        col::QUEUE,
-        col::READY,
-        col::DELAYED,
-        col::IN_FLIGHT,
-        col::DEAD,
-    ];
-    table::print(
-        &headers,
-        snap.queues.iter().map(|q| {
-            let counts = [q.ready, q.delayed, q.in_flight, q.dead];
-            let mut row = vec![q.queue.clone()];
-            row.extend(counts.iter().map(u64::to_string));
-            row
-        }),
-    );
-    println!(
-        "\nre-auth records: {}\nfailed records:  {}",
-        snap.reauth, snap.failed
-    );
-    if snap.requeue_pending > 0 {
-        println!(
-            "requeue pending: {} (a requeue crashed; the next `queues requeue` finishes it)",
-            snap.requeue_pending
-        );
-    }
-    let alive = snap.workers.iter().filter(|w| w.alive).count();
-    println!("\nworkers: {alive} alive of {} seen", snap.workers.len());
-    let in_flight = |worker: &str| -> u64 {
-        let on = |q: &stats::QueueSnapshot| q.in_flight_by_worker.get(worker).copied();
-        snap.queues.iter().filter_map(on).sum()
-    };
-    let headers = [
-        col::WORKER,
-        col::STATUS,
-        col::AT,
-        col::IN_FLIGHT,
-        col::QUEUE,
-    ];
-    table::print(
-        &headers,
-        snap.workers.iter().map(|w| {
-            vec![
-                w.worker.clone(),
-                (if w.alive { "alive" } else { "gone" }).to_string(),
-                table::ms_time(w.last_heartbeat_ms),
-                in_flight(&w.worker).to_string(),
-                w.queues.join(","),
-            ]
-        }),
-    );
+    print!("{}", text::stats(&snap, &control));
     Ok(())
 }
 
@@ -320,11 +266,7 @@ async fn list(ctx: &Ctx, args: QueuesListArgs) -> anyhow::Result<()> {
     if ctx.json {
         return ctx.print_json(&page);
     }
-    super::jobs::print_jobs(&page.jobs);
-    match &page.next_cursor {
-        Some(next) => println!("{} job(s); next page: --cursor {next}", page.jobs.len()),
-        None => println!("{} job(s)", page.jobs.len()),
-    }
+    print!("{}", text::job_page(&page));
     Ok(())
 }
 
@@ -332,29 +274,7 @@ fn print_records(ctx: &Ctx, rows: &[list::RecordRow]) -> anyhow::Result<()> {
     if ctx.json {
         return ctx.print_json(&rows);
     }
-    let headers = [
-        col::LOGIN_ID,
-        col::DATE,
-        col::ATTEMPTS,
-        col::FLINKS_CODE,
-        col::AT,
-        col::DETAIL,
-    ];
-    table::print(
-        &headers,
-        rows.iter().map(|r| {
-            let http = r.http_status.map(|s| format!("HTTP {s}"));
-            vec![
-                r.login_id.clone(),
-                r.date.to_string(),
-                or_dash(r.attempts),
-                or_dash(r.flinks_code.clone().or(http)),
-                table::time(r.at),
-                r.message.clone().unwrap_or_default(),
-            ]
-        }),
-    );
-    println!("{} record(s)", rows.len());
+    print!("{}", text::records(rows));
     Ok(())
 }
 
@@ -402,109 +322,52 @@ async fn requeue(ctx: &Ctx, args: RequeueArgs) -> anyhow::Result<()> {
         ..RequeueOptions::default()
     };
     let requeuer = Requeuer::new(ctx.redis().await?, &ctx.keys, &ctx.settings);
-    let verb = if args.dry_run {
-        "would requeue"
-    } else {
-        "requeued"
-    };
-    let mut rows: Vec<Vec<String>> = Vec::new();
-    let (count, skipped) = match args.source.index() {
+    let done = match args.source.index() {
         None => {
             let report = requeuer
                 .requeue_dead(&selection, options)
                 .await
                 .context("requeueing dead letters")?;
-            if ctx.json {
-                ctx.print_json(&report)?;
-            }
-            for (d, what) in report
-                .moved
-                .iter()
-                .map(|d| (d, verb))
-                .chain(report.skipped.iter().map(|d| (d, "skipped")))
-            {
-                let why = match d.reason {
-                    None => String::new(),
-                    Some("already_refreshed") => "already refreshed for that date".into(),
-                    Some("detail_in_progress") => "its detail fetch is still running".into(),
-                    Some("ledger_expired") => "the ledger of that date has expired".into(),
-                    Some(_) => "poison payload (--force to requeue)".into(),
-                };
-                rows.push(vec![
-                    what.into(),
-                    d.queue.clone(),
-                    d.job_id.clone(),
-                    or_dash(d.login_id.clone()),
-                    or_dash(d.date),
-                    why,
-                ]);
-            }
-            (report.moved.len(), report.skipped.len())
+            print_report(
+                ctx,
+                &report,
+                args.source.name(),
+                text::Requeued::dead(&report),
+            )?
         }
         Some(kind) => {
             let report = requeuer
                 .requeue_index(kind, &selection, options)
                 .await
                 .with_context(|| format!("requeueing {} records", kind.as_str()))?;
-            if ctx.json {
-                ctx.print_json(&report)?;
-            }
-            let resumed = report.resumed.iter().filter(|m| m.new);
-            for m in resumed.clone() {
-                let why = format!("left pending by an interrupted requeue; job {}", m.job_id);
-                rows.push(vec![
-                    "resumed".into(),
-                    AUTHORIZE_QUEUE.into(),
-                    m.job_id.clone(),
-                    m.login_id.as_str().into(),
-                    m.date.to_string(),
-                    why,
-                ]);
-            }
-            for m in &report.moved {
-                rows.push(vec![
-                    verb.into(),
-                    AUTHORIZE_QUEUE.into(),
-                    m.job_id.clone(),
-                    m.login_id.as_str().into(),
-                    m.date.to_string(),
-                    String::new(),
-                ]);
-            }
-            for s in &report.skipped {
-                let why = "already refreshed for that date".to_string();
-                rows.push(vec![
-                    "skipped".into(),
-                    "-".into(),
-                    "-".into(),
-                    s.login_id.as_str().into(),
-                    s.date.to_string(),
-                    why,
-                ]);
-            }
-            (report.moved.len() + resumed.count(), report.skipped.len())
+            print_report(
+                ctx,
+                &report,
+                args.source.name(),
+                text::Requeued::index(&report),
+            )?
         }
     };
-    if !ctx.json {
-        let headers = [
-            "RESULT",
-            col::QUEUE,
-            col::JOB_ID,
-            col::LOGIN_ID,
-            col::DATE,
-            col::DETAIL,
-        ];
-        table::print(&headers, rows);
-        println!(
-            "{verb} {count} {} entr(ies) to the authorize queue; skipped {skipped}",
-            args.source.name()
-        );
-    }
     if !args.dry_run {
-        ctx.audit("queues requeue", summary(&args, &selection), count, 0)
+        ctx.audit("queues requeue", summary(&args, &selection), done.count, 0)
             .await?;
     }
     Ok(())
+}
+
+/// Prints a requeue report as JSON or as its table; the count is audited either way.
+fn print_report<R: Serialize>(
+    ctx: &Ctx,
+    report: &R,
+    source: &str,
+    done: text::Requeued,
+) -> anyhow::Result<text::Requeued> {
+    if ctx.json {
+        ctx.print_json(report)?;
+    } else {
+        print!("{}", done.render(source));
+    }
+    Ok(done)
 }
 
 async fn purge(ctx: &Ctx, args: PurgeArgs) -> anyhow::Result<()> {
@@ -523,7 +386,6 @@ async fn purge(ctx: &Ctx, args: PurgeArgs) -> anyhow::Result<()> {
         }
     };
     let total: u64 = removed.iter().map(|(_, n)| n).sum();
-    let age = humantime::format_duration(args.older_than);
     let report = PurgeReport {
         dry_run: args.dry_run,
         removed,
@@ -531,17 +393,10 @@ async fn purge(ctx: &Ctx, args: PurgeArgs) -> anyhow::Result<()> {
     if ctx.json {
         ctx.print_json(&report)?;
     } else {
-        let verb = if args.dry_run {
-            "would purge"
-        } else {
-            "purged"
-        };
-        for (what, n) in &report.removed {
-            let entries = if *n == 1 { "entry" } else { "entries" };
-            println!("{verb} {n} {what} {entries} older than {age}");
-        }
+        print!("{}", text::purge(&report, args.older_than));
     }
     if !args.dry_run {
+        let age = humantime::format_duration(args.older_than);
         let summary = format!("{} --older-than {age}", args.source.name());
         ctx.audit("queues purge", summary, total as usize, 0)
             .await?;

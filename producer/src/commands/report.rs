@@ -15,7 +15,7 @@ use shared::ops::stats;
 use shared::registry::Registry;
 
 use super::{Ctx, UsageError};
-use crate::table::escape_lines;
+use shared::text::escape_lines;
 
 /// `producer report`
 #[derive(Debug, Args)]
