@@ -449,6 +449,14 @@ pub struct AddArgs {
     /// A free-form tag.
     #[arg(long)]
     pub tag: Option<String>,
+    /// Refresh priority, 0 to 100: when a day's budget cannot cover every login, higher
+    /// priorities are authorized first. Omitted: keep the current one (0 for a new login).
+    #[arg(long, value_parser = priority_arg)]
+    pub priority: Option<u8>,
+}
+
+fn priority_arg(raw: &str) -> Result<u8, String> {
+    shared::import::parse_priority(raw)
 }
 
 /// `producer logins list`

@@ -8,8 +8,9 @@
 //! is made good by the next run), so its `pending` reaches 0 and the backlog never holds a
 //! login twice when the registry outgrows a day's capacity (see [`crate::forecast`]).
 //!
-//! Within a date, logins are enqueued least recently refreshed first (never refreshed
-//! first), so when the registry outgrows a day the logins that waited longest go first.
+//! Within a date, logins are enqueued by priority (the registry's `priority`, higher first),
+//! then least recently refreshed first (never refreshed first), so when the registry
+//! outgrows a day the chosen logins and then those that waited longest go first.
 //!
 //! Idempotency lives in the queue's dedupe key `authorize:{LoginId}:{date}`, atomic with
 //! the enqueue: running the routine twice, from two producers at once, or again after a
@@ -35,7 +36,7 @@ use crate::ledger::{Ledger, LedgerError, LedgerOutcome};
 use crate::metrics::ROUTINE_SUPERSEDED_TOTAL;
 use crate::queue::{EnqueueOptions, Queue, QueueError};
 use crate::ratelimit::eta_at_rate;
-use crate::registry::{Registry, RegistryError};
+use crate::registry::{RefreshOrderKey, Registry, RegistryError};
 
 /// Active LoginIds read (and jobs enqueued) per batch.
 const BATCH: usize = 1_000;
@@ -104,9 +105,9 @@ pub async fn enqueue_routine(
     let mut already_queued = 0u64;
     let mut skipped_ineligible = 0u64;
     let mut superseded = 0u64;
-    // Every eligible login with its last refresh first, so the whole date can be enqueued
-    // least recently refreshed first (a few tens of MB for a million logins).
-    let mut eligible: Vec<(LoginId, Option<DateTime<Utc>>)> = Vec::new();
+    // Every eligible login with its priority and last refresh first, so the whole date can
+    // be enqueued in refresh order (a few tens of MB for a million logins).
+    let mut eligible: Vec<(LoginId, RefreshOrderKey)> = Vec::new();
     let mut pages = registry.scan_active(BATCH);
     while let Some(ids) = pages.try_next().await? {
         if ids.is_empty() {
@@ -120,10 +121,10 @@ pub async fn enqueue_routine(
             .filter_map(|(login, skip)| (!skip).then_some(login))
             .collect();
         skipped_ineligible += (before - ids.len()) as u64;
-        let last = registry.last_success_times(&ids).await?;
-        eligible.extend(ids.into_iter().zip(last));
+        let order = registry.refresh_order_keys(&ids).await?;
+        eligible.extend(ids.into_iter().zip(order));
     }
-    for ids in least_recently_refreshed_first(eligible).chunks(BATCH) {
+    for ids in refresh_order(eligible).chunks(BATCH) {
         let jobs: Vec<(AuthorizeJob, EnqueueOptions)> = ids
             .iter()
             .map(|login| {
@@ -187,14 +188,18 @@ pub async fn enqueue_routine(
     })
 }
 
-/// The routine's enqueue order: never refreshed first, then the oldest last refresh first;
-/// ties by LoginId, so the order is the same on every run. With more logins than a day
-/// holds, the ones that waited longest go first.
-pub fn least_recently_refreshed_first(
-    mut logins: Vec<(LoginId, Option<DateTime<Utc>>)>,
-) -> Vec<LoginId> {
+/// The routine's enqueue order: the highest priority first; within a priority, never
+/// refreshed first, then the oldest last refresh first; ties by LoginId, so the order is
+/// the same on every run. With more logins than a day holds, the chosen logins and then
+/// the ones that waited longest go first.
+pub fn refresh_order(mut logins: Vec<(LoginId, RefreshOrderKey)>) -> Vec<LoginId> {
     // `None` sorts before any `Some`: never refreshed comes first.
-    logins.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+    logins.sort_unstable_by(|a, b| {
+        b.1.priority
+            .cmp(&a.1.priority)
+            .then_with(|| a.1.last_success_at.cmp(&b.1.last_success_at))
+            .then_with(|| a.0.cmp(&b.0))
+    });
     logins.into_iter().map(|(login, _)| login).collect()
 }
 
@@ -500,19 +505,40 @@ mod tests {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
     }
 
+    fn id(n: u8) -> LoginId {
+        LoginId::parse(&format!("00000000-0000-4000-8000-0000000000{n:02}")).unwrap()
+    }
+
+    fn key(priority: u8, last: Option<&str>) -> RefreshOrderKey {
+        RefreshOrderKey {
+            priority,
+            last_success_at: last.map(utc),
+        }
+    }
+
     #[test]
     fn never_refreshed_logins_go_first_then_the_oldest_refresh() {
-        let id =
-            |n: u8| LoginId::parse(&format!("00000000-0000-4000-8000-0000000000{n:02}")).unwrap();
-        let at = |s: &str| Some(utc(s));
-        let order = least_recently_refreshed_first(vec![
-            (id(1), at("2026-11-20T00:00:00Z")),
-            (id(2), None),
-            (id(3), at("2026-11-01T00:00:00Z")),
-            (id(4), at("2026-11-25T00:00:00Z")),
-            (id(5), None),
+        let order = refresh_order(vec![
+            (id(1), key(0, Some("2026-11-20T00:00:00Z"))),
+            (id(2), key(0, None)),
+            (id(3), key(0, Some("2026-11-01T00:00:00Z"))),
+            (id(4), key(0, Some("2026-11-25T00:00:00Z"))),
+            (id(5), key(0, None)),
         ]);
         assert_eq!(order, [id(2), id(5), id(3), id(1), id(4)]);
+    }
+
+    #[test]
+    fn a_higher_priority_goes_first_then_least_recently_refreshed_within_it() {
+        let order = refresh_order(vec![
+            (id(1), key(0, None)),
+            (id(2), key(5, Some("2026-11-25T00:00:00Z"))),
+            (id(3), key(100, Some("2026-11-29T00:00:00Z"))),
+            (id(4), key(5, Some("2026-11-02T00:00:00Z"))),
+            (id(5), key(0, Some("2026-11-01T00:00:00Z"))),
+            (id(6), key(5, None)),
+        ]);
+        assert_eq!(order, [id(3), id(6), id(4), id(2), id(1), id(5)]);
     }
 
     #[test]

@@ -104,27 +104,27 @@ pub(crate) async fn add(ctx: &Ctx, args: AddArgs) -> anyhow::Result<()> {
         login_id: parse_login(&args.login_id)?,
         active: !args.inactive,
         tag: args.tag,
+        priority: args.priority,
     };
     let registry = Registry::new(ctx.redis().await?, &ctx.keys);
     let written = registry.add(&record).await?;
-    let state = registry
-        .get(&record.login_id)
-        .await?
-        .and_then(|s| s.flinks_scheduled_refresh);
+    let status = registry.get(&record.login_id).await?;
     let summary = LoginSummary {
         login_id: record.login_id,
         active: record.active,
         tag: record.tag,
-        flinks_scheduled_refresh: state,
+        priority: status.as_ref().map_or(0, |s| s.priority),
+        flinks_scheduled_refresh: status.and_then(|s| s.flinks_scheduled_refresh),
     };
     if ctx.json {
         return ctx.print_json(&summary);
     }
     println!(
-        "{} {} ({}, flinks_scheduled_refresh: {})",
+        "{} {} ({}, priority {}, flinks_scheduled_refresh: {})",
         if written.new > 0 { "added" } else { "updated" },
         summary.login_id.as_str(),
         if summary.active { "active" } else { "inactive" },
+        summary.priority,
         flinks_state(summary.flinks_scheduled_refresh)
     );
     Ok(())
@@ -233,6 +233,7 @@ pub(crate) async fn show(ctx: &Ctx, args: ShowArgs) -> anyhow::Result<()> {
         println!("{:<18}{}", "flinks error", error);
     }
     println!("{:<18}{}", "tag", status.tag.as_deref().unwrap_or("-"));
+    println!("{:<18}{}", "priority", status.priority);
     println!("{:<18}{}", "added", time(status.added_at));
     println!(
         "{:<18}{} at {}",

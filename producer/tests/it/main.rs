@@ -162,6 +162,7 @@ async fn report_json_on_a_seeded_ledger_has_the_documented_fields() {
                 login_id: login(n),
                 active: true,
                 tag: None,
+                priority: None,
             })
             .await
             .unwrap();

@@ -18,6 +18,7 @@ fn record(n: u32, active: bool) -> LoginRecordInput {
         login_id: login(n),
         active,
         tag: None,
+        priority: None,
     }
 }
 
@@ -111,6 +112,7 @@ async fn record_outcome_updates_the_latest_state_and_keeps_a_capped_history() {
             login_id: id.clone(),
             active: true,
             tag: Some("vip".into()),
+            priority: None,
         })
         .await
         .unwrap();

@@ -30,6 +30,7 @@ async fn seeded(
             login_id: LoginId::parse(&uuid::Uuid::new_v4().to_string()).unwrap(),
             active: i < active,
             tag: None,
+            priority: None,
         })
         .collect();
     registry.upsert_many(&records).await.unwrap();

@@ -502,13 +502,38 @@ async fn a_later_date_supersedes_the_waiting_jobs_so_each_login_is_authorized_on
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn logins_are_authorized_least_recently_refreshed_first() {
-    // Arrange: six logins, four refreshed at different times, two never.
+async fn logins_are_authorized_by_priority_then_least_recently_refreshed_first() {
+    // Arrange: nine logins. Six without a priority: four refreshed at different times, two
+    // never. Two with Priority 5 in the CSV (one refreshed, one never), and one given
+    // priority 10 by `logins add --priority` after refreshing most recently of all.
     let sim = flinks_sim::spawn(SimConfig::default()).await.unwrap();
     let mut stack = Stack::new("lrr-order", &sim.base_url).await;
     stack.set("RATE_LIMIT_PER_MINUTE", "3000");
-    let logins = crate::helpers::new_logins(6);
-    stack.import_logins(&logins);
+    let logins = crate::helpers::new_logins(9);
+    let csv = std::env::temp_dir().join(format!("{}-priority.csv", stack.namespace));
+    let mut text = String::from("LoginId,Priority\n");
+    for (i, login) in logins.iter().enumerate() {
+        let priority = match i {
+            6 | 7 => "5",
+            0 => "0",
+            _ => "",
+        };
+        text.push_str(&format!("{},{priority}\n", login.as_str()));
+    }
+    std::fs::write(&csv, text).unwrap();
+    let import = stack.producer(&["logins", "import", csv.to_str().unwrap()]);
+    let _ = std::fs::remove_file(&csv);
+    assert!(
+        import.status.success(),
+        "{}",
+        String::from_utf8_lossy(&import.stderr)
+    );
+    let add = stack.producer(&["logins", "add", logins[8].as_str(), "--priority", "10"]);
+    assert!(
+        add.status.success(),
+        "{}",
+        String::from_utf8_lossy(&add.stderr)
+    );
     let registry = shared::registry::Registry::new(stack.conn.clone(), &stack.keys);
     let refreshed_at = |day: u32| {
         chrono::NaiveDate::from_ymd_opt(2026, 11, day)
@@ -517,7 +542,7 @@ async fn logins_are_authorized_least_recently_refreshed_first() {
             .unwrap()
             .and_utc()
     };
-    for (login, day) in [(0, 20), (1, 3), (3, 24), (4, 11)] {
+    for (login, day) in [(0, 20), (1, 3), (3, 24), (4, 11), (6, 25), (8, 26)] {
         let outcome = LedgerOutcome::Refreshed {
             request_id: shared::RequestId::new("r-earlier"),
             last_refresh: None,
@@ -530,8 +555,11 @@ async fn logins_are_authorized_least_recently_refreshed_first() {
             .await
             .unwrap();
     }
+    let shown = registry.get(&logins[8]).await.unwrap().unwrap();
+    assert_eq!(shown.priority, 10);
 
-    // Act: the routine, then one worker authorizing one login at a time.
+    // Act: the routine, then one worker authorizing one login at a time: the order of the
+    // Authorize calls is the order a budget smaller than the list would cut.
     let run = stack.producer(&["routine", "run", "--date", DATE]);
     assert!(
         run.status.success(),
@@ -539,13 +567,15 @@ async fn logins_are_authorized_least_recently_refreshed_first() {
         String::from_utf8_lossy(&run.stderr)
     );
     stack.spawn_worker(&["--concurrency", "1"]);
-    stack.wait_done(DATE, 6, Duration::from_secs(60)).await;
+    stack.wait_done(DATE, 9, Duration::from_secs(60)).await;
     stack.terminate_workers();
 
-    // Assert: never refreshed first (by LoginId), then the oldest refresh first.
+    // Assert: priority 10, then priority 5 (never refreshed first), then the rest: never
+    // refreshed first (by LoginId), then the oldest refresh first.
+    let mut want: Vec<&str> = [8, 7, 6].map(|i| logins[i].as_str()).to_vec();
     let mut never = vec![logins[2].as_str(), logins[5].as_str()];
     never.sort_unstable();
-    let mut want: Vec<&str> = never;
+    want.extend(never);
     want.extend([1, 4, 0, 3].map(|i| logins[i].as_str()));
     let stats = sim.stats().await;
     assert_eq!(stats.authorize_logins, want);
