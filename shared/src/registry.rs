@@ -171,6 +171,15 @@ pub struct RefreshOrderKey {
     pub last_success_at: Option<DateTime<Utc>>,
 }
 
+/// How old the active logins' data is (see [`Registry::data_age`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct DataAge {
+    /// The oldest last successful refresh among active logins refreshed at least once.
+    pub oldest_refresh_at: Option<DateTime<Utc>>,
+    /// Active logins never refreshed (not counted in `oldest_refresh_at`).
+    pub never_refreshed: u64,
+}
+
 /// A page stream of LoginIds.
 pub type IdStream<'a> =
     Pin<Box<dyn Stream<Item = Result<Vec<LoginId>, RegistryError>> + Send + 'a>>;
@@ -517,6 +526,33 @@ impl Registry {
                 }
             },
         ))
+    }
+
+    /// How old the active logins' data is: the oldest last refresh among those refreshed,
+    /// and how many were never refreshed. Reads every active login (pipelined, a page of
+    /// [`BATCH_SIZE`] per round trip: about a second per million logins).
+    pub async fn data_age(&self) -> Result<DataAge, RegistryError> {
+        use futures::TryStreamExt;
+        let mut age = DataAge::default();
+        let mut seen = std::collections::HashSet::new();
+        let mut pages = self.scan_active(BATCH_SIZE);
+        while let Some(ids) = pages.try_next().await? {
+            // SSCAN may repeat an id while Redis rehashes: count each login once.
+            let ids: Vec<LoginId> = ids
+                .into_iter()
+                .filter(|id| seen.insert(id.clone()))
+                .collect();
+            for key in self.refresh_order_keys(&ids).await? {
+                match key.last_success_at {
+                    None => age.never_refreshed += 1,
+                    Some(at) => {
+                        age.oldest_refresh_at =
+                            Some(age.oldest_refresh_at.map_or(at, |oldest| oldest.min(at)))
+                    }
+                }
+            }
+        }
+        Ok(age)
     }
 
     /// Number of active logins.

@@ -12,6 +12,11 @@
 //! then least recently refreshed first (never refreshed first), so when the registry
 //! outgrows a day the chosen logins and then those that waited longest go first.
 //!
+//! Each run stores the date's deadline before queueing ([`start_routine`]): by default the
+//! schedule's next firing after the run started (for a scheduled run, the next day's
+//! firing), or `ROUTINE_DEADLINE` after the start. Past it, workers record the date's
+//! remaining jobs `superseded` without calling Flinks (see [`crate::control`]).
+//!
 //! Idempotency lives in the queue's dedupe key `authorize:{LoginId}:{date}`, atomic with
 //! the enqueue: running the routine twice, from two producers at once, or again after a
 //! crash half-way never yields two jobs for one login and date, and a crashed run is
@@ -28,6 +33,7 @@ use redis::aio::ConnectionManager;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
+use crate::control::{Control, ControlError};
 use crate::domain::LoginId;
 use crate::forecast::Forecast;
 use crate::jobs::AuthorizeJob;
@@ -60,6 +66,9 @@ pub enum RoutineError {
     /// Redis refused a schedule command.
     #[error("routine: Redis error: {0}")]
     Redis(#[from] redis::RedisError),
+    /// The date's deadline could not be stored (nothing was enqueued).
+    #[error("routine: storing the deadline: {0}")]
+    Control(#[from] ControlError),
 }
 
 /// What one `routine run` did.
@@ -89,6 +98,42 @@ pub struct RoutineRun {
     pub over_capacity: bool,
     /// Days to authorize every active login once, `ceil(active ÷ capacity_per_day)`.
     pub coverage_days: Option<u64>,
+    /// The date's deadline: past it no job of the date calls Flinks (`null`: none stored,
+    /// when the jobs were queued without [`start_routine`]).
+    pub deadline: Option<DateTime<Utc>>,
+}
+
+/// The deadline of a routine run started at `started`: `configured` after it
+/// (`ROUTINE_DEADLINE`), or when unset the schedule's next firing after it, when the next
+/// date's routine takes the logins over.
+pub fn routine_deadline(
+    started: DateTime<Utc>,
+    configured: Option<Duration>,
+    at: NaiveTime,
+    tz: Tz,
+) -> DateTime<Utc> {
+    match configured.and_then(|d| chrono::Duration::from_std(d).ok()) {
+        Some(d) => started + d,
+        None => next_fire(started, at, tz),
+    }
+}
+
+/// Starts the routine of `date`: stores its `deadline` first, so every job the run queues
+/// is bound by it, then enqueues (see [`enqueue_routine`]).
+pub async fn start_routine(
+    control: &Control,
+    registry: &Registry,
+    ledger: &Ledger,
+    queue: &Queue<AuthorizeJob>,
+    date: NaiveDate,
+    rate_per_minute: f64,
+    deadline: DateTime<Utc>,
+) -> Result<RoutineRun, RoutineError> {
+    control.set_routine_deadline(date, deadline).await?;
+    let mut run = enqueue_routine(registry, ledger, queue, date, rate_per_minute).await?;
+    run.deadline = Some(deadline);
+    tracing::info!(%date, %deadline, "routine deadline stored");
+    Ok(run)
 }
 
 /// Enqueues one authorize job per active LoginId for `date`, in batches.
@@ -185,6 +230,7 @@ pub async fn enqueue_routine(
         capacity_per_day: forecast.capacity_per_day,
         over_capacity: forecast.over_capacity,
         coverage_days: forecast.coverage_days,
+        deadline: None,
     })
 }
 
@@ -219,7 +265,11 @@ async fn record_superseded(
         }
         let at = Utc::now();
         for s in &page {
-            let outcome = LedgerOutcome::Superseded { by_date, at };
+            let outcome = LedgerOutcome::Superseded {
+                by_date,
+                at,
+                deadline: None,
+            };
             ledger
                 .record(s.job.routine_date, &s.job.login_id, &outcome)
                 .await?;
@@ -387,6 +437,8 @@ pub struct Schedule {
     pub tz: Tz,
     /// `RATE_LIMIT_PER_MINUTE`, for the ETA.
     pub rate_per_minute: f64,
+    /// `ROUTINE_DEADLINE` (`None`: the next firing).
+    pub deadline: Option<Duration>,
     /// When set (a bearer secret is configured), GetNightlyRefreshStatus runs just before
     /// each firing, so the cards it lists are recorded as needs re-auth and not authorized.
     pub precheck: Option<RefreshStatusPrecheck>,
@@ -443,7 +495,18 @@ impl Schedule {
         if let Some(precheck) = &self.precheck {
             precheck.run(date).await;
         }
-        let run = enqueue_routine(registry, ledger, queue, date, self.rate_per_minute).await?;
+        let control = Control::new(self.claim.conn.clone(), &self.claim.keys);
+        let deadline = routine_deadline(now, self.deadline, self.at, self.tz);
+        let run = start_routine(
+            &control,
+            registry,
+            ledger,
+            queue,
+            date,
+            self.rate_per_minute,
+            deadline,
+        )
+        .await?;
         self.claim.complete(date).await?;
         metrics::gauge!(ROUTINE_LAST_FIRED_TIMESTAMP_SECONDS).set(now.timestamp() as f64);
         Ok(Some(run))
@@ -539,6 +602,26 @@ mod tests {
             (id(6), key(5, None)),
         ]);
         assert_eq!(order, [id(3), id(6), id(4), id(2), id(1), id(5)]);
+    }
+
+    #[test]
+    fn the_deadline_is_the_next_firing_unless_configured() {
+        let at = NaiveTime::from_hms_opt(10, 30, 0).unwrap();
+        // The schedule fires the 25th at 10:30 EST (15:30 UTC): the 26th's firing.
+        let fired = utc("2026-11-25T15:30:00Z");
+        assert_eq!(
+            routine_deadline(fired, None, at, Toronto),
+            utc("2026-11-26T15:30:00Z")
+        );
+        // A run by hand before the day's firing: that firing takes the logins over.
+        assert_eq!(
+            routine_deadline(utc("2026-11-25T09:00:00Z"), None, at, Toronto),
+            utc("2026-11-25T15:30:00Z")
+        );
+        assert_eq!(
+            routine_deadline(fired, Some(Duration::from_secs(20 * 3600)), at, Toronto),
+            utc("2026-11-26T11:30:00Z")
+        );
     }
 
     #[test]

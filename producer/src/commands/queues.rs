@@ -30,19 +30,42 @@ pub(crate) async fn stats(ctx: &Ctx, _args: QueuesStatsArgs) -> anyhow::Result<(
         .await
         .context("reading queue stats")?;
     let control = super::control::view(ctx).await?;
+    // The due routine date's deadline: the authorize backlog of that date is called until then.
+    let due =
+        shared::routine::due_date(Utc::now(), ctx.settings.routine_at, ctx.settings.routine_tz);
+    let deadline = shared::control::Control::new(conn.clone(), &ctx.keys)
+        .routine_deadline(due)
+        .await
+        .context("reading the routine deadline")?;
     if ctx.json {
+        #[derive(Serialize)]
+        struct Deadline {
+            date: chrono::NaiveDate,
+            deadline: Option<DateTime<Utc>>,
+        }
         #[derive(Serialize)]
         struct StatsOut<'a> {
             #[serde(flatten)]
             snap: &'a stats::Snapshot,
             control: &'a super::control::ControlView,
+            routine: Deadline,
         }
         return ctx.print_json(&StatsOut {
             snap: &snap,
             control: &control,
+            routine: Deadline {
+                date: due,
+                deadline,
+            },
         });
     }
     print!("{}", control.render_text());
+    println!(
+        "routine:         {due}, deadline {}",
+        deadline.map_or("- (none stored)".to_string(), |d| d
+            .format("%Y-%m-%d %H:%M:%S UTC")
+            .to_string())
+    );
     println!();
     println!(
         "{:<10} {:>8} {:>8} {:>10} {:>6}",

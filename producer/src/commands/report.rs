@@ -25,7 +25,7 @@ pub(crate) async fn run(ctx: &Ctx, args: ReportArgs) -> anyhow::Result<()> {
         queue_config(&ctx.settings, AUTHORIZE_QUEUE),
     );
     let stats = queue.stats().await?;
-    let report = shared::report::build(
+    let mut report = shared::report::build(
         &ledger,
         &registry,
         date,
@@ -34,6 +34,9 @@ pub(crate) async fn run(ctx: &Ctx, args: ReportArgs) -> anyhow::Result<()> {
         now,
     )
     .await?;
+    report.deadline = shared::control::Control::new(ctx.redis().await?, &ctx.keys)
+        .routine_deadline(date)
+        .await?;
     if ctx.json {
         #[derive(serde::Serialize)]
         struct ReportOut<'a> {

@@ -10,7 +10,7 @@ use shared::ledger::Ledger;
 use shared::ops::logins::LoginOps;
 use shared::queue::Queue;
 use shared::registry::Registry;
-use shared::routine::{enqueue_routine, DayClaim, RefreshStatusPrecheck, Schedule};
+use shared::routine::{routine_deadline, start_routine, DayClaim, RefreshStatusPrecheck, Schedule};
 
 use super::Ctx;
 use crate::cli::{RoutineRunArgs, ScheduleArgs};
@@ -44,14 +44,29 @@ pub(crate) async fn run(ctx: &Ctx, args: RoutineRunArgs) -> anyhow::Result<()> {
             .date_naive()
     });
     let p = parts(ctx).await?;
-    let rate = shared::control::Control::new(p.conn.clone(), &ctx.keys)
+    let control = shared::control::Control::new(p.conn.clone(), &ctx.keys);
+    let rate = control
         .rate_limit(ctx.settings.rate_limit_per_minute)
         .await
         .context("reading the rate limit")?
         .per_minute;
-    let run = enqueue_routine(&p.registry, &p.ledger, &p.queue, date, rate)
-        .await
-        .with_context(|| format!("starting the routine of {date}"))?;
+    let deadline = routine_deadline(
+        Utc::now(),
+        ctx.settings.routine_deadline,
+        ctx.settings.routine_at,
+        ctx.settings.routine_tz,
+    );
+    let run = start_routine(
+        &control,
+        &p.registry,
+        &p.ledger,
+        &p.queue,
+        date,
+        rate,
+        deadline,
+    )
+    .await
+    .with_context(|| format!("starting the routine of {date}"))?;
     if ctx.json {
         return ctx.print_json(&run);
     }
@@ -76,6 +91,11 @@ pub(crate) async fn run(ctx: &Ctx, args: RoutineRunArgs) -> anyhow::Result<()> {
         ),
         _ => println!("capacity: unbounded (RATE_LIMIT_PER_MINUTE=0, the limiter is off)"),
     }
+    println!(
+        "deadline: {} (jobs of {} not started by then are superseded, not called; the next date's routine covers those logins)",
+        deadline.format("%Y-%m-%d %H:%M:%S UTC"),
+        run.date
+    );
     match run.eta_seconds {
         Some(eta) => println!(
             "ETA of the backlog ({} authorize jobs, all dates) at {}/min: {}",
@@ -137,6 +157,7 @@ pub(crate) async fn schedule(ctx: &Ctx, _args: ScheduleArgs) -> anyhow::Result<(
         at: ctx.settings.routine_at,
         tz: ctx.settings.routine_tz,
         rate_per_minute: ctx.settings.rate_limit_per_minute,
+        deadline: ctx.settings.routine_deadline,
         precheck: precheck(ctx, &p)?,
     };
     tracing::info!(

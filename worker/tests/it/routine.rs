@@ -581,3 +581,106 @@ async fn logins_are_authorized_by_priority_then_least_recently_refreshed_first()
     assert_eq!(stats.authorize_logins, want);
     stack.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_of_a_date_past_its_deadline_are_superseded_without_calling_flinks() {
+    // Arrange: five healthy logins queued for D, then D's deadline moved a minute into
+    // the past (as if the workers had been down until after it).
+    const N: usize = 5;
+    let sim = flinks_sim::spawn(SimConfig::default()).await.unwrap();
+    let mut stack = Stack::new("deadline-passed", &sim.base_url).await;
+    stack.set("RATE_LIMIT_PER_MINUTE", "3000");
+    let logins = crate::helpers::new_logins(N);
+    stack.import_and_run(&logins, DATE);
+    let control = shared::control::Control::new(stack.conn.clone(), &stack.keys);
+    let stored = control.routine_deadline(parse_date(DATE)).await.unwrap();
+    assert!(stored.is_some_and(|d| d > chrono::Utc::now()), "{stored:?}");
+    let deadline = chrono::Utc::now() - chrono::Duration::minutes(1);
+    control
+        .set_routine_deadline(parse_date(DATE), deadline)
+        .await
+        .unwrap();
+
+    // Act: a worker takes the jobs.
+    stack.spawn_worker(&[]);
+    stack
+        .wait_done(DATE, N as u64, Duration::from_secs(60))
+        .await;
+    stack.terminate_workers();
+
+    // Assert: every login superseded by the next date at the deadline, nothing pending,
+    // no Authorize sent, and the report shows the passed deadline.
+    let ledger = stack.ledger();
+    let counts = ledger.counts(parse_date(DATE)).await.unwrap();
+    assert_eq!((counts.superseded, counts.refreshed), (N as u64, 0));
+    let next = parse_date(DATE).succ_opt().unwrap();
+    for login in &logins {
+        match ledger.get(parse_date(DATE), login).await.unwrap() {
+            Some(LedgerOutcome::Superseded {
+                by_date,
+                deadline: Some(at),
+                ..
+            }) => {
+                assert_eq!(by_date, next);
+                assert_eq!(at.timestamp_millis(), deadline.timestamp_millis());
+            }
+            other => panic!("expected superseded at the deadline, got {other:?}"),
+        }
+    }
+    assert_eq!(sim.stats().await.authorize_logins.len(), 0);
+    let report = stack.producer(&["report", "--date", DATE, "--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap();
+    assert_eq!(report["superseded"], N, "{report}");
+    assert_eq!(report["pending"], 0, "{report}");
+    assert_eq!(
+        report["deadline"]
+            .as_str()
+            .map(|d| d.starts_with(&deadline.format("%Y-%m-%dT%H:%M:%S").to_string())),
+        Some(true),
+        "{report}"
+    );
+    let text = stack.producer(&["report", "--date", DATE]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("(passed)"), "{text}");
+    stack.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_that_would_run_past_the_deadline_is_superseded_instead() {
+    // Arrange: a login Flinks answers RETRY_LATER, a backoff of 10 minutes and a deadline
+    // two minutes away: its retry would run after the deadline.
+    let login = new_login();
+    let sim = flinks_sim::spawn(SimConfig {
+        rules: Rules::default().with_login(login.as_str(), Scenario::RetryLater),
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let mut stack = Stack::new("deadline-retry", &sim.base_url).await;
+    stack.set("RATE_LIMIT_PER_MINUTE", "3000");
+    stack.set("RETRY_BASE_DELAY", "10m");
+    stack.set("ROUTINE_DEADLINE", "2m");
+    stack.import_and_run(std::slice::from_ref(&login), DATE);
+
+    // Act
+    stack.spawn_worker(&[]);
+    stack.wait_done(DATE, 1, Duration::from_secs(60)).await;
+    stack.terminate_workers();
+
+    // Assert: one Authorize, then superseded at the deadline instead of a retry queued.
+    match stack.ledger().get(parse_date(DATE), &login).await.unwrap() {
+        Some(LedgerOutcome::Superseded {
+            deadline: Some(_), ..
+        }) => {}
+        other => panic!("expected superseded at the deadline, got {other:?}"),
+    }
+    assert_eq!(
+        sim.stats()
+            .await
+            .calls_for_login(login.as_str(), "authorize"),
+        1
+    );
+    let queue = stack.queue_stats("authorize").await;
+    assert_eq!((queue.ready, queue.delayed, queue.in_flight), (0, 0, 0));
+    stack.cleanup().await;
+}
