@@ -587,7 +587,7 @@ impl Parser {
     /// `ROUTINE_DEADLINE`, when set: a duration from 1 s to [`MAX_ROUTINE_DEADLINE`]. Longer
     /// would let a date's retries run for days after later dates took its logins over.
     fn routine_deadline(&self) -> Result<Option<Duration>, ConfigError> {
-        if self.raw.get("ROUTINE_DEADLINE").is_none() {
+        if !self.raw.contains_key("ROUTINE_DEADLINE") {
             return Ok(None);
         }
         self.parse("ROUTINE_DEADLINE", |v| {

@@ -300,12 +300,15 @@ pub fn past_deadline(start: DateTime<Utc>, deadline: Option<DateTime<Utc>>) -> b
     deadline.is_some_and(|d| start >= d)
 }
 
+/// Each date's deadline as read, and when it was read.
+type DeadlineCache = HashMap<NaiveDate, (Option<DateTime<Utc>>, Instant)>;
+
 /// The routine deadlines as a worker reads them: each date's, cached for
 /// [`DEADLINE_CACHE`] so a worker does not ask Redis before every job. Cheap to clone.
 #[derive(Clone)]
 pub struct RoutineDeadlines {
     control: Control,
-    cache: Arc<Mutex<HashMap<NaiveDate, (Option<DateTime<Utc>>, Instant)>>>,
+    cache: Arc<Mutex<DeadlineCache>>,
 }
 
 impl RoutineDeadlines {

@@ -274,9 +274,8 @@ impl Report {
         let _ = writeln!(out, "{:<16}{}", "oldest data", oldest);
         let _ = writeln!(
             out,
-            "{:<16}{}",
-            "never refreshed",
-            format!("{} active logins", self.never_refreshed)
+            "{:<16}{} active logins",
+            "never refreshed", self.never_refreshed
         );
         let more = |out: &mut String, total: usize| {
             if total > limit {
