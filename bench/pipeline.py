@@ -2,7 +2,8 @@
 """Issue 10's benchmark suite: the whole pipeline (producer -> Redis -> workers -> flinks-sim)
 with the release binaries, on a private redis-server. `scripts/bench-all` runs it.
 
-    bench/pipeline.py [SECTION ...]     sections: e2e redis import rss compare profile (default: all)
+    bench/pipeline.py [SECTION ...]     sections: e2e redis import routine rss compare profile
+                                        (default: all)
 
 Env: BENCH_N (20000), BENCH_IMPORT_N (1000000), BENCH_COMPARE_N (20000), BENCH_CONCURRENCY (32),
      BENCH_WORKERS ("1 2 4"). Prints one markdown table per section and writes
@@ -258,6 +259,69 @@ def section_import(redis):
     redis.flush()
 
 
+def section_routine(redis):
+    """`producer routine run` over BENCH_IMPORT_N registered logins with the ordering and the
+    supersession at work: 1% of the logins carry a Priority, half were refreshed before (at
+    random times), and the run of D+1 finds every login's job of D still waiting, so it
+    replaces all of them."""
+    import random
+    import uuid
+    redis.flush()
+    sim = start_sim()
+    ns = f"bench-routine-{os.getpid()}"
+    # The product's default rate, so the run's forecast is the one a customer would see.
+    env = env_for(redis, sim, ns, RATE_LIMIT_PER_MINUTE=20)
+    rng = random.Random(15)
+    csv = os.path.join(WORK, f"logins-priority-{IMPORT_N}.csv")
+    cmds = os.path.join(WORK, f"last-success-{IMPORT_N}.resp")
+    with open(csv, "w") as f, open(cmds, "w") as c:
+        f.write("LoginId,Priority\n")
+        for _ in range(IMPORT_N):
+            login = str(uuid.uuid4())
+            f.write(f"{login},{rng.randint(1, 100) if rng.random() < 0.01 else ''}\n")
+            if rng.random() < 0.5:
+                at = time.strftime("%Y-%m-%dT%H:%M:%S+00:00",
+                                   time.gmtime(time.time() - rng.randint(0, 60 * 86400)))
+                c.write(f"HSET {ns}:login:{login} last_success_at {at}\n")
+    t_import = producer(env, "logins", "import", csv)
+    subprocess.run(["redis-cli", "-p", str(redis.port), "--pipe"], stdin=open(cmds),
+                   stdout=subprocess.DEVNULL, check=True)
+    d0, d1 = DATE, "2026-11-26"
+    m0 = int(redis.c.info("memory")["used_memory"])
+    l0 = load()
+    t_first = producer(env, "routine", "run", "--date", d0)
+    m1 = int(redis.c.info("memory")["used_memory"])
+    l1 = load()
+    t = time.monotonic()
+    r = subprocess.run([f"{BIN}/producer", "routine", "run", "--date", d1, "--json"], env=env,
+                       capture_output=True, text=True)
+    t_second = time.monotonic() - t
+    if r.returncode != 0:
+        raise RuntimeError(f"routine run {d1} failed: {r.stderr[-2000:]}")
+    run = json.loads(r.stdout)
+    m2 = int(redis.c.info("memory")["used_memory"])
+    l2 = load()
+    sim.stop()
+    for path in (csv, cmds):
+        os.unlink(path)
+    if run["superseded"] != IMPORT_N or run["enqueued"] != IMPORT_N:
+        raise RuntimeError(f"routine run {d1}: expected {IMPORT_N} enqueued and superseded: {run}")
+    RESULTS["routine"] = {"n": IMPORT_N, "import_s": t_import, "first_s": t_first,
+                          "second_s": t_second, "run": run, "load": [l0, l1, l2],
+                          "queue_bytes": m1 - m0, "second_bytes": m2 - m1}
+    print(f"\n### `routine run` with ordering and supersession ({IMPORT_N:,} active LoginIds, "
+          f"1% with a Priority, half refreshed before)\n")
+    print("| step | seconds | enqueued | superseded | Redis used_memory added | load |\n|---|---|---|---|---|---|")
+    print(f"| `producer logins import` (with `Priority`) | {t_import:.1f} | | | | {l0} |")
+    print(f"| `producer routine run --date {d0}` (queue empty) | {t_first:.1f} | {IMPORT_N:,} | 0 | "
+          f"{(m1 - m0) / 2**20:,.0f} MiB | {l1} |")
+    print(f"| `producer routine run --date {d1}` (every {d0} job still waiting) | {t_second:.1f} | "
+          f"{run['enqueued']:,} | {run['superseded']:,} | {(m2 - m1) / 2**20:,.0f} MiB | {l2} |")
+    print(f"\nForecast of the {d1} run: capacity_per_day {run['capacity_per_day']}, "
+          f"over_capacity {run['over_capacity']}, coverage_days {run['coverage_days']}")
+    redis.flush()
+
+
 def section_rss(redis):
     rows = []
     redis.flush()
@@ -428,6 +492,7 @@ def section_profile(redis):
 
 
 SECTIONS = {"e2e": section_e2e, "redis": section_redis, "import": section_import,
+            "routine": section_routine,
             "rss": section_rss, "compare": section_compare, "profile": section_profile}
 
 

@@ -99,6 +99,9 @@ pub struct Settings {
     pub routine_at: NaiveTime,
     /// `ROUTINE_TZ`: the time zone of `ROUTINE_AT`.
     pub routine_tz: Tz,
+    /// `ROUTINE_DEADLINE`: how long after its start a routine date's jobs may still call
+    /// Flinks; `None` (unset): until the schedule's next firing after the start.
+    pub routine_deadline: Option<Duration>,
     /// `POLL_INTERVAL`: delay between GetAccountsDetailAsync polls.
     pub poll_interval: Duration,
     /// `POLL_TIMEOUT`: give up polling after this long.
@@ -245,6 +248,7 @@ pub const VARIABLES: &[(&str, Option<&str>)] = &[
     ("RATE_LIMIT_COOLDOWN", Some("60s")),
     ("ROUTINE_AT", Some("10:30")),
     ("ROUTINE_TZ", Some("America/Toronto")),
+    ("ROUTINE_DEADLINE", None),
     ("POLL_INTERVAL", Some("10s")),
     ("POLL_TIMEOUT", Some("30m")),
     ("MAX_ATTEMPTS", Some("5")),
@@ -271,6 +275,9 @@ pub const VARIABLES: &[(&str, Option<&str>)] = &[
     ("WEBHOOK_RETRY_BASE_DELAY", Some("1s")),
     ("WEBHOOK_RETRY_MAX_DELAY", Some("5m")),
 ];
+
+/// The longest `ROUTINE_DEADLINE` accepted.
+pub const MAX_ROUTINE_DEADLINE: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// Defaults by another name, for the loader below.
 const DEFAULTS: &[(&str, Option<&str>)] = VARIABLES;
@@ -527,6 +534,7 @@ impl Parser {
                 v.parse::<Tz>()
                     .map_err(|_| "expected an IANA time zone, e.g. America/Toronto".into())
             })?,
+            routine_deadline: self.routine_deadline()?,
             poll_interval: self.duration("POLL_INTERVAL", Duration::from_millis(1))?,
             poll_timeout: self.duration("POLL_TIMEOUT", Duration::from_millis(1))?,
             max_attempts: self.number("MAX_ATTEMPTS", 1u32)?,
@@ -635,6 +643,26 @@ impl Parser {
                 ))
             } else {
                 Ok(d)
+            }
+        })
+    }
+
+    /// `ROUTINE_DEADLINE`, when set: a duration from 1 s to [`MAX_ROUTINE_DEADLINE`]. Longer
+    /// would let a date's retries run for days after later dates took its logins over.
+    fn routine_deadline(&self) -> Result<Option<Duration>, ConfigError> {
+        if !self.raw.contains_key("ROUTINE_DEADLINE") {
+            return Ok(None);
+        }
+        self.parse("ROUTINE_DEADLINE", |v| {
+            let d = humantime::parse_duration(v)
+                .map_err(|e| format!("expected a duration like 20h or 90m ({e})"))?;
+            if d < Duration::from_secs(1) || d > MAX_ROUTINE_DEADLINE {
+                Err(format!(
+                    "must be from 1s to {} (unset: until the schedule's next firing)",
+                    humantime::format_duration(MAX_ROUTINE_DEADLINE)
+                ))
+            } else {
+                Ok(Some(d))
             }
         })
     }
@@ -776,6 +804,22 @@ mod tests {
         assert!(err.to_string().contains("RATE_LIMIT_PER_MINUTE"), "{err}");
         let err = Settings::load_from(None, env(&[("ROUTINE_TZ", "Mars/Base")])).unwrap_err();
         assert!(err.to_string().contains("ROUTINE_TZ"), "{err}");
+    }
+
+    #[test]
+    fn routine_deadline_is_unset_by_default_and_a_bounded_duration_when_set() {
+        let s = Settings::load_from(None, env(&[])).unwrap();
+        assert_eq!(s.routine_deadline, None);
+        let s = Settings::load_from(None, env(&[("ROUTINE_DEADLINE", "20h")])).unwrap();
+        assert_eq!(s.routine_deadline, Some(Duration::from_secs(20 * 3600)));
+        for bad in ["0s", "8days", "tomorrow"] {
+            let err = Settings::load_from(None, env(&[("ROUTINE_DEADLINE", bad)])).unwrap_err();
+            let text = err.to_string();
+            assert!(
+                text.contains("ROUTINE_DEADLINE") && text.contains(bad),
+                "{bad}: {text}"
+            );
+        }
     }
 
     #[test]

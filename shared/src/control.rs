@@ -11,13 +11,20 @@
 //!   queue; jobs already leased finish. [`PauseGate`] is the backend's [`FetchGate`] that
 //!   enforces it, re-reading the flag at least every [`PAUSE_POLL`].
 //!
+//! - A deadline per routine date ([`KeySpace::routine_deadline`]), written by the run that
+//!   starts the date (`routine run`, the schedule) before its jobs are queued. Past it, a
+//!   worker calls Flinks for none of the date's jobs: it records them `superseded`, and
+//!   never schedules a retry beyond it, because the next date's routine covers the login.
+//!   Workers read it through [`RoutineDeadlines`], cached for [`DEADLINE_CACHE`].
+//!
 //! Auditing and printing are the callers' business (`producer ratelimit`, `producer queues
 //! pause|resume`); this module validates and stores.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use futures::future::BoxFuture;
 use redis::aio::ConnectionManager;
 use serde::Serialize;
@@ -35,6 +42,14 @@ pub const MAX_RATE_PER_MINUTE: f64 = 60_000.0;
 
 /// How often a paused worker re-reads its queue's flag, so a resume applies within it.
 pub const PAUSE_POLL: Duration = Duration::from_secs(1);
+
+/// How long a worker trusts the deadline it read for a date: a re-run that moves the
+/// deadline applies within it.
+pub const DEADLINE_CACHE: Duration = Duration::from_secs(10);
+
+/// How long a routine date's deadline is kept after it passed: longer than any job of the
+/// date can wait, so a late job still finds it.
+pub const DEADLINE_KEPT: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// Why a control operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -246,6 +261,37 @@ impl Control {
         Ok(previous.and_then(|p| p.parse().ok()))
     }
 
+    /// Stores `deadline` as `date`'s; a later run of the same date replaces it.
+    pub async fn set_routine_deadline(
+        &self,
+        date: NaiveDate,
+        deadline: DateTime<Utc>,
+    ) -> Result<(), ControlError> {
+        let mut conn = self.conn.clone();
+        let expire_at = deadline.timestamp() + DEADLINE_KEPT.as_secs() as i64;
+        let _: () = redis::cmd("SET")
+            .arg(self.keys.routine_deadline(date))
+            .arg(deadline.timestamp_millis())
+            .arg("EXAT")
+            .arg(expire_at)
+            .query_async(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    /// `date`'s deadline, or `None` when no run stored one (the date's jobs then have none).
+    pub async fn routine_deadline(
+        &self,
+        date: NaiveDate,
+    ) -> Result<Option<DateTime<Utc>>, ControlError> {
+        let mut conn = self.conn.clone();
+        let raw: Option<i64> = redis::cmd("GET")
+            .arg(self.keys.routine_deadline(date))
+            .query_async(&mut conn)
+            .await?;
+        Ok(raw.and_then(|ms| Utc.timestamp_millis_opt(ms).single()))
+    }
+
     /// Pauses `queue`; returns false when it was paused already (the first reason stays).
     pub async fn pause(
         &self,
@@ -323,6 +369,52 @@ impl Control {
             });
         }
         Ok(out)
+    }
+}
+
+/// True when work that would start at `start` is past `deadline` (none: never).
+pub fn past_deadline(start: DateTime<Utc>, deadline: Option<DateTime<Utc>>) -> bool {
+    deadline.is_some_and(|d| start >= d)
+}
+
+/// Each date's deadline as read, and when it was read.
+type DeadlineCache = HashMap<NaiveDate, (Option<DateTime<Utc>>, Instant)>;
+
+/// The routine deadlines as a worker reads them: each date's, cached for
+/// [`DEADLINE_CACHE`] so a worker does not ask Redis before every job. Cheap to clone.
+#[derive(Clone)]
+pub struct RoutineDeadlines {
+    control: Control,
+    cache: Arc<Mutex<DeadlineCache>>,
+}
+
+impl RoutineDeadlines {
+    /// Deadlines read through `control`.
+    pub fn new(control: Control) -> Self {
+        Self {
+            control,
+            cache: Arc::default(),
+        }
+    }
+
+    /// `date`'s deadline (see [`Control::routine_deadline`]).
+    pub async fn get(&self, date: NaiveDate) -> Result<Option<DateTime<Utc>>, ControlError> {
+        let cached = self
+            .cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&date)
+            .filter(|(_, at)| at.elapsed() < DEADLINE_CACHE)
+            .map(|(deadline, _)| *deadline);
+        if let Some(deadline) = cached {
+            return Ok(deadline);
+        }
+        let deadline = self.control.routine_deadline(date).await?;
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        // Dates only accumulate one a day; drop the stale ones so the map stays small.
+        cache.retain(|_, (_, at)| at.elapsed() < DEADLINE_CACHE);
+        cache.insert(date, (deadline, Instant::now()));
+        Ok(deadline)
     }
 }
 
@@ -419,6 +511,16 @@ mod tests {
                 "{bad}: {err}"
             );
         }
+    }
+
+    #[test]
+    fn work_is_past_the_deadline_from_the_deadline_on_and_never_without_one() {
+        let deadline = Utc.with_ymd_and_hms(2026, 11, 26, 15, 30, 0).unwrap();
+        let second = chrono::Duration::seconds(1);
+        assert!(!past_deadline(deadline - second, Some(deadline)));
+        assert!(past_deadline(deadline, Some(deadline)));
+        assert!(past_deadline(deadline + second, Some(deadline)));
+        assert!(!past_deadline(deadline + second, None));
     }
 
     #[test]

@@ -116,7 +116,7 @@ pub struct Sample {
     pub paused: Vec<(&'static str, bool)>,
     /// Seconds to authorize the remaining LoginIds at the rate in force.
     pub eta_seconds: Option<f64>,
-    /// The date's deadline: the schedule's next firing after the sample.
+    /// The date's deadline: the one its run stored, else the schedule's next firing.
     pub deadline: DateTime<Utc>,
     /// Logins whose nightly-refresh change Flinks has not confirmed (pending or failed).
     pub flinks_unconfirmed: u64,
@@ -216,7 +216,11 @@ pub async fn sample_once(
         rate_per_minute,
         paused,
         eta_seconds: eta_at_rate(rate_per_minute, remaining).map(|d| d.as_secs_f64()),
-        deadline: next_fire(now, config.routine_at, config.routine_tz),
+        // The deadline the routine stored for the date; the next firing until it ran.
+        deadline: control
+            .routine_deadline(date)
+            .await?
+            .unwrap_or_else(|| next_fire(now, config.routine_at, config.routine_tz)),
         flinks_unconfirmed: ScheduledRefresh::new(conn.clone(), keys)
             .count_unconfirmed()
             .await?,

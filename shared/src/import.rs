@@ -7,8 +7,11 @@
 //! [`crate::registry::Registry::upsert_many`]. This module does no I/O on Redis.
 //!
 //! Format: a header row with `LoginId` (required) and optionally `Active` (true/false,
-//! 1/0, yes/no, y/n; case-insensitive; empty = true) and `Tag` (empty = keep the current
-//! tag), in any order, matched case-insensitively; other columns are ignored. A LoginId
+//! 1/0, yes/no, y/n; case-insensitive; empty = true), `Tag` (empty = keep the current
+//! tag) and `Priority` (an integer from 0 to [`MAX_PRIORITY`], higher refreshed first when
+//! a day's budget cannot cover every login; empty = 0; a file without the column keeps
+//! each login's current priority, 0 for a new one), in any order, matched
+//! case-insensitively; other columns are ignored. A LoginId
 //! that appears twice keeps its last row and is counted in [`ParsedImport::duplicates`].
 //!
 //! Limits, so a hostile or broken file cannot exhaust memory or plant control characters
@@ -35,6 +38,9 @@ pub const MAX_LINE_BYTES: usize = 8 * 1024;
 pub const MAX_FIELD_CHARS: usize = 1024;
 /// Longest `Tag` accepted, in characters.
 pub const MAX_TAG_CHARS: usize = 256;
+/// Highest `Priority` accepted (the lowest is 0, the default). A small range is all a
+/// customer needs to put chosen logins first, and it keeps the stored value one byte.
+pub const MAX_PRIORITY: u8 = 100;
 
 /// Why a file could not be imported. Every variant names the file.
 #[derive(Debug, thiserror::Error)]
@@ -144,6 +150,7 @@ struct Columns {
     login_id: usize,
     active: Option<usize>,
     tag: Option<usize>,
+    priority: Option<usize>,
 }
 
 fn normalise(header: &str) -> String {
@@ -179,6 +186,7 @@ fn columns(path: &Path, header: &csv::StringRecord) -> Result<Columns, ImportErr
         login_id,
         active: find("Active")?,
         tag: find("Tag")?,
+        priority: find("Priority")?,
     })
 }
 
@@ -191,6 +199,19 @@ pub fn parse_active(raw: &str) -> Result<bool, String> {
             "Active {raw:?} is not a boolean (expected true/false, 1/0 or yes/no)"
         )),
     }
+}
+
+/// Parses a `Priority` cell: an integer from 0 to [`MAX_PRIORITY`]; empty means 0.
+pub fn parse_priority(raw: &str) -> Result<u8, String> {
+    let trimmed = raw.trim();
+    if trimmed.is_empty() {
+        return Ok(0);
+    }
+    trimmed
+        .parse::<u8>()
+        .ok()
+        .filter(|p| *p <= MAX_PRIORITY)
+        .ok_or_else(|| format!("Priority {raw:?} is not an integer from 0 to {MAX_PRIORITY}"))
 }
 
 /// The marker inside the I/O error [`LineLimit`] raises.
@@ -479,10 +500,15 @@ fn validate(
         .filter(|t| !t.is_empty())
         .map(check_tag)
         .transpose()?;
+    let priority = cols
+        .priority
+        .map(|i| parse_priority(row.get(i).unwrap_or_default()))
+        .transpose()?;
     Ok(LoginRecordInput {
         login_id,
         active,
         tag,
+        priority,
     })
 }
 
@@ -555,6 +581,40 @@ mod tests {
             assert_eq!(parse_active(raw), Ok(want), "{raw}");
         }
         assert!(parse_active("maybe").is_err());
+    }
+
+    #[test]
+    fn priority_is_an_integer_in_range_and_empty_means_zero() {
+        let parsed = parse(
+            &format!("LoginId,Priority\n{A},{MAX_PRIORITY}\n{B},\n"),
+            false,
+        )
+        .unwrap();
+        assert_eq!(parsed.records[0].priority, Some(MAX_PRIORITY));
+        assert_eq!(parsed.records[1].priority, Some(0));
+        let without = parse(&format!("LoginId\n{A}\n"), false).unwrap();
+        assert_eq!(
+            without.records[0].priority, None,
+            "no column: keep the current"
+        );
+        for bad in ["-1", "101", "1.5", "high", "256"] {
+            assert!(parse_priority(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_bad_priority_names_the_line_the_column_and_the_value() {
+        let err = parse(&format!("LoginId,Priority\n{A},3\n{B},urgent\n"), false).unwrap_err();
+        let ImportError::InvalidRows { errors, total, .. } = &err else {
+            panic!("{err}");
+        };
+        assert_eq!((*total, errors[0].line), (1, 3));
+        let text = err.to_string();
+        assert!(
+            text.contains("line 3") && text.contains("Priority") && text.contains("\"urgent\""),
+            "{text}"
+        );
+        assert!(text.contains("0 to 100"), "{text}");
     }
 
     #[test]

@@ -46,6 +46,11 @@ impl KeySpace {
         self.ratelimit("per_minute")
     }
 
+    /// Control: a routine date's deadline, Unix milliseconds (see [`crate::control`]).
+    pub fn routine_deadline(&self, date: chrono::NaiveDate) -> String {
+        self.global(&format!("routine:deadline:{date}"))
+    }
+
     /// Control: a queue's pause flag, a HASH (reason, actor, since) present while paused.
     pub fn queue_paused(&self, queue: &str) -> String {
         self.queue(queue, "paused")

@@ -138,13 +138,18 @@ pub enum LedgerOutcome {
         reason: Option<FailureReason>,
     },
     /// The login's authorize job was still waiting when a later routine date started: that
-    /// date's job replaced it (one pending authorize per login). Not final: a job of this
-    /// date already in flight then may still record its outcome over it.
+    /// date's job replaced it (one pending authorize per login). Or the date's deadline
+    /// passed before its job could call Flinks (`deadline` set): the next date's routine
+    /// covers the login. Not final: a job of this date already in flight then may still
+    /// record its outcome over it.
     Superseded {
-        /// The routine date whose job replaced this one.
+        /// The routine date whose job replaced this one (the next date, for a deadline).
         by_date: NaiveDate,
         /// When it was recorded.
         at: DateTime<Utc>,
+        /// The date's deadline, when it is the deadline that superseded the job.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        deadline: Option<DateTime<Utc>>,
     },
 }
 

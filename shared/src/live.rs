@@ -355,6 +355,10 @@ mod tests {
             recent_per_minute: Some(19.8),
             backlog: 9_588,
             eta_seconds: Some(9_588 * 3),
+            deadline: None,
+            oldest_refresh_at: None,
+            oldest_data_age_seconds: None,
+            never_refreshed: 0,
         }
     }
 

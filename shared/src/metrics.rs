@@ -100,7 +100,8 @@ pub const ROUTINE_DONE_LOGINS: &str = "nightly_refresh_routine_done_logins";
 /// Gauge (sampler): seconds to authorize the due routine's remaining LoginIds at the
 /// rate limit in force (NaN when the rate limit is off).
 pub const ROUTINE_ETA_SECONDS: &str = "nightly_refresh_routine_eta_seconds";
-/// Gauge (sampler): the due routine's deadline, the next firing of the schedule (Unix s).
+/// Gauge (sampler): the due routine's deadline, as its run stored it (the schedule's next
+/// firing before it ran), Unix seconds.
 pub const ROUTINE_DEADLINE_TIMESTAMP_SECONDS: &str =
     "nightly_refresh_routine_deadline_timestamp_seconds";
 /// Gauge (sampler): logins the routine can authorize per day at the configured rate,
@@ -108,8 +109,8 @@ pub const ROUTINE_DEADLINE_TIMESTAMP_SECONDS: &str =
 pub const ROUTINE_CAPACITY_PER_DAY: &str = "nightly_refresh_routine_capacity_per_day";
 /// Gauge (sampler): active logins in the registry (the routine's daily demand).
 pub const ACTIVE_LOGINS: &str = "nightly_refresh_active_logins";
-/// Counter (producer): waiting authorize jobs replaced by a later date's job of the same
-/// login (recorded as `superseded` on their date).
+/// Counter (producer, worker): waiting authorize jobs replaced by a later date's job of the
+/// same login, and jobs past their date's deadline (both recorded as `superseded`).
 pub const ROUTINE_SUPERSEDED_TOTAL: &str = "nightly_refresh_routine_superseded_total";
 /// Gauge (sampler): 1 when the last sample read Redis, 0 when Redis did not answer.
 pub const REDIS_UP: &str = "nightly_refresh_redis_up";
@@ -144,7 +145,7 @@ pub const PERMIT_RESULTS: [&str; 2] = ["granted", "throttled"];
 pub const QUEUE_OUTCOMES: [&str; 3] = [OUTCOME_SUCCEEDED, OUTCOME_RETRIED, OUTCOME_FAILED];
 /// Values of `outcome` on [`ROUTINE_OUTCOMES_TOTAL`]: the worker's `Handled::as_label`
 /// values plus `retried`, `deferred` and `dead`.
-pub const ROUTINE_OUTCOME_LABELS: [&str; 11] = [
+pub const ROUTINE_OUTCOME_LABELS: [&str; 12] = [
     "chained",
     "refreshed",
     "stale",
@@ -153,6 +154,7 @@ pub const ROUTINE_OUTCOME_LABELS: [&str; 11] = [
     "pending_poll",
     "session_restarted",
     "already_done",
+    "past_deadline",
     "retried",
     "deferred",
     "dead",
@@ -473,7 +475,7 @@ pub const ALL_METRICS: &[MetricDef] = &[
         Counter,
         Some(Unit::Count),
         &[],
-        "Waiting authorize jobs replaced by a later routine date's job of the same login (recorded as superseded on their date)",
+        "Authorize jobs recorded as superseded on their date: replaced by a later routine date's job of the same login, or past the date's deadline",
     ),
     def(
         ROUTINE_ETA_SECONDS,
@@ -487,7 +489,7 @@ pub const ALL_METRICS: &[MetricDef] = &[
         Gauge,
         Some(Unit::Seconds),
         &[],
-        "The due routine's deadline: the schedule's next firing (Unix seconds)",
+        "The due routine's deadline as its run stored it (the schedule's next firing until it ran), Unix seconds",
     ),
     def(
         REDIS_UP,

@@ -68,6 +68,9 @@ pub struct LoginRecordInput {
     pub active: bool,
     /// A free-form label; `None` keeps the current tag.
     pub tag: Option<String>,
+    /// Refresh priority, 0 to [`crate::import::MAX_PRIORITY`] (higher first); `None` keeps
+    /// the current one (0 for a new login).
+    pub priority: Option<u8>,
 }
 
 /// What an upsert wrote.
@@ -108,6 +111,8 @@ pub struct LoginSummary {
     pub active: bool,
     /// Its tag, if any.
     pub tag: Option<String>,
+    /// Its refresh priority (0 unless set; higher refreshed first).
+    pub priority: u8,
     /// Its nightly-refresh state at Flinks (`None`: unknown, registered before it was kept).
     pub flinks_scheduled_refresh: Option<ScheduledRefreshState>,
 }
@@ -130,6 +135,8 @@ pub struct LoginStatus {
     pub active: bool,
     /// Its tag, if any.
     pub tag: Option<String>,
+    /// Its refresh priority (0 unless set; higher refreshed first).
+    pub priority: u8,
     /// When it was first registered.
     pub added_at: Option<DateTime<Utc>>,
     /// Kind of the last outcome: `refreshed`, `needs_reauth` or `failed`.
@@ -152,6 +159,25 @@ pub struct LoginStatus {
     pub flinks_scheduled_refresh: Option<ScheduledRefreshState>,
     /// Why Flinks refused the last nightly-refresh change, when it is `failed`.
     pub flinks_error: Option<String>,
+}
+
+/// What the routine orders a login by: its priority (higher first), then its last refresh
+/// (never refreshed first, then the oldest).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RefreshOrderKey {
+    /// The login's priority (0 unless set).
+    pub priority: u8,
+    /// When it was last refreshed (`None`: never).
+    pub last_success_at: Option<DateTime<Utc>>,
+}
+
+/// How old the active logins' data is (see [`Registry::data_age`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct DataAge {
+    /// The oldest last successful refresh among active logins refreshed at least once.
+    pub oldest_refresh_at: Option<DateTime<Utc>>,
+    /// Active logins never refreshed (not counted in `oldest_refresh_at`).
+    pub never_refreshed: u64,
 }
 
 /// A page stream of LoginIds.
@@ -251,7 +277,8 @@ impl Registry {
                 .arg(&now)
                 .arg(if record.tag.is_some() { "1" } else { "0" })
                 .arg(record.tag.as_deref().unwrap_or(""))
-                .arg(base + i as u64);
+                .arg(base + i as u64)
+                .arg(record.priority.map_or(String::new(), |p| p.to_string()));
             if record.active {
                 active.push(record.login_id.as_str());
             } else {
@@ -282,22 +309,34 @@ impl Registry {
         Ok((new, jobs))
     }
 
-    /// When each of `logins` was last refreshed (`None`: never, or not registered), in
-    /// order. One pipelined round trip.
-    pub async fn last_success_times(
+    /// What the routine orders each of `logins` by (priority, last refresh), in order.
+    /// One pipelined round trip.
+    pub async fn refresh_order_keys(
         &self,
         logins: &[LoginId],
-    ) -> Result<Vec<Option<DateTime<Utc>>>, RegistryError> {
+    ) -> Result<Vec<RefreshOrderKey>, RegistryError> {
         if logins.is_empty() {
             return Ok(Vec::new());
         }
         let mut pipe = redis::pipe();
         for login in logins {
-            pipe.hget(self.keys.login(login.as_str()), "last_success_at");
+            pipe.cmd("HMGET")
+                .arg(self.keys.login(login.as_str()))
+                .arg("priority")
+                .arg("last_success_at");
         }
         let mut conn = self.conn.clone();
-        let raw: Vec<Option<String>> = pipe.query_async(&mut conn).await?;
-        Ok(raw.iter().map(|v| parse_time(v.as_ref())).collect())
+        let raw: Vec<(Option<String>, Option<String>)> = pipe.query_async(&mut conn).await?;
+        Ok(raw
+            .iter()
+            .map(|(priority, last)| RefreshOrderKey {
+                priority: priority
+                    .as_deref()
+                    .and_then(|p| p.parse().ok())
+                    .unwrap_or(0),
+                last_success_at: parse_time(last.as_ref()),
+            })
+            .collect())
     }
 
     /// Everything known about `login`, or `None` when it is not registered.
@@ -312,6 +351,10 @@ impl Registry {
             login_id: login.clone(),
             active: fields.get("active").is_some_and(|v| v == "1"),
             tag: text("tag"),
+            priority: fields
+                .get("priority")
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(0),
             added_at: parse_time(fields.get("added_at")),
             last_outcome: text("last_outcome"),
             last_outcome_at: parse_time(fields.get("last_outcome_at")),
@@ -390,11 +433,17 @@ impl Registry {
                     .arg(self.keys.login(id.as_str()))
                     .arg("active")
                     .arg("tag")
-                    .arg("flinks_scheduled_refresh");
+                    .arg("flinks_scheduled_refresh")
+                    .arg("priority");
             }
-            let rows: Vec<(Option<String>, Option<String>, Option<String>)> =
-                pipe.query_async(&mut conn).await?;
-            for (login_id, (active_flag, tag, state)) in ids.into_iter().zip(rows) {
+            type Row = (
+                Option<String>,
+                Option<String>,
+                Option<String>,
+                Option<String>,
+            );
+            let rows: Vec<Row> = pipe.query_async(&mut conn).await?;
+            for (login_id, (active_flag, tag, state, priority)) in ids.into_iter().zip(rows) {
                 let active = active_flag.as_deref() == Some("1");
                 let state = state.as_deref().and_then(ScheduledRefreshState::parse);
                 let keep = match filter {
@@ -410,6 +459,7 @@ impl Registry {
                         login_id,
                         active,
                         tag: tag.filter(|t| !t.is_empty()),
+                        priority: priority.and_then(|p| p.parse().ok()).unwrap_or(0),
                         flinks_scheduled_refresh: state,
                     });
                 }
@@ -478,6 +528,33 @@ impl Registry {
         ))
     }
 
+    /// How old the active logins' data is: the oldest last refresh among those refreshed,
+    /// and how many were never refreshed. Reads every active login (pipelined, a page of
+    /// [`BATCH_SIZE`] per round trip: about a second per million logins).
+    pub async fn data_age(&self) -> Result<DataAge, RegistryError> {
+        use futures::TryStreamExt;
+        let mut age = DataAge::default();
+        let mut seen = std::collections::HashSet::new();
+        let mut pages = self.scan_active(BATCH_SIZE);
+        while let Some(ids) = pages.try_next().await? {
+            // SSCAN may repeat an id while Redis rehashes: count each login once.
+            let ids: Vec<LoginId> = ids
+                .into_iter()
+                .filter(|id| seen.insert(id.clone()))
+                .collect();
+            for key in self.refresh_order_keys(&ids).await? {
+                match key.last_success_at {
+                    None => age.never_refreshed += 1,
+                    Some(at) => {
+                        age.oldest_refresh_at =
+                            Some(age.oldest_refresh_at.map_or(at, |oldest| oldest.min(at)))
+                    }
+                }
+            }
+        }
+        Ok(age)
+    }
+
     /// Number of active logins.
     pub async fn count_active(&self) -> Result<u64, RegistryError> {
         let mut conn = self.conn.clone();
@@ -503,6 +580,7 @@ impl Registry {
             login_id: login.clone(),
             active,
             tag: None,
+            priority: None,
         };
         let mut conn = self.conn.clone();
         let known: bool = conn

@@ -17,6 +17,8 @@
 -- KEYS[1] login hash
 -- ARGV[1] active (1|0)   ARGV[2] now (RFC 3339)   ARGV[3] set the tag (1|0)
 -- ARGV[4] tag            ARGV[5] stamp of the change, used if one is due
+-- ARGV[6] priority ('' keeps the current one; '0' removes the field, so most logins
+--         store none)
 -- Returns {new (1|0), change due (1|0)}.
 local key = KEYS[1]
 local active = ARGV[1]
@@ -28,6 +30,11 @@ else
   redis.call('HSET', key, 'active', active, 'updated_at', ARGV[2])
 end
 redis.call('HSETNX', key, 'added_at', ARGV[2])
+if ARGV[6] == '0' then
+  redis.call('HDEL', key, 'priority')
+elseif ARGV[6] and ARGV[6] ~= '' then
+  redis.call('HSET', key, 'priority', ARGV[6])
+end
 local new = 0
 if not old_active then
   new = 1

@@ -98,6 +98,15 @@ pub struct Report {
     /// at the configured rate, or at the observed throughput when the limiter is off;
     /// `null` when unknown.
     pub eta_seconds: Option<u64>,
+    /// The date's deadline: past it no job of the date calls Flinks (`null`: none stored).
+    pub deadline: Option<DateTime<Utc>>,
+    /// The oldest last successful refresh among active logins (never refreshed ones are
+    /// counted in `never_refreshed` instead); `null` when none was ever refreshed.
+    pub oldest_refresh_at: Option<DateTime<Utc>>,
+    /// Age of that refresh at `generated_at`, in seconds: how stale the stalest data is.
+    pub oldest_data_age_seconds: Option<u64>,
+    /// Active logins never refreshed.
+    pub never_refreshed: u64,
 }
 
 /// The window of [`Report::recent_per_minute`], minutes.
@@ -206,6 +215,7 @@ pub async fn build(
             .filter(|t| *t > 0.0)
             .map(|t| (work as f64 / t * 60.0).ceil() as u64)
     };
+    let age = registry.data_age().await?;
     Ok(Report {
         date,
         generated_at: now,
@@ -226,6 +236,12 @@ pub async fn build(
         recent_per_minute,
         backlog,
         eta_seconds,
+        deadline: None,
+        oldest_refresh_at: age.oldest_refresh_at,
+        oldest_data_age_seconds: age
+            .oldest_refresh_at
+            .map(|at| (now - at).num_seconds().max(0) as u64),
+        never_refreshed: age.never_refreshed,
     })
 }
 
@@ -374,6 +390,33 @@ impl Report {
             dash(self.eta_seconds.map(|s| {
                 humantime::format_duration(std::time::Duration::from_secs(s)).to_string()
             }))
+        );
+        let when = |t: DateTime<Utc>| t.format("%Y-%m-%d %H:%M:%S UTC").to_string();
+        let deadline = match self.deadline {
+            None => "- (none stored)".to_string(),
+            Some(d) if d <= self.generated_at => format!("{} (passed)", when(d)),
+            Some(d) => format!(
+                "{} (in {})",
+                when(d),
+                humantime::format_duration(std::time::Duration::from_secs(
+                    (d - self.generated_at).num_seconds().max(0) as u64
+                ))
+            ),
+        };
+        let _ = writeln!(out, "{:<16}{}", "deadline", deadline);
+        let oldest = match (self.oldest_refresh_at, self.oldest_data_age_seconds) {
+            (Some(at), Some(age)) => format!(
+                "{} old (refreshed {})",
+                humantime::format_duration(std::time::Duration::from_secs(age)),
+                when(at)
+            ),
+            _ => "- (no active login refreshed yet)".to_string(),
+        };
+        let _ = writeln!(out, "{:<16}{}", "oldest data", oldest);
+        let _ = writeln!(
+            out,
+            "{:<16}{} active logins",
+            "never refreshed", self.never_refreshed
         );
         let more = |out: &mut String, total: usize| {
             if total > limit {

@@ -8,8 +8,14 @@
 //! is made good by the next run), so its `pending` reaches 0 and the backlog never holds a
 //! login twice when the registry outgrows a day's capacity (see [`crate::forecast`]).
 //!
-//! Within a date, logins are enqueued least recently refreshed first (never refreshed
-//! first), so when the registry outgrows a day the logins that waited longest go first.
+//! Within a date, logins are enqueued by priority (the registry's `priority`, higher first),
+//! then least recently refreshed first (never refreshed first), so when the registry
+//! outgrows a day the chosen logins and then those that waited longest go first.
+//!
+//! Each run stores the date's deadline before queueing ([`start_routine`]): by default the
+//! schedule's next firing after the run started (for a scheduled run, the next day's
+//! firing), or `ROUTINE_DEADLINE` after the start. Past it, workers record the date's
+//! remaining jobs `superseded` without calling Flinks (see [`crate::control`]).
 //!
 //! Idempotency lives in the queue's dedupe key `authorize:{LoginId}:{date}`, atomic with
 //! the enqueue: running the routine twice, from two producers at once, or again after a
@@ -27,6 +33,7 @@ use redis::aio::ConnectionManager;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
+use crate::control::{Control, ControlError};
 use crate::domain::LoginId;
 use crate::forecast::Forecast;
 use crate::jobs::AuthorizeJob;
@@ -35,7 +42,7 @@ use crate::ledger::{Ledger, LedgerError, LedgerOutcome};
 use crate::metrics::ROUTINE_SUPERSEDED_TOTAL;
 use crate::queue::{EnqueueOptions, Queue, QueueError};
 use crate::ratelimit::eta_at_rate;
-use crate::registry::{Registry, RegistryError};
+use crate::registry::{RefreshOrderKey, Registry, RegistryError};
 
 /// Active LoginIds read (and jobs enqueued) per batch.
 const BATCH: usize = 1_000;
@@ -59,6 +66,9 @@ pub enum RoutineError {
     /// Redis refused a schedule command.
     #[error("routine: Redis error: {0}")]
     Redis(#[from] redis::RedisError),
+    /// The date's deadline could not be stored (nothing was enqueued).
+    #[error("routine: storing the deadline: {0}")]
+    Control(#[from] ControlError),
 }
 
 /// What one `routine run` did.
@@ -88,6 +98,42 @@ pub struct RoutineRun {
     pub over_capacity: bool,
     /// Days to authorize every active login once, `ceil(active ÷ capacity_per_day)`.
     pub coverage_days: Option<u64>,
+    /// The date's deadline: past it no job of the date calls Flinks (`null`: none stored,
+    /// when the jobs were queued without [`start_routine`]).
+    pub deadline: Option<DateTime<Utc>>,
+}
+
+/// The deadline of a routine run started at `started`: `configured` after it
+/// (`ROUTINE_DEADLINE`), or when unset the schedule's next firing after it, when the next
+/// date's routine takes the logins over.
+pub fn routine_deadline(
+    started: DateTime<Utc>,
+    configured: Option<Duration>,
+    at: NaiveTime,
+    tz: Tz,
+) -> DateTime<Utc> {
+    match configured.and_then(|d| chrono::Duration::from_std(d).ok()) {
+        Some(d) => started + d,
+        None => next_fire(started, at, tz),
+    }
+}
+
+/// Starts the routine of `date`: stores its `deadline` first, so every job the run queues
+/// is bound by it, then enqueues (see [`enqueue_routine`]).
+pub async fn start_routine(
+    control: &Control,
+    registry: &Registry,
+    ledger: &Ledger,
+    queue: &Queue<AuthorizeJob>,
+    date: NaiveDate,
+    rate_per_minute: f64,
+    deadline: DateTime<Utc>,
+) -> Result<RoutineRun, RoutineError> {
+    control.set_routine_deadline(date, deadline).await?;
+    let mut run = enqueue_routine(registry, ledger, queue, date, rate_per_minute).await?;
+    run.deadline = Some(deadline);
+    tracing::info!(%date, %deadline, "routine deadline stored");
+    Ok(run)
 }
 
 /// Enqueues one authorize job per active LoginId for `date`, in batches.
@@ -104,9 +150,9 @@ pub async fn enqueue_routine(
     let mut already_queued = 0u64;
     let mut skipped_ineligible = 0u64;
     let mut superseded = 0u64;
-    // Every eligible login with its last refresh first, so the whole date can be enqueued
-    // least recently refreshed first (a few tens of MB for a million logins).
-    let mut eligible: Vec<(LoginId, Option<DateTime<Utc>>)> = Vec::new();
+    // Every eligible login with its priority and last refresh first, so the whole date can
+    // be enqueued in refresh order (a few tens of MB for a million logins).
+    let mut eligible: Vec<(LoginId, RefreshOrderKey)> = Vec::new();
     let mut pages = registry.scan_active(BATCH);
     while let Some(ids) = pages.try_next().await? {
         if ids.is_empty() {
@@ -120,10 +166,10 @@ pub async fn enqueue_routine(
             .filter_map(|(login, skip)| (!skip).then_some(login))
             .collect();
         skipped_ineligible += (before - ids.len()) as u64;
-        let last = registry.last_success_times(&ids).await?;
-        eligible.extend(ids.into_iter().zip(last));
+        let order = registry.refresh_order_keys(&ids).await?;
+        eligible.extend(ids.into_iter().zip(order));
     }
-    for ids in least_recently_refreshed_first(eligible).chunks(BATCH) {
+    for ids in refresh_order(eligible).chunks(BATCH) {
         let jobs: Vec<(AuthorizeJob, EnqueueOptions)> = ids
             .iter()
             .map(|login| {
@@ -184,17 +230,22 @@ pub async fn enqueue_routine(
         capacity_per_day: forecast.capacity_per_day,
         over_capacity: forecast.over_capacity,
         coverage_days: forecast.coverage_days,
+        deadline: None,
     })
 }
 
-/// The routine's enqueue order: never refreshed first, then the oldest last refresh first;
-/// ties by LoginId, so the order is the same on every run. With more logins than a day
-/// holds, the ones that waited longest go first.
-pub fn least_recently_refreshed_first(
-    mut logins: Vec<(LoginId, Option<DateTime<Utc>>)>,
-) -> Vec<LoginId> {
+/// The routine's enqueue order: the highest priority first; within a priority, never
+/// refreshed first, then the oldest last refresh first; ties by LoginId, so the order is
+/// the same on every run. With more logins than a day holds, the chosen logins and then
+/// the ones that waited longest go first.
+pub fn refresh_order(mut logins: Vec<(LoginId, RefreshOrderKey)>) -> Vec<LoginId> {
     // `None` sorts before any `Some`: never refreshed comes first.
-    logins.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+    logins.sort_unstable_by(|a, b| {
+        b.1.priority
+            .cmp(&a.1.priority)
+            .then_with(|| a.1.last_success_at.cmp(&b.1.last_success_at))
+            .then_with(|| a.0.cmp(&b.0))
+    });
     logins.into_iter().map(|(login, _)| login).collect()
 }
 
@@ -214,7 +265,11 @@ async fn record_superseded(
         }
         let at = Utc::now();
         for s in &page {
-            let outcome = LedgerOutcome::Superseded { by_date, at };
+            let outcome = LedgerOutcome::Superseded {
+                by_date,
+                at,
+                deadline: None,
+            };
             ledger
                 .record(s.job.routine_date, &s.job.login_id, &outcome)
                 .await?;
@@ -382,6 +437,8 @@ pub struct Schedule {
     pub tz: Tz,
     /// `RATE_LIMIT_PER_MINUTE`, for the ETA.
     pub rate_per_minute: f64,
+    /// `ROUTINE_DEADLINE` (`None`: the next firing).
+    pub deadline: Option<Duration>,
     /// When set (a bearer secret is configured), GetNightlyRefreshStatus runs just before
     /// each firing, so the cards it lists are recorded as needs re-auth and not authorized.
     pub precheck: Option<RefreshStatusPrecheck>,
@@ -438,7 +495,18 @@ impl Schedule {
         if let Some(precheck) = &self.precheck {
             precheck.run(date).await;
         }
-        let run = enqueue_routine(registry, ledger, queue, date, self.rate_per_minute).await?;
+        let control = Control::new(self.claim.conn.clone(), &self.claim.keys);
+        let deadline = routine_deadline(now, self.deadline, self.at, self.tz);
+        let run = start_routine(
+            &control,
+            registry,
+            ledger,
+            queue,
+            date,
+            self.rate_per_minute,
+            deadline,
+        )
+        .await?;
         self.claim.complete(date).await?;
         // The firing is a mutation like `routine run`; a lost audit entry must not make
         // the schedule fire again, so a failure is only logged.
@@ -511,19 +579,60 @@ mod tests {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
     }
 
+    fn id(n: u8) -> LoginId {
+        LoginId::parse(&format!("00000000-0000-4000-8000-0000000000{n:02}")).unwrap()
+    }
+
+    fn key(priority: u8, last: Option<&str>) -> RefreshOrderKey {
+        RefreshOrderKey {
+            priority,
+            last_success_at: last.map(utc),
+        }
+    }
+
     #[test]
     fn never_refreshed_logins_go_first_then_the_oldest_refresh() {
-        let id =
-            |n: u8| LoginId::parse(&format!("00000000-0000-4000-8000-0000000000{n:02}")).unwrap();
-        let at = |s: &str| Some(utc(s));
-        let order = least_recently_refreshed_first(vec![
-            (id(1), at("2026-11-20T00:00:00Z")),
-            (id(2), None),
-            (id(3), at("2026-11-01T00:00:00Z")),
-            (id(4), at("2026-11-25T00:00:00Z")),
-            (id(5), None),
+        let order = refresh_order(vec![
+            (id(1), key(0, Some("2026-11-20T00:00:00Z"))),
+            (id(2), key(0, None)),
+            (id(3), key(0, Some("2026-11-01T00:00:00Z"))),
+            (id(4), key(0, Some("2026-11-25T00:00:00Z"))),
+            (id(5), key(0, None)),
         ]);
         assert_eq!(order, [id(2), id(5), id(3), id(1), id(4)]);
+    }
+
+    #[test]
+    fn a_higher_priority_goes_first_then_least_recently_refreshed_within_it() {
+        let order = refresh_order(vec![
+            (id(1), key(0, None)),
+            (id(2), key(5, Some("2026-11-25T00:00:00Z"))),
+            (id(3), key(100, Some("2026-11-29T00:00:00Z"))),
+            (id(4), key(5, Some("2026-11-02T00:00:00Z"))),
+            (id(5), key(0, Some("2026-11-01T00:00:00Z"))),
+            (id(6), key(5, None)),
+        ]);
+        assert_eq!(order, [id(3), id(6), id(4), id(2), id(1), id(5)]);
+    }
+
+    #[test]
+    fn the_deadline_is_the_next_firing_unless_configured() {
+        let at = NaiveTime::from_hms_opt(10, 30, 0).unwrap();
+        // The schedule fires the 25th at 10:30 EST (15:30 UTC): the 26th's firing.
+        let fired = utc("2026-11-25T15:30:00Z");
+        assert_eq!(
+            routine_deadline(fired, None, at, Toronto),
+            utc("2026-11-26T15:30:00Z")
+        );
+        // A run by hand before the day's firing: that firing takes the logins over.
+        assert_eq!(
+            routine_deadline(utc("2026-11-25T09:00:00Z"), None, at, Toronto),
+            utc("2026-11-25T15:30:00Z")
+        );
+        assert_eq!(
+            routine_deadline(fired, Some(Duration::from_secs(20 * 3600)), at, Toronto),
+            utc("2026-11-26T11:30:00Z")
+        );
     }
 
     #[test]

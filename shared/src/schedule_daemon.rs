@@ -94,6 +94,7 @@ pub async fn run(
         at: settings.routine_at,
         tz: settings.routine_tz,
         rate_per_minute: settings.rate_limit_per_minute,
+        deadline: settings.routine_deadline,
         precheck: precheck(&conn, keys, settings)?,
     };
     tracing::info!(

@@ -270,6 +270,10 @@ fn build_deps(
         results: ResultsSink::new(conn.clone(), keys, settings.results_stream_maxlen)
             .with_cipher(settings.require_results_encryption()?.cloned()),
         permits: Permits::new(limiter.clone(), shutdown),
+        deadlines: shared::control::RoutineDeadlines::new(shared::control::Control::new(
+            conn.clone(),
+            keys,
+        )),
         limiter,
         policy: Policy {
             stale_after: settings.stale_after,

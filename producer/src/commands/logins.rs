@@ -66,6 +66,14 @@ pub struct AddArgs {
     /// A free-form tag.
     #[arg(long)]
     pub tag: Option<String>,
+    /// Refresh priority, 0 to 100: when a day's budget cannot cover every login, higher
+    /// priorities are authorized first. Omitted: keep the current one (0 for a new login).
+    #[arg(long, value_parser = priority_arg)]
+    pub priority: Option<u8>,
+}
+
+fn priority_arg(raw: &str) -> Result<u8, String> {
+    shared::import::parse_priority(raw)
 }
 
 /// `producer logins list`
@@ -167,20 +175,19 @@ async fn add(ctx: &Ctx, args: AddArgs) -> anyhow::Result<()> {
         login_id: parse_login(&args.login_id)?,
         active: !args.inactive,
         tag: args.tag,
+        priority: args.priority,
     };
     let registry = Registry::new(ctx.redis().await?, &ctx.keys);
     let written = registry.add(&record).await?;
     let summary = format!("{} active={}", record.login_id.as_str(), record.active);
     ctx.audit("logins add", summary, 1, 0).await?;
-    let state = registry
-        .get(&record.login_id)
-        .await?
-        .and_then(|s| s.flinks_scheduled_refresh);
+    let status = registry.get(&record.login_id).await?;
     let summary = LoginSummary {
         login_id: record.login_id,
         active: record.active,
         tag: record.tag,
-        flinks_scheduled_refresh: state,
+        priority: status.as_ref().map_or(0, |s| s.priority),
+        flinks_scheduled_refresh: status.and_then(|s| s.flinks_scheduled_refresh),
     };
     if ctx.json {
         return ctx.print_json(&summary);

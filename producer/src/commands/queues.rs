@@ -193,19 +193,39 @@ async fn stats(ctx: &Ctx) -> anyhow::Result<()> {
         .await
         .context("reading queue stats")?;
     let control = super::control::view(ctx).await?;
+    // The due routine date's deadline: that date's authorize backlog is called until then.
+    let due = shared::routine::due_date(
+        chrono::Utc::now(),
+        ctx.settings.routine_at,
+        ctx.settings.routine_tz,
+    );
+    let deadline = shared::control::Control::new(conn.clone(), &ctx.keys)
+        .routine_deadline(due)
+        .await
+        .context("reading the routine deadline")?;
     if ctx.json {
+        #[derive(Serialize)]
+        struct Deadline {
+            date: chrono::NaiveDate,
+            deadline: Option<chrono::DateTime<chrono::Utc>>,
+        }
         #[derive(Serialize)]
         struct StatsOut<'a> {
             #[serde(flatten)]
             snap: &'a stats::Snapshot,
             control: &'a super::control::ControlView,
+            routine: Deadline,
         }
         return ctx.print_json(&StatsOut {
             snap: &snap,
             control: &control,
+            routine: Deadline {
+                date: due,
+                deadline,
+            },
         });
     }
-    print!("{}", text::stats(&snap, &control));
+    print!("{}", text::stats(&snap, &control, due, deadline));
     Ok(())
 }
 

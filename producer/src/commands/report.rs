@@ -66,15 +66,18 @@ async fn read(ctx: &Ctx, day: Option<RoutineDay>) -> anyhow::Result<Reading> {
     let backlog = snapshot
         .queue(AUTHORIZE_QUEUE)
         .map_or(0, |q| q.ready + q.delayed + q.in_flight);
-    let report = shared::report::build(
+    let mut report = shared::report::build(
         &Ledger::new(conn.clone(), &ctx.keys),
-        &Registry::new(conn, &ctx.keys),
+        &Registry::new(conn.clone(), &ctx.keys),
         date,
         control.rate_limit.per_minute,
         backlog,
         now,
     )
     .await?;
+    report.deadline = shared::control::Control::new(conn, &ctx.keys)
+        .routine_deadline(date)
+        .await?;
     Ok(Reading {
         report,
         control,

@@ -9,7 +9,7 @@ use shared::jobs::{queue_config, AuthorizeJob, AUTHORIZE_QUEUE};
 use shared::ledger::Ledger;
 use shared::queue::Queue;
 use shared::registry::Registry;
-use shared::routine::enqueue_routine;
+use shared::routine::{routine_deadline, start_routine};
 
 use super::Ctx;
 
@@ -64,14 +64,29 @@ pub(crate) async fn run(ctx: &Ctx, cmd: RoutineCommand) -> anyhow::Result<()> {
 async fn run_routine(ctx: &Ctx, args: RoutineRunArgs) -> anyhow::Result<()> {
     let date = ctx.date(args.date);
     let p = parts(ctx).await?;
-    let rate = shared::control::Control::new(p.conn.clone(), &ctx.keys)
+    let control = shared::control::Control::new(p.conn.clone(), &ctx.keys);
+    let rate = control
         .rate_limit(ctx.settings.rate_limit_per_minute)
         .await
         .context("reading the rate limit")?
         .per_minute;
-    let run = enqueue_routine(&p.registry, &p.ledger, &p.queue, date, rate)
-        .await
-        .with_context(|| format!("starting the routine of {date}"))?;
+    let deadline = routine_deadline(
+        chrono::Utc::now(),
+        ctx.settings.routine_deadline,
+        ctx.settings.routine_at,
+        ctx.settings.routine_tz,
+    );
+    let run = start_routine(
+        &control,
+        &p.registry,
+        &p.ledger,
+        &p.queue,
+        date,
+        rate,
+        deadline,
+    )
+    .await
+    .with_context(|| format!("starting the routine of {date}"))?;
     ctx.audit(
         "routine run",
         format!("date {date}"),

@@ -174,6 +174,7 @@ async fn report_json_on_a_seeded_ledger_has_the_documented_fields() {
                 login_id: login(n),
                 active: true,
                 tag: None,
+                priority: None,
             })
             .await
             .unwrap();
@@ -187,6 +188,10 @@ async fn report_json_on_a_seeded_ledger_has_the_documented_fields() {
         results_stream_id: None,
     };
     ledger.record(date, &login(0), &refreshed).await.unwrap();
+    registry
+        .record_outcome(&login(0), &refreshed)
+        .await
+        .unwrap();
     let failed = LedgerOutcome::Failed {
         flinks_code: None,
         http_status: Some(500),
@@ -210,7 +215,52 @@ async fn report_json_on_a_seeded_ledger_has_the_documented_fields() {
     assert_eq!(report["reauth"].as_array().unwrap().len(), 0);
     assert!(report["eta_seconds"].is_u64());
     assert!(report["new_reauth"].is_array());
-    assert!(stdout(&text).contains("pending"), "{}", stdout(&text));
+    assert!(report["oldest_refresh_at"].is_string(), "{report}");
+    assert!(report["oldest_data_age_seconds"].is_u64(), "{report}");
+    assert_eq!(report["never_refreshed"], 2);
+    assert!(report["deadline"].is_null(), "no run stored one: {report}");
+    let text = stdout(&text);
+    assert!(text.contains("pending"), "{text}");
+    assert!(
+        text.contains("oldest data") && text.contains("never refreshed"),
+        "{text}"
+    );
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_priority_out_of_range_exits_2_naming_the_value_in_the_csv_or_the_flag() {
+    let env = Env::new("priority");
+    let csv = env.file(
+        "priority.csv",
+        &format!(
+            "LoginId,Priority\n{},5\n{},101\n",
+            login(1).as_str(),
+            login(2).as_str()
+        ),
+    );
+
+    let import = env.run(&["logins", "import", &csv]);
+    let add = env.run(&["logins", "add", login(3).as_str(), "--priority", "high"]);
+    let ok = env.run(&[
+        "logins",
+        "add",
+        login(4).as_str(),
+        "--priority",
+        "9",
+        "--json",
+    ]);
+
+    assert_eq!(import.status.code(), Some(2), "{}", stderr(&import));
+    let err = stderr(&import);
+    assert!(
+        err.contains("line 3") && err.contains("Priority \"101\""),
+        "{err}"
+    );
+    assert_eq!(add.status.code(), Some(2), "{}", stderr(&add));
+    let err = stderr(&add);
+    assert!(err.contains("--priority") && err.contains("high"), "{err}");
+    assert_eq!(json(&ok)["priority"], 9);
     env.cleanup().await;
 }
 

@@ -23,10 +23,11 @@ fn activity(active: bool) -> &'static str {
 /// `logins add`: whether the login was `new`, and its state.
 pub fn added(login: &LoginSummary, new: bool) -> String {
     format!(
-        "{} {} ({}, flinks_scheduled_refresh: {})\n",
+        "{} {} ({}, priority {}, flinks_scheduled_refresh: {})\n",
         if new { "added" } else { "updated" },
         login.login_id.as_str(),
         activity(login.active),
+        login.priority,
         flinks_state(login.flinks_scheduled_refresh)
     )
 }
@@ -60,6 +61,7 @@ pub fn show(status: &LoginStatus, history: &[LedgerOutcome]) -> String {
         ),
         ("flinks error", or_dash(status.flinks_error.as_ref())),
         ("tag", or_dash(status.tag.as_ref())),
+        ("priority", status.priority.to_string()),
         ("added", at(status.added_at)),
         (
             "last outcome",

@@ -13,8 +13,19 @@ use crate::ops::requeue::{DeadRequeueReport, PurgeReport, RequeueReport};
 use crate::ops::stats::{QueueSnapshot, Snapshot};
 
 /// `queues stats`: the control section, per-queue counts, record counts and workers.
-pub fn stats(snap: &Snapshot, control: &ControlView) -> String {
-    let mut out = format!("{}\n\n", escape_lines(control.render_text().trim_end()));
+pub fn stats(
+    snap: &Snapshot,
+    control: &ControlView,
+    due: chrono::NaiveDate,
+    deadline: Option<chrono::DateTime<chrono::Utc>>,
+) -> String {
+    let mut out = format!("{}\n", escape_lines(control.render_text().trim_end()));
+    out.push_str(&format!(
+        "routine:         {due}, deadline {}\n\n",
+        deadline.map_or("- (none stored)".to_string(), |d| d
+            .format("%Y-%m-%d %H:%M:%S UTC")
+            .to_string())
+    ));
     let headers = [
         col::QUEUE,
         col::READY,

@@ -28,6 +28,13 @@ pub fn run(run: &RoutineRun, configured: f64, rate: f64) -> String {
         ),
         _ => "capacity: unbounded (RATE_LIMIT_PER_MINUTE=0, the limiter is off)\n".into(),
     };
+    if let Some(deadline) = run.deadline {
+        out += &format!(
+            "deadline: {} (jobs of {} not started by then are superseded, not called; the next date's routine covers those logins)\n",
+            deadline.format("%Y-%m-%d %H:%M:%S UTC"),
+            run.date
+        );
+    }
     out += &match run.eta_seconds {
         Some(eta) => format!(
             "ETA of the backlog ({} authorize jobs, all dates) at {}/min: {}\n",

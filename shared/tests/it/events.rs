@@ -79,6 +79,7 @@ async fn registered(t: &TestRedis, logins: &[LoginId]) {
                 login_id: l.clone(),
                 active: true,
                 tag: None,
+                priority: None,
             })
             .await
             .unwrap();

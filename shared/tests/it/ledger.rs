@@ -240,6 +240,7 @@ async fn the_report_counts_lists_and_names_its_json_fields() {
             login_id: login(n),
             active: n < 8,
             tag: None,
+            priority: None,
         })
         .collect();
     registry.upsert_many(&records).await.unwrap();

@@ -85,6 +85,7 @@ async fn register(t: &TestRedis, logins: impl IntoIterator<Item = LoginId>) {
                 login_id: l,
                 active: true,
                 tag: None,
+                priority: None,
             })
             .await
             .unwrap();

@@ -64,6 +64,7 @@ async fn fixture(test: &str) -> Fixture {
             login_id: login(1),
             active: true,
             tag: None,
+            priority: None,
         })
         .await
         .unwrap();

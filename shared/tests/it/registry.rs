@@ -18,6 +18,7 @@ fn record(n: u32, active: bool) -> LoginRecordInput {
         login_id: login(n),
         active,
         tag: None,
+        priority: None,
     }
 }
 
@@ -111,6 +112,7 @@ async fn record_outcome_updates_the_latest_state_and_keeps_a_capped_history() {
             login_id: id.clone(),
             active: true,
             tag: Some("vip".into()),
+            priority: None,
         })
         .await
         .unwrap();
@@ -239,4 +241,78 @@ async fn a_million_logins_import_in_well_under_a_minute() {
     assert_eq!(registry.count_active().await.unwrap(), 1_000_000);
     redis.cleanup().await;
     assert!(took < std::time::Duration::from_secs(30), "took {took:?}");
+}
+
+fn refreshed_at(at: &str) -> LedgerOutcome {
+    LedgerOutcome::Refreshed {
+        request_id: RequestId::new("r-1"),
+        last_refresh: None,
+        stale: false,
+        fetched_at: chrono::DateTime::parse_from_rfc3339(at)
+            .unwrap()
+            .with_timezone(&Utc),
+        results_stream_id: None,
+    }
+}
+
+#[tokio::test]
+async fn priority_is_kept_unless_given_and_zero_is_not_stored() {
+    let redis = TestRedis::new("registry-priority").await;
+    let registry = Registry::new(redis.conn.clone(), &redis.keys);
+    let with = |priority| LoginRecordInput {
+        priority,
+        ..record(1, true)
+    };
+    registry.add(&with(Some(7))).await.unwrap();
+    registry.add(&with(None)).await.unwrap();
+    assert_eq!(registry.get(&login(1)).await.unwrap().unwrap().priority, 7);
+    let keys = registry.refresh_order_keys(&[login(1)]).await.unwrap();
+    assert_eq!(keys[0].priority, 7);
+
+    registry.add(&with(Some(0))).await.unwrap();
+    assert_eq!(registry.get(&login(1)).await.unwrap().unwrap().priority, 0);
+    let mut conn = redis.conn.clone();
+    let stored: Option<String> = redis::cmd("HGET")
+        .arg(redis.keys.login(login(1).as_str()))
+        .arg("priority")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(stored, None, "priority 0 is the absent field");
+    redis.cleanup().await;
+}
+
+#[tokio::test]
+async fn data_age_is_the_oldest_refresh_of_active_logins_with_never_refreshed_apart() {
+    let redis = TestRedis::new("registry-data-age").await;
+    let registry = Registry::new(redis.conn.clone(), &redis.keys);
+    registry
+        .upsert_many(&[
+            record(1, true),
+            record(2, true),
+            record(3, true),
+            record(4, false),
+        ])
+        .await
+        .unwrap();
+    for (n, at) in [
+        (1, "2026-11-20T12:00:00Z"),
+        (2, "2026-11-10T08:00:00Z"),
+        (4, "2026-10-01T00:00:00Z"),
+    ] {
+        registry
+            .record_outcome(&login(n), &refreshed_at(at))
+            .await
+            .unwrap();
+    }
+
+    let age = registry.data_age().await.unwrap();
+
+    // Login 4 refreshed earliest but is inactive; login 3 never refreshed.
+    assert_eq!(
+        age.oldest_refresh_at.map(|t| t.to_rfc3339()),
+        Some("2026-11-10T08:00:00+00:00".to_string())
+    );
+    assert_eq!(age.never_refreshed, 1);
+    redis.cleanup().await;
 }

@@ -30,6 +30,7 @@ async fn seeded(
             login_id: LoginId::parse(&uuid::Uuid::new_v4().to_string()).unwrap(),
             active: i < active,
             tag: None,
+            priority: None,
         })
         .collect();
     registry.upsert_many(&records).await.unwrap();
@@ -124,6 +125,7 @@ async fn replicas_fire_the_due_routine_exactly_once_between_them() {
             at,
             tz: chrono_tz::America::Toronto,
             rate_per_minute: 20.0,
+            deadline: None,
             precheck: None,
         })
         .collect();
@@ -141,6 +143,14 @@ async fn replicas_fire_the_due_routine_exactly_once_between_them() {
     assert_eq!(runs.len(), 1, "exactly one replica fired");
     assert_eq!(runs[0].date, date());
     assert_eq!(runs[0].enqueued, 50);
+    // The date's deadline is the next day's firing, stored for the workers.
+    let next_firing = utc("2026-11-26T15:30:00Z");
+    assert_eq!(runs[0].deadline, Some(next_firing));
+    let control = shared::control::Control::new(redis.conn.clone(), &redis.keys);
+    assert_eq!(
+        control.routine_deadline(date()).await.unwrap(),
+        Some(next_firing)
+    );
     // Later ticks of any replica, or a restart (catch-up), fire nothing more that day.
     let later = replicas[2]
         .fire_if_due(&registry, &ledger, &queue, utc("2026-11-25T20:00:00Z"))
@@ -160,6 +170,7 @@ async fn on_start_a_due_and_missing_run_is_caught_up_and_a_dead_replicas_claim_t
         at,
         tz: chrono_tz::America::Toronto,
         rate_per_minute: 20.0,
+        deadline: None,
         precheck: None,
     };
     // A replica claimed yesterday's run at 10:30 and died before completing it.

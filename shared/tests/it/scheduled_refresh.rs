@@ -20,6 +20,7 @@ fn record(n: u32, active: bool) -> LoginRecordInput {
         login_id: login(n),
         active,
         tag: None,
+        priority: None,
     }
 }
 

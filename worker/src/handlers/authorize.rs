@@ -1,4 +1,4 @@
-//! The authorize step: ledger check → authorize token → rate-limit permit → `/Authorize`
+//! The authorize step: ledger check → routine deadline → authorize token → rate-limit permit → `/Authorize`
 //! (cached) → chain the detail fetch, or settle the failure (re-auth, retry, restart, fail).
 //!
 //! The global permit is taken last, immediately before `/Authorize` is sent: a slow token
@@ -12,7 +12,10 @@ use shared::flinks::AuthorizeOutcome;
 use shared::jobs::{AuthorizeJob, DetailJob};
 use shared::queue::{EnqueueOptions, JobFailure};
 
-use super::settle::{already_done, count_skipped_redelivery, persist, settle_failure, Step};
+use super::settle::{
+    already_done, count_skipped_redelivery, deadline_passed, persist, record_past_deadline,
+    settle_failure, Step,
+};
 use super::{Delivery, Deps, Handled};
 
 /// Runs one delivery of an authorize job.
@@ -28,6 +31,10 @@ pub async fn handle(
 ) -> Result<Handled, JobFailure> {
     if already_done(deps, &job.login_id, job.routine_date).await? {
         return Ok(Handled::AlreadyDone);
+    }
+    // Past the date's deadline the next date's routine covers the login: no permit spent.
+    if let Some(deadline) = deadline_passed(deps, job.routine_date, Utc::now()).await? {
+        return record_past_deadline(deps, &job.login_id, job.routine_date, deadline).await;
     }
     // GetNightlyRefreshStatus listed the login for this date: it is recorded as needs
     // re-auth already, and an Authorize would only spend a permit (or overwrite it).

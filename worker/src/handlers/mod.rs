@@ -18,6 +18,7 @@ mod settle;
 
 use std::time::Duration;
 
+use shared::control::RoutineDeadlines;
 use shared::flinks::FlinksClient;
 use shared::jobs::{AuthorizeJob, DetailJob};
 use shared::ledger::Ledger;
@@ -52,6 +53,8 @@ pub struct Deps {
     pub limiter: RateLimiter,
     /// Rate-limit permits for rate-limited calls (`/Authorize`, `/SetScheduledRefresh`).
     pub permits: Permits,
+    /// The routine dates' deadlines (no Flinks call, and no retry, past them).
+    pub deadlines: RoutineDeadlines,
     /// The routine's policy knobs.
     pub policy: Policy,
 }
@@ -129,6 +132,9 @@ pub enum Handled {
     SessionRestarted,
     /// A redelivery found the (LoginId, date) already done in the ledger; nothing called.
     AlreadyDone,
+    /// The date's deadline passed (or its retry would have run past it): recorded as
+    /// superseded without calling Flinks; the next date's routine covers the login.
+    PastDeadline,
 }
 
 impl Handled {
@@ -143,11 +149,12 @@ impl Handled {
             Handled::PendingPoll => "pending_poll",
             Handled::SessionRestarted => "session_restarted",
             Handled::AlreadyDone => "already_done",
+            Handled::PastDeadline => "past_deadline",
         }
     }
 
     /// Every variant, for tests and zeroed series.
-    pub const ALL: [Handled; 8] = [
+    pub const ALL: [Handled; 9] = [
         Handled::Chained,
         Handled::Refreshed,
         Handled::Stale,
@@ -156,6 +163,7 @@ impl Handled {
         Handled::PendingPoll,
         Handled::SessionRestarted,
         Handled::AlreadyDone,
+        Handled::PastDeadline,
     ];
 }
 

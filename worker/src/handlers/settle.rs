@@ -1,12 +1,14 @@
-//! What the handlers share: the effectively-once ledger check, the settling of a failed
-//! call (re-auth, retry with cool-down, session restart, failure) and `persist`, which
-//! retries Redis writes that follow a Flinks call so a Redis blip does not turn into a
-//! second API call.
+//! What the handlers share: the effectively-once ledger check, the routine date's deadline
+//! (no call past it, no retry scheduled beyond it: the job is recorded `superseded`), the
+//! settling of a failed call (re-auth, retry with cool-down, session restart, failure) and
+//! `persist`, which retries Redis writes that follow a Flinks call so a Redis blip does not
+//! turn into a second API call.
 
 use std::future::Future;
 use std::time::Duration;
 
-use chrono::{NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
+use shared::control::past_deadline;
 use shared::flinks::{is_unrecognised_reauth, Error as FlinksError};
 use shared::jobs::{AuthorizeJob, MAX_SESSION_RESTARTS};
 use shared::ledger::{FailureReason, LedgerOutcome};
@@ -73,6 +75,45 @@ pub(crate) async fn already_done(
         tracing::info!("already done for this date; redelivery skipped");
     }
     Ok(done)
+}
+
+/// `date`'s deadline when work starting at `start` would be past it, else `None`.
+pub(crate) async fn deadline_passed(
+    deps: &Deps,
+    date: NaiveDate,
+    start: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>, JobFailure> {
+    let deadline = deps
+        .deadlines
+        .get(date)
+        .await
+        .map_err(|e| JobFailure::Retry {
+            error: format!("reading the routine deadline: {e}"),
+            delay: Some(Duration::from_secs(5)),
+        })?;
+    Ok(deadline.filter(|_| past_deadline(start, deadline)))
+}
+
+/// Records `login` as superseded on `date` because the date's `deadline` passed: the next
+/// date's routine covers it. Nothing is called.
+pub(crate) async fn record_past_deadline(
+    deps: &Deps,
+    login: &LoginId,
+    date: NaiveDate,
+    deadline: DateTime<Utc>,
+) -> Result<Handled, JobFailure> {
+    let outcome = LedgerOutcome::Superseded {
+        by_date: date.succ_opt().unwrap_or(date),
+        at: Utc::now(),
+        deadline: Some(deadline),
+    };
+    persist("record superseded at the deadline", || {
+        deps.ledger.record(date, login, &outcome)
+    })
+    .await?;
+    metrics::counter!(shared::metrics::ROUTINE_SUPERSEDED_TOTAL).increment(1);
+    tracing::info!(%deadline, "the routine date's deadline passed; superseded, Flinks not called");
+    Ok(Handled::PastDeadline)
 }
 
 /// Runs a Redis write, retrying with backoff for up to [`PERSIST_BUDGET`]; after that the
@@ -173,13 +214,18 @@ pub(crate) async fn settle_failure(
             Ok(Handled::NeedsReauth)
         }
         Decision::Retry => {
+            // Both queues take their backoff from the same settings.
+            let delay = deps.authorize_queue.config().backoff.delay(step.attempt);
+            if let Some(deadline) = deadline_passed(deps, step.date, retry_at(delay)).await? {
+                return record_past_deadline(deps, step.login, step.date, deadline).await;
+            }
             if let Err(e) = deps.ledger.incr_retries(step.date).await {
                 tracing::warn!(error.message = %e, "could not count the retry");
             }
             tracing::info!(error.message = %error, "retryable; the queue retries with backoff");
             Err(JobFailure::Retry {
                 error: error.to_string(),
-                delay: None,
+                delay: Some(delay),
             })
         }
         Decision::CoolDown => {
@@ -203,6 +249,10 @@ pub(crate) async fn settle_failure(
                     "throttled on every try today; recorded as failed"
                 );
                 return Ok(Handled::Failed);
+            }
+            let resume = retry_at(deps.policy.cooldown);
+            if let Some(deadline) = deadline_passed(deps, step.date, resume).await? {
+                return record_past_deadline(deps, step.login, step.date, deadline).await;
             }
             Err(JobFailure::Defer {
                 error: error.to_string(),
@@ -231,6 +281,11 @@ pub(crate) async fn settle_failure(
             Ok(Handled::Failed)
         }
     }
+}
+
+/// When a job handed back now with `delay` runs again.
+fn retry_at(delay: Duration) -> DateTime<Utc> {
+    Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX)
 }
 
 /// True when the registry has never seen `login` refreshed.

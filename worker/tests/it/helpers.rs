@@ -76,6 +76,9 @@ impl Stack {
             ("METRICS_ADDR".to_string(), "127.0.0.1:0".to_string()),
             ("LOG_FORMAT".to_string(), "json".to_string()),
             ("RUST_LOG".to_string(), "warn".to_string()),
+            // A day from each run: a test that happens to run just before ROUTINE_AT must
+            // not see its jobs pass the default deadline (the next firing) mid-test.
+            ("ROUTINE_DEADLINE".to_string(), "24h".to_string()),
         ];
         Self {
             keys: KeySpace::new(namespace.clone()),

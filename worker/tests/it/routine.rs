@@ -502,13 +502,38 @@ async fn a_later_date_supersedes_the_waiting_jobs_so_each_login_is_authorized_on
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn logins_are_authorized_least_recently_refreshed_first() {
-    // Arrange: six logins, four refreshed at different times, two never.
+async fn logins_are_authorized_by_priority_then_least_recently_refreshed_first() {
+    // Arrange: nine logins. Six without a priority: four refreshed at different times, two
+    // never. Two with Priority 5 in the CSV (one refreshed, one never), and one given
+    // priority 10 by `logins add --priority` after refreshing most recently of all.
     let sim = flinks_sim::spawn(SimConfig::default()).await.unwrap();
     let mut stack = Stack::new("lrr-order", &sim.base_url).await;
     stack.set("RATE_LIMIT_PER_MINUTE", "3000");
-    let logins = crate::helpers::new_logins(6);
-    stack.import_logins(&logins);
+    let logins = crate::helpers::new_logins(9);
+    let csv = std::env::temp_dir().join(format!("{}-priority.csv", stack.namespace));
+    let mut text = String::from("LoginId,Priority\n");
+    for (i, login) in logins.iter().enumerate() {
+        let priority = match i {
+            6 | 7 => "5",
+            0 => "0",
+            _ => "",
+        };
+        text.push_str(&format!("{},{priority}\n", login.as_str()));
+    }
+    std::fs::write(&csv, text).unwrap();
+    let import = stack.producer(&["logins", "import", csv.to_str().unwrap()]);
+    let _ = std::fs::remove_file(&csv);
+    assert!(
+        import.status.success(),
+        "{}",
+        String::from_utf8_lossy(&import.stderr)
+    );
+    let add = stack.producer(&["logins", "add", logins[8].as_str(), "--priority", "10"]);
+    assert!(
+        add.status.success(),
+        "{}",
+        String::from_utf8_lossy(&add.stderr)
+    );
     let registry = shared::registry::Registry::new(stack.conn.clone(), &stack.keys);
     let refreshed_at = |day: u32| {
         chrono::NaiveDate::from_ymd_opt(2026, 11, day)
@@ -517,7 +542,7 @@ async fn logins_are_authorized_least_recently_refreshed_first() {
             .unwrap()
             .and_utc()
     };
-    for (login, day) in [(0, 20), (1, 3), (3, 24), (4, 11)] {
+    for (login, day) in [(0, 20), (1, 3), (3, 24), (4, 11), (6, 25), (8, 26)] {
         let outcome = LedgerOutcome::Refreshed {
             request_id: shared::RequestId::new("r-earlier"),
             last_refresh: None,
@@ -530,8 +555,11 @@ async fn logins_are_authorized_least_recently_refreshed_first() {
             .await
             .unwrap();
     }
+    let shown = registry.get(&logins[8]).await.unwrap().unwrap();
+    assert_eq!(shown.priority, 10);
 
-    // Act: the routine, then one worker authorizing one login at a time.
+    // Act: the routine, then one worker authorizing one login at a time: the order of the
+    // Authorize calls is the order a budget smaller than the list would cut.
     let run = stack.producer(&["routine", "run", "--date", DATE]);
     assert!(
         run.status.success(),
@@ -539,15 +567,120 @@ async fn logins_are_authorized_least_recently_refreshed_first() {
         String::from_utf8_lossy(&run.stderr)
     );
     stack.spawn_worker(&["--concurrency", "1"]);
-    stack.wait_done(DATE, 6, Duration::from_secs(60)).await;
+    stack.wait_done(DATE, 9, Duration::from_secs(60)).await;
     stack.terminate_workers();
 
-    // Assert: never refreshed first (by LoginId), then the oldest refresh first.
+    // Assert: priority 10, then priority 5 (never refreshed first), then the rest: never
+    // refreshed first (by LoginId), then the oldest refresh first.
+    let mut want: Vec<&str> = [8, 7, 6].map(|i| logins[i].as_str()).to_vec();
     let mut never = vec![logins[2].as_str(), logins[5].as_str()];
     never.sort_unstable();
-    let mut want: Vec<&str> = never;
+    want.extend(never);
     want.extend([1, 4, 0, 3].map(|i| logins[i].as_str()));
     let stats = sim.stats().await;
     assert_eq!(stats.authorize_logins, want);
+    stack.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_of_a_date_past_its_deadline_are_superseded_without_calling_flinks() {
+    // Arrange: five healthy logins queued for D, then D's deadline moved a minute into
+    // the past (as if the workers had been down until after it).
+    const N: usize = 5;
+    let sim = flinks_sim::spawn(SimConfig::default()).await.unwrap();
+    let mut stack = Stack::new("deadline-passed", &sim.base_url).await;
+    stack.set("RATE_LIMIT_PER_MINUTE", "3000");
+    let logins = crate::helpers::new_logins(N);
+    stack.import_and_run(&logins, DATE);
+    let control = shared::control::Control::new(stack.conn.clone(), &stack.keys);
+    let stored = control.routine_deadline(parse_date(DATE)).await.unwrap();
+    assert!(stored.is_some_and(|d| d > chrono::Utc::now()), "{stored:?}");
+    let deadline = chrono::Utc::now() - chrono::Duration::minutes(1);
+    control
+        .set_routine_deadline(parse_date(DATE), deadline)
+        .await
+        .unwrap();
+
+    // Act: a worker takes the jobs.
+    stack.spawn_worker(&[]);
+    stack
+        .wait_done(DATE, N as u64, Duration::from_secs(60))
+        .await;
+    stack.terminate_workers();
+
+    // Assert: every login superseded by the next date at the deadline, nothing pending,
+    // no Authorize sent, and the report shows the passed deadline.
+    let ledger = stack.ledger();
+    let counts = ledger.counts(parse_date(DATE)).await.unwrap();
+    assert_eq!((counts.superseded, counts.refreshed), (N as u64, 0));
+    let next = parse_date(DATE).succ_opt().unwrap();
+    for login in &logins {
+        match ledger.get(parse_date(DATE), login).await.unwrap() {
+            Some(LedgerOutcome::Superseded {
+                by_date,
+                deadline: Some(at),
+                ..
+            }) => {
+                assert_eq!(by_date, next);
+                assert_eq!(at.timestamp_millis(), deadline.timestamp_millis());
+            }
+            other => panic!("expected superseded at the deadline, got {other:?}"),
+        }
+    }
+    assert_eq!(sim.stats().await.authorize_logins.len(), 0);
+    let report = stack.producer(&["report", "--date", DATE, "--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap();
+    assert_eq!(report["superseded"], N, "{report}");
+    assert_eq!(report["pending"], 0, "{report}");
+    assert_eq!(
+        report["deadline"]
+            .as_str()
+            .map(|d| d.starts_with(&deadline.format("%Y-%m-%dT%H:%M:%S").to_string())),
+        Some(true),
+        "{report}"
+    );
+    let text = stack.producer(&["report", "--date", DATE]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("(passed)"), "{text}");
+    stack.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_that_would_run_past_the_deadline_is_superseded_instead() {
+    // Arrange: a login Flinks answers RETRY_LATER, a backoff of 10 minutes and a deadline
+    // two minutes away: its retry would run after the deadline.
+    let login = new_login();
+    let sim = flinks_sim::spawn(SimConfig {
+        rules: Rules::default().with_login(login.as_str(), Scenario::RetryLater),
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let mut stack = Stack::new("deadline-retry", &sim.base_url).await;
+    stack.set("RATE_LIMIT_PER_MINUTE", "3000");
+    stack.set("RETRY_BASE_DELAY", "10m");
+    stack.set("ROUTINE_DEADLINE", "2m");
+    stack.import_and_run(std::slice::from_ref(&login), DATE);
+
+    // Act
+    stack.spawn_worker(&[]);
+    stack.wait_done(DATE, 1, Duration::from_secs(60)).await;
+    stack.terminate_workers();
+
+    // Assert: one Authorize, then superseded at the deadline instead of a retry queued.
+    match stack.ledger().get(parse_date(DATE), &login).await.unwrap() {
+        Some(LedgerOutcome::Superseded {
+            deadline: Some(_), ..
+        }) => {}
+        other => panic!("expected superseded at the deadline, got {other:?}"),
+    }
+    assert_eq!(
+        sim.stats()
+            .await
+            .calls_for_login(login.as_str(), "authorize"),
+        1
+    );
+    let queue = stack.queue_stats("authorize").await;
+    assert_eq!((queue.ready, queue.delayed, queue.in_flight), (0, 0, 0));
     stack.cleanup().await;
 }
