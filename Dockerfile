@@ -51,9 +51,11 @@ RUN --mount=type=cache,id=nightly-refresh-cargo-registry,target=/usr/local/cargo
  && cp target/release/producer target/release/worker /out/ \
  && /out/producer --help >/dev/null && /out/worker --help >/dev/null
 
+# The same packages as `deps`: cargo unifies dependency features over the packages it
+# builds, and flinks-sim alone would need tokio and much else rebuilt with fewer features.
 FROM build AS build-sim
 RUN --mount=type=cache,id=nightly-refresh-cargo-registry,target=/usr/local/cargo/registry,sharing=locked \
-    cargo build --release --locked -p flinks-sim --bins \
+    cargo build --release --locked -p producer -p worker -p flinks-sim --bins \
  && mkdir -p /out-sim \
  && cp target/release/flinks-sim /out-sim/ \
  && /out-sim/flinks-sim --help >/dev/null
