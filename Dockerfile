@@ -42,6 +42,9 @@ RUN --mount=type=cache,id=nightly-refresh-cargo-registry,target=/usr/local/cargo
 
 FROM deps AS build
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+# The context has no .git: pass the revision for nightly_refresh_build_info{git_rev}, e.g.
+#   docker build --build-arg NIGHTLY_REFRESH_GIT_REV="$(git rev-parse --short=12 HEAD)" .
+ARG NIGHTLY_REFRESH_GIT_REV=unknown
 COPY . .
 # COPY keeps the context's mtimes, older than the stub build: touch so cargo rebuilds.
 RUN --mount=type=cache,id=nightly-refresh-cargo-registry,target=/usr/local/cargo/registry,sharing=locked \
