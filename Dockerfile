@@ -35,7 +35,10 @@ FROM ${RUST_IMAGE} AS deps
 WORKDIR /src
 COPY --from=skeleton /skeleton/ ./
 # The simulator's dependencies too: `build-sim` then compiles only its own crate.
-RUN cargo build --release --locked -p producer -p worker -p flinks-sim --bins
+# Downloaded crates live in a build cache mount shared by every build of this Dockerfile,
+# not in a layer: a Cargo.lock change downloads only the crates that changed.
+RUN --mount=type=cache,id=nightly-refresh-cargo-registry,target=/usr/local/cargo/registry,sharing=locked \
+    cargo build --release --locked -p producer -p worker -p flinks-sim --bins
 
 FROM deps AS build
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
@@ -44,14 +47,18 @@ SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 ARG NIGHTLY_REFRESH_GIT_REV=unknown
 COPY . .
 # COPY keeps the context's mtimes, older than the stub build: touch so cargo rebuilds.
-RUN find . -path ./target -prune -o -name '*.rs' -print0 | xargs -0 touch \
+RUN --mount=type=cache,id=nightly-refresh-cargo-registry,target=/usr/local/cargo/registry,sharing=locked \
+    find . -path ./target -prune -o -name '*.rs' -print0 | xargs -0 touch \
  && cargo build --release --locked -p producer -p worker --bins \
  && mkdir -p /out \
  && cp target/release/producer target/release/worker /out/ \
  && /out/producer --help >/dev/null && /out/worker --help >/dev/null
 
+# The same packages as `deps`: cargo unifies dependency features over the packages it
+# builds, and flinks-sim alone would need tokio and much else rebuilt with fewer features.
 FROM build AS build-sim
-RUN cargo build --release --locked -p flinks-sim --bins \
+RUN --mount=type=cache,id=nightly-refresh-cargo-registry,target=/usr/local/cargo/registry,sharing=locked \
+    cargo build --release --locked -p producer -p worker -p flinks-sim --bins \
  && mkdir -p /out-sim \
  && cp target/release/flinks-sim /out-sim/ \
  && /out-sim/flinks-sim --help >/dev/null
