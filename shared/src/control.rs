@@ -17,9 +17,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::redis_conn::RedisConn;
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
-use redis::aio::ConnectionManager;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
@@ -107,13 +107,13 @@ pub struct PauseState {
 /// The control state of one namespace. Cheap to clone.
 #[derive(Clone)]
 pub struct Control {
-    conn: ConnectionManager,
+    conn: RedisConn,
     keys: KeySpace,
 }
 
 impl Control {
     /// The control state of the namespace of `keys`.
-    pub fn new(conn: ConnectionManager, keys: &KeySpace) -> Self {
+    pub fn new(conn: RedisConn, keys: &KeySpace) -> Self {
         Self {
             conn,
             keys: keys.clone(),

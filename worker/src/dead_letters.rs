@@ -27,13 +27,13 @@
 use std::time::Duration;
 
 use chrono::{NaiveDate, Utc};
-use redis::aio::ConnectionManager;
 use serde::Deserialize;
 use shared::jobs::{DetailJob, AUTHORIZE_QUEUE, DETAIL_QUEUE};
 use shared::keys::KeySpace;
 use shared::ledger::{Ledger, LedgerOutcome};
 use shared::outcomes::Outcomes;
 use shared::queue::{JobId, JobInfo, Queue, QueueConfig};
+use shared::redis_conn::RedisConn;
 use shared::LoginId;
 use tokio_util::sync::CancellationToken;
 
@@ -65,7 +65,7 @@ enum Review {
 /// Turns buried routine jobs into `failed` outcomes.
 #[derive(Clone)]
 pub struct DeadLetterReconciler {
-    conn: ConnectionManager,
+    conn: RedisConn,
     keys: KeySpace,
     ledger: Ledger,
     outcomes: Outcomes,
@@ -74,7 +74,7 @@ pub struct DeadLetterReconciler {
 
 impl DeadLetterReconciler {
     /// A reconciler for the namespace of `keys`.
-    pub fn new(conn: ConnectionManager, keys: &KeySpace) -> Self {
+    pub fn new(conn: RedisConn, keys: &KeySpace) -> Self {
         Self {
             ledger: Ledger::new(conn.clone(), keys),
             outcomes: Outcomes::new(conn.clone(), keys),

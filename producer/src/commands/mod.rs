@@ -11,10 +11,10 @@ pub(crate) mod results;
 pub(crate) mod routine;
 
 use anyhow::Context as _;
-use redis::aio::ConnectionManager;
 use serde::Serialize;
 use shared::config::Settings;
 use shared::keys::KeySpace;
+use shared::redis_conn::RedisConn;
 
 /// An error the user fixes by changing the command line (exit code 2).
 #[derive(Debug, thiserror::Error)]
@@ -49,8 +49,8 @@ impl Ctx {
     }
 
     /// Connects to Redis (fails fast, naming the redacted URL).
-    pub(crate) async fn redis(&self) -> anyhow::Result<ConnectionManager> {
-        Ok(shared::redis_conn::connect(&self.settings.redis_url).await?)
+    pub(crate) async fn redis(&self) -> anyhow::Result<RedisConn> {
+        Ok(shared::redis_conn::connect(&self.settings.redis).await?)
     }
 
     /// Prints `value` as pretty JSON on stdout.

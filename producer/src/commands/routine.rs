@@ -19,7 +19,7 @@ struct Parts {
     registry: Registry,
     ledger: Ledger,
     queue: Queue<AuthorizeJob>,
-    conn: redis::aio::ConnectionManager,
+    conn: shared::redis_conn::RedisConn,
 }
 
 async fn parts(ctx: &Ctx) -> anyhow::Result<Parts> {

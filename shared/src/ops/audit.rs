@@ -6,8 +6,8 @@
 //! callers never put secrets in it. Appending is best effort for the caller's purposes,
 //! but this module returns the error so the caller decides.
 
+use crate::redis_conn::RedisConn;
 use chrono::{DateTime, Utc};
-use redis::aio::ConnectionManager;
 use serde::Serialize;
 
 use crate::keys::KeySpace;
@@ -37,13 +37,13 @@ pub struct AuditEntry {
 /// The audit stream of one namespace. Cheap to clone.
 #[derive(Clone)]
 pub struct AuditLog {
-    conn: ConnectionManager,
+    conn: RedisConn,
     key: String,
 }
 
 impl AuditLog {
     /// The audit stream of the namespace of `keys`.
-    pub fn new(conn: ConnectionManager, keys: &KeySpace) -> Self {
+    pub fn new(conn: RedisConn, keys: &KeySpace) -> Self {
         Self {
             conn,
             key: keys.global("audit"),

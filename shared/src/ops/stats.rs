@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use redis::aio::ConnectionManager;
+use crate::redis_conn::RedisConn;
 use serde::Serialize;
 
 use super::requeue::pending_key;
@@ -73,7 +73,7 @@ pub struct Snapshot {
 
 /// Reads the snapshot.
 pub async fn snapshot(
-    conn: &ConnectionManager,
+    conn: &RedisConn,
     keys: &KeySpace,
     settings: &Settings,
 ) -> Result<Snapshot, OpsError> {

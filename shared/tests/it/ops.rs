@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use chrono::{NaiveDate, Utc};
-use redis::aio::ConnectionManager;
 use shared::config::Settings;
 use shared::domain::{FlinksCode, LoginId, RequestId};
 use shared::flinks::{FlinksClient, FlinksConfig};
@@ -18,6 +17,7 @@ use shared::ops::logins::LoginOps;
 use shared::ops::requeue::{CrashPoint, RequeueOptions, Requeuer, Selection};
 use shared::ops::OpsError;
 use shared::queue::{EnqueueOptions, JobFilter, JobState, Queue, WorkerId};
+use shared::redis_conn::RedisConn;
 use shared::registry::{LoginRecordInput, Registry};
 use shared::scheduled_refresh::ScheduledRefreshState;
 use tokio_util::sync::CancellationToken;
@@ -40,8 +40,8 @@ fn settings(flinks: Option<&str>) -> Settings {
     Settings::load_from(None, env).unwrap()
 }
 
-async fn second_conn() -> ConnectionManager {
-    ConnectionManager::new(redis::Client::open(redis_url()).unwrap())
+async fn second_conn() -> RedisConn {
+    shared::redis_conn::connect_in_env_mode(&redis_url())
         .await
         .unwrap()
 }
