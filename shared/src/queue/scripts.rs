@@ -30,3 +30,7 @@ pub(crate) static REVIEW_DEAD: LazyLock<Script> =
     LazyLock::new(|| load(include_str!("lua/review_dead.lua")));
 pub(crate) static DROP_DEAD: LazyLock<Script> =
     LazyLock::new(|| load(include_str!("lua/drop_dead.lua")));
+pub(crate) static DELETE_JOB: LazyLock<Script> =
+    LazyLock::new(|| load(include_str!("lua/delete_job.lua")));
+pub(crate) static PROMOTE_JOB: LazyLock<Script> =
+    LazyLock::new(|| load(include_str!("lua/promote_job.lua")));
