@@ -39,6 +39,9 @@ RUN cargo build --release --locked -p producer -p worker -p flinks-sim --bins
 
 FROM deps AS build
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+# The context has no .git: pass the revision for nightly_refresh_build_info{git_rev}, e.g.
+#   docker build --build-arg NIGHTLY_REFRESH_GIT_REV="$(git rev-parse --short=12 HEAD)" .
+ARG NIGHTLY_REFRESH_GIT_REV=unknown
 COPY . .
 # COPY keeps the context's mtimes, older than the stub build: touch so cargo rebuilds.
 RUN find . -path ./target -prune -o -name '*.rs' -print0 | xargs -0 touch \

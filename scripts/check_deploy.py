@@ -164,6 +164,43 @@ for flag in ("--appendonly yes", "--appendfsync everysec", "requirepass"):
 prom_mounts = services["prometheus"]["volumes"]
 for f in ("prometheus.yml", "rules.yml"):
     check(any(v.endswith(f"/etc/prometheus/{f}:ro") for v in prom_mounts), f"compose: prometheus mounts {f}")
+# Alerts go to the compose Alertmanager; Kubernetes gets the same rules as a PrometheusRule.
+am = services.get("alertmanager", {})
+check(any(v.endswith("/etc/alertmanager/alertmanager.yml:ro") for v in am.get("volumes", [])),
+      "compose: an alertmanager service mounting alertmanager/alertmanager.yml")
+am_targets = [t for a in (prom.get("alerting") or {}).get("alertmanagers", [])
+              for sc in a.get("static_configs", []) for t in sc.get("targets", [])]
+check(am_targets and all(t.split(":")[0] in services for t in am_targets),
+      f"prometheus.yml: alerting must target the compose alertmanager, got {am_targets}")
+rules_groups = yaml.safe_load((ROOT / "prometheus/rules.yml").read_text())["groups"]
+prom_rule = yaml.safe_load((ROOT / "deploy/k8s/monitoring/prometheusrule.yaml").read_text())
+check(prom_rule.get("kind") == "PrometheusRule" and prom_rule["spec"]["groups"] == rules_groups,
+      "deploy/k8s/monitoring/prometheusrule.yaml differs from prometheus/rules.yml: run scripts/sync-prometheusrule")
+
+
+def github_anchor(heading):
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+readme_anchors = {github_anchor(h) for h in re.findall(r"^#+ (.+)$", (ROOT / "README.md").read_text(), re.M)}
+for group in rules_groups:
+    for rule in group["rules"]:
+        if "alert" not in rule:
+            continue
+        url = rule.get("annotations", {}).get("runbook_url", "")
+        check(url.startswith("README.md#") and url.split("#", 1)[1] in readme_anchors,
+              f"rules.yml: {rule['alert']}'s runbook_url {url!r} is no README.md section")
+        check("job=" not in rule["expr"].replace(" ", ""),
+              f"rules.yml: {rule['alert']} names a scrape job; compose and Kubernetes name jobs differently")
+pod_monitor = yaml.safe_load((ROOT / "deploy/k8s/monitoring/podmonitor.yaml").read_text())
+pm_names = set(next(e["values"] for e in pod_monitor["spec"]["selector"]["matchExpressions"]
+                    if e["key"] == "app.kubernetes.io/name"))
+check(pm_names == {"nightly-refresh-worker", "nightly-refresh-producer"},
+      f"podmonitor: selects {sorted(pm_names)}, expected the worker and producer pods")
+check([e.get("port") for e in pod_monitor["spec"]["podMetricsEndpoints"]] == ["metrics"],
+      "podmonitor: scrapes the port named metrics")
+
 provider = yaml.safe_load((ROOT / "grafana/provisioning/dashboards/provider.yml").read_text())
 dash_path = provider["providers"][0]["options"]["path"]
 graf = services["grafana"]["volumes"]

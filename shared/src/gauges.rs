@@ -2,19 +2,22 @@
 //! Redis and sets gauges, so whichever pod Prometheus scrapes answers the same, current
 //! values (aggregate them with `max`, never `sum`: every pod exports the same numbers).
 //!
-//! What it sets (names and labels in [`crate::metrics`]): jobs per queue and state, worker
-//! processes alive, the due routine date's expected / done / remaining LoginIds and their
-//! outcomes, its ETA at the configured rate and its deadline (the next firing), the logins
-//! whose nightly-refresh change Flinks has not confirmed, the active logins and the day's
-//! capacity at the rate limit in force, which queues an operator paused, whether Redis
-//! answered, and when a sample last
-//! succeeded.
+//! What it reads is the one snapshot `producer queues stats` prints too
+//! ([`crate::ops::stats::snapshot`]: Redis' clock, one notion of a live worker), plus the
+//! routine's ledger and the control state.
+//!
+//! What it sets (names and labels in [`crate::metrics`]): jobs per queue and state, the age
+//! of the job next in line per queue, worker processes alive, the results stream's length
+//! and its consumer groups' lag, the due routine date's expected / done / remaining
+//! LoginIds and their outcomes, its ETA at the configured rate and its deadline (the next
+//! firing), the logins whose nightly-refresh change Flinks has not confirmed, the active
+//! logins and the day's capacity at the rate limit in force, which queues an operator
+//! paused, whether Redis answered, and when a sample last succeeded.
 //!
 //! It never writes to Redis and never fails: an error is logged (once per outage, not
 //! every tick), `redis_up` drops to 0, and the next tick tries again. The counters and
 //! histograms recorded where things happen live elsewhere; this module only samples state.
 
-use std::collections::HashSet;
 use std::time::Duration;
 
 use crate::redis_conn::RedisConn;
@@ -29,12 +32,15 @@ use crate::forecast::capacity_per_day;
 use crate::keys::KeySpace;
 use crate::ledger::{Ledger, LedgerCounts, LedgerError};
 use crate::metrics::{
-    ACTIVE_LOGINS, FLINKS_SCHEDULED_REFRESH_UNCONFIRMED, QUEUE_JOBS, QUEUE_PAUSED,
-    RATE_LIMIT_PER_MINUTE, REDIS_UP, ROUTINE_CAPACITY_PER_DAY, ROUTINE_DEADLINE_TIMESTAMP_SECONDS,
-    ROUTINE_DONE_LOGINS, ROUTINE_ETA_SECONDS, ROUTINE_LOGINS, ROUTINE_QUEUES,
+    ACTIVE_LOGINS, FLINKS_SCHEDULED_REFRESH_UNCONFIRMED, QUEUE_JOBS,
+    QUEUE_OLDEST_READY_AGE_SECONDS, QUEUE_PAUSED, RATE_LIMIT_PER_MINUTE, REDIS_UP,
+    RESULTS_CONSUMER_GROUP_LAG_ENTRIES, RESULTS_CONSUMER_GROUP_PENDING_ENTRIES,
+    RESULTS_STREAM_ENTRIES, ROUTINE_CAPACITY_PER_DAY, ROUTINE_DEADLINE_TIMESTAMP_SECONDS,
+    ROUTINE_DONE_LOGINS, ROUTINE_ETA_SECONDS, ROUTINE_LOGINS,
     SAMPLER_LAST_SUCCESS_TIMESTAMP_SECONDS, WORKERS_ALIVE,
 };
-use crate::queue::{Queue, QueueConfig, QueueError, QueueStats};
+use crate::ops::stats::{snapshot, Snapshot};
+use crate::ops::OpsError;
 use crate::ratelimit::eta_at_rate;
 use crate::routine::{due_date, next_fire};
 use crate::scheduled_refresh::{ScheduledRefresh, ScheduledRefreshError};
@@ -53,7 +59,7 @@ pub struct SamplerConfig {
     pub routine_at: NaiveTime,
     /// `ROUTINE_TZ`.
     pub routine_tz: Tz,
-    /// `WORKER_LEASE`: a worker is alive while its heartbeat is younger than 3 leases.
+    /// `WORKER_LEASE`: decides which workers are alive ([`crate::queue::worker_alive`]).
     pub worker_lease: Duration,
 }
 
@@ -73,9 +79,9 @@ impl SamplerConfig {
 /// Why one sample failed (the sampler logs it and tries again next tick).
 #[derive(Debug, thiserror::Error)]
 pub enum SampleError {
-    /// Reading a queue failed.
+    /// Reading the queues, workers or results stream failed.
     #[error("sampler: {0}")]
-    Queue(#[from] QueueError),
+    Snapshot(#[from] OpsError),
     /// Reading the ledger failed.
     #[error("sampler: {0}")]
     Ledger(#[from] LedgerError),
@@ -93,22 +99,11 @@ pub enum SampleError {
     Redis(#[from] redis::RedisError),
 }
 
-/// One queue's counts.
-#[derive(Debug, Clone, PartialEq)]
-pub struct QueueSample {
-    /// The queue's name.
-    pub queue: &'static str,
-    /// Its counts per state.
-    pub stats: QueueStats,
-}
-
 /// Everything one sample read.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
-    /// Counts of the routine's queues.
-    pub queues: Vec<QueueSample>,
-    /// Distinct worker processes alive across the routine's queues.
-    pub workers_alive: u64,
+    /// The routine's queues, workers and results stream.
+    pub snapshot: Snapshot,
     /// The routine date the sample describes (the due one at sampling time).
     pub date: NaiveDate,
     /// Its expected LoginIds (active when the routine started; 0 before it ran).
@@ -139,18 +134,29 @@ impl Sample {
 
     /// Sets every sampled gauge on the current recorder.
     pub fn publish(&self) {
-        for q in &self.queues {
-            let s = &q.stats;
+        for q in &self.snapshot.queues {
             for (state, value) in [
-                ("ready", s.ready),
-                ("delayed", s.delayed),
-                ("in_flight", s.in_flight),
-                ("dead", s.dead),
+                ("ready", q.ready),
+                ("delayed", q.delayed),
+                ("in_flight", q.in_flight),
+                ("dead", q.dead),
             ] {
-                metrics::gauge!(QUEUE_JOBS, "queue" => q.queue, "state" => state).set(value as f64);
+                metrics::gauge!(QUEUE_JOBS, "queue" => q.queue.clone(), "state" => state)
+                    .set(value as f64);
             }
+            // Nothing ready: 0 rather than no value, so an age alert clears when a queue drains.
+            metrics::gauge!(QUEUE_OLDEST_READY_AGE_SECONDS, "queue" => q.queue.clone())
+                .set(q.oldest_ready_age_ms.unwrap_or(0) as f64 / 1_000.0);
         }
-        metrics::gauge!(WORKERS_ALIVE).set(self.workers_alive as f64);
+        metrics::gauge!(WORKERS_ALIVE).set(self.snapshot.workers_alive() as f64);
+        let results = &self.snapshot.results;
+        metrics::gauge!(RESULTS_STREAM_ENTRIES).set(results.length as f64);
+        for g in &results.groups {
+            metrics::gauge!(RESULTS_CONSUMER_GROUP_LAG_ENTRIES, "group" => g.group.clone())
+                .set(g.lag.map_or(f64::NAN, |l| l as f64));
+            metrics::gauge!(RESULTS_CONSUMER_GROUP_PENDING_ENTRIES, "group" => g.group.clone())
+                .set(g.pending as f64);
+        }
         let c = &self.counts;
         for (state, value) in [
             ("expected", self.expected),
@@ -160,7 +166,7 @@ impl Sample {
             metrics::gauge!(ROUTINE_LOGINS, "state" => state).set(value as f64);
         }
         for (outcome, value) in [
-            ("refreshed", c.refreshed.saturating_sub(c.stale)),
+            ("refreshed", c.refreshed),
             ("stale", c.stale),
             ("needs_reauth", c.needs_reauth),
             ("failed", c.failed),
@@ -190,29 +196,7 @@ pub async fn sample_once(
     config: &SamplerConfig,
     now: DateTime<Utc>,
 ) -> Result<Sample, SampleError> {
-    let mut queues = Vec::with_capacity(ROUTINE_QUEUES.len());
-    let mut alive = HashSet::new();
-    let mut redis_conn = conn.clone();
-    let (secs, micros): (u64, u64) = redis::cmd("TIME").query_async(&mut redis_conn).await?;
-    let redis_now_ms = secs * 1_000 + micros / 1_000;
-    let alive_since = redis_now_ms.saturating_sub(3 * config.worker_lease.as_millis() as u64);
-    for name in ROUTINE_QUEUES {
-        let queue: Queue<serde_json::Value> = Queue::new(
-            conn.clone(),
-            keys,
-            QueueConfig::new(name).with_lease(config.worker_lease),
-        );
-        let stats = queue.stats().await?;
-        alive.extend(
-            queue
-                .workers()
-                .await?
-                .into_iter()
-                .filter(|(_, beat)| *beat >= alive_since)
-                .map(|(id, _)| id),
-        );
-        queues.push(QueueSample { queue: name, stats });
-    }
+    let snapshot = snapshot(conn, keys, config.worker_lease).await?;
     let date = due_date(now, config.routine_at, config.routine_tz);
     let ledger = Ledger::new(conn.clone(), keys);
     let expected = ledger.expected(date).await?;
@@ -225,8 +209,7 @@ pub async fn sample_once(
         paused.push((queue, control.is_paused(queue).await?));
     }
     Ok(Sample {
-        queues,
-        workers_alive: alive.len() as u64,
+        snapshot,
         date,
         expected,
         counts,

@@ -24,6 +24,8 @@
 //! - [`outcomes`]: recording an outcome in the ledger and the registry (transactional
 //!   outbox, so no script spans two Cluster slots).
 //! - [`report`]: a routine date's report (refreshed, stale, re-auth, failed, pending, ETA).
+//! - [`live`]: the live view of a running routine (`producer report --watch`), rendered
+//!   purely from a report and the stats snapshot.
 //! - [`ops`]: operator functions: queue stats, crash-safe requeue and purge, deactivate /
 //!   activate / reconnected logins, GetNightlyRefreshStatus, the audit trail.
 
@@ -37,6 +39,7 @@ pub mod import;
 pub mod jobs;
 pub mod keys;
 pub mod ledger;
+pub mod live;
 pub mod metrics;
 pub mod ops;
 pub mod ops_http;

@@ -38,8 +38,10 @@ pub const LATENCY_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 240.0,
 ];
 
-/// Gauge: `nightly_refresh_build_info{version} 1`.
+/// Gauge: `nightly_refresh_build_info{version,git_rev} 1`.
 pub const BUILD_INFO: &str = "nightly_refresh_build_info";
+/// The git revision this binary was built from (`shared/build.rs`; "unknown" without git).
+pub const GIT_REV: &str = env!("NIGHTLY_REFRESH_GIT_REV");
 /// Counter (worker), `queue`, `outcome`: what the routine's handlers did
 /// ([`ROUTINE_OUTCOME_LABELS`]). The worker's `startup::ROUTINE_OUTCOMES_TOTAL` must equal it.
 pub const ROUTINE_OUTCOMES_TOTAL: &str = "nightly_refresh_routine_outcomes_total";
@@ -50,10 +52,45 @@ pub const REDELIVERIES_SKIPPED_TOTAL: &str = "nightly_refresh_redeliveries_skipp
 pub const QUEUE_JOBS: &str = "nightly_refresh_queue_jobs";
 /// Gauge (sampler): worker processes whose queue heartbeat is recent (3 leases).
 pub const WORKERS_ALIVE: &str = "nightly_refresh_workers_alive";
+/// Gauge (sampler), `queue`: how long ago the job next in line was first enqueued (0 when
+/// nothing is ready).
+pub const QUEUE_OLDEST_READY_AGE_SECONDS: &str = "nightly_refresh_queue_oldest_ready_age_seconds";
+/// Gauge (worker, per process), `queue`: handlers running ÷ the process' concurrency.
+pub const WORKER_SLOT_SATURATION_RATIO: &str = "nightly_refresh_worker_slot_saturation_ratio";
+/// Gauge (sampler): entries in the results stream.
+pub const RESULTS_STREAM_ENTRIES: &str = "nightly_refresh_results_stream_entries";
+/// Gauge (sampler), `group`: results-stream entries not yet delivered to the consumer group.
+pub const RESULTS_CONSUMER_GROUP_LAG_ENTRIES: &str =
+    "nightly_refresh_results_consumer_group_lag_entries";
+/// Gauge (sampler), `group`: entries delivered to the consumer group, not acknowledged.
+pub const RESULTS_CONSUMER_GROUP_PENDING_ENTRIES: &str =
+    "nightly_refresh_results_consumer_group_pending_entries";
+
+/// Prefix of the process metrics (CPU, memory, file descriptors, threads) that
+/// `metrics-process` collects on every scrape ([`collect_process`]).
+pub const PROCESS_PREFIX: &str = "nightly_refresh_";
+/// Counter: CPU time (user + system) of the process, whole seconds.
+pub const PROCESS_CPU_SECONDS_TOTAL: &str = "nightly_refresh_process_cpu_seconds_total";
+/// Gauge: resident memory of the process.
+pub const PROCESS_RESIDENT_MEMORY_BYTES: &str = "nightly_refresh_process_resident_memory_bytes";
+/// Gauge: virtual memory of the process.
+pub const PROCESS_VIRTUAL_MEMORY_BYTES: &str = "nightly_refresh_process_virtual_memory_bytes";
+/// Gauge: the process' virtual memory limit.
+pub const PROCESS_VIRTUAL_MEMORY_MAX_BYTES: &str =
+    "nightly_refresh_process_virtual_memory_max_bytes";
+/// Gauge: open file descriptors of the process.
+pub const PROCESS_OPEN_FDS: &str = "nightly_refresh_process_open_fds";
+/// Gauge: the process' file-descriptor limit.
+pub const PROCESS_MAX_FDS: &str = "nightly_refresh_process_max_fds";
+/// Gauge: when the process started (Unix seconds).
+pub const PROCESS_START_TIME_SECONDS: &str = "nightly_refresh_process_start_time_seconds";
+/// Gauge: OS threads of the process.
+pub const PROCESS_THREADS: &str = "nightly_refresh_process_threads";
 /// Gauge (sampler), `state` ([`ROUTINE_LOGIN_STATES`]): the due routine's LoginIds.
 pub const ROUTINE_LOGINS: &str = "nightly_refresh_routine_logins";
 /// Gauge (sampler), `outcome` ([`ROUTINE_DONE_OUTCOMES`]): the due routine's recorded
-/// outcomes; the values sum to `routine_logins{state="done"}`.
+/// outcomes, counted as the report counts them: `refreshed` includes `stale`, so
+/// `done = refreshed + needs_reauth + failed + superseded`.
 pub const ROUTINE_DONE_LOGINS: &str = "nightly_refresh_routine_done_logins";
 /// Gauge (sampler): seconds to authorize the due routine's remaining LoginIds at the
 /// rate limit in force (NaN when the rate limit is off).
@@ -93,7 +130,7 @@ pub const ROUTINE_QUEUES: [&str; 2] = [AUTHORIZE_QUEUE, DETAIL_QUEUE];
 pub const QUEUE_STATES: [&str; 4] = ["ready", "delayed", "in_flight", "dead"];
 /// Values of `state` on [`ROUTINE_LOGINS`].
 pub const ROUTINE_LOGIN_STATES: [&str; 3] = ["expected", "done", "remaining"];
-/// Values of `outcome` on [`ROUTINE_DONE_LOGINS`] (`refreshed` excludes `stale`).
+/// Values of `outcome` on [`ROUTINE_DONE_LOGINS`] (`refreshed` includes `stale`).
 pub const ROUTINE_DONE_OUTCOMES: [&str; 5] =
     ["refreshed", "stale", "needs_reauth", "failed", "superseded"];
 /// Values of `result` on `rate_limit_permits_total`.
@@ -167,7 +204,104 @@ pub const FLINKS_UNRECOGNISED_REAUTH_TOTAL: &str =
 
 /// Every metric the code records, described once.
 pub const ALL_METRICS: &[MetricDef] = &[
-    def(BUILD_INFO, Gauge, None, &["version"], "Always 1; the version label is the build"),
+    def(
+        BUILD_INFO,
+        Gauge,
+        None,
+        &["version", "git_rev"],
+        "Always 1; the labels name the build: the crate version and the git revision (unknown when built without git)",
+    ),
+    def(
+        QUEUE_OLDEST_READY_AGE_SECONDS,
+        Gauge,
+        Some(Unit::Seconds),
+        &["queue"],
+        "How long ago the job next in line on the queue was first enqueued (0 when nothing is ready), on Redis' clock; the same on every pod, aggregate with max",
+    ),
+    def(
+        WORKER_SLOT_SATURATION_RATIO,
+        Gauge,
+        None,
+        &["queue"],
+        "Handlers running in this worker process divided by its concurrency, per queue (1 = every slot busy)",
+    ),
+    def(
+        RESULTS_STREAM_ENTRIES,
+        Gauge,
+        Some(Unit::Count),
+        &[],
+        "Entries in the results stream (capped at about RESULTS_STREAM_MAXLEN), read from Redis",
+    ),
+    def(
+        RESULTS_CONSUMER_GROUP_LAG_ENTRIES,
+        Gauge,
+        Some(Unit::Count),
+        &["group"],
+        "Results-stream entries not yet delivered to each consumer group (NaN when Redis cannot tell); group names are the consumers' own, a handful",
+    ),
+    def(
+        RESULTS_CONSUMER_GROUP_PENDING_ENTRIES,
+        Gauge,
+        Some(Unit::Count),
+        &["group"],
+        "Results-stream entries delivered to each consumer group and not acknowledged yet",
+    ),
+    def(
+        PROCESS_CPU_SECONDS_TOTAL,
+        Counter,
+        Some(Unit::Seconds),
+        &[],
+        "CPU time (user + system) this process used, whole seconds",
+    ),
+    def(
+        PROCESS_RESIDENT_MEMORY_BYTES,
+        Gauge,
+        Some(Unit::Bytes),
+        &[],
+        "Resident memory of this process",
+    ),
+    def(
+        PROCESS_VIRTUAL_MEMORY_BYTES,
+        Gauge,
+        Some(Unit::Bytes),
+        &[],
+        "Virtual memory of this process",
+    ),
+    def(
+        PROCESS_VIRTUAL_MEMORY_MAX_BYTES,
+        Gauge,
+        Some(Unit::Bytes),
+        &[],
+        "Virtual memory limit of this process",
+    ),
+    def(
+        PROCESS_OPEN_FDS,
+        Gauge,
+        Some(Unit::Count),
+        &[],
+        "Open file descriptors of this process",
+    ),
+    def(
+        PROCESS_MAX_FDS,
+        Gauge,
+        Some(Unit::Count),
+        &[],
+        "File-descriptor limit of this process",
+    ),
+    def(
+        PROCESS_START_TIME_SECONDS,
+        Gauge,
+        Some(Unit::Seconds),
+        &[],
+        "When this process started (Unix seconds)",
+    ),
+    def(
+        PROCESS_THREADS,
+        Gauge,
+        Some(Unit::Count),
+        &[],
+        "OS threads of this process",
+    ),
     def(
         FLINKS_REQUESTS_TOTAL,
         Counter,
@@ -313,7 +447,7 @@ pub const ALL_METRICS: &[MetricDef] = &[
         Gauge,
         Some(Unit::Count),
         &["outcome"],
-        "The due routine date's recorded outcomes (refreshed, stale, needs_reauth, failed, superseded); they sum to the done logins",
+        "The due routine date's recorded outcomes: refreshed (accounts fetched and stored, stale ones included), stale (the refreshed ones whose Flinks LastRefresh is old), needs_reauth, failed, superseded; done = refreshed + needs_reauth + failed + superseded",
     ),
     def(
         ROUTINE_CAPACITY_PER_DAY,
@@ -390,6 +524,15 @@ pub fn builder() -> Result<PrometheusBuilder, MetricsError> {
         .map_err(|e| MetricsError(e.to_string()))
 }
 
+static PROCESS: std::sync::LazyLock<metrics_process::Collector> =
+    std::sync::LazyLock::new(|| metrics_process::Collector::new(PROCESS_PREFIX));
+
+/// Reads this process' CPU, memory, file descriptors and threads into their metrics (the
+/// `/metrics` handler calls it before rendering, so they are as fresh as the scrape).
+pub fn collect_process() {
+    PROCESS.collect();
+}
+
 /// Installs the global recorder (once per process), describes every metric, creates the
 /// known series at zero and returns the handle that renders `/metrics`.
 pub fn install() -> Result<PrometheusHandle, MetricsError> {
@@ -432,7 +575,12 @@ fn describe() {
 /// Creates the series whose label values are known in advance at zero. Counters are
 /// incremented by 0 (a value already counted stays), histograms only registered.
 fn zero_known_series() {
-    metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+    metrics::gauge!(
+        BUILD_INFO,
+        "version" => env!("CARGO_PKG_VERSION"),
+        "git_rev" => GIT_REV
+    )
+    .set(1.0);
     for endpoint in Endpoint::ALL {
         let endpoint = endpoint.as_str();
         for outcome in FLINKS_OUTCOMES {

@@ -145,6 +145,7 @@ async fn accept_loop(
 }
 
 async fn render_metrics(State(state): State<OpsState>) -> String {
+    crate::metrics::collect_process();
     state.metrics.render()
 }
 

@@ -3,13 +3,21 @@
 //! end, and which logins newly need re-authentication since the day before.
 //!
 //! It reads the ledger and the registry only; it changes nothing. Lists are sorted by
-//! LoginId so two reports of the same state are identical. The JSON field names are a
-//! contract with ops tooling: rename nothing without a note in the README.
+//! LoginId so two reports of the same state are identical, and so [`Report::page`] can cut
+//! them into pages by LoginId (a keyset cursor: a page never repeats or skips a login that
+//! was listed when the first page was read). The JSON field names are a contract with ops
+//! tooling: rename nothing without a note in the README.
+//!
+//! `refreshed` counts every login whose accounts were fetched and stored (one results
+//! stream entry each), stale ones included; `stale` is the subset whose Flinks
+//! `LastRefresh` is older than `STALE_AFTER`. The sampler's
+//! `routine_done_logins{outcome}` gauges count the same way.
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
+use std::str::FromStr;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::Serialize;
 
 use crate::domain::{FlinksCode, LoginId};
@@ -81,12 +89,39 @@ pub struct Report {
     pub started_at: Option<DateTime<Utc>>,
     /// Logins done per minute since the start.
     pub throughput_per_minute: Option<f64>,
+    /// Logins done per minute over the last [`RECENT_WINDOW_MINUTES`] minutes (since the
+    /// start when it is more recent; superseded logins excluded: they called nothing).
+    pub recent_per_minute: Option<f64>,
     /// Authorize jobs waiting or running in the queue, every routine date included.
     pub backlog: u64,
     /// Seconds until the whole backlog is authorized (this date's pending logins at least):
     /// at the configured rate, or at the observed throughput when the limiter is off;
     /// `null` when unknown.
     pub eta_seconds: Option<u64>,
+}
+
+/// The window of [`Report::recent_per_minute`], minutes.
+pub const RECENT_WINDOW_MINUTES: i64 = 5;
+
+/// Logins done per minute over the last [`RECENT_WINDOW_MINUTES`] before `now` (or since
+/// `started_at` when later); `None` before the routine started.
+fn recent_per_minute(
+    entries: &[(LoginId, LedgerOutcome)],
+    started_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Option<f64> {
+    let start = started_at?;
+    let from = (now - Duration::minutes(RECENT_WINDOW_MINUTES)).max(start);
+    let minutes = (now - from).num_milliseconds() as f64 / 60_000.0;
+    if minutes <= 0.0 {
+        return None;
+    }
+    let n = entries
+        .iter()
+        .filter(|(_, o)| !matches!(o, LedgerOutcome::Superseded { .. }))
+        .filter(|(_, o)| o.at() > from && o.at() <= now)
+        .count();
+    Some(n as f64 / minutes)
 }
 
 fn item(login_id: &LoginId, outcome: &LedgerOutcome) -> ReportItem {
@@ -158,6 +193,7 @@ pub async fn build(
         let minutes = (now - start).num_milliseconds() as f64 / 60_000.0;
         (minutes > 0.0).then(|| done as f64 / minutes)
     });
+    let recent_per_minute = recent_per_minute(&entries, started_at, now);
     // Jobs run in queue order, whatever their date: the whole backlog is what stands
     // between now and the end of the routine.
     let work = pending.max(backlog);
@@ -187,9 +223,110 @@ pub async fn build(
         retries: ledger.retries(date).await?,
         started_at,
         throughput_per_minute,
+        recent_per_minute,
         backlog,
         eta_seconds,
     })
+}
+
+/// Where a page of the report's lists starts: [`Cursor::Start`] (`start`), or after the
+/// LoginId a previous page gave as its `next_cursor`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cursor {
+    /// The first page.
+    Start,
+    /// The page after this LoginId.
+    After(LoginId),
+}
+
+/// A `--cursor` value that is neither `start` nor a `next_cursor`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cursor {0:?}: expected `start` or the next_cursor of the previous page (a LoginId)")]
+pub struct CursorError(String);
+
+impl FromStr for Cursor {
+    type Err = CursorError;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        let raw = raw.trim();
+        if raw.eq_ignore_ascii_case("start") {
+            return Ok(Self::Start);
+        }
+        LoginId::parse(raw)
+            .map(Self::After)
+            .map_err(|_| CursorError(raw.chars().take(64).collect()))
+    }
+}
+
+/// How many logins each list holds in the whole report (a page's lists hold fewer).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ListTotals {
+    /// Refreshed logins with stale data.
+    pub stale: u64,
+    /// Logins that need re-authentication.
+    pub reauth: u64,
+    /// Logins that failed.
+    pub failed: u64,
+    /// Failed logins whose LoginId Flinks rejected.
+    pub invalid_login: u64,
+    /// Logins newly needing re-authentication.
+    pub new_reauth: u64,
+}
+
+/// One page of a report: every count, and the lists cut to one LoginId range.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReportPage {
+    /// The report, its lists holding only this page's logins.
+    #[serde(flatten)]
+    pub report: Report,
+    /// The lists' full lengths.
+    pub totals: ListTotals,
+    /// Pass as `--cursor` for the next page; `null` on the last one.
+    pub next_cursor: Option<String>,
+}
+
+impl Report {
+    /// The page of the lists that starts at `cursor` and covers the next `limit` listed
+    /// logins (a login in several lists, e.g. failed and invalid, counts once): each list
+    /// keeps its logins in that LoginId range.
+    pub fn page(&self, cursor: &Cursor, limit: usize) -> ReportPage {
+        let after = |login: &LoginId| match cursor {
+            Cursor::Start => true,
+            Cursor::After(c) => login > c,
+        };
+        let mut listed: Vec<&LoginId> = self
+            .stale
+            .iter()
+            .chain(self.reauth.iter().map(|i| &i.login_id))
+            .chain(self.failed.iter().map(|i| &i.login_id))
+            .filter(|l| after(l))
+            .collect();
+        listed.sort();
+        listed.dedup();
+        let limit = limit.max(1);
+        let (last, next_cursor) = match (listed.get(limit - 1), listed.len() > limit) {
+            (Some(last), true) => (Some((*last).clone()), Some(last.as_str().to_string())),
+            _ => (None, None),
+        };
+        let within = |login: &LoginId| after(login) && last.as_ref().is_none_or(|l| login <= l);
+        let mut report = self.clone();
+        report.stale.retain(|l| within(l));
+        report.reauth.retain(|i| within(&i.login_id));
+        report.failed.retain(|i| within(&i.login_id));
+        report.invalid_login.retain(|l| within(l));
+        report.new_reauth.retain(|l| within(l));
+        ReportPage {
+            report,
+            totals: ListTotals {
+                stale: self.stale.len() as u64,
+                reauth: self.reauth.len() as u64,
+                failed: self.failed.len() as u64,
+                invalid_login: self.invalid_login.len() as u64,
+                new_reauth: self.new_reauth.len() as u64,
+            },
+            next_cursor,
+        }
+    }
 }
 
 impl Report {
@@ -199,7 +336,7 @@ impl Report {
     pub fn render_text(&self, limit: usize) -> String {
         let mut out = String::new();
         let dash = |v: Option<String>| v.unwrap_or_else(|| "-".into());
-        let rows: [(&str, String); 13] = [
+        let rows: [(&str, String); 14] = [
             ("date", self.date.to_string()),
             ("active logins", self.active.to_string()),
             ("expected", self.expected.to_string()),
@@ -221,6 +358,10 @@ impl Report {
             (
                 "throughput",
                 dash(self.throughput_per_minute.map(|t| format!("{t:.1}/min"))),
+            ),
+            (
+                "last 5 min",
+                dash(self.recent_per_minute.map(|t| format!("{t:.1}/min"))),
             ),
         ];
         for (name, value) in rows {
@@ -315,5 +456,48 @@ impl Report {
             more(&mut out, self.new_reauth.len());
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    fn at(minute: u32, second: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2025, 6, 10, 3, minute, second)
+            .unwrap()
+    }
+
+    fn done_at(n: u32, when: DateTime<Utc>) -> (LoginId, LedgerOutcome) {
+        let login = LoginId::parse(&format!("00000000-0000-4000-8000-{n:012}")).unwrap();
+        let outcome = LedgerOutcome::Failed {
+            flinks_code: None,
+            http_status: None,
+            message: "x".into(),
+            attempts: 1,
+            at: when,
+            reason: None,
+        };
+        (login, outcome)
+    }
+
+    #[test]
+    fn the_recent_rate_counts_the_last_five_minutes_or_since_the_start() {
+        // 20 outcomes in 03:10..03:20, one every 30 s; now is 03:20.
+        let entries: Vec<_> = (0..20)
+            .map(|i| done_at(i, at(10 + i / 2, (i % 2) * 30)))
+            .collect();
+        let now = at(20, 0);
+
+        // Started long before: the last 5 minutes hold 03:15:30 .. 03:19:30, 9 outcomes.
+        let long_ago = recent_per_minute(&entries, Some(at(0, 0)), now).unwrap();
+        // Started 2 minutes ago: 3 outcomes (03:18:30 .. 03:19:30) in 2 minutes.
+        let lately = recent_per_minute(&entries, Some(at(18, 0)), now).unwrap();
+
+        assert!((long_ago - 9.0 / 5.0).abs() < 1e-9, "{long_ago}");
+        assert!((lately - 3.0 / 2.0).abs() < 1e-9, "{lately}");
+        assert_eq!(recent_per_minute(&entries, None, now), None);
     }
 }

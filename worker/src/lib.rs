@@ -6,6 +6,7 @@
 //! - [`handlers`]: the routine's logic as plain async functions.
 //! - [`startup`]: dependencies, apalis workers and the Monitor.
 //! - [`dead_letters`]: gives every buried routine job a `failed` outcome.
+//! - [`slots`]: how many of the process' handler slots are busy (saturation gauge).
 //! - Outcomes are recorded through `shared::outcomes`; every worker also drains its outbox
 //!   at startup and every few seconds, so a crash never leaves the registry stale.
 //! - [`deactivation`]: sends registry activate / deactivate changes to Flinks
@@ -14,6 +15,7 @@
 pub mod deactivation;
 pub mod dead_letters;
 pub mod handlers;
+pub mod slots;
 pub mod startup;
 
 use std::path::PathBuf;

@@ -37,6 +37,7 @@ use shared::results::ResultsSink;
 use tokio_util::sync::CancellationToken;
 
 use crate::handlers::{self, Delivery, Deps, Handled, Permits, Policy};
+use crate::slots::Slots;
 
 pub use shared::metrics::ROUTINE_OUTCOMES_TOTAL;
 
@@ -143,6 +144,9 @@ pub async fn run(
     let authorize_unfinished = unfinished.clone();
     let detail_unfinished = unfinished.clone();
 
+    let authorize_slots = crate::slots::Slots::new(AUTHORIZE_QUEUE, concurrency);
+    let detail_slots = crate::slots::Slots::new(DETAIL_QUEUE, concurrency);
+
     let stopping = shutdown.clone();
     let monitor = Monitor::new()
         .register(move |restarts| {
@@ -158,6 +162,7 @@ pub async fn run(
             .catch_panic()
             .concurrency(concurrency)
             .data(authorize_deps.clone())
+            .data(authorize_slots.clone())
             .build(run_authorize)
         })
         .register(move |restarts| {
@@ -173,6 +178,7 @@ pub async fn run(
                 .catch_panic()
                 .concurrency(concurrency)
                 .data(detail_deps.clone())
+                .data(detail_slots.clone())
                 .build(run_detail)
         })
         .should_restart(move |_ctx, error| {
@@ -298,7 +304,9 @@ async fn run_authorize(
     id: TaskId,
     attempt: Attempt,
     deps: Data<Arc<Deps>>,
+    slots: Data<Arc<Slots>>,
 ) -> Result<(), JobError> {
+    let _slot = slots.enter();
     let started = Instant::now();
     let result = handlers::authorize::handle(&job, &delivery(&id, &attempt), &deps).await;
     finish(AUTHORIZE_QUEUE, result, started)
@@ -309,7 +317,9 @@ async fn run_detail(
     id: TaskId,
     attempt: Attempt,
     deps: Data<Arc<Deps>>,
+    slots: Data<Arc<Slots>>,
 ) -> Result<(), JobError> {
+    let _slot = slots.enter();
     let started = Instant::now();
     let result = handlers::detail::handle(&job, &delivery(&id, &attempt), &deps).await;
     finish(DETAIL_QUEUE, result, started)

@@ -189,7 +189,7 @@ pub(crate) async fn run(ctx: &Ctx, cmd: QueuesCommand) -> anyhow::Result<()> {
 
 async fn stats(ctx: &Ctx) -> anyhow::Result<()> {
     let conn = ctx.redis().await?;
-    let snap = stats::snapshot(&conn, &ctx.keys, &ctx.settings)
+    let snap = stats::snapshot(&conn, &ctx.keys, ctx.settings.worker_lease)
         .await
         .context("reading queue stats")?;
     let control = super::control::view(ctx).await?;

@@ -5,6 +5,7 @@ mod cli;
 mod control;
 mod jobs;
 mod ops;
+mod report;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};

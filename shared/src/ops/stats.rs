@@ -1,20 +1,30 @@
-//! One snapshot for `producer queues stats`: per queue (authorize, detail) the jobs per
-//! state, in flight per worker and dead letters; the ledger's re-auth and failed index
-//! sizes; requeues left pending by a crashed run; the worker processes with their last
-//! heartbeat. Reads only.
+//! The one snapshot of the routine's queues, workers and results stream. `producer queues
+//! stats`, the sampler's gauges ([`crate::gauges`]) and the live report (`producer report
+//! --watch`) all read it, so they cannot disagree: one clock, Redis' `TIME`, read once per
+//! snapshot (the clock the queue scripts stamp jobs and heartbeats with), and one notion of
+//! a live worker, [`crate::queue::worker_alive`].
+//!
+//! Per queue (authorize, detail): jobs per state, the age of the job next in line, in
+//! flight per worker and dead letters; the ledger's re-auth and failed index sizes;
+//! requeues left pending by a crashed run; the worker processes with their last heartbeat
+//! and in-flight jobs; the results stream's length and each consumer group's lag. Reads
+//! only; prints nothing.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use crate::redis_conn::RedisConn;
 use serde::Serialize;
 
 use super::requeue::pending_key;
 use super::OpsError;
-use crate::config::Settings;
-use crate::jobs::{queue_config, AUTHORIZE_QUEUE, DETAIL_QUEUE};
+use crate::jobs::{AUTHORIZE_QUEUE, DETAIL_QUEUE};
 use crate::keys::KeySpace;
 use crate::ledger::IndexKind;
-use crate::queue::Queue;
+use crate::queue::{redis_now_ms, worker_alive, Queue, QueueConfig};
+
+/// The queues a snapshot reads, in order.
+pub const SNAPSHOT_QUEUES: [&str; 2] = [AUTHORIZE_QUEUE, DETAIL_QUEUE];
 
 /// The state of one queue.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -23,6 +33,8 @@ pub struct QueueSnapshot {
     pub queue: String,
     /// Jobs ready to run.
     pub ready: u64,
+    /// How long ago the job next in line was first enqueued, ms (`None`: nothing ready).
+    pub oldest_ready_age_ms: Option<u64>,
     /// Jobs waiting for their time (retries, polls).
     pub delayed: u64,
     /// Of the delayed jobs, those already due.
@@ -50,15 +62,42 @@ pub struct WorkerSnapshot {
     pub worker: String,
     /// Which queues it heartbeats on.
     pub queues: Vec<String>,
-    /// Its last heartbeat, ms since the epoch.
+    /// Its last heartbeat, ms since the epoch (Redis' clock).
     pub last_heartbeat_ms: u64,
-    /// Heartbeat within three leases.
+    /// How long before the snapshot that was, ms.
+    pub heartbeat_age_ms: u64,
+    /// Heartbeat within [`crate::queue::ALIVE_LEASES`] leases.
     pub alive: bool,
+    /// Jobs it holds leased, all queues together.
+    pub in_flight: u64,
 }
 
-/// Everything `producer queues stats` prints.
+/// One consumer group of the results stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConsumerGroupSnapshot {
+    /// The group's name (chosen by the consuming service).
+    pub group: String,
+    /// Entries delivered to the group and not acknowledged yet.
+    pub pending: u64,
+    /// Entries not delivered to the group yet (`None` when Redis cannot tell, e.g.
+    /// after entries were trimmed past the group's position).
+    pub lag: Option<u64>,
+}
+
+/// The results stream consumers read.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ResultsSnapshot {
+    /// Entries in the stream now (capped at about `RESULTS_STREAM_MAXLEN`).
+    pub length: u64,
+    /// Its consumer groups, by name.
+    pub groups: Vec<ConsumerGroupSnapshot>,
+}
+
+/// Everything `producer queues stats` prints and the sampler publishes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Snapshot {
+    /// When it was read, ms since the epoch on Redis' clock.
+    pub taken_at_ms: u64,
     /// The authorize and detail queues.
     pub queues: Vec<QueueSnapshot>,
     /// Entries of the ledger's re-auth index (all dates).
@@ -69,34 +108,41 @@ pub struct Snapshot {
     pub requeue_pending: u64,
     /// Worker processes, newest heartbeat first.
     pub workers: Vec<WorkerSnapshot>,
+    /// The results stream.
+    pub results: ResultsSnapshot,
 }
 
-/// Reads the snapshot.
+impl Snapshot {
+    /// Worker processes alive.
+    pub fn workers_alive(&self) -> u64 {
+        self.workers.iter().filter(|w| w.alive).count() as u64
+    }
+
+    /// The snapshot of `queue`, if it is one of [`SNAPSHOT_QUEUES`].
+    pub fn queue(&self, queue: &str) -> Option<&QueueSnapshot> {
+        self.queues.iter().find(|q| q.queue == queue)
+    }
+}
+
+/// Reads the snapshot; `worker_lease` is `WORKER_LEASE`, which decides who is alive.
 pub async fn snapshot(
     conn: &RedisConn,
     keys: &KeySpace,
-    settings: &Settings,
+    worker_lease: Duration,
 ) -> Result<Snapshot, OpsError> {
-    let now_ms = chrono::Utc::now().timestamp_millis().max(0) as u64;
-    let alive_after = now_ms.saturating_sub(3 * settings.worker_lease.as_millis() as u64);
+    let mut c = conn.clone();
+    let now_ms = redis_now_ms(&mut c).await?;
     let mut queues = Vec::new();
     let mut workers: BTreeMap<String, WorkerSnapshot> = BTreeMap::new();
-    for name in [AUTHORIZE_QUEUE, DETAIL_QUEUE] {
-        let queue: Queue<()> = Queue::new(conn.clone(), keys, queue_config(settings, name));
-        let stats = queue.stats().await?;
-        queues.push(QueueSnapshot {
-            queue: name.to_string(),
-            ready: stats.ready,
-            delayed: stats.delayed,
-            delayed_due: stats.delayed_due,
-            in_flight: stats.in_flight,
-            in_flight_by_worker: queue.in_flight_by_worker().await?,
-            dead: stats.dead,
-            enqueued_total: stats.enqueued_total,
-            succeeded_total: stats.succeeded_total,
-            dead_total: stats.dead_total,
-            requeued_total: stats.requeued_total,
-        });
+    for name in SNAPSHOT_QUEUES {
+        let queue: Queue<()> = Queue::new(
+            conn.clone(),
+            keys,
+            QueueConfig::new(name).with_lease(worker_lease),
+        );
+        let stats = queue.stats_at(now_ms).await?;
+        let in_flight_by_worker = queue.in_flight_by_worker().await?;
+        let oldest = queue.oldest_ready_enqueued_ms().await?;
         for (worker, beat) in queue.workers().await? {
             let entry = workers
                 .entry(worker.clone())
@@ -104,27 +150,83 @@ pub async fn snapshot(
                     worker,
                     queues: Vec::new(),
                     last_heartbeat_ms: 0,
+                    heartbeat_age_ms: 0,
                     alive: false,
+                    in_flight: 0,
                 });
             entry.queues.push(name.to_string());
             entry.last_heartbeat_ms = entry.last_heartbeat_ms.max(beat);
-            entry.alive = entry.last_heartbeat_ms >= alive_after;
         }
+        for (worker, n) in &in_flight_by_worker {
+            if let Some(entry) = workers.get_mut(worker) {
+                entry.in_flight += n;
+            }
+        }
+        queues.push(QueueSnapshot {
+            queue: name.to_string(),
+            ready: stats.ready,
+            oldest_ready_age_ms: oldest.map(|at| now_ms.saturating_sub(at)),
+            delayed: stats.delayed,
+            delayed_due: stats.delayed_due,
+            in_flight: stats.in_flight,
+            in_flight_by_worker,
+            dead: stats.dead,
+            enqueued_total: stats.enqueued_total,
+            succeeded_total: stats.succeeded_total,
+            dead_total: stats.dead_total,
+            requeued_total: stats.requeued_total,
+        });
     }
-    let mut c = conn.clone();
     let (reauth, failed, requeue_pending): (u64, u64, u64) = redis::pipe()
         .zcard(keys.ledger_index(IndexKind::Reauth.as_str()))
         .zcard(keys.ledger_index(IndexKind::Failed.as_str()))
         .zcard(pending_key(keys))
         .query_async(&mut c)
         .await?;
-    let mut workers: Vec<WorkerSnapshot> = workers.into_values().collect();
+    let mut workers: Vec<WorkerSnapshot> = workers
+        .into_values()
+        .map(|mut w| {
+            w.heartbeat_age_ms = now_ms.saturating_sub(w.last_heartbeat_ms);
+            w.alive = worker_alive(w.last_heartbeat_ms, now_ms, worker_lease);
+            w
+        })
+        .collect();
     workers.sort_by_key(|w| std::cmp::Reverse(w.last_heartbeat_ms));
     Ok(Snapshot {
+        taken_at_ms: now_ms,
         queues,
         reauth,
         failed,
         requeue_pending,
         workers,
+        results: results_stream(&mut c, keys).await?,
     })
+}
+
+async fn results_stream(
+    conn: &mut ConnectionManager,
+    keys: &KeySpace,
+) -> Result<ResultsSnapshot, OpsError> {
+    let key = keys.results_stream();
+    let exists: bool = redis::cmd("EXISTS").arg(&key).query_async(conn).await?;
+    if !exists {
+        return Ok(ResultsSnapshot::default());
+    }
+    let length: u64 = redis::cmd("XLEN").arg(&key).query_async(conn).await?;
+    let reply: redis::streams::StreamInfoGroupsReply = redis::cmd("XINFO")
+        .arg("GROUPS")
+        .arg(&key)
+        .query_async(conn)
+        .await?;
+    let mut groups: Vec<ConsumerGroupSnapshot> = reply
+        .groups
+        .into_iter()
+        .map(|g| ConsumerGroupSnapshot {
+            group: g.name,
+            pending: g.pending as u64,
+            lag: g.lag.map(|l| l as u64),
+        })
+        .collect();
+    groups.sort_by(|a, b| a.group.cmp(&b.group));
+    Ok(ResultsSnapshot { length, groups })
 }

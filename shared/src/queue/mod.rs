@@ -116,6 +116,7 @@ pub use conn::{connect, manager_config, redact, CONNECTION_TIMEOUT, RESPONSE_TIM
 pub use core::Queue;
 pub use error::QueueError;
 pub use lease::{Heartbeat, HeldJobs};
+pub use ops::{redis_now_ms, worker_alive, ALIVE_LEASES};
 pub use single::JobChange;
 pub use types::{
     DeadPage, DeadSelector, DeliveryToken, EnqueueOptions, Enqueued, FailOutcome, JobFailure,

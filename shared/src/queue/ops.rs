@@ -2,7 +2,7 @@
 //! with filters, atomic requeue of dead letters, purge.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use super::core::Queue;
 use super::error::QueueError;
@@ -18,18 +18,48 @@ use super::types::{
 /// Ids read per page while listing or selecting.
 const PAGE: usize = 500;
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_millis() as u64
+/// Ready ids read from the head of the list to find the oldest job that is not a
+/// tombstone (superseded jobs leave their id behind until a fetch drops it).
+const OLDEST_SCAN: isize = 100;
+
+/// A worker process is alive while its last heartbeat is at most this many leases old.
+/// Every view of the workers (`queues stats`, the sampler's gauges, the live report)
+/// decides with [`worker_alive`], on Redis' clock.
+pub const ALIVE_LEASES: u32 = 3;
+
+/// Whether a worker whose last heartbeat was at `last_heartbeat_ms` is alive at `now_ms`
+/// (both on Redis' clock, as the queue scripts write heartbeats), given `WORKER_LEASE`.
+pub fn worker_alive(last_heartbeat_ms: u64, now_ms: u64, lease: Duration) -> bool {
+    last_heartbeat_ms >= alive_since(now_ms, lease)
+}
+
+fn alive_since(now_ms: u64, lease: Duration) -> u64 {
+    now_ms.saturating_sub(u64::from(ALIVE_LEASES) * lease.as_millis() as u64)
+}
+
+/// Redis' clock, in ms since the epoch: the clock the queue scripts stamp jobs and
+/// heartbeats with, so every reader compares like with like.
+pub async fn redis_now_ms(
+    conn: &mut redis::aio::ConnectionManager,
+) -> Result<u64, redis::RedisError> {
+    let (secs, micros): (u64, u64) = redis::cmd("TIME").query_async(conn).await?;
+    Ok(secs * 1_000 + micros / 1_000)
 }
 
 impl<T> Queue<T> {
-    /// Counts per state and the lifetime counters.
+    /// Counts per state and the lifetime counters, on Redis' clock.
     pub async fn stats(&self) -> Result<QueueStats, QueueError> {
-        let now = now_ms();
-        let alive_since = now.saturating_sub(3 * self.config.lease.as_millis() as u64);
+        let mut conn = self.conn.clone();
+        let now = redis_now_ms(&mut conn)
+            .await
+            .map_err(|e| self.redis_err(e))?;
+        self.stats_at(now).await
+    }
+
+    /// Counts per state and the lifetime counters, with `now_ms` read from Redis' clock
+    /// by the caller (one reading for a whole snapshot of several queues).
+    pub async fn stats_at(&self, now: u64) -> Result<QueueStats, QueueError> {
+        let alive_since = alive_since(now, self.config.lease);
         let k = |i| self.keys.get(i);
         let mut conn = self.conn.clone();
         #[allow(clippy::type_complexity)]
@@ -69,6 +99,31 @@ impl<T> Queue<T> {
             requeued_total: c("requeued"),
             superseded_total: c("superseded"),
         })
+    }
+
+    /// When the job next in line (the head of the ready list) was enqueued, ms on Redis'
+    /// clock; `None` when nothing is ready. A retried or promoted job keeps its first
+    /// enqueue time, so this reads "how long the next job has been in the system".
+    /// Tombstones at the head are skipped (up to a hundred; beyond that, `None`).
+    pub async fn oldest_ready_enqueued_ms(&self) -> Result<Option<u64>, QueueError> {
+        let mut conn = self.conn.clone();
+        let ids: Vec<String> = redis::cmd("LRANGE")
+            .arg(self.keys.get(READY))
+            .arg(0)
+            .arg(OLDEST_SCAN - 1)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| self.redis_err(e))?;
+        if ids.is_empty() {
+            return Ok(None);
+        }
+        let stamps: Vec<Option<u64>> = redis::cmd("HMGET")
+            .arg(self.keys.get(ENQUEUED))
+            .arg(&ids)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| self.redis_err(e))?;
+        Ok(stamps.into_iter().flatten().next())
     }
 
     /// In-flight job counts per worker process.
@@ -406,5 +461,22 @@ impl<T> Queue<T> {
             });
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_worker_is_alive_while_its_heartbeat_is_at_most_three_leases_old() {
+        let lease = Duration::from_secs(30);
+        let now = 1_000_000_000;
+        assert!(worker_alive(now, now, lease));
+        assert!(worker_alive(now - 90_000, now, lease));
+        assert!(!worker_alive(now - 90_001, now, lease));
+        // A heartbeat stamped after the reading (another client's TIME) is alive too.
+        assert!(worker_alive(now + 5, now, lease));
+        assert!(worker_alive(0, 10, lease));
     }
 }

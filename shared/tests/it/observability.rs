@@ -65,6 +65,7 @@ fn metrics_render_histogram_buckets_and_the_known_series_at_zero() {
     let handle = recorder.handle();
     metrics::with_local_recorder(&recorder, || {
         m::register();
+        m::collect_process();
         metrics::histogram!(
             shared::flinks::call_log::FLINKS_REQUEST_DURATION_SECONDS,
             "endpoint" => "authorize"
@@ -75,6 +76,10 @@ fn metrics_render_histogram_buckets_and_the_known_series_at_zero() {
 
     for expected in [
         r#"nightly_refresh_build_info{version=""#,
+        &*format!(r#",git_rev="{}"}} 1"#, m::GIT_REV),
+        "nightly_refresh_process_resident_memory_bytes ",
+        "nightly_refresh_process_open_fds ",
+        "nightly_refresh_process_cpu_seconds_total ",
         r#"nightly_refresh_flinks_requests_total{endpoint="get_accounts_detail_async",outcome="timeout",status="none"} 0"#,
         r#"nightly_refresh_rate_limit_permits_total{result="granted"} 0"#,
         r#"nightly_refresh_rate_limit_permits_total{result="throttled"} 0"#,
@@ -294,6 +299,39 @@ async fn the_sampler_reports_queue_depths_workers_and_routine_progress_from_redi
         unrecognised_code: false,
     };
     ledger.record(date, &login(3), &reauth).await.unwrap();
+    // The results stream: 3 entries, a consumer group that has read one of them.
+    let stream = redis.keys.results_stream();
+    let mut c = redis.conn.clone();
+    for n in 0..3 {
+        let _: String = redis::cmd("XADD")
+            .arg(&stream)
+            .arg("*")
+            .arg("n")
+            .arg(n)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+    }
+    let _: () = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(&stream)
+        .arg("billing")
+        .arg("0")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let _: redis::Value = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg("billing")
+        .arg("c1")
+        .arg("COUNT")
+        .arg(1)
+        .arg("STREAMS")
+        .arg(&stream)
+        .arg(">")
+        .query_async(&mut c)
+        .await
+        .unwrap();
 
     // Act
     let sample = sample_once(&redis.conn, &redis.keys, &config, now)
@@ -331,9 +369,10 @@ async fn the_sampler_reports_queue_depths_workers_and_routine_progress_from_redi
         (r#"nightly_refresh_routine_logins{state="expected"}"#, 10.0),
         (r#"nightly_refresh_routine_logins{state="done"}"#, 3.0),
         (r#"nightly_refresh_routine_logins{state="remaining"}"#, 7.0),
+        // Counted as the report counts them: refreshed includes the stale one.
         (
             r#"nightly_refresh_routine_done_logins{outcome="refreshed"}"#,
-            1.0,
+            2.0,
         ),
         (
             r#"nightly_refresh_routine_done_logins{outcome="stale"}"#,
@@ -348,9 +387,26 @@ async fn the_sampler_reports_queue_depths_workers_and_routine_progress_from_redi
             0.0,
         ),
         ("nightly_refresh_redis_up", 1.0),
+        ("nightly_refresh_results_stream_entries", 3.0),
+        (
+            r#"nightly_refresh_results_consumer_group_lag_entries{group="billing"}"#,
+            2.0,
+        ),
+        (
+            r#"nightly_refresh_results_consumer_group_pending_entries{group="billing"}"#,
+            1.0,
+        ),
     ] {
         assert_eq!(gauge(&rendered, series), value, "{series}:\n{rendered}");
     }
+    // The jobs were enqueued moments ago, on Redis' clock.
+    let age = gauge(
+        &rendered,
+        r#"nightly_refresh_queue_oldest_ready_age_seconds{queue="authorize"}"#,
+    );
+    assert!((0.0..60.0).contains(&age), "{age}");
+    assert_eq!(sample.snapshot.workers_alive(), 1);
+    assert_eq!(sample.snapshot.workers[0].in_flight, 1);
     // 7 remaining at 60/min, with the limiter's 1 % spacing margin: 7.07 s.
     let eta = gauge(&rendered, "nightly_refresh_routine_eta_seconds");
     assert!((7.0..7.2).contains(&eta), "{eta}");

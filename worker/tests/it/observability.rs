@@ -91,6 +91,17 @@ async fn a_short_routine_exports_lintable_bounded_metrics_clean_logs_and_queryab
         .format("%Y-%m-%d")
         .to_string();
     stack.import_logins(&logins);
+    // A consumer service reading the results stream: its lag and pending gauges exist.
+    let mut conn = stack.conn.clone();
+    let _: () = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(stack.keys.results_stream())
+        .arg("dashboard-check")
+        .arg("0")
+        .arg("MKSTREAM")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
 
     let worker_addr = format!("127.0.0.1:{}", free_port());
     let producer_addr = format!("127.0.0.1:{}", free_port());
@@ -457,13 +468,14 @@ impl PrometheusServer {
         let dir = std::env::temp_dir().join(format!("nr-prom-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(dir.join("data")).unwrap();
         let rules = workspace_root().join("prometheus/rules.yml");
-        // Job names as in prometheus/prometheus.yml, which the `up{job=~…}` rule relies on.
+        // Job names as a Prometheus Operator PodMonitor makes them (namespace/name), not
+        // compose's: no rule or panel may depend on a job's name.
         let config = format!(
             "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
              rule_files:\n  - {rules}\n\
              scrape_configs:\n\
-             \x20 - job_name: nightly-refresh-worker\n    static_configs:\n      - targets: [\"{worker_addr}\"]\n\
-             \x20 - job_name: nightly-refresh-producer\n    static_configs:\n      - targets: [\"{producer_addr}\"]\n",
+             \x20 - job_name: monitoring/nightly-refresh-worker\n    static_configs:\n      - targets: [\"{worker_addr}\"]\n\
+             \x20 - job_name: monitoring/nightly-refresh-producer\n    static_configs:\n      - targets: [\"{producer_addr}\"]\n",
             rules = rules.display()
         );
         std::fs::write(dir.join("prometheus.yml"), config).unwrap();
