@@ -118,8 +118,9 @@ async fn results_read_decrypts_and_refuses_plain_entries_unless_allowed_reportin
     // Arrange: one plain and one encrypted entry in a namespace of this test.
     let namespace = format!("test-producer-results-{}", uuid::Uuid::new_v4().simple());
     let keys = KeySpace::new(namespace.clone());
-    let client = redis::Client::open(redis_url()).unwrap();
-    let conn = redis::aio::ConnectionManager::new(client).await.unwrap();
+    let conn = shared::redis_conn::connect_in_env_mode(&redis_url())
+        .await
+        .unwrap();
     let body = r#"{"Accounts":[{"AccountNumber":"9876543","Balance":{"Current":12.30}}]}"#;
     let plain = ResultsSink::new(conn.clone(), &keys, 100);
     let sealed = plain

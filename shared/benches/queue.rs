@@ -36,7 +36,7 @@ async fn noop(_job: Noop, done: Data<Done>) -> Result<(), BoxDynError> {
     Ok(())
 }
 
-async fn cleanup(conn: &mut redis::aio::ConnectionManager, ns: &str) {
+async fn cleanup(conn: &mut shared::redis_conn::RedisConn, ns: &str) {
     let mut cursor = 0u64;
     loop {
         let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")

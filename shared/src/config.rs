@@ -68,8 +68,9 @@ pub enum ConfigError {
 /// The validated settings of a producer or worker process.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// `REDIS_URL`: redis:// or rediss://.
-    pub redis_url: SecretUrl,
+    /// `REDIS_MODE`, `REDIS_URL` (one URL, or a comma-separated list of cluster seed nodes
+    /// or sentinels), `REDIS_SENTINEL_MASTER`, `REDIS_SENTINEL_PASSWORD`: where Redis is.
+    pub redis: RedisTarget,
     /// `REFRESH_NAMESPACE`: key prefix for every Redis key.
     pub namespace: String,
     /// `FLINKS_BASE_URL`: `.../v3/{customerId}/BankingServices`; required by commands that
@@ -162,6 +163,75 @@ pub struct Settings {
     pub webhook_retry_max_delay: Duration,
 }
 
+/// How the processes reach Redis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedisMode {
+    /// One server (`REDIS_URL` is its URL).
+    Standalone,
+    /// Redis Cluster (`REDIS_URL` lists seed nodes; the rest is discovered).
+    Cluster,
+    /// Redis Sentinel (`REDIS_URL` lists the sentinels; they name the master).
+    Sentinel,
+}
+
+impl std::str::FromStr for RedisMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "standalone" => Ok(RedisMode::Standalone),
+            "cluster" => Ok(RedisMode::Cluster),
+            "sentinel" => Ok(RedisMode::Sentinel),
+            _ => Err("expected standalone, cluster or sentinel".to_string()),
+        }
+    }
+}
+
+impl std::fmt::Display for RedisMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RedisMode::Standalone => "standalone",
+            RedisMode::Cluster => "cluster",
+            RedisMode::Sentinel => "sentinel",
+        })
+    }
+}
+
+/// Where Redis is: the mode and its URLs. In Sentinel mode the URLs' host and port are the
+/// sentinels', their credentials and scheme (TLS) are the master's, and
+/// `sentinel_password` authenticates to the sentinels themselves.
+#[derive(Debug, Clone)]
+pub struct RedisTarget {
+    /// Standalone, cluster or sentinel.
+    pub mode: RedisMode,
+    /// One URL (standalone), seed nodes (cluster) or sentinels; never empty.
+    pub urls: Vec<SecretUrl>,
+    /// The master's name the sentinels know (Sentinel mode only).
+    pub sentinel_master: Option<String>,
+    /// The sentinels' own password, when they require one.
+    pub sentinel_password: Option<SecretString>,
+}
+
+impl RedisTarget {
+    /// One standalone server.
+    pub fn standalone(url: SecretUrl) -> Self {
+        Self {
+            mode: RedisMode::Standalone,
+            urls: vec![url],
+            sentinel_master: None,
+            sentinel_password: None,
+        }
+    }
+
+    /// The URLs without credentials, comma-separated, safe for logs and errors.
+    pub fn redacted(&self) -> String {
+        self.urls
+            .iter()
+            .map(SecretUrl::redacted)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
 /// A URL that may hold a password: `Debug` and [`SecretUrl::redacted`] hide it.
 #[derive(Clone)]
 pub struct SecretUrl(Url);
@@ -235,6 +305,9 @@ impl LogFormat {
 /// README's configuration table is checked against this list by a test.
 pub const VARIABLES: &[(&str, Option<&str>)] = &[
     ("REDIS_URL", Some("redis://127.0.0.1:6379")),
+    ("REDIS_MODE", Some("standalone")),
+    ("REDIS_SENTINEL_MASTER", None),
+    ("REDIS_SENTINEL_PASSWORD", None),
     ("REFRESH_NAMESPACE", Some("nightly-refresh")),
     ("FLINKS_BASE_URL", None),
     ("FLINKS_ALLOW_INSECURE", Some("false")),
@@ -289,6 +362,7 @@ pub const SECRETS: &[&str] = &[
     "FLINKS_API_KEY",
     "FLINKS_BEARER_SECRET",
     "REDIS_URL",
+    "REDIS_SENTINEL_PASSWORD",
     "RESULTS_ENCRYPTION_KEY",
     "WEBHOOK_SECRET",
 ];
@@ -492,13 +566,7 @@ impl Parser {
                 Ok(url)
             })?),
         };
-        let redis_url = self.parse("REDIS_URL", |v| {
-            let url = Url::parse(v).map_err(|_| "not a URL".to_string())?;
-            match url.scheme() {
-                "redis" | "rediss" => Ok(SecretUrl(url)),
-                other => Err(format!("scheme must be redis or rediss, not {other}")),
-            }
-        })?;
+        let redis = self.redis_target()?;
         let namespace = self.parse("REFRESH_NAMESPACE", |v| {
             if v.is_empty() || v.contains(['{', '}', ' ', '*']) {
                 Err("must be non-empty without spaces, braces or '*'".to_string())
@@ -507,7 +575,7 @@ impl Parser {
             }
         })?;
         Ok(Settings {
-            redis_url,
+            redis,
             namespace,
             flinks_base_url,
             flinks_allow_insecure,
@@ -709,6 +777,59 @@ impl Parser {
         })
     }
 
+    /// `REDIS_MODE` with the `REDIS_URL` list it needs: exactly one URL standalone, one or
+    /// more seed nodes or sentinels otherwise, and a master name for Sentinel.
+    fn redis_target(&self) -> Result<RedisTarget, ConfigError> {
+        let mode: RedisMode = self.parse("REDIS_MODE", |v| v.parse())?;
+        let urls = self.parse("REDIS_URL", |v| {
+            let urls = v
+                .split(',')
+                .map(str::trim)
+                .filter(|u| !u.is_empty())
+                .map(|u| {
+                    let url = Url::parse(u).map_err(|_| "not a URL".to_string())?;
+                    match url.scheme() {
+                        "redis" | "rediss" => Ok(SecretUrl(url)),
+                        other => Err(format!("scheme must be redis or rediss, not {other}")),
+                    }
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            match (mode, urls.len()) {
+                (_, 0) => Err("expected at least one redis:// or rediss:// URL".to_string()),
+                (RedisMode::Standalone, 1) => Ok(urls),
+                (RedisMode::Standalone, _) => Err(
+                    "a list of URLs needs REDIS_MODE=cluster (seed nodes) or sentinel".to_string(),
+                ),
+                _ if urls.iter().any(|u| u.0.scheme() != urls[0].0.scheme()) => {
+                    Err("every URL of the list must use the same scheme".to_string())
+                }
+                _ => Ok(urls),
+            }
+        })?;
+        let sentinel_master = match (mode, self.raw.get("REDIS_SENTINEL_MASTER")) {
+            (RedisMode::Sentinel, None) => {
+                return Err(ConfigError::Missing {
+                    key: "REDIS_SENTINEL_MASTER",
+                    why: ": REDIS_MODE=sentinel asks the sentinels for this master".into(),
+                });
+            }
+            (RedisMode::Sentinel, Some(_)) => Some(self.parse("REDIS_SENTINEL_MASTER", |v| {
+                if v.is_empty() || v.contains(char::is_whitespace) {
+                    Err("must be a master name without spaces".to_string())
+                } else {
+                    Ok(v.to_string())
+                }
+            })?),
+            _ => None,
+        };
+        Ok(RedisTarget {
+            mode,
+            urls,
+            sentinel_master,
+            sentinel_password: self.secret("REDIS_SENTINEL_PASSWORD"),
+        })
+    }
+
     fn secret(&self, key: &'static str) -> Option<SecretString> {
         self.raw
             .get(key)
@@ -741,7 +862,7 @@ mod tests {
     #[test]
     fn defaults_match_the_documented_table() {
         let s = Settings::load_from(None, env(&[])).unwrap();
-        assert_eq!(s.redis_url.expose(), "redis://127.0.0.1:6379");
+        assert_eq!(s.redis.urls[0].expose(), "redis://127.0.0.1:6379");
         assert_eq!(s.namespace, "nightly-refresh");
         assert!(s.flinks_base_url.is_none());
         assert_eq!(s.rate_limit_per_minute, 20.0);
@@ -1013,7 +1134,7 @@ mod tests {
         assert!(!err.contains("fl1nkspw"), "{err}");
         let s =
             Settings::load_from(None, env(&[("REDIS_URL", "redis://hunter2@redis:6379")])).unwrap();
-        assert_eq!(s.redis_url.redacted(), "redis://***@redis:6379");
+        assert_eq!(s.redis.redacted(), "redis://***@redis:6379");
         assert!(!format!("{s:?}").contains("hunter2"));
         let url = Url::parse("https://u:p4ss@h/x").unwrap();
         assert_eq!(redact_url(&url), "https://u:***@h/x");

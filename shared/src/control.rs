@@ -24,9 +24,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::redis_conn::RedisConn;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use futures::future::BoxFuture;
-use redis::aio::ConnectionManager;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
@@ -191,13 +191,13 @@ pub struct QueueChange {
 /// The control state of one namespace. Cheap to clone.
 #[derive(Clone)]
 pub struct Control {
-    conn: ConnectionManager,
+    conn: RedisConn,
     keys: KeySpace,
 }
 
 impl Control {
     /// The control state of the namespace of `keys`.
-    pub fn new(conn: ConnectionManager, keys: &KeySpace) -> Self {
+    pub fn new(conn: RedisConn, keys: &KeySpace) -> Self {
         Self {
             conn,
             keys: keys.clone(),

@@ -20,9 +20,9 @@
 
 use std::time::Duration;
 
+use crate::redis_conn::RedisConn;
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use chrono_tz::Tz;
-use redis::aio::ConnectionManager;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -191,7 +191,7 @@ impl Sample {
 
 /// Reads one sample from Redis, for the routine that is due at `now`.
 pub async fn sample_once(
-    conn: &ConnectionManager,
+    conn: &RedisConn,
     keys: &KeySpace,
     config: &SamplerConfig,
     now: DateTime<Utc>,
@@ -234,7 +234,7 @@ pub async fn sample_once(
 /// Samples now and then every `config.interval` until `shutdown` fires. Errors are logged
 /// and set `redis_up` to 0; the task never ends on its own.
 pub fn spawn_sampler(
-    conn: ConnectionManager,
+    conn: RedisConn,
     keys: KeySpace,
     config: SamplerConfig,
     shutdown: CancellationToken,

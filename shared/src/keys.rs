@@ -161,7 +161,7 @@ impl KeySpace {
     /// Every key of the namespace.
     pub async fn scan_all(
         &self,
-        conn: &redis::aio::ConnectionManager,
+        conn: &crate::redis_conn::RedisConn,
     ) -> Result<Vec<String>, redis::RedisError> {
         let mut out = Vec::new();
         self.for_each_page(conn, |page| {
@@ -175,7 +175,7 @@ impl KeySpace {
     /// demos, and retiring a deployment. Returns how many keys were removed.
     pub async fn delete_all(
         &self,
-        conn: &redis::aio::ConnectionManager,
+        conn: &crate::redis_conn::RedisConn,
     ) -> Result<u64, redis::RedisError> {
         let mut pages = Vec::new();
         self.for_each_page(conn, |page| pages.push(page.to_vec()))
@@ -183,21 +183,35 @@ impl KeySpace {
         let mut conn = conn.clone();
         let mut removed = 0u64;
         for page in pages {
-            let n: u64 = redis::cmd("UNLINK")
-                .arg(&page)
-                .query_async(&mut conn)
-                .await?;
-            removed += n;
+            // One UNLINK per key: on a cluster a page spans slots, and a pipeline of
+            // single-key commands goes to each key's node.
+            let mut pipe = redis::pipe();
+            for key in &page {
+                pipe.cmd("UNLINK").arg(key);
+            }
+            let counts: Vec<u64> = pipe.query_async(&mut conn).await?;
+            removed += counts.iter().sum::<u64>();
         }
         Ok(removed)
     }
 
     async fn for_each_page(
         &self,
-        conn: &redis::aio::ConnectionManager,
+        conn: &crate::redis_conn::RedisConn,
         mut f: impl FnMut(&[String]),
     ) -> Result<(), redis::RedisError> {
-        let mut conn = conn.clone();
+        // SCAN walks one node's keys: on a cluster, walk every primary.
+        for mut conn in conn.primaries().await? {
+            self.scan_node(&mut conn, &mut f).await?;
+        }
+        Ok(())
+    }
+
+    async fn scan_node(
+        &self,
+        conn: &mut crate::redis_conn::RedisConn,
+        f: &mut impl FnMut(&[String]),
+    ) -> Result<(), redis::RedisError> {
         for pattern in self.patterns() {
             let mut cursor = 0u64;
             loop {
@@ -207,7 +221,7 @@ impl KeySpace {
                     .arg(&pattern)
                     .arg("COUNT")
                     .arg(1000)
-                    .query_async(&mut conn)
+                    .query_async(conn)
                     .await?;
                 if !keys.is_empty() {
                     f(&keys);

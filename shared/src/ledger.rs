@@ -27,8 +27,8 @@ use std::collections::HashMap;
 use std::sync::LazyLock;
 use std::time::Duration;
 
+use crate::redis_conn::RedisConn;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
-use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 use serde::{Deserialize, Serialize};
 
@@ -316,7 +316,7 @@ enum Mode {
 /// The per-(LoginId, date) ledger of one namespace. Cheap to clone.
 #[derive(Clone)]
 pub struct Ledger {
-    conn: ConnectionManager,
+    conn: RedisConn,
     keys: KeySpace,
 }
 
@@ -349,7 +349,7 @@ fn decode(login: &str, json: &str) -> Option<LedgerOutcome> {
 
 impl Ledger {
     /// The ledger of the namespace of `keys`.
-    pub fn new(conn: ConnectionManager, keys: &KeySpace) -> Self {
+    pub fn new(conn: RedisConn, keys: &KeySpace) -> Self {
         Self {
             conn,
             keys: keys.clone(),

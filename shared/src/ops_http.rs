@@ -14,6 +14,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::redis_conn::RedisConn;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
@@ -21,7 +22,6 @@ use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use metrics_exporter_prometheus::PrometheusHandle;
-use redis::aio::ConnectionManager;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -67,11 +67,11 @@ impl Default for OpsLimits {
 #[derive(Clone)]
 struct OpsState {
     metrics: PrometheusHandle,
-    redis: ConnectionManager,
+    redis: RedisConn,
 }
 
 /// The ops router, apart from the socket so tests need none.
-pub fn app(metrics: PrometheusHandle, redis: ConnectionManager) -> Router {
+pub fn app(metrics: PrometheusHandle, redis: RedisConn) -> Router {
     Router::new()
         .route("/metrics", get(render_metrics))
         .route("/healthz", get(|| async { "ok\n" }))
@@ -85,7 +85,7 @@ pub async fn serve(
     addr: SocketAddr,
     limits: OpsLimits,
     metrics: PrometheusHandle,
-    redis: ConnectionManager,
+    redis: RedisConn,
     shutdown: CancellationToken,
 ) -> std::io::Result<SocketAddr> {
     let listener = TcpListener::bind(addr).await?;

@@ -23,8 +23,8 @@
 use std::sync::LazyLock;
 use std::time::Duration;
 
+use crate::redis_conn::RedisConn;
 use chrono::NaiveDate;
-use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 use tokio_util::sync::CancellationToken;
 
@@ -62,7 +62,7 @@ pub enum OutcomeError {
 /// Records outcomes in the ledger and the registry of one namespace. Cheap to clone.
 #[derive(Clone)]
 pub struct Outcomes {
-    conn: ConnectionManager,
+    conn: RedisConn,
     keys: KeySpace,
     ledger: Ledger,
     registry: Registry,
@@ -70,7 +70,7 @@ pub struct Outcomes {
 
 impl Outcomes {
     /// The outcomes of the namespace of `keys`.
-    pub fn new(conn: ConnectionManager, keys: &KeySpace) -> Self {
+    pub fn new(conn: RedisConn, keys: &KeySpace) -> Self {
         Self {
             ledger: Ledger::new(conn.clone(), keys),
             registry: Registry::new(conn.clone(), keys),

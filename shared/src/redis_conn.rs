@@ -1,21 +1,43 @@
 //! Connecting to Redis with timeouts, so a dead or unreachable Redis fails fast with a
 //! message that names it, instead of hanging a CLI or a worker at boot.
 //!
-//! This is the one connect path of the workspace: [`connect`] (settings' [`SecretUrl`]),
-//! [`connect_url`] (a plain string) and `shared::queue::connect` all end in
-//! [`connect_url`], with one [`manager_config`]. `redis://` and `rediss://` (TLS, rustls
-//! with the system's and webpki roots) both work, with or without `user:password@`.
+//! This is the one connect path of the workspace: [`connect`] (the settings'
+//! [`RedisTarget`]: standalone, Cluster or Sentinel), [`connect_url`] (one plain URL) and
+//! `shared::queue::connect` all end here, with one [`manager_config`]. `redis://` and
+//! `rediss://` (TLS, rustls with the system's and webpki roots) both work, with or without
+//! `user:password@`, in every mode.
 //!
-//! One [`ConnectionManager`] per process: it multiplexes every caller over one connection
-//! and reconnects on its own (exponential backoff with jitter). Commands in flight during a
-//! blip fail and the caller decides (the queue's loops retry with backoff). This module
-//! does not retry commands.
+//! Every store takes a [`RedisConn`], one handle whatever the deployment:
+//!
+//! - **Standalone**: one [`ConnectionManager`]; it multiplexes every caller over one
+//!   connection and reconnects on its own (exponential backoff with jitter).
+//! - **Cluster**: the redis crate's async cluster client. It follows MOVED/ASK, loads scripts
+//!   on every node (`SCRIPT LOAD` goes to all of them, `EVALSHA` to the key's slot) and
+//!   refreshes the slot map after a failover. Every script's keys share one hash tag, so a
+//!   script runs on one node. A plain pipeline whose commands touch several slots (a bulk
+//!   import over many logins) is split here into one request per command, sent at once, with
+//!   the answers put back in order; a transaction must stay within one slot.
+//! - **Sentinel**: a [`ConnectionManager`] on the master the sentinels name. When a command
+//!   fails the way a failover makes it fail (connection refused or dropped, `READONLY` from a
+//!   demoted master), the sentinels are asked again and the handle moves to the new master;
+//!   the failed command's error is returned, and callers retry as they do after any blip.
+//!
+//! Commands in flight during a blip fail and the caller decides (the queue's loops retry
+//! with backoff). This module does not retry commands.
 
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use futures::future::join_all;
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
+use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
+use redis::{Cmd, ConnectionAddr, IntoConnectionInfo, Pipeline, RedisFuture, Value};
+use secrecy::ExposeSecret;
 
-use crate::config::SecretUrl;
+use crate::config::{RedisMode, RedisTarget, SecretUrl};
 
 /// Each connection attempt gives up after this long.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -37,7 +59,7 @@ pub enum RedisConnError {
     /// The URL is redacted (no password).
     #[error("Redis unreachable at {url}: {source}")]
     Unreachable {
-        /// The redacted URL.
+        /// The redacted URL (a comma-separated list for Cluster and Sentinel).
         url: String,
         /// The underlying error.
         #[source]
@@ -55,26 +77,351 @@ pub fn manager_config() -> ConnectionManagerConfig {
         .set_max_delay(RECONNECT_MAX_DELAY)
 }
 
-/// The connection every store takes: reconnecting, cheap to clone. Binaries name it
-/// through this alias so they need no Redis client of their own.
-pub type Connection = ConnectionManager;
-
-/// Connects to `url` and checks the connection with a `PING`.
-pub async fn connect(url: &SecretUrl) -> Result<ConnectionManager, RedisConnError> {
-    connect_url(url.expose()).await
+/// A connection to Redis, whatever the deployment (see the module docs). Cheap to clone:
+/// every clone shares the same connections.
+#[derive(Clone)]
+pub enum RedisConn {
+    /// One server.
+    Standalone(ConnectionManager),
+    /// Redis Cluster.
+    Cluster(ClusterConnection),
+    /// The master the sentinels name.
+    Sentinel(SentinelConn),
+    /// One primary of a cluster (from [`RedisConn::primaries`]): every command goes to it.
+    Node(NodeConn),
 }
 
-/// Connects to a plain `url` (redis:// or rediss://) and checks it with a `PING`. Errors
-/// name the URL without its password (see [`redact`]); so does their `Debug`.
-pub async fn connect_url(url: &str) -> Result<ConnectionManager, RedisConnError> {
+impl std::fmt::Debug for RedisConn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RedisConn({})", self.mode())
+    }
+}
+
+impl From<ConnectionManager> for RedisConn {
+    fn from(conn: ConnectionManager) -> Self {
+        RedisConn::Standalone(conn)
+    }
+}
+
+impl RedisConn {
+    /// The deployment this handle talks to.
+    pub fn mode(&self) -> RedisMode {
+        match self {
+            RedisConn::Standalone(_) => RedisMode::Standalone,
+            RedisConn::Sentinel(_) => RedisMode::Sentinel,
+            RedisConn::Cluster(_) | RedisConn::Node(_) => RedisMode::Cluster,
+        }
+    }
+
+    /// One handle per primary node, for the few commands that work node by node (`SCAN`):
+    /// the cluster's masters, or this handle itself otherwise.
+    pub async fn primaries(&self) -> redis::RedisResult<Vec<RedisConn>> {
+        let RedisConn::Cluster(cluster) = self else {
+            return Ok(vec![self.clone()]);
+        };
+        let mut cluster = cluster.clone();
+        let nodes: String = cluster
+            .route_command(
+                redis::cmd("CLUSTER").arg("NODES").clone(),
+                RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random),
+            )
+            .await
+            .and_then(|v| Ok(redis::from_redis_value(v)?))?;
+        Ok(masters_of(&nodes)
+            .into_iter()
+            .map(|(host, port)| {
+                RedisConn::Node(NodeConn {
+                    cluster: cluster.clone(),
+                    host,
+                    port,
+                })
+            })
+            .collect())
+    }
+}
+
+/// One node of a cluster, reached through the cluster connection.
+#[derive(Clone)]
+pub struct NodeConn {
+    cluster: ClusterConnection,
+    host: String,
+    port: u16,
+}
+
+impl NodeConn {
+    fn routing(&self) -> RoutingInfo {
+        RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+            host: self.host.clone(),
+            port: self.port,
+        })
+    }
+}
+
+/// The `host:port` of every master in a `CLUSTER NODES` answer.
+fn masters_of(nodes: &str) -> Vec<(String, u16)> {
+    nodes
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (addr, flags) = (fields.get(1)?, fields.get(2)?);
+            if !flags.split(',').any(|f| f == "master") || flags.contains("fail") {
+                return None;
+            }
+            // `host:port@cport[,hostname]`
+            let host_port = addr.split('@').next()?;
+            let (host, port) = host_port.rsplit_once(':')?;
+            Some((host.to_string(), port.parse().ok()?))
+        })
+        .collect()
+}
+
+impl ConnectionLike for RedisConn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            RedisConn::Standalone(c) => c.req_packed_command(cmd),
+            RedisConn::Cluster(c) => c.req_packed_command(cmd),
+            RedisConn::Sentinel(c) => Box::pin(c.command(cmd)),
+            RedisConn::Node(n) => Box::pin(async move {
+                let routing = n.routing();
+                n.cluster.route_command(cmd.clone(), routing).await
+            }),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            RedisConn::Standalone(c) => c.req_packed_commands(pipeline, offset, count),
+            RedisConn::Cluster(c) => Box::pin(cluster_pipeline(c, pipeline, offset, count)),
+            RedisConn::Sentinel(c) => Box::pin(c.pipeline(pipeline, offset, count)),
+            RedisConn::Node(n) => Box::pin(async move {
+                let route = SingleNodeRoutingInfo::ByAddress {
+                    host: n.host.clone(),
+                    port: n.port,
+                };
+                n.cluster
+                    .route_pipeline(pipeline.clone(), offset, count, route)
+                    .await
+            }),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            RedisConn::Standalone(c) => c.get_db(),
+            RedisConn::Cluster(_) | RedisConn::Node(_) => 0,
+            RedisConn::Sentinel(c) => c.current().get_db(),
+        }
+    }
+}
+
+/// A pipeline on a cluster. A transaction (or a single command) goes as one request, and
+/// the server checks its keys share a slot. A plain pipeline may span slots (a bulk write
+/// over many logins), so each command goes on its own, all at once over the multiplexed
+/// connections, and the answers come back in the pipeline's order. As on one server, every
+/// command runs even when one fails, and the first failure is the pipeline's error.
+async fn cluster_pipeline(
+    conn: &mut ClusterConnection,
+    pipeline: &Pipeline,
+    offset: usize,
+    count: usize,
+) -> redis::RedisResult<Vec<Value>> {
+    let commands: Vec<&Cmd> = pipeline.cmd_iter().collect();
+    let plain = offset == 0 && count == commands.len();
+    if !plain || commands.len() < 2 {
+        return conn.req_packed_commands(pipeline, offset, count).await;
+    }
+    let sends = commands.into_iter().map(|cmd| {
+        let mut conn = conn.clone();
+        async move { conn.req_packed_command(cmd).await }
+    });
+    join_all(sends).await.into_iter().collect()
+}
+
+/// A handle on the master the sentinels name, moved to the new master after a failover.
+#[derive(Clone)]
+pub struct SentinelConn {
+    shared: Arc<SentinelShared>,
+}
+
+struct SentinelShared {
+    sentinels: tokio::sync::Mutex<SentinelClient>,
+    current: RwLock<(ConnectionAddr, ConnectionManager)>,
+    redacted: String,
+}
+
+impl SentinelConn {
+    async fn open(target: &RedisTarget) -> redis::RedisResult<Self> {
+        let mut client = sentinel_client(target)?;
+        let (addr, conn) = master_connection(&mut client).await?;
+        Ok(SentinelConn {
+            shared: Arc::new(SentinelShared {
+                sentinels: tokio::sync::Mutex::new(client),
+                current: RwLock::new((addr, conn)),
+                redacted: target.redacted(),
+            }),
+        })
+    }
+
+    fn current(&self) -> ConnectionManager {
+        self.shared.current.read().expect("lock").1.clone()
+    }
+
+    async fn command(&self, cmd: &Cmd) -> redis::RedisResult<Value> {
+        let result = self.current().req_packed_command(cmd).await;
+        self.after(result).await
+    }
+
+    async fn pipeline(
+        &self,
+        pipeline: &Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisResult<Vec<Value>> {
+        let result = self
+            .current()
+            .req_packed_commands(pipeline, offset, count)
+            .await;
+        self.after(result).await
+    }
+
+    /// Passes `result` through; when it failed as a failover makes commands fail, first asks
+    /// the sentinels where the master is now and moves there.
+    async fn after<T>(&self, result: redis::RedisResult<T>) -> redis::RedisResult<T> {
+        if let Err(e) = &result {
+            if is_failover_symptom(e) {
+                self.rediscover().await;
+            }
+        }
+        result
+    }
+
+    async fn rediscover(&self) {
+        let mut sentinels = self.shared.sentinels.lock().await;
+        match master_connection(&mut sentinels).await {
+            Ok((addr, conn)) => {
+                let mut current = self.shared.current.write().expect("lock");
+                if current.0 != addr {
+                    tracing::warn!(sentinels = %self.shared.redacted, master = %addr,
+                        "Redis master moved (Sentinel failover); using the new master");
+                    *current = (addr, conn);
+                }
+            }
+            Err(e) => tracing::warn!(sentinels = %self.shared.redacted, error = %e,
+                "the sentinels did not name a reachable master; retrying on the next error"),
+        }
+    }
+}
+
+/// Errors a failover produces on the old master's connection.
+fn is_failover_symptom(e: &redis::RedisError) -> bool {
+    e.is_io_error()
+        || e.is_connection_refusal()
+        || e.is_connection_dropped()
+        || e.is_timeout()
+        || e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly)
+        || e.code() == Some("READONLY")
+        || e.code() == Some("MASTERDOWN")
+}
+
+fn sentinel_client(target: &RedisTarget) -> redis::RedisResult<SentinelClient> {
+    let master = target.sentinel_master.as_deref().unwrap_or_default();
+    let mut data_node = None;
+    let mut sentinels = Vec::new();
+    for url in &target.urls {
+        let info = url.expose().into_connection_info()?;
+        data_node.get_or_insert_with(|| info.redis_settings().clone());
+        let mut own = redis::RedisConnectionInfo::default();
+        if let Some(password) = &target.sentinel_password {
+            own = own.set_password(password.expose_secret());
+        }
+        sentinels.push(info.set_redis_settings(own));
+    }
+    let tls = target.urls[0].expose().starts_with("rediss://");
+    let mut node = SentinelNodeConnectionInfo::default();
+    if let Some(data_node) = data_node {
+        node = node.set_redis_connection_info(data_node);
+    }
+    if tls {
+        node = node.set_tls_mode(redis::TlsMode::Secure);
+    }
+    SentinelClient::build(sentinels, master, Some(node), SentinelServerType::Master)
+}
+
+async fn master_connection(
+    client: &mut SentinelClient,
+) -> redis::RedisResult<(ConnectionAddr, ConnectionManager)> {
+    let master = client.async_get_client().await?;
+    let addr = master.get_connection_info().addr().clone();
+    let mut conn = ConnectionManager::new_with_config(master, manager_config()).await?;
+    let _: String = redis::cmd("PING").query_async(&mut conn).await?;
+    Ok((addr, conn))
+}
+
+/// Connects to the deployment `target` describes and checks it with a `PING`. Errors name
+/// the URLs without their passwords.
+pub async fn connect(target: &RedisTarget) -> Result<RedisConn, RedisConnError> {
+    let unreachable = |source| RedisConnError::Unreachable {
+        url: target.redacted(),
+        source,
+    };
+    let mut conn = match target.mode {
+        RedisMode::Standalone => return connect_url(target.urls[0].expose()).await,
+        RedisMode::Cluster => {
+            let client = ClusterClient::builder(target.urls.iter().map(SecretUrl::expose))
+                .connection_timeout(CONNECT_TIMEOUT)
+                .response_timeout(RESPONSE_TIMEOUT)
+                .retries(RECONNECT_RETRIES as u32)
+                .build()
+                .map_err(unreachable)?;
+            RedisConn::Cluster(client.get_async_connection().await.map_err(unreachable)?)
+        }
+        RedisMode::Sentinel => {
+            RedisConn::Sentinel(SentinelConn::open(target).await.map_err(unreachable)?)
+        }
+    };
+    ping_raw(&mut conn).await.map_err(unreachable)?;
+    Ok(conn)
+}
+
+/// Connects to `urls` (one URL, or a comma-separated list) in the mode the environment's
+/// `REDIS_MODE` and `REDIS_SENTINEL_MASTER` name (standalone when unset): how tests,
+/// benchmarks and test fixtures reach the same Redis deployment the processes they start do.
+pub async fn connect_in_env_mode(urls: &str) -> Result<RedisConn, RedisConnError> {
+    let mut env: Vec<(String, String)> = std::env::vars()
+        .filter(|(k, _)| k == "REDIS_MODE" || k == "REDIS_SENTINEL_MASTER")
+        .collect();
+    env.push(("REDIS_URL".into(), urls.into()));
+    match crate::config::Settings::load_from(None, env) {
+        Ok(settings) => connect(&settings.redis).await,
+        Err(e) => Err(RedisConnError::Unreachable {
+            url: crate::config::redact_url_str(urls),
+            source: redis::RedisError::from((
+                redis::ErrorKind::InvalidClientConfig,
+                "bad Redis settings",
+                e.to_string(),
+            )),
+        }),
+    }
+}
+
+/// Connects to one standalone server at a plain `url` (redis:// or rediss://) and checks it
+/// with a `PING`. Errors name the URL without its password (see [`redact`]); so does their
+/// `Debug`.
+pub async fn connect_url(url: &str) -> Result<RedisConn, RedisConnError> {
     let unreachable = |source| RedisConnError::Unreachable {
         url: redact(url),
         source,
     };
     let client = redis::Client::open(url).map_err(unreachable)?;
-    let mut conn = ConnectionManager::new_with_config(client, manager_config())
+    let conn = ConnectionManager::new_with_config(client, manager_config())
         .await
         .map_err(unreachable)?;
+    let mut conn = RedisConn::Standalone(conn);
     ping_raw(&mut conn).await.map_err(unreachable)?;
     Ok(conn)
 }
@@ -88,12 +435,12 @@ pub fn redact(url: &str) -> String {
 }
 
 /// Sends a `PING`; `Ok` when Redis answered.
-pub async fn ping(conn: &ConnectionManager) -> Result<(), redis::RedisError> {
+pub async fn ping(conn: &RedisConn) -> Result<(), redis::RedisError> {
     let mut conn = conn.clone();
     ping_raw(&mut conn).await
 }
 
-async fn ping_raw(conn: &mut ConnectionManager) -> Result<(), redis::RedisError> {
+async fn ping_raw(conn: &mut RedisConn) -> Result<(), redis::RedisError> {
     let _: String = redis::cmd("PING").query_async(conn).await?;
     Ok(())
 }

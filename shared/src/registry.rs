@@ -19,9 +19,9 @@ use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::LazyLock;
 
+use crate::redis_conn::RedisConn;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use futures::Stream;
-use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 use serde::Serialize;
 
@@ -187,7 +187,7 @@ pub type IdStream<'a> =
 /// The login registry of one namespace. Cheap to clone.
 #[derive(Clone)]
 pub struct Registry {
-    conn: ConnectionManager,
+    conn: RedisConn,
     keys: KeySpace,
     scheduled: ScheduledRefresh,
 }
@@ -199,7 +199,7 @@ fn parse_time(raw: Option<&String>) -> Option<DateTime<Utc>> {
 
 impl Registry {
     /// The registry of the namespace of `keys`.
-    pub fn new(conn: ConnectionManager, keys: &KeySpace) -> Self {
+    pub fn new(conn: RedisConn, keys: &KeySpace) -> Self {
         Self {
             scheduled: ScheduledRefresh::new(conn.clone(), keys),
             conn,

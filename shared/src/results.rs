@@ -30,8 +30,8 @@
 //! The stream is capped at about `RESULTS_STREAM_MAXLEN` entries (`MAXLEN ~`): consume it
 //! faster than the cap fills. Nothing here is logged: the payload is account data.
 
+use crate::redis_conn::RedisConn;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
-use redis::aio::ConnectionManager;
 
 use crate::domain::{LoginId, RequestId};
 use crate::keys::KeySpace;
@@ -129,7 +129,7 @@ pub struct ResultsSink {
 impl ResultsSink {
     /// The sink of the namespace of `keys`, capped at about `max_len` entries, storing
     /// `accounts` in clear (see [`ResultsSink::with_cipher`]).
-    pub fn new(conn: ConnectionManager, keys: &KeySpace, max_len: u64) -> Self {
+    pub fn new(conn: RedisConn, keys: &KeySpace, max_len: u64) -> Self {
         Self {
             ledger: Ledger::new(conn, keys),
             keys: keys.clone(),
@@ -286,7 +286,7 @@ pub struct ReadPage {
 /// read (no key, wrong key, tampered, refused plaintext, malformed) lands in
 /// [`ReadPage::errors`] and the rest are still read.
 pub async fn read(
-    conn: &ConnectionManager,
+    conn: &RedisConn,
     keys: &KeySpace,
     from: &str,
     count: usize,
@@ -340,7 +340,7 @@ pub async fn read(
 /// outcome names the entry's id), so no scan of the stream is needed. `Ok(None)` when the
 /// login was not refreshed that date or its entry was trimmed from the capped stream.
 pub async fn read_login(
-    conn: &ConnectionManager,
+    conn: &RedisConn,
     keys: &KeySpace,
     login: &crate::domain::LoginId,
     date: chrono::NaiveDate,

@@ -26,10 +26,10 @@
 
 use std::time::Duration;
 
+use crate::redis_conn::RedisConn;
 use chrono::{DateTime, NaiveDate, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use futures::TryStreamExt;
-use redis::aio::ConnectionManager;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
@@ -321,14 +321,14 @@ pub fn next_fire(now: DateTime<Utc>, at: NaiveTime, tz: Tz) -> DateTime<Utc> {
 /// The per-day claim that makes replicas fire once between them.
 #[derive(Clone)]
 pub struct DayClaim {
-    conn: ConnectionManager,
+    conn: RedisConn,
     keys: KeySpace,
     replica: String,
 }
 
 impl DayClaim {
     /// Claims for this `replica` (any unique string: host and pid).
-    pub fn new(conn: ConnectionManager, keys: &KeySpace, replica: impl Into<String>) -> Self {
+    pub fn new(conn: RedisConn, keys: &KeySpace, replica: impl Into<String>) -> Self {
         Self {
             conn,
             keys: keys.clone(),

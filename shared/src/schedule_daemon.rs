@@ -16,7 +16,7 @@ use crate::metrics::MetricsError;
 use crate::ops::logins::LoginOps;
 use crate::ops_http::OpsLimits;
 use crate::queue::Queue;
-use crate::redis_conn::Connection;
+use crate::redis_conn::RedisConn;
 use crate::registry::Registry;
 use crate::routine::{DayClaim, RefreshStatusPrecheck, Schedule};
 
@@ -51,7 +51,7 @@ pub fn replica_name() -> String {
 
 /// The GetNightlyRefreshStatus pre-check, when a bearer secret is configured.
 fn precheck(
-    conn: &Connection,
+    conn: &RedisConn,
     keys: &KeySpace,
     settings: &Settings,
 ) -> Result<Option<RefreshStatusPrecheck>, DaemonError> {
@@ -69,7 +69,7 @@ fn precheck(
 /// as the worker's, so queue depth, routine progress and the deadline stay visible while
 /// no worker runs) and fires the routine once a day at ROUTINE_AT in ROUTINE_TZ.
 pub async fn run(
-    conn: Connection,
+    conn: RedisConn,
     keys: &KeySpace,
     settings: &Settings,
     shutdown: CancellationToken,

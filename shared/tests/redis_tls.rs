@@ -163,7 +163,7 @@ fn rediss_with_a_password_connects_and_runs_commands() {
         let settings =
             shared::config::Settings::load_from(None, [("REDIS_URL".to_string(), url.clone())])
                 .unwrap();
-        let mut conn = shared::redis_conn::connect(&settings.redis_url)
+        let mut conn = shared::redis_conn::connect(&settings.redis)
             .await
             .expect("rediss:// with AUTH");
         let _: () = redis::cmd("SET")

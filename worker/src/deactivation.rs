@@ -136,7 +136,7 @@ async fn run_job(
 /// backoff is capped at `RETRY_MAX_DELAY`), since Flinks keeps billing until it confirms.
 pub fn queue(
     settings: &Settings,
-    conn: redis::aio::ConnectionManager,
+    conn: shared::redis_conn::RedisConn,
     keys: &KeySpace,
 ) -> Queue<ScheduledRefreshJob> {
     let mut config = queue_config(settings, DEACTIVATION_QUEUE);
@@ -148,7 +148,7 @@ pub fn queue(
 /// within `SHUTDOWN_GRACE`).
 pub fn spawn(
     settings: &Settings,
-    conn: redis::aio::ConnectionManager,
+    conn: shared::redis_conn::RedisConn,
     keys: &KeySpace,
     worker_id: &WorkerId,
     shutdown: CancellationToken,

@@ -27,12 +27,12 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use redis::aio::ConnectionManager;
 use shared::jobs::{DetailJob, JobSubject, AUTHORIZE_QUEUE, DETAIL_QUEUE};
 use shared::keys::KeySpace;
 use shared::ledger::{Ledger, LedgerOutcome};
 use shared::outcomes::Outcomes;
 use shared::queue::{JobId, JobInfo, Queue, QueueConfig};
+use shared::redis_conn::RedisConn;
 use tokio_util::sync::CancellationToken;
 
 /// Dead letters read per range read.
@@ -56,7 +56,7 @@ enum Review {
 /// Turns buried routine jobs into `failed` outcomes.
 #[derive(Clone)]
 pub struct DeadLetterReconciler {
-    conn: ConnectionManager,
+    conn: RedisConn,
     keys: KeySpace,
     ledger: Ledger,
     outcomes: Outcomes,
@@ -65,7 +65,7 @@ pub struct DeadLetterReconciler {
 
 impl DeadLetterReconciler {
     /// A reconciler for the namespace of `keys`.
-    pub fn new(conn: ConnectionManager, keys: &KeySpace) -> Self {
+    pub fn new(conn: RedisConn, keys: &KeySpace) -> Self {
         Self {
             ledger: Ledger::new(conn.clone(), keys),
             outcomes: Outcomes::new(conn.clone(), keys),

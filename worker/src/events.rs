@@ -4,12 +4,12 @@
 
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
 use shared::config::Settings;
 use shared::events::webhook::{self, Delivery, WebhookClient, WebhookConfig};
 use shared::events::Events;
 use shared::keys::KeySpace;
 use shared::queue::WorkerId;
+use shared::redis_conn::RedisConn;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -19,7 +19,7 @@ pub const TRIM_INTERVAL: Duration = Duration::from_secs(30);
 /// Starts the trimmer and, when configured, the webhook delivery; both stop on `shutdown`.
 pub fn spawn(
     settings: &Settings,
-    conn: ConnectionManager,
+    conn: RedisConn,
     keys: &KeySpace,
     worker_id: &WorkerId,
     shutdown: CancellationToken,
@@ -63,7 +63,7 @@ pub fn spawn(
 /// when it delivers. Errors are logged and retried next tick.
 async fn trim_loop(
     events: Events,
-    conn: ConnectionManager,
+    conn: RedisConn,
     keys: KeySpace,
     max_len: u64,
     webhook: bool,

@@ -64,7 +64,7 @@ pub async fn run(
         .concurrency
         .unwrap_or(settings.worker_concurrency)
         .max(1) as usize;
-    let conn = shared::redis_conn::connect(&settings.redis_url).await?;
+    let conn = shared::redis_conn::connect(&settings.redis).await?;
     let keys = KeySpace::new(settings.namespace.clone());
     let metrics = shared::metrics::install().context("metrics recorder")?;
     let ops_addr = shared::ops_http::serve(
@@ -253,7 +253,7 @@ impl Unfinished {
 
 fn build_deps(
     settings: &Settings,
-    conn: redis::aio::ConnectionManager,
+    conn: shared::redis_conn::RedisConn,
     keys: &KeySpace,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Deps> {

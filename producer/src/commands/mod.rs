@@ -20,7 +20,7 @@ use shared::config::Settings;
 use shared::domain::{LoginId, RoutineDay};
 use shared::keys::KeySpace;
 use shared::ops::audit::AuditLog;
-use shared::redis_conn::Connection;
+use shared::redis_conn::RedisConn;
 
 /// An error the user fixes by changing the command line (exit code 2).
 #[derive(Debug, thiserror::Error)]
@@ -53,7 +53,7 @@ pub(crate) struct Ctx {
     /// Who runs the command, for the audit trail (sanitized when stored).
     pub(crate) actor: String,
     /// One connection per command, opened on first use and shared by every store.
-    conn: tokio::sync::OnceCell<Connection>,
+    conn: tokio::sync::OnceCell<RedisConn>,
 }
 
 impl Ctx {
@@ -70,8 +70,8 @@ impl Ctx {
 
     /// The Redis connection, connecting on first use (fails fast, naming the redacted
     /// URL).
-    pub(crate) async fn redis(&self) -> anyhow::Result<Connection> {
-        let connect = || shared::redis_conn::connect(&self.settings.redis_url);
+    pub(crate) async fn redis(&self) -> anyhow::Result<RedisConn> {
+        let connect = || shared::redis_conn::connect(&self.settings.redis);
         Ok(self.conn.get_or_try_init(connect).await?.clone())
     }
 

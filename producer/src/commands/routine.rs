@@ -38,7 +38,7 @@ struct Parts {
     registry: Registry,
     ledger: Ledger,
     queue: Queue<AuthorizeJob>,
-    conn: shared::redis_conn::Connection,
+    conn: shared::redis_conn::RedisConn,
 }
 
 async fn parts(ctx: &Ctx) -> anyhow::Result<Parts> {

@@ -11,9 +11,9 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use chrono::{NaiveDate, Utc};
-use redis::aio::ConnectionManager;
 use shared::domain::{FlinksCode, LoginId, RequestId};
 use shared::ledger::{Ledger, LedgerOutcome};
+use shared::redis_conn::RedisConn;
 use shared::registry::Registry;
 use shared::KeySpace;
 
@@ -62,9 +62,10 @@ impl Env {
         path.display().to_string()
     }
 
-    async fn conn(&self) -> ConnectionManager {
-        let client = redis::Client::open(redis_url()).unwrap();
-        ConnectionManager::new(client).await.unwrap()
+    async fn conn(&self) -> RedisConn {
+        shared::redis_conn::connect_in_env_mode(&redis_url())
+            .await
+            .unwrap()
     }
 
     async fn cleanup(self) {

@@ -13,9 +13,9 @@ use apalis_core::task::data::Data;
 use apalis_core::worker::builder::WorkerBuilder;
 use futures::future::BoxFuture;
 use futures::FutureExt;
-use redis::aio::ConnectionManager;
 use serde::Deserialize;
 use shared::queue::{FetchGate, Queue, QueueConfig, RedisBackend};
+use shared::redis_conn::RedisConn;
 use shared::KeySpace;
 
 #[derive(Deserialize)]
@@ -37,7 +37,7 @@ impl FetchGate for FetchCount {
 }
 
 #[derive(Clone)]
-struct Log(ConnectionManager, String);
+struct Log(RedisConn, String);
 
 async fn hang(job: Ping, log: Data<Log>) -> Result<(), BoxDynError> {
     let Log(mut conn, key) = (*log).clone();
@@ -54,7 +54,7 @@ async fn hang(job: Ping, log: Data<Log>) -> Result<(), BoxDynError> {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let var = |k: &str| std::env::var(k).map_err(|_| format!("{k} is required"));
     let keys = KeySpace::new(var("NS")?);
-    let conn = shared::queue::connect(&var("REDIS_URL")?).await?;
+    let conn = shared::redis_conn::connect_in_env_mode(&var("REDIS_URL")?).await?;
     let config = QueueConfig::new(var("QUEUE")?)
         .with_lease(Duration::from_millis(var("LEASE_MS")?.parse()?));
     let hold: usize = var("HOLD")?.parse()?;

@@ -38,8 +38,8 @@ pub mod webhook;
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
+use crate::redis_conn::RedisConn;
 use chrono::{DateTime, NaiveDate, Utc};
-use redis::aio::ConnectionManager;
 use redis::Script;
 use serde::Serialize;
 
@@ -257,13 +257,13 @@ fn records(reply: redis::streams::StreamRangeReply) -> Vec<EventRecord> {
 /// The events stream of one namespace. Cheap to clone.
 #[derive(Clone)]
 pub struct Events {
-    conn: ConnectionManager,
+    conn: RedisConn,
     keys: KeySpace,
 }
 
 impl Events {
     /// The events of the namespace of `keys`.
-    pub fn new(conn: ConnectionManager, keys: &KeySpace) -> Self {
+    pub fn new(conn: RedisConn, keys: &KeySpace) -> Self {
         Self {
             conn,
             keys: keys.clone(),

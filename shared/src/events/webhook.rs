@@ -22,10 +22,10 @@
 use std::sync::LazyLock;
 use std::time::Duration;
 
+use crate::redis_conn::RedisConn;
 use chrono::Utc;
 use hmac::{Hmac, Mac};
 use rand::Rng as _;
-use redis::aio::ConnectionManager;
 use redis::Script;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
@@ -272,7 +272,7 @@ pub enum Step {
 
 /// The delivery loop of one pod.
 pub struct Delivery {
-    conn: ConnectionManager,
+    conn: RedisConn,
     keys: KeySpace,
     client: WebhookClient,
     token: String,
@@ -282,7 +282,7 @@ pub struct Delivery {
 impl Delivery {
     /// A delivery for the namespace of `keys`; `token` identifies this pod in the lease.
     pub fn new(
-        conn: ConnectionManager,
+        conn: RedisConn,
         keys: &KeySpace,
         client: WebhookClient,
         token: impl Into<String>,
@@ -419,7 +419,7 @@ impl Delivery {
 
 /// The webhook's position: the id of the last entry delivered or parked (`0-0` before the
 /// first).
-pub async fn cursor(conn: &ConnectionManager, keys: &KeySpace) -> Result<String, EventsError> {
+pub async fn cursor(conn: &RedisConn, keys: &KeySpace) -> Result<String, EventsError> {
     let mut conn = conn.clone();
     let raw: Option<String> = redis::cmd("GET")
         .arg(keys.events_webhook("cursor"))
@@ -429,7 +429,7 @@ pub async fn cursor(conn: &ConnectionManager, keys: &KeySpace) -> Result<String,
 }
 
 /// Sets [`WEBHOOK_OLDEST_UNDELIVERED_AGE_SECONDS`] from the entry after the cursor.
-async fn update_oldest_gauge(conn: &ConnectionManager, keys: &KeySpace) -> Result<(), EventsError> {
+async fn update_oldest_gauge(conn: &RedisConn, keys: &KeySpace) -> Result<(), EventsError> {
     let age = oldest_undelivered_age(conn, keys).await?;
     metrics::gauge!(WEBHOOK_OLDEST_UNDELIVERED_AGE_SECONDS)
         .set(age.unwrap_or_default().as_secs_f64());
@@ -438,7 +438,7 @@ async fn update_oldest_gauge(conn: &ConnectionManager, keys: &KeySpace) -> Resul
 
 /// The age of the oldest event the webhook has not delivered, `None` when there is none.
 pub async fn oldest_undelivered_age(
-    conn: &ConnectionManager,
+    conn: &RedisConn,
     keys: &KeySpace,
 ) -> Result<Option<Duration>, EventsError> {
     let from = after(&cursor(conn, keys).await?);
@@ -459,7 +459,7 @@ pub async fn oldest_undelivered_age(
 }
 
 /// Batches in the dead-letter list.
-pub async fn dead_letters(conn: &ConnectionManager, keys: &KeySpace) -> Result<u64, EventsError> {
+pub async fn dead_letters(conn: &RedisConn, keys: &KeySpace) -> Result<u64, EventsError> {
     let mut conn = conn.clone();
     Ok(redis::cmd("LLEN")
         .arg(keys.events_webhook("dead"))
@@ -484,7 +484,7 @@ pub struct RedeliverReport {
 /// 2xx leaves the list, one that fails stays. Two runs at once may both send a batch
 /// (at-least-once, like every delivery).
 pub async fn redeliver(
-    conn: &ConnectionManager,
+    conn: &RedisConn,
     keys: &KeySpace,
     client: &WebhookClient,
 ) -> Result<RedeliverReport, EventsError> {

@@ -10,8 +10,8 @@
 //! it: [`sanitize_actor`] keeps it to one short, printable word before it is stored, so an
 //! actor can never forge a second line or hide escape sequences in `producer audit`.
 
+use crate::redis_conn::RedisConn;
 use chrono::{DateTime, Utc};
-use redis::aio::ConnectionManager;
 use serde::Serialize;
 
 use crate::keys::KeySpace;
@@ -66,13 +66,13 @@ pub struct AuditEntry {
 /// The audit stream of one namespace. Cheap to clone.
 #[derive(Clone)]
 pub struct AuditLog {
-    conn: ConnectionManager,
+    conn: RedisConn,
     key: String,
 }
 
 impl AuditLog {
     /// The audit stream of the namespace of `keys`.
-    pub fn new(conn: ConnectionManager, keys: &KeySpace) -> Self {
+    pub fn new(conn: RedisConn, keys: &KeySpace) -> Self {
         Self {
             conn,
             key: keys.global("audit"),

@@ -3,8 +3,8 @@
 //! single-job operations (one Lua step each). Job ids are unique UUIDs, so at most one
 //! queue holds a given id.
 
+use crate::redis_conn::RedisConn;
 use chrono::Utc;
-use redis::aio::ConnectionManager;
 
 use super::list::JobRow;
 use super::OpsError;
@@ -23,7 +23,7 @@ pub struct JobOps {
 
 impl JobOps {
     /// The operations over the authorize, detail and deactivation queues.
-    pub fn new(conn: &ConnectionManager, keys: &KeySpace, settings: &Settings) -> Self {
+    pub fn new(conn: &RedisConn, keys: &KeySpace, settings: &Settings) -> Self {
         let queues = [AUTHORIZE_QUEUE, DETAIL_QUEUE, DEACTIVATION_QUEUE]
             .into_iter()
             .map(|name| Queue::new(conn.clone(), keys, queue_config(settings, name)))

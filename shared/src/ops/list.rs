@@ -5,8 +5,8 @@
 
 use std::fmt;
 
+use crate::redis_conn::RedisConn;
 use chrono::{DateTime, NaiveDate, Utc};
-use redis::aio::ConnectionManager;
 use serde::Serialize;
 
 use super::OpsError;
@@ -187,7 +187,7 @@ pub struct JobPage {
 
 /// Up to `limit` jobs matching `query`, from `cursor` (the start when `None`).
 pub async fn jobs(
-    conn: &ConnectionManager,
+    conn: &RedisConn,
     keys: &KeySpace,
     settings: &Settings,
     query: &JobQuery,
@@ -280,7 +280,7 @@ impl From<IndexEntry> for RecordRow {
 
 /// The records of the `kind` index matching `filter`, newest first.
 pub async fn records(
-    conn: &ConnectionManager,
+    conn: &RedisConn,
     keys: &KeySpace,
     kind: IndexKind,
     filter: &IndexFilter,

@@ -15,8 +15,8 @@
 
 use std::time::Duration;
 
+use crate::redis_conn::RedisConn;
 use chrono::{DateTime, NaiveDate, Utc};
-use redis::aio::ConnectionManager;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
@@ -84,7 +84,7 @@ pub struct RefreshStatusReport {
 /// The login lifecycle operations of one namespace.
 #[derive(Clone)]
 pub struct LoginOps {
-    conn: ConnectionManager,
+    conn: RedisConn,
     keys: KeySpace,
     registry: Registry,
     ledger: Ledger,
@@ -95,7 +95,7 @@ pub struct LoginOps {
 
 impl LoginOps {
     /// The operations of the namespace of `keys`.
-    pub fn new(conn: ConnectionManager, keys: &KeySpace, settings: &Settings) -> Self {
+    pub fn new(conn: RedisConn, keys: &KeySpace, settings: &Settings) -> Self {
         Self {
             registry: Registry::new(conn.clone(), keys),
             ledger: Ledger::new(conn.clone(), keys),

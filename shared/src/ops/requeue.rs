@@ -36,8 +36,8 @@
 use std::sync::LazyLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::redis_conn::RedisConn;
 use chrono::{NaiveDate, Utc};
-use redis::aio::ConnectionManager;
 use redis::Script;
 use serde::Serialize;
 
@@ -228,7 +228,7 @@ pub struct PurgeReport {
 /// The requeue and purge operations of one namespace.
 #[derive(Clone)]
 pub struct Requeuer {
-    conn: ConnectionManager,
+    conn: RedisConn,
     keys: KeySpace,
     ledger: Ledger,
     authorize: Queue<AuthorizeJob>,
@@ -250,7 +250,7 @@ fn parse_pending(member: &str) -> Option<(String, NaiveDate, LoginId)> {
 impl Requeuer {
     /// The operations of the namespace of `keys`, with the queues configured from
     /// `settings` (as the worker configures them).
-    pub fn new(conn: ConnectionManager, keys: &KeySpace, settings: &Settings) -> Self {
+    pub fn new(conn: RedisConn, keys: &KeySpace, settings: &Settings) -> Self {
         Self {
             ledger: Ledger::new(conn.clone(), keys),
             authorize: Queue::new(conn.clone(), keys, queue_config(settings, AUTHORIZE_QUEUE)),

@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use crate::redis_conn::RedisConn;
 use serde::Serialize;
 
 use super::requeue::pending_key;
@@ -126,7 +126,7 @@ impl Snapshot {
 
 /// Reads the snapshot; `worker_lease` is `WORKER_LEASE`, which decides who is alive.
 pub async fn snapshot(
-    conn: &ConnectionManager,
+    conn: &RedisConn,
     keys: &KeySpace,
     worker_lease: Duration,
 ) -> Result<Snapshot, OpsError> {
@@ -204,7 +204,7 @@ pub async fn snapshot(
 }
 
 async fn results_stream(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     keys: &KeySpace,
 ) -> Result<ResultsSnapshot, OpsError> {
     let key = keys.results_stream();

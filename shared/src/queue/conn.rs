@@ -2,10 +2,10 @@
 //! connect implementation of the workspace (same timeouts, reconnect policy, `PING` check
 //! and password redaction), that reports failures as [`QueueError::Unreachable`].
 //!
-//! The `ConnectionManager` reconnects by itself after an error; commands in flight during a
+//! The `RedisConn` reconnects by itself after an error; commands in flight during a
 //! blip fail with a `QueueError::Redis` and the queue's loops retry them with backoff.
 
-use redis::aio::ConnectionManager;
+use crate::redis_conn::RedisConn;
 
 use super::error::QueueError;
 use crate::redis_conn::{self, RedisConnError};
@@ -16,7 +16,7 @@ pub use crate::redis_conn::{manager_config, redact, RESPONSE_TIMEOUT};
 pub const CONNECTION_TIMEOUT: std::time::Duration = redis_conn::CONNECT_TIMEOUT;
 
 /// Connects to `url` (redis:// or rediss://). The error names the URL without its password.
-pub async fn connect(url: &str) -> Result<ConnectionManager, QueueError> {
+pub async fn connect(url: &str) -> Result<RedisConn, QueueError> {
     redis_conn::connect_url(url).await.map_err(|e| match e {
         RedisConnError::Unreachable { url, source } => QueueError::Unreachable { url, source },
     })

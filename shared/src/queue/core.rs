@@ -7,7 +7,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use crate::redis_conn::RedisConn;
 use redis::{Script, ScriptInvocation};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -35,7 +35,7 @@ const MAX_ERROR_LEN: usize = 2_000;
 /// The ops functions (stats, list, requeue, purge) work on any `T`; a tool that does not
 /// know the job type can use `Queue<serde_json::Value>`.
 pub struct Queue<T> {
-    pub(crate) conn: ConnectionManager,
+    pub(crate) conn: RedisConn,
     pub(crate) keys: Arc<QueueKeys>,
     pub(crate) config: Arc<QueueConfig>,
     _job: PhantomData<fn() -> T>,
@@ -63,7 +63,7 @@ impl<T> std::fmt::Debug for Queue<T> {
 
 impl<T> Queue<T> {
     /// A queue over an existing connection (see [`super::connect`]).
-    pub fn new(conn: ConnectionManager, keys: &KeySpace, config: QueueConfig) -> Self {
+    pub fn new(conn: RedisConn, keys: &KeySpace, config: QueueConfig) -> Self {
         Self {
             conn,
             keys: Arc::new(QueueKeys::new(keys, &config.name)),

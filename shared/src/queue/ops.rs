@@ -40,7 +40,7 @@ fn alive_since(now_ms: u64, lease: Duration) -> u64 {
 /// Redis' clock, in ms since the epoch: the clock the queue scripts stamp jobs and
 /// heartbeats with, so every reader compares like with like.
 pub async fn redis_now_ms(
-    conn: &mut redis::aio::ConnectionManager,
+    conn: &mut crate::redis_conn::RedisConn,
 ) -> Result<u64, redis::RedisError> {
     let (secs, micros): (u64, u64) = redis::cmd("TIME").query_async(conn).await?;
     Ok(secs * 1_000 + micros / 1_000)

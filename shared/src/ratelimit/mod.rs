@@ -27,7 +27,7 @@
 use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
-use redis::aio::ConnectionManager;
+use crate::redis_conn::RedisConn;
 use redis::Script;
 use tokio_util::sync::CancellationToken;
 
@@ -72,7 +72,7 @@ pub struct Permit {
 /// The Redis-backed global limiter. Cheap to clone.
 #[derive(Clone)]
 pub struct RateLimiter {
-    conn: ConnectionManager,
+    conn: RedisConn,
     last_key: String,
     cooldown_key: String,
     limit_key: String,
@@ -83,7 +83,7 @@ impl RateLimiter {
     /// A limiter for the namespace of `keys`. It obeys the stored limit
     /// ([`crate::control::Control::set_rate_limit`]); `per_minute` applies only while none
     /// is stored. A limit of `0` turns it off (every request is granted at once).
-    pub fn new(conn: ConnectionManager, keys: &KeySpace, per_minute: f64) -> Self {
+    pub fn new(conn: RedisConn, keys: &KeySpace, per_minute: f64) -> Self {
         Self {
             conn,
             last_key: keys.ratelimit("authorize:last"),

@@ -39,7 +39,7 @@
 use std::sync::LazyLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use redis::aio::ConnectionManager;
+use crate::redis_conn::RedisConn;
 use redis::{AsyncCommands, Script};
 use serde::Serialize;
 
@@ -155,7 +155,7 @@ fn with_dedupe(jobs: &[ScheduledRefreshJob]) -> Vec<(ScheduledRefreshJob, Enqueu
 /// The scheduled-refresh side of the registry of one namespace. Cheap to clone.
 #[derive(Clone)]
 pub struct ScheduledRefresh {
-    conn: ConnectionManager,
+    conn: RedisConn,
     keys: KeySpace,
     queue: Queue<ScheduledRefreshJob>,
     events: Events,
@@ -164,17 +164,13 @@ pub struct ScheduledRefresh {
 impl ScheduledRefresh {
     /// For the namespace of `keys`, enqueueing with the default queue configuration (only
     /// its dedupe TTL matters to an enqueue).
-    pub fn new(conn: ConnectionManager, keys: &KeySpace) -> Self {
+    pub fn new(conn: RedisConn, keys: &KeySpace) -> Self {
         let queue = Queue::new(conn.clone(), keys, QueueConfig::new(DEACTIVATION_QUEUE));
         Self::with_queue(conn, keys, queue)
     }
 
     /// For the namespace of `keys`, on `queue` (the worker's, configured from settings).
-    pub fn with_queue(
-        conn: ConnectionManager,
-        keys: &KeySpace,
-        queue: Queue<ScheduledRefreshJob>,
-    ) -> Self {
+    pub fn with_queue(conn: RedisConn, keys: &KeySpace, queue: Queue<ScheduledRefreshJob>) -> Self {
         Self {
             events: Events::new(conn.clone(), keys),
             conn,

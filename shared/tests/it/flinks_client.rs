@@ -855,6 +855,9 @@ async fn the_call_trace_shows_fingerprints_urls_and_codes_but_no_secret_or_accou
     let metrics = recorder.handle();
     let _metrics_guard = metrics::set_default_local_recorder(&recorder);
     let _guard = tracing::subscriber::set_default(subscriber);
+    // Other tests register their own scoped subscribers on other threads at the same time; an
+    // event site first reached under one of those may have cached "not interested". Recompute.
+    tracing::callsite::rebuild_interest_cache();
 
     let ok = client.authorize(&healthy).await.unwrap();
     let DetailOutcome::Ready(detail) = client.get_accounts_detail(&ok.request_id).await.unwrap()

@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use chrono::{NaiveDate, Utc};
-use redis::aio::ConnectionManager;
 use shared::config::Settings;
 use shared::domain::{FlinksCode, LoginId, RequestId};
 use shared::flinks::{FlinksClient, FlinksConfig};
@@ -18,6 +17,7 @@ use shared::ops::logins::LoginOps;
 use shared::ops::requeue::{CrashPoint, RequeueOptions, Requeuer, Selection};
 use shared::ops::OpsError;
 use shared::queue::{EnqueueOptions, JobFilter, JobState, Queue, WorkerId};
+use shared::redis_conn::RedisConn;
 use shared::registry::{LoginRecordInput, Registry};
 use shared::scheduled_refresh::ScheduledRefreshState;
 use tokio_util::sync::CancellationToken;
@@ -33,15 +33,19 @@ fn date() -> NaiveDate {
 }
 
 fn settings(flinks: Option<&str>) -> Settings {
-    let mut env = vec![("REDIS_URL".to_string(), redis_url())];
+    // The Redis deployment the suite runs on (REDIS_MODE and its master name included).
+    let mut env: Vec<(String, String)> = std::env::vars()
+        .filter(|(k, _)| k == "REDIS_MODE" || k == "REDIS_SENTINEL_MASTER")
+        .collect();
+    env.push(("REDIS_URL".to_string(), redis_url()));
     if let Some(url) = flinks {
         env.push(("FLINKS_BASE_URL".into(), url.into()));
     }
     Settings::load_from(None, env).unwrap()
 }
 
-async fn second_conn() -> ConnectionManager {
-    ConnectionManager::new(redis::Client::open(redis_url()).unwrap())
+async fn second_conn() -> RedisConn {
+    shared::redis_conn::connect_in_env_mode(&redis_url())
         .await
         .unwrap()
 }

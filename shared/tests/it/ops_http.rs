@@ -6,7 +6,6 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use metrics_exporter_prometheus::PrometheusBuilder;
-use redis::aio::ConnectionManager;
 use shared::ops_http::{serve, OpsLimits};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -19,7 +18,7 @@ use crate::support::redis_url;
 const GUARD: Duration = Duration::from_secs(10);
 
 async fn start(limits: OpsLimits) -> (SocketAddr, CancellationToken) {
-    let conn = ConnectionManager::new(redis::Client::open(redis_url()).unwrap())
+    let conn = shared::redis_conn::connect_in_env_mode(&redis_url())
         .await
         .unwrap();
     let metrics = PrometheusBuilder::new().build_recorder().handle();

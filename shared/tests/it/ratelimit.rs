@@ -240,8 +240,9 @@ async fn concurrent_processes_share_one_budget_on_redis_time() {
     let mut tasks = Vec::new();
     let started = Instant::now();
     for _ in 0..4 {
-        let client = redis::Client::open(crate::support::redis_url()).unwrap();
-        let conn = redis::aio::ConnectionManager::new(client).await.unwrap();
+        let conn = shared::redis_conn::connect_in_env_mode(&crate::support::redis_url())
+            .await
+            .unwrap();
         let limiter = RateLimiter::new(conn, &redis.keys, 1200.0);
         tasks.push(tokio::spawn(async move {
             let cancel = CancellationToken::new();

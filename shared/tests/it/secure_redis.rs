@@ -26,7 +26,7 @@ async fn a_password_protected_redis_runs_the_queue_and_a_wrong_password_is_named
 
     // Arrange: connect through the settings path, password in the URL.
     let settings = settings_with(&format!("redis://:s3cret-pw@127.0.0.1:{port}"));
-    let conn = shared::redis_conn::connect(&settings.redis_url)
+    let conn = shared::redis_conn::connect(&settings.redis)
         .await
         .expect("AUTH with the right password");
     let keys = KeySpace::new(format!("test-auth-{}", uuid::Uuid::new_v4().simple()));
@@ -54,7 +54,7 @@ async fn a_password_protected_redis_runs_the_queue_and_a_wrong_password_is_named
         format!("redis://:wrong-pw@127.0.0.1:{port}"),
         format!("redis://127.0.0.1:{port}"),
     ] {
-        let err = shared::redis_conn::connect(&settings_with(&url).redis_url)
+        let err = shared::redis_conn::connect(&settings_with(&url).redis)
             .await
             .expect_err("must not authenticate");
         let msg = err.to_string();

@@ -1,7 +1,7 @@
 //! Test support: a real Redis connection with a namespace of its own per test, whose keys
 //! are deleted when the test ends — so tests run in parallel on one Redis, never FLUSHALL.
 
-use redis::aio::ConnectionManager;
+use shared::redis_conn::RedisConn;
 use shared::KeySpace;
 
 /// The Redis tests talk to (`REDIS_URL`, default the local one).
@@ -11,15 +11,14 @@ pub(crate) fn redis_url() -> String {
 
 /// One test's slice of the real Redis.
 pub(crate) struct TestRedis {
-    pub(crate) conn: ConnectionManager,
+    pub(crate) conn: RedisConn,
     pub(crate) keys: KeySpace,
 }
 
 impl TestRedis {
     /// Connects and picks a namespace unique to this test run.
     pub(crate) async fn new(test: &str) -> Self {
-        let client = redis::Client::open(redis_url()).expect("REDIS_URL is a valid URL");
-        let conn = ConnectionManager::new(client)
+        let conn = shared::redis_conn::connect_in_env_mode(&redis_url())
             .await
             .expect("a Redis must answer at REDIS_URL (scripts/ensure-redis starts one)");
         let namespace = format!("test-{test}-{}", uuid::Uuid::new_v4().simple());

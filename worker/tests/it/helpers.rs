@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Once;
 
-use redis::aio::ConnectionManager;
+use shared::redis_conn::RedisConn;
 use shared::KeySpace;
 
 static BUILD: Once = Once::new();
@@ -49,7 +49,7 @@ pub(crate) fn redis_url() -> String {
 /// of the test gets.
 pub(crate) struct Stack {
     pub(crate) namespace: String,
-    pub(crate) conn: ConnectionManager,
+    pub(crate) conn: RedisConn,
     pub(crate) keys: KeySpace,
     pub(crate) env: Vec<(String, String)>,
     children: Vec<(Child, PathBuf)>,
@@ -65,8 +65,7 @@ impl Stack {
     /// A stack on the Redis at `redis_url` (e.g. a test's own [`RedisServer`]).
     pub(crate) async fn on_redis(test: &str, flinks_base_url: &str, redis_url: &str) -> Self {
         let namespace = format!("test-{test}-{}", uuid::Uuid::new_v4().simple());
-        let client = redis::Client::open(redis_url).unwrap();
-        let conn = ConnectionManager::new(client)
+        let conn = shared::redis_conn::connect_in_env_mode(redis_url)
             .await
             .expect("Redis answers at REDIS_URL");
         let env = vec![

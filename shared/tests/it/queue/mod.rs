@@ -12,9 +12,9 @@ mod supersede;
 
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 use shared::queue::{Backoff, Queue, QueueConfig};
+use shared::redis_conn::RedisConn;
 use shared::KeySpace;
 
 pub(crate) fn redis_url() -> String {
@@ -30,13 +30,15 @@ pub(crate) struct Ping {
 /// A test's own namespace; its keys are deleted on drop.
 pub(crate) struct TestNs {
     pub(crate) keys: KeySpace,
-    pub(crate) conn: ConnectionManager,
+    pub(crate) conn: RedisConn,
 }
 
 impl TestNs {
     pub(crate) async fn new(test: &str) -> Self {
         let ns = format!("test-{test}-{}", uuid::Uuid::new_v4().simple());
-        let conn = shared::queue::connect(&redis_url()).await.expect("redis");
+        let conn = shared::redis_conn::connect_in_env_mode(&redis_url())
+            .await
+            .expect("redis");
         Self {
             keys: KeySpace::new(ns),
             conn,
