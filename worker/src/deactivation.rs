@@ -26,7 +26,7 @@ use shared::control::{Control, PauseGate};
 use shared::flinks::{Classification, FlinksClient, FlinksConfig};
 use shared::jobs::{queue_config, ScheduledRefreshJob, DEACTIVATION_QUEUE};
 use shared::keys::KeySpace;
-use shared::queue::{JobError, Queue, RedisBackend, WorkerId};
+use shared::queue::{JobFailure, Queue, RedisBackend, WorkerId};
 use shared::ratelimit::RateLimiter;
 use shared::scheduled_refresh::{Confirmed, ScheduledRefresh};
 use tokio::task::JoinHandle;
@@ -71,13 +71,13 @@ pub async fn handle(
     job: &ScheduledRefreshJob,
     attempt: u32,
     deps: &DeactivationDeps,
-) -> Result<Sent, JobError> {
-    let redis = |e: shared::scheduled_refresh::ScheduledRefreshError| JobError::retry(e);
+) -> Result<Sent, JobFailure> {
+    let redis = |e: shared::scheduled_refresh::ScheduledRefreshError| JobFailure::retry(e);
     if !deps.scheduled.is_current(job).await.map_err(redis)? {
         return Ok(Sent::Skipped);
     }
     if deps.limiter.acquire(&deps.shutdown).await.is_none() {
-        return Err(JobError::Defer {
+        return Err(JobFailure::Defer {
             error: "shutting down before the rate-limit permit".into(),
             delay: Duration::from_secs(1),
         });
@@ -114,7 +114,7 @@ pub async fn handle(
                 error.classification(),
                 Some(Classification::Retryable(hint)) if hint.is_throttled()
             );
-            Err(JobError::Retry {
+            Err(JobFailure::Retry {
                 error: error.to_string(),
                 delay: throttled.then_some(deps.cooldown),
             })
@@ -126,7 +126,7 @@ async fn run_job(
     job: ScheduledRefreshJob,
     attempt: Attempt,
     deps: Data<Arc<DeactivationDeps>>,
-) -> Result<(), JobError> {
+) -> Result<(), JobFailure> {
     let sent = handle(&job, attempt.current() as u32, &deps).await?;
     tracing::debug!(login = %job.login_id.fingerprint(), ?sent, "SetScheduledRefresh job settled");
     Ok(())

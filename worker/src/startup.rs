@@ -30,7 +30,7 @@ use shared::jobs::{queue_config, AuthorizeJob, DetailJob, AUTHORIZE_QUEUE, DETAI
 use shared::keys::KeySpace;
 use shared::ledger::Ledger;
 use shared::outcomes::Outcomes;
-use shared::queue::{FetchGate, HeldJobs, JobError, JobFailure, Queue, RedisBackend, WorkerId};
+use shared::queue::{FetchGate, HeldJobs, JobFailure, Queue, RedisBackend, WorkerId};
 use shared::ratelimit::RateLimiter;
 use shared::registry::Registry;
 use shared::results::ResultsSink;
@@ -298,7 +298,7 @@ async fn run_authorize(
     id: TaskId,
     attempt: Attempt,
     deps: Data<Arc<Deps>>,
-) -> Result<(), JobError> {
+) -> Result<(), JobFailure> {
     let started = Instant::now();
     let result = handlers::authorize::handle(&job, &delivery(&id, &attempt), &deps).await;
     finish(AUTHORIZE_QUEUE, result, started)
@@ -309,7 +309,7 @@ async fn run_detail(
     id: TaskId,
     attempt: Attempt,
     deps: Data<Arc<Deps>>,
-) -> Result<(), JobError> {
+) -> Result<(), JobFailure> {
     let started = Instant::now();
     let result = handlers::detail::handle(&job, &delivery(&id, &attempt), &deps).await;
     finish(DETAIL_QUEUE, result, started)
@@ -326,7 +326,7 @@ fn finish(
     queue: &'static str,
     result: Result<Handled, JobFailure>,
     started: Instant,
-) -> Result<(), JobError> {
+) -> Result<(), JobFailure> {
     let label = match &result {
         Ok(handled) => handled.as_label(),
         Err(JobFailure::Retry { .. }) => "retried",
@@ -340,9 +340,5 @@ fn finish(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "job settled"
     );
-    result.map(|_| ()).map_err(|failure| match failure {
-        JobFailure::Retry { error, delay } => JobError::Retry { error, delay },
-        JobFailure::Permanent { error } => JobError::Permanent { error },
-        JobFailure::Defer { error, delay } => JobError::Defer { error, delay },
-    })
+    result.map(|_| ())
 }
