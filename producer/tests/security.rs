@@ -120,7 +120,9 @@ async fn results_read_decrypts_and_refuses_plain_entries_unless_allowed_reportin
     let keys = KeySpace::new(namespace.clone());
     let client = redis::Client::open(redis_url()).unwrap();
     let conn = redis::aio::ConnectionManager::new(client).await.unwrap();
-    let body = r#"{"Accounts":[{"AccountNumber":"9876543","Balance":{"Current":12.30}}]}"#;
+    let accounts: serde_json::Value =
+        serde_json::from_str(r#"[{"AccountNumber":"9876543","Balance":{"Current":12.30}}]"#)
+            .unwrap();
     let plain = ResultsSink::new(conn.clone(), &keys, 100);
     let sealed = plain
         .clone()
@@ -134,7 +136,7 @@ async fn results_read_decrypts_and_refuses_plain_entries_unless_allowed_reportin
             fetched_at: Utc::now(),
             last_refresh: None,
             stale: false,
-            body,
+            accounts: &accounts,
         })
         .await
         .unwrap();
