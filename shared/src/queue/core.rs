@@ -191,7 +191,7 @@ impl<T> Queue<T> {
                 FailOutcome::Retried
             }
             2 => {
-                self.count_outcome(m::OUTCOME_FAILED);
+                self.count_outcome(m::OUTCOME_DEAD);
                 FailOutcome::Dead
             }
             3 => {
@@ -242,7 +242,7 @@ impl<T> Queue<T> {
             rescued += r;
             self.count(m::JOBS_RESCUED_TOTAL, r as u64);
             for _ in 0..buried {
-                self.count_outcome(m::OUTCOME_FAILED);
+                self.count_outcome(m::OUTCOME_DEAD);
             }
             if r + buried < REAP_CHUNK {
                 return Ok(rescued);
