@@ -24,6 +24,8 @@
 //! - [`outcomes`]: recording an outcome in the ledger and the registry (transactional
 //!   outbox, so no script spans two Cluster slots).
 //! - [`report`]: a routine date's report (refreshed, stale, re-auth, failed, pending, ETA).
+//! - [`stores`]: every Redis store of a namespace (queues, ledger, registry, outcomes,
+//!   results, rate limiter), opened once from `Settings`.
 //! - [`ops`]: operator functions: queue stats, crash-safe requeue and purge, deactivate /
 //!   activate / reconnected logins, GetNightlyRefreshStatus, the audit trail.
 
@@ -51,6 +53,7 @@ pub mod results_crypto;
 pub mod routine;
 pub mod scheduled_refresh;
 pub mod shutdown;
+pub mod stores;
 pub mod telemetry;
 
 pub use domain::{FlinksCode, LoginId, RequestId};

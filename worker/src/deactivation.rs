@@ -24,7 +24,7 @@ use apalis_core::worker::builder::WorkerBuilder;
 use shared::config::Settings;
 use shared::control::{Control, PauseGate};
 use shared::flinks::{Classification, FlinksClient, FlinksConfig};
-use shared::jobs::{queue_config, ScheduledRefreshJob, DEACTIVATION_QUEUE};
+use shared::jobs::{ScheduledRefreshJob, DEACTIVATION_QUEUE};
 use shared::keys::KeySpace;
 use shared::queue::{JobFailure, Queue, RedisBackend, WorkerId};
 use shared::ratelimit::RateLimiter;
@@ -132,30 +132,18 @@ async fn run_job(
     Ok(())
 }
 
-/// The `deactivation` queue as the worker configures it: retries never run out (the
-/// backoff is capped at `RETRY_MAX_DELAY`), since Flinks keeps billing until it confirms.
-pub fn queue(
-    settings: &Settings,
-    conn: redis::aio::ConnectionManager,
-    keys: &KeySpace,
-) -> Queue<ScheduledRefreshJob> {
-    let mut config = queue_config(settings, DEACTIVATION_QUEUE);
-    config.max_attempts = u32::MAX;
-    Queue::new(conn, keys, config)
-}
-
-/// Starts the worker and the sweeper; both stop when `shutdown` fires (the worker drains
-/// within `SHUTDOWN_GRACE`).
+/// Starts the worker on `queue` (`Stores::deactivation`) and the sweeper; both stop when
+/// `shutdown` fires (the worker drains within `SHUTDOWN_GRACE`).
 pub fn spawn(
     settings: &Settings,
     conn: redis::aio::ConnectionManager,
     keys: &KeySpace,
+    queue: Queue<ScheduledRefreshJob>,
     worker_id: &WorkerId,
     shutdown: CancellationToken,
 ) -> anyhow::Result<JoinHandle<()>> {
     let flinks =
         FlinksClient::new(FlinksConfig::from_settings(settings)?).context("Flinks client")?;
-    let queue = queue(settings, conn.clone(), keys);
     let gate: Arc<dyn shared::queue::FetchGate> = Arc::new(PauseGate::new(
         Control::new(conn.clone(), keys),
         DEACTIVATION_QUEUE,

@@ -26,14 +26,12 @@ use futures::future::BoxFuture;
 use shared::config::Settings;
 use shared::control::{Control, PauseGate};
 use shared::flinks::{FlinksClient, FlinksConfig};
-use shared::jobs::{queue_config, AuthorizeJob, DetailJob, AUTHORIZE_QUEUE, DETAIL_QUEUE};
+use shared::jobs::{AuthorizeJob, DetailJob, AUTHORIZE_QUEUE, DETAIL_QUEUE};
 use shared::keys::KeySpace;
-use shared::ledger::Ledger;
 use shared::outcomes::Outcomes;
 use shared::queue::{FetchGate, HeldJobs, JobFailure, Queue, RedisBackend, WorkerId};
 use shared::ratelimit::RateLimiter;
-use shared::registry::Registry;
-use shared::results::ResultsSink;
+use shared::stores::Stores;
 use tokio_util::sync::CancellationToken;
 
 use crate::handlers::{self, Delivery, Deps, Handled, Permits, Policy};
@@ -97,12 +95,11 @@ pub async fn run(
         shared::gauges::SamplerConfig::from_settings(&settings),
         shutdown.clone(),
     );
-    let deps = Arc::new(build_deps(
-        &settings,
-        conn.clone(),
-        &keys,
-        shutdown.clone(),
-    )?);
+    // Checked before anything is opened: a worker must not store account data in clear
+    // when encryption is required.
+    settings.require_results_encryption()?;
+    let stores = Stores::open(conn.clone(), &keys, &settings);
+    let deps = Arc::new(build_deps(&settings, &stores, shutdown.clone())?);
     let control = Control::new(conn.clone(), &keys);
     let rate_limit = control
         .seed_rate_limit(settings.rate_limit_per_minute)
@@ -120,8 +117,14 @@ pub async fn run(
         "worker starting"
     );
 
-    let deactivation =
-        crate::deactivation::spawn(&settings, conn.clone(), &keys, &worker_id, shutdown.clone())?;
+    let deactivation = crate::deactivation::spawn(
+        &settings,
+        conn.clone(),
+        &keys,
+        stores.deactivation.clone(),
+        &worker_id,
+        shutdown.clone(),
+    )?;
 
     let permit_gate: Arc<dyn FetchGate> = Arc::new(PermitGate {
         limiter: deps.limiter.clone(),
@@ -244,24 +247,22 @@ impl Unfinished {
 
 fn build_deps(
     settings: &Settings,
-    conn: redis::aio::ConnectionManager,
-    keys: &KeySpace,
+    stores: &Stores,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Deps> {
     let flinks =
         FlinksClient::new(FlinksConfig::from_settings(settings)?).context("Flinks client")?;
-    let limiter = RateLimiter::new(conn.clone(), keys, settings.rate_limit_per_minute);
+    let stores = stores.clone();
     Ok(Deps {
         flinks,
-        ledger: Ledger::new(conn.clone(), keys),
-        registry: Registry::new(conn.clone(), keys),
-        outcomes: Outcomes::new(conn.clone(), keys),
-        authorize_queue: Queue::new(conn.clone(), keys, queue_config(settings, AUTHORIZE_QUEUE)),
-        detail_queue: Queue::new(conn.clone(), keys, queue_config(settings, DETAIL_QUEUE)),
-        results: ResultsSink::new(conn.clone(), keys, settings.results_stream_maxlen)
-            .with_cipher(settings.require_results_encryption()?.cloned()),
-        permits: Permits::new(limiter.clone(), shutdown),
-        limiter,
+        ledger: stores.ledger,
+        registry: stores.registry,
+        outcomes: stores.outcomes,
+        authorize_queue: stores.authorize,
+        detail_queue: stores.detail,
+        results: stores.results,
+        permits: Permits::new(stores.limiter.clone(), shutdown),
+        limiter: stores.limiter,
         policy: Policy {
             stale_after: settings.stale_after,
             poll_interval: settings.poll_interval,
