@@ -28,6 +28,11 @@
 //!   results, rate limiter), opened once from `Settings`.
 //! - [`ops`]: operator functions: queue stats, crash-safe requeue and purge, deactivate /
 //!   activate / reconnected logins, GetNightlyRefreshStatus, the audit trail.
+//!
+//! Every Lua script lives under `src/lua/`, one folder per store (`queue`, `ledger`,
+//! `registry`, `outcomes`, `ratelimit`, `scheduled_refresh`, `ops`, `routine`), each
+//! opening with the KEYS and ARGV it takes and what it returns; the store's module loads
+//! it once with `include_str!`.
 
 pub mod config;
 pub mod control;

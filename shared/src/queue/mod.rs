@@ -28,7 +28,7 @@
 //! | `workers` | ZSET | worker id → last heartbeat (ms) |
 //! | `dedupe:<key>` | STRING | id of the job that took the dedupe key; TTL `dedupe_ttl` |
 //! | `done:<id>` | HASH | attempts, finished_at, worker; TTL `finished_retention` |
-//! | `pending` | HASH | supersede key → `rank\|id` of its pending job (see `lua/enqueue.lua`) |
+//! | `pending` | HASH | supersede key → `rank\|id` of its pending job (see `lua/queue/enqueue.lua`) |
 //! | `supersede_of` | HASH | id → its supersede key |
 //! | `superseded` | LIST | `id\|payload` of superseded jobs, until the enqueuer records them |
 //!
