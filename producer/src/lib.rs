@@ -1,13 +1,15 @@
-//! The `producer` command line: importing and inspecting logins, reports, and (later) the
-//! routine, its schedule and queue operations. Each subcommand is a thin layer over
-//! `shared`; this crate only parses arguments, prints and maps errors to exit codes.
+//! The `producer` command line: importing and managing logins, the routine and its
+//! schedule, reports, queue and job operations, run-time control and the audit trail. Each
+//! command is a thin layer over `shared`; this crate only parses arguments, prints and maps
+//! errors to exit codes.
 //!
 //! Exit codes: 0 success, 2 usage or validation error (bad arguments, bad configuration,
-//! invalid CSV, invalid LoginId), 1 runtime failure (Redis unreachable, ...), 3 partial
-//! failure of a bulk operation (some items failed).
+//! invalid CSV, invalid LoginId, unknown job), 1 runtime failure (Redis unreachable, ...),
+//! 3 partial failure of a bulk operation (some items failed).
 
 pub mod cli;
 mod commands;
+mod table;
 
 use std::process::ExitCode;
 
@@ -39,26 +41,49 @@ pub async fn run(cli: cli::Cli, settings: Settings) -> anyhow::Result<()> {
     cli::dispatch(cli, settings).await
 }
 
-/// True when `error` is the user's to fix (exit code 2) rather than a runtime failure.
-pub fn is_usage_error(error: &anyhow::Error) -> bool {
-    error.chain().any(|cause| {
+/// The exit code of a command's result, its error printed by [`fail`].
+pub fn finish(result: anyhow::Result<()>, json: bool) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e, json),
+    }
+}
+
+/// The exit code of `error`: 3 partial failure, 2 the user's to fix, 1 anything else.
+pub fn exit_code(error: &anyhow::Error) -> u8 {
+    let usage = |cause: &(dyn std::error::Error + 'static)| {
         cause.is::<UsageError>()
             || cause.is::<shared::config::ConfigError>()
             || cause.is::<shared::import::ImportError>()
             || cause.is::<shared::domain::LoginIdError>()
-    })
+            || cause
+                .downcast_ref::<shared::ops::OpsError>()
+                .is_some_and(shared::ops::OpsError::is_usage)
+    };
+    if error.chain().any(|c| c.is::<PartialFailure>()) {
+        3
+    } else if error.chain().any(usage) {
+        2
+    } else {
+        1
+    }
 }
 
-/// Prints `error: <message>` and its causes once, on stderr, and returns the exit code.
-pub fn fail(error: &anyhow::Error) -> ExitCode {
-    eprintln!("{}", render_error(error));
-    if error.chain().any(|cause| cause.is::<PartialFailure>()) {
-        ExitCode::from(3)
-    } else if is_usage_error(error) {
-        ExitCode::from(2)
+/// Prints `error` once, as text on stderr or (`json`) as a JSON object on stdout
+/// (`{"error", "causes", "exit_code"}`), and returns the exit code. A partial failure
+/// (3) has already printed its JSON result, which names each failed item, so stdout stays
+/// one document and the summary goes to stderr.
+pub fn fail(error: &anyhow::Error, json: bool) -> ExitCode {
+    let code = exit_code(error);
+    if json && code != 3 {
+        let causes: Vec<String> = error.chain().skip(1).map(|c| c.to_string()).collect();
+        let body =
+            serde_json::json!({ "error": error.to_string(), "causes": causes, "exit_code": code });
+        println!("{body}");
     } else {
-        ExitCode::from(1)
+        eprintln!("{}", render_error(error));
     }
+    ExitCode::from(code)
 }
 
 /// `error: <message>` followed by one `  caused by: <cause>` line per cause, skipping causes
@@ -74,4 +99,25 @@ pub fn render_error(error: &anyhow::Error) -> String {
         previous = text;
     }
     out
+}
+
+/// Parses the command line; with `--json` among the arguments a usage error is printed as
+/// JSON on stdout (exit 2) like every other error, otherwise clap prints it.
+pub fn parse_args() -> Result<cli::Cli, ExitCode> {
+    use clap::Parser as _;
+    cli::Cli::try_parse().map_err(|e| {
+        let json = std::env::args_os().any(|a| a == "--json");
+        if !json || !e.use_stderr() {
+            e.exit();
+        }
+        let message = e
+            .kind()
+            .as_str()
+            .map_or_else(|| e.to_string(), str::to_string);
+        let detail = e.render().to_string();
+        fail(
+            &anyhow::Error::new(UsageError(detail)).context(message),
+            true,
+        )
+    })
 }

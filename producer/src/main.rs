@@ -3,21 +3,32 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-use producer::cli::Cli;
+use anyhow::Context as _;
+use producer::cli::run_offline;
 use shared::config::Settings;
 
 #[tokio::main]
 async fn main() -> ExitCode {
     producer::exit_quietly_on_closed_pipe();
-    let cli = Cli::parse();
-    let settings = match Settings::load(cli.config.as_deref()) {
-        Ok(settings) => settings,
-        Err(e) => return producer::fail(&anyhow::Error::new(e).context("invalid configuration")),
+    let cli = match producer::parse_args() {
+        Ok(cli) => cli,
+        Err(code) => return code,
     };
-    shared::telemetry::init(settings.log_format);
-    match producer::run(cli, settings).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => producer::fail(&e),
+    let json = cli.json;
+    if cli.command.is_offline() {
+        return producer::finish(run_offline(cli.command), json);
     }
+    let settings = match Settings::load(cli.config.as_deref()).context("invalid configuration") {
+        Ok(settings) => settings,
+        Err(e) => return producer::fail(&e, json),
+    };
+    // One-shot commands log warnings only, so nothing precedes their output; the
+    // scheduler's log lines are its output. RUST_LOG overrides both.
+    let level = if cli.command.is_daemon() {
+        "info"
+    } else {
+        "warn"
+    };
+    shared::telemetry::init_at(settings.log_format, level);
+    producer::finish(producer::run(cli, settings).await, json)
 }

@@ -104,6 +104,64 @@ pub struct PauseState {
     pub since: Option<DateTime<Utc>>,
 }
 
+impl RateLimitState {
+    /// `120/min` or `off`, saying when no limit is stored.
+    pub fn describe(&self) -> String {
+        let limit = if self.per_minute > 0.0 {
+            format!("{}/min", self.per_minute)
+        } else {
+            "off".to_string()
+        };
+        if self.stored {
+            limit
+        } else {
+            format!("{limit} (none stored: RATE_LIMIT_PER_MINUTE of this process)")
+        }
+    }
+}
+
+impl PauseState {
+    /// `<queue> since <time> by <actor>: <reason>`, the reason's control characters
+    /// escaped.
+    pub fn describe(&self) -> String {
+        let since = self
+            .since
+            .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string());
+        let reason = self.reason.as_deref().map(crate::domain::escape_control);
+        format!(
+            "{} since {} by {}{}",
+            self.queue,
+            since.as_deref().unwrap_or("-"),
+            self.actor.as_deref().unwrap_or("-"),
+            reason.map(|r| format!(": {r}")).unwrap_or_default()
+        )
+    }
+}
+
+/// The control state as `queues stats` and `report` show it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ControlView {
+    /// The rate limit in force.
+    pub rate_limit: RateLimitState,
+    /// Every pausable queue's flag.
+    pub pauses: Vec<PauseState>,
+}
+
+impl ControlView {
+    /// Text lines: the limit, then each paused queue with its reason.
+    pub fn render_text(&self) -> String {
+        let mut out = format!("rate limit:      {}\n", self.rate_limit.describe());
+        let paused: Vec<&PauseState> = self.pauses.iter().filter(|p| p.paused).collect();
+        if paused.is_empty() {
+            out.push_str("paused queues:   none\n");
+        }
+        for p in paused {
+            out.push_str(&format!("paused queue:    {}\n", p.describe()));
+        }
+        out
+    }
+}
+
 /// The control state of one namespace. Cheap to clone.
 #[derive(Clone)]
 pub struct Control {
@@ -223,6 +281,14 @@ impl Control {
             .arg(self.keys.queue_paused(queue))
             .query_async(&mut conn)
             .await?)
+    }
+
+    /// The rate limit in force (`configured` while none is stored) and every pause flag.
+    pub async fn view(&self, configured: f64) -> Result<ControlView, ControlError> {
+        Ok(ControlView {
+            rate_limit: self.rate_limit(configured).await?,
+            pauses: self.pauses().await?,
+        })
     }
 
     /// The pause flag of every pausable queue, in [`PAUSABLE_QUEUES`] order.

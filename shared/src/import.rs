@@ -237,6 +237,91 @@ impl<R: std::io::Read> std::io::Read for LineLimit<R> {
     }
 }
 
+/// What `logins import` reports: the file's rows, what the registry wrote, what was
+/// skipped. The skipped rows are listed as [`ParsedImport::skipped`] holds them (capped).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImportSummary {
+    /// The file.
+    pub file: String,
+    /// Data rows read.
+    pub rows: u64,
+    /// Logins written (new or updated).
+    pub imported: u64,
+    /// Of them, active.
+    pub active: u64,
+    /// Of them, inactive.
+    pub inactive: u64,
+    /// Of them, not registered before.
+    pub new: u64,
+    /// Nightly-refresh changes queued for Flinks.
+    pub flinks_changes: u64,
+    /// Rows whose LoginId an earlier row already had (the last row wins).
+    pub duplicates: u64,
+    /// Invalid rows skipped (`--skip-invalid`).
+    pub skipped: usize,
+    /// The first skipped rows, with why.
+    pub skipped_rows: Vec<RowError>,
+}
+
+impl ImportSummary {
+    /// The summary of `parsed` from `file`, of which the registry wrote `written`.
+    pub fn new(
+        file: &Path,
+        parsed: &ParsedImport,
+        written: &crate::registry::UpsertSummary,
+    ) -> Self {
+        Self {
+            file: file.display().to_string(),
+            rows: parsed.rows,
+            imported: written.upserted,
+            active: written.active,
+            inactive: written.inactive,
+            new: written.new,
+            flinks_changes: written.flinks_changes,
+            duplicates: parsed.duplicates,
+            skipped: parsed.skipped_total,
+            skipped_rows: parsed.skipped.clone(),
+        }
+    }
+
+    /// The warnings for stderr: each skipped row, the rest counted, duplicates.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .skipped_rows
+            .iter()
+            .map(|r| format!("skipped {r}"))
+            .collect();
+        if self.skipped > self.skipped_rows.len() {
+            out.push(format!(
+                "... and {} more skipped rows",
+                self.skipped - self.skipped_rows.len()
+            ));
+        }
+        if self.duplicates > 0 {
+            out.push(format!(
+                "{} duplicate LoginId row(s); the last row of each won",
+                self.duplicates
+            ));
+        }
+        out
+    }
+
+    /// The one-line result.
+    pub fn render_text(&self) -> String {
+        format!(
+            "imported {} logins from {} ({} active, {} inactive, {} new); skipped {} invalid \
+             row(s); {} nightly-refresh change(s) queued for Flinks",
+            self.imported,
+            self.file,
+            self.active,
+            self.inactive,
+            self.new,
+            self.skipped,
+            self.flinks_changes
+        )
+    }
+}
+
 /// Reads and validates the CSV file at `path`.
 pub fn parse_file(path: &Path, options: ImportOptions) -> Result<ParsedImport, ImportError> {
     let file = std::fs::File::open(path).map_err(|source| ImportError::Io {

@@ -34,6 +34,25 @@ pub fn queue_config(settings: &Settings, name: &str) -> QueueConfig {
     config
 }
 
+/// The login and routine date a job payload names: the identity every job kind of the
+/// routine carries, read without decoding (or depending on) the rest of the payload, so ops
+/// listings and the dead-letter review accept payloads of any kind and version.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobSubject {
+    /// The login.
+    pub login_id: LoginId,
+    /// The routine date.
+    pub routine_date: NaiveDate,
+}
+
+impl JobSubject {
+    /// The subject of a raw payload, `None` when it names no valid login and date (a
+    /// poison payload, or a job kind without a date such as SetScheduledRefresh).
+    pub fn from_payload(payload: &str) -> Option<Self> {
+        serde_json::from_str(payload).ok()
+    }
+}
+
 /// Authorize `login_id` for `routine_date`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuthorizeJob {
@@ -197,6 +216,21 @@ mod tests {
             polls: 3,
         };
         assert_eq!(detail.poll_dedupe_key(), "detail:poll:r-1:3");
+    }
+
+    #[test]
+    fn a_subject_is_read_from_either_job_kind_and_none_from_poison() {
+        let date = NaiveDate::from_ymd_opt(2026, 11, 25).unwrap();
+        let authorize = serde_json::to_string(&AuthorizeJob::new(login(), date)).unwrap();
+        let subject = JobSubject::from_payload(&authorize).unwrap();
+        assert_eq!((subject.login_id, subject.routine_date), (login(), date));
+        let detail = r#"{"login_id":"5e5b1f56-0b6c-4c53-a3a4-2b2d7a3e9f10","routine_date":"2026-11-25","request_id":"r"}"#;
+        assert!(JobSubject::from_payload(detail).is_some());
+        assert_eq!(JobSubject::from_payload("{not json"), None);
+        assert_eq!(
+            JobSubject::from_payload(r#"{"login_id":"x","routine_date":"2026-11-25"}"#),
+            None
+        );
     }
 
     #[test]

@@ -55,6 +55,10 @@ pub fn manager_config() -> ConnectionManagerConfig {
         .set_max_delay(RECONNECT_MAX_DELAY)
 }
 
+/// The connection every store takes: reconnecting, cheap to clone. Binaries name it
+/// through this alias so they need no Redis client of their own.
+pub type Connection = ConnectionManager;
+
 /// Connects to `url` and checks the connection with a `PING`.
 pub async fn connect(url: &SecretUrl) -> Result<ConnectionManager, RedisConnError> {
     connect_url(url.expose()).await

@@ -94,19 +94,12 @@ pub struct ResultEntry<'a> {
 
 impl std::fmt::Debug for ResultEntry<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The accounts are account data: never printed, only how many.
+        // The accounts are account data: never printed.
         f.debug_struct("ResultEntry")
             .field("login_id", self.login_id)
             .field("request_id", self.request_id)
             .field("routine_date", &self.routine_date)
             .field("stale", &self.stale)
-            .field(
-                "accounts",
-                &self
-                    .accounts
-                    .as_array()
-                    .map_or(0, |accounts| accounts.len()),
-            )
             .finish_non_exhaustive()
     }
 }
@@ -338,6 +331,28 @@ pub async fn read(
         }
     }
     Ok(page)
+}
+
+/// The entry of one login's refresh on `date`, found through the ledger (its `Refreshed`
+/// outcome names the entry's id), so no scan of the stream is needed. `Ok(None)` when the
+/// login was not refreshed that date or its entry was trimmed from the capped stream.
+pub async fn read_login(
+    conn: &ConnectionManager,
+    keys: &KeySpace,
+    login: &crate::domain::LoginId,
+    date: chrono::NaiveDate,
+    policy: ReadPolicy<'_>,
+) -> Result<Option<ReadPage>, ResultsError> {
+    let ledger = crate::ledger::Ledger::new(conn.clone(), keys);
+    let Some(crate::ledger::LedgerOutcome::Refreshed {
+        results_stream_id: Some(id),
+        ..
+    }) = ledger.get(date, login).await?
+    else {
+        return Ok(None);
+    };
+    let page = read(conn, keys, &id, 1, policy).await?;
+    Ok((page.last_id.as_deref() == Some(id.as_str())).then_some(page))
 }
 
 /// The fields an encrypted entry may hold: [`EntryAad`]'s, `key_id`, `enc` and the

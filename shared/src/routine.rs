@@ -443,6 +443,17 @@ impl Schedule {
         }
         let run = enqueue_routine(registry, ledger, queue, date, self.rate_per_minute).await?;
         self.claim.complete(date).await?;
+        // The firing is a mutation like `routine run`; a lost audit entry must not make
+        // the schedule fire again, so a failure is only logged.
+        let audit = crate::ops::audit::AuditLog::new(self.claim.conn.clone(), &self.claim.keys);
+        let actor = format!("schedule:{}", self.claim.replica);
+        let args = format!("date {date}");
+        if let Err(error) = audit
+            .record(&actor, "schedule fire", args, run.enqueued, 0)
+            .await
+        {
+            tracing::warn!(error.message = %error, %date, "could not write the audit trail");
+        }
         metrics::gauge!(ROUTINE_LAST_FIRED_TIMESTAMP_SECONDS).set(now.timestamp() as f64);
         Ok(Some(run))
     }

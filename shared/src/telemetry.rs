@@ -14,7 +14,14 @@ use crate::config::LogFormat;
 
 /// Installs the global subscriber once; later calls are ignored (tests call it freely).
 pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    init_at(format, "info");
+}
+
+/// Like [`init`], logging at `default_level` (e.g. `warn`) unless `RUST_LOG` says
+/// otherwise: a one-shot command prints nothing before its own output.
+pub fn init_at(format: LogFormat, default_level: &str) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _ = match format.resolve(std::io::stderr().is_terminal()) {
         LogFormat::Json => builder

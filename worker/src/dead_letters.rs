@@ -26,15 +26,13 @@
 
 use std::time::Duration;
 
-use chrono::{NaiveDate, Utc};
+use chrono::Utc;
 use redis::aio::ConnectionManager;
-use serde::Deserialize;
-use shared::jobs::{DetailJob, AUTHORIZE_QUEUE, DETAIL_QUEUE};
+use shared::jobs::{DetailJob, JobSubject, AUTHORIZE_QUEUE, DETAIL_QUEUE};
 use shared::keys::KeySpace;
 use shared::ledger::{Ledger, LedgerOutcome};
 use shared::outcomes::Outcomes;
 use shared::queue::{JobId, JobInfo, Queue, QueueConfig};
-use shared::LoginId;
 use tokio_util::sync::CancellationToken;
 
 /// Dead letters read per range read.
@@ -44,13 +42,6 @@ const PAGE: usize = 1_000;
 const MAX_PAGES_PER_PASS: usize = 100;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-/// The part of either job payload that names the login and date.
-#[derive(Deserialize)]
-struct Subject {
-    login_id: LoginId,
-    routine_date: NaiveDate,
-}
 
 /// What one letter came to.
 enum Review {
@@ -147,7 +138,7 @@ impl DeadLetterReconciler {
     }
 
     async fn review(&self, name: &str, letter: &JobInfo) -> Result<Review, BoxError> {
-        let Ok(subject) = serde_json::from_str::<Subject>(&letter.payload) else {
+        let Some(subject) = JobSubject::from_payload(&letter.payload) else {
             return Ok(Review::Settled);
         };
         if self

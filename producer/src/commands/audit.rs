@@ -1,39 +1,22 @@
-//! `producer audit`, and [`record`]: the one way mutating commands append to the audit
-//! trail (who, what, when, how many; argument summaries never hold secrets).
+//! `producer audit`: the audit trail of mutating commands, newest first. Commands append
+//! to it through [`super::Ctx::audit`].
 
 use anyhow::Context as _;
-use chrono::Utc;
-use shared::ops::audit::{AuditEntry, AuditLog};
+use clap::Args;
+use shared::ops::audit::AuditLog;
 
 use super::Ctx;
-use crate::cli::AuditArgs;
+use crate::table::{self, col};
 
-/// Appends one entry to the audit trail.
-pub(crate) async fn record(
-    ctx: &Ctx,
-    actor: &str,
-    command: &str,
-    args: String,
-    count: usize,
-    failed: usize,
-) -> anyhow::Result<()> {
-    let log = AuditLog::new(ctx.redis().await?, &ctx.keys);
-    log.append(&AuditEntry {
-        id: String::new(),
-        actor: actor.to_string(),
-        command: command.to_string(),
-        args,
-        count: count as u64,
-        failed: failed as u64,
-        at: Utc::now(),
-    })
-    .await
-    .context("writing the audit trail")?;
-    Ok(())
+/// `producer audit`
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// At most this many entries.
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    pub limit: usize,
 }
 
-/// `producer audit [--limit N]`
-pub(crate) async fn list(ctx: &Ctx, args: AuditArgs) -> anyhow::Result<()> {
+pub(crate) async fn run(ctx: &Ctx, args: AuditArgs) -> anyhow::Result<()> {
     let log = AuditLog::new(ctx.redis().await?, &ctx.keys);
     let entries = log
         .recent(args.limit)
@@ -42,24 +25,26 @@ pub(crate) async fn list(ctx: &Ctx, args: AuditArgs) -> anyhow::Result<()> {
     if ctx.json {
         return ctx.print_json(&entries);
     }
-    if entries.is_empty() {
-        println!("no audit entries");
-        return Ok(());
-    }
-    println!(
-        "{:<26} {:<12} {:<28} {:>6} {:>6}  ARGS",
-        "WHEN", "WHO", "COMMAND", "COUNT", "FAILED"
+    let headers = [
+        col::AT,
+        col::ACTOR,
+        col::COMMAND,
+        col::COUNT,
+        col::FAILED,
+        col::ARGS,
+    ];
+    table::print(
+        &headers,
+        entries.iter().map(|e| {
+            vec![
+                table::time(e.at),
+                e.actor.clone(),
+                e.command.clone(),
+                e.count.to_string(),
+                e.failed.to_string(),
+                e.args.clone(),
+            ]
+        }),
     );
-    for e in &entries {
-        println!(
-            "{:<26} {:<12} {:<28} {:>6} {:>6}  {}",
-            e.at.format("%Y-%m-%d %H:%M:%S UTC"),
-            e.actor,
-            e.command,
-            e.count,
-            e.failed,
-            e.args
-        );
-    }
     Ok(())
 }

@@ -4,83 +4,88 @@
 
 use anyhow::Context as _;
 use chrono::Utc;
+use clap::{Args, Subcommand};
 use serde::Serialize;
-use shared::control::{Control, PauseState, RateLimitState};
+use shared::control::{Control, RateLimitState};
 
-use super::{audit, Ctx};
-use crate::cli::{QueuesPauseArgs, QueuesResumeArgs, RatelimitSetArgs};
+use super::Ctx;
 
-/// The control state as `queues stats` and `report` print it.
-#[derive(Debug, Serialize)]
-pub(crate) struct ControlView {
-    /// The rate limit in force.
-    pub(crate) rate_limit: RateLimitState,
-    /// Every pausable queue's flag.
-    pub(crate) pauses: Vec<PauseState>,
+/// `producer ratelimit ...`
+#[derive(Debug, Subcommand)]
+pub enum RatelimitCommand {
+    /// The limit in force, whether it is stored, and this process' RATE_LIMIT_PER_MINUTE.
+    Show,
+    /// Store a new limit (LoginIds per minute across every worker; 0 turns it off). It
+    /// survives restarts: RATE_LIMIT_PER_MINUTE only seeds it when none is stored.
+    Set(RatelimitSetArgs),
 }
 
-impl ControlView {
-    /// Text lines: the limit, then each paused queue with its reason.
-    pub(crate) fn render_text(&self) -> String {
-        let mut out = format!("rate limit:      {}\n", rate_text(&self.rate_limit));
-        let paused: Vec<&PauseState> = self.pauses.iter().filter(|p| p.paused).collect();
-        if paused.is_empty() {
-            out.push_str("paused queues:   none\n");
-        }
-        for p in paused {
-            out.push_str(&format!("paused queue:    {}\n", pause_text(p)));
-        }
-        out
+/// `producer ratelimit set`
+#[derive(Debug, Args)]
+pub struct RatelimitSetArgs {
+    /// LoginIds per minute, 0 (off) to 60000.
+    #[arg(value_name = "PER_MINUTE", value_parser = parse_rate_arg, allow_hyphen_values = true)]
+    pub per_minute: f64,
+}
+
+fn parse_rate_arg(raw: &str) -> Result<f64, String> {
+    shared::control::parse_rate(raw).map_err(|e| e.to_string())
+}
+
+/// The queues a `queues pause|resume` argument names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueSelection(pub Vec<&'static str>);
+
+fn parse_queue_arg(raw: &str) -> Result<QueueSelection, String> {
+    shared::control::parse_queues(raw)
+        .map(QueueSelection)
+        .map_err(|e| e.to_string())
+}
+
+/// `producer queues pause`
+#[derive(Debug, Args)]
+pub struct QueuesPauseArgs {
+    /// authorize, detail, deactivation, or all.
+    #[arg(value_name = "QUEUE|all", value_parser = parse_queue_arg)]
+    pub queues: QueueSelection,
+    /// Why (shown by `queues stats` and `report`, kept in the audit trail).
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+}
+
+/// `producer queues resume`
+#[derive(Debug, Args)]
+pub struct QueuesResumeArgs {
+    /// authorize, detail, deactivation, or all.
+    #[arg(value_name = "QUEUE|all", value_parser = parse_queue_arg)]
+    pub queues: QueueSelection,
+}
+
+pub(crate) async fn run(ctx: &Ctx, cmd: RatelimitCommand) -> anyhow::Result<()> {
+    match cmd {
+        RatelimitCommand::Show => show(ctx).await,
+        RatelimitCommand::Set(args) => set(ctx, args).await,
     }
 }
 
-fn rate_text(state: &RateLimitState) -> String {
-    let limit = if state.per_minute > 0.0 {
-        format!("{}/min", state.per_minute)
-    } else {
-        "off".to_string()
-    };
-    if state.stored {
-        limit
-    } else {
-        format!("{limit} (none stored: RATE_LIMIT_PER_MINUTE of this process)")
-    }
-}
-
-fn pause_text(p: &PauseState) -> String {
-    format!(
-        "{} since {} by {}{}",
-        p.queue,
-        p.since
-            .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
-            .unwrap_or_else(|| "-".into()),
-        p.actor.as_deref().unwrap_or("-"),
-        p.reason
-            .as_deref()
-            .map(|r| format!(": {r}"))
-            .unwrap_or_default()
-    )
-}
+pub(crate) use shared::control::ControlView;
 
 /// Reads the control state.
 pub(crate) async fn view(ctx: &Ctx) -> anyhow::Result<ControlView> {
     let control = Control::new(ctx.redis().await?, &ctx.keys);
-    Ok(ControlView {
-        rate_limit: control
-            .rate_limit(ctx.settings.rate_limit_per_minute)
-            .await
-            .context("reading the rate limit")?,
-        pauses: control.pauses().await.context("reading the pause flags")?,
-    })
+    let configured = ctx.settings.rate_limit_per_minute;
+    control
+        .view(configured)
+        .await
+        .context("reading the control state")
 }
 
-/// `producer ratelimit show`
-pub(crate) async fn show(ctx: &Ctx) -> anyhow::Result<()> {
+async fn show(ctx: &Ctx) -> anyhow::Result<()> {
     let state = view(ctx).await?.rate_limit;
     if ctx.json {
         return ctx.print_json(&state);
     }
-    println!("rate limit: {}", rate_text(&state));
+    println!("rate limit: {}", state.describe());
     if state.stored && state.per_minute != state.configured {
         println!(
             "note: RATE_LIMIT_PER_MINUTE here is {}; the stored limit applies",
@@ -96,8 +101,7 @@ struct SetResult {
     previous: Option<f64>,
 }
 
-/// `producer ratelimit set <PER_MINUTE>`
-pub(crate) async fn set(ctx: &Ctx, actor: &str, args: RatelimitSetArgs) -> anyhow::Result<()> {
+async fn set(ctx: &Ctx, args: RatelimitSetArgs) -> anyhow::Result<()> {
     let control = Control::new(ctx.redis().await?, &ctx.keys);
     let previous = control
         .set_rate_limit(args.per_minute)
@@ -107,7 +111,7 @@ pub(crate) async fn set(ctx: &Ctx, actor: &str, args: RatelimitSetArgs) -> anyho
         Some(p) => format!("per_minute={} (was {p})", args.per_minute),
         None => format!("per_minute={} (none stored)", args.per_minute),
     };
-    audit::record(ctx, actor, "ratelimit set", summary, 1, 0).await?;
+    ctx.audit("ratelimit set", summary, 1, 0).await?;
     if ctx.json {
         return ctx.print_json(&SetResult {
             per_minute: args.per_minute,
@@ -121,7 +125,7 @@ pub(crate) async fn set(ctx: &Ctx, actor: &str, args: RatelimitSetArgs) -> anyho
     };
     println!(
         "rate limit set to {} (was {}); workers apply it at their next permit",
-        rate_text(&now),
+        now.describe(),
         previous.map_or_else(|| "none stored".to_string(), |p| p.to_string())
     );
     Ok(())
@@ -136,13 +140,13 @@ struct QueueChange {
 }
 
 /// `producer queues pause <QUEUE|all> [--reason TEXT]`
-pub(crate) async fn pause(ctx: &Ctx, actor: &str, args: QueuesPauseArgs) -> anyhow::Result<()> {
+pub(crate) async fn pause(ctx: &Ctx, args: QueuesPauseArgs) -> anyhow::Result<()> {
     let control = Control::new(ctx.redis().await?, &ctx.keys);
     let now = Utc::now();
     let mut changes = Vec::new();
     for queue in &args.queues.0 {
         let changed = control
-            .pause(queue, args.reason.as_deref(), actor, now)
+            .pause(queue, args.reason.as_deref(), &ctx.actor, now)
             .await
             .with_context(|| format!("pausing {queue}"))?;
         changes.push(QueueChange {
@@ -160,12 +164,12 @@ pub(crate) async fn pause(ctx: &Ctx, actor: &str, args: QueuesPauseArgs) -> anyh
             .unwrap_or_default()
     );
     let count = changes.iter().filter(|c| c.changed).count();
-    audit::record(ctx, actor, "queues pause", summary, count, 0).await?;
+    ctx.audit("queues pause", summary, count, 0).await?;
     print_changes(ctx, &changes, "paused", "already paused")
 }
 
 /// `producer queues resume <QUEUE|all>`
-pub(crate) async fn resume(ctx: &Ctx, actor: &str, args: QueuesResumeArgs) -> anyhow::Result<()> {
+pub(crate) async fn resume(ctx: &Ctx, args: QueuesResumeArgs) -> anyhow::Result<()> {
     let control = Control::new(ctx.redis().await?, &ctx.keys);
     let mut changes = Vec::new();
     for queue in &args.queues.0 {
@@ -180,15 +184,8 @@ pub(crate) async fn resume(ctx: &Ctx, actor: &str, args: QueuesResumeArgs) -> an
         });
     }
     let count = changes.iter().filter(|c| c.changed).count();
-    audit::record(
-        ctx,
-        actor,
-        "queues resume",
-        args.queues.0.join(","),
-        count,
-        0,
-    )
-    .await?;
+    ctx.audit("queues resume", args.queues.0.join(","), count, 0)
+        .await?;
     print_changes(ctx, &changes, "resumed", "was not paused")
 }
 

@@ -1,8 +1,10 @@
-//! Command handlers: each parses nothing, validates its input, calls `shared`, prints.
-//! Text goes to stdout, JSON (with `--json`) too; progress and warnings go to stderr.
+//! Command handlers: each module owns its clap `Args` and its `run`, validates its input,
+//! calls `shared` and prints. Text goes to stdout, JSON (with `--json`) too; progress and
+//! warnings go to stderr.
 
 pub(crate) mod audit;
 pub(crate) mod control;
+pub(crate) mod jobs;
 pub(crate) mod logins;
 pub(crate) mod ops_logins;
 pub(crate) mod queues;
@@ -11,10 +13,13 @@ pub(crate) mod results;
 pub(crate) mod routine;
 
 use anyhow::Context as _;
-use redis::aio::ConnectionManager;
+use chrono::{NaiveDate, Utc};
 use serde::Serialize;
 use shared::config::Settings;
+use shared::domain::{LoginId, RoutineDay};
 use shared::keys::KeySpace;
+use shared::ops::audit::AuditLog;
+use shared::redis_conn::Connection;
 
 /// An error the user fixes by changing the command line (exit code 2).
 #[derive(Debug, thiserror::Error)]
@@ -31,26 +36,48 @@ pub struct PartialFailure {
     pub total: usize,
 }
 
+/// `Err(PartialFailure)` when some of `total` items failed.
+pub(crate) fn partial(failed: usize, total: usize) -> anyhow::Result<()> {
+    if failed > 0 {
+        return Err(PartialFailure { failed, total }.into());
+    }
+    Ok(())
+}
+
 /// What every handler needs.
 pub(crate) struct Ctx {
     pub(crate) settings: Settings,
     pub(crate) keys: KeySpace,
     pub(crate) json: bool,
+    /// Who runs the command, for the audit trail (sanitized when stored).
+    pub(crate) actor: String,
+    /// One connection per command, opened on first use and shared by every store.
+    conn: tokio::sync::OnceCell<Connection>,
 }
 
 impl Ctx {
-    pub(crate) fn new(settings: Settings, json: bool) -> Self {
+    pub(crate) fn new(settings: Settings, json: bool, actor: String) -> Self {
         let keys = KeySpace::new(settings.namespace.clone());
         Self {
             settings,
             keys,
             json,
+            actor: shared::ops::audit::sanitize_actor(&actor),
+            conn: tokio::sync::OnceCell::new(),
         }
     }
 
-    /// Connects to Redis (fails fast, naming the redacted URL).
-    pub(crate) async fn redis(&self) -> anyhow::Result<ConnectionManager> {
-        Ok(shared::redis_conn::connect(&self.settings.redis_url).await?)
+    /// The Redis connection, connecting on first use (fails fast, naming the redacted
+    /// URL).
+    pub(crate) async fn redis(&self) -> anyhow::Result<Connection> {
+        let connect = || shared::redis_conn::connect(&self.settings.redis_url);
+        Ok(self.conn.get_or_try_init(connect).await?.clone())
+    }
+
+    /// The routine date a `--date` names (today in ROUTINE_TZ when absent).
+    pub(crate) fn date(&self, day: Option<RoutineDay>) -> NaiveDate {
+        day.unwrap_or(RoutineDay::Today)
+            .resolve(Utc::now(), self.settings.routine_tz)
     }
 
     /// Prints `value` as pretty JSON on stdout.
@@ -59,4 +86,24 @@ impl Ctx {
         println!("{text}");
         Ok(())
     }
+
+    /// Appends one entry to the audit trail.
+    pub(crate) async fn audit(
+        &self,
+        command: &str,
+        args: impl Into<String>,
+        count: usize,
+        failed: usize,
+    ) -> anyhow::Result<()> {
+        AuditLog::new(self.redis().await?, &self.keys)
+            .record(&self.actor, command, args, count as u64, failed as u64)
+            .await
+            .context("writing the audit trail")?;
+        Ok(())
+    }
+}
+
+/// Parses LoginIds given on the command line.
+pub(crate) fn parse_logins(raw: &[String]) -> anyhow::Result<Vec<LoginId>> {
+    raw.iter().map(|l| Ok(LoginId::parse(l)?)).collect()
 }

@@ -3,48 +3,76 @@
 //! `shared::ops::logins`; this file validates input, prints each result, appends to the
 //! audit trail and turns per-item failures into exit code 3.
 
+use std::time::Duration;
+
 use anyhow::Context as _;
 use chrono::Utc;
+use clap::Args;
 use shared::domain::LoginId;
 use shared::flinks::{FlinksClient, FlinksConfig};
 use shared::ops::logins::{LoginOps, ScheduleChange};
 use tokio_util::sync::CancellationToken;
 
-use super::{audit, Ctx, PartialFailure};
-use crate::cli::{ActivateArgs, DeactivateArgs, ReconnectedArgs, RefreshStatusArgs};
+use super::{parse_logins, partial, Ctx};
+use crate::cli::parse_age;
 
-fn parse_logins(raw: &[String]) -> anyhow::Result<Vec<LoginId>> {
-    raw.iter()
-        .map(|l| Ok(LoginId::parse(l)?))
-        .collect::<anyhow::Result<Vec<_>>>()
+/// `producer logins deactivate`
+#[derive(Debug, Args)]
+pub struct DeactivateArgs {
+    /// The LoginIds.
+    #[arg(
+        value_name = "ID",
+        required_unless_present = "idle_since",
+        conflicts_with = "idle_since"
+    )]
+    pub login_ids: Vec<String>,
+    /// Instead: every active LoginId without a successful refresh for this long (e.g.
+    /// 30d); never-refreshed logins count from when they were added.
+    #[arg(long, value_name = "DURATION", value_parser = parse_age, allow_hyphen_values = true)]
+    pub idle_since: Option<Duration>,
+    /// Print which LoginIds would be deactivated; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Wait up to this long (e.g. 30s) for Flinks to confirm each change.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub wait: Option<Duration>,
 }
+
+/// `producer logins activate`
+#[derive(Debug, Args)]
+pub struct ActivateArgs {
+    /// The LoginIds.
+    #[arg(value_name = "ID", required = true)]
+    pub login_ids: Vec<String>,
+    /// Wait up to this long (e.g. 30s) for Flinks to confirm each change.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub wait: Option<Duration>,
+}
+
+/// `producer logins reconnected`
+#[derive(Debug, Args)]
+pub struct ReconnectedArgs {
+    /// The LoginIds.
+    #[arg(value_name = "ID", required = true)]
+    pub login_ids: Vec<String>,
+}
+
+/// `producer refresh-status`
+#[derive(Debug, Args)]
+pub struct RefreshStatusArgs {}
 
 fn flinks(ctx: &Ctx) -> anyhow::Result<FlinksClient> {
     let config = FlinksConfig::from_settings(&ctx.settings)?;
     FlinksClient::new(config).context("Flinks client")
 }
 
-fn today(ctx: &Ctx) -> chrono::NaiveDate {
-    Utc::now()
-        .with_timezone(&ctx.settings.routine_tz)
-        .date_naive()
-}
-
-fn partial(failed: usize, total: usize) -> anyhow::Result<()> {
-    if failed > 0 {
-        return Err(PartialFailure { failed, total }.into());
-    }
-    Ok(())
-}
-
 async fn set_scheduled(
     ctx: &Ctx,
-    actor: &str,
     command: &str,
     summary: String,
     logins: &[LoginId],
     activate: bool,
-    wait: Option<std::time::Duration>,
+    wait: Option<Duration>,
 ) -> anyhow::Result<()> {
     let ops = LoginOps::new(ctx.redis().await?, &ctx.keys, &ctx.settings);
     let shutdown = CancellationToken::new();
@@ -54,7 +82,8 @@ async fn set_scheduled(
         .with_context(|| command.to_string())?;
     let failed = results.iter().filter(|r| !r.ok).count();
     print_changes(ctx, &results, activate)?;
-    audit::record(ctx, actor, command, summary, results.len() - failed, failed).await?;
+    ctx.audit(command, summary, results.len() - failed, failed)
+        .await?;
     partial(failed, results.len())
 }
 
@@ -86,7 +115,7 @@ fn print_changes(ctx: &Ctx, results: &[ScheduleChange], activate: bool) -> anyho
 }
 
 /// `producer logins deactivate ID... | --idle-since D`
-pub(crate) async fn deactivate(ctx: &Ctx, actor: &str, args: DeactivateArgs) -> anyhow::Result<()> {
+pub(crate) async fn deactivate(ctx: &Ctx, args: DeactivateArgs) -> anyhow::Result<()> {
     let (logins, summary) = match args.idle_since {
         Some(idle) => {
             let cutoff = Utc::now() - chrono::Duration::from_std(idle).unwrap_or_default();
@@ -113,43 +142,21 @@ pub(crate) async fn deactivate(ctx: &Ctx, actor: &str, args: DeactivateArgs) -> 
         println!("would deactivate {} login(s)", ids.len());
         return Ok(());
     }
-    set_scheduled(
-        ctx,
-        actor,
-        "logins deactivate",
-        summary,
-        &logins,
-        false,
-        args.wait,
-    )
-    .await
+    set_scheduled(ctx, "logins deactivate", summary, &logins, false, args.wait).await
 }
 
 /// `producer logins activate ID...`
-pub(crate) async fn activate(ctx: &Ctx, actor: &str, args: ActivateArgs) -> anyhow::Result<()> {
+pub(crate) async fn activate(ctx: &Ctx, args: ActivateArgs) -> anyhow::Result<()> {
     let logins = parse_logins(&args.login_ids)?;
     let summary = args.login_ids.join(" ");
-    set_scheduled(
-        ctx,
-        actor,
-        "logins activate",
-        summary,
-        &logins,
-        true,
-        args.wait,
-    )
-    .await
+    set_scheduled(ctx, "logins activate", summary, &logins, true, args.wait).await
 }
 
 /// `producer logins reconnected ID...`
-pub(crate) async fn reconnected(
-    ctx: &Ctx,
-    actor: &str,
-    args: ReconnectedArgs,
-) -> anyhow::Result<()> {
+pub(crate) async fn reconnected(ctx: &Ctx, args: ReconnectedArgs) -> anyhow::Result<()> {
     let logins = parse_logins(&args.login_ids)?;
     let ops = LoginOps::new(ctx.redis().await?, &ctx.keys, &ctx.settings);
-    let date = today(ctx);
+    let date = ctx.date(None);
     let mut done = Vec::new();
     let mut unknown = Vec::new();
     for login in &logins {
@@ -175,24 +182,14 @@ pub(crate) async fn reconnected(
             println!("FAILED {id}: not registered");
         }
     }
-    audit::record(
-        ctx,
-        actor,
-        "logins reconnected",
-        args.login_ids.join(" "),
-        done.len(),
-        unknown.len(),
-    )
-    .await?;
+    let summary = args.login_ids.join(" ");
+    ctx.audit("logins reconnected", summary, done.len(), unknown.len())
+        .await?;
     partial(unknown.len(), logins.len())
 }
 
 /// `producer refresh-status`
-pub(crate) async fn refresh_status(
-    ctx: &Ctx,
-    actor: &str,
-    _args: RefreshStatusArgs,
-) -> anyhow::Result<()> {
+pub(crate) async fn refresh_status(ctx: &Ctx, _args: RefreshStatusArgs) -> anyhow::Result<()> {
     let client = flinks(ctx)?;
     let cards = client
         .get_nightly_refresh_status()
@@ -200,7 +197,7 @@ pub(crate) async fn refresh_status(
         .context("GetNightlyRefreshStatus")?;
     let ops = LoginOps::new(ctx.redis().await?, &ctx.keys, &ctx.settings);
     let report = ops
-        .apply_refresh_status(&cards, today(ctx))
+        .apply_refresh_status(&cards, ctx.date(None))
         .await
         .context("recording re-auth outcomes")?;
     for id in &report.unknown {
@@ -227,13 +224,7 @@ pub(crate) async fn refresh_status(
             report.unknown.len()
         );
     }
-    audit::record(
-        ctx,
-        actor,
-        "refresh-status",
-        format!("date {}", report.date),
-        report.marked.len(),
-        0,
-    )
-    .await
+    let summary = format!("date {}", report.date);
+    ctx.audit("refresh-status", summary, report.marked.len(), 0)
+        .await
 }

@@ -1,30 +1,193 @@
-//! `producer queues stats|list|requeue|purge`: thin wrappers over `shared::ops` that print
-//! tables (or JSON with `--json`) and append mutating runs to the audit trail.
+//! `producer queues ...`: stats, a page of jobs or records, requeue and purge, over
+//! `shared::ops`; the single-job commands are in `jobs`, pause and resume in `control`.
+//! Mutations are appended to the audit trail.
+
+use std::time::Duration;
 
 use anyhow::Context as _;
-use chrono::{DateTime, NaiveDate, Utc};
-use serde::{Deserialize, Serialize};
-use shared::domain::{FlinksCode, LoginId};
-use shared::jobs::{queue_config, AUTHORIZE_QUEUE, DETAIL_QUEUE};
-use shared::ledger::{IndexFilter, IndexKind, Ledger, LedgerOutcome};
-use shared::ops::requeue::{RequeueOptions, Requeuer, Selection};
+use clap::{Args, Subcommand, ValueEnum};
+use serde::Serialize;
+use shared::domain::{FlinksCode, LoginId, RoutineDay};
+use shared::jobs::{AUTHORIZE_QUEUE, DETAIL_QUEUE};
+use shared::ledger::{IndexFilter, IndexKind};
+use shared::ops::list::{self, JobQuery};
+use shared::ops::requeue::{PurgeReport, RequeueOptions, Requeuer, Selection};
 use shared::ops::stats;
-use shared::ops::OpsError;
-use shared::queue::{JobFilter, JobInfo, JobState, Queue};
+use shared::queue::JobState;
 
-use super::{audit, Ctx, UsageError};
-use crate::cli::{
-    ListTarget, PurgeArgs, QueuesListArgs, QueuesStatsArgs, RecordSource, RequeueArgs, StateArg,
-};
+use super::control::{QueuesPauseArgs, QueuesResumeArgs};
+use super::jobs::JobArgs;
+use super::{Ctx, UsageError};
+use crate::cli::parse_age;
+use crate::table::{self, col, or_dash};
 
-fn ms_time(ms: u64) -> String {
-    DateTime::<Utc>::from_timestamp_millis(ms as i64)
-        .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
-        .unwrap_or_else(|| "-".into())
+/// `producer queues ...`
+#[derive(Debug, Subcommand)]
+pub enum QueuesCommand {
+    /// Per queue: ready, delayed, in flight (per worker), dead letters; re-auth and failed
+    /// record counts; worker processes with their last heartbeat.
+    Stats,
+    /// A page of failed / re-auth records, a queue's jobs (with their age), or the dead
+    /// letters. Job listings print the --cursor of the next page.
+    List(QueuesListArgs),
+    /// One job by id, in whichever queue holds it: state, login, date, attempts, error.
+    Show(JobArgs),
+    /// Delete one job (ready, delayed or dead; never one a worker holds). A deleted routine
+    /// job records no outcome: its login stays pending for that date.
+    Delete(JobArgs),
+    /// Run one delayed job (a retry or a poll waiting for its time) now: it goes to the
+    /// front of its ready list. Exit 2 when the job is not delayed or unknown.
+    Promote(JobArgs),
+    /// Move failed / re-auth records (or dead letters) back to the authorize queue, with
+    /// fresh attempts. Crash-safe and safe to run from two terminals at once: nothing is
+    /// lost or enqueued twice; a crashed run is finished by the next one. A login already
+    /// refreshed for that date is never requeued; nor is a dead authorize job whose detail
+    /// fetch is still running, nor a dead letter of a date whose ledger expired (a --date
+    /// like that exits 2). A dead detail job restarts from a fresh authorize. Without a
+    /// filter, --all is required. Requeued work still goes through the global rate limit.
+    Requeue(RequeueArgs),
+    /// Delete failed / re-auth records (the index; the ledger keeps its entries until
+    /// they expire) or dead letters older than a duration.
+    Purge(PurgeArgs),
+    /// Stop workers from fetching a queue (within a second; jobs already running finish).
+    /// Enqueueing goes on; the jobs wait until `queues resume`.
+    Pause(QueuesPauseArgs),
+    /// Let workers fetch a paused queue again.
+    Resume(QueuesResumeArgs),
 }
 
-/// `producer queues stats`
-pub(crate) async fn stats(ctx: &Ctx, _args: QueuesStatsArgs) -> anyhow::Result<()> {
+/// What `queues list` lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ListTarget {
+    /// The authorize queue's jobs.
+    Authorize,
+    /// The detail queue's jobs.
+    Detail,
+    /// Failed records (all dates).
+    Failed,
+    /// Records needing re-authentication (all dates).
+    Reauth,
+    /// Dead letters of both queues, with their last error.
+    Dead,
+}
+
+/// A job state for `queues list --state`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StateArg {
+    /// Ready to run.
+    Ready,
+    /// Waiting for a retry or a poll.
+    Delayed,
+    /// Leased to a worker.
+    InFlight,
+    /// Dead letters.
+    Dead,
+}
+
+/// `producer queues list`
+#[derive(Debug, Args)]
+pub struct QueuesListArgs {
+    /// What to list.
+    pub target: ListTarget,
+    /// Only this FlinksCode (jobs: the last error names it).
+    #[arg(long, value_name = "FLINKSCODE")]
+    pub code: Option<String>,
+    /// Only this routine date: YYYY-MM-DD, today or yesterday.
+    #[arg(long, value_name = "DATE")]
+    pub date: Option<RoutineDay>,
+    /// Only this LoginId.
+    #[arg(long, value_name = "ID")]
+    pub login: Option<String>,
+    /// Only jobs in this state (jobs only; default: every state).
+    #[arg(long)]
+    pub state: Option<StateArg>,
+    /// At most this many entries per page.
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub limit: u32,
+    /// Continue a job listing where the last page ended (its printed next cursor).
+    #[arg(long, value_name = "CURSOR")]
+    pub cursor: Option<String>,
+}
+
+/// What `queues requeue|purge` acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RecordSource {
+    /// Failed records.
+    Failed,
+    /// Records needing re-authentication.
+    Reauth,
+    /// Dead letters of the authorize and detail queues.
+    Dead,
+}
+
+impl RecordSource {
+    fn index(self) -> Option<IndexKind> {
+        match self {
+            Self::Failed => Some(IndexKind::Failed),
+            Self::Reauth => Some(IndexKind::Reauth),
+            Self::Dead => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        self.index().map_or("dead", |k| k.as_str())
+    }
+}
+
+/// `producer queues requeue`
+#[derive(Debug, Args)]
+pub struct RequeueArgs {
+    /// What to requeue.
+    pub source: RecordSource,
+    /// Only this LoginId (repeatable).
+    #[arg(long = "login", value_name = "ID")]
+    pub logins: Vec<String>,
+    /// Only records with this FlinksCode (dead: the last error contains it).
+    #[arg(long, value_name = "FLINKSCODE")]
+    pub code: Option<String>,
+    /// Only this routine date: YYYY-MM-DD, today or yesterday.
+    #[arg(long, value_name = "DATE")]
+    pub date: Option<RoutineDay>,
+    /// Requeue everything of the source (required when no filter is given).
+    #[arg(long)]
+    pub all: bool,
+    /// Print what would move; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Dead letters only: also requeue poison letters (payloads the workers could not
+    /// decode, e.g. before an upgrade).
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `producer queues purge`
+#[derive(Debug, Args)]
+pub struct PurgeArgs {
+    /// What to purge.
+    pub source: RecordSource,
+    /// Only entries older than this (e.g. 7d, 36h).
+    #[arg(long, value_name = "DURATION", value_parser = parse_age, allow_hyphen_values = true)]
+    pub older_than: Duration,
+    /// Print how many would go; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+pub(crate) async fn run(ctx: &Ctx, cmd: QueuesCommand) -> anyhow::Result<()> {
+    match cmd {
+        QueuesCommand::Stats => stats(ctx).await,
+        QueuesCommand::List(args) => list(ctx, args).await,
+        QueuesCommand::Show(args) => super::jobs::show(ctx, args).await,
+        QueuesCommand::Delete(args) => super::jobs::delete(ctx, args).await,
+        QueuesCommand::Promote(args) => super::jobs::promote(ctx, args).await,
+        QueuesCommand::Requeue(args) => requeue(ctx, args).await,
+        QueuesCommand::Purge(args) => purge(ctx, args).await,
+        QueuesCommand::Pause(args) => super::control::pause(ctx, args).await,
+        QueuesCommand::Resume(args) => super::control::resume(ctx, args).await,
+    }
+}
+
+async fn stats(ctx: &Ctx) -> anyhow::Result<()> {
     let conn = ctx.redis().await?;
     let snap = stats::snapshot(&conn, &ctx.keys, &ctx.settings)
         .await
@@ -42,309 +205,197 @@ pub(crate) async fn stats(ctx: &Ctx, _args: QueuesStatsArgs) -> anyhow::Result<(
             control: &control,
         });
     }
-    print!("{}", control.render_text());
-    println!();
-    println!(
-        "{:<10} {:>8} {:>8} {:>10} {:>6}",
-        "QUEUE", "READY", "DELAYED", "IN FLIGHT", "DEAD"
+    print!(
+        "{}\n\n",
+        table::escape_lines(control.render_text().trim_end())
     );
-    for q in &snap.queues {
-        println!(
-            "{:<10} {:>8} {:>8} {:>10} {:>6}",
-            q.queue, q.ready, q.delayed, q.in_flight, q.dead
-        );
-        for (worker, n) in &q.in_flight_by_worker {
-            println!("  in flight on {worker}: {n}");
-        }
-    }
-    println!();
-    println!("re-auth records: {}", snap.reauth);
-    println!("failed records:  {}", snap.failed);
+    let headers = [
+        col::QUEUE,
+        col::READY,
+        col::DELAYED,
+        col::IN_FLIGHT,
+        col::DEAD,
+    ];
+    table::print(
+        &headers,
+        snap.queues.iter().map(|q| {
+            let counts = [q.ready, q.delayed, q.in_flight, q.dead];
+            let mut row = vec![q.queue.clone()];
+            row.extend(counts.iter().map(u64::to_string));
+            row
+        }),
+    );
+    println!(
+        "\nre-auth records: {}\nfailed records:  {}",
+        snap.reauth, snap.failed
+    );
     if snap.requeue_pending > 0 {
         println!(
             "requeue pending: {} (a requeue crashed; the next `queues requeue` finishes it)",
             snap.requeue_pending
         );
     }
-    println!();
     let alive = snap.workers.iter().filter(|w| w.alive).count();
-    println!("workers: {alive} alive of {} seen", snap.workers.len());
-    for w in &snap.workers {
-        println!(
-            "  {:<40} {:<6} last heartbeat {} UTC ({})",
-            w.worker,
-            if w.alive { "alive" } else { "gone" },
-            ms_time(w.last_heartbeat_ms),
-            w.queues.join(",")
-        );
+    println!("\nworkers: {alive} alive of {} seen", snap.workers.len());
+    let in_flight = |worker: &str| -> u64 {
+        let on = |q: &stats::QueueSnapshot| q.in_flight_by_worker.get(worker).copied();
+        snap.queues.iter().filter_map(on).sum()
+    };
+    let headers = [
+        col::WORKER,
+        col::STATUS,
+        col::AT,
+        col::IN_FLIGHT,
+        col::QUEUE,
+    ];
+    table::print(
+        &headers,
+        snap.workers.iter().map(|w| {
+            vec![
+                w.worker.clone(),
+                (if w.alive { "alive" } else { "gone" }).to_string(),
+                table::ms_time(w.last_heartbeat_ms),
+                in_flight(&w.worker).to_string(),
+                w.queues.join(","),
+            ]
+        }),
+    );
+    Ok(())
+}
+
+fn parse_login(raw: Option<&str>) -> anyhow::Result<Option<LoginId>> {
+    Ok(raw.map(LoginId::parse).transpose()?)
+}
+
+async fn list(ctx: &Ctx, args: QueuesListArgs) -> anyhow::Result<()> {
+    let login = parse_login(args.login.as_deref())?;
+    let code = args.code.as_deref().map(FlinksCode::parse);
+    let date = args.date.map(|d| ctx.date(Some(d)));
+    let limit = args.limit as usize;
+    let conn = ctx.redis().await?;
+    let state = args.state.map(|s| match s {
+        StateArg::Ready => JobState::Ready,
+        StateArg::Delayed => JobState::Delayed,
+        StateArg::InFlight => JobState::InFlight,
+        StateArg::Dead => JobState::Dead,
+    });
+    let mut query = match args.target {
+        ListTarget::Failed | ListTarget::Reauth => {
+            if args.state.is_some() || args.cursor.is_some() {
+                return Err(
+                    UsageError("--state and --cursor apply to jobs, not records".into()).into(),
+                );
+            }
+            let kind = if args.target == ListTarget::Failed {
+                IndexKind::Failed
+            } else {
+                IndexKind::Reauth
+            };
+            let filter = IndexFilter {
+                date,
+                code,
+                login,
+                limit: Some(limit),
+            };
+            let rows = list::records(&conn, &ctx.keys, kind, &filter).await?;
+            return print_records(ctx, &rows);
+        }
+        ListTarget::Dead if state.is_some_and(|s| s != JobState::Dead) => {
+            return Err(UsageError("`queues list dead` lists dead letters only".into()).into());
+        }
+        ListTarget::Dead => JobQuery::dead(),
+        ListTarget::Authorize => JobQuery::queue(AUTHORIZE_QUEUE, state),
+        ListTarget::Detail => JobQuery::queue(DETAIL_QUEUE, state),
+    };
+    (query.login, query.date, query.code) = (login, date, code);
+    let page = list::jobs(
+        &conn,
+        &ctx.keys,
+        &ctx.settings,
+        &query,
+        args.cursor.as_deref(),
+        limit,
+    )
+    .await?;
+    if ctx.json {
+        return ctx.print_json(&page);
+    }
+    super::jobs::print_jobs(&page.jobs);
+    match &page.next_cursor {
+        Some(next) => println!("{} job(s); next page: --cursor {next}", page.jobs.len()),
+        None => println!("{} job(s)", page.jobs.len()),
     }
     Ok(())
 }
 
-#[derive(Serialize)]
-struct RecordRow {
-    login_id: String,
-    date: NaiveDate,
-    kind: &'static str,
-    attempts: Option<u32>,
-    flinks_code: Option<String>,
-    http_status: Option<u16>,
-    message: Option<String>,
-    at: DateTime<Utc>,
-}
-
-impl From<shared::ledger::IndexEntry> for RecordRow {
-    fn from(e: shared::ledger::IndexEntry) -> Self {
-        let (attempts, http_status) = match &e.outcome {
-            LedgerOutcome::Failed {
-                attempts,
-                http_status,
-                ..
-            } => (Some(*attempts), *http_status),
-            _ => (None, None),
-        };
-        RecordRow {
-            login_id: e.login_id.as_str().to_string(),
-            date: e.date,
-            kind: e.outcome.kind(),
-            attempts,
-            flinks_code: e.outcome.flinks_code().map(|c| c.as_str().to_string()),
-            http_status,
-            message: e.outcome.message().map(str::to_string),
-            at: e.outcome.at(),
-        }
-    }
-}
-
-#[derive(Serialize)]
-struct JobRow {
-    queue: String,
-    id: String,
-    state: &'static str,
-    login_id: Option<String>,
-    date: Option<NaiveDate>,
-    attempts: u32,
-    last_error: Option<String>,
-    owner: Option<String>,
-    /// Delayed: due; in flight: lease deadline; dead: died (ms since the epoch).
-    at_ms: Option<u64>,
-    /// The raw payload when it does not decode (poison jobs).
-    poison_payload: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct Identity {
-    login_id: String,
-    routine_date: NaiveDate,
-}
-
-fn job_row(queue: &str, job: JobInfo) -> JobRow {
-    let identity = serde_json::from_str::<Identity>(&job.payload).ok();
-    JobRow {
-        queue: queue.to_string(),
-        id: job.id.as_str().to_string(),
-        state: job.state.as_str(),
-        login_id: identity.as_ref().map(|i| i.login_id.clone()),
-        date: identity.as_ref().map(|i| i.routine_date),
-        attempts: job.attempts,
-        last_error: job.last_error,
-        owner: job.owner,
-        at_ms: job.at_ms,
-        poison_payload: identity.is_none().then_some(job.payload),
-    }
-}
-
-fn parse_login(raw: &str) -> anyhow::Result<LoginId> {
-    Ok(LoginId::parse(raw)?)
-}
-
-/// `producer queues list <target>`
-pub(crate) async fn list(ctx: &Ctx, args: QueuesListArgs) -> anyhow::Result<()> {
-    let login = args.login.as_deref().map(parse_login).transpose()?;
-    let code = args.code.as_deref().map(FlinksCode::parse);
-    let conn = ctx.redis().await?;
-    let kind = match args.target {
-        ListTarget::Failed => Some(IndexKind::Failed),
-        ListTarget::Reauth => Some(IndexKind::Reauth),
-        _ => None,
-    };
-    if let Some(kind) = kind {
-        if args.state.is_some() {
-            return Err(UsageError("--state applies to queues, not records".into()).into());
-        }
-        let ledger = Ledger::new(conn, &ctx.keys);
-        let filter = IndexFilter {
-            date: args.date,
-            code,
-            login,
-            limit: Some(args.limit),
-        };
-        let entries = match kind {
-            IndexKind::Failed => ledger.list_failed(&filter).await?,
-            IndexKind::Reauth => ledger.list_reauth(&filter).await?,
-        };
-        let rows: Vec<RecordRow> = entries.into_iter().map(RecordRow::from).collect();
-        if ctx.json {
-            return ctx.print_json(&rows);
-        }
-        println!(
-            "{:<36}  {:<10}  {:>8}  {:<24}  {:<20}  MESSAGE",
-            "LOGINID", "DATE", "ATTEMPTS", "FLINKSCODE", "AT (UTC)"
-        );
-        for r in &rows {
-            println!(
-                "{:<36}  {:<10}  {:>8}  {:<24}  {:<20}  {}",
-                r.login_id,
-                r.date,
-                r.attempts
-                    .map(|a| a.to_string())
-                    .unwrap_or_else(|| "-".into()),
-                r.flinks_code
-                    .clone()
-                    .or(r.http_status.map(|s| format!("HTTP {s}")))
-                    .unwrap_or_else(|| "-".into()),
-                r.at.format("%Y-%m-%d %H:%M:%S"),
-                r.message.as_deref().unwrap_or("")
-            );
-        }
-        println!("{} record(s)", rows.len());
-        return Ok(());
-    }
-
-    let (queues, states): (Vec<&str>, Vec<JobState>) = match args.target {
-        ListTarget::Dead => {
-            if args.state.is_some_and(|s| s != StateArg::Dead) {
-                return Err(UsageError("`queues list dead` lists dead letters only".into()).into());
-            }
-            (vec![AUTHORIZE_QUEUE, DETAIL_QUEUE], vec![JobState::Dead])
-        }
-        target => {
-            let queue = if target == ListTarget::Authorize {
-                AUTHORIZE_QUEUE
-            } else {
-                DETAIL_QUEUE
-            };
-            let states = match args.state {
-                None => vec![
-                    JobState::Ready,
-                    JobState::Delayed,
-                    JobState::InFlight,
-                    JobState::Dead,
-                ],
-                Some(StateArg::Ready) => vec![JobState::Ready],
-                Some(StateArg::Delayed) => vec![JobState::Delayed],
-                Some(StateArg::InFlight) => vec![JobState::InFlight],
-                Some(StateArg::Dead) => vec![JobState::Dead],
-            };
-            (vec![queue], states)
-        }
-    };
-    let filter = JobFilter {
-        error_contains: code.as_ref().map(|c| c.as_str().to_string()),
-        payload_contains: match (&login, args.date) {
-            (Some(l), _) => Some(l.as_str().to_string()),
-            (None, Some(d)) => Some(format!("\"routine_date\":\"{d}\"")),
-            (None, None) => None,
-        },
-        ..JobFilter::default()
-    };
-    let mut rows = Vec::new();
-    'outer: for name in queues {
-        let queue: Queue<()> =
-            Queue::new(conn.clone(), &ctx.keys, queue_config(&ctx.settings, name));
-        for state in &states {
-            let remaining = args.limit.saturating_sub(rows.len());
-            if remaining == 0 {
-                break 'outer;
-            }
-            for job in queue.list(*state, &filter, remaining).await? {
-                let row = job_row(name, job);
-                if args.date.is_some() && row.date.is_some() && row.date != args.date {
-                    continue;
-                }
-                rows.push(row);
-            }
-        }
-    }
+fn print_records(ctx: &Ctx, rows: &[list::RecordRow]) -> anyhow::Result<()> {
     if ctx.json {
         return ctx.print_json(&rows);
     }
-    println!(
-        "{:<10} {:<34} {:<9} {:<36} {:<10} {:>3}  {:<20} DETAIL",
-        "QUEUE", "ID", "STATE", "LOGINID", "DATE", "ATT", "AT (UTC)"
+    let headers = [
+        col::LOGIN_ID,
+        col::DATE,
+        col::ATTEMPTS,
+        col::FLINKS_CODE,
+        col::AT,
+        col::DETAIL,
+    ];
+    table::print(
+        &headers,
+        rows.iter().map(|r| {
+            let http = r.http_status.map(|s| format!("HTTP {s}"));
+            vec![
+                r.login_id.clone(),
+                r.date.to_string(),
+                or_dash(r.attempts),
+                or_dash(r.flinks_code.clone().or(http)),
+                table::time(r.at),
+                r.message.clone().unwrap_or_default(),
+            ]
+        }),
     );
-    for r in &rows {
-        let detail = match (&r.last_error, &r.owner, &r.poison_payload) {
-            (_, _, Some(raw)) => format!("poison payload: {raw}"),
-            (Some(e), _, _) => e.clone(),
-            (None, Some(o), _) => format!("worker {o}"),
-            _ => String::new(),
-        };
-        println!(
-            "{:<10} {:<34} {:<9} {:<36} {:<10} {:>3}  {:<20} {}",
-            r.queue,
-            r.id,
-            r.state,
-            r.login_id.as_deref().unwrap_or("-"),
-            r.date.map(|d| d.to_string()).unwrap_or_else(|| "-".into()),
-            r.attempts,
-            r.at_ms.map(ms_time).unwrap_or_else(|| "-".into()),
-            detail
-        );
-    }
-    println!("{} job(s)", rows.len());
+    println!("{} record(s)", rows.len());
     Ok(())
 }
 
-fn selection(args: &RequeueArgs) -> anyhow::Result<Selection> {
+fn selection(ctx: &Ctx, args: &RequeueArgs) -> anyhow::Result<Selection> {
     let selection = Selection {
-        logins: args
-            .logins
-            .iter()
-            .map(|l| parse_login(l))
-            .collect::<anyhow::Result<_>>()?,
+        logins: super::parse_logins(&args.logins)?,
         code: args.code.as_deref().map(FlinksCode::parse),
-        date: args.date,
+        date: args.date.map(|d| ctx.date(Some(d))),
     };
-    if selection.is_everything() && !args.all {
-        return Err(UsageError(
+    if selection.is_everything() != args.all {
+        let why = if args.all {
+            "--all cannot be combined with a filter"
+        } else {
             "nothing selected: give --login, --code or --date, or --all to requeue everything"
-                .into(),
-        )
-        .into());
+        };
+        return Err(UsageError(why.into()).into());
     }
-    if !selection.is_everything() && args.all {
-        return Err(UsageError("--all cannot be combined with a filter".into()).into());
+    if args.force && args.source != RecordSource::Dead {
+        let why = "--force applies to dead letters only (a refreshed login is never requeued)";
+        return Err(UsageError(why.into()).into());
     }
     Ok(selection)
 }
 
-fn summary(args: &RequeueArgs) -> String {
-    let mut parts = vec![format!("{:?}", args.source).to_lowercase()];
-    parts.extend(args.logins.iter().map(|l| format!("--login {l}")));
-    if let Some(c) = &args.code {
-        parts.push(format!("--code {c}"));
-    }
-    if let Some(d) = args.date {
-        parts.push(format!("--date {d}"));
-    }
-    for (set, flag) in [(args.all, "--all"), (args.force, "--force")] {
-        if set {
-            parts.push(flag.into());
-        }
-    }
+fn summary(args: &RequeueArgs, selection: &Selection) -> String {
+    let mut parts = vec![args.source.name().to_string()];
+    parts.extend(
+        selection
+            .logins
+            .iter()
+            .map(|l| format!("--login {}", l.as_str())),
+    );
+    parts.extend(args.code.as_ref().map(|c| format!("--code {c}")));
+    parts.extend(selection.date.map(|d| format!("--date {d}")));
+    parts.extend(args.all.then(|| "--all".to_string()));
+    parts.extend(args.force.then(|| "--force".to_string()));
     parts.join(" ")
 }
 
-/// `producer queues requeue <failed|reauth|dead>`
-pub(crate) async fn requeue(ctx: &Ctx, actor: &str, args: RequeueArgs) -> anyhow::Result<()> {
-    let selection = selection(&args)?;
-    if args.force && args.source != RecordSource::Dead {
-        return Err(UsageError(
-            "--force applies to dead letters only (a refreshed login is never requeued)".into(),
-        )
-        .into());
-    }
+async fn requeue(ctx: &Ctx, args: RequeueArgs) -> anyhow::Result<()> {
+    let selection = selection(ctx, &args)?;
     let options = RequeueOptions {
         dry_run: args.dry_run,
         force: args.force,
@@ -356,110 +407,114 @@ pub(crate) async fn requeue(ctx: &Ctx, actor: &str, args: RequeueArgs) -> anyhow
     } else {
         "requeued"
     };
-    let count = match args.source {
-        RecordSource::Dead => {
-            let report = match requeuer.requeue_dead(&selection, options).await {
-                Err(OpsError::LedgerExpired(date)) => {
-                    return Err(UsageError(OpsError::LedgerExpired(date).to_string()).into())
-                }
-                other => other.context("requeueing dead letters")?,
-            };
-            let n = report.moved.len();
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    let (count, skipped) = match args.source.index() {
+        None => {
+            let report = requeuer
+                .requeue_dead(&selection, options)
+                .await
+                .context("requeueing dead letters")?;
             if ctx.json {
                 ctx.print_json(&report)?;
-            } else {
-                for d in &report.moved {
-                    println!(
-                        "{verb} {} job {} ({} {})",
-                        d.queue,
-                        d.job_id,
-                        d.login_id.as_deref().unwrap_or("-"),
-                        d.date.map(|d| d.to_string()).unwrap_or_default()
-                    );
-                }
-                for d in &report.skipped {
-                    println!(
-                        "skipped {} job {} ({}): {}",
-                        d.queue,
-                        d.job_id,
-                        d.login_id.as_deref().unwrap_or("undecodable payload"),
-                        match d.reason {
-                            Some("already_refreshed") => "already refreshed for that date",
-                            Some("detail_in_progress") => "its detail fetch is still running",
-                            Some("ledger_expired") => "the ledger of that date has expired",
-                            _ => "poison payload (--force to requeue)",
-                        }
-                    );
-                }
-                println!(
-                    "{verb} {n} dead letter(s); skipped {}",
-                    report.skipped.len()
-                );
             }
-            n
+            for (d, what) in report
+                .moved
+                .iter()
+                .map(|d| (d, verb))
+                .chain(report.skipped.iter().map(|d| (d, "skipped")))
+            {
+                let why = match d.reason {
+                    None => String::new(),
+                    Some("already_refreshed") => "already refreshed for that date".into(),
+                    Some("detail_in_progress") => "its detail fetch is still running".into(),
+                    Some("ledger_expired") => "the ledger of that date has expired".into(),
+                    Some(_) => "poison payload (--force to requeue)".into(),
+                };
+                rows.push(vec![
+                    what.into(),
+                    d.queue.clone(),
+                    d.job_id.clone(),
+                    or_dash(d.login_id.clone()),
+                    or_dash(d.date),
+                    why,
+                ]);
+            }
+            (report.moved.len(), report.skipped.len())
         }
-        source => {
-            let kind = if source == RecordSource::Failed {
-                IndexKind::Failed
-            } else {
-                IndexKind::Reauth
-            };
+        Some(kind) => {
             let report = requeuer
                 .requeue_index(kind, &selection, options)
                 .await
                 .with_context(|| format!("requeueing {} records", kind.as_str()))?;
-            let n = report.moved.len() + report.resumed.iter().filter(|m| m.new).count();
             if ctx.json {
                 ctx.print_json(&report)?;
-            } else {
-                for m in report.resumed.iter().filter(|m| m.new) {
-                    println!(
-                        "resumed {} {} (left pending by an interrupted requeue) -> job {}",
-                        m.login_id.as_str(),
-                        m.date,
-                        m.job_id
-                    );
-                }
-                for m in &report.moved {
-                    println!("{verb} {} {}", m.login_id.as_str(), m.date);
-                }
-                for s in &report.skipped {
-                    println!(
-                        "skipped {} {}: already refreshed for that date",
-                        s.login_id.as_str(),
-                        s.date
-                    );
-                }
-                println!(
-                    "{verb} {} {} record(s) to the authorize queue; skipped {}",
-                    report.moved.len(),
-                    kind.as_str(),
-                    report.skipped.len()
-                );
             }
-            n
+            let resumed = report.resumed.iter().filter(|m| m.new);
+            for m in resumed.clone() {
+                let why = format!("left pending by an interrupted requeue; job {}", m.job_id);
+                rows.push(vec![
+                    "resumed".into(),
+                    AUTHORIZE_QUEUE.into(),
+                    m.job_id.clone(),
+                    m.login_id.as_str().into(),
+                    m.date.to_string(),
+                    why,
+                ]);
+            }
+            for m in &report.moved {
+                rows.push(vec![
+                    verb.into(),
+                    AUTHORIZE_QUEUE.into(),
+                    m.job_id.clone(),
+                    m.login_id.as_str().into(),
+                    m.date.to_string(),
+                    String::new(),
+                ]);
+            }
+            for s in &report.skipped {
+                let why = "already refreshed for that date".to_string();
+                rows.push(vec![
+                    "skipped".into(),
+                    "-".into(),
+                    "-".into(),
+                    s.login_id.as_str().into(),
+                    s.date.to_string(),
+                    why,
+                ]);
+            }
+            (report.moved.len() + resumed.count(), report.skipped.len())
         }
     };
+    if !ctx.json {
+        let headers = [
+            "RESULT",
+            col::QUEUE,
+            col::JOB_ID,
+            col::LOGIN_ID,
+            col::DATE,
+            col::DETAIL,
+        ];
+        table::print(&headers, rows);
+        println!(
+            "{verb} {count} {} entr(ies) to the authorize queue; skipped {skipped}",
+            args.source.name()
+        );
+    }
     if !args.dry_run {
-        audit::record(ctx, actor, "queues requeue", summary(&args), count, 0).await?;
+        ctx.audit("queues requeue", summary(&args, &selection), count, 0)
+            .await?;
     }
     Ok(())
 }
 
-/// `producer queues purge <failed|reauth|dead> --older-than D`
-pub(crate) async fn purge(ctx: &Ctx, actor: &str, args: PurgeArgs) -> anyhow::Result<()> {
+async fn purge(ctx: &Ctx, args: PurgeArgs) -> anyhow::Result<()> {
     let requeuer = Requeuer::new(ctx.redis().await?, &ctx.keys, &ctx.settings);
-    let removed: Vec<(String, u64)> = match args.source {
-        RecordSource::Dead => requeuer
+    let removed: Vec<(String, u64)> = match args.source.index() {
+        None => requeuer
             .purge_dead(args.older_than, args.dry_run)
             .await
             .context("purging dead letters")?,
-        source => {
-            let kind = if source == RecordSource::Failed {
-                IndexKind::Failed
-            } else {
-                IndexKind::Reauth
-            };
+        Some(kind) => {
             let n = requeuer
                 .purge_index(kind, args.older_than, args.dry_run)
                 .await
@@ -468,7 +523,8 @@ pub(crate) async fn purge(ctx: &Ctx, actor: &str, args: PurgeArgs) -> anyhow::Re
         }
     };
     let total: u64 = removed.iter().map(|(_, n)| n).sum();
-    let report = shared::ops::requeue::PurgeReport {
+    let age = humantime::format_duration(args.older_than);
+    let report = PurgeReport {
         dry_run: args.dry_run,
         removed,
     };
@@ -481,20 +537,14 @@ pub(crate) async fn purge(ctx: &Ctx, actor: &str, args: PurgeArgs) -> anyhow::Re
             "purged"
         };
         for (what, n) in &report.removed {
-            println!(
-                "{verb} {n} {what} entr{} older than {}",
-                if *n == 1 { "y" } else { "ies" },
-                humantime::format_duration(args.older_than)
-            );
+            let entries = if *n == 1 { "entry" } else { "entries" };
+            println!("{verb} {n} {what} {entries} older than {age}");
         }
     }
     if !args.dry_run {
-        let summary = format!(
-            "{} --older-than {}",
-            format!("{:?}", args.source).to_lowercase(),
-            humantime::format_duration(args.older_than)
-        );
-        audit::record(ctx, actor, "queues purge", summary, total as usize, 0).await?;
+        let summary = format!("{} --older-than {age}", args.source.name());
+        ctx.audit("queues purge", summary, total as usize, 0)
+            .await?;
     }
     Ok(())
 }

@@ -2,19 +2,31 @@
 //! ETA at the rate limit in force, and the control state (rate limit, paused queues).
 
 use chrono::Utc;
+use clap::Args;
+use shared::domain::RoutineDay;
 use shared::jobs::{queue_config, AUTHORIZE_QUEUE};
 use shared::ledger::Ledger;
 use shared::queue::Queue;
 use shared::registry::Registry;
 
 use super::Ctx;
-use crate::cli::ReportArgs;
+use crate::table::escape_lines;
+
+/// `producer report`
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The routine date: YYYY-MM-DD, today or yesterday (default: today in ROUTINE_TZ).
+    #[arg(long, value_name = "DATE")]
+    pub date: Option<RoutineDay>,
+    /// At most this many LoginIds per list in the text report ("… and N more" after);
+    /// `--json` always lists them all.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub limit: usize,
+}
 
 pub(crate) async fn run(ctx: &Ctx, args: ReportArgs) -> anyhow::Result<()> {
     let now = Utc::now();
-    let date = args
-        .date
-        .unwrap_or_else(|| now.with_timezone(&ctx.settings.routine_tz).date_naive());
+    let date = ctx.date(args.date);
     let control = super::control::view(ctx).await?;
     let conn = ctx.redis().await?;
     let ledger = Ledger::new(conn.clone(), &ctx.keys);
@@ -46,7 +58,7 @@ pub(crate) async fn run(ctx: &Ctx, args: ReportArgs) -> anyhow::Result<()> {
             control: &control,
         });
     }
-    print!("{}", report.render_text(args.limit));
-    print!("\n{}", control.render_text());
+    print!("{}", escape_lines(&report.render_text(args.limit)));
+    print!("\n{}", escape_lines(&control.render_text()));
     Ok(())
 }

@@ -3,7 +3,8 @@
 //! between them; a due and missing run is caught up on start).
 
 use anyhow::Context as _;
-use chrono::Utc;
+use clap::{Args, Subcommand};
+use shared::domain::RoutineDay;
 use shared::flinks::{FlinksClient, FlinksConfig};
 use shared::jobs::{queue_config, AuthorizeJob, AUTHORIZE_QUEUE};
 use shared::ledger::Ledger;
@@ -13,13 +14,33 @@ use shared::registry::Registry;
 use shared::routine::{enqueue_routine, DayClaim, RefreshStatusPrecheck, Schedule};
 
 use super::Ctx;
-use crate::cli::{RoutineRunArgs, ScheduleArgs};
+
+/// `producer routine ...`
+#[derive(Debug, Subcommand)]
+pub enum RoutineCommand {
+    /// Enqueue one authorize job per active LoginId for a date. Idempotent: running it
+    /// again, or from two producers at once, never enqueues a login twice for one date,
+    /// and resumes a run that crashed half-way. Prints how many were enqueued and the ETA.
+    Run(RoutineRunArgs),
+}
+
+/// `producer routine run`
+#[derive(Debug, Args)]
+pub struct RoutineRunArgs {
+    /// The routine date: YYYY-MM-DD, today or yesterday (default: today in ROUTINE_TZ).
+    #[arg(long, value_name = "DATE")]
+    pub date: Option<RoutineDay>,
+}
+
+/// `producer schedule`
+#[derive(Debug, Args)]
+pub struct ScheduleArgs {}
 
 struct Parts {
     registry: Registry,
     ledger: Ledger,
     queue: Queue<AuthorizeJob>,
-    conn: redis::aio::ConnectionManager,
+    conn: shared::redis_conn::Connection,
 }
 
 async fn parts(ctx: &Ctx) -> anyhow::Result<Parts> {
@@ -36,13 +57,14 @@ async fn parts(ctx: &Ctx) -> anyhow::Result<Parts> {
     })
 }
 
+pub(crate) async fn run(ctx: &Ctx, cmd: RoutineCommand) -> anyhow::Result<()> {
+    let RoutineCommand::Run(args) = cmd;
+    run_routine(ctx, args).await
+}
+
 /// `producer routine run [--date D]`
-pub(crate) async fn run(ctx: &Ctx, args: RoutineRunArgs) -> anyhow::Result<()> {
-    let date = args.date.unwrap_or_else(|| {
-        Utc::now()
-            .with_timezone(&ctx.settings.routine_tz)
-            .date_naive()
-    });
+async fn run_routine(ctx: &Ctx, args: RoutineRunArgs) -> anyhow::Result<()> {
+    let date = ctx.date(args.date);
     let p = parts(ctx).await?;
     let rate = shared::control::Control::new(p.conn.clone(), &ctx.keys)
         .rate_limit(ctx.settings.rate_limit_per_minute)
@@ -52,6 +74,13 @@ pub(crate) async fn run(ctx: &Ctx, args: RoutineRunArgs) -> anyhow::Result<()> {
     let run = enqueue_routine(&p.registry, &p.ledger, &p.queue, date, rate)
         .await
         .with_context(|| format!("starting the routine of {date}"))?;
+    ctx.audit(
+        "routine run",
+        format!("date {date}"),
+        run.enqueued as usize,
+        0,
+    )
+    .await?;
     if ctx.json {
         return ctx.print_json(&run);
     }

@@ -108,12 +108,7 @@ async fn pause_and_resume_are_stored_audited_and_shown_by_stats_and_report() {
         .unwrap()
         .iter()
         .all(|p| p["paused"] == false));
-    let commands: Vec<&str> = audit
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["command"].as_str().unwrap())
-        .collect();
+    let commands = super::audit_commands(&audit);
     assert_eq!(
         commands,
         vec!["queues resume", "queues pause", "queues pause"],

@@ -1,7 +1,9 @@
 //! Runs the built `producer` binary as an operator would (ripgrep style), against the real
 //! Redis at `REDIS_URL` with a namespace of its own per test, deleted at the end.
 
+mod cli;
 mod control;
+mod jobs;
 mod ops;
 
 use std::path::PathBuf;
@@ -77,6 +79,15 @@ fn stdout(out: &Output) -> String {
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The `command` of each entry of `producer audit --json`, newest first.
+fn audit_commands(audit: &serde_json::Value) -> Vec<&str> {
+    let entries = audit.as_array().expect("audit --json is an array");
+    entries
+        .iter()
+        .map(|e| e["command"].as_str().unwrap())
+        .collect()
 }
 
 fn json(out: &Output) -> serde_json::Value {

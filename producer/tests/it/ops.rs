@@ -124,8 +124,8 @@ async fn list_dry_run_requeue_by_code_then_stats_and_audit_tell_the_whole_story(
     assert_eq!(stats["failed"], 1);
     assert_eq!(stats["queues"][0]["queue"], "authorize");
     assert_eq!(stats["queues"][0]["ready"], 2);
-    assert_eq!(jobs.as_array().unwrap().len(), 2);
-    assert_eq!(jobs[0]["state"], "ready");
+    assert_eq!(jobs["jobs"].as_array().unwrap().len(), 2);
+    assert_eq!(jobs["jobs"][0]["state"], "ready");
     let entries = audit.as_array().unwrap();
     assert_eq!(entries.len(), 1, "dry runs and reads are not audited");
     assert_eq!(entries[0]["command"], "queues requeue");
@@ -261,11 +261,12 @@ async fn deactivate_then_activate_flip_the_registry_and_queue_the_flinks_changes
         stdout(&on)
     );
     assert_eq!(active[0]["login_id"], login(2).as_str());
-    assert!(
-        stdout(&shown).contains("flinks_scheduled_refresh pending"),
-        "{}",
-        stdout(&shown)
-    );
+    let shown = stdout(&shown);
+    let flinks = shown
+        .lines()
+        .find(|l| l.starts_with("flinks_scheduled_refresh"))
+        .unwrap_or_default();
+    assert!(flinks.ends_with("pending"), "{shown}");
     assert_eq!(audit[0]["command"], "logins activate");
     assert_eq!(audit[1]["command"], "logins deactivate");
     assert_eq!(audit[1]["count"], 2);
@@ -299,11 +300,26 @@ async fn reconnected_clears_reauth_and_enqueues_an_authorize_job() {
         .await,
     );
     let unknown = run(&env, &[], &["logins", "reconnected", login(9).as_str()]).await;
+    let unknown_json = run(
+        &env,
+        &[],
+        &["logins", "reconnected", login(9).as_str(), "--json"],
+    )
+    .await;
     let stats = json(&run(&env, &[], &["queues", "stats", "--json"]).await);
     let shown = json(&run(&env, &[], &["logins", "show", login(1).as_str(), "--json"]).await);
 
     assert_eq!(out["reconnected"][0]["reauth_cleared"], 1);
     assert_eq!(unknown.status.code(), Some(3), "{}", stderr(&unknown));
+    assert_eq!(unknown_json.status.code(), Some(3));
+    let result: serde_json::Value =
+        serde_json::from_slice(&unknown_json.stdout).unwrap_or_else(|e| {
+            panic!(
+                "one JSON document on stdout: {e}: {}",
+                stdout(&unknown_json)
+            )
+        });
+    assert_eq!(result["unknown"][0], login(9).as_str());
     assert_eq!(stats["reauth"], 0);
     assert_eq!(stats["queues"][0]["ready"], 1);
     assert!(shown["reauth_code"].is_null());

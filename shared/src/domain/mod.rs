@@ -4,10 +4,12 @@
 mod flinks_code;
 mod login_id;
 mod request_id;
+mod routine_day;
 
 pub use flinks_code::FlinksCode;
 pub use login_id::{Fingerprint, LoginId, LoginIdError, MIN_FINGERPRINT_HEX_LEN};
 pub use request_id::RequestId;
+pub use routine_day::{RoutineDay, RoutineDayError};
 
 /// The most bytes of any text Flinks sends (`Message`, `FlinksCode`, `RequestId`) that is
 /// kept: enough for every real answer, small enough that a hostile or broken one cannot
@@ -26,9 +28,31 @@ pub fn cap_text(text: &str, max_bytes: usize) -> &str {
     &text[..end]
 }
 
+/// `text` with every control character written as an escape (`\u{1b}`, `\n`), so text
+/// that came from outside (a tag, a reason, a Flinks message) can never move a terminal's
+/// cursor or forge a line when printed.
+pub fn escape_control(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
-    use super::cap_text;
+    use super::{cap_text, escape_control};
+
+    #[test]
+    fn control_characters_are_escaped_and_the_rest_kept() {
+        assert_eq!(escape_control("red\u{1b}[31m"), "red\\u{1b}[31m");
+        assert_eq!(escape_control("two\nlines\ttab"), "two\\nlines\\ttab");
+        assert_eq!(escape_control("café ✓"), "café ✓");
+    }
 
     #[test]
     fn cap_text_cuts_on_a_character_boundary() {

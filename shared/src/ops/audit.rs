@@ -5,6 +5,10 @@
 //! Entries hold an argument *summary* built by the caller (LoginIds, codes, dates, flags);
 //! callers never put secrets in it. Appending is best effort for the caller's purposes,
 //! but this module returns the error so the caller decides.
+//!
+//! The actor comes from `--actor` or the environment, so anyone who runs a command picks
+//! it: [`sanitize_actor`] keeps it to one short, printable word before it is stored, so an
+//! actor can never forge a second line or hide escape sequences in `producer audit`.
 
 use chrono::{DateTime, Utc};
 use redis::aio::ConnectionManager;
@@ -14,6 +18,31 @@ use crate::keys::KeySpace;
 
 /// Approximate cap of the audit stream.
 pub const AUDIT_MAXLEN: usize = 10_000;
+
+/// The longest actor stored; longer ones are cut.
+pub const MAX_ACTOR_CHARS: usize = 64;
+
+/// The actor as stored: letters, digits and `. _ - @ :` kept, every other character
+/// replaced by `_`, cut to [`MAX_ACTOR_CHARS`]; `unknown` when nothing is left.
+pub fn sanitize_actor(raw: &str) -> String {
+    let clean: String = raw
+        .trim()
+        .chars()
+        .take(MAX_ACTOR_CHARS)
+        .map(|c| {
+            if c.is_alphanumeric() || matches!(c, '.' | '_' | '-' | '@' | ':') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if clean.chars().all(|c| c == '_') {
+        "unknown".to_string()
+    } else {
+        clean
+    }
+}
 
 /// One audit entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -50,7 +79,29 @@ impl AuditLog {
         }
     }
 
-    /// Appends `entry` (its `id` is ignored) and returns the new stream id.
+    /// Appends one entry stamped now, with the actor sanitized; returns its stream id.
+    pub async fn record(
+        &self,
+        actor: &str,
+        command: &str,
+        args: impl Into<String>,
+        count: u64,
+        failed: u64,
+    ) -> Result<String, redis::RedisError> {
+        self.append(&AuditEntry {
+            id: String::new(),
+            actor: actor.to_string(),
+            command: command.to_string(),
+            args: args.into(),
+            count,
+            failed,
+            at: Utc::now(),
+        })
+        .await
+    }
+
+    /// Appends `entry` (its `id` is ignored, its actor sanitized) and returns the new
+    /// stream id.
     pub async fn append(&self, entry: &AuditEntry) -> Result<String, redis::RedisError> {
         let mut conn = self.conn.clone();
         redis::cmd("XADD")
@@ -60,7 +111,7 @@ impl AuditLog {
             .arg(AUDIT_MAXLEN)
             .arg("*")
             .arg("actor")
-            .arg(&entry.actor)
+            .arg(sanitize_actor(&entry.actor))
             .arg("command")
             .arg(&entry.command)
             .arg("args")
@@ -109,5 +160,22 @@ impl AuditLog {
                 }
             })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_actor_is_kept_to_one_short_printable_word() {
+        assert_eq!(sanitize_actor("alice"), "alice");
+        assert_eq!(sanitize_actor(" ops@host-1 "), "ops@host-1");
+        assert_eq!(sanitize_actor("schedule:pod-7"), "schedule:pod-7");
+        assert_eq!(sanitize_actor("eve\nadmin\u{1b}[31m"), "eve_admin__31m");
+        assert_eq!(sanitize_actor("a b"), "a_b");
+        assert_eq!(sanitize_actor(""), "unknown");
+        assert_eq!(sanitize_actor("\u{1b}\u{7}"), "unknown");
+        assert_eq!(sanitize_actor(&"x".repeat(500)).len(), MAX_ACTOR_CHARS);
     }
 }

@@ -9,10 +9,14 @@
 //! - [`logins`]: SetScheduledRefresh then registry (deactivate / activate), "user
 //!   reconnected", and GetNightlyRefreshStatus → re-auth.
 //! - [`audit`]: the capped audit stream of every mutating command.
+//! - [`list`]: a page of a queue's jobs (typed filters, a cursor) or the failed / re-auth
+//!   records; [`job`]: show, delete or promote one job by id.
 //!
 //! This module does not print and does not decide exit codes.
 
 pub mod audit;
+pub mod job;
+pub mod list;
 pub mod logins;
 pub mod requeue;
 pub mod stats;
@@ -51,4 +55,47 @@ pub enum OpsError {
     /// The failure-injection hook of a test stopped the operation between two steps.
     #[error("injected crash after step {0}")]
     InjectedCrash(&'static str),
+    /// A `--cursor` that no page of this listing printed.
+    #[error("--cursor {0}: {1}")]
+    InvalidCursor(String, String),
+    /// A job id that no queue could hold.
+    #[error("job id \"{0}\" is not a job id (letters, digits and '-', at most 64)")]
+    InvalidJobId(String),
+    /// No queue holds a job with this id (finished jobs are forgotten).
+    #[error(
+        "no job {0} in the authorize, detail or deactivation queue (a finished job is not kept)"
+    )]
+    JobNotFound(String),
+    /// The job is leased to a worker, which would settle a job that no longer exists.
+    #[error("job {id} is in flight on {worker}; it can be deleted once it retries or dies")]
+    JobInFlight {
+        /// The job.
+        id: String,
+        /// The delivery holding it.
+        worker: String,
+    },
+    /// Only a delayed job can be promoted.
+    #[error("job {id} is {state}, not delayed: only a delayed job can be promoted")]
+    JobNotDelayed {
+        /// The job.
+        id: String,
+        /// Its state.
+        state: &'static str,
+    },
+}
+
+impl OpsError {
+    /// True when the operator's input is what is wrong (a bad id, cursor or date), so a
+    /// command line exits 2 rather than 1.
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            Self::LedgerExpired(_)
+                | Self::InvalidCursor(..)
+                | Self::InvalidJobId(_)
+                | Self::JobNotFound(_)
+                | Self::JobInFlight { .. }
+                | Self::JobNotDelayed { .. }
+        )
+    }
 }

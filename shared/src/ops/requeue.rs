@@ -39,12 +39,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use chrono::{NaiveDate, Utc};
 use redis::aio::ConnectionManager;
 use redis::Script;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::OpsError;
 use crate::config::Settings;
 use crate::domain::{FlinksCode, LoginId};
-use crate::jobs::{queue_config, AuthorizeJob, DetailJob, AUTHORIZE_QUEUE, DETAIL_QUEUE};
+use crate::jobs::{
+    queue_config, AuthorizeJob, DetailJob, JobSubject, AUTHORIZE_QUEUE, DETAIL_QUEUE,
+};
 use crate::keys::KeySpace;
 use crate::ledger::{ledger_expired, IndexEntry, IndexFilter, IndexKind, Ledger};
 use crate::queue::{DeadSelector, EnqueueOptions, Enqueued, JobFilter, JobId, Queue};
@@ -222,12 +224,6 @@ pub struct PurgeReport {
     pub dry_run: bool,
     /// (`failed` | `reauth` | queue name, entries).
     pub removed: Vec<(String, u64)>,
-}
-
-#[derive(Deserialize)]
-struct JobIdentity {
-    login_id: LoginId,
-    routine_date: NaiveDate,
 }
 
 /// The requeue and purge operations of one namespace.
@@ -581,7 +577,7 @@ impl Requeuer {
                 {
                     continue;
                 }
-                let identity = serde_json::from_str::<JobIdentity>(&job.payload).ok();
+                let identity = JobSubject::from_payload(&job.payload);
                 if let (Some(want), Some(id)) = (selection.date, &identity) {
                     if id.routine_date != want {
                         continue;

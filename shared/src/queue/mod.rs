@@ -24,7 +24,7 @@
 //! | `enqueued` | HASH | id → enqueue time (ms) |
 //! | `dedupe_of` | HASH | id → its dedupe key |
 //! | `error` | HASH | id → last error |
-//! | `counters` | HASH | enqueued, succeeded, retried, dead, rescued, requeued, superseded totals; `ready_tombstones` (superseded ids still in `ready`, skipped by fetch); `dead_clock` (last dead-letter score), `dead_reviewed` (the review cursor) |
+//! | `counters` | HASH | enqueued, succeeded, retried, dead, rescued, requeued, superseded, deleted totals; `ready_tombstones` (superseded or deleted ids still in `ready`, skipped by fetch); `dead_clock` (last dead-letter score), `dead_reviewed` (the review cursor) |
 //! | `workers` | ZSET | worker id → last heartbeat (ms) |
 //! | `dedupe:<key>` | STRING | id of the job that took the dedupe key; TTL `dedupe_ttl` |
 //! | `done:<id>` | HASH | attempts, finished_at, worker; TTL `finished_retention` |
@@ -108,6 +108,7 @@ mod lease;
 pub mod metrics_names;
 mod ops;
 mod scripts;
+mod single;
 mod types;
 
 pub use backend::{FetchGate, LeaseLost, QueueLayer, QueueService, RedisBackend};
@@ -116,6 +117,7 @@ pub use conn::{connect, manager_config, redact, CONNECTION_TIMEOUT, RESPONSE_TIM
 pub use core::Queue;
 pub use error::QueueError;
 pub use lease::{Heartbeat, HeldJobs};
+pub use single::JobChange;
 pub use types::{
     DeadPage, DeadSelector, DeliveryToken, EnqueueOptions, Enqueued, FailOutcome, JobFailure,
     JobFilter, JobId, JobInfo, JobState, LeasedJob, QueueStats, Supersede, Superseded, WorkerId,

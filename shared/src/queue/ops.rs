@@ -109,24 +109,45 @@ impl<T> Queue<T> {
         filter: &JobFilter,
         limit: usize,
     ) -> Result<Vec<JobInfo>, QueueError> {
+        let matches = |job: &JobInfo| filter.matches(job);
+        Ok(self.list_from(state, &matches, 0, limit).await?.0)
+    }
+
+    /// Like [`Queue::list`] with any predicate, starting at position `start` of the
+    /// state's order; also returns the position to continue from, `None` when the state
+    /// was read to its end.
+    /// Positions shift as jobs move, so a page may skip or repeat a job that moved
+    /// meanwhile: this is for inspection, never for selecting work.
+    pub async fn list_from(
+        &self,
+        state: JobState,
+        matches: &dyn Fn(&JobInfo) -> bool,
+        start: usize,
+        limit: usize,
+    ) -> Result<(Vec<JobInfo>, Option<usize>), QueueError> {
         let mut out = Vec::new();
-        let mut start = 0usize;
+        let mut pos = start;
         while out.len() < limit {
-            let page = self.page_ids(state, start, PAGE).await?;
+            let page = self.page_ids(state, pos, PAGE).await?;
             if page.is_empty() {
-                break;
+                return Ok((out, None));
             }
-            start += page.len();
+            let positions: BTreeMap<String, usize> = page
+                .iter()
+                .enumerate()
+                .map(|(i, (id, _))| (id.clone(), pos + i))
+                .collect();
+            pos += page.len();
             for job in self.describe(state, page).await? {
-                if filter.matches(&job) {
-                    out.push(job);
+                if matches(&job) {
                     if out.len() == limit {
-                        break;
+                        return Ok((out, Some(positions[job.id.as_str()])));
                     }
+                    out.push(job);
                 }
             }
         }
-        Ok(out)
+        Ok((out, Some(pos)))
     }
 
     /// Up to `limit` dead letters matching `filter`, newest first.
@@ -307,7 +328,7 @@ impl<T> Queue<T> {
         }
     }
 
-    async fn page_ids(
+    pub(super) async fn page_ids(
         &self,
         state: JobState,
         start: usize,
@@ -344,7 +365,7 @@ impl<T> Queue<T> {
         res.map_err(|e| self.redis_err(e))
     }
 
-    async fn describe(
+    pub(super) async fn describe(
         &self,
         state: JobState,
         page: Vec<(String, Option<u64>)>,

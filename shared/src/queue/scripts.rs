@@ -35,3 +35,7 @@ pub(crate) static REVIEW_DEAD: LazyLock<Script> =
     LazyLock::new(|| load(include_str!("../lua/queue/review_dead.lua")));
 pub(crate) static DROP_DEAD: LazyLock<Script> =
     LazyLock::new(|| load(include_str!("../lua/queue/drop_dead.lua")));
+pub(crate) static DELETE_JOB: LazyLock<Script> =
+    LazyLock::new(|| load(include_str!("../lua/queue/delete_job.lua")));
+pub(crate) static PROMOTE_JOB: LazyLock<Script> =
+    LazyLock::new(|| load(include_str!("../lua/queue/promote_job.lua")));

@@ -317,6 +317,13 @@ impl JobState {
             Self::Dead => "dead",
         }
     }
+
+    /// The state named by [`JobState::as_str`], `None` for anything else.
+    pub fn parse(name: &str) -> Option<Self> {
+        [Self::Ready, Self::Delayed, Self::InFlight, Self::Dead]
+            .into_iter()
+            .find(|s| s.as_str() == name)
+    }
 }
 
 /// One job as seen by the ops functions.
