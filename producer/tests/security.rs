@@ -121,7 +121,9 @@ async fn results_read_decrypts_and_refuses_plain_entries_unless_allowed_reportin
     let conn = shared::redis_conn::connect_in_env_mode(&redis_url())
         .await
         .unwrap();
-    let body = r#"{"Accounts":[{"AccountNumber":"9876543","Balance":{"Current":12.30}}]}"#;
+    let accounts: serde_json::Value =
+        serde_json::from_str(r#"[{"AccountNumber":"9876543","Balance":{"Current":12.30}}]"#)
+            .unwrap();
     let plain = ResultsSink::new(conn.clone(), &keys, 100);
     let sealed = plain
         .clone()
@@ -135,7 +137,7 @@ async fn results_read_decrypts_and_refuses_plain_entries_unless_allowed_reportin
             fetched_at: Utc::now(),
             last_refresh: None,
             stale: false,
-            body,
+            accounts: &accounts,
         })
         .await
         .unwrap();

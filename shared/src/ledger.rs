@@ -49,7 +49,8 @@ pub fn ledger_expired(date: NaiveDate, today: NaiveDate) -> bool {
 /// Entries per `HSCAN` / index page.
 const SCAN_COUNT: usize = 1_000;
 
-static RECORD: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("ledger_record.lua")));
+static RECORD: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/ledger/ledger_record.lua")));
 
 /// In an outcome written with [`Ledger::record_with_stream_entry`], stands for the id of
 /// the stream entry appended with it.

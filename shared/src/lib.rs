@@ -27,9 +27,16 @@
 //! - [`report`]: a routine date's report (refreshed, stale, re-auth, failed, pending, ETA).
 //! - [`live`]: the live view of a running routine (`producer report --watch`), rendered
 //!   purely from a report and the stats snapshot.
+//! - [`stores`]: every Redis store of a namespace (queues, ledger, registry, outcomes,
+//!   results, rate limiter), opened once from `Settings`.
 //! - [`ops`]: operator functions: queue stats, crash-safe requeue and purge, deactivate /
 //!   activate / reconnected logins, GetNightlyRefreshStatus, the audit trail.
 //! - [`text`]: the terminal text of the operator commands (tables, escaping, summaries).
+//!
+//! Every Lua script lives under `src/lua/`, one folder per store (`queue`, `ledger`,
+//! `registry`, `outcomes`, `ratelimit`, `scheduled_refresh`, `ops`, `routine`), each
+//! opening with the KEYS and ARGV it takes and what it returns; the store's module loads
+//! it once with `include_str!`.
 
 pub mod config;
 pub mod control;
@@ -58,6 +65,7 @@ pub mod routine;
 pub mod schedule_daemon;
 pub mod scheduled_refresh;
 pub mod shutdown;
+pub mod stores;
 pub mod telemetry;
 pub mod text;
 

@@ -32,7 +32,7 @@ use crate::flinks::call_log::{
 use crate::jobs::{AUTHORIZE_QUEUE, DETAIL_QUEUE};
 use crate::queue::metrics_names::{
     JOBS_ENQUEUED_TOTAL, JOBS_PROCESSED_TOTAL, JOBS_RESCUED_TOTAL, JOB_DURATION_SECONDS,
-    OUTCOME_FAILED, OUTCOME_RETRIED, OUTCOME_SUCCEEDED,
+    OUTCOME_DEAD, OUTCOME_RETRIED, OUTCOME_SUCCEEDED,
 };
 use crate::ratelimit::{COOLDOWNS_TOTAL, PERMITS_TOTAL, WAIT_SECONDS};
 use crate::results::RESULTS_STORED_TOTAL;
@@ -142,7 +142,7 @@ pub const ROUTINE_DONE_OUTCOMES: [&str; 5] =
 /// Values of `result` on `rate_limit_permits_total`.
 pub const PERMIT_RESULTS: [&str; 2] = ["granted", "throttled"];
 /// Values of `outcome` on `jobs_processed_total`.
-pub const QUEUE_OUTCOMES: [&str; 3] = [OUTCOME_SUCCEEDED, OUTCOME_RETRIED, OUTCOME_FAILED];
+pub const QUEUE_OUTCOMES: [&str; 3] = [OUTCOME_SUCCEEDED, OUTCOME_RETRIED, OUTCOME_DEAD];
 /// Values of `outcome` on [`ROUTINE_OUTCOMES_TOTAL`]: the worker's `Handled::as_label`
 /// values plus `retried`, `deferred` and `dead`.
 pub const ROUTINE_OUTCOME_LABELS: [&str; 12] = [
@@ -384,7 +384,7 @@ pub const ALL_METRICS: &[MetricDef] = &[
         Counter,
         Some(Unit::Count),
         &["queue", "outcome"],
-        "Job attempts settled by a worker, by queue and outcome (succeeded, retried, failed)",
+        "Job attempts settled by a worker, by queue and outcome (succeeded, retried, dead)",
     ),
     def(
         JOBS_RESCUED_TOTAL,

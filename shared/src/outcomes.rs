@@ -40,7 +40,8 @@ pub const DRAIN_INTERVAL: Duration = Duration::from_secs(5);
 /// Outbox entries read per `HSCAN` page.
 const DRAIN_PAGE: usize = 100;
 
-static CLEAR: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("outbox_clear.lua")));
+static CLEAR: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/outcomes/outbox_clear.lua")));
 
 /// Why recording or applying an outcome failed.
 #[derive(Debug, thiserror::Error)]

@@ -33,11 +33,12 @@ use crate::scheduled_refresh::{
     new_stamp, ScheduledRefresh, ScheduledRefreshError, ScheduledRefreshState,
 };
 
-static WRITE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("registry_write.lua")));
+static WRITE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/registry/registry_write.lua")));
 static OUTCOME: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("registry_outcome.lua")));
+    LazyLock::new(|| Script::new(include_str!("lua/registry/registry_outcome.lua")));
 static HISTORY: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("registry_history.lua")));
+    LazyLock::new(|| Script::new(include_str!("lua/registry/registry_history.lua")));
 
 /// Logins written per pipeline.
 pub const BATCH_SIZE: usize = 1_000;

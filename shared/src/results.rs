@@ -49,9 +49,6 @@ pub enum ResultsError {
     /// Redis did not answer; nothing was written, the caller retries.
     #[error("results: Redis error: {0}")]
     Redis(#[from] redis::RedisError),
-    /// The response body is not JSON with an `Accounts` array (classified earlier, so a bug).
-    #[error("results: the GetAccountsDetail body is not usable JSON: {0}")]
-    Body(String),
     /// The ledger entry could not be encoded or decoded.
     #[error("results: ledger entry: {0}")]
     Encode(#[from] serde_json::Error),
@@ -91,19 +88,18 @@ pub struct ResultEntry<'a> {
     pub last_refresh: Option<NaiveDateTime>,
     /// LastRefresh older than `STALE_AFTER`.
     pub stale: bool,
-    /// The GetAccountsDetail response body, verbatim.
-    pub body: &'a str,
+    /// The `Accounts` array of the GetAccountsDetail answer, as Flinks sent it.
+    pub accounts: &'a serde_json::Value,
 }
 
 impl std::fmt::Debug for ResultEntry<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The body is account data: never printed, only its size.
+        // The accounts are account data: never printed.
         f.debug_struct("ResultEntry")
             .field("login_id", self.login_id)
             .field("request_id", self.request_id)
             .field("routine_date", &self.routine_date)
             .field("stale", &self.stale)
-            .field("body_bytes", &self.body.len())
             .finish_non_exhaustive()
     }
 }
@@ -152,7 +148,8 @@ impl ResultsSink {
 
     /// Stores one result unless (LoginId, date) is already refreshed.
     pub async fn store(&self, entry: &ResultEntry<'_>) -> Result<Stored, ResultsError> {
-        let accounts = accounts_json(entry.body)?;
+        // Display writes compact JSON; arbitrary_precision keeps every amount as sent.
+        let accounts = entry.accounts.to_string();
         let outcome = LedgerOutcome::Refreshed {
             request_id: entry.request_id.clone(),
             last_refresh: entry.last_refresh,
@@ -484,37 +481,4 @@ pub fn decode_entry(
         key_id,
         accounts,
     })
-}
-
-/// The `Accounts` array of a GetAccountsDetail body, re-serialized exactly (serde_json's
-/// arbitrary precision keeps every amount as sent).
-fn accounts_json(body: &str) -> Result<String, ResultsError> {
-    let value: serde_json::Value =
-        serde_json::from_str(body).map_err(|e| ResultsError::Body(e.to_string()))?;
-    let accounts = value
-        .get("Accounts")
-        .cloned()
-        .unwrap_or(serde_json::Value::Array(Vec::new()));
-    serde_json::to_string(&accounts).map_err(|e| ResultsError::Body(e.to_string()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn accounts_are_extracted_with_amounts_exact() {
-        let body = r#"{"HttpStatusCode":200,"Accounts":[{"Balance":{"Current":5105.50,"Available":0.10}}],"RequestId":"r"}"#;
-        let json = accounts_json(body).unwrap();
-        assert!(json.contains("5105.50"), "{json}");
-        assert!(json.contains("0.10"), "{json}");
-    }
-
-    #[test]
-    fn a_body_that_is_not_json_is_an_error_not_a_panic() {
-        assert!(matches!(
-            accounts_json("<html>"),
-            Err(ResultsError::Body(_))
-        ));
-    }
 }

@@ -24,12 +24,14 @@
 //! replicas fire once between them, and a catch-up on start for a day whose run is due
 //! and missing (or was claimed by a replica that died before finishing).
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use crate::redis_conn::RedisConn;
 use chrono::{DateTime, NaiveDate, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use futures::TryStreamExt;
+use redis::Script;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
@@ -50,6 +52,10 @@ const BATCH: usize = 1_000;
 const STALE_CLAIM: Duration = Duration::from_secs(15 * 60);
 /// How long the per-day schedule keys live.
 const CLAIM_TTL: Duration = Duration::from_secs(3 * 24 * 3600);
+
+/// Takes over a stale enqueue claim only if it still holds the value seen.
+static TAKE_OVER: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/routine/take_over_claim.lua")));
 
 /// Why a routine could not be started.
 #[derive(Debug, thiserror::Error)]
@@ -390,16 +396,13 @@ impl DayClaim {
             return Ok(false);
         }
         // Take over atomically: only if the stale value is still there.
-        let taken: i64 = redis::Script::new(
-            "if redis.call('GET', KEYS[1]) == ARGV[1] then \
-               redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3]) return 1 end return 0",
-        )
-        .key(self.claim_key(date))
-        .arg(holder.unwrap_or_default())
-        .arg(&value)
-        .arg(CLAIM_TTL.as_secs())
-        .invoke_async(&mut conn)
-        .await?;
+        let taken: i64 = TAKE_OVER
+            .key(self.claim_key(date))
+            .arg(holder.unwrap_or_default())
+            .arg(&value)
+            .arg(CLAIM_TTL.as_secs())
+            .invoke_async(&mut conn)
+            .await?;
         Ok(taken == 1)
     }
 

@@ -24,9 +24,9 @@ use apalis_core::worker::builder::WorkerBuilder;
 use shared::config::Settings;
 use shared::control::{Control, PauseGate};
 use shared::flinks::{Classification, FlinksClient, FlinksConfig};
-use shared::jobs::{queue_config, ScheduledRefreshJob, DEACTIVATION_QUEUE};
+use shared::jobs::{ScheduledRefreshJob, DEACTIVATION_QUEUE};
 use shared::keys::KeySpace;
-use shared::queue::{JobError, Queue, RedisBackend, WorkerId};
+use shared::queue::{JobFailure, Queue, RedisBackend, WorkerId};
 use shared::ratelimit::RateLimiter;
 use shared::scheduled_refresh::{Confirmed, ScheduledRefresh};
 use tokio::task::JoinHandle;
@@ -71,13 +71,13 @@ pub async fn handle(
     job: &ScheduledRefreshJob,
     attempt: u32,
     deps: &DeactivationDeps,
-) -> Result<Sent, JobError> {
-    let redis = |e: shared::scheduled_refresh::ScheduledRefreshError| JobError::retry(e);
+) -> Result<Sent, JobFailure> {
+    let redis = |e: shared::scheduled_refresh::ScheduledRefreshError| JobFailure::retry(e);
     if !deps.scheduled.is_current(job).await.map_err(redis)? {
         return Ok(Sent::Skipped);
     }
     if deps.limiter.acquire(&deps.shutdown).await.is_none() {
-        return Err(JobError::Defer {
+        return Err(JobFailure::Defer {
             error: "shutting down before the rate-limit permit".into(),
             delay: Duration::from_secs(1),
         });
@@ -114,7 +114,7 @@ pub async fn handle(
                 error.classification(),
                 Some(Classification::Retryable(hint)) if hint.is_throttled()
             );
-            Err(JobError::Retry {
+            Err(JobFailure::Retry {
                 error: error.to_string(),
                 delay: throttled.then_some(deps.cooldown),
             })
@@ -126,36 +126,24 @@ async fn run_job(
     job: ScheduledRefreshJob,
     attempt: Attempt,
     deps: Data<Arc<DeactivationDeps>>,
-) -> Result<(), JobError> {
+) -> Result<(), JobFailure> {
     let sent = handle(&job, attempt.current() as u32, &deps).await?;
     tracing::debug!(login = %job.login_id.fingerprint(), ?sent, "SetScheduledRefresh job settled");
     Ok(())
 }
 
-/// The `deactivation` queue as the worker configures it: retries never run out (the
-/// backoff is capped at `RETRY_MAX_DELAY`), since Flinks keeps billing until it confirms.
-pub fn queue(
-    settings: &Settings,
-    conn: shared::redis_conn::RedisConn,
-    keys: &KeySpace,
-) -> Queue<ScheduledRefreshJob> {
-    let mut config = queue_config(settings, DEACTIVATION_QUEUE);
-    config.max_attempts = u32::MAX;
-    Queue::new(conn, keys, config)
-}
-
-/// Starts the worker and the sweeper; both stop when `shutdown` fires (the worker drains
-/// within `SHUTDOWN_GRACE`).
+/// Starts the worker on `queue` (`Stores::deactivation`) and the sweeper; both stop when
+/// `shutdown` fires (the worker drains within `SHUTDOWN_GRACE`).
 pub fn spawn(
     settings: &Settings,
     conn: shared::redis_conn::RedisConn,
     keys: &KeySpace,
+    queue: Queue<ScheduledRefreshJob>,
     worker_id: &WorkerId,
     shutdown: CancellationToken,
 ) -> anyhow::Result<JoinHandle<()>> {
     let flinks =
         FlinksClient::new(FlinksConfig::from_settings(settings)?).context("Flinks client")?;
-    let queue = queue(settings, conn.clone(), keys);
     let gate: Arc<dyn shared::queue::FetchGate> = Arc::new(PauseGate::new(
         Control::new(conn.clone(), keys),
         DEACTIVATION_QUEUE,

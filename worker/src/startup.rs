@@ -26,14 +26,12 @@ use futures::future::BoxFuture;
 use shared::config::Settings;
 use shared::control::{Control, PauseGate};
 use shared::flinks::{FlinksClient, FlinksConfig};
-use shared::jobs::{queue_config, AuthorizeJob, DetailJob, AUTHORIZE_QUEUE, DETAIL_QUEUE};
+use shared::jobs::{AuthorizeJob, DetailJob, AUTHORIZE_QUEUE, DETAIL_QUEUE};
 use shared::keys::KeySpace;
-use shared::ledger::Ledger;
 use shared::outcomes::Outcomes;
-use shared::queue::{FetchGate, HeldJobs, JobError, JobFailure, Queue, RedisBackend, WorkerId};
+use shared::queue::{FetchGate, HeldJobs, JobFailure, Queue, RedisBackend, WorkerId};
 use shared::ratelimit::RateLimiter;
-use shared::registry::Registry;
-use shared::results::ResultsSink;
+use shared::stores::Stores;
 use tokio_util::sync::CancellationToken;
 
 use crate::handlers::{self, Delivery, Deps, Handled, Permits, Policy};
@@ -98,8 +96,13 @@ pub async fn run(
         shared::gauges::SamplerConfig::from_settings(&settings),
         shutdown.clone(),
     );
+    // Checked before anything is opened: a worker must not store account data in clear
+    // when encryption is required.
+    settings.require_results_encryption()?;
+    let stores = Stores::open(conn.clone(), &keys, &settings);
     let deps = Arc::new(build_deps(
         &settings,
+        &stores,
         conn.clone(),
         &keys,
         shutdown.clone(),
@@ -121,8 +124,14 @@ pub async fn run(
         "worker starting"
     );
 
-    let deactivation =
-        crate::deactivation::spawn(&settings, conn.clone(), &keys, &worker_id, shutdown.clone())?;
+    let deactivation = crate::deactivation::spawn(
+        &settings,
+        conn.clone(),
+        &keys,
+        stores.deactivation.clone(),
+        &worker_id,
+        shutdown.clone(),
+    )?;
     let events =
         crate::events::spawn(&settings, conn.clone(), &keys, &worker_id, shutdown.clone())?;
 
@@ -253,28 +262,27 @@ impl Unfinished {
 
 fn build_deps(
     settings: &Settings,
+    stores: &Stores,
     conn: shared::redis_conn::RedisConn,
     keys: &KeySpace,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Deps> {
     let flinks =
         FlinksClient::new(FlinksConfig::from_settings(settings)?).context("Flinks client")?;
-    let limiter = RateLimiter::new(conn.clone(), keys, settings.rate_limit_per_minute);
+    let stores = stores.clone();
     Ok(Deps {
         flinks,
-        ledger: Ledger::new(conn.clone(), keys),
-        registry: Registry::new(conn.clone(), keys),
-        outcomes: Outcomes::new(conn.clone(), keys),
-        authorize_queue: Queue::new(conn.clone(), keys, queue_config(settings, AUTHORIZE_QUEUE)),
-        detail_queue: Queue::new(conn.clone(), keys, queue_config(settings, DETAIL_QUEUE)),
-        results: ResultsSink::new(conn.clone(), keys, settings.results_stream_maxlen)
-            .with_cipher(settings.require_results_encryption()?.cloned()),
-        permits: Permits::new(limiter.clone(), shutdown),
+        ledger: stores.ledger,
+        registry: stores.registry,
+        outcomes: stores.outcomes,
+        authorize_queue: stores.authorize,
+        detail_queue: stores.detail,
+        results: stores.results,
+        permits: Permits::new(stores.limiter.clone(), shutdown),
         deadlines: shared::control::RoutineDeadlines::new(shared::control::Control::new(
-            conn.clone(),
-            keys,
+            conn, keys,
         )),
-        limiter,
+        limiter: stores.limiter,
         policy: Policy {
             stale_after: settings.stale_after,
             poll_interval: settings.poll_interval,
@@ -312,7 +320,7 @@ async fn run_authorize(
     attempt: Attempt,
     deps: Data<Arc<Deps>>,
     slots: Data<Arc<Slots>>,
-) -> Result<(), JobError> {
+) -> Result<(), JobFailure> {
     let _slot = slots.enter();
     let started = Instant::now();
     let result = handlers::authorize::handle(&job, &delivery(&id, &attempt), &deps).await;
@@ -325,7 +333,7 @@ async fn run_detail(
     attempt: Attempt,
     deps: Data<Arc<Deps>>,
     slots: Data<Arc<Slots>>,
-) -> Result<(), JobError> {
+) -> Result<(), JobFailure> {
     let _slot = slots.enter();
     let started = Instant::now();
     let result = handlers::detail::handle(&job, &delivery(&id, &attempt), &deps).await;
@@ -343,7 +351,7 @@ fn finish(
     queue: &'static str,
     result: Result<Handled, JobFailure>,
     started: Instant,
-) -> Result<(), JobError> {
+) -> Result<(), JobFailure> {
     let label = match &result {
         Ok(handled) => handled.as_label(),
         Err(JobFailure::Retry { .. }) => "retried",
@@ -357,9 +365,5 @@ fn finish(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "job settled"
     );
-    result.map(|_| ()).map_err(|failure| match failure {
-        JobFailure::Retry { error, delay } => JobError::Retry { error, delay },
-        JobFailure::Permanent { error } => JobError::Permanent { error },
-        JobFailure::Defer { error, delay } => JobError::Defer { error, delay },
-    })
+    result.map(|_| ())
 }

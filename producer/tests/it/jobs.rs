@@ -301,7 +301,8 @@ fn man_prints_a_page_and_writes_one_per_command_without_redis() {
 async fn results_read_by_login_and_date_prints_that_refresh_only() {
     let env = Env::new("results-login");
     let sink = shared::results::ResultsSink::new(env.conn().await, &env.keys, 100);
-    let body = r#"{"Accounts":[{"AccountNumber":"1","Balance":{"Current":1.50}}]}"#;
+    let accounts: serde_json::Value =
+        serde_json::from_str(r#"[{"AccountNumber":"1","Balance":{"Current":1.50}}]"#).unwrap();
     for n in [1, 2] {
         let entry = shared::results::ResultEntry {
             login_id: &login(n),
@@ -310,7 +311,7 @@ async fn results_read_by_login_and_date_prints_that_refresh_only() {
             fetched_at: Utc::now(),
             last_refresh: None,
             stale: false,
-            body,
+            accounts: &accounts,
         };
         sink.store(&entry).await.unwrap();
     }

@@ -24,9 +24,8 @@ use super::classify::{classify_answer, classify_transport, Answer, Classificatio
 use super::config::{FlinksConfig, TraceLoginIds};
 use super::error::{Error, Failure};
 use super::model::{
-    AccountsDetail, AccountsDetailBody, AuthorizeBody, AuthorizeOk, AuthorizeOutcome,
-    AuthorizeTokenBody, DetailOutcome, Envelope, IneligibleCard, Institution,
-    NightlyRefreshStatusBody,
+    AccountsDetailBody, AuthorizeBody, AuthorizeOk, AuthorizeOutcome, AuthorizeTokenBody,
+    DetailOutcome, Envelope, IneligibleCard, Institution, NightlyRefreshStatusBody,
 };
 use crate::domain::{cap_text, FlinksCode, LoginId, RequestId, MAX_FLINKS_TEXT_BYTES};
 
@@ -195,8 +194,8 @@ impl FlinksClient {
             records_request_id: false,
         };
         let reply = self
-            .execute(call, |bytes| {
-                let body: AuthorizeTokenBody = serde_json::from_slice(bytes).ok()?;
+            .execute(call, |_, json| {
+                let body: AuthorizeTokenBody = serde_json::from_value(json?).ok()?;
                 let token = body.token.filter(|t| !t.is_empty())?;
                 HeaderValue::from_str(&token).ok()?;
                 Some(AuthorizeToken(SecretString::from(token)))
@@ -271,8 +270,8 @@ impl FlinksClient {
             records_request_id: true,
         };
         let reply = self
-            .execute(call, |bytes| {
-                let body: AuthorizeBody = serde_json::from_slice(bytes).ok()?;
+            .execute(call, |_, json| {
+                let body: AuthorizeBody = serde_json::from_value(json?).ok()?;
                 Some(AuthorizeOk {
                     request_id: body.request_id?,
                     login: body.login,
@@ -420,10 +419,9 @@ impl FlinksClient {
             records_request_id: false,
         };
         let reply = self
-            .execute(call, |bytes| {
-                serde_json::from_slice::<String>(bytes)
-                    .ok()
-                    .or_else(|| std::str::from_utf8(bytes).ok().map(str::to_owned))
+            .execute(call, |bytes, json| match json {
+                Some(serde_json::Value::String(text)) => Some(text),
+                _ => std::str::from_utf8(bytes).ok().map(str::to_owned),
             })
             .await?;
         ready(reply, Endpoint::SetScheduledRefresh)
@@ -449,8 +447,8 @@ impl FlinksClient {
             records_request_id: false,
         };
         let reply = self
-            .execute(call, |bytes| {
-                serde_json::from_slice::<NightlyRefreshStatusBody>(bytes)
+            .execute(call, |_, json| {
+                serde_json::from_value::<NightlyRefreshStatusBody>(json?)
                     .ok()
                     .map(|body| body.ineligible_cards)
             })
@@ -484,21 +482,7 @@ impl FlinksClient {
 
     async fn detail(&self, call: Call<'_>, asked: &RequestId) -> Result<DetailOutcome, Error> {
         let reply = self
-            .execute(call, |bytes| {
-                let raw = std::str::from_utf8(bytes).ok()?.to_owned();
-                let body: AccountsDetailBody = serde_json::from_str(&raw).ok()?;
-                Some(AccountsDetail {
-                    request_id: body.request_id.unwrap_or_else(|| asked.clone()),
-                    accounts: body.accounts,
-                    login: body.login,
-                    institution: Institution::new(
-                        body.institution,
-                        body.institution_name,
-                        body.institution_id,
-                    ),
-                    raw,
-                })
-            })
+            .execute(call, |_, json| AccountsDetailBody::decode(json?, asked))
             .await?;
         Ok(match reply {
             Reply::Ready(detail) => DetailOutcome::Ready(Box::new(detail)),
@@ -509,12 +493,14 @@ impl FlinksClient {
         })
     }
 
-    /// Sends one call, classifies, decodes, logs and counts it. `decode` turns a success
-    /// body into the result; `None` means the body is unusable (`decode` transport failure).
+    /// Sends one call, classifies, decodes, logs and counts it. The body is parsed as JSON
+    /// once: the envelope is read from it, then `decode` turns a success body (its bytes and
+    /// that JSON, `None` when it is not JSON) into the result; `None` from `decode` means the
+    /// body is unusable (`decode` transport failure).
     async fn execute<T>(
         &self,
         call: Call<'_>,
-        decode: impl FnOnce(&[u8]) -> Option<T>,
+        decode: impl FnOnce(&[u8], Option<serde_json::Value>) -> Option<T>,
     ) -> Result<Reply<T>, Error> {
         let started = Instant::now();
         let keep_login_ids = self.inner.config.trace_login_ids == TraceLoginIds::Full;
@@ -561,7 +547,8 @@ impl FlinksClient {
                 (class, Err(class))
             }
             (line_status, Ok(bytes)) => {
-                let envelope = Envelope::read(&bytes);
+                let json: Option<serde_json::Value> = serde_json::from_slice(&bytes).ok();
+                let envelope = Envelope::of(json.as_ref());
                 // The body's HttpStatusCode wins over the status line (contract §5).
                 let status = envelope.http_status_code.unwrap_or(line_status);
                 if status != line_status {
@@ -586,7 +573,7 @@ impl FlinksClient {
                     cached_authorize: call.endpoint == Endpoint::Authorize,
                 });
                 match class {
-                    Classification::Success => match decode(&bytes) {
+                    Classification::Success => match decode(&bytes, json) {
                         Some(value) => (class, Ok(Reply::Ready(value))),
                         None => {
                             failure.transport = Some(TransportKind::Decode);

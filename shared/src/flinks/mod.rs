@@ -2,7 +2,7 @@
 //!
 //! - [`config`]: where Flinks is, which credentials to send, timeouts and body cap.
 //! - [`client`]: [`FlinksClient`], one method per endpoint the routine calls.
-//! - [`model`]: wire types (PascalCase JSON, exact decimals, naive-UTC timestamps).
+//! - [`model`]: wire types (PascalCase JSON, `Accounts` kept as sent, naive-UTC timestamps).
 //! - [`classify`](mod@classify): the pure (status, FlinksCode, Message) → [`Classification`] table.
 //! - [`error`]: [`Error`], with variants named by what the caller does next.
 //! - [`call_log`]: the one trace event and the metrics of every call.
@@ -26,6 +26,6 @@ pub use client::{AuthorizeToken, FlinksClient};
 pub use config::FlinksConfig;
 pub use error::{Error, Failure};
 pub use model::{
-    Account, AccountsDetail, AuthorizeOk, AuthorizeOutcome, Balance, DetailOutcome, Holder,
-    IneligibleCard, Institution, LoginInfo, Transaction,
+    AccountsDetail, AuthorizeOk, AuthorizeOutcome, DetailOutcome, IneligibleCard, Institution,
+    LoginInfo,
 };

@@ -1,56 +1,23 @@
 //! Wire types of the Flinks API (contract §2–§4): PascalCase JSON, every nullable field an
 //! `Option` (or an empty `Vec` for a null list), unknown fields ignored.
 //!
-//! Money is `rust_decimal::Decimal` read from the JSON number's exact text (the workspace
-//! enables serde_json's `arbitrary_precision`), never through `f64`. `LastRefresh` is naive
-//! UTC with up to 7 fractional digits. Types that hold account data have hand-written
-//! `Debug` impls that print no account number, holder, balance or transaction, so a stray
-//! `?detail` in a log line leaks nothing. This file does no I/O.
+//! A GetAccountsDetail answer's `Accounts` stays JSON, never typed: the routine stores it
+//! and reads nothing inside, so an account field in an unexpected shape cannot fail a
+//! usable answer, and amounts keep the exact digits Flinks sent (the workspace enables
+//! serde_json's `arbitrary_precision`; nothing goes through `f64`). `LastRefresh` is naive
+//! UTC with up to 7 fractional digits. Types that hold account or login data have
+//! hand-written `Debug` impls that print none of it, so a stray `?detail` in a log line
+//! leaks nothing. This file does no I/O.
 
 use std::fmt;
-use std::str::FromStr;
 
-use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime};
-use rust_decimal::Decimal;
+use chrono::{DateTime, Datelike, NaiveDateTime};
 use serde::{Deserialize, Deserializer};
 
 use crate::domain::{cap_text, FlinksCode, LoginId, RequestId, MAX_FLINKS_TEXT_BYTES};
 
 // ---------------------------------------------------------------------------------------
 // Lenient field parsers.
-
-/// A JSON number (or numeric string) as an exact decimal; `null`/absent → `None`.
-fn decimal_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D::Error> {
-    // A `Value` keeps the number's exact text under serde_json's arbitrary_precision.
-    let value = Option::<serde_json::Value>::deserialize(d)?;
-    let text = match &value {
-        None | Some(serde_json::Value::Null) => return Ok(None),
-        Some(serde_json::Value::Number(number)) => number.to_string(),
-        Some(serde_json::Value::String(text)) if text.trim().is_empty() => return Ok(None),
-        Some(serde_json::Value::String(text)) => text.trim().to_owned(),
-        Some(other) => {
-            return Err(serde::de::Error::custom(format!(
-                "expected a number, got {}",
-                json_kind(other)
-            )))
-        }
-    };
-    Decimal::from_str(&text)
-        .or_else(|_| Decimal::from_scientific(&text))
-        .map(Some)
-        .map_err(|e| serde::de::Error::custom(format!("invalid decimal {text:?}: {e}")))
-}
-
-fn json_kind(value: &serde_json::Value) -> &'static str {
-    match value {
-        serde_json::Value::Null => "null",
-        serde_json::Value::Bool(_) => "a boolean",
-        serde_json::Value::Number(_) => "a number",
-        serde_json::Value::String(_) => "a string",
-        serde_json::Value::Array(_) => "an array",
-        serde_json::Value::Object(_) => "an object",
-    }
-}
 
 /// Parses a Flinks timestamp: naive UTC with 0–9 fractional digits
 /// (`2018-10-23T05:36:07.6121953`, `0001-01-01T00:00:00`). An explicit offset or `Z`, which
@@ -75,18 +42,6 @@ fn timestamp_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<NaiveDateTime
             .map(Some)
             .ok_or_else(|| serde::de::Error::custom(format!("invalid Flinks timestamp {text:?}"))),
     }
-}
-
-/// A transaction date: `YYYY-MM-DD` (contract), also `YYYY/MM/DD` (older examples) or a
-/// timestamp; anything else becomes `None` (the raw body keeps the original).
-fn date_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<NaiveDate>, D::Error> {
-    Ok(Option::<String>::deserialize(d)?.and_then(|text| {
-        let text = text.trim();
-        NaiveDate::parse_from_str(text, "%Y-%m-%d")
-            .or_else(|_| NaiveDate::parse_from_str(text, "%Y/%m/%d"))
-            .ok()
-            .or_else(|| parse_flinks_timestamp(text).map(|dt| dt.date()))
-    }))
 }
 
 /// `null` or absent → `T::default()` (Flinks sends `null` for empty lists).
@@ -155,9 +110,10 @@ pub(crate) struct Envelope {
 }
 
 impl Envelope {
-    /// Reads the envelope of a body; a body that is not a JSON object gives an empty one.
-    pub(crate) fn read(body: &[u8]) -> Self {
-        let Ok(serde_json::Value::Object(map)) = serde_json::from_slice(body) else {
+    /// Reads the envelope of a body parsed as JSON; a body that is not a JSON object (or
+    /// not JSON: `None`) gives an empty one.
+    pub(crate) fn of(body: Option<&serde_json::Value>) -> Self {
+        let Some(serde_json::Value::Object(map)) = body else {
             return Self::default();
         };
         let field = |name: &str| {
@@ -312,210 +268,73 @@ pub enum AuthorizeOutcome {
 // ---------------------------------------------------------------------------------------
 // GetAccountsDetail
 
-/// A transaction of an account (contract §3). Amounts are positive; normally exactly one
-/// of `debit`/`credit` is set.
-#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "PascalCase", default)]
-pub struct Transaction {
-    /// Flinks' transaction id: dedupe on it (cached windows overlap between runs).
-    #[serde(deserialize_with = "null_default")]
-    pub id: Option<String>,
-    /// Booking date.
-    #[serde(deserialize_with = "date_opt")]
-    pub date: Option<NaiveDate>,
-    /// Deprecated, normally null.
-    #[serde(deserialize_with = "null_default")]
-    pub code: Option<String>,
-    /// Bank description.
-    #[serde(deserialize_with = "null_default")]
-    pub description: Option<String>,
-    /// Money out.
-    #[serde(deserialize_with = "decimal_opt")]
-    pub debit: Option<Decimal>,
-    /// Money in.
-    #[serde(deserialize_with = "decimal_opt")]
-    pub credit: Option<Decimal>,
-    /// Running balance after the transaction.
-    #[serde(deserialize_with = "decimal_opt")]
-    pub balance: Option<Decimal>,
-}
-
-impl fmt::Debug for Transaction {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Transaction")
-            .field("id", &self.id)
-            .finish_non_exhaustive()
-    }
-}
-
-/// An account balance.
-#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "PascalCase", default)]
-pub struct Balance {
-    /// Available funds.
-    #[serde(deserialize_with = "decimal_opt")]
-    pub available: Option<Decimal>,
-    /// Current balance.
-    #[serde(deserialize_with = "decimal_opt")]
-    pub current: Option<Decimal>,
-    /// Credit limit.
-    #[serde(deserialize_with = "decimal_opt")]
-    pub limit: Option<Decimal>,
-}
-
-impl fmt::Debug for Balance {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Balance(<redacted>)")
-    }
-}
-
-/// A postal address of a holder.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "PascalCase", default)]
-pub struct Address {
-    /// Street address.
-    #[serde(deserialize_with = "null_default")]
-    pub civic_address: Option<String>,
-    /// City.
-    #[serde(deserialize_with = "null_default")]
-    pub city: Option<String>,
-    /// Province.
-    #[serde(deserialize_with = "null_default")]
-    pub province: Option<String>,
-    /// Postal code.
-    #[serde(deserialize_with = "null_default")]
-    pub postal_code: Option<String>,
-    /// PO box.
-    #[serde(rename = "POBox", deserialize_with = "null_default")]
-    pub po_box: Option<String>,
-    /// Country.
-    #[serde(deserialize_with = "null_default")]
-    pub country: Option<String>,
-}
-
-/// The account holder (KYC). Personal data: `Debug` prints nothing of it.
-#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "PascalCase", default)]
-pub struct Holder {
-    /// Name.
-    #[serde(deserialize_with = "null_default")]
-    pub name: Option<String>,
-    /// Address.
-    #[serde(deserialize_with = "null_default")]
-    pub address: Option<Address>,
-    /// Email.
-    #[serde(deserialize_with = "null_default")]
-    pub email: Option<String>,
-    /// Phone number.
-    #[serde(deserialize_with = "null_default")]
-    pub phone_number: Option<String>,
-}
-
-impl fmt::Debug for Holder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Holder(<redacted>)")
-    }
-}
-
-/// One account of a GetAccountsDetail answer (contract §3; almost everything nullable).
-#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "PascalCase", default)]
-pub struct Account {
-    /// Flinks' account id.
-    #[serde(deserialize_with = "null_default")]
-    pub id: Option<String>,
-    /// Display title.
-    #[serde(deserialize_with = "null_default")]
-    pub title: Option<String>,
-    /// Full account number (sensitive).
-    #[serde(deserialize_with = "null_default")]
-    pub account_number: Option<String>,
-    /// Last four digits.
-    #[serde(deserialize_with = "null_default")]
-    pub last_four_digits: Option<String>,
-    /// Transit number.
-    #[serde(deserialize_with = "null_default")]
-    pub transit_number: Option<String>,
-    /// Institution number.
-    #[serde(deserialize_with = "null_default")]
-    pub institution_number: Option<String>,
-    /// Overdraft limit.
-    #[serde(deserialize_with = "decimal_opt")]
-    pub overdraft_limit: Option<Decimal>,
-    /// Balances.
-    #[serde(deserialize_with = "null_default")]
-    pub balance: Option<Balance>,
-    /// Operations / Credits / Products / Other (open string).
-    #[serde(deserialize_with = "null_default")]
-    pub category: Option<String>,
-    /// Chequing, Savings, CreditCard, TFSA, RRSP, Unknown... (open string).
-    #[serde(rename = "Type", deserialize_with = "null_default")]
-    pub account_kind: Option<String>,
-    /// `AccountType` (usually null).
-    #[serde(deserialize_with = "null_default")]
-    pub account_type: Option<String>,
-    /// CAD or USD.
-    #[serde(deserialize_with = "null_default")]
-    pub currency: Option<String>,
-    /// KYC holder data.
-    #[serde(deserialize_with = "null_default")]
-    pub holder: Option<Holder>,
-    /// Transactions (empty when null or not requested).
-    #[serde(deserialize_with = "null_default")]
-    pub transactions: Vec<Transaction>,
-}
-
-impl fmt::Debug for Account {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Account")
-            .field("id", &self.id)
-            .field("category", &self.category)
-            .field("account_kind", &self.account_kind)
-            .field("currency", &self.currency)
-            .field("transactions", &self.transactions.len())
-            .finish_non_exhaustive()
-    }
-}
-
+/// The fields of a GetAccountsDetail body the routine reads, besides `Accounts` (which is
+/// kept as JSON, never typed: the routine stores it and reads nothing in it, so a field
+/// Flinks sends in an unexpected shape cannot turn a usable answer into a failure).
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub(crate) struct AccountsDetailBody {
     #[serde(default, deserialize_with = "request_id_opt")]
     pub(crate) request_id: Option<RequestId>,
     #[serde(default, deserialize_with = "null_default")]
-    pub(crate) accounts: Vec<Account>,
-    #[serde(default, deserialize_with = "null_default")]
-    pub(crate) login: Option<LoginInfo>,
-    #[serde(default, deserialize_with = "null_default")]
-    pub(crate) institution: Option<String>,
-    #[serde(default, deserialize_with = "null_default")]
-    pub(crate) institution_name: Option<String>,
-    #[serde(default, deserialize_with = "text_or_number_opt")]
-    pub(crate) institution_id: Option<String>,
+    pub(crate) login: Option<DetailLogin>,
 }
 
-/// A 200 GetAccountsDetail answer: the typed accounts and the body exactly as received.
+/// The one field of a detail answer's `Login` the routine reads.
+#[derive(Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub(crate) struct DetailLogin {
+    #[serde(deserialize_with = "timestamp_opt")]
+    pub(crate) last_refresh: Option<NaiveDateTime>,
+}
+
+impl AccountsDetailBody {
+    /// Reads a 200 body already parsed as JSON: `Accounts` is taken out as is (an empty
+    /// array when absent), the rest decoded into the fields the routine reads. `None` when
+    /// the body is not an object or a read field is malformed.
+    pub(crate) fn decode(body: serde_json::Value, asked: &RequestId) -> Option<AccountsDetail> {
+        let serde_json::Value::Object(mut map) = body else {
+            return None;
+        };
+        let accounts = map
+            .remove("Accounts")
+            .unwrap_or(serde_json::Value::Array(Vec::new()));
+        let body: Self = serde_json::from_value(serde_json::Value::Object(map)).ok()?;
+        Some(AccountsDetail {
+            request_id: body.request_id.unwrap_or_else(|| asked.clone()),
+            last_refresh: body
+                .login
+                .and_then(|login| login.last_refresh)
+                .filter(|at| at.year() > 1),
+            accounts,
+        })
+    }
+}
+
+/// A 200 GetAccountsDetail answer: what the routine reads, and the accounts to store.
 #[derive(Clone, PartialEq, Eq)]
 pub struct AccountsDetail {
     /// The RequestId of the answer (or the one asked for, if the body has none).
     pub request_id: RequestId,
-    /// The accounts.
-    pub accounts: Vec<Account>,
-    /// The `Login` object, when present.
-    pub login: Option<LoginInfo>,
-    /// The institution fields.
-    pub institution: Institution,
-    /// The response body verbatim (UTF-8 JSON text), to store as is.
-    pub raw: String,
+    /// `Login.LastRefresh`, with the `0001-01-01` "never refreshed" sentinel as `None`.
+    pub last_refresh: Option<NaiveDateTime>,
+    /// The `Accounts` array exactly as Flinks sent it (amounts keep their digits: the
+    /// workspace enables serde_json's `arbitrary_precision`). Account data: never log it.
+    pub accounts: serde_json::Value,
 }
 
 impl fmt::Debug for AccountsDetail {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AccountsDetail")
             .field("request_id", &self.request_id)
-            .field("accounts", &self.accounts)
-            .field("login", &self.login)
-            .field("raw_bytes", &self.raw.len())
+            .field("last_refresh", &self.last_refresh)
+            .field(
+                "accounts",
+                &self
+                    .accounts
+                    .as_array()
+                    .map_or(0, |accounts| accounts.len()),
+            )
             .finish()
     }
 }
@@ -663,64 +482,58 @@ mod tests {
         assert_eq!(login.id, None);
     }
 
-    #[test]
-    fn money_round_trips_exactly_as_decimal() {
-        let body: AccountsDetailBody = serde_json::from_str(DETAIL_200).unwrap();
-        let account = &body.accounts[0];
-        let credit = account.transactions[0].credit.unwrap();
-        assert_eq!(credit.to_string(), "1500.25");
-        assert_eq!(
-            account.transactions[0].balance.unwrap().to_string(),
-            "5105.6"
-        );
-        assert_eq!(account.transactions[1].debit.unwrap().to_string(), "0.1");
-        // 0.1 + 0.2 is exactly 0.3 in decimal (it is not in f64).
-        let sum = account.transactions[1].debit.unwrap() + Decimal::from_str("0.2").unwrap();
-        assert_eq!(sum.to_string(), "0.3");
-        // More digits than an f64 holds survive.
-        assert_eq!(
-            account.transactions[1].balance.unwrap().to_string(),
-            "3605.35000000000000000001"
-        );
-        assert_eq!(account.overdraft_limit.unwrap().to_string(), "100.5");
-        assert_eq!(account.balance.as_ref().unwrap().limit, None);
+    fn detail(body: &str) -> Option<AccountsDetail> {
+        AccountsDetailBody::decode(
+            serde_json::from_str(body).unwrap(),
+            &RequestId::new("asked"),
+        )
     }
 
     #[test]
-    fn a_detail_200_with_null_fields_and_unknown_fields_parses() {
-        let body: AccountsDetailBody = serde_json::from_str(DETAIL_200).unwrap();
-        assert_eq!(body.accounts.len(), 2);
-        let second = &body.accounts[1];
-        assert!(second.transactions.is_empty());
-        assert!(second.balance.is_none() && second.holder.is_none() && second.title.is_none());
-        let first = &body.accounts[0];
+    fn a_detail_200_keeps_accounts_as_sent_with_amounts_exact() {
+        let ready = detail(DETAIL_200).unwrap();
+        assert_eq!(ready.request_id.as_str(), "req-1");
+        let text = serde_json::to_string(&ready.accounts).unwrap();
+        for exact in ["1500.25", "5105.6", "3605.35000000000000000001", "100.5"] {
+            assert!(text.contains(exact), "{exact} in {text}");
+        }
+        let zeros = detail(r#"{"Accounts":[{"Balance":{"Current":5105.50,"Available":0.10}}]}"#);
+        let text = zeros.unwrap().accounts.to_string();
+        assert!(text.contains("5105.50") && text.contains("0.10"), "{text}");
+        assert_eq!(ready.accounts[1]["Transactions"], serde_json::Value::Null);
         assert_eq!(
-            first.transactions[1].date.unwrap().to_string(),
-            "2025-01-30"
+            ready.last_refresh.unwrap().to_string(),
+            "2025-01-31 17:40:54.569261"
         );
-        assert_eq!(first.account_kind.as_deref(), Some("Chequing"));
-        assert_eq!(
-            first.holder.as_ref().unwrap().name.as_deref(),
-            Some("Testing")
-        );
-        assert_eq!(body.request_id.unwrap().as_str(), "req-1");
     }
 
     #[test]
-    fn debug_of_account_data_prints_no_number_holder_or_amount() {
-        let body: AccountsDetailBody = serde_json::from_str(DETAIL_200).unwrap();
-        let detail = AccountsDetail {
-            request_id: RequestId::new("req-1"),
-            accounts: body.accounts,
-            login: body.login,
-            institution: Institution::new(
-                body.institution,
-                body.institution_name,
-                body.institution_id,
-            ),
-            raw: DETAIL_200.to_owned(),
-        };
-        let debug = format!("{detail:?}");
+    fn unread_fields_in_unexpected_shapes_do_not_fail_a_usable_detail() {
+        let odd = r#"{"RequestId":"r","Login":{"LastRefresh":"2025-01-31T17:40:54","Username":7,
+            "IsScheduledRefresh":"yes","Id":["x"]},"Institution":{"a":1},"InstitutionId":true,
+            "Accounts":[{"Balance":"n/a","Transactions":{"not":"a list"},"OverdraftLimit":"lots",
+            "Holder":42}]}"#;
+        let ready = detail(odd).expect("a usable body");
+        assert_eq!(ready.accounts[0]["Balance"], "n/a");
+        assert!(ready.last_refresh.is_some());
+    }
+
+    #[test]
+    fn a_detail_without_accounts_or_login_has_an_empty_list_and_no_last_refresh() {
+        let ready =
+            detail(r#"{"HttpStatusCode":200,"Login":{"LastRefresh":"0001-01-01T00:00:00"}}"#)
+                .unwrap();
+        assert_eq!(ready.accounts, serde_json::json!([]));
+        assert_eq!(ready.last_refresh, None);
+        assert_eq!(ready.request_id.as_str(), "asked");
+        assert!(
+            AccountsDetailBody::decode(serde_json::json!("text"), &RequestId::new("a")).is_none()
+        );
+    }
+
+    #[test]
+    fn debug_of_a_detail_prints_no_number_holder_or_amount() {
+        let debug = format!("{:?}", detail(DETAIL_200).unwrap());
         for secret in [
             "7641238", "Testing", "york", "1500.25", "5105", "PAYROLL", "x@y.com",
         ] {
@@ -728,9 +541,13 @@ mod tests {
         }
     }
 
+    fn envelope(body: &[u8]) -> Envelope {
+        Envelope::of(serde_json::from_slice(body).ok().as_ref())
+    }
+
     #[test]
     fn the_401_error_shape_keeps_code_message_and_request_id() {
-        let envelope = Envelope::read(
+        let envelope = envelope(
             br#"{ "HttpStatusCode": 401, "Links": [{"rel":"Authorization","href":"/Authorize","example":null}],
                   "Message": "No stored answer", "FlinksCode": "QUESTION_NOT_FOUND",
                   "RequestId": "3b5d7f1e-0000-4000-8000-000000000009" }"#,
@@ -745,19 +562,19 @@ mod tests {
 
     #[test]
     fn the_202_shape_and_odd_bodies_read_as_envelopes() {
-        let pending = Envelope::read(
+        let pending = envelope(
             br#"{ "HttpStatusCode": 202, "FlinksCode": "OPERATION_PENDING", "Links": [],
                   "Message": "Your operation is still processing", "RequestId": "r-2" }"#,
         );
         assert_eq!(pending.flinks_code, Some(FlinksCode::OperationPending));
         assert_eq!(pending.request_id.unwrap().as_str(), "r-2");
-        let nulls = Envelope::read(br#"{"FlinksCode":null,"Message":null,"RequestId":null}"#);
+        let nulls = envelope(br#"{"FlinksCode":null,"Message":null,"RequestId":null}"#);
         assert!(
             nulls.flinks_code.is_none() && nulls.message.is_none() && nulls.request_id.is_none()
         );
-        let html = Envelope::read(b"<html><body>502 Bad Gateway</body></html>");
+        let html = envelope(b"<html><body>502 Bad Gateway</body></html>");
         assert!(html.flinks_code.is_none());
-        let bare = Envelope::read(br#""LoginId x has now been activated for automatic refresh""#);
+        let bare = envelope(br#""LoginId x has now been activated for automatic refresh""#);
         assert!(bare.message.is_none());
     }
 

@@ -51,7 +51,8 @@ use crate::keys::KeySpace;
 use crate::ledger::{ledger_expired, IndexEntry, IndexFilter, IndexKind, Ledger};
 use crate::queue::{DeadSelector, EnqueueOptions, Enqueued, JobFilter, JobId, Queue};
 
-static CLAIM: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("requeue_claim.lua")));
+static CLAIM: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../lua/ops/requeue_claim.lua")));
 
 /// Index members claimed per script call.
 const CLAIM_CHUNK: usize = 500;

@@ -8,10 +8,11 @@
 //! completes, so the decision is never lost in an in-process channel (apalis-redis acks
 //! asynchronously on a later poll).
 //!
-//! The handler says what happens next through its error: [`JobError::Retry`] (optional
-//! delay), [`JobError::Permanent`] (dead-letter now; apalis' `AbortError`, e.g. from
-//! `catch_panic`, means the same), apalis' `RetryAfterError` (retry after its duration), any
-//! other error: retry with the queue's backoff. `Ok` acks.
+//! The handler says what happens next through its error: [`JobFailure::Retry`] (optional
+//! delay), [`JobFailure::Permanent`] (dead-letter now; apalis' `AbortError`, e.g. from
+//! `catch_panic`, means the same), [`JobFailure::Defer`] (again after a delay, the attempt
+//! given back), apalis' `RetryAfterError` (retry after its duration), any other error: retry
+//! with the queue's backoff. `Ok` acks.
 //!
 //! Guarantees kept outside apalis' control flow:
 //! - leases are renewed by the [`Heartbeat`] tasks, not by polls of the worker stream, so a
@@ -52,91 +53,19 @@ use super::lease::{Heartbeat, HeldJobs};
 use super::metrics_names as m;
 use super::types::{DeliveryToken, FailOutcome, JobFailure, JobId, LeasedJob, WorkerId};
 
-/// What a handler returns to fail an attempt and choose what happens next.
-#[derive(Debug, thiserror::Error)]
-pub enum JobError {
-    /// Retry later: after `delay`, or the queue's backoff when `None`. The last allowed
-    /// attempt dead-letters instead.
-    #[error("{error}")]
-    Retry {
-        /// What went wrong (stored as the job's last error; never log secrets into it).
-        error: String,
-        /// Overrides the backoff.
-        delay: Option<Duration>,
-    },
-    /// Do not retry: dead-letter the job now with this error.
-    #[error("{error}")]
-    Permanent {
-        /// What went wrong.
-        error: String,
-    },
-    /// Not the job's fault: run it again after `delay` without spending an attempt.
-    #[error("{error}")]
-    Defer {
-        /// Why.
-        error: String,
-        /// When to run it again.
-        delay: Duration,
-    },
-}
-
-impl JobError {
-    /// A retry with the queue's backoff.
-    pub fn retry(error: impl std::fmt::Display) -> Self {
-        Self::Retry {
-            error: error.to_string(),
-            delay: None,
-        }
-    }
-
-    /// A retry after `delay` (e.g. a poll every 10 s, or `Retry-After`).
-    pub fn retry_after(error: impl std::fmt::Display, delay: Duration) -> Self {
-        Self::Retry {
-            error: error.to_string(),
-            delay: Some(delay),
-        }
-    }
-
-    /// A permanent failure.
-    pub fn permanent(error: impl std::fmt::Display) -> Self {
-        Self::Permanent {
-            error: error.to_string(),
-        }
-    }
-}
-
-/// Maps a handler's error to what the queue does with the job.
+/// Maps a handler's error to what the queue does with the job: a [`JobFailure`] is taken
+/// as is; apalis' own errors are mapped; anything else retries with the backoff.
 fn classify(error: &BoxDynError) -> JobFailure {
-    if let Some(e) = error.downcast_ref::<JobError>() {
-        return match e {
-            JobError::Retry { error, delay } => JobFailure::Retry {
-                error: error.clone(),
-                delay: *delay,
-            },
-            JobError::Permanent { error } => JobFailure::Permanent {
-                error: error.clone(),
-            },
-            JobError::Defer { error, delay } => JobFailure::Defer {
-                error: error.clone(),
-                delay: *delay,
-            },
-        };
+    if let Some(failure) = error.downcast_ref::<JobFailure>() {
+        return failure.clone();
     }
     if error.downcast_ref::<AbortError>().is_some() {
-        return JobFailure::Permanent {
-            error: error_chain(error.as_ref()),
-        };
+        return JobFailure::permanent(error_chain(error.as_ref()));
     }
     if let Some(e) = error.downcast_ref::<RetryAfterError>() {
-        return JobFailure::Retry {
-            error: error_chain(error.as_ref()),
-            delay: Some(e.get_duration()),
-        };
+        return JobFailure::retry_after(error_chain(error.as_ref()), e.get_duration());
     }
-    JobFailure::Retry {
-        error: error_chain(error.as_ref()),
-        delay: None,
-    }
+    JobFailure::retry(error_chain(error.as_ref()))
 }
 
 fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {

@@ -167,14 +167,14 @@ impl<T> Queue<T> {
         attempt: u32,
         failure: JobFailure,
     ) -> Result<FailOutcome, QueueError> {
-        let (error, mode, delay) = match failure {
+        let mode = failure.mode();
+        let (error, delay) = match failure {
             JobFailure::Retry { error, delay } => (
                 error,
-                0u8,
                 delay.unwrap_or_else(|| self.config.backoff.delay(attempt)),
             ),
-            JobFailure::Permanent { error } => (error, 1, Duration::ZERO),
-            JobFailure::Defer { error, delay } => (error, 2, delay),
+            JobFailure::Permanent { error } => (error, Duration::ZERO),
+            JobFailure::Defer { error, delay } => (error, delay),
         };
         let mut inv = self.invocation(&scripts::FAIL);
         inv.arg(id.as_str())
@@ -191,7 +191,7 @@ impl<T> Queue<T> {
                 FailOutcome::Retried
             }
             2 => {
-                self.count_outcome(m::OUTCOME_FAILED);
+                self.count_outcome(m::OUTCOME_DEAD);
                 FailOutcome::Dead
             }
             3 => {
@@ -242,7 +242,7 @@ impl<T> Queue<T> {
             rescued += r;
             self.count(m::JOBS_RESCUED_TOTAL, r as u64);
             for _ in 0..buried {
-                self.count_outcome(m::OUTCOME_FAILED);
+                self.count_outcome(m::OUTCOME_DEAD);
             }
             if r + buried < REAP_CHUNK {
                 return Ok(rescued);
@@ -522,9 +522,7 @@ impl<T: DeserializeOwned> Queue<T> {
                 Err(e) => {
                     tracing::warn!(queue = %self.config.name, job_id = %id, error.message = %e,
                         "undecodable payload: dead-lettering it");
-                    let failure = JobFailure::Permanent {
-                        error: format!("undecodable payload: {e}"),
-                    };
+                    let failure = JobFailure::permanent(format!("undecodable payload: {e}"));
                     // On a Redis error the lease expires and the reaper retries the burial.
                     if let Err(e) = self.fail(&token, &id, attempt, failure).await {
                         tracing::warn!(queue = %self.config.name, job_id = %id,

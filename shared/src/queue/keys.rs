@@ -3,7 +3,7 @@
 
 use crate::keys::KeySpace;
 
-/// Suffixes of the keys every script receives, in the order `lua/common.lua` reads them
+/// Suffixes of the keys every script receives, in the order `lua/queue/common.lua` reads them
 /// (its `N_KEYS` must equal the length).
 pub(crate) const SCRIPT_KEY_SUFFIXES: [&str; 15] = [
     "ready",

@@ -1,6 +1,6 @@
 //! Metric names the queue records. `pub const`s so the metrics module can re-export and
 //! describe them; labels are bounded (`queue` is a const name, `outcome` one of
-//! [`OUTCOME_SUCCEEDED`], [`OUTCOME_RETRIED`], [`OUTCOME_FAILED`]).
+//! [`OUTCOME_SUCCEEDED`], [`OUTCOME_RETRIED`], [`OUTCOME_DEAD`]).
 
 /// Counter, `queue`: jobs accepted by enqueue (duplicates not counted).
 pub const JOBS_ENQUEUED_TOTAL: &str = "nightly_refresh_jobs_enqueued_total";
@@ -16,4 +16,6 @@ pub const OUTCOME_SUCCEEDED: &str = "succeeded";
 /// `outcome` label: the attempt failed and the job will be retried later.
 pub const OUTCOME_RETRIED: &str = "retried";
 /// `outcome` label: the job went to the dead letters (permanent, last attempt, or poison).
-pub const OUTCOME_FAILED: &str = "failed";
+/// Not `failed`: that is a recorded routine outcome (`routine_outcomes_total`), which a
+/// dead letter only becomes once the reconciler records it.
+pub const OUTCOME_DEAD: &str = "dead";

@@ -28,7 +28,7 @@
 //! | `workers` | ZSET | worker id → last heartbeat (ms) |
 //! | `dedupe:<key>` | STRING | id of the job that took the dedupe key; TTL `dedupe_ttl` |
 //! | `done:<id>` | HASH | attempts, finished_at, worker; TTL `finished_retention` |
-//! | `pending` | HASH | supersede key → `rank\|id` of its pending job (see `lua/enqueue.lua`) |
+//! | `pending` | HASH | supersede key → `rank\|id` of its pending job (see `lua/queue/enqueue.lua`) |
 //! | `supersede_of` | HASH | id → its supersede key |
 //! | `superseded` | LIST | `id\|payload` of superseded jobs, until the enqueuer records them |
 //!
@@ -61,7 +61,7 @@
 //! use std::time::Duration;
 //!
 //! use apalis_core::worker::builder::WorkerBuilder;
-//! use shared::queue::{connect, EnqueueOptions, JobError, Queue, QueueConfig, RedisBackend};
+//! use shared::queue::{connect, EnqueueOptions, JobFailure, Queue, QueueConfig, RedisBackend};
 //! use shared::KeySpace;
 //!
 //! #[derive(serde::Serialize, serde::Deserialize)]
@@ -69,13 +69,14 @@
 //!     login: String,
 //! }
 //!
-//! // Ok acks; JobError::Retry/retry_after retries (backoff or the given delay) until
-//! // max_attempts; JobError::Permanent (or apalis' AbortError) dead-letters at once.
-//! async fn authorize(job: Authorize) -> Result<(), JobError> {
+//! // Ok acks; JobFailure::retry/retry_after retries (backoff or the given delay) until
+//! // max_attempts; JobFailure::permanent (or apalis' AbortError) dead-letters at once;
+//! // JobFailure::Defer runs the job again later without spending an attempt.
+//! async fn authorize(job: Authorize) -> Result<(), JobFailure> {
 //!     if job.login.is_empty() {
-//!         return Err(JobError::permanent("empty login"));
+//!         return Err(JobFailure::permanent("empty login"));
 //!     }
-//!     Err(JobError::retry_after("202: still pending", Duration::from_secs(10)))
+//!     Err(JobFailure::retry_after("202: still pending", Duration::from_secs(10)))
 //! }
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -110,7 +111,7 @@ mod scripts;
 mod single;
 mod types;
 
-pub use backend::{FetchGate, JobError, LeaseLost, QueueLayer, QueueService, RedisBackend};
+pub use backend::{FetchGate, LeaseLost, QueueLayer, QueueService, RedisBackend};
 pub use config::{Backoff, QueueConfig};
 pub use conn::{connect, manager_config, redact, CONNECTION_TIMEOUT, RESPONSE_TIMEOUT};
 pub use core::Queue;

@@ -218,29 +218,67 @@ pub struct LeasedJob<T> {
     pub token: DeliveryToken,
 }
 
-/// Why an attempt failed, and so what happens next.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Why an attempt failed, and so what happens next: the one failure type from a handler's
+/// `Err` to `fail.lua`. Handlers return it (boxed by apalis); the backend downcasts it once.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum JobFailure {
     /// Try again after `delay` (or the queue's backoff), unless this was the last attempt.
+    #[error("{error}")]
     Retry {
-        /// What went wrong (kept as the job's last error).
+        /// What went wrong (kept as the job's last error; never put secrets in it).
         error: String,
         /// Overrides the backoff (e.g. a 202 poll every 10 s, or a `Retry-After`).
         delay: Option<Duration>,
     },
     /// Do not retry: dead-letter the job now.
+    #[error("{error}")]
     Permanent {
         /// What went wrong.
         error: String,
     },
     /// Not the job's fault (e.g. the API throttled every caller): run it again after
     /// `delay` without spending an attempt.
+    #[error("{error}")]
     Defer {
         /// Why it was deferred (kept as the job's last error).
         error: String,
         /// When to run it again.
         delay: Duration,
     },
+}
+
+impl JobFailure {
+    /// A retry with the queue's backoff.
+    pub fn retry(error: impl std::fmt::Display) -> Self {
+        Self::Retry {
+            error: error.to_string(),
+            delay: None,
+        }
+    }
+
+    /// A retry after `delay` (e.g. a poll every 10 s, or `Retry-After`).
+    pub fn retry_after(error: impl std::fmt::Display, delay: Duration) -> Self {
+        Self::Retry {
+            error: error.to_string(),
+            delay: Some(delay),
+        }
+    }
+
+    /// A permanent failure.
+    pub fn permanent(error: impl std::fmt::Display) -> Self {
+        Self::Permanent {
+            error: error.to_string(),
+        }
+    }
+
+    /// The mode name `fail.lua` takes: `retry`, `permanent` or `defer`.
+    pub(crate) fn mode(&self) -> &'static str {
+        match self {
+            Self::Retry { .. } => "retry",
+            Self::Permanent { .. } => "permanent",
+            Self::Defer { .. } => "defer",
+        }
+    }
 }
 
 /// What [`fail`](crate::queue::Queue::fail) did.

@@ -43,7 +43,8 @@ pub const WAIT_SECONDS: &str = "nightly_refresh_rate_limit_wait_seconds";
 /// Metric: cool-downs triggered by TOO_MANY_REQUESTS.
 pub const COOLDOWNS_TOTAL: &str = "nightly_refresh_rate_limit_cooldowns_total";
 
-static GCRA: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("gcra.lua")));
+static GCRA: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../lua/ratelimit/gcra.lua")));
 
 /// Why a permit could not be obtained.
 #[derive(Debug, thiserror::Error)]

@@ -49,9 +49,12 @@ use crate::jobs::{ScheduledRefreshJob, DEACTIVATION_QUEUE};
 use crate::keys::KeySpace;
 use crate::queue::{EnqueueOptions, Queue, QueueConfig, QueueError};
 
-static CONFIRM: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("confirm.lua")));
-static FAIL: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("fail.lua")));
-static UNINDEX: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("unindex.lua")));
+static CONFIRM: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../lua/scheduled_refresh/confirm.lua")));
+static FAIL: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../lua/scheduled_refresh/fail.lua")));
+static UNINDEX: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../lua/scheduled_refresh/unindex.lua")));
 
 /// Index entries read per sweep page; logins scanned per repair page.
 const PAGE: usize = 1_000;

@@ -87,6 +87,8 @@ fn metrics_render_histogram_buckets_and_the_known_series_at_zero() {
         r#"nightly_refresh_routine_outcomes_total{queue="authorize",outcome="reauth"} 0"#,
         r#"nightly_refresh_routine_outcomes_total{queue="detail",outcome="refreshed"} 0"#,
         r#"nightly_refresh_jobs_processed_total{queue="detail",outcome="retried"} 0"#,
+        // A dead letter is `dead` here; `failed` is a recorded routine outcome.
+        r#"nightly_refresh_jobs_processed_total{queue="authorize",outcome="dead"} 0"#,
         r#"nightly_refresh_jobs_rescued_total{queue="authorize"} 0"#,
         r#"nightly_refresh_flinks_request_duration_seconds_bucket{endpoint="authorize",le="0.5"} 1"#,
         r#"nightly_refresh_flinks_request_duration_seconds_bucket{endpoint="authorize",le="+Inf"} 1"#,

@@ -211,7 +211,7 @@ async fn a_stored_result_reaches_the_registry_with_its_stream_id() {
         fetched_at: Utc::now(),
         last_refresh: None,
         stale: false,
-        body: r#"{"Accounts":[]}"#,
+        accounts: &serde_json::json!([]),
     };
     let stored = f.outcomes.store_result(&sink, &entry).await.unwrap();
     assert!(stored.newly_stored);

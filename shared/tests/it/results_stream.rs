@@ -30,7 +30,7 @@ async fn store(sink: &ResultsSink, login: &LoginId, request: &str) {
                 .unwrap()
                 .and_hms_opt(6, 0, 0),
             stale: false,
-            body: BODY,
+            accounts: &serde_json::from_str::<serde_json::Value>(BODY).unwrap()["Accounts"],
         })
         .await
         .unwrap();

@@ -65,9 +65,7 @@ pub async fn handle(
     match answer {
         Ok(DetailOutcome::Ready(detail)) => {
             // An Authorize answered 202 gave no LastRefresh: the data's own Login says it.
-            let last_refresh = job
-                .last_refresh
-                .or_else(|| detail.login.as_ref()?.last_refresh_known());
+            let last_refresh = job.last_refresh.or(detail.last_refresh);
             let stale = is_stale(last_refresh, now.naive_utc(), deps.policy.stale_after);
             let entry = ResultEntry {
                 login_id: &job.login_id,
@@ -76,7 +74,7 @@ pub async fn handle(
                 fetched_at: now,
                 last_refresh,
                 stale,
-                body: &detail.raw,
+                accounts: &detail.accounts,
             };
             let stored = persist("store result", || {
                 deps.outcomes.store_result(&deps.results, &entry)

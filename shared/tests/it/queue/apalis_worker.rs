@@ -8,7 +8,7 @@ use apalis_core::error::BoxDynError;
 use apalis_core::task::attempt::Attempt;
 use apalis_core::task::data::Data;
 use apalis_core::worker::builder::WorkerBuilder;
-use shared::queue::{EnqueueOptions, JobError, JobFilter, Queue, RedisBackend};
+use shared::queue::{EnqueueOptions, JobFailure, JobFilter, Queue, RedisBackend};
 use tokio_util::sync::CancellationToken;
 use tower::limit::ConcurrencyLimitLayer;
 
@@ -42,10 +42,10 @@ async fn outcome_handler(job: Ping, attempt: Attempt, runs: Data<Runs>) -> Resul
     match job.n % 4 {
         0 => Ok(()),
         1 if attempt.current() < 2 => {
-            Err(JobError::retry_after("try again", Duration::from_millis(10)).into())
+            Err(JobFailure::retry_after("try again", Duration::from_millis(10)).into())
         }
         1 => Ok(()),
-        2 => Err(JobError::permanent("bad login").into()),
+        2 => Err(JobFailure::permanent("bad login").into()),
         _ => Err("unclassified error".into()), // retried with the queue's backoff
     }
 }

@@ -1,10 +1,10 @@
 -- Record a failed attempt: retry later (delayed) or bury in the dead letters.
--- ARGV[1] id, ARGV[2] delivery token, ARGV[3] error, ARGV[4] mode (0 retry, 1 permanent,
--- 2 defer: again after the delay, giving back the attempt this delivery spent),
+-- ARGV[1] id, ARGV[2] delivery token, ARGV[3] error, ARGV[4] mode ('retry'; 'permanent';
+-- 'defer': again after the delay, giving back the attempt this delivery spent),
 -- ARGV[5] retry delay (ms), ARGV[6] max attempts, ARGV[7] dead cap.
 -- Returns 1 retried, 2 dead, 3 deferred, 0 when that delivery no longer holds the lease.
 local id, worker, err = ARGV[1], ARGV[2], ARGV[3]
-local permanent, delay = tonumber(ARGV[4]) or 0, tonumber(ARGV[5]) or 0
+local mode, delay = ARGV[4], tonumber(ARGV[5]) or 0
 local max, cap = tonumber(ARGV[6]) or 1, tonumber(ARGV[7]) or 100000
 if redis.call('HGET', K_OWNER, id) ~= worker then
   return 0
@@ -13,7 +13,7 @@ local now = now_ms()
 local attempts = attempts_of(id)
 redis.call('ZREM', K_INFLIGHT, id)
 redis.call('HDEL', K_OWNER, id)
-if permanent == 2 then
+if mode == 'defer' then
   if attempts > 0 then
     add_attempts(id, -1)
   end
@@ -22,7 +22,7 @@ if permanent == 2 then
   bump('deferred', 1)
   return 3
 end
-if permanent == 1 or attempts >= max then
+if mode == 'permanent' or attempts >= max then
   bury(id, err, now, cap)
   return 2
 end
