@@ -153,7 +153,7 @@ async fn watch(ctx: &Ctx, args: &ReportArgs) -> anyhow::Result<()> {
             &reading.report,
             &reading.snapshot,
             reading.control.rate_limit.per_minute,
-            None,
+            reading.report.deadline,
             paused,
         );
         let text = if ctx.json {

@@ -95,6 +95,12 @@ async fn report_watch_prints_a_line_per_interval_on_a_pipe_and_stops_cleanly_on_
         .await
         .unwrap();
     ledger.record(date(), &login(2), &failed()).await.unwrap();
+    // Stored deadlines expire after their day: this one is in the future.
+    let deadline = chrono::Utc::now() + chrono::Duration::days(1);
+    shared::control::Control::new(env.conn().await, &env.keys)
+        .set_routine_deadline(date(), deadline)
+        .await
+        .unwrap();
 
     // Act: watch two intervals, then SIGTERM.
     let (mut child, lines) = spawn_watch(&env);
@@ -126,7 +132,7 @@ async fn report_watch_prints_a_line_per_interval_on_a_pipe_and_stops_cleanly_on_
             "stale=1",
             "failed=1",
             "codes=failed:-:1",
-            "deadline=-",
+            &format!("deadline={}", deadline.format("%Y-%m-%dT%H:%MZ")),
         ] {
             assert!(line.contains(expected), "{expected:?} missing: {line}");
         }
