@@ -11,7 +11,7 @@ use shared::ops::logins::LoginOps;
 use shared::outcomes::Outcomes;
 use shared::registry::{LoginRecordInput, Registry};
 
-use crate::support::{redis_url, TestRedis};
+use crate::support::TestRedis;
 
 fn login(n: u32) -> LoginId {
     LoginId::parse(&format!("00000000-0000-4000-8000-{n:012}")).unwrap()
@@ -207,7 +207,7 @@ async fn no_event_without_its_outcome_a_refreshed_date_stays_final() {
 async fn logins_reconnected_resolves_the_episode_once_and_the_next_refresh_adds_nothing() {
     let t = TestRedis::new("events-reconnected").await;
     registered(&t, &[login(1)]).await;
-    let settings = Settings::load_from(None, vec![("REDIS_URL".to_string(), redis_url())]).unwrap();
+    let settings = Settings::load_from(None, crate::support::redis_env()).unwrap();
     let outcomes = Outcomes::new(t.conn.clone(), &t.keys);
     let events = Events::new(t.conn.clone(), &t.keys);
     let ops = LoginOps::new(t.conn.clone(), &t.keys, &settings);

@@ -33,11 +33,7 @@ fn date() -> NaiveDate {
 }
 
 fn settings(flinks: Option<&str>) -> Settings {
-    // The Redis deployment the suite runs on (REDIS_MODE and its master name included).
-    let mut env: Vec<(String, String)> = std::env::vars()
-        .filter(|(k, _)| k == "REDIS_MODE" || k == "REDIS_SENTINEL_MASTER")
-        .collect();
-    env.push(("REDIS_URL".to_string(), redis_url()));
+    let mut env = crate::support::redis_env();
     if let Some(url) = flinks {
         env.push(("FLINKS_BASE_URL".into(), url.into()));
     }

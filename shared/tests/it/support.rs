@@ -9,6 +9,16 @@ pub(crate) fn redis_url() -> String {
     std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
+/// The environment that names the suite's Redis deployment: `REDIS_URL` and, on a Cluster or
+/// Sentinel run, `REDIS_MODE` and `REDIS_SENTINEL_MASTER`.
+pub(crate) fn redis_env() -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = std::env::vars()
+        .filter(|(k, _)| k == "REDIS_MODE" || k == "REDIS_SENTINEL_MASTER")
+        .collect();
+    env.push(("REDIS_URL".to_string(), redis_url()));
+    env
+}
+
 /// One test's slice of the real Redis.
 pub(crate) struct TestRedis {
     pub(crate) conn: RedisConn,
