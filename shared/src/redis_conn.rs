@@ -32,7 +32,7 @@ use futures::future::join_all;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
-use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
+use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
 use redis::{Cmd, ConnectionAddr, IntoConnectionInfo, Pipeline, RedisFuture, Value};
 use secrecy::ExposeSecret;
@@ -129,48 +129,48 @@ impl RedisConn {
             .and_then(|v| Ok(redis::from_redis_value(v)?))?;
         Ok(masters_of(&nodes)
             .into_iter()
-            .map(|(host, port)| {
+            .map(|slot| {
                 RedisConn::Node(NodeConn {
                     cluster: cluster.clone(),
-                    host,
-                    port,
+                    slot,
                 })
             })
             .collect())
     }
 }
 
-/// One node of a cluster, reached through the cluster connection.
+/// One primary of a cluster, reached through the cluster connection by a slot it serves
+/// (routing by slot always finds a connection; routing by address only finds one the
+/// client already opened).
 #[derive(Clone)]
 pub struct NodeConn {
     cluster: ClusterConnection,
-    host: String,
-    port: u16,
+    slot: u16,
 }
 
 impl NodeConn {
-    fn routing(&self) -> RoutingInfo {
-        RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
-            host: self.host.clone(),
-            port: self.port,
-        })
+    fn route(&self) -> SingleNodeRoutingInfo {
+        SingleNodeRoutingInfo::SpecificNode(Route::new(self.slot, SlotAddr::Master))
     }
 }
 
-/// The `host:port` of every master in a `CLUSTER NODES` answer.
-fn masters_of(nodes: &str) -> Vec<(String, u16)> {
+/// One slot served by each master that serves any, from a `CLUSTER NODES` answer.
+fn masters_of(nodes: &str) -> Vec<u16> {
     nodes
         .lines()
         .filter_map(|line| {
             let fields: Vec<&str> = line.split_whitespace().collect();
-            let (addr, flags) = (fields.get(1)?, fields.get(2)?);
+            let flags = fields.get(2)?;
             if !flags.split(',').any(|f| f == "master") || flags.contains("fail") {
                 return None;
             }
-            // `host:port@cport[,hostname]`
-            let host_port = addr.split('@').next()?;
-            let (host, port) = host_port.rsplit_once(':')?;
-            Some((host.to_string(), port.parse().ok()?))
+            // Slot fields: `0-5460` or `5461`; `[…]` marks a slot being migrated.
+            fields.get(8..)?.iter().find_map(|range| {
+                if range.starts_with('[') {
+                    return None;
+                }
+                range.split('-').next()?.parse().ok()
+            })
         })
         .collect()
 }
@@ -182,8 +182,8 @@ impl ConnectionLike for RedisConn {
             RedisConn::Cluster(c) => c.req_packed_command(cmd),
             RedisConn::Sentinel(c) => Box::pin(c.command(cmd)),
             RedisConn::Node(n) => Box::pin(async move {
-                let routing = n.routing();
-                n.cluster.route_command(cmd.clone(), routing).await
+                let route = RoutingInfo::SingleNode(n.route());
+                n.cluster.route_command(cmd.clone(), route).await
             }),
         }
     }
@@ -199,10 +199,7 @@ impl ConnectionLike for RedisConn {
             RedisConn::Cluster(c) => Box::pin(cluster_pipeline(c, pipeline, offset, count)),
             RedisConn::Sentinel(c) => Box::pin(c.pipeline(pipeline, offset, count)),
             RedisConn::Node(n) => Box::pin(async move {
-                let route = SingleNodeRoutingInfo::ByAddress {
-                    host: n.host.clone(),
-                    port: n.port,
-                };
+                let route = n.route();
                 n.cluster
                     .route_pipeline(pipeline.clone(), offset, count, route)
                     .await
