@@ -480,6 +480,17 @@ pub struct RedeliverReport {
     pub first_error: Option<String>,
 }
 
+/// Removes one parked batch from the dead-letter list.
+async fn unpark(conn: &mut RedisConn, key: &str, raw: &str) -> Result<(), EventsError> {
+    let _: i64 = redis::cmd("LREM")
+        .arg(key)
+        .arg(1)
+        .arg(raw)
+        .query_async(conn)
+        .await?;
+    Ok(())
+}
+
 /// Sends every parked batch again, oldest first, freshly signed; a batch acknowledged with a
 /// 2xx leaves the list, one that fails stays. Two runs at once may both send a batch
 /// (at-least-once, like every delivery).
@@ -519,23 +530,13 @@ pub async fn redeliver(
                 .collect(),
             Err(_) => {
                 tracing::warn!("undecodable dead-letter batch dropped");
-                let _: i64 = redis::cmd("LREM")
-                    .arg(&key)
-                    .arg(1)
-                    .arg(&raw)
-                    .query_async(&mut conn)
-                    .await?;
+                unpark(&mut conn, &key, &raw).await?;
                 continue;
             }
         };
         match client.post(&events).await {
             Ok(()) => {
-                let _: i64 = redis::cmd("LREM")
-                    .arg(&key)
-                    .arg(1)
-                    .arg(&raw)
-                    .query_async(&mut conn)
-                    .await?;
+                unpark(&mut conn, &key, &raw).await?;
                 report.delivered_batches += 1;
                 report.delivered_events += events.len();
             }
