@@ -47,7 +47,8 @@ pub struct RetryHint {
 pub enum RetryKind {
     /// 5xx, `AGGREGATION_ERROR`, timeouts, connection errors: exponential backoff.
     Transient,
-    /// A 2xx whose body could not be used (not JSON, truncated, over the size cap).
+    /// An answer whose body could not be used: JSON cut off (on any status), a 2xx that
+    /// is not the expected JSON, or a body over the size cap.
     BadResponse,
     /// `TOO_MANY_REQUESTS` or a literal 429: back off and start the global cool-down.
     Throttled,
@@ -92,7 +93,8 @@ pub enum TransportKind {
     Timeout,
     /// The connection could not be established (refused, DNS, TLS).
     Connect,
-    /// A success body that is not the expected JSON (HTML page, truncated JSON).
+    /// A body that is not the expected JSON: a success body that does not decode (HTML
+    /// page, wrong shape), or JSON cut off on any status.
     Decode,
     /// The body was longer than `max_body_bytes`; reading stopped at the cap.
     BodyTooLarge,

@@ -548,47 +548,58 @@ impl FlinksClient {
             }
             (line_status, Ok(bytes)) => {
                 let json: Option<serde_json::Value> = serde_json::from_slice(&bytes).ok();
-                let envelope = Envelope::of(json.as_ref());
-                // The body's HttpStatusCode wins over the status line (contract §5).
-                let status = envelope.http_status_code.unwrap_or(line_status);
-                if status != line_status {
-                    tracing::warn!(
-                        endpoint = call.endpoint.as_str(),
-                        http_status_line = line_status,
-                        http_status_body = status,
-                        "Flinks' status line and body disagree; classifying on the body"
-                    );
-                }
-                failure.status = Some(status);
-                failure.code = envelope.flinks_code;
-                failure.message = envelope.message.map(|m| {
-                    cap_text(&scrub_login_ids(&m, keep_login_ids), MAX_FLINKS_TEXT_BYTES).to_owned()
-                });
-                failure.request_id = envelope.request_id;
-                let class = classify_answer(&Answer {
-                    status,
-                    code: failure.code.as_ref(),
-                    message: failure.message.as_deref(),
-                    json_body: envelope.is_object,
-                    cached_authorize: call.endpoint == Endpoint::Authorize,
-                });
-                match class {
-                    Classification::Success => match decode(&bytes, json) {
-                        Some(value) => (class, Ok(Reply::Ready(value))),
-                        None => {
-                            failure.transport = Some(TransportKind::Decode);
-                            let class = classify_transport(TransportKind::Decode);
-                            (class, Err(class))
-                        }
-                    },
-                    Classification::Pending if call.accepts_pending => (
-                        class,
-                        Ok(Reply::Pending {
-                            request_id: failure.request_id.clone(),
-                            code: failure.code.clone(),
-                        }),
-                    ),
-                    other => (class, Err(other)),
+                if json.is_none() && starts_as_json(&bytes) {
+                    // JSON that stops short lost whatever FlinksCode it carried: it may have
+                    // been SESSION_NONEXISTENT as well as INVALID_REQUEST, so whatever the
+                    // status, it is an unusable answer to retry, never a verdict on the login.
+                    failure.status = Some(line_status);
+                    failure.transport = Some(TransportKind::Decode);
+                    let class = classify_transport(TransportKind::Decode);
+                    (class, Err(class))
+                } else {
+                    let envelope = Envelope::of(json.as_ref());
+                    // The body's HttpStatusCode wins over the status line (contract §5).
+                    let status = envelope.http_status_code.unwrap_or(line_status);
+                    if status != line_status {
+                        tracing::warn!(
+                            endpoint = call.endpoint.as_str(),
+                            http_status_line = line_status,
+                            http_status_body = status,
+                            "Flinks' status line and body disagree; classifying on the body"
+                        );
+                    }
+                    failure.status = Some(status);
+                    failure.code = envelope.flinks_code;
+                    failure.message = envelope.message.map(|m| {
+                        cap_text(&scrub_login_ids(&m, keep_login_ids), MAX_FLINKS_TEXT_BYTES)
+                            .to_owned()
+                    });
+                    failure.request_id = envelope.request_id;
+                    let class = classify_answer(&Answer {
+                        status,
+                        code: failure.code.as_ref(),
+                        message: failure.message.as_deref(),
+                        json_body: envelope.is_object,
+                        cached_authorize: call.endpoint == Endpoint::Authorize,
+                    });
+                    match class {
+                        Classification::Success => match decode(&bytes, json) {
+                            Some(value) => (class, Ok(Reply::Ready(value))),
+                            None => {
+                                failure.transport = Some(TransportKind::Decode);
+                                let class = classify_transport(TransportKind::Decode);
+                                (class, Err(class))
+                            }
+                        },
+                        Classification::Pending if call.accepts_pending => (
+                            class,
+                            Ok(Reply::Pending {
+                                request_id: failure.request_id.clone(),
+                                code: failure.code.clone(),
+                            }),
+                        ),
+                        other => (class, Err(other)),
+                    }
                 }
             }
         };
@@ -613,6 +624,14 @@ impl FlinksClient {
         });
         result.map_err(|class| Error::from_classification(class, failure))
     }
+}
+
+/// True when `body` opens as a JSON object or array: one that then fails to parse was cut
+/// off in transit (or by a faulty proxy), as opposed to HTML, plain text or nothing.
+fn starts_as_json(body: &[u8]) -> bool {
+    body.iter()
+        .find(|byte| !byte.is_ascii_whitespace())
+        .is_some_and(|first| matches!(first, b'{' | b'['))
 }
 
 /// The call's URL for the trace: GetAccountsDetailAsync's RequestId segment shortened like

@@ -238,6 +238,45 @@ async fn a_truncated_json_200_is_retryable_as_a_bad_response() {
     assert_eq!(failure.status, Some(200));
 }
 
+/// A 4xx whose body was cut off says nothing about the login: its FlinksCode may have been
+/// `SESSION_NONEXISTENT` as well as `INVALID_REQUEST`. It is retried like any unusable
+/// answer, not failed for good as a bare 400 (a wrong URL) would be.
+#[tokio::test]
+async fn a_truncated_json_400_is_retryable_as_a_bad_response_not_permanent() {
+    let stub = stub(response(
+        "400 Bad Request",
+        "application/json",
+        br#"{"HttpStatusCode":400,"Links":[],"Message":"The RequestId is not va"#,
+    ))
+    .await;
+    let err = client(config(&stub.base_url))
+        .get_accounts_detail(&RequestId::new("abc"))
+        .await
+        .unwrap_err();
+    expect_retryable(&err, RetryKind::BadResponse);
+    let failure = err.failure().unwrap();
+    assert_eq!(failure.transport, Some(TransportKind::Decode));
+    assert_eq!(failure.status, Some(400));
+}
+
+/// The same status with an HTML page (a proxy's error page, a wrong path) stays permanent:
+/// nothing was cut off, and nothing in it is worth a retry.
+#[tokio::test]
+async fn an_html_400_stays_permanent() {
+    let stub = stub(response(
+        "400 Bad Request",
+        "text/html",
+        b"<html><body>Bad Request</body></html>",
+    ))
+    .await;
+    let err = client(config(&stub.base_url))
+        .get_accounts_detail(&RequestId::new("abc"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.classification(), Some(Classification::Permanent));
+    assert_eq!(err.failure().unwrap().transport, None);
+}
+
 #[tokio::test]
 async fn a_body_over_the_cap_is_abandoned_at_the_cap_and_retryable() {
     // No Content-Length: the cap must be enforced while reading chunks.
