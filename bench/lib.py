@@ -1,4 +1,4 @@
-"""Shared plumbing for the benchmark drivers (issue 10): a private redis-server, the
+"""Shared plumbing for the benchmark drivers: a private redis-server, the
 simulator, the release binaries, /proc readings and a tiny RESP client.
 
 Nothing here touches the shared Redis at 127.0.0.1:6379: every figure is taken on a

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Issue 10's benchmark suite: the whole pipeline (producer -> Redis -> workers -> flinks-sim)
+"""The benchmark suite: the whole pipeline (producer -> Redis -> workers -> flinks-sim)
 with the release binaries, on a private redis-server. `scripts/bench-all` runs it.
 
     bench/pipeline.py [SECTION ...]     sections: e2e redis import routine rss compare profile
