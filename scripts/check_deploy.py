@@ -302,6 +302,45 @@ check(not service_secrets(sim_svc), "compose: flinks-sim mounts no secret")
 for sname, sdef in compose_secrets.items():
     users = [n for n, svc in services.items() if sname in service_secrets(svc)]
     check(users, f"compose: secret {sname} is mounted by no service")
+# The Sentinel profile: a replica and three sentinels that start only with
+# `--profile sentinel`, every one requiring the password from the secret file; the second
+# compose file switches each app service to REDIS_MODE=sentinel with the sentinels' URL.
+SENTINEL_NODES = ["redis-replica", "sentinel-1", "sentinel-2", "sentinel-3"]
+for name in SENTINEL_NODES:
+    svc = services.get(name)
+    check(svc is not None, f"compose: the sentinel profile needs service {name}")
+    if svc is None:
+        continue
+    check(svc.get("profiles") == ["sentinel"], f"compose: {name} starts only with --profile sentinel")
+    check(service_secrets(svc) == {REDIS_PW}, f"compose: {name} mounts exactly the secret {REDIS_PW}")
+    cmd = " ".join(map(str, svc.get("command", [])))
+    check(f"requirepass $$(cat /run/secrets/{REDIS_PW})" in cmd, f"compose: {name} requires the password from its secret")
+    check("docker-entrypoint.sh redis-server" in cmd, f"compose: {name} starts through docker-entrypoint.sh")
+    health = " ".join(map(str, svc.get("healthcheck", {}).get("test", [])))
+    check(f"/run/secrets/{REDIS_PW}" in health, f"compose: the {name} healthcheck authenticates from the secret file")
+check("masterauth $$(cat /run/secrets/redis_password)" in redis_cmd,
+      "compose: redis has masterauth (a demoted master must resync from the promoted replica)")
+for name in SENTINEL_NODES[1:]:
+    cmd = " ".join(map(str, services.get(name, {}).get("command", [])))
+    check("sentinel monitor nightly redis 6379 2" in cmd, f"compose: {name} monitors redis as nightly, quorum 2")
+    check(f"sentinel auth-pass nightly $$(cat /run/secrets/{REDIS_PW})" in cmd, f"compose: {name} authenticates to the nodes")
+sentinel_text = (ROOT / "deploy/compose/sentinel.yml").read_text()
+sentinel_file = yaml.safe_load(sentinel_text)
+check(not re.search(r"rediss?://[^@/\s]*:[^@/\s]*@", sentinel_text), "sentinel.yml: no Redis password in the file")
+check(str((sentinel_file.get("secrets") or {}).get("redis_sentinel_url", {}).get("file", "")).startswith("./deploy/compose/secrets/"),
+      "sentinel.yml: secret redis_sentinel_url from a file under ./deploy/compose/secrets/")
+for name in app_services:
+    svc = (sentinel_file.get("services") or {}).get(name) or {}
+    env = svc.get("environment") or {}
+    check(env.get("REDIS_MODE") == "sentinel" and env.get("REDIS_SENTINEL_MASTER") == "nightly",
+          f"sentinel.yml: {name} needs REDIS_MODE=sentinel and REDIS_SENTINEL_MASTER=nightly")
+    check(env.get("REDIS_URL_FILE") == "/run/secrets/redis_sentinel_url",
+          f"sentinel.yml: {name} reads the sentinels' URL from /run/secrets/redis_sentinel_url")
+    check(env.get("REDIS_SENTINEL_PASSWORD_FILE") == f"/run/secrets/{REDIS_PW}",
+          f"sentinel.yml: {name} authenticates to the sentinels from /run/secrets/{REDIS_PW}")
+    check(service_secrets(svc) == {"redis_sentinel_url", REDIS_PW}, f"sentinel.yml: {name} mounts the sentinel URL and password")
+check("redis-sentinel-url" in (ROOT / "deploy/compose/make-secrets").read_text(),
+      "compose: make-secrets writes secrets/redis-sentinel-url")
 make_secrets = ROOT / "deploy/compose/make-secrets"
 check(make_secrets.is_file() and make_secrets.stat().st_mode & 0o100, "compose: deploy/compose/make-secrets (executable) writes the secret files")
 ignore = ROOT / "deploy/compose/secrets/.gitignore"
