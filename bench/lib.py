@@ -135,6 +135,10 @@ class RedisServer:
                 time.sleep(0.05)
         self.pid = int(open(f"{self.dir}/redis.pid").read())
         self.url = f"redis://127.0.0.1:{self.port}"
+        self.mode = "standalone"
+
+    def cpu(self):
+        return cpu_seconds(self.pid)
 
     def flush(self):
         # our own server: nobody else's keys live here
@@ -145,6 +149,118 @@ class RedisServer:
             self.c("SHUTDOWN", "NOSAVE")
         except Exception:
             pass
+
+
+def key_slot(key):
+    """The Redis Cluster slot of `key` (CRC16/XMODEM of its hash tag, mod 16384)."""
+    k = key.encode() if isinstance(key, str) else key
+    start = k.find(b"{")
+    if start != -1:
+        end = k.find(b"}", start + 1)
+        if end > start + 1:
+            k = k[start + 1:end]
+    crc = 0
+    for byte in k:
+        crc ^= byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else (crc << 1)
+            crc &= 0xFFFF
+    return crc % 16384
+
+
+class ClusterResp:
+    """Sends a one-key command to the master that serves the key's slot; `info` and
+    `commandstats` sum the masters' figures (what the driver reads of a whole cluster)."""
+
+    def __init__(self, ports):
+        self.nodes = {p: Resp(p) for p in ports}
+        self.slots = []
+        for lo, hi, master, *_ in next(iter(self.nodes.values()))("CLUSTER", "SLOTS"):
+            self.slots.append((int(lo), int(hi), int(master[1])))
+
+    def node_of(self, key):
+        slot = key_slot(key)
+        return next(self.nodes[p] for lo, hi, p in self.slots if lo <= slot <= hi)
+
+    def __call__(self, *args):
+        return self.node_of(args[1])(*args)
+
+    def per_node(self, section):
+        return {p: c.info(section) for p, c in self.nodes.items()}
+
+    def info(self, section="all"):
+        total = {}
+        for info in self.per_node(section).values():
+            for k, v in info.items():
+                if re.fullmatch(r"\d+", v):
+                    total[k] = total.get(k, 0) + int(v)
+                else:
+                    total.setdefault(k, v)
+        return {k: str(v) for k, v in total.items()}
+
+    def commandstats(self):
+        out = {}
+        for c in self.nodes.values():
+            for k, v in c.commandstats().items():
+                out[k] = out.get(k, 0) + v
+        return out
+
+
+class RedisCluster:
+    """A private Redis Cluster of `masters` masters and no replicas, with the same
+    persistence as RedisServer (none), on free ports; the same interface as RedisServer
+    for the driver (`url`, `c`, `flush`, `cpu`, `stop`), plus `used_memory_per_shard`."""
+
+    def __init__(self, masters=3):
+        self.ports, self.dirs = [], []
+        while len(self.ports) < masters:
+            p = free_port()
+            if p < 55000 and p not in self.ports:  # the cluster bus listens on port + 10000
+                self.ports.append(p)
+        for p in self.ports:
+            d = tempfile.mkdtemp(prefix=f"cluster.{p}.", dir=WORK)
+            self.dirs.append(d)
+            subprocess.run(
+                ["redis-server", "--port", str(p), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
+                 "--cluster-config-file", f"{d}/nodes.conf", "--save", "", "--appendonly", "no",
+                 "--daemonize", "yes", "--dir", d, "--pidfile", f"{d}/redis.pid",
+                 "--logfile", f"{d}/redis.log"],
+                check=True, stdout=subprocess.DEVNULL)
+        for p in self.ports:
+            for _ in range(100):
+                try:
+                    Resp(p)("PING")
+                    break
+                except OSError:
+                    time.sleep(0.05)
+        subprocess.run(["redis-cli", "--cluster", "create", *[f"127.0.0.1:{p}" for p in self.ports],
+                        "--cluster-replicas", "0", "--cluster-yes"],
+                       check=True, stdout=subprocess.DEVNULL)
+        for _ in range(200):
+            if all(Resp(p).info("cluster").get("cluster_state") == "ok" for p in self.ports):
+                break
+            time.sleep(0.05)
+        self.pids = [int(open(f"{d}/redis.pid").read()) for d in self.dirs]
+        self.c = ClusterResp(self.ports)
+        self.url = ",".join(f"redis://127.0.0.1:{p}" for p in self.ports)
+        self.mode = "cluster"
+
+    def flush(self):
+        for c in self.c.nodes.values():
+            c("FLUSHALL")
+
+    def cpu(self):
+        return sum(cpu_seconds(pid) for pid in self.pids)
+
+    def used_memory_per_shard(self):
+        return [int(info["used_memory"]) for info in self.c.per_node("memory").values()]
+
+    def stop(self):
+        for c in self.c.nodes.values():
+            try:
+                c("SHUTDOWN", "NOSAVE")
+            except Exception:
+                pass
 
 
 class Proc:

@@ -2,7 +2,7 @@
 """The benchmark suite: the whole pipeline (producer -> Redis -> workers -> flinks-sim)
 with the release binaries, on a private redis-server. `scripts/bench-all` runs it.
 
-    bench/pipeline.py [SECTION ...]     sections: e2e redis import routine rss compare profile
+    bench/pipeline.py [SECTION ...]     sections: e2e redis import routine cluster rss compare profile
                                         (default: all)
 
 Env: BENCH_N (20000), BENCH_IMPORT_N (1000000), BENCH_COMPARE_N (20000), BENCH_CONCURRENCY (32),
@@ -18,7 +18,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lib import (BIN, ROOT, WORK, Monitor, Proc, RedisServer, cpu_seconds, histogram, load, machine,  # noqa
+from lib import (BIN, ROOT, WORK, Monitor, Proc, RedisCluster, RedisServer, cpu_seconds, histogram, load, machine,  # noqa
                  quantile, rss_kib, scrape, start_sim, write_logins, free_port)
 
 N = int(os.environ.get("BENCH_N", 20000))
@@ -38,7 +38,7 @@ def log(*a):
 
 def env_for(redis, sim, ns, **extra):
     e = dict(os.environ)
-    e.update(REDIS_URL=redis.url, REFRESH_NAMESPACE=ns, FLINKS_BASE_URL=sim.url,
+    e.update(REDIS_URL=redis.url, REDIS_MODE=redis.mode, REFRESH_NAMESPACE=ns, FLINKS_BASE_URL=sim.url,
              RATE_LIMIT_PER_MINUTE="0", RUST_LOG="warn", LOG_FORMAT="json",
              ROUTINE_TZ="UTC", MAX_ATTEMPTS="3", RETRY_BASE_DELAY="1s", RETRY_MAX_DELAY="2s")
     e.update({k: str(v) for k, v in extra.items()})
@@ -74,7 +74,7 @@ def drained(c, ns, n):
 def snapshot(redis):
     s = redis.c.info("stats")
     return {"cmd": redis.c.commandstats(), "in": int(s["total_net_input_bytes"]),
-            "out": int(s["total_net_output_bytes"]), "cpu": cpu_seconds(redis.pid)}
+            "out": int(s["total_net_output_bytes"]), "cpu": redis.cpu()}
 
 
 def delta(before, after):
@@ -101,6 +101,7 @@ def run_ours(redis, n, workers, conc=CONC, rules=None, profile=None, tag="", mon
     mon = Monitor(redis.port, exclude=[redis.c.sock.getsockname()]) if monitor else None
     producer(env, "routine", "run", "--date", DATE)
     mem1 = int(redis.c.info("memory")["used_memory"])
+    shards_queued = redis.used_memory_per_shard() if redis.mode == "cluster" else None
     if mon:
         time.sleep(0.3)
         enqueue_counts = mon.snapshot()
@@ -130,6 +131,7 @@ def run_ours(redis, n, workers, conc=CONC, rules=None, profile=None, tag="", mon
             raise RuntimeError("not drained after 600 s")
     elapsed = time.monotonic() - t0
     after = snapshot(redis)
+    shards_done = redis.used_memory_per_shard() if redis.mode == "cluster" else None
     monitored = None
     if mon:
         client, lua = mon.stop()
@@ -159,6 +161,7 @@ def run_ours(redis, n, workers, conc=CONC, rules=None, profile=None, tag="", mon
         "redis_cmds": d["cmd"], "bytes_in": d["in"], "bytes_out": d["out"],
         "queued_bytes_per_job": (mem1 - mem0) / n, "rss_peak_kib": max(peak, hwm),
         "load": load(), "monitor": monitored,
+        "shard_memory": {"queued": shards_queued, "done": shards_done},
     }
 
 
@@ -179,6 +182,32 @@ def section_e2e(redis):
         print(f"| {r['workers']} x {r['concurrency']} | {r['elapsed_s']:.2f} | {r['jobs_per_s']:,.0f} "
               f"| {r['logins_per_s']:,.0f} | {la[0]:.1f} / {la[1]:.1f} | {ld[0]:.1f} / {ld[1]:.1f} "
               f"| {c['workers']:.2f} / {c['redis']:.2f} / {c['sim']:.2f} | {r['load']} |")
+
+
+def section_cluster(redis):
+    """The same unthrottled routine on the suite's single Redis and on a private 3-master
+    Redis Cluster (no replicas, no persistence, like the single one), one after the other
+    in one run; the cluster's row also gives each shard's used_memory."""
+    w = WORKERS[0]
+    log(f"cluster: {N} LoginIds, {w} worker(s), single Redis (load {load()})")
+    single = run_ours(redis, N, w, tag="single")
+    cluster = RedisCluster(3)
+    try:
+        log(f"cluster: {N} LoginIds, {w} worker(s), 3-master cluster (load {load()})")
+        sharded = run_ours(cluster, N, w, tag="cluster")
+    finally:
+        cluster.stop()
+    RESULTS["cluster"] = {"single": single, "cluster": sharded}
+    print(f"\n### One Redis and a 3-shard Redis Cluster (N = {N}, {w} worker x {CONC}, all healthy, "
+          "RATE_LIMIT_PER_MINUTE=0)\n")
+    print("| Redis | wall s | jobs/s | LoginIds/s | CPU s per 1k LoginIds: workers / Redis | "
+          "used_memory per shard, queued (MiB) | after the run (MiB) | load |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, r in (("one server", single), ("3-master cluster", sharded)):
+        c, m = r["cpu_per_1k"], r["shard_memory"]
+        mib = (lambda xs: " / ".join(f"{x / 2**20:.1f}" for x in xs) if xs else "–")
+        print(f"| {name} | {r['elapsed_s']:.2f} | {r['jobs_per_s']:,.0f} | {r['logins_per_s']:,.0f} "
+              f"| {c['workers']:.2f} / {c['redis']:.2f} | {mib(m['queued'])} | {mib(m['done'])} | {r['load']} |")
 
 
 def sub(a, b):
@@ -492,7 +521,7 @@ def section_profile(redis):
 
 
 SECTIONS = {"e2e": section_e2e, "redis": section_redis, "import": section_import,
-            "routine": section_routine,
+            "routine": section_routine, "cluster": section_cluster,
             "rss": section_rss, "compare": section_compare, "profile": section_profile}
 
 
