@@ -365,13 +365,14 @@ impl ScheduledRefresh {
         let mut added = 0;
         let mut cursor = 0u64;
         loop {
-            let (next, ids): (u64, Vec<String>) = redis::cmd("SSCAN")
-                .arg(self.keys.logins_all())
-                .arg(cursor)
-                .arg("COUNT")
-                .arg(PAGE)
-                .query_async(&mut conn)
-                .await?;
+            let (ids, next) = crate::registry::sscan_buckets(
+                &mut conn,
+                &self.keys,
+                KeySpace::logins_all,
+                cursor,
+                PAGE,
+            )
+            .await?;
             if !ids.is_empty() {
                 let mut pipe = redis::pipe();
                 for id in &ids {
@@ -402,12 +403,11 @@ impl ScheduledRefresh {
                     added += counts.iter().sum::<u64>();
                 }
             }
-            if next == 0 {
-                break;
+            match next {
+                Some(next) => cursor = next,
+                None => return Ok(added),
             }
-            cursor = next;
         }
-        Ok(added)
     }
 
     /// Logins whose change Flinks has not confirmed (pending or failed).

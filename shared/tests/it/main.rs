@@ -4,6 +4,7 @@
 mod control;
 mod events;
 mod flinks_client;
+mod layout;
 mod ledger;
 mod observability;
 mod ops;
