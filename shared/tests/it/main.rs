@@ -18,4 +18,5 @@ mod results_stream;
 mod routine;
 mod scheduled_refresh;
 mod secure_redis;
+mod spread;
 mod support;
