@@ -143,9 +143,15 @@ impl KeySpace {
         format!("{}:logins:all", self.namespace)
     }
 
-    /// Registry: the ZSET of logins whose Flinks nightly-refresh change is not confirmed
-    /// (pending or failed), score = the change's stamp. See [`crate::scheduled_refresh`].
-    pub fn logins_flinks_unconfirmed(&self) -> String {
+    /// Registry: one bucket's ZSET of logins whose Flinks nightly-refresh change is not
+    /// confirmed (pending or failed), score = the change's stamp. See [`crate::scheduled_refresh`].
+    pub fn logins_flinks_unconfirmed(&self, bucket: u16) -> String {
+        self.registry_bucket(bucket, "logins:flinks_unconfirmed")
+    }
+
+    /// Registry, the layout before buckets: the one ZSET of unconfirmed Flinks changes
+    /// (`ns:logins:flinks_unconfirmed`). Read only to migrate it (see [`crate::layout`]).
+    pub fn legacy_logins_flinks_unconfirmed(&self) -> String {
         format!("{}:logins:flinks_unconfirmed", self.namespace)
     }
 

@@ -9,10 +9,12 @@
 //! imported again).
 //!
 //! Registries written before buckets existed keep their logins in one `ns:logins:all` and
-//! one `ns:logins:active` SET. [`prepare`] moves them into the buckets: every id into its
-//! bucket's `all` SET; into its `active` SET only when the login's hash still says active
-//! (the hash is the truth, so a login deactivated by a newer process meanwhile is not
-//! revived); then the old SETs are removed. Every step is idempotent, so a process that
+//! one `ns:logins:active` SET, and their unconfirmed Flinks changes in one
+//! `ns:logins:flinks_unconfirmed` ZSET. [`prepare`] moves them into the buckets: every id
+//! into its bucket's `all` SET; into its `active` SET only when the login's hash still says
+//! active (the hash is the truth, so a login deactivated by a newer process meanwhile is
+//! not revived); every unconfirmed change with its stamp, unless the bucket already holds a
+//! newer one; then the old keys are removed. Every step is idempotent, so a process that
 //! stops half-way leaves the old SETs in place and the next start finishes the move. A
 //! process of the previous version still running in a rolling upgrade writes the old SETs
 //! again: the next start of any process moves those logins too.
@@ -67,7 +69,7 @@ pub enum LayoutError {
 /// What [`prepare`] did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Prepared {
-    /// Logins moved from the pre-bucket SETs (0 when there were none).
+    /// Logins moved from the pre-bucket `all` SET (0 when there were none).
     pub migrated_logins: u64,
 }
 
@@ -78,22 +80,30 @@ pub async fn prepare(conn: &RedisConn, keys: &KeySpace) -> Result<Prepared, Layo
     check_buckets(conn, keys).await?;
     let mut conn = conn.clone();
     let mut prepared = Prepared::default();
-    let (all, active) = (keys.legacy_logins_all(), keys.legacy_logins_active());
-    let exists: (bool, bool) = redis::pipe()
+    let (all, active, unconfirmed) = (
+        keys.legacy_logins_all(),
+        keys.legacy_logins_active(),
+        keys.legacy_logins_flinks_unconfirmed(),
+    );
+    let exists: (bool, bool, bool) = redis::pipe()
         .exists(&all)
         .exists(&active)
+        .exists(&unconfirmed)
         .query_async(&mut conn)
         .await?;
-    if exists == (false, false) {
+    if exists == (false, false, false) {
         return Ok(prepared);
     }
     prepared.migrated_logins = move_set(&mut conn, keys, &all, Target::All).await?;
     move_set(&mut conn, keys, &active, Target::Active).await?;
+    move_set(&mut conn, keys, &unconfirmed, Target::Unconfirmed).await?;
     // Only once every id is in its bucket: a stop before this line repeats the move.
     let _: () = redis::pipe()
         .unlink(&all)
         .ignore()
         .unlink(&active)
+        .ignore()
+        .unlink(&unconfirmed)
         .ignore()
         .query_async(&mut conn)
         .await?;
@@ -137,10 +147,12 @@ async fn check_buckets(conn: &RedisConn, keys: &KeySpace) -> Result<(), LayoutEr
 enum Target {
     All,
     Active,
+    /// A ZSET: member, score pairs.
+    Unconfirmed,
 }
 
-/// Copies every id of the old SET `from` into its bucket's SET; returns how many ids it
-/// read.
+/// Copies every id of the old SET (or ZSET) `from` into its bucket's; returns how many ids
+/// it read.
 async fn move_set(
     conn: &mut RedisConn,
     keys: &KeySpace,
@@ -150,28 +162,45 @@ async fn move_set(
     let mut moved = 0u64;
     let mut cursor = 0u64;
     loop {
-        let (next, ids): (u64, Vec<String>) = redis::cmd("SSCAN")
+        let command = match target {
+            Target::All | Target::Active => "SSCAN",
+            Target::Unconfirmed => "ZSCAN",
+        };
+        let (next, ids): (u64, Vec<String>) = redis::cmd(command)
             .arg(from)
             .arg(cursor)
             .arg("COUNT")
             .arg(PAGE)
             .query_async(conn)
             .await?;
-        moved += ids.len() as u64;
-        let ids = match target {
-            Target::All => ids,
-            Target::Active => still_active(conn, keys, ids).await?,
-        };
-        let mut per_bucket: BTreeMap<u16, Vec<&str>> = BTreeMap::new();
-        for id in &ids {
-            per_bucket.entry(keys.bucket_of(id)).or_default().push(id);
-        }
-        if !per_bucket.is_empty() {
+        if let Target::Unconfirmed = target {
+            moved += (ids.len() / 2) as u64;
+            let mut pipe = redis::pipe();
+            for pair in ids.chunks_exact(2) {
+                // NX: a change indexed in the bucket since is newer than the old entry.
+                pipe.cmd("ZADD")
+                    .arg(keys.logins_flinks_unconfirmed(keys.bucket_of(&pair[0])))
+                    .arg("NX")
+                    .arg(&pair[1])
+                    .arg(&pair[0])
+                    .ignore();
+            }
+            let () = pipe.query_async(conn).await?;
+        } else {
+            moved += ids.len() as u64;
+            let ids = match target {
+                Target::Active => still_active(conn, keys, ids).await?,
+                _ => ids,
+            };
+            let mut per_bucket: BTreeMap<u16, Vec<&str>> = BTreeMap::new();
+            for id in &ids {
+                per_bucket.entry(keys.bucket_of(id)).or_default().push(id);
+            }
             let mut pipe = redis::pipe();
             for (bucket, ids) in per_bucket {
                 let key = match target {
-                    Target::All => keys.logins_all(bucket),
                     Target::Active => keys.logins_active(bucket),
+                    _ => keys.logins_all(bucket),
                 };
                 pipe.sadd(key, ids).ignore();
             }

@@ -195,21 +195,22 @@ pub struct Registry {
     scheduled: ScheduledRefresh,
 }
 
-/// One `SSCAN` page of a SET kept per key bucket (`set` names a bucket's key), walking the
-/// buckets in order. The cursor spans every bucket: `inner * buckets + bucket`, where
+/// One `SSCAN` (or `ZSCAN`: `command`) page of a SET kept per key bucket (`set` names a
+/// bucket's key), walking the buckets in order; a `ZSCAN` page is member, score pairs. The cursor spans every bucket: `inner * buckets + bucket`, where
 /// `inner` is Redis' cursor within that bucket (0 starts at bucket 0). Returns the page's
 /// ids and the next cursor, `None` once the last bucket is done. A Redis cursor is below
 /// its table's size, so the product stays far from `u64::MAX`.
-pub(crate) async fn sscan_buckets(
+pub(crate) async fn scan_buckets(
     conn: &mut RedisConn,
     keys: &KeySpace,
+    command: &str,
     set: fn(&KeySpace, u16) -> String,
     cursor: u64,
     count: usize,
 ) -> Result<(Vec<String>, Option<u64>), redis::RedisError> {
     let buckets = u64::from(keys.buckets());
     let bucket = cursor % buckets;
-    let (next, ids): (u64, Vec<String>) = redis::cmd("SSCAN")
+    let (next, ids): (u64, Vec<String>) = redis::cmd(command)
         .arg(set(keys, bucket as u16))
         .arg(cursor / buckets)
         .arg("COUNT")
@@ -449,7 +450,7 @@ impl Registry {
                 return self.summaries(ids, filter, next).await;
             }
         };
-        let (raw, next) = sscan_buckets(&mut conn, &self.keys, set, cursor, count).await?;
+        let (raw, next) = scan_buckets(&mut conn, &self.keys, "SSCAN", set, cursor, count).await?;
         let ids: Vec<LoginId> = raw.iter().filter_map(|s| LoginId::parse(s).ok()).collect();
         self.summaries(ids, filter, next).await
     }
@@ -518,9 +519,10 @@ impl Registry {
         let mut cursor = 0u64;
         let mut conn = self.conn.clone();
         loop {
-            let (raw, next) = sscan_buckets(
+            let (raw, next) = scan_buckets(
                 &mut conn,
                 &self.keys,
+                "SSCAN",
                 KeySpace::logins_all,
                 cursor,
                 BATCH_SIZE,
@@ -548,9 +550,10 @@ impl Registry {
                 let Some(cursor) = cursor else {
                     return Ok(None);
                 };
-                let (raw, next) = sscan_buckets(
+                let (raw, next) = scan_buckets(
                     &mut conn,
                     &self.keys,
+                    "SSCAN",
                     KeySpace::logins_active,
                     cursor,
                     batch,

@@ -63,12 +63,17 @@ async fn a_pre_bucket_registry_moves_into_the_buckets_once_and_keeps_the_hash_fl
         })
         .collect();
     registry.upsert_many(&records).await.unwrap();
-    // The layout before buckets: the same logins in one `all` and one `active` SET. Login
-    // 1 is still in the old active SET although its hash was deactivated since.
+    // The layout before buckets: the same logins in one `all` and one `active` SET, one
+    // unconfirmed change in the old index. Login 1 is still in the old active SET although
+    // its hash was deactivated since.
     let mut conn = t.conn.clone();
     for bucket in t.keys.all_buckets() {
         let () = conn.unlink(t.keys.logins_all(bucket)).await.unwrap();
         let () = conn.unlink(t.keys.logins_active(bucket)).await.unwrap();
+        let () = conn
+            .unlink(t.keys.logins_flinks_unconfirmed(bucket))
+            .await
+            .unwrap();
     }
     let ids: Vec<String> = (0..50).map(|n| login(n).as_str().to_string()).collect();
     let active: Vec<&String> = ids
@@ -86,6 +91,14 @@ async fn a_pre_bucket_registry_moves_into_the_buckets_once_and_keeps_the_hash_fl
         .hset(t.keys.login(login(1).as_str()), "active", "0")
         .await
         .unwrap();
+    let () = conn
+        .zadd(
+            t.keys.legacy_logins_flinks_unconfirmed(),
+            login(1).as_str(),
+            7,
+        )
+        .await
+        .unwrap();
 
     let first = layout::prepare(&t.conn, &t.keys).await.unwrap();
     let again = layout::prepare(&t.conn, &t.keys).await.unwrap();
@@ -93,14 +106,17 @@ async fn a_pre_bucket_registry_moves_into_the_buckets_once_and_keeps_the_hash_fl
     assert_eq!((first.migrated_logins, again.migrated_logins), (50, 0));
     assert_eq!(registry.count_active().await.unwrap(), 39);
     assert_eq!(registry.count_inactive().await.unwrap(), 11);
+    let scheduled = shared::scheduled_refresh::ScheduledRefresh::new(t.conn.clone(), &t.keys);
+    assert_eq!(scheduled.count_unconfirmed().await.unwrap(), 1);
     assert!(!registry.set_active(&login(99), true).await.unwrap());
     assert!(registry.set_active(&login(0), true).await.unwrap());
-    let exists: (bool, bool) = redis::pipe()
+    let exists: (bool, bool, bool) = redis::pipe()
         .exists(t.keys.legacy_logins_all())
         .exists(t.keys.legacy_logins_active())
+        .exists(t.keys.legacy_logins_flinks_unconfirmed())
         .query_async(&mut conn)
         .await
         .unwrap();
-    assert_eq!(exists, (false, false));
+    assert_eq!(exists, (false, false, false));
     t.cleanup().await;
 }
