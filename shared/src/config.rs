@@ -73,6 +73,10 @@ pub struct Settings {
     pub redis: RedisTarget,
     /// `REFRESH_NAMESPACE`: key prefix for every Redis key.
     pub namespace: String,
+    /// `KEY_BUCKETS`: how many buckets (each its own Redis Cluster hash tag) the keys that
+    /// grow with the number of logins are spread over; fixed per deployment
+    /// (see [`crate::layout`]).
+    pub key_buckets: std::num::NonZeroU16,
     /// `FLINKS_BASE_URL`: `.../v3/{customerId}/BankingServices`; required by commands that
     /// call Flinks (see [`Settings::require_flinks_base_url`]).
     pub flinks_base_url: Option<Url>,
@@ -337,6 +341,7 @@ pub const VARIABLES: &[(&str, Option<&str>)] = &[
     ("METRICS_READ_TIMEOUT", Some("10s")),
     ("METRICS_MAX_CONNECTIONS", Some("64")),
     ("RESULTS_STREAM_MAXLEN", Some("1000000")),
+    ("KEY_BUCKETS", Some("16")),
     ("LOG_FORMAT", Some("auto")),
     ("RESULTS_ENCRYPTION_KEY", None),
     ("RESULTS_ENCRYPTION_REQUIRED", Some("false")),
@@ -574,9 +579,22 @@ impl Parser {
                 Ok(v.to_string())
             }
         })?;
+        let key_buckets = self.parse("KEY_BUCKETS", |v| {
+            v.parse::<u16>()
+                .ok()
+                .filter(|n| (1..=crate::keys::MAX_KEY_BUCKETS).contains(n))
+                .and_then(std::num::NonZeroU16::new)
+                .ok_or_else(|| {
+                    format!(
+                        "expected a whole number from 1 to {}",
+                        crate::keys::MAX_KEY_BUCKETS
+                    )
+                })
+        })?;
         Ok(Settings {
             redis,
             namespace,
+            key_buckets,
             flinks_base_url,
             flinks_allow_insecure,
             flinks_secret_key: self.secret("FLINKS_SECRET_KEY"),
@@ -876,6 +894,22 @@ mod tests {
         assert_eq!(s.worker_concurrency, 16);
         assert_eq!(s.worker_lease, Duration::from_secs(60));
         assert_eq!(s.shutdown_grace, Duration::from_secs(25));
+        assert_eq!(s.key_buckets.get(), 16);
+    }
+
+    #[test]
+    fn key_buckets_outside_1_to_1024_names_the_variable_and_the_range() {
+        for bad in ["0", "1025", "many", "-3"] {
+            let text = Settings::load_from(None, env(&[("KEY_BUCKETS", bad)]))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                text.contains("KEY_BUCKETS") && text.contains("from 1 to 1024"),
+                "{text}"
+            );
+        }
+        let s = Settings::load_from(None, env(&[("KEY_BUCKETS", "1024")])).unwrap();
+        assert_eq!(s.key_buckets.get(), 1024);
     }
 
     #[test]

@@ -5,24 +5,74 @@
 //! each other's keys and without `FLUSHALL`. Keys that belong to one queue carry a hash
 //! tag `{namespace:queue}` so that all of a queue's keys (and so every Lua script over
 //! them) land in one Redis Cluster slot.
+//!
+//! What grows with the number of logins is spread over `KEY_BUCKETS` buckets, each under
+//! its own hash tag, so that a Redis Cluster spreads it over its shards instead of one slot
+//! holding it all. A login's bucket is [`KeySpace::bucket_of`], a stable hash of its
+//! LoginId: the bucket count is part of the key layout, fixed per deployment (see
+//! [`crate::layout`]).
+
+use std::num::NonZeroU16;
+
+/// The bucket count when `KEY_BUCKETS` is not set.
+pub const DEFAULT_KEY_BUCKETS: u16 = 16;
+/// The most buckets a deployment may have: every per-bucket listing reads each bucket.
+pub const MAX_KEY_BUCKETS: u16 = 1024;
 
 /// Builds Redis keys for one namespace.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeySpace {
     namespace: String,
+    buckets: NonZeroU16,
 }
 
 impl KeySpace {
-    /// A key space for `namespace` (e.g. `nightly-refresh`, or a unique name per test).
+    /// A key space for `namespace` (e.g. `nightly-refresh`, or a unique name per test),
+    /// with [`DEFAULT_KEY_BUCKETS`] buckets.
     pub fn new(namespace: impl Into<String>) -> Self {
         Self {
             namespace: namespace.into(),
+            buckets: NonZeroU16::new(DEFAULT_KEY_BUCKETS).unwrap_or(NonZeroU16::MIN),
         }
+    }
+
+    /// The same key space laid out in `buckets` buckets (`KEY_BUCKETS`, validated by the
+    /// settings to 1..=[`MAX_KEY_BUCKETS`]).
+    pub fn with_buckets(mut self, buckets: NonZeroU16) -> Self {
+        self.buckets = buckets;
+        self
     }
 
     /// The namespace itself.
     pub fn namespace(&self) -> &str {
         &self.namespace
+    }
+
+    /// How many buckets the per-login keys are spread over.
+    pub fn buckets(&self) -> u16 {
+        self.buckets.get()
+    }
+
+    /// Every bucket, `0..buckets`.
+    pub fn all_buckets(&self) -> std::ops::Range<u16> {
+        0..self.buckets.get()
+    }
+
+    /// The bucket of `login_id`: FNV-1a (64 bit) of its canonical text, modulo the bucket
+    /// count. Stable across versions and platforms: changing it moves every login.
+    pub fn bucket_of(&self, login_id: &str) -> u16 {
+        const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+        const PRIME: u64 = 0x0000_0100_0000_01b3;
+        let hash = login_id
+            .bytes()
+            .fold(OFFSET, |h, b| (h ^ u64::from(b)).wrapping_mul(PRIME));
+        (hash % u64::from(self.buckets.get())) as u16
+    }
+
+    /// The deployment's key layout HASH (`ns:layout`): the bucket count its data is laid
+    /// out in (see [`crate::layout`]).
+    pub fn layout(&self) -> String {
+        self.global("layout")
     }
 
     /// A key of one queue, hash-tagged by queue: `{ns:queue}:suffix`.
@@ -66,19 +116,42 @@ impl KeySpace {
         format!("{}:login:{}:history", self.namespace, login_id)
     }
 
-    /// Registry: the SET of active LoginIds.
-    pub fn logins_active(&self) -> String {
+    /// Registry: one bucket's key, hash-tagged by bucket: `{ns:registry:<b>}:suffix`.
+    fn registry_bucket(&self, bucket: u16, suffix: &str) -> String {
+        format!("{{{}:registry:{}}}:{}", self.namespace, bucket, suffix)
+    }
+
+    /// Registry: the SET of active LoginIds of one bucket.
+    pub fn logins_active(&self, bucket: u16) -> String {
+        self.registry_bucket(bucket, "logins:active")
+    }
+
+    /// Registry: the SET of every known LoginId of one bucket, active or not.
+    pub fn logins_all(&self, bucket: u16) -> String {
+        self.registry_bucket(bucket, "logins:all")
+    }
+
+    /// Registry, the layout before buckets: the one SET of active LoginIds
+    /// (`ns:logins:active`). Read only to migrate it (see [`crate::layout`]).
+    pub fn legacy_logins_active(&self) -> String {
         format!("{}:logins:active", self.namespace)
     }
 
-    /// Registry: the SET of every known LoginId, active or not.
-    pub fn logins_all(&self) -> String {
+    /// Registry, the layout before buckets: the one SET of every LoginId
+    /// (`ns:logins:all`). Read only to migrate it (see [`crate::layout`]).
+    pub fn legacy_logins_all(&self) -> String {
         format!("{}:logins:all", self.namespace)
     }
 
-    /// Registry: the ZSET of logins whose Flinks nightly-refresh change is not confirmed
-    /// (pending or failed), score = the change's stamp. See [`crate::scheduled_refresh`].
-    pub fn logins_flinks_unconfirmed(&self) -> String {
+    /// Registry: one bucket's ZSET of logins whose Flinks nightly-refresh change is not
+    /// confirmed (pending or failed), score = the change's stamp. See [`crate::scheduled_refresh`].
+    pub fn logins_flinks_unconfirmed(&self, bucket: u16) -> String {
+        self.registry_bucket(bucket, "logins:flinks_unconfirmed")
+    }
+
+    /// Registry, the layout before buckets: the one ZSET of unconfirmed Flinks changes
+    /// (`ns:logins:flinks_unconfirmed`). Read only to migrate it (see [`crate::layout`]).
+    pub fn legacy_logins_flinks_unconfirmed(&self) -> String {
         format!("{}:logins:flinks_unconfirmed", self.namespace)
     }
 
@@ -249,5 +322,43 @@ mod tests {
         assert_eq!(keys.ratelimit("x"), "{t1:ratelimit}:x");
         assert_eq!(keys.rate_limit_per_minute(), "{t1:ratelimit}:per_minute");
         assert_eq!(keys.queue_paused("detail"), "{t1:detail}:paused");
+    }
+
+    #[test]
+    fn registry_sets_are_hash_tagged_per_bucket() {
+        let keys = KeySpace::new("t1");
+        assert_eq!(keys.logins_active(3), "{t1:registry:3}:logins:active");
+        assert_eq!(keys.logins_all(15), "{t1:registry:15}:logins:all");
+        assert_eq!(keys.legacy_logins_active(), "t1:logins:active");
+    }
+
+    #[test]
+    fn a_login_bucket_is_a_stable_hash_of_its_id() {
+        let sixteen = KeySpace::new("t1");
+        let id = "5e5b1f56-0b6c-4c53-a3a4-2b2d7a3e9f10";
+        // Pinned: a different answer would move every login of every deployment.
+        assert_eq!(sixteen.bucket_of(id), 1);
+        assert_eq!(
+            sixteen.bucket_of(""),
+            (0xcbf2_9ce4_8422_2325u64 % 16) as u16
+        );
+        let one = KeySpace::new("t1").with_buckets(NonZeroU16::MIN);
+        assert_eq!(one.bucket_of(id), 0);
+        assert_eq!(one.all_buckets(), 0..1);
+    }
+
+    #[test]
+    fn logins_spread_over_every_bucket() {
+        let keys = KeySpace::new("t1");
+        let mut per_bucket = [0u32; DEFAULT_KEY_BUCKETS as usize];
+        for n in 0..16_000u32 {
+            let id = format!("00000000-0000-4000-8000-{n:012x}");
+            per_bucket[keys.bucket_of(&id) as usize] += 1;
+        }
+        // 1,000 each on average: none is starved or doubled.
+        assert!(
+            per_bucket.iter().all(|&c| (800..1200).contains(&c)),
+            "{per_bucket:?}"
+        );
     }
 }

@@ -48,6 +48,7 @@ pub mod gauges;
 pub mod import;
 pub mod jobs;
 pub mod keys;
+pub mod layout;
 pub mod ledger;
 pub mod live;
 pub mod metrics;

@@ -2,10 +2,12 @@
 //! state of each (last outcome, last success, Flinks `LastRefresh`, stale, re-auth code).
 //!
 //! Layout (see [`KeySpace`]): a HASH per login (`ns:login:{id}`), a capped LIST of the last
-//! [`HISTORY_LEN`] outcomes per login (JSON [`LedgerOutcome`], newest first), a SET of active
-//! ids and a SET of all ids. The routine pages through the active SET with `SSCAN`
-//! ([`Registry::scan_active`]); `SSCAN` may return an id twice while Redis rehashes, so
-//! consumers dedupe (the routine does, with its enqueue dedupe key).
+//! [`HISTORY_LEN`] outcomes per login (JSON [`LedgerOutcome`], newest first), and per key
+//! bucket ([`KeySpace::bucket_of`]) a SET of active ids and a SET of all ids, so that on a
+//! Redis Cluster the sets of a million logins spread over the shards. The routine pages
+//! through the active SETs bucket after bucket with `SSCAN` ([`Registry::scan_active`]);
+//! `SSCAN` may return an id twice while Redis rehashes, so consumers dedupe (the routine
+//! does, with its enqueue dedupe key).
 //!
 //! Imports are upserts, pipelined in batches of [`BATCH_SIZE`]: a million logins take
 //! seconds. CSV parsing and validation live in [`crate::import`], not here.
@@ -15,7 +17,7 @@
 //! inactive (or active again) is `pending` from that step on, and its SetScheduledRefresh
 //! job is then indexed and enqueued ([`crate::scheduled_refresh`]).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::pin::Pin;
 use std::sync::LazyLock;
 
@@ -193,6 +195,36 @@ pub struct Registry {
     scheduled: ScheduledRefresh,
 }
 
+/// One `SSCAN` (or `ZSCAN`: `command`) page of a SET kept per key bucket (`set` names a
+/// bucket's key), walking the buckets in order; a `ZSCAN` page is member, score pairs. The cursor spans every bucket: `inner * buckets + bucket`, where
+/// `inner` is Redis' cursor within that bucket (0 starts at bucket 0). Returns the page's
+/// ids and the next cursor, `None` once the last bucket is done. A Redis cursor is below
+/// its table's size, so the product stays far from `u64::MAX`.
+pub(crate) async fn scan_buckets(
+    conn: &mut RedisConn,
+    keys: &KeySpace,
+    command: &str,
+    set: fn(&KeySpace, u16) -> String,
+    cursor: u64,
+    count: usize,
+) -> Result<(Vec<String>, Option<u64>), redis::RedisError> {
+    let buckets = u64::from(keys.buckets());
+    let bucket = cursor % buckets;
+    let (next, ids): (u64, Vec<String>) = redis::cmd(command)
+        .arg(set(keys, bucket as u16))
+        .arg(cursor / buckets)
+        .arg("COUNT")
+        .arg(count.max(1))
+        .query_async(conn)
+        .await?;
+    let next = if next != 0 {
+        Some(next * buckets + bucket)
+    } else {
+        (bucket + 1 < buckets).then_some(bucket + 1)
+    };
+    Ok((ids, next))
+}
+
 fn parse_time(raw: Option<&String>) -> Option<DateTime<Utc>> {
     raw.and_then(|s| DateTime::parse_from_rfc3339(s).ok())
         .map(|t| t.with_timezone(&Utc))
@@ -287,12 +319,14 @@ impl Registry {
             }
         }
         let ids: Vec<&str> = batch.iter().map(|r| r.login_id.as_str()).collect();
-        pipe.sadd(self.keys.logins_all(), &ids).ignore();
-        if !active.is_empty() {
-            pipe.sadd(self.keys.logins_active(), &active).ignore();
+        for (bucket, ids) in self.by_bucket(&ids) {
+            pipe.sadd(self.keys.logins_all(bucket), ids).ignore();
         }
-        if !inactive.is_empty() {
-            pipe.srem(self.keys.logins_active(), &inactive).ignore();
+        for (bucket, ids) in self.by_bucket(&active) {
+            pipe.sadd(self.keys.logins_active(bucket), ids).ignore();
+        }
+        for (bucket, ids) in self.by_bucket(&inactive) {
+            pipe.srem(self.keys.logins_active(bucket), ids).ignore();
         }
         let written: Vec<(u64, u64)> = pipe.query_async(&mut conn).await?;
         let mut new = 0;
@@ -308,6 +342,15 @@ impl Registry {
             }
         }
         Ok((new, jobs))
+    }
+
+    /// `ids` grouped by key bucket.
+    fn by_bucket<'a>(&self, ids: &[&'a str]) -> BTreeMap<u16, Vec<&'a str>> {
+        let mut out: BTreeMap<u16, Vec<&str>> = BTreeMap::new();
+        for id in ids {
+            out.entry(self.keys.bucket_of(id)).or_default().push(id);
+        }
+        out
     }
 
     /// What the routine orders each of `logins` by (priority, last refresh), in order.
@@ -400,23 +443,16 @@ impl Registry {
     ) -> Result<LoginPage, RegistryError> {
         let mut conn = self.conn.clone();
         let set = match filter {
-            LoginFilter::Active => self.keys.logins_active(),
-            LoginFilter::Inactive | LoginFilter::All => self.keys.logins_all(),
+            LoginFilter::Active => KeySpace::logins_active,
+            LoginFilter::Inactive | LoginFilter::All => KeySpace::logins_all,
             LoginFilter::FlinksUnconfirmed => {
                 let (ids, next) = self.scheduled.list_unconfirmed(cursor, count).await?;
                 return self.summaries(ids, filter, next).await;
             }
         };
-        let (next, raw): (u64, Vec<String>) = redis::cmd("SSCAN")
-            .arg(&set)
-            .arg(cursor)
-            .arg("COUNT")
-            .arg(count.max(1))
-            .query_async(&mut conn)
-            .await?;
+        let (raw, next) = scan_buckets(&mut conn, &self.keys, "SSCAN", set, cursor, count).await?;
         let ids: Vec<LoginId> = raw.iter().filter_map(|s| LoginId::parse(s).ok()).collect();
-        self.summaries(ids, filter, (next != 0).then_some(next))
-            .await
+        self.summaries(ids, filter, next).await
     }
 
     async fn summaries(
@@ -483,48 +519,48 @@ impl Registry {
         let mut cursor = 0u64;
         let mut conn = self.conn.clone();
         loop {
-            let (next, raw): (u64, Vec<String>) = redis::cmd("SSCAN")
-                .arg(self.keys.logins_all())
-                .arg(cursor)
-                .arg("COUNT")
-                .arg(BATCH_SIZE)
-                .query_async(&mut conn)
-                .await?;
+            let (raw, next) = scan_buckets(
+                &mut conn,
+                &self.keys,
+                "SSCAN",
+                KeySpace::logins_all,
+                cursor,
+                BATCH_SIZE,
+            )
+            .await?;
             found.extend(
                 raw.iter()
                     .filter_map(|s| LoginId::parse(s).ok())
                     .filter(|id| id.matches_fingerprint(fingerprint)),
             );
-            if next == 0 {
-                return Ok(found.into_iter().collect());
+            match next {
+                Some(next) => cursor = next,
+                None => return Ok(found.into_iter().collect()),
             }
-            cursor = next;
         }
     }
 
     /// The active LoginIds, in pages of about `batch` (for the routine). An id may appear
     /// twice if Redis rehashes the set meanwhile.
     pub fn scan_active(&self, batch: usize) -> IdStream<'_> {
-        let key = self.keys.logins_active();
         let conn = self.conn.clone();
         Box::pin(futures::stream::try_unfold(
             (conn, Some(0u64)),
-            move |(mut conn, cursor)| {
-                let key = key.clone();
-                async move {
-                    let Some(cursor) = cursor else {
-                        return Ok(None);
-                    };
-                    let (next, raw): (u64, Vec<String>) = redis::cmd("SSCAN")
-                        .arg(&key)
-                        .arg(cursor)
-                        .arg("COUNT")
-                        .arg(batch.max(1))
-                        .query_async(&mut conn)
-                        .await?;
-                    let ids = raw.iter().filter_map(|s| LoginId::parse(s).ok()).collect();
-                    Ok(Some((ids, (conn, (next != 0).then_some(next)))))
-                }
+            move |(mut conn, cursor)| async move {
+                let Some(cursor) = cursor else {
+                    return Ok(None);
+                };
+                let (raw, next) = scan_buckets(
+                    &mut conn,
+                    &self.keys,
+                    "SSCAN",
+                    KeySpace::logins_active,
+                    cursor,
+                    batch,
+                )
+                .await?;
+                let ids = raw.iter().filter_map(|s| LoginId::parse(s).ok()).collect();
+                Ok(Some((ids, (conn, next))))
             },
         ))
     }
@@ -558,19 +594,25 @@ impl Registry {
 
     /// Number of active logins.
     pub async fn count_active(&self) -> Result<u64, RegistryError> {
-        let mut conn = self.conn.clone();
-        Ok(conn.scard(self.keys.logins_active()).await?)
+        self.count_sets(KeySpace::logins_active).await
     }
 
     /// Number of inactive logins.
     pub async fn count_inactive(&self) -> Result<u64, RegistryError> {
-        let mut conn = self.conn.clone();
-        let (all, active): (u64, u64) = redis::pipe()
-            .scard(self.keys.logins_all())
-            .scard(self.keys.logins_active())
-            .query_async(&mut conn)
-            .await?;
+        let all = self.count_sets(KeySpace::logins_all).await?;
+        let active = self.count_sets(KeySpace::logins_active).await?;
         Ok(all.saturating_sub(active))
+    }
+
+    /// The members of every bucket's SET `set`, summed (one pipelined round trip).
+    async fn count_sets(&self, set: fn(&KeySpace, u16) -> String) -> Result<u64, RegistryError> {
+        let mut pipe = redis::pipe();
+        for bucket in self.keys.all_buckets() {
+            pipe.scard(set(&self.keys, bucket));
+        }
+        let mut conn = self.conn.clone();
+        let counts: Vec<u64> = pipe.query_async(&mut conn).await?;
+        Ok(counts.iter().sum())
     }
 
     /// Activates or deactivates `login` (its tag kept), queueing the matching
@@ -585,7 +627,10 @@ impl Registry {
         };
         let mut conn = self.conn.clone();
         let known: bool = conn
-            .sismember(self.keys.logins_all(), login.as_str())
+            .sismember(
+                self.keys.logins_all(self.keys.bucket_of(login.as_str())),
+                login.as_str(),
+            )
             .await?;
         if !known {
             return Ok(false);

@@ -58,7 +58,7 @@ pub(crate) struct Ctx {
 
 impl Ctx {
     pub(crate) fn new(settings: Settings, json: bool, actor: String) -> Self {
-        let keys = KeySpace::new(settings.namespace.clone());
+        let keys = KeySpace::new(settings.namespace.clone()).with_buckets(settings.key_buckets);
         Self {
             settings,
             keys,
@@ -71,7 +71,15 @@ impl Ctx {
     /// The Redis connection, connecting on first use (fails fast, naming the redacted
     /// URL).
     pub(crate) async fn redis(&self) -> anyhow::Result<RedisConn> {
-        let connect = || shared::redis_conn::connect(&self.settings.redis);
+        // Boxed: the connection and layout check's future would otherwise nest inside
+        // every command's, past the compiler's type depth limit.
+        let connect = || -> std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send + '_>> {
+            Box::pin(async {
+                let conn = shared::redis_conn::connect(&self.settings.redis).await?;
+                shared::layout::prepare(&conn, &self.keys).await?;
+                anyhow::Ok(conn)
+            })
+        };
         Ok(self.conn.get_or_try_init(connect).await?.clone())
     }
 

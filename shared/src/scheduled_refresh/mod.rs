@@ -13,7 +13,7 @@
 //! 1. The registry write (`registry_write.lua`, one key: the login's hash) sets the active
 //!    flag **and**, in the same script, `flinks_desired`, a fresh `flinks_stamp` and
 //!    `flinks_scheduled_refresh = pending`. The change is durable from that step on.
-//! 2. The writer then indexes the login in the `logins:flinks_unconfirmed` ZSET (score =
+//! 2. The writer then indexes the login in its key bucket's `logins:flinks_unconfirmed` ZSET (score =
 //!    stamp) and enqueues a [`ScheduledRefreshJob`] on the `deactivation` queue, deduped
 //!    per (login, stamp).
 //! 3. A sweeper ([`ScheduledRefresh::sweep`]) re-enqueues every indexed login still pending
@@ -40,7 +40,7 @@ use std::sync::LazyLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::redis_conn::RedisConn;
-use redis::{AsyncCommands, Script};
+use redis::Script;
 use serde::Serialize;
 
 use crate::domain::LoginId;
@@ -194,10 +194,14 @@ impl ScheduledRefresh {
             return Ok(());
         }
         let mut conn = self.conn.clone();
-        let index = self.keys.logins_flinks_unconfirmed();
         let mut pipe = redis::pipe();
         for job in jobs {
-            pipe.zadd(&index, job.login_id.as_str(), job.stamp).ignore();
+            pipe.zadd(
+                self.index_of(&job.login_id),
+                job.login_id.as_str(),
+                job.stamp,
+            )
+            .ignore();
         }
         let () = pipe.query_async(&mut conn).await?;
         self.queue.enqueue_many(with_dedupe(jobs)).await?;
@@ -278,10 +282,16 @@ impl ScheduledRefresh {
         Ok(recorded == 1)
     }
 
+    /// The index ZSET of `login`'s key bucket.
+    fn index_of(&self, login: &LoginId) -> String {
+        self.keys
+            .logins_flinks_unconfirmed(self.keys.bucket_of(login.as_str()))
+    }
+
     async fn unindex(&self, login: &LoginId, score: u64) -> Result<bool, ScheduledRefreshError> {
         let mut conn = self.conn.clone();
         let removed: i64 = UNINDEX
-            .key(self.keys.logins_flinks_unconfirmed())
+            .key(self.index_of(login))
             .arg(login.as_str())
             .arg(score)
             .invoke_async(&mut conn)
@@ -294,16 +304,17 @@ impl ScheduledRefresh {
     pub async fn sweep(&self) -> Result<SweepReport, ScheduledRefreshError> {
         let mut report = SweepReport::default();
         let mut conn = self.conn.clone();
-        let index = self.keys.logins_flinks_unconfirmed();
         let mut cursor = 0u64;
         loop {
-            let (next, raw): (u64, Vec<String>) = redis::cmd("ZSCAN")
-                .arg(&index)
-                .arg(cursor)
-                .arg("COUNT")
-                .arg(PAGE)
-                .query_async(&mut conn)
-                .await?;
+            let (raw, next) = crate::registry::scan_buckets(
+                &mut conn,
+                &self.keys,
+                "ZSCAN",
+                KeySpace::logins_flinks_unconfirmed,
+                cursor,
+                PAGE,
+            )
+            .await?;
             let entries: Vec<(LoginId, u64)> = raw
                 .chunks_exact(2)
                 .filter_map(|pair| Some((LoginId::parse(&pair[0]).ok()?, pair[1].parse().ok()?)))
@@ -348,12 +359,11 @@ impl ScheduledRefresh {
                 let enqueued = self.queue.enqueue_many(with_dedupe(&jobs)).await?;
                 report.requeued += enqueued.iter().filter(|e| e.is_new()).count() as u64;
             }
-            if next == 0 {
-                break;
+            match next {
+                Some(next) => cursor = next,
+                None => return Ok(report),
             }
-            cursor = next;
         }
-        Ok(report)
     }
 
     /// Scans every login and indexes those pending or failed but missing from the index
@@ -361,17 +371,18 @@ impl ScheduledRefresh {
     /// many it indexed. Reads the whole registry: run it at start and now and then.
     pub async fn repair_index(&self) -> Result<u64, ScheduledRefreshError> {
         let mut conn = self.conn.clone();
-        let index = self.keys.logins_flinks_unconfirmed();
         let mut added = 0;
         let mut cursor = 0u64;
         loop {
-            let (next, ids): (u64, Vec<String>) = redis::cmd("SSCAN")
-                .arg(self.keys.logins_all())
-                .arg(cursor)
-                .arg("COUNT")
-                .arg(PAGE)
-                .query_async(&mut conn)
-                .await?;
+            let (ids, next) = crate::registry::scan_buckets(
+                &mut conn,
+                &self.keys,
+                "SSCAN",
+                KeySpace::logins_all,
+                cursor,
+                PAGE,
+            )
+            .await?;
             if !ids.is_empty() {
                 let mut pipe = redis::pipe();
                 for id in &ids {
@@ -390,7 +401,7 @@ impl ScheduledRefresh {
                         .is_some_and(ScheduledRefreshState::is_unconfirmed);
                     if unconfirmed {
                         fix.cmd("ZADD")
-                            .arg(&index)
+                            .arg(self.keys.logins_flinks_unconfirmed(self.keys.bucket_of(id)))
                             .arg("NX")
                             .arg(stamp.unwrap_or(0))
                             .arg(id);
@@ -402,18 +413,22 @@ impl ScheduledRefresh {
                     added += counts.iter().sum::<u64>();
                 }
             }
-            if next == 0 {
-                break;
+            match next {
+                Some(next) => cursor = next,
+                None => return Ok(added),
             }
-            cursor = next;
         }
-        Ok(added)
     }
 
     /// Logins whose change Flinks has not confirmed (pending or failed).
     pub async fn count_unconfirmed(&self) -> Result<u64, ScheduledRefreshError> {
+        let mut pipe = redis::pipe();
+        for bucket in self.keys.all_buckets() {
+            pipe.zcard(self.keys.logins_flinks_unconfirmed(bucket));
+        }
         let mut conn = self.conn.clone();
-        Ok(conn.zcard(self.keys.logins_flinks_unconfirmed()).await?)
+        let counts: Vec<u64> = pipe.query_async(&mut conn).await?;
+        Ok(counts.iter().sum())
     }
 
     /// One page of unconfirmed LoginIds from `cursor` (0 first); `None` when done.
@@ -423,17 +438,19 @@ impl ScheduledRefresh {
         count: usize,
     ) -> Result<(Vec<LoginId>, Option<u64>), ScheduledRefreshError> {
         let mut conn = self.conn.clone();
-        let (next, raw): (u64, Vec<String>) = redis::cmd("ZSCAN")
-            .arg(self.keys.logins_flinks_unconfirmed())
-            .arg(cursor)
-            .arg("COUNT")
-            .arg(count.max(1))
-            .query_async(&mut conn)
-            .await?;
+        let (raw, next) = crate::registry::scan_buckets(
+            &mut conn,
+            &self.keys,
+            "ZSCAN",
+            KeySpace::logins_flinks_unconfirmed,
+            cursor,
+            count,
+        )
+        .await?;
         let ids = raw
             .chunks_exact(2)
             .filter_map(|pair| LoginId::parse(&pair[0]).ok())
             .collect();
-        Ok((ids, (next != 0).then_some(next)))
+        Ok((ids, next))
     }
 }

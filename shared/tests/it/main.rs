@@ -4,6 +4,7 @@
 mod control;
 mod events;
 mod flinks_client;
+mod layout;
 mod ledger;
 mod observability;
 mod ops;
@@ -17,4 +18,5 @@ mod results_stream;
 mod routine;
 mod scheduled_refresh;
 mod secure_redis;
+mod spread;
 mod support;

@@ -1,7 +1,10 @@
 //! The login registry and CSV import against a real Redis.
 
 use chrono::{NaiveDateTime, Utc};
+use std::num::NonZeroU16;
+
 use futures::TryStreamExt;
+use redis::AsyncCommands;
 use shared::domain::{FlinksCode, LoginId, RequestId};
 use shared::import::{self, ImportError, ImportOptions};
 use shared::ledger::LedgerOutcome;
@@ -86,6 +89,54 @@ async fn list_and_scan_active_page_through_exactly_the_matching_logins() {
     scanned.dedup();
     assert_eq!(scanned, active);
     redis.cleanup().await;
+}
+
+#[tokio::test]
+async fn logins_spread_over_buckets_and_read_back_as_with_one_bucket() {
+    let one = TestRedis::new("registry-one-bucket").await;
+    let one = TestRedis {
+        keys: one.keys.clone().with_buckets(NonZeroU16::MIN),
+        ..one
+    };
+    let many = TestRedis::new("registry-buckets").await;
+    let records: Vec<_> = (0..300).map(|n| record(n, n % 3 != 0)).collect();
+    let (single, bucketed) = (
+        Registry::new(one.conn.clone(), &one.keys),
+        Registry::new(many.conn.clone(), &many.keys),
+    );
+    single.upsert_many(&records).await.unwrap();
+    bucketed.upsert_many(&records).await.unwrap();
+    bucketed.set_active(&login(1), false).await.unwrap();
+    single.set_active(&login(1), false).await.unwrap();
+
+    let mut conn = many.conn.clone();
+    let mut used = 0;
+    for bucket in many.keys.all_buckets() {
+        let n: u64 = conn.scard(many.keys.logins_all(bucket)).await.unwrap();
+        used += u32::from(n > 0);
+    }
+    assert_eq!(used, 16, "300 logins use every one of the 16 buckets");
+    for filter in [LoginFilter::Active, LoginFilter::Inactive, LoginFilter::All] {
+        assert_eq!(all(&single, filter).await, all(&bucketed, filter).await);
+    }
+    assert_eq!(bucketed.count_active().await.unwrap(), 199);
+    assert_eq!(
+        (
+            single.count_active().await.unwrap(),
+            single.count_inactive().await.unwrap()
+        ),
+        (
+            bucketed.count_active().await.unwrap(),
+            bucketed.count_inactive().await.unwrap()
+        )
+    );
+    let fp = shared::domain::Fingerprint::parse(&login(7).fingerprint()).unwrap();
+    assert_eq!(
+        bucketed.find_by_fingerprint(&fp).await.unwrap(),
+        vec![login(7)]
+    );
+    one.cleanup().await;
+    many.cleanup().await;
 }
 
 #[tokio::test]

@@ -1,0 +1,236 @@
+//! The key layout of a deployment: checked, and upgraded once, when a process starts.
+//!
+//! `KEY_BUCKETS` decides which key holds each login in the bucketed keys
+//! ([`KeySpace::bucket_of`]), so the count is part of the data: a process that used another
+//! count would look for logins in the wrong buckets and silently miss them. The first
+//! process stores the count in the layout HASH (`ns:layout`, field `key_buckets`); every
+//! later process must be configured with the same count and refuses to start otherwise.
+//! Changing it needs an empty namespace (a new `REFRESH_NAMESPACE`, with the logins
+//! imported again).
+//!
+//! Registries written before buckets existed keep their logins in one `ns:logins:all` and
+//! one `ns:logins:active` SET, and their unconfirmed Flinks changes in one
+//! `ns:logins:flinks_unconfirmed` ZSET. [`prepare`] moves them into the buckets: every id
+//! into its bucket's `all` SET; into its `active` SET only when the login's hash still says
+//! active (the hash is the truth, so a login deactivated by a newer process meanwhile is
+//! not revived); every unconfirmed change with its stamp, unless the bucket already holds a
+//! newer one; then the old keys are removed. Every step is idempotent, so a process that
+//! stops half-way leaves the old SETs in place and the next start finishes the move. A
+//! process of the previous version still running in a rolling upgrade writes the old SETs
+//! again: the next start of any process moves those logins too.
+//!
+//! What it does not do: re-bucket data to another count, or migrate keys outside the
+//! registry's SETs.
+
+use std::collections::BTreeMap;
+
+use crate::keys::KeySpace;
+use crate::redis_conn::RedisConn;
+
+/// The field of the layout HASH holding the bucket count.
+pub const KEY_BUCKETS_FIELD: &str = "key_buckets";
+
+/// Ids read per `SSCAN` page while migrating.
+const PAGE: usize = 1_000;
+
+/// Why the layout could not be checked or upgraded.
+#[derive(Debug, thiserror::Error)]
+pub enum LayoutError {
+    /// Redis did not answer; nothing is lost, the next start resumes.
+    #[error("key layout: Redis error: {0}")]
+    Redis(#[from] redis::RedisError),
+    /// The process is configured with another bucket count than the data was written
+    /// with: fix `KEY_BUCKETS`, or start over in an empty namespace.
+    #[error(
+        "KEY_BUCKETS={configured}, but the data of namespace {namespace:?} is laid out in \
+         {stored} buckets ({key} {KEY_BUCKETS_FIELD}): set KEY_BUCKETS={stored}; another \
+         count needs an empty namespace (a new REFRESH_NAMESPACE, logins imported again)"
+    )]
+    BucketsChanged {
+        /// The namespace.
+        namespace: String,
+        /// The layout HASH's key.
+        key: String,
+        /// The count the data is laid out in.
+        stored: u16,
+        /// The count this process was configured with.
+        configured: u16,
+    },
+    /// The stored bucket count is not a number from 1 to 1024: fix or remove the field.
+    #[error("key layout: {key} {KEY_BUCKETS_FIELD} is {value:?}, not a bucket count")]
+    Corrupt {
+        /// The layout HASH's key.
+        key: String,
+        /// The stored value.
+        value: String,
+    },
+}
+
+/// What [`prepare`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Prepared {
+    /// Logins moved from the pre-bucket `all` SET (0 when there were none).
+    pub migrated_logins: u64,
+}
+
+/// Checks that `keys`' bucket count is the deployment's (storing it on first use), then
+/// moves a pre-bucket registry into the buckets. Every process calls it once before
+/// touching the registry.
+pub async fn prepare(conn: &RedisConn, keys: &KeySpace) -> Result<Prepared, LayoutError> {
+    check_buckets(conn, keys).await?;
+    let mut conn = conn.clone();
+    let mut prepared = Prepared::default();
+    let (all, active, unconfirmed) = (
+        keys.legacy_logins_all(),
+        keys.legacy_logins_active(),
+        keys.legacy_logins_flinks_unconfirmed(),
+    );
+    let exists: (bool, bool, bool) = redis::pipe()
+        .exists(&all)
+        .exists(&active)
+        .exists(&unconfirmed)
+        .query_async(&mut conn)
+        .await?;
+    if exists == (false, false, false) {
+        return Ok(prepared);
+    }
+    prepared.migrated_logins = move_set(&mut conn, keys, &all, Target::All).await?;
+    move_set(&mut conn, keys, &active, Target::Active).await?;
+    move_set(&mut conn, keys, &unconfirmed, Target::Unconfirmed).await?;
+    // Only once every id is in its bucket: a stop before this line repeats the move.
+    let _: () = redis::pipe()
+        .unlink(&all)
+        .ignore()
+        .unlink(&active)
+        .ignore()
+        .unlink(&unconfirmed)
+        .ignore()
+        .query_async(&mut conn)
+        .await?;
+    tracing::info!(
+        logins = prepared.migrated_logins,
+        buckets = keys.buckets(),
+        "key layout: registry moved into buckets"
+    );
+    Ok(prepared)
+}
+
+async fn check_buckets(conn: &RedisConn, keys: &KeySpace) -> Result<(), LayoutError> {
+    let key = keys.layout();
+    let mut conn = conn.clone();
+    let (stored,): (String,) = redis::pipe()
+        .cmd("HSETNX")
+        .arg(&key)
+        .arg(KEY_BUCKETS_FIELD)
+        .arg(keys.buckets())
+        .ignore()
+        .hget(&key, KEY_BUCKETS_FIELD)
+        .query_async(&mut conn)
+        .await?;
+    let parsed = stored
+        .parse::<u16>()
+        .ok()
+        .filter(|n| (1..=crate::keys::MAX_KEY_BUCKETS).contains(n));
+    match parsed {
+        None => Err(LayoutError::Corrupt { key, value: stored }),
+        Some(n) if n != keys.buckets() => Err(LayoutError::BucketsChanged {
+            namespace: keys.namespace().to_string(),
+            key,
+            stored: n,
+            configured: keys.buckets(),
+        }),
+        Some(_) => Ok(()),
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Target {
+    All,
+    Active,
+    /// A ZSET: member, score pairs.
+    Unconfirmed,
+}
+
+/// Copies every id of the old SET (or ZSET) `from` into its bucket's; returns how many ids
+/// it read.
+async fn move_set(
+    conn: &mut RedisConn,
+    keys: &KeySpace,
+    from: &str,
+    target: Target,
+) -> Result<u64, LayoutError> {
+    let mut moved = 0u64;
+    let mut cursor = 0u64;
+    loop {
+        let command = match target {
+            Target::All | Target::Active => "SSCAN",
+            Target::Unconfirmed => "ZSCAN",
+        };
+        let (next, ids): (u64, Vec<String>) = redis::cmd(command)
+            .arg(from)
+            .arg(cursor)
+            .arg("COUNT")
+            .arg(PAGE)
+            .query_async(conn)
+            .await?;
+        if let Target::Unconfirmed = target {
+            moved += (ids.len() / 2) as u64;
+            let mut pipe = redis::pipe();
+            for pair in ids.chunks_exact(2) {
+                // NX: a change indexed in the bucket since is newer than the old entry.
+                pipe.cmd("ZADD")
+                    .arg(keys.logins_flinks_unconfirmed(keys.bucket_of(&pair[0])))
+                    .arg("NX")
+                    .arg(&pair[1])
+                    .arg(&pair[0])
+                    .ignore();
+            }
+            let () = pipe.query_async(conn).await?;
+        } else {
+            moved += ids.len() as u64;
+            let ids = match target {
+                Target::Active => still_active(conn, keys, ids).await?,
+                _ => ids,
+            };
+            let mut per_bucket: BTreeMap<u16, Vec<&str>> = BTreeMap::new();
+            for id in &ids {
+                per_bucket.entry(keys.bucket_of(id)).or_default().push(id);
+            }
+            let mut pipe = redis::pipe();
+            for (bucket, ids) in per_bucket {
+                let key = match target {
+                    Target::Active => keys.logins_active(bucket),
+                    _ => keys.logins_all(bucket),
+                };
+                pipe.sadd(key, ids).ignore();
+            }
+            let () = pipe.query_async(conn).await?;
+        }
+        if next == 0 {
+            return Ok(moved);
+        }
+        cursor = next;
+    }
+}
+
+/// The ids of `ids` whose login hash says active.
+async fn still_active(
+    conn: &mut RedisConn,
+    keys: &KeySpace,
+    ids: Vec<String>,
+) -> Result<Vec<String>, LayoutError> {
+    if ids.is_empty() {
+        return Ok(ids);
+    }
+    let mut pipe = redis::pipe();
+    for id in &ids {
+        pipe.hget(keys.login(id), "active");
+    }
+    let flags: Vec<Option<String>> = pipe.query_async(conn).await?;
+    Ok(ids
+        .into_iter()
+        .zip(flags)
+        .filter(|(_, flag)| flag.as_deref() == Some("1"))
+        .map(|(id, _)| id)
+        .collect())
+}

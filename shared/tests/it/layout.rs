@@ -1,0 +1,122 @@
+//! The key layout check and the one-time move of a pre-bucket registry, on a real Redis.
+
+use std::num::NonZeroU16;
+
+use redis::AsyncCommands;
+use shared::domain::LoginId;
+use shared::layout::{self, LayoutError};
+use shared::registry::{LoginRecordInput, Registry};
+
+use crate::support::TestRedis;
+
+fn login(n: u32) -> LoginId {
+    LoginId::parse(&format!("00000000-0000-4000-8000-{n:012}")).unwrap()
+}
+
+#[tokio::test]
+async fn a_process_with_another_bucket_count_is_refused_naming_the_stored_count() {
+    let t = TestRedis::new("layout-count").await;
+    layout::prepare(&t.conn, &t.keys).await.unwrap();
+    layout::prepare(&t.conn, &t.keys).await.unwrap();
+
+    let eight = t.keys.clone().with_buckets(NonZeroU16::new(8).unwrap());
+    let error = layout::prepare(&t.conn, &eight).await.unwrap_err();
+    assert!(matches!(
+        error,
+        LayoutError::BucketsChanged {
+            stored: 16,
+            configured: 8,
+            ..
+        }
+    ));
+    let text = error.to_string();
+    assert!(
+        text.contains("KEY_BUCKETS=8") && text.contains("set KEY_BUCKETS=16"),
+        "{text}"
+    );
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_corrupt_stored_bucket_count_is_refused() {
+    let t = TestRedis::new("layout-corrupt").await;
+    let mut conn = t.conn.clone();
+    let () = conn
+        .hset(t.keys.layout(), layout::KEY_BUCKETS_FIELD, "zero")
+        .await
+        .unwrap();
+    let error = layout::prepare(&t.conn, &t.keys).await.unwrap_err();
+    assert!(matches!(error, LayoutError::Corrupt { ref value, .. } if value == "zero"));
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_pre_bucket_registry_moves_into_the_buckets_once_and_keeps_the_hash_flag() {
+    let t = TestRedis::new("layout-migrate").await;
+    let registry = Registry::new(t.conn.clone(), &t.keys);
+    let records: Vec<_> = (0..50)
+        .map(|n| LoginRecordInput {
+            login_id: login(n),
+            active: n % 5 != 0,
+            tag: None,
+            priority: None,
+        })
+        .collect();
+    registry.upsert_many(&records).await.unwrap();
+    // The layout before buckets: the same logins in one `all` and one `active` SET, one
+    // unconfirmed change in the old index. Login 1 is still in the old active SET although
+    // its hash was deactivated since.
+    let mut conn = t.conn.clone();
+    for bucket in t.keys.all_buckets() {
+        let () = conn.unlink(t.keys.logins_all(bucket)).await.unwrap();
+        let () = conn.unlink(t.keys.logins_active(bucket)).await.unwrap();
+        let () = conn
+            .unlink(t.keys.logins_flinks_unconfirmed(bucket))
+            .await
+            .unwrap();
+    }
+    let ids: Vec<String> = (0..50).map(|n| login(n).as_str().to_string()).collect();
+    let active: Vec<&String> = ids
+        .iter()
+        .enumerate()
+        .filter(|(n, _)| n % 5 != 0)
+        .map(|(_, id)| id)
+        .collect();
+    let () = conn.sadd(t.keys.legacy_logins_all(), &ids).await.unwrap();
+    let () = conn
+        .sadd(t.keys.legacy_logins_active(), &active)
+        .await
+        .unwrap();
+    let () = conn
+        .hset(t.keys.login(login(1).as_str()), "active", "0")
+        .await
+        .unwrap();
+    let () = conn
+        .zadd(
+            t.keys.legacy_logins_flinks_unconfirmed(),
+            login(1).as_str(),
+            7,
+        )
+        .await
+        .unwrap();
+
+    let first = layout::prepare(&t.conn, &t.keys).await.unwrap();
+    let again = layout::prepare(&t.conn, &t.keys).await.unwrap();
+
+    assert_eq!((first.migrated_logins, again.migrated_logins), (50, 0));
+    assert_eq!(registry.count_active().await.unwrap(), 39);
+    assert_eq!(registry.count_inactive().await.unwrap(), 11);
+    let scheduled = shared::scheduled_refresh::ScheduledRefresh::new(t.conn.clone(), &t.keys);
+    assert_eq!(scheduled.count_unconfirmed().await.unwrap(), 1);
+    assert!(!registry.set_active(&login(99), true).await.unwrap());
+    assert!(registry.set_active(&login(0), true).await.unwrap());
+    let exists: (bool, bool, bool) = redis::pipe()
+        .exists(t.keys.legacy_logins_all())
+        .exists(t.keys.legacy_logins_active())
+        .exists(t.keys.legacy_logins_flinks_unconfirmed())
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(exists, (false, false, false));
+    t.cleanup().await;
+}
