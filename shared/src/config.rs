@@ -341,7 +341,7 @@ pub const VARIABLES: &[(&str, Option<&str>)] = &[
     ("METRICS_READ_TIMEOUT", Some("10s")),
     ("METRICS_MAX_CONNECTIONS", Some("64")),
     ("RESULTS_STREAM_MAXLEN", Some("1000000")),
-    ("KEY_BUCKETS", Some("16")),
+    ("KEY_BUCKETS", Some("64")),
     ("LOG_FORMAT", Some("auto")),
     ("RESULTS_ENCRYPTION_KEY", None),
     ("RESULTS_ENCRYPTION_REQUIRED", Some("false")),
@@ -894,7 +894,7 @@ mod tests {
         assert_eq!(s.worker_concurrency, 16);
         assert_eq!(s.worker_lease, Duration::from_secs(60));
         assert_eq!(s.shutdown_grace, Duration::from_secs(25));
-        assert_eq!(s.key_buckets.get(), 16);
+        assert_eq!(s.key_buckets.get(), crate::keys::DEFAULT_KEY_BUCKETS);
     }
 
     #[test]

@@ -15,7 +15,7 @@
 use std::num::NonZeroU16;
 
 /// The bucket count when `KEY_BUCKETS` is not set.
-pub const DEFAULT_KEY_BUCKETS: u16 = 16;
+pub const DEFAULT_KEY_BUCKETS: u16 = 64;
 /// The most buckets a deployment may have: every per-bucket listing reads each bucket.
 pub const MAX_KEY_BUCKETS: u16 = 1024;
 

@@ -4,6 +4,7 @@ use std::num::NonZeroU16;
 
 use redis::AsyncCommands;
 use shared::domain::LoginId;
+use shared::keys::DEFAULT_KEY_BUCKETS;
 use shared::layout::{self, LayoutError};
 use shared::registry::{LoginRecordInput, Registry};
 
@@ -24,14 +25,15 @@ async fn a_process_with_another_bucket_count_is_refused_naming_the_stored_count(
     assert!(matches!(
         error,
         LayoutError::BucketsChanged {
-            stored: 16,
+            stored: DEFAULT_KEY_BUCKETS,
             configured: 8,
             ..
         }
     ));
     let text = error.to_string();
     assert!(
-        text.contains("KEY_BUCKETS=8") && text.contains("set KEY_BUCKETS=16"),
+        text.contains("KEY_BUCKETS=8")
+            && text.contains(&format!("set KEY_BUCKETS={DEFAULT_KEY_BUCKETS}")),
         "{text}"
     );
     t.cleanup().await;

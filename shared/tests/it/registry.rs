@@ -115,7 +115,11 @@ async fn logins_spread_over_buckets_and_read_back_as_with_one_bucket() {
         let n: u64 = conn.scard(many.keys.logins_all(bucket)).await.unwrap();
         used += u32::from(n > 0);
     }
-    assert_eq!(used, 16, "300 logins use every one of the 16 buckets");
+    let buckets = u32::from(many.keys.buckets());
+    assert!(
+        used * 10 >= buckets * 9,
+        "300 logins use at least 90% of the {buckets} buckets, used {used}"
+    );
     for filter in [LoginFilter::Active, LoginFilter::Inactive, LoginFilter::All] {
         assert_eq!(all(&single, filter).await, all(&bucketed, filter).await);
     }
