@@ -573,6 +573,29 @@ impl Schedule {
 pub const ROUTINE_LAST_FIRED_TIMESTAMP_SECONDS: &str =
     "nightly_refresh_routine_last_fired_timestamp_seconds";
 
+/// Starts the routine of `date` by hand now, at `rate_per_minute` (the limit in force),
+/// with the deadline `settings` give (see [`routine_deadline`]).
+pub async fn start_now(
+    stores: &crate::stores::Stores,
+    settings: &crate::config::Settings,
+    date: NaiveDate,
+    rate_per_minute: f64,
+) -> Result<RoutineRun, RoutineError> {
+    let (at, tz) = (settings.routine_at, settings.routine_tz);
+    let deadline = routine_deadline(Utc::now(), settings.routine_deadline, at, tz);
+    let (registry, ledger) = (&stores.registry, &stores.ledger);
+    start_routine(
+        &stores.control,
+        registry,
+        ledger,
+        &stores.authorize,
+        date,
+        rate_per_minute,
+        deadline,
+    )
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

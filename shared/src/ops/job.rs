@@ -16,6 +16,45 @@ use crate::queue::{JobChange, JobId, Queue};
 /// The longest job id accepted (ids the queue makes are 32 hex characters).
 const MAX_ID_CHARS: usize = 64;
 
+/// What `queues show|delete|promote` does to one job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobAction {
+    /// Read it.
+    Show,
+    /// Delete it.
+    Delete,
+    /// Run it now.
+    Promote,
+}
+
+impl JobAction {
+    /// The audited command; `None` for a read.
+    pub fn command(self) -> Option<&'static str> {
+        match self {
+            Self::Show => None,
+            Self::Delete => Some("queues delete"),
+            Self::Promote => Some("queues promote"),
+        }
+    }
+
+    /// What the text output says was done.
+    pub fn done(self) -> &'static str {
+        match self {
+            Self::Show => "",
+            Self::Delete => "deleted",
+            Self::Promote => "promoted (runs next)",
+        }
+    }
+
+    /// The audit summary of `job` after the action.
+    pub fn summary(self, job: &JobRow) -> String {
+        match self {
+            Self::Delete => format!("{} {} (was {})", job.queue, job.id, job.state),
+            _ => format!("{} {}", job.queue, job.id),
+        }
+    }
+}
+
 /// The single-job operations over the routine's queues.
 pub struct JobOps {
     queues: Vec<Queue<()>>,
@@ -29,6 +68,15 @@ impl JobOps {
             .map(|name| Queue::new(conn.clone(), keys, queue_config(settings, name)))
             .collect();
         Self { queues }
+    }
+
+    /// Does `action` to the job `id` and returns it as it was.
+    pub async fn apply(&self, action: JobAction, id: &str) -> Result<JobRow, OpsError> {
+        match action {
+            JobAction::Show => self.show(id).await,
+            JobAction::Delete => self.delete(id).await,
+            JobAction::Promote => self.promote(id).await,
+        }
     }
 
     /// The job `id`, with its queue and state.
