@@ -202,29 +202,7 @@ pub async fn enqueue_routine(
     let remaining = active.saturating_sub(done).max(backlog);
     let eta_seconds = eta_at_rate(rate_per_minute, remaining).map(|d| d.as_secs());
     let forecast = Forecast::new(rate_per_minute, active);
-    tracing::info!(
-        %date,
-        active,
-        enqueued,
-        already_queued,
-        skipped_ineligible,
-        superseded,
-        backlog,
-        capacity_per_day = forecast.capacity_per_day,
-        over_capacity = forecast.over_capacity,
-        coverage_days = forecast.coverage_days,
-        "routine enqueued"
-    );
-    if forecast.over_capacity {
-        tracing::warn!(
-            %date,
-            active,
-            capacity_per_day = forecast.capacity_per_day,
-            coverage_days = forecast.coverage_days,
-            "more active logins than the rate limit allows in a day: each login is refreshed once every coverage_days days"
-        );
-    }
-    Ok(RoutineRun {
+    let run = RoutineRun {
         date,
         active,
         enqueued,
@@ -237,7 +215,31 @@ pub async fn enqueue_routine(
         over_capacity: forecast.over_capacity,
         coverage_days: forecast.coverage_days,
         deadline: None,
-    })
+    };
+    // The log line reports the run as returned.
+    tracing::info!(
+        %date,
+        active,
+        enqueued = run.enqueued,
+        already_queued = run.already_queued,
+        skipped_ineligible = run.skipped_ineligible,
+        superseded = run.superseded,
+        backlog = run.backlog,
+        capacity_per_day = run.capacity_per_day,
+        over_capacity = run.over_capacity,
+        coverage_days = run.coverage_days,
+        "routine enqueued"
+    );
+    if run.over_capacity {
+        tracing::warn!(
+            %date,
+            active,
+            capacity_per_day = run.capacity_per_day,
+            coverage_days = run.coverage_days,
+            "more active logins than the rate limit allows in a day: each login is refreshed once every coverage_days days"
+        );
+    }
+    Ok(run)
 }
 
 /// The routine's enqueue order: the highest priority first; within a priority, never
