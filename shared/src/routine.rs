@@ -109,6 +109,26 @@ pub struct RoutineRun {
     pub deadline: Option<DateTime<Utc>>,
 }
 
+impl RoutineRun {
+    /// Logs the run's counts under `message`, one structured field each, so the log
+    /// reports what the caller gets.
+    fn log(&self, message: &str) {
+        tracing::info!(
+            date = %self.date,
+            active = self.active,
+            enqueued = self.enqueued,
+            already_queued = self.already_queued,
+            skipped_ineligible = self.skipped_ineligible,
+            superseded = self.superseded,
+            backlog = self.backlog,
+            capacity_per_day = self.capacity_per_day,
+            over_capacity = self.over_capacity,
+            coverage_days = self.coverage_days,
+            "{message}"
+        );
+    }
+}
+
 /// The deadline of a routine run started at `started`: `configured` after it
 /// (`ROUTINE_DEADLINE`), or when unset the schedule's next firing after it, when the next
 /// date's routine takes the logins over.
@@ -216,20 +236,7 @@ pub async fn enqueue_routine(
         coverage_days: forecast.coverage_days,
         deadline: None,
     };
-    // The log line reports the run as returned.
-    tracing::info!(
-        %date,
-        active,
-        enqueued = run.enqueued,
-        already_queued = run.already_queued,
-        skipped_ineligible = run.skipped_ineligible,
-        superseded = run.superseded,
-        backlog = run.backlog,
-        capacity_per_day = run.capacity_per_day,
-        over_capacity = run.over_capacity,
-        coverage_days = run.coverage_days,
-        "routine enqueued"
-    );
+    run.log("routine enqueued");
     if run.over_capacity {
         tracing::warn!(
             %date,
@@ -541,16 +548,7 @@ impl Schedule {
             let now = Utc::now();
             let retry_in = match self.fire_if_due(registry, ledger, queue, now).await {
                 Ok(Some(run)) => {
-                    tracing::info!(
-                        date = %run.date,
-                        enqueued = run.enqueued,
-                        superseded = run.superseded,
-                        active = run.active,
-                        capacity_per_day = run.capacity_per_day,
-                        over_capacity = run.over_capacity,
-                        coverage_days = run.coverage_days,
-                        "schedule fired the routine"
-                    );
+                    run.log("schedule fired the routine");
                     None
                 }
                 Ok(None) => None,
