@@ -582,6 +582,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn change_summaries_name_the_old_limit_and_the_pause_reason() {
+        let change = |previous| RateChange {
+            per_minute: 5.0,
+            previous,
+        };
+        assert_eq!(change(Some(20.0)).summary(), "per_minute=5 (was 20)");
+        assert_eq!(change(None).summary(), "per_minute=5 (none stored)");
+        assert_eq!(
+            pause_summary(&["authorize", "detail"], Some("incident")),
+            "authorize,detail reason=incident"
+        );
+        assert_eq!(pause_summary(&["detail"], None), "detail");
+        let parsed: Result<QueueSelection, _> = "all".parse();
+        assert_eq!(parsed.ok(), Some(QueueSelection(PAUSABLE_QUEUES.to_vec())));
+    }
+
+    #[test]
     fn a_rate_is_a_finite_number_from_zero_to_the_maximum() {
         assert_eq!(parse_rate("120").unwrap(), 120.0);
         assert_eq!(parse_rate(" 0 ").unwrap(), 0.0);

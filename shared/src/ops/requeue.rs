@@ -802,6 +802,43 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_selection_needs_all_exactly_when_nothing_narrows_it_and_force_only_for_dead() {
+        let everything = Selection::default();
+        let one_date = Selection {
+            date: NaiveDate::from_ymd_opt(2026, 1, 2),
+            ..Selection::default()
+        };
+        let why = |r: Result<(), OpsError>| r.map_err(|e| e.to_string()).err();
+        assert!(why(everything.check(Source::Failed, false, false))
+            .is_some_and(|e| e.starts_with("nothing selected")));
+        assert!(why(one_date.check(Source::Failed, true, false))
+            .is_some_and(|e| e.contains("--all cannot be combined")));
+        assert!(why(everything.check(Source::Reauth, true, true))
+            .is_some_and(|e| e.contains("--force applies to dead letters only")));
+        assert!(everything.check(Source::Dead, true, true).is_ok());
+        assert!(one_date.check(Source::Failed, false, false).is_ok());
+    }
+
+    #[test]
+    fn a_requeue_summary_names_the_source_and_every_flag_as_given() {
+        let selection = Selection {
+            logins: vec![LoginId::parse("11111111-1111-4111-8111-111111111111").unwrap()],
+            code: None,
+            date: NaiveDate::from_ymd_opt(2026, 1, 2),
+        };
+        assert_eq!(
+            selection.summary(Source::Reauth, Some("invalid_login"), false, false),
+            "reauth --login 11111111-1111-4111-8111-111111111111 --code invalid_login --date 2026-01-02"
+        );
+        assert_eq!(
+            Selection::default().summary(Source::Dead, None, true, true),
+            "dead --all --force"
+        );
+        assert_eq!(Source::Failed.entries(), "failed records");
+        assert_eq!(Source::Dead.entries(), "dead letters");
+    }
+
+    #[test]
     fn a_pending_member_round_trips_claim_date_and_login() {
         let login = LoginId::parse("5e5b1f56-0b6c-4c53-a3a4-2b2d7a3e9f10").unwrap();
         let date = NaiveDate::from_ymd_opt(2025, 3, 4).unwrap();
