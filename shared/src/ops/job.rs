@@ -9,9 +9,10 @@ use chrono::Utc;
 use super::list::JobRow;
 use super::OpsError;
 use crate::config::Settings;
-use crate::jobs::{queue_config, AUTHORIZE_QUEUE, DEACTIVATION_QUEUE, DETAIL_QUEUE};
+use crate::jobs::{AUTHORIZE_QUEUE, DEACTIVATION_QUEUE, DETAIL_QUEUE};
 use crate::keys::KeySpace;
 use crate::queue::{JobChange, JobId, Queue};
+use crate::stores::Stores;
 
 /// The longest job id accepted (ids the queue makes are 32 hex characters).
 const MAX_ID_CHARS: usize = 64;
@@ -63,9 +64,11 @@ pub struct JobOps {
 impl JobOps {
     /// The operations over the authorize, detail and deactivation queues.
     pub fn new(conn: &RedisConn, keys: &KeySpace, settings: &Settings) -> Self {
-        let queues = [AUTHORIZE_QUEUE, DETAIL_QUEUE, DEACTIVATION_QUEUE]
-            .into_iter()
-            .map(|name| Queue::new(conn.clone(), keys, queue_config(settings, name)))
+        let stores = Stores::open(conn.clone(), keys, settings);
+        let queues = [AUTHORIZE_QUEUE, DETAIL_QUEUE, DEACTIVATION_QUEUE];
+        let queues = queues
+            .iter()
+            .filter_map(|name| stores.queue(name))
             .collect();
         Self { queues }
     }

@@ -12,10 +12,11 @@ use serde::Serialize;
 use super::OpsError;
 use crate::config::Settings;
 use crate::domain::{FlinksCode, LoginId};
-use crate::jobs::{queue_config, JobSubject, AUTHORIZE_QUEUE, DETAIL_QUEUE};
+use crate::jobs::{JobSubject, AUTHORIZE_QUEUE, DETAIL_QUEUE};
 use crate::keys::KeySpace;
 use crate::ledger::{IndexEntry, IndexFilter, IndexKind, Ledger, LedgerOutcome};
-use crate::queue::{JobInfo, JobState, Queue};
+use crate::queue::{JobInfo, JobState};
+use crate::stores::Stores;
 
 /// Every job state, in listing order.
 pub const ALL_STATES: [JobState; 4] = [
@@ -198,8 +199,11 @@ pub async fn jobs(
     let matches = |job: &JobInfo| query.matches(job);
     let now = Utc::now();
     let mut rows = Vec::new();
+    let stores = Stores::open(conn.clone(), keys, settings);
     for &queue_name in &query.queues {
-        let queue: Queue<()> = Queue::new(conn.clone(), keys, queue_config(settings, queue_name));
+        let Some(queue) = stores.queue::<()>(queue_name) else {
+            continue;
+        };
         for &state in &query.states {
             let start = match &from {
                 Some(c) if (c.queue, c.state) == (queue_name, state) => c.position,

@@ -25,13 +25,14 @@ use crate::config::Settings;
 use crate::domain::{Fingerprint, LoginId};
 use crate::events::Events;
 use crate::flinks::IneligibleCard;
-use crate::jobs::{queue_config, AuthorizeJob, AUTHORIZE_QUEUE};
+use crate::jobs::AuthorizeJob;
 use crate::keys::KeySpace;
 use crate::ledger::{IndexFilter, Ledger, LedgerOutcome};
 use crate::outcomes::Outcomes;
 use crate::queue::{EnqueueOptions, Queue};
 use crate::registry::{LoginFilter, LoginRecordInput, LoginStatus, LoginSummary, Registry};
 use crate::scheduled_refresh::ScheduledRefreshState;
+use crate::stores::Stores;
 
 /// Logins read per registry page while looking for idle ones.
 const PAGE: usize = 1_000;
@@ -115,12 +116,13 @@ pub struct LoginOps {
 impl LoginOps {
     /// The operations of the namespace of `keys`.
     pub fn new(conn: RedisConn, keys: &KeySpace, settings: &Settings) -> Self {
+        let stores = Stores::open(conn.clone(), keys, settings);
         Self {
-            registry: Registry::new(conn.clone(), keys),
-            ledger: Ledger::new(conn.clone(), keys),
-            outcomes: Outcomes::new(conn.clone(), keys),
-            events: Events::new(conn.clone(), keys),
-            authorize: Queue::new(conn.clone(), keys, queue_config(settings, AUTHORIZE_QUEUE)),
+            registry: stores.registry,
+            ledger: stores.ledger,
+            outcomes: stores.outcomes,
+            events: stores.events,
+            authorize: stores.authorize,
             keys: keys.clone(),
             conn,
         }

@@ -44,9 +44,7 @@ use serde::Serialize;
 use super::OpsError;
 use crate::config::Settings;
 use crate::domain::{FlinksCode, LoginId};
-use crate::jobs::{
-    queue_config, AuthorizeJob, DetailJob, JobSubject, AUTHORIZE_QUEUE, DETAIL_QUEUE,
-};
+use crate::jobs::{AuthorizeJob, DetailJob, JobSubject, AUTHORIZE_QUEUE};
 use crate::keys::KeySpace;
 use crate::ledger::{ledger_expired, IndexEntry, IndexFilter, IndexKind, Ledger};
 use crate::queue::{DeadSelector, EnqueueOptions, Enqueued, JobFilter, JobId, Queue};
@@ -338,10 +336,11 @@ impl Requeuer {
     /// The operations of the namespace of `keys`, with the queues configured from
     /// `settings` (as the worker configures them).
     pub fn new(conn: RedisConn, keys: &KeySpace, settings: &Settings) -> Self {
+        let stores = crate::stores::Stores::open(conn.clone(), keys, settings);
         Self {
-            ledger: Ledger::new(conn.clone(), keys),
-            authorize: Queue::new(conn.clone(), keys, queue_config(settings, AUTHORIZE_QUEUE)),
-            detail: Queue::new(conn.clone(), keys, queue_config(settings, DETAIL_QUEUE)),
+            ledger: stores.ledger,
+            authorize: stores.authorize,
+            detail: stores.detail.retyped(),
             keys: keys.clone(),
             conn,
         }
