@@ -3,10 +3,10 @@
 //! handler live in its module under `commands/`; [`dispatch`] only routes.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use clap::{Args, CommandFactory as _, Parser, Subcommand};
 use shared::config::Settings;
+use shared::ops::session::Session;
 
 use crate::commands::{self, Ctx};
 
@@ -28,28 +28,7 @@ Exit codes:
 With --json, an error is printed as JSON on stdout too, with the same exit code.
 Every mutating command is recorded in the audit trail: `producer audit`.";
 
-/// The longest age a duration flag accepts. Every duration flag is an age subtracted from
-/// now; anything longer than a century means "everything" and is a typo, and larger values
-/// would overflow the millisecond arithmetic downstream and wrap to a cutoff in the future.
-pub const MAX_AGE: Duration = Duration::from_secs(100 * 31_557_600); // humantime's "100y"
-
-/// Parses a duration flag (`7d`, `36h`, `90m`): a positive humantime duration of at most
-/// [`MAX_AGE`]. Clap reports an error with the flag's name and exits with code 2.
-pub fn parse_age(raw: &str) -> Result<Duration, String> {
-    let trimmed = raw.trim();
-    if trimmed.starts_with('-') {
-        return Err("a duration cannot be negative".into());
-    }
-    let age = humantime::parse_duration(trimmed)
-        .map_err(|e| format!("expected a duration like 7d, 36h or 90m ({e})"))?;
-    if age > MAX_AGE {
-        return Err(format!(
-            "at most {} is accepted",
-            humantime::format_duration(MAX_AGE)
-        ));
-    }
-    Ok(age)
-}
+pub use shared::ops::input::{parse_age, MAX_AGE};
 
 /// `producer`: the Nightly Refresh command line.
 #[derive(Debug, Parser)]
@@ -83,14 +62,14 @@ pub enum Command {
     /// Run the daily scheduler: fires the routine once a day at ROUTINE_AT in ROUTINE_TZ
     /// (several replicas fire it once between them; a due and missing run fires on start).
     /// Serves /metrics, /healthz and /readyz on METRICS_ADDR. Stops on SIGTERM.
-    Schedule(commands::routine::ScheduleArgs),
+    Schedule,
     /// Inspect, list, requeue and purge the queues and the failed / re-auth records;
     /// show, delete or promote one job.
     #[command(subcommand)]
     Queues(commands::queues::QueuesCommand),
     /// Call GetNightlyRefreshStatus and mark every listed LoginId as needing re-auth for
     /// today (ROUTINE_TZ) with its LastRefreshErrorCode; unknown LoginIds are warnings.
-    RefreshStatus(commands::ops_logins::RefreshStatusArgs),
+    RefreshStatus,
     /// Print the audit trail of mutating commands, newest first.
     Audit(commands::audit::AuditArgs),
     /// Read the results stream, decrypting entries stored encrypted.
@@ -109,18 +88,6 @@ pub enum Command {
     /// Print the man page, or with --out write one page per command into a directory
     /// (e.g. /usr/local/share/man/man1). Needs neither Redis nor Flinks.
     Man(ManArgs),
-}
-
-impl Command {
-    /// True for the commands that run without settings or Redis.
-    pub fn is_offline(&self) -> bool {
-        matches!(self, Self::Completions(_) | Self::Man(_))
-    }
-
-    /// True for the long-running daemon, whose log lines are its output.
-    pub fn is_daemon(&self) -> bool {
-        matches!(self, Self::Schedule(_))
-    }
 }
 
 /// `producer completions`
@@ -157,19 +124,19 @@ pub fn run_offline(command: Command) -> anyhow::Result<()> {
 
 /// Routes a parsed command line to its handler.
 pub async fn dispatch(cli: Cli, settings: Settings) -> anyhow::Result<()> {
-    let actor = cli
-        .actor
-        .or_else(|| std::env::var("USER").ok())
-        .unwrap_or_default();
-    let ctx = Ctx::new(settings, cli.json, actor);
-    let ctx = &ctx;
+    let actor = cli.actor.or_else(|| std::env::var("USER").ok());
+    let session = Session::new(settings, &actor.unwrap_or_default());
+    let ctx = &Ctx {
+        session,
+        json: cli.json,
+    };
     match cli.command {
         Command::Logins(cmd) => commands::logins::run(ctx, cmd).await,
         Command::Report(args) => commands::report::run(ctx, args).await,
         Command::Routine(cmd) => commands::routine::run(ctx, cmd).await,
-        Command::Schedule(args) => commands::routine::schedule(ctx, args).await,
+        Command::Schedule => commands::routine::schedule(ctx).await,
         Command::Queues(cmd) => commands::queues::run(ctx, cmd).await,
-        Command::RefreshStatus(args) => commands::ops_logins::refresh_status(ctx, args).await,
+        Command::RefreshStatus => commands::logins::refresh_status(ctx).await,
         Command::Audit(args) => commands::audit::run(ctx, args).await,
         Command::Results(cmd) => commands::results::run(ctx, cmd).await,
         Command::Events(cmd) => commands::events::run(ctx, cmd).await,

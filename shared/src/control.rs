@@ -92,6 +92,18 @@ pub fn parse_queues(raw: &str) -> Result<Vec<&'static str>, ControlError> {
         .ok_or_else(|| ControlError::UnknownQueue(raw.to_string()))
 }
 
+/// The queues a `queues pause|resume` argument names, parsed by [`parse_queues`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueSelection(pub Vec<&'static str>);
+
+impl std::str::FromStr for QueueSelection {
+    type Err = ControlError;
+
+    fn from_str(raw: &str) -> Result<Self, ControlError> {
+        parse_queues(raw).map(Self)
+    }
+}
+
 /// The rate limit as the workers see it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RateLimitState {
@@ -188,6 +200,31 @@ pub struct QueueChange {
     pub changed: bool,
 }
 
+/// What `ratelimit set` stored and the limit it replaced.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct RateChange {
+    /// The limit stored.
+    pub per_minute: f64,
+    /// The limit stored before, if any.
+    pub previous: Option<f64>,
+}
+
+impl RateChange {
+    /// The audit trail's summary.
+    pub fn summary(&self) -> String {
+        match self.previous {
+            Some(p) => format!("per_minute={} (was {p})", self.per_minute),
+            None => format!("per_minute={} (none stored)", self.per_minute),
+        }
+    }
+}
+
+/// The audit trail's summary of `queues pause`: the queues and the reason.
+pub fn pause_summary(queues: &[&str], reason: Option<&str>) -> String {
+    let reason = reason.map(|r| format!(" reason={r}")).unwrap_or_default();
+    format!("{}{reason}", queues.join(","))
+}
+
 /// The control state of one namespace. Cheap to clone.
 #[derive(Clone)]
 pub struct Control {
@@ -261,6 +298,15 @@ impl Control {
         Ok(previous.and_then(|p| p.parse().ok()))
     }
 
+    /// Stores a validated limit and says what it replaced.
+    pub async fn change_rate_limit(&self, per_minute: f64) -> Result<RateChange, ControlError> {
+        let previous = self.set_rate_limit(per_minute).await?;
+        Ok(RateChange {
+            per_minute,
+            previous,
+        })
+    }
+
     /// Stores `deadline` as `date`'s; a later run of the same date replaces it.
     pub async fn set_routine_deadline(
         &self,
@@ -319,6 +365,43 @@ impl Control {
                 .await?;
         }
         Ok(fresh)
+    }
+
+    /// Pauses each of `queues` in turn (see [`Self::pause`]).
+    pub async fn pause_all(
+        &self,
+        queues: &[&'static str],
+        reason: Option<&str>,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<QueueChange>, ControlError> {
+        let mut changes = Vec::new();
+        for &queue in queues {
+            let changed = self.pause(queue, reason, actor, now).await?;
+            changes.push(QueueChange {
+                queue,
+                paused: true,
+                changed,
+            });
+        }
+        Ok(changes)
+    }
+
+    /// Resumes each of `queues` in turn (see [`Self::resume`]).
+    pub async fn resume_all(
+        &self,
+        queues: &[&'static str],
+    ) -> Result<Vec<QueueChange>, ControlError> {
+        let mut changes = Vec::new();
+        for &queue in queues {
+            let changed = self.resume(queue).await?;
+            changes.push(QueueChange {
+                queue,
+                paused: false,
+                changed,
+            });
+        }
+        Ok(changes)
     }
 
     /// Resumes `queue`; returns false when it was not paused.
@@ -497,6 +580,23 @@ impl FetchGate for PauseGate {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn change_summaries_name_the_old_limit_and_the_pause_reason() {
+        let change = |previous| RateChange {
+            per_minute: 5.0,
+            previous,
+        };
+        assert_eq!(change(Some(20.0)).summary(), "per_minute=5 (was 20)");
+        assert_eq!(change(None).summary(), "per_minute=5 (none stored)");
+        assert_eq!(
+            pause_summary(&["authorize", "detail"], Some("incident")),
+            "authorize,detail reason=incident"
+        );
+        assert_eq!(pause_summary(&["detail"], None), "detail");
+        let parsed: Result<QueueSelection, _> = "all".parse();
+        assert_eq!(parsed.ok(), Some(QueueSelection(PAUSABLE_QUEUES.to_vec())));
+    }
 
     #[test]
     fn a_rate_is_a_finite_number_from_zero_to_the_maximum() {

@@ -6,7 +6,8 @@
 //!
 //! Pure: [`LiveView::new`] combines a [`Report`], the stats [`Snapshot`] and the control
 //! state that the caller read, and the two renderings are plain strings, so they are unit
-//! tested with fixed inputs. Reading Redis, looping and redrawing are the binary's job.
+//! tested with fixed inputs. Reading Redis, looping and writing to the screen are the
+//! binary's job.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -16,6 +17,7 @@ use serde::Serialize;
 
 use crate::ops::stats::Snapshot;
 use crate::report::{Report, RECENT_WINDOW_MINUTES};
+use crate::text::escape_lines;
 
 /// A worker as the live view shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -304,6 +306,32 @@ pub fn ago(ms: u64) -> String {
         "now".to_string()
     } else {
         format!("{} ago", duration_text(ms / 1_000))
+    }
+}
+
+impl LiveView {
+    /// The view of one [`Reading`](crate::report::Reading).
+    pub fn of(reading: &crate::report::Reading) -> Self {
+        let paused = reading.control.pauses.iter().filter(|p| p.paused);
+        Self::new(
+            &reading.report,
+            &reading.snapshot,
+            reading.control.rate_limit.per_minute,
+            reading.report.deadline,
+            paused.map(|p| p.queue.clone()).collect(),
+        )
+    }
+
+    /// One update as the watcher prints it: a JSON line (`json`), a frame that replaces
+    /// the previous one on a `terminal` (home, clear, draw), or else one line.
+    pub fn render(&self, json: bool, terminal: bool) -> Result<String, serde_json::Error> {
+        Ok(if json {
+            format!("{}\n", serde_json::to_string(self)?)
+        } else if terminal {
+            format!("\x1b[H\x1b[2J{}", escape_lines(&self.render_frame()))
+        } else {
+            format!("{}\n", escape_lines(&self.render_line()))
+        })
     }
 }
 

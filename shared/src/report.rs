@@ -502,6 +502,60 @@ impl Report {
     }
 }
 
+/// One reading of everything `report` and its live view show: the report, the control
+/// state and the stats snapshot, read together.
+#[derive(Debug, Clone)]
+pub struct Reading {
+    /// The report of the date asked for.
+    pub report: Report,
+    /// The rate limit in force and the paused queues.
+    pub control: crate::control::ControlView,
+    /// The queues and workers.
+    pub snapshot: crate::ops::stats::Snapshot,
+}
+
+/// The report or one page of it.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum ReportBody<'a> {
+    /// The whole report.
+    Full(&'a Report),
+    /// One page of its lists.
+    Page(Box<ReportPage>),
+}
+
+/// `report --json`: the report (or a page of it) with the control state.
+#[derive(Debug, Serialize)]
+pub struct ReportJson<'a> {
+    /// The report's fields.
+    #[serde(flatten)]
+    pub report: ReportBody<'a>,
+    /// The control state.
+    pub control: &'a crate::control::ControlView,
+}
+
+impl Reading {
+    /// The JSON report: the page at `cursor` with `limit` listed logins, or everything.
+    pub fn json(&self, cursor: Option<&Cursor>, limit: usize) -> ReportJson<'_> {
+        let report = match cursor {
+            Some(cursor) => ReportBody::Page(Box::new(self.report.page(cursor, limit))),
+            None => ReportBody::Full(&self.report),
+        };
+        ReportJson {
+            report,
+            control: &self.control,
+        }
+    }
+
+    /// The text report (at most `limit` LoginIds per list), then the control state, with
+    /// control characters escaped.
+    pub fn render_text(&self, limit: usize) -> String {
+        let report = crate::text::escape_lines(&self.report.render_text(limit));
+        let control = crate::text::escape_lines(&self.control.render_text());
+        format!("{report}\n{control}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use chrono::TimeZone;

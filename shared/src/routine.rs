@@ -109,6 +109,26 @@ pub struct RoutineRun {
     pub deadline: Option<DateTime<Utc>>,
 }
 
+impl RoutineRun {
+    /// Logs the run's counts under `message`, one structured field each, so the log
+    /// reports what the caller gets.
+    fn log(&self, message: &str) {
+        tracing::info!(
+            date = %self.date,
+            active = self.active,
+            enqueued = self.enqueued,
+            already_queued = self.already_queued,
+            skipped_ineligible = self.skipped_ineligible,
+            superseded = self.superseded,
+            backlog = self.backlog,
+            capacity_per_day = self.capacity_per_day,
+            over_capacity = self.over_capacity,
+            coverage_days = self.coverage_days,
+            "{message}"
+        );
+    }
+}
+
 /// The deadline of a routine run started at `started`: `configured` after it
 /// (`ROUTINE_DEADLINE`), or when unset the schedule's next firing after it, when the next
 /// date's routine takes the logins over.
@@ -202,29 +222,7 @@ pub async fn enqueue_routine(
     let remaining = active.saturating_sub(done).max(backlog);
     let eta_seconds = eta_at_rate(rate_per_minute, remaining).map(|d| d.as_secs());
     let forecast = Forecast::new(rate_per_minute, active);
-    tracing::info!(
-        %date,
-        active,
-        enqueued,
-        already_queued,
-        skipped_ineligible,
-        superseded,
-        backlog,
-        capacity_per_day = forecast.capacity_per_day,
-        over_capacity = forecast.over_capacity,
-        coverage_days = forecast.coverage_days,
-        "routine enqueued"
-    );
-    if forecast.over_capacity {
-        tracing::warn!(
-            %date,
-            active,
-            capacity_per_day = forecast.capacity_per_day,
-            coverage_days = forecast.coverage_days,
-            "more active logins than the rate limit allows in a day: each login is refreshed once every coverage_days days"
-        );
-    }
-    Ok(RoutineRun {
+    let run = RoutineRun {
         date,
         active,
         enqueued,
@@ -237,7 +235,18 @@ pub async fn enqueue_routine(
         over_capacity: forecast.over_capacity,
         coverage_days: forecast.coverage_days,
         deadline: None,
-    })
+    };
+    run.log("routine enqueued");
+    if run.over_capacity {
+        tracing::warn!(
+            %date,
+            active,
+            capacity_per_day = run.capacity_per_day,
+            coverage_days = run.coverage_days,
+            "more active logins than the rate limit allows in a day: each login is refreshed once every coverage_days days"
+        );
+    }
+    Ok(run)
 }
 
 /// The routine's enqueue order: the highest priority first; within a priority, never
@@ -544,16 +553,7 @@ impl Schedule {
             let now = Utc::now();
             let retry_in = match self.fire_if_due(registry, ledger, queue, now).await {
                 Ok(Some(run)) => {
-                    tracing::info!(
-                        date = %run.date,
-                        enqueued = run.enqueued,
-                        superseded = run.superseded,
-                        active = run.active,
-                        capacity_per_day = run.capacity_per_day,
-                        over_capacity = run.over_capacity,
-                        coverage_days = run.coverage_days,
-                        "schedule fired the routine"
-                    );
+                    run.log("schedule fired the routine");
                     None
                 }
                 Ok(None) => None,
@@ -577,6 +577,29 @@ impl Schedule {
 /// Metric: when `producer schedule` last fired the routine (Unix seconds).
 pub const ROUTINE_LAST_FIRED_TIMESTAMP_SECONDS: &str =
     "nightly_refresh_routine_last_fired_timestamp_seconds";
+
+/// Starts the routine of `date` by hand now, at `rate_per_minute` (the limit in force),
+/// with the deadline `settings` give (see [`routine_deadline`]).
+pub async fn start_now(
+    stores: &crate::stores::Stores,
+    settings: &crate::config::Settings,
+    date: NaiveDate,
+    rate_per_minute: f64,
+) -> Result<RoutineRun, RoutineError> {
+    let (at, tz) = (settings.routine_at, settings.routine_tz);
+    let deadline = routine_deadline(Utc::now(), settings.routine_deadline, at, tz);
+    let (registry, ledger) = (&stores.registry, &stores.ledger);
+    start_routine(
+        &stores.control,
+        registry,
+        ledger,
+        &stores.authorize,
+        date,
+        rate_per_minute,
+        deadline,
+    )
+    .await
+}
 
 #[cfg(test)]
 mod tests {

@@ -9,15 +9,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{ConfigError, Settings};
 use crate::flinks::{FlinksClient, FlinksConfig};
-use crate::jobs::{queue_config, AUTHORIZE_QUEUE};
 use crate::keys::KeySpace;
-use crate::ledger::Ledger;
 use crate::metrics::MetricsError;
 use crate::ops::logins::LoginOps;
 use crate::ops_http::OpsLimits;
-use crate::queue::Queue;
 use crate::redis_conn::RedisConn;
-use crate::registry::Registry;
 use crate::routine::{DayClaim, RefreshStatusPrecheck, Schedule};
 
 /// Why the scheduler could not start.
@@ -74,9 +70,8 @@ pub async fn run(
     settings: &Settings,
     shutdown: CancellationToken,
 ) -> Result<(), DaemonError> {
-    let registry = Registry::new(conn.clone(), keys);
-    let ledger = Ledger::new(conn.clone(), keys);
-    let queue = Queue::new(conn.clone(), keys, queue_config(settings, AUTHORIZE_QUEUE));
+    let stores = crate::stores::Stores::open(conn.clone(), keys, settings);
+    let (registry, ledger, queue) = (stores.registry, stores.ledger, stores.authorize);
     let metrics = crate::metrics::install().map_err(DaemonError::Metrics)?;
     let addr = settings.metrics_addr;
     let limits = OpsLimits::from_settings(settings);

@@ -1,6 +1,6 @@
 //! Every Redis-backed store of one namespace, opened once from `Settings`: the routine's
-//! queues, the ledger, the registry, the outcome recorder, the results stream and the
-//! global rate limiter.
+//! queues, the ledger, the registry, the outcome recorder, the results stream, the global
+//! rate limiter, the run-time control, the outcome events and the audit trail.
 //!
 //! Why one place: a queue's configuration (attempts, lease, backoff) is part of its
 //! contract. The producer that enqueues, the worker that runs the jobs and the operator
@@ -13,12 +13,15 @@
 use crate::redis_conn::RedisConn;
 
 use crate::config::Settings;
+use crate::control::Control;
+use crate::events::Events;
 use crate::jobs::{
     queue_config, AuthorizeJob, DetailJob, ScheduledRefreshJob, AUTHORIZE_QUEUE,
     DEACTIVATION_QUEUE, DETAIL_QUEUE,
 };
 use crate::keys::KeySpace;
 use crate::ledger::Ledger;
+use crate::ops::audit::AuditLog;
 use crate::outcomes::Outcomes;
 use crate::queue::Queue;
 use crate::ratelimit::RateLimiter;
@@ -45,6 +48,12 @@ pub struct Stores {
     pub results: ResultsSink,
     /// The global rate limiter, seeded with `RATE_LIMIT_PER_MINUTE`.
     pub limiter: RateLimiter,
+    /// The run-time control: stored rate limit, paused queues, routine deadlines.
+    pub control: Control,
+    /// The outcome events stream.
+    pub events: Events,
+    /// The audit trail of operator commands.
+    pub audit: AuditLog,
 }
 
 impl Stores {
@@ -61,7 +70,10 @@ impl Stores {
             outcomes: Outcomes::new(conn.clone(), keys),
             results: ResultsSink::new(conn.clone(), keys, settings.results_stream_maxlen)
                 .with_cipher(settings.results_cipher.clone()),
-            limiter: RateLimiter::new(conn, keys, settings.rate_limit_per_minute),
+            limiter: RateLimiter::new(conn.clone(), keys, settings.rate_limit_per_minute),
+            control: Control::new(conn.clone(), keys),
+            events: Events::new(conn.clone(), keys),
+            audit: AuditLog::new(conn, keys),
         }
     }
 

@@ -315,31 +315,38 @@ impl FetchGate for PermitGate {
     }
 }
 
-async fn run_authorize(
-    job: AuthorizeJob,
-    id: TaskId,
-    attempt: Attempt,
-    deps: Data<Arc<Deps>>,
-    slots: Data<Arc<Slots>>,
-) -> Result<(), JobFailure> {
-    let _slot = slots.enter();
-    let started = Instant::now();
-    let result = handlers::authorize::handle(&job, &delivery(&id, &attempt), &deps).await;
-    finish(AUTHORIZE_QUEUE, result, started)
+/// The apalis handler of one routine queue: takes a concurrency slot, runs the queue's
+/// handler, then [`finish`]es. A macro, since apalis needs a plain `async fn` per job type
+/// and the handlers' futures borrow their arguments.
+macro_rules! routine_job {
+    ($name:ident, $job:ty, $queue:expr, $handle:path) => {
+        async fn $name(
+            job: $job,
+            id: TaskId,
+            attempt: Attempt,
+            deps: Data<Arc<Deps>>,
+            slots: Data<Arc<Slots>>,
+        ) -> Result<(), JobFailure> {
+            let _slot = slots.enter();
+            let started = Instant::now();
+            let result = $handle(&job, &delivery(&id, &attempt), &deps).await;
+            finish($queue, result, started)
+        }
+    };
 }
 
-async fn run_detail(
-    job: DetailJob,
-    id: TaskId,
-    attempt: Attempt,
-    deps: Data<Arc<Deps>>,
-    slots: Data<Arc<Slots>>,
-) -> Result<(), JobFailure> {
-    let _slot = slots.enter();
-    let started = Instant::now();
-    let result = handlers::detail::handle(&job, &delivery(&id, &attempt), &deps).await;
-    finish(DETAIL_QUEUE, result, started)
-}
+routine_job!(
+    run_authorize,
+    AuthorizeJob,
+    AUTHORIZE_QUEUE,
+    handlers::authorize::handle
+);
+routine_job!(
+    run_detail,
+    DetailJob,
+    DETAIL_QUEUE,
+    handlers::detail::handle
+);
 
 fn delivery(id: &TaskId, attempt: &Attempt) -> Delivery {
     Delivery {

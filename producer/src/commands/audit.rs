@@ -1,12 +1,10 @@
 //! `producer audit`: the audit trail of mutating commands, newest first. Commands append
-//! to it through [`super::Ctx::audit`].
+//! to it through `Session::audit`.
 
 use anyhow::Context as _;
 use clap::Args;
-use shared::ops::audit::AuditLog;
 
 use super::Ctx;
-use shared::text::{self, col};
 
 /// `producer audit`
 #[derive(Debug, Args)]
@@ -17,37 +15,8 @@ pub struct AuditArgs {
 }
 
 pub(crate) async fn run(ctx: &Ctx, args: AuditArgs) -> anyhow::Result<()> {
-    let log = AuditLog::new(ctx.redis().await?, &ctx.keys);
-    let entries = log
-        .recent(args.limit)
-        .await
-        .context("reading the audit trail")?;
-    if ctx.json {
-        return ctx.print_json(&entries);
-    }
-    let headers = [
-        col::AT,
-        col::ACTOR,
-        col::COMMAND,
-        col::COUNT,
-        col::FAILED,
-        col::ARGS,
-    ];
-    print!(
-        "{}",
-        text::table(
-            &headers,
-            entries.iter().map(|e| {
-                vec![
-                    text::time(e.at),
-                    e.actor.clone(),
-                    e.command.clone(),
-                    e.count.to_string(),
-                    e.failed.to_string(),
-                    e.args.clone(),
-                ]
-            }),
-        )
-    );
-    Ok(())
+    let audit = ctx.stores().await?.audit;
+    let entries = audit.recent(args.limit).await;
+    let entries = entries.context("reading the audit trail")?;
+    ctx.print(&entries, |e| shared::text::audit(e))
 }

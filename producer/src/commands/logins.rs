@@ -1,21 +1,26 @@
-//! `producer logins ...`: import a CSV, add, list, show and look up LoginIds; the
-//! lifecycle subcommands (deactivate, activate, reconnected) are in `ops_logins`. Import
-//! and add are audited.
+//! `producer logins ...` and `producer refresh-status`: import a CSV, add, list, show and
+//! look up LoginIds, and the lifecycle commands that call Flinks or re-enqueue work
+//! (deactivate, activate, reconnected, refresh-status). The logic lives in
+//! `shared::ops::logins`; this file prints each result, appends mutations to the audit
+//! trail and turns per-item failures into exit code 3.
 
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use serde::Serialize;
-use shared::domain::{Fingerprint, LoginId};
+use shared::domain::LoginId;
+use shared::flinks::{FlinksClient, FlinksConfig};
 use shared::import::{self, ImportOptions};
-use shared::registry::{LoginFilter, LoginRecordInput, LoginSummary, Registry};
-
-use super::ops_logins::{ActivateArgs, DeactivateArgs, ReconnectedArgs};
-use super::{Ctx, UsageError};
+use shared::ops::exit::partial;
+use shared::ops::input::{ago, parse_age, parse_logins};
+use shared::registry::{LoginFilter, LoginRecordInput};
 use shared::text::{self, logins as login_text};
+use tokio_util::sync::CancellationToken;
+
+use super::Ctx;
 
 /// `producer logins ...`
 #[derive(Debug, Subcommand)]
@@ -68,12 +73,8 @@ pub struct AddArgs {
     pub tag: Option<String>,
     /// Refresh priority, 0 to 100: when a day's budget cannot cover every login, higher
     /// priorities are authorized first. Omitted: keep the current one (0 for a new login).
-    #[arg(long, value_parser = priority_arg)]
+    #[arg(long, value_parser = import::parse_priority)]
     pub priority: Option<u8>,
-}
-
-fn priority_arg(raw: &str) -> Result<u8, String> {
-    shared::import::parse_priority(raw)
 }
 
 /// `producer logins list`
@@ -109,36 +110,90 @@ pub struct LookupArgs {
     pub fingerprint: String,
 }
 
+/// `producer logins deactivate`
+#[derive(Debug, Args)]
+pub struct DeactivateArgs {
+    /// The LoginIds.
+    #[arg(
+        value_name = "ID",
+        required_unless_present = "idle_since",
+        conflicts_with = "idle_since"
+    )]
+    pub login_ids: Vec<String>,
+    /// Instead: every active LoginId without a successful refresh for this long (e.g.
+    /// 30d); never-refreshed logins count from when they were added.
+    #[arg(long, value_name = "DURATION", value_parser = parse_age, allow_hyphen_values = true)]
+    pub idle_since: Option<Duration>,
+    /// Print which LoginIds would be deactivated; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Wait up to this long (e.g. 30s) for Flinks to confirm each change.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub wait: Option<Duration>,
+}
+
+/// `producer logins activate`
+#[derive(Debug, Args)]
+pub struct ActivateArgs {
+    #[command(flatten)]
+    pub ids: ReconnectedArgs,
+    /// Wait up to this long (e.g. 30s) for Flinks to confirm each change.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub wait: Option<Duration>,
+}
+
+/// `producer logins reconnected` (and the LoginIds of `activate`)
+#[derive(Debug, Args)]
+pub struct ReconnectedArgs {
+    /// The LoginIds.
+    #[arg(value_name = "ID", required = true)]
+    pub login_ids: Vec<String>,
+}
+
 pub(crate) async fn run(ctx: &Ctx, cmd: LoginsCommand) -> anyhow::Result<()> {
-    use super::ops_logins as ops;
     match cmd {
         LoginsCommand::Import(args) => import(ctx, args).await,
         LoginsCommand::Add(args) => add(ctx, args).await,
-        LoginsCommand::List(args) => list(ctx, args).await,
-        LoginsCommand::Show(args) => show(ctx, args).await,
-        LoginsCommand::Lookup(args) => lookup(ctx, args).await,
-        LoginsCommand::Deactivate(args) => ops::deactivate(ctx, args).await,
-        LoginsCommand::Activate(args) => ops::activate(ctx, args).await,
-        LoginsCommand::Reconnected(args) => ops::reconnected(ctx, args).await,
+        LoginsCommand::List(args) => {
+            let filter = match (args.active, args.inactive, args.flinks_pending) {
+                (true, _, _) => LoginFilter::Active,
+                (_, true, _) => LoginFilter::Inactive,
+                (_, _, true) => LoginFilter::FlinksUnconfirmed,
+                _ => LoginFilter::All,
+            };
+            let logins = ctx.login_ops().await?.list(filter, args.limit).await?;
+            ctx.print(&logins, |l| login_text::list(l))
+        }
+        LoginsCommand::Show(args) => {
+            let login = LoginId::parse(&args.login_id)?;
+            let detail = ctx.login_ops().await?.show(&login).await?;
+            ctx.print(&detail, |d| login_text::show(&d.status, &d.history))
+        }
+        LoginsCommand::Lookup(args) => {
+            let login = ctx.login_ops().await?.lookup(&args.fingerprint).await?;
+            let json = serde_json::json!({
+                "fingerprint": login.fingerprint(),
+                "login_id": login.as_str(),
+            });
+            ctx.print(&json, |_| format!("{}\n", login.as_str()))
+        }
+        LoginsCommand::Deactivate(args) => deactivate(ctx, args).await,
+        LoginsCommand::Activate(args) => activate(ctx, args).await,
+        LoginsCommand::Reconnected(args) => reconnected(ctx, args).await,
     }
 }
-
-/// Logins fetched per SSCAN page when listing.
-const LIST_PAGE: usize = 1_000;
 
 async fn import(ctx: &Ctx, args: ImportArgs) -> anyhow::Result<()> {
     let options = ImportOptions {
         skip_invalid: args.skip_invalid,
     };
     let parsed = import::parse_file(&args.file, options)?;
-    let registry = Registry::new(ctx.redis().await?, &ctx.keys);
+    let registry = ctx.stores().await?.registry;
     let bar = if std::io::stderr().is_terminal() {
-        let bar = ProgressBar::new(parsed.records.len() as u64);
-        bar.set_style(
-            ProgressStyle::with_template("{bar:40} {pos}/{len} logins ({per_sec}, eta {eta})")
-                .context("progress bar template")?,
-        );
-        bar
+        let style =
+            ProgressStyle::with_template("{bar:40} {pos}/{len} logins ({per_sec}, eta {eta})");
+        ProgressBar::new(parsed.records.len() as u64)
+            .with_style(style.context("progress bar template")?)
     } else {
         ProgressBar::hidden()
     };
@@ -148,13 +203,9 @@ async fn import(ctx: &Ctx, args: ImportArgs) -> anyhow::Result<()> {
         .with_context(|| format!("importing {}", args.file.display()))?;
     bar.finish_and_clear();
     let summary = format!("{} ({} rows)", args.file.display(), parsed.rows);
-    ctx.audit(
-        "logins import",
-        summary,
-        written.upserted as usize,
-        parsed.skipped_total,
-    )
-    .await?;
+    let (upserted, skipped) = (written.upserted as usize, parsed.skipped_total);
+    ctx.audit("logins import", summary, upserted, skipped)
+        .await?;
     let summary = import::ImportSummary::new(&args.file, &parsed, &written);
     if ctx.json {
         return ctx.print_json(&summary);
@@ -166,107 +217,95 @@ async fn import(ctx: &Ctx, args: ImportArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn parse_login(raw: &str) -> anyhow::Result<LoginId> {
-    Ok(LoginId::parse(raw)?)
-}
-
 async fn add(ctx: &Ctx, args: AddArgs) -> anyhow::Result<()> {
     let record = LoginRecordInput {
-        login_id: parse_login(&args.login_id)?,
+        login_id: LoginId::parse(&args.login_id)?,
         active: !args.inactive,
         tag: args.tag,
         priority: args.priority,
     };
-    let registry = Registry::new(ctx.redis().await?, &ctx.keys);
-    let written = registry.add(&record).await?;
-    let summary = format!("{} active={}", record.login_id.as_str(), record.active);
-    ctx.audit("logins add", summary, 1, 0).await?;
-    let status = registry.get(&record.login_id).await?;
-    let summary = LoginSummary {
-        login_id: record.login_id,
-        active: record.active,
-        tag: record.tag,
-        priority: status.as_ref().map_or(0, |s| s.priority),
-        flinks_scheduled_refresh: status.and_then(|s| s.flinks_scheduled_refresh),
-    };
-    if ctx.json {
-        return ctx.print_json(&summary);
-    }
-    print!("{}", login_text::added(&summary, written.new > 0));
-    Ok(())
+    let (summary, new) = ctx.login_ops().await?.add(&record).await?;
+    let audited = format!("{} active={}", record.login_id.as_str(), record.active);
+    ctx.audit("logins add", audited, 1, 0).await?;
+    ctx.print(&summary, |s| login_text::added(s, new))
 }
 
-async fn list(ctx: &Ctx, args: ListArgs) -> anyhow::Result<()> {
-    let filter = match (args.active, args.inactive, args.flinks_pending) {
-        (true, _, _) => LoginFilter::Active,
-        (_, true, _) => LoginFilter::Inactive,
-        (_, _, true) => LoginFilter::FlinksUnconfirmed,
-        _ => LoginFilter::All,
-    };
-    let limit = args.limit;
-    let registry = Registry::new(ctx.redis().await?, &ctx.keys);
-    let mut logins = Vec::new();
-    let mut cursor = 0;
-    while logins.len() < limit {
-        let page = registry.list(filter, cursor, LIST_PAGE.min(limit)).await?;
-        logins.extend(page.logins);
-        match page.next_cursor {
-            Some(next) => cursor = next,
-            None => break,
+async fn set_scheduled(
+    ctx: &Ctx,
+    command: &str,
+    summary: String,
+    logins: &[LoginId],
+    activate: bool,
+    wait: Option<Duration>,
+) -> anyhow::Result<()> {
+    let ops = ctx.login_ops().await?;
+    let cancel = CancellationToken::new();
+    let results = ops.set_scheduled_refresh(logins, activate, wait, &cancel);
+    let results = results.await.with_context(|| command.to_string())?;
+    let failed = results.iter().filter(|r| !r.ok).count();
+    ctx.print(&results, |r| login_text::schedule_changes(r, activate))?;
+    ctx.audit(command, summary, results.len() - failed, failed)
+        .await?;
+    Ok(partial(failed, results.len())?)
+}
+
+/// `producer logins deactivate ID... | --idle-since D`
+pub(crate) async fn deactivate(ctx: &Ctx, args: DeactivateArgs) -> anyhow::Result<()> {
+    let (logins, summary) = match args.idle_since {
+        Some(idle) => {
+            let ops = ctx.login_ops().await?;
+            let logins = ops.idle_since(ago(chrono::Utc::now(), idle)).await;
+            let logins = logins.context("finding idle logins")?;
+            let summary = format!("--idle-since {}", humantime::format_duration(idle));
+            (logins, summary)
         }
-    }
-    logins.truncate(limit);
-    if ctx.json {
-        return ctx.print_json(&logins);
-    }
-    print!("{}", login_text::list(&logins));
-    Ok(())
-}
-
-#[derive(Serialize)]
-struct Shown {
-    #[serde(flatten)]
-    status: shared::registry::LoginStatus,
-    history: Vec<shared::ledger::LedgerOutcome>,
-}
-
-async fn lookup(ctx: &Ctx, args: LookupArgs) -> anyhow::Result<()> {
-    let fingerprint = Fingerprint::parse(&args.fingerprint).map_err(UsageError)?;
-    let registry = Registry::new(ctx.redis().await?, &ctx.keys);
-    let found = registry.find_by_fingerprint(&fingerprint).await?;
-    match found.as_slice() {
-        [] => Err(UsageError(format!(
-            "no registered LoginId has the fingerprint {}",
-            args.fingerprint.trim()
-        ))
-        .into()),
-        [login] if ctx.json => ctx.print_json(&serde_json::json!({
-            "fingerprint": login.fingerprint(),
-            "login_id": login.as_str(),
-        })),
-        [login] => {
-            println!("{}", login.as_str());
-            Ok(())
-        }
-        several => Err(UsageError(format!(
-            "{} registered LoginIds match the fingerprint {}; give more of it",
-            several.len(),
-            args.fingerprint.trim()
-        ))
-        .into()),
-    }
-}
-
-async fn show(ctx: &Ctx, args: LoginArg) -> anyhow::Result<()> {
-    let login = parse_login(&args.login_id)?;
-    let registry = Registry::new(ctx.redis().await?, &ctx.keys);
-    let Some(status) = registry.get(&login).await? else {
-        return Err(UsageError(format!("LoginId {} is not registered", login.as_str())).into());
+        None => (parse_logins(&args.login_ids)?, args.login_ids.join(" ")),
     };
-    let history = registry.history(&login).await?;
-    if ctx.json {
-        return ctx.print_json(&Shown { status, history });
+    if args.dry_run {
+        let ids: Vec<&str> = logins.iter().map(LoginId::as_str).collect();
+        return ctx.print(&ids, |ids| login_text::would_deactivate(ids));
     }
-    print!("{}", login_text::show(&status, &history));
+    set_scheduled(ctx, "logins deactivate", summary, &logins, false, args.wait).await
+}
+
+/// `producer logins activate ID...`
+pub(crate) async fn activate(ctx: &Ctx, args: ActivateArgs) -> anyhow::Result<()> {
+    let logins = parse_logins(&args.ids.login_ids)?;
+    let summary = args.ids.login_ids.join(" ");
+    set_scheduled(ctx, "logins activate", summary, &logins, true, args.wait).await
+}
+
+/// `producer logins reconnected ID...`
+pub(crate) async fn reconnected(ctx: &Ctx, args: ReconnectedArgs) -> anyhow::Result<()> {
+    let logins = parse_logins(&args.login_ids)?;
+    let ops = ctx.login_ops().await?;
+    let report = ops.reconnect_all(&logins, ctx.date(None)).await?;
+    // As a JSON value: its objects print with sorted keys, as they always have.
+    let json = serde_json::to_value(&report)?;
+    ctx.print(&json, |_| {
+        login_text::reconnected(&report.reconnected, &report.unknown)
+    })?;
+    let (done, unknown) = (report.reconnected.len(), report.unknown.len());
+    let summary = args.login_ids.join(" ");
+    ctx.audit("logins reconnected", summary, done, unknown)
+        .await?;
+    Ok(partial(unknown, logins.len())?)
+}
+
+/// `producer refresh-status`
+pub(crate) async fn refresh_status(ctx: &Ctx) -> anyhow::Result<()> {
+    let config = FlinksConfig::from_settings(ctx.settings())?;
+    let client = FlinksClient::new(config).context("Flinks client")?;
+    let cards = client.get_nightly_refresh_status().await;
+    let cards = cards.context("GetNightlyRefreshStatus")?;
+    let ops = ctx.login_ops().await?;
+    let report = ops.apply_refresh_status(&cards, ctx.date(None)).await;
+    let report = report.context("recording re-auth outcomes")?;
+    let (warnings, summary) = login_text::refresh_status(&report);
+    eprint!("{warnings}");
+    ctx.print(&report, |_| summary)?;
+    let summary = format!("date {}", report.date);
+    ctx.audit("refresh-status", summary, report.marked.len(), 0)
+        .await?;
     Ok(())
 }

@@ -1,25 +1,20 @@
-//! `producer queues ...`: stats, a page of jobs or records, requeue and purge, over
-//! `shared::ops`; the single-job commands are in `jobs`, pause and resume in `control`.
-//! Mutations are appended to the audit trail.
+//! `producer queues ...`: stats, a page of jobs or records, one job by id, requeue and
+//! purge, over `shared::ops`; pause and resume are in `control`. Mutations are appended to
+//! the audit trail.
 
 use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::{Args, Subcommand, ValueEnum};
-use serde::Serialize;
+use clap::{Args, Subcommand};
 use shared::domain::{FlinksCode, LoginId, RoutineDay};
-use shared::jobs::{AUTHORIZE_QUEUE, DETAIL_QUEUE};
-use shared::ledger::{IndexFilter, IndexKind};
-use shared::ops::list::{self, JobQuery};
-use shared::ops::requeue::{PurgeReport, RequeueOptions, Requeuer, Selection};
-use shared::ops::stats;
-use shared::queue::JobState;
+use shared::ops::input::{parse_age, parse_logins};
+use shared::ops::job::JobAction;
+use shared::ops::list::{ListRequest, ListState, ListTarget};
+use shared::ops::requeue::{RequeueOptions, Selection, Source};
+use shared::text::queues as text;
 
 use super::control::{QueuesPauseArgs, QueuesResumeArgs};
-use super::jobs::JobArgs;
-use super::{Ctx, UsageError};
-use crate::cli::parse_age;
-use shared::text::queues as text;
+use super::Ctx;
 
 /// `producer queues ...`
 #[derive(Debug, Subcommand)]
@@ -56,32 +51,12 @@ pub enum QueuesCommand {
     Resume(QueuesResumeArgs),
 }
 
-/// What `queues list` lists.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ListTarget {
-    /// The authorize queue's jobs.
-    Authorize,
-    /// The detail queue's jobs.
-    Detail,
-    /// Failed records (all dates).
-    Failed,
-    /// Records needing re-authentication (all dates).
-    Reauth,
-    /// Dead letters of both queues, with their last error.
-    Dead,
-}
-
-/// A job state for `queues list --state`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum StateArg {
-    /// Ready to run.
-    Ready,
-    /// Waiting for a retry or a poll.
-    Delayed,
-    /// Leased to a worker.
-    InFlight,
-    /// Dead letters.
-    Dead,
+/// A job id argument.
+#[derive(Debug, Args)]
+pub struct JobArgs {
+    /// The job id, as `queues list` prints it.
+    #[arg(value_name = "JOB_ID")]
+    pub id: String,
 }
 
 /// `producer queues list`
@@ -100,7 +75,7 @@ pub struct QueuesListArgs {
     pub login: Option<String>,
     /// Only jobs in this state (jobs only; default: every state).
     #[arg(long)]
-    pub state: Option<StateArg>,
+    pub state: Option<ListState>,
     /// At most this many entries per page.
     #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub limit: u32,
@@ -109,36 +84,11 @@ pub struct QueuesListArgs {
     pub cursor: Option<String>,
 }
 
-/// What `queues requeue|purge` acts on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum RecordSource {
-    /// Failed records.
-    Failed,
-    /// Records needing re-authentication.
-    Reauth,
-    /// Dead letters of the authorize and detail queues.
-    Dead,
-}
-
-impl RecordSource {
-    fn index(self) -> Option<IndexKind> {
-        match self {
-            Self::Failed => Some(IndexKind::Failed),
-            Self::Reauth => Some(IndexKind::Reauth),
-            Self::Dead => None,
-        }
-    }
-
-    fn name(self) -> &'static str {
-        self.index().map_or("dead", |k| k.as_str())
-    }
-}
-
 /// `producer queues requeue`
 #[derive(Debug, Args)]
 pub struct RequeueArgs {
     /// What to requeue.
-    pub source: RecordSource,
+    pub source: Source,
     /// Only this LoginId (repeatable).
     #[arg(long = "login", value_name = "ID")]
     pub logins: Vec<String>,
@@ -164,7 +114,7 @@ pub struct RequeueArgs {
 #[derive(Debug, Args)]
 pub struct PurgeArgs {
     /// What to purge.
-    pub source: RecordSource,
+    pub source: Source,
     /// Only entries older than this (e.g. 7d, 36h).
     #[arg(long, value_name = "DURATION", value_parser = parse_age, allow_hyphen_values = true)]
     pub older_than: Duration,
@@ -175,11 +125,17 @@ pub struct PurgeArgs {
 
 pub(crate) async fn run(ctx: &Ctx, cmd: QueuesCommand) -> anyhow::Result<()> {
     match cmd {
-        QueuesCommand::Stats => stats(ctx).await,
+        QueuesCommand::Stats => {
+            let stats = ctx.queue_stats().await.context("reading queue stats")?;
+            ctx.print(&stats, |s| {
+                let (date, deadline) = (s.routine.date, s.routine.deadline);
+                text::stats(&s.snapshot, &s.control, date, deadline)
+            })
+        }
         QueuesCommand::List(args) => list(ctx, args).await,
-        QueuesCommand::Show(args) => super::jobs::show(ctx, args).await,
-        QueuesCommand::Delete(args) => super::jobs::delete(ctx, args).await,
-        QueuesCommand::Promote(args) => super::jobs::promote(ctx, args).await,
+        QueuesCommand::Show(args) => job(ctx, JobAction::Show, args).await,
+        QueuesCommand::Delete(args) => job(ctx, JobAction::Delete, args).await,
+        QueuesCommand::Promote(args) => job(ctx, JobAction::Promote, args).await,
         QueuesCommand::Requeue(args) => requeue(ctx, args).await,
         QueuesCommand::Purge(args) => purge(ctx, args).await,
         QueuesCommand::Pause(args) => super::control::pause(ctx, args).await,
@@ -187,238 +143,64 @@ pub(crate) async fn run(ctx: &Ctx, cmd: QueuesCommand) -> anyhow::Result<()> {
     }
 }
 
-async fn stats(ctx: &Ctx) -> anyhow::Result<()> {
-    let conn = ctx.redis().await?;
-    let snap = stats::snapshot(&conn, &ctx.keys, ctx.settings.worker_lease)
-        .await
-        .context("reading queue stats")?;
-    let control = super::control::view(ctx).await?;
-    // The due routine date's deadline: that date's authorize backlog is called until then.
-    let due = shared::routine::due_date(
-        chrono::Utc::now(),
-        ctx.settings.routine_at,
-        ctx.settings.routine_tz,
-    );
-    let deadline = shared::control::Control::new(conn.clone(), &ctx.keys)
-        .routine_deadline(due)
-        .await
-        .context("reading the routine deadline")?;
-    if ctx.json {
-        #[derive(Serialize)]
-        struct Deadline {
-            date: chrono::NaiveDate,
-            deadline: Option<chrono::DateTime<chrono::Utc>>,
-        }
-        #[derive(Serialize)]
-        struct StatsOut<'a> {
-            #[serde(flatten)]
-            snap: &'a stats::Snapshot,
-            control: &'a super::control::ControlView,
-            routine: Deadline,
-        }
-        return ctx.print_json(&StatsOut {
-            snap: &snap,
-            control: &control,
-            routine: Deadline {
-                date: due,
-                deadline,
-            },
-        });
+/// `queues show|delete|promote <JOB_ID>`; delete and promote are audited.
+async fn job(ctx: &Ctx, action: JobAction, args: JobArgs) -> anyhow::Result<()> {
+    let job = ctx.job_ops().await?.apply(action, &args.id).await?;
+    if let Some(command) = action.command() {
+        ctx.audit(command, action.summary(&job), 1, 0).await?;
     }
-    print!("{}", text::stats(&snap, &control, due, deadline));
-    Ok(())
-}
-
-fn parse_login(raw: Option<&str>) -> anyhow::Result<Option<LoginId>> {
-    Ok(raw.map(LoginId::parse).transpose()?)
+    ctx.print(&job, |j| text::job(j, action.done()))
 }
 
 async fn list(ctx: &Ctx, args: QueuesListArgs) -> anyhow::Result<()> {
-    let login = parse_login(args.login.as_deref())?;
-    let code = args.code.as_deref().map(FlinksCode::parse);
-    let date = args.date.map(|d| ctx.date(Some(d)));
-    let limit = args.limit as usize;
-    let conn = ctx.redis().await?;
-    let state = args.state.map(|s| match s {
-        StateArg::Ready => JobState::Ready,
-        StateArg::Delayed => JobState::Delayed,
-        StateArg::InFlight => JobState::InFlight,
-        StateArg::Dead => JobState::Dead,
-    });
-    let mut query = match args.target {
-        ListTarget::Failed | ListTarget::Reauth => {
-            if args.state.is_some() || args.cursor.is_some() {
-                return Err(
-                    UsageError("--state and --cursor apply to jobs, not records".into()).into(),
-                );
-            }
-            let kind = if args.target == ListTarget::Failed {
-                IndexKind::Failed
-            } else {
-                IndexKind::Reauth
-            };
-            let filter = IndexFilter {
-                date,
-                code,
-                login,
-                limit: Some(limit),
-            };
-            let rows = list::records(&conn, &ctx.keys, kind, &filter).await?;
-            return print_records(ctx, &rows);
-        }
-        ListTarget::Dead if state.is_some_and(|s| s != JobState::Dead) => {
-            return Err(UsageError("`queues list dead` lists dead letters only".into()).into());
-        }
-        ListTarget::Dead => JobQuery::dead(),
-        ListTarget::Authorize => JobQuery::queue(AUTHORIZE_QUEUE, state),
-        ListTarget::Detail => JobQuery::queue(DETAIL_QUEUE, state),
-    };
-    (query.login, query.date, query.code) = (login, date, code);
-    let page = list::jobs(
-        &conn,
-        &ctx.keys,
-        &ctx.settings,
-        &query,
-        args.cursor.as_deref(),
-        limit,
-    )
-    .await?;
-    if ctx.json {
-        return ctx.print_json(&page);
-    }
-    print!("{}", text::job_page(&page));
-    Ok(())
-}
-
-fn print_records(ctx: &Ctx, rows: &[list::RecordRow]) -> anyhow::Result<()> {
-    if ctx.json {
-        return ctx.print_json(&rows);
-    }
-    print!("{}", text::records(rows));
-    Ok(())
-}
-
-fn selection(ctx: &Ctx, args: &RequeueArgs) -> anyhow::Result<Selection> {
-    let selection = Selection {
-        logins: super::parse_logins(&args.logins)?,
+    let request = ListRequest {
+        target: args.target,
+        state: args.state,
+        login: args.login.as_deref().map(LoginId::parse).transpose()?,
         code: args.code.as_deref().map(FlinksCode::parse),
         date: args.date.map(|d| ctx.date(Some(d))),
+        limit: args.limit as usize,
+        cursor: args.cursor,
     };
-    if selection.is_everything() != args.all {
-        let why = if args.all {
-            "--all cannot be combined with a filter"
-        } else {
-            "nothing selected: give --login, --code or --date, or --all to requeue everything"
-        };
-        return Err(UsageError(why.into()).into());
-    }
-    if args.force && args.source != RecordSource::Dead {
-        let why = "--force applies to dead letters only (a refreshed login is never requeued)";
-        return Err(UsageError(why.into()).into());
-    }
-    Ok(selection)
-}
-
-fn summary(args: &RequeueArgs, selection: &Selection) -> String {
-    let mut parts = vec![args.source.name().to_string()];
-    parts.extend(
-        selection
-            .logins
-            .iter()
-            .map(|l| format!("--login {}", l.as_str())),
-    );
-    parts.extend(args.code.as_ref().map(|c| format!("--code {c}")));
-    parts.extend(selection.date.map(|d| format!("--date {d}")));
-    parts.extend(args.all.then(|| "--all".to_string()));
-    parts.extend(args.force.then(|| "--force".to_string()));
-    parts.join(" ")
+    let listing = ctx.list(&request).await?;
+    ctx.print(&listing, text::listing)
 }
 
 async fn requeue(ctx: &Ctx, args: RequeueArgs) -> anyhow::Result<()> {
-    let selection = selection(ctx, &args)?;
+    let selection = Selection {
+        logins: parse_logins(&args.logins)?,
+        code: args.code.as_deref().map(FlinksCode::parse),
+        date: args.date.map(|d| ctx.date(Some(d))),
+    };
+    selection.check(args.source, args.all, args.force)?;
     let options = RequeueOptions {
         dry_run: args.dry_run,
         force: args.force,
         ..RequeueOptions::default()
     };
-    let requeuer = Requeuer::new(ctx.redis().await?, &ctx.keys, &ctx.settings);
-    let done = match args.source.index() {
-        None => {
-            let report = requeuer
-                .requeue_dead(&selection, options)
-                .await
-                .context("requeueing dead letters")?;
-            print_report(
-                ctx,
-                &report,
-                args.source.name(),
-                text::Requeued::dead(&report),
-            )?
-        }
-        Some(kind) => {
-            let report = requeuer
-                .requeue_index(kind, &selection, options)
-                .await
-                .with_context(|| format!("requeueing {} records", kind.as_str()))?;
-            print_report(
-                ctx,
-                &report,
-                args.source.name(),
-                text::Requeued::index(&report),
-            )?
-        }
-    };
+    let requeuer = ctx.requeuer().await?;
+    let run = requeuer.requeue(args.source, &selection, options).await;
+    let run = run.with_context(|| format!("requeueing {}", args.source.entries()))?;
+    let done = text::Requeued::of(&run);
+    ctx.print(&run, |_| done.render(args.source.name()))?;
     if !args.dry_run {
-        ctx.audit("queues requeue", summary(&args, &selection), done.count, 0)
-            .await?;
+        let summary = selection.summary(args.source, args.code.as_deref(), args.all, args.force);
+        ctx.audit("queues requeue", summary, done.count, 0).await?;
     }
     Ok(())
 }
 
-/// Prints a requeue report as JSON or as its table; the count is audited either way.
-fn print_report<R: Serialize>(
-    ctx: &Ctx,
-    report: &R,
-    source: &str,
-    done: text::Requeued,
-) -> anyhow::Result<text::Requeued> {
-    if ctx.json {
-        ctx.print_json(report)?;
-    } else {
-        print!("{}", done.render(source));
-    }
-    Ok(done)
-}
-
 async fn purge(ctx: &Ctx, args: PurgeArgs) -> anyhow::Result<()> {
-    let requeuer = Requeuer::new(ctx.redis().await?, &ctx.keys, &ctx.settings);
-    let removed: Vec<(String, u64)> = match args.source.index() {
-        None => requeuer
-            .purge_dead(args.older_than, args.dry_run)
-            .await
-            .context("purging dead letters")?,
-        Some(kind) => {
-            let n = requeuer
-                .purge_index(kind, args.older_than, args.dry_run)
-                .await
-                .with_context(|| format!("purging {} records", kind.as_str()))?;
-            vec![(kind.as_str().to_string(), n)]
-        }
-    };
-    let total: u64 = removed.iter().map(|(_, n)| n).sum();
-    let report = PurgeReport {
-        dry_run: args.dry_run,
-        removed,
-    };
-    if ctx.json {
-        ctx.print_json(&report)?;
-    } else {
-        print!("{}", text::purge(&report, args.older_than));
-    }
+    let requeuer = ctx.requeuer().await?;
+    let report = requeuer
+        .purge(args.source, args.older_than, args.dry_run)
+        .await;
+    let report = report.with_context(|| format!("purging {}", args.source.entries()))?;
+    ctx.print(&report, |r| text::purge(r, args.older_than))?;
     if !args.dry_run {
         let age = humantime::format_duration(args.older_than);
         let summary = format!("{} --older-than {age}", args.source.name());
-        ctx.audit("queues purge", summary, total as usize, 0)
+        ctx.audit("queues purge", summary, report.total() as usize, 0)
             .await?;
     }
     Ok(())

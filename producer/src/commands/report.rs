@@ -2,20 +2,16 @@
 //! ETA at the rate limit in force, and the control state (rate limit, paused queues);
 //! `--json --cursor` pages its lists; `--watch` keeps a live view on screen.
 
-use std::io::{IsTerminal as _, Write as _};
+use std::io::IsTerminal as _;
 use std::time::Duration;
 
-use chrono::Utc;
 use clap::Args;
 use shared::domain::RoutineDay;
-use shared::jobs::AUTHORIZE_QUEUE;
-use shared::ledger::Ledger;
-use shared::live::LiveView;
-use shared::ops::stats;
-use shared::registry::Registry;
+use shared::ops::input::parse_interval;
+use shared::ops::watch::Watch;
 
-use super::{Ctx, UsageError};
-use shared::text::escape_lines;
+use super::Ctx;
+use crate::UsageError;
 
 /// `producer report`
 #[derive(Debug, Args)]
@@ -40,51 +36,6 @@ pub struct ReportArgs {
     pub interval: Duration,
 }
 
-/// Parses `--interval`: a humantime duration from 100 ms to an hour.
-fn parse_interval(raw: &str) -> Result<Duration, String> {
-    let interval = humantime::parse_duration(raw.trim())
-        .map_err(|e| format!("expected a duration like 5s or 1m ({e})"))?;
-    if !(Duration::from_millis(100)..=Duration::from_secs(3_600)).contains(&interval) {
-        return Err("expected a duration from 100ms to 1h".into());
-    }
-    Ok(interval)
-}
-
-/// One reading of everything the report and the live view show.
-struct Reading {
-    report: shared::report::Report,
-    control: super::control::ControlView,
-    snapshot: stats::Snapshot,
-}
-
-async fn read(ctx: &Ctx, day: Option<RoutineDay>) -> anyhow::Result<Reading> {
-    let now = Utc::now();
-    let date = ctx.date(day);
-    let control = super::control::view(ctx).await?;
-    let conn = ctx.redis().await?;
-    let snapshot = stats::snapshot(&conn, &ctx.keys, ctx.settings.worker_lease).await?;
-    let backlog = snapshot
-        .queue(AUTHORIZE_QUEUE)
-        .map_or(0, |q| q.ready + q.delayed + q.in_flight);
-    let mut report = shared::report::build(
-        &Ledger::new(conn.clone(), &ctx.keys),
-        &Registry::new(conn.clone(), &ctx.keys),
-        date,
-        control.rate_limit.per_minute,
-        backlog,
-        now,
-    )
-    .await?;
-    report.deadline = shared::control::Control::new(conn, &ctx.keys)
-        .routine_deadline(date)
-        .await?;
-    Ok(Reading {
-        report,
-        control,
-        snapshot,
-    })
-}
-
 pub(crate) async fn run(ctx: &Ctx, args: ReportArgs) -> anyhow::Result<()> {
     if args.cursor.is_some() && !ctx.json {
         return Err(UsageError("--cursor pages the JSON report: add --json".into()).into());
@@ -92,83 +43,20 @@ pub(crate) async fn run(ctx: &Ctx, args: ReportArgs) -> anyhow::Result<()> {
     if args.watch {
         return watch(ctx, &args).await;
     }
-    let Reading {
-        report, control, ..
-    } = read(ctx, args.date).await?;
-    if ctx.json {
-        #[derive(serde::Serialize)]
-        struct ReportOut<'a, R: serde::Serialize> {
-            #[serde(flatten)]
-            report: R,
-            control: &'a super::control::ControlView,
-        }
-        return match &args.cursor {
-            Some(cursor) => ctx.print_json(&ReportOut {
-                report: report.page(cursor, args.limit),
-                control: &control,
-            }),
-            None => ctx.print_json(&ReportOut {
-                report: &report,
-                control: &control,
-            }),
-        };
-    }
-    print!("{}", escape_lines(&report.render_text(args.limit)));
-    print!("\n{}", escape_lines(&control.render_text()));
-    Ok(())
+    let reading = ctx.reading(ctx.date(args.date)).await?;
+    let json = reading.json(args.cursor.as_ref(), args.limit);
+    ctx.print(&json, |_| reading.render_text(args.limit))
 }
 
-/// Reads and shows the live view every `--interval` until ctrl-c or SIGTERM. A failed
-/// reading is reported on stderr and the next one tried: an eight-hour watch outlives a
-/// Redis blip.
+/// Shows the live view every `--interval` until ctrl-c or SIGTERM.
 async fn watch(ctx: &Ctx, args: &ReportArgs) -> anyhow::Result<()> {
+    let watch = Watch {
+        day: args.date,
+        interval: args.interval,
+        json: ctx.json,
+        terminal: std::io::stdout().is_terminal(),
+    };
     let stop = shared::shutdown::on_signal();
-    let terminal = std::io::stdout().is_terminal();
-    let mut tick = tokio::time::interval(args.interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return Ok(()),
-            _ = tick.tick() => {}
-        }
-        let reading = tokio::select! {
-            _ = stop.cancelled() => return Ok(()),
-            reading = read(ctx, args.date) => reading,
-        };
-        let reading = match reading {
-            Ok(reading) => reading,
-            Err(error) => {
-                eprintln!("report --watch: {error:#}; trying again");
-                continue;
-            }
-        };
-        let paused = reading
-            .control
-            .pauses
-            .iter()
-            .filter(|p| p.paused)
-            .map(|p| p.queue.clone())
-            .collect();
-        let view = LiveView::new(
-            &reading.report,
-            &reading.snapshot,
-            reading.control.rate_limit.per_minute,
-            reading.report.deadline,
-            paused,
-        );
-        let text = if ctx.json {
-            format!("{}\n", serde_json::to_string(&view)?)
-        } else if terminal {
-            // Home, clear the screen, draw: the frame replaces the previous one.
-            format!("\x1b[H\x1b[2J{}", escape_lines(&view.render_frame()))
-        } else {
-            format!("{}\n", escape_lines(&view.render_line()))
-        };
-        let mut out = std::io::stdout().lock();
-        match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-            // `report --watch | head -3`: the reader is gone, so is the point of watching.
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
-            other => other?,
-        }
-    }
+    let (out, errors) = (&mut std::io::stdout(), &mut std::io::stderr());
+    Ok(shared::ops::watch::watch(ctx, watch, &stop, out, errors).await?)
 }

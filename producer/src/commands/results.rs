@@ -1,21 +1,14 @@
-//! `producer results read`: reads the results stream (XRANGE) for the customer's
-//! consumers, decrypting entries stored encrypted (`RESULTS_ENCRYPTION_KEY`, every key id
-//! listed there can be read). With a key configured, entries stored in clear are refused
-//! unless `--allow-plaintext`: a plain entry is what someone who can write to Redis would
-//! forge. An entry that cannot be read is reported with its stream id and skipped (exit
-//! 3), so one bad entry never hides the rest of the page.
-//!
-//! Output is the account data itself, so it goes to stdout only and is never logged:
-//! JSON Lines (one entry a line) by default, one JSON document with `--json`. Paging: the
-//! next `--from` value is printed on stderr (text) or as `next` (JSON). It does not ack,
-//! trim or consume anything: consumer groups (`XREADGROUP`) remain the customer's.
+//! `producer results read`: one page of the results stream, decrypted under the read
+//! policy of `shared::ops::results`. Output is the account data itself, so it goes to stdout
+//! only and is never logged: JSON Lines by default, one JSON document with `--json`; the
+//! next `--from` and each skipped entry go to stderr (text) or `next` / `errors` (JSON).
+//! Nothing is acked, trimmed or consumed: consumer groups remain the customer's.
 
 use clap::{Args, Subcommand};
-use serde::Serialize;
 use shared::domain::{LoginId, RoutineDay};
-use shared::results::{self, EntryError, ReadPolicy, ResultRecord};
+use shared::ops::results::ReadRequest;
 
-use super::{Ctx, PartialFailure, UsageError};
+use super::Ctx;
 
 /// `producer results ...`
 #[derive(Debug, Subcommand)]
@@ -54,68 +47,24 @@ pub struct ResultsReadArgs {
 
 pub(crate) async fn run(ctx: &Ctx, cmd: ResultsCommand) -> anyhow::Result<()> {
     let ResultsCommand::Read(args) = cmd;
-    read(ctx, args).await
-}
-
-#[derive(Serialize)]
-struct Page {
-    entries: Vec<ResultRecord>,
-    /// Entries skipped: their stream id and why.
-    errors: Vec<EntryError>,
-    /// The `--from` value of the next page, `None` when this page was not full.
-    next: Option<String>,
-}
-
-async fn read(ctx: &Ctx, args: ResultsReadArgs) -> anyhow::Result<()> {
-    let conn = ctx.redis().await?;
-    let policy = ReadPolicy {
-        cipher: ctx.settings.results_cipher.as_ref(),
+    let login = args.login.as_deref().map(LoginId::parse).transpose()?;
+    let request = ReadRequest {
+        login: login.map(|l| (l, ctx.date(args.date))),
+        from: args.from,
+        count: args.count,
         allow_plaintext: args.allow_plaintext,
-        require_encryption: ctx.settings.results_encryption_required,
     };
-    let page = match &args.login {
-        Some(raw) => {
-            let login = LoginId::parse(raw)?;
-            let date = ctx.date(args.date);
-            results::read_login(&conn, &ctx.keys, &login, date, policy)
-                .await?
-                .ok_or_else(|| {
-                    let why = "has no refresh with a results entry (not refreshed, or trimmed)";
-                    UsageError(format!("LoginId {} on {date} {why}", login.as_str()))
-                })?
-        }
-        None => results::read(&conn, &ctx.keys, &args.from, args.count, policy).await?,
-    };
-    // The page's last entry, read or skipped, so paging never stops at a bad entry.
-    let next = match &page.last_id {
-        Some(last) if args.login.is_none() && page.scanned == args.count => {
-            Some(format!("({last}"))
-        }
-        _ => None,
-    };
-    let failure = (!page.errors.is_empty()).then_some(PartialFailure {
-        failed: page.errors.len(),
-        total: page.scanned,
-    });
+    let page = ctx.read_results(&request).await?;
     if ctx.json {
-        ctx.print_json(&Page {
-            entries: page.records,
-            errors: page.errors,
-            next,
-        })?;
+        ctx.print_json(&page)?;
     } else {
-        for entry in &page.records {
-            println!("{}", serde_json::to_string(entry)?);
-        }
+        print!("{}", shared::text::json_lines(&page.entries)?);
         for skipped in &page.errors {
             eprintln!("skipped entry {}: {}", skipped.id, skipped.error);
         }
-        if let Some(next) = next {
+        if let Some(next) = &page.next {
             eprintln!("more entries: --from '{next}'");
         }
     }
-    match failure {
-        Some(failure) => Err(failure.into()),
-        None => Ok(()),
-    }
+    Ok(page.partial()?)
 }

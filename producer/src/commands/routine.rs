@@ -5,11 +5,6 @@
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use shared::domain::RoutineDay;
-use shared::jobs::{queue_config, AuthorizeJob, AUTHORIZE_QUEUE};
-use shared::ledger::Ledger;
-use shared::queue::Queue;
-use shared::registry::Registry;
-use shared::routine::{routine_deadline, start_routine};
 
 use super::Ctx;
 
@@ -30,82 +25,23 @@ pub struct RoutineRunArgs {
     pub date: Option<RoutineDay>,
 }
 
-/// `producer schedule`
-#[derive(Debug, Args)]
-pub struct ScheduleArgs {}
-
-struct Parts {
-    registry: Registry,
-    ledger: Ledger,
-    queue: Queue<AuthorizeJob>,
-    conn: shared::redis_conn::RedisConn,
-}
-
-async fn parts(ctx: &Ctx) -> anyhow::Result<Parts> {
-    let conn = ctx.redis().await?;
-    Ok(Parts {
-        registry: Registry::new(conn.clone(), &ctx.keys),
-        ledger: Ledger::new(conn.clone(), &ctx.keys),
-        queue: Queue::new(
-            conn.clone(),
-            &ctx.keys,
-            queue_config(&ctx.settings, AUTHORIZE_QUEUE),
-        ),
-        conn,
-    })
-}
-
+/// `producer routine run [--date D]`
 pub(crate) async fn run(ctx: &Ctx, cmd: RoutineCommand) -> anyhow::Result<()> {
     let RoutineCommand::Run(args) = cmd;
-    run_routine(ctx, args).await
-}
-
-/// `producer routine run [--date D]`
-async fn run_routine(ctx: &Ctx, args: RoutineRunArgs) -> anyhow::Result<()> {
     let date = ctx.date(args.date);
-    let p = parts(ctx).await?;
-    let control = shared::control::Control::new(p.conn.clone(), &ctx.keys);
-    let rate = control
-        .rate_limit(ctx.settings.rate_limit_per_minute)
-        .await
-        .context("reading the rate limit")?
-        .per_minute;
-    let deadline = routine_deadline(
-        chrono::Utc::now(),
-        ctx.settings.routine_deadline,
-        ctx.settings.routine_at,
-        ctx.settings.routine_tz,
-    );
-    let run = start_routine(
-        &control,
-        &p.registry,
-        &p.ledger,
-        &p.queue,
-        date,
-        rate,
-        deadline,
-    )
-    .await
-    .with_context(|| format!("starting the routine of {date}"))?;
-    ctx.audit(
-        "routine run",
-        format!("date {date}"),
-        run.enqueued as usize,
-        0,
-    )
-    .await?;
-    if ctx.json {
-        return ctx.print_json(&run);
-    }
-    let configured = ctx.settings.rate_limit_per_minute;
-    print!("{}", shared::text::routine::run(&run, configured, rate));
-    Ok(())
+    let stores = ctx.stores().await?;
+    let configured = ctx.settings().rate_limit_per_minute;
+    let rate = stores.control.rate_limit(configured).await;
+    let rate = rate.context("reading the rate limit")?.per_minute;
+    let run = shared::routine::start_now(&stores, ctx.settings(), date, rate).await;
+    let run = run.with_context(|| format!("starting the routine of {date}"))?;
+    let enqueued = run.enqueued as usize;
+    ctx.audit("routine run", format!("date {date}"), enqueued, 0)
+        .await?;
+    ctx.print(&run, |r| shared::text::routine::run(r, configured, rate))
 }
 
 /// `producer schedule`
-pub(crate) async fn schedule(ctx: &Ctx, _args: ScheduleArgs) -> anyhow::Result<()> {
-    let conn = ctx.redis().await?;
-    let shutdown = shared::shutdown::on_signal();
-    shared::schedule_daemon::run(conn, &ctx.keys, &ctx.settings, shutdown).await?;
-    Ok(())
+pub(crate) async fn schedule(ctx: &Ctx) -> anyhow::Result<()> {
+    Ok(ctx.run_scheduler(shared::shutdown::on_signal()).await?)
 }

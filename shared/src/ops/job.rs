@@ -9,12 +9,52 @@ use chrono::Utc;
 use super::list::JobRow;
 use super::OpsError;
 use crate::config::Settings;
-use crate::jobs::{queue_config, AUTHORIZE_QUEUE, DEACTIVATION_QUEUE, DETAIL_QUEUE};
+use crate::jobs::{AUTHORIZE_QUEUE, DEACTIVATION_QUEUE, DETAIL_QUEUE};
 use crate::keys::KeySpace;
 use crate::queue::{JobChange, JobId, Queue};
+use crate::stores::Stores;
 
 /// The longest job id accepted (ids the queue makes are 32 hex characters).
 const MAX_ID_CHARS: usize = 64;
+
+/// What `queues show|delete|promote` does to one job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobAction {
+    /// Read it.
+    Show,
+    /// Delete it.
+    Delete,
+    /// Run it now.
+    Promote,
+}
+
+impl JobAction {
+    /// The audited command; `None` for a read.
+    pub fn command(self) -> Option<&'static str> {
+        match self {
+            Self::Show => None,
+            Self::Delete => Some("queues delete"),
+            Self::Promote => Some("queues promote"),
+        }
+    }
+
+    /// What the text output says was done.
+    pub fn done(self) -> &'static str {
+        match self {
+            Self::Show => "",
+            Self::Delete => "deleted",
+            Self::Promote => "promoted (runs next)",
+        }
+    }
+
+    /// The audit summary of `job` after the action.
+    pub fn summary(self, job: &JobRow) -> String {
+        match self {
+            Self::Delete => format!("{} {} (was {})", job.queue, job.id, job.state),
+            _ => format!("{} {}", job.queue, job.id),
+        }
+    }
+}
 
 /// The single-job operations over the routine's queues.
 pub struct JobOps {
@@ -24,11 +64,22 @@ pub struct JobOps {
 impl JobOps {
     /// The operations over the authorize, detail and deactivation queues.
     pub fn new(conn: &RedisConn, keys: &KeySpace, settings: &Settings) -> Self {
-        let queues = [AUTHORIZE_QUEUE, DETAIL_QUEUE, DEACTIVATION_QUEUE]
-            .into_iter()
-            .map(|name| Queue::new(conn.clone(), keys, queue_config(settings, name)))
+        let stores = Stores::open(conn.clone(), keys, settings);
+        let queues = [AUTHORIZE_QUEUE, DETAIL_QUEUE, DEACTIVATION_QUEUE];
+        let queues = queues
+            .iter()
+            .filter_map(|name| stores.queue(name))
             .collect();
         Self { queues }
+    }
+
+    /// Does `action` to the job `id` and returns it as it was.
+    pub async fn apply(&self, action: JobAction, id: &str) -> Result<JobRow, OpsError> {
+        match action {
+            JobAction::Show => self.show(id).await,
+            JobAction::Delete => self.delete(id).await,
+            JobAction::Promote => self.promote(id).await,
+        }
     }
 
     /// The job `id`, with its queue and state.

@@ -12,10 +12,11 @@ use serde::Serialize;
 use super::OpsError;
 use crate::config::Settings;
 use crate::domain::{FlinksCode, LoginId};
-use crate::jobs::{queue_config, JobSubject, AUTHORIZE_QUEUE, DETAIL_QUEUE};
+use crate::jobs::{JobSubject, AUTHORIZE_QUEUE, DETAIL_QUEUE};
 use crate::keys::KeySpace;
 use crate::ledger::{IndexEntry, IndexFilter, IndexKind, Ledger, LedgerOutcome};
-use crate::queue::{JobInfo, JobState, Queue};
+use crate::queue::{JobInfo, JobState};
+use crate::stores::Stores;
 
 /// Every job state, in listing order.
 pub const ALL_STATES: [JobState; 4] = [
@@ -198,8 +199,11 @@ pub async fn jobs(
     let matches = |job: &JobInfo| query.matches(job);
     let now = Utc::now();
     let mut rows = Vec::new();
+    let stores = Stores::open(conn.clone(), keys, settings);
     for &queue_name in &query.queues {
-        let queue: Queue<()> = Queue::new(conn.clone(), keys, queue_config(settings, queue_name));
+        let Some(queue) = stores.queue::<()>(queue_name) else {
+            continue;
+        };
         for &state in &query.states {
             let start = match &from {
                 Some(c) if (c.queue, c.state) == (queue_name, state) => c.position,
@@ -291,6 +295,116 @@ pub async fn records(
         IndexKind::Reauth => ledger.list_reauth(filter).await?,
     };
     Ok(entries.into_iter().map(RecordRow::from).collect())
+}
+
+/// What `queues list` lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ListTarget {
+    /// The authorize queue's jobs.
+    Authorize,
+    /// The detail queue's jobs.
+    Detail,
+    /// Failed records (all dates).
+    Failed,
+    /// Records needing re-authentication (all dates).
+    Reauth,
+    /// Dead letters of both queues, with their last error.
+    Dead,
+}
+
+/// A job state an operator names (`queues list --state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ListState {
+    /// Ready to run.
+    Ready,
+    /// Waiting for a retry or a poll.
+    Delayed,
+    /// Leased to a worker.
+    InFlight,
+    /// Dead letters.
+    Dead,
+}
+
+impl From<ListState> for JobState {
+    fn from(state: ListState) -> Self {
+        match state {
+            ListState::Ready => JobState::Ready,
+            ListState::Delayed => JobState::Delayed,
+            ListState::InFlight => JobState::InFlight,
+            ListState::Dead => JobState::Dead,
+        }
+    }
+}
+
+/// One `queues list` request: what, which filters, how many, from where.
+#[derive(Debug, Clone)]
+pub struct ListRequest {
+    /// What to list.
+    pub target: ListTarget,
+    /// Only jobs in this state (jobs only; every state when `None`).
+    pub state: Option<ListState>,
+    /// Only this login.
+    pub login: Option<LoginId>,
+    /// Only this FlinksCode (jobs: the last error names it).
+    pub code: Option<FlinksCode>,
+    /// Only this routine date.
+    pub date: Option<NaiveDate>,
+    /// At most this many entries.
+    pub limit: usize,
+    /// Where a job listing's last page ended.
+    pub cursor: Option<String>,
+}
+
+/// A page of records or of jobs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Listing {
+    /// Failed or re-auth records, newest first.
+    Records(Vec<RecordRow>),
+    /// A page of jobs.
+    Jobs(JobPage),
+}
+
+/// The page `request` asks for; a state or cursor given for records, or a state other
+/// than dead for the dead letters, is a usage error.
+pub async fn list(
+    conn: &RedisConn,
+    keys: &KeySpace,
+    settings: &Settings,
+    request: &ListRequest,
+) -> Result<Listing, OpsError> {
+    let state = request.state.map(JobState::from);
+    let usage = |why: &str| Err(OpsError::Usage(why.into()));
+    let mut query = match request.target {
+        ListTarget::Failed | ListTarget::Reauth => {
+            if request.state.is_some() || request.cursor.is_some() {
+                return usage("--state and --cursor apply to jobs, not records");
+            }
+            let kind = if request.target == ListTarget::Failed {
+                IndexKind::Failed
+            } else {
+                IndexKind::Reauth
+            };
+            let filter = IndexFilter {
+                date: request.date,
+                code: request.code.clone(),
+                login: request.login.clone(),
+                limit: Some(request.limit),
+            };
+            return Ok(Listing::Records(records(conn, keys, kind, &filter).await?));
+        }
+        ListTarget::Dead if state.is_some_and(|s| s != JobState::Dead) => {
+            return usage("`queues list dead` lists dead letters only");
+        }
+        ListTarget::Dead => JobQuery::dead(),
+        ListTarget::Authorize => JobQuery::queue(AUTHORIZE_QUEUE, state),
+        ListTarget::Detail => JobQuery::queue(DETAIL_QUEUE, state),
+    };
+    query.login.clone_from(&request.login);
+    (query.date, query.code) = (request.date, request.code.clone());
+    let cursor = request.cursor.as_deref();
+    let page = jobs(conn, keys, settings, &query, cursor, request.limit).await?;
+    Ok(Listing::Jobs(page))
 }
 
 #[cfg(test)]

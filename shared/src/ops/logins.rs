@@ -1,5 +1,5 @@
-//! Login lifecycle operations: `producer logins deactivate|activate|reconnected` and
-//! `producer refresh-status`.
+//! Login operations: `producer logins add|list|show|lookup`, the lifecycle commands
+//! `producer logins deactivate|activate|reconnected`, and `producer refresh-status`.
 //!
 //! Deactivate / activate change the registry's active flag; the same registry step queues
 //! the login's `SetScheduledRefresh` durably ([`crate::scheduled_refresh`]) and the worker
@@ -22,16 +22,17 @@ use tokio_util::sync::CancellationToken;
 
 use super::OpsError;
 use crate::config::Settings;
-use crate::domain::LoginId;
+use crate::domain::{Fingerprint, LoginId};
 use crate::events::Events;
 use crate::flinks::IneligibleCard;
-use crate::jobs::{queue_config, AuthorizeJob, AUTHORIZE_QUEUE};
+use crate::jobs::AuthorizeJob;
 use crate::keys::KeySpace;
 use crate::ledger::{IndexFilter, Ledger, LedgerOutcome};
 use crate::outcomes::Outcomes;
 use crate::queue::{EnqueueOptions, Queue};
-use crate::registry::{LoginFilter, Registry};
+use crate::registry::{LoginFilter, LoginRecordInput, LoginStatus, LoginSummary, Registry};
 use crate::scheduled_refresh::ScheduledRefreshState;
+use crate::stores::Stores;
 
 /// Logins read per registry page while looking for idle ones.
 const PAGE: usize = 1_000;
@@ -62,6 +63,25 @@ pub struct Reconnected {
     pub date: NaiveDate,
     /// The new job's id.
     pub job_id: String,
+}
+
+/// What `logins reconnected` did: the logins reconnected and those not registered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReconnectReport {
+    /// The logins reconnected.
+    pub reconnected: Vec<Reconnected>,
+    /// The LoginIds given that are not registered.
+    pub unknown: Vec<String>,
+}
+
+/// One login as `logins show` prints it: its status and its outcome history.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LoginDetail {
+    /// The registry's record.
+    #[serde(flatten)]
+    pub status: LoginStatus,
+    /// The latest outcomes, newest first.
+    pub history: Vec<LedgerOutcome>,
 }
 
 /// What `refresh-status` did with GetNightlyRefreshStatus' list.
@@ -96,12 +116,13 @@ pub struct LoginOps {
 impl LoginOps {
     /// The operations of the namespace of `keys`.
     pub fn new(conn: RedisConn, keys: &KeySpace, settings: &Settings) -> Self {
+        let stores = Stores::open(conn.clone(), keys, settings);
         Self {
-            registry: Registry::new(conn.clone(), keys),
-            ledger: Ledger::new(conn.clone(), keys),
-            outcomes: Outcomes::new(conn.clone(), keys),
-            events: Events::new(conn.clone(), keys),
-            authorize: Queue::new(conn.clone(), keys, queue_config(settings, AUTHORIZE_QUEUE)),
+            registry: stores.registry,
+            ledger: stores.ledger,
+            outcomes: stores.outcomes,
+            events: stores.events,
+            authorize: stores.authorize,
             keys: keys.clone(),
             conn,
         }
@@ -186,6 +207,87 @@ impl LoginOps {
             }
         }
         Ok(out)
+    }
+
+    /// Adds or updates one login; returns it as stored and whether it is new.
+    pub async fn add(&self, record: &LoginRecordInput) -> Result<(LoginSummary, bool), OpsError> {
+        let new = self.registry.add(record).await?.new > 0;
+        let status = self.registry.get(&record.login_id).await?;
+        let summary = LoginSummary {
+            login_id: record.login_id.clone(),
+            active: record.active,
+            tag: record.tag.clone(),
+            priority: status.as_ref().map_or(0, |s| s.priority),
+            flinks_scheduled_refresh: status.and_then(|s| s.flinks_scheduled_refresh),
+        };
+        Ok((summary, new))
+    }
+
+    /// Up to `limit` logins that pass `filter`, page after registry page.
+    pub async fn list(
+        &self,
+        filter: LoginFilter,
+        limit: usize,
+    ) -> Result<Vec<LoginSummary>, OpsError> {
+        let mut logins = Vec::new();
+        let mut cursor = 0;
+        while logins.len() < limit {
+            let page = self.registry.list(filter, cursor, PAGE.min(limit)).await?;
+            logins.extend(page.logins);
+            match page.next_cursor {
+                Some(next) => cursor = next,
+                None => break,
+            }
+        }
+        logins.truncate(limit);
+        Ok(logins)
+    }
+
+    /// The one registered LoginId whose fingerprint `raw` gives (`lid:` and 16 hex
+    /// characters, or a leading part of at least 8); none or several is a usage error.
+    pub async fn lookup(&self, raw: &str) -> Result<LoginId, OpsError> {
+        let fingerprint = Fingerprint::parse(raw).map_err(OpsError::Usage)?;
+        let mut found = self.registry.find_by_fingerprint(&fingerprint).await?;
+        match found.len() {
+            1 => Ok(found.remove(0)),
+            0 => Err(OpsError::Usage(format!(
+                "no registered LoginId has the fingerprint {}",
+                raw.trim()
+            ))),
+            n => Err(OpsError::Usage(format!(
+                "{n} registered LoginIds match the fingerprint {}; give more of it",
+                raw.trim()
+            ))),
+        }
+    }
+
+    /// `login`'s record and history; an unregistered login is a usage error.
+    pub async fn show(&self, login: &LoginId) -> Result<LoginDetail, OpsError> {
+        let Some(status) = self.registry.get(login).await? else {
+            let why = format!("LoginId {} is not registered", login.as_str());
+            return Err(OpsError::Usage(why));
+        };
+        let history = self.registry.history(login).await?;
+        Ok(LoginDetail { status, history })
+    }
+
+    /// [`Self::reconnected`] for each of `logins`, in order.
+    pub async fn reconnect_all(
+        &self,
+        logins: &[LoginId],
+        today: NaiveDate,
+    ) -> Result<ReconnectReport, OpsError> {
+        let mut report = ReconnectReport {
+            reconnected: Vec::new(),
+            unknown: Vec::new(),
+        };
+        for login in logins {
+            match self.reconnected(login, today).await? {
+                Some(done) => report.reconnected.push(done),
+                None => report.unknown.push(login.as_str().to_string()),
+            }
+        }
+        Ok(report)
     }
 
     /// Active logins with no successful refresh since `cutoff` (never refreshed: added

@@ -11,15 +11,25 @@
 //! - [`audit`]: the capped audit stream of every mutating command.
 //! - [`list`]: a page of a queue's jobs (typed filters, a cursor) or the failed / re-auth
 //!   records; [`job`]: show, delete or promote one job by id.
+//! - [`results`]: a page of the results stream under the read policy the settings give.
+//! - [`session`]: one command's settings, stores and connection; [`exit`]: how a command
+//!   ends (usage error, partial failure, exit code); [`input`]: operator input as text;
+//!   [`watch`]: the live view's update loop.
 //!
-//! This module does not print and does not decide exit codes.
+//! This module prints only where a caller hands it a writer ([`watch`]); the exit code an
+//! error maps to is decided in [`exit`].
 
 pub mod audit;
+pub mod exit;
+pub mod input;
 pub mod job;
 pub mod list;
 pub mod logins;
 pub mod requeue;
+pub mod results;
+pub mod session;
 pub mod stats;
+pub mod watch;
 
 use crate::flinks;
 use crate::ledger::LedgerError;
@@ -30,6 +40,30 @@ use crate::registry::RegistryError;
 /// Why an ops function failed as a whole (per-item failures are reported in its result).
 #[derive(Debug, thiserror::Error)]
 pub enum OpsError {
+    /// Redis could not be reached; check REDIS_URL and run the command again.
+    #[error(transparent)]
+    Connect(#[from] crate::redis_conn::RedisConnError),
+    /// The namespace's key layout does not match the settings, or could not be upgraded.
+    #[error(transparent)]
+    Layout(#[from] crate::layout::LayoutError),
+    /// The audit trail could not be written; the command itself was done.
+    #[error("writing the audit trail")]
+    Audit(#[source] redis::RedisError),
+    /// The control state could not be read or written; run the command again.
+    #[error(transparent)]
+    Control(#[from] crate::control::ControlError),
+    /// The report could not be built; run the command again.
+    #[error(transparent)]
+    Report(#[from] crate::report::ReportError),
+    /// The results stream could not be read; run the command again.
+    #[error(transparent)]
+    Results(#[from] crate::results::ResultsError),
+    /// The scheduler could not start.
+    #[error(transparent)]
+    Daemon(#[from] crate::schedule_daemon::DaemonError),
+    /// The operator's input names nothing that exists, or combines what cannot be.
+    #[error("{0}")]
+    Usage(String),
     /// Redis refused or did not answer; run the command again.
     #[error("Redis error: {0}")]
     Redis(#[from] redis::RedisError),
@@ -93,7 +127,8 @@ impl OpsError {
     pub fn is_usage(&self) -> bool {
         matches!(
             self,
-            Self::LedgerExpired(_)
+            Self::Usage(_)
+                | Self::LedgerExpired(_)
                 | Self::InvalidCursor(..)
                 | Self::InvalidJobId(_)
                 | Self::JobNotFound(_)

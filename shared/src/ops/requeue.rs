@@ -44,9 +44,7 @@ use serde::Serialize;
 use super::OpsError;
 use crate::config::Settings;
 use crate::domain::{FlinksCode, LoginId};
-use crate::jobs::{
-    queue_config, AuthorizeJob, DetailJob, JobSubject, AUTHORIZE_QUEUE, DETAIL_QUEUE,
-};
+use crate::jobs::{AuthorizeJob, DetailJob, JobSubject, AUTHORIZE_QUEUE};
 use crate::keys::KeySpace;
 use crate::ledger::{ledger_expired, IndexEntry, IndexFilter, IndexKind, Ledger};
 use crate::queue::{DeadSelector, EnqueueOptions, Enqueued, JobFilter, JobId, Queue};
@@ -61,6 +59,41 @@ const CLAIM_CHUNK: usize = 500;
 /// claim time). It shares the ledger's hash tag so the claim script touches one slot.
 pub fn pending_key(keys: &KeySpace) -> String {
     keys.ledger_index("requeue_pending")
+}
+
+/// What `queues requeue|purge` acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Source {
+    /// Failed records.
+    Failed,
+    /// Records needing re-authentication.
+    Reauth,
+    /// Dead letters of the authorize and detail queues.
+    Dead,
+}
+
+impl Source {
+    /// The ledger index of the records; `None` for dead letters.
+    pub fn index(self) -> Option<IndexKind> {
+        match self {
+            Self::Failed => Some(IndexKind::Failed),
+            Self::Reauth => Some(IndexKind::Reauth),
+            Self::Dead => None,
+        }
+    }
+
+    /// The name reports and the audit trail give it (`failed`, `needs_reauth`, `dead`).
+    pub fn name(self) -> &'static str {
+        self.index().map_or("dead", |k| k.as_str())
+    }
+
+    /// What its entries are called in an error's context.
+    pub fn entries(self) -> String {
+        match self.index() {
+            None => "dead letters".into(),
+            Some(kind) => format!("{} records", kind.as_str()),
+        }
+    }
 }
 
 /// Which entries to act on; every set field narrows the selection.
@@ -79,6 +112,40 @@ impl Selection {
     /// True when nothing narrows the selection (the caller asks for `--all`).
     pub fn is_everything(&self) -> bool {
         self.logins.is_empty() && self.code.is_none() && self.date.is_none()
+    }
+
+    /// Checks the selection against the flags given with it: `--all` exactly when nothing
+    /// narrows it, `--force` for dead letters only.
+    pub fn check(&self, source: Source, all: bool, force: bool) -> Result<(), OpsError> {
+        if self.is_everything() != all {
+            let why = if all {
+                "--all cannot be combined with a filter"
+            } else {
+                "nothing selected: give --login, --code or --date, or --all to requeue everything"
+            };
+            return Err(OpsError::Usage(why.into()));
+        }
+        if force && source != Source::Dead {
+            let why = "--force applies to dead letters only (a refreshed login is never requeued)";
+            return Err(OpsError::Usage(why.into()));
+        }
+        Ok(())
+    }
+
+    /// The audit trail's summary of a requeue: the source, then each flag as given
+    /// (`code` as the operator typed it).
+    pub fn summary(&self, source: Source, code: Option<&str>, all: bool, force: bool) -> String {
+        let mut parts = vec![source.name().to_string()];
+        let logins = self
+            .logins
+            .iter()
+            .map(|l| format!("--login {}", l.as_str()));
+        parts.extend(logins);
+        parts.extend(code.map(|c| format!("--code {c}")));
+        parts.extend(self.date.map(|d| format!("--date {d}")));
+        parts.extend(all.then(|| "--all".to_string()));
+        parts.extend(force.then(|| "--force".to_string()));
+        parts.join(" ")
     }
 
     fn index_filters(&self) -> Vec<IndexFilter> {
@@ -226,6 +293,23 @@ pub struct PurgeReport {
     pub removed: Vec<(String, u64)>,
 }
 
+impl PurgeReport {
+    /// Entries removed (or that would be), every kind together.
+    pub fn total(&self) -> u64 {
+        self.removed.iter().map(|(_, n)| n).sum()
+    }
+}
+
+/// What a requeue of one [`Source`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum RequeueRun {
+    /// Failed or re-auth records.
+    Index(RequeueReport),
+    /// Dead letters.
+    Dead(DeadRequeueReport),
+}
+
 /// The requeue and purge operations of one namespace.
 #[derive(Clone)]
 pub struct Requeuer {
@@ -252,10 +336,11 @@ impl Requeuer {
     /// The operations of the namespace of `keys`, with the queues configured from
     /// `settings` (as the worker configures them).
     pub fn new(conn: RedisConn, keys: &KeySpace, settings: &Settings) -> Self {
+        let stores = crate::stores::Stores::open(conn.clone(), keys, settings);
         Self {
-            ledger: Ledger::new(conn.clone(), keys),
-            authorize: Queue::new(conn.clone(), keys, queue_config(settings, AUTHORIZE_QUEUE)),
-            detail: Queue::new(conn.clone(), keys, queue_config(settings, DETAIL_QUEUE)),
+            ledger: stores.ledger,
+            authorize: stores.authorize,
+            detail: stores.detail.retyped(),
             keys: keys.clone(),
             conn,
         }
@@ -283,6 +368,36 @@ impl Requeuer {
             }
         }
         Ok(out)
+    }
+
+    /// Requeues the entries of `source` that `selection` matches.
+    pub async fn requeue(
+        &self,
+        source: Source,
+        selection: &Selection,
+        options: RequeueOptions,
+    ) -> Result<RequeueRun, OpsError> {
+        Ok(match source.index() {
+            None => RequeueRun::Dead(self.requeue_dead(selection, options).await?),
+            Some(kind) => RequeueRun::Index(self.requeue_index(kind, selection, options).await?),
+        })
+    }
+
+    /// Removes (or with `dry_run` counts) the entries of `source` older than `older_than`.
+    pub async fn purge(
+        &self,
+        source: Source,
+        older_than: Duration,
+        dry_run: bool,
+    ) -> Result<PurgeReport, OpsError> {
+        let removed = match source.index() {
+            None => self.purge_dead(older_than, dry_run).await?,
+            Some(kind) => {
+                let n = self.purge_index(kind, older_than, dry_run).await?;
+                vec![(kind.as_str().to_string(), n)]
+            }
+        };
+        Ok(PurgeReport { dry_run, removed })
     }
 
     /// Requeues the `kind` index entries `selection` matches (see the module doc for the
@@ -684,6 +799,43 @@ impl Requeuer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_selection_needs_all_exactly_when_nothing_narrows_it_and_force_only_for_dead() {
+        let everything = Selection::default();
+        let one_date = Selection {
+            date: NaiveDate::from_ymd_opt(2026, 1, 2),
+            ..Selection::default()
+        };
+        let why = |r: Result<(), OpsError>| r.map_err(|e| e.to_string()).err();
+        assert!(why(everything.check(Source::Failed, false, false))
+            .is_some_and(|e| e.starts_with("nothing selected")));
+        assert!(why(one_date.check(Source::Failed, true, false))
+            .is_some_and(|e| e.contains("--all cannot be combined")));
+        assert!(why(everything.check(Source::Reauth, true, true))
+            .is_some_and(|e| e.contains("--force applies to dead letters only")));
+        assert!(everything.check(Source::Dead, true, true).is_ok());
+        assert!(one_date.check(Source::Failed, false, false).is_ok());
+    }
+
+    #[test]
+    fn a_requeue_summary_names_the_source_and_every_flag_as_given() {
+        let selection = Selection {
+            logins: vec![LoginId::parse("11111111-1111-4111-8111-111111111111").unwrap()],
+            code: None,
+            date: NaiveDate::from_ymd_opt(2026, 1, 2),
+        };
+        assert_eq!(
+            selection.summary(Source::Reauth, Some("invalid_login"), false, false),
+            "reauth --login 11111111-1111-4111-8111-111111111111 --code invalid_login --date 2026-01-02"
+        );
+        assert_eq!(
+            Selection::default().summary(Source::Dead, None, true, true),
+            "dead --all --force"
+        );
+        assert_eq!(Source::Failed.entries(), "failed records");
+        assert_eq!(Source::Dead.entries(), "dead letters");
+    }
 
     #[test]
     fn a_pending_member_round_trips_claim_date_and_login() {

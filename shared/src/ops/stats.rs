@@ -124,6 +124,28 @@ impl Snapshot {
     }
 }
 
+/// The routine date due now and its stored deadline, till when that date's authorize
+/// backlog is called.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RoutineDeadline {
+    /// The routine date due now.
+    pub date: chrono::NaiveDate,
+    /// Its deadline, if a run stored one.
+    pub deadline: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// What `queues stats` shows: the snapshot, the control state and the due routine date.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct QueueStats {
+    /// The queues, indexes and workers.
+    #[serde(flatten)]
+    pub snapshot: Snapshot,
+    /// The rate limit in force and the paused queues.
+    pub control: crate::control::ControlView,
+    /// The routine date due now and its deadline.
+    pub routine: RoutineDeadline,
+}
+
 /// Reads the snapshot; `worker_lease` is `WORKER_LEASE`, which decides who is alive.
 pub async fn snapshot(
     conn: &RedisConn,

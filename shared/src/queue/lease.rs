@@ -158,13 +158,8 @@ impl Heartbeat {
 
         let (q, c) = (queue.clone(), cancel.clone());
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = c.cancelled() => return,
-                    _ = tick.tick() => {}
-                }
+            let mut tick = ticker(every);
+            while next_tick(&mut tick, &c).await {
                 let leases = held.snapshot();
                 let sent = Instant::now();
                 match q.renew(&worker, &leases).await {
@@ -205,13 +200,8 @@ impl Heartbeat {
 
         let (q, c) = (queue, cancel.clone());
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = c.cancelled() => return,
-                    _ = tick.tick() => {}
-                }
+            let mut tick = ticker(every);
+            while next_tick(&mut tick, &c).await {
                 match q.reap_expired().await {
                     Ok(0) => {}
                     Ok(n) => {
@@ -233,6 +223,21 @@ impl Heartbeat {
     /// Stops the tasks.
     pub fn stop(&self) {
         self.cancel.cancel();
+    }
+}
+
+/// A tick every `every`; a late tick is delayed rather than bunched with the next.
+fn ticker(every: std::time::Duration) -> tokio::time::Interval {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick
+}
+
+/// Waits for the next tick; false once `cancel` fires, and the task ends.
+async fn next_tick(tick: &mut tokio::time::Interval, cancel: &CancellationToken) -> bool {
+    tokio::select! {
+        _ = cancel.cancelled() => false,
+        _ = tick.tick() => true,
     }
 }
 

@@ -1,6 +1,6 @@
 //! The text of `producer ratelimit show|set` and `producer queues pause|resume`.
 
-use crate::control::{QueueChange, RateLimitState};
+use crate::control::{QueueChange, RateChange, RateLimitState};
 
 /// `ratelimit show`, with a note when this process' RATE_LIMIT_PER_MINUTE differs from the
 /// stored limit in force.
@@ -15,12 +15,20 @@ pub fn rate_limit(state: &RateLimitState) -> String {
     out
 }
 
-/// `ratelimit set`: the limit now in force and the one it replaced.
-pub fn rate_limit_set(now: &RateLimitState, previous: Option<f64>) -> String {
+/// `ratelimit set`: the limit now in force and the one it replaced; `configured` is this
+/// process' RATE_LIMIT_PER_MINUTE.
+pub fn rate_limit_set(change: &RateChange, configured: f64) -> String {
+    let now = RateLimitState {
+        per_minute: change.per_minute,
+        stored: true,
+        configured,
+    };
     format!(
         "rate limit set to {} (was {}); workers apply it at their next permit\n",
         now.describe(),
-        previous.map_or_else(|| "none stored".to_string(), |p| p.to_string())
+        change
+            .previous
+            .map_or_else(|| "none stored".to_string(), |p| p.to_string())
     )
 }
 
@@ -49,7 +57,11 @@ mod tests {
         assert!(
             text.ends_with("note: RATE_LIMIT_PER_MINUTE here is 60; the stored limit applies\n")
         );
-        assert!(rate_limit_set(&state, None).contains("(was none stored)"));
+        let change = RateChange {
+            per_minute: 30.0,
+            previous: None,
+        };
+        assert!(rate_limit_set(&change, 60.0).contains("(was none stored)"));
     }
 
     #[test]

@@ -92,6 +92,43 @@ pub fn age(seconds: u64) -> String {
     }
 }
 
+/// JSON Lines: one compact JSON document per item, for `jq` and scripts.
+pub fn json_lines<T: serde::Serialize>(items: &[T]) -> Result<String, serde_json::Error> {
+    let line = |item| serde_json::to_string(item).map(|json| json + "\n");
+    items.iter().map(line).collect()
+}
+
+/// `events redeliver`: how many parked batches went and how many still fail.
+pub fn redelivered(report: &crate::events::webhook::RedeliverReport) -> String {
+    let (delivered, events) = (report.delivered_batches, report.delivered_events);
+    let failed = report.failed_batches;
+    format!("{delivered} parked batch(es) delivered ({events} events), {failed} still failing\n")
+}
+
+/// `audit`: the entries, newest first, one row each.
+pub fn audit(entries: &[crate::ops::audit::AuditEntry]) -> String {
+    let headers = [
+        col::AT,
+        col::ACTOR,
+        col::COMMAND,
+        col::COUNT,
+        col::FAILED,
+        col::ARGS,
+    ];
+    let row = |e: &crate::ops::audit::AuditEntry| {
+        let (count, failed) = (e.count.to_string(), e.failed.to_string());
+        vec![
+            time(e.at),
+            e.actor.clone(),
+            e.command.clone(),
+            count,
+            failed,
+            e.args.clone(),
+        ]
+    };
+    table(&headers, entries.iter().map(row))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,6 +154,31 @@ mod tests {
     #[test]
     fn an_empty_table_without_headers_is_empty() {
         assert_eq!(table(&[], Vec::<Vec<String>>::new()), "");
+    }
+
+    #[test]
+    fn the_audit_table_escapes_arguments() {
+        let entry = crate::ops::audit::AuditEntry {
+            id: "1-0".into(),
+            actor: "ops".into(),
+            command: "queues purge".into(),
+            args: "dead\u{1b}[2J".into(),
+            count: 3,
+            failed: 0,
+            at: chrono::DateTime::from_timestamp(0, 0).unwrap_or_default(),
+        };
+        let text = audit(&[entry]);
+        assert!(text.starts_with("AT (UTC)"), "{text}");
+        assert!(
+            text.contains("queues purge") && text.contains("\\u{1b}[2J"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn json_lines_end_every_item_with_a_newline() {
+        assert_eq!(json_lines(&[1, 2]).ok().as_deref(), Some("1\n2\n"));
+        assert_eq!(json_lines::<u8>(&[]).ok().as_deref(), Some(""));
     }
 
     #[test]

@@ -8,8 +8,8 @@ use super::{age, col, escape_lines, ms_time, or_dash, table, time};
 use crate::control::ControlView;
 use crate::domain::LoginId;
 use crate::jobs::AUTHORIZE_QUEUE;
-use crate::ops::list::{JobPage, JobRow, RecordRow};
-use crate::ops::requeue::{DeadRequeueReport, PurgeReport, RequeueReport};
+use crate::ops::list::{JobPage, JobRow, Listing, RecordRow};
+use crate::ops::requeue::{DeadRequeueReport, PurgeReport, RequeueReport, RequeueRun};
 use crate::ops::stats::{QueueSnapshot, Snapshot};
 
 /// `queues stats`: the control section, per-queue counts, record counts and workers.
@@ -164,6 +164,14 @@ pub fn records(rows: &[RecordRow]) -> String {
     text + &format!("{} record(s)\n", rows.len())
 }
 
+/// `queues list`: the records' table or the page of jobs.
+pub fn listing(listing: &Listing) -> String {
+    match listing {
+        Listing::Records(rows) => records(rows),
+        Listing::Jobs(page) => job_page(page),
+    }
+}
+
 /// What a requeue did, one row per entry, and how many it moved (the audited count).
 #[derive(Debug, Default)]
 pub struct Requeued {
@@ -254,6 +262,14 @@ impl Requeued {
             count: report.moved.len() + resumed.len(),
             skipped: report.skipped.len(),
             dry_run: report.dry_run,
+        }
+    }
+
+    /// The rows of either kind of requeue.
+    pub fn of(run: &RequeueRun) -> Self {
+        match run {
+            RequeueRun::Index(report) => Self::index(report),
+            RequeueRun::Dead(report) => Self::dead(report),
         }
     }
 
