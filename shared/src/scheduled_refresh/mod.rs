@@ -306,15 +306,7 @@ impl ScheduledRefresh {
         let mut conn = self.conn.clone();
         let mut cursor = 0u64;
         loop {
-            let (raw, next) = crate::registry::scan_buckets(
-                &mut conn,
-                &self.keys,
-                "ZSCAN",
-                KeySpace::logins_flinks_unconfirmed,
-                cursor,
-                PAGE,
-            )
-            .await?;
+            let (raw, next) = self.scan_unconfirmed(cursor, PAGE).await?;
             let entries: Vec<(LoginId, u64)> = raw
                 .chunks_exact(2)
                 .filter_map(|pair| Some((LoginId::parse(&pair[0]).ok()?, pair[1].parse().ok()?)))
@@ -437,8 +429,22 @@ impl ScheduledRefresh {
         cursor: u64,
         count: usize,
     ) -> Result<(Vec<LoginId>, Option<u64>), ScheduledRefreshError> {
+        let (raw, next) = self.scan_unconfirmed(cursor, count).await?;
+        let ids = raw
+            .chunks_exact(2)
+            .filter_map(|pair| LoginId::parse(&pair[0]).ok())
+            .collect();
+        Ok((ids, next))
+    }
+
+    /// One ZSCAN page of the unconfirmed index over its buckets: member, score, member...
+    async fn scan_unconfirmed(
+        &self,
+        cursor: u64,
+        count: usize,
+    ) -> Result<(Vec<String>, Option<u64>), redis::RedisError> {
         let mut conn = self.conn.clone();
-        let (raw, next) = crate::registry::scan_buckets(
+        crate::registry::scan_buckets(
             &mut conn,
             &self.keys,
             "ZSCAN",
@@ -446,11 +452,6 @@ impl ScheduledRefresh {
             cursor,
             count,
         )
-        .await?;
-        let ids = raw
-            .chunks_exact(2)
-            .filter_map(|pair| LoginId::parse(&pair[0]).ok())
-            .collect();
-        Ok((ids, next))
+        .await
     }
 }
