@@ -305,13 +305,14 @@ pub struct IndexEntry {
     pub outcome: LedgerOutcome,
 }
 
-/// How `ledger_record.lua` treats an existing entry.
-#[derive(Clone, Copy)]
-enum Mode {
-    /// Replace anything but a `Refreshed` entry.
-    Replace,
-    /// Write only when there is no entry.
-    IfAbsent,
+/// How a record meets an outcome already stored for the same login and date.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Overwrite {
+    /// Replace anything but a `Refreshed` entry (it is final).
+    AllButRefreshed,
+    /// Write only when there is no entry: the dead-letter reconciler's rule, as an outcome
+    /// a job recorded before it died is the right one.
+    Nothing,
 }
 
 /// The per-(LoginId, date) ledger of one namespace. Cheap to clone.
@@ -357,32 +358,19 @@ impl Ledger {
         }
     }
 
-    /// Records `outcome` for (`login`, `date`). Returns `true` when written, `false` when
-    /// a `Refreshed` entry already exists (it is final and stays as it is). A write also
-    /// queues the login's registry update in the outbox ([`crate::outcomes`]).
+    /// Records `outcome` for (`login`, `date`) in one atomic step, overwriting what
+    /// `overwrite` allows. Returns `true` when written, `false` when the stored outcome
+    /// stays (a `Refreshed` one is final). A write also queues the login's registry update
+    /// in the outbox ([`crate::outcomes`]).
     pub async fn record(
         &self,
         date: NaiveDate,
         login: &LoginId,
         outcome: &LedgerOutcome,
+        overwrite: Overwrite,
     ) -> Result<bool, LedgerError> {
         let (written, _) = self
-            .invoke_record(date, login, outcome, None, Mode::Replace)
-            .await?;
-        Ok(written)
-    }
-
-    /// Records `outcome` only when (`login`, `date`) has no outcome of any kind, in one
-    /// atomic step. Returns `true` when written. The dead-letter reconciler uses it: an
-    /// outcome a job recorded before it died is the right one and is never overwritten.
-    pub async fn record_if_absent(
-        &self,
-        date: NaiveDate,
-        login: &LoginId,
-        outcome: &LedgerOutcome,
-    ) -> Result<bool, LedgerError> {
-        let (written, _) = self
-            .invoke_record(date, login, outcome, None, Mode::IfAbsent)
+            .invoke_record(date, login, outcome, None, overwrite)
             .await?;
         Ok(written)
     }
@@ -400,7 +388,13 @@ impl Ledger {
         entry: &StreamEntry<'_>,
     ) -> Result<(bool, LedgerOutcome), LedgerError> {
         let (written, json) = self
-            .invoke_record(date, login, outcome, Some(entry), Mode::Replace)
+            .invoke_record(
+                date,
+                login,
+                outcome,
+                Some(entry),
+                Overwrite::AllButRefreshed,
+            )
             .await?;
         Ok((written, serde_json::from_str(&json)?))
     }
@@ -411,7 +405,7 @@ impl Ledger {
         login: &LoginId,
         outcome: &LedgerOutcome,
         entry: Option<&StreamEntry<'_>>,
-        mode: Mode,
+        overwrite: Overwrite,
     ) -> Result<(bool, String), LedgerError> {
         let d = day(date);
         let json = serde_json::to_string(outcome)?;
@@ -433,9 +427,9 @@ impl Ledger {
             .arg(index_member(date, login))
             .arg(LEDGER_TTL.as_secs())
             .arg(floor.timestamp_millis())
-            .arg(match mode {
-                Mode::Replace => "replace",
-                Mode::IfAbsent => "if_absent",
+            .arg(match overwrite {
+                Overwrite::AllButRefreshed => "replace",
+                Overwrite::Nothing => "if_absent",
             })
             .arg(&d)
             .arg(

@@ -30,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::domain::LoginId;
 use crate::keys::KeySpace;
-use crate::ledger::{Ledger, LedgerError, LedgerOutcome};
+use crate::ledger::{Ledger, LedgerError, LedgerOutcome, Overwrite};
 use crate::registry::{Registry, RegistryError};
 use crate::results::{ResultEntry, ResultsError, ResultsSink, Stored};
 
@@ -80,30 +80,18 @@ impl Outcomes {
         }
     }
 
-    /// Records `outcome` for (`login`, `date`) by the ledger's rule (a `Refreshed` entry is
-    /// final) and brings the registry up to date. Returns `true` when the ledger entry was
-    /// written. Once the ledger write succeeded the call succeeds: a registry update that
-    /// fails stays in the outbox for the drain.
+    /// Records `outcome` for (`login`, `date`), overwriting what `overwrite` allows (see
+    /// [`Ledger::record`]), and brings the registry up to date. Returns `true` when the
+    /// ledger entry was written. Once the ledger write succeeded the call succeeds: a
+    /// registry update that fails stays in the outbox for the drain.
     pub async fn record(
         &self,
         date: NaiveDate,
         login: &LoginId,
         outcome: &LedgerOutcome,
+        overwrite: Overwrite,
     ) -> Result<bool, OutcomeError> {
-        let written = self.ledger.record(date, login, outcome).await?;
-        self.apply_or_leave(login).await;
-        Ok(written)
-    }
-
-    /// [`Outcomes::record`] only when (`login`, `date`) has no outcome of any kind (see
-    /// [`Ledger::record_if_absent`]).
-    pub async fn record_if_absent(
-        &self,
-        date: NaiveDate,
-        login: &LoginId,
-        outcome: &LedgerOutcome,
-    ) -> Result<bool, OutcomeError> {
-        let written = self.ledger.record_if_absent(date, login, outcome).await?;
+        let written = self.ledger.record(date, login, outcome, overwrite).await?;
         self.apply_or_leave(login).await;
         Ok(written)
     }

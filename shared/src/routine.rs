@@ -40,7 +40,7 @@ use crate::domain::LoginId;
 use crate::forecast::Forecast;
 use crate::jobs::AuthorizeJob;
 use crate::keys::KeySpace;
-use crate::ledger::{Ledger, LedgerError, LedgerOutcome};
+use crate::ledger::{Ledger, LedgerError, LedgerOutcome, Overwrite};
 use crate::metrics::ROUTINE_SUPERSEDED_TOTAL;
 use crate::queue::{EnqueueOptions, Queue, QueueError};
 use crate::ratelimit::eta_at_rate;
@@ -289,9 +289,14 @@ async fn record_superseded(
         // Many records in flight on the one multiplexed connection: a date that supersedes
         // a million waiting jobs would otherwise wait a million round trips.
         for chunk in page.chunks(RECORDS_IN_FLIGHT) {
-            let records = chunk
-                .iter()
-                .map(|s| ledger.record(s.job.routine_date, &s.job.login_id, &outcome));
+            let records = chunk.iter().map(|s| {
+                ledger.record(
+                    s.job.routine_date,
+                    &s.job.login_id,
+                    &outcome,
+                    Overwrite::AllButRefreshed,
+                )
+            });
             futures::future::try_join_all(records).await?;
         }
         queue.forget_superseded(&page).await?;

@@ -29,7 +29,7 @@ use std::time::Duration;
 use chrono::Utc;
 use shared::jobs::{DetailJob, JobSubject, AUTHORIZE_QUEUE, DETAIL_QUEUE};
 use shared::keys::KeySpace;
-use shared::ledger::{Ledger, LedgerOutcome};
+use shared::ledger::{Ledger, LedgerOutcome, Overwrite};
 use shared::outcomes::Outcomes;
 use shared::queue::{JobId, JobInfo, Queue, QueueConfig};
 use shared::redis_conn::RedisConn;
@@ -164,7 +164,12 @@ impl DeadLetterReconciler {
         };
         if !self
             .outcomes
-            .record_if_absent(subject.routine_date, &subject.login_id, &outcome)
+            .record(
+                subject.routine_date,
+                &subject.login_id,
+                &outcome,
+                Overwrite::Nothing,
+            )
             .await?
         {
             return Ok(Review::Settled);

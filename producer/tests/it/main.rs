@@ -12,7 +12,7 @@ use std::process::{Command, Output};
 
 use chrono::{NaiveDate, Utc};
 use shared::domain::{FlinksCode, LoginId, RequestId};
-use shared::ledger::{Ledger, LedgerOutcome};
+use shared::ledger::{Ledger, LedgerOutcome, Overwrite};
 use shared::redis_conn::RedisConn;
 use shared::registry::Registry;
 use shared::KeySpace;
@@ -188,7 +188,10 @@ async fn report_json_on_a_seeded_ledger_has_the_documented_fields() {
         fetched_at: Utc::now(),
         results_stream_id: None,
     };
-    ledger.record(date, &login(0), &refreshed).await.unwrap();
+    ledger
+        .record(date, &login(0), &refreshed, Overwrite::AllButRefreshed)
+        .await
+        .unwrap();
     registry
         .record_outcome(&login(0), &refreshed)
         .await
@@ -201,7 +204,10 @@ async fn report_json_on_a_seeded_ledger_has_the_documented_fields() {
         at: Utc::now(),
         reason: None,
     };
-    ledger.record(date, &login(1), &failed).await.unwrap();
+    ledger
+        .record(date, &login(1), &failed, Overwrite::AllButRefreshed)
+        .await
+        .unwrap();
 
     let report = json(&env.run(&["report", "--date", "2025-06-02", "--json"]));
     let text = env.run(&["report", "--date", "2025-06-02"]);

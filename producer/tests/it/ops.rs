@@ -6,7 +6,7 @@ use std::process::{Command, Output};
 
 use chrono::{NaiveDate, Utc};
 use shared::domain::FlinksCode;
-use shared::ledger::{IndexFilter, Ledger, LedgerOutcome};
+use shared::ledger::{IndexFilter, Ledger, LedgerOutcome, Overwrite};
 use shared::registry::Registry;
 
 use super::{json, login, redis_url, stderr, stdout, Env};
@@ -47,7 +47,12 @@ async fn seed_failed(env: &Env, codes: &[&str]) -> Ledger {
     let ledger = Ledger::new(env.conn().await, &env.keys);
     for (i, code) in codes.iter().enumerate() {
         ledger
-            .record(date(), &login(i as u32), &failed(code))
+            .record(
+                date(),
+                &login(i as u32),
+                &failed(code),
+                Overwrite::AllButRefreshed,
+            )
             .await
             .unwrap();
     }
@@ -177,7 +182,10 @@ async fn purge_older_than_a_week_removes_only_old_records() {
         at: Utc::now() - chrono::Duration::days(9),
         reason: None,
     };
-    ledger.record(date(), &login(50), &old).await.unwrap();
+    ledger
+        .record(date(), &login(50), &old, Overwrite::AllButRefreshed)
+        .await
+        .unwrap();
 
     let dry = json(
         &run(
@@ -285,7 +293,10 @@ async fn reconnected_clears_reauth_and_enqueues_an_authorize_job() {
         at: Utc::now(),
         unrecognised_code: false,
     };
-    ledger.record(date(), &login(1), &reauth).await.unwrap();
+    ledger
+        .record(date(), &login(1), &reauth, Overwrite::AllButRefreshed)
+        .await
+        .unwrap();
     Registry::new(env.conn().await, &env.keys)
         .record_outcome(&login(1), &reauth)
         .await

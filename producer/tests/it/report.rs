@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use chrono::{NaiveDate, Utc};
 use shared::domain::RequestId;
-use shared::ledger::{Ledger, LedgerOutcome};
+use shared::ledger::{Ledger, LedgerOutcome, Overwrite};
 
 use super::{json, login, redis_url, stderr, stdout, Env};
 
@@ -91,10 +91,18 @@ async fn report_watch_prints_a_line_per_interval_on_a_pipe_and_stops_cleanly_on_
     let ledger = Ledger::new(env.conn().await, &env.keys);
     ledger.set_expected(date(), 3).await.unwrap();
     ledger
-        .record(date(), &login(1), &refreshed(true))
+        .record(
+            date(),
+            &login(1),
+            &refreshed(true),
+            Overwrite::AllButRefreshed,
+        )
         .await
         .unwrap();
-    ledger.record(date(), &login(2), &failed()).await.unwrap();
+    ledger
+        .record(date(), &login(2), &failed(), Overwrite::AllButRefreshed)
+        .await
+        .unwrap();
     // Stored deadlines expire after their day: this one is in the future.
     let deadline = chrono::Utc::now() + chrono::Duration::days(1);
     shared::control::Control::new(env.conn().await, &env.keys)
@@ -170,7 +178,10 @@ async fn report_json_cursor_pages_every_list_without_repeating_or_skipping_a_log
             0 => failed(),
             _ => refreshed(n < 7),
         };
-        ledger.record(date(), &login(n), &outcome).await.unwrap();
+        ledger
+            .record(date(), &login(n), &outcome, Overwrite::AllButRefreshed)
+            .await
+            .unwrap();
     }
 
     // Act: page 3 listed logins at a time.

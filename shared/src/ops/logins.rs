@@ -27,7 +27,7 @@ use crate::events::Events;
 use crate::flinks::IneligibleCard;
 use crate::jobs::AuthorizeJob;
 use crate::keys::KeySpace;
-use crate::ledger::{IndexFilter, Ledger, LedgerOutcome};
+use crate::ledger::{IndexFilter, Ledger, LedgerOutcome, Overwrite};
 use crate::outcomes::Outcomes;
 use crate::queue::{EnqueueOptions, Queue};
 use crate::registry::{LoginFilter, LoginRecordInput, LoginStatus, LoginSummary, Registry};
@@ -414,7 +414,11 @@ impl LoginOps {
                 at: Utc::now(),
                 unrecognised_code: false,
             };
-            if self.outcomes.record(date, login, &outcome).await? {
+            if self
+                .outcomes
+                .record(date, login, &outcome, Overwrite::AllButRefreshed)
+                .await?
+            {
                 self.ledger.mark_ineligible(date, login).await?;
                 report.marked.push(login.as_str().to_string());
             } else {

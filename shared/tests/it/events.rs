@@ -6,7 +6,7 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use shared::config::Settings;
 use shared::domain::{FlinksCode, LoginId, RequestId};
 use shared::events::{EventRecord, EventType, Events, ReadFilter};
-use shared::ledger::{FailureReason, Ledger, LedgerOutcome};
+use shared::ledger::{FailureReason, Ledger, LedgerOutcome, Overwrite};
 use shared::ops::logins::LoginOps;
 use shared::outcomes::Outcomes;
 use shared::registry::{LoginRecordInput, Registry};
@@ -95,22 +95,37 @@ async fn a_login_broken_for_days_gets_one_needs_reauth_and_its_next_refresh_one_
 
     for day in 1..=3 {
         outcomes
-            .record(date(day), &login(1), &reauth(day))
+            .record(
+                date(day),
+                &login(1),
+                &reauth(day),
+                Overwrite::AllButRefreshed,
+            )
             .await
             .unwrap();
     }
     outcomes
-        .record(date(4), &login(1), &refreshed(4))
+        .record(
+            date(4),
+            &login(1),
+            &refreshed(4),
+            Overwrite::AllButRefreshed,
+        )
         .await
         .unwrap();
     // Still healthy the next day: nothing to act on.
     outcomes
-        .record(date(5), &login(1), &refreshed(5))
+        .record(
+            date(5),
+            &login(1),
+            &refreshed(5),
+            Overwrite::AllButRefreshed,
+        )
         .await
         .unwrap();
     // Broken again: a new episode with an event id of its own.
     outcomes
-        .record(date(6), &login(1), &reauth(6))
+        .record(date(6), &login(1), &reauth(6), Overwrite::AllButRefreshed)
         .await
         .unwrap();
 
@@ -147,26 +162,46 @@ async fn invalid_logins_get_one_event_per_episode_and_failures_one_per_date() {
 
     for day in 1..=2 {
         outcomes
-            .record(date(day), &login(1), &failed(day, invalid))
+            .record(
+                date(day),
+                &login(1),
+                &failed(day, invalid),
+                Overwrite::AllButRefreshed,
+            )
             .await
             .unwrap();
     }
     // A failure recorded again for the same date (a redelivered job, the dead-letter
     // reconciler) is the same failure.
     outcomes
-        .record(date(1), &login(2), &failed(1, None))
+        .record(
+            date(1),
+            &login(2),
+            &failed(1, None),
+            Overwrite::AllButRefreshed,
+        )
         .await
         .unwrap();
     outcomes
-        .record(date(1), &login(2), &failed(1, None))
+        .record(
+            date(1),
+            &login(2),
+            &failed(1, None),
+            Overwrite::AllButRefreshed,
+        )
         .await
         .unwrap();
     outcomes
-        .record_if_absent(date(1), &login(2), &failed(1, None))
+        .record(date(1), &login(2), &failed(1, None), Overwrite::Nothing)
         .await
         .unwrap();
     outcomes
-        .record(date(2), &login(2), &failed(2, None))
+        .record(
+            date(2),
+            &login(2),
+            &failed(2, None),
+            Overwrite::AllButRefreshed,
+        )
         .await
         .unwrap();
 
@@ -193,11 +228,19 @@ async fn no_event_without_its_outcome_a_refreshed_date_stays_final() {
     let events = Events::new(t.conn.clone(), &t.keys);
 
     assert!(ledger
-        .record(date(1), &login(1), &refreshed(1))
+        .record(
+            date(1),
+            &login(1),
+            &refreshed(1),
+            Overwrite::AllButRefreshed
+        )
         .await
         .unwrap());
     // A late re-auth answer for a refreshed date writes nothing, so it appends nothing.
-    assert!(!ledger.record(date(1), &login(1), &reauth(1)).await.unwrap());
+    assert!(!ledger
+        .record(date(1), &login(1), &reauth(1), Overwrite::AllButRefreshed)
+        .await
+        .unwrap());
 
     assert!(all(&events).await.is_empty());
     t.cleanup().await;
@@ -213,11 +256,11 @@ async fn logins_reconnected_resolves_the_episode_once_and_the_next_refresh_adds_
     let ops = LoginOps::new(t.conn.clone(), &t.keys, &settings);
     let today = Utc::now().date_naive();
     outcomes
-        .record(date(1), &login(1), &reauth(1))
+        .record(date(1), &login(1), &reauth(1), Overwrite::AllButRefreshed)
         .await
         .unwrap();
     outcomes
-        .record(date(2), &login(1), &reauth(2))
+        .record(date(2), &login(1), &reauth(2), Overwrite::AllButRefreshed)
         .await
         .unwrap();
 
@@ -234,6 +277,7 @@ async fn logins_reconnected_resolves_the_episode_once_and_the_next_refresh_adds_
                 fetched_at: Utc::now(),
                 results_stream_id: None,
             },
+            Overwrite::AllButRefreshed,
         )
         .await
         .unwrap();
@@ -290,15 +334,20 @@ async fn read_filters_by_type_and_since_and_pages_with_next() {
     let outcomes = Outcomes::new(t.conn.clone(), &t.keys);
     let events = Events::new(t.conn.clone(), &t.keys);
     outcomes
-        .record(date(1), &login(1), &reauth(1))
+        .record(date(1), &login(1), &reauth(1), Overwrite::AllButRefreshed)
         .await
         .unwrap();
     outcomes
-        .record(date(1), &login(2), &failed(1, None))
+        .record(
+            date(1),
+            &login(2),
+            &failed(1, None),
+            Overwrite::AllButRefreshed,
+        )
         .await
         .unwrap();
     outcomes
-        .record(date(1), &login(3), &reauth(1))
+        .record(date(1), &login(3), &reauth(1), Overwrite::AllButRefreshed)
         .await
         .unwrap();
 
@@ -350,7 +399,10 @@ async fn the_cap_never_trims_what_a_consumer_group_or_the_webhook_has_not_acknow
     let outcomes = Outcomes::new(t.conn.clone(), &t.keys);
     let events = Events::new(t.conn.clone(), &t.keys);
     for l in &logins {
-        outcomes.record(date(1), l, &reauth(1)).await.unwrap();
+        outcomes
+            .record(date(1), l, &reauth(1), Overwrite::AllButRefreshed)
+            .await
+            .unwrap();
     }
     let ids: Vec<String> = all(&events).await.into_iter().map(|r| r.id).collect();
     let mut conn = t.conn.clone();

@@ -2,7 +2,7 @@
 
 use chrono::{Duration, NaiveDate, Utc};
 use shared::domain::{FlinksCode, LoginId, RequestId};
-use shared::ledger::{IndexFilter, IndexKind, Ledger, LedgerOutcome};
+use shared::ledger::{IndexFilter, IndexKind, Ledger, LedgerOutcome, Overwrite};
 use shared::registry::{LoginRecordInput, Registry};
 
 use crate::support::TestRedis;
@@ -52,12 +52,23 @@ async fn a_refreshed_entry_is_final_and_the_first_write_wins() {
     let ledger = Ledger::new(redis.conn.clone(), &redis.keys);
     let first = refreshed(false);
 
-    assert!(ledger.record(date(1), &login(1), &first).await.unwrap());
-    assert!(!ledger
-        .record(date(1), &login(1), &refreshed(true))
+    assert!(ledger
+        .record(date(1), &login(1), &first, Overwrite::AllButRefreshed)
         .await
         .unwrap());
-    assert!(!ledger.record(date(1), &login(1), &failed()).await.unwrap());
+    assert!(!ledger
+        .record(
+            date(1),
+            &login(1),
+            &refreshed(true),
+            Overwrite::AllButRefreshed
+        )
+        .await
+        .unwrap());
+    assert!(!ledger
+        .record(date(1), &login(1), &failed(), Overwrite::AllButRefreshed)
+        .await
+        .unwrap());
 
     assert_eq!(ledger.get(date(1), &login(1)).await.unwrap(), Some(first));
     assert!(ledger.is_done(date(1), &login(1)).await.unwrap());
@@ -78,9 +89,17 @@ async fn a_refreshed_entry_is_final_and_the_first_write_wins() {
 async fn a_failed_or_reauth_entry_is_replaced_by_a_later_refresh_and_leaves_its_index() {
     let redis = TestRedis::new("ledger-replace").await;
     let ledger = Ledger::new(redis.conn.clone(), &redis.keys);
-    ledger.record(date(1), &login(1), &failed()).await.unwrap();
     ledger
-        .record(date(1), &login(2), &reauth("SESSION_EXPIRED"))
+        .record(date(1), &login(1), &failed(), Overwrite::AllButRefreshed)
+        .await
+        .unwrap();
+    ledger
+        .record(
+            date(1),
+            &login(2),
+            &reauth("SESSION_EXPIRED"),
+            Overwrite::AllButRefreshed,
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -98,11 +117,21 @@ async fn a_failed_or_reauth_entry_is_replaced_by_a_later_refresh_and_leaves_its_
     );
 
     assert!(ledger
-        .record(date(1), &login(1), &refreshed(true))
+        .record(
+            date(1),
+            &login(1),
+            &refreshed(true),
+            Overwrite::AllButRefreshed
+        )
         .await
         .unwrap());
     assert!(ledger
-        .record(date(1), &login(2), &refreshed(false))
+        .record(
+            date(1),
+            &login(2),
+            &refreshed(false),
+            Overwrite::AllButRefreshed
+        )
         .await
         .unwrap());
 
@@ -134,18 +163,36 @@ async fn reauth_and_failed_indexes_list_across_dates_with_filters_and_removal() 
     let redis = TestRedis::new("ledger-index").await;
     let ledger = Ledger::new(redis.conn.clone(), &redis.keys);
     ledger
-        .record(date(1), &login(1), &reauth("SESSION_EXPIRED"))
+        .record(
+            date(1),
+            &login(1),
+            &reauth("SESSION_EXPIRED"),
+            Overwrite::AllButRefreshed,
+        )
         .await
         .unwrap();
     ledger
-        .record(date(2), &login(1), &reauth("SESSION_EXPIRED"))
+        .record(
+            date(2),
+            &login(1),
+            &reauth("SESSION_EXPIRED"),
+            Overwrite::AllButRefreshed,
+        )
         .await
         .unwrap();
     ledger
-        .record(date(2), &login(2), &reauth("DISABLED_LOGIN"))
+        .record(
+            date(2),
+            &login(2),
+            &reauth("DISABLED_LOGIN"),
+            Overwrite::AllButRefreshed,
+        )
         .await
         .unwrap();
-    ledger.record(date(2), &login(3), &failed()).await.unwrap();
+    ledger
+        .record(date(2), &login(3), &failed(), Overwrite::AllButRefreshed)
+        .await
+        .unwrap();
 
     assert_eq!(
         ledger
@@ -209,7 +256,10 @@ async fn expected_retries_and_start_are_kept_per_date_and_keys_expire() {
     let started = ledger.started_at(date(1)).await.unwrap().unwrap();
     ledger.set_expected(date(1), 43).await.unwrap();
     ledger.incr_retries(date(1)).await.unwrap();
-    ledger.record(date(1), &login(1), &failed()).await.unwrap();
+    ledger
+        .record(date(1), &login(1), &failed(), Overwrite::AllButRefreshed)
+        .await
+        .unwrap();
 
     assert_eq!(ledger.expected(date(1)).await.unwrap(), 43);
     assert_eq!(
@@ -251,18 +301,36 @@ async fn the_report_counts_lists_and_names_its_json_fields() {
         .await
         .unwrap();
     ledger
-        .record(date(2), &login(0), &refreshed(false))
+        .record(
+            date(2),
+            &login(0),
+            &refreshed(false),
+            Overwrite::AllButRefreshed,
+        )
         .await
         .unwrap();
     ledger
-        .record(date(2), &login(1), &refreshed(true))
+        .record(
+            date(2),
+            &login(1),
+            &refreshed(true),
+            Overwrite::AllButRefreshed,
+        )
         .await
         .unwrap();
     ledger
-        .record(date(2), &login(2), &reauth("SESSION_EXPIRED"))
+        .record(
+            date(2),
+            &login(2),
+            &reauth("SESSION_EXPIRED"),
+            Overwrite::AllButRefreshed,
+        )
         .await
         .unwrap();
-    ledger.record(date(2), &login(3), &failed()).await.unwrap();
+    ledger
+        .record(date(2), &login(3), &failed(), Overwrite::AllButRefreshed)
+        .await
+        .unwrap();
     ledger.incr_retries(date(2)).await.unwrap();
 
     let report = shared::report::build(&ledger, &registry, date(2), 20.0, 0, now)
@@ -315,19 +383,39 @@ async fn new_reauth_lists_only_logins_that_did_not_need_it_the_day_before() {
     let ledger = Ledger::new(redis.conn.clone(), &redis.keys);
     let registry = Registry::new(redis.conn.clone(), &redis.keys);
     ledger
-        .record(date(1), &login(1), &reauth("SESSION_EXPIRED"))
+        .record(
+            date(1),
+            &login(1),
+            &reauth("SESSION_EXPIRED"),
+            Overwrite::AllButRefreshed,
+        )
         .await
         .unwrap();
     ledger
-        .record(date(1), &login(2), &refreshed(false))
+        .record(
+            date(1),
+            &login(2),
+            &refreshed(false),
+            Overwrite::AllButRefreshed,
+        )
         .await
         .unwrap();
     ledger
-        .record(date(2), &login(1), &reauth("SESSION_EXPIRED"))
+        .record(
+            date(2),
+            &login(1),
+            &reauth("SESSION_EXPIRED"),
+            Overwrite::AllButRefreshed,
+        )
         .await
         .unwrap();
     ledger
-        .record(date(2), &login(2), &reauth("DISABLED_LOGIN"))
+        .record(
+            date(2),
+            &login(2),
+            &reauth("DISABLED_LOGIN"),
+            Overwrite::AllButRefreshed,
+        )
         .await
         .unwrap();
 
@@ -362,8 +450,14 @@ async fn a_corrupt_entry_or_counter_never_stops_a_write_half_way() {
         .await
         .unwrap();
 
-    assert!(ledger.record(d, &login(1), &failed()).await.unwrap());
-    assert!(ledger.record(d, &login(2), &failed()).await.unwrap());
+    assert!(ledger
+        .record(d, &login(1), &failed(), Overwrite::AllButRefreshed)
+        .await
+        .unwrap());
+    assert!(ledger
+        .record(d, &login(2), &failed(), Overwrite::AllButRefreshed)
+        .await
+        .unwrap());
 
     assert_eq!(
         ledger.get(d, &login(1)).await.unwrap(),

@@ -11,7 +11,7 @@ use metrics_exporter_prometheus::PrometheusRecorder;
 use shared::domain::{FlinksCode, LoginId, RequestId};
 use shared::gauges::{sample_once, spawn_sampler, SamplerConfig};
 use shared::jobs::{AUTHORIZE_QUEUE, DETAIL_QUEUE};
-use shared::ledger::{Ledger, LedgerOutcome};
+use shared::ledger::{Ledger, LedgerOutcome, Overwrite};
 use shared::metrics::{self as m, Kind, ALL_METRICS};
 use shared::queue::{EnqueueOptions, Queue, QueueConfig, WorkerId};
 use tokio_util::sync::CancellationToken;
@@ -286,11 +286,21 @@ async fn the_sampler_reports_queue_depths_workers_and_routine_progress_from_redi
         results_stream_id: None,
     };
     ledger
-        .record(date, &login(1), &refreshed(false))
+        .record(
+            date,
+            &login(1),
+            &refreshed(false),
+            Overwrite::AllButRefreshed,
+        )
         .await
         .unwrap();
     ledger
-        .record(date, &login(2), &refreshed(true))
+        .record(
+            date,
+            &login(2),
+            &refreshed(true),
+            Overwrite::AllButRefreshed,
+        )
         .await
         .unwrap();
     let reauth = LedgerOutcome::NeedsReauth {
@@ -300,7 +310,10 @@ async fn the_sampler_reports_queue_depths_workers_and_routine_progress_from_redi
         at: Utc::now(),
         unrecognised_code: false,
     };
-    ledger.record(date, &login(3), &reauth).await.unwrap();
+    ledger
+        .record(date, &login(3), &reauth, Overwrite::AllButRefreshed)
+        .await
+        .unwrap();
     // The results stream: 3 entries, a consumer group that has read one of them.
     let stream = redis.keys.results_stream();
     let mut c = redis.conn.clone();

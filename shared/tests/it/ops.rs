@@ -11,7 +11,7 @@ use shared::flinks::{FlinksClient, FlinksConfig};
 use shared::jobs::{
     queue_config, AuthorizeJob, DetailJob, AUTHORIZE_QUEUE, DEACTIVATION_QUEUE, DETAIL_QUEUE,
 };
-use shared::ledger::{IndexFilter, IndexKind, Ledger, LedgerOutcome};
+use shared::ledger::{IndexFilter, IndexKind, Ledger, LedgerOutcome, Overwrite};
 use shared::ops::audit::{AuditEntry, AuditLog};
 use shared::ops::logins::LoginOps;
 use shared::ops::requeue::{CrashPoint, RequeueOptions, Requeuer, Selection};
@@ -97,7 +97,12 @@ async fn seed_failed(t: &TestRedis, n: u32) -> Ledger {
     let ledger = Ledger::new(t.conn.clone(), &t.keys);
     for i in 0..n {
         ledger
-            .record(date(), &login(i), &failed("RETRY_LATER"))
+            .record(
+                date(),
+                &login(i),
+                &failed("RETRY_LATER"),
+                Overwrite::AllButRefreshed,
+            )
             .await
             .unwrap();
     }
@@ -298,15 +303,30 @@ async fn a_requeue_by_code_and_login_moves_only_the_matching_entries() {
     let s = settings(None);
     let ledger = Ledger::new(t.conn.clone(), &t.keys);
     ledger
-        .record(date(), &login(1), &failed("RETRY_LATER"))
+        .record(
+            date(),
+            &login(1),
+            &failed("RETRY_LATER"),
+            Overwrite::AllButRefreshed,
+        )
         .await
         .unwrap();
     ledger
-        .record(date(), &login(2), &failed("AGGREGATION_ERROR"))
+        .record(
+            date(),
+            &login(2),
+            &failed("AGGREGATION_ERROR"),
+            Overwrite::AllButRefreshed,
+        )
         .await
         .unwrap();
     ledger
-        .record(date(), &login(3), &failed("RETRY_LATER"))
+        .record(
+            date(),
+            &login(3),
+            &failed("RETRY_LATER"),
+            Overwrite::AllButRefreshed,
+        )
         .await
         .unwrap();
     let requeuer = Requeuer::new(t.conn.clone(), &t.keys, &s);
@@ -351,7 +371,7 @@ async fn a_login_already_refreshed_for_the_date_is_never_requeued() {
     let conn = t.conn.clone();
     let ledger = seed_failed(&t, 2).await;
     ledger
-        .record(date(), &login(0), &refreshed())
+        .record(date(), &login(0), &refreshed(), Overwrite::AllButRefreshed)
         .await
         .unwrap();
     // A stale index entry for a refreshed date (e.g. restored from a backup).
@@ -381,7 +401,10 @@ async fn reauth_records_requeue_like_failed_ones() {
     let t = TestRedis::new("ops-reauth").await;
     let s = settings(None);
     let ledger = Ledger::new(t.conn.clone(), &t.keys);
-    ledger.record(date(), &login(7), &reauth()).await.unwrap();
+    ledger
+        .record(date(), &login(7), &reauth(), Overwrite::AllButRefreshed)
+        .await
+        .unwrap();
     let requeuer = Requeuer::new(t.conn.clone(), &t.keys, &s);
 
     let report = requeuer
@@ -482,9 +505,17 @@ async fn purge_removes_only_index_entries_older_than_the_cutoff() {
         at: Utc::now() - chrono::Duration::days(10),
         reason: None,
     };
-    ledger.record(date(), &login(1), &old).await.unwrap();
     ledger
-        .record(date(), &login(2), &failed("RETRY_LATER"))
+        .record(date(), &login(1), &old, Overwrite::AllButRefreshed)
+        .await
+        .unwrap();
+    ledger
+        .record(
+            date(),
+            &login(2),
+            &failed("RETRY_LATER"),
+            Overwrite::AllButRefreshed,
+        )
         .await
         .unwrap();
     let requeuer = Requeuer::new(t.conn.clone(), &t.keys, &s);
@@ -520,7 +551,10 @@ async fn reconnected_clears_reauth_on_every_date_and_enqueues_a_fresh_authorize_
     let registry = Registry::new(t.conn.clone(), &t.keys);
     let today = Utc::now().date_naive();
     for d in [date(), today] {
-        ledger.record(d, &login(1), &reauth()).await.unwrap();
+        ledger
+            .record(d, &login(1), &reauth(), Overwrite::AllButRefreshed)
+            .await
+            .unwrap();
     }
     registry.record_outcome(&login(1), &reauth()).await.unwrap();
     // The routine already enqueued today's job once: a reconnect must not be deduped away.

@@ -8,7 +8,7 @@
 use chrono::{NaiveDate, Utc};
 use futures::{StreamExt, TryStreamExt};
 use shared::domain::{LoginId, RequestId};
-use shared::ledger::{Ledger, LedgerOutcome};
+use shared::ledger::{Ledger, LedgerOutcome, Overwrite};
 use shared::outcomes::Outcomes;
 use shared::registry::{LoginRecordInput, Registry};
 
@@ -77,7 +77,11 @@ async fn a_million_logins_and_a_dates_outcomes_spread_over_the_primaries() {
                 results_stream_id: None,
             };
             let outcomes = &outcomes;
-            async move { outcomes.record(date, id, &outcome).await }
+            async move {
+                outcomes
+                    .record(date, id, &outcome, Overwrite::AllButRefreshed)
+                    .await
+            }
         })
         .buffer_unordered(64)
         .try_for_each(|_| async { Ok(()) })

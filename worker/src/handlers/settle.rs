@@ -11,7 +11,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use shared::control::past_deadline;
 use shared::flinks::{is_unrecognised_reauth, Error as FlinksError};
 use shared::jobs::{AuthorizeJob, MAX_SESSION_RESTARTS};
-use shared::ledger::{FailureReason, LedgerOutcome};
+use shared::ledger::{FailureReason, LedgerOutcome, Overwrite};
 use shared::queue::{EnqueueOptions, JobFailure};
 use shared::{FlinksCode, LoginId};
 
@@ -108,7 +108,8 @@ pub(crate) async fn record_past_deadline(
         deadline: Some(deadline),
     };
     persist("record superseded at the deadline", || {
-        deps.ledger.record(date, login, &outcome)
+        deps.ledger
+            .record(date, login, &outcome, Overwrite::AllButRefreshed)
     })
     .await?;
     metrics::counter!(shared::metrics::ROUTINE_SUPERSEDED_TOTAL).increment(1);
@@ -152,7 +153,8 @@ pub(crate) async fn record_final(
     outcome: &LedgerOutcome,
 ) -> Result<(), JobFailure> {
     persist("record outcome", || {
-        deps.outcomes.record(date, login, outcome)
+        deps.outcomes
+            .record(date, login, outcome, Overwrite::AllButRefreshed)
     })
     .await?;
     Ok(())

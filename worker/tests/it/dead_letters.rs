@@ -6,7 +6,7 @@ use std::time::Duration;
 use chrono::NaiveDate;
 use shared::config::Settings;
 use shared::jobs::{AuthorizeJob, DetailJob, AUTHORIZE_QUEUE, DETAIL_QUEUE};
-use shared::ledger::{IndexFilter, IndexKind, Ledger, LedgerOutcome};
+use shared::ledger::{IndexFilter, IndexKind, Ledger, LedgerOutcome, Overwrite};
 use shared::ops::requeue::{RequeueOptions, Requeuer, Selection};
 use shared::queue::{EnqueueOptions, Queue, QueueConfig, WorkerId};
 use shared::{FlinksCode, LoginId, RequestId};
@@ -132,8 +132,14 @@ async fn an_outcome_recorded_before_the_job_died_is_kept_with_its_flinks_code() 
         at: chrono::Utc::now() - chrono::Duration::hours(2),
         reason: None,
     };
-    ledger.record(date, &reauth_login, &reauth).await.unwrap();
-    ledger.record(date, &failed_login, &failed).await.unwrap();
+    ledger
+        .record(date, &reauth_login, &reauth, Overwrite::AllButRefreshed)
+        .await
+        .unwrap();
+    ledger
+        .record(date, &failed_login, &failed, Overwrite::AllButRefreshed)
+        .await
+        .unwrap();
     bury_authorize_jobs(&stack, date, &[reauth_login.clone(), failed_login.clone()]).await;
 
     let reconciler = DeadLetterReconciler::new(stack.conn.clone(), &stack.keys);
@@ -158,7 +164,10 @@ async fn a_requeued_login_whose_new_job_dies_gets_a_fresh_failed_outcome() {
         at: chrono::Utc::now(),
         reason: None,
     };
-    ledger.record(date, &login, &first).await.unwrap();
+    ledger
+        .record(date, &login, &first, Overwrite::AllButRefreshed)
+        .await
+        .unwrap();
     let mut settings = Settings::load_from(
         None,
         [("REDIS_URL".to_string(), crate::helpers::redis_url())],

@@ -6,6 +6,7 @@
 //! Every test has a namespace of its own on the shared Redis, except the Redis-restart
 //! test, which runs its own `redis-server` (AOF, `appendfsync everysec`).
 
+use shared::ledger::Overwrite;
 use std::time::{Duration, Instant};
 
 use flinks_sim::{endpoint, Faults, SimConfig, SimHandle};
@@ -706,7 +707,12 @@ async fn a_registry_update_a_crash_left_in_the_outbox_is_applied_by_a_worker_at_
     };
     stack
         .ledger()
-        .record(parse_date(DATE), &login, &outcome)
+        .record(
+            parse_date(DATE),
+            &login,
+            &outcome,
+            Overwrite::AllButRefreshed,
+        )
         .await
         .unwrap();
     let registry = shared::registry::Registry::new(stack.conn.clone(), &stack.keys);

@@ -3,6 +3,7 @@
 //! while, and must end with exactly the expected event ids, across routine dates, worker
 //! restarts, a worker killed mid-batch and the dead-letter list.
 
+use shared::ledger::Overwrite;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -350,7 +351,7 @@ async fn seed_events(stack: &Stack, logins: &[LoginId]) -> HashSet<String> {
     let date = parse_date("2026-11-22");
     for login in logins {
         outcomes
-            .record(date, login, &reauth_outcome())
+            .record(date, login, &reauth_outcome(), Overwrite::AllButRefreshed)
             .await
             .unwrap();
     }
