@@ -69,9 +69,21 @@ impl Ctx {
     }
 
     /// The Redis connection, connecting on first use (fails fast, naming the redacted
-    /// URL).
+    /// URL). Jobs queued by the previous version are moved to the current storage layout
+    /// first, so every command sees them.
     pub(crate) async fn redis(&self) -> anyhow::Result<RedisConn> {
-        let connect = || shared::redis_conn::connect(&self.settings.redis);
+        // Boxed: every command awaits this, and inlining the migration's future into each
+        // command's future overflows the compiler's layout depth limit.
+        let connect = || -> futures::future::BoxFuture<'_, anyhow::Result<RedisConn>> {
+            Box::pin(async {
+                let conn = shared::redis_conn::connect(&self.settings.redis).await?;
+                shared::stores::Stores::open(conn.clone(), &self.keys, &self.settings)
+                    .migrate_queues()
+                    .await
+                    .context("moving queued jobs to the current storage layout")?;
+                Ok(conn)
+            })
+        };
         Ok(self.conn.get_or_try_init(connect).await?.clone())
     }
 
