@@ -13,7 +13,7 @@ use shared::queue::{EnqueueOptions, FetchGate, Queue, RedisBackend, WorkerId};
 use tokio_util::sync::CancellationToken;
 use tower::limit::ConcurrencyLimitLayer;
 
-use super::apalis_worker::Runs;
+use super::apalis_worker::{slow_handler, stop_signal, Runs};
 use super::{eventually, Ping, TestNs};
 
 #[tokio::test]
@@ -110,11 +110,7 @@ async fn drain_with_ack_fetch(name: &str, open_now: bool) -> (Runs, usize) {
         .data(runs.clone())
         .layer(ConcurrencyLimitLayer::new(1))
         .build(quick_handler);
-    let token = stop.clone();
-    let handle = tokio::spawn(worker.run_until(async move {
-        token.cancelled().await;
-        Ok::<(), std::io::Error>(())
-    }));
+    let handle = tokio::spawn(worker.run_until(stop_signal(&stop)));
     let done = eventually(Duration::from_secs(15), || async {
         q.stats().await.unwrap().succeeded_total == 40
     })
@@ -154,12 +150,6 @@ async fn ack_fetch_never_claims_behind_a_gate_that_is_not_open_now() {
     );
 }
 
-async fn slow_handler(job: Ping, runs: Data<Runs>) -> Result<(), BoxDynError> {
-    runs.record(job.n);
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    Ok(())
-}
-
 #[tokio::test]
 async fn graceful_stop_with_ack_fetch_leaves_nothing_leased_and_spends_no_attempt() {
     let t = TestNs::new("ackfetch-stop").await;
@@ -174,11 +164,7 @@ async fn graceful_stop_with_ack_fetch_leaves_nothing_leased_and_spends_no_attemp
         .data(runs.clone())
         .layer(ConcurrencyLimitLayer::new(1))
         .build(slow_handler);
-    let token = stop.clone();
-    let handle = tokio::spawn(worker.run_until(async move {
-        token.cancelled().await;
-        Ok::<(), std::io::Error>(())
-    }));
+    let handle = tokio::spawn(worker.run_until(stop_signal(&stop)));
     assert!(eventually(Duration::from_secs(5), || async { runs.get().len() >= 3 }).await);
     stop.cancel();
     handle.await.unwrap().unwrap();
