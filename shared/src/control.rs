@@ -511,6 +511,8 @@ pub struct PauseGate {
     queue: &'static str,
     inner: Option<Arc<dyn FetchGate>>,
     shutdown: CancellationToken,
+    /// When `ready` last read the flag unpaused (for `open_now`).
+    seen_open: Arc<std::sync::Mutex<Option<tokio::time::Instant>>>,
 }
 
 impl PauseGate {
@@ -521,6 +523,7 @@ impl PauseGate {
             queue,
             inner: None,
             shutdown,
+            seen_open: Arc::default(),
         }
     }
 
@@ -542,11 +545,24 @@ impl PauseGate {
 }
 
 impl FetchGate for PauseGate {
+    /// Open while the flag was read unpaused less than [`PAUSE_POLL`] ago, and only
+    /// without an inner gate (which may hand out permits): an ack-and-fetch chain then
+    /// stops within `PAUSE_POLL` of a pause, as fetches do.
+    fn open_now(&self) -> bool {
+        self.inner.is_none()
+            && self
+                .seen_open
+                .lock()
+                .expect("pause gate lock")
+                .is_some_and(|at| at.elapsed() < PAUSE_POLL)
+    }
+
     fn ready(&self) -> BoxFuture<'static, ()> {
         let control = self.control.clone();
         let queue = self.queue;
         let inner = self.inner.clone();
         let shutdown = self.shutdown.clone();
+        let seen_open = Arc::clone(&self.seen_open);
         Box::pin(async move {
             let mut logged = false;
             loop {
@@ -570,6 +586,7 @@ impl FetchGate for PauseGate {
                     break;
                 }
             }
+            *seen_open.lock().expect("pause gate lock") = Some(tokio::time::Instant::now());
             if logged {
                 tracing::info!(queue, "queue resumed: fetching again");
             }

@@ -323,7 +323,7 @@ pub struct Ledger {
 }
 
 fn day(date: NaiveDate) -> String {
-    date.format("%Y-%m-%d").to_string()
+    date.to_string() // `NaiveDate`'s Display is `%Y-%m-%d`, without parsing a format string
 }
 
 fn index_member(date: NaiveDate, login: &LoginId) -> String {

@@ -157,7 +157,7 @@ impl ResultsSink {
             fetched_at: entry.fetched_at,
             results_stream_id: Some(STREAM_ID_PLACEHOLDER.to_string()),
         };
-        let date = entry.routine_date.format("%Y-%m-%d").to_string();
+        let date = entry.routine_date.to_string(); // Display is `%Y-%m-%d`
         let last_refresh = entry
             .last_refresh
             .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.f").to_string())

@@ -23,7 +23,7 @@ use crate::keys::KeySpace;
 use crate::ledger::Ledger;
 use crate::ops::audit::AuditLog;
 use crate::outcomes::Outcomes;
-use crate::queue::Queue;
+use crate::queue::{Queue, QueueError};
 use crate::ratelimit::RateLimiter;
 use crate::registry::Registry;
 use crate::results::ResultsSink;
@@ -75,6 +75,15 @@ impl Stores {
             events: Events::new(conn.clone(), keys),
             audit: AuditLog::new(conn, keys),
         }
+    }
+
+    /// Moves jobs every queue still holds in the previous storage layout to the current
+    /// one (see [`Queue::migrate_layout`]); run by workers and producers at start.
+    /// Returns how many jobs moved.
+    pub async fn migrate_queues(&self) -> Result<u64, QueueError> {
+        Ok(self.authorize.migrate_layout().await?
+            + self.detail.migrate_layout().await?
+            + self.deactivation.migrate_layout().await?)
     }
 
     /// The queue called `name` (`authorize`, `detail` or `deactivation`), typed as the

@@ -101,6 +101,10 @@ pub async fn run(
     // when encryption is required.
     settings.require_results_encryption()?;
     let stores = Stores::open(conn.clone(), &keys, &settings);
+    stores
+        .migrate_queues()
+        .await
+        .context("moving queued jobs to the current storage layout")?;
     let deps = Arc::new(build_deps(
         &settings,
         &stores,
@@ -179,10 +183,13 @@ pub async fn run(
         })
         .register(move |restarts| {
             // Detail jobs take no rate-limit permit, so claiming a few at a time is safe
-            // (their leases are renewed while they wait in the buffer) and saves round trips.
+            // (their leases are renewed while they wait in the buffer) and saves round trips,
+            // and each ack may lease the next job in the same script call. The authorize
+            // queue does neither: each claim there waits for a rate-limit permit.
             let backend = RedisBackend::new(detail_queue.clone())
                 .with_worker_id(detail_id.clone())
                 .with_batch(DETAIL_BATCH)
+                .with_ack_fetch()
                 .with_fetch_gate(detail_gate.clone());
             detail_unfinished.track(&detail_queue, &backend);
             WorkerBuilder::new(format!("{DETAIL_QUEUE}-{}-{restarts}", detail_id.as_str()))

@@ -349,7 +349,7 @@ impl Events {
             .key(self.keys.events_episodes())
             .key(self.keys.ledger_index("reauth"))
             .arg(login.as_str())
-            .arg(date.format("%Y-%m-%d").to_string())
+            .arg(date.to_string())
             .arg(now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
             .arg(now.timestamp_millis());
         for member in members {
@@ -382,7 +382,7 @@ impl Events {
             .arg(login.as_str())
             .arg(event_type.as_str())
             .arg(stamp)
-            .arg(now.date_naive().format("%Y-%m-%d").to_string())
+            .arg(now.date_naive().to_string())
             .arg(now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
             .invoke_async(&mut conn)
             .await?;

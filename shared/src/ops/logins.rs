@@ -340,7 +340,7 @@ impl LoginOps {
             .list_reauth(&filter)
             .await?
             .iter()
-            .map(|entry| format!("{}|{}", entry.date.format("%Y-%m-%d"), login.as_str()))
+            .map(|entry| format!("{}|{}", entry.date, login.as_str()))
             .collect();
         // The index entries go in the same step as the `reauth_resolved` event.
         let (cleared, _event) = self

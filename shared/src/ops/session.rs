@@ -63,7 +63,9 @@ impl Session {
     }
 
     /// The connection, opened on first use (fails fast, naming the redacted URL), after
-    /// checking the namespace's key layout (and upgrading an older one) as the worker does.
+    /// checking the namespace's key layout and moving what an older version stored (the
+    /// registry's sets, queued jobs) to the current one, as the worker does at start, so
+    /// every command sees it.
     async fn conn(&self) -> Result<RedisConn, OpsError> {
         // Boxed: this future would otherwise nest inside every command's, past the
         // compiler's type depth limit.
@@ -71,6 +73,9 @@ impl Session {
             Box::pin(async {
                 let conn = crate::redis_conn::connect(&self.settings.redis).await?;
                 crate::layout::prepare(&conn, &self.keys).await?;
+                Stores::open(conn.clone(), &self.keys, &self.settings)
+                    .migrate_queues()
+                    .await?;
                 Ok::<_, OpsError>(conn)
             })
         };

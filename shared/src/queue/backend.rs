@@ -25,7 +25,6 @@
 //! - a [`FetchGate`] is awaited before every fetch, so a worker claims a job only when it
 //!   is likely to be able to run it (e.g. when a rate-limit permit would be granted).
 
-use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -49,9 +48,10 @@ use tower::{Layer, Service};
 use super::config::QueueConfig;
 use super::core::Queue;
 use super::error::QueueError;
+use super::handoff::{AckFetch, Acker, Handoff, Held};
 use super::lease::{Heartbeat, HeldJobs};
 use super::metrics_names as m;
-use super::types::{DeliveryToken, FailOutcome, JobFailure, JobId, LeasedJob, WorkerId};
+use super::types::{DeliveryToken, FailOutcome, JobFailure, JobId, WorkerId};
 
 /// Maps a handler's error to what the queue does with the job: a [`JobFailure`] is taken
 /// as is; apalis' own errors are mapped; anything else retries with the backoff.
@@ -85,6 +85,14 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 pub trait FetchGate: Send + Sync + 'static {
     /// Resolves when the worker may claim the next batch.
     fn ready(&self) -> BoxFuture<'static, ()>;
+
+    /// True when the worker may claim a job right now without awaiting
+    /// [`FetchGate::ready`], so an ack may lease the next job
+    /// ([`RedisBackend::with_ack_fetch`]). The default, false, keeps every claim behind
+    /// `ready`: a gate that hands out permits must leave it so.
+    fn open_now(&self) -> bool {
+        false
+    }
 }
 
 /// Which delivery a task is: stored in the task's data for [`QueueService`].
@@ -103,9 +111,6 @@ struct Delivery {
 #[error("job {0}: lease lost while running; the handler was cancelled")]
 pub struct LeaseLost(JobId);
 
-/// A leased job and the token cancelled when its lease is lost.
-type Held<T> = (LeasedJob<T>, CancellationToken);
-
 type FetchFuture<T> = BoxFuture<'static, Result<Vec<Held<T>>, QueueError>>;
 
 /// An apalis-core `Backend` over a [`Queue`]: one per worker (one `WorkerId`, one
@@ -116,7 +121,11 @@ pub struct RedisBackend<T> {
     batch: usize,
     gate: Option<Arc<dyn FetchGate>>,
     held: HeldJobs,
-    buffer: VecDeque<Held<T>>,
+    /// Leased jobs not yet handed out: from fetches, and from acks with ack-and-fetch.
+    buffer: Arc<Handoff<T>>,
+    ack_fetch: bool,
+    /// Jobs a fetch leased after the buffer closed, for `poll_close` to release.
+    unreleased: Vec<Held<T>>,
     fetching: Option<FetchFuture<T>>,
     /// Set by the fetch future once it passed the gate (and so may lease jobs).
     fetch_claiming: Arc<AtomicBool>,
@@ -146,7 +155,9 @@ impl<T> RedisBackend<T> {
             batch: 1,
             gate: None,
             held: HeldJobs::default(),
-            buffer: VecDeque::new(),
+            buffer: Arc::new(Handoff::default()),
+            ack_fetch: false,
+            unreleased: Vec::new(),
             fetching: None,
             fetch_claiming: Arc::new(AtomicBool::new(false)),
             sleep: None,
@@ -161,6 +172,14 @@ impl<T> RedisBackend<T> {
     /// them meanwhile: keep 1 for slow or rate-limited jobs.
     pub fn with_batch(mut self, batch: usize) -> Self {
         self.batch = batch.max(1);
+        self
+    }
+
+    /// Each ack also leases the next job (one script call per job instead of two) while
+    /// fewer than `batch` jobs are buffered and the fetch gate, if any, is
+    /// [open now](FetchGate::open_now); see `handoff.rs`.
+    pub fn with_ack_fetch(mut self) -> Self {
+        self.ack_fetch = true;
         self
     }
 
@@ -267,7 +286,14 @@ impl<T: DeserializeOwned + Send + 'static> Backend for RedisBackend<T> {
     ) -> Poll<Option<Result<Task<T>, QueueError>>> {
         self.start_heartbeat();
         loop {
-            if let Some(job) = self.buffer.pop_front() {
+            // Registered before the buffer is read, so an ack that buffers a job after the
+            // read wakes this task.
+            self.buffer.register(cx.waker());
+            if let Some(job) = self.buffer.pop() {
+                if self.errors_in_a_row == 0 {
+                    // Jobs are flowing again: no empty-queue pause before the next fetch.
+                    self.sleep = None;
+                }
                 return Poll::Ready(Some(Ok(self.to_task(job))));
             }
             if let Some(sleep) = self.sleep.as_mut() {
@@ -294,7 +320,10 @@ impl<T: DeserializeOwned + Send + 'static> Backend for RedisBackend<T> {
                 }
                 Ok(jobs) => {
                     self.errors_in_a_row = 0;
-                    self.buffer.extend(jobs);
+                    if let Err(jobs) = self.buffer.push(jobs) {
+                        // Closed meanwhile: poll_close releases what it drains.
+                        self.unreleased.extend(jobs);
+                    }
                 }
                 Err(e) => {
                     self.errors_in_a_row += 1;
@@ -322,17 +351,17 @@ impl<T: DeserializeOwned + Send + 'static> Backend for RedisBackend<T> {
         if let Some(fetching) = self.fetching.as_mut() {
             match fetching.as_mut().poll(cx) {
                 Poll::Pending => return Poll::Pending,
-                Poll::Ready(Ok(jobs)) => self.buffer.extend(jobs),
+                Poll::Ready(Ok(jobs)) => self.unreleased.extend(jobs),
                 Poll::Ready(Err(_)) => {}
             }
             self.fetching = None;
         }
         if self.releasing.is_none() && self.heartbeat.is_some() {
-            let leases: Vec<(JobId, DeliveryToken)> = self
-                .buffer
-                .drain(..)
-                .map(|(j, _)| (j.id, j.token))
-                .collect();
+            // From now on acks are plain acks (see `handoff.rs`).
+            let mut leftover = self.buffer.close();
+            leftover.append(&mut self.unreleased);
+            let leases: Vec<(JobId, DeliveryToken)> =
+                leftover.into_iter().map(|(j, _)| (j.id, j.token)).collect();
             let (queue, worker, held) =
                 (self.queue.clone(), self.worker.clone(), self.held.clone());
             self.releasing = Some(
@@ -365,7 +394,7 @@ impl<T: DeserializeOwned + Send + 'static> Backend for RedisBackend<T> {
     }
 }
 
-impl<T> BackendConfig for RedisBackend<T> {
+impl<T: DeserializeOwned + Send + 'static> BackendConfig for RedisBackend<T> {
     type Args = T;
     type Id = JobId;
     type Kind = Ephemeral;
@@ -377,10 +406,21 @@ impl<T> BackendConfig for RedisBackend<T> {
     }
 
     fn middleware(&mut self, _worker: &mut WorkerContext) -> QueueLayer {
+        let acker: Option<Arc<dyn Acker>> = self.ack_fetch.then(|| {
+            Arc::new(AckFetch {
+                queue: self.queue.clone(),
+                worker: self.worker.clone(),
+                held: self.held.clone(),
+                handoff: Arc::clone(&self.buffer),
+                buffer: self.batch,
+                gate: self.gate.clone(),
+            }) as Arc<dyn Acker>
+        });
         QueueLayer {
             queue: self.queue.retyped(),
             worker: self.worker.clone(),
             held: self.held.clone(),
+            acker,
         }
     }
 }
@@ -388,11 +428,23 @@ impl<T> BackendConfig for RedisBackend<T> {
 /// The backend's tower layer: settles every attempt in Redis (ack, retry, dead-letter) from
 /// the handler's result, records the duration, and stops renewing the job. A handler whose
 /// lease is lost is dropped mid-run and its delivery left unsettled ([`LeaseLost`]).
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct QueueLayer {
     queue: Queue<()>,
     worker: WorkerId,
     held: HeldJobs,
+    /// Set with ack-and-fetch: acks go through it.
+    acker: Option<Arc<dyn Acker>>,
+}
+
+impl std::fmt::Debug for QueueLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueueLayer")
+            .field("queue", &self.queue.name())
+            .field("worker", &self.worker)
+            .field("ack_fetch", &self.acker.is_some())
+            .finish()
+    }
 }
 
 impl<S> Layer<S> for QueueLayer {
@@ -474,7 +526,10 @@ impl QueueLayer {
         loop {
             // Ok(true): settled; Ok(false): the lease was lost (reaped) before we settled.
             let res = match &failure {
-                None => self.queue.ack(&d.token, &d.id).await,
+                None => match &self.acker {
+                    Some(acker) => acker.ack(&d.token, &d.id).await,
+                    None => self.queue.ack(&d.token, &d.id).await,
+                },
                 Some(f) => self
                     .queue
                     .fail(&d.token, &d.id, d.attempt, f.clone())

@@ -57,8 +57,9 @@ pub struct QueueConfig {
     /// How long a fetched job stays leased without a renewal (`WORKER_LEASE`, default 60 s).
     /// Heartbeats renew every `lease / 3`.
     pub lease: Duration,
-    /// How long a small record of a finished job (attempts, time, worker) is kept;
-    /// zero keeps nothing. The payload is always deleted on ack.
+    /// How long a small record of a finished job (`done:<id>`: attempts, time, worker) is
+    /// kept; zero (the default) keeps nothing, so an ack is one DEL of the job's hash.
+    /// Nothing in the routine reads the record: its outcome is in the ledger.
     pub finished_retention: Duration,
     /// At most this many dead letters are kept; the oldest are trimmed first.
     pub dead_cap: usize,
@@ -81,7 +82,7 @@ impl QueueConfig {
             max_attempts: 5,
             backoff: Backoff::default(),
             lease: Duration::from_secs(60),
-            finished_retention: Duration::from_secs(10 * 60),
+            finished_retention: Duration::ZERO,
             dead_cap: 100_000,
             dedupe_ttl: Duration::from_secs(3 * 86_400),
             promote_chunk: 1_000,

@@ -326,8 +326,8 @@ impl<T> Queue<T> {
         let mut conn = self.conn.clone();
         let (has_payload, dead_score): (bool, Option<f64>) = redis::pipe()
             .cmd("HEXISTS")
-            .arg(self.keys.get(super::keys::PAYLOAD))
-            .arg(id.as_str())
+            .arg(self.keys.job(id.as_str()))
+            .arg(super::keys::field::PAYLOAD)
             .cmd("ZSCORE")
             .arg(self.keys.get(super::keys::DEAD))
             .arg(id.as_str())
@@ -509,6 +509,43 @@ impl<T: DeserializeOwned> Queue<T> {
             .arg(self.config.promote_chunk.max(1))
             .arg(token.as_str());
         let raw: Vec<(String, String, u32)> = self.run(&inv).await?;
+        Ok(self.decode_leased(raw, &token).await)
+    }
+
+    /// Acks job `id` (as [`Queue::ack`]) and leases up to `max` ready jobs to `worker` in
+    /// the same script call (as [`Queue::fetch`]), so a busy worker pays one round trip per
+    /// job. The ack's result is the first element. Claims without any gate: a worker that
+    /// must hold a permit before claiming uses [`Queue::ack`] and [`Queue::fetch`].
+    pub async fn ack_and_fetch(
+        &self,
+        token: &DeliveryToken,
+        id: &JobId,
+        worker: &WorkerId,
+        max: usize,
+    ) -> Result<(bool, Vec<LeasedJob<T>>), QueueError> {
+        let next = DeliveryToken::generate(worker);
+        let mut inv = self.invocation(&scripts::ACK_FETCH);
+        inv.key(self.keys.done(id.as_str()))
+            .arg(id.as_str())
+            .arg(token.as_str())
+            .arg(self.config.finished_retention.as_millis() as u64)
+            .arg(max)
+            .arg(self.config.lease.as_millis() as u64)
+            .arg(self.config.promote_chunk.max(1))
+            .arg(next.as_str());
+        let (acked, raw): (i64, Vec<(String, String, u32)>) = self.run(&inv).await?;
+        if acked == 1 {
+            self.count_outcome(m::OUTCOME_SUCCEEDED);
+        }
+        Ok((acked == 1, self.decode_leased(raw, &next).await))
+    }
+
+    /// Decodes freshly leased jobs; an undecodable payload is dead-lettered at once.
+    async fn decode_leased(
+        &self,
+        raw: Vec<(String, String, u32)>,
+        token: &DeliveryToken,
+    ) -> Vec<LeasedJob<T>> {
         let mut jobs = Vec::with_capacity(raw.len());
         for (id, payload, attempt) in raw {
             let id = JobId::from(id);
@@ -524,14 +561,14 @@ impl<T: DeserializeOwned> Queue<T> {
                         "undecodable payload: dead-lettering it");
                     let failure = JobFailure::permanent(format!("undecodable payload: {e}"));
                     // On a Redis error the lease expires and the reaper retries the burial.
-                    if let Err(e) = self.fail(&token, &id, attempt, failure).await {
+                    if let Err(e) = self.fail(token, &id, attempt, failure).await {
                         tracing::warn!(queue = %self.config.name, job_id = %id,
                             error.message = %e, "could not dead-letter an undecodable payload");
                     }
                 }
             }
         }
-        Ok(jobs)
+        jobs
     }
 }
 

@@ -30,6 +30,17 @@ pub enum QueueError {
         #[source]
         source: serde_json::Error,
     },
+    /// Jobs in the previous storage layout kept appearing while they were moved to the
+    /// current one: a worker or producer of the previous version still runs against this
+    /// Redis. Stop it, then start again.
+    #[error(
+        "queue {queue}: jobs in the previous storage layout keep appearing while they are \
+         migrated; stop every worker and producer of the previous version, then start again"
+    )]
+    LegacyWriters {
+        /// The queue's name.
+        queue: String,
+    },
 }
 
 impl QueueError {

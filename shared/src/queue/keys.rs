@@ -4,22 +4,16 @@
 use crate::keys::KeySpace;
 
 /// Suffixes of the keys every script receives, in the order `lua/queue/common.lua` reads them
-/// (its `N_KEYS` must equal the length).
-pub(crate) const SCRIPT_KEY_SUFFIXES: [&str; 15] = [
+/// (its `N_KEYS` must equal the length). `ready` comes first: the scripts derive each job's
+/// key (`job:<id>`) from it.
+pub(crate) const SCRIPT_KEY_SUFFIXES: [&str; 8] = [
     "ready",
     "delayed",
     "inflight",
     "dead",
-    "payload",
-    "attempts",
-    "owner",
-    "enqueued",
-    "dedupe_of",
-    "error",
     "counters",
     "workers",
     "pending",
-    "supersede_of",
     "superseded",
 ];
 
@@ -27,15 +21,32 @@ pub(crate) const READY: usize = 0;
 pub(crate) const DELAYED: usize = 1;
 pub(crate) const INFLIGHT: usize = 2;
 pub(crate) const DEAD: usize = 3;
-pub(crate) const PAYLOAD: usize = 4;
-pub(crate) const ATTEMPTS: usize = 5;
-pub(crate) const OWNER: usize = 6;
-pub(crate) const ENQUEUED: usize = 7;
-pub(crate) const DEDUPE_OF: usize = 8;
-pub(crate) const ERROR: usize = 9;
-pub(crate) const COUNTERS: usize = 10;
-pub(crate) const WORKERS: usize = 11;
-pub(crate) const SUPERSEDED: usize = 14;
+pub(crate) const COUNTERS: usize = 4;
+pub(crate) const WORKERS: usize = 5;
+pub(crate) const SUPERSEDED: usize = 7;
+
+/// The fields of a job's hash (`job:<id>`), as `lua/queue/common.lua` names them: one letter
+/// each, since there is one hash per queued job.
+pub(crate) mod field {
+    pub(crate) const PAYLOAD: &str = "p";
+    pub(crate) const ATTEMPTS: &str = "a";
+    pub(crate) const OWNER: &str = "o";
+    pub(crate) const ENQUEUED: &str = "t";
+    pub(crate) const DEDUPE: &str = "d";
+    pub(crate) const ERROR: &str = "e";
+}
+
+/// The per-field hashes of the layout before one hash per job, oldest first in the order
+/// `lua/queue/migrate.lua` reads them.
+pub(crate) const LEGACY_SUFFIXES: [&str; 7] = [
+    "payload",
+    "attempts",
+    "owner",
+    "enqueued",
+    "dedupe_of",
+    "error",
+    "supersede_of",
+];
 
 /// The keys of one queue.
 #[derive(Clone, Debug)]
@@ -59,6 +70,19 @@ impl QueueKeys {
 
     pub(crate) fn get(&self, index: usize) -> &str {
         &self.script_keys[index]
+    }
+
+    /// The hash holding one job's payload and metadata.
+    pub(crate) fn job(&self, id: &str) -> String {
+        self.keyspace.queue(&self.name, &format!("job:{id}"))
+    }
+
+    /// The per-field hashes of the previous layout (see [`LEGACY_SUFFIXES`]).
+    pub(crate) fn legacy(&self) -> Vec<String> {
+        LEGACY_SUFFIXES
+            .iter()
+            .map(|s| self.keyspace.queue(&self.name, s))
+            .collect()
     }
 
     /// The string holding the id of the job that owns a dedupe key.

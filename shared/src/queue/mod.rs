@@ -18,21 +18,17 @@
 //! | `delayed` | ZSET | id → due time (ms): retries, scheduled work, polls |
 //! | `inflight` | ZSET | id → lease deadline (ms) |
 //! | `dead` | ZSET | id → time of death (ms), unique and increasing (see `dead_clock`); capped at `dead_cap` |
-//! | `payload` | HASH | id → JSON payload (deleted on ack) |
-//! | `attempts` | HASH | id → deliveries so far |
-//! | `owner` | HASH | id → delivery token holding the lease (`<worker id>/<random>`, one per fetch) |
-//! | `enqueued` | HASH | id → enqueue time (ms) |
-//! | `dedupe_of` | HASH | id → its dedupe key |
-//! | `error` | HASH | id → last error |
+//! | `job:<id>` | HASH | one job: `p` JSON payload, `a` deliveries so far, `o` delivery token holding the lease (`<worker id>/<random>`, one per fetch), `t` enqueue time (ms), `d` its dedupe key, `e` last error, `s` its supersede key; deleted with one DEL on ack |
 //! | `counters` | HASH | enqueued, succeeded, retried, dead, rescued, requeued, superseded, deleted totals; `ready_tombstones` (superseded or deleted ids still in `ready`, skipped by fetch); `dead_clock` (last dead-letter score), `dead_reviewed` (the review cursor) |
 //! | `workers` | ZSET | worker id → last heartbeat (ms) |
 //! | `dedupe:<key>` | STRING | id of the job that took the dedupe key; TTL `dedupe_ttl` |
-//! | `done:<id>` | HASH | attempts, finished_at, worker; TTL `finished_retention` |
+//! | `done:<id>` | HASH | attempts, finished_at, worker; only when `finished_retention` is set (default: none) |
 //! | `pending` | HASH | supersede key → `rank\|id` of its pending job (see `lua/queue/enqueue.lua`) |
-//! | `supersede_of` | HASH | id → its supersede key |
 //! | `superseded` | LIST | `id\|payload` of superseded jobs, until the enqueuer records them |
 //!
-//! Times come from Redis' `TIME`, so processes with skewed clocks agree on deadlines.
+//! Times come from Redis' `TIME`, so processes with skewed clocks agree on deadlines; an
+//! ack needs no time and reads none. Jobs stored by the previous version (one queue-wide
+//! hash per field) are moved into their own hashes at start (see `migrate.rs`).
 //!
 //! # Lifecycle of a job
 //!
@@ -51,7 +47,7 @@
 //!     │ │                                         └─► dead if that was the last attempt
 //!     │ └── fail(Permanent) / last attempt / undecodable payload ─► dead
 //!     ▼                                                              │ requeue_dead
-//!   ack: payload and metadata deleted; done:<id> kept briefly        ▼
+//!   ack: the job's hash deleted (one DEL)                            ▼
 //!                                                                  ready
 //! ```
 //!
@@ -103,9 +99,11 @@ mod config;
 mod conn;
 mod core;
 mod error;
+mod handoff;
 mod keys;
 mod lease;
 pub mod metrics_names;
+mod migrate;
 mod ops;
 mod scripts;
 mod single;

@@ -6,10 +6,7 @@ use std::time::Duration;
 
 use super::core::Queue;
 use super::error::QueueError;
-use super::keys::{
-    ATTEMPTS, COUNTERS, DEAD, DEDUPE_OF, DELAYED, ENQUEUED, ERROR, INFLIGHT, OWNER, PAYLOAD, READY,
-    WORKERS,
-};
+use super::keys::{field, COUNTERS, DEAD, DELAYED, INFLIGHT, READY, WORKERS};
 use super::scripts;
 use super::types::{
     DeadPage, DeadSelector, DeliveryToken, JobFilter, JobId, JobInfo, JobState, QueueStats,
@@ -117,9 +114,11 @@ impl<T> Queue<T> {
         if ids.is_empty() {
             return Ok(None);
         }
-        let stamps: Vec<Option<u64>> = redis::cmd("HMGET")
-            .arg(self.keys.get(ENQUEUED))
-            .arg(&ids)
+        let mut pipe = redis::pipe();
+        for id in &ids {
+            pipe.hget(self.keys.job(id), field::ENQUEUED);
+        }
+        let stamps: Vec<Option<u64>> = pipe
             .query_async(&mut conn)
             .await
             .map_err(|e| self.redis_err(e))?;
@@ -129,13 +128,26 @@ impl<T> Queue<T> {
     /// In-flight job counts per worker process.
     pub async fn in_flight_by_worker(&self) -> Result<BTreeMap<String, u64>, QueueError> {
         let mut conn = self.conn.clone();
-        let owners: BTreeMap<String, String> = redis::cmd("HGETALL")
-            .arg(self.keys.get(OWNER))
+        let ids: Vec<String> = redis::cmd("ZRANGE")
+            .arg(self.keys.get(INFLIGHT))
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| self.redis_err(e))?;
+        if ids.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let mut pipe = redis::pipe();
+        for id in &ids {
+            pipe.hget(self.keys.job(id), field::OWNER);
+        }
+        let owners: Vec<Option<String>> = pipe
             .query_async(&mut conn)
             .await
             .map_err(|e| self.redis_err(e))?;
         let mut out = BTreeMap::new();
-        for owner in owners.into_values() {
+        for owner in owners.into_iter().flatten() {
             let worker = DeliveryToken::worker_of(&owner).to_string();
             *out.entry(worker).or_insert(0) += 1;
         }
@@ -425,38 +437,46 @@ impl<T> Queue<T> {
         state: JobState,
         page: Vec<(String, Option<u64>)>,
     ) -> Result<Vec<JobInfo>, QueueError> {
-        let ids: Vec<&str> = page.iter().map(|(id, _)| id.as_str()).collect();
         let mut conn = self.conn.clone();
         let mut pipe = redis::pipe();
-        for key in [PAYLOAD, ATTEMPTS, ERROR, DEDUPE_OF, OWNER, ENQUEUED] {
-            pipe.cmd("HMGET").arg(self.keys.get(key)).arg(&ids);
+        for (id, _) in &page {
+            pipe.cmd("HMGET").arg(self.keys.job(id)).arg(&[
+                field::PAYLOAD,
+                field::ATTEMPTS,
+                field::ERROR,
+                field::DEDUPE,
+                field::OWNER,
+                field::ENQUEUED,
+            ]);
         }
         #[allow(clippy::type_complexity)]
-        let (payloads, attempts, errors, dedupes, owners, enqueued): (
-            Vec<Option<String>>,
-            Vec<Option<u32>>,
-            Vec<Option<String>>,
-            Vec<Option<String>>,
-            Vec<Option<String>>,
-            Vec<Option<u64>>,
-        ) = pipe
+        let jobs: Vec<(
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+        )> = pipe
             .query_async(&mut conn)
             .await
             .map_err(|e| self.redis_err(e))?;
         let mut out = Vec::with_capacity(page.len());
-        for (i, (id, at)) in page.into_iter().enumerate() {
-            let Some(payload) = payloads[i].clone() else {
+        for ((id, at), job) in page.into_iter().zip(jobs) {
+            let (payload, attempts, last_error, dedupe_key, owner, enqueued) = job;
+            let Some(payload) = payload else {
                 continue; // acked or purged between the two reads
             };
             out.push(JobInfo {
                 id: JobId::from(id),
                 state,
                 payload,
-                attempts: attempts[i].unwrap_or(0),
-                last_error: errors[i].clone(),
-                dedupe_key: dedupes[i].clone(),
-                owner: owners[i].clone(),
-                enqueued_at_ms: enqueued[i],
+                // A corrupt count reads as 0, as the scripts read it.
+                attempts: attempts.and_then(|a| a.parse().ok()).unwrap_or(0),
+                last_error,
+                dedupe_key,
+                owner,
+                enqueued_at_ms: enqueued.and_then(|t| t.parse().ok()),
                 at_ms: at,
             });
         }

@@ -39,3 +39,7 @@ pub(crate) static DELETE_JOB: LazyLock<Script> =
     LazyLock::new(|| load(include_str!("../lua/queue/delete_job.lua")));
 pub(crate) static PROMOTE_JOB: LazyLock<Script> =
     LazyLock::new(|| load(include_str!("../lua/queue/promote_job.lua")));
+pub(crate) static ACK_FETCH: LazyLock<Script> =
+    LazyLock::new(|| load(include_str!("../lua/queue/ack_fetch.lua")));
+pub(crate) static MIGRATE: LazyLock<Script> =
+    LazyLock::new(|| load(include_str!("../lua/queue/migrate.lua")));

@@ -6,7 +6,7 @@
 
 use super::core::Queue;
 use super::error::QueueError;
-use super::keys::{DEAD, DELAYED, INFLIGHT, PAYLOAD};
+use super::keys::{field, DEAD, DELAYED, INFLIGHT};
 use super::scripts;
 use super::types::{JobId, JobInfo, JobState};
 
@@ -30,7 +30,7 @@ impl<T> Queue<T> {
                 .zscore(self.keys.get(INFLIGHT), id.as_str())
                 .zscore(self.keys.get(DELAYED), id.as_str())
                 .zscore(self.keys.get(DEAD), id.as_str())
-                .hexists(self.keys.get(PAYLOAD), id.as_str())
+                .hexists(self.keys.job(id.as_str()), field::PAYLOAD)
                 .query_async(&mut conn)
                 .await
                 .map_err(|e| self.redis_err(e))?;

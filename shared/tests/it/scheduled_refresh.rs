@@ -34,7 +34,7 @@ async fn queued(t: &TestRedis) -> Vec<ScheduledRefreshJob> {
     let mut jobs = Vec::new();
     for id in ids {
         let json: String = conn
-            .hget(t.keys.queue(DEACTIVATION_QUEUE, "payload"), &id)
+            .hget(t.keys.queue(DEACTIVATION_QUEUE, &format!("job:{id}")), "p")
             .await
             .unwrap();
         jobs.push(serde_json::from_str(&json).unwrap());

@@ -1,14 +1,25 @@
 -- Prelude shared by every queue script (prepended once when the scripts are loaded).
--- Every script receives the same N_KEYS queue keys first, so no script touches an undeclared
--- key; keys a script needs beyond these (dedupe keys, finished-job keys) follow from
--- KEYS[N_KEYS + 1].
-local N_KEYS = 15
+-- Every script receives the same N_KEYS queue keys first; keys a script needs beyond these
+-- (dedupe keys, finished-job keys) follow from KEYS[N_KEYS + 1]. A job's own hash,
+-- `<tag>:job:<id>`, is built here from the ready key's hash tag: fetch and the reaper only
+-- learn ids inside the script, as BullMQ's scripts do, and the key shares the queue's slot.
+local N_KEYS = 8
 local K_READY, K_DELAYED, K_INFLIGHT, K_DEAD = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local K_PAYLOAD, K_ATTEMPTS, K_OWNER, K_ENQUEUED = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-local K_DEDUPE_OF, K_ERROR, K_COUNTERS, K_WORKERS = KEYS[9], KEYS[10], KEYS[11], KEYS[12]
--- Superseding (see enqueue.lua): supersede key -> "rank|id" of its pending job; id -> its
--- supersede key; the outbox of superseded jobs ("id|payload"), drained by the enqueuer.
-local K_PENDING, K_SUPERSEDE_OF, K_SUPERSEDED = KEYS[13], KEYS[14], KEYS[15]
+local K_COUNTERS, K_WORKERS = KEYS[5], KEYS[6]
+-- Superseding (see enqueue.lua): supersede key -> "rank|id" of its pending job; the outbox
+-- of superseded jobs ("id|payload"), drained by the enqueuer.
+local K_PENDING, K_SUPERSEDED = KEYS[7], KEYS[8]
+
+-- `{ns:queue}:ready` -> `{ns:queue}:job:`
+local JOB_PREFIX = string.sub(K_READY, 1, #K_READY - 5) .. 'job:'
+
+-- The fields of a job's hash (short: there is one hash per queued job).
+local F_PAYLOAD, F_ATTEMPTS, F_OWNER, F_ENQUEUED = 'p', 'a', 'o', 't'
+local F_DEDUPE, F_ERROR, F_SUPERSEDE = 'd', 'e', 's'
+
+local function job_key(id)
+  return JOB_PREFIX .. id
+end
 
 -- Redis' clock, so every process agrees on deadlines.
 local function now_ms()
@@ -16,23 +27,21 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
--- Drop every per-job field (payload and metadata), and the job's pending entry when it is
--- still the pending job of its supersede key. The dedupe key is left to its TTL.
-local function forget(id)
-  local skey = redis.call('HGET', K_SUPERSEDE_OF, id)
+-- Delete a job's hash (payload and metadata), and its pending entry when it is still the
+-- pending job of its supersede key (`skey`, read by the caller, or read here when nil).
+-- The dedupe key is left to its TTL.
+local function forget(id, skey)
+  local key = job_key(id)
+  if skey == nil then
+    skey = redis.call('HGET', key, F_SUPERSEDE)
+  end
   if skey then
     local cur = redis.call('HGET', K_PENDING, skey)
     if cur and string.sub(cur, -(#id + 1)) == '|' .. id then
       redis.call('HDEL', K_PENDING, skey)
     end
-    redis.call('HDEL', K_SUPERSEDE_OF, id)
   end
-  redis.call('HDEL', K_PAYLOAD, id)
-  redis.call('HDEL', K_ATTEMPTS, id)
-  redis.call('HDEL', K_OWNER, id)
-  redis.call('HDEL', K_ENQUEUED, id)
-  redis.call('HDEL', K_DEDUPE_OF, id)
-  redis.call('HDEL', K_ERROR, id)
+  redis.call('DEL', key)
 end
 
 -- Keep at most `cap` dead letters: the oldest go first, payload and all.
@@ -64,27 +73,18 @@ local function counter(field, default)
   return int(redis.call('HGET', K_COUNTERS, field), default)
 end
 
--- Adds `n` to a counter field; a corrupt value is replaced by `n`.
+-- Adds `n` to a counter field; a corrupt value is replaced by `n`. One HINCRBY in the
+-- usual case: its error (a corrupt value) is caught rather than aborting the script.
 local function bump(field, n)
-  local raw = redis.call('HGET', K_COUNTERS, field)
-  if raw and not int(raw, nil) then
+  local res = redis.pcall('HINCRBY', K_COUNTERS, field, n)
+  if type(res) == 'table' and res.err then
     redis.call('HSET', K_COUNTERS, field, math.max(n, 0))
-  else
-    redis.call('HINCRBY', K_COUNTERS, field, n)
   end
 end
 
 -- A job's delivery count (0 when missing or corrupt).
 local function attempts_of(id)
-  return int(redis.call('HGET', K_ATTEMPTS, id), 0)
-end
-
--- Adds `n` to a job's delivery count (never below 0; a corrupt count restarts from 0).
--- Returns the new count.
-local function add_attempts(id, n)
-  local now_count = math.max(attempts_of(id) + n, 0)
-  redis.call('HSET', K_ATTEMPTS, id, now_count)
-  return now_count
+  return int(redis.call('HGET', job_key(id), F_ATTEMPTS), 0)
 end
 
 -- The score of the next dead letter: its time of death (ms), but always above every earlier
@@ -100,8 +100,9 @@ end
 -- Move a job (already out of ready/delayed/in-flight) to the dead letters.
 local function bury(id, err, now, cap)
   local at = dead_score(now)
-  redis.call('HDEL', K_OWNER, id)
-  redis.call('HSET', K_ERROR, id, err)
+  local key = job_key(id)
+  redis.call('HDEL', key, F_OWNER)
+  redis.call('HSET', key, F_ERROR, err)
   redis.call('ZADD', K_DEAD, string.format('%.0f', at), id)
   bump('dead', 1)
   trim_dead(cap)
@@ -121,4 +122,60 @@ local function promote(now, chunk)
     i = j + 1
   end
   return n
+end
+
+-- Lease up to `max` ready jobs to delivery `token` until `now + lease`: ready -> in-flight.
+-- Promotes due delayed jobs first when fewer than `max` are ready. Returns {id, payload,
+-- attempt} per leased job; attempt counts deliveries, this one included. Ids without a
+-- payload (tombstones of superseded or deleted jobs) are dropped on the way, at most
+-- MAX_SKIP per call so one call stays short; the `ready_tombstones` count follows.
+local function lease_ready(now, max, lease, chunk, token)
+  local MAX_SKIP = 1000
+  if redis.call('LLEN', K_READY) < max then
+    promote(now, chunk)
+  end
+  local out = {}
+  local skipped = 0
+  while #out < max and skipped < MAX_SKIP do
+    local ids = redis.call('LPOP', K_READY, max - #out)
+    if not ids then
+      break
+    end
+    for _, id in ipairs(ids) do
+      local key = job_key(id)
+      local job = redis.call('HMGET', key, F_PAYLOAD, F_ATTEMPTS)
+      if job[1] then
+        local attempt = math.max(int(job[2], 0) + 1, 1)
+        redis.call('ZADD', K_INFLIGHT, now + lease, id)
+        redis.call('HSET', key, F_OWNER, token, F_ATTEMPTS, attempt)
+        out[#out + 1] = {id, job[1], attempt}
+      else
+        skipped = skipped + 1
+      end
+    end
+  end
+  if skipped > 0 then
+    local left = counter('ready_tombstones', 0)
+    redis.call('HSET', K_COUNTERS, 'ready_tombstones', math.max(left - skipped, 0))
+  end
+  return out
+end
+
+-- Settle job `id` as done if delivery `token` still holds it: drop it and its metadata;
+-- optionally keep a small record of it for `retention` ms in `done_key`.
+-- Returns true, or false when that delivery no longer holds the job (nothing changed).
+local function finish(id, token, retention, done_key)
+  local key = job_key(id)
+  local job = redis.call('HMGET', key, F_OWNER, F_SUPERSEDE, F_ATTEMPTS)
+  if job[1] ~= token then
+    return false
+  end
+  redis.call('ZREM', K_INFLIGHT, id)
+  forget(id, job[2] or false)
+  bump('succeeded', 1)
+  if retention > 0 then
+    redis.call('HSET', done_key, 'attempts', job[3] or '0', 'finished_at', now_ms(), 'worker', token)
+    redis.call('PEXPIRE', done_key, retention)
+  end
+  return true
 end

@@ -12,7 +12,7 @@ if redis.call('ZREM', K_DELAYED, id) == 1 then
   state = 'delayed'
 elseif redis.call('ZREM', K_DEAD, id) == 1 then
   state = 'dead'
-elseif redis.call('HEXISTS', K_PAYLOAD, id) == 1 then
+elseif redis.call('HEXISTS', job_key(id), F_PAYLOAD) == 1 then
   state = 'ready'
   bump('ready_tombstones', 1)
 else

@@ -5,7 +5,7 @@
 --
 -- Superseding keeps at most one waiting job per supersede key (e.g. one authorize per
 -- login): a new job whose rank is higher than the key's pending job replaces it when that
--- job still waits (ready or delayed). The replaced job's payload and metadata are deleted,
+-- job still waits (ready or delayed). The replaced job's hash is deleted,
 -- it leaves the delayed set, and an id in the ready list becomes a tombstone that fetch
 -- skips (removing it from the middle of a long list would cost O(list length) per job);
 -- `ready_tombstones` counts them so the ready count stays right. "id|payload" of each
@@ -21,7 +21,7 @@ local added, superseded, tombstones = 0, 0, 0
 
 -- True while job `id` waits to run: it has a payload and is neither in flight nor dead.
 local function waiting(id)
-  return redis.call('HEXISTS', K_PAYLOAD, id) == 1
+  return redis.call('HEXISTS', job_key(id), F_PAYLOAD) == 1
     and not redis.call('ZSCORE', K_INFLIGHT, id)
     and not redis.call('ZSCORE', K_DEAD, id)
 end
@@ -37,7 +37,7 @@ local function supersede(skey, rank, id)
       if old_rank and old_rank >= rank then
         return
       end
-      local payload = redis.call('HGET', K_PAYLOAD, old_id)
+      local payload = redis.call('HGET', job_key(old_id), F_PAYLOAD)
       if redis.call('ZREM', K_DELAYED, old_id) == 0 then
         tombstones = tombstones + 1
       end
@@ -47,7 +47,6 @@ local function supersede(skey, rank, id)
     end
   end
   redis.call('HSET', K_PENDING, skey, string.format('%d', rank) .. '|' .. id)
-  redis.call('HSET', K_SUPERSEDE_OF, id, skey)
 end
 
 for i = 0, n - 1 do
@@ -65,14 +64,17 @@ for i = 0, n - 1 do
   if existing then
     out[#out + 1] = {0, existing}
   else
+    local fields = {F_PAYLOAD, payload, F_ENQUEUED, now}
     if skey ~= '' then
       supersede(skey, rank, id)
+      fields[#fields + 1] = F_SUPERSEDE
+      fields[#fields + 1] = skey
     end
-    redis.call('HSET', K_PAYLOAD, id, payload)
-    redis.call('HSET', K_ENQUEUED, id, now)
     if dk > 0 then
-      redis.call('HSET', K_DEDUPE_OF, id, label)
+      fields[#fields + 1] = F_DEDUPE
+      fields[#fields + 1] = label
     end
+    redis.call('HSET', job_key(id), unpack(fields))
     if delay > 0 then
       redis.call('ZADD', K_DELAYED, now + delay, id)
     else

@@ -6,18 +6,17 @@
 local id, worker, err = ARGV[1], ARGV[2], ARGV[3]
 local mode, delay = ARGV[4], tonumber(ARGV[5]) or 0
 local max, cap = tonumber(ARGV[6]) or 1, tonumber(ARGV[7]) or 100000
-if redis.call('HGET', K_OWNER, id) ~= worker then
+local key = job_key(id)
+local job = redis.call('HMGET', key, F_OWNER, F_ATTEMPTS)
+if job[1] ~= worker then
   return 0
 end
 local now = now_ms()
-local attempts = attempts_of(id)
+local attempts = int(job[2], 0)
 redis.call('ZREM', K_INFLIGHT, id)
-redis.call('HDEL', K_OWNER, id)
 if mode == 'defer' then
-  if attempts > 0 then
-    add_attempts(id, -1)
-  end
-  redis.call('HSET', K_ERROR, id, err)
+  redis.call('HDEL', key, F_OWNER)
+  redis.call('HSET', key, F_ERROR, err, F_ATTEMPTS, math.max(attempts - 1, 0))
   redis.call('ZADD', K_DELAYED, now + delay, id)
   bump('deferred', 1)
   return 3
@@ -26,7 +25,8 @@ if mode == 'permanent' or attempts >= max then
   bury(id, err, now, cap)
   return 2
 end
-redis.call('HSET', K_ERROR, id, err)
+redis.call('HDEL', key, F_OWNER)
+redis.call('HSET', key, F_ERROR, err)
 redis.call('ZADD', K_DELAYED, now + delay, id)
 bump('retried', 1)
 return 1

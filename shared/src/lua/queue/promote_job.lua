@@ -13,7 +13,7 @@ end
 if redis.call('ZSCORE', K_DEAD, id) then
   return 'dead'
 end
-if redis.call('HEXISTS', K_PAYLOAD, id) == 1 then
+if redis.call('HEXISTS', job_key(id), F_PAYLOAD) == 1 then
   return 'ready'
 end
 return 'unknown'

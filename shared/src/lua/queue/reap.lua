@@ -8,7 +8,7 @@ local rescued, buried = 0, 0
 for _, id in ipairs(ids) do
   local attempts = attempts_of(id)
   redis.call('ZREM', K_INFLIGHT, id)
-  redis.call('HDEL', K_OWNER, id)
+  redis.call('HDEL', job_key(id), F_OWNER)
   if attempts >= max then
     bury(id, 'lease expired during the last allowed attempt', now, cap)
     buried = buried + 1

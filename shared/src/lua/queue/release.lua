@@ -3,10 +3,12 @@
 local n = 0
 for i = 1, #ARGV, 2 do
   local id = ARGV[i]
-  if redis.call('HGET', K_OWNER, id) == ARGV[i + 1] then
+  local key = job_key(id)
+  local job = redis.call('HMGET', key, F_OWNER, F_ATTEMPTS)
+  if job[1] == ARGV[i + 1] then
     redis.call('ZREM', K_INFLIGHT, id)
-    redis.call('HDEL', K_OWNER, id)
-    add_attempts(id, -1)
+    redis.call('HDEL', key, F_OWNER)
+    redis.call('HSET', key, F_ATTEMPTS, math.max(int(job[2], 0) - 1, 0))
     redis.call('LPUSH', K_READY, id)
     n = n + 1
   end

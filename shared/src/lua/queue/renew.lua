@@ -8,7 +8,7 @@ redis.call('ZREMRANGEBYSCORE', K_WORKERS, '-inf', now - prune)
 local lost = {}
 for i = 4, #ARGV, 2 do
   local id = ARGV[i]
-  if redis.call('HGET', K_OWNER, id) == ARGV[i + 1] then
+  if redis.call('HGET', job_key(id), F_OWNER) == ARGV[i + 1] then
     redis.call('ZADD', K_INFLIGHT, 'XX', now + lease, id)
   else
     lost[#lost + 1] = id

@@ -6,9 +6,9 @@ local out = {}
 for i = 2, #ARGV do
   local id = ARGV[i]
   if redis.call('ZREM', K_DEAD, id) == 1 then
-    if redis.call('HEXISTS', K_PAYLOAD, id) == 1 then
+    if redis.call('HEXISTS', job_key(id), F_PAYLOAD) == 1 then
       if reset then
-        redis.call('HSET', K_ATTEMPTS, id, 0)
+        redis.call('HSET', job_key(id), F_ATTEMPTS, 0)
       end
       redis.call('RPUSH', K_READY, id)
       out[#out + 1] = id

@@ -27,7 +27,7 @@ impl Runs {
     }
 }
 
-fn stop_signal(
+pub(crate) fn stop_signal(
     token: &CancellationToken,
 ) -> impl std::future::Future<Output = Result<(), std::io::Error>> {
     let token = token.clone();
@@ -101,7 +101,7 @@ async fn apalis_worker_acks_successes_and_the_handler_result_decides_retry_or_de
     assert_eq!((s.ready, s.delayed, s.in_flight), (0, 0, 0));
 }
 
-async fn slow_handler(job: Ping, runs: Data<Runs>) -> Result<(), BoxDynError> {
+pub(crate) async fn slow_handler(job: Ping, runs: Data<Runs>) -> Result<(), BoxDynError> {
     runs.record(job.n);
     tokio::time::sleep(Duration::from_millis(400)).await;
     Ok(())

@@ -11,7 +11,7 @@ use shared::queue::{
 use super::{Ping, TestNs};
 
 #[tokio::test]
-async fn fetch_leases_a_job_and_ack_deletes_its_payload_keeping_a_short_record() {
+async fn fetch_leases_a_job_and_ack_deletes_its_hash_keeping_no_record_by_default() {
     let t = TestNs::new("ack").await;
     let q: Queue<Ping> = t.queue(t.config("q"));
     let w = WorkerId::generate();
@@ -46,12 +46,36 @@ async fn fetch_leases_a_job_and_ack_deletes_its_payload_keeping_a_short_record()
         (0, 0, 0, 1)
     );
     let keys = t.all_keys().await;
-    let payload_key = t.keys.queue("q", "payload");
+    let queue_keys: Vec<&String> = keys
+        .iter()
+        .filter(|k| k.starts_with(&t.keys.queue("q", "")))
+        .collect();
+    let job_key = t.keys.queue("q", &format!("job:{}", jobs[0].id));
     assert!(
-        !keys.contains(&payload_key),
-        "no payload left behind: {keys:?}"
+        !keys.contains(&job_key),
+        "no job hash left behind: {keys:?}"
     );
-    let done = t.keys.queue("q", &format!("done:{}", jobs[0].id));
+    assert!(
+        !queue_keys.iter().any(|k| k.contains(":done:")),
+        "no finished record unless asked for: {queue_keys:?}"
+    );
+}
+
+#[tokio::test]
+async fn ack_keeps_a_short_finished_record_when_a_retention_is_set() {
+    let t = TestNs::new("ack-done").await;
+    let mut config = t.config("q");
+    config.finished_retention = Duration::from_secs(600);
+    let q: Queue<Ping> = t.queue(config);
+    let w = WorkerId::generate();
+    q.enqueue(&Ping { n: 1 }, EnqueueOptions::default())
+        .await
+        .unwrap();
+    let job = q.fetch(&w, 1).await.unwrap().remove(0);
+
+    assert!(q.ack(&job.token, &job.id).await.unwrap());
+
+    let done = t.keys.queue("q", &format!("done:{}", job.id));
     let mut conn = t.conn.clone();
     let ttl: i64 = redis::cmd("PTTL")
         .arg(&done)
@@ -59,6 +83,15 @@ async fn fetch_leases_a_job_and_ack_deletes_its_payload_keeping_a_short_record()
         .await
         .unwrap();
     assert!(ttl > 0 && ttl <= 600_000, "finished record expires: {ttl}");
+    let (attempts, worker): (String, String) = redis::cmd("HMGET")
+        .arg(&done)
+        .arg("attempts")
+        .arg("worker")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(attempts, "1");
+    assert_eq!(worker, job.token.as_str());
 }
 
 #[tokio::test]

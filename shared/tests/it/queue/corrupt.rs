@@ -18,6 +18,11 @@ async fn plant(t: &TestNs, queue: &str, key: &str, field: &str, value: &str) {
         .unwrap();
 }
 
+/// Overwrites a job's delivery count (field `a` of its hash).
+async fn plant_attempts(t: &TestNs, id: &str, value: &str) {
+    plant(t, "q", &format!("job:{id}"), "a", value).await;
+}
+
 #[tokio::test]
 async fn a_non_numeric_attempts_count_does_not_lose_the_jobs_fetched_with_it() {
     let t = TestNs::new("corrupt-attempts").await;
@@ -32,7 +37,7 @@ async fn a_non_numeric_attempts_count_does_not_lose_the_jobs_fetched_with_it() {
                 .clone(),
         );
     }
-    plant(&t, "q", "attempts", ids[1].as_str(), "not-a-number").await;
+    plant_attempts(&t, ids[1].as_str(), "not-a-number").await;
     let w = WorkerId::generate();
 
     let jobs = q.fetch(&w, 10).await.unwrap();
@@ -69,7 +74,7 @@ async fn corrupt_counters_and_attempts_never_stop_fail_release_or_reap_half_way(
     let jobs = q.fetch(&w, 10).await.unwrap();
     assert_eq!(jobs.len(), 4);
     for job in &jobs {
-        plant(&t, "q", "attempts", job.id.as_str(), "1.5x").await;
+        plant_attempts(&t, job.id.as_str(), "1.5x").await;
     }
 
     assert!(q.ack(&jobs[0].token, &jobs[0].id).await.unwrap());

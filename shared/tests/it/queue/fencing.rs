@@ -128,8 +128,8 @@ async fn a_handler_whose_lease_is_taken_over_is_cancelled_before_its_side_effect
         .remove(0);
     let mut conn = t.conn.clone();
     let _: () = redis::cmd("HSET")
-        .arg(t.keys.queue("q", "owner"))
-        .arg(job.id.as_str())
+        .arg(t.keys.queue("q", &format!("job:{}", job.id)))
+        .arg("o")
         .arg("other-worker/delivery")
         .query_async(&mut conn)
         .await
@@ -159,8 +159,8 @@ async fn a_handler_whose_lease_is_taken_over_is_cancelled_before_its_side_effect
         "side effect ran"
     );
     let owner: Option<String> = redis::cmd("HGET")
-        .arg(t.keys.queue("q", "owner"))
-        .arg(job.id.as_str())
+        .arg(t.keys.queue("q", &format!("job:{}", job.id)))
+        .arg("o")
         .query_async(&mut conn)
         .await
         .unwrap();

@@ -1,11 +1,13 @@
 //! Queue backend against a real Redis (`REDIS_URL`, default 127.0.0.1:6379). Each test owns a
 //! unique namespace and deletes its keys when done (even on panic): no FLUSHALL, no serial.
 
+mod ack_fetch;
 mod apalis_worker;
 mod core;
 mod corrupt;
 mod fencing;
 mod kill;
+mod migrate;
 mod ops;
 mod outage;
 mod supersede;
