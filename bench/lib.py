@@ -122,7 +122,7 @@ class RedisServer:
         self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix="redis.", dir=WORK)
         subprocess.run(
-            ["redis-server", "--port", str(self.port), "--save", "", "--appendonly", "no",
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
              "--daemonize", "yes", "--dir", self.dir, "--pidfile", f"{self.dir}/redis.pid",
              "--logfile", f"{self.dir}/redis.log"],
             check=True, stdout=subprocess.DEVNULL)
