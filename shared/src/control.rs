@@ -546,10 +546,12 @@ impl PauseGate {
 
 impl FetchGate for PauseGate {
     /// Open while the flag was read unpaused less than [`PAUSE_POLL`] ago, and only
-    /// without an inner gate (which may hand out permits): an ack-and-fetch chain then
-    /// stops within `PAUSE_POLL` of a pause, as fetches do.
+    /// without an inner gate (which may hand out permits) and before shutdown: an
+    /// ack-and-fetch chain then stops within `PAUSE_POLL` of a pause, as fetches do, and at
+    /// once when the worker starts draining.
     fn open_now(&self) -> bool {
         self.inner.is_none()
+            && !self.shutdown.is_cancelled()
             && self
                 .seen_open
                 .lock()

@@ -107,6 +107,24 @@ async fn the_pause_gate_holds_fetches_until_resume_without_touching_the_inner_ga
     redis.cleanup().await;
 }
 
+/// An ack may claim the next job only while the gate is open now; once a graceful stop
+/// begins it must not, or jobs sit claimed in a draining worker, unseen by the others.
+#[tokio::test]
+async fn an_open_gate_stops_being_open_now_when_shutdown_fires() {
+    let redis = TestRedis::new("ctl-open-now").await;
+    let control = Control::new(redis.conn.clone(), &redis.keys);
+    let shutdown = CancellationToken::new();
+    let gate = PauseGate::new(control.clone(), "detail", shutdown.clone());
+
+    tokio::time::timeout(Duration::from_secs(2), gate.ready())
+        .await
+        .expect("an unpaused queue is fetched");
+    assert!(gate.open_now(), "just read unpaused: an ack may fetch");
+    shutdown.cancel();
+    assert!(!gate.open_now(), "draining: no ack claims another job");
+    redis.cleanup().await;
+}
+
 #[tokio::test]
 async fn a_paused_gate_never_opens_once_shutdown_fires() {
     let redis = TestRedis::new("ctl-shutdown").await;
