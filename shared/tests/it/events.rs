@@ -11,7 +11,7 @@ use shared::ops::logins::LoginOps;
 use shared::outcomes::Outcomes;
 use shared::registry::{LoginRecordInput, Registry};
 
-use crate::support::TestRedis;
+use crate::support::{RecordExt, TestRedis};
 
 fn login(n: u32) -> LoginId {
     LoginId::parse(&format!("00000000-0000-4000-8000-{n:012}")).unwrap()
@@ -94,40 +94,13 @@ async fn a_login_broken_for_days_gets_one_needs_reauth_and_its_next_refresh_one_
     let events = Events::new(t.conn.clone(), &t.keys);
 
     for day in 1..=3 {
-        outcomes
-            .record(
-                date(day),
-                &login(1),
-                &reauth(day),
-                Overwrite::AllButRefreshed,
-            )
-            .await
-            .unwrap();
+        outcomes.put(date(day), &login(1), &reauth(day)).await;
     }
-    outcomes
-        .record(
-            date(4),
-            &login(1),
-            &refreshed(4),
-            Overwrite::AllButRefreshed,
-        )
-        .await
-        .unwrap();
+    outcomes.put(date(4), &login(1), &refreshed(4)).await;
     // Still healthy the next day: nothing to act on.
-    outcomes
-        .record(
-            date(5),
-            &login(1),
-            &refreshed(5),
-            Overwrite::AllButRefreshed,
-        )
-        .await
-        .unwrap();
+    outcomes.put(date(5), &login(1), &refreshed(5)).await;
     // Broken again: a new episode with an event id of its own.
-    outcomes
-        .record(date(6), &login(1), &reauth(6), Overwrite::AllButRefreshed)
-        .await
-        .unwrap();
+    outcomes.put(date(6), &login(1), &reauth(6)).await;
 
     let read = all(&events).await;
     let id = login(1).as_str().to_string();
@@ -162,48 +135,18 @@ async fn invalid_logins_get_one_event_per_episode_and_failures_one_per_date() {
 
     for day in 1..=2 {
         outcomes
-            .record(
-                date(day),
-                &login(1),
-                &failed(day, invalid),
-                Overwrite::AllButRefreshed,
-            )
-            .await
-            .unwrap();
+            .put(date(day), &login(1), &failed(day, invalid))
+            .await;
     }
     // A failure recorded again for the same date (a redelivered job, the dead-letter
     // reconciler) is the same failure.
-    outcomes
-        .record(
-            date(1),
-            &login(2),
-            &failed(1, None),
-            Overwrite::AllButRefreshed,
-        )
-        .await
-        .unwrap();
-    outcomes
-        .record(
-            date(1),
-            &login(2),
-            &failed(1, None),
-            Overwrite::AllButRefreshed,
-        )
-        .await
-        .unwrap();
+    outcomes.put(date(1), &login(2), &failed(1, None)).await;
+    outcomes.put(date(1), &login(2), &failed(1, None)).await;
     outcomes
         .record(date(1), &login(2), &failed(1, None), Overwrite::Nothing)
         .await
         .unwrap();
-    outcomes
-        .record(
-            date(2),
-            &login(2),
-            &failed(2, None),
-            Overwrite::AllButRefreshed,
-        )
-        .await
-        .unwrap();
+    outcomes.put(date(2), &login(2), &failed(2, None)).await;
 
     let read = all(&events).await;
     let (one, two) = (login(1).as_str().to_string(), login(2).as_str().to_string());
@@ -227,20 +170,9 @@ async fn no_event_without_its_outcome_a_refreshed_date_stays_final() {
     let ledger = Ledger::new(t.conn.clone(), &t.keys);
     let events = Events::new(t.conn.clone(), &t.keys);
 
-    assert!(ledger
-        .record(
-            date(1),
-            &login(1),
-            &refreshed(1),
-            Overwrite::AllButRefreshed
-        )
-        .await
-        .unwrap());
+    assert!(ledger.put(date(1), &login(1), &refreshed(1)).await);
     // A late re-auth answer for a refreshed date writes nothing, so it appends nothing.
-    assert!(!ledger
-        .record(date(1), &login(1), &reauth(1), Overwrite::AllButRefreshed)
-        .await
-        .unwrap());
+    assert!(!ledger.put(date(1), &login(1), &reauth(1)).await);
 
     assert!(all(&events).await.is_empty());
     t.cleanup().await;
@@ -255,19 +187,13 @@ async fn logins_reconnected_resolves_the_episode_once_and_the_next_refresh_adds_
     let events = Events::new(t.conn.clone(), &t.keys);
     let ops = LoginOps::new(t.conn.clone(), &t.keys, &settings);
     let today = Utc::now().date_naive();
-    outcomes
-        .record(date(1), &login(1), &reauth(1), Overwrite::AllButRefreshed)
-        .await
-        .unwrap();
-    outcomes
-        .record(date(2), &login(1), &reauth(2), Overwrite::AllButRefreshed)
-        .await
-        .unwrap();
+    outcomes.put(date(1), &login(1), &reauth(1)).await;
+    outcomes.put(date(2), &login(1), &reauth(2)).await;
 
     let first = ops.reconnected(&login(1), today).await.unwrap().unwrap();
     let again = ops.reconnected(&login(1), today).await.unwrap().unwrap();
     outcomes
-        .record(
+        .put(
             today,
             &login(1),
             &LedgerOutcome::Refreshed {
@@ -277,10 +203,8 @@ async fn logins_reconnected_resolves_the_episode_once_and_the_next_refresh_adds_
                 fetched_at: Utc::now(),
                 results_stream_id: None,
             },
-            Overwrite::AllButRefreshed,
         )
-        .await
-        .unwrap();
+        .await;
 
     assert_eq!((first.reauth_cleared, again.reauth_cleared), (2, 0));
     let read = all(&events).await;
@@ -333,23 +257,9 @@ async fn read_filters_by_type_and_since_and_pages_with_next() {
     registered(&t, &[login(1), login(2), login(3)]).await;
     let outcomes = Outcomes::new(t.conn.clone(), &t.keys);
     let events = Events::new(t.conn.clone(), &t.keys);
-    outcomes
-        .record(date(1), &login(1), &reauth(1), Overwrite::AllButRefreshed)
-        .await
-        .unwrap();
-    outcomes
-        .record(
-            date(1),
-            &login(2),
-            &failed(1, None),
-            Overwrite::AllButRefreshed,
-        )
-        .await
-        .unwrap();
-    outcomes
-        .record(date(1), &login(3), &reauth(1), Overwrite::AllButRefreshed)
-        .await
-        .unwrap();
+    outcomes.put(date(1), &login(1), &reauth(1)).await;
+    outcomes.put(date(1), &login(2), &failed(1, None)).await;
+    outcomes.put(date(1), &login(3), &reauth(1)).await;
 
     let reauths = events
         .read(
@@ -399,10 +309,7 @@ async fn the_cap_never_trims_what_a_consumer_group_or_the_webhook_has_not_acknow
     let outcomes = Outcomes::new(t.conn.clone(), &t.keys);
     let events = Events::new(t.conn.clone(), &t.keys);
     for l in &logins {
-        outcomes
-            .record(date(1), l, &reauth(1), Overwrite::AllButRefreshed)
-            .await
-            .unwrap();
+        outcomes.put(date(1), l, &reauth(1)).await;
     }
     let ids: Vec<String> = all(&events).await.into_iter().map(|r| r.id).collect();
     let mut conn = t.conn.clone();

@@ -2,10 +2,10 @@
 
 use chrono::{Duration, NaiveDate, Utc};
 use shared::domain::{FlinksCode, LoginId, RequestId};
-use shared::ledger::{IndexFilter, IndexKind, Ledger, LedgerOutcome, Overwrite};
+use shared::ledger::{IndexFilter, IndexKind, Ledger, LedgerOutcome};
 use shared::registry::{LoginRecordInput, Registry};
 
-use crate::support::TestRedis;
+use crate::support::{RecordExt, TestRedis};
 
 fn login(n: u32) -> LoginId {
     LoginId::parse(&format!("00000000-0000-4000-8000-{n:012}")).unwrap()
@@ -52,23 +52,9 @@ async fn a_refreshed_entry_is_final_and_the_first_write_wins() {
     let ledger = Ledger::new(redis.conn.clone(), &redis.keys);
     let first = refreshed(false);
 
-    assert!(ledger
-        .record(date(1), &login(1), &first, Overwrite::AllButRefreshed)
-        .await
-        .unwrap());
-    assert!(!ledger
-        .record(
-            date(1),
-            &login(1),
-            &refreshed(true),
-            Overwrite::AllButRefreshed
-        )
-        .await
-        .unwrap());
-    assert!(!ledger
-        .record(date(1), &login(1), &failed(), Overwrite::AllButRefreshed)
-        .await
-        .unwrap());
+    assert!(ledger.put(date(1), &login(1), &first).await);
+    assert!(!ledger.put(date(1), &login(1), &refreshed(true)).await);
+    assert!(!ledger.put(date(1), &login(1), &failed()).await);
 
     assert_eq!(ledger.get(date(1), &login(1)).await.unwrap(), Some(first));
     assert!(ledger.is_done(date(1), &login(1)).await.unwrap());
@@ -89,19 +75,10 @@ async fn a_refreshed_entry_is_final_and_the_first_write_wins() {
 async fn a_failed_or_reauth_entry_is_replaced_by_a_later_refresh_and_leaves_its_index() {
     let redis = TestRedis::new("ledger-replace").await;
     let ledger = Ledger::new(redis.conn.clone(), &redis.keys);
+    ledger.put(date(1), &login(1), &failed()).await;
     ledger
-        .record(date(1), &login(1), &failed(), Overwrite::AllButRefreshed)
-        .await
-        .unwrap();
-    ledger
-        .record(
-            date(1),
-            &login(2),
-            &reauth("SESSION_EXPIRED"),
-            Overwrite::AllButRefreshed,
-        )
-        .await
-        .unwrap();
+        .put(date(1), &login(2), &reauth("SESSION_EXPIRED"))
+        .await;
     assert_eq!(
         ledger
             .list_failed(&IndexFilter::default())
@@ -116,24 +93,8 @@ async fn a_failed_or_reauth_entry_is_replaced_by_a_later_refresh_and_leaves_its_
         "a failure is not final"
     );
 
-    assert!(ledger
-        .record(
-            date(1),
-            &login(1),
-            &refreshed(true),
-            Overwrite::AllButRefreshed
-        )
-        .await
-        .unwrap());
-    assert!(ledger
-        .record(
-            date(1),
-            &login(2),
-            &refreshed(false),
-            Overwrite::AllButRefreshed
-        )
-        .await
-        .unwrap());
+    assert!(ledger.put(date(1), &login(1), &refreshed(true)).await);
+    assert!(ledger.put(date(1), &login(2), &refreshed(false)).await);
 
     assert!(ledger
         .list_failed(&IndexFilter::default())
@@ -163,36 +124,15 @@ async fn reauth_and_failed_indexes_list_across_dates_with_filters_and_removal() 
     let redis = TestRedis::new("ledger-index").await;
     let ledger = Ledger::new(redis.conn.clone(), &redis.keys);
     ledger
-        .record(
-            date(1),
-            &login(1),
-            &reauth("SESSION_EXPIRED"),
-            Overwrite::AllButRefreshed,
-        )
-        .await
-        .unwrap();
+        .put(date(1), &login(1), &reauth("SESSION_EXPIRED"))
+        .await;
     ledger
-        .record(
-            date(2),
-            &login(1),
-            &reauth("SESSION_EXPIRED"),
-            Overwrite::AllButRefreshed,
-        )
-        .await
-        .unwrap();
+        .put(date(2), &login(1), &reauth("SESSION_EXPIRED"))
+        .await;
     ledger
-        .record(
-            date(2),
-            &login(2),
-            &reauth("DISABLED_LOGIN"),
-            Overwrite::AllButRefreshed,
-        )
-        .await
-        .unwrap();
-    ledger
-        .record(date(2), &login(3), &failed(), Overwrite::AllButRefreshed)
-        .await
-        .unwrap();
+        .put(date(2), &login(2), &reauth("DISABLED_LOGIN"))
+        .await;
+    ledger.put(date(2), &login(3), &failed()).await;
 
     assert_eq!(
         ledger
@@ -256,10 +196,7 @@ async fn expected_retries_and_start_are_kept_per_date_and_keys_expire() {
     let started = ledger.started_at(date(1)).await.unwrap().unwrap();
     ledger.set_expected(date(1), 43).await.unwrap();
     ledger.incr_retries(date(1)).await.unwrap();
-    ledger
-        .record(date(1), &login(1), &failed(), Overwrite::AllButRefreshed)
-        .await
-        .unwrap();
+    ledger.put(date(1), &login(1), &failed()).await;
 
     assert_eq!(ledger.expected(date(1)).await.unwrap(), 43);
     assert_eq!(
@@ -300,37 +237,12 @@ async fn the_report_counts_lists_and_names_its_json_fields() {
         .set_started_at(date(2), now - Duration::minutes(2))
         .await
         .unwrap();
+    ledger.put(date(2), &login(0), &refreshed(false)).await;
+    ledger.put(date(2), &login(1), &refreshed(true)).await;
     ledger
-        .record(
-            date(2),
-            &login(0),
-            &refreshed(false),
-            Overwrite::AllButRefreshed,
-        )
-        .await
-        .unwrap();
-    ledger
-        .record(
-            date(2),
-            &login(1),
-            &refreshed(true),
-            Overwrite::AllButRefreshed,
-        )
-        .await
-        .unwrap();
-    ledger
-        .record(
-            date(2),
-            &login(2),
-            &reauth("SESSION_EXPIRED"),
-            Overwrite::AllButRefreshed,
-        )
-        .await
-        .unwrap();
-    ledger
-        .record(date(2), &login(3), &failed(), Overwrite::AllButRefreshed)
-        .await
-        .unwrap();
+        .put(date(2), &login(2), &reauth("SESSION_EXPIRED"))
+        .await;
+    ledger.put(date(2), &login(3), &failed()).await;
     ledger.incr_retries(date(2)).await.unwrap();
 
     let report = shared::report::build(&ledger, &registry, date(2), 20.0, 0, now)
@@ -383,41 +295,15 @@ async fn new_reauth_lists_only_logins_that_did_not_need_it_the_day_before() {
     let ledger = Ledger::new(redis.conn.clone(), &redis.keys);
     let registry = Registry::new(redis.conn.clone(), &redis.keys);
     ledger
-        .record(
-            date(1),
-            &login(1),
-            &reauth("SESSION_EXPIRED"),
-            Overwrite::AllButRefreshed,
-        )
-        .await
-        .unwrap();
+        .put(date(1), &login(1), &reauth("SESSION_EXPIRED"))
+        .await;
+    ledger.put(date(1), &login(2), &refreshed(false)).await;
     ledger
-        .record(
-            date(1),
-            &login(2),
-            &refreshed(false),
-            Overwrite::AllButRefreshed,
-        )
-        .await
-        .unwrap();
+        .put(date(2), &login(1), &reauth("SESSION_EXPIRED"))
+        .await;
     ledger
-        .record(
-            date(2),
-            &login(1),
-            &reauth("SESSION_EXPIRED"),
-            Overwrite::AllButRefreshed,
-        )
-        .await
-        .unwrap();
-    ledger
-        .record(
-            date(2),
-            &login(2),
-            &reauth("DISABLED_LOGIN"),
-            Overwrite::AllButRefreshed,
-        )
-        .await
-        .unwrap();
+        .put(date(2), &login(2), &reauth("DISABLED_LOGIN"))
+        .await;
 
     let report = shared::report::build(&ledger, &registry, date(2), 0.0, 0, Utc::now())
         .await
@@ -450,14 +336,8 @@ async fn a_corrupt_entry_or_counter_never_stops_a_write_half_way() {
         .await
         .unwrap();
 
-    assert!(ledger
-        .record(d, &login(1), &failed(), Overwrite::AllButRefreshed)
-        .await
-        .unwrap());
-    assert!(ledger
-        .record(d, &login(2), &failed(), Overwrite::AllButRefreshed)
-        .await
-        .unwrap());
+    assert!(ledger.put(d, &login(1), &failed()).await);
+    assert!(ledger.put(d, &login(2), &failed()).await);
 
     assert_eq!(
         ledger.get(d, &login(1)).await.unwrap(),

@@ -11,12 +11,12 @@ use metrics_exporter_prometheus::PrometheusRecorder;
 use shared::domain::{FlinksCode, LoginId, RequestId};
 use shared::gauges::{sample_once, spawn_sampler, SamplerConfig};
 use shared::jobs::{AUTHORIZE_QUEUE, DETAIL_QUEUE};
-use shared::ledger::{Ledger, LedgerOutcome, Overwrite};
+use shared::ledger::{Ledger, LedgerOutcome};
 use shared::metrics::{self as m, Kind, ALL_METRICS};
 use shared::queue::{EnqueueOptions, Queue, QueueConfig, WorkerId};
 use tokio_util::sync::CancellationToken;
 
-use crate::support::TestRedis;
+use crate::support::{RecordExt, TestRedis};
 
 fn recorder() -> PrometheusRecorder {
     m::builder().expect("valid buckets").build_recorder()
@@ -285,24 +285,8 @@ async fn the_sampler_reports_queue_depths_workers_and_routine_progress_from_redi
         fetched_at: Utc::now(),
         results_stream_id: None,
     };
-    ledger
-        .record(
-            date,
-            &login(1),
-            &refreshed(false),
-            Overwrite::AllButRefreshed,
-        )
-        .await
-        .unwrap();
-    ledger
-        .record(
-            date,
-            &login(2),
-            &refreshed(true),
-            Overwrite::AllButRefreshed,
-        )
-        .await
-        .unwrap();
+    ledger.put(date, &login(1), &refreshed(false)).await;
+    ledger.put(date, &login(2), &refreshed(true)).await;
     let reauth = LedgerOutcome::NeedsReauth {
         flinks_code: Some(FlinksCode::parse("QUESTION_NOT_FOUND")),
         message: None,
@@ -310,10 +294,7 @@ async fn the_sampler_reports_queue_depths_workers_and_routine_progress_from_redi
         at: Utc::now(),
         unrecognised_code: false,
     };
-    ledger
-        .record(date, &login(3), &reauth, Overwrite::AllButRefreshed)
-        .await
-        .unwrap();
+    ledger.put(date, &login(3), &reauth).await;
     // The results stream: 3 entries, a consumer group that has read one of them.
     let stream = redis.keys.results_stream();
     let mut c = redis.conn.clone();

@@ -11,7 +11,7 @@ use shared::flinks::{FlinksClient, FlinksConfig};
 use shared::jobs::{
     queue_config, AuthorizeJob, DetailJob, AUTHORIZE_QUEUE, DEACTIVATION_QUEUE, DETAIL_QUEUE,
 };
-use shared::ledger::{IndexFilter, IndexKind, Ledger, LedgerOutcome, Overwrite};
+use shared::ledger::{IndexFilter, IndexKind, Ledger, LedgerOutcome};
 use shared::ops::audit::{AuditEntry, AuditLog};
 use shared::ops::logins::LoginOps;
 use shared::ops::requeue::{CrashPoint, RequeueOptions, Requeuer, Selection};
@@ -22,7 +22,7 @@ use shared::registry::{LoginRecordInput, Registry};
 use shared::scheduled_refresh::ScheduledRefreshState;
 use tokio_util::sync::CancellationToken;
 
-use crate::support::{redis_url, TestRedis};
+use crate::support::{redis_url, RecordExt, TestRedis};
 
 fn login(n: u32) -> LoginId {
     LoginId::parse(&format!("00000000-0000-4000-8000-{n:012}")).unwrap()
@@ -96,15 +96,7 @@ async fn register(t: &TestRedis, logins: impl IntoIterator<Item = LoginId>) {
 async fn seed_failed(t: &TestRedis, n: u32) -> Ledger {
     let ledger = Ledger::new(t.conn.clone(), &t.keys);
     for i in 0..n {
-        ledger
-            .record(
-                date(),
-                &login(i),
-                &failed("RETRY_LATER"),
-                Overwrite::AllButRefreshed,
-            )
-            .await
-            .unwrap();
+        ledger.put(date(), &login(i), &failed("RETRY_LATER")).await;
     }
     ledger
 }
@@ -302,33 +294,11 @@ async fn a_requeue_by_code_and_login_moves_only_the_matching_entries() {
     let t = TestRedis::new("ops-code").await;
     let s = settings(None);
     let ledger = Ledger::new(t.conn.clone(), &t.keys);
+    ledger.put(date(), &login(1), &failed("RETRY_LATER")).await;
     ledger
-        .record(
-            date(),
-            &login(1),
-            &failed("RETRY_LATER"),
-            Overwrite::AllButRefreshed,
-        )
-        .await
-        .unwrap();
-    ledger
-        .record(
-            date(),
-            &login(2),
-            &failed("AGGREGATION_ERROR"),
-            Overwrite::AllButRefreshed,
-        )
-        .await
-        .unwrap();
-    ledger
-        .record(
-            date(),
-            &login(3),
-            &failed("RETRY_LATER"),
-            Overwrite::AllButRefreshed,
-        )
-        .await
-        .unwrap();
+        .put(date(), &login(2), &failed("AGGREGATION_ERROR"))
+        .await;
+    ledger.put(date(), &login(3), &failed("RETRY_LATER")).await;
     let requeuer = Requeuer::new(t.conn.clone(), &t.keys, &s);
 
     let by_code = requeuer
@@ -370,10 +340,7 @@ async fn a_login_already_refreshed_for_the_date_is_never_requeued() {
     let s = settings(None);
     let conn = t.conn.clone();
     let ledger = seed_failed(&t, 2).await;
-    ledger
-        .record(date(), &login(0), &refreshed(), Overwrite::AllButRefreshed)
-        .await
-        .unwrap();
+    ledger.put(date(), &login(0), &refreshed()).await;
     // A stale index entry for a refreshed date (e.g. restored from a backup).
     let _: () = redis::cmd("ZADD")
         .arg(t.keys.ledger_index("failed"))
@@ -401,10 +368,7 @@ async fn reauth_records_requeue_like_failed_ones() {
     let t = TestRedis::new("ops-reauth").await;
     let s = settings(None);
     let ledger = Ledger::new(t.conn.clone(), &t.keys);
-    ledger
-        .record(date(), &login(7), &reauth(), Overwrite::AllButRefreshed)
-        .await
-        .unwrap();
+    ledger.put(date(), &login(7), &reauth()).await;
     let requeuer = Requeuer::new(t.conn.clone(), &t.keys, &s);
 
     let report = requeuer
@@ -505,19 +469,8 @@ async fn purge_removes_only_index_entries_older_than_the_cutoff() {
         at: Utc::now() - chrono::Duration::days(10),
         reason: None,
     };
-    ledger
-        .record(date(), &login(1), &old, Overwrite::AllButRefreshed)
-        .await
-        .unwrap();
-    ledger
-        .record(
-            date(),
-            &login(2),
-            &failed("RETRY_LATER"),
-            Overwrite::AllButRefreshed,
-        )
-        .await
-        .unwrap();
+    ledger.put(date(), &login(1), &old).await;
+    ledger.put(date(), &login(2), &failed("RETRY_LATER")).await;
     let requeuer = Requeuer::new(t.conn.clone(), &t.keys, &s);
     let week = Duration::from_secs(7 * 86_400);
 
@@ -551,10 +504,7 @@ async fn reconnected_clears_reauth_on_every_date_and_enqueues_a_fresh_authorize_
     let registry = Registry::new(t.conn.clone(), &t.keys);
     let today = Utc::now().date_naive();
     for d in [date(), today] {
-        ledger
-            .record(d, &login(1), &reauth(), Overwrite::AllButRefreshed)
-            .await
-            .unwrap();
+        ledger.put(d, &login(1), &reauth()).await;
     }
     registry.record_outcome(&login(1), &reauth()).await.unwrap();
     // The routine already enqueued today's job once: a reconnect must not be deduped away.

@@ -8,7 +8,7 @@ use shared::outcomes::Outcomes;
 use shared::registry::{LoginRecordInput, Registry};
 use shared::results::{ResultEntry, ResultsSink};
 
-use crate::support::TestRedis;
+use crate::support::{RecordExt, TestRedis};
 
 fn login(n: u32) -> LoginId {
     LoginId::parse(&format!("00000000-0000-4000-8000-{n:012}")).unwrap()
@@ -81,11 +81,7 @@ async fn a_crash_between_the_ledger_and_the_registry_is_repaired_by_the_drain() 
     let f = fixture("outcomes-crash").await;
     let outcome = reauth(Utc::now());
     // The ledger part only: the process dies before it updates the registry.
-    assert!(f
-        .ledger
-        .record(date(1), &login(1), &outcome, Overwrite::AllButRefreshed)
-        .await
-        .unwrap());
+    assert!(f.ledger.put(date(1), &login(1), &outcome).await);
 
     let status = f.registry.get(&login(1)).await.unwrap().unwrap();
     assert_eq!(status.last_outcome, None, "the registry is stale");
@@ -109,11 +105,7 @@ async fn a_crash_between_the_ledger_and_the_registry_is_repaired_by_the_drain() 
 async fn applying_an_outbox_entry_twice_leaves_the_registry_as_once() {
     let f = fixture("outcomes-twice").await;
     let outcome = failed(Utc::now());
-    assert!(f
-        .ledger
-        .record(date(1), &login(1), &outcome, Overwrite::AllButRefreshed)
-        .await
-        .unwrap());
+    assert!(f.ledger.put(date(1), &login(1), &outcome).await);
     // Applied, then the process dies before it removes the entry from the outbox.
     assert!(f
         .registry
@@ -154,14 +146,8 @@ async fn an_older_outcome_never_replaces_a_later_one() {
 
     // In the outbox too: two crashed writes of one login leave the later one pending.
     let other = login(2);
-    f.ledger
-        .record(date(2), &other, &later, Overwrite::AllButRefreshed)
-        .await
-        .unwrap();
-    f.ledger
-        .record(date(1), &other, &earlier, Overwrite::AllButRefreshed)
-        .await
-        .unwrap();
+    f.ledger.put(date(2), &other, &later).await;
+    f.ledger.put(date(1), &other, &earlier).await;
     assert_eq!(f.outcomes.pending().await.unwrap(), 1);
     f.outcomes.drain_once().await.unwrap();
     let status = f.registry.get(&other).await.unwrap().unwrap();
@@ -174,11 +160,7 @@ async fn recording_an_outcome_updates_ledger_and_registry_and_empties_the_outbox
     let f = fixture("outcomes-record").await;
     let t0 = Utc::now();
     let first = reauth(t0);
-    assert!(f
-        .outcomes
-        .record(date(1), &login(1), &first, Overwrite::AllButRefreshed)
-        .await
-        .unwrap());
+    assert!(f.outcomes.put(date(1), &login(1), &first).await);
     assert_eq!(
         f.ledger.get(date(1), &login(1)).await.unwrap(),
         Some(first.clone())
@@ -187,18 +169,10 @@ async fn recording_an_outcome_updates_ledger_and_registry_and_empties_the_outbox
     assert_eq!(status.last_outcome.as_deref(), Some("needs_reauth"));
 
     let done = refreshed(t0 + Duration::seconds(1));
-    assert!(f
-        .outcomes
-        .record(date(1), &login(1), &done, Overwrite::AllButRefreshed)
-        .await
-        .unwrap());
+    assert!(f.outcomes.put(date(1), &login(1), &done).await);
     // A refresh is final: a later failure of the same date is neither recorded nor applied.
     let late = failed(t0 + Duration::seconds(2));
-    assert!(!f
-        .outcomes
-        .record(date(1), &login(1), &late, Overwrite::AllButRefreshed)
-        .await
-        .unwrap());
+    assert!(!f.outcomes.put(date(1), &login(1), &late).await);
     let status = f.registry.get(&login(1)).await.unwrap().unwrap();
     assert_eq!(status.last_outcome.as_deref(), Some("refreshed"));
     assert_eq!(status.reauth_code, None);
@@ -275,11 +249,7 @@ async fn a_corrupt_outbox_entry_is_replaced_by_a_write_and_dropped_by_the_drain(
         .await
         .unwrap();
     let outcome = failed(Utc::now());
-    assert!(f
-        .ledger
-        .record(date(1), &login(1), &outcome, Overwrite::AllButRefreshed)
-        .await
-        .unwrap());
+    assert!(f.ledger.put(date(1), &login(1), &outcome).await);
     assert_eq!(f.outcomes.drain_once().await.unwrap(), 1);
     assert_eq!(f.registry.history(&login(1)).await.unwrap(), vec![outcome]);
 

@@ -1,6 +1,10 @@
 //! Test support: a real Redis connection with a namespace of its own per test, whose keys
 //! are deleted when the test ends — so tests run in parallel on one Redis, never FLUSHALL.
 
+use chrono::NaiveDate;
+use shared::domain::LoginId;
+use shared::ledger::{Ledger, LedgerOutcome, Overwrite};
+use shared::outcomes::Outcomes;
 use shared::redis_conn::RedisConn;
 use shared::KeySpace;
 
@@ -44,5 +48,28 @@ impl TestRedis {
             .delete_all(&self.conn)
             .await
             .expect("cleanup of the test namespace");
+    }
+}
+
+/// `record` with the ordinary overwrite rule (anything but a final `Refreshed`), unwrapped:
+/// how most tests write an outcome.
+pub(crate) trait RecordExt {
+    /// Records `outcome` for (`login`, `date`); true when written.
+    async fn put(&self, date: NaiveDate, login: &LoginId, outcome: &LedgerOutcome) -> bool;
+}
+
+impl RecordExt for Ledger {
+    async fn put(&self, date: NaiveDate, login: &LoginId, outcome: &LedgerOutcome) -> bool {
+        self.record(date, login, outcome, Overwrite::AllButRefreshed)
+            .await
+            .unwrap()
+    }
+}
+
+impl RecordExt for Outcomes {
+    async fn put(&self, date: NaiveDate, login: &LoginId, outcome: &LedgerOutcome) -> bool {
+        self.record(date, login, outcome, Overwrite::AllButRefreshed)
+            .await
+            .unwrap()
     }
 }
