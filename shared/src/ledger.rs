@@ -49,6 +49,10 @@ pub fn ledger_expired(date: NaiveDate, today: NaiveDate) -> bool {
 /// Entries per `HSCAN` / index page.
 const SCAN_COUNT: usize = 1_000;
 
+/// Logins recorded per script call by [`Ledger::record_many`]: large enough that a million
+/// cost a thousand round trips, small enough that one call holds Redis for a few ms.
+pub const RECORD_PAGE: usize = 1_000;
+
 static RECORD: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/ledger/ledger_record.lua")));
 
@@ -360,8 +364,8 @@ impl Ledger {
 
     /// Records `outcome` for (`login`, `date`) in one atomic step, overwriting what
     /// `overwrite` allows. Returns `true` when written, `false` when the stored outcome
-    /// stays (a `Refreshed` one is final). A write also queues the login's registry update
-    /// in the outbox ([`crate::outcomes`]).
+    /// stays (a `Refreshed` one is final). A write other than `Superseded` also queues the
+    /// login's registry update in the outbox ([`crate::outcomes`]).
     pub async fn record(
         &self,
         date: NaiveDate,
@@ -370,8 +374,29 @@ impl Ledger {
         overwrite: Overwrite,
     ) -> Result<bool, LedgerError> {
         let (written, _) = self
-            .invoke_record(date, login, outcome, None, overwrite)
+            .invoke_record(date, std::slice::from_ref(login), outcome, None, overwrite)
             .await?;
+        Ok(written == 1)
+    }
+
+    /// Records the same `outcome` for every login of `logins` on `date`, as
+    /// [`Ledger::record`] does for one, in one atomic step per [`RECORD_PAGE`] logins: how
+    /// `routine run` records the jobs its date superseded, a million of them when the
+    /// budget covers a fraction of the logins. Returns how many entries were written.
+    pub async fn record_many(
+        &self,
+        date: NaiveDate,
+        logins: &[LoginId],
+        outcome: &LedgerOutcome,
+        overwrite: Overwrite,
+    ) -> Result<u64, LedgerError> {
+        let mut written = 0;
+        for page in logins.chunks(RECORD_PAGE) {
+            let (n, _) = self
+                .invoke_record(date, page, outcome, None, overwrite)
+                .await?;
+            written += n;
+        }
         Ok(written)
     }
 
@@ -390,23 +415,25 @@ impl Ledger {
         let (written, json) = self
             .invoke_record(
                 date,
-                login,
+                std::slice::from_ref(login),
                 outcome,
                 Some(entry),
                 Overwrite::AllButRefreshed,
             )
             .await?;
-        Ok((written, serde_json::from_str(&json)?))
+        Ok((written == 1, serde_json::from_str(&json)?))
     }
 
+    /// Runs `ledger_record.lua` for `logins` (one, when `entry` is given). Returns how
+    /// many entries were written and the stored (or kept) JSON of the last login.
     async fn invoke_record(
         &self,
         date: NaiveDate,
-        login: &LoginId,
+        logins: &[LoginId],
         outcome: &LedgerOutcome,
         entry: Option<&StreamEntry<'_>>,
         overwrite: Overwrite,
-    ) -> Result<(bool, String), LedgerError> {
+    ) -> Result<(u64, String), LedgerError> {
         let d = day(date);
         let json = serde_json::to_string(outcome)?;
         let floor = Utc::now() - chrono::Duration::from_std(LEDGER_TTL).unwrap_or_default();
@@ -419,12 +446,10 @@ impl Ledger {
             .key(self.keys.ledger_outbox())
             .key(self.keys.events_stream())
             .key(self.keys.events_episodes())
-            .arg(login.as_str())
             .arg(json)
             .arg(outcome.kind())
             .arg(if outcome.is_stale() { "1" } else { "0" })
             .arg(outcome.at().timestamp_millis())
-            .arg(index_member(date, login))
             .arg(LEDGER_TTL.as_secs())
             .arg(floor.timestamp_millis())
             .arg(match overwrite {
@@ -436,7 +461,11 @@ impl Ledger {
                 outcome
                     .at()
                     .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            );
+            )
+            .arg(logins.len());
+        for login in logins {
+            invocation.arg(login.as_str());
+        }
         if let Some(entry) = entry {
             invocation.key(&entry.stream).arg(entry.max_len);
             for (field, value) in &entry.fields {
@@ -444,8 +473,8 @@ impl Ledger {
             }
         }
         let mut conn = self.conn.clone();
-        let (written, json): (i64, String) = invocation.invoke_async(&mut conn).await?;
-        Ok((written == 1, json))
+        let (written, json): (u64, String) = invocation.invoke_async(&mut conn).await?;
+        Ok((written, json))
     }
 
     /// The outcome of (`login`, `date`), if any.

@@ -24,6 +24,7 @@
 //! replicas fire once between them, and a catch-up on start for a day whose run is due
 //! and missing (or was claimed by a replica that died before finishing).
 
+use std::collections::BTreeMap;
 use std::sync::LazyLock;
 use std::time::Duration;
 
@@ -195,7 +196,10 @@ pub async fn enqueue_routine(
         let order = registry.refresh_order_keys(&ids).await?;
         eligible.extend(ids.into_iter().zip(order));
     }
-    for ids in refresh_order(eligible).chunks(BATCH) {
+    tracing::debug!(%date, eligible = eligible.len(), "routine: active logins read");
+    let ordered = refresh_order(eligible);
+    tracing::debug!(%date, "routine: logins ordered");
+    for ids in ordered.chunks(BATCH) {
         let jobs: Vec<(AuthorizeJob, EnqueueOptions)> = ids
             .iter()
             .map(|login| {
@@ -264,12 +268,10 @@ pub fn refresh_order(mut logins: Vec<(LoginId, RefreshOrderKey)>) -> Vec<LoginId
     logins.into_iter().map(|(login, _)| login).collect()
 }
 
-/// How many superseded outcomes are being recorded at once.
-const RECORDS_IN_FLIGHT: usize = 64;
-
 /// Records every job in the queue's superseded outbox as `superseded` on its own date (by
-/// `by_date`), then removes it from the outbox. Recording twice is harmless (the same
-/// outcome), so a crash between the two steps loses nothing. Returns how many.
+/// `by_date`), a page of one date per script call, then removes it from the outbox.
+/// Recording twice is harmless (the same outcome), so a crash between the two steps loses
+/// nothing. Returns how many.
 async fn record_superseded(
     ledger: &Ledger,
     queue: &Queue<AuthorizeJob>,
@@ -286,18 +288,17 @@ async fn record_superseded(
             at: Utc::now(),
             deadline: None,
         };
-        // Many records in flight on the one multiplexed connection: a date that supersedes
-        // a million waiting jobs would otherwise wait a million round trips.
-        for chunk in page.chunks(RECORDS_IN_FLIGHT) {
-            let records = chunk.iter().map(|s| {
-                ledger.record(
-                    s.job.routine_date,
-                    &s.job.login_id,
-                    &outcome,
-                    Overwrite::AllButRefreshed,
-                )
-            });
-            futures::future::try_join_all(records).await?;
+        let mut by_routine_date: BTreeMap<NaiveDate, Vec<LoginId>> = BTreeMap::new();
+        for s in &page {
+            by_routine_date
+                .entry(s.job.routine_date)
+                .or_default()
+                .push(s.job.login_id.clone());
+        }
+        for (date, logins) in &by_routine_date {
+            ledger
+                .record_many(*date, logins, &outcome, Overwrite::AllButRefreshed)
+                .await?;
         }
         queue.forget_superseded(&page).await?;
         n += page.len() as u64;

@@ -2,7 +2,7 @@
 
 use chrono::{Duration, NaiveDate, Utc};
 use shared::domain::{FlinksCode, LoginId, RequestId};
-use shared::ledger::{IndexFilter, IndexKind, Ledger, LedgerOutcome};
+use shared::ledger::{IndexFilter, IndexKind, Ledger, LedgerOutcome, Overwrite};
 use shared::registry::{LoginRecordInput, Registry};
 
 use crate::support::{RecordExt, TestRedis};
@@ -359,4 +359,72 @@ async fn failed_like(ledger: &Ledger, d: NaiveDate, n: u32) -> LedgerOutcome {
     let outcome = ledger.get(d, &login(n)).await.unwrap().unwrap();
     assert_eq!(outcome.kind(), "failed");
     outcome
+}
+
+#[tokio::test]
+async fn a_page_of_logins_is_recorded_in_one_call_keeping_what_is_final() {
+    let redis = TestRedis::new("ledger-many").await;
+    let ledger = Ledger::new(redis.conn.clone(), &redis.keys);
+    let done = refreshed(false);
+    ledger.put(date(1), &login(1), &done).await;
+    ledger.put(date(1), &login(2), &failed()).await;
+    ledger
+        .put(date(1), &login(3), &reauth("SESSION_EXPIRED"))
+        .await;
+    let superseded = LedgerOutcome::Superseded {
+        by_date: date(2),
+        at: Utc::now(),
+        deadline: None,
+    };
+    // More logins than one script call takes, so the pages are checked too.
+    let logins: Vec<LoginId> = (1..=shared::ledger::RECORD_PAGE as u32 + 5)
+        .map(login)
+        .collect();
+
+    let written = ledger
+        .record_many(date(1), &logins, &superseded, Overwrite::AllButRefreshed)
+        .await
+        .unwrap();
+
+    assert_eq!(
+        written,
+        logins.len() as u64 - 1,
+        "the refreshed login is final"
+    );
+    assert_eq!(ledger.get(date(1), &login(1)).await.unwrap(), Some(done));
+    for n in [2, 3, 4, shared::ledger::RECORD_PAGE as u32 + 5] {
+        assert_eq!(
+            ledger.get(date(1), &login(n)).await.unwrap(),
+            Some(superseded.clone()),
+            "login {n}"
+        );
+    }
+    let counts = ledger.counts(date(1)).await.unwrap();
+    assert_eq!(
+        (
+            counts.refreshed,
+            counts.needs_reauth,
+            counts.failed,
+            counts.superseded
+        ),
+        (1, 0, 0, logins.len() as u64 - 1)
+    );
+    assert!(ledger
+        .list_failed(&IndexFilter::default())
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(ledger
+        .list_reauth(&IndexFilter::default())
+        .await
+        .unwrap()
+        .is_empty());
+
+    // Fill-only: a page where every pair has an entry writes nothing.
+    let again = ledger
+        .record_many(date(1), &logins[..3], &failed(), Overwrite::Nothing)
+        .await
+        .unwrap();
+    assert_eq!(again, 0);
+    redis.cleanup().await;
 }

@@ -265,3 +265,28 @@ async fn a_corrupt_outbox_entry_is_replaced_by_a_write_and_dropped_by_the_drain(
     assert!(f.registry.get(&login(2)).await.unwrap().is_none());
     f.redis.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_superseded_outcome_leaves_the_logins_state_and_history_alone() {
+    let f = fixture("outcomes-superseded").await;
+    let t0 = Utc::now();
+    let first = reauth(t0);
+    assert!(f.outcomes.put(date(1), &login(1), &first).await);
+    let waited = LedgerOutcome::Superseded {
+        by_date: date(3),
+        at: t0 + Duration::seconds(1),
+        deadline: None,
+    };
+    assert!(f.outcomes.put(date(2), &login(1), &waited).await);
+
+    // Flinks was not called: the day it waited says nothing about the login.
+    assert_eq!(
+        f.ledger.get(date(2), &login(1)).await.unwrap(),
+        Some(waited)
+    );
+    assert_eq!(f.outcomes.pending().await.unwrap(), 0, "nothing to apply");
+    let status = f.registry.get(&login(1)).await.unwrap().unwrap();
+    assert_eq!(status.last_outcome.as_deref(), Some("needs_reauth"));
+    assert_eq!(f.registry.history(&login(1)).await.unwrap(), vec![first]);
+    f.redis.cleanup().await;
+}

@@ -1,37 +1,57 @@
--- Records one (LoginId, routine date) outcome atomically. Used by shared::ledger.
+-- Records one outcome for a page of LoginIds of one routine date atomically. Used by
+-- shared::ledger (one login per call from a worker; a page of superseded logins at once
+-- from `routine run`).
 --
--- A `refreshed` entry is final: it is never overwritten (returns 0). Any other entry
--- (needs_reauth, failed, superseded) is replaced by a later outcome, e.g. after an operator requeue.
+-- A `refreshed` entry is final: it is never overwritten. Any other entry (needs_reauth,
+-- failed, superseded) is replaced by a later outcome, e.g. after an operator requeue.
 -- Per-kind counters in the meta hash and the cross-date `reauth` / `failed` indexes are
 -- kept in step in the same call.
 --
 -- KEYS[1] ledger hash of the date      KEYS[2] meta hash of the date
 -- KEYS[3] reauth index (ZSET)          KEYS[4] failed index (ZSET)
 -- KEYS[5] outcome outbox (HASH LoginId -> "<score>|<outcome JSON>", see shared::outcomes)
--- ARGV[1] LoginId   ARGV[2] outcome JSON   ARGV[3] kind   ARGV[4] stale (1|0)
--- ARGV[5] score (epoch ms)   ARGV[6] index member (date|LoginId)   ARGV[7] ttl seconds
--- ARGV[8] index floor: members scored below it are trimmed (expired dates)
--- ARGV[9] mode: `replace` (the rule above) or `if_absent` (write only when the pair has no
+-- ARGV[1] outcome JSON   ARGV[2] kind   ARGV[3] stale (1|0)   ARGV[4] score (epoch ms)
+-- ARGV[5] ttl seconds   ARGV[6] index floor: members scored below it are trimmed (expired dates)
+-- ARGV[7] mode: `replace` (the rule above) or `if_absent` (write only when the pair has no
 -- entry at all: the dead-letter reconciler never overwrites an outcome a job recorded).
+-- ARGV[8] routine date (YYYY-MM-DD)   ARGV[9] the outcome's time, RFC 3339
+-- ARGV[10] n, the number of LoginIds   ARGV[11 .. 10+n] the LoginIds
+-- Index members are "<routine date>|<LoginId>".
 -- Every write that someone must act on also appends its outcome event (see shared::events),
 -- in the same atomic step, so there is no outcome without its event and no event without
 -- its outcome. A login's open episode (needs_reauth or invalid_login since <start>) is kept
 -- so that a login broken for many days gets one event, and its next refresh one
 -- `reauth_resolved`:
 -- KEYS[6] events stream   KEYS[7] episode HASH (LoginId -> "<type>|<date>|<start ms>")
--- ARGV[10] routine date (YYYY-MM-DD)   ARGV[11] the outcome's time, RFC 3339
--- Optionally, with a refreshed outcome, the result is appended to the results stream in the
--- same atomic step (so a redelivered job can never add a second entry):
--- KEYS[8] results stream   ARGV[12] stream MAXLEN (approximate)   ARGV[13..] field/value
+-- Optionally, with a refreshed outcome of one login, the result is appended to the results
+-- stream in the same atomic step (so a redelivered job can never add a second entry):
+-- KEYS[8] results stream   ARGV[11+n] stream MAXLEN (approximate)   ARGV[12+n ..] field/value
 -- pairs; the outcome JSON's placeholder __RESULTS_STREAM_ID__ becomes the entry's id.
--- Every write also queues the registry update in the outbox, in the same atomic step: the
--- caller (or a worker's outbox drain, after a crash) applies it to the login's registry keys,
--- which live in other Cluster slots. A pending update of the login with a later score is
--- kept: it is the one the registry must end up with.
--- Returns {1, outcome JSON as stored} when written, {0, existing JSON} when kept.
+-- Every write but a `superseded` one also queues the registry update in the outbox, in the
+-- same atomic step: the caller (or a worker's outbox drain, after a crash) applies it to the
+-- login's registry keys, which live in other Cluster slots. A pending update of the login
+-- with a later score is kept: it is the one the registry must end up with. A superseded
+-- outcome says nothing about the login (Flinks was not called), so its registry state and
+-- history stay as they are: a login refreshed once a month in rotation keeps its real
+-- outcomes in its history, not the days it waited.
+-- Returns {written, JSON}: how many entries were written, and the outcome as stored (or
+-- the existing JSON kept) for the last LoginId.
 -- Everything read is validated before the first write, so a corrupt entry never aborts the
 -- script half-way (an unknown kind is replaced without touching any counter).
 local known = { refreshed = true, needs_reauth = true, failed = true, superseded = true }
+local kind, score, ttl, floor = ARGV[2], tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local date, at = ARGV[8], ARGV[9]
+local n = tonumber(ARGV[10])
+if not known[kind] or not score or not ttl or not floor or not n or n < 1
+    or (KEYS[8] and n ~= 1) then
+  return redis.error_reply('ledger_record: invalid arguments')
+end
+
+-- Counter changes of the whole page, applied once at the end.
+local deltas = {}
+local function count(field, n)
+  deltas[field] = (deltas[field] or 0) + n
+end
 -- Adds n to a counter of the meta hash; a corrupt value (not an integer) is replaced by n.
 local function bump(field, n)
   local raw = redis.call('HGET', KEYS[2], field)
@@ -41,66 +61,13 @@ local function bump(field, n)
     redis.call('HINCRBY', KEYS[2], field, n)
   end
 end
-local old = redis.call('HGET', KEYS[1], ARGV[1])
-local old_kind = false
-if old then
-  if ARGV[9] == 'if_absent' then
-    return {0, old}
-  end
-  local ok, decoded = pcall(cjson.decode, old)
-  if ok and type(decoded) == 'table' and type(decoded['kind']) == 'string'
-      and known[decoded['kind']] then
-    old_kind = decoded['kind']
-  end
-  if old_kind == 'refreshed' then
-    return {0, old}
-  end
-end
-if not known[ARGV[3]] or not tonumber(ARGV[5]) or not tonumber(ARGV[7])
-    or not tonumber(ARGV[8]) then
-  return redis.error_reply('ledger_record: invalid arguments')
-end
-local pending = redis.call('HGET', KEYS[5], ARGV[1])
-local pending_score = pending and tonumber(string.match(pending, '^(%-?%d+)|'))
-local json = ARGV[2]
-if KEYS[8] then
-  local fields = {}
-  for i = 13, #ARGV do
-    fields[#fields + 1] = ARGV[i]
-  end
-  local id = redis.call('XADD', KEYS[8], 'MAXLEN', '~', ARGV[12], '*', unpack(fields))
-  json = string.gsub(json, '__RESULTS_STREAM_ID__', id)
-end
-redis.call('HSET', KEYS[1], ARGV[1], json)
-if old_kind then
-  bump('count:' .. old_kind, -1)
-end
-bump('count:' .. ARGV[3], 1)
-if ARGV[4] == '1' then
-  bump('count:stale', 1)
-end
-redis.call('ZREM', KEYS[3], ARGV[6])
-redis.call('ZREM', KEYS[4], ARGV[6])
-if ARGV[3] == 'needs_reauth' then
-  redis.call('ZADD', KEYS[3], ARGV[5], ARGV[6])
-elseif ARGV[3] == 'failed' then
-  redis.call('ZADD', KEYS[4], ARGV[5], ARGV[6])
-end
-redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. ARGV[8])
-redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', '(' .. ARGV[8])
-for i = 1, 4 do
-  redis.call('EXPIRE', KEYS[i], ARGV[7])
-end
-if not (pending_score and pending_score > tonumber(ARGV[5])) then
-  redis.call('HSET', KEYS[5], ARGV[1], ARGV[5] .. '|' .. json)
-end
 
 -- The outcome event. Never trimmed here: shared::events trims what every consumer acked.
 -- event_id: a digest of (type, LoginId, what makes the event unique), stable and opaque.
-local function emit(event_type, discriminator, extra)
-  local event_id = string.sub(redis.sha1hex(event_type .. '|' .. ARGV[1] .. '|' .. discriminator), 1, 32)
-  local fields = { 'event_id', event_id, 'type', event_type, 'login_id', ARGV[1],
-    'routine_date', ARGV[10], 'at', ARGV[11] }
+local function emit(login, event_type, discriminator, extra)
+  local event_id = string.sub(redis.sha1hex(event_type .. '|' .. login .. '|' .. discriminator), 1, 32)
+  local fields = { 'event_id', event_id, 'type', event_type, 'login_id', login,
+    'routine_date', date, 'at', at }
   for i = 1, #extra, 2 do
     local value = extra[i + 1]
     if value ~= nil and value ~= cjson.null and value ~= false and value ~= '' then
@@ -116,48 +83,129 @@ local function failure_type(decoded_outcome)
   end
   return 'failed'
 end
-local outcome = cjson.decode(json)
-local episode = redis.call('HGET', KEYS[7], ARGV[1])
-local episode_type, episode_start = false, false
-if episode then
-  episode_type, episode_start = string.match(episode, '^([%a_]+)|(.*)$')
-end
-local start = ARGV[10] .. '|' .. ARGV[5]
-if ARGV[3] == 'needs_reauth' then
-  if episode_type ~= 'needs_reauth' then
-    redis.call('HSET', KEYS[7], ARGV[1], 'needs_reauth|' .. start)
-    local unrecognised = 'false'
-    if outcome['unrecognised_code'] == true then
-      unrecognised = 'true'
-    end
-    emit('needs_reauth', start, { 'flinks_code', outcome['flinks_code'],
-      'message', outcome['message'], 'unrecognised_code', unrecognised })
+
+-- The events of `login`'s new outcome (`old_kind`/`old`: what it replaced).
+local function events(login, json, old_kind, old)
+  if kind == 'superseded' then
+    return
   end
-elseif ARGV[3] == 'refreshed' then
+  local outcome = cjson.decode(json)
+  local episode = redis.call('HGET', KEYS[7], login)
+  local episode_type, episode_start = false, false
   if episode then
-    redis.call('HDEL', KEYS[7], ARGV[1])
-    if episode_type == 'needs_reauth' then
-      emit('reauth_resolved', episode_start or start, { 'source', 'refreshed' })
-    end
+    episode_type, episode_start = string.match(episode, '^([%a_]+)|(.*)$')
   end
-elseif ARGV[3] == 'failed' then
-  local event_type = failure_type(outcome)
-  if event_type == 'invalid_login' then
-    if episode_type ~= 'invalid_login' then
-      redis.call('HSET', KEYS[7], ARGV[1], 'invalid_login|' .. start)
-      emit('invalid_login', start, { 'flinks_code', outcome['flinks_code'],
-        'message', outcome['message'] })
+  local start = date .. '|' .. ARGV[4]
+  if kind == 'needs_reauth' then
+    if episode_type ~= 'needs_reauth' then
+      redis.call('HSET', KEYS[7], login, 'needs_reauth|' .. start)
+      local unrecognised = 'false'
+      if outcome['unrecognised_code'] == true then
+        unrecognised = 'true'
+      end
+      emit(login, 'needs_reauth', start, { 'flinks_code', outcome['flinks_code'],
+        'message', outcome['message'], 'unrecognised_code', unrecognised })
     end
-  else
-    -- A redelivered or reconciled failure of the same date is the same failure.
-    local old_type = false
-    if old_kind == 'failed' then
-      old_type = failure_type(cjson.decode(old))
+  elseif kind == 'refreshed' then
+    if episode then
+      redis.call('HDEL', KEYS[7], login)
+      if episode_type == 'needs_reauth' then
+        emit(login, 'reauth_resolved', episode_start or start, { 'source', 'refreshed' })
+      end
     end
-    if old_type ~= 'failed' then
-      emit('failed', start, { 'flinks_code', outcome['flinks_code'],
-        'message', outcome['message'], 'http_status', outcome['http_status'] })
+  elseif kind == 'failed' then
+    local event_type = failure_type(outcome)
+    if event_type == 'invalid_login' then
+      if episode_type ~= 'invalid_login' then
+        redis.call('HSET', KEYS[7], login, 'invalid_login|' .. start)
+        emit(login, 'invalid_login', start, { 'flinks_code', outcome['flinks_code'],
+          'message', outcome['message'] })
+      end
+    else
+      -- A redelivered or reconciled failure of the same date is the same failure.
+      local old_type = false
+      if old_kind == 'failed' then
+        old_type = failure_type(cjson.decode(old))
+      end
+      if old_type ~= 'failed' then
+        emit(login, 'failed', start, { 'flinks_code', outcome['flinks_code'],
+          'message', outcome['message'], 'http_status', outcome['http_status'] })
+      end
     end
   end
 end
-return {1, json}
+
+-- Records the outcome for `login`; returns 1 and the JSON stored, or 0 and the JSON kept.
+local function record(login)
+  local old = redis.call('HGET', KEYS[1], login)
+  local old_kind = false
+  if old then
+    if ARGV[7] == 'if_absent' then
+      return 0, old
+    end
+    local ok, decoded = pcall(cjson.decode, old)
+    if ok and type(decoded) == 'table' and type(decoded['kind']) == 'string'
+        and known[decoded['kind']] then
+      old_kind = decoded['kind']
+    end
+    if old_kind == 'refreshed' then
+      return 0, old
+    end
+  end
+  local json = ARGV[1]
+  if KEYS[8] then
+    local fields = {}
+    for i = 12 + n, #ARGV do
+      fields[#fields + 1] = ARGV[i]
+    end
+    local id = redis.call('XADD', KEYS[8], 'MAXLEN', '~', ARGV[11 + n], '*', unpack(fields))
+    json = string.gsub(json, '__RESULTS_STREAM_ID__', id)
+  end
+  redis.call('HSET', KEYS[1], login, json)
+  if old_kind then
+    count('count:' .. old_kind, -1)
+  end
+  count('count:' .. kind, 1)
+  if ARGV[3] == '1' then
+    count('count:stale', 1)
+  end
+  local member = date .. '|' .. login
+  if old then
+    redis.call('ZREM', KEYS[3], member)
+    redis.call('ZREM', KEYS[4], member)
+  end
+  if kind == 'needs_reauth' then
+    redis.call('ZADD', KEYS[3], score, member)
+  elseif kind == 'failed' then
+    redis.call('ZADD', KEYS[4], score, member)
+  end
+  if kind ~= 'superseded' then
+    local pending = redis.call('HGET', KEYS[5], login)
+    local pending_score = pending and tonumber(string.match(pending, '^(%-?%d+)|'))
+    if not (pending_score and pending_score > score) then
+      redis.call('HSET', KEYS[5], login, ARGV[4] .. '|' .. json)
+    end
+  end
+  events(login, json, old_kind, old)
+  return 1, json
+end
+
+local written, last = 0, ''
+for i = 11, 10 + n do
+  local w, json = record(ARGV[i])
+  written = written + w
+  last = json
+end
+if written > 0 then
+  for field, delta in pairs(deltas) do
+    if delta ~= 0 then
+      bump(field, delta)
+    end
+  end
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. ARGV[6])
+  redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', '(' .. ARGV[6])
+  for i = 1, 4 do
+    redis.call('EXPIRE', KEYS[i], ttl)
+  end
+end
+return {written, last}
