@@ -19,11 +19,21 @@ local n = tonumber(ARGV[2]) or 0
 local out = {}
 local added, superseded, tombstones = 0, 0, 0
 
--- True while job `id` waits to run: it has a payload and is neither in flight nor dead.
-local function waiting(id)
-  return redis.call('HEXISTS', job_key(id), F_PAYLOAD) == 1
-    and not redis.call('ZSCORE', K_INFLIGHT, id)
-    and not redis.call('ZSCORE', K_DEAD, id)
+-- Whether the delayed set may hold anything: a ZREM there is skipped while it is empty.
+local any_delayed = redis.call('ZCARD', K_DELAYED) > 0
+
+-- The payload of job `id` while it waits to run (it has a payload and is neither in flight
+-- nor dead), else nil. One HMGET in the usual case: a job in flight has an owner, and only
+-- a job that failed before (an error recorded: retrying or dead) needs the dead set asked.
+local function waiting_payload(id)
+  local job = redis.call('HMGET', job_key(id), F_PAYLOAD, F_OWNER, F_ERROR)
+  if not job[1] or job[2] then
+    return nil
+  end
+  if job[3] and redis.call('ZSCORE', K_DEAD, id) then
+    return nil
+  end
+  return job[1]
 end
 
 -- Makes `id` the pending job of `skey` unless a waiting job of an equal or higher rank is.
@@ -33,15 +43,16 @@ local function supersede(skey, rank, id)
     local sep = string.find(cur, '|', 1, true)
     local old_rank = sep and int(string.sub(cur, 1, sep - 1), nil)
     local old_id = sep and string.sub(cur, sep + 1)
-    if old_id and old_id ~= '' and waiting(old_id) then
+    local payload = old_id and old_id ~= '' and waiting_payload(old_id)
+    if payload then
       if old_rank and old_rank >= rank then
         return
       end
-      local payload = redis.call('HGET', job_key(old_id), F_PAYLOAD)
-      if redis.call('ZREM', K_DELAYED, old_id) == 0 then
+      if not (any_delayed and redis.call('ZREM', K_DELAYED, old_id) == 1) then
         tombstones = tombstones + 1
       end
-      forget(old_id)
+      -- Its pending entry is overwritten below; the dedupe key is left to its TTL.
+      redis.call('DEL', job_key(old_id))
       redis.call('RPUSH', K_SUPERSEDED, old_id .. '|' .. payload)
       superseded = superseded + 1
     end
@@ -56,10 +67,8 @@ for i = 0, n - 1 do
   local skey, rank = ARGV[b + 5], int(ARGV[b + 6], 0)
   local existing = false
   if dk > 0 then
-    existing = redis.call('GET', KEYS[dk])
-    if not existing then
-      redis.call('SET', KEYS[dk], id, 'PX', ttl)
-    end
+    -- One command: set when absent, and the id already there when not.
+    existing = redis.call('SET', KEYS[dk], id, 'NX', 'GET', 'PX', ttl)
   end
   if existing then
     out[#out + 1] = {0, existing}
@@ -77,6 +86,7 @@ for i = 0, n - 1 do
     redis.call('HSET', job_key(id), unpack(fields))
     if delay > 0 then
       redis.call('ZADD', K_DELAYED, now + delay, id)
+      any_delayed = true
     else
       redis.call('RPUSH', K_READY, id)
     end

@@ -1,0 +1,549 @@
+#!/usr/bin/env python3
+"""The benchmark suite: the whole pipeline (producer -> Redis -> workers -> flinks-sim)
+with the release binaries, on a private redis-server. `scripts/bench-all` runs it.
+
+    bench/pipeline.py [SECTION ...]     sections: e2e redis import routine cluster rss compare profile
+                                        (default: all)
+
+Env: BENCH_N (20000), BENCH_IMPORT_N (1000000), BENCH_COMPARE_N (20000), BENCH_CONCURRENCY (32),
+     BENCH_WORKERS ("1 2 4"). Prints one markdown table per section and writes
+     bench/results/latest.json (git-ignored).
+"""
+
+import json
+import re
+import os
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from lib import (BIN, ROOT, WORK, Monitor, Proc, RedisCluster, RedisServer, cpu_seconds, histogram, load, machine,  # noqa
+                 quantile, rss_kib, scrape, start_sim, write_logins, free_port)
+
+N = int(os.environ.get("BENCH_N", 20000))
+IMPORT_N = int(os.environ.get("BENCH_IMPORT_N", 1000000))
+COMPARE_N = int(os.environ.get("BENCH_COMPARE_N", 20000))
+COUNT_N = int(os.environ.get("BENCH_COUNT_N", 2000))
+CONC = int(os.environ.get("BENCH_CONCURRENCY", 32))
+WORKERS = [int(w) for w in os.environ.get("BENCH_WORKERS", "1 2 4").split()]
+MIX_RULES = os.path.join(WORK, "mix95.toml")
+RESULTS = {"machine": machine(), "started": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+DATE = "2026-11-25"
+
+
+def log(*a):
+    print(*a, file=sys.stderr, flush=True)
+
+
+def env_for(redis, sim, ns, **extra):
+    e = dict(os.environ)
+    e.update(REDIS_URL=redis.url, REDIS_MODE=redis.mode, REFRESH_NAMESPACE=ns, FLINKS_BASE_URL=sim.url,
+             RATE_LIMIT_PER_MINUTE="0", RUST_LOG=os.environ.get("BENCH_RUST_LOG", "warn"), LOG_FORMAT="json",
+             ROUTINE_TZ="UTC", MAX_ATTEMPTS="3", RETRY_BASE_DELAY="1s", RETRY_MAX_DELAY="2s")
+    e.update({k: str(v) for k, v in extra.items()})
+    return e
+
+
+def producer(env, *args):
+    t = time.monotonic()
+    r = subprocess.run([f"{BIN}/producer", *args], env=env, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"producer {args} failed: {r.stderr[-2000:]}")
+    return time.monotonic() - t
+
+
+def counters(c, ns, q):
+    h = c("HGETALL", f"{{{ns}:{q}}}:counters") or []
+    return {h[i]: int(h[i + 1]) for i in range(0, len(h), 2)}
+
+
+def drained(c, ns, n):
+    a, d = counters(c, ns, "authorize"), counters(c, ns, "detail")
+    a_done = a.get("succeeded", 0) + a.get("dead", 0)
+    d_done = d.get("succeeded", 0) + d.get("dead", 0)
+    if a_done < n or d_done < d.get("enqueued", 0):
+        return None
+    for q in ("authorize", "detail"):
+        if c("LLEN", f"{{{ns}:{q}}}:ready") or c("ZCARD", f"{{{ns}:{q}}}:inflight") \
+                or c("ZCARD", f"{{{ns}:{q}}}:delayed"):
+            return None
+    return a_done, d_done
+
+
+def snapshot(redis):
+    s = redis.c.info("stats")
+    return {"cmd": redis.c.commandstats(), "in": int(s["total_net_input_bytes"]),
+            "out": int(s["total_net_output_bytes"]), "cpu": redis.cpu()}
+
+
+def delta(before, after):
+    cmds = {k: v - before["cmd"].get(k, 0) for k, v in after["cmd"].items()}
+    # the INFO/HGETALL/LLEN/ZCARD polling of this driver is not the pipeline's
+    for k in ("info", "hgetall", "llen", "zcard", "config|resetstat", "ping"):
+        cmds.pop(k, None)
+    return {"cmd": {k: v for k, v in cmds.items() if v}, "in": after["in"] - before["in"],
+            "out": after["out"] - before["out"], "cpu": after["cpu"] - before["cpu"]}
+
+
+def run_ours(redis, n, workers, conc=CONC, rules=None, profile=None, tag="", monitor=False):
+    """Imports n LoginIds, enqueues the routine, runs `workers` worker processes until the
+    queues are drained. Returns the figures of one run."""
+    redis.flush()
+    sim = start_sim(rules)
+    ns = f"bench-{tag}-{os.getpid()}"
+    csv = os.path.join(WORK, f"logins-{n}.csv")
+    if not os.path.exists(csv):
+        write_logins(csv, n)
+    env = env_for(redis, sim, ns)
+    producer(env, "logins", "import", csv)
+    mem0 = int(redis.c.info("memory")["used_memory"])
+    mon = Monitor(redis.port, exclude=[redis.c.sock.getsockname()]) if monitor else None
+    producer(env, "routine", "run", "--date", DATE)
+    mem1 = int(redis.c.info("memory")["used_memory"])
+    shards_queued = redis.used_memory_per_shard() if redis.mode == "cluster" else None
+    if mon:
+        time.sleep(0.3)
+        enqueue_counts = mon.snapshot()
+    before = snapshot(redis)
+    sim_cpu0 = cpu_seconds(sim.pid)
+    ports = [free_port() for _ in range(workers)]
+    t0 = time.monotonic()
+    procs = [Proc([f"{BIN}/worker", "--concurrency", str(conc)],
+                  env=dict(env, METRICS_ADDR=f"127.0.0.1:{p}")) for p in ports]
+    perf = None
+    if profile:
+        time.sleep(0.3)
+        perf = subprocess.Popen(["perf", "record", "-F", "999", "-e", "cpu-clock", "-g",
+                                 "-o", profile, "-p", str(procs[0].pid)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    peak = 0
+    done = None
+    while done is None:
+        time.sleep(0.02)
+        done = drained(redis.c, ns, n)
+        for p in procs:
+            if p.p.poll() is not None:
+                raise RuntimeError(f"worker exited: {open(p.log).read()[-2000:]}")
+        if int(time.monotonic() * 10) % 5 == 0:
+            peak = max(peak, max(rss_kib(p.pid)[0] for p in procs))
+        if time.monotonic() - t0 > 600:
+            raise RuntimeError("not drained after 600 s")
+    elapsed = time.monotonic() - t0
+    after = snapshot(redis)
+    shards_done = redis.used_memory_per_shard() if redis.mode == "cluster" else None
+    monitored = None
+    if mon:
+        client, lua = mon.stop()
+        monitored = {"enqueue": enqueue_counts, "client": client, "lua": lua}
+    if perf:
+        perf.send_signal(2)
+        perf.wait()
+    worker_cpu = sum(cpu_seconds(p.pid) for p in procs)
+    sim_cpu = cpu_seconds(sim.pid) - sim_cpu0
+    hwm = max(rss_kib(p.pid)[1] for p in procs)
+    texts = [scrape(p) for p in ports]
+    lat = {}
+    for q in ("authorize", "detail"):
+        b = histogram(texts, "nightly_refresh_job_duration_seconds", q)
+        lat[q] = (quantile(b, 0.5) * 1000, quantile(b, 0.99) * 1000)
+    for p in procs:
+        p.stop()
+    sim.stop()
+    d = delta(before, after)
+    jobs = done[0] + done[1]
+    return {
+        "n": n, "workers": workers, "concurrency": conc, "elapsed_s": elapsed,
+        "jobs": jobs, "jobs_per_s": jobs / elapsed, "logins_per_s": n / elapsed,
+        "latency_ms": lat, "cpu_per_1k": {"workers": worker_cpu * 1000 / n,
+                                          "redis": d["cpu"] * 1000 / n,
+                                          "sim": sim_cpu * 1000 / n},
+        "redis_cmds": d["cmd"], "bytes_in": d["in"], "bytes_out": d["out"],
+        "queued_bytes_per_job": (mem1 - mem0) / n, "rss_peak_kib": max(peak, hwm),
+        "load": load(), "monitor": monitored,
+        "shard_memory": {"queued": shards_queued, "done": shards_done},
+    }
+
+
+def section_e2e(redis):
+    rows = []
+    for w in WORKERS:
+        log(f"e2e: {N} LoginIds, {w} worker(s), concurrency {CONC} (load {load()})")
+        rows.append(run_ours(redis, N, w, tag=f"e2e{w}"))
+        r = rows[-1]
+        log(f"  {r['jobs_per_s']:.0f} jobs/s in {r['elapsed_s']:.1f} s")
+    RESULTS["e2e"] = rows
+    print("\n### Unthrottled end-to-end (N = %d, all healthy, RATE_LIMIT_PER_MINUTE=0)\n" % N)
+    print("| workers x concurrency | wall s | jobs/s | LoginIds/s | authorize p50/p99 ms | detail p50/p99 ms "
+          "| CPU s per 1k LoginIds: workers / Redis / sim | load |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        la, ld, c = r["latency_ms"]["authorize"], r["latency_ms"]["detail"], r["cpu_per_1k"]
+        print(f"| {r['workers']} x {r['concurrency']} | {r['elapsed_s']:.2f} | {r['jobs_per_s']:,.0f} "
+              f"| {r['logins_per_s']:,.0f} | {la[0]:.1f} / {la[1]:.1f} | {ld[0]:.1f} / {ld[1]:.1f} "
+              f"| {c['workers']:.2f} / {c['redis']:.2f} / {c['sim']:.2f} | {r['load']} |")
+
+
+def section_cluster(redis):
+    """The same unthrottled routine on the suite's single Redis and on a private 3-master
+    Redis Cluster (no replicas, no persistence, like the single one), one after the other
+    in one run; the cluster's row also gives each shard's used_memory."""
+    w = WORKERS[0]
+    log(f"cluster: {N} LoginIds, {w} worker(s), single Redis (load {load()})")
+    single = run_ours(redis, N, w, tag="single")
+    cluster = RedisCluster(3)
+    try:
+        log(f"cluster: {N} LoginIds, {w} worker(s), 3-master cluster (load {load()})")
+        sharded = run_ours(cluster, N, w, tag="cluster")
+    finally:
+        cluster.stop()
+    RESULTS["cluster"] = {"single": single, "cluster": sharded}
+    print(f"\n### One Redis and a 3-shard Redis Cluster (N = {N}, {w} worker x {CONC}, all healthy, "
+          "RATE_LIMIT_PER_MINUTE=0)\n")
+    print("| Redis | wall s | jobs/s | LoginIds/s | CPU s per 1k LoginIds: workers / Redis | "
+          "used_memory per shard, queued (MiB) | after the run (MiB) | load |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, r in (("one server", single), ("3-master cluster", sharded)):
+        c, m = r["cpu_per_1k"], r["shard_memory"]
+        mib = (lambda xs: " / ".join(f"{x / 2**20:.1f}" for x in xs) if xs else "–")
+        print(f"| {name} | {r['elapsed_s']:.2f} | {r['jobs_per_s']:,.0f} | {r['logins_per_s']:,.0f} "
+              f"| {c['workers']:.2f} / {c['redis']:.2f} | {mib(m['queued'])} | {mib(m['done'])} | {r['load']} |")
+
+
+def sub(a, b):
+    return {k: v - b.get(k, 0) for k, v in a.items() if v - b.get(k, 0)}
+
+
+def section_redis(redis):
+    """Round trips, commands and bytes per LoginId over a whole routine, and memory per
+    queued job: one plain run (bytes, memory) and one counted with MONITOR."""
+    n = COUNT_N
+    plain = run_ours(redis, n, 1, tag="bytes")
+    m = run_ours(redis, n, 1, tag="count", monitor=True)["monitor"]
+    enq_client, enq_lua = m["enqueue"]
+    w_client, w_lua = sub(m["client"], enq_client), sub(m["lua"], enq_lua)
+    rt_w, lua_w = sum(w_client.values()), sum(w_lua.values())
+    rt_e, lua_e = sum(enq_client.values()), sum(enq_lua.values())
+    jobs = plain["jobs"]
+    bench = subprocess.run(["redis-benchmark", "-p", str(redis.port), "-q", "-n", "200000", "-c", "32",
+                            "-t", "get,set"], capture_output=True, text=True).stdout
+    rb = {m.group(1): float(m.group(2)) for m in
+          re.finditer(r"(GET|SET): ([\d.]+) requests per second", bench)}
+    rb_load = load()
+    # pipelined commands (the registry's HMSET+HDEL+LPUSH+LTRIM) share one network round trip
+    pipelined = sum(w_client.get(k, 0) for k in ("hdel", "lpush", "ltrim")) if w_client.get("hmset") else 0
+    net_rt = (rt_w - pipelined) / n
+    bound = rb.get("GET", 0) / net_rt if net_rt else 0
+    RESULTS["redis_bound"] = {"redis_benchmark": rb, "net_round_trips_per_login": net_rt,
+                              "bound_logins_per_s": bound, "load": rb_load}
+    RESULTS["redis"] = {"n": n, "jobs": jobs, "workers_client": w_client, "workers_lua": w_lua,
+                        "enqueue_client": enq_client, "enqueue_lua": enq_lua,
+                        "bytes_in": plain["bytes_in"], "bytes_out": plain["bytes_out"],
+                        "queued_bytes_per_job": plain["queued_bytes_per_job"],
+                        "commandstats": plain["redis_cmds"]}
+    print(f"\n### Redis per LoginId over a whole routine (N = {n:,}, all healthy, 1 worker; "
+          "counted with MONITOR in a separate, untimed run)\n")
+    print("| phase | round trips per LoginId | commands run inside Lua per LoginId | all commands per LoginId | per job (2 jobs per LoginId) |")
+    print("|---|---|---|---|---|")
+    print(f"| `producer routine run` (enqueue) | {rt_e / n:.2f} | {lua_e / n:.2f} | {(rt_e + lua_e) / n:.2f} | |")
+    print(f"| workers (fetch → Flinks → settle → ack) | {rt_w / n:.2f} | {lua_w / n:.2f} | {(rt_w + lua_w) / n:.2f} "
+          f"| {rt_w / jobs:.2f} round trips, {(rt_w + lua_w) / jobs:.2f} commands |")
+    print(f"\n- network round trips per LoginId (the registry's 4-command pipeline counted once): "
+          f"**{net_rt:.2f}** ({net_rt * n / jobs:.2f} per job)")
+    print(f"- redis-benchmark on the same server (-c 32, no pipelining): GET {rb.get('GET', 0):,.0f}/s, "
+          f"SET {rb.get('SET', 0):,.0f}/s (load {rb_load}) → round-trip bound "
+          f"**{bound:,.0f} LoginIds/s** ({2 * bound:,.0f} jobs/s)")
+    print(f"- bytes per LoginId (workers' phase, INFO stats): {plain['bytes_in'] / n:,.0f} in to Redis, "
+          f"{plain['bytes_out'] / n:,.0f} out")
+    print(f"- Redis used_memory per queued authorize job (`routine run` of {n:,}): "
+          f"{plain['queued_bytes_per_job']:.0f} B\n")
+    print("| command (workers' phase) | sent by the worker, per LoginId | run inside Lua, per LoginId |\n|---|---|---|")
+    for k in sorted(set(w_client) | set(w_lua), key=lambda k: -(w_client.get(k, 0) + w_lua.get(k, 0))):
+        print(f"| {k} | {w_client.get(k, 0) / n:.2f} | {w_lua.get(k, 0) / n:.2f} |")
+
+
+def section_import(redis):
+    redis.flush()
+    sim = start_sim()
+    csv = os.path.join(WORK, f"logins-{IMPORT_N}.csv")
+    t = time.monotonic()
+    write_logins(csv, IMPORT_N)
+    gen = time.monotonic() - t
+    env = env_for(redis, sim, f"bench-import-{os.getpid()}")
+    m0 = int(redis.c.info("memory")["used_memory"])
+    l0 = load()
+    t_import = producer(env, "logins", "import", csv)
+    m1 = int(redis.c.info("memory")["used_memory"])
+    l1 = load()
+    t_run = producer(env, "routine", "run", "--date", DATE)
+    m2 = int(redis.c.info("memory")["used_memory"])
+    sim.stop()
+    os.unlink(csv)
+    RESULTS["import"] = {"n": IMPORT_N, "import_s": t_import, "run_s": t_run,
+                         "registry_bytes": m1 - m0, "queue_bytes": m2 - m1, "load": [l0, l1, load()]}
+    print(f"\n### Import and enqueue ({IMPORT_N:,} LoginIds; CSV generation {gen:.1f} s not counted)\n")
+    print("| step | seconds | Redis used_memory added | per LoginId | load |\n|---|---|---|---|---|")
+    print(f"| `producer logins import` | {t_import:.1f} | {(m1 - m0) / 2**20:,.0f} MiB | {(m1 - m0) / IMPORT_N:.0f} B | {l1} |")
+    print(f"| `producer routine run` | {t_run:.1f} | {(m2 - m1) / 2**20:,.0f} MiB | {(m2 - m1) / IMPORT_N:.0f} B | {load()} |")
+    redis.flush()
+
+
+def section_routine(redis):
+    """`producer routine run` over BENCH_IMPORT_N registered logins with the ordering and the
+    supersession at work: 1% of the logins carry a Priority, half were refreshed before (at
+    random times), and the run of D+1 finds every login's job of D still waiting, so it
+    replaces all of them."""
+    import random
+    import uuid
+    redis.flush()
+    sim = start_sim()
+    ns = f"bench-routine-{os.getpid()}"
+    # The product's default rate, so the run's forecast is the one a customer would see.
+    env = env_for(redis, sim, ns, RATE_LIMIT_PER_MINUTE=20)
+    rng = random.Random(15)
+    csv = os.path.join(WORK, f"logins-priority-{IMPORT_N}.csv")
+    cmds = os.path.join(WORK, f"last-success-{IMPORT_N}.resp")
+    with open(csv, "w") as f, open(cmds, "w") as c:
+        f.write("LoginId,Priority\n")
+        for _ in range(IMPORT_N):
+            login = str(uuid.uuid4())
+            f.write(f"{login},{rng.randint(1, 100) if rng.random() < 0.01 else ''}\n")
+            if rng.random() < 0.5:
+                at = time.strftime("%Y-%m-%dT%H:%M:%S+00:00",
+                                   time.gmtime(time.time() - rng.randint(0, 60 * 86400)))
+                c.write(f"HSET {ns}:login:{login} last_success_at {at}\n")
+    t_import = producer(env, "logins", "import", csv)
+    subprocess.run(["redis-cli", "-p", str(redis.port), "--pipe"], stdin=open(cmds),
+                   stdout=subprocess.DEVNULL, check=True)
+    d0, d1 = DATE, "2026-11-26"
+    m0 = int(redis.c.info("memory")["used_memory"])
+    l0 = load()
+    t_first = producer(env, "routine", "run", "--date", d0)
+    m1 = int(redis.c.info("memory")["used_memory"])
+    l1 = load()
+    t = time.monotonic()
+    r = subprocess.run([f"{BIN}/producer", "routine", "run", "--date", d1, "--json"], env=env,
+                       capture_output=True, text=True)
+    t_second = time.monotonic() - t
+    if r.returncode != 0:
+        raise RuntimeError(f"routine run {d1} failed: {r.stderr[-2000:]}")
+    run = json.loads(r.stdout)
+    m2 = int(redis.c.info("memory")["used_memory"])
+    l2 = load()
+    sim.stop()
+    for path in (csv, cmds):
+        os.unlink(path)
+    if run["superseded"] != IMPORT_N or run["enqueued"] != IMPORT_N:
+        raise RuntimeError(f"routine run {d1}: expected {IMPORT_N} enqueued and superseded: {run}")
+    RESULTS["routine"] = {"n": IMPORT_N, "import_s": t_import, "first_s": t_first,
+                          "second_s": t_second, "run": run, "load": [l0, l1, l2],
+                          "queue_bytes": m1 - m0, "second_bytes": m2 - m1}
+    print(f"\n### `routine run` with ordering and supersession ({IMPORT_N:,} active LoginIds, "
+          f"1% with a Priority, half refreshed before)\n")
+    print("| step | seconds | enqueued | superseded | Redis used_memory added | load |\n|---|---|---|---|---|---|")
+    print(f"| `producer logins import` (with `Priority`) | {t_import:.1f} | | | | {l0} |")
+    print(f"| `producer routine run --date {d0}` (queue empty) | {t_first:.1f} | {IMPORT_N:,} | 0 | "
+          f"{(m1 - m0) / 2**20:,.0f} MiB | {l1} |")
+    print(f"| `producer routine run --date {d1}` (every {d0} job still waiting) | {t_second:.1f} | "
+          f"{run['enqueued']:,} | {run['superseded']:,} | {(m2 - m1) / 2**20:,.0f} MiB | {l2} |")
+    print(f"\nForecast of the {d1} run: capacity_per_day {run['capacity_per_day']}, "
+          f"over_capacity {run['over_capacity']}, coverage_days {run['coverage_days']}")
+    redis.flush()
+
+
+def section_rss(redis):
+    rows = []
+    redis.flush()
+    sim = start_sim()
+    env = env_for(redis, sim, f"bench-idle-{os.getpid()}")
+    for conc in (1, 32, 256):
+        p = Proc([f"{BIN}/worker", "--concurrency", str(conc)],
+                 env=dict(env, METRICS_ADDR=f"127.0.0.1:{free_port()}"))
+        time.sleep(3)
+        idle = rss_kib(p.pid)[0]
+        p.stop()
+        n = 5000 if conc == 1 else N
+        r = run_ours(redis, n, 1, conc=conc, tag=f"rss{conc}")
+        rows.append({"concurrency": conc, "idle_kib": idle, "load_kib": r["rss_peak_kib"],
+                     "n": n, "jobs_per_s": r["jobs_per_s"], "load": r["load"]})
+    sim.stop()
+    RESULTS["rss"] = rows
+    print("\n### Worker footprint (VmRSS; under load = peak VmHWM while draining)\n")
+    print("| concurrency | idle MiB | under load MiB | (run: LoginIds, jobs/s) | load |\n|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['concurrency']} | {r['idle_kib'] / 1024:.1f} | {r['load_kib'] / 1024:.1f} "
+              f"| {r['n']:,}, {r['jobs_per_s']:,.0f} | {r['load']} |")
+
+
+def run_bull(redis, impl, n, logins_txt, sim, monitor=False):
+    redis.flush()
+    prefix = f"bench-{impl}"
+    env = dict(os.environ, REDIS_URL=redis.url, FLINKS_BASE_URL=sim.url, N=str(n),
+               CONCURRENCY=str(CONC), LOGINS_FILE=logins_txt, BULL_PREFIX=prefix)
+    if impl == "bullmq-node":
+        cmd = ["node", os.path.join(ROOT, "bench/bullmq/worker.js")]
+    else:
+        cmd = [os.path.join(ROOT, "bench/bullmq-rs/target/release/bullmq-rs-bench")]
+    subprocess.run(cmd + ["enqueue"], env=env, check=True, capture_output=True)
+    before = snapshot(redis)
+    mon = Monitor(redis.port, exclude=[redis.c.sock.getsockname()]) if monitor else None
+    out = os.path.join(WORK, f"{impl}.{time.time_ns()}.out")
+    p = Proc(cmd + ["work"], env=env, stdout=open(out, "w"))
+    t0 = time.monotonic()
+    res = None
+    while res is None:
+        time.sleep(0.02)
+        if p.p.poll() is not None:
+            raise RuntimeError(f"{impl} exited: {open(p.log).read()[-2000:]}")
+        for line in open(out).read().splitlines():
+            if line.startswith("{"):
+                res = json.loads(line)
+        if time.monotonic() - t0 > 600:
+            raise RuntimeError(f"{impl} not drained after 600 s")
+    after = snapshot(redis)
+    sent = sum(mon.stop()[0].values()) if mon else None
+    cpu = cpu_seconds(p.pid)
+    hwm = rss_kib(p.pid)[1]
+    p.stop()
+    d = delta(before, after)
+    jobs = res["authorize"] + res["detail"]
+    return {"impl": impl, "n": n, "elapsed_s": res["elapsed"], "jobs": jobs,
+            "jobs_per_s": jobs / res["elapsed"], "cmds_per_job": sum(d["cmd"].values()) / jobs,
+            "scripts_per_job": sum(v for k, v in d["cmd"].items() if k.startswith(("eval", "fcall"))) / jobs,
+            "bytes_per_job": (d["in"] + d["out"]) / jobs, "rss_kib": hwm,
+            "worker_cpu_per_1k": cpu * 1000 / n, "redis_cpu_per_1k": d["cpu"] * 1000 / n,
+            "failed": res.get("failed", 0), "cmds": d["cmd"], "load": load(),
+            "sent_per_job": sent / jobs if sent is not None else None}
+
+
+def section_compare(redis):
+    with open(MIX_RULES, "w") as f:
+        f.write('default = "healthy"\n[mix]\nhealthy = 95\nquestion_not_found = 5\n')
+    rows = []
+    r = run_ours(redis, COMPARE_N, 1, rules=MIX_RULES, tag="cmp")
+    rows.append({"impl": "nightly-refresh (ours)", "n": COMPARE_N, "elapsed_s": r["elapsed_s"],
+                 "jobs": r["jobs"], "jobs_per_s": r["jobs_per_s"],
+                 "cmds_per_job": sum(r["redis_cmds"].values()) / r["jobs"],
+                 "scripts_per_job": sum(v for k, v in r["redis_cmds"].items() if k.startswith(("eval", "fcall"))) / r["jobs"],
+                 "bytes_per_job": (r["bytes_in"] + r["bytes_out"]) / r["jobs"],
+                 "rss_kib": r["rss_peak_kib"], "worker_cpu_per_1k": r["cpu_per_1k"]["workers"],
+                 "redis_cpu_per_1k": r["cpu_per_1k"]["redis"], "failed": 0, "load": r["load"]})
+    logins_txt = os.path.join(WORK, "compare-logins.txt")
+    with open(os.path.join(WORK, f"logins-{COMPARE_N}.csv")) as f, open(logins_txt, "w") as o:
+        for line in list(f)[1:]:
+            o.write(line.split(",")[0] + "\n")
+    for impl in ("bullmq-rs", "bullmq-node"):
+        binary = os.path.join(ROOT, "bench/bullmq-rs/target/release/bullmq-rs-bench")
+        if impl == "bullmq-rs" and not os.path.exists(binary):
+            log("compare: bench/bullmq-rs not built; skipped")
+            continue
+        if impl == "bullmq-node" and not os.path.isdir(os.path.join(ROOT, "bench/bullmq/node_modules")):
+            log("compare: bench/bullmq/node_modules missing (npm ci); skipped")
+            continue
+        sim = start_sim(MIX_RULES)
+        log(f"compare: {impl} (load {load()})")
+        rows.append(run_bull(redis, impl, COMPARE_N, logins_txt, sim))
+        sim.stop()
+    # commands *sent* per job (MONITOR, separate untimed runs of COUNT_N LoginIds)
+    m = run_ours(redis, COUNT_N, 1, rules=MIX_RULES, tag="cmpcount", monitor=True)
+    rows[0]["sent_per_job"] = sum(sub(m["monitor"]["client"], m["monitor"]["enqueue"][0]).values()) / m["jobs"]
+    count_txt = os.path.join(WORK, "count-logins.txt")
+    with open(logins_txt) as f, open(count_txt, "w") as o:
+        o.writelines(list(f)[:COUNT_N])
+    for row in rows[1:]:
+        sim = start_sim(MIX_RULES)
+        row["sent_per_job"] = run_bull(redis, row["impl"], COUNT_N, count_txt, sim, monitor=True)["sent_per_job"]
+        sim.stop()
+    RESULTS["compare"] = rows
+    ours = rows[0]
+    print(f"\n### Side by side: Authorize -> chained GetAccountsDetail, 5% 401 QUESTION_NOT_FOUND "
+          f"(N = {COMPARE_N:,}, one process, concurrency {CONC} per queue)\n")
+    print("| implementation | jobs | drain s | jobs/s | ours / it | Redis cmds per job (in Lua too) "
+          "| cmds sent per job | script calls per job | Redis bytes per job | worker peak RSS MiB | worker CPU s / 1k LoginIds "
+          "| Redis CPU s / 1k | load |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        ratio = ours["jobs_per_s"] / r["jobs_per_s"]
+        print(f"| {r['impl']} | {r['jobs']:,} | {r['elapsed_s']:.2f} | {r['jobs_per_s']:,.0f} | {ratio:.2f}x "
+              f"| {r['cmds_per_job']:.1f} | {r['sent_per_job']:.2f} | {r['scripts_per_job']:.2f} | {r['bytes_per_job']:,.0f} "
+              f"| {r['rss_kib'] / 1024:.1f} | {r['worker_cpu_per_1k']:.2f} | {r['redis_cpu_per_1k']:.2f} | {r['load']} |")
+
+
+def crate_of(sym, dso):
+    if "kernel" in dso:
+        return "kernel (syscalls, scheduler, TCP)"
+    if "libc" in dso or "ld-linux" in dso:
+        if any(x in sym for x in ("malloc", "free", "realloc", "calloc")):
+            return "libc malloc/free"
+        if "mem" in sym:
+            return "libc memcpy/memmove"
+        return "libc other"
+    name = sym.lstrip("<&").replace("dyn ", "").replace("mut ", "")
+    name = name.split("::")[0] if "::" in name else name
+    return name or "?"
+
+
+def section_profile(redis):
+    """perf record (cpu-clock; frame pointers are off, so self time by leaf symbol only)."""
+    data = os.path.join(WORK, "perf.data")
+    r = run_ours(redis, N, 1, profile=data, tag="prof")
+    out = subprocess.run(["perf", "script", "-i", data, "-G", "-F", "comm,ip,sym,dso"],
+                         capture_output=True, text=True).stdout
+    by_thread, by_crate, by_sym, total = {}, {}, {}, 0
+    pat = re.compile(r"^\s*(\S+)\s+[0-9a-f]+\s+(.*?)\s+\(([^)]*)\)\s*$")
+    for line in out.splitlines():
+        m = pat.match(line)
+        if not m:
+            continue
+        comm, sym, dso = m.groups()
+        total += 1
+        by_thread[comm] = by_thread.get(comm, 0) + 1
+        c = crate_of(sym, dso)
+        by_crate[c] = by_crate.get(c, 0) + 1
+        key = re.sub(r"::h[0-9a-f]{16}$", "", sym)[:140]
+        by_sym[key] = by_sym.get(key, 0) + 1
+    pct = lambda v: 100.0 * v / max(total, 1)
+    top = lambda d, k: sorted(d.items(), key=lambda kv: -kv[1])[:k]
+    ours = sum(v for k, v in by_crate.items() if k in ("shared", "worker"))
+    RESULTS["profile"] = {"run": {k: v for k, v in r.items() if k != "redis_cmds"}, "samples": total,
+                          "threads": by_thread, "crates": by_crate, "top_symbols": top(by_sym, 40),
+                          "own_code_pct": pct(ours)}
+    print(f"\n### Profile of one worker (perf record -e cpu-clock -F 999, N = {N:,}, "
+          f"{r['jobs_per_s']:,.0f} jobs/s, load {r['load']}; {total} samples)\n")
+    print("Threads: " + ", ".join(f"{k} {pct(v):.1f}%" for k, v in top(by_thread, 6)))
+    print(f"\nSelf time in the worker's own crates (shared::, worker::): **{pct(ours):.1f}%**\n")
+    print("| self time by crate / area | % of worker CPU |\n|---|---|")
+    for k, v in top(by_crate, 15):
+        print(f"| {k} | {pct(v):.1f} |")
+    print("\n| top symbols (self) | % |\n|---|---|")
+    for k, v in top(by_sym, 20):
+        print(f"| `{k.replace('|', '/')}` | {pct(v):.1f} |")
+
+
+SECTIONS = {"e2e": section_e2e, "redis": section_redis, "import": section_import,
+            "routine": section_routine, "cluster": section_cluster,
+            "rss": section_rss, "compare": section_compare, "profile": section_profile}
+
+
+def main():
+    wanted = sys.argv[1:] or list(SECTIONS)
+    m = RESULTS["machine"]
+    print(f"Machine: {m['nproc']} cores ({m['cpu']}), mem: {m['free']}, Redis {m['redis']}, "
+          f"load at start {m['load']}, {RESULTS['started']}")
+    redis = RedisServer()
+    try:
+        for s in wanted:
+            t = time.monotonic()
+            SECTIONS[s](redis)
+            sys.stdout.flush()
+            log(f"section {s}: {time.monotonic() - t:.0f} s")
+    finally:
+        redis.stop()
+        os.makedirs(os.path.join(ROOT, "bench/results"), exist_ok=True)
+        with open(os.path.join(ROOT, "bench/results/latest.json"), "w") as f:
+            json.dump(RESULTS, f, indent=1, default=str)
+        log(f"logs in {WORK}")
+
+
+if __name__ == "__main__":
+    main()
