@@ -27,6 +27,10 @@ pub struct ConsoleArgs {
     /// The path prefix a reverse proxy serves the console under, e.g. /console.
     #[arg(long, value_name = "PREFIX", default_value = "")]
     pub base_path: String,
+    /// Leave Secure off the cookies although --listen is not loopback: only for a container
+    /// whose port is published on the host's loopback alone (docker-compose's console).
+    #[arg(long)]
+    pub insecure_cookies: bool,
     /// The users: one `name:argon2 hash` a line (see `producer console hash-password`).
     #[arg(long, env = "CONSOLE_USERS_FILE", value_name = "FILE")]
     pub users_file: Option<PathBuf>,
@@ -63,6 +67,7 @@ pub(crate) async fn serve(ctx: &Ctx, args: ConsoleArgs) -> anyhow::Result<()> {
         listen: args.listen,
         base_path: args.base_path,
         users_file,
+        insecure_cookies: args.insecure_cookies,
     };
     let shutdown = shared::shutdown::on_signal();
     let running = shared::console::start(ctx.settings().clone(), &options, shutdown)

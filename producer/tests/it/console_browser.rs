@@ -226,6 +226,10 @@ async fn an_operator_logs_in_reads_the_reauth_list_requeues_with_confirmation_an
     ] {
         seed(&env, today, n, &failed(code)).await;
     }
+    let ledger = shared::ledger::Ledger::new(env.conn().await, &env.keys);
+    ledger.set_expected(today, 12).await.unwrap();
+    let started = Utc::now() - chrono::Duration::minutes(3);
+    ledger.set_started_at(today, started).await.unwrap();
     let console = spawn_console(&env, &["alice"], "").await;
     let base = &console.base;
     let profile = env.dir.join("chromium-profile");
@@ -255,11 +259,7 @@ async fn an_operator_logs_in_reads_the_reauth_list_requeues_with_confirmation_an
     // Requeue RETRY_LATER: the preview, then the confirmation.
     browser.go(&format!("{base}/failed")).await;
     browser.screenshot("failed").await;
-    browser
-        .go(&format!(
-            "{base}/failed/requeue?date={today}&code=RETRY_LATER"
-        ))
-        .await;
+    browser.click("#failed-codes a.requeue").await;
     let summary = browser.text("#preview-summary").await;
     assert!(summary.contains("2 failed logins"), "{summary}");
     browser.screenshot("requeue-preview").await;

@@ -47,6 +47,10 @@ pub struct ConsoleOptions {
     pub base_path: String,
     /// `CONSOLE_USERS_FILE`.
     pub users_file: PathBuf,
+    /// Cookies without `Secure` although the console does not listen on loopback
+    /// (`--insecure-cookies`): only for a container whose port is published on the host's
+    /// loopback alone, where the browser talks plain HTTP to it.
+    pub insecure_cookies: bool,
 }
 
 /// Why the console could not start.
@@ -168,7 +172,7 @@ pub async fn start(
     let users = users::Users::load(&options.users_file)?;
     let session = Session::new(settings, "console");
     session.connection().await?;
-    let secure = !options.listen.ip().is_loopback();
+    let secure = !options.listen.ip().is_loopback() && !options.insecure_cookies;
     let console = Console::new(session, users, base, secure, auth::LoginLimits::default());
     let listener =
         TcpListener::bind(options.listen)
