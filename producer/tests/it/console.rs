@@ -546,3 +546,121 @@ fn hash_password_prints_an_argon2_hash_of_the_password_on_stdin() {
         stderr(&empty)
     );
 }
+
+#[tokio::test]
+async fn every_page_renders_under_the_prefix_and_a_rate_change_is_stored_and_audited() {
+    let env = Env::new("console-pages");
+    seed(&env, today(), 1, &reauth("SESSION_EXPIRED")).await;
+    let registry = shared::registry::Registry::new(env.conn().await, &env.keys);
+    let record = shared::registry::LoginRecordInput {
+        login_id: login(1),
+        active: true,
+        tag: None,
+        priority: None,
+    };
+    registry.add(&record).await.unwrap();
+    registry
+        .record_outcome(&login(1), &reauth("SESSION_EXPIRED"))
+        .await
+        .unwrap();
+    let console = spawn_console(&env, &["alice"], "/ops/console").await;
+    let http = client();
+    let base = &console.base;
+    let alice = log_in(&http, base, "alice").await;
+    let get = |path: String| {
+        http.get(format!("{base}{path}"))
+            .header(COOKIE, &alice.cookie)
+            .send()
+    };
+
+    let mut pages = Vec::new();
+    for path in [
+        "/",
+        "/reauth",
+        "/failed",
+        "/queues",
+        "/workers",
+        "/ratelimit",
+        "/audit",
+        "/history",
+    ] {
+        let response = get(path.to_string()).await.unwrap();
+        pages.push((path, response.status(), response.text().await.unwrap()));
+    }
+    let history = get(format!("/history?login={}", login(1).as_str()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let unknown = get(format!("/history?login={}", login(2).as_str()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let bad_rate = http
+        .post(format!("{base}/ratelimit"))
+        .header(COOKIE, &alice.cookie)
+        .form(&[("csrf", alice.csrf.as_str()), ("per_minute", "fast")])
+        .send()
+        .await
+        .unwrap();
+    let set = http
+        .post(format!("{base}/ratelimit"))
+        .header(COOKIE, &alice.cookie)
+        .form(&[("csrf", alice.csrf.as_str()), ("per_minute", "42")])
+        .send()
+        .await
+        .unwrap();
+    let shown = get("/ratelimit".into())
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let logout = http
+        .post(format!("{base}/logout"))
+        .header(COOKIE, &alice.cookie)
+        .form(&[("csrf", alice.csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    let after_logout = get("/queues".into()).await.unwrap();
+
+    for (path, status, html) in &pages {
+        assert_eq!(*status, StatusCode::OK, "{path}: {html}");
+        assert!(
+            html.contains("href=\"/ops/console/audit\""),
+            "{path}: links under the prefix"
+        );
+        assert!(html.contains("/ops/console/static/console.css"), "{path}");
+    }
+    assert!(
+        history.contains("needs_reauth") && history.contains("SESSION_EXPIRED"),
+        "{history}"
+    );
+    assert!(unknown.contains("is not registered"), "{unknown}");
+    assert_eq!(bad_rate.status(), StatusCode::BAD_REQUEST);
+    assert!(bad_rate.text().await.unwrap().contains("rate limit"));
+    assert_eq!(set.status(), StatusCode::SEE_OTHER);
+    assert!(shown.contains("42/min"), "{shown}");
+    let stores = stores(&env).await;
+    assert_eq!(
+        stores.control.stored_rate_limit().await.unwrap(),
+        Some(42.0)
+    );
+    let audit = stores.audit.recent(10).await.unwrap();
+    let entry = audit.iter().find(|e| e.command == "ratelimit set").unwrap();
+    assert_eq!(entry.actor, "alice");
+    assert!(audit
+        .iter()
+        .any(|e| e.command == "console login" && e.actor == "alice"));
+    assert_eq!(logout.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        after_logout.status(),
+        StatusCode::UNAUTHORIZED,
+        "the session is gone"
+    );
+    env.cleanup().await;
+}

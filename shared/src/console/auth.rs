@@ -309,6 +309,33 @@ mod tests {
         assert_eq!(cookie(&headers, SESSION_COOKIE), None);
     }
 
+    fn console(base: &str, secure: bool) -> Console {
+        let settings = crate::config::Settings::load(None).unwrap();
+        let session = crate::ops::session::Session::new(settings, "test");
+        let hash = super::super::users::hash_password("pw").unwrap();
+        let users = super::super::users::Users::parse(
+            std::path::Path::new("users"),
+            &format!("alice:{hash}"),
+        )
+        .unwrap();
+        Console::new(session, users, base.into(), secure, LoginLimits::default())
+    }
+
+    #[test]
+    fn the_session_cookie_is_http_only_strict_scoped_to_the_prefix_and_secure_off_loopback() {
+        let behind_tls = set_cookie(&console("/ops", true), SESSION_COOKIE, "t", SESSION_TTL);
+        let loopback = set_cookie(&console("", false), SESSION_COOKIE, "", Duration::ZERO);
+
+        assert_eq!(
+            behind_tls,
+            "nr_console=t; Path=/ops; Max-Age=28800; HttpOnly; SameSite=Strict; Secure"
+        );
+        assert_eq!(
+            loopback,
+            "nr_console=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict"
+        );
+    }
+
     #[test]
     fn tokens_are_long_random_hex() {
         let (a, b) = (random_token(), random_token());
