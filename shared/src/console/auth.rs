@@ -99,15 +99,11 @@ impl SessionStore {
     }
 
     fn session_key(&self, token: &str) -> String {
-        self.keys
-            .global(&format!("console:session:{}", sha256_hex(token)))
+        self.keys.console_session(&sha256_hex(token))
     }
 
     fn failures_key(&self, kind: &str, who: &str) -> String {
-        self.keys.global(&format!(
-            "console:login_failures:{kind}:{}",
-            sha256_hex(who)
-        ))
+        self.keys.console_login_failures(kind, &sha256_hex(who))
     }
 
     /// Starts a session for `user`; returns its cookie token.

@@ -469,6 +469,47 @@ mod tests {
     }
 
     #[test]
+    fn text_from_flinks_or_an_operator_is_escaped_in_every_page() {
+        let chrome = Chrome {
+            base: "/c".into(),
+            user: "alice".into(),
+            csrf: "tok".into(),
+            current: "re-auth",
+            refresh: None,
+        };
+        let page = ReauthPage {
+            chrome,
+            date: "2026-11-30".into(),
+            q: "\"><script>q</script>".into(),
+            rows: vec![ReauthRow {
+                login_id: "00000000-0000-4000-8000-000000000001".into(),
+                new: true,
+                code: "<b>CODE</b>".into(),
+                message: "<script>alert(1)</script>".into(),
+                note: String::new(),
+            }],
+            all: 1,
+            new_count: 1,
+            pager: Pager::default(),
+            csv: "/c/reauth.csv".into(),
+        };
+
+        let html = page.render().unwrap();
+
+        assert!(
+            !html.contains("<script>alert") && !html.contains("<script>q"),
+            "{html}"
+        );
+        assert!(
+            html.contains("&#60;script&#62;alert(1)&#60;/script&#62;"),
+            "{html}"
+        );
+        assert!(html.contains("&#60;b&#62;CODE&#60;/b&#62;"), "{html}");
+        assert!(html.contains("href=\"/c/audit\""), "{html}");
+        assert!(html.contains("name=\"csrf\" value=\"tok\""), "{html}");
+    }
+
+    #[test]
     fn query_values_are_percent_encoded() {
         assert_eq!(query_value("a b&c=d"), "a+b%26c%3Dd");
     }
