@@ -387,7 +387,17 @@ async fn a_requeue_is_previewed_then_confirmed_moves_the_jobs_and_is_audited_wit
         .await
         .unwrap();
 
+    let after = get(format!("/failed?date={date}"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(failed_page.contains("RETRY_LATER") && failed_page.contains("AGGREGATION_ERROR"));
+    assert!(
+        !after.contains(login(1).as_str()) && after.contains(login(3).as_str()),
+        "the page after the requeue shows it at once: {after}"
+    );
     assert!(preview.contains("2 failed logins"), "{preview}");
     assert!(preview.contains(login(1).as_str()) && !preview.contains(login(3).as_str()));
     assert_eq!(ready_after_preview, 0, "a preview moves nothing");

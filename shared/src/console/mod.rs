@@ -27,9 +27,13 @@ pub mod pages;
 pub mod routes;
 pub mod users;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::NaiveDate;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -37,6 +41,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Settings;
 use crate::ops::session::Session;
 use crate::ops::OpsError;
+use crate::report::Reading;
 
 /// How `producer console` was asked to run.
 #[derive(Debug, Clone)]
@@ -108,7 +113,14 @@ struct Inner {
     base: String,
     secure_cookies: bool,
     limits: auth::LoginLimits,
+    readings: Mutex<HashMap<NaiveDate, (Instant, Arc<Reading>)>>,
 }
+
+/// How long a report reading serves the routine, re-auth and failed pages. A reading scans
+/// the date's ledger and every active login (as `producer report` does), so several
+/// browsers refreshing the routine page, or an operator paging a list, share one; a change
+/// made through this console drops it at once.
+pub const READING_TTL: Duration = Duration::from_secs(5);
 
 impl Console {
     /// A console over `session`'s deployment for `users`, served under `base` (normalised by
@@ -129,6 +141,7 @@ impl Console {
                 base,
                 secure_cookies,
                 limits,
+                readings: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -150,6 +163,34 @@ impl Console {
 
     fn session(&self) -> &Session {
         &self.inner.session
+    }
+
+    /// The report reading of `date`, at most [`READING_TTL`] old.
+    async fn reading(&self, date: NaiveDate) -> Result<Arc<Reading>, OpsError> {
+        let now = Instant::now();
+        let cached = self.readings().get(&date).cloned();
+        if let Some((at, reading)) = cached {
+            if now.duration_since(at) < READING_TTL {
+                return Ok(reading);
+            }
+        }
+        let reading = Arc::new(self.session().reading(date).await?);
+        let mut readings = self.readings();
+        readings.retain(|_, (at, _)| now.duration_since(*at) < READING_TTL);
+        readings.insert(date, (now, Arc::clone(&reading)));
+        Ok(reading)
+    }
+
+    /// Forgets the cached readings, after a change that they would not show.
+    fn forget_readings(&self) {
+        self.readings().clear();
+    }
+
+    fn readings(&self) -> std::sync::MutexGuard<'_, HashMap<NaiveDate, (Instant, Arc<Reading>)>> {
+        self.inner
+            .readings
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

@@ -368,7 +368,7 @@ async fn routine(
     Query(query): Query<DateQuery>,
 ) -> Page {
     let date = date_of(&console, query.date.as_deref())?;
-    let reading = console.session().reading(date).await?;
+    let reading = console.reading(date).await?;
     let view = crate::live::LiveView::of(&reading);
     let report = &reading.report;
     let percent = if view.expected > 0 {
@@ -415,7 +415,8 @@ async fn reauth_rows(
     date: NaiveDate,
     q: &str,
 ) -> Result<(Vec<(ReportItem, bool)>, usize, usize), Failure> {
-    let report = console.session().reading(date).await?.report;
+    let reading = console.reading(date).await?;
+    let report = &reading.report;
     let new: std::collections::HashSet<&LoginId> = report.new_reauth.iter().collect();
     let needle = q.trim().to_ascii_lowercase();
     let mut rows: Vec<(ReportItem, bool)> = report
@@ -542,7 +543,8 @@ async fn failed(
 ) -> Page {
     let date = date_of(&console, query.date.as_deref())?;
     let code = code_filter(query.code.as_deref());
-    let report = console.session().reading(date).await?.report;
+    let reading = console.reading(date).await?;
+    let report = &reading.report;
     let mut counts: std::collections::BTreeMap<String, u64> = Default::default();
     for item in &report.failed {
         *counts
@@ -671,6 +673,7 @@ async fn requeue(
     session
         .audit("queues requeue", summary, done.count, 0)
         .await?;
+    console.forget_readings();
     Ok(redirect(&console.url(&format!(
         "/failed?date={date}&code={}&moved={}",
         pages::query_value(code.as_deref().unwrap_or("")),
@@ -771,6 +774,7 @@ async fn pause(
     let count = changes.iter().filter(|c| c.changed).count();
     let summary = control::pause_summary(&queues, reason);
     session.audit("queues pause", summary, count, 0).await?;
+    console.forget_readings();
     Ok(redirect(&console.url(&format!(
         "/queues?done=paused&queue={}",
         pages::query_value(&form.queue)
@@ -792,6 +796,7 @@ async fn resume(
     session
         .audit("queues resume", queues.join(","), count, 0)
         .await?;
+    console.forget_readings();
     Ok(redirect(&console.url(&format!(
         "/queues?done=resumed&queue={}",
         pages::query_value(&form.queue)
@@ -921,6 +926,7 @@ async fn set_ratelimit(
     session
         .audit("ratelimit set", change.summary(), 1, 0)
         .await?;
+    console.forget_readings();
     Ok(redirect(&console.url("/ratelimit?set=1")))
 }
 
