@@ -274,6 +274,10 @@ for sname in (REDIS_PW, REDIS_URL_SECRET):
           f"compose: top-level secret {sname} from a file under ./deploy/compose/secrets/")
 
 
+# Beyond Redis, the web console reads its users file; nothing else does.
+APP_EXTRA_SECRETS = {"console": {"console_users"}}
+
+
 def service_secrets(svc):
     return {x if isinstance(x, str) else x.get("source") for x in svc.get("secrets", [])}
 
@@ -297,7 +301,8 @@ for name, svc in app_services.items():
     env = svc.get("environment") or {}
     check(env.get("REDIS_URL_FILE") == f"/run/secrets/{REDIS_URL_SECRET}",
           f"compose: {name} needs REDIS_URL_FILE=/run/secrets/{REDIS_URL_SECRET}")
-    check(service_secrets(svc) == {REDIS_URL_SECRET}, f"compose: {name} mounts exactly the secret {REDIS_URL_SECRET}")
+    want = {REDIS_URL_SECRET} | APP_EXTRA_SECRETS.get(name, set())
+    check(service_secrets(svc) == want, f"compose: {name} mounts exactly the secrets {sorted(want)}")
 check(not service_secrets(sim_svc), "compose: flinks-sim mounts no secret")
 for sname, sdef in compose_secrets.items():
     users = [n for n, svc in services.items() if sname in service_secrets(svc)]
@@ -669,6 +674,47 @@ for pol in redis_pols:
                             and not selects(peer["podSelector"], {"app.kubernetes.io/name": "prometheus"})
                             for peer in peers),
               f"NetworkPolicy {pol['metadata']['name']}: Redis must admit the app pods only")
+
+# --- the web console: a component, off unless an overlay includes it ----------------------
+console_dir = ROOT / "deploy/k8s/console"
+console_kust = yaml.safe_load((console_dir / "kustomization.yaml").read_text())
+check(console_kust.get("kind") == "Component" and console_kust.get("resources") == ["console.yaml"],
+      "k8s console: deploy/k8s/console is a Component holding console.yaml")
+check("console" not in " ".join(kustomization.get("components") or []),
+      "k8s kustomization: the base must not include the console component (off by default)")
+console_docs = [d for d in yaml.safe_load_all((console_dir / "console.yaml").read_text()) if d]
+console_by_kind = {(d["kind"], d["metadata"]["name"]): d for d in console_docs}
+console_known = dict(secret_keys)
+for d in console_docs:
+    if d.get("kind") == "Secret":
+        console_known[d["metadata"]["name"]] = set(d.get("stringData") or {}) | set(d.get("data") or {})
+SECRET_ALLOW["nightly-refresh-console"] = {"REDIS_URL", "users"}
+SECRET_REQUIRED["nightly-refresh-console"] = {"REDIS_URL", "users"}
+console_dep = console_by_kind.get(("Deployment", "nightly-refresh-console"))
+check(console_dep is not None, "k8s console: Deployment nightly-refresh-console")
+if console_dep is not None:
+    pod = console_dep["spec"]["template"]["spec"]
+    c = pod["containers"][0]
+    env = {e["name"]: e for e in c["env"]}
+    check(c["args"][:2] == ["producer", "console"], "k8s console: runs `producer console`")
+    check("--base-path" in c["args"], "k8s console: serves under a --base-path behind the ingress")
+    listen = c["args"][c["args"].index("--listen") + 1] if "--listen" in c["args"] else ""
+    check(listen == "$(POD_IP):8088", f"k8s console: --listen must be $(POD_IP):8088, got {listen!r}")
+    check("--insecure-cookies" not in c["args"], "k8s console: Secure cookies (no --insecure-cookies) behind TLS")
+    check(c["readinessProbe"]["httpGet"]["path"].endswith("/healthz"), "k8s console: readiness on /healthz")
+    check(env.get("CONSOLE_USERS_FILE", {}).get("value") == "/var/run/secrets/nightly-refresh/users",
+          "k8s console: CONSOLE_USERS_FILE points at the mounted users Secret")
+    check(pod["securityContext"].get("runAsNonRoot") is True, "k8s console: runAsNonRoot")
+    errors.extend(secret_problems("nightly-refresh-console", pod, console_known))
+    errors.extend(unreadable_secrets("nightly-refresh-console", pod))
+    for ref in container_images(pod):
+        check("@sha256:" in str(ref) and image_problem(ref) is None, f"k8s console: image {ref!r} must be pinned by digest")
+ingress = console_by_kind.get(("Ingress", "nightly-refresh-console"), {})
+check(bool(ingress.get("spec", {}).get("tls")), "k8s console: the Ingress terminates TLS (spec.tls)")
+console_pols = [d for d in console_docs if d.get("kind") == "NetworkPolicy"
+                and selects(d["spec"].get("podSelector"), {"app.kubernetes.io/name": "nightly-refresh-console"})]
+check(console_pols and all(rule.get("from") for pol in console_pols for rule in pol["spec"].get("ingress", [])),
+      "k8s console: a NetworkPolicy admits only named peers (the ingress controller) to the console")
 
 if errors:
     print("check_deploy: FAILED", *errors, sep="\n  ", file=sys.stderr)

@@ -82,6 +82,10 @@ pub enum Command {
     /// every worker applies a change at its next permit, without a restart.
     #[command(subcommand)]
     Ratelimit(commands::control::RatelimitCommand),
+    /// Serve the operators' web console: the routine, the re-auth and failed lists, the
+    /// queues with pause / resume, workers, the rate limit, a login's history and the audit
+    /// trail, behind a login (users in CONSOLE_USERS_FILE). Stops on SIGTERM.
+    Console(commands::console::ConsoleArgs),
     /// Print a shell completion script, e.g. `producer completions bash >
     /// /etc/bash_completion.d/producer`. Needs neither Redis nor Flinks.
     Completions(CompletionsArgs),
@@ -141,6 +145,7 @@ pub async fn dispatch(cli: Cli, settings: Settings) -> anyhow::Result<()> {
         Command::Results(cmd) => commands::results::run(ctx, cmd).await,
         Command::Events(cmd) => commands::events::run(ctx, cmd).await,
         Command::Ratelimit(cmd) => commands::control::run(ctx, cmd).await,
+        Command::Console(args) => commands::console::serve(ctx, args).await,
         offline_command => run_offline(offline_command),
     }
 }

@@ -23,7 +23,10 @@ pub async fn run(cli: cli::Cli) -> anyhow::Result<()> {
     // scheduler's log lines are its output. RUST_LOG overrides both.
     let level = match cli.command {
         Command::Completions(_) | Command::Man(_) => return cli::run_offline(cli.command),
-        Command::Schedule => "info",
+        Command::Console(ref args) if args.command.is_some() => {
+            return commands::console::hash_password();
+        }
+        Command::Schedule | Command::Console(_) => "info",
         _ => "warn",
     };
     let settings = Settings::load(cli.config.as_deref()).context("invalid configuration")?;

@@ -106,6 +106,18 @@ impl KeySpace {
         self.queue(queue, "paused")
     }
 
+    /// Console: one session, a STRING of JSON with an expiry, named by the SHA-256 (hex) of
+    /// its cookie token so the key never holds a usable token (see [`crate::console::auth`]).
+    pub fn console_session(&self, token_sha256: &str) -> String {
+        self.global(&format!("console:session:{token_sha256}"))
+    }
+
+    /// Console: failed logins of one user name or client address (`kind`: `user` or
+    /// `address`, named by its SHA-256 so any text fits), a counter with an expiry.
+    pub fn console_login_failures(&self, kind: &str, who_sha256: &str) -> String {
+        self.global(&format!("console:login_failures:{kind}:{who_sha256}"))
+    }
+
     /// Registry: one login's HASH (`ns:login:{id}`).
     pub fn login(&self, login_id: &str) -> String {
         format!("{}:login:{}", self.namespace, login_id)

@@ -32,6 +32,8 @@
 //! - [`ops`]: operator functions: queue stats, crash-safe requeue and purge, deactivate /
 //!   activate / reconnected logins, GetNightlyRefreshStatus, the audit trail.
 //! - [`text`]: the terminal text of the operator commands (tables, escaping, summaries).
+//! - [`console`]: the operators' web console (`producer console`) over the same operator
+//!   functions, with its login, sessions, CSRF tokens and security headers.
 //!
 //! Every Lua script lives under `src/lua/`, one folder per store (`queue`, `ledger`,
 //! `registry`, `outcomes`, `ratelimit`, `scheduled_refresh`, `ops`, `routine`), each
@@ -39,6 +41,7 @@
 //! it once with `include_str!`.
 
 pub mod config;
+pub mod console;
 pub mod control;
 pub mod domain;
 pub mod events;

@@ -129,15 +129,18 @@ impl LiveView {
         }
     }
 
-    fn workers_alive(&self) -> usize {
+    /// Workers whose heartbeat is recent.
+    pub fn workers_alive(&self) -> usize {
         self.workers.iter().filter(|w| w.alive).count()
     }
 
-    fn in_flight(&self) -> u64 {
+    /// Jobs held by workers, all queues together.
+    pub fn in_flight(&self) -> u64 {
         self.workers.iter().map(|w| w.in_flight).sum()
     }
 
-    fn rate_text(&self) -> String {
+    /// `19.8/min (last 5 min) vs limit 20/min`.
+    pub fn rate_text(&self) -> String {
         let recent = self
             .recent_per_minute
             .map_or_else(|| "-".to_string(), |r| format!("{r:.1}/min"));
@@ -147,7 +150,8 @@ impl LiveView {
         )
     }
 
-    fn deadline_text(&self) -> String {
+    /// The deadline and whether the ETA meets it, or `none stored`.
+    pub fn deadline_text(&self) -> String {
         let Some(deadline) = self.deadline else {
             return "none stored".to_string();
         };

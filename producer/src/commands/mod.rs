@@ -3,6 +3,7 @@
 //! progress and warnings go to stderr.
 
 pub(crate) mod audit;
+pub(crate) mod console;
 pub(crate) mod control;
 pub(crate) mod events;
 pub(crate) mod logins;

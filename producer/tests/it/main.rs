@@ -2,6 +2,8 @@
 //! Redis at `REDIS_URL` with a namespace of its own per test, deleted at the end.
 
 mod cli;
+mod console;
+mod console_browser;
 mod control;
 mod jobs;
 mod ops;

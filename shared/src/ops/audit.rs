@@ -128,10 +128,22 @@ impl AuditLog {
 
     /// The `limit` newest entries, newest first.
     pub async fn recent(&self, limit: usize) -> Result<Vec<AuditEntry>, redis::RedisError> {
+        self.page(None, limit).await
+    }
+
+    /// The `limit` newest entries older than the entry `before` (a stream id a previous
+    /// page ended with; the newest when `None`), newest first: a page of the trail without
+    /// reading what precedes it.
+    pub async fn page(
+        &self,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, redis::RedisError> {
         let mut conn = self.conn.clone();
+        let end = before.map_or_else(|| "+".to_string(), |id| format!("({id}"));
         let raw: Vec<(String, Vec<(String, String)>)> = redis::cmd("XREVRANGE")
             .arg(&self.key)
-            .arg("+")
+            .arg(end)
             .arg("-")
             .arg("COUNT")
             .arg(limit.max(1))

@@ -47,6 +47,23 @@ impl Session {
         }
     }
 
+    /// The same deployment run by another `actor`, on this session's connection (once it
+    /// is open): a long-running server (the console) acts for each of its users in turn
+    /// without opening a connection per request.
+    pub fn for_actor(&self, actor: &str) -> Self {
+        Self {
+            settings: self.settings.clone(),
+            keys: self.keys.clone(),
+            actor: super::audit::sanitize_actor(actor),
+            conn: self.conn.clone(),
+        }
+    }
+
+    /// The session's connection, opened (and the layout checked) on first use.
+    pub async fn connection(&self) -> Result<RedisConn, OpsError> {
+        self.conn().await
+    }
+
     /// The settings.
     pub fn settings(&self) -> &Settings {
         &self.settings

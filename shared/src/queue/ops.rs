@@ -188,7 +188,7 @@ impl<T> Queue<T> {
     pub async fn list_from(
         &self,
         state: JobState,
-        matches: &dyn Fn(&JobInfo) -> bool,
+        matches: &(dyn Fn(&JobInfo) -> bool + Sync),
         start: usize,
         limit: usize,
     ) -> Result<(Vec<JobInfo>, Option<usize>), QueueError> {

@@ -1,0 +1,342 @@
+//! Who is logged in: server-side sessions in Redis, the session cookie, the login rate
+//! limit, and the gate in front of every page.
+//!
+//! A session lives in Redis under the deployment's namespace (`ns:console:session:<sha256
+//! of the token>`, with an expiry), so any replica of the console serves any request, a
+//! restart logs nobody out, and a Redis dump holds no usable cookie (only its hash). The
+//! cookie carries the random token only: `HttpOnly`, `SameSite=Strict`, `Path` = the
+//! console's prefix, and `Secure` unless the console listens on loopback.
+//!
+//! Failed logins are counted in Redis per user name and per client address over a window;
+//! past either limit a login is refused before its password is checked (so the limit also
+//! bounds the argon2 work an attacker can cause). The client address is the TCP peer: behind
+//! a proxy that is the proxy, so the per-address limit then applies to everyone at once and
+//! the per-user one is what protects an account.
+//!
+//! Without a session, a page (a GET asking for HTML) redirects to the login; anything else
+//! gets 401.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::http::header::{ACCEPT, COOKIE, LOCATION};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use rand::RngCore as _;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::Console;
+use crate::redis_conn::RedisConn;
+
+/// The session cookie's name.
+pub const SESSION_COOKIE: &str = "nr_console";
+
+/// How long a session lasts after login.
+pub const SESSION_TTL: Duration = Duration::from_secs(8 * 3600);
+
+/// When logins are refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoginLimits {
+    /// Failed logins per user name within `window`.
+    pub per_user: u64,
+    /// Failed logins per client address within `window`.
+    pub per_address: u64,
+    /// The counting window (from the first failure).
+    pub window: Duration,
+}
+
+impl Default for LoginLimits {
+    fn default() -> Self {
+        Self {
+            per_user: 5,
+            per_address: 20,
+            window: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+/// A logged-in user, as the gate hands it to handlers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LoggedIn {
+    /// The user name.
+    pub user: String,
+    /// The session's CSRF token.
+    pub csrf: String,
+    /// When the user logged in.
+    pub since: DateTime<Utc>,
+}
+
+fn sha256_hex(text: &str) -> String {
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+/// A random token for a cookie or a form: 32 bytes, hex.
+pub fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+/// The sessions and login counters of one deployment.
+pub struct SessionStore {
+    conn: RedisConn,
+    keys: crate::KeySpace,
+}
+
+impl SessionStore {
+    /// The store of `console`'s deployment.
+    pub async fn of(console: &Console) -> Result<Self, crate::ops::OpsError> {
+        let session = console.session();
+        Ok(Self {
+            conn: session.connection().await?,
+            keys: session.keys().clone(),
+        })
+    }
+
+    fn session_key(&self, token: &str) -> String {
+        self.keys.console_session(&sha256_hex(token))
+    }
+
+    fn failures_key(&self, kind: &str, who: &str) -> String {
+        self.keys.console_login_failures(kind, &sha256_hex(who))
+    }
+
+    /// Starts a session for `user`; returns its cookie token.
+    pub async fn create(&self, user: &str) -> Result<(String, LoggedIn), redis::RedisError> {
+        let token = random_token();
+        let session = LoggedIn {
+            user: user.to_string(),
+            csrf: random_token(),
+            since: Utc::now(),
+        };
+        let json = serde_json::to_string(&session).expect("a session encodes");
+        let mut conn = self.conn.clone();
+        let () = redis::cmd("SET")
+            .arg(self.session_key(&token))
+            .arg(json)
+            .arg("EX")
+            .arg(SESSION_TTL.as_secs())
+            .query_async(&mut conn)
+            .await?;
+        Ok((token, session))
+    }
+
+    /// The session of `token`, if it exists and has not expired.
+    pub async fn get(&self, token: &str) -> Result<Option<LoggedIn>, redis::RedisError> {
+        let mut conn = self.conn.clone();
+        let raw: Option<String> = redis::cmd("GET")
+            .arg(self.session_key(token))
+            .query_async(&mut conn)
+            .await?;
+        Ok(raw.and_then(|json| serde_json::from_str(&json).ok()))
+    }
+
+    /// Ends the session of `token`.
+    pub async fn delete(&self, token: &str) -> Result<(), redis::RedisError> {
+        let mut conn = self.conn.clone();
+        let _: i64 = redis::cmd("DEL")
+            .arg(self.session_key(token))
+            .query_async(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    /// False when `user` or `address` has failed to log in too often within the window.
+    pub async fn login_allowed(
+        &self,
+        limits: LoginLimits,
+        user: &str,
+        address: &str,
+    ) -> Result<bool, redis::RedisError> {
+        let mut conn = self.conn.clone();
+        let (by_user, by_address): (Option<u64>, Option<u64>) = redis::pipe()
+            .get(self.failures_key("user", user))
+            .get(self.failures_key("address", address))
+            .query_async(&mut conn)
+            .await?;
+        Ok(by_user.unwrap_or(0) < limits.per_user && by_address.unwrap_or(0) < limits.per_address)
+    }
+
+    /// Counts a failed login of `user` from `address`.
+    pub async fn record_failure(
+        &self,
+        limits: LoginLimits,
+        user: &str,
+        address: &str,
+    ) -> Result<(), redis::RedisError> {
+        let mut conn = self.conn.clone();
+        for key in [
+            self.failures_key("user", user),
+            self.failures_key("address", address),
+        ] {
+            // The window runs from the first failure: EXPIRE NX keeps the first expiry.
+            let _: (i64, i64) = redis::pipe()
+                .incr(&key, 1)
+                .cmd("EXPIRE")
+                .arg(&key)
+                .arg(limits.window.as_secs().max(1))
+                .arg("NX")
+                .query_async(&mut conn)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Forgets `user`'s failures after a successful login.
+    pub async fn clear_failures(&self, user: &str) -> Result<(), redis::RedisError> {
+        let mut conn = self.conn.clone();
+        let _: i64 = redis::cmd("DEL")
+            .arg(self.failures_key("user", user))
+            .query_async(&mut conn)
+            .await?;
+        Ok(())
+    }
+}
+
+/// The value of cookie `name` in `headers`.
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
+/// A `Set-Cookie` value for `name=value` under the console's prefix, living `max_age`
+/// (0 deletes it).
+pub fn set_cookie(console: &Console, name: &str, value: &str, max_age: Duration) -> HeaderValue {
+    let path = if console.base().is_empty() {
+        "/"
+    } else {
+        console.base()
+    };
+    let secure = if console.inner.secure_cookies {
+        "; Secure"
+    } else {
+        ""
+    };
+    let text = format!(
+        "{name}={value}; Path={path}; Max-Age={}; HttpOnly; SameSite=Strict{secure}",
+        max_age.as_secs()
+    );
+    HeaderValue::from_str(&text).expect("a cookie of token characters is a header value")
+}
+
+/// The client's address (the TCP peer), or `unknown` when the server was not given it.
+#[derive(Debug, Clone)]
+pub struct ClientAddress(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip().to_string());
+        Ok(Self(peer.unwrap_or_else(|| "unknown".to_string())))
+    }
+}
+
+fn wants_html(method: &Method, headers: &HeaderMap) -> bool {
+    method == Method::GET
+        && headers
+            .get(ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("text/html"))
+}
+
+/// The gate in front of every page but the login, the script, the stylesheet and
+/// `/healthz`: hands the [`LoggedIn`] user to the handler, or sends the client to the login
+/// (pages) or away with 401 (everything else).
+pub async fn require_login(
+    State(console): State<Console>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let found = match cookie(request.headers(), SESSION_COOKIE) {
+        None => None,
+        Some(token) => match SessionStore::of(&console).await {
+            Ok(store) => match store.get(&token).await {
+                Ok(found) => found,
+                Err(e) => return super::routes::server_error(&console, &e.into()),
+            },
+            Err(e) => return super::routes::server_error(&console, &e),
+        },
+    };
+    match found {
+        Some(user) => {
+            request.extensions_mut().insert(user);
+            next.run(request).await
+        }
+        None if wants_html(request.method(), request.headers()) => {
+            let to = console.url("/login");
+            let mut response = StatusCode::SEE_OTHER.into_response();
+            let location = HeaderValue::from_str(&to).expect("the prefix is a header value");
+            response.headers_mut().insert(LOCATION, location);
+            response
+        }
+        None => (StatusCode::UNAUTHORIZED, "401 Unauthorized: log in first\n").into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cookie_is_found_among_others_and_an_empty_one_is_none() {
+        let mut headers = HeaderMap::new();
+        headers.insert(COOKIE, HeaderValue::from_static("a=1; nr_console=tok; b=2"));
+        headers.append(COOKIE, HeaderValue::from_static("c=3"));
+        assert_eq!(cookie(&headers, SESSION_COOKIE).as_deref(), Some("tok"));
+        assert_eq!(cookie(&headers, "c").as_deref(), Some("3"));
+        assert_eq!(cookie(&headers, "nr"), None);
+        headers.insert(COOKIE, HeaderValue::from_static("nr_console="));
+        assert_eq!(cookie(&headers, SESSION_COOKIE), None);
+    }
+
+    fn console(base: &str, secure: bool) -> Console {
+        let settings = crate::config::Settings::load(None).unwrap();
+        let session = crate::ops::session::Session::new(settings, "test");
+        let hash = super::super::users::hash_password("pw").unwrap();
+        let users = super::super::users::Users::parse(
+            std::path::Path::new("users"),
+            &format!("alice:{hash}"),
+        )
+        .unwrap();
+        Console::new(session, users, base.into(), secure, LoginLimits::default())
+    }
+
+    #[test]
+    fn the_session_cookie_is_http_only_strict_scoped_to_the_prefix_and_secure_off_loopback() {
+        let behind_tls = set_cookie(&console("/ops", true), SESSION_COOKIE, "t", SESSION_TTL);
+        let loopback = set_cookie(&console("", false), SESSION_COOKIE, "", Duration::ZERO);
+
+        assert_eq!(
+            behind_tls,
+            "nr_console=t; Path=/ops; Max-Age=28800; HttpOnly; SameSite=Strict; Secure"
+        );
+        assert_eq!(
+            loopback,
+            "nr_console=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict"
+        );
+    }
+
+    #[test]
+    fn tokens_are_long_random_hex() {
+        let (a, b) = (random_token(), random_token());
+        assert_eq!(a.len(), 64);
+        assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b);
+    }
+}
