@@ -62,9 +62,14 @@ pub struct AuthorizeJob {
     pub routine_date: NaiveDate,
     /// How many times a lapsed RequestId (SESSION_NONEXISTENT / SESSION_EXPIRED) already
     /// restarted this login's authorize for this date; capped at
-    /// [`MAX_SESSION_RESTARTS`].
-    #[serde(default)]
+    /// [`MAX_SESSION_RESTARTS`]. Left out of the payload while 0: a million queued jobs
+    /// would otherwise carry 22 bytes each that say nothing.
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub session_restarts: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// A lapsed RequestId restarts the authorize at most this many times per login and date.
@@ -176,6 +181,31 @@ mod tests {
 
     fn login() -> LoginId {
         LoginId::parse("5e5b1f56-0b6c-4c53-a3a4-2b2d7a3e9f10").unwrap()
+    }
+
+    #[test]
+    fn a_first_authorize_payload_leaves_out_its_zero_restarts_and_reads_back() {
+        let date = NaiveDate::from_ymd_opt(2026, 11, 25).unwrap();
+        let job = AuthorizeJob::new(login(), date);
+        let payload = serde_json::to_string(&job).unwrap();
+        assert_eq!(
+            payload,
+            r#"{"login_id":"5e5b1f56-0b6c-4c53-a3a4-2b2d7a3e9f10","routine_date":"2026-11-25"}"#
+        );
+        assert_eq!(serde_json::from_str::<AuthorizeJob>(&payload).unwrap(), job);
+        // Jobs queued with the field spelled out still read.
+        let spelled = r#"{"login_id":"5e5b1f56-0b6c-4c53-a3a4-2b2d7a3e9f10","routine_date":"2026-11-25","session_restarts":0}"#;
+        assert_eq!(serde_json::from_str::<AuthorizeJob>(spelled).unwrap(), job);
+        let restarted = AuthorizeJob {
+            session_restarts: 1,
+            ..job
+        };
+        let payload = serde_json::to_string(&restarted).unwrap();
+        assert!(payload.ends_with(r#","session_restarts":1}"#), "{payload}");
+        assert_eq!(
+            serde_json::from_str::<AuthorizeJob>(&payload).unwrap(),
+            restarted
+        );
     }
 
     #[test]
