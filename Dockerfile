@@ -57,6 +57,9 @@ RUN --mount=type=cache,id=nightly-refresh-cargo-registry,target=/usr/local/cargo
 # The same packages as `deps`: cargo unifies dependency features over the packages it
 # builds, and flinks-sim alone would need tokio and much else rebuilt with fewer features.
 FROM build AS build-sim
+# An ARG ends with its stage: declared again, or shared's build script sees the revision
+# unset, reruns, and shared, producer and worker are compiled a second time.
+ARG NIGHTLY_REFRESH_GIT_REV=unknown
 RUN --mount=type=cache,id=nightly-refresh-cargo-registry,target=/usr/local/cargo/registry,sharing=locked \
     cargo build --release --locked -p producer -p worker -p flinks-sim --bins \
  && mkdir -p /out-sim \
