@@ -342,6 +342,56 @@ async fn a_wrong_password_is_refused_and_repeated_failures_lock_the_user_out() {
 }
 
 #[tokio::test]
+async fn parallel_wrong_passwords_cannot_pass_the_limit_together() {
+    let env = Env::new("console-login-burst");
+    let console = spawn_console(&env, &["alice"], "").await;
+    let http = client();
+    let base = console.base.clone();
+
+    // Each attempt gets its login form first, so the burst below is only the POSTs.
+    let mut forms = Vec::new();
+    for _ in 0..20 {
+        let form = http.get(format!("{base}/login")).send().await.unwrap();
+        let (token, _) = set_cookie(form.headers(), "nr_console_login").unwrap();
+        forms.push((token, csrf_of(&form.text().await.unwrap())));
+    }
+    let burst = forms.into_iter().map(|(token, csrf)| {
+        let (http, base) = (http.clone(), base.clone());
+        tokio::spawn(async move {
+            http.post(format!("{base}/login"))
+                .header(COOKIE, format!("nr_console_login={token}"))
+                .form(&[
+                    ("csrf", csrf.as_str()),
+                    ("user", "alice"),
+                    ("password", "wrong"),
+                ])
+                .send()
+                .await
+                .unwrap()
+                .status()
+        })
+    });
+    let mut statuses = Vec::new();
+    for task in burst.collect::<Vec<_>>() {
+        statuses.push(task.await.unwrap());
+    }
+    let right_but_locked = post_login(&http, &base, "alice", PASSWORD).await.status();
+
+    let checked = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::UNAUTHORIZED)
+        .count();
+    let refused = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert!(checked <= 5, "at most the limit is checked: {statuses:?}");
+    assert_eq!(checked + refused, 20, "{statuses:?}");
+    assert_eq!(right_but_locked, StatusCode::TOO_MANY_REQUESTS);
+    env.cleanup().await;
+}
+
+#[tokio::test]
 async fn a_requeue_is_previewed_then_confirmed_moves_the_jobs_and_is_audited_with_the_user() {
     let env = Env::new("console-requeue");
     for (n, code) in [

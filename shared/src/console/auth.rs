@@ -7,9 +7,12 @@
 //! cookie carries the random token only: `HttpOnly`, `SameSite=Strict`, `Path` = the
 //! console's prefix, and `Secure` unless the console listens on loopback.
 //!
-//! Failed logins are counted in Redis per user name and per client address over a window;
-//! past either limit a login is refused before its password is checked (so the limit also
-//! bounds the argon2 work an attacker can cause). The client address is the TCP peer: behind
+//! Login attempts are counted in Redis per user name and per client address over a window,
+//! BEFORE the password is checked: each attempt increments both counters atomically and is
+//! refused when either new value is past its limit, so parallel attempts cannot all slip in
+//! under the limit between a check and a later count. A successful login clears its user's
+//! counter and takes its attempt back from the address's. The limit also bounds the argon2
+//! work an attacker can cause; [`VERIFY_PERMITS`] bounds how many run at once. The client address is the TCP peer: behind
 //! a proxy that is the proxy, so the per-address limit then applies to everyone at once and
 //! the per-user one is what protects an account.
 //!
@@ -17,6 +20,7 @@
 //! gets 401.
 
 use std::net::SocketAddr;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
@@ -36,17 +40,25 @@ use crate::redis_conn::RedisConn;
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "nr_console";
 
+/// How many password verifications run at once, across all logins. Each argon2
+/// verification holds about 19 MiB, so a burst of logins waits here instead of running the
+/// console out of memory.
+pub const VERIFY_PERMITS: usize = 2;
+
+static UNCOUNT_ATTEMPT: LazyLock<redis::Script> =
+    LazyLock::new(|| redis::Script::new(include_str!("../lua/console/uncount_attempt.lua")));
+
 /// How long a session lasts after login.
 pub const SESSION_TTL: Duration = Duration::from_secs(8 * 3600);
 
 /// When logins are refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LoginLimits {
-    /// Failed logins per user name within `window`.
+    /// Login attempts per user name within `window` (a success clears them).
     pub per_user: u64,
-    /// Failed logins per client address within `window`.
+    /// Failed login attempts per client address within `window`.
     pub per_address: u64,
-    /// The counting window (from the first failure).
+    /// The counting window (from the first attempt).
     pub window: Duration,
 }
 
@@ -146,53 +158,55 @@ impl SessionStore {
         Ok(())
     }
 
-    /// False when `user` or `address` has failed to log in too often within the window.
-    pub async fn login_allowed(
+    /// Counts a login attempt of `user` from `address` (each counter's window starting at
+    /// its first attempt); false when either count is now past its limit, so the password
+    /// must not be checked. Counting first is what makes the limit hold against parallel
+    /// attempts: INCR hands each one its own number.
+    pub async fn count_attempt(
         &self,
         limits: LoginLimits,
         user: &str,
         address: &str,
     ) -> Result<bool, redis::RedisError> {
+        let (user_key, address_key) = (
+            self.failures_key("user", user),
+            self.failures_key("address", address),
+        );
+        let window = limits.window.as_secs().max(1);
         let mut conn = self.conn.clone();
-        let (by_user, by_address): (Option<u64>, Option<u64>) = redis::pipe()
-            .get(self.failures_key("user", user))
-            .get(self.failures_key("address", address))
+        // EXPIRE NX sets the window on a new counter and keeps it on an existing one.
+        let (by_user, _, by_address, _): (u64, i64, u64, i64) = redis::pipe()
+            .atomic()
+            .incr(&user_key, 1)
+            .cmd("EXPIRE")
+            .arg(&user_key)
+            .arg(window)
+            .arg("NX")
+            .incr(&address_key, 1)
+            .cmd("EXPIRE")
+            .arg(&address_key)
+            .arg(window)
+            .arg("NX")
             .query_async(&mut conn)
             .await?;
-        Ok(by_user.unwrap_or(0) < limits.per_user && by_address.unwrap_or(0) < limits.per_address)
+        Ok(by_user <= limits.per_user && by_address <= limits.per_address)
     }
 
-    /// Counts a failed login of `user` from `address`.
-    pub async fn record_failure(
+    /// After a successful login: forgets `user`'s attempts and takes this one back from
+    /// `address`'s count.
+    pub async fn login_succeeded(
         &self,
-        limits: LoginLimits,
         user: &str,
         address: &str,
     ) -> Result<(), redis::RedisError> {
         let mut conn = self.conn.clone();
-        for key in [
-            self.failures_key("user", user),
-            self.failures_key("address", address),
-        ] {
-            // The window runs from the first failure: EXPIRE NX keeps the first expiry.
-            let _: (i64, i64) = redis::pipe()
-                .incr(&key, 1)
-                .cmd("EXPIRE")
-                .arg(&key)
-                .arg(limits.window.as_secs().max(1))
-                .arg("NX")
-                .query_async(&mut conn)
-                .await?;
-        }
-        Ok(())
-    }
-
-    /// Forgets `user`'s failures after a successful login.
-    pub async fn clear_failures(&self, user: &str) -> Result<(), redis::RedisError> {
-        let mut conn = self.conn.clone();
         let _: i64 = redis::cmd("DEL")
             .arg(self.failures_key("user", user))
             .query_async(&mut conn)
+            .await?;
+        let _: i64 = UNCOUNT_ATTEMPT
+            .key(self.failures_key("address", address))
+            .invoke_async(&mut conn)
             .await?;
         Ok(())
     }

@@ -113,6 +113,7 @@ struct Inner {
     base: String,
     secure_cookies: bool,
     limits: auth::LoginLimits,
+    verifications: tokio::sync::Semaphore,
     readings: Mutex<HashMap<NaiveDate, (Instant, Arc<Reading>)>>,
 }
 
@@ -141,6 +142,7 @@ impl Console {
                 base,
                 secure_cookies,
                 limits,
+                verifications: tokio::sync::Semaphore::new(auth::VERIFY_PERMITS),
                 readings: Mutex::new(HashMap::new()),
             }),
         }
