@@ -31,24 +31,34 @@ impl Drop for ConsoleProcess {
     }
 }
 
+/// The users file line of `user` with `password`.
+pub(crate) fn user_line(user: &str, password: &str) -> String {
+    format!(
+        "{user}:{}",
+        shared::console::users::hash_password(password).unwrap()
+    )
+}
+
 /// Writes a users file with `users` (each with [`PASSWORD`]) and starts the console on a
 /// free port under `prefix`, with ROUTINE_TZ=UTC.
 pub(crate) async fn spawn_console(env: &Env, users: &[&str], prefix: &str) -> ConsoleProcess {
-    let lines: Vec<String> = users
-        .iter()
-        .map(|u| {
-            format!(
-                "{u}:{}",
-                shared::console::users::hash_password(PASSWORD).unwrap()
-            )
-        })
-        .collect();
+    let lines: Vec<String> = users.iter().map(|u| user_line(u, PASSWORD)).collect();
+    spawn_console_with(env, &lines, &["--base-path", prefix]).await
+}
+
+/// Writes a users file of `lines` and starts the console on a free port with `args`.
+pub(crate) async fn spawn_console_with(
+    env: &Env,
+    lines: &[String],
+    args: &[&str],
+) -> ConsoleProcess {
     let file = env.file(
         "console-users",
         &format!("# test users\n{}\n", lines.join("\n")),
     );
     let mut child = Command::new(env!("CARGO_BIN_EXE_producer"))
-        .args(["console", "--listen", "127.0.0.1:0", "--base-path", prefix])
+        .args(["console", "--listen", "127.0.0.1:0"])
+        .args(args)
         .env("REDIS_URL", redis_url())
         .env("REFRESH_NAMESPACE", env.keys.namespace())
         .env("CONSOLE_USERS_FILE", file)
@@ -388,6 +398,51 @@ async fn parallel_wrong_passwords_cannot_pass_the_limit_together() {
     assert!(checked <= 5, "at most the limit is checked: {statuses:?}");
     assert_eq!(checked + refused, 20, "{statuses:?}");
     assert_eq!(right_but_locked, StatusCode::TOO_MANY_REQUESTS);
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn removing_a_user_or_changing_their_password_ends_their_sessions() {
+    let env = Env::new("console-users-change");
+    let http = client();
+    let lines = [
+        user_line("alice", PASSWORD),
+        user_line("bob", PASSWORD),
+        user_line("carol", PASSWORD),
+    ];
+    let console = spawn_console_with(&env, &lines, &[]).await;
+    let alice = log_in(&http, &console.base, "alice").await;
+    let bob = log_in(&http, &console.base, "bob").await;
+    let carol = log_in(&http, &console.base, "carol").await;
+    drop(console);
+
+    // alice's password changes, bob is removed, carol's line stays as it was.
+    let changed = [user_line("alice", "a new passphrase"), lines[2].clone()];
+    let console = spawn_console_with(&env, &changed, &[]).await;
+    let status_of = |cookie: String| {
+        let (http, base) = (http.clone(), console.base.clone());
+        async move {
+            http.get(format!("{base}/queues"))
+                .header(COOKIE, cookie)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    let alice_status = status_of(alice.cookie.clone()).await;
+    let bob_status = status_of(bob.cookie).await;
+    let carol_status = status_of(carol.cookie).await;
+    let alice_again = status_of(alice.cookie).await;
+
+    assert_eq!(alice_status, StatusCode::UNAUTHORIZED, "password changed");
+    assert_eq!(bob_status, StatusCode::UNAUTHORIZED, "user removed");
+    assert_eq!(
+        carol_status,
+        StatusCode::OK,
+        "an unchanged user stays logged in"
+    );
+    assert_eq!(alice_again, StatusCode::UNAUTHORIZED, "the session is gone");
     env.cleanup().await;
 }
 

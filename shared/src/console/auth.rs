@@ -81,6 +81,10 @@ pub struct LoggedIn {
     pub csrf: String,
     /// When the user logged in.
     pub since: DateTime<Utc>,
+    /// The digest of the user's line in the users file at login
+    /// ([`super::users::Users::line_digest`]); the gate refuses the session once it differs.
+    #[serde(default)]
+    pub user_digest: String,
 }
 
 fn sha256_hex(text: &str) -> String {
@@ -118,13 +122,19 @@ impl SessionStore {
         self.keys.console_login_failures(kind, &sha256_hex(who))
     }
 
-    /// Starts a session for `user`; returns its cookie token.
-    pub async fn create(&self, user: &str) -> Result<(String, LoggedIn), redis::RedisError> {
+    /// Starts a session for `user`, whose users file line has `user_digest`; returns its
+    /// cookie token.
+    pub async fn create(
+        &self,
+        user: &str,
+        user_digest: &str,
+    ) -> Result<(String, LoggedIn), redis::RedisError> {
         let token = random_token();
         let session = LoggedIn {
             user: user.to_string(),
             csrf: random_token(),
             since: Utc::now(),
+            user_digest: user_digest.to_string(),
         };
         let json = serde_json::to_string(&session).expect("a session encodes");
         let mut conn = self.conn.clone();
@@ -269,6 +279,24 @@ fn wants_html(method: &Method, headers: &HeaderMap) -> bool {
             .is_some_and(|v| v.contains("text/html"))
 }
 
+/// The session of `token` if its user is still in the users file with the same line;
+/// a session whose user was removed or whose password changed is deleted.
+async fn current_session(
+    console: &Console,
+    token: &str,
+) -> Result<Option<LoggedIn>, crate::ops::OpsError> {
+    let store = SessionStore::of(console).await?;
+    let Some(session) = store.get(token).await? else {
+        return Ok(None);
+    };
+    let current = console.inner.users.line_digest(&session.user);
+    if current.as_deref() == Some(session.user_digest.as_str()) {
+        return Ok(Some(session));
+    }
+    store.delete(token).await?;
+    Ok(None)
+}
+
 /// The gate in front of every page but the login, the script, the stylesheet and
 /// `/healthz`: hands the [`LoggedIn`] user to the handler, or sends the client to the login
 /// (pages) or away with 401 (everything else).
@@ -279,11 +307,8 @@ pub async fn require_login(
 ) -> Response {
     let found = match cookie(request.headers(), SESSION_COOKIE) {
         None => None,
-        Some(token) => match SessionStore::of(&console).await {
-            Ok(store) => match store.get(&token).await {
-                Ok(found) => found,
-                Err(e) => return super::routes::server_error(&console, &e.into()),
-            },
+        Some(token) => match current_session(&console, &token).await {
+            Ok(found) => found,
             Err(e) => return super::routes::server_error(&console, &e),
         },
     };

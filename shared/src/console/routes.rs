@@ -295,7 +295,8 @@ async fn login(
         return login_page(&console, StatusCode::UNAUTHORIZED, Some(why), user);
     }
     store.login_succeeded(&user, &address).await?;
-    let (token, _) = store.create(&user).await?;
+    let digest = console.inner.users.line_digest(&user).unwrap_or_default();
+    let (token, _) = store.create(&user, &digest).await?;
     console
         .session_for(&user)
         .audit("console login", "", 0, 0)
