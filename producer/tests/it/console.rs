@@ -447,6 +447,58 @@ async fn removing_a_user_or_changing_their_password_ends_their_sessions() {
 }
 
 #[tokio::test]
+async fn secure_cookies_marks_them_secure_on_loopback_and_sends_hsts() {
+    let env = Env::new("console-secure-cookies");
+    let http = client();
+    let lines = [user_line("alice", PASSWORD)];
+    let behind_proxy = spawn_console_with(&env, &lines, &["--secure-cookies"]).await;
+    let secure = post_login(&http, &behind_proxy.base, "alice", PASSWORD).await;
+    drop(behind_proxy);
+    let plain = spawn_console_with(&env, &lines, &[]).await;
+    let loopback = post_login(&http, &plain.base, "alice", PASSWORD).await;
+
+    let (_, secure_line) = set_cookie(secure.headers(), "nr_console").unwrap();
+    assert!(secure_line.contains("; Secure"), "{secure_line}");
+    assert_eq!(
+        secure.headers()["strict-transport-security"],
+        "max-age=31536000"
+    );
+    let (_, plain_line) = set_cookie(loopback.headers(), "nr_console").unwrap();
+    assert!(!plain_line.contains("Secure"), "{plain_line}");
+    assert!(
+        loopback
+            .headers()
+            .get("strict-transport-security")
+            .is_none(),
+        "no HSTS over plain HTTP"
+    );
+    env.cleanup().await;
+}
+
+#[test]
+fn secure_and_insecure_cookies_together_are_refused() {
+    let env = Env::new("console-cookie-flags");
+    let file = env.file("console-users", &user_line("alice", PASSWORD));
+    let out = Command::new(env!("CARGO_BIN_EXE_producer"))
+        .args(["console", "--listen", "127.0.0.1:0"])
+        .args(["--secure-cookies", "--insecure-cookies"])
+        .env("REDIS_URL", redis_url())
+        .env("REFRESH_NAMESPACE", env.keys.namespace())
+        .env("CONSOLE_USERS_FILE", file)
+        .output()
+        .unwrap();
+
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("--secure-cookies")
+            && err.contains("--insecure-cookies")
+            && err.contains("cannot be used with"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
 async fn a_requeue_is_previewed_then_confirmed_moves_the_jobs_and_is_audited_with_the_user() {
     let env = Env::new("console-requeue");
     for (n, code) in [

@@ -5,7 +5,8 @@
 //! of the token>`, with an expiry), so any replica of the console serves any request, a
 //! restart logs nobody out, and a Redis dump holds no usable cookie (only its hash). The
 //! cookie carries the random token only: `HttpOnly`, `SameSite=Strict`, `Path` = the
-//! console's prefix, and `Secure` unless the console listens on loopback.
+//! console's prefix, and `Secure` as [`super::cookies_secure`] decides (off loopback, or
+//! with `--secure-cookies` behind a same-host TLS proxy).
 //!
 //! Login attempts are counted in Redis per user name and per client address over a window,
 //! BEFORE the password is checked: each attempt increments both counters atomically and is

@@ -81,7 +81,10 @@ pub fn app(console: Console) -> Router {
             console.clone(),
             render_failures,
         ))
-        .layer(middleware::from_fn(super::headers::security_headers))
+        .layer(middleware::from_fn_with_state(
+            console.clone(),
+            super::headers::security_headers,
+        ))
         .with_state(console)
 }
 
