@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
+use shared::console::proxy::TrustedProxy;
 use shared::console::{ConsoleError, ConsoleOptions};
 
 use super::Ctx;
@@ -36,6 +37,11 @@ pub struct ConsoleArgs {
     /// of 127.0.0.1:8088).
     #[arg(long)]
     pub secure_cookies: bool,
+    /// A reverse proxy (an IP address or a CIDR block; repeat for several) whose
+    /// X-Forwarded-For names the client, so the per-address login limit counts each client
+    /// behind it rather than the proxy. Set it to exactly the proxies in front of the console.
+    #[arg(long = "trusted-proxy", value_name = "CIDR or IP")]
+    pub trusted_proxies: Vec<TrustedProxy>,
     /// The users: one `name:argon2 hash` a line (see `producer console hash-password`).
     #[arg(long, env = "CONSOLE_USERS_FILE", value_name = "FILE")]
     pub users_file: Option<PathBuf>,
@@ -74,6 +80,7 @@ pub(crate) async fn serve(ctx: &Ctx, args: ConsoleArgs) -> anyhow::Result<()> {
         users_file,
         insecure_cookies: args.insecure_cookies,
         secure_cookies: args.secure_cookies,
+        trusted_proxies: args.trusted_proxies,
     };
     let shutdown = shared::shutdown::on_signal();
     let running = shared::console::start(ctx.settings().clone(), &options, shutdown)

@@ -127,11 +127,25 @@ async fn post_login(
     user: &str,
     password: &str,
 ) -> reqwest::Response {
+    post_login_via(http, base, user, password, None).await
+}
+
+/// [`post_login`] through a proxy that sends `X-Forwarded-For: forwarded_for`.
+async fn post_login_via(
+    http: &reqwest::Client,
+    base: &str,
+    user: &str,
+    password: &str,
+    forwarded_for: Option<&str>,
+) -> reqwest::Response {
     let form = http.get(format!("{base}/login")).send().await.unwrap();
     let (token, _) = set_cookie(form.headers(), "nr_console_login").expect("a login cookie");
     let html = form.text().await.unwrap();
-    http.post(format!("{base}/login"))
-        .header(COOKIE, format!("nr_console_login={token}"))
+    let mut post = http.post(format!("{base}/login"));
+    if let Some(hops) = forwarded_for {
+        post = post.header("x-forwarded-for", hops);
+    }
+    post.header(COOKIE, format!("nr_console_login={token}"))
         .form(&[
             ("csrf", csrf_of(&html).as_str()),
             ("user", user),
@@ -496,6 +510,42 @@ fn secure_and_insecure_cookies_together_are_refused() {
             && err.contains("cannot be used with"),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_address_limit_is_per_forwarded_client() {
+    let env = Env::new("console-trusted-proxy");
+    let http = client();
+    let lines = [user_line("alice", PASSWORD)];
+    let console = spawn_console_with(&env, &lines, &["--trusted-proxy", "127.0.0.1"]).await;
+    let base = &console.base;
+
+    // 20 failures from one client behind the proxy (over 4 names, under the per-name limit).
+    let mut statuses = Vec::new();
+    for i in 0..20 {
+        let user = format!("guess{}", i % 4);
+        let via = Some("203.0.113.1");
+        statuses.push(
+            post_login_via(&http, base, &user, "wrong", via)
+                .await
+                .status(),
+        );
+    }
+    let same_client = post_login_via(&http, base, "alice", PASSWORD, Some("203.0.113.1")).await;
+    let other_client =
+        post_login_via(&http, base, "alice", PASSWORD, Some("6.6.6.6, 203.0.113.2")).await;
+
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::UNAUTHORIZED),
+        "{statuses:?}"
+    );
+    assert_eq!(same_client.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        other_client.status(),
+        StatusCode::SEE_OTHER,
+        "another client behind the same proxy still logs in"
+    );
+    env.cleanup().await;
 }
 
 #[tokio::test]

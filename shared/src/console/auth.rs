@@ -13,9 +13,12 @@
 //! refused when either new value is past its limit, so parallel attempts cannot all slip in
 //! under the limit between a check and a later count. A successful login clears its user's
 //! counter and takes its attempt back from the address's. The limit also bounds the argon2
-//! work an attacker can cause; [`VERIFY_PERMITS`] bounds how many run at once. The client address is the TCP peer: behind
-//! a proxy that is the proxy, so the per-address limit then applies to everyone at once and
-//! the per-user one is what protects an account.
+//! work an attacker can cause; [`VERIFY_PERMITS`] bounds how many run at once.
+//!
+//! The client address is the TCP peer, or behind a `--trusted-proxy` the client it forwards
+//! for ([`super::proxy`]). Behind a proxy not declared trusted every peer is the proxy, so
+//! the per-address limit applies to everyone at once and the per-user one is what protects
+//! an account.
 //!
 //! Without a session, a page (a GET asking for HTML) redirects to the login; anything else
 //! gets 401.
@@ -256,21 +259,34 @@ pub fn set_cookie(console: &Console, name: &str, value: &str, max_age: Duration)
     HeaderValue::from_str(&text).expect("a cookie of token characters is a header value")
 }
 
-/// The client's address (the TCP peer), or `unknown` when the server was not given it.
+/// The client's address: the TCP peer, or behind a trusted proxy the forwarded client
+/// ([`super::proxy::client_address`]); `unknown` when the server was not given the peer.
 #[derive(Debug, Clone)]
 pub struct ClientAddress(pub String);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
+impl FromRequestParts<Console> for ClientAddress {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip().to_string());
-        Ok(Self(peer.unwrap_or_else(|| "unknown".to_string())))
+    async fn from_request_parts(
+        parts: &mut Parts,
+        console: &Console,
+    ) -> Result<Self, Self::Rejection> {
+        let Some(ConnectInfo(peer)) = parts.extensions.get::<ConnectInfo<SocketAddr>>() else {
+            return Ok(Self("unknown".to_string()));
+        };
+        let forwarded_for = parts
+            .headers
+            .get_all(X_FORWARDED_FOR)
+            .iter()
+            .filter_map(|v| v.to_str().ok());
+        let client =
+            super::proxy::client_address(peer.ip(), forwarded_for, &console.inner.trusted_proxies);
+        Ok(Self(client.to_string()))
     }
 }
+
+/// `X-Forwarded-For`, which `http` has no constant for.
+const X_FORWARDED_FOR: &str = "x-forwarded-for";
 
 fn wants_html(method: &Method, headers: &HeaderMap) -> bool {
     method == Method::GET
@@ -354,7 +370,14 @@ mod tests {
             &format!("alice:{hash}"),
         )
         .unwrap();
-        Console::new(session, users, base.into(), secure, LoginLimits::default())
+        Console::new(
+            session,
+            users,
+            base.into(),
+            secure,
+            LoginLimits::default(),
+            Vec::new(),
+        )
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! - [`users`]: `CONSOLE_USERS_FILE` (`name:argon2 hash` per line) and password hashing.
 //! - [`auth`]: server-side sessions in Redis (so replicas share them), the session cookie,
 //!   the login rate limit, and the gate that sends anyone without a session to the login.
+//! - [`proxy`]: which address a login comes from behind trusted proxies.
 //! - [`csrf`]: the token every mutating form carries.
 //! - [`headers`]: the security headers on every response (HSTS when cookies are `Secure`).
 //! - [`pages`]: the templates and the view data they show; [`routes`]: the handlers.
@@ -24,6 +25,7 @@ pub mod auth;
 pub mod csrf;
 pub mod headers;
 pub mod pages;
+pub mod proxy;
 pub mod routes;
 pub mod users;
 
@@ -60,6 +62,9 @@ pub struct ConsoleOptions {
     /// (`--secure-cookies`): for a TLS-terminating proxy on the same host, which forwards to
     /// the loopback address while the browser talks HTTPS to the proxy.
     pub secure_cookies: bool,
+    /// The proxies whose `X-Forwarded-For` names the client (`--trusted-proxy`), for the
+    /// per-address login limit; see [`proxy`].
+    pub trusted_proxies: Vec<proxy::TrustedProxy>,
 }
 
 /// Whether cookies are `Secure` (and `Strict-Transport-Security` is sent): off loopback
@@ -137,6 +142,7 @@ struct Inner {
     base: String,
     secure_cookies: bool,
     limits: auth::LoginLimits,
+    trusted_proxies: Vec<proxy::TrustedProxy>,
     verifications: tokio::sync::Semaphore,
     readings: Mutex<HashMap<NaiveDate, (Instant, Arc<Reading>)>>,
 }
@@ -149,15 +155,16 @@ pub const READING_TTL: Duration = Duration::from_secs(5);
 
 impl Console {
     /// A console over `session`'s deployment for `users`, served under `base` (normalised by
-    /// [`parse_base_path`]), refusing logins past `limits`; cookies are `Secure` unless
-    /// `secure_cookies` is false (the console listens on loopback, where a browser talks
-    /// plain HTTP to it).
+    /// [`parse_base_path`]), refusing logins past `limits` (a client behind one of
+    /// `trusted_proxies` counted by its forwarded address); cookies are `Secure` unless
+    /// `secure_cookies` is false (the browser talks plain HTTP to it on loopback).
     pub fn new(
         session: Session,
         users: users::Users,
         base: String,
         secure_cookies: bool,
         limits: auth::LoginLimits,
+        trusted_proxies: Vec<proxy::TrustedProxy>,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -166,6 +173,7 @@ impl Console {
                 base,
                 secure_cookies,
                 limits,
+                trusted_proxies,
                 verifications: tokio::sync::Semaphore::new(auth::VERIFY_PERMITS),
                 readings: Mutex::new(HashMap::new()),
             }),
@@ -244,7 +252,14 @@ pub async fn start(
     let users = users::Users::load(&options.users_file)?;
     let session = Session::new(settings, "console");
     session.connection().await?;
-    let console = Console::new(session, users, base, secure, auth::LoginLimits::default());
+    let console = Console::new(
+        session,
+        users,
+        base,
+        secure,
+        auth::LoginLimits::default(),
+        options.trusted_proxies.clone(),
+    );
     let listener =
         TcpListener::bind(options.listen)
             .await
