@@ -31,24 +31,34 @@ impl Drop for ConsoleProcess {
     }
 }
 
+/// The users file line of `user` with `password`.
+pub(crate) fn user_line(user: &str, password: &str) -> String {
+    format!(
+        "{user}:{}",
+        shared::console::users::hash_password(password).unwrap()
+    )
+}
+
 /// Writes a users file with `users` (each with [`PASSWORD`]) and starts the console on a
 /// free port under `prefix`, with ROUTINE_TZ=UTC.
 pub(crate) async fn spawn_console(env: &Env, users: &[&str], prefix: &str) -> ConsoleProcess {
-    let lines: Vec<String> = users
-        .iter()
-        .map(|u| {
-            format!(
-                "{u}:{}",
-                shared::console::users::hash_password(PASSWORD).unwrap()
-            )
-        })
-        .collect();
+    let lines: Vec<String> = users.iter().map(|u| user_line(u, PASSWORD)).collect();
+    spawn_console_with(env, &lines, &["--base-path", prefix]).await
+}
+
+/// Writes a users file of `lines` and starts the console on a free port with `args`.
+pub(crate) async fn spawn_console_with(
+    env: &Env,
+    lines: &[String],
+    args: &[&str],
+) -> ConsoleProcess {
     let file = env.file(
         "console-users",
         &format!("# test users\n{}\n", lines.join("\n")),
     );
     let mut child = Command::new(env!("CARGO_BIN_EXE_producer"))
-        .args(["console", "--listen", "127.0.0.1:0", "--base-path", prefix])
+        .args(["console", "--listen", "127.0.0.1:0"])
+        .args(args)
         .env("REDIS_URL", redis_url())
         .env("REFRESH_NAMESPACE", env.keys.namespace())
         .env("CONSOLE_USERS_FILE", file)
@@ -117,11 +127,25 @@ async fn post_login(
     user: &str,
     password: &str,
 ) -> reqwest::Response {
+    post_login_via(http, base, user, password, None).await
+}
+
+/// [`post_login`] through a proxy that sends `X-Forwarded-For: forwarded_for`.
+async fn post_login_via(
+    http: &reqwest::Client,
+    base: &str,
+    user: &str,
+    password: &str,
+    forwarded_for: Option<&str>,
+) -> reqwest::Response {
     let form = http.get(format!("{base}/login")).send().await.unwrap();
     let (token, _) = set_cookie(form.headers(), "nr_console_login").expect("a login cookie");
     let html = form.text().await.unwrap();
-    http.post(format!("{base}/login"))
-        .header(COOKIE, format!("nr_console_login={token}"))
+    let mut post = http.post(format!("{base}/login"));
+    if let Some(hops) = forwarded_for {
+        post = post.header("x-forwarded-for", hops);
+    }
+    post.header(COOKIE, format!("nr_console_login={token}"))
         .form(&[
             ("csrf", csrf_of(&html).as_str()),
             ("user", user),
@@ -338,6 +362,189 @@ async fn a_wrong_password_is_refused_and_repeated_failures_lock_the_user_out() {
         "{line}"
     );
     assert!(!line.contains("Secure"), "plain HTTP on loopback: {line}");
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn parallel_wrong_passwords_cannot_pass_the_limit_together() {
+    let env = Env::new("console-login-burst");
+    let console = spawn_console(&env, &["alice"], "").await;
+    let http = client();
+    let base = console.base.clone();
+
+    // Each attempt gets its login form first, so the burst below is only the POSTs.
+    let mut forms = Vec::new();
+    for _ in 0..20 {
+        let form = http.get(format!("{base}/login")).send().await.unwrap();
+        let (token, _) = set_cookie(form.headers(), "nr_console_login").unwrap();
+        forms.push((token, csrf_of(&form.text().await.unwrap())));
+    }
+    let burst = forms.into_iter().map(|(token, csrf)| {
+        let (http, base) = (http.clone(), base.clone());
+        tokio::spawn(async move {
+            http.post(format!("{base}/login"))
+                .header(COOKIE, format!("nr_console_login={token}"))
+                .form(&[
+                    ("csrf", csrf.as_str()),
+                    ("user", "alice"),
+                    ("password", "wrong"),
+                ])
+                .send()
+                .await
+                .unwrap()
+                .status()
+        })
+    });
+    let mut statuses = Vec::new();
+    for task in burst.collect::<Vec<_>>() {
+        statuses.push(task.await.unwrap());
+    }
+    let right_but_locked = post_login(&http, &base, "alice", PASSWORD).await.status();
+
+    let checked = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::UNAUTHORIZED)
+        .count();
+    let refused = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert!(checked <= 5, "at most the limit is checked: {statuses:?}");
+    assert_eq!(checked + refused, 20, "{statuses:?}");
+    assert_eq!(right_but_locked, StatusCode::TOO_MANY_REQUESTS);
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn removing_a_user_or_changing_their_password_ends_their_sessions() {
+    let env = Env::new("console-users-change");
+    let http = client();
+    let lines = [
+        user_line("alice", PASSWORD),
+        user_line("bob", PASSWORD),
+        user_line("carol", PASSWORD),
+    ];
+    let console = spawn_console_with(&env, &lines, &[]).await;
+    let alice = log_in(&http, &console.base, "alice").await;
+    let bob = log_in(&http, &console.base, "bob").await;
+    let carol = log_in(&http, &console.base, "carol").await;
+    drop(console);
+
+    // alice's password changes, bob is removed, carol's line stays as it was.
+    let changed = [user_line("alice", "a new passphrase"), lines[2].clone()];
+    let console = spawn_console_with(&env, &changed, &[]).await;
+    let status_of = |cookie: String| {
+        let (http, base) = (http.clone(), console.base.clone());
+        async move {
+            http.get(format!("{base}/queues"))
+                .header(COOKIE, cookie)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    let alice_status = status_of(alice.cookie.clone()).await;
+    let bob_status = status_of(bob.cookie).await;
+    let carol_status = status_of(carol.cookie).await;
+    let alice_again = status_of(alice.cookie).await;
+
+    assert_eq!(alice_status, StatusCode::UNAUTHORIZED, "password changed");
+    assert_eq!(bob_status, StatusCode::UNAUTHORIZED, "user removed");
+    assert_eq!(
+        carol_status,
+        StatusCode::OK,
+        "an unchanged user stays logged in"
+    );
+    assert_eq!(alice_again, StatusCode::UNAUTHORIZED, "the session is gone");
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn secure_cookies_marks_them_secure_on_loopback_and_sends_hsts() {
+    let env = Env::new("console-secure-cookies");
+    let http = client();
+    let lines = [user_line("alice", PASSWORD)];
+    let behind_proxy = spawn_console_with(&env, &lines, &["--secure-cookies"]).await;
+    let secure = post_login(&http, &behind_proxy.base, "alice", PASSWORD).await;
+    drop(behind_proxy);
+    let plain = spawn_console_with(&env, &lines, &[]).await;
+    let loopback = post_login(&http, &plain.base, "alice", PASSWORD).await;
+
+    let (_, secure_line) = set_cookie(secure.headers(), "nr_console").unwrap();
+    assert!(secure_line.contains("; Secure"), "{secure_line}");
+    assert_eq!(
+        secure.headers()["strict-transport-security"],
+        "max-age=31536000"
+    );
+    let (_, plain_line) = set_cookie(loopback.headers(), "nr_console").unwrap();
+    assert!(!plain_line.contains("Secure"), "{plain_line}");
+    assert!(
+        loopback
+            .headers()
+            .get("strict-transport-security")
+            .is_none(),
+        "no HSTS over plain HTTP"
+    );
+    env.cleanup().await;
+}
+
+#[test]
+fn secure_and_insecure_cookies_together_are_refused() {
+    let env = Env::new("console-cookie-flags");
+    let file = env.file("console-users", &user_line("alice", PASSWORD));
+    let out = Command::new(env!("CARGO_BIN_EXE_producer"))
+        .args(["console", "--listen", "127.0.0.1:0"])
+        .args(["--secure-cookies", "--insecure-cookies"])
+        .env("REDIS_URL", redis_url())
+        .env("REFRESH_NAMESPACE", env.keys.namespace())
+        .env("CONSOLE_USERS_FILE", file)
+        .output()
+        .unwrap();
+
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("--secure-cookies")
+            && err.contains("--insecure-cookies")
+            && err.contains("cannot be used with"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_address_limit_is_per_forwarded_client() {
+    let env = Env::new("console-trusted-proxy");
+    let http = client();
+    let lines = [user_line("alice", PASSWORD)];
+    let console = spawn_console_with(&env, &lines, &["--trusted-proxy", "127.0.0.1"]).await;
+    let base = &console.base;
+
+    // 20 failures from one client behind the proxy (over 4 names, under the per-name limit).
+    let mut statuses = Vec::new();
+    for i in 0..20 {
+        let user = format!("guess{}", i % 4);
+        let via = Some("203.0.113.1");
+        statuses.push(
+            post_login_via(&http, base, &user, "wrong", via)
+                .await
+                .status(),
+        );
+    }
+    let same_client = post_login_via(&http, base, "alice", PASSWORD, Some("203.0.113.1")).await;
+    let other_client =
+        post_login_via(&http, base, "alice", PASSWORD, Some("6.6.6.6, 203.0.113.2")).await;
+
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::UNAUTHORIZED),
+        "{statuses:?}"
+    );
+    assert_eq!(same_client.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        other_client.status(),
+        StatusCode::SEE_OTHER,
+        "another client behind the same proxy still logs in"
+    );
     env.cleanup().await;
 }
 

@@ -5,18 +5,26 @@
 //! of the token>`, with an expiry), so any replica of the console serves any request, a
 //! restart logs nobody out, and a Redis dump holds no usable cookie (only its hash). The
 //! cookie carries the random token only: `HttpOnly`, `SameSite=Strict`, `Path` = the
-//! console's prefix, and `Secure` unless the console listens on loopback.
+//! console's prefix, and `Secure` as [`super::cookies_secure`] decides (off loopback, or
+//! with `--secure-cookies` behind a same-host TLS proxy).
 //!
-//! Failed logins are counted in Redis per user name and per client address over a window;
-//! past either limit a login is refused before its password is checked (so the limit also
-//! bounds the argon2 work an attacker can cause). The client address is the TCP peer: behind
-//! a proxy that is the proxy, so the per-address limit then applies to everyone at once and
-//! the per-user one is what protects an account.
+//! Login attempts are counted in Redis per user name and per client address over a window,
+//! BEFORE the password is checked: each attempt increments both counters atomically and is
+//! refused when either new value is past its limit, so parallel attempts cannot all slip in
+//! under the limit between a check and a later count. A successful login clears its user's
+//! counter and takes its attempt back from the address's. The limit also bounds the argon2
+//! work an attacker can cause; [`VERIFY_PERMITS`] bounds how many run at once.
+//!
+//! The client address is the TCP peer, or behind a `--trusted-proxy` the client it forwards
+//! for ([`super::proxy`]). Behind a proxy not declared trusted every peer is the proxy, so
+//! the per-address limit applies to everyone at once and the per-user one is what protects
+//! an account.
 //!
 //! Without a session, a page (a GET asking for HTML) redirects to the login; anything else
 //! gets 401.
 
 use std::net::SocketAddr;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
@@ -36,17 +44,25 @@ use crate::redis_conn::RedisConn;
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "nr_console";
 
+/// How many password verifications run at once, across all logins. Each argon2
+/// verification holds about 19 MiB, so a burst of logins waits here instead of running the
+/// console out of memory.
+pub const VERIFY_PERMITS: usize = 2;
+
+static UNCOUNT_ATTEMPT: LazyLock<redis::Script> =
+    LazyLock::new(|| redis::Script::new(include_str!("../lua/console/uncount_attempt.lua")));
+
 /// How long a session lasts after login.
 pub const SESSION_TTL: Duration = Duration::from_secs(8 * 3600);
 
 /// When logins are refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LoginLimits {
-    /// Failed logins per user name within `window`.
+    /// Login attempts per user name within `window` (a success clears them).
     pub per_user: u64,
-    /// Failed logins per client address within `window`.
+    /// Failed login attempts per client address within `window`.
     pub per_address: u64,
-    /// The counting window (from the first failure).
+    /// The counting window (from the first attempt).
     pub window: Duration,
 }
 
@@ -69,6 +85,10 @@ pub struct LoggedIn {
     pub csrf: String,
     /// When the user logged in.
     pub since: DateTime<Utc>,
+    /// The digest of the user's line in the users file at login
+    /// ([`super::users::Users::line_digest`]); the gate refuses the session once it differs.
+    #[serde(default)]
+    pub user_digest: String,
 }
 
 fn sha256_hex(text: &str) -> String {
@@ -106,13 +126,19 @@ impl SessionStore {
         self.keys.console_login_failures(kind, &sha256_hex(who))
     }
 
-    /// Starts a session for `user`; returns its cookie token.
-    pub async fn create(&self, user: &str) -> Result<(String, LoggedIn), redis::RedisError> {
+    /// Starts a session for `user`, whose users file line has `user_digest`; returns its
+    /// cookie token.
+    pub async fn create(
+        &self,
+        user: &str,
+        user_digest: &str,
+    ) -> Result<(String, LoggedIn), redis::RedisError> {
         let token = random_token();
         let session = LoggedIn {
             user: user.to_string(),
             csrf: random_token(),
             since: Utc::now(),
+            user_digest: user_digest.to_string(),
         };
         let json = serde_json::to_string(&session).expect("a session encodes");
         let mut conn = self.conn.clone();
@@ -146,53 +172,55 @@ impl SessionStore {
         Ok(())
     }
 
-    /// False when `user` or `address` has failed to log in too often within the window.
-    pub async fn login_allowed(
+    /// Counts a login attempt of `user` from `address` (each counter's window starting at
+    /// its first attempt); false when either count is now past its limit, so the password
+    /// must not be checked. Counting first is what makes the limit hold against parallel
+    /// attempts: INCR hands each one its own number.
+    pub async fn count_attempt(
         &self,
         limits: LoginLimits,
         user: &str,
         address: &str,
     ) -> Result<bool, redis::RedisError> {
+        let (user_key, address_key) = (
+            self.failures_key("user", user),
+            self.failures_key("address", address),
+        );
+        let window = limits.window.as_secs().max(1);
         let mut conn = self.conn.clone();
-        let (by_user, by_address): (Option<u64>, Option<u64>) = redis::pipe()
-            .get(self.failures_key("user", user))
-            .get(self.failures_key("address", address))
+        // EXPIRE NX sets the window on a new counter and keeps it on an existing one.
+        let (by_user, _, by_address, _): (u64, i64, u64, i64) = redis::pipe()
+            .atomic()
+            .incr(&user_key, 1)
+            .cmd("EXPIRE")
+            .arg(&user_key)
+            .arg(window)
+            .arg("NX")
+            .incr(&address_key, 1)
+            .cmd("EXPIRE")
+            .arg(&address_key)
+            .arg(window)
+            .arg("NX")
             .query_async(&mut conn)
             .await?;
-        Ok(by_user.unwrap_or(0) < limits.per_user && by_address.unwrap_or(0) < limits.per_address)
+        Ok(by_user <= limits.per_user && by_address <= limits.per_address)
     }
 
-    /// Counts a failed login of `user` from `address`.
-    pub async fn record_failure(
+    /// After a successful login: forgets `user`'s attempts and takes this one back from
+    /// `address`'s count.
+    pub async fn login_succeeded(
         &self,
-        limits: LoginLimits,
         user: &str,
         address: &str,
     ) -> Result<(), redis::RedisError> {
         let mut conn = self.conn.clone();
-        for key in [
-            self.failures_key("user", user),
-            self.failures_key("address", address),
-        ] {
-            // The window runs from the first failure: EXPIRE NX keeps the first expiry.
-            let _: (i64, i64) = redis::pipe()
-                .incr(&key, 1)
-                .cmd("EXPIRE")
-                .arg(&key)
-                .arg(limits.window.as_secs().max(1))
-                .arg("NX")
-                .query_async(&mut conn)
-                .await?;
-        }
-        Ok(())
-    }
-
-    /// Forgets `user`'s failures after a successful login.
-    pub async fn clear_failures(&self, user: &str) -> Result<(), redis::RedisError> {
-        let mut conn = self.conn.clone();
         let _: i64 = redis::cmd("DEL")
             .arg(self.failures_key("user", user))
             .query_async(&mut conn)
+            .await?;
+        let _: i64 = UNCOUNT_ATTEMPT
+            .key(self.failures_key("address", address))
+            .invoke_async(&mut conn)
             .await?;
         Ok(())
     }
@@ -231,21 +259,34 @@ pub fn set_cookie(console: &Console, name: &str, value: &str, max_age: Duration)
     HeaderValue::from_str(&text).expect("a cookie of token characters is a header value")
 }
 
-/// The client's address (the TCP peer), or `unknown` when the server was not given it.
+/// The client's address: the TCP peer, or behind a trusted proxy the forwarded client
+/// ([`super::proxy::client_address`]); `unknown` when the server was not given the peer.
 #[derive(Debug, Clone)]
 pub struct ClientAddress(pub String);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
+impl FromRequestParts<Console> for ClientAddress {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip().to_string());
-        Ok(Self(peer.unwrap_or_else(|| "unknown".to_string())))
+    async fn from_request_parts(
+        parts: &mut Parts,
+        console: &Console,
+    ) -> Result<Self, Self::Rejection> {
+        let Some(ConnectInfo(peer)) = parts.extensions.get::<ConnectInfo<SocketAddr>>() else {
+            return Ok(Self("unknown".to_string()));
+        };
+        let forwarded_for = parts
+            .headers
+            .get_all(X_FORWARDED_FOR)
+            .iter()
+            .filter_map(|v| v.to_str().ok());
+        let client =
+            super::proxy::client_address(peer.ip(), forwarded_for, &console.inner.trusted_proxies);
+        Ok(Self(client.to_string()))
     }
 }
+
+/// `X-Forwarded-For`, which `http` has no constant for.
+const X_FORWARDED_FOR: &str = "x-forwarded-for";
 
 fn wants_html(method: &Method, headers: &HeaderMap) -> bool {
     method == Method::GET
@@ -253,6 +294,24 @@ fn wants_html(method: &Method, headers: &HeaderMap) -> bool {
             .get(ACCEPT)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.contains("text/html"))
+}
+
+/// The session of `token` if its user is still in the users file with the same line;
+/// a session whose user was removed or whose password changed is deleted.
+async fn current_session(
+    console: &Console,
+    token: &str,
+) -> Result<Option<LoggedIn>, crate::ops::OpsError> {
+    let store = SessionStore::of(console).await?;
+    let Some(session) = store.get(token).await? else {
+        return Ok(None);
+    };
+    let current = console.inner.users.line_digest(&session.user);
+    if current.as_deref() == Some(session.user_digest.as_str()) {
+        return Ok(Some(session));
+    }
+    store.delete(token).await?;
+    Ok(None)
 }
 
 /// The gate in front of every page but the login, the script, the stylesheet and
@@ -265,11 +324,8 @@ pub async fn require_login(
 ) -> Response {
     let found = match cookie(request.headers(), SESSION_COOKIE) {
         None => None,
-        Some(token) => match SessionStore::of(&console).await {
-            Ok(store) => match store.get(&token).await {
-                Ok(found) => found,
-                Err(e) => return super::routes::server_error(&console, &e.into()),
-            },
+        Some(token) => match current_session(&console, &token).await {
+            Ok(found) => found,
             Err(e) => return super::routes::server_error(&console, &e),
         },
     };
@@ -314,7 +370,14 @@ mod tests {
             &format!("alice:{hash}"),
         )
         .unwrap();
-        Console::new(session, users, base.into(), secure, LoginLimits::default())
+        Console::new(
+            session,
+            users,
+            base.into(),
+            secure,
+            LoginLimits::default(),
+            Vec::new(),
+        )
     }
 
     #[test]

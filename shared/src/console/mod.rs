@@ -12,8 +12,9 @@
 //! - [`users`]: `CONSOLE_USERS_FILE` (`name:argon2 hash` per line) and password hashing.
 //! - [`auth`]: server-side sessions in Redis (so replicas share them), the session cookie,
 //!   the login rate limit, and the gate that sends anyone without a session to the login.
+//! - [`proxy`]: which address a login comes from behind trusted proxies.
 //! - [`csrf`]: the token every mutating form carries.
-//! - [`headers`]: the security headers on every response.
+//! - [`headers`]: the security headers on every response (HSTS when cookies are `Secure`).
 //! - [`pages`]: the templates and the view data they show; [`routes`]: the handlers.
 //!
 //! What it does not do: it shows no account data (LoginIds, FlinksCodes and messages
@@ -24,6 +25,7 @@ pub mod auth;
 pub mod csrf;
 pub mod headers;
 pub mod pages;
+pub mod proxy;
 pub mod routes;
 pub mod users;
 
@@ -56,6 +58,30 @@ pub struct ConsoleOptions {
     /// (`--insecure-cookies`): only for a container whose port is published on the host's
     /// loopback alone, where the browser talks plain HTTP to it.
     pub insecure_cookies: bool,
+    /// Cookies with `Secure` although the console listens on loopback
+    /// (`--secure-cookies`): for a TLS-terminating proxy on the same host, which forwards to
+    /// the loopback address while the browser talks HTTPS to the proxy.
+    pub secure_cookies: bool,
+    /// The proxies whose `X-Forwarded-For` names the client (`--trusted-proxy`), for the
+    /// per-address login limit; see [`proxy`].
+    pub trusted_proxies: Vec<proxy::TrustedProxy>,
+}
+
+/// Whether cookies are `Secure` (and `Strict-Transport-Security` is sent): off loopback
+/// unless `--insecure-cookies`, on loopback only with `--secure-cookies`. The listen address
+/// alone cannot tell: a same-host TLS proxy forwards to loopback, a compose port published
+/// on the host's loopback listens on all of the container's addresses.
+pub fn cookies_secure(
+    listen: SocketAddr,
+    secure_cookies: bool,
+    insecure_cookies: bool,
+) -> Result<bool, ConsoleError> {
+    match (secure_cookies, insecure_cookies) {
+        (true, true) => Err(ConsoleError::CookieFlags),
+        (true, false) => Ok(true),
+        (false, true) => Ok(false),
+        (false, false) => Ok(!listen.ip().is_loopback()),
+    }
 }
 
 /// Why the console could not start.
@@ -67,6 +93,9 @@ pub enum ConsoleError {
     /// `--base-path` is not a path prefix.
     #[error("--base-path {0:?}: expected a path like /console (letters, digits, '-', '_', '.', '/'), or empty")]
     BasePath(String),
+    /// `--secure-cookies` and `--insecure-cookies` were both given.
+    #[error("--secure-cookies and --insecure-cookies cannot be used together: choose whether the browser reaches the console over HTTPS (--secure-cookies) or plain HTTP on loopback (--insecure-cookies)")]
+    CookieFlags,
     /// Redis could not be reached, or its layout is not this version's.
     #[error(transparent)]
     Ops(#[from] OpsError),
@@ -113,6 +142,8 @@ struct Inner {
     base: String,
     secure_cookies: bool,
     limits: auth::LoginLimits,
+    trusted_proxies: Vec<proxy::TrustedProxy>,
+    verifications: tokio::sync::Semaphore,
     readings: Mutex<HashMap<NaiveDate, (Instant, Arc<Reading>)>>,
 }
 
@@ -124,15 +155,16 @@ pub const READING_TTL: Duration = Duration::from_secs(5);
 
 impl Console {
     /// A console over `session`'s deployment for `users`, served under `base` (normalised by
-    /// [`parse_base_path`]), refusing logins past `limits`; cookies are `Secure` unless
-    /// `secure_cookies` is false (the console listens on loopback, where a browser talks
-    /// plain HTTP to it).
+    /// [`parse_base_path`]), refusing logins past `limits` (a client behind one of
+    /// `trusted_proxies` counted by its forwarded address); cookies are `Secure` unless
+    /// `secure_cookies` is false (the browser talks plain HTTP to it on loopback).
     pub fn new(
         session: Session,
         users: users::Users,
         base: String,
         secure_cookies: bool,
         limits: auth::LoginLimits,
+        trusted_proxies: Vec<proxy::TrustedProxy>,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -141,6 +173,8 @@ impl Console {
                 base,
                 secure_cookies,
                 limits,
+                trusted_proxies,
+                verifications: tokio::sync::Semaphore::new(auth::VERIFY_PERMITS),
                 readings: Mutex::new(HashMap::new()),
             }),
         }
@@ -210,11 +244,22 @@ pub async fn start(
     shutdown: CancellationToken,
 ) -> Result<Running, ConsoleError> {
     let base = parse_base_path(&options.base_path)?;
+    let secure = cookies_secure(
+        options.listen,
+        options.secure_cookies,
+        options.insecure_cookies,
+    )?;
     let users = users::Users::load(&options.users_file)?;
     let session = Session::new(settings, "console");
     session.connection().await?;
-    let secure = !options.listen.ip().is_loopback() && !options.insecure_cookies;
-    let console = Console::new(session, users, base, secure, auth::LoginLimits::default());
+    let console = Console::new(
+        session,
+        users,
+        base,
+        secure,
+        auth::LoginLimits::default(),
+        options.trusted_proxies.clone(),
+    );
     let listener =
         TcpListener::bind(options.listen)
             .await
@@ -250,5 +295,21 @@ mod tests {
             let err = parse_base_path(bad).unwrap_err().to_string();
             assert!(err.contains("--base-path") && err.contains(bad), "{err}");
         }
+    }
+
+    #[test]
+    fn cookies_are_secure_off_loopback_or_when_asked_and_both_flags_are_refused() {
+        let loopback: SocketAddr = "127.0.0.1:8088".parse().unwrap();
+        let any: SocketAddr = "0.0.0.0:8088".parse().unwrap();
+
+        assert!(!cookies_secure(loopback, false, false).unwrap());
+        assert!(cookies_secure(loopback, true, false).unwrap());
+        assert!(cookies_secure(any, false, false).unwrap());
+        assert!(!cookies_secure(any, false, true).unwrap());
+        let err = cookies_secure(any, true, true).unwrap_err().to_string();
+        assert!(
+            err.contains("--secure-cookies") && err.contains("--insecure-cookies"),
+            "{err}"
+        );
     }
 }

@@ -81,7 +81,10 @@ pub fn app(console: Console) -> Router {
             console.clone(),
             render_failures,
         ))
-        .layer(middleware::from_fn(super::headers::security_headers))
+        .layer(middleware::from_fn_with_state(
+            console.clone(),
+            super::headers::security_headers,
+        ))
         .with_state(console)
 }
 
@@ -262,8 +265,9 @@ struct LoginForm {
     password: String,
 }
 
-/// Checks the login form's token, the failure limits, then the password (off the
-/// runtime's threads); starts a session and audits the login.
+/// Checks the login form's token, counts the attempt against the limits, then checks the
+/// password (off the runtime's threads, at most [`auth::VERIFY_PERMITS`] at once); starts a
+/// session and audits the login.
 async fn login(
     State(console): State<Console>,
     ClientAddress(address): ClientAddress,
@@ -275,23 +279,27 @@ async fn login(
     let user = form.user.trim().to_string();
     let store = SessionStore::of(&console).await?;
     let limits = console.inner.limits;
-    if !store.login_allowed(limits, &user, &address).await? {
+    if !store.count_attempt(limits, &user, &address).await? {
         let minutes = limits.window.as_secs().div_ceil(60);
         let why = format!("Too many failed logins. Try again in {minutes} minutes.");
         return login_page(&console, StatusCode::TOO_MANY_REQUESTS, Some(why), user);
     }
     let users = console.inner.users.clone();
     let (name, password) = (user.clone(), form.password);
-    let ok = tokio::task::spawn_blocking(move || users.verify(&name, &password))
-        .await
-        .unwrap_or(false);
+    let ok = {
+        // Closed only if the console is dropping the semaphore, i.e. shutting down.
+        let _permit = console.inner.verifications.acquire().await;
+        tokio::task::spawn_blocking(move || users.verify(&name, &password))
+            .await
+            .unwrap_or(false)
+    };
     if !ok {
-        store.record_failure(limits, &user, &address).await?;
         let why = "Wrong user name or password.".to_string();
         return login_page(&console, StatusCode::UNAUTHORIZED, Some(why), user);
     }
-    store.clear_failures(&user).await?;
-    let (token, _) = store.create(&user).await?;
+    store.login_succeeded(&user, &address).await?;
+    let digest = console.inner.users.line_digest(&user).unwrap_or_default();
+    let (token, _) = store.create(&user, &digest).await?;
     console
         .session_for(&user)
         .audit("console login", "", 0, 0)

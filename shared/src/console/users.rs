@@ -140,6 +140,17 @@ impl Users {
         self.by_name.keys().map(String::as_str)
     }
 
+    /// A short digest of `name`'s line (name and hash), or `None` when `name` is not a
+    /// user. A session records it at login; a different one later means the user's password
+    /// was changed (or the user removed), and the session no longer counts. 16 hex digits:
+    /// enough to notice a change, too short to help anyone guess the hash.
+    pub fn line_digest(&self, name: &str) -> Option<String> {
+        use sha2::{Digest as _, Sha256};
+        let hash = self.by_name.get(name)?;
+        let digest = Sha256::digest(format!("{name}:{hash}").as_bytes());
+        Some(hex::encode(&digest[..8]))
+    }
+
     /// True when `name` exists and `password` is its password. Slow on purpose (argon2):
     /// call it off the async runtime's threads.
     pub fn verify(&self, name: &str, password: &str) -> bool {
@@ -191,6 +202,21 @@ mod tests {
         assert!(!users.verify("alice", "wrong"));
         assert!(!users.verify("bob", "correct horse"));
         assert_eq!(users.names().collect::<Vec<_>>(), ["alice"]);
+    }
+
+    #[test]
+    fn a_line_digest_changes_with_the_password_and_is_none_for_a_stranger() {
+        let text = format!("alice:{}\n", hash_password("pw").unwrap());
+        let users = Users::parse(Path::new("users"), &text).unwrap();
+        let again = Users::parse(Path::new("users"), &text).unwrap();
+        let new_text = format!("alice:{}\n", hash_password("pw").unwrap());
+        let changed = Users::parse(Path::new("users"), &new_text).unwrap();
+
+        let digest = users.line_digest("alice").unwrap();
+        assert_eq!(digest.len(), 16);
+        assert_eq!(again.line_digest("alice"), Some(digest.clone()));
+        assert_ne!(changed.line_digest("alice"), Some(digest));
+        assert_eq!(users.line_digest("bob"), None);
     }
 
     #[test]
