@@ -47,11 +47,14 @@ SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 ARG NIGHTLY_REFRESH_GIT_REV=unknown
 COPY . .
 # COPY keeps the context's mtimes, older than the stub build: touch so cargo rebuilds.
+# The release profile keeps line tables for profiling here; the image drops them
+# (`strip --strip-debug`: symbols stay, so a panic's backtrace still names functions).
 RUN --mount=type=cache,id=nightly-refresh-cargo-registry,target=/usr/local/cargo/registry,sharing=locked \
     find . -path ./target -prune -o -name '*.rs' -print0 | xargs -0 touch \
  && cargo build --release --locked -p producer -p worker --bins \
  && mkdir -p /out \
  && cp target/release/producer target/release/worker /out/ \
+ && strip --strip-debug /out/producer /out/worker \
  && /out/producer --help >/dev/null && /out/worker --help >/dev/null
 
 # The same packages as `deps`: cargo unifies dependency features over the packages it
@@ -64,6 +67,7 @@ RUN --mount=type=cache,id=nightly-refresh-cargo-registry,target=/usr/local/cargo
     cargo build --release --locked -p producer -p worker -p flinks-sim --bins \
  && mkdir -p /out-sim \
  && cp target/release/flinks-sim /out-sim/ \
+ && strip --strip-debug /out-sim/flinks-sim \
  && /out-sim/flinks-sim --help >/dev/null
 
 FROM ${RUNTIME_IMAGE} AS base
