@@ -171,17 +171,22 @@ impl LiveView {
         format!("{} UTC: {verdict}", deadline.format("%Y-%m-%d %H:%M"))
     }
 
+    /// "N of M done (x.y %)", the percentage left out while nothing is expected.
+    pub fn progress_text(&self) -> String {
+        if self.expected == 0 {
+            return format!("{} of {} done", self.done, self.expected);
+        }
+        format!(
+            "{} of {} done ({:.1} %)",
+            self.done,
+            self.expected,
+            self.done as f64 * 100.0 / self.expected as f64
+        )
+    }
+
     /// The frame for a terminal: several lines, redrawn in place by the caller.
     pub fn render_frame(&self) -> String {
         let mut out = String::new();
-        let percent = if self.expected > 0 {
-            format!(
-                " ({:.1} %)",
-                self.done as f64 * 100.0 / self.expected as f64
-            )
-        } else {
-            String::new()
-        };
         let _ = writeln!(
             out,
             "routine {}  ·  {} UTC",
@@ -190,8 +195,10 @@ impl LiveView {
         );
         let _ = writeln!(
             out,
-            "{:<12}{} of {} done{percent}, {} pending",
-            "progress", self.done, self.expected, self.pending
+            "{:<12}{}, {} pending",
+            "progress",
+            self.progress_text(),
+            self.pending
         );
         let _ = writeln!(out, "{:<12}{}", "rate", self.rate_text());
         let _ = writeln!(

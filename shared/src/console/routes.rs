@@ -379,19 +379,11 @@ async fn routine(
     let reading = console.reading(date).await?;
     let view = crate::live::LiveView::of(&reading);
     let report = &reading.report;
-    let percent = if view.expected > 0 {
-        format!(
-            " ({:.1} %)",
-            view.done as f64 * 100.0 / view.expected as f64
-        )
-    } else {
-        String::new()
-    };
     let mut chrome = chrome(&console, &user, "routine");
     chrome.refresh = Some(ROUTINE_REFRESH_SECONDS);
     html(&pages::RoutinePage {
         chrome,
-        progress: format!("{} of {} done{percent}", view.done, view.expected),
+        progress: view.progress_text(),
         eta: view
             .eta_seconds
             .map_or_else(|| "-".to_string(), crate::live::duration_text),
