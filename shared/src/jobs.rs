@@ -85,16 +85,20 @@ impl AuthorizeJob {
         }
     }
 
-    /// The routine's dedupe key: one first authorize per (LoginId, date). Ops requeues and
-    /// session restarts use keys of their own ([`AuthorizeJob::restart_dedupe_key`]), so
-    /// they never collide with an earlier generation of the same login and date.
-    pub fn dedupe_key(&self) -> String {
+    /// The per-job dedupe key earlier versions gave the routine's authorize; the routine
+    /// passes it only while such keys may still be alive (see
+    /// [`crate::queue::Queue::legacy_dedupe_open`]): its dedupe record is now the
+    /// supersede entry ([`AuthorizeJob::supersede`]).
+    pub fn legacy_dedupe_key(&self) -> String {
         format!("authorize:{}:{}", self.login_id.as_str(), self.routine_date)
     }
 
-    /// One waiting authorize per login: the routine's job of a later date replaces this
-    /// login's job of an earlier date while that one still waits (not once in flight).
-    /// Restarts and requeues carry no supersede key: they belong to their own date's run.
+    /// One routine authorize per login and date, and one waiting per login: the routine's
+    /// job of a later date replaces this login's job of an earlier date while that one
+    /// still waits (not once in flight), and a date earlier than the login's latest is not
+    /// queued at all. Ops requeues and session restarts carry no supersede key but dedupe
+    /// keys of their own ([`AuthorizeJob::restart_dedupe_key`]): they belong to their own
+    /// date's run and never collide with an earlier generation of the same login and date.
     pub fn supersede(&self) -> Supersede {
         Supersede {
             key: format!("authorize:{}", self.login_id.as_str()),
@@ -213,7 +217,7 @@ mod tests {
         let date = NaiveDate::from_ymd_opt(2026, 11, 25).unwrap();
         let job = AuthorizeJob::new(login(), date);
         assert_eq!(
-            job.dedupe_key(),
+            job.legacy_dedupe_key(),
             "authorize:5e5b1f56-0b6c-4c53-a3a4-2b2d7a3e9f10:2026-11-25"
         );
         let restart = job.restart_dedupe_key("job-1");

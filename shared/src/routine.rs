@@ -17,8 +17,8 @@
 //! firing), or `ROUTINE_DEADLINE` after the start. Past it, workers record the date's
 //! remaining jobs `superseded` without calling Flinks (see [`crate::control`]).
 //!
-//! Idempotency lives in the queue's dedupe key `authorize:{LoginId}:{date}`, atomic with
-//! the enqueue: running the routine twice, from two producers at once, or again after a
+//! Idempotency lives in the queue's supersede record of the login (its latest date), atomic
+//! with the enqueue: running the routine twice, from two producers at once, or again after a
 //! crash half-way never yields two jobs for one login and date, and a crashed run is
 //! resumed by simply running it again. The schedule adds a per-day claim (`SET NX`) so
 //! replicas fire once between them, and a catch-up on start for a day whose run is due
@@ -31,7 +31,7 @@ use std::time::Duration;
 use crate::redis_conn::RedisConn;
 use chrono::{DateTime, NaiveDate, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
-use futures::TryStreamExt;
+use futures::{FutureExt, StreamExt, TryStreamExt};
 use redis::Script;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
@@ -43,12 +43,14 @@ use crate::jobs::AuthorizeJob;
 use crate::keys::KeySpace;
 use crate::ledger::{Ledger, LedgerError, LedgerOutcome, Overwrite};
 use crate::metrics::ROUTINE_SUPERSEDED_TOTAL;
-use crate::queue::{EnqueueOptions, Queue, QueueError};
+use crate::queue::{EnqueueOptions, Enqueued, Queue, QueueError};
 use crate::ratelimit::eta_at_rate;
 use crate::registry::{RefreshOrderKey, Registry, RegistryError};
 
 /// Active LoginIds read (and jobs enqueued) per batch.
 const BATCH: usize = 1_000;
+/// Pages of active logins whose eligibility and refresh order are read at once.
+const PAGES_IN_FLIGHT: usize = 4;
 /// A claimed day whose run did not complete within this long is run again on start.
 const STALE_CLAIM: Duration = Duration::from_secs(15 * 60);
 /// How long the per-day schedule keys live.
@@ -179,38 +181,30 @@ pub async fn enqueue_routine(
     let mut superseded = 0u64;
     // Every eligible login with its priority and last refresh first, so the whole date can
     // be enqueued in refresh order (a few tens of MB for a million logins).
+    // Several pages are read at once, so decoding one page overlaps Redis serving the next.
     let mut eligible: Vec<(LoginId, RefreshOrderKey)> = Vec::new();
-    let mut pages = registry.scan_active(BATCH);
-    while let Some(ids) = pages.try_next().await? {
-        if ids.is_empty() {
-            continue;
-        }
-        let ineligible = ledger.ineligible_flags(date, &ids).await?;
-        let before = ids.len();
-        let ids: Vec<LoginId> = ids
-            .into_iter()
-            .zip(ineligible)
-            .filter_map(|(login, skip)| (!skip).then_some(login))
-            .collect();
-        skipped_ineligible += (before - ids.len()) as u64;
-        let order = registry.refresh_order_keys(&ids).await?;
-        eligible.extend(ids.into_iter().zip(order));
+    let mut pages = registry
+        .scan_active(BATCH)
+        .map_err(RoutineError::from)
+        .map_ok(|ids| eligible_page(registry, ledger, date, ids).boxed())
+        .try_buffered(PAGES_IN_FLIGHT);
+    while let Some((page, skipped)) = pages.try_next().await? {
+        skipped_ineligible += skipped;
+        eligible.extend(page);
     }
     tracing::debug!(%date, eligible = eligible.len(), "routine: active logins read");
     let ordered = refresh_order(eligible);
     tracing::debug!(%date, "routine: logins ordered");
-    for ids in ordered.chunks(BATCH) {
-        let jobs: Vec<(AuthorizeJob, EnqueueOptions)> = ids
-            .iter()
-            .map(|login| {
-                let job = AuthorizeJob::new(login.clone(), date);
-                let supersede = job.supersede();
-                let options = EnqueueOptions::dedupe(job.dedupe_key())
-                    .superseding(supersede.key, supersede.rank);
-                (job, options)
-            })
-            .collect();
-        for result in queue.enqueue_many(jobs).await? {
+    let legacy_dedupe = queue.legacy_dedupe_open().await?;
+    // The next batch is queued while the superseded jobs of the last one are recorded.
+    let mut batches = futures::stream::iter((0..ordered.len()).step_by(BATCH))
+        .map(|start| {
+            let ids = &ordered[start..(start + BATCH).min(ordered.len())];
+            enqueue_batch(queue, date, ids, legacy_dedupe).boxed()
+        })
+        .buffered(2);
+    while let Some(results) = batches.try_next().await? {
+        for result in results {
             if result.is_new() {
                 enqueued += 1;
             } else {
@@ -251,6 +245,54 @@ pub async fn enqueue_routine(
         );
     }
     Ok(run)
+}
+
+/// Enqueues the authorize jobs of `ids` for `date`, superseding their earlier dates' jobs.
+/// The supersede key and rank (login, date) are also the dedupe record; `legacy_dedupe`
+/// adds the per-job dedupe key of earlier versions (see [`Queue::legacy_dedupe_open`]).
+async fn enqueue_batch(
+    queue: &Queue<AuthorizeJob>,
+    date: NaiveDate,
+    ids: &[LoginId],
+    legacy_dedupe: bool,
+) -> Result<Vec<Enqueued>, RoutineError> {
+    let jobs: Vec<(AuthorizeJob, EnqueueOptions)> = ids
+        .iter()
+        .map(|login| {
+            let job = AuthorizeJob::new(login.clone(), date);
+            let supersede = job.supersede();
+            let options = if legacy_dedupe {
+                EnqueueOptions::dedupe(job.legacy_dedupe_key())
+            } else {
+                EnqueueOptions::default()
+            };
+            (job, options.superseding(supersede.key, supersede.rank))
+        })
+        .collect();
+    Ok(queue.enqueue_many(jobs).await?)
+}
+
+/// The logins of `ids` not yet ineligible for `date` with their refresh-order keys, and
+/// how many were ineligible.
+async fn eligible_page(
+    registry: &Registry,
+    ledger: &Ledger,
+    date: NaiveDate,
+    ids: Vec<LoginId>,
+) -> Result<(Vec<(LoginId, RefreshOrderKey)>, u64), RoutineError> {
+    if ids.is_empty() {
+        return Ok((Vec::new(), 0));
+    }
+    let ineligible = ledger.ineligible_flags(date, &ids).await?;
+    let before = ids.len();
+    let ids: Vec<LoginId> = ids
+        .into_iter()
+        .zip(ineligible)
+        .filter_map(|(login, skip)| (!skip).then_some(login))
+        .collect();
+    let skipped = (before - ids.len()) as u64;
+    let order = registry.refresh_order_keys(&ids).await?;
+    Ok((ids.into_iter().zip(order).collect(), skipped))
 }
 
 /// The routine's enqueue order: the highest priority first; within a priority, never

@@ -474,21 +474,18 @@ impl<T: DeserializeOwned> Queue<T> {
 }
 
 impl<T> Queue<T> {
-    /// Removes recorded entries from the superseded outbox. Safe with concurrent callers:
-    /// each entry is removed once.
+    /// Removes recorded entries from the superseded outbox (one script call: a trim of
+    /// the outbox's head in the usual case). Safe with concurrent callers: each entry is
+    /// removed once.
     pub async fn forget_superseded(&self, done: &[Superseded<T>]) -> Result<(), QueueError> {
         if done.is_empty() {
             return Ok(());
         }
-        let key = self.keys.get(super::keys::SUPERSEDED);
-        let mut pipe = redis::pipe();
+        let mut inv = self.invocation(&scripts::FORGET_SUPERSEDED);
         for s in done {
-            pipe.cmd("LREM").arg(key).arg(1).arg(&s.entry).ignore();
+            inv.arg(&s.entry);
         }
-        let mut conn = self.conn.clone();
-        pipe.query_async::<()>(&mut conn)
-            .await
-            .map_err(|e| self.redis_err(e))
+        self.run::<i64>(&inv).await.map(|_| ())
     }
 }
 

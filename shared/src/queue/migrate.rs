@@ -1,6 +1,7 @@
-//! Upgrade of jobs stored by the previous version, which kept each job field in its own
-//! queue-wide hash (`payload`, `attempts`, `owner`, ...), to one hash per job
-//! (`job:<id>`). Workers and producers run it at start, before touching the queue; it is
+//! Upgrades of what earlier versions stored.
+//!
+//! Jobs kept each field in its own queue-wide hash (`payload`, `attempts`, `owner`, ...);
+//! they move to one hash per job (`job:<id>`). Workers and producers run it at start, before touching the queue; it is
 //! idempotent (a second run finds nothing to move) and resumable (each job moves whole in
 //! one script call, so a crash half-way loses nothing). A job leased by an old worker keeps
 //! its lease record; that worker's ack no longer finds it and the reaper runs the job again,
@@ -9,10 +10,25 @@
 //! It does not make old and new versions run side by side: an old process keeps writing the
 //! old layout, which new workers never read. [`Queue::migrate_layout`] detects that (old jobs
 //! reappearing after several passes) and refuses with [`QueueError::LegacyWriters`].
+//!
+//! A superseding job's dedupe record is its key's pending entry, kept after the job ends;
+//! earlier versions kept a dedupe key per job instead and dropped the pending entry when
+//! the job ended. So for one dedupe TTL after the first start of this version on a queue
+//! that was used before, [`Queue::legacy_dedupe_open`] says so and the routine passes its
+//! dedupe keys as well: a date run before the upgrade is not queued again for a login whose
+//! job of that date already ended.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::core::Queue;
 use super::error::QueueError;
 use super::scripts;
+
+/// Set in the counters at the first start of a version that dedupes superseding jobs by
+/// their pending entry (epoch ms).
+const RANK_DEDUPE_SINCE: &str = "rank_dedupe_since";
+/// Until when (epoch ms) dedupe keys of an earlier version may still be alive.
+const LEGACY_DEDUPE_UNTIL: &str = "legacy_dedupe_until";
 
 /// Jobs scanned per script call.
 const CHUNK: usize = 500;
@@ -52,4 +68,49 @@ impl<T> Queue<T> {
             queue: self.name().to_string(),
         })
     }
+
+    /// Notes the first start of this version on the queue: when the queue was used before
+    /// (it has counted an enqueue), the previous version's dedupe keys may still be alive for
+    /// one dedupe TTL, and [`Queue::legacy_dedupe_open`] says so until then. Idempotent.
+    pub async fn open_legacy_dedupe_window(&self) -> Result<(), QueueError> {
+        let counters = self.keys.get(super::keys::COUNTERS);
+        let now = epoch_ms(SystemTime::now());
+        let mut conn = self.conn.clone();
+        let (first, used): (bool, bool) = redis::pipe()
+            .hset_nx(counters, RANK_DEDUPE_SINCE, now)
+            .hexists(counters, "enqueued")
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| self.redis_err(e))?;
+        if first && used {
+            let until = now + self.config().dedupe_ttl.as_millis() as u64;
+            let _: () = redis::cmd("HSET")
+                .arg(counters)
+                .arg(LEGACY_DEDUPE_UNTIL)
+                .arg(until)
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| self.redis_err(e))?;
+            tracing::info!(queue = %self.name(), "dedupe keys of the previous version are honoured for one dedupe TTL");
+        }
+        Ok(())
+    }
+
+    /// Whether dedupe keys of an earlier version may still be alive (see the module docs).
+    pub async fn legacy_dedupe_open(&self) -> Result<bool, QueueError> {
+        let mut conn = self.conn.clone();
+        let until: Option<u64> = redis::cmd("HGET")
+            .arg(self.keys.get(super::keys::COUNTERS))
+            .arg(LEGACY_DEDUPE_UNTIL)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| self.redis_err(e))?;
+        Ok(until.is_some_and(|until| epoch_ms(SystemTime::now()) < until))
+    }
+}
+
+fn epoch_ms(at: SystemTime) -> u64 {
+    at.duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_millis() as u64
 }

@@ -41,5 +41,7 @@ pub(crate) static PROMOTE_JOB: LazyLock<Script> =
     LazyLock::new(|| load(include_str!("../lua/queue/promote_job.lua")));
 pub(crate) static ACK_FETCH: LazyLock<Script> =
     LazyLock::new(|| load(include_str!("../lua/queue/ack_fetch.lua")));
+pub(crate) static FORGET_SUPERSEDED: LazyLock<Script> =
+    LazyLock::new(|| load(include_str!("../lua/queue/forget_superseded.lua")));
 pub(crate) static MIGRATE: LazyLock<Script> =
     LazyLock::new(|| load(include_str!("../lua/queue/migrate.lua")));

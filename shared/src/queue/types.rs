@@ -123,9 +123,12 @@ pub struct EnqueueOptions {
     pub dedupe_key: Option<String>,
     /// Run no earlier than this far from now (Redis' clock); `None` = ready now.
     pub delay: Option<Duration>,
-    /// At most one waiting job per supersede key: this job replaces the key's waiting
-    /// (ready or delayed, not in-flight) job of a lower rank, atomically with the enqueue.
-    /// See [`crate::queue::Queue::superseded`].
+    /// At most one job per supersede key and rank, and at most one waiting job per key:
+    /// this job replaces the key's waiting (ready or delayed, not in-flight) job of a lower
+    /// rank, atomically with the enqueue; the same rank again is a duplicate (also after the
+    /// job ended: the key's pending entry is its dedupe record), and a lower rank than the
+    /// key's latest is superseded on arrival (a duplicate of the later job, reported by
+    /// [`crate::queue::Queue::superseded`]).
     pub supersede: Option<Supersede>,
 }
 
@@ -134,7 +137,7 @@ pub struct EnqueueOptions {
 pub struct Supersede {
     /// The key (one waiting job per key).
     pub key: String,
-    /// A job replaces only a waiting job of a lower rank.
+    /// A job replaces only a waiting job of a lower rank, and one per rank is queued.
     pub rank: i64,
 }
 
@@ -159,7 +162,8 @@ impl EnqueueOptions {
         }
     }
 
-    /// The same options, superseding the waiting job of `key` whose rank is below `rank`.
+    /// The same options, superseding the waiting job of `key` whose rank is below `rank`
+    /// (see [`EnqueueOptions::supersede`]).
     pub fn superseding(mut self, key: impl Into<String>, rank: i64) -> Self {
         self.supersede = Some(Supersede {
             key: key.into(),
@@ -186,7 +190,8 @@ impl EnqueueOptions {
 pub enum Enqueued {
     /// A new job was stored.
     New(JobId),
-    /// The dedupe key was already taken, by the job with this id.
+    /// The dedupe key was already taken, by the job with this id (or, for a superseding
+    /// job, its key already has a job of this or a later rank).
     Duplicate(JobId),
 }
 

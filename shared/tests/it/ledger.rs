@@ -428,3 +428,41 @@ async fn a_page_of_logins_is_recorded_in_one_call_keeping_what_is_final() {
     assert_eq!(again, 0);
     redis.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_login_twice_in_one_page_is_counted_and_indexed_once() {
+    let redis = TestRedis::new("ledger-many-twice").await;
+    let ledger = Ledger::new(redis.conn.clone(), &redis.keys);
+    ledger
+        .put(date(1), &login(1), &reauth("SESSION_EXPIRED"))
+        .await;
+
+    let written = ledger
+        .record_many(
+            date(1),
+            &[login(1), login(1), login(2)],
+            &failed(),
+            Overwrite::AllButRefreshed,
+        )
+        .await
+        .unwrap();
+
+    assert_eq!(written, 3);
+    let counts = ledger.counts(date(1)).await.unwrap();
+    assert_eq!((counts.needs_reauth, counts.failed), (0, 2));
+    assert!(ledger
+        .list_reauth(&IndexFilter::default())
+        .await
+        .unwrap()
+        .is_empty());
+    let mut failed_logins: Vec<String> = ledger
+        .list_failed(&IndexFilter::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.login_id.as_str().to_owned())
+        .collect();
+    failed_logins.sort();
+    assert_eq!(failed_logins, [login(1).as_str(), login(2).as_str()]);
+    redis.cleanup().await;
+}

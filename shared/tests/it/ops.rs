@@ -513,7 +513,8 @@ async fn reconnected_clears_reauth_on_every_date_and_enqueues_a_fresh_authorize_
     queue
         .enqueue(
             &routine_job,
-            EnqueueOptions::dedupe(routine_job.dedupe_key()),
+            EnqueueOptions::default()
+                .superseding(routine_job.supersede().key, routine_job.supersede().rank),
         )
         .await
         .unwrap();

@@ -99,7 +99,8 @@ async fn a_run_that_crashed_half_way_is_resumed_by_the_next_run() {
         .iter()
         .map(|l| {
             let job = AuthorizeJob::new(l.clone(), date());
-            let options = shared::queue::EnqueueOptions::dedupe(job.dedupe_key());
+            let s = job.supersede();
+            let options = shared::queue::EnqueueOptions::default().superseding(s.key, s.rank);
             (job, options)
         })
         .collect();

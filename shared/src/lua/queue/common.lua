@@ -6,16 +6,18 @@
 local N_KEYS = 8
 local K_READY, K_DELAYED, K_INFLIGHT, K_DEAD = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local K_COUNTERS, K_WORKERS = KEYS[5], KEYS[6]
--- Superseding (see enqueue.lua): supersede key -> "rank|id" of its pending job; the outbox
--- of superseded jobs ("id|payload"), drained by the enqueuer.
+-- Superseding (see enqueue.lua): supersede key -> "rank|id" of its latest job, kept after
+-- that job ends (it is the key's dedupe record); the outbox of superseded jobs
+-- ("id|payload"), drained by the enqueuer.
 local K_PENDING, K_SUPERSEDED = KEYS[7], KEYS[8]
 
 -- `{ns:queue}:ready` -> `{ns:queue}:job:`
 local JOB_PREFIX = string.sub(K_READY, 1, #K_READY - 5) .. 'job:'
 
--- The fields of a job's hash (short: there is one hash per queued job).
+-- The fields of a job's hash (short: there is one hash per queued job). Jobs stored by an
+-- earlier version may also carry 's', their supersede key, which nothing reads any more.
 local F_PAYLOAD, F_ATTEMPTS, F_OWNER, F_ENQUEUED = 'p', 'a', 'o', 't'
-local F_DEDUPE, F_ERROR, F_SUPERSEDE = 'd', 'e', 's'
+local F_DEDUPE, F_ERROR = 'd', 'e'
 
 local function job_key(id)
   return JOB_PREFIX .. id
@@ -27,21 +29,10 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
--- Delete a job's hash (payload and metadata), and its pending entry when it is still the
--- pending job of its supersede key (`skey`, read by the caller, or read here when nil).
--- The dedupe key is left to its TTL.
-local function forget(id, skey)
-  local key = job_key(id)
-  if skey == nil then
-    skey = redis.call('HGET', key, F_SUPERSEDE)
-  end
-  if skey then
-    local cur = redis.call('HGET', K_PENDING, skey)
-    if cur and string.sub(cur, -(#id + 1)) == '|' .. id then
-      redis.call('HDEL', K_PENDING, skey)
-    end
-  end
-  redis.call('DEL', key)
+-- Delete a job's hash (payload and metadata). Its dedupe key and its supersede key's
+-- pending entry stay: they keep a later duplicate out.
+local function forget(id)
+  redis.call('DEL', job_key(id))
 end
 
 -- Keep at most `cap` dead letters: the oldest go first, payload and all.
@@ -108,20 +99,32 @@ local function bury(id, err, now, cap)
   trim_dead(cap)
 end
 
+-- One command per `step` arguments of `args` (a list), each `redis.call(cmd, key, ...)`,
+-- or `redis.call(cmd, ...)` when `key` is false: a script's batch of writes goes out in a
+-- few calls instead of one per job, and never unpacks more than `step` values at once.
+-- `step` must keep pairs together for commands that take field/value pairs.
+local function call_chunked(cmd, key, args, step)
+  local n = #args
+  local i = 1
+  while i <= n do
+    local j = math.min(i + step - 1, n)
+    if key then
+      redis.call(cmd, key, unpack(args, i, j))
+    else
+      redis.call(cmd, unpack(args, i, j))
+    end
+    i = j + 1
+  end
+end
+
 -- Move at most `chunk` due delayed jobs to the back of ready. Bounded, so a million due
 -- jobs never unpack into one call (unpack is done 500 at a time).
 local function promote(now, chunk)
   chunk = math.max(tonumber(chunk) or 1000, 1)
   local ids = redis.call('ZRANGEBYSCORE', K_DELAYED, '-inf', now, 'LIMIT', 0, chunk)
-  local n = #ids
-  local i = 1
-  while i <= n do
-    local j = math.min(i + 499, n)
-    redis.call('ZREM', K_DELAYED, unpack(ids, i, j))
-    redis.call('RPUSH', K_READY, unpack(ids, i, j))
-    i = j + 1
-  end
-  return n
+  call_chunked('ZREM', K_DELAYED, ids, 500)
+  call_chunked('RPUSH', K_READY, ids, 500)
+  return #ids
 end
 
 -- Lease up to `max` ready jobs to delivery `token` until `now + lease`: ready -> in-flight.
@@ -166,15 +169,15 @@ end
 -- Returns true, or false when that delivery no longer holds the job (nothing changed).
 local function finish(id, token, retention, done_key)
   local key = job_key(id)
-  local job = redis.call('HMGET', key, F_OWNER, F_SUPERSEDE, F_ATTEMPTS)
+  local job = redis.call('HMGET', key, F_OWNER, F_ATTEMPTS)
   if job[1] ~= token then
     return false
   end
   redis.call('ZREM', K_INFLIGHT, id)
-  forget(id, job[2] or false)
+  forget(id)
   bump('succeeded', 1)
   if retention > 0 then
-    redis.call('HSET', done_key, 'attempts', job[3] or '0', 'finished_at', now_ms(), 'worker', token)
+    redis.call('HSET', done_key, 'attempts', job[2] or '0', 'finished_at', now_ms(), 'worker', token)
     redis.call('PEXPIRE', done_key, retention)
   end
   return true

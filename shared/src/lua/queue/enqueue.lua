@@ -3,16 +3,30 @@
 -- index (0 = none), dedupe label, supersede key ('' = none), supersede rank (integer).
 -- Returns per job {1, id} (new) or {0, existing id} (duplicate).
 --
--- Superseding keeps at most one waiting job per supersede key (e.g. one authorize per
--- login): a new job whose rank is higher than the key's pending job replaces it when that
--- job still waits (ready or delayed). The replaced job's hash is deleted,
--- it leaves the delayed set, and an id in the ready list becomes a tombstone that fetch
--- skips (removing it from the middle of a long list would cost O(list length) per job);
--- `ready_tombstones` counts them so the ready count stays right. "id|payload" of each
--- replaced job is appended to the superseded outbox for the enqueuer to record. A job in
--- flight or dead is not waiting: it is left alone and the new job becomes the pending one.
--- A new job of a lower or equal rank than a waiting pending job is enqueued as usual and
--- leaves the pending entry alone.
+-- Superseding keeps at most one job per supersede key and rank, and at most one waiting job
+-- per supersede key (e.g. one authorize per login and routine date, one waiting per login).
+-- The pending entry of a key ("rank|id") names its latest job, and stays after that job
+-- ends (acked, dead, deleted): it is the key's dedupe record, one per key rather than one
+-- expiring key per job.
+-- - The same rank again is a duplicate of the pending entry's job, whatever its state.
+-- - A lower rank is superseded on arrival: the key already has a later job, so this one is
+--   not queued; it is answered as a duplicate of that job and reported in the outbox, so its
+--   own rank (a routine date) records it.
+-- - A higher rank becomes the pending job. When the previous pending job still waits (ready
+--   or delayed) it is replaced: its hash is deleted, it leaves the delayed set, and an id in
+--   the ready list becomes a tombstone that fetch skips (removing it from the middle of a
+--   long list would cost O(list length) per job); `ready_tombstones` counts them so the
+--   ready count stays right. A job in flight or dead is not waiting: it is left alone.
+-- "id|payload" of each replaced job is appended to the superseded outbox for the enqueuer
+-- to record.
+-- Jobs are taken a window of WINDOW at a time: the window's pending entries are read in
+-- one HMGET and written back in one HSET, and the jobs it replaces are deleted in one DEL,
+-- right after the window, while those entries are still in the CPU's caches; the ready list
+-- and the outbox (hot list tails) get one RPUSH for the whole batch. At a million logins the
+-- per-call cost inside Lua is most of the enqueue's time, and a write far from its read
+-- touches cold memory twice. Within a window, reads go through `pending`, so a later job
+-- sees what an earlier one did.
+local WINDOW = 64
 local now = now_ms()
 local ttl = math.max(tonumber(ARGV[1]) or 259200000, 1)
 local n = tonumber(ARGV[2]) or 0
@@ -21,6 +35,13 @@ local added, superseded, tombstones = 0, 0, 0
 
 -- Whether the delayed set may hold anything: a ZREM there is skipped while it is empty.
 local any_delayed = redis.call('ZCARD', K_DELAYED) > 0
+
+local pending = {}      -- the window's supersede keys -> "rank|id" or false
+local pending_dirty = {}
+local dropped = {}      -- hashes of the window's replaced jobs
+local ready = {}        -- ids to append to ready, in order (false: replaced in this batch)
+local ready_at = {}     -- id -> its index in `ready`
+local outbox = {}       -- "id|payload" of replaced jobs
 
 -- The payload of job `id` while it waits to run (it has a payload and is neither in flight
 -- nor dead), else nil. One HMGET in the usual case: a job in flight has an owner, and only
@@ -36,64 +57,127 @@ local function waiting_payload(id)
   return job[1]
 end
 
--- Makes `id` the pending job of `skey` unless a waiting job of an equal or higher rank is.
-local function supersede(skey, rank, id)
-  local cur = redis.call('HGET', K_PENDING, skey)
+-- Makes `id` (of `payload`) the pending job of `skey` at `rank` (see the top). Returns
+-- nil, or the id of the key's job that this one duplicates or was superseded by.
+local function supersede(skey, rank, id, payload)
+  local cur = pending[skey]
   if cur then
     local sep = string.find(cur, '|', 1, true)
     local old_rank = sep and int(string.sub(cur, 1, sep - 1), nil)
     local old_id = sep and string.sub(cur, sep + 1)
-    local payload = old_id and old_id ~= '' and waiting_payload(old_id)
-    if payload then
-      if old_rank and old_rank >= rank then
-        return
+    if old_rank and old_rank >= rank and old_id ~= '' then
+      if old_rank > rank then
+        outbox[#outbox + 1] = id .. '|' .. payload
+        superseded = superseded + 1
       end
-      if not (any_delayed and redis.call('ZREM', K_DELAYED, old_id) == 1) then
+      return old_id
+    end
+    local old_payload = old_id and old_id ~= '' and waiting_payload(old_id)
+    if old_payload then
+      if ready_at[old_id] then
+        ready[ready_at[old_id]] = false
+        ready_at[old_id] = nil
+      elseif not (any_delayed and redis.call('ZREM', K_DELAYED, old_id) == 1) then
         tombstones = tombstones + 1
       end
-      -- Its pending entry is overwritten below; the dedupe key is left to its TTL.
-      redis.call('DEL', job_key(old_id))
-      redis.call('RPUSH', K_SUPERSEDED, old_id .. '|' .. payload)
+      -- Its pending entry is overwritten below.
+      dropped[#dropped + 1] = job_key(old_id)
+      outbox[#outbox + 1] = old_id .. '|' .. old_payload
       superseded = superseded + 1
     end
   end
-  redis.call('HSET', K_PENDING, skey, string.format('%d', rank) .. '|' .. id)
+  local entry = string.format('%d', rank) .. '|' .. id
+  pending[skey] = entry
+  pending_dirty[skey] = entry
+  return nil
 end
 
-for i = 0, n - 1 do
-  local b = 3 + i * 7
-  local id, payload = ARGV[b], ARGV[b + 1]
-  local delay, dk, label = tonumber(ARGV[b + 2]) or 0, tonumber(ARGV[b + 3]) or 0, ARGV[b + 4]
-  local skey, rank = ARGV[b + 5], int(ARGV[b + 6], 0)
-  local existing = false
-  if dk > 0 then
-    -- One command: set when absent, and the id already there when not.
-    existing = redis.call('SET', KEYS[dk], id, 'NX', 'GET', 'PX', ttl)
+-- Reads the pending entries of jobs first..last (ARGV offsets) into `pending`.
+local function read_pending(first, last)
+  pending, pending_dirty = {}, {}
+  local skeys = {}
+  for i = first, last do
+    local skey = ARGV[3 + i * 7 + 5]
+    if skey ~= '' and pending[skey] == nil then
+      pending[skey] = false
+      skeys[#skeys + 1] = skey
+    end
   end
-  if existing then
-    out[#out + 1] = {0, existing}
-  else
-    local fields = {F_PAYLOAD, payload, F_ENQUEUED, now}
-    if skey ~= '' then
-      supersede(skey, rank, id)
-      fields[#fields + 1] = F_SUPERSEDE
-      fields[#fields + 1] = skey
+  if #skeys > 0 then
+    local values = redis.call('HMGET', K_PENDING, unpack(skeys))
+    for k, skey in ipairs(skeys) do
+      pending[skey] = values[k]
     end
-    if dk > 0 then
-      fields[#fields + 1] = F_DEDUPE
-      fields[#fields + 1] = label
-    end
-    redis.call('HSET', job_key(id), unpack(fields))
-    if delay > 0 then
-      redis.call('ZADD', K_DELAYED, now + delay, id)
-      any_delayed = true
-    else
-      redis.call('RPUSH', K_READY, id)
-    end
-    added = added + 1
-    out[#out + 1] = {1, id}
   end
 end
+
+-- Writes back what the window changed.
+local function flush_window()
+  local entries = {}
+  for skey, entry in pairs(pending_dirty) do
+    entries[#entries + 1] = skey
+    entries[#entries + 1] = entry
+  end
+  if #entries > 0 then
+    redis.call('HSET', K_PENDING, unpack(entries))
+  end
+  if #dropped > 0 then
+    redis.call('DEL', unpack(dropped))
+    dropped = {}
+  end
+end
+
+for first = 0, n - 1, WINDOW do
+  local last = math.min(first + WINDOW, n) - 1
+  read_pending(first, last)
+  for i = first, last do
+    local b = 3 + i * 7
+    local id, payload = ARGV[b], ARGV[b + 1]
+    local delay, dk, label = tonumber(ARGV[b + 2]) or 0, tonumber(ARGV[b + 3]) or 0, ARGV[b + 4]
+    local skey, rank = ARGV[b + 5], int(ARGV[b + 6], 0)
+    local existing = false
+    if dk > 0 then
+      -- One command: set when absent, and the id already there when not.
+      existing = redis.call('SET', KEYS[dk], id, 'NX', 'GET', 'PX', ttl)
+    end
+    if not existing and skey ~= '' then
+      existing = supersede(skey, rank, id, payload)
+      if existing and dk > 0 then
+        -- The dedupe key just taken names the job this one duplicates.
+        redis.call('SET', KEYS[dk], existing, 'PX', ttl)
+      end
+    end
+    if existing then
+      out[#out + 1] = {0, existing}
+    else
+      local fields = {F_PAYLOAD, payload, F_ENQUEUED, now}
+      if dk > 0 then
+        fields[#fields + 1] = F_DEDUPE
+        fields[#fields + 1] = label
+      end
+      redis.call('HSET', job_key(id), unpack(fields))
+      if delay > 0 then
+        redis.call('ZADD', K_DELAYED, now + delay, id)
+        any_delayed = true
+      else
+        ready[#ready + 1] = id
+        ready_at[id] = #ready
+      end
+      added = added + 1
+      out[#out + 1] = {1, id}
+    end
+  end
+  flush_window()
+end
+
+local ids = {}
+for _, id in ipairs(ready) do
+  if id then
+    ids[#ids + 1] = id
+  end
+end
+call_chunked('RPUSH', K_READY, ids, 500)
+call_chunked('RPUSH', K_SUPERSEDED, outbox, 500)
 if added > 0 then
   bump('enqueued', added)
 end

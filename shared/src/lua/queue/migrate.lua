@@ -9,7 +9,7 @@ local legacy = {}
 for i = 1, 7 do
   legacy[i] = KEYS[N_KEYS + i]
 end
-local fields = {F_PAYLOAD, F_ATTEMPTS, F_OWNER, F_ENQUEUED, F_DEDUPE, F_ERROR, F_SUPERSEDE}
+local fields = {F_PAYLOAD, F_ATTEMPTS, F_OWNER, F_ENQUEUED, F_DEDUPE, F_ERROR, 's'}
 if redis.call('EXISTS', legacy[1]) == 0 then
   redis.call('DEL', unpack(legacy))
   return {'0', 0, 1}

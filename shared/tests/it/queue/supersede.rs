@@ -1,5 +1,6 @@
 //! Superseding: a job enqueued with a supersede key and a higher rank replaces the waiting
-//! (ready or delayed) job of the same key; an in-flight one is left to finish.
+//! (ready or delayed) job of the same key; an in-flight one is left to finish. The key's
+//! pending entry is also its dedupe record: one job per key and rank, ever.
 
 use std::time::Duration;
 
@@ -8,7 +9,7 @@ use shared::queue::{EnqueueOptions, Queue, WorkerId};
 use super::{Ping, TestNs};
 
 fn opts(key: &str, rank: i64) -> EnqueueOptions {
-    EnqueueOptions::dedupe(format!("{key}:{rank}")).superseding(key, rank)
+    EnqueueOptions::default().superseding(key, rank)
 }
 
 #[tokio::test]
@@ -27,7 +28,7 @@ async fn a_higher_rank_replaces_the_waiting_job_and_reports_it_once() {
     .await
     .unwrap();
 
-    // Act: rank 2 for a, b, c, d, and rank 1 again (a duplicate) for a.
+    // Act: rank 2 for a, b, c, d, and rank 1 again for a (superseded on arrival).
     let out = q
         .enqueue_many([
             (Ping { n: 11 }, opts("a", 2)),
@@ -43,12 +44,12 @@ async fn a_higher_rank_replaces_the_waiting_job_and_reports_it_once() {
     assert!(out[..4].iter().all(|e| e.is_new()) && !out[4].is_new());
     let s = q.stats().await.unwrap();
     assert_eq!((s.ready, s.delayed, s.in_flight), (4, 0, 1), "{s:?}");
-    assert_eq!(s.superseded_total, 2);
+    assert_eq!(s.superseded_total, 3);
     let mut superseded = q.superseded(100).await.unwrap();
     superseded.sort_by_key(|s| s.job.n);
     assert_eq!(
         superseded.iter().map(|s| s.job.n).collect::<Vec<_>>(),
-        [1, 2]
+        [1, 1, 2]
     );
     q.forget_superseded(&superseded).await.unwrap();
     assert!(q.superseded(100).await.unwrap().is_empty());
@@ -68,14 +69,22 @@ async fn a_higher_rank_replaces_the_waiting_job_and_reports_it_once() {
 }
 
 #[tokio::test]
-async fn a_lower_or_equal_rank_never_replaces_the_waiting_job() {
+async fn a_lower_rank_is_superseded_on_arrival_and_the_same_rank_is_a_duplicate() {
     let t = TestNs::new("supersede-rank").await;
     let q: Queue<Ping> = t.queue(t.config("q"));
-    q.enqueue(&Ping { n: 2 }, opts("a", 5)).await.unwrap();
-    q.enqueue(&Ping { n: 1 }, opts("a", 4)).await.unwrap();
+    let first = q.enqueue(&Ping { n: 2 }, opts("a", 5)).await.unwrap();
+
+    let same = q.enqueue(&Ping { n: 9 }, opts("a", 5)).await.unwrap();
+    let lower = q.enqueue(&Ping { n: 1 }, opts("a", 4)).await.unwrap();
+
+    assert!(!same.is_new() && !lower.is_new());
+    assert_eq!((same.id(), lower.id()), (first.id(), first.id()));
     let s = q.stats().await.unwrap();
-    assert_eq!((s.ready, s.superseded_total), (2, 0));
-    assert!(q.superseded(10).await.unwrap().is_empty());
+    assert_eq!((s.ready, s.superseded_total), (1, 1));
+    // The lower rank's job is reported, so its own rank records it.
+    let reported = q.superseded(10).await.unwrap();
+    assert_eq!(reported.iter().map(|s| s.job.n).collect::<Vec<_>>(), [1]);
+    q.forget_superseded(&reported).await.unwrap();
     // The rank-5 job stays the one a rank-6 job replaces.
     q.enqueue(&Ping { n: 3 }, opts("a", 6)).await.unwrap();
     let gone: Vec<u64> = q
@@ -86,4 +95,94 @@ async fn a_lower_or_equal_rank_never_replaces_the_waiting_job() {
         .map(|s| s.job.n)
         .collect();
     assert_eq!(gone, [2]);
+}
+
+#[tokio::test]
+async fn the_same_rank_stays_a_duplicate_after_its_job_ended() {
+    let t = TestNs::new("supersede-ended").await;
+    let q: Queue<Ping> = t.queue(t.config("q"));
+    let w = WorkerId::generate();
+    let first = q.enqueue(&Ping { n: 1 }, opts("a", 5)).await.unwrap();
+    let leased = q.fetch(&w, 1).await.unwrap();
+    assert!(q.ack(&leased[0].token, &leased[0].id).await.unwrap());
+
+    let again = q.enqueue(&Ping { n: 2 }, opts("a", 5)).await.unwrap();
+    let next = q.enqueue(&Ping { n: 3 }, opts("a", 6)).await.unwrap();
+
+    assert_eq!(
+        again,
+        shared::queue::Enqueued::Duplicate(first.id().clone())
+    );
+    assert!(
+        next.is_new(),
+        "a later rank is queued: the ended job is not replaced"
+    );
+    let s = q.stats().await.unwrap();
+    assert_eq!((s.ready, s.superseded_total), (1, 0));
+}
+
+#[tokio::test]
+async fn a_batch_that_supersedes_its_own_job_queues_only_the_newest() {
+    let t = TestNs::new("supersede-batch").await;
+    let q: Queue<Ping> = t.queue(t.config("q"));
+    let w = WorkerId::generate();
+
+    // One call: a's rank 1, then b's, then a's rank 2 and rank 3, then a duplicate of a's
+    // rank 3 (a later job of the batch sees what an earlier one wrote).
+    let out = q
+        .enqueue_many([
+            (Ping { n: 1 }, opts("a", 1)),
+            (Ping { n: 2 }, opts("b", 1)),
+            (Ping { n: 3 }, opts("a", 2)),
+            (Ping { n: 4 }, opts("a", 3)),
+            (Ping { n: 5 }, opts("a", 3)),
+        ])
+        .await
+        .unwrap();
+
+    assert_eq!(
+        out.iter().map(|e| e.is_new()).collect::<Vec<_>>(),
+        [true, true, true, true, false]
+    );
+    assert_eq!(out[4].id(), out[3].id());
+    let s = q.stats().await.unwrap();
+    // The replaced jobs never reached the ready list: no tombstones to skip.
+    assert_eq!((s.ready, s.superseded_total), (2, 2), "{s:?}");
+    let superseded = q.superseded(10).await.unwrap();
+    assert_eq!(
+        superseded.iter().map(|s| s.job.n).collect::<Vec<_>>(),
+        [1, 3]
+    );
+    let got: Vec<u64> = q
+        .fetch(&w, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|j| j.job.n)
+        .collect();
+    assert_eq!(got, [2, 4], "in enqueue order");
+}
+
+#[tokio::test]
+async fn forgetting_superseded_entries_removes_each_once_even_when_the_outbox_moved() {
+    let t = TestNs::new("supersede-forget").await;
+    let q: Queue<Ping> = t.queue(t.config("q"));
+    for n in 1..=3 {
+        q.enqueue(&Ping { n }, opts(&format!("k{n}"), 1))
+            .await
+            .unwrap();
+    }
+    q.enqueue_many((1..=3).map(|n| (Ping { n: 10 + n }, opts(&format!("k{n}"), 2))))
+        .await
+        .unwrap();
+    let first = q.superseded(2).await.unwrap();
+    // Another caller read the same page and forgot it first: the outbox's head moved.
+    let again = q.superseded(2).await.unwrap();
+    q.forget_superseded(&again).await.unwrap();
+    q.forget_superseded(&first).await.unwrap();
+
+    let left = q.superseded(10).await.unwrap();
+    assert_eq!(left.iter().map(|s| s.job.n).collect::<Vec<_>>(), [3]);
+    q.forget_superseded(&left).await.unwrap();
+    assert!(q.superseded(10).await.unwrap().is_empty());
 }
