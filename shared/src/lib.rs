@@ -7,7 +7,7 @@
 //! - [`queue`]: the durable Redis queue backend that apalis workers run on.
 //! - [`results`]: the capped results stream, written atomically with the ledger.
 //! - [`results_crypto`]: optional AES-256-GCM encryption of the stream's account data.
-//! - [`jobs`]: job payloads, queue names and dedupe keys of the routine.
+//! - [`jobs`]: job payloads, queue names, and the dedupe and supersede keys of the routine.
 //! - [`routine`]: enqueue a routine date (idempotent) and the once-a-day schedule.
 //! - [`schedule_daemon`]: the `producer schedule` process around that schedule.
 //! - [`ratelimit`]: the global, Redis-backed authorization rate limit shared by all pods.

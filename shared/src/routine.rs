@@ -310,14 +310,15 @@ pub fn refresh_order(mut logins: Vec<(LoginId, RefreshOrderKey)>) -> Vec<LoginId
     logins.into_iter().map(|(login, _)| login).collect()
 }
 
-/// Records every job in the queue's superseded outbox as `superseded` on its own date (by
-/// `by_date`), a page of one date per script call, then removes it from the outbox.
-/// Recording twice is harmless (the same outcome), so a crash between the two steps loses
-/// nothing. Returns how many.
+/// Records every job in the queue's superseded outbox as `superseded` on its own date, by
+/// the date that took over (the job's supersede rank; `run_date` for an entry without one),
+/// a page of one date per script call, then removes it from the outbox. Recording twice is
+/// harmless (the same outcome), so a crash between the two steps loses nothing. Returns
+/// how many.
 async fn record_superseded(
     ledger: &Ledger,
     queue: &Queue<AuthorizeJob>,
-    by_date: NaiveDate,
+    run_date: NaiveDate,
 ) -> Result<u64, RoutineError> {
     let mut n = 0u64;
     loop {
@@ -325,19 +326,25 @@ async fn record_superseded(
         if page.is_empty() {
             return Ok(n);
         }
-        let outcome = LedgerOutcome::Superseded {
-            by_date,
-            at: Utc::now(),
-            deadline: None,
-        };
-        let mut by_routine_date: BTreeMap<NaiveDate, Vec<LoginId>> = BTreeMap::new();
+        let at = Utc::now();
+        let mut by_dates: BTreeMap<(NaiveDate, NaiveDate), Vec<LoginId>> = BTreeMap::new();
         for s in &page {
-            by_routine_date
-                .entry(s.job.routine_date)
+            let by_date = s
+                .by_rank
+                .and_then(|rank| i32::try_from(rank).ok())
+                .and_then(NaiveDate::from_num_days_from_ce_opt)
+                .unwrap_or(run_date);
+            by_dates
+                .entry((s.job.routine_date, by_date))
                 .or_default()
                 .push(s.job.login_id.clone());
         }
-        for (date, logins) in &by_routine_date {
+        for ((date, by_date), logins) in &by_dates {
+            let outcome = LedgerOutcome::Superseded {
+                by_date: *by_date,
+                at,
+                deadline: None,
+            };
             ledger
                 .record_many(*date, logins, &outcome, Overwrite::AllButRefreshed)
                 .await?;

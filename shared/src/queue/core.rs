@@ -448,13 +448,11 @@ impl<T: DeserializeOwned> Queue<T> {
             .map_err(|e| self.redis_err(e))?;
         let mut out = Vec::with_capacity(entries.len());
         for entry in entries {
-            let decoded = entry
-                .split_once('|')
-                .and_then(|(id, payload)| Some((id, serde_json::from_str::<T>(payload).ok()?)));
-            match decoded {
-                Some((id, job)) => out.push(Superseded {
+            match decode_superseded(&entry) {
+                Some((id, by_rank, job)) => out.push(Superseded {
                     id: JobId::from(id),
                     job,
+                    by_rank,
                     entry: entry.clone(),
                 }),
                 None => {
@@ -471,6 +469,16 @@ impl<T: DeserializeOwned> Queue<T> {
         }
         Ok(out)
     }
+}
+
+/// "id|rank|payload" (or "id|payload", as an earlier version wrote it) as its parts.
+fn decode_superseded<T: DeserializeOwned>(entry: &str) -> Option<(&str, Option<i64>, T)> {
+    let (id, rest) = entry.split_once('|')?;
+    let (by_rank, payload) = match rest.split_once('|') {
+        Some((rank, payload)) if !rest.starts_with('{') => (Some(rank.parse().ok()?), payload),
+        _ => (None, rest),
+    };
+    Some((id, by_rank, serde_json::from_str(payload).ok()?))
 }
 
 impl<T> Queue<T> {
@@ -578,4 +586,28 @@ fn truncate(s: &str) -> &str {
         end -= 1;
     }
     &s[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decode_superseded;
+
+    #[test]
+    fn superseded_entries_decode_with_and_without_the_rank_that_took_over() {
+        let new: (&str, Option<i64>, serde_json::Value) =
+            decode_superseded(r#"j1|739580|{"a":"x|y"}"#).unwrap();
+        let old: (&str, Option<i64>, serde_json::Value) =
+            decode_superseded(r#"j2|{"a":"x|y"}"#).unwrap();
+
+        assert_eq!(
+            (new.0, new.1, new.2["a"].as_str()),
+            ("j1", Some(739580), Some("x|y"))
+        );
+        assert_eq!(
+            (old.0, old.1, old.2["a"].as_str()),
+            ("j2", None, Some("x|y"))
+        );
+        assert!(decode_superseded::<serde_json::Value>("j3|not-a-rank|{}").is_none());
+        assert!(decode_superseded::<serde_json::Value>("no separator").is_none());
+    }
 }

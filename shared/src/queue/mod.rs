@@ -18,13 +18,13 @@
 //! | `delayed` | ZSET | id → due time (ms): retries, scheduled work, polls |
 //! | `inflight` | ZSET | id → lease deadline (ms) |
 //! | `dead` | ZSET | id → time of death (ms), unique and increasing (see `dead_clock`); capped at `dead_cap` |
-//! | `job:<id>` | HASH | one job: `p` JSON payload, `a` deliveries so far, `o` delivery token holding the lease (`<worker id>/<random>`, one per fetch), `t` enqueue time (ms), `d` its dedupe key, `e` last error, `s` its supersede key; deleted with one DEL on ack |
-//! | `counters` | HASH | enqueued, succeeded, retried, dead, rescued, requeued, superseded, deleted totals; `ready_tombstones` (superseded or deleted ids still in `ready`, skipped by fetch); `dead_clock` (last dead-letter score), `dead_reviewed` (the review cursor) |
+//! | `job:<id>` | HASH | one job: `p` JSON payload, `a` deliveries so far, `o` delivery token holding the lease (`<worker id>/<random>`, one per fetch), `t` enqueue time (ms), `d` its dedupe key, `e` last error; deleted with one DEL on ack |
+//! | `counters` | HASH | enqueued, succeeded, retried, dead, rescued, requeued, superseded, deleted totals; `ready_tombstones` (superseded or deleted ids still in `ready`, skipped by fetch); `dead_clock` (last dead-letter score), `dead_reviewed` (the review cursor); `rank_dedupe_since`, `legacy_dedupe_until` (see `migrate.rs`) |
 //! | `workers` | ZSET | worker id → last heartbeat (ms) |
 //! | `dedupe:<key>` | STRING | id of the job that took the dedupe key; TTL `dedupe_ttl` |
 //! | `done:<id>` | HASH | attempts, finished_at, worker; only when `finished_retention` is set (default: none) |
-//! | `pending` | HASH | supersede key → `rank\|id` of its pending job (see `lua/queue/enqueue.lua`) |
-//! | `superseded` | LIST | `id\|payload` of superseded jobs, until the enqueuer records them |
+//! | `pending` | HASH | supersede key → `rank\|id` of its latest job, kept after the job ends: the key's dedupe record (see `lua/queue/enqueue.lua`) |
+//! | `superseded` | LIST | `id\|rank\|payload` of superseded jobs (with the rank that took over), until the enqueuer records them |
 //!
 //! Times come from Redis' `TIME`, so processes with skewed clocks agree on deadlines; an
 //! ack needs no time and reads none. Jobs stored by the previous version (one queue-wide
@@ -33,7 +33,7 @@
 //! # Lifecycle of a job
 //!
 //! ```text
-//!  enqueue ──(dedupe key taken?)──► Duplicate (nothing stored)
+//!  enqueue ──(dedupe key taken, or its supersede key at this rank?)──► Duplicate (nothing stored)
 //!     │ new                 delay
 //!     ├──────────────────────────────► delayed ──(due; promoted ≤ promote_chunk per call)──┐
 //!     ▼                                   ▲                                                │

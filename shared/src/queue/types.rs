@@ -141,14 +141,17 @@ pub struct Supersede {
     pub rank: i64,
 }
 
-/// A job replaced by a later one of the same supersede key (see [`Supersede`]); it waits
-/// in the queue's outbox until [`crate::queue::Queue::forget_superseded`] removes it.
+/// A job replaced by a later one of the same supersede key, or not queued because the key
+/// already had a later one (see [`Supersede`]); it waits in the queue's outbox until
+/// [`crate::queue::Queue::forget_superseded`] removes it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Superseded<T> {
     /// The replaced job's id.
     pub id: JobId,
     /// Its payload, decoded.
     pub job: T,
+    /// The rank of the job that took over (`None` for an entry an earlier version wrote).
+    pub by_rank: Option<i64>,
     pub(crate) entry: String,
 }
 

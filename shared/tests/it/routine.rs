@@ -223,3 +223,68 @@ async fn a_replica_whose_run_failed_half_way_retries_its_own_claim() {
     assert!(!other.try_claim(date(), later).await.unwrap());
     redis.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_backfill_of_an_earlier_date_queues_nothing_and_records_it_superseded_by_the_later() {
+    let redis = TestRedis::new("routine-backfill").await;
+    let (registry, ledger, queue) = seeded(&redis, 30, 0).await;
+    let later = date().succ_opt().unwrap();
+    enqueue_routine(&registry, &ledger, &queue, later, 20.0)
+        .await
+        .unwrap();
+
+    let backfill = enqueue_routine(&registry, &ledger, &queue, date(), 20.0)
+        .await
+        .unwrap();
+
+    assert_eq!(
+        (
+            backfill.enqueued,
+            backfill.already_queued,
+            backfill.superseded
+        ),
+        (0, 30, 30)
+    );
+    assert_eq!(
+        queue.stats().await.unwrap().ready,
+        30,
+        "only the later date's"
+    );
+    let counts = ledger.counts(date()).await.unwrap();
+    assert_eq!((counts.superseded, counts.done()), (30, 30));
+    let mut pages = registry.scan_active(100);
+    let mut some = Vec::new();
+    use futures::TryStreamExt;
+    while let Some(ids) = pages.try_next().await.unwrap() {
+        some.extend(ids);
+    }
+    match ledger.get(date(), &some[0]).await.unwrap() {
+        Some(shared::ledger::LedgerOutcome::Superseded { by_date, .. }) => {
+            assert_eq!(by_date, later)
+        }
+        other => panic!("expected superseded by {later}, got {other:?}"),
+    }
+    redis.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_rerun_after_the_jobs_ended_queues_nothing_again() {
+    let redis = TestRedis::new("routine-rerun-ended").await;
+    let (registry, ledger, queue) = seeded(&redis, 12, 0).await;
+    enqueue_routine(&registry, &ledger, &queue, date(), 20.0)
+        .await
+        .unwrap();
+    // Every job runs and ends (acked) without a refreshed outcome in the ledger.
+    let worker = shared::queue::WorkerId::generate();
+    for job in queue.fetch(&worker, 100).await.unwrap() {
+        assert!(queue.ack(&job.token, &job.id).await.unwrap());
+    }
+
+    let again = enqueue_routine(&registry, &ledger, &queue, date(), 20.0)
+        .await
+        .unwrap();
+
+    assert_eq!((again.enqueued, again.already_queued), (0, 12));
+    assert_eq!(queue.stats().await.unwrap().ready, 0);
+    redis.cleanup().await;
+}
