@@ -97,6 +97,10 @@ pub struct RoutineRun {
     /// Waiting jobs of earlier dates that this run's jobs replaced (recorded as
     /// `superseded` on their dates).
     pub superseded: u64,
+    /// Logins not queued for this date because a later date already has their job (a
+    /// backfill); counted in `already_queued` too, and recorded `superseded` on this date
+    /// unless it has an outcome already.
+    pub superseded_on_arrival: u64,
     /// Authorize jobs waiting or running after the run, every date included.
     pub backlog: u64,
     /// Time to authorize the whole backlog at the configured rate.
@@ -123,6 +127,7 @@ impl RoutineRun {
             already_queued = self.already_queued,
             skipped_ineligible = self.skipped_ineligible,
             superseded = self.superseded,
+            superseded_on_arrival = self.superseded_on_arrival,
             backlog = self.backlog,
             capacity_per_day = self.capacity_per_day,
             over_capacity = self.over_capacity,
@@ -178,7 +183,7 @@ pub async fn enqueue_routine(
     let mut enqueued = 0u64;
     let mut already_queued = 0u64;
     let mut skipped_ineligible = 0u64;
-    let mut superseded = 0u64;
+    let mut superseded = Superseding::default();
     // Every eligible login with its priority and last refresh first, so the whole date can
     // be enqueued in refresh order (a few tens of MB for a million logins).
     // Several pages are read at once, so decoding one page overlaps Redis serving the next.
@@ -214,6 +219,10 @@ pub async fn enqueue_routine(
         superseded += record_superseded(ledger, queue, date).await?;
     }
     superseded += record_superseded(ledger, queue, date).await?;
+    let Superseding {
+        replaced: superseded,
+        on_arrival: superseded_on_arrival,
+    } = superseded;
     let stats = queue.stats().await?;
     let backlog = stats.ready + stats.delayed + stats.in_flight;
     let done = ledger.counts(date).await?.done();
@@ -227,6 +236,7 @@ pub async fn enqueue_routine(
         already_queued,
         skipped_ineligible,
         superseded,
+        superseded_on_arrival,
         backlog,
         eta_seconds,
         capacity_per_day: forecast.capacity_per_day,
@@ -310,24 +320,42 @@ pub fn refresh_order(mut logins: Vec<(LoginId, RefreshOrderKey)>) -> Vec<LoginId
     logins.into_iter().map(|(login, _)| login).collect()
 }
 
+/// Jobs taken over by a later date, counted by [`record_superseded`].
+#[derive(Debug, Default, Clone, Copy)]
+struct Superseding {
+    /// Waiting jobs replaced.
+    replaced: u64,
+    /// Jobs not queued: their login already had a later date's job.
+    on_arrival: u64,
+}
+
+impl std::ops::AddAssign for Superseding {
+    fn add_assign(&mut self, other: Self) {
+        self.replaced += other.replaced;
+        self.on_arrival += other.on_arrival;
+    }
+}
+
 /// Records every job in the queue's superseded outbox as `superseded` on its own date, by
 /// the date that took over (the job's supersede rank; `run_date` for an entry without one),
-/// a page of one date per script call, then removes it from the outbox. Recording twice is
-/// harmless (the same outcome), so a crash between the two steps loses nothing. Returns
-/// how many.
+/// a page of one date per script call, then removes it from the outbox. A replaced job
+/// replaces any outcome but `refreshed`; a job superseded on arrival (a backfill) only
+/// fills a date that has no outcome for the login, so re-running an earlier date never
+/// overwrites what its jobs recorded. Recording twice is harmless (the same outcome), so
+/// a crash between the two steps loses nothing.
 async fn record_superseded(
     ledger: &Ledger,
     queue: &Queue<AuthorizeJob>,
     run_date: NaiveDate,
-) -> Result<u64, RoutineError> {
-    let mut n = 0u64;
+) -> Result<Superseding, RoutineError> {
+    let mut n = Superseding::default();
     loop {
         let page = queue.superseded(BATCH).await?;
         if page.is_empty() {
             return Ok(n);
         }
         let at = Utc::now();
-        let mut by_dates: BTreeMap<(NaiveDate, NaiveDate), Vec<LoginId>> = BTreeMap::new();
+        let mut by_dates: BTreeMap<(NaiveDate, NaiveDate, bool), Vec<LoginId>> = BTreeMap::new();
         for s in &page {
             let by_date = s
                 .by_rank
@@ -335,22 +363,31 @@ async fn record_superseded(
                 .and_then(NaiveDate::from_num_days_from_ce_opt)
                 .unwrap_or(run_date);
             by_dates
-                .entry((s.job.routine_date, by_date))
+                .entry((s.job.routine_date, by_date, s.on_arrival))
                 .or_default()
                 .push(s.job.login_id.clone());
         }
-        for ((date, by_date), logins) in &by_dates {
+        for ((date, by_date, on_arrival), logins) in &by_dates {
             let outcome = LedgerOutcome::Superseded {
                 by_date: *by_date,
                 at,
                 deadline: None,
             };
+            let overwrite = if *on_arrival {
+                Overwrite::Nothing
+            } else {
+                Overwrite::AllButRefreshed
+            };
             ledger
-                .record_many(*date, logins, &outcome, Overwrite::AllButRefreshed)
+                .record_many(*date, logins, &outcome, overwrite)
                 .await?;
         }
         queue.forget_superseded(&page).await?;
-        n += page.len() as u64;
+        let on_arrival = page.iter().filter(|s| s.on_arrival).count() as u64;
+        n += Superseding {
+            replaced: page.len() as u64 - on_arrival,
+            on_arrival,
+        };
         metrics::counter!(ROUTINE_SUPERSEDED_TOTAL).increment(page.len() as u64);
     }
 }

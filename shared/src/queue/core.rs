@@ -449,10 +449,11 @@ impl<T: DeserializeOwned> Queue<T> {
         let mut out = Vec::with_capacity(entries.len());
         for entry in entries {
             match decode_superseded(&entry) {
-                Some((id, by_rank, job)) => out.push(Superseded {
+                Some((id, by_rank, on_arrival, job)) => out.push(Superseded {
                     id: JobId::from(id),
                     job,
                     by_rank,
+                    on_arrival,
                     entry: entry.clone(),
                 }),
                 None => {
@@ -471,14 +472,19 @@ impl<T: DeserializeOwned> Queue<T> {
     }
 }
 
-/// "id|rank|payload" (or "id|payload", as an earlier version wrote it) as its parts.
-fn decode_superseded<T: DeserializeOwned>(entry: &str) -> Option<(&str, Option<i64>, T)> {
+/// An outbox entry as (id, rank that took over, superseded on arrival, payload):
+/// "id|rank|payload", "id|a<rank>|payload" (on arrival), or "id|payload" as an earlier
+/// version wrote it.
+fn decode_superseded<T: DeserializeOwned>(entry: &str) -> Option<(&str, Option<i64>, bool, T)> {
     let (id, rest) = entry.split_once('|')?;
-    let (by_rank, payload) = match rest.split_once('|') {
-        Some((rank, payload)) if !rest.starts_with('{') => (Some(rank.parse().ok()?), payload),
-        _ => (None, rest),
+    let (by_rank, on_arrival, payload) = match rest.split_once('|') {
+        Some((rank, payload)) if !rest.starts_with('{') => match rank.strip_prefix('a') {
+            Some(rank) => (Some(rank.parse().ok()?), true, payload),
+            None => (Some(rank.parse().ok()?), false, payload),
+        },
+        _ => (None, false, rest),
     };
-    Some((id, by_rank, serde_json::from_str(payload).ok()?))
+    Some((id, by_rank, on_arrival, serde_json::from_str(payload).ok()?))
 }
 
 impl<T> Queue<T> {
@@ -594,19 +600,27 @@ mod tests {
 
     #[test]
     fn superseded_entries_decode_with_and_without_the_rank_that_took_over() {
-        let new: (&str, Option<i64>, serde_json::Value) =
-            decode_superseded(r#"j1|739580|{"a":"x|y"}"#).unwrap();
-        let old: (&str, Option<i64>, serde_json::Value) =
-            decode_superseded(r#"j2|{"a":"x|y"}"#).unwrap();
+        type Decoded<'a> = (&'a str, Option<i64>, bool, serde_json::Value);
+        let parts = |d: Decoded| {
+            (
+                d.0.to_owned(),
+                d.1,
+                d.2,
+                d.3["a"].as_str().map(str::to_owned),
+            )
+        };
+        let xy = Some("x|y".to_owned());
+
+        let replaced = decode_superseded(r#"j1|739580|{"a":"x|y"}"#).map(parts);
+        let arrived = decode_superseded(r#"j3|a739581|{"a":"x|y"}"#).map(parts);
+        let old = decode_superseded(r#"j2|{"a":"x|y"}"#).map(parts);
 
         assert_eq!(
-            (new.0, new.1, new.2["a"].as_str()),
-            ("j1", Some(739580), Some("x|y"))
+            replaced,
+            Some(("j1".into(), Some(739580), false, xy.clone()))
         );
-        assert_eq!(
-            (old.0, old.1, old.2["a"].as_str()),
-            ("j2", None, Some("x|y"))
-        );
+        assert_eq!(arrived, Some(("j3".into(), Some(739581), true, xy.clone())));
+        assert_eq!(old, Some(("j2".into(), None, false, xy)));
         assert!(decode_superseded::<serde_json::Value>("j3|not-a-rank|{}").is_none());
         assert!(decode_superseded::<serde_json::Value>("no separator").is_none());
     }

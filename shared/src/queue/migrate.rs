@@ -18,7 +18,10 @@
 //! dedupe keys as well: a date run before the upgrade is not queued again for a login whose
 //! job of that date already ended.
 
+use std::sync::LazyLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use redis::Script;
 
 use super::core::Queue;
 use super::error::QueueError;
@@ -29,6 +32,10 @@ use super::scripts;
 const RANK_DEDUPE_SINCE: &str = "rank_dedupe_since";
 /// Until when (epoch ms) dedupe keys of an earlier version may still be alive.
 const LEGACY_DEDUPE_UNTIL: &str = "legacy_dedupe_until";
+
+/// See the script's header.
+static OPEN_LEGACY_WINDOW: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../lua/queue/open_legacy_dedupe_window.lua")));
 
 /// Jobs scanned per script call.
 const CHUNK: usize = 500;
@@ -71,26 +78,20 @@ impl<T> Queue<T> {
 
     /// Notes the first start of this version on the queue: when the queue was used before
     /// (it has counted an enqueue), the previous version's dedupe keys may still be alive for
-    /// one dedupe TTL, and [`Queue::legacy_dedupe_open`] says so until then. Idempotent.
+    /// one dedupe TTL, and [`Queue::legacy_dedupe_open`] says so until then. One atomic
+    /// step, so a process starting beside another, or a crash, never sees the note without
+    /// the window. Idempotent.
     pub async fn open_legacy_dedupe_window(&self) -> Result<(), QueueError> {
-        let counters = self.keys.get(super::keys::COUNTERS);
-        let now = epoch_ms(SystemTime::now());
         let mut conn = self.conn.clone();
-        let (first, used): (bool, bool) = redis::pipe()
-            .hset_nx(counters, RANK_DEDUPE_SINCE, now)
-            .hexists(counters, "enqueued")
-            .query_async(&mut conn)
+        let opened: i64 = OPEN_LEGACY_WINDOW
+            .key(self.keys.get(super::keys::COUNTERS))
+            .arg(RANK_DEDUPE_SINCE)
+            .arg(LEGACY_DEDUPE_UNTIL)
+            .arg(self.config().dedupe_ttl.as_millis() as u64)
+            .invoke_async(&mut conn)
             .await
             .map_err(|e| self.redis_err(e))?;
-        if first && used {
-            let until = now + self.config().dedupe_ttl.as_millis() as u64;
-            let _: () = redis::cmd("HSET")
-                .arg(counters)
-                .arg(LEGACY_DEDUPE_UNTIL)
-                .arg(until)
-                .query_async(&mut conn)
-                .await
-                .map_err(|e| self.redis_err(e))?;
+        if opened == 1 {
             tracing::info!(queue = %self.name(), "dedupe keys of the previous version are honoured for one dedupe TTL");
         }
         Ok(())

@@ -19,7 +19,7 @@
 //! | `inflight` | ZSET | id → lease deadline (ms) |
 //! | `dead` | ZSET | id → time of death (ms), unique and increasing (see `dead_clock`); capped at `dead_cap` |
 //! | `job:<id>` | HASH | one job: `p` JSON payload, `a` deliveries so far, `o` delivery token holding the lease (`<worker id>/<random>`, one per fetch), `t` enqueue time (ms), `d` its dedupe key, `e` last error; deleted with one DEL on ack |
-//! | `counters` | HASH | enqueued, succeeded, retried, dead, rescued, requeued, superseded, deleted totals; `ready_tombstones` (superseded or deleted ids still in `ready`, skipped by fetch); `dead_clock` (last dead-letter score), `dead_reviewed` (the review cursor); `rank_dedupe_since`, `legacy_dedupe_until` (see `migrate.rs`) |
+//! | `counters` | HASH | enqueued, succeeded, retried, dead, rescued, requeued, superseded (replaced, or not queued because the key had a later rank), deleted totals; `ready_tombstones` (superseded or deleted ids still in `ready`, skipped by fetch); `dead_clock` (last dead-letter score), `dead_reviewed` (the review cursor); `rank_dedupe_since`, `legacy_dedupe_until` (see `migrate.rs`) |
 //! | `workers` | ZSET | worker id → last heartbeat (ms) |
 //! | `dedupe:<key>` | STRING | id of the job that took the dedupe key; TTL `dedupe_ttl` |
 //! | `done:<id>` | HASH | attempts, finished_at, worker; only when `finished_retention` is set (default: none) |

@@ -117,7 +117,7 @@ impl fmt::Display for DeliveryToken {
 /// How to enqueue one job.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct EnqueueOptions {
-    /// At most one job per dedupe key (e.g. `authorize:{LoginId}:{date}`) for `dedupe_ttl`,
+    /// At most one job per dedupe key (e.g. `authorize:{LoginId}:{date}:requeue:{claim}`) for `dedupe_ttl`,
     /// checked atomically with the enqueue. The key outlives the job (ack, retries, dead
     /// letter); [`crate::queue::Queue::clear_dedupe`] removes it for a forced re-enqueue.
     pub dedupe_key: Option<String>,
@@ -146,12 +146,14 @@ pub struct Supersede {
 /// [`crate::queue::Queue::forget_superseded`] removes it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Superseded<T> {
-    /// The replaced job's id.
+    /// The replaced job's id (for a job superseded on arrival, the id it would have had).
     pub id: JobId,
     /// Its payload, decoded.
     pub job: T,
     /// The rank of the job that took over (`None` for an entry an earlier version wrote).
     pub by_rank: Option<i64>,
+    /// True when the job was never queued: its key already had a job of a later rank.
+    pub on_arrival: bool,
     pub(crate) entry: String,
 }
 

@@ -17,6 +17,12 @@ pub fn run(run: &RoutineRun, configured: f64, rate: f64) -> String {
             run.superseded
         );
     }
+    if run.superseded_on_arrival > 0 {
+        out += &format!(
+            "{} of the already queued have a later date's job: not queued for this date (recorded as superseded here unless it has an outcome)\n",
+            run.superseded_on_arrival
+        );
+    }
     out += &match (run.capacity_per_day, run.coverage_days) {
         (Some(capacity), Some(days)) if run.over_capacity => format!(
             "over capacity: {} active logins, {} a day at {}/min: each login is refreshed once every {} days\n",

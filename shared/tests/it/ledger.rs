@@ -466,3 +466,32 @@ async fn a_login_twice_in_one_page_is_counted_and_indexed_once() {
     assert_eq!(failed_logins, [login(1).as_str(), login(2).as_str()]);
     redis.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_login_in_two_windows_of_one_page_is_counted_and_indexed_once() {
+    let redis = TestRedis::new("ledger-many-windows").await;
+    let ledger = Ledger::new(redis.conn.clone(), &redis.keys);
+    // 70 logins, the first again at the end: the script takes 64 logins at a time.
+    let mut logins: Vec<LoginId> = (1..=70).map(login).collect();
+    logins.push(login(1));
+
+    let written = ledger
+        .record_many(date(1), &logins, &failed(), Overwrite::AllButRefreshed)
+        .await
+        .unwrap();
+
+    assert_eq!(written, 71);
+    assert_eq!(ledger.counts(date(1)).await.unwrap().failed, 70);
+    assert_eq!(
+        ledger
+            .list_failed(&IndexFilter {
+                limit: Some(500),
+                ..IndexFilter::default()
+            })
+            .await
+            .unwrap()
+            .len(),
+        70
+    );
+    redis.cleanup().await;
+}

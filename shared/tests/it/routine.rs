@@ -228,6 +228,30 @@ async fn a_replica_whose_run_failed_half_way_retries_its_own_claim() {
 async fn a_backfill_of_an_earlier_date_queues_nothing_and_records_it_superseded_by_the_later() {
     let redis = TestRedis::new("routine-backfill").await;
     let (registry, ledger, queue) = seeded(&redis, 30, 0).await;
+    let mut logins = Vec::new();
+    let mut pages = registry.scan_active(100);
+    use futures::TryStreamExt;
+    while let Some(ids) = pages.try_next().await.unwrap() {
+        logins.extend(ids);
+    }
+    // The earlier date ran for one login already: its outcome must survive the backfill.
+    let failed = shared::ledger::LedgerOutcome::Failed {
+        flinks_code: None,
+        http_status: Some(500),
+        message: "bank down".into(),
+        attempts: 3,
+        at: Utc::now(),
+        reason: None,
+    };
+    ledger
+        .record(
+            date(),
+            &logins[0],
+            &failed,
+            shared::ledger::Overwrite::AllButRefreshed,
+        )
+        .await
+        .unwrap();
     let later = date().succ_opt().unwrap();
     enqueue_routine(&registry, &ledger, &queue, later, 20.0)
         .await
@@ -241,9 +265,10 @@ async fn a_backfill_of_an_earlier_date_queues_nothing_and_records_it_superseded_
         (
             backfill.enqueued,
             backfill.already_queued,
-            backfill.superseded
+            backfill.superseded,
+            backfill.superseded_on_arrival
         ),
-        (0, 30, 30)
+        (0, 30, 0, 30)
     );
     assert_eq!(
         queue.stats().await.unwrap().ready,
@@ -251,14 +276,12 @@ async fn a_backfill_of_an_earlier_date_queues_nothing_and_records_it_superseded_
         "only the later date's"
     );
     let counts = ledger.counts(date()).await.unwrap();
-    assert_eq!((counts.superseded, counts.done()), (30, 30));
-    let mut pages = registry.scan_active(100);
-    let mut some = Vec::new();
-    use futures::TryStreamExt;
-    while let Some(ids) = pages.try_next().await.unwrap() {
-        some.extend(ids);
-    }
-    match ledger.get(date(), &some[0]).await.unwrap() {
+    assert_eq!(
+        (counts.failed, counts.superseded, counts.done()),
+        (1, 29, 30)
+    );
+    assert_eq!(ledger.get(date(), &logins[0]).await.unwrap(), Some(failed));
+    match ledger.get(date(), &logins[1]).await.unwrap() {
         Some(shared::ledger::LedgerOutcome::Superseded { by_date, .. }) => {
             assert_eq!(by_date, later)
         }

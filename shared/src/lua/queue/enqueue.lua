@@ -17,8 +17,9 @@
 --   the ready list becomes a tombstone that fetch skips (removing it from the middle of a
 --   long list would cost O(list length) per job); `ready_tombstones` counts them so the
 --   ready count stays right. A job in flight or dead is not waiting: it is left alone.
--- "id|rank|payload" of each replaced (or superseded on arrival) job is appended to the
--- superseded outbox for the enqueuer to record, with the rank of the job that took over.
+-- "id|rank|payload" of each replaced job, and "id|a<rank>|payload" of each job superseded on
+-- arrival, is appended to the superseded outbox for the enqueuer to record, with the rank
+-- of the job that took over. The `superseded` counter counts both.
 -- Jobs are taken a window of WINDOW at a time: the window's pending entries are read in
 -- one HMGET and written back in one HSET, and the jobs it replaces are deleted in one DEL,
 -- right after the window, while those entries are still in the CPU's caches; the ready list
@@ -67,7 +68,7 @@ local function supersede(skey, rank, id, payload)
     local old_id = sep and string.sub(cur, sep + 1)
     if old_rank and old_rank >= rank and old_id ~= '' then
       if old_rank > rank then
-        outbox[#outbox + 1] = id .. '|' .. string.format('%d', old_rank) .. '|' .. payload
+        outbox[#outbox + 1] = id .. '|a' .. string.format('%d', old_rank) .. '|' .. payload
         superseded = superseded + 1
       end
       return old_id

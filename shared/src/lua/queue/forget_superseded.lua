@@ -3,6 +3,9 @@
 -- otherwise (another enqueuer drained or added some in between) each is removed once by
 -- value, so concurrent callers never remove an entry twice.
 local n = #ARGV
+if n == 0 then
+  return 0
+end
 local head = redis.call('LRANGE', K_SUPERSEDED, 0, n - 1)
 local same = #head == n
 for i = 1, n do

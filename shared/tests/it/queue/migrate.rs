@@ -94,3 +94,33 @@ async fn migrating_a_queue_with_nothing_old_changes_nothing() {
     assert_eq!(before, after);
     assert_eq!(q.fetch(&WorkerId::generate(), 1).await.unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn the_previous_versions_dedupe_keys_are_honoured_for_one_ttl_after_the_upgrade_only() {
+    let t = TestNs::new("migrate-dedupe").await;
+    let used: Queue<Ping> = t.queue(t.config("used"));
+    let fresh: Queue<Ping> = t.queue(t.config("fresh"));
+    // The previous version counted enqueues on `used`; `fresh` was never used.
+    let _: () = redis::cmd("HSET")
+        .arg(t.keys.queue("used", "counters"))
+        .arg("enqueued")
+        .arg(5)
+        .query_async(&mut t.conn.clone())
+        .await
+        .unwrap();
+
+    for q in [&used, &fresh] {
+        q.open_legacy_dedupe_window().await.unwrap();
+        q.open_legacy_dedupe_window().await.unwrap();
+    }
+
+    assert!(used.legacy_dedupe_open().await.unwrap());
+    assert!(!fresh.legacy_dedupe_open().await.unwrap());
+    // The fresh queue, now used by this version, never opens one later.
+    fresh
+        .enqueue(&Ping { n: 1 }, Default::default())
+        .await
+        .unwrap();
+    fresh.open_legacy_dedupe_window().await.unwrap();
+    assert!(!fresh.legacy_dedupe_open().await.unwrap());
+}

@@ -186,3 +186,30 @@ async fn forgetting_superseded_entries_removes_each_once_even_when_the_outbox_mo
     q.forget_superseded(&left).await.unwrap();
     assert!(q.superseded(10).await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_key_in_two_windows_of_one_call_is_replaced_once_and_in_order() {
+    let t = TestNs::new("supersede-windows").await;
+    let q: Queue<Ping> = t.queue(t.config("q"));
+    let w = WorkerId::generate();
+    // 70 keys at rank 1, then the first 30 again at rank 2: the scripts take 64 jobs at a
+    // time, so the rank-2 jobs replace jobs of an earlier window of the same call.
+    let jobs = (0..70u64)
+        .map(|n| (Ping { n }, opts(&format!("k{n}"), 1)))
+        .chain((0..30u64).map(|n| (Ping { n: 100 + n }, opts(&format!("k{n}"), 2))));
+
+    let out = q.enqueue_many(jobs).await.unwrap();
+
+    assert!(out.iter().all(|e| e.is_new()));
+    let s = q.stats().await.unwrap();
+    assert_eq!((s.ready, s.superseded_total), (70, 30), "{s:?}");
+    let got: Vec<u64> = q
+        .fetch(&w, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|j| j.job.n)
+        .collect();
+    let expected: Vec<u64> = (30..70).chain(100..130).collect();
+    assert_eq!(got, expected);
+}
