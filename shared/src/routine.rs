@@ -31,7 +31,7 @@ use std::time::Duration;
 use crate::redis_conn::RedisConn;
 use chrono::{DateTime, NaiveDate, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
-use futures::{FutureExt, StreamExt, TryStreamExt};
+use futures::{StreamExt, TryStreamExt};
 use redis::Script;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
@@ -191,7 +191,7 @@ pub async fn enqueue_routine(
     let mut pages = registry
         .scan_active(BATCH)
         .map_err(RoutineError::from)
-        .map_ok(|ids| eligible_page(registry, ledger, date, ids).boxed())
+        .map_ok(|ids| eligible_page(registry, ledger, date, ids))
         .try_buffered(PAGES_IN_FLIGHT);
     while let Some((page, skipped)) = pages.try_next().await? {
         skipped_ineligible += skipped;
@@ -205,7 +205,7 @@ pub async fn enqueue_routine(
     let mut batches = futures::stream::iter((0..ordered.len()).step_by(BATCH))
         .map(|start| {
             let ids = &ordered[start..(start + BATCH).min(ordered.len())];
-            enqueue_batch(queue, date, ids, legacy_dedupe).boxed()
+            enqueue_batch(queue, date, ids, legacy_dedupe)
         })
         .buffered(2);
     while let Some(results) = batches.try_next().await? {

@@ -1,8 +1,8 @@
 //! Upgrades of what earlier versions stored.
 //!
 //! Jobs kept each field in its own queue-wide hash (`payload`, `attempts`, `owner`, ...);
-//! they move to one hash per job (`job:<id>`). Workers and producers run it at start, before touching the queue; it is
-//! idempotent (a second run finds nothing to move) and resumable (each job moves whole in
+//! they move to one hash per job (`job:<id>`). Workers and producers run the move at start,
+//! before touching the queue; it is idempotent (a second run finds nothing to move) and resumable (each job moves whole in
 //! one script call, so a crash half-way loses nothing). A job leased by an old worker keeps
 //! its lease record; that worker's ack no longer finds it and the reaper runs the job again,
 //! as after any lost lease.
@@ -98,15 +98,21 @@ impl<T> Queue<T> {
     }
 
     /// Whether dedupe keys of an earlier version may still be alive (see the module docs).
+    /// A value that is not a time (corrupt) reads as open: honouring old keys is only
+    /// slower, never wrong.
     pub async fn legacy_dedupe_open(&self) -> Result<bool, QueueError> {
         let mut conn = self.conn.clone();
-        let until: Option<u64> = redis::cmd("HGET")
+        let until: Option<String> = redis::cmd("HGET")
             .arg(self.keys.get(super::keys::COUNTERS))
             .arg(LEGACY_DEDUPE_UNTIL)
             .query_async(&mut conn)
             .await
             .map_err(|e| self.redis_err(e))?;
-        Ok(until.is_some_and(|until| epoch_ms(SystemTime::now()) < until))
+        Ok(until.is_some_and(|until| {
+            until
+                .parse::<u64>()
+                .map_or(true, |until| epoch_ms(SystemTime::now()) < until)
+        }))
     }
 }
 

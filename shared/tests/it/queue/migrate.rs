@@ -123,4 +123,13 @@ async fn the_previous_versions_dedupe_keys_are_honoured_for_one_ttl_after_the_up
         .unwrap();
     fresh.open_legacy_dedupe_window().await.unwrap();
     assert!(!fresh.legacy_dedupe_open().await.unwrap());
+    // A corrupt end reads as open: honouring old keys is slower, never wrong.
+    let _: () = redis::cmd("HSET")
+        .arg(t.keys.queue("fresh", "counters"))
+        .arg("legacy_dedupe_until")
+        .arg("not a time")
+        .query_async(&mut t.conn.clone())
+        .await
+        .unwrap();
+    assert!(fresh.legacy_dedupe_open().await.unwrap());
 }
