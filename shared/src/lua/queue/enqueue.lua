@@ -20,6 +20,7 @@
 -- "id|rank|payload" of each replaced job, and "id|a<rank>|payload" of each job superseded on
 -- arrival, is appended to the superseded outbox for the enqueuer to record, with the rank
 -- of the job that took over. The `superseded` counter counts both.
+--
 -- Jobs are taken a window of WINDOW at a time: the window's pending entries are read in
 -- one HMGET and written back in one HSET, and the jobs it replaces are deleted in one DEL,
 -- right after the window, while those entries are still in the CPU's caches; the ready list
@@ -42,7 +43,7 @@ local pending_dirty = {}
 local dropped = {}      -- hashes of the window's replaced jobs
 local ready = {}        -- ids to append to ready, in order (false: replaced in this batch)
 local ready_at = {}     -- id -> its index in `ready`
-local outbox = {}       -- "id|payload" of replaced jobs
+local outbox = {}       -- "id|rank|payload" of superseded jobs (see the top)
 
 -- The payload of job `id` while it waits to run (it has a payload and is neither in flight
 -- nor dead), else nil. One HMGET in the usual case: a job in flight has an owner, and only
