@@ -100,20 +100,15 @@ local function bury(id, err, now, cap)
   trim_dead(cap)
 end
 
--- One command per `step` arguments of `args` (a list), each `redis.call(cmd, key, ...)`,
--- or `redis.call(cmd, ...)` when `key` is false: a script's batch of writes goes out in a
--- few calls instead of one per job, and never unpacks more than `step` values at once.
--- `step` must keep pairs together for commands that take field/value pairs.
-local function call_chunked(cmd, key, args, step)
+-- `redis.call(cmd, key, ...)` over the values of `args` (a list), 500 at a time: a script's
+-- batch of writes to one key goes out in a few calls instead of one per job, and never
+-- unpacks more than 500 values at once.
+local function call_chunked(cmd, key, args)
   local n = #args
   local i = 1
   while i <= n do
-    local j = math.min(i + step - 1, n)
-    if key then
-      redis.call(cmd, key, unpack(args, i, j))
-    else
-      redis.call(cmd, unpack(args, i, j))
-    end
+    local j = math.min(i + 499, n)
+    redis.call(cmd, key, unpack(args, i, j))
     i = j + 1
   end
 end
@@ -123,8 +118,8 @@ end
 local function promote(now, chunk)
   chunk = math.max(tonumber(chunk) or 1000, 1)
   local ids = redis.call('ZRANGEBYSCORE', K_DELAYED, '-inf', now, 'LIMIT', 0, chunk)
-  call_chunked('ZREM', K_DELAYED, ids, 500)
-  call_chunked('RPUSH', K_READY, ids, 500)
+  call_chunked('ZREM', K_DELAYED, ids)
+  call_chunked('RPUSH', K_READY, ids)
   return #ids
 end
 

@@ -178,8 +178,8 @@ for _, id in ipairs(ready) do
     ids[#ids + 1] = id
   end
 end
-call_chunked('RPUSH', K_READY, ids, 500)
-call_chunked('RPUSH', K_SUPERSEDED, outbox, 500)
+call_chunked('RPUSH', K_READY, ids)
+call_chunked('RPUSH', K_SUPERSEDED, outbox)
 if added > 0 then
   bump('enqueued', added)
 end
