@@ -19,7 +19,6 @@
 //! job of that date already ended.
 
 use std::sync::LazyLock;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use redis::Script;
 
@@ -110,14 +109,8 @@ impl<T> Queue<T> {
             .map_err(|e| self.redis_err(e))?;
         Ok(until.is_some_and(|until| {
             until
-                .parse::<u64>()
-                .map_or(true, |until| epoch_ms(SystemTime::now()) < until)
+                .parse::<i64>()
+                .map_or(true, |until| chrono::Utc::now().timestamp_millis() < until)
         }))
     }
-}
-
-fn epoch_ms(at: SystemTime) -> u64 {
-    at.duration_since(UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO)
-        .as_millis() as u64
 }
