@@ -167,14 +167,14 @@ impl Selection {
             .collect()
     }
 
-    /// One filter per LoginId (matched in the payload), or one for the date; a date
-    /// given with LoginIds is checked after listing.
+    /// One filter per LoginId (a first cut on the payload's text), or one for every dead
+    /// letter; the date and the LoginId are checked on the decoded payload after listing
+    /// (payloads of different versions spell their fields differently).
     fn dead_filters(&self) -> Vec<JobFilter> {
         let error_contains = self.code.as_ref().map(|c| c.as_str().to_string());
         if self.logins.is_empty() {
             return vec![JobFilter {
                 error_contains,
-                payload_contains: self.date.map(|d| format!("\"routine_date\":\"{d}\"")),
                 ..JobFilter::default()
             }];
         }
@@ -693,8 +693,13 @@ impl Requeuer {
                     continue;
                 }
                 let identity = JobSubject::from_payload(&job.payload);
-                if let (Some(want), Some(id)) = (selection.date, &identity) {
-                    if id.routine_date != want {
+                if let Some(want) = selection.date {
+                    if identity.as_ref().map(|id| id.routine_date) != Some(want) {
+                        continue;
+                    }
+                }
+                if let Some(id) = &identity {
+                    if !selection.logins.is_empty() && !selection.logins.contains(&id.login_id) {
                         continue;
                     }
                 }

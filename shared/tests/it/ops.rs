@@ -457,6 +457,91 @@ async fn dead_letters_requeue_with_fresh_attempts_but_poison_payloads_only_with_
 }
 
 #[tokio::test]
+async fn a_dead_letter_requeue_by_date_reads_the_date_from_payloads_of_every_version() {
+    let t = TestRedis::new("ops-dead-date").await;
+    let s = settings(None);
+    let queue = authorize_queue(&t, &s);
+    let raw: Queue<serde_json::Value> = queue.retyped();
+    let today = Utc::now().date_naive();
+    let yesterday = today.pred_opt().unwrap();
+    queue
+        .enqueue(
+            &AuthorizeJob::new(login(1), today),
+            EnqueueOptions::default(),
+        )
+        .await
+        .unwrap();
+    queue
+        .enqueue(
+            &AuthorizeJob::new(login(2), yesterday),
+            EnqueueOptions::default(),
+        )
+        .await
+        .unwrap();
+    // A job an earlier version queued, its payload's names spelled out.
+    raw.enqueue(
+        &serde_json::json!({"login_id": login(3).as_str(), "routine_date": today}),
+        EnqueueOptions::default(),
+    )
+    .await
+    .unwrap();
+    bury_all(&queue).await;
+    // A poison payload that merely mentions the date is not a job of that date.
+    raw.enqueue(
+        &serde_json::json!({"note": format!("\"routine_date\":\"{today}\"")}),
+        EnqueueOptions::default(),
+    )
+    .await
+    .unwrap();
+    let _ = queue.fetch(&WorkerId::generate(), 10).await.unwrap();
+    assert_eq!(queue.stats().await.unwrap().dead, 4);
+    let requeuer = Requeuer::new(t.conn.clone(), &t.keys, &s);
+
+    let report = requeuer
+        .requeue_dead(
+            &Selection {
+                date: Some(today),
+                ..Selection::default()
+            },
+            RequeueOptions {
+                force: true,
+                ..RequeueOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+    let by_login = requeuer
+        .requeue_dead(
+            &Selection {
+                logins: vec![login(2)],
+                ..Selection::default()
+            },
+            RequeueOptions::default(),
+        )
+        .await
+        .unwrap();
+
+    let mut moved: Vec<_> = report
+        .moved
+        .iter()
+        .map(|m| (m.login_id.clone().unwrap(), m.date))
+        .collect();
+    moved.sort();
+    assert_eq!(
+        moved,
+        [
+            (login(1).as_str().to_string(), Some(today)),
+            (login(3).as_str().to_string(), Some(today)),
+        ]
+    );
+    assert!(report.skipped.is_empty(), "{:?}", report.skipped);
+    assert_eq!(by_login.moved.len(), 1);
+    assert_eq!(by_login.moved[0].date, Some(yesterday));
+    assert_eq!(queue.stats().await.unwrap().dead, 1, "the poison payload");
+    t.cleanup().await;
+}
+
+#[tokio::test]
 async fn purge_removes_only_index_entries_older_than_the_cutoff() {
     let t = TestRedis::new("ops-purge").await;
     let s = settings(None);

@@ -4,7 +4,7 @@
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use shared::jobs::{AuthorizeJob, AUTHORIZE_QUEUE};
 use shared::ledger::Ledger;
-use shared::queue::{Queue, QueueConfig};
+use shared::queue::{JobFilter, JobState, Queue, QueueConfig};
 use shared::registry::{LoginRecordInput, Registry};
 use shared::routine::{enqueue_routine, DayClaim, Schedule};
 use shared::LoginId;
@@ -64,6 +64,41 @@ async fn a_routine_enqueues_one_job_per_active_login_and_a_rerun_enqueues_nothin
     assert_eq!(ledger.expected(date()).await.unwrap(), 2_500);
     // 2,500 logins at 20/min with the 1% spacing margin.
     assert_eq!(first.eta_seconds, Some(7_575));
+    redis.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_waiting_routine_job_keeps_the_compact_encoding_of_a_small_hash() {
+    let redis = TestRedis::new("routine-compact").await;
+    let (registry, ledger, queue) = seeded(&redis, 3, 0).await;
+    enqueue_routine(&registry, &ledger, &queue, date(), 20.0)
+        .await
+        .unwrap();
+
+    let jobs = queue
+        .list(JobState::Ready, &JobFilter::default(), 10)
+        .await
+        .unwrap();
+    assert_eq!(jobs.len(), 3);
+    let mut conn = redis.conn.clone();
+    for job in jobs {
+        let key = redis
+            .keys
+            .queue(AUTHORIZE_QUEUE, &format!("job:{}", job.id.as_str()));
+        let encoding: String = redis::cmd("OBJECT")
+            .arg("ENCODING")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        // Redis 7 says listpack, Redis 6 ziplist: either way not a hash table, which
+        // costs nearly twice the memory per queued job.
+        assert!(
+            encoding == "listpack" || encoding == "ziplist",
+            "{} bytes of payload: {encoding}",
+            job.payload.len()
+        );
+    }
     redis.cleanup().await;
 }
 
