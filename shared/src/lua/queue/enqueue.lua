@@ -30,6 +30,9 @@
 -- sees what an earlier one did.
 local WINDOW = 64
 local now = now_ms()
+-- Written into every job's hash: formatted once (a Lua number handed to redis.call is
+-- formatted as a float on every call).
+local now_text = string.format('%d', now)
 local ttl = math.max(tonumber(ARGV[1]) or 259200000, 1)
 local n = tonumber(ARGV[2]) or 0
 local out = {}
@@ -61,7 +64,7 @@ end
 
 -- Makes `id` (of `payload`) the pending job of `skey` at `rank` (see the top). Returns
 -- nil, or the id of the key's job that this one duplicates or was superseded by.
-local function supersede(skey, rank, id, payload)
+local function supersede(skey, rank, rank_text, id, payload)
   local cur = pending[skey]
   if cur then
     local sep = string.find(cur, '|', 1, true)
@@ -84,11 +87,11 @@ local function supersede(skey, rank, id, payload)
       end
       -- Its pending entry is overwritten below.
       dropped[#dropped + 1] = job_key(old_id)
-      outbox[#outbox + 1] = old_id .. '|' .. string.format('%d', rank) .. '|' .. old_payload
+      outbox[#outbox + 1] = old_id .. '|' .. rank_text .. '|' .. old_payload
       superseded = superseded + 1
     end
   end
-  local entry = string.format('%d', rank) .. '|' .. id
+  local entry = rank_text .. '|' .. id
   pending[skey] = entry
   pending_dirty[skey] = entry
   return nil
@@ -137,13 +140,15 @@ for first = 0, n - 1, WINDOW do
     local id, payload = ARGV[b], ARGV[b + 1]
     local delay, dk, label = tonumber(ARGV[b + 2]) or 0, tonumber(ARGV[b + 3]) or 0, ARGV[b + 4]
     local skey, rank = ARGV[b + 5], int(ARGV[b + 6], 0)
+    -- The rank as written into entries: the argument itself once it reads as an integer.
+    local rank_text = rank == 0 and '0' or ARGV[b + 6]
     local existing = false
     if dk > 0 then
       -- One command: set when absent, and the id already there when not.
       existing = redis.call('SET', KEYS[dk], id, 'NX', 'GET', 'PX', ttl)
     end
     if not existing and skey ~= '' then
-      existing = supersede(skey, rank, id, payload)
+      existing = supersede(skey, rank, rank_text, id, payload)
       if existing and dk > 0 then
         -- The dedupe key just taken names the job this one duplicates.
         redis.call('SET', KEYS[dk], existing, 'PX', ttl)
@@ -152,12 +157,11 @@ for first = 0, n - 1, WINDOW do
     if existing then
       out[#out + 1] = {0, existing}
     else
-      local fields = {F_PAYLOAD, payload, F_ENQUEUED, now}
       if dk > 0 then
-        fields[#fields + 1] = F_DEDUPE
-        fields[#fields + 1] = label
+        redis.call('HSET', job_key(id), F_PAYLOAD, payload, F_ENQUEUED, now_text, F_DEDUPE, label)
+      else
+        redis.call('HSET', job_key(id), F_PAYLOAD, payload, F_ENQUEUED, now_text)
       end
-      redis.call('HSET', job_key(id), unpack(fields))
       if delay > 0 then
         redis.call('ZADD', K_DELAYED, now + delay, id)
         any_delayed = true
