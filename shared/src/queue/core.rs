@@ -391,8 +391,8 @@ impl<T: Serialize> Queue<T> {
         inv.arg(self.config.dedupe_ttl.as_millis() as u64)
             .arg(batch.len());
         let mut next_key = self.keys.script_keys.len() + 1; // Lua KEYS are 1-based
-        for (payload, opts) in &batch {
-            let id = JobId::generate();
+        let ids: Vec<JobId> = batch.iter().map(|_| JobId::generate()).collect();
+        for ((payload, opts), id) in batch.iter().zip(&ids) {
             inv.arg(id.as_str())
                 .arg(payload.as_str())
                 .arg(opts.delay.map_or(0, |d| d.as_millis().max(1) as u64));
@@ -412,17 +412,14 @@ impl<T: Serialize> Queue<T> {
                 None => inv.arg("").arg(0),
             };
         }
-        let raw: Vec<(i64, String)> = self.run(&inv).await?;
-        let out: Vec<Enqueued> = raw
-            .into_iter()
-            .map(|(new, id)| {
-                if new == 1 {
-                    Enqueued::New(JobId::from(id))
-                } else {
-                    Enqueued::Duplicate(JobId::from(id))
-                }
-            })
-            .collect();
+        // The script answers the duplicates only: (index in the batch, the id they duplicate).
+        let duplicates: Vec<(usize, String)> = self.run(&inv).await?;
+        let mut out: Vec<Enqueued> = ids.into_iter().map(Enqueued::New).collect();
+        for (index, existing) in duplicates {
+            if let Some(slot) = out.get_mut(index) {
+                *slot = Enqueued::Duplicate(JobId::from(existing));
+            }
+        }
         self.count(
             m::JOBS_ENQUEUED_TOTAL,
             out.iter().filter(|e| e.is_new()).count() as u64,

@@ -1,7 +1,9 @@
 -- Enqueue a batch of jobs, each with an optional dedupe key and supersede key, atomically.
 -- ARGV[1] dedupe TTL (ms), ARGV[2] n, then 7 per job: id, payload, delay_ms, dedupe KEYS
 -- index (0 = none), dedupe label, supersede key ('' = none), supersede rank (integer).
--- Returns per job {1, id} (new) or {0, existing id} (duplicate).
+-- Returns the duplicates only, flat: {index, existing id, ...} (index 0-based in the
+-- batch); every other job was queued under its own id. At a million jobs a reply entry per
+-- job is a million small tables built and serialised for nothing.
 --
 -- Superseding keeps at most one job per supersede key and rank, and at most one waiting job
 -- per supersede key (e.g. one authorize per login and routine date, one waiting per login).
@@ -35,7 +37,7 @@ local now = now_ms()
 local now_text = string.format('%d', now)
 local ttl = math.max(tonumber(ARGV[1]) or 259200000, 1)
 local n = tonumber(ARGV[2]) or 0
-local out = {}
+local out = {}           -- index, existing id of each duplicate
 local added, superseded, tombstones = 0, 0, 0
 
 -- Whether the delayed set may hold anything: a ZREM there is skipped while it is empty.
@@ -48,11 +50,11 @@ local ready = {}        -- ids to append to ready, in order (false: replaced in 
 local ready_at = {}     -- id -> its index in `ready`
 local outbox = {}       -- "id|rank|payload" of superseded jobs (see the top)
 
--- The payload of job `id` while it waits to run (it has a payload and is neither in flight
+-- The payload of job `id` (hash `key`) while it waits to run (it has a payload and is neither in flight
 -- nor dead), else nil. One HMGET in the usual case: a job in flight has an owner, and only
 -- a job that failed before (an error recorded: retrying or dead) needs the dead set asked.
-local function waiting_payload(id)
-  local job = redis.call('HMGET', job_key(id), F_PAYLOAD, F_OWNER, F_ERROR)
+local function waiting_payload(id, key)
+  local job = redis.call('HMGET', key, F_PAYLOAD, F_OWNER, F_ERROR)
   if not job[1] or job[2] then
     return nil
   end
@@ -77,7 +79,8 @@ local function supersede(skey, rank, rank_text, id, payload)
       end
       return old_id
     end
-    local old_payload = old_id and old_id ~= '' and waiting_payload(old_id)
+    local old_key = old_id and old_id ~= '' and job_key(old_id)
+    local old_payload = old_key and waiting_payload(old_id, old_key)
     if old_payload then
       if ready_at[old_id] then
         ready[ready_at[old_id]] = false
@@ -86,7 +89,7 @@ local function supersede(skey, rank, rank_text, id, payload)
         tombstones = tombstones + 1
       end
       -- Its pending entry is overwritten below.
-      dropped[#dropped + 1] = job_key(old_id)
+      dropped[#dropped + 1] = old_key
       outbox[#outbox + 1] = old_id .. '|' .. rank_text .. '|' .. old_payload
       superseded = superseded + 1
     end
@@ -155,7 +158,8 @@ for first = 0, n - 1, WINDOW do
       end
     end
     if existing then
-      out[#out + 1] = {0, existing}
+      out[#out + 1] = i
+      out[#out + 1] = existing
     else
       if dk > 0 then
         redis.call('HSET', job_key(id), F_PAYLOAD, payload, F_ENQUEUED, now_text, F_DEDUPE, label)
@@ -170,7 +174,6 @@ for first = 0, n - 1, WINDOW do
         ready_at[id] = #ready
       end
       added = added + 1
-      out[#out + 1] = {1, id}
     end
   end
   flush_window()
