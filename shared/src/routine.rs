@@ -183,7 +183,6 @@ pub async fn enqueue_routine(
     let mut enqueued = 0u64;
     let mut already_queued = 0u64;
     let mut skipped_ineligible = 0u64;
-    let mut superseded = Superseding::default();
     // Every eligible login with its priority and last refresh first, so the whole date can
     // be enqueued in refresh order (a few tens of MB for a million logins).
     // Several pages are read at once, so decoding one page overlaps Redis serving the next.
@@ -201,28 +200,44 @@ pub async fn enqueue_routine(
     let ordered = refresh_order(eligible);
     tracing::debug!(%date, "routine: logins ordered");
     let legacy_dedupe = queue.legacy_dedupe_open().await?;
-    // The next batch is queued while the superseded jobs of the last one are recorded.
-    let mut batches = futures::stream::iter((0..ordered.len()).step_by(BATCH))
-        .map(|start| {
-            let ids = &ordered[start..(start + BATCH).min(ordered.len())];
-            enqueue_batch(queue, date, ids, legacy_dedupe)
-        })
-        .buffered(2);
-    while let Some(results) = batches.try_next().await? {
-        for result in results {
-            if result.is_new() {
-                enqueued += 1;
-            } else {
-                already_queued += 1;
+    // Batches are queued back to back while the superseded jobs they leave are recorded
+    // beside them, so Redis always has the next batch in hand: each queued batch wakes the
+    // recorder, which drains whatever the outbox holds by then.
+    let (queued_tx, mut queued_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let queueing = async {
+        let queued_tx = queued_tx;
+        let mut batches = futures::stream::iter((0..ordered.len()).step_by(BATCH))
+            .map(|start| {
+                let ids = &ordered[start..(start + BATCH).min(ordered.len())];
+                enqueue_batch(queue, date, ids, legacy_dedupe)
+            })
+            .buffered(2);
+        while let Some(results) = batches.try_next().await? {
+            for result in results {
+                if result.is_new() {
+                    enqueued += 1;
+                } else {
+                    already_queued += 1;
+                }
             }
+            // The recorder only ends once this sender is dropped: it cannot be gone.
+            let _ = queued_tx.send(());
         }
-        superseded += record_superseded(ledger, queue, date).await?;
-    }
-    superseded += record_superseded(ledger, queue, date).await?;
+        Ok::<_, RoutineError>(())
+    };
+    let recording = async {
+        let mut recorded = Superseding::default();
+        while queued_rx.recv().await.is_some() {
+            recorded += record_superseded(ledger, queue, date).await?;
+        }
+        recorded += record_superseded(ledger, queue, date).await?;
+        Ok::<_, RoutineError>(recorded)
+    };
+    let ((), recorded) = futures::try_join!(queueing, recording)?;
     let Superseding {
         replaced: superseded,
         on_arrival: superseded_on_arrival,
-    } = superseded;
+    } = recorded;
     let stats = queue.stats().await?;
     let backlog = stats.ready + stats.delayed + stats.in_flight;
     let done = ledger.counts(date).await?.done();
