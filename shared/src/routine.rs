@@ -4,8 +4,8 @@
 //! A login has at most one authorize waiting: the job of a later date replaces the login's
 //! job of an earlier date while that one still waits (ready or delayed; one in flight
 //! finishes), in the same atomic enqueue. The earlier date records the login as
-//! `superseded` (drained from the queue's outbox after every batch, so a crash in between
-//! is made good by the next run), so its `pending` reaches 0 and the backlog never holds a
+//! `superseded` (drained from the queue's outbox while the batches are queued, so a crash in
+//! between is made good by the next run), so its `pending` reaches 0 and the backlog never holds a
 //! login twice when the registry outgrows a day's capacity (see [`crate::forecast`]).
 //!
 //! Within a date, logins are enqueued by priority (the registry's `priority`, higher first),
@@ -202,8 +202,10 @@ pub async fn enqueue_routine(
     let legacy_dedupe = queue.legacy_dedupe_open().await?;
     // Batches are queued back to back while the superseded jobs they leave are recorded
     // beside them, so Redis always has the next batch in hand: each queued batch wakes the
-    // recorder, which drains whatever the outbox holds by then.
-    let (queued_tx, mut queued_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    // recorder, which drains whatever the outbox holds by then. One wake-up waits at most,
+    // so queueing never runs more than about two batches ahead of the recording and the
+    // outbox stays a few batches long however many jobs a run replaces.
+    let (queued_tx, mut queued_rx) = tokio::sync::mpsc::channel::<()>(1);
     let queueing = async {
         let queued_tx = queued_tx;
         let mut batches = futures::stream::iter((0..ordered.len()).step_by(BATCH))
@@ -221,7 +223,7 @@ pub async fn enqueue_routine(
                 }
             }
             // The recorder only ends once this sender is dropped: it cannot be gone.
-            let _ = queued_tx.send(());
+            let _ = queued_tx.send(()).await;
         }
         Ok::<_, RoutineError>(())
     };

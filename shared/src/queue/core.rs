@@ -416,6 +416,7 @@ impl<T: Serialize> Queue<T> {
         let duplicates: Vec<(usize, String)> = self.run(&inv).await?;
         let mut out: Vec<Enqueued> = ids.into_iter().map(Enqueued::New).collect();
         for (index, existing) in duplicates {
+            debug_assert!(index < out.len(), "enqueue.lua answered index {index}");
             if let Some(slot) = out.get_mut(index) {
                 *slot = Enqueued::Duplicate(JobId::from(existing));
             }
