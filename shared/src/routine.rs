@@ -4,9 +4,10 @@
 //! A login has at most one authorize waiting: the job of a later date replaces the login's
 //! job of an earlier date while that one still waits (ready or delayed; one in flight
 //! finishes), in the same atomic enqueue. The earlier date records the login as
-//! `superseded` (drained from the queue's outbox while the batches are queued, so a crash in
-//! between is made good by the next run), so its `pending` reaches 0 and the backlog never holds a
-//! login twice when the registry outgrows a day's capacity (see [`crate::forecast`]).
+//! `superseded` (drained from the queue's outbox while the batches are queued, so a crash
+//! in between is made good by the next run), so its `pending` reaches 0 and the backlog
+//! never holds a login twice when the registry outgrows a day's capacity (see
+//! [`crate::forecast`]).
 //!
 //! Within a date, logins are enqueued by priority (the registry's `priority`, higher first),
 //! then least recently refreshed first (never refreshed first), so when the registry

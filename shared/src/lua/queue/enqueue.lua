@@ -50,9 +50,10 @@ local ready = {}        -- ids to append to ready, in order (false: replaced in 
 local ready_at = {}     -- id -> its index in `ready`
 local outbox = {}       -- "id|rank|payload" of superseded jobs (see the top)
 
--- The payload of job `id` (hash `key`) while it waits to run (it has a payload and is neither in flight
--- nor dead), else nil. One HMGET in the usual case: a job in flight has an owner, and only
--- a job that failed before (an error recorded: retrying or dead) needs the dead set asked.
+-- The payload of job `id` (hash `key`) while it waits to run (it has a payload and is
+-- neither in flight nor dead), else nil. One HMGET in the usual case: a job in flight has an
+-- owner, and only a job that failed before (an error recorded: retrying or dead) needs the
+-- dead set asked.
 local function waiting_payload(id, key)
   local job = redis.call('HMGET', key, F_PAYLOAD, F_OWNER, F_ERROR)
   if not job[1] or job[2] then
