@@ -202,12 +202,14 @@ async fn json_errors_go_to_stdout_as_json_with_the_exit_code() {
 #[tokio::test]
 async fn date_words_are_resolved_in_the_routine_zone_and_bad_dates_exit_2() {
     let env = Env::new("date-words");
-    let today = Utc::now().date_naive();
+    // Fourteen hours ahead of UTC all year: its date is not UTC's for ten hours a day.
+    let zone = [("ROUTINE_TZ", "Pacific/Kiritimati")];
+    let today = (Utc::now() + chrono::Duration::hours(14)).date_naive();
     let yesterday = today.checked_sub_days(Days::new(1)).unwrap();
 
-    let report = json(&env.run(&["report", "--date", "yesterday", "--json"]));
-    let run = json(&env.run(&["routine", "run", "--date", "today", "--json"]));
-    let bad = env.run(&["report", "--date", "tomorrow"]);
+    let report = json(&env.run_with_env(&zone, &["report", "--date", "yesterday", "--json"]));
+    let run = json(&env.run_with_env(&zone, &["routine", "run", "--date", "today", "--json"]));
+    let bad = env.run_with_env(&zone, &["report", "--date", "tomorrow"]);
 
     assert_eq!(report["date"], yesterday.to_string());
     assert_eq!(run["date"], today.to_string());

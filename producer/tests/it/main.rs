@@ -49,11 +49,17 @@ impl Env {
     }
 
     fn run_with_redis(&self, url: &str, args: &[&str]) -> Output {
+        self.run_with_env(&[("REDIS_URL", url)], args)
+    }
+
+    /// Runs the producer with `vars` set over the test's own environment.
+    fn run_with_env(&self, vars: &[(&str, &str)], args: &[&str]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_producer"))
             .args(args)
-            .env("REDIS_URL", url)
+            .env("REDIS_URL", redis_url())
             .env("REFRESH_NAMESPACE", self.keys.namespace())
             .env("RUST_LOG", "warn")
+            .envs(vars.iter().copied())
             .output()
             .expect("the producer binary runs")
     }
