@@ -447,11 +447,12 @@ impl<T: DeserializeOwned> Queue<T> {
         let mut out = Vec::with_capacity(entries.len());
         for entry in entries {
             match decode_superseded(&entry) {
-                Some((id, by_rank, on_arrival, job)) => out.push(Superseded {
-                    id: JobId::from(id),
-                    job,
-                    by_rank,
-                    on_arrival,
+                Some(decoded) => out.push(Superseded {
+                    id: JobId::from(decoded.id),
+                    job: decoded.job,
+                    rank: decoded.rank,
+                    by_rank: decoded.by_rank,
+                    on_arrival: decoded.on_arrival,
                     entry: entry.clone(),
                 }),
                 None => {
@@ -470,19 +471,43 @@ impl<T: DeserializeOwned> Queue<T> {
     }
 }
 
-/// An outbox entry as (id, rank that took over, superseded on arrival, payload):
-/// "id|rank|payload", "id|a<rank>|payload" (on arrival), or "id|payload" as an earlier
-/// version wrote it.
-fn decode_superseded<T: DeserializeOwned>(entry: &str) -> Option<(&str, Option<i64>, bool, T)> {
+/// An outbox entry, decoded (see [`Superseded`]).
+#[derive(Debug, PartialEq)]
+struct DecodedSuperseded<'a, T> {
+    id: &'a str,
+    rank: Option<i64>,
+    by_rank: Option<i64>,
+    on_arrival: bool,
+    job: T,
+}
+
+/// Decodes an outbox entry: "id|<by rank>|r<own rank>|payload", with an `a` before the by
+/// rank for a job superseded on arrival; earlier versions wrote "id|<by rank>|payload"
+/// (`a` alike) and "id|payload", each with the job's own payload. A JSON payload never
+/// starts with `r`, so the formats cannot be mistaken for one another.
+fn decode_superseded<T: DeserializeOwned>(entry: &str) -> Option<DecodedSuperseded<'_, T>> {
     let (id, rest) = entry.split_once('|')?;
-    let (by_rank, on_arrival, payload) = match rest.split_once('|') {
-        Some((rank, payload)) if !rest.starts_with('{') => match rank.strip_prefix('a') {
-            Some(rank) => (Some(rank.parse().ok()?), true, payload),
-            None => (Some(rank.parse().ok()?), false, payload),
+    let (by_rank, on_arrival, rest) = match rest.split_once('|') {
+        Some((by, rest)) if !by.starts_with('{') => match by.strip_prefix('a') {
+            Some(by) => (Some(by.parse().ok()?), true, rest),
+            None => (Some(by.parse().ok()?), false, rest),
         },
         _ => (None, false, rest),
     };
-    Some((id, by_rank, on_arrival, serde_json::from_str(payload).ok()?))
+    let (rank, payload) = match rest.strip_prefix('r') {
+        Some(rest) if by_rank.is_some() => {
+            let (rank, payload) = rest.split_once('|')?;
+            (Some(rank.parse().ok()?), payload)
+        }
+        _ => (None, rest),
+    };
+    Some(DecodedSuperseded {
+        id,
+        rank,
+        by_rank,
+        on_arrival,
+        job: serde_json::from_str(payload).ok()?,
+    })
 }
 
 impl<T> Queue<T> {
@@ -597,29 +622,43 @@ mod tests {
     use super::decode_superseded;
 
     #[test]
-    fn superseded_entries_decode_with_and_without_the_rank_that_took_over() {
-        type Decoded<'a> = (&'a str, Option<i64>, bool, serde_json::Value);
-        let parts = |d: Decoded| {
-            (
-                d.0.to_owned(),
-                d.1,
-                d.2,
-                d.3["a"].as_str().map(str::to_owned),
-            )
+    fn superseded_entries_decode_in_every_format_ever_written() {
+        type Decoded = (String, Option<i64>, Option<i64>, bool, Option<String>);
+        let decode = |entry: &str| -> Option<Decoded> {
+            decode_superseded::<serde_json::Value>(entry).map(|d| {
+                let a = d.job["a"].as_str().map(str::to_owned);
+                (d.id.to_owned(), d.rank, d.by_rank, d.on_arrival, a)
+            })
         };
         let xy = Some("x|y".to_owned());
 
-        let replaced = decode_superseded(r#"j1|739580|{"a":"x|y"}"#).map(parts);
-        let arrived = decode_superseded(r#"j3|a739581|{"a":"x|y"}"#).map(parts);
-        let old = decode_superseded(r#"j2|{"a":"x|y"}"#).map(parts);
+        let replaced = decode(r#"j1|739580|r739579|{"a":"x|y"}"#);
+        let arrived = decode(r#"j3|a739581|r739580|{"a":"x|y"}"#);
+        let ranked = decode(r#"j1|739580|{"a":"x|y"}"#);
+        let ranked_on_arrival = decode(r#"j3|a739581|{"a":"x|y"}"#);
+        let oldest = decode(r#"j2|{"a":"x|y"}"#);
 
+        let j = |id: &str| id.to_owned();
         assert_eq!(
             replaced,
-            Some(("j1".into(), Some(739580), false, xy.clone()))
+            Some((j("j1"), Some(739579), Some(739580), false, xy.clone()))
         );
-        assert_eq!(arrived, Some(("j3".into(), Some(739581), true, xy.clone())));
-        assert_eq!(old, Some(("j2".into(), None, false, xy)));
-        assert!(decode_superseded::<serde_json::Value>("j3|not-a-rank|{}").is_none());
-        assert!(decode_superseded::<serde_json::Value>("no separator").is_none());
+        assert_eq!(
+            arrived,
+            Some((j("j3"), Some(739580), Some(739581), true, xy.clone()))
+        );
+        assert_eq!(
+            ranked,
+            Some((j("j1"), None, Some(739580), false, xy.clone()))
+        );
+        assert_eq!(
+            ranked_on_arrival,
+            Some((j("j3"), None, Some(739581), true, xy.clone()))
+        );
+        assert_eq!(oldest, Some((j("j2"), None, None, false, xy)));
+        assert!(decode("j3|not-a-rank|{}").is_none());
+        assert!(decode("j3|739580|rnot-a-rank|{}").is_none());
+        assert!(decode("j3|739580|r739579").is_none());
+        assert!(decode("no separator").is_none());
     }
 }

@@ -165,8 +165,14 @@ pub struct Supersede {
 pub struct Superseded<T> {
     /// The replaced job's id (for a job superseded on arrival, the id it would have had).
     pub id: JobId,
-    /// Its payload, decoded.
+    /// A payload of its supersede key, decoded: for a job superseded on arrival its own; for
+    /// a replaced job, that of the job that replaced it (finding the replaced job's own
+    /// would cost Redis a read of its hash per job), unless an earlier version wrote the
+    /// entry (then `rank` is `None` and the payload is the job's own). A payload that the
+    /// key and rank determine (a login and its routine date) is the job's own with `rank`.
     pub job: T,
+    /// The job's own rank (`None` for an entry an earlier version wrote).
+    pub rank: Option<i64>,
     /// The rank of the job that took over (`None` for an entry an earlier version wrote).
     pub by_rank: Option<i64>,
     /// True when the job was never queued: its key already had a job of a later rank.

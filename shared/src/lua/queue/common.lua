@@ -8,8 +8,8 @@ local K_READY, K_DELAYED, K_INFLIGHT, K_DEAD = KEYS[1], KEYS[2], KEYS[3], KEYS[4
 local K_COUNTERS, K_WORKERS = KEYS[5], KEYS[6]
 -- Superseding (see enqueue.lua): supersede key -> "rank|id" of its latest job, kept after
 -- that job ends (it is the key's dedupe record); the outbox of superseded jobs
--- ("id|rank that took over|payload", the rank prefixed with `a` for a job superseded on
--- arrival), drained by the enqueuer.
+-- ("id|rank that took over|r<own rank>|payload", the rank that took over prefixed with `a`
+-- for a job superseded on arrival), drained by the enqueuer.
 local K_PENDING, K_SUPERSEDED = KEYS[7], KEYS[8]
 
 -- `{ns:queue}:ready` -> `{ns:queue}:job:`

@@ -19,13 +19,16 @@
 --   the ready list becomes a tombstone that fetch skips (removing it from the middle of a
 --   long list would cost O(list length) per job); `ready_tombstones` counts them so the
 --   ready count stays right. A job in flight or dead is not waiting: it is left alone.
--- "id|rank|payload" of each replaced job, and "id|a<rank>|payload" of each job superseded on
--- arrival, is appended to the superseded outbox for the enqueuer to record, with the rank
--- of the job that took over. The `superseded` counter counts both.
+-- Each superseded job is appended to the superseded outbox for the enqueuer to record, with
+-- the rank of the job that took over and its own: "id|<by rank>|r<own rank>|payload" for a
+-- replaced job, "id|a<by rank>|r<own rank>|payload" for one superseded on arrival. The
+-- payload is that of the job being queued, which has the same supersede key: the replaced
+-- job's own would cost a read of its hash, the one cold lookup per job that deleting it
+-- does not already pay. The `superseded` counter counts both.
 --
 -- Jobs are taken a window of WINDOW at a time: the window's pending entries are read in
--- one HMGET and written back in one HSET, and the jobs it replaces are deleted in one DEL,
--- right after the window, while those entries are still in the CPU's caches; the ready list
+-- one HMGET and written back in one HSET right after the window, while those entries are
+-- still in the CPU's caches; the ready list
 -- and the outbox (hot list tails) get one RPUSH for the whole batch. At a million logins the
 -- per-call cost inside Lua is most of the enqueue's time, and a write far from its read
 -- touches cold memory twice. Within a window, reads go through `pending`, so a later job
@@ -40,29 +43,30 @@ local n = tonumber(ARGV[2]) or 0
 local out = {}           -- index, existing id of each duplicate
 local added, superseded, tombstones = 0, 0, 0
 
--- Whether the delayed set may hold anything: a ZREM there is skipped while it is empty.
+-- Whether the delayed, in-flight and dead sets may hold anything: a job is looked up there
+-- only when they do (a routine's enqueue usually finds nothing in flight and nothing dead).
 local any_delayed = redis.call('ZCARD', K_DELAYED) > 0
+local any_inflight = redis.call('ZCARD', K_INFLIGHT) > 0
+local any_dead = redis.call('ZCARD', K_DEAD) > 0
 
 local pending = {}      -- the window's supersede keys -> "rank|id" or false
 local pending_dirty = {}
-local dropped = {}      -- hashes of the window's replaced jobs
 local ready = {}        -- ids to append to ready, in order (false: replaced in this batch)
 local ready_at = {}     -- id -> its index in `ready`
-local outbox = {}       -- "id|rank|payload" of superseded jobs (see the top)
+local outbox = {}       -- the superseded jobs' entries (see the top)
 
--- The payload of job `id` (hash `key`) while it waits to run (it has a payload and is
--- neither in flight nor dead), else nil. One HMGET in the usual case: a job in flight has an
--- owner, and only a job that failed before (an error recorded: retrying or dead) needs the
--- dead set asked.
-local function waiting_payload(id, key)
-  local job = redis.call('HMGET', key, F_PAYLOAD, F_OWNER, F_ERROR)
-  if not job[1] or job[2] then
-    return nil
+-- Deletes job `id` (hash `key`) if it still waits to run, and says whether it did. A job in
+-- flight is in the in-flight set, a dead one in the dead set, and one that ended has no hash
+-- left (its pending entry outlives it), so the DEL that removes a waiting job is also the
+-- only lookup of its hash.
+local function delete_if_waiting(id, key)
+  if any_inflight and redis.call('ZSCORE', K_INFLIGHT, id) then
+    return false
   end
-  if job[3] and redis.call('ZSCORE', K_DEAD, id) then
-    return nil
+  if any_dead and redis.call('ZSCORE', K_DEAD, id) then
+    return false
   end
-  return job[1]
+  return redis.call('DEL', key) == 1
 end
 
 -- Makes `id` (of `payload`) the pending job of `skey` at `rank` (see the top). Returns
@@ -75,14 +79,13 @@ local function supersede(skey, rank, rank_text, id, payload)
     local old_id = sep and string.sub(cur, sep + 1)
     if old_rank and old_rank >= rank and old_id ~= '' then
       if old_rank > rank then
-        outbox[#outbox + 1] = id .. '|a' .. string.format('%d', old_rank) .. '|' .. payload
+        outbox[#outbox + 1] = id .. '|a' .. string.format('%d', old_rank) .. '|r' .. rank_text
+          .. '|' .. payload
         superseded = superseded + 1
       end
       return old_id
     end
-    local old_key = old_id and old_id ~= '' and job_key(old_id)
-    local old_payload = old_key and waiting_payload(old_id, old_key)
-    if old_payload then
+    if old_id and old_id ~= '' and delete_if_waiting(old_id, job_key(old_id)) then
       if ready_at[old_id] then
         ready[ready_at[old_id]] = false
         ready_at[old_id] = nil
@@ -90,8 +93,8 @@ local function supersede(skey, rank, rank_text, id, payload)
         tombstones = tombstones + 1
       end
       -- Its pending entry is overwritten below.
-      dropped[#dropped + 1] = old_key
-      outbox[#outbox + 1] = old_id .. '|' .. rank_text .. '|' .. old_payload
+      outbox[#outbox + 1] = old_id .. '|' .. rank_text .. '|r' .. string.sub(cur, 1, sep - 1)
+        .. '|' .. payload
       superseded = superseded + 1
     end
   end
@@ -129,10 +132,6 @@ local function flush_window()
   end
   if #entries > 0 then
     redis.call('HSET', K_PENDING, unpack(entries))
-  end
-  if #dropped > 0 then
-    redis.call('DEL', unpack(dropped))
-    dropped = {}
   end
 end
 

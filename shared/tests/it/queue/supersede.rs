@@ -4,12 +4,22 @@
 
 use std::time::Duration;
 
-use shared::queue::{EnqueueOptions, Queue, WorkerId};
+use shared::queue::{EnqueueOptions, JobFailure, Queue, Superseded, WorkerId};
 
 use super::{Ping, TestNs};
 
 fn opts(key: &str, rank: i64) -> EnqueueOptions {
     EnqueueOptions::default().superseding(key, rank)
+}
+
+/// (payload, own rank, rank that took over, on arrival) of each entry, sorted.
+fn entries(superseded: &[Superseded<Ping>]) -> Vec<(u64, Option<i64>, Option<i64>, bool)> {
+    let mut out: Vec<_> = superseded
+        .iter()
+        .map(|s| (s.job.n, s.rank, s.by_rank, s.on_arrival))
+        .collect();
+    out.sort_unstable();
+    out
 }
 
 #[tokio::test]
@@ -20,13 +30,14 @@ async fn a_higher_rank_replaces_the_waiting_job_and_reports_it_once() {
     // Arrange: c's job is in flight, a's waits in ready, b's in delayed.
     q.enqueue(&Ping { n: 3 }, opts("c", 1)).await.unwrap();
     assert_eq!(q.fetch(&w, 1).await.unwrap().len(), 1);
-    q.enqueue(&Ping { n: 1 }, opts("a", 1)).await.unwrap();
-    q.enqueue(
-        &Ping { n: 2 },
-        opts("b", 1).delayed(Duration::from_secs(3600)),
-    )
-    .await
-    .unwrap();
+    let a1 = q.enqueue(&Ping { n: 1 }, opts("a", 1)).await.unwrap();
+    let b1 = q
+        .enqueue(
+            &Ping { n: 2 },
+            opts("b", 1).delayed(Duration::from_secs(3600)),
+        )
+        .await
+        .unwrap();
 
     // Act: rank 2 for a, b, c, d, and rank 1 again for a (superseded on arrival).
     let out = q
@@ -45,12 +56,23 @@ async fn a_higher_rank_replaces_the_waiting_job_and_reports_it_once() {
     let s = q.stats().await.unwrap();
     assert_eq!((s.ready, s.delayed, s.in_flight), (4, 0, 1), "{s:?}");
     assert_eq!(s.superseded_total, 3);
-    let mut superseded = q.superseded(100).await.unwrap();
-    superseded.sort_by_key(|s| s.job.n);
+    let superseded = q.superseded(100).await.unwrap();
+    // A replaced job is reported by its id and rank, with the payload of the job that
+    // replaced it; one superseded on arrival with its own.
     assert_eq!(
-        superseded.iter().map(|s| s.job.n).collect::<Vec<_>>(),
-        [1, 1, 2]
+        entries(&superseded),
+        [
+            (1, Some(1), Some(2), true),
+            (11, Some(1), Some(2), false),
+            (12, Some(1), Some(2), false)
+        ]
     );
+    let replaced: Vec<_> = superseded
+        .iter()
+        .filter(|s| !s.on_arrival)
+        .map(|s| &s.id)
+        .collect();
+    assert_eq!(replaced, [a1.id(), b1.id()]);
     q.forget_superseded(&superseded).await.unwrap();
     assert!(q.superseded(100).await.unwrap().is_empty());
 
@@ -83,18 +105,13 @@ async fn a_lower_rank_is_superseded_on_arrival_and_the_same_rank_is_a_duplicate(
     assert_eq!((s.ready, s.superseded_total), (1, 1));
     // The lower rank's job is reported, so its own rank records it.
     let reported = q.superseded(10).await.unwrap();
-    assert_eq!(reported.iter().map(|s| s.job.n).collect::<Vec<_>>(), [1]);
+    assert_eq!(entries(&reported), [(1, Some(4), Some(5), true)]);
     q.forget_superseded(&reported).await.unwrap();
     // The rank-5 job stays the one a rank-6 job replaces.
     q.enqueue(&Ping { n: 3 }, opts("a", 6)).await.unwrap();
-    let gone: Vec<u64> = q
-        .superseded(10)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|s| s.job.n)
-        .collect();
-    assert_eq!(gone, [2]);
+    let gone = q.superseded(10).await.unwrap();
+    assert_eq!(entries(&gone), [(3, Some(5), Some(6), false)]);
+    assert_eq!(&gone[0].id, first.id());
 }
 
 #[tokio::test]
@@ -150,9 +167,11 @@ async fn a_batch_that_supersedes_its_own_job_queues_only_the_newest() {
     assert_eq!((s.ready, s.superseded_total), (2, 2), "{s:?}");
     let superseded = q.superseded(10).await.unwrap();
     assert_eq!(
-        superseded.iter().map(|s| s.job.n).collect::<Vec<_>>(),
-        [1, 3]
+        entries(&superseded),
+        [(3, Some(1), Some(2), false), (4, Some(2), Some(3), false)]
     );
+    let ids: Vec<_> = superseded.iter().map(|s| &s.id).collect();
+    assert_eq!(ids, [out[0].id(), out[2].id()]);
     let got: Vec<u64> = q
         .fetch(&w, 10)
         .await
@@ -182,7 +201,7 @@ async fn forgetting_superseded_entries_removes_each_once_even_when_the_outbox_mo
     q.forget_superseded(&first).await.unwrap();
 
     let left = q.superseded(10).await.unwrap();
-    assert_eq!(left.iter().map(|s| s.job.n).collect::<Vec<_>>(), [3]);
+    assert_eq!(entries(&left), [(13, Some(1), Some(2), false)]);
     q.forget_superseded(&left).await.unwrap();
     assert!(q.superseded(10).await.unwrap().is_empty());
 }
@@ -212,4 +231,45 @@ async fn a_key_in_two_windows_of_one_call_is_replaced_once_and_in_order() {
         .collect();
     let expected: Vec<u64> = (30..70).chain(100..130).collect();
     assert_eq!(got, expected);
+}
+
+#[tokio::test]
+async fn a_dead_job_is_left_alone_and_a_retrying_one_is_replaced() {
+    let t = TestNs::new("supersede-dead").await;
+    let mut c = t.config("q");
+    c.backoff.base = Duration::from_secs(3600);
+    let q: Queue<Ping> = t.queue(c);
+    let w = WorkerId::generate();
+    // Arrange: a's job failed for good (dead), b's failed once and waits for its retry.
+    q.enqueue(&Ping { n: 1 }, opts("a", 1)).await.unwrap();
+    q.enqueue(&Ping { n: 2 }, opts("b", 1)).await.unwrap();
+    for job in q.fetch(&w, 2).await.unwrap() {
+        let failure = if job.job.n == 1 {
+            JobFailure::Permanent {
+                error: "gone".into(),
+            }
+        } else {
+            JobFailure::Retry {
+                error: "later".into(),
+                delay: None,
+            }
+        };
+        q.fail(&job.token, &job.id, job.attempt, failure)
+            .await
+            .unwrap();
+    }
+
+    let out = q
+        .enqueue_many([
+            (Ping { n: 11 }, opts("a", 2)),
+            (Ping { n: 12 }, opts("b", 2)),
+        ])
+        .await
+        .unwrap();
+
+    assert!(out.iter().all(|e| e.is_new()));
+    let s = q.stats().await.unwrap();
+    assert_eq!((s.ready, s.delayed, s.dead), (2, 0, 1), "{s:?}");
+    let superseded = q.superseded(10).await.unwrap();
+    assert_eq!(entries(&superseded), [(12, Some(1), Some(2), false)]);
 }
