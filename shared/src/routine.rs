@@ -52,10 +52,6 @@ use crate::registry::{RefreshOrderKey, Registry, RegistryError};
 const BATCH: usize = 1_000;
 /// Pages of active logins whose eligibility and refresh order are read at once.
 const PAGES_IN_FLIGHT: usize = 4;
-/// Batches of jobs sent to Redis before the first of them answers: enough that Redis
-/// never waits for the next (measured at a million logins: two left it idle a tenth of
-/// the time, four took 10-15% off the run, eight no more).
-const BATCHES_IN_FLIGHT: usize = 4;
 /// A claimed day whose run did not complete within this long is run again on start.
 const STALE_CLAIM: Duration = Duration::from_secs(15 * 60);
 /// How long the per-day schedule keys live.
@@ -208,7 +204,7 @@ pub async fn enqueue_routine(
     // Batches are queued back to back while the superseded jobs they leave are recorded
     // beside them, so Redis always has the next batch in hand: each queued batch wakes the
     // recorder, which drains whatever the outbox holds by then. One wake-up waits at most,
-    // so queueing never runs more than a few batches ahead of the recording and the
+    // so queueing never runs more than about two batches ahead of the recording and the
     // outbox stays a few batches long however many jobs a run replaces.
     let (queued_tx, mut queued_rx) = tokio::sync::mpsc::channel::<()>(1);
     let queueing = async {
@@ -218,7 +214,7 @@ pub async fn enqueue_routine(
                 let ids = &ordered[start..(start + BATCH).min(ordered.len())];
                 enqueue_batch(queue, date, ids, legacy_dedupe)
             })
-            .buffered(BATCHES_IN_FLIGHT);
+            .buffered(2);
         while let Some(results) = batches.try_next().await? {
             for result in results {
                 if result.is_new() {
