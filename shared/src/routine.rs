@@ -378,7 +378,14 @@ async fn record_superseded(
             let by_date = s.by_rank.and_then(rank_date).unwrap_or(run_date);
             // The entry's payload may be that of the job that took over: the same login, and
             // the job's own date is its rank.
-            let date = s.rank.and_then(rank_date).unwrap_or(s.job.routine_date);
+            let date = match s.rank.map(rank_date) {
+                None => s.job.routine_date,
+                Some(Some(date)) => date,
+                Some(None) => {
+                    tracing::warn!(rank = ?s.rank, "superseded job with a rank that is no date: not recorded");
+                    continue;
+                }
+            };
             by_dates
                 .entry((date, by_date, s.on_arrival))
                 .or_default()

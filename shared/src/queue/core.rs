@@ -483,8 +483,9 @@ struct DecodedSuperseded<'a, T> {
 
 /// Decodes an outbox entry: "id|<by rank>|r<own rank>|payload", with an `a` before the by
 /// rank for a job superseded on arrival; earlier versions wrote "id|<by rank>|payload"
-/// (`a` alike) and "id|payload", each with the job's own payload. A JSON payload never
-/// starts with `r`, so the formats cannot be mistaken for one another.
+/// (`a` alike) and "id|payload", each with the job's own payload. No JSON value starts with
+/// `r`, so a rank marker is never mistaken for a payload; an "id|payload" entry is told
+/// from the others by its payload's `{`, so it must be a JSON object (the routine's are).
 fn decode_superseded<T: DeserializeOwned>(entry: &str) -> Option<DecodedSuperseded<'_, T>> {
     let (id, rest) = entry.split_once('|')?;
     let (by_rank, on_arrival, rest) = match rest.split_once('|') {

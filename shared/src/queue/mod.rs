@@ -24,7 +24,7 @@
 //! | `dedupe:<key>` | STRING | id of the job that took the dedupe key; TTL `dedupe_ttl` |
 //! | `done:<id>` | HASH | attempts, finished_at, worker; only when `finished_retention` is set (default: none) |
 //! | `pending` | HASH | supersede key → `rank\|id` of its latest job, kept after the job ends: the key's dedupe record (see `lua/queue/enqueue.lua`) |
-//! | `superseded` | LIST | `id\|rank\|payload` of superseded jobs (with the rank that took over), until the enqueuer records them |
+//! | `superseded` | LIST | superseded jobs, until the enqueuer records them: `id\|<rank that took over>\|r<own rank>\|payload` (the rank that took over prefixed `a` when superseded on arrival; a replaced job's payload is that of the job that replaced it) |
 //!
 //! Times come from Redis' `TIME`, so processes with skewed clocks agree on deadlines; an
 //! ack needs no time and reads none. Jobs stored by the previous version (one queue-wide

@@ -43,11 +43,12 @@ local n = tonumber(ARGV[2]) or 0
 local out = {}           -- index, existing id of each duplicate
 local added, superseded, tombstones = 0, 0, 0
 
--- Whether the delayed, in-flight and dead sets may hold anything: a job is looked up there
--- only when they do (a routine's enqueue usually finds nothing in flight and nothing dead).
+-- Whether the delayed set may hold anything: a ZREM there is skipped while it is empty.
 local any_delayed = redis.call('ZCARD', K_DELAYED) > 0
-local any_inflight = redis.call('ZCARD', K_INFLIGHT) > 0
-local any_dead = redis.call('ZCARD', K_DEAD) > 0
+-- Whether the in-flight and dead sets may hold anything, asked once the first job is
+-- replaced: a job is looked up there only when they do (a routine's enqueue usually finds
+-- nothing in flight and nothing dead). This script adds to neither.
+local any_inflight, any_dead = nil, nil
 
 local pending = {}      -- the window's supersede keys -> "rank|id" or false
 local pending_dirty = {}
@@ -60,6 +61,10 @@ local outbox = {}       -- the superseded jobs' entries (see the top)
 -- left (its pending entry outlives it), so the DEL that removes a waiting job is also the
 -- only lookup of its hash.
 local function delete_if_waiting(id, key)
+  if any_inflight == nil then
+    any_inflight = redis.call('ZCARD', K_INFLIGHT) > 0
+    any_dead = redis.call('ZCARD', K_DEAD) > 0
+  end
   if any_inflight and redis.call('ZSCORE', K_INFLIGHT, id) then
     return false
   end
@@ -85,7 +90,11 @@ local function supersede(skey, rank, rank_text, id, payload)
       end
       return old_id
     end
-    if old_id and old_id ~= '' and delete_if_waiting(old_id, job_key(old_id)) then
+    -- A pending entry whose rank is not an integer (corrupt) cannot name the job by its
+    -- rank: the job's own payload is read first, for an entry as earlier versions wrote.
+    local old_key = old_id and old_id ~= '' and job_key(old_id)
+    local own_payload = old_key and not old_rank and redis.call('HGET', old_key, F_PAYLOAD)
+    if old_key and delete_if_waiting(old_id, old_key) then
       if ready_at[old_id] then
         ready[ready_at[old_id]] = false
         ready_at[old_id] = nil
@@ -93,8 +102,12 @@ local function supersede(skey, rank, rank_text, id, payload)
         tombstones = tombstones + 1
       end
       -- Its pending entry is overwritten below.
-      outbox[#outbox + 1] = old_id .. '|' .. rank_text .. '|r' .. string.sub(cur, 1, sep - 1)
-        .. '|' .. payload
+      if old_rank then
+        outbox[#outbox + 1] = old_id .. '|' .. rank_text .. '|r' .. string.sub(cur, 1, sep - 1)
+          .. '|' .. payload
+      elseif own_payload then
+        outbox[#outbox + 1] = old_id .. '|' .. rank_text .. '|' .. own_payload
+      end
       superseded = superseded + 1
     end
   end

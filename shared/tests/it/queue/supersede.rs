@@ -273,3 +273,31 @@ async fn a_dead_job_is_left_alone_and_a_retrying_one_is_replaced() {
     let superseded = q.superseded(10).await.unwrap();
     assert_eq!(entries(&superseded), [(12, Some(1), Some(2), false)]);
 }
+
+#[tokio::test]
+async fn a_job_whose_pending_rank_is_corrupt_is_replaced_and_reported_with_its_own_payload() {
+    let t = TestNs::new("supersede-corrupt-rank").await;
+    let q: Queue<Ping> = t.queue(t.config("q"));
+    let first = q.enqueue(&Ping { n: 1 }, opts("a", 1)).await.unwrap();
+    let pending = t
+        .all_keys()
+        .await
+        .into_iter()
+        .find(|k| k.ends_with(":pending"))
+        .expect("the queue's pending hash");
+    let mut conn = t.conn.clone();
+    let _: () = redis::cmd("HSET")
+        .arg(&pending)
+        .arg("a")
+        .arg(format!("x1|{}", first.id()))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+
+    q.enqueue(&Ping { n: 2 }, opts("a", 2)).await.unwrap();
+
+    let superseded = q.superseded(10).await.unwrap();
+    assert_eq!(entries(&superseded), [(1, None, Some(2), false)]);
+    assert_eq!(&superseded[0].id, first.id());
+    assert_eq!(q.stats().await.unwrap().ready, 1);
+}
