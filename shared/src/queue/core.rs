@@ -447,14 +447,7 @@ impl<T: DeserializeOwned> Queue<T> {
         let mut out = Vec::with_capacity(entries.len());
         for entry in entries {
             match decode_superseded(&entry) {
-                Some(decoded) => out.push(Superseded {
-                    id: JobId::from(decoded.id),
-                    job: decoded.job,
-                    rank: decoded.rank,
-                    by_rank: decoded.by_rank,
-                    on_arrival: decoded.on_arrival,
-                    entry: entry.clone(),
-                }),
+                Some(superseded) => out.push(superseded),
                 None => {
                     tracing::warn!(queue = %self.config.name, "undecodable superseded entry dropped");
                     let _: i64 = redis::cmd("LREM")
@@ -471,22 +464,12 @@ impl<T: DeserializeOwned> Queue<T> {
     }
 }
 
-/// An outbox entry, decoded (see [`Superseded`]).
-#[derive(Debug, PartialEq)]
-struct DecodedSuperseded<'a, T> {
-    id: &'a str,
-    rank: Option<i64>,
-    by_rank: Option<i64>,
-    on_arrival: bool,
-    job: T,
-}
-
 /// Decodes an outbox entry: "id|<by rank>|r<own rank>|payload", with an `a` before the by
 /// rank for a job superseded on arrival; earlier versions wrote "id|<by rank>|payload"
 /// (`a` alike) and "id|payload", each with the job's own payload. No JSON value starts with
 /// `r`, so a rank marker is never mistaken for a payload; an "id|payload" entry is told
 /// from the others by its payload's `{`, so it must be a JSON object (the routine's are).
-fn decode_superseded<T: DeserializeOwned>(entry: &str) -> Option<DecodedSuperseded<'_, T>> {
+fn decode_superseded<T: DeserializeOwned>(entry: &str) -> Option<Superseded<T>> {
     let (id, rest) = entry.split_once('|')?;
     let (by_rank, on_arrival, rest) = match rest.split_once('|') {
         Some((by, rest)) if !by.starts_with('{') => match by.strip_prefix('a') {
@@ -502,12 +485,13 @@ fn decode_superseded<T: DeserializeOwned>(entry: &str) -> Option<DecodedSupersed
         }
         _ => (None, rest),
     };
-    Some(DecodedSuperseded {
-        id,
+    Some(Superseded {
+        id: JobId::from(id),
+        job: serde_json::from_str(payload).ok()?,
         rank,
         by_rank,
         on_arrival,
-        job: serde_json::from_str(payload).ok()?,
+        entry: entry.to_owned(),
     })
 }
 
@@ -628,7 +612,7 @@ mod tests {
         let decode = |entry: &str| -> Option<Decoded> {
             decode_superseded::<serde_json::Value>(entry).map(|d| {
                 let a = d.job["a"].as_str().map(str::to_owned);
-                (d.id.to_owned(), d.rank, d.by_rank, d.on_arrival, a)
+                (d.id.as_str().to_owned(), d.rank, d.by_rank, d.on_arrival, a)
             })
         };
         let xy = Some("x|y".to_owned());
