@@ -123,6 +123,14 @@ impl AuthorizeJob {
         }
     }
 
+    /// The routine date whose supersede rank is `rank` (the inverse of
+    /// [`AuthorizeJob::supersede`]'s), or `None` when no date has it.
+    pub fn date_of_rank(rank: i64) -> Option<NaiveDate> {
+        i32::try_from(rank)
+            .ok()
+            .and_then(NaiveDate::from_num_days_from_ce_opt)
+    }
+
     /// The dedupe key of the fresh authorize that the job `failing_job_id` (an authorize or
     /// detail job whose session lapsed) starts: one restart per failing job however often
     /// that job is redelivered, and never a collision with an earlier run of the same login
@@ -202,6 +210,16 @@ mod tests {
 
     fn login() -> LoginId {
         LoginId::parse("5e5b1f56-0b6c-4c53-a3a4-2b2d7a3e9f10").unwrap()
+    }
+
+    #[test]
+    fn a_supersede_rank_reads_back_as_its_date_and_no_other_rank_does() {
+        let date = NaiveDate::from_ymd_opt(2026, 11, 25).unwrap();
+        let rank = AuthorizeJob::new(login(), date).supersede().rank;
+
+        assert_eq!(AuthorizeJob::date_of_rank(rank), Some(date));
+        assert_eq!(AuthorizeJob::date_of_rank(i64::MAX), None);
+        assert_eq!(AuthorizeJob::date_of_rank(i64::from(i32::MAX)), None);
     }
 
     #[test]

@@ -375,10 +375,13 @@ async fn record_superseded(
         let at = Utc::now();
         let mut by_dates: BTreeMap<(NaiveDate, NaiveDate, bool), Vec<LoginId>> = BTreeMap::new();
         for s in &page {
-            let by_date = s.by_rank.and_then(rank_date).unwrap_or(run_date);
+            let by_date = s
+                .by_rank
+                .and_then(AuthorizeJob::date_of_rank)
+                .unwrap_or(run_date);
             // The entry's payload may be that of the job that took over: the same login, and
             // the job's own date is its rank.
-            let date = match s.rank.map(rank_date) {
+            let date = match s.rank.map(AuthorizeJob::date_of_rank) {
                 None => s.job.routine_date,
                 Some(Some(date)) => date,
                 Some(None) => {
@@ -414,13 +417,6 @@ async fn record_superseded(
         };
         metrics::counter!(ROUTINE_SUPERSEDED_TOTAL).increment(page.len() as u64);
     }
-}
-
-/// The routine date of an authorize job's supersede rank (see [`AuthorizeJob::supersede`]).
-fn rank_date(rank: i64) -> Option<NaiveDate> {
-    i32::try_from(rank)
-        .ok()
-        .and_then(NaiveDate::from_num_days_from_ce_opt)
 }
 
 /// The local date whose routine is due at `now`: today's date in `tz` once `at` has passed
