@@ -502,8 +502,9 @@ impl RoutineDeadlines {
 }
 
 /// A [`FetchGate`] that holds a queue's fetches while it is paused, then awaits `inner`
-/// (e.g. the rate-limit gate) and checks the flag again, so a pause set during a long
-/// permit wait still stops the fetch. On shutdown it never resolves (nothing is claimed
+/// (e.g. the rate-limit gate) and checks the flag again when that wait outlasted the last
+/// read, so a pause set during a long permit wait still stops the fetch. A read of the flag
+/// is trusted for [`PAUSE_POLL`], so a pause applies within it. On shutdown it never resolves (nothing is claimed
 /// while the worker drains). A Redis error reads as "not paused": the fetch that follows
 /// fails the same way and backs off.
 pub struct PauseGate {
@@ -550,13 +551,7 @@ impl FetchGate for PauseGate {
     /// ack-and-fetch chain then stops within `PAUSE_POLL` of a pause, as fetches do, and at
     /// once when the worker starts draining.
     fn open_now(&self) -> bool {
-        self.inner.is_none()
-            && !self.shutdown.is_cancelled()
-            && self
-                .seen_open
-                .lock()
-                .expect("pause gate lock")
-                .is_some_and(|at| at.elapsed() < PAUSE_POLL)
+        self.inner.is_none() && !self.shutdown.is_cancelled() && read_open_recently(&self.seen_open)
     }
 
     fn ready(&self) -> BoxFuture<'static, ()> {
@@ -571,29 +566,47 @@ impl FetchGate for PauseGate {
                 if shutdown.is_cancelled() {
                     futures::future::pending::<()>().await;
                 }
-                if Self::paused(&control, queue).await {
-                    if !logged {
-                        tracing::info!(queue, "queue paused by an operator: not fetching");
-                        logged = true;
+                if !read_open_recently(&seen_open) {
+                    if Self::paused(&control, queue).await {
+                        if !logged {
+                            tracing::info!(queue, "queue paused by an operator: not fetching");
+                            logged = true;
+                        }
+                        tokio::select! {
+                            _ = shutdown.cancelled() => futures::future::pending::<()>().await,
+                            _ = tokio::time::sleep(PAUSE_POLL) => {}
+                        }
+                        continue;
                     }
-                    tokio::select! {
-                        _ = shutdown.cancelled() => futures::future::pending::<()>().await,
-                        _ = tokio::time::sleep(PAUSE_POLL) => {}
-                    }
-                    continue;
+                    *seen_open.lock().expect("pause gate lock") = Some(tokio::time::Instant::now());
                 }
                 let Some(inner) = inner.as_ref() else { break };
                 inner.ready().await;
+                // A long permit wait outlives the last read: a pause set meanwhile must
+                // still stop this fetch.
+                if read_open_recently(&seen_open) {
+                    break;
+                }
                 if !Self::paused(&control, queue).await {
+                    *seen_open.lock().expect("pause gate lock") = Some(tokio::time::Instant::now());
                     break;
                 }
             }
-            *seen_open.lock().expect("pause gate lock") = Some(tokio::time::Instant::now());
             if logged {
                 tracing::info!(queue, "queue resumed: fetching again");
             }
         })
     }
+}
+
+/// True when the flag was read unpaused less than [`PAUSE_POLL`] ago. Fetches trust such a
+/// read instead of asking Redis before each one: a pause applies within `PAUSE_POLL`, and a
+/// busy queue costs one read of its flag a second instead of one per fetch.
+fn read_open_recently(seen_open: &std::sync::Mutex<Option<tokio::time::Instant>>) -> bool {
+    seen_open
+        .lock()
+        .expect("pause gate lock")
+        .is_some_and(|at| at.elapsed() < PAUSE_POLL)
 }
 
 #[cfg(test)]

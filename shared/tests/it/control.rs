@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use futures::future::BoxFuture;
-use shared::control::{Control, PauseGate, PAUSABLE_QUEUES};
+use shared::control::{Control, PauseGate, PAUSABLE_QUEUES, PAUSE_POLL};
 use shared::queue::FetchGate;
 use tokio_util::sync::CancellationToken;
 
@@ -87,11 +87,13 @@ async fn the_pause_gate_holds_fetches_until_resume_without_touching_the_inner_ga
         .expect("an unpaused queue is fetched");
     assert_eq!(inner.load(Ordering::SeqCst), 1);
 
-    // Paused: held, and the inner gate (the rate limiter) is not even asked.
+    // Paused: held from one poll on, and the inner gate (the rate limiter) is not even
+    // asked.
     control
         .pause("detail", None, "t", Utc::now())
         .await
         .unwrap();
+    tokio::time::sleep(PAUSE_POLL).await;
     let held = tokio::spawn(gate.ready());
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     assert!(!held.is_finished(), "a paused queue must not be fetched");
@@ -104,6 +106,43 @@ async fn the_pause_gate_holds_fetches_until_resume_without_touching_the_inner_ga
         .expect("resume releases the fetch")
         .unwrap();
     assert_eq!(inner.load(Ordering::SeqCst), 2);
+    redis.cleanup().await;
+}
+
+/// A busy queue must not pay a read of its flag per fetch: an unpaused read is trusted for
+/// one `PAUSE_POLL`, and a pause applies once it runs out.
+#[tokio::test]
+async fn the_pause_gate_trusts_an_unpaused_read_for_one_poll() {
+    let redis = TestRedis::new("ctl-gate-poll").await;
+    let control = Control::new(redis.conn.clone(), &redis.keys);
+    let gate = PauseGate::new(control.clone(), "detail", CancellationToken::new());
+    tokio::time::timeout(Duration::from_secs(2), gate.ready())
+        .await
+        .expect("an unpaused queue is fetched");
+    let read_at = std::time::Instant::now();
+
+    control
+        .pause("detail", None, "t", Utc::now())
+        .await
+        .unwrap();
+    // Paused now, but the unpaused read is recent: the gate opens without asking Redis.
+    tokio::time::timeout(Duration::from_millis(200), gate.ready())
+        .await
+        .expect("within one poll of an unpaused read the flag is not read again");
+    assert!(
+        read_at.elapsed() < PAUSE_POLL,
+        "the test stalled past one poll"
+    );
+
+    tokio::time::sleep(PAUSE_POLL).await;
+    assert!(!gate.open_now(), "the read ran out: an ack must not fetch");
+    let held = tokio::spawn(gate.ready());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !held.is_finished(),
+        "once the read ran out the pause applies"
+    );
+    held.abort();
     redis.cleanup().await;
 }
 
