@@ -83,6 +83,16 @@ impl std::fmt::Debug for StreamEntry<'_> {
     }
 }
 
+/// What [`Ledger::authorize_check`] read for one login and date.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuthorizeCheck {
+    /// Refreshed already: nothing to call.
+    pub done: bool,
+    /// Listed by GetNightlyRefreshStatus as ineligible for the date: recorded as needs
+    /// re-auth, not authorized.
+    pub ineligible: bool,
+}
+
 /// Why a ledger operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
@@ -353,6 +363,14 @@ fn decode(login: &str, json: &str) -> Option<LedgerOutcome> {
     }
 }
 
+/// The outbox entry `ledger_record.lua` queued for a login whose write of `outcome` stored
+/// `stored_json`: `<score>|<JSON>`, score the outcome's time in epoch ms, as the script
+/// writes it. A `Superseded` write queues none.
+fn queued_entry(written: bool, outcome: &LedgerOutcome, stored_json: &str) -> Option<String> {
+    (written && !matches!(outcome, LedgerOutcome::Superseded { .. }))
+        .then(|| format!("{}|{stored_json}", outcome.at().timestamp_millis()))
+}
+
 impl Ledger {
     /// The ledger of the namespace of `keys`.
     pub fn new(conn: RedisConn, keys: &KeySpace) -> Self {
@@ -373,10 +391,27 @@ impl Ledger {
         outcome: &LedgerOutcome,
         overwrite: Overwrite,
     ) -> Result<bool, LedgerError> {
-        let (written, _) = self
+        Ok(self
+            .record_queuing(date, login, outcome, overwrite)
+            .await?
+            .0)
+    }
+
+    /// [`Ledger::record`], also returning the outbox entry the write queued (`None` when
+    /// nothing was written, or for a `Superseded` outcome), so the caller applies it
+    /// without reading it back.
+    pub(crate) async fn record_queuing(
+        &self,
+        date: NaiveDate,
+        login: &LoginId,
+        outcome: &LedgerOutcome,
+        overwrite: Overwrite,
+    ) -> Result<(bool, Option<String>), LedgerError> {
+        let (written, json) = self
             .invoke_record(date, std::slice::from_ref(login), outcome, None, overwrite)
             .await?;
-        Ok(written == 1)
+        let written = written == 1;
+        Ok((written, queued_entry(written, outcome, &json)))
     }
 
     /// Records the same `outcome` for every login of `logins` on `date`, as
@@ -412,6 +447,21 @@ impl Ledger {
         outcome: &LedgerOutcome,
         entry: &StreamEntry<'_>,
     ) -> Result<(bool, LedgerOutcome), LedgerError> {
+        let (written, stored, _) = self
+            .record_with_stream_entry_queuing(date, login, outcome, entry)
+            .await?;
+        Ok((written, stored))
+    }
+
+    /// [`Ledger::record_with_stream_entry`], also returning the outbox entry the write
+    /// queued (`None` when nothing was written).
+    pub(crate) async fn record_with_stream_entry_queuing(
+        &self,
+        date: NaiveDate,
+        login: &LoginId,
+        outcome: &LedgerOutcome,
+        entry: &StreamEntry<'_>,
+    ) -> Result<(bool, LedgerOutcome, Option<String>), LedgerError> {
         let (written, json) = self
             .invoke_record(
                 date,
@@ -421,7 +471,9 @@ impl Ledger {
                 Overwrite::AllButRefreshed,
             )
             .await?;
-        Ok((written == 1, serde_json::from_str(&json)?))
+        let written = written == 1;
+        let queued = queued_entry(written, outcome, &json);
+        Ok((written, serde_json::from_str(&json)?, queued))
     }
 
     /// Runs `ledger_record.lua` for `logins` (one, when `entry` is given). Returns how
@@ -498,6 +550,28 @@ impl Ledger {
             self.get(date, login).await?,
             Some(LedgerOutcome::Refreshed { .. })
         ))
+    }
+
+    /// What an authorize step checks before calling Flinks, read in one round trip: whether
+    /// (`login`, `date`) is done ([`Ledger::is_done`]) and whether GetNightlyRefreshStatus
+    /// listed it as ineligible ([`Ledger::ineligible_flags`]).
+    pub async fn authorize_check(
+        &self,
+        date: NaiveDate,
+        login: &LoginId,
+    ) -> Result<AuthorizeCheck, LedgerError> {
+        let date_text = day(date);
+        let mut conn = self.conn.clone();
+        let (raw, ineligible): (Option<String>, bool) = redis::pipe()
+            .hget(self.keys.ledger_date(&date_text), login.as_str())
+            .sismember(self.keys.ledger_ineligible(&date_text), login.as_str())
+            .query_async(&mut conn)
+            .await?;
+        let done = matches!(
+            raw.and_then(|json| decode(login.as_str(), &json)),
+            Some(LedgerOutcome::Refreshed { .. })
+        );
+        Ok(AuthorizeCheck { done, ineligible })
     }
 
     /// True when (`login`, `date`) has an outcome of any kind (counted as done by the

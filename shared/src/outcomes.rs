@@ -91,8 +91,11 @@ impl Outcomes {
         outcome: &LedgerOutcome,
         overwrite: Overwrite,
     ) -> Result<bool, OutcomeError> {
-        let written = self.ledger.record(date, login, outcome, overwrite).await?;
-        self.apply_or_leave(login).await;
+        let (written, queued) = self
+            .ledger
+            .record_queuing(date, login, outcome, overwrite)
+            .await?;
+        self.apply_or_leave(login, queued).await;
         Ok(written)
     }
 
@@ -103,8 +106,9 @@ impl Outcomes {
         sink: &ResultsSink,
         entry: &ResultEntry<'_>,
     ) -> Result<Stored, OutcomeError> {
-        let stored = sink.store(entry).await?;
-        self.apply_or_leave(entry.login_id).await;
+        let mut stored = sink.store(entry).await?;
+        self.apply_or_leave(entry.login_id, stored.queued.take())
+            .await;
         Ok(stored)
     }
 
@@ -152,8 +156,16 @@ impl Outcomes {
         Ok(conn.hlen(self.keys.ledger_outbox()).await?)
     }
 
-    async fn apply_or_leave(&self, login: &LoginId) {
-        if let Err(error) = self.apply_pending(login).await {
+    /// Applies the registry update just `queued` by a ledger write, or when the write
+    /// queued none (nothing written), whatever is pending for `login`: a crash may have
+    /// left one. Applying the write's own entry rather than the outbox's saves reading it
+    /// back; a later entry queued meanwhile stays for its own apply (the clear compares).
+    async fn apply_or_leave(&self, login: &LoginId, queued: Option<String>) {
+        let applied = match queued {
+            Some(entry) => self.apply_entry(login.as_str(), &entry).await,
+            None => self.apply_pending(login).await.map(|_| ()),
+        };
+        if let Err(error) = applied {
             tracing::warn!(
                 login = %login.fingerprint(),
                 error.message = %error,

@@ -111,6 +111,9 @@ pub struct Stored {
     pub newly_stored: bool,
     /// The ledger entry (the existing one when not newly stored).
     pub outcome: LedgerOutcome,
+    /// The registry update the write queued in the outcome outbox, for
+    /// [`crate::outcomes::Outcomes`] to apply without reading it back.
+    pub(crate) queued: Option<String>,
 }
 
 /// Appends results to the stream, atomically with the ledger. Cheap to clone.
@@ -205,9 +208,14 @@ impl ResultsSink {
             max_len: self.max_len,
             fields,
         };
-        let (stored, outcome) = self
+        let (stored, outcome, queued) = self
             .ledger
-            .record_with_stream_entry(entry.routine_date, entry.login_id, &outcome, &stream_entry)
+            .record_with_stream_entry_queuing(
+                entry.routine_date,
+                entry.login_id,
+                &outcome,
+                &stream_entry,
+            )
             .await?;
         if stored {
             metrics::counter!(RESULTS_STORED_TOTAL).increment(1);
@@ -215,6 +223,7 @@ impl ResultsSink {
         Ok(Stored {
             newly_stored: stored,
             outcome,
+            queued,
         })
     }
 }

@@ -155,6 +155,30 @@ async fn an_older_outcome_never_replaces_a_later_one() {
     f.redis.cleanup().await;
 }
 
+/// A write applies the registry update it queued itself; a later update a crash left
+/// pending for the same login is neither dropped nor overtaken.
+#[tokio::test]
+async fn recording_beside_a_later_pending_update_keeps_it_for_its_own_apply() {
+    let f = fixture("outcomes-beside").await;
+    let later = reauth(Utc::now());
+    let earlier = failed(Utc::now() - Duration::hours(1));
+    f.ledger.put(date(2), &login(1), &later).await;
+
+    assert!(f.outcomes.put(date(1), &login(1), &earlier).await);
+    assert_eq!(f.outcomes.pending().await.unwrap(), 1, "the later update stays");
+    f.outcomes.drain_once().await.unwrap();
+
+    assert_eq!(f.outcomes.pending().await.unwrap(), 0);
+    let status = f.registry.get(&login(1)).await.unwrap().unwrap();
+    assert_eq!(status.last_outcome.as_deref(), Some("needs_reauth"));
+    let history = f.registry.history(&login(1)).await.unwrap();
+    assert!(
+        history.contains(&later) && history.contains(&earlier),
+        "{history:?}"
+    );
+    f.redis.cleanup().await;
+}
+
 #[tokio::test]
 async fn recording_an_outcome_updates_ledger_and_registry_and_empties_the_outbox() {
     let f = fixture("outcomes-record").await;
@@ -167,6 +191,11 @@ async fn recording_an_outcome_updates_ledger_and_registry_and_empties_the_outbox
     );
     let status = f.registry.get(&login(1)).await.unwrap().unwrap();
     assert_eq!(status.last_outcome.as_deref(), Some("needs_reauth"));
+    assert_eq!(
+        f.outcomes.pending().await.unwrap(),
+        0,
+        "the write's own update applied and cleared"
+    );
 
     let done = refreshed(t0 + Duration::seconds(1));
     assert!(f.outcomes.put(date(1), &login(1), &done).await);
@@ -220,6 +249,11 @@ async fn a_stored_result_reaches_the_registry_with_its_stream_id() {
     };
     let stored = f.outcomes.store_result(&sink, &entry).await.unwrap();
     assert!(stored.newly_stored);
+    assert_eq!(
+        f.outcomes.pending().await.unwrap(),
+        0,
+        "the write's own update applied and cleared"
+    );
     let again = f.outcomes.store_result(&sink, &entry).await.unwrap();
     assert!(!again.newly_stored);
 

@@ -1,5 +1,6 @@
-//! The authorize step: ledger check → routine deadline → authorize token → rate-limit permit → `/Authorize`
-//! (cached) → chain the detail fetch, or settle the failure (re-auth, retry, restart, fail).
+//! The authorize step: ledger check (done? listed ineligible? one round trip) → routine
+//! deadline → authorize token → rate-limit permit → `/Authorize` (cached) → chain the
+//! detail fetch, or settle the failure (re-auth, retry, restart, fail).
 //!
 //! The global permit is taken last, immediately before `/Authorize` is sent: a slow token
 //! call or check between the permit and the request would let another worker's request
@@ -13,8 +14,8 @@ use shared::jobs::{AuthorizeJob, DetailJob};
 use shared::queue::{EnqueueOptions, JobFailure};
 
 use super::settle::{
-    already_done, count_skipped_redelivery, deadline_passed, persist, record_past_deadline,
-    settle_failure, Step,
+    count_skipped_redelivery, deadline_passed, ledger_check_failed, persist, record_past_deadline,
+    settle_failure, skip_if_done, Step,
 };
 use super::{Delivery, Deps, Handled};
 
@@ -29,7 +30,12 @@ pub async fn handle(
     delivery: &Delivery,
     deps: &Deps,
 ) -> Result<Handled, JobFailure> {
-    if already_done(deps, &job.login_id, job.routine_date).await? {
+    let check = deps
+        .ledger
+        .authorize_check(job.routine_date, &job.login_id)
+        .await
+        .map_err(ledger_check_failed)?;
+    if skip_if_done(check.done) {
         return Ok(Handled::AlreadyDone);
     }
     // Past the date's deadline the next date's routine covers the login: no permit spent.
@@ -38,15 +44,7 @@ pub async fn handle(
     }
     // GetNightlyRefreshStatus listed the login for this date: it is recorded as needs
     // re-auth already, and an Authorize would only spend a permit (or overwrite it).
-    let ineligible = deps
-        .ledger
-        .ineligible_flags(job.routine_date, std::slice::from_ref(&job.login_id))
-        .await
-        .map_err(|e| JobFailure::Retry {
-            error: format!("ledger check: {e}"),
-            delay: None,
-        })?;
-    if ineligible.first() == Some(&true) {
+    if check.ineligible {
         tracing::info!("listed by GetNightlyRefreshStatus for this date; not authorized");
         return Ok(Handled::AlreadyDone);
     }

@@ -11,7 +11,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use shared::control::past_deadline;
 use shared::flinks::{is_unrecognised_reauth, Error as FlinksError};
 use shared::jobs::{AuthorizeJob, MAX_SESSION_RESTARTS};
-use shared::ledger::{FailureReason, LedgerOutcome, Overwrite};
+use shared::ledger::{FailureReason, LedgerError, LedgerOutcome, Overwrite};
 use shared::queue::{EnqueueOptions, JobFailure};
 use shared::{FlinksCode, LoginId};
 
@@ -66,15 +66,25 @@ pub(crate) async fn already_done(
         .ledger
         .is_done(date, login)
         .await
-        .map_err(|e| JobFailure::Retry {
-            error: format!("ledger check: {e}"),
-            delay: Some(Duration::from_secs(5)),
-        })?;
+        .map_err(ledger_check_failed)?;
+    Ok(skip_if_done(done))
+}
+
+/// A ledger read before any call failed: nothing was done, try again shortly.
+pub(crate) fn ledger_check_failed(error: LedgerError) -> JobFailure {
+    JobFailure::Retry {
+        error: format!("ledger check: {error}"),
+        delay: Some(Duration::from_secs(5)),
+    }
+}
+
+/// Counts and logs a redelivery the ledger says is done; returns `done`.
+pub(crate) fn skip_if_done(done: bool) -> bool {
     if done {
         count_skipped_redelivery();
         tracing::info!("already done for this date; redelivery skipped");
     }
-    Ok(done)
+    done
 }
 
 /// `date`'s deadline when work starting at `start` would be past it, else `None`.
