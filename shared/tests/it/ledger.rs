@@ -217,6 +217,37 @@ async fn expected_retries_and_start_are_kept_per_date_and_keys_expire() {
     redis.cleanup().await;
 }
 
+/// Expiries are kept up once an hour per date, not per write; a key first written between
+/// two upkeeps (the date's first failure or re-auth after its first refresh) must not be
+/// left without one.
+#[tokio::test]
+async fn every_key_a_record_writes_expires_also_between_upkeeps() {
+    let redis = TestRedis::new("ledger-upkeep").await;
+    let ledger = Ledger::new(redis.conn.clone(), &redis.keys);
+    ledger.put(date(1), &login(1), &refreshed(false)).await;
+    ledger.put(date(1), &login(2), &failed()).await;
+    ledger
+        .put(date(1), &login(3), &reauth("QUESTION_NOT_FOUND"))
+        .await;
+
+    let mut conn = redis.conn.clone();
+    let d = date(1).to_string();
+    for key in [
+        redis.keys.ledger_date(&d),
+        redis.keys.ledger_meta(&d),
+        redis.keys.ledger_index(IndexKind::Failed.as_str()),
+        redis.keys.ledger_index(IndexKind::Reauth.as_str()),
+    ] {
+        let ttl: i64 = redis::cmd("TTL")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert!(ttl > 30 * 24 * 3600, "{key}: ttl {ttl}");
+    }
+    redis.cleanup().await;
+}
+
 #[tokio::test]
 async fn the_report_counts_lists_and_names_its_json_fields() {
     let redis = TestRedis::new("report-counts").await;

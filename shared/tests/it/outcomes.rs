@@ -165,7 +165,11 @@ async fn recording_beside_a_later_pending_update_keeps_it_for_its_own_apply() {
     f.ledger.put(date(2), &login(1), &later).await;
 
     assert!(f.outcomes.put(date(1), &login(1), &earlier).await);
-    assert_eq!(f.outcomes.pending().await.unwrap(), 1, "the later update stays");
+    assert_eq!(
+        f.outcomes.pending().await.unwrap(),
+        1,
+        "the later update stays"
+    );
     f.outcomes.drain_once().await.unwrap();
 
     assert_eq!(f.outcomes.pending().await.unwrap(), 0);

@@ -141,10 +141,12 @@ end
 -- cost is most of the time), while those entries are still in the CPU's caches. Within a
 -- window, reads go through `entries`, so a login twice in one window sees its first write.
 local WINDOW = 64
+local UPKEEP_EVERY = 3600
 local stored = {}       -- the window's LoginIds -> stored JSON or false
 local entries = {}      -- LoginId -> the JSON to store
 local unindexed = {}    -- index member -> true: leaves both indexes
 local indexed = {}      -- index member -> {index key, score}: joins one
+local joined = {}       -- index key -> true: the call added to it
 
 local function read_window(first, last)
   stored, entries, unindexed, indexed = {}, {}, {}, {}
@@ -180,6 +182,7 @@ local function flush_window()
   end
   for member, at in pairs(indexed) do
     redis.call('ZADD', at[1], at[2], member)
+    joined[at[1]] = true
   end
 end
 
@@ -255,10 +258,20 @@ if written > 0 then
       bump(field, delta)
     end
   end
-  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. ARGV[6])
-  redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', '(' .. ARGV[6])
-  for i = 1, 4 do
-    redis.call('EXPIRE', KEYS[i], ttl)
+  -- Upkeep (expiries, the indexes' expired dates) once an hour per date, not per write:
+  -- six calls of a worker's ten-odd per outcome. A key's expiry then trails its last write
+  -- by at most an hour of the TTL's weeks. An index key an upkeep did not see yet (the
+  -- date's first failure, say) gets its expiry when added to.
+  if redis.call('TTL', KEYS[1]) < ttl - math.min(UPKEEP_EVERY, math.floor(ttl / 2)) then
+    redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. ARGV[6])
+    redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', '(' .. ARGV[6])
+    for i = 1, 4 do
+      redis.call('EXPIRE', KEYS[i], ttl)
+    end
+  else
+    for key in pairs(joined) do
+      redis.call('EXPIRE', key, ttl)
+    end
   end
 end
 return {written, last}
