@@ -26,6 +26,7 @@ use std::time::Duration;
 use crate::redis_conn::RedisConn;
 use chrono::NaiveDate;
 use redis::{AsyncCommands, Script};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::domain::LoginId;
@@ -39,6 +40,12 @@ pub const DRAIN_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Outbox entries read per `HSCAN` page.
 const DRAIN_PAGE: usize = 100;
+
+/// Applied entries cleared per script call at most ([`Outcomes::with_batched_clears`]).
+const CLEAR_BATCH: usize = 256;
+
+/// Applied entries waiting for their clear at most; past it an apply clears its own.
+const CLEAR_QUEUE: usize = 4 * CLEAR_BATCH;
 
 static CLEAR: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/outcomes/outbox_clear.lua")));
@@ -67,6 +74,9 @@ pub struct Outcomes {
     keys: KeySpace,
     ledger: Ledger,
     registry: Registry,
+    /// Where applied entries go to be cleared in batches ([`Outcomes::with_batched_clears`]);
+    /// `None` clears each one as it is applied.
+    clears: Option<mpsc::Sender<(String, String)>>,
 }
 
 impl Outcomes {
@@ -77,7 +87,29 @@ impl Outcomes {
             registry: Registry::new(conn.clone(), keys),
             keys: keys.clone(),
             conn,
+            clears: None,
         }
+    }
+
+    /// The same outcomes, with applied outbox entries cleared by a task of their own, many
+    /// per script call, instead of one round trip each: what a worker's handlers use. The
+    /// task batches whatever arrived while its last call ran, so nothing waits on a timer.
+    /// An entry whose clear is lost (a crash, a Redis error) is applied again by a drain,
+    /// which is harmless. On `shutdown` the task clears what it holds and stops; later
+    /// applies clear one by one. Await the handle before exiting.
+    pub fn with_batched_clears(
+        mut self,
+        shutdown: CancellationToken,
+    ) -> (Self, tokio::task::JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(CLEAR_QUEUE);
+        self.clears = Some(tx);
+        let task = tokio::spawn(clear_batches(
+            self.conn.clone(),
+            self.keys.ledger_outbox(),
+            rx,
+            shutdown,
+        ));
+        (self, task)
     }
 
     /// Records `outcome` for (`login`, `date`), overwriting what `overwrite` allows (see
@@ -187,14 +219,82 @@ impl Outcomes {
                 tracing::warn!(login = %fp, "undecodable outcome outbox entry dropped");
             }
         }
-        let mut conn = self.conn.clone();
-        let _: i64 = CLEAR
-            .key(self.keys.ledger_outbox())
-            .arg(login)
-            .arg(entry)
-            .invoke_async(&mut conn)
-            .await?;
+        let entry = (login.to_string(), entry.to_string());
+        let entry = match &self.clears {
+            Some(clears) => match clears.try_send(entry) {
+                Ok(()) => return Ok(()),
+                Err(refused) => refused.into_inner(),
+            },
+            None => entry,
+        };
+        clear(&self.conn, &self.keys.ledger_outbox(), &[entry]).await?;
         Ok(())
+    }
+}
+
+/// Removes each applied `(LoginId, entry)` from the outbox `key` if it is still that entry
+/// (a later one written meanwhile stays for its own apply). One script call.
+async fn clear(
+    conn: &RedisConn,
+    key: &str,
+    applied: &[(String, String)],
+) -> Result<(), redis::RedisError> {
+    let mut conn = conn.clone();
+    let mut invocation = CLEAR.prepare_invoke();
+    invocation.key(key);
+    for (login, entry) in applied {
+        invocation.arg(login).arg(entry);
+    }
+    let _: i64 = invocation.invoke_async(&mut conn).await?;
+    Ok(())
+}
+
+/// The task of [`Outcomes::with_batched_clears`].
+async fn clear_batches(
+    conn: RedisConn,
+    key: String,
+    mut applied: mpsc::Receiver<(String, String)>,
+    shutdown: CancellationToken,
+) {
+    let mut batch = Vec::with_capacity(CLEAR_BATCH);
+    loop {
+        let first = tokio::select! {
+            biased;
+            entry = applied.recv() => entry,
+            _ = shutdown.cancelled() => None,
+        };
+        let Some(first) = first else { break };
+        batch.push(first);
+        while batch.len() < CLEAR_BATCH {
+            match applied.try_recv() {
+                Ok(entry) => batch.push(entry),
+                Err(_) => break,
+            }
+        }
+        clear_or_leave(&conn, &key, &batch).await;
+        batch.clear();
+    }
+    // Stopping: refuse new entries (their appliers clear them) and clear what is queued.
+    applied.close();
+    while let Some(entry) = applied.recv().await {
+        batch.push(entry);
+        if batch.len() == CLEAR_BATCH {
+            clear_or_leave(&conn, &key, &batch).await;
+            batch.clear();
+        }
+    }
+    if !batch.is_empty() {
+        clear_or_leave(&conn, &key, &batch).await;
+    }
+}
+
+async fn clear_or_leave(conn: &RedisConn, key: &str, batch: &[(String, String)]) {
+    if let Err(error) = clear(conn, key, batch).await {
+        tracing::warn!(
+            entries = batch.len(),
+            error.message = %error,
+            "applied outbox entries not cleared; the drain applies them again"
+        );
     }
 }
 

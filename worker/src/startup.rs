@@ -100,7 +100,12 @@ pub async fn run(
     // Checked before anything is opened: a worker must not store account data in clear
     // when encryption is required.
     settings.require_results_encryption()?;
-    let stores = Stores::open(conn.clone(), &keys, &settings);
+    let mut stores = Stores::open(conn.clone(), &keys, &settings);
+    let (outcomes, outbox_clears) = stores
+        .outcomes
+        .clone()
+        .with_batched_clears(shutdown.clone());
+    stores.outcomes = outcomes;
     stores
         .migrate_queues()
         .await
@@ -222,6 +227,7 @@ pub async fn run(
     unfinished.release().await;
     let _ = deactivation.await;
     let _ = events.await;
+    let _ = outbox_clears.await;
     result.context("worker monitor")?;
     tracing::info!("worker drained and stopped");
     Ok(())

@@ -328,3 +328,52 @@ async fn a_superseded_outcome_leaves_the_logins_state_and_history_alone() {
     assert_eq!(f.registry.history(&login(1)).await.unwrap(), vec![first]);
     f.redis.cleanup().await;
 }
+
+/// A worker's outcomes clear applied entries in batches from a task of their own: the
+/// registry is up to date when `record` returns, the outbox empties without a drain, the
+/// entries still queued when the worker stops are cleared before the task ends, and
+/// applies after that clear their own.
+#[tokio::test]
+async fn batched_clears_empty_the_outbox_and_finish_what_is_queued_on_shutdown() {
+    let f = fixture("outcomes-batched").await;
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let (outcomes, task) = f.outcomes.clone().with_batched_clears(shutdown.clone());
+    let t0 = Utc::now();
+    let record = |n: u32, at| {
+        let outcomes = outcomes.clone();
+        async move {
+            outcomes
+                .record(date(1), &login(n), &failed(at), Overwrite::AllButRefreshed)
+                .await
+                .unwrap()
+        }
+    };
+
+    let written = futures::future::join_all((1..=300).map(|n| record(n, t0))).await;
+    assert!(written.iter().all(|w| *w));
+    let status = f.registry.get(&login(1)).await.unwrap().unwrap();
+    assert_eq!(status.last_outcome.as_deref(), Some("failed"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while f.outcomes.pending().await.unwrap() > 0 {
+        assert!(std::time::Instant::now() < deadline, "clears never sent");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+
+    let later = t0 + Duration::seconds(1);
+    futures::future::join_all((301..=400).map(|n| record(n, later))).await;
+    shutdown.cancel();
+    task.await.unwrap();
+    assert_eq!(
+        f.outcomes.pending().await.unwrap(),
+        0,
+        "queued clears flushed"
+    );
+
+    assert!(record(1, later + Duration::seconds(1)).await);
+    assert_eq!(
+        f.outcomes.pending().await.unwrap(),
+        0,
+        "cleared by its apply"
+    );
+    f.redis.cleanup().await;
+}
