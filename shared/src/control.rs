@@ -504,9 +504,9 @@ impl RoutineDeadlines {
 /// A [`FetchGate`] that holds a queue's fetches while it is paused, then awaits `inner`
 /// (e.g. the rate-limit gate) and checks the flag again when that wait outlasted the last
 /// read, so a pause set during a long permit wait still stops the fetch. A read of the flag
-/// is trusted for [`PAUSE_POLL`], so a pause applies within it. On shutdown it never resolves (nothing is claimed
-/// while the worker drains). A Redis error reads as "not paused": the fetch that follows
-/// fails the same way and backs off.
+/// is trusted for [`PAUSE_POLL`], so a pause applies within it. On shutdown it never
+/// resolves (nothing is claimed while the worker drains). A Redis error reads as "not
+/// paused": the fetch that follows fails the same way and backs off.
 pub struct PauseGate {
     control: Control,
     queue: &'static str,

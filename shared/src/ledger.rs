@@ -13,7 +13,7 @@
 //! requeue), except by [`Ledger::record_if_absent`], which only fills a missing entry (the
 //! dead-letter reconciler). An operator requeue of `failed` / `reauth` records clears the
 //! entries it claims (`ops/requeue_claim.lua`). Every key expires [`LEDGER_TTL`] after its
-//! last write, so memory is bounded.
+//! last write (give or take the hour between two upkeeps of a date), so memory is bounded.
 //!
 //! The login registry lives in other Redis Cluster slots, so no script here writes it:
 //! every write also queues the registry update in the outcome outbox (same script, same

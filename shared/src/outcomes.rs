@@ -12,7 +12,8 @@
 //!    outcome's time in epoch ms). This is the commit point.
 //! 2. The caller applies the pending update to the registry ([`Registry::record_outcome`],
 //!    which ignores an outcome older than the one it holds and never adds one to the
-//!    history twice), then removes the entry if it is still the one applied.
+//!    history twice), then removes the entry if it is still the one applied (a worker
+//!    removes them in batches, [`Outcomes::with_batched_clears`]).
 //! 3. A crash between 1 and 2 leaves the entry in the outbox; every worker drains it at
 //!    startup and every [`DRAIN_INTERVAL`] ([`spawn_drain`]).
 //!

@@ -259,9 +259,9 @@ if written > 0 then
     end
   end
   -- Upkeep (expiries, the indexes' expired dates) once an hour per date, not per write:
-  -- six calls of a worker's ten-odd per outcome. A key's expiry then trails its last write
-  -- by at most an hour of the TTL's weeks. An index key an upkeep did not see yet (the
-  -- date's first failure, say) gets its expiry when added to.
+  -- it was six of the fifteen commands of a worker's outcome write. A key then expires
+  -- within an hour of the TTL after its last write. An index key an upkeep did not see yet
+  -- (the date's first failure, say) gets its expiry when added to.
   if redis.call('TTL', KEYS[1]) < ttl - math.min(UPKEEP_EVERY, math.floor(ttl / 2)) then
     redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. ARGV[6])
     redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', '(' .. ARGV[6])
