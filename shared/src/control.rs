@@ -534,15 +534,37 @@ impl PauseGate {
         self
     }
 
-    async fn paused(control: &Control, queue: &str) -> bool {
-        match control.is_paused(queue).await {
-            Ok(paused) => paused,
+    /// Reads the flag; a read that says open is trusted from when it was asked.
+    async fn read_flag(
+        control: &Control,
+        queue: &str,
+        seen_open: &std::sync::Mutex<Option<tokio::time::Instant>>,
+    ) -> Flag {
+        let asked = tokio::time::Instant::now();
+        let flag = match control.is_paused(queue).await {
+            Ok(false) => Flag::Open,
+            Ok(true) => Flag::Paused,
             Err(error) => {
                 tracing::warn!(queue, error.message = %error, "cannot read the pause flag");
-                false
+                Flag::Unknown
             }
-        }
+        };
+        *seen_open.lock().expect("pause gate lock") = match flag {
+            Flag::Open => Some(asked),
+            // Not trusted: the next fetch reads the flag again.
+            Flag::Paused | Flag::Unknown => None,
+        };
+        flag
     }
+}
+
+/// What one read of a queue's pause flag said.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Flag {
+    Open,
+    Paused,
+    /// Redis did not answer: taken as open, the fetch that follows fails the same way.
+    Unknown,
 }
 
 impl FetchGate for PauseGate {
@@ -566,29 +588,26 @@ impl FetchGate for PauseGate {
                 if shutdown.is_cancelled() {
                     futures::future::pending::<()>().await;
                 }
-                if !read_open_recently(&seen_open) {
-                    if Self::paused(&control, queue).await {
-                        if !logged {
-                            tracing::info!(queue, "queue paused by an operator: not fetching");
-                            logged = true;
-                        }
-                        tokio::select! {
-                            _ = shutdown.cancelled() => futures::future::pending::<()>().await,
-                            _ = tokio::time::sleep(PAUSE_POLL) => {}
-                        }
-                        continue;
+                if !read_open_recently(&seen_open)
+                    && Self::read_flag(&control, queue, &seen_open).await == Flag::Paused
+                {
+                    if !logged {
+                        tracing::info!(queue, "queue paused by an operator: not fetching");
+                        logged = true;
                     }
-                    *seen_open.lock().expect("pause gate lock") = Some(tokio::time::Instant::now());
+                    tokio::select! {
+                        _ = shutdown.cancelled() => futures::future::pending::<()>().await,
+                        _ = tokio::time::sleep(PAUSE_POLL) => {}
+                    }
+                    continue;
                 }
                 let Some(inner) = inner.as_ref() else { break };
                 inner.ready().await;
                 // A long permit wait outlives the last read: a pause set meanwhile must
                 // still stop this fetch.
-                if read_open_recently(&seen_open) {
-                    break;
-                }
-                if !Self::paused(&control, queue).await {
-                    *seen_open.lock().expect("pause gate lock") = Some(tokio::time::Instant::now());
+                if read_open_recently(&seen_open)
+                    || Self::read_flag(&control, queue, &seen_open).await != Flag::Paused
+                {
                     break;
                 }
             }

@@ -363,12 +363,11 @@ fn decode(login: &str, json: &str) -> Option<LedgerOutcome> {
     }
 }
 
-/// The outbox entry `ledger_record.lua` queued for a login whose write of `outcome` stored
-/// `stored_json`: `<score>|<JSON>`, score the outcome's time in epoch ms, as the script
-/// writes it. A `Superseded` write queues none.
-fn queued_entry(written: bool, outcome: &LedgerOutcome, stored_json: &str) -> Option<String> {
-    (written && !matches!(outcome, LedgerOutcome::Superseded { .. }))
-        .then(|| format!("{}|{stored_json}", outcome.at().timestamp_millis()))
+/// The outbox entry `ledger_record.lua` queued (when it says it did) for a login whose
+/// write of `outcome` stored `stored_json`: `<score>|<JSON>`, score the outcome's time in
+/// epoch ms, as the script writes it.
+fn queued_entry(queued: bool, outcome: &LedgerOutcome, stored_json: &str) -> Option<String> {
+    queued.then(|| format!("{}|{stored_json}", outcome.at().timestamp_millis()))
 }
 
 impl Ledger {
@@ -398,8 +397,8 @@ impl Ledger {
     }
 
     /// [`Ledger::record`], also returning the outbox entry the write queued (`None` when
-    /// nothing was written, or for a `Superseded` outcome), so the caller applies it
-    /// without reading it back.
+    /// nothing was written, for a `Superseded` outcome, or when a later update of the login
+    /// was pending already), so the caller applies it without reading it back.
     pub(crate) async fn record_queuing(
         &self,
         date: NaiveDate,
@@ -407,11 +406,10 @@ impl Ledger {
         outcome: &LedgerOutcome,
         overwrite: Overwrite,
     ) -> Result<(bool, Option<String>), LedgerError> {
-        let (written, json) = self
+        let (written, json, queued) = self
             .invoke_record(date, std::slice::from_ref(login), outcome, None, overwrite)
             .await?;
-        let written = written == 1;
-        Ok((written, queued_entry(written, outcome, &json)))
+        Ok((written == 1, queued_entry(queued, outcome, &json)))
     }
 
     /// Records the same `outcome` for every login of `logins` on `date`, as
@@ -427,7 +425,7 @@ impl Ledger {
     ) -> Result<u64, LedgerError> {
         let mut written = 0;
         for page in logins.chunks(RECORD_PAGE) {
-            let (n, _) = self
+            let (n, _, _) = self
                 .invoke_record(date, page, outcome, None, overwrite)
                 .await?;
             written += n;
@@ -454,7 +452,7 @@ impl Ledger {
     }
 
     /// [`Ledger::record_with_stream_entry`], also returning the outbox entry the write
-    /// queued (`None` when nothing was written).
+    /// queued (`None` when nothing was written, or a later update was pending already).
     pub(crate) async fn record_with_stream_entry_queuing(
         &self,
         date: NaiveDate,
@@ -462,7 +460,7 @@ impl Ledger {
         outcome: &LedgerOutcome,
         entry: &StreamEntry<'_>,
     ) -> Result<(bool, LedgerOutcome, Option<String>), LedgerError> {
-        let (written, json) = self
+        let (written, json, queued) = self
             .invoke_record(
                 date,
                 std::slice::from_ref(login),
@@ -471,13 +469,13 @@ impl Ledger {
                 Overwrite::AllButRefreshed,
             )
             .await?;
-        let written = written == 1;
-        let queued = queued_entry(written, outcome, &json);
-        Ok((written, serde_json::from_str(&json)?, queued))
+        let queued = queued_entry(queued, outcome, &json);
+        Ok((written == 1, serde_json::from_str(&json)?, queued))
     }
 
     /// Runs `ledger_record.lua` for `logins` (one, when `entry` is given). Returns how
-    /// many entries were written and the stored (or kept) JSON of the last login.
+    /// many entries were written, the stored (or kept) JSON of the last login, and whether
+    /// its registry update went into the outbox.
     async fn invoke_record(
         &self,
         date: NaiveDate,
@@ -485,7 +483,7 @@ impl Ledger {
         outcome: &LedgerOutcome,
         entry: Option<&StreamEntry<'_>>,
         overwrite: Overwrite,
-    ) -> Result<(u64, String), LedgerError> {
+    ) -> Result<(u64, String, bool), LedgerError> {
         let d = day(date);
         let json = serde_json::to_string(outcome)?;
         let floor = Utc::now() - chrono::Duration::from_std(LEDGER_TTL).unwrap_or_default();
@@ -525,8 +523,8 @@ impl Ledger {
             }
         }
         let mut conn = self.conn.clone();
-        let (written, json): (u64, String) = invocation.invoke_async(&mut conn).await?;
-        Ok((written, json))
+        let (written, json, queued): (u64, String, u8) = invocation.invoke_async(&mut conn).await?;
+        Ok((written, json, queued == 1))
     }
 
     /// The outcome of (`login`, `date`), if any.

@@ -190,9 +190,10 @@ impl Outcomes {
     }
 
     /// Applies the registry update just `queued` by a ledger write, or when the write
-    /// queued none (nothing written), whatever is pending for `login`: a crash may have
-    /// left one. Applying the write's own entry rather than the outbox's saves reading it
-    /// back; a later entry queued meanwhile stays for its own apply (the clear compares).
+    /// queued none (nothing written, or a later update was pending), whatever is pending
+    /// for `login`: a crash may have left one. Applying the write's own entry rather than
+    /// the outbox's saves reading it back; the clear compares, so an entry replaced
+    /// meanwhile stays for its own apply.
     async fn apply_or_leave(&self, login: &LoginId, queued: Option<String>) {
         let applied = match queued {
             Some(entry) => self.apply_entry(login.as_str(), &entry).await,

@@ -146,6 +146,42 @@ async fn the_pause_gate_trusts_an_unpaused_read_for_one_poll() {
     redis.cleanup().await;
 }
 
+/// An inner gate that opens after its wait, like a rate limiter's permit wait.
+struct Slow(Duration);
+
+impl FetchGate for Slow {
+    fn ready(&self) -> BoxFuture<'static, ()> {
+        let wait = self.0;
+        Box::pin(tokio::time::sleep(wait))
+    }
+}
+
+/// A pause set while the gate waits for a permit longer than one poll stops that fetch:
+/// the read before the wait is too old to trust after it.
+#[tokio::test]
+async fn a_pause_during_a_long_permit_wait_holds_the_fetch() {
+    let redis = TestRedis::new("ctl-gate-wait").await;
+    let control = Control::new(redis.conn.clone(), &redis.keys);
+    let gate = PauseGate::new(control.clone(), "authorize", CancellationToken::new())
+        .then(Arc::new(Slow(PAUSE_POLL + Duration::from_millis(300))));
+
+    let held = tokio::spawn(gate.ready());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    control
+        .pause("authorize", None, "t", Utc::now())
+        .await
+        .unwrap();
+    tokio::time::sleep(PAUSE_POLL * 3).await;
+    assert!(!held.is_finished(), "paused during the permit wait");
+
+    control.resume("authorize").await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), held)
+        .await
+        .expect("resume releases the fetch")
+        .unwrap();
+    redis.cleanup().await;
+}
+
 /// An ack may claim the next job only while the gate is open now; once a graceful stop
 /// begins it must not, or jobs sit claimed in a draining worker, unseen by the others.
 #[tokio::test]

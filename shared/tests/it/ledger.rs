@@ -248,6 +248,49 @@ async fn every_key_a_record_writes_expires_also_between_upkeeps() {
     redis.cleanup().await;
 }
 
+/// Once an hour of a date's expiry has run down, the next write renews every key's and
+/// trims index members of expired dates.
+#[tokio::test]
+async fn a_write_an_hour_after_the_last_upkeep_renews_expiries_and_trims_the_indexes() {
+    let redis = TestRedis::new("ledger-upkeep-due").await;
+    let ledger = Ledger::new(redis.conn.clone(), &redis.keys);
+    ledger.put(date(1), &login(1), &failed()).await;
+    let d = date(1).to_string();
+    let keys = [
+        redis.keys.ledger_date(&d),
+        redis.keys.ledger_meta(&d),
+        redis.keys.ledger_index(IndexKind::Failed.as_str()),
+    ];
+    let failed_index = redis.keys.ledger_index(IndexKind::Failed.as_str());
+    let mut conn = redis.conn.clone();
+    let mut pipe = redis::pipe();
+    for key in &keys {
+        pipe.expire(key, 30 * 24 * 3600).ignore();
+    }
+    // A member of a date long expired (score: its outcome's time, 1970).
+    pipe.zadd(&failed_index, "1970-01-01|gone", 1).ignore();
+    let () = pipe.query_async(&mut conn).await.unwrap();
+
+    ledger.put(date(1), &login(2), &failed()).await;
+
+    for key in &keys {
+        let ttl: i64 = redis::cmd("TTL")
+            .arg(key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert!(ttl > 34 * 24 * 3600, "{key}: ttl {ttl}");
+    }
+    let gone: Option<f64> = redis::cmd("ZSCORE")
+        .arg(&failed_index)
+        .arg("1970-01-01|gone")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(gone, None, "expired dates trimmed");
+    redis.cleanup().await;
+}
+
 #[tokio::test]
 async fn the_report_counts_lists_and_names_its_json_fields() {
     let redis = TestRedis::new("report-counts").await;

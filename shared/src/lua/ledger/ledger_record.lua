@@ -34,8 +34,9 @@
 -- outcome says nothing about the login (Flinks was not called), so its registry state and
 -- history stay as they are: a login refreshed once a month in rotation keeps its real
 -- outcomes in its history, not the days it waited.
--- Returns {written, JSON}: how many entries were written, and the outcome as stored (or
--- the existing JSON kept) for the last LoginId.
+-- Returns {written, JSON, queued}: how many entries were written, the outcome as stored (or
+-- the existing JSON kept) for the last LoginId, and 1 when its registry update went into the
+-- outbox (0: nothing written, a superseded outcome, or a later update already pending).
 -- Everything read is validated before the first write, so a corrupt entry never aborts the
 -- script half-way (an unknown kind is replaced without touching any counter).
 local known = { refreshed = true, needs_reauth = true, failed = true, superseded = true }
@@ -230,25 +231,28 @@ local function record(login)
   elseif kind == 'failed' then
     indexed[member] = {KEYS[4], score}
   end
+  local queued = false
   if kind ~= 'superseded' then
     local pending = redis.call('HGET', KEYS[5], login)
     local pending_score = pending and tonumber(string.match(pending, '^(%-?%d+)|'))
     if not (pending_score and pending_score > score) then
       redis.call('HSET', KEYS[5], login, ARGV[4] .. '|' .. json)
+      queued = true
     end
   end
   events(login, json, old_kind, old)
-  return 1, json
+  return 1, json, queued
 end
 
-local written, last = 0, ''
+local written, last, last_queued = 0, '', 0
 for first = 11, 10 + n, WINDOW do
   local last_arg = math.min(first + WINDOW - 1, 10 + n)
   read_window(first, last_arg)
   for i = first, last_arg do
-    local w, json = record(ARGV[i])
+    local w, json, queued = record(ARGV[i])
     written = written + w
     last = json
+    last_queued = queued and 1 or 0
   end
   flush_window()
 end
@@ -274,4 +278,4 @@ if written > 0 then
     end
   end
 end
-return {written, last}
+return {written, last, last_queued}
