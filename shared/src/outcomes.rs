@@ -259,11 +259,18 @@ async fn clear_batches(
     shutdown: CancellationToken,
 ) {
     let mut batch = Vec::with_capacity(CLEAR_BATCH);
+    let mut stopping = false;
     loop {
         let first = tokio::select! {
             biased;
             entry = applied.recv() => entry,
-            _ = shutdown.cancelled() => None,
+            _ = shutdown.cancelled(), if !stopping => {
+                // Refuse new entries (their appliers clear them); what is queued is still
+                // received, then `recv` ends the loop.
+                applied.close();
+                stopping = true;
+                continue;
+            }
         };
         let Some(first) = first else { break };
         batch.push(first);
@@ -275,18 +282,6 @@ async fn clear_batches(
         }
         clear_or_leave(&conn, &key, &batch).await;
         batch.clear();
-    }
-    // Stopping: refuse new entries (their appliers clear them) and clear what is queued.
-    applied.close();
-    while let Some(entry) = applied.recv().await {
-        batch.push(entry);
-        if batch.len() == CLEAR_BATCH {
-            clear_or_leave(&conn, &key, &batch).await;
-            batch.clear();
-        }
-    }
-    if !batch.is_empty() {
-        clear_or_leave(&conn, &key, &batch).await;
     }
 }
 
