@@ -363,6 +363,11 @@ fn decode(login: &str, json: &str) -> Option<LedgerOutcome> {
     }
 }
 
+/// True for a final outcome (refreshed): a job handed again must not call Flinks.
+fn is_final(outcome: Option<&LedgerOutcome>) -> bool {
+    matches!(outcome, Some(LedgerOutcome::Refreshed { .. }))
+}
+
 /// The outbox entry `ledger_record.lua` queued (when it says it did) for a login whose
 /// write of `outcome` stored `stored_json`: `<score>|<JSON>`, score the outcome's time in
 /// epoch ms, as the script writes it.
@@ -435,25 +440,12 @@ impl Ledger {
 
     /// Records a `Refreshed` outcome and appends its result entry to a stream in the same
     /// atomic step (see `results`): either both happen or neither, so a redelivered job
-    /// never adds a second entry. Returns whether it was written and the outcome as
-    /// stored (the existing one when the date was refreshed already), with the entry's id
-    /// in place of [`STREAM_ID_PLACEHOLDER`].
+    /// never adds a second entry. Returns whether it was written, the outcome as stored
+    /// (the existing one when the date was refreshed already), with the entry's id in place
+    /// of [`STREAM_ID_PLACEHOLDER`], and the registry update the write queued in the outbox
+    /// (`None` when nothing was written, or a later update was pending already), for
+    /// [`crate::outcomes`] to apply without reading it back.
     pub async fn record_with_stream_entry(
-        &self,
-        date: NaiveDate,
-        login: &LoginId,
-        outcome: &LedgerOutcome,
-        entry: &StreamEntry<'_>,
-    ) -> Result<(bool, LedgerOutcome), LedgerError> {
-        let (written, stored, _) = self
-            .record_with_stream_entry_queuing(date, login, outcome, entry)
-            .await?;
-        Ok((written, stored))
-    }
-
-    /// [`Ledger::record_with_stream_entry`], also returning the outbox entry the write
-    /// queued (`None` when nothing was written, or a later update was pending already).
-    pub(crate) async fn record_with_stream_entry_queuing(
         &self,
         date: NaiveDate,
         login: &LoginId,
@@ -544,10 +536,7 @@ impl Ledger {
     /// must not call Flinks. A `NeedsReauth` or `Failed` entry is not final, so an
     /// operator's requeue runs again (see [`Ledger::has_outcome`]).
     pub async fn is_done(&self, date: NaiveDate, login: &LoginId) -> Result<bool, LedgerError> {
-        Ok(matches!(
-            self.get(date, login).await?,
-            Some(LedgerOutcome::Refreshed { .. })
-        ))
+        Ok(is_final(self.get(date, login).await?.as_ref()))
     }
 
     /// What an authorize step checks before calling Flinks, read in one round trip: whether
@@ -565,10 +554,7 @@ impl Ledger {
             .sismember(self.keys.ledger_ineligible(&date_text), login.as_str())
             .query_async(&mut conn)
             .await?;
-        let done = matches!(
-            raw.and_then(|json| decode(login.as_str(), &json)),
-            Some(LedgerOutcome::Refreshed { .. })
-        );
+        let done = is_final(raw.and_then(|json| decode(login.as_str(), &json)).as_ref());
         Ok(AuthorizeCheck { done, ineligible })
     }
 

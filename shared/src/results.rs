@@ -210,12 +210,7 @@ impl ResultsSink {
         };
         let (stored, outcome, queued) = self
             .ledger
-            .record_with_stream_entry_queuing(
-                entry.routine_date,
-                entry.login_id,
-                &outcome,
-                &stream_entry,
-            )
+            .record_with_stream_entry(entry.routine_date, entry.login_id, &outcome, &stream_entry)
             .await?;
         if stored {
             metrics::counter!(RESULTS_STORED_TOTAL).increment(1);
