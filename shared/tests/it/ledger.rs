@@ -207,14 +207,19 @@ async fn expected_retries_and_start_are_kept_per_date_and_keys_expire() {
     assert_eq!(ledger.incr_retries(date(1)).await.unwrap(), 2);
     assert_eq!(ledger.retries(date(1)).await.unwrap(), 2);
     assert_eq!(ledger.expected(date(2)).await.unwrap(), 0);
-    let mut conn = redis.conn.clone();
-    let ttl: i64 = redis::cmd("TTL")
-        .arg(redis.keys.ledger_date("2025-06-01"))
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let ttl = ttl(&redis, &redis.keys.ledger_date("2025-06-01")).await;
     assert!(ttl > 30 * 24 * 3600, "ttl {ttl}");
     redis.cleanup().await;
+}
+
+/// Seconds `key` has left (`-1`: no expiry, `-2`: no key).
+async fn ttl(redis: &TestRedis, key: &str) -> i64 {
+    let mut conn = redis.conn.clone();
+    redis::cmd("TTL")
+        .arg(key)
+        .query_async(&mut conn)
+        .await
+        .unwrap()
 }
 
 /// Expiries are kept up once an hour per date, not per write; a key first written between
@@ -230,7 +235,6 @@ async fn every_key_a_record_writes_expires_also_between_upkeeps() {
         .put(date(1), &login(3), &reauth("QUESTION_NOT_FOUND"))
         .await;
 
-    let mut conn = redis.conn.clone();
     let d = date(1).to_string();
     for key in [
         redis.keys.ledger_date(&d),
@@ -238,11 +242,7 @@ async fn every_key_a_record_writes_expires_also_between_upkeeps() {
         redis.keys.ledger_index(IndexKind::Failed.as_str()),
         redis.keys.ledger_index(IndexKind::Reauth.as_str()),
     ] {
-        let ttl: i64 = redis::cmd("TTL")
-            .arg(&key)
-            .query_async(&mut conn)
-            .await
-            .unwrap();
+        let ttl = ttl(&redis, &key).await;
         assert!(ttl > 30 * 24 * 3600, "{key}: ttl {ttl}");
     }
     redis.cleanup().await;
@@ -274,11 +274,7 @@ async fn a_write_an_hour_after_the_last_upkeep_renews_expiries_and_trims_the_ind
     ledger.put(date(1), &login(2), &failed()).await;
 
     for key in &keys {
-        let ttl: i64 = redis::cmd("TTL")
-            .arg(key)
-            .query_async(&mut conn)
-            .await
-            .unwrap();
+        let ttl = ttl(&redis, key).await;
         assert!(ttl > 34 * 24 * 3600, "{key}: ttl {ttl}");
     }
     let gone: Option<f64> = redis::cmd("ZSCORE")
