@@ -38,12 +38,20 @@ use crate::keys::KeySpace;
 /// How long ledger keys live after their last write.
 pub const LEDGER_TTL: Duration = Duration::from_secs(35 * 24 * 3600);
 
-/// True when the ledger of routine `date` may have expired by `today`: its keys live
-/// [`LEDGER_TTL`] after their last write, and the last writes happen on or after the date.
-/// A requeue of such a date could not tell refreshed logins from the others.
+/// How much sooner than [`LEDGER_TTL`] after its last write a ledger key may expire:
+/// `ledger_record.lua` renews expiries once an hour per date (its `UPKEEP_EVERY`), not on
+/// every write.
+pub const LEDGER_UPKEEP_EVERY: Duration = Duration::from_secs(3600);
+
+/// True when the ledger of routine `date` may have expired by the end of `today`: the last
+/// writes of a date happen on or after its first instant, and its keys live at least
+/// [`LEDGER_TTL`] less [`LEDGER_UPKEEP_EVERY`] after them. A requeue of such a date could
+/// not tell refreshed logins from the others.
 pub fn ledger_expired(date: NaiveDate, today: NaiveDate) -> bool {
-    let ttl_days = (LEDGER_TTL.as_secs() / 86_400) as i64;
-    (today - date).num_days() > ttl_days
+    let earliest_expiry =
+        date.and_time(chrono::NaiveTime::MIN) + (LEDGER_TTL - LEDGER_UPKEEP_EVERY);
+    let end_of_today = today.and_time(chrono::NaiveTime::MIN) + chrono::Days::new(1);
+    end_of_today > earliest_expiry
 }
 
 /// Entries per `HSCAN` / index page.
@@ -877,10 +885,13 @@ mod tests {
     }
 
     #[test]
-    fn a_ledger_expires_after_its_ttl_in_days() {
+    fn a_ledger_may_have_expired_once_its_ttl_less_the_upkeep_hour_ends_within_today() {
         let today = NaiveDate::from_ymd_opt(2026, 11, 30).unwrap();
         assert!(!ledger_expired(today, today));
-        assert!(!ledger_expired(today - chrono::Days::new(35), today));
+        assert!(!ledger_expired(today - chrono::Days::new(33), today));
+        // Written in its first minutes, a date's keys may be gone an hour before the end
+        // of its 35th day: by the end of day 34 after it.
+        assert!(ledger_expired(today - chrono::Days::new(34), today));
         assert!(ledger_expired(today - chrono::Days::new(36), today));
         assert!(!ledger_expired(today + chrono::Days::new(1), today));
     }

@@ -85,9 +85,9 @@ pub enum OpsError {
     /// The events stream could not be written; run the command again.
     #[error(transparent)]
     Events(#[from] crate::events::EventsError),
-    /// The routine date's ledger has expired (see [`crate::ledger::LEDGER_TTL`]): a
-    /// requeue could not tell its refreshed logins from the others.
-    #[error("--date {0}: the ledger of that date has expired (it is kept 35 days), so a requeue could re-run logins already refreshed")]
+    /// The routine date's ledger may have expired (see [`crate::ledger::ledger_expired`]):
+    /// a requeue could not tell its refreshed logins from the others.
+    #[error("--date {0}: the ledger of that date may have expired (it is kept about 35 days), so a requeue could re-run logins already refreshed")]
     LedgerExpired(chrono::NaiveDate),
     /// The failure-injection hook of a test stopped the operation between two steps.
     #[error("injected crash after step {0}")]
