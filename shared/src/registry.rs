@@ -21,6 +21,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::pin::Pin;
 use std::sync::LazyLock;
 
+use crate::config::RedisMode;
 use crate::redis_conn::RedisConn;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use futures::Stream;
@@ -44,6 +45,9 @@ static HISTORY: LazyLock<Script> =
 
 /// Logins written per pipeline.
 pub const BATCH_SIZE: usize = 1_000;
+/// Batches of an import in flight at once: while Redis runs one, the next is built and
+/// sent, so Redis does not wait for the importer between batches.
+const BATCHES_IN_FLIGHT: usize = 2;
 /// Outcomes kept in each login's history.
 pub const HISTORY_LEN: usize = 20;
 
@@ -56,6 +60,10 @@ pub enum RegistryError {
     /// An outcome could not be encoded (a bug, not a runtime condition).
     #[error("registry: cannot encode outcome: {0}")]
     Encode(#[from] serde_json::Error),
+    /// A registry script answered something it never returns (a bug, or another script
+    /// loaded under its name).
+    #[error("registry: unexpected reply: {0}")]
+    UnexpectedReply(String),
     /// The Flinks nightly-refresh change could not be indexed or enqueued; it stays
     /// `pending` in the registry and the sweeper enqueues it.
     #[error("registry: {0}")]
@@ -245,7 +253,9 @@ impl Registry {
         self.upsert_many(std::slice::from_ref(record)).await
     }
 
-    /// Adds or updates many logins, pipelined in batches of [`BATCH_SIZE`].
+    /// Adds or updates many logins, pipelined in batches of [`BATCH_SIZE`], a few in
+    /// flight at once. A login listed twice may be written in either order; the import
+    /// passes each once (a login's last row).
     pub async fn upsert_many(
         &self,
         records: &[LoginRecordInput],
@@ -259,9 +269,15 @@ impl Registry {
         records: &[LoginRecordInput],
         mut progress: impl FnMut(u64),
     ) -> Result<UpsertSummary, RegistryError> {
+        use futures::{StreamExt as _, TryStreamExt as _};
         let mut summary = UpsertSummary::default();
-        for batch in records.chunks(BATCH_SIZE) {
-            let (new, jobs) = self.write_batch(batch).await?;
+        let mut written =
+            futures::stream::iter(records.chunks(BATCH_SIZE))
+                .map(|batch| async move {
+                    Ok::<_, RegistryError>((batch, self.write_batch(batch).await?))
+                })
+                .buffered(BATCHES_IN_FLIGHT);
+        while let Some((batch, (new, jobs))) = written.try_next().await? {
             summary.upserted += batch.len() as u64;
             summary.active += batch.iter().filter(|r| r.active).count() as u64;
             summary.inactive += batch.iter().filter(|r| !r.active).count() as u64;
@@ -283,8 +299,8 @@ impl Registry {
         Ok((new, jobs))
     }
 
-    /// Writes one batch of logins: per login one `registry_write.lua` call (active flag,
-    /// tag and Flinks nightly-refresh state in one atomic step), then the active / all
+    /// Writes one batch of logins with `registry_write.lua` (active flag, tag and Flinks
+    /// nightly-refresh state of each login in one atomic step), then the active / all
     /// sets. Returns the count of new logins and the Flinks changes now `pending`, which
     /// the caller still has to publish; if it never does, the sweeper will.
     pub async fn write_batch_only(
@@ -299,27 +315,36 @@ impl Registry {
         let hash = WRITE.get_hash();
         let now = Utc::now().to_rfc3339();
         let base = new_stamp(0);
+        // Logins' hashes share no hash tag: on a Cluster each is a script call of its own.
+        let per_call = match conn.mode() {
+            RedisMode::Cluster => 1,
+            RedisMode::Standalone | RedisMode::Sentinel => batch.len(),
+        };
         let mut pipe = redis::pipe();
+        for (chunk, records) in batch.chunks(per_call).enumerate() {
+            let call = pipe.cmd("EVALSHA").arg(hash).arg(records.len());
+            for record in records {
+                call.arg(self.keys.login(record.login_id.as_str()));
+            }
+            call.arg(&now);
+            for (i, record) in records.iter().enumerate() {
+                call.arg(if record.active { "1" } else { "0" })
+                    .arg(if record.tag.is_some() { "1" } else { "0" })
+                    .arg(record.tag.as_deref().unwrap_or(""))
+                    .arg(base + (chunk * per_call + i) as u64)
+                    .arg(record.priority.map_or(String::new(), |p| p.to_string()));
+            }
+        }
         let (mut active, mut inactive) = (Vec::new(), Vec::new());
-        for (i, record) in batch.iter().enumerate() {
-            pipe.cmd("EVALSHA")
-                .arg(hash)
-                .arg(1)
-                .arg(self.keys.login(record.login_id.as_str()))
-                .arg(if record.active { "1" } else { "0" })
-                .arg(&now)
-                .arg(if record.tag.is_some() { "1" } else { "0" })
-                .arg(record.tag.as_deref().unwrap_or(""))
-                .arg(base + i as u64)
-                .arg(record.priority.map_or(String::new(), |p| p.to_string()));
+        for record in batch {
             if record.active {
                 active.push(record.login_id.as_str());
             } else {
                 inactive.push(record.login_id.as_str());
             }
         }
-        let ids: Vec<&str> = batch.iter().map(|r| r.login_id.as_str()).collect();
-        for (bucket, ids) in self.by_bucket(&ids) {
+        let all: Vec<&str> = batch.iter().map(|r| r.login_id.as_str()).collect();
+        for (bucket, ids) in self.by_bucket(&all) {
             pipe.sadd(self.keys.logins_all(bucket), ids).ignore();
         }
         for (bucket, ids) in self.by_bucket(&active) {
@@ -328,7 +353,15 @@ impl Registry {
         for (bucket, ids) in self.by_bucket(&inactive) {
             pipe.srem(self.keys.logins_active(bucket), ids).ignore();
         }
-        let written: Vec<(u64, u64)> = pipe.query_async(&mut conn).await?;
+        let written: Vec<Vec<(u64, u64)>> = pipe.query_async(&mut conn).await?;
+        let written = written.concat();
+        if written.len() != batch.len() {
+            return Err(RegistryError::UnexpectedReply(format!(
+                "registry_write answered for {} of {} logins",
+                written.len(),
+                batch.len()
+            )));
+        }
         let mut new = 0;
         let mut jobs = Vec::new();
         for (i, (record, (is_new, due))) in batch.iter().zip(written).enumerate() {
