@@ -70,6 +70,39 @@ async fn upsert_counts_active_and_inactive_and_reimport_updates_in_place() {
 }
 
 #[tokio::test]
+async fn a_rewrite_keeps_what_it_does_not_give_and_each_login_of_a_batch_gets_its_own_fields() {
+    let redis = TestRedis::new("registry-rewrite").await;
+    let registry = Registry::new(redis.conn.clone(), &redis.keys);
+    let tagged = |n, tag: &str, priority| LoginRecordInput {
+        tag: Some(tag.into()),
+        priority: Some(priority),
+        ..record(n, true)
+    };
+    registry
+        .upsert_many(&[tagged(1, "vip", 5), tagged(2, "pilot", 9), record(3, false)])
+        .await
+        .unwrap();
+    let added = registry.get(&login(1)).await.unwrap().unwrap().added_at;
+
+    // No tag, no priority given: both kept, and the first registration time too.
+    let second = registry
+        .upsert_many(&[record(1, true), record(2, true)])
+        .await
+        .unwrap();
+
+    assert_eq!(second.new, 0);
+    let one = registry.get(&login(1)).await.unwrap().unwrap();
+    let two = registry.get(&login(2)).await.unwrap().unwrap();
+    let three = registry.get(&login(3)).await.unwrap().unwrap();
+    assert_eq!((one.tag.as_deref(), one.priority), (Some("vip"), 5));
+    assert_eq!((two.tag.as_deref(), two.priority), (Some("pilot"), 9));
+    assert_eq!((three.tag, three.priority, three.active), (None, 0, false));
+    assert!(added.is_some());
+    assert_eq!(one.added_at, added);
+    redis.cleanup().await;
+}
+
+#[tokio::test]
 async fn list_and_scan_active_page_through_exactly_the_matching_logins() {
     let redis = TestRedis::new("registry-list").await;
     let registry = Registry::new(redis.conn.clone(), &redis.keys);

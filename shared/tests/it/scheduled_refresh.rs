@@ -202,3 +202,36 @@ async fn a_permanent_failure_is_recorded_and_listed_as_unconfirmed() {
     assert_eq!(scheduled.count_unconfirmed().await.unwrap(), 1);
     t.cleanup().await;
 }
+
+#[tokio::test]
+async fn writing_a_login_whose_change_failed_sends_it_again_and_clears_the_error() {
+    let t = TestRedis::new("sched-failed-retry").await;
+    let registry = Registry::new(t.conn.clone(), &t.keys);
+    let scheduled = ScheduledRefresh::new(t.conn.clone(), &t.keys);
+    registry.add(&record(1, false)).await.unwrap();
+    let failed = queued(&t).await.pop().unwrap();
+    scheduled
+        .record_failure(&failed, "INVALID_LOGIN: unknown")
+        .await
+        .unwrap();
+
+    // The same (inactive) state written again, in a batch beside a login with no change.
+    let summary = registry
+        .upsert_many(&[record(1, false), record(2, true)])
+        .await
+        .unwrap();
+
+    assert_eq!(summary.flinks_changes, 1);
+    let status = registry.get(&login(1)).await.unwrap().unwrap();
+    assert_eq!(
+        status.flinks_scheduled_refresh,
+        Some(ScheduledRefreshState::Pending)
+    );
+    assert_eq!(status.flinks_error, None);
+    let retried = queued(&t).await.pop().unwrap();
+    assert_eq!(retried.login_id, login(1));
+    assert!(!retried.activate);
+    assert_ne!(retried.stamp, failed.stamp);
+    assert!(scheduled.is_current(&retried).await.unwrap());
+    t.cleanup().await;
+}
