@@ -83,6 +83,13 @@ async fn a_rewrite_keeps_what_it_does_not_give_and_each_login_of_a_batch_gets_it
         .await
         .unwrap();
     let added = registry.get(&login(1)).await.unwrap().unwrap().added_at;
+    // A field earlier versions wrote on every write and nothing reads.
+    let mut conn = redis.conn.clone();
+    let key = redis.keys.login(login(1).as_str());
+    let () = conn
+        .hset(&key, "updated_at", "2026-01-01T00:00:00.000000000+00:00")
+        .await
+        .unwrap();
 
     // No tag, no priority given: both kept, and the first registration time too.
     let second = registry
@@ -99,6 +106,11 @@ async fn a_rewrite_keeps_what_it_does_not_give_and_each_login_of_a_batch_gets_it
     assert_eq!((three.tag, three.priority, three.active), (None, 0, false));
     assert!(added.is_some());
     assert_eq!(one.added_at, added);
+    let stale: Option<String> = conn.hget(&key, "updated_at").await.unwrap();
+    assert_eq!(
+        stale, None,
+        "the unread field goes when the login is written"
+    );
     redis.cleanup().await;
 }
 

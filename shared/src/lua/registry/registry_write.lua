@@ -20,7 +20,7 @@
 -- permanently tries that change again.
 --
 -- KEYS[i] the i-th login's hash
--- ARGV[1] now (RFC 3339), then five per login, in the order of KEYS: active (1|0), set the
+-- ARGV[1] now (RFC 3339: `added_at` of a new login), then five per login, in the order of KEYS: active (1|0), set the
 -- tag (1|0), tag, stamp of the change (used if one is due), priority ('' keeps the current
 -- one; '0' removes the field, so most logins store none)
 -- Returns {new (1|0), change due (1|0)} per login, flat, in the order of KEYS.
@@ -31,16 +31,21 @@ if #ARGV ~= 1 + PER_LOGIN * #KEYS then
 end
 
 -- Writes the login of hash `key` from ARGV[base + 1 .. base + PER_LOGIN]; returns new, due.
--- What it reads: the active flag, the Flinks state, and whether `added_at`, `priority` and
--- `flinks_error` are there (set once; removed only when present).
+-- What it reads: the active flag, the Flinks state, and whether `added_at`, `priority`,
+-- `flinks_error` and `updated_at` are there (set once; removed only when present).
 local function write(key, base)
   local active, set_tag, tag = ARGV[base + 1], ARGV[base + 2], ARGV[base + 3]
   local stamp, priority = ARGV[base + 4], ARGV[base + 5]
   local current = redis.call('HMGET', key, 'active', 'flinks_desired',
-    'flinks_scheduled_refresh', 'added_at', 'priority', 'flinks_error')
+    'flinks_scheduled_refresh', 'added_at', 'priority', 'flinks_error', 'updated_at')
   local old_active, desired, state = current[1], current[2], current[3]
-  local set = { 'active', active, 'updated_at', now }
+  local set = { 'active', active }
   local del = {}
+  -- Earlier versions stamped every write in `updated_at`, which nothing reads: 36 bytes
+  -- of every login hash, dropped when the login is next written.
+  if current[7] then
+    del[#del + 1] = 'updated_at'
+  end
   if set_tag == '1' then
     set[#set + 1] = 'tag'
     set[#set + 1] = tag
