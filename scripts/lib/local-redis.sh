@@ -11,23 +11,46 @@ wait_ping() {
   echo "local redis: nothing answers on port $1" >&2; return 1
 }
 
-# Stops every process that has a pidfile under DIR and removes DIR. A daemonized
-# redis-server leads its own process group, and the children it forks (an AOF rewrite, an
-# RDB for a replica) write into DIR too, so the whole group is signalled and waited for
-# before the directory goes; otherwise a child still writing races the removal.
+# Sends signal $1 to each process group in $2.. (a daemonized redis-server leads its own,
+# with the children it forks: an AOF rewrite, an RDB for a replica), or to the process
+# alone when it leads none.
+signal_groups() {
+  local sig="$1" pid; shift
+  for pid in "$@"; do
+    kill "$sig" -- "-$pid" 2>/dev/null || kill "$sig" "$pid" 2>/dev/null || true
+  done
+}
+
+# True while a process of any group in $@ is alive.
+any_group_alive() {
+  local pid
+  for pid in "$@"; do
+    kill -0 -- "-$pid" 2>/dev/null && return 0
+    kill -0 "$pid" 2>/dev/null && return 0
+  done
+  return 1
+}
+
+# Stops every redis-server that has a pidfile under DIR, with the children it forked, and
+# removes DIR. Those children write into DIR too, so the directory goes only once every
+# group has exited; otherwise a child still writing races the removal. A pidfile whose
+# process is gone or is no longer a redis-server (a node a test killed, its pid reused) is
+# left alone.
 stop_dir() {
   local dir="$1" pids=() pidfile pid
   [ -d "$dir" ] || return 0
   for pidfile in "$dir"/*/redis.pid; do
-    [ -f "$pidfile" ] && pids+=("$(cat "$pidfile")")
+    [ -f "$pidfile" ] || continue
+    pid="$(cat "$pidfile")"
+    case "$(cat "/proc/$pid/comm" 2>/dev/null)" in
+      redis-server* | redis-sentinel*) pids+=("$pid") ;;
+    esac
   done
-  signal_all() { for pid in "${pids[@]}"; do kill "$1" -- "-$pid" 2>/dev/null || kill "$1" "$pid" 2>/dev/null || true; done; }
-  any_alive() { for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && return 0; done; return 1; }
   if [ "${#pids[@]}" -gt 0 ]; then
-    signal_all -TERM
-    for _ in $(seq 1 30); do any_alive || break; sleep 0.1; done
-    signal_all -KILL
-    for _ in $(seq 1 50); do any_alive || break; sleep 0.1; done
+    signal_groups -TERM "${pids[@]}"
+    for _ in $(seq 1 30); do any_group_alive "${pids[@]}" || break; sleep 0.1; done
+    signal_groups -KILL "${pids[@]}"
+    for _ in $(seq 1 50); do any_group_alive "${pids[@]}" || break; sleep 0.1; done
   fi
   for _ in $(seq 1 20); do
     rm -rf "$dir" 2>/dev/null && return 0

@@ -892,8 +892,16 @@ mod tests {
         // Written in its first minutes, a date's keys may be gone an hour before the end
         // of its 35th day: by the end of day 34 after it.
         assert!(ledger_expired(today - chrono::Days::new(34), today));
+        assert!(ledger_expired(today - chrono::Days::new(35), today));
         assert!(ledger_expired(today - chrono::Days::new(36), today));
         assert!(!ledger_expired(today + chrono::Days::new(1), today));
+    }
+
+    #[test]
+    fn the_upkeep_interval_is_the_one_the_record_script_uses() {
+        let script = include_str!("lua/ledger/ledger_record.lua");
+        let line = format!("local UPKEEP_EVERY = {}\n", LEDGER_UPKEEP_EVERY.as_secs());
+        assert!(script.contains(&line), "ledger_record.lua lacks `{line}`");
     }
 
     #[test]

@@ -234,7 +234,7 @@ pub(crate) async fn scan_buckets(
 }
 
 /// A time as the registry stores it: RFC 3339 to the millisecond in UTC
-/// (`2026-12-01T10:46:12.624Z`, 24 bytes). Each login hash holds up to four; nanoseconds
+/// (`2026-12-01T10:46:12.624Z`, 24 bytes). Each login hash holds up to three; nanoseconds
 /// and a `+00:00` offset would add 11 bytes to each, a million times over.
 fn stored_time(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
@@ -278,12 +278,15 @@ impl Registry {
     ) -> Result<UpsertSummary, RegistryError> {
         use futures::{StreamExt as _, TryStreamExt as _};
         let mut summary = UpsertSummary::default();
-        let mut written =
-            futures::stream::iter(records.chunks(BATCH_SIZE))
-                .map(|batch| async move {
-                    Ok::<_, RegistryError>((batch, self.write_batch(batch).await?))
-                })
-                .buffered(BATCHES_IN_FLIGHT);
+        // One base for the whole call: batches in flight at once would otherwise read the
+        // clock within microseconds of each other and hand out overlapping stamps.
+        let base = new_stamp(0);
+        let mut written = futures::stream::iter(records.chunks(BATCH_SIZE).enumerate())
+            .map(|(k, batch)| async move {
+                let stamps = base + (k * BATCH_SIZE) as u64;
+                Ok::<_, RegistryError>((batch, self.write_batch(batch, stamps).await?))
+            })
+            .buffered(BATCHES_IN_FLIGHT);
         while let Some((batch, (new, jobs))) = written.try_next().await? {
             summary.upserted += batch.len() as u64;
             summary.active += batch.iter().filter(|r| r.active).count() as u64;
@@ -296,12 +299,14 @@ impl Registry {
     }
 
     /// Step 1 of a write ([`Registry::write_batch_only`]) then step 2: index and enqueue
-    /// the Flinks changes. Returns the count of new logins and the jobs queued.
+    /// the Flinks changes. The i-th login's change, if one is due, gets stamp
+    /// `stamps + i`. Returns the count of new logins and the jobs queued.
     async fn write_batch(
         &self,
         batch: &[LoginRecordInput],
+        stamps: u64,
     ) -> Result<(u64, Vec<ScheduledRefreshJob>), RegistryError> {
-        let (new, jobs) = self.write_batch_only(batch).await?;
+        let (new, jobs) = self.write_stamped(batch, stamps).await?;
         self.scheduled.publish(&jobs).await?;
         Ok((new, jobs))
     }
@@ -314,6 +319,15 @@ impl Registry {
         &self,
         batch: &[LoginRecordInput],
     ) -> Result<(u64, Vec<ScheduledRefreshJob>), RegistryError> {
+        self.write_stamped(batch, new_stamp(0)).await
+    }
+
+    /// [`Registry::write_batch_only`], the i-th login's change stamped `base + i`.
+    async fn write_stamped(
+        &self,
+        batch: &[LoginRecordInput],
+        base: u64,
+    ) -> Result<(u64, Vec<ScheduledRefreshJob>), RegistryError> {
         let mut conn = self.conn.clone();
         if batch.is_empty() {
             return Ok((0, Vec::new()));
@@ -321,7 +335,6 @@ impl Registry {
         WRITE.prepare_invoke().load_async(&mut conn).await?;
         let hash = WRITE.get_hash();
         let now = stored_time(Utc::now());
-        let base = new_stamp(0);
         // Logins' hashes share no hash tag: on a Cluster each is a script call of its own.
         let per_call = match conn.mode() {
             RedisMode::Cluster => 1,
@@ -675,7 +688,8 @@ impl Registry {
         if !known {
             return Ok(false);
         }
-        self.write_batch(std::slice::from_ref(&record)).await?;
+        self.write_batch(std::slice::from_ref(&record), new_stamp(0))
+            .await?;
         Ok(true)
     }
 

@@ -28,7 +28,7 @@
 //! is replaced by a fresh authorize job for its (LoginId, date) (a new session: the dead
 //! one's RequestId and poll deadline are stale), enqueued under a dedupe key named after the
 //! letter before the letter is deleted, so a crash or a second operator never enqueues it
-//! twice. Letters of logins already refreshed, and of dates whose ledger has expired
+//! twice. Letters of logins already refreshed, and of dates whose ledger may have expired
 //! ([`crate::ledger::ledger_expired`]), are never requeued. Purges delete index entries (the
 //! ledger entries themselves expire with the ledger's TTL) or dead letters older than a
 //! duration that the reconciler has already reviewed.
@@ -582,7 +582,7 @@ impl Requeuer {
     }
 
     /// Requeues the dead letters of both queues that `selection` matches (see the module
-    /// doc). Refuses a `selection.date` whose ledger has expired.
+    /// doc). Refuses a `selection.date` whose ledger may have expired.
     pub async fn requeue_dead(
         &self,
         selection: &Selection,

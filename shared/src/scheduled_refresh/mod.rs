@@ -10,7 +10,7 @@
 //! The registry's keys carry no common hash tag, so no Lua script may touch both a login's
 //! hash and the queue (Redis Cluster). Instead:
 //!
-//! 1. The registry write (`registry_write.lua`, one key: the login's hash) sets the active
+//! 1. The registry write (`registry_write.lua`, each login's hash on its own) sets the active
 //!    flag **and**, in the same script, `flinks_desired`, a fresh `flinks_stamp` and
 //!    `flinks_scheduled_refresh = pending`. The change is durable from that step on.
 //! 2. The writer then indexes the login in its key bucket's `logins:flinks_unconfirmed` ZSET (score =

@@ -202,7 +202,7 @@ impl Requeued {
                 None => "",
                 Some("already_refreshed") => "already refreshed for that date",
                 Some("detail_in_progress") => "its detail fetch is still running",
-                Some("ledger_expired") => "the ledger of that date has expired",
+                Some("ledger_expired") => "the ledger of that date may have expired",
                 Some(_) => "poison payload (--force to requeue)",
             };
             vec![

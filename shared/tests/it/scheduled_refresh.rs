@@ -215,9 +215,10 @@ async fn writing_a_login_whose_change_failed_sends_it_again_and_clears_the_error
         .await
         .unwrap();
 
-    // The same (inactive) state written again, in a batch beside a login with no change.
+    // The same (inactive) state written again, second in a batch after a login with no
+    // change.
     let summary = registry
-        .upsert_many(&[record(1, false), record(2, true)])
+        .upsert_many(&[record(2, true), record(1, false)])
         .await
         .unwrap();
 
@@ -233,5 +234,26 @@ async fn writing_a_login_whose_change_failed_sends_it_again_and_clears_the_error
     assert!(!retried.activate);
     assert_ne!(retried.stamp, failed.stamp);
     assert!(scheduled.is_current(&retried).await.unwrap());
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn every_change_of_one_import_gets_its_own_stamp_across_batches_in_flight() {
+    let t = TestRedis::new("sched-stamps").await;
+    let registry = Registry::new(t.conn.clone(), &t.keys);
+    let scheduled = ScheduledRefresh::new(t.conn.clone(), &t.keys);
+    let n = 2 * shared::registry::BATCH_SIZE as u32 + 100;
+    let records: Vec<_> = (0..n).map(|i| record(i, false)).collect();
+
+    let summary = registry.upsert_many(&records).await.unwrap();
+
+    assert_eq!(summary.flinks_changes, u64::from(n));
+    let jobs = queued(&t).await;
+    assert_eq!(jobs.len(), n as usize);
+    let stamps: std::collections::HashSet<u64> = jobs.iter().map(|j| j.stamp).collect();
+    assert_eq!(stamps.len(), jobs.len(), "two changes share a stamp");
+    for job in jobs.iter().step_by(97) {
+        assert!(scheduled.is_current(job).await.unwrap());
+    }
     t.cleanup().await;
 }

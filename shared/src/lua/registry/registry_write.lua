@@ -20,9 +20,9 @@
 -- permanently tries that change again.
 --
 -- KEYS[i] the i-th login's hash
--- ARGV[1] now (RFC 3339: `added_at` of a new login), then five per login, in the order of KEYS: active (1|0), set the
--- tag (1|0), tag, stamp of the change (used if one is due), priority ('' keeps the current
--- one; '0' removes the field, so most logins store none)
+-- ARGV[1] now (RFC 3339: `added_at` of a new login), then five per login, in the order of
+-- KEYS: active (1|0), set the tag (1|0), tag, stamp of the change (used if one is due),
+-- priority ('' keeps the current one; '0' removes the field, so most logins store none)
 -- Returns {new (1|0), change due (1|0)} per login, flat, in the order of KEYS.
 local PER_LOGIN = 5
 local now = ARGV[1]
@@ -31,8 +31,9 @@ if #ARGV ~= 1 + PER_LOGIN * #KEYS then
 end
 
 -- Writes the login of hash `key` from ARGV[base + 1 .. base + PER_LOGIN]; returns new, due.
--- What it reads: the active flag, the Flinks state, and whether `added_at`, `priority`,
--- `flinks_error` and `updated_at` are there (set once; removed only when present).
+-- What it reads: the active flag, the Flinks state, and whether `added_at` (written only
+-- when absent), `priority`, `flinks_error` and `updated_at` (deleted only when present)
+-- are there.
 local function write(key, base)
   local active, set_tag, tag = ARGV[base + 1], ARGV[base + 2], ARGV[base + 3]
   local stamp, priority = ARGV[base + 4], ARGV[base + 5]
