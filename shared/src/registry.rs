@@ -278,15 +278,20 @@ impl Registry {
     ) -> Result<UpsertSummary, RegistryError> {
         use futures::{StreamExt as _, TryStreamExt as _};
         let mut summary = UpsertSummary::default();
-        // One base for the whole call: batches in flight at once would otherwise read the
-        // clock within microseconds of each other and hand out overlapping stamps.
-        let base = new_stamp(0);
-        let mut written = futures::stream::iter(records.chunks(BATCH_SIZE).enumerate())
-            .map(|(k, batch)| async move {
-                let stamps = base + (k * BATCH_SIZE) as u64;
-                Ok::<_, RegistryError>((batch, self.write_batch(batch, stamps).await?))
-            })
-            .buffered(BATCHES_IN_FLIGHT);
+        // Each batch's stamps start past the previous batch's last one: batches in flight
+        // at once read the clock within microseconds of each other and would otherwise
+        // hand out overlapping stamps. They stay at the clock, not ahead of it.
+        let mut next_stamp = 0;
+        let mut written =
+            futures::stream::iter(records.chunks(BATCH_SIZE))
+                .map(|batch| {
+                    let stamps = new_stamp(0).max(next_stamp);
+                    next_stamp = stamps + batch.len() as u64;
+                    async move {
+                        Ok::<_, RegistryError>((batch, self.write_batch(batch, stamps).await?))
+                    }
+                })
+                .buffered(BATCHES_IN_FLIGHT);
         while let Some((batch, (new, jobs))) = written.try_next().await? {
             summary.upserted += batch.len() as u64;
             summary.active += batch.iter().filter(|r| r.active).count() as u64;
