@@ -230,14 +230,7 @@ async fn results_read_decrypts_and_refuses_plain_entries_unless_allowed_reportin
         "only the plain entry's account number"
     );
 
-    let mut c = conn.clone();
-    let _: () = redis::cmd("UNLINK")
-        .arg(keys.results_stream())
-        .arg(keys.ledger_date("2026-11-25"))
-        .arg(keys.ledger_meta("2026-11-25"))
-        .query_async(&mut c)
-        .await
-        .unwrap();
+    keys.delete_all(&conn).await.unwrap();
 }
 
 /// `producer results read` and `worker` (when built), with `env` on top of a clean

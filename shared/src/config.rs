@@ -77,6 +77,10 @@ pub struct Settings {
     /// grow with the number of logins are spread over; fixed per deployment
     /// (see [`crate::layout`]).
     pub key_buckets: std::num::NonZeroU16,
+    /// `LEDGER_BUCKETS`: how many buckets (each its own Redis Cluster hash tag) the ledger,
+    /// its indexes, the outbox and the events and results streams are spread over; 1 keeps
+    /// them under one tag. Fixed per deployment (see [`crate::layout`]).
+    pub ledger_buckets: std::num::NonZeroU16,
     /// `FLINKS_BASE_URL`: `.../v3/{customerId}/BankingServices`; required by commands that
     /// call Flinks (see [`Settings::require_flinks_base_url`]).
     pub flinks_base_url: Option<Url>,
@@ -342,6 +346,7 @@ pub const VARIABLES: &[(&str, Option<&str>)] = &[
     ("METRICS_MAX_CONNECTIONS", Some("64")),
     ("RESULTS_STREAM_MAXLEN", Some("1000000")),
     ("KEY_BUCKETS", Some("64")),
+    ("LEDGER_BUCKETS", Some("1")),
     ("LOG_FORMAT", Some("auto")),
     ("RESULTS_ENCRYPTION_KEY", None),
     ("RESULTS_ENCRYPTION_REQUIRED", Some("false")),
@@ -380,6 +385,13 @@ struct Raw {
 }
 
 impl Settings {
+    /// The deployment's key space: its namespace laid out in its key and ledger buckets.
+    pub fn key_space(&self) -> crate::keys::KeySpace {
+        crate::keys::KeySpace::new(self.namespace.clone())
+            .with_buckets(self.key_buckets)
+            .with_ledger_buckets(self.ledger_buckets)
+    }
+
     /// Loads settings from the process environment and an optional TOML file.
     pub fn load(config_file: Option<&Path>) -> Result<Self, ConfigError> {
         Self::load_from(config_file, std::env::vars())
@@ -579,7 +591,7 @@ impl Parser {
                 Ok(v.to_string())
             }
         })?;
-        let key_buckets = self.parse("KEY_BUCKETS", |v| {
+        let bucket_count = |v: &str| {
             v.parse::<u16>()
                 .ok()
                 .filter(|n| (1..=crate::keys::MAX_KEY_BUCKETS).contains(n))
@@ -590,11 +602,14 @@ impl Parser {
                         crate::keys::MAX_KEY_BUCKETS
                     )
                 })
-        })?;
+        };
+        let key_buckets = self.parse("KEY_BUCKETS", bucket_count)?;
+        let ledger_buckets = self.parse("LEDGER_BUCKETS", bucket_count)?;
         Ok(Settings {
             redis,
             namespace,
             key_buckets,
+            ledger_buckets,
             flinks_base_url,
             flinks_allow_insecure,
             flinks_secret_key: self.secret("FLINKS_SECRET_KEY"),
@@ -910,6 +925,23 @@ mod tests {
         }
         let s = Settings::load_from(None, env(&[("KEY_BUCKETS", "1024")])).unwrap();
         assert_eq!(s.key_buckets.get(), 1024);
+    }
+
+    #[test]
+    fn the_ledger_has_one_bucket_unless_ledger_buckets_says_otherwise() {
+        let s = Settings::load_from(None, env(&[])).unwrap();
+        assert_eq!(s.ledger_buckets.get(), 1);
+        assert_eq!(s.key_space().ledger_buckets(), 1);
+        let s = Settings::load_from(None, env(&[("LEDGER_BUCKETS", "32")])).unwrap();
+        assert_eq!(s.key_space().ledger_buckets(), 32);
+        assert_eq!(s.key_space().buckets(), crate::keys::DEFAULT_KEY_BUCKETS);
+        let text = Settings::load_from(None, env(&[("LEDGER_BUCKETS", "0")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            text.contains("LEDGER_BUCKETS") && text.contains("from 1 to 1024"),
+            "{text}"
+        );
     }
 
     #[test]

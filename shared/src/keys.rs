@@ -24,6 +24,7 @@ pub const MAX_KEY_BUCKETS: u16 = 1024;
 pub struct KeySpace {
     namespace: String,
     buckets: NonZeroU16,
+    ledger_buckets: NonZeroU16,
 }
 
 impl KeySpace {
@@ -33,6 +34,7 @@ impl KeySpace {
         Self {
             namespace: namespace.into(),
             buckets: NonZeroU16::new(DEFAULT_KEY_BUCKETS).unwrap_or(NonZeroU16::MIN),
+            ledger_buckets: NonZeroU16::MIN,
         }
     }
 
@@ -40,6 +42,14 @@ impl KeySpace {
     /// settings to 1..=[`MAX_KEY_BUCKETS`]).
     pub fn with_buckets(mut self, buckets: NonZeroU16) -> Self {
         self.buckets = buckets;
+        self
+    }
+
+    /// The same key space with the ledger spread over `buckets` ledger buckets
+    /// (`LEDGER_BUCKETS`, validated by the settings to 1..=[`MAX_KEY_BUCKETS`]). One, the
+    /// default, keeps every ledger key under the one `{ns:ledger}` tag.
+    pub fn with_ledger_buckets(mut self, buckets: NonZeroU16) -> Self {
+        self.ledger_buckets = buckets;
         self
     }
 
@@ -61,12 +71,25 @@ impl KeySpace {
     /// The bucket of `login_id`: FNV-1a (64 bit) of its canonical text, modulo the bucket
     /// count. Stable across versions and platforms: changing it moves every login.
     pub fn bucket_of(&self, login_id: &str) -> u16 {
-        const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-        const PRIME: u64 = 0x0000_0100_0000_01b3;
-        let hash = login_id
-            .bytes()
-            .fold(OFFSET, |h, b| (h ^ u64::from(b)).wrapping_mul(PRIME));
-        (hash % u64::from(self.buckets.get())) as u16
+        (fnv1a(login_id) % u64::from(self.buckets.get())) as u16
+    }
+
+    /// How many ledger buckets the ledger, its indexes, outbox and streams are spread over.
+    pub fn ledger_buckets(&self) -> u16 {
+        self.ledger_buckets.get()
+    }
+
+    /// Every ledger bucket, `0..ledger_buckets`.
+    pub fn all_ledger_buckets(&self) -> std::ops::Range<u16> {
+        0..self.ledger_buckets.get()
+    }
+
+    /// The ledger bucket of `login_id`: the same hash as [`KeySpace::bucket_of`], modulo
+    /// the ledger bucket count. Everything the ledger holds of a login (its outcomes, index
+    /// entries, outbox entry, events and results) lives in this one bucket, so one script
+    /// records it all in one Redis Cluster slot.
+    pub fn ledger_bucket_of(&self, login_id: &str) -> u16 {
+        (fnv1a(login_id) % u64::from(self.ledger_buckets.get())) as u16
     }
 
     /// The deployment's key layout HASH (`ns:layout`): the bucket count its data is laid
@@ -167,70 +190,103 @@ impl KeySpace {
         format!("{}:logins:flinks_unconfirmed", self.namespace)
     }
 
-    /// Ledger: the HASH of outcomes of one routine date, LoginId → JSON
-    /// (`{ns:ledger}:date:YYYY-MM-DD`). Every ledger key shares the `{ns:ledger}` hash tag so
-    /// the record script touches one Redis Cluster slot.
-    pub fn ledger_date(&self, date: &str) -> String {
-        format!("{{{}:ledger}}:date:{}", self.namespace, date)
+    /// The hash tag of ledger bucket `bucket`: `{ns:ledger}` when the ledger has one bucket
+    /// (the layout before ledger buckets, kept as it was), `{ns:ledger:<b>}` otherwise. Every
+    /// key of a bucket shares it, so the record script touches one Redis Cluster slot.
+    fn ledger_tag(&self, bucket: u16) -> String {
+        if self.ledger_buckets.get() == 1 {
+            format!("{{{}:ledger}}", self.namespace)
+        } else {
+            format!("{{{}:ledger:{}}}", self.namespace, bucket)
+        }
     }
 
-    /// Ledger: per-date counters and metadata HASH (expected, started_at, retries, counts).
-    pub fn ledger_meta(&self, date: &str) -> String {
-        format!("{{{}:ledger}}:meta:{}", self.namespace, date)
+    /// Ledger: the HASH of outcomes of one routine date in one ledger bucket, LoginId →
+    /// JSON (`{ns:ledger}:date:YYYY-MM-DD`).
+    pub fn ledger_date(&self, date: &str, bucket: u16) -> String {
+        format!("{}:date:{}", self.ledger_tag(bucket), date)
     }
 
-    /// Ledger: per-date HASH LoginId → TOO_MANY_REQUESTS answers that login got that day.
-    pub fn ledger_throttles(&self, date: &str) -> String {
-        format!("{{{}:ledger}}:throttles:{}", self.namespace, date)
+    /// Ledger: per-date HASH of one ledger bucket's outcome counters; bucket 0's also holds
+    /// the date's metadata (expected, started_at, retries).
+    pub fn ledger_meta(&self, date: &str, bucket: u16) -> String {
+        format!("{}:meta:{}", self.ledger_tag(bucket), date)
     }
 
-    /// Ledger: per-date SET of the LoginIds GetNightlyRefreshStatus listed as ineligible:
+    /// Ledger: per-date HASH (of one ledger bucket) LoginId → TOO_MANY_REQUESTS answers that login got that day.
+    pub fn ledger_throttles(&self, date: &str, bucket: u16) -> String {
+        format!("{}:throttles:{}", self.ledger_tag(bucket), date)
+    }
+
+    /// Ledger: per-date SET (of one ledger bucket) of the LoginIds GetNightlyRefreshStatus listed as ineligible:
     /// recorded as needs re-auth and not authorized that date.
-    pub fn ledger_ineligible(&self, date: &str) -> String {
-        format!("{{{}:ledger}}:ineligible:{}", self.namespace, date)
+    pub fn ledger_ineligible(&self, date: &str, bucket: u16) -> String {
+        format!("{}:ineligible:{}", self.ledger_tag(bucket), date)
     }
 
-    /// Ledger: the cross-date index ZSET of one kind (`reauth`, `failed`),
+    /// Ledger: one ledger bucket's cross-date index ZSET of one kind (`reauth`, `failed`),
     /// member `date|LoginId`, score = outcome time in epoch milliseconds.
-    pub fn ledger_index(&self, kind: &str) -> String {
-        format!("{{{}:ledger}}:index:{}", self.namespace, kind)
+    pub fn ledger_index(&self, kind: &str, bucket: u16) -> String {
+        format!("{}:index:{}", self.ledger_tag(bucket), kind)
     }
 
-    /// The outcome outbox HASH (`{ns:ledger}:outbox`), LoginId → registry update still to
+    /// A ledger bucket's outcome outbox HASH (`{ns:ledger}:outbox`), LoginId → registry update still to
     /// apply. It shares the ledger's hash tag because the ledger script fills it in the same
     /// atomic step as the outcome (see [`crate::outcomes`]).
-    pub fn ledger_outbox(&self) -> String {
-        format!("{{{}:ledger}}:outbox", self.namespace)
+    pub fn ledger_outbox(&self, bucket: u16) -> String {
+        format!("{}:outbox", self.ledger_tag(bucket))
     }
 
-    /// The outcome events stream (`{ns:ledger}:events`, see [`crate::events`]). It shares
+    /// A ledger bucket's outcome events stream (`{ns:ledger}:events`, see [`crate::events`]). It shares
     /// the ledger's hash tag because the ledger script appends to it atomically.
-    pub fn events_stream(&self) -> String {
-        format!("{{{}:ledger}}:events", self.namespace)
+    pub fn events_stream(&self, bucket: u16) -> String {
+        format!("{}:events", self.ledger_tag(bucket))
     }
 
-    /// Events: HASH LoginId → the login's open episode (`<type>|<routine date>|<start ms>`),
+    /// Events: HASH (of one ledger bucket) LoginId → the login's open episode (`<type>|<routine date>|<start ms>`),
     /// so one episode gets one event however many days it lasts.
-    pub fn events_episodes(&self) -> String {
-        format!("{{{}:ledger}}:events:episodes", self.namespace)
+    pub fn events_episodes(&self, bucket: u16) -> String {
+        format!("{}:events:episodes", self.ledger_tag(bucket))
     }
 
-    /// Events: one key of the webhook delivery (`cursor`, `lease`, `dead`).
+    /// Events: one key of the webhook delivery (`lease`, `dead`). Every webhook key shares
+    /// the single-bucket ledger tag (`{ns:ledger}`), whatever the ledger bucket count, so
+    /// one script moves a bucket's cursor only while its pod holds the one lease.
     pub fn events_webhook(&self, suffix: &str) -> String {
         format!("{{{}:ledger}}:events:webhook:{}", self.namespace, suffix)
     }
 
-    /// Events: HASH LoginId → the stamp of the last SetScheduledRefresh change whose
-    /// `activated` / `deactivated` event was appended (so a retried confirmation adds none).
-    pub fn events_flinks_stamps(&self) -> String {
-        format!("{{{}:ledger}}:events:flinks_stamps", self.namespace)
+    /// Events: the webhook's position in ledger bucket `bucket`'s events stream, a STRING
+    /// (the last entry id delivered or parked) beside the lease (see
+    /// [`KeySpace::events_webhook`]): `…:webhook:cursor`, with several buckets
+    /// `…:webhook:cursor:<b>`.
+    pub fn events_webhook_cursor(&self, bucket: u16) -> String {
+        if self.ledger_buckets.get() == 1 {
+            self.events_webhook("cursor")
+        } else {
+            self.events_webhook(&format!("cursor:{bucket}"))
+        }
     }
 
-    /// The results stream (`{ns:ledger}:results`). It shares the ledger's hash tag because
-    /// one script appends to it and writes the ledger atomically.
-    pub fn results_stream(&self) -> String {
-        format!("{{{}:ledger}}:results", self.namespace)
+    /// Events: HASH (of one ledger bucket) LoginId → the stamp of the last SetScheduledRefresh change whose
+    /// `activated` / `deactivated` event was appended (so a retried confirmation adds none).
+    pub fn events_flinks_stamps(&self, bucket: u16) -> String {
+        format!("{}:events:flinks_stamps", self.ledger_tag(bucket))
     }
+
+    /// A ledger bucket's results stream (`{ns:ledger}:results`). It shares the ledger's hash tag because
+    /// one script appends to it and writes the ledger atomically.
+    pub fn results_stream(&self, bucket: u16) -> String {
+        format!("{}:results", self.ledger_tag(bucket))
+    }
+}
+
+/// FNV-1a (64 bit) of `text`: the stable hash behind both kinds of bucket.
+fn fnv1a(text: &str) -> u64 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    text.bytes()
+        .fold(OFFSET, |h, b| (h ^ u64::from(b)).wrapping_mul(PRIME))
 }
 
 /// Whole-namespace operations, by SCAN (never `KEYS`, which blocks a shared Redis).
@@ -342,6 +398,34 @@ mod tests {
         assert_eq!(keys.logins_active(3), "{t1:registry:3}:logins:active");
         assert_eq!(keys.logins_all(15), "{t1:registry:15}:logins:all");
         assert_eq!(keys.legacy_logins_active(), "t1:logins:active");
+    }
+
+    #[test]
+    fn one_ledger_bucket_keeps_the_single_ledger_tag_and_several_get_one_each() {
+        let one = KeySpace::new("t1");
+        assert_eq!(one.ledger_buckets(), 1);
+        assert_eq!(
+            one.ledger_date("2026-12-01", 0),
+            "{t1:ledger}:date:2026-12-01"
+        );
+        assert_eq!(one.results_stream(0), "{t1:ledger}:results");
+        assert_eq!(one.ledger_bucket_of("anything"), 0);
+        let eight = KeySpace::new("t1").with_ledger_buckets(NonZeroU16::new(8).unwrap());
+        assert_eq!(
+            eight.ledger_date("2026-12-01", 5),
+            "{t1:ledger:5}:date:2026-12-01"
+        );
+        assert_eq!(eight.events_stream(7), "{t1:ledger:7}:events");
+        assert_eq!(eight.ledger_outbox(0), "{t1:ledger:0}:outbox");
+        assert_eq!(eight.all_ledger_buckets(), 0..8);
+        // The same hash as the registry's buckets, modulo the ledger's count.
+        let id = "5e5b1f56-0b6c-4c53-a3a4-2b2d7a3e9f10";
+        assert_eq!(
+            eight.ledger_bucket_of(id),
+            KeySpace::new("t1")
+                .with_buckets(NonZeroU16::new(8).unwrap())
+                .bucket_of(id)
+        );
     }
 
     #[test]

@@ -19,6 +19,10 @@
 //! process of the previous version still running in a rolling upgrade writes the old SETs
 //! again: the next start of any process moves those logins too.
 //!
+//! `LEDGER_BUCKETS` does the same for the ledger ([`KeySpace::ledger_bucket_of`]), stored
+//! in field `ledger_buckets`. A deployment whose layout predates ledger buckets has its
+//! ledger under one tag: its count is 1, whatever the first process that finds it says.
+//!
 //! What it does not do: re-bucket data to another count, or migrate keys outside the
 //! registry's SETs.
 
@@ -29,6 +33,8 @@ use crate::redis_conn::RedisConn;
 
 /// The field of the layout HASH holding the bucket count.
 pub const KEY_BUCKETS_FIELD: &str = "key_buckets";
+/// The field of the layout HASH holding the ledger bucket count.
+pub const LEDGER_BUCKETS_FIELD: &str = "ledger_buckets";
 
 /// Ids read per `SSCAN` page while migrating.
 const PAGE: usize = 1_000;
@@ -40,13 +46,17 @@ pub enum LayoutError {
     #[error("key layout: Redis error: {0}")]
     Redis(#[from] redis::RedisError),
     /// The process is configured with another bucket count than the data was written
-    /// with: fix `KEY_BUCKETS`, or start over in an empty namespace.
+    /// with: fix `KEY_BUCKETS` (or `LEDGER_BUCKETS`), or start over in an empty namespace.
     #[error(
-        "KEY_BUCKETS={configured}, but the data of namespace {namespace:?} is laid out in \
-         {stored} buckets ({key} {KEY_BUCKETS_FIELD}): set KEY_BUCKETS={stored}; another \
+        "{variable}={configured}, but the data of namespace {namespace:?} is laid out in \
+         {stored} buckets ({key} {field}): set {variable}={stored}; another \
          count needs an empty namespace (a new REFRESH_NAMESPACE, logins imported again)"
     )]
     BucketsChanged {
+        /// The setting: `KEY_BUCKETS` or `LEDGER_BUCKETS`.
+        variable: &'static str,
+        /// The layout HASH's field holding the count.
+        field: &'static str,
         /// The namespace.
         namespace: String,
         /// The layout HASH's key.
@@ -57,10 +67,12 @@ pub enum LayoutError {
         configured: u16,
     },
     /// The stored bucket count is not a number from 1 to 1024: fix or remove the field.
-    #[error("key layout: {key} {KEY_BUCKETS_FIELD} is {value:?}, not a bucket count")]
+    #[error("key layout: {key} {field} is {value:?}, not a bucket count")]
     Corrupt {
         /// The layout HASH's key.
         key: String,
+        /// The field.
+        field: &'static str,
         /// The stored value.
         value: String,
     },
@@ -118,29 +130,51 @@ pub async fn prepare(conn: &RedisConn, keys: &KeySpace) -> Result<Prepared, Layo
 async fn check_buckets(conn: &RedisConn, keys: &KeySpace) -> Result<(), LayoutError> {
     let key = keys.layout();
     let mut conn = conn.clone();
-    let (stored,): (String,) = redis::pipe()
-        .cmd("HSETNX")
+    // A layout stored before ledger buckets existed has its ledger under one tag.
+    let known: bool = redis::cmd("HEXISTS")
         .arg(&key)
         .arg(KEY_BUCKETS_FIELD)
-        .arg(keys.buckets())
-        .ignore()
-        .hget(&key, KEY_BUCKETS_FIELD)
         .query_async(&mut conn)
         .await?;
-    let parsed = stored
-        .parse::<u16>()
-        .ok()
-        .filter(|n| (1..=crate::keys::MAX_KEY_BUCKETS).contains(n));
-    match parsed {
-        None => Err(LayoutError::Corrupt { key, value: stored }),
-        Some(n) if n != keys.buckets() => Err(LayoutError::BucketsChanged {
-            namespace: keys.namespace().to_string(),
-            key,
-            stored: n,
-            configured: keys.buckets(),
-        }),
-        Some(_) => Ok(()),
-    }
+    let ledger_default = if known { 1 } else { keys.ledger_buckets() };
+    let (buckets, ledger_buckets): (String, String) = redis::pipe()
+        .hset_nx(&key, KEY_BUCKETS_FIELD, keys.buckets())
+        .ignore()
+        .hset_nx(&key, LEDGER_BUCKETS_FIELD, ledger_default)
+        .ignore()
+        .hget(&key, KEY_BUCKETS_FIELD)
+        .hget(&key, LEDGER_BUCKETS_FIELD)
+        .query_async(&mut conn)
+        .await?;
+    let check = |variable, field, stored: String, configured: u16| {
+        let parsed = stored
+            .parse::<u16>()
+            .ok()
+            .filter(|n| (1..=crate::keys::MAX_KEY_BUCKETS).contains(n));
+        match parsed {
+            None => Err(LayoutError::Corrupt {
+                key: key.clone(),
+                field,
+                value: stored,
+            }),
+            Some(n) if n != configured => Err(LayoutError::BucketsChanged {
+                variable,
+                field,
+                namespace: keys.namespace().to_string(),
+                key: key.clone(),
+                stored: n,
+                configured,
+            }),
+            Some(_) => Ok(()),
+        }
+    };
+    check("KEY_BUCKETS", KEY_BUCKETS_FIELD, buckets, keys.buckets())?;
+    check(
+        "LEDGER_BUCKETS",
+        LEDGER_BUCKETS_FIELD,
+        ledger_buckets,
+        keys.ledger_buckets(),
+    )
 }
 
 #[derive(Clone, Copy)]

@@ -2,11 +2,16 @@
 //! effectively-once: a worker that is handed a job again checks [`Ledger::is_done`]
 //! (refreshed) before calling Flinks, and the report counts every recorded outcome as done.
 //!
-//! Layout (all keys share the `{ns:ledger}` hash tag, see [`KeySpace::ledger_date`]):
+//! Layout: the keys are cut into `LEDGER_BUCKETS` ledger buckets by LoginId
+//! ([`KeySpace::ledger_bucket_of`]), each under its own hash tag (`{ns:ledger}` when there is
+//! one, see [`KeySpace::ledger_date`]), so a Redis Cluster spreads them over its shards.
+//! Each bucket holds, for its logins:
 //! - a HASH per date, LoginId → JSON [`LedgerOutcome`];
-//! - a meta HASH per date: `expected`, `started_at`, `retries`, `count:<kind>`, `count:stale`;
+//! - a meta HASH per date: `count:<kind>`, `count:stale` (summed over the buckets by
+//!   [`Ledger::counts`]); bucket 0's also holds the date's `expected`, `started_at`,
+//!   `retries`;
 //! - two cross-date index ZSETs, `reauth` and `failed`, member `date|LoginId`, score = the
-//!   outcome's time, so operators can list, requeue and purge across dates.
+//!   outcome's time, so operators can list (merged by time), requeue and purge across dates.
 //!
 //! Writes go through `ledger_record.lua`: a `Refreshed` entry is final and never
 //! overwritten; a `NeedsReauth` or `Failed` entry is replaced by any later outcome (after a
@@ -419,8 +424,16 @@ impl Ledger {
         outcome: &LedgerOutcome,
         overwrite: Overwrite,
     ) -> Result<(bool, Option<String>), LedgerError> {
+        let bucket = self.keys.ledger_bucket_of(login.as_str());
         let (written, json, queued) = self
-            .invoke_record(date, std::slice::from_ref(login), outcome, None, overwrite)
+            .invoke_record(
+                date,
+                bucket,
+                std::slice::from_ref(login),
+                outcome,
+                None,
+                overwrite,
+            )
             .await?;
         Ok((written == 1, queued_entry(queued, outcome, &json)))
     }
@@ -436,12 +449,18 @@ impl Ledger {
         outcome: &LedgerOutcome,
         overwrite: Overwrite,
     ) -> Result<u64, LedgerError> {
+        let mut by_bucket: Vec<Vec<LoginId>> = vec![Vec::new(); self.keys.ledger_buckets().into()];
+        for login in logins {
+            by_bucket[usize::from(self.keys.ledger_bucket_of(login.as_str()))].push(login.clone());
+        }
         let mut written = 0;
-        for page in logins.chunks(RECORD_PAGE) {
-            let (n, _, _) = self
-                .invoke_record(date, page, outcome, None, overwrite)
-                .await?;
-            written += n;
+        for (bucket, logins) in (0u16..).zip(&by_bucket) {
+            for page in logins.chunks(RECORD_PAGE) {
+                let (n, _, _) = self
+                    .invoke_record(date, bucket, page, outcome, None, overwrite)
+                    .await?;
+                written += n;
+            }
         }
         Ok(written)
     }
@@ -463,6 +482,7 @@ impl Ledger {
         let (written, json, queued) = self
             .invoke_record(
                 date,
+                self.keys.ledger_bucket_of(login.as_str()),
                 std::slice::from_ref(login),
                 outcome,
                 Some(entry),
@@ -473,12 +493,13 @@ impl Ledger {
         Ok((written == 1, serde_json::from_str(&json)?, queued))
     }
 
-    /// Runs `ledger_record.lua` for `logins` (one, when `entry` is given). Returns how
-    /// many entries were written, the stored (or kept) JSON of the last login, and whether
-    /// its registry update went into the outbox.
+    /// Runs `ledger_record.lua` for `logins`, all of ledger bucket `bucket` (one login,
+    /// when `entry` is given). Returns how many entries were written, the stored (or kept)
+    /// JSON of the last login, and whether its registry update went into the outbox.
     async fn invoke_record(
         &self,
         date: NaiveDate,
+        bucket: u16,
         logins: &[LoginId],
         outcome: &LedgerOutcome,
         entry: Option<&StreamEntry<'_>>,
@@ -489,13 +510,13 @@ impl Ledger {
         let floor = Utc::now() - chrono::Duration::from_std(LEDGER_TTL).unwrap_or_default();
         let mut invocation = RECORD.prepare_invoke();
         invocation
-            .key(self.keys.ledger_date(&d))
-            .key(self.keys.ledger_meta(&d))
-            .key(self.keys.ledger_index(IndexKind::Reauth.as_str()))
-            .key(self.keys.ledger_index(IndexKind::Failed.as_str()))
-            .key(self.keys.ledger_outbox())
-            .key(self.keys.events_stream())
-            .key(self.keys.events_episodes())
+            .key(self.keys.ledger_date(&d, bucket))
+            .key(self.keys.ledger_meta(&d, bucket))
+            .key(self.keys.ledger_index(IndexKind::Reauth.as_str(), bucket))
+            .key(self.keys.ledger_index(IndexKind::Failed.as_str(), bucket))
+            .key(self.keys.ledger_outbox(bucket))
+            .key(self.keys.events_stream(bucket))
+            .key(self.keys.events_episodes(bucket))
             .arg(json)
             .arg(outcome.kind())
             .arg(if outcome.is_stale() { "1" } else { "0" })
@@ -535,7 +556,7 @@ impl Ledger {
     ) -> Result<Option<LedgerOutcome>, LedgerError> {
         let mut conn = self.conn.clone();
         let raw: Option<String> = conn
-            .hget(self.keys.ledger_date(&day(date)), login.as_str())
+            .hget(self.date_key(date, login), login.as_str())
             .await?;
         Ok(raw.and_then(|json| decode(login.as_str(), &json)))
     }
@@ -556,10 +577,14 @@ impl Ledger {
         login: &LoginId,
     ) -> Result<AuthorizeCheck, LedgerError> {
         let date_text = day(date);
+        let bucket = self.keys.ledger_bucket_of(login.as_str());
         let mut conn = self.conn.clone();
         let (raw, ineligible): (Option<String>, bool) = redis::pipe()
-            .hget(self.keys.ledger_date(&date_text), login.as_str())
-            .sismember(self.keys.ledger_ineligible(&date_text), login.as_str())
+            .hget(self.keys.ledger_date(&date_text, bucket), login.as_str())
+            .sismember(
+                self.keys.ledger_ineligible(&date_text, bucket),
+                login.as_str(),
+            )
             .query_async(&mut conn)
             .await?;
         let done = is_final(raw.and_then(|json| decode(login.as_str(), &json)).as_ref());
@@ -571,25 +596,34 @@ impl Ledger {
     pub async fn has_outcome(&self, date: NaiveDate, login: &LoginId) -> Result<bool, LedgerError> {
         let mut conn = self.conn.clone();
         Ok(conn
-            .hexists(self.keys.ledger_date(&day(date)), login.as_str())
+            .hexists(self.date_key(date, login), login.as_str())
             .await?)
     }
 
-    /// Outcome counts of `date`.
+    /// Outcome counts of `date`: the sum of every ledger bucket's counters.
     pub async fn counts(&self, date: NaiveDate) -> Result<LedgerCounts, LedgerError> {
+        const FIELDS: [&str; 5] = [
+            "count:refreshed",
+            "count:stale",
+            "count:needs_reauth",
+            "count:failed",
+            "count:superseded",
+        ];
+        let d = day(date);
+        let mut pipe = redis::pipe();
+        for bucket in self.keys.all_ledger_buckets() {
+            pipe.cmd("HMGET")
+                .arg(self.keys.ledger_meta(&d, bucket))
+                .arg(&FIELDS);
+        }
         let mut conn = self.conn.clone();
-        let raw: Vec<Option<i64>> = redis::cmd("HMGET")
-            .arg(self.keys.ledger_meta(&day(date)))
-            .arg(&[
-                "count:refreshed",
-                "count:stale",
-                "count:needs_reauth",
-                "count:failed",
-                "count:superseded",
-            ])
-            .query_async(&mut conn)
-            .await?;
-        let n = |i: usize| raw.get(i).copied().flatten().unwrap_or(0).max(0) as u64;
+        let per_bucket: Vec<Vec<Option<i64>>> = pipe.query_async(&mut conn).await?;
+        let n = |i: usize| {
+            per_bucket
+                .iter()
+                .map(|raw| raw.get(i).copied().flatten().unwrap_or(0).max(0) as u64)
+                .sum()
+        };
         Ok(LedgerCounts {
             refreshed: n(0),
             stale: n(1),
@@ -599,29 +633,32 @@ impl Ledger {
         })
     }
 
-    /// Every entry of `date` (HSCAN; order unspecified). Undecodable entries are skipped
-    /// with a warning.
+    /// Every entry of `date`, bucket by bucket (HSCAN; order unspecified). Undecodable
+    /// entries are skipped with a warning.
     pub async fn entries(
         &self,
         date: NaiveDate,
     ) -> Result<Vec<(LoginId, LedgerOutcome)>, LedgerError> {
-        let key = self.keys.ledger_date(&day(date));
+        let d = day(date);
         let mut conn = self.conn.clone();
         let mut seen: HashMap<String, String> = HashMap::new();
-        let mut cursor: u64 = 0;
-        loop {
-            let (next, pairs): (u64, Vec<(String, String)>) = redis::cmd("HSCAN")
-                .arg(&key)
-                .arg(cursor)
-                .arg("COUNT")
-                .arg(SCAN_COUNT)
-                .query_async(&mut conn)
-                .await?;
-            seen.extend(pairs);
-            if next == 0 {
-                break;
+        for bucket in self.keys.all_ledger_buckets() {
+            let key = self.keys.ledger_date(&d, bucket);
+            let mut cursor: u64 = 0;
+            loop {
+                let (next, pairs): (u64, Vec<(String, String)>) = redis::cmd("HSCAN")
+                    .arg(&key)
+                    .arg(cursor)
+                    .arg("COUNT")
+                    .arg(SCAN_COUNT)
+                    .query_async(&mut conn)
+                    .await?;
+                seen.extend(pairs);
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
             }
-            cursor = next;
         }
         let mut out = Vec::with_capacity(seen.len());
         for (login, json) in seen {
@@ -637,8 +674,7 @@ impl Ledger {
 
     /// Adds one to the retries spent on `date`; returns the new total.
     pub async fn incr_retries(&self, date: NaiveDate) -> Result<u64, LedgerError> {
-        self.incr_field(&self.keys.ledger_meta(&day(date)), "retries")
-            .await
+        self.incr_field(&self.date_meta(date), "retries").await
     }
 
     /// Adds one to `field` of the hash `key`, renewing the key's [`LEDGER_TTL`]; returns the
@@ -660,8 +696,10 @@ impl Ledger {
         date: NaiveDate,
         login: &LoginId,
     ) -> Result<u64, LedgerError> {
-        self.incr_field(&self.keys.ledger_throttles(&day(date)), login.as_str())
-            .await
+        let key = self
+            .keys
+            .ledger_throttles(&day(date), self.keys.ledger_bucket_of(login.as_str()));
+        self.incr_field(&key, login.as_str()).await
     }
 
     /// Marks `login` ineligible on `date` (GetNightlyRefreshStatus listed it): the routine
@@ -672,7 +710,7 @@ impl Ledger {
         date: NaiveDate,
         login: &LoginId,
     ) -> Result<(), LedgerError> {
-        let key = self.keys.ledger_ineligible(&day(date));
+        let key = self.ineligible_key(date, login);
         let mut conn = self.conn.clone();
         let () = redis::pipe()
             .sadd(&key, login.as_str())
@@ -692,7 +730,7 @@ impl Ledger {
     ) -> Result<(), LedgerError> {
         let mut conn = self.conn.clone();
         let _: i64 = conn
-            .srem(self.keys.ledger_ineligible(&day(date)), login.as_str())
+            .srem(self.ineligible_key(date, login), login.as_str())
             .await?;
         Ok(())
     }
@@ -706,13 +744,33 @@ impl Ledger {
         if logins.is_empty() {
             return Ok(Vec::new());
         }
+        // One SMISMEMBER per ledger bucket the logins fall in, then back in their order.
+        let buckets: Vec<u16> = logins
+            .iter()
+            .map(|l| self.keys.ledger_bucket_of(l.as_str()))
+            .collect();
+        let mut by_bucket: std::collections::BTreeMap<u16, Vec<&str>> = Default::default();
+        for (login, bucket) in logins.iter().zip(&buckets) {
+            by_bucket.entry(*bucket).or_default().push(login.as_str());
+        }
+        let d = day(date);
+        let mut pipe = redis::pipe();
+        for (bucket, members) in &by_bucket {
+            pipe.cmd("SMISMEMBER")
+                .arg(self.keys.ledger_ineligible(&d, *bucket))
+                .arg(members);
+        }
         let mut conn = self.conn.clone();
-        let flags: Vec<bool> = redis::cmd("SMISMEMBER")
-            .arg(self.keys.ledger_ineligible(&day(date)))
-            .arg(logins.iter().map(LoginId::as_str).collect::<Vec<_>>())
-            .query_async(&mut conn)
-            .await?;
-        Ok(flags)
+        let answers: Vec<Vec<bool>> = pipe.query_async(&mut conn).await?;
+        let mut answers: HashMap<u16, std::vec::IntoIter<bool>> = by_bucket
+            .keys()
+            .copied()
+            .zip(answers.into_iter().map(Vec::into_iter))
+            .collect();
+        Ok(buckets
+            .iter()
+            .map(|b| answers.get_mut(b).and_then(Iterator::next).unwrap_or(false))
+            .collect())
     }
 
     /// Retries spent on `date`.
@@ -723,7 +781,7 @@ impl Ledger {
     /// Sets how many logins were enqueued for `date` (called by `routine run`), and marks
     /// the date's start now unless it was already started.
     pub async fn set_expected(&self, date: NaiveDate, n: u64) -> Result<(), LedgerError> {
-        let key = self.keys.ledger_meta(&day(date));
+        let key = self.date_meta(date);
         let mut conn = self.conn.clone();
         let _: () = redis::pipe()
             .hset(&key, "expected", n)
@@ -746,7 +804,7 @@ impl Ledger {
         date: NaiveDate,
         at: DateTime<Utc>,
     ) -> Result<(), LedgerError> {
-        let key = self.keys.ledger_meta(&day(date));
+        let key = self.date_meta(date);
         let mut conn = self.conn.clone();
         let _: () = redis::pipe()
             .hset(&key, "started_at", at.to_rfc3339())
@@ -760,9 +818,7 @@ impl Ledger {
     /// When the routine of `date` started, if it did.
     pub async fn started_at(&self, date: NaiveDate) -> Result<Option<DateTime<Utc>>, LedgerError> {
         let mut conn = self.conn.clone();
-        let raw: Option<String> = conn
-            .hget(self.keys.ledger_meta(&day(date)), "started_at")
-            .await?;
+        let raw: Option<String> = conn.hget(self.date_meta(date), "started_at").await?;
         Ok(raw
             .and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
             .map(|t| t.with_timezone(&Utc)))
@@ -787,37 +843,67 @@ impl Ledger {
         login: &LoginId,
     ) -> Result<bool, LedgerError> {
         let mut conn = self.conn.clone();
+        let bucket = self.keys.ledger_bucket_of(login.as_str());
         let removed: i64 = conn
             .zrem(
-                self.keys.ledger_index(kind.as_str()),
+                self.keys.ledger_index(kind.as_str(), bucket),
                 index_member(date, login),
             )
             .await?;
         Ok(removed > 0)
     }
 
+    /// The newest entries of `kind` matching `filter`, across dates and ledger buckets: up
+    /// to `limit` from each bucket (its newest first), then merged by time, so the newest
+    /// `limit` overall are among them.
     async fn list_index(
         &self,
         kind: IndexKind,
         filter: &IndexFilter,
     ) -> Result<Vec<IndexEntry>, LedgerError> {
-        let key = self.keys.ledger_index(kind.as_str());
         let limit = filter.limit.unwrap_or(usize::MAX);
+        let mut out: Vec<(f64, IndexEntry)> = Vec::new();
+        for bucket in self.keys.all_ledger_buckets() {
+            if filter
+                .login
+                .as_ref()
+                .is_some_and(|l| self.keys.ledger_bucket_of(l.as_str()) != bucket)
+            {
+                continue;
+            }
+            out.extend(self.list_index_bucket(kind, bucket, filter, limit).await?);
+        }
+        // Newest first; ties keep the order a bucket gave them.
+        out.sort_by(|a, b| b.0.total_cmp(&a.0));
+        out.truncate(limit);
+        Ok(out.into_iter().map(|(_, entry)| entry).collect())
+    }
+
+    /// Up to `limit` entries of one bucket's `kind` index matching `filter`, newest first,
+    /// each with its score.
+    async fn list_index_bucket(
+        &self,
+        kind: IndexKind,
+        bucket: u16,
+        filter: &IndexFilter,
+        limit: usize,
+    ) -> Result<Vec<(f64, IndexEntry)>, LedgerError> {
+        let key = self.keys.ledger_index(kind.as_str(), bucket);
         let mut conn = self.conn.clone();
         let mut out = Vec::new();
         let mut start: isize = 0;
         while out.len() < limit {
-            let members: Vec<String> = conn
-                .zrevrange(&key, start, start + SCAN_COUNT as isize - 1)
+            let members: Vec<(String, f64)> = conn
+                .zrevrange_withscores(&key, start, start + SCAN_COUNT as isize - 1)
                 .await?;
             if members.is_empty() {
                 break;
             }
             start += members.len() as isize;
-            let wanted: Vec<(NaiveDate, LoginId)> = members
+            let wanted: Vec<(f64, NaiveDate, LoginId)> = members
                 .iter()
-                .filter_map(|m| parse_index_member(m))
-                .filter(|(d, l)| {
+                .filter_map(|(m, score)| parse_index_member(m).map(|(d, l)| (*score, d, l)))
+                .filter(|(_, d, l)| {
                     filter.date.is_none_or(|want| want == *d)
                         && filter.login.as_ref().is_none_or(|want| want == l)
                 })
@@ -826,11 +912,11 @@ impl Ledger {
                 continue;
             }
             let mut pipe = redis::pipe();
-            for (d, l) in &wanted {
-                pipe.hget(self.keys.ledger_date(&day(*d)), l.as_str());
+            for (_, d, l) in &wanted {
+                pipe.hget(self.keys.ledger_date(&day(*d), bucket), l.as_str());
             }
             let raws: Vec<Option<String>> = pipe.query_async(&mut conn).await?;
-            for ((date, login_id), raw) in wanted.into_iter().zip(raws) {
+            for ((score, date, login_id), raw) in wanted.into_iter().zip(raws) {
                 let Some(outcome) = raw.and_then(|json| decode(login_id.as_str(), &json)) else {
                     continue;
                 };
@@ -841,11 +927,14 @@ impl Ledger {
                 {
                     continue;
                 }
-                out.push(IndexEntry {
-                    date,
-                    login_id,
-                    outcome,
-                });
+                out.push((
+                    score,
+                    IndexEntry {
+                        date,
+                        login_id,
+                        outcome,
+                    },
+                ));
                 if out.len() >= limit {
                     break;
                 }
@@ -854,9 +943,27 @@ impl Ledger {
         Ok(out)
     }
 
+    /// The ledger HASH of `date` that holds `login`'s outcome.
+    fn date_key(&self, date: NaiveDate, login: &LoginId) -> String {
+        self.keys
+            .ledger_date(&day(date), self.keys.ledger_bucket_of(login.as_str()))
+    }
+
+    /// The ineligible SET of `date` that holds `login`'s mark.
+    fn ineligible_key(&self, date: NaiveDate, login: &LoginId) -> String {
+        self.keys
+            .ledger_ineligible(&day(date), self.keys.ledger_bucket_of(login.as_str()))
+    }
+
+    /// The meta HASH of `date` that holds its date-wide fields (`expected`, `started_at`,
+    /// `retries`): the first ledger bucket's. The outcome counters are in every bucket's.
+    fn date_meta(&self, date: NaiveDate) -> String {
+        self.keys.ledger_meta(&day(date), 0)
+    }
+
     async fn meta_u64(&self, date: NaiveDate, field: &str) -> Result<u64, LedgerError> {
         let mut conn = self.conn.clone();
-        let raw: Option<i64> = conn.hget(self.keys.ledger_meta(&day(date)), field).await?;
+        let raw: Option<i64> = conn.hget(self.date_meta(date), field).await?;
         Ok(raw.unwrap_or(0).max(0) as u64)
     }
 }

@@ -3,13 +3,14 @@
 //! registry state and history. Every path that records an outcome (the worker's handlers,
 //! the dead-letter reconciler, the producer's ops commands) goes through [`Outcomes`].
 //!
-//! The ledger keys share the `{ns:ledger}` hash tag; a login's registry keys do not, and
-//! Redis Cluster forbids one script over two slots. So recording is a transactional outbox:
+//! A login's ledger keys share its ledger bucket's hash tag (`{ns:ledger}` with one bucket);
+//! its registry keys do not, and Redis Cluster forbids one script over two slots. So
+//! recording is a transactional outbox:
 //!
 //! 1. `ledger_record.lua` writes the ledger entry, counters, indexes and (for a refresh)
 //!    the results-stream entry, and in the same atomic step puts the registry update in the
-//!    outbox, a HASH `{ns:ledger}:outbox` of LoginId → `<score>|<outcome JSON>` (score: the
-//!    outcome's time in epoch ms). This is the commit point.
+//!    outbox, a HASH per ledger bucket (`{ns:ledger}:outbox`) of LoginId → `<score>|<outcome
+//!    JSON>` (score: the outcome's time in epoch ms). This is the commit point.
 //! 2. The caller applies the pending update to the registry ([`Registry::record_outcome`],
 //!    which ignores an outcome older than the one it holds and never adds one to the
 //!    history twice), then removes the entry if it is still the one applied (a worker
@@ -106,7 +107,7 @@ impl Outcomes {
         self.clears = Some(tx);
         let task = tokio::spawn(clear_batches(
             self.conn.clone(),
-            self.keys.ledger_outbox(),
+            self.keys.clone(),
             rx,
             shutdown,
         ));
@@ -149,7 +150,9 @@ impl Outcomes {
     /// outbox. Returns `true` when there was one.
     pub async fn apply_pending(&self, login: &LoginId) -> Result<bool, OutcomeError> {
         let mut conn = self.conn.clone();
-        let pending: Option<String> = conn.hget(self.keys.ledger_outbox(), login.as_str()).await?;
+        let pending: Option<String> = conn
+            .hget(outbox_of(&self.keys, login.as_str()), login.as_str())
+            .await?;
         match pending {
             Some(entry) => self.apply_entry(login.as_str(), &entry).await.map(|_| true),
             None => Ok(false),
@@ -157,16 +160,23 @@ impl Outcomes {
     }
 
     /// Applies every pending registry update (left by a crash between the ledger write and
-    /// its apply, or being applied by its caller right now: applying twice is harmless).
-    /// Returns how many entries were applied.
+    /// its apply, or being applied by its caller right now: applying twice is harmless),
+    /// ledger bucket by ledger bucket. Returns how many entries were applied.
     pub async fn drain_once(&self) -> Result<u64, OutcomeError> {
-        let key = self.keys.ledger_outbox();
+        let mut applied = 0;
+        for bucket in self.keys.all_ledger_buckets() {
+            applied += self.drain_bucket(&self.keys.ledger_outbox(bucket)).await?;
+        }
+        Ok(applied)
+    }
+
+    async fn drain_bucket(&self, key: &str) -> Result<u64, OutcomeError> {
         let mut conn = self.conn.clone();
         let mut cursor: u64 = 0;
         let mut applied = 0;
         loop {
             let (next, pairs): (u64, Vec<(String, String)>) = redis::cmd("HSCAN")
-                .arg(&key)
+                .arg(key)
                 .arg(cursor)
                 .arg("COUNT")
                 .arg(DRAIN_PAGE)
@@ -185,8 +195,13 @@ impl Outcomes {
 
     /// Registry updates waiting in the outbox.
     pub async fn pending(&self) -> Result<u64, OutcomeError> {
+        let mut pipe = redis::pipe();
+        for bucket in self.keys.all_ledger_buckets() {
+            pipe.hlen(self.keys.ledger_outbox(bucket));
+        }
         let mut conn = self.conn.clone();
-        Ok(conn.hlen(self.keys.ledger_outbox()).await?)
+        let lengths: Vec<u64> = pipe.query_async(&mut conn).await?;
+        Ok(lengths.iter().sum())
     }
 
     /// Applies the registry update just `queued` by a ledger write, or when the write
@@ -229,9 +244,14 @@ impl Outcomes {
             },
             None => entry,
         };
-        clear(&self.conn, &self.keys.ledger_outbox(), &[entry]).await?;
+        clear(&self.conn, &outbox_of(&self.keys, login), &[entry]).await?;
         Ok(())
     }
+}
+
+/// The outbox HASH that holds `login`'s pending update: its ledger bucket's.
+fn outbox_of(keys: &KeySpace, login: &str) -> String {
+    keys.ledger_outbox(keys.ledger_bucket_of(login))
 }
 
 /// Removes each applied `(LoginId, entry)` from the outbox `key` if it is still that entry
@@ -254,7 +274,7 @@ async fn clear(
 /// The task of [`Outcomes::with_batched_clears`].
 async fn clear_batches(
     conn: RedisConn,
-    key: String,
+    keys: KeySpace,
     mut applied: mpsc::Receiver<(String, String)>,
     shutdown: CancellationToken,
 ) {
@@ -280,7 +300,13 @@ async fn clear_batches(
                 Err(_) => break,
             }
         }
-        clear_or_leave(&conn, &key, &batch).await;
+        // One script call per ledger bucket the batch touches.
+        batch.sort_by_key(|(login, _)| keys.ledger_bucket_of(login));
+        for bucket in
+            batch.chunk_by(|(a, _), (b, _)| keys.ledger_bucket_of(a) == keys.ledger_bucket_of(b))
+        {
+            clear_or_leave(&conn, &outbox_of(&keys, &bucket[0].0), bucket).await;
+        }
         batch.clear();
     }
 }

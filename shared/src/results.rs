@@ -1,12 +1,15 @@
-//! The results sink: every fetched GetAccountsDetail lands in one capped Redis stream that
-//! the customer's services consume with `XREADGROUP`.
+//! The results sink: every fetched GetAccountsDetail lands in a capped Redis stream that
+//! the customer's services consume with `XREADGROUP`: one stream, or with `LEDGER_BUCKETS`
+//! above 1 one per ledger bucket, each login's entries always in its bucket's.
 //!
 //! The append and the (LoginId, date) ledger entry are one Lua script
 //! (`ledger_record.lua`, through [`Ledger::record_with_stream_entry`]), so a redelivered job — after a crash between the fetch and the
 //! ack — can never add a second entry: the script sees the ledger says `refreshed` and
 //! returns the first entry's id instead.
 //!
-//! Stream `{namespace:ledger}:results` (the ledger's hash tag, for Redis Cluster), one entry per refreshed (LoginId, date), fields:
+//! Stream `{namespace:ledger}:results` (the ledger's hash tag, for Redis Cluster; bucket
+//! `b` of several: `{namespace:ledger:b}:results`), one entry per refreshed (LoginId,
+//! date), fields:
 //!
 //! | field | value |
 //! |---|---|
@@ -144,9 +147,12 @@ impl ResultsSink {
         self
     }
 
-    /// The stream's key, for consumers.
-    pub fn stream_key(&self) -> String {
-        self.keys.results_stream()
+    /// The streams' keys, one per ledger bucket, for consumers.
+    pub fn stream_keys(&self) -> Vec<String> {
+        self.keys
+            .all_ledger_buckets()
+            .map(|b| self.keys.results_stream(b))
+            .collect()
     }
 
     /// Stores one result unless (LoginId, date) is already refreshed.
@@ -203,9 +209,12 @@ impl ResultsSink {
                 fields.push(("enc", ENC_AES_256_GCM.to_string()));
             }
         }
+        // The login's ledger bucket's stream, which keeps its share of the cap.
         let stream_entry = StreamEntry {
-            stream: self.keys.results_stream(),
-            max_len: self.max_len,
+            stream: self
+                .keys
+                .results_stream(self.keys.ledger_bucket_of(entry.login_id.as_str())),
+            max_len: self.max_len.div_ceil(u64::from(self.keys.ledger_buckets())),
             fields,
         };
         let (stored, outcome, queued) = self
@@ -280,12 +289,16 @@ pub struct ReadPage {
     pub last_id: Option<String>,
     /// How many entries the page covered, read or skipped.
     pub scanned: usize,
+    /// The streams may hold entries after `last_id`: read on from `(last_id`.
+    pub more: bool,
 }
 
 /// Reads up to `count` entries from `from` (an XRANGE start: `-`, an id, or `(id` for
-/// after it) under `policy`. Only a Redis failure is an error; an entry that cannot be
-/// read (no key, wrong key, tampered, refused plaintext, malformed) lands in
-/// [`ReadPage::errors`] and the rest are still read.
+/// after it) under `policy`, oldest first across every ledger bucket's stream. A page never
+/// ends between two entries of one id (two buckets' streams can each hold one), so it may
+/// hold a few more than `count`, and reading on from `(last_id` misses nothing. Only a
+/// Redis failure is an error; an entry that cannot be read (no key, wrong key, tampered,
+/// refused plaintext, malformed) lands in [`ReadPage::errors`] and the rest are still read.
 pub async fn read(
     conn: &RedisConn,
     keys: &KeySpace,
@@ -293,22 +306,59 @@ pub async fn read(
     count: usize,
     policy: ReadPolicy<'_>,
 ) -> Result<ReadPage, ResultsError> {
+    let mut entries = Vec::new();
+    let mut more = false;
+    for bucket in keys.all_ledger_buckets() {
+        let page = read_range(conn, &keys.results_stream(bucket), from, count).await?;
+        more |= page.len() == count;
+        entries.extend(page);
+    }
+    entries.sort_by_key(|e| crate::events::id_key(&e.id));
+    if entries.len() > count && count > 0 {
+        let last = crate::events::id_key(&entries[count - 1].id);
+        let ties = entries[count..]
+            .iter()
+            .take_while(|e| crate::events::id_key(&e.id) == last)
+            .count();
+        entries.truncate(count + ties);
+        more = true;
+    }
+    Ok(decode_page(entries, more, policy))
+}
+
+/// Up to `count` raw entries of stream `key` from `from`.
+async fn read_range(
+    conn: &RedisConn,
+    key: &str,
+    from: &str,
+    count: usize,
+) -> Result<Vec<redis::streams::StreamId>, ResultsError> {
     let mut conn = conn.clone();
     let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
-        .arg(keys.results_stream())
+        .arg(key)
         .arg(from)
         .arg("+")
         .arg("COUNT")
         .arg(count)
         .query_async(&mut conn)
         .await?;
+    Ok(reply.ids)
+}
+
+/// Decodes raw entries, oldest first, into a page.
+fn decode_page(
+    entries: Vec<redis::streams::StreamId>,
+    more: bool,
+    policy: ReadPolicy<'_>,
+) -> ReadPage {
     let mut page = ReadPage {
         records: Vec::new(),
         errors: Vec::new(),
-        last_id: reply.ids.last().map(|e| e.id.clone()),
-        scanned: reply.ids.len(),
+        last_id: entries.last().map(|e| e.id.clone()),
+        scanned: entries.len(),
+        more,
     };
-    for entry in reply.ids {
+    for entry in entries {
         let mut fields = std::collections::HashMap::new();
         let mut unreadable = None;
         for (k, v) in &entry.map {
@@ -334,7 +384,7 @@ pub async fn read(
             }),
         }
     }
-    Ok(page)
+    page
 }
 
 /// The entry of one login's refresh on `date`, found through the ledger (its `Refreshed`
@@ -355,7 +405,9 @@ pub async fn read_login(
     else {
         return Ok(None);
     };
-    let page = read(conn, keys, &id, 1, policy).await?;
+    let stream = keys.results_stream(keys.ledger_bucket_of(login.as_str()));
+    let entries = read_range(conn, &stream, &id, 1).await?;
+    let page = decode_page(entries, false, policy);
     Ok((page.last_id.as_deref() == Some(id.as_str())).then_some(page))
 }
 

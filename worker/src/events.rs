@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use shared::config::Settings;
-use shared::events::webhook::{self, Delivery, WebhookClient, WebhookConfig};
+use shared::events::webhook::{Delivery, WebhookClient, WebhookConfig};
 use shared::events::Events;
 use shared::keys::KeySpace;
 use shared::queue::WorkerId;
@@ -43,8 +43,6 @@ pub fn spawn(
     };
     let trimmer = trim_loop(
         Events::new(conn.clone(), keys),
-        conn,
-        keys.clone(),
         settings.events_stream_maxlen,
         delivery.is_some(),
         shutdown.clone(),
@@ -61,14 +59,7 @@ pub fn spawn(
 
 /// Trims at start and every [`TRIM_INTERVAL`], keeping what the webhook has not delivered
 /// when it delivers. Errors are logged and retried next tick.
-async fn trim_loop(
-    events: Events,
-    conn: RedisConn,
-    keys: KeySpace,
-    max_len: u64,
-    webhook: bool,
-    shutdown: CancellationToken,
-) {
+async fn trim_loop(events: Events, max_len: u64, webhook: bool, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(TRIM_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -76,18 +67,7 @@ async fn trim_loop(
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let cursor = if webhook {
-            match webhook::cursor(&conn, &keys).await {
-                Ok(cursor) => Some(cursor),
-                Err(e) => {
-                    tracing::warn!(error.message = %e, "events trim: cannot read the webhook cursor");
-                    continue;
-                }
-            }
-        } else {
-            None
-        };
-        if let Err(e) = events.trim(max_len, cursor.as_deref()).await {
+        if let Err(e) = events.trim(max_len, webhook).await {
             tracing::warn!(error.message = %e, "events trim failed; retrying");
         }
     }

@@ -63,7 +63,7 @@ pub async fn run(
         .unwrap_or(settings.worker_concurrency)
         .max(1) as usize;
     let conn = shared::redis_conn::connect(&settings.redis).await?;
-    let keys = KeySpace::new(settings.namespace.clone()).with_buckets(settings.key_buckets);
+    let keys = settings.key_space();
     shared::layout::prepare(&conn, &keys).await?;
     let metrics = shared::metrics::install().context("metrics recorder")?;
     let ops_addr = shared::ops_http::serve(

@@ -39,7 +39,7 @@ impl Env {
         let dir = std::env::temp_dir().join(&namespace);
         std::fs::create_dir_all(&dir).unwrap();
         Self {
-            keys: KeySpace::new(namespace),
+            keys: KeySpace::new(namespace).with_ledger_buckets(ledger_buckets()),
             dir,
         }
     }
@@ -481,4 +481,13 @@ fn completions_for_bash_name_the_subcommands_without_redis() {
         assert!(script.contains(subcommand), "{subcommand} missing");
     }
     assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+}
+
+/// The ledger bucket count the tests run with: `LEDGER_BUCKETS` when set (the test scripts
+/// run the suites once more with several), else one.
+pub(crate) fn ledger_buckets() -> std::num::NonZeroU16 {
+    std::env::var("LEDGER_BUCKETS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(std::num::NonZeroU16::MIN)
 }

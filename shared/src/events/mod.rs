@@ -6,7 +6,9 @@
 //!
 //! The ledger script (`ledger_record.lua`) appends each event in the same atomic step as the
 //! outcome it reports: no outcome without its event, no event without its outcome. The
-//! stream `{ns:ledger}:events` shares the ledger's hash tag for that (Redis Cluster). The
+//! stream `{ns:ledger}:events` shares the ledger's hash tag for that (Redis Cluster); with
+//! several ledger buckets each has its own (`{ns:ledger:<b>}:events`), and a login's events
+//! are all in its bucket's, in order. The
 //! other two sources append in one step with their own change: `producer logins
 //! reconnected` (`reconnected.lua`, with the re-auth index it clears) and Flinks' confirmed
 //! SetScheduledRefresh (`flinks.lua`, deduplicated by the change's stamp, because the
@@ -20,7 +22,7 @@
 //! | `failed` | a permanent failure or retries exhausted; once per (login, routine date) |
 //! | `deactivated` / `activated` | Flinks confirmed the login's nightly refresh off / on |
 //!
-//! An episode is kept per login in `{ns:ledger}:events:episodes` and closed by its next
+//! An episode is kept per login in its bucket's `{ns:ledger}:events:episodes` and closed by its next
 //! refresh (or reconnect). Entry fields: `event_id` (a digest that is the same every time
 //! this event is read or delivered), `type`, `login_id`, `routine_date`, `at` (RFC 3339
 //! UTC), and when known `flinks_code`, `message`, `unrecognised_code`, `http_status`,
@@ -221,7 +223,7 @@ pub fn id_millis(id: &str) -> Option<i64> {
 }
 
 /// Stream ids compare by (ms, seq), not as text.
-fn id_key(id: &str) -> (u64, u64) {
+pub(crate) fn id_key(id: &str) -> (u64, u64) {
     let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
     (ms.parse().unwrap_or(0), seq.parse().unwrap_or(0))
 }
@@ -270,37 +272,83 @@ impl Events {
         }
     }
 
-    /// The stream's key, for consumers (`XREADGROUP`).
-    pub fn stream_key(&self) -> String {
-        self.keys.events_stream()
+    /// The streams' keys, one per ledger bucket, for consumers (`XREADGROUP`).
+    pub fn stream_keys(&self) -> Vec<String> {
+        self.keys
+            .all_ledger_buckets()
+            .map(|b| self.keys.events_stream(b))
+            .collect()
     }
 
-    /// Entries in the stream.
+    /// Entries in the streams.
     pub async fn entries(&self) -> Result<u64, EventsError> {
+        let mut pipe = redis::pipe();
+        for key in self.stream_keys() {
+            pipe.cmd("XLEN").arg(key);
+        }
         let mut conn = self.conn.clone();
-        Ok(redis::cmd("XLEN")
-            .arg(self.keys.events_stream())
-            .query_async(&mut conn)
-            .await?)
+        let lengths: Vec<u64> = pipe.query_async(&mut conn).await?;
+        Ok(lengths.iter().sum())
     }
 
     /// Up to `count` events from `from` (an XRANGE start: `-`, an id, or `(id` for after
-    /// it) that pass `filter`, oldest first. Reads only: acknowledges and trims nothing.
+    /// it) that pass `filter`, oldest first across every ledger bucket's stream. Reads only:
+    /// acknowledges and trims nothing. The page never ends between two entries of one id
+    /// (two buckets' streams can each hold one), so reading on from `next` misses nothing.
     pub async fn read(
         &self,
         from: &str,
         count: usize,
         filter: &ReadFilter,
     ) -> Result<EventPage, EventsError> {
-        let mut start = match filter.since {
+        let start = match filter.since {
             Some(since) if from == "-" => since.timestamp_millis().max(0).to_string(),
             _ => from.to_string(),
         };
+        let mut merged = Vec::new();
+        let mut more = false;
+        for key in self.stream_keys() {
+            let (events, cut) = self.read_stream(&key, &start, count, filter).await?;
+            merged.extend(events);
+            more |= cut;
+        }
+        merged.sort_by_key(|r: &EventRecord| id_key(&r.id));
+        if merged.len() > count {
+            let last = id_key(&merged[count - 1].id);
+            let keep = count
+                + merged[count..]
+                    .iter()
+                    .take_while(|r| id_key(&r.id) == last)
+                    .count();
+            merged.truncate(keep);
+            more = true;
+        }
+        let next = if more {
+            merged.last().map(|r| after(&r.id))
+        } else {
+            None
+        };
+        Ok(EventPage {
+            events: merged,
+            next,
+        })
+    }
+
+    /// Up to `count` events of one stream from `start` that pass `filter`, and whether the
+    /// stream may hold more after them.
+    async fn read_stream(
+        &self,
+        key: &str,
+        start: &str,
+        count: usize,
+        filter: &ReadFilter,
+    ) -> Result<(Vec<EventRecord>, bool), EventsError> {
+        let mut start = start.to_string();
         let mut conn = self.conn.clone();
         let mut events = Vec::new();
         loop {
             let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
-                .arg(self.keys.events_stream())
+                .arg(key)
                 .arg(&start)
                 .arg("+")
                 .arg("COUNT")
@@ -321,14 +369,13 @@ impl Events {
                 if wanted && recent {
                     events.push(record);
                     if events.len() == count {
-                        let next = events.last().map(|r| after(&r.id));
-                        return Ok(EventPage { events, next });
+                        return Ok((events, true));
                     }
                 }
             }
             match last {
                 Some(last) if scanned == PAGE => start = after(&last),
-                _ => return Ok(EventPage { events, next: None }),
+                _ => return Ok((events, false)),
             }
         }
     }
@@ -343,11 +390,12 @@ impl Events {
         members: &[String],
         now: DateTime<Utc>,
     ) -> Result<(u64, Option<String>), EventsError> {
+        let bucket = self.keys.ledger_bucket_of(login.as_str());
         let mut invocation = RECONNECTED.prepare_invoke();
         invocation
-            .key(self.keys.events_stream())
-            .key(self.keys.events_episodes())
-            .key(self.keys.ledger_index("reauth"))
+            .key(self.keys.events_stream(bucket))
+            .key(self.keys.events_episodes(bucket))
+            .key(self.keys.ledger_index("reauth", bucket))
             .arg(login.as_str())
             .arg(date.to_string())
             .arg(now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
@@ -375,10 +423,11 @@ impl Events {
         } else {
             EventType::Deactivated
         };
+        let bucket = self.keys.ledger_bucket_of(login.as_str());
         let mut conn = self.conn.clone();
         let event_id: String = FLINKS
-            .key(self.keys.events_stream())
-            .key(self.keys.events_flinks_stamps())
+            .key(self.keys.events_stream(bucket))
+            .key(self.keys.events_flinks_stamps(bucket))
             .arg(login.as_str())
             .arg(event_type.as_str())
             .arg(stamp)
@@ -389,25 +438,22 @@ impl Events {
         Ok((!event_id.is_empty()).then_some(event_id))
     }
 
-    /// The oldest id every consumer still needs: the first pending or undelivered entry of
-    /// each consumer group, and the entry after `webhook_cursor` when the webhook delivers.
-    /// `None` when nothing constrains the trim.
+    /// The oldest id of stream `key` every consumer still needs: the first pending or
+    /// undelivered entry of each consumer group, and the entry after `webhook_cursor` when
+    /// the webhook delivers. `None` when nothing constrains the trim.
     async fn keep_from(
         &self,
+        key: &str,
         webhook_cursor: Option<&str>,
     ) -> Result<Option<(u64, u64)>, EventsError> {
-        let key = self.keys.events_stream();
         let mut conn = self.conn.clone();
-        let exists: bool = redis::cmd("EXISTS")
-            .arg(&key)
-            .query_async(&mut conn)
-            .await?;
+        let exists: bool = redis::cmd("EXISTS").arg(key).query_async(&mut conn).await?;
         if !exists {
             return Ok(None);
         }
         let groups: redis::streams::StreamInfoGroupsReply = redis::cmd("XINFO")
             .arg("GROUPS")
-            .arg(&key)
+            .arg(key)
             .query_async(&mut conn)
             .await?;
         // An entry is still needed when it is pending (delivered, not acked) or was never
@@ -415,7 +461,7 @@ impl Events {
         let mut floors: Vec<(u64, u64)> = Vec::new();
         for group in &groups.groups {
             let pending: redis::streams::StreamPendingReply = redis::cmd("XPENDING")
-                .arg(&key)
+                .arg(key)
                 .arg(&group.name)
                 .query_async(&mut conn)
                 .await?;
@@ -432,20 +478,50 @@ impl Events {
         Ok(floors.into_iter().min())
     }
 
-    /// Removes the oldest entries beyond `max_len`, except those a consumer group has not
-    /// acknowledged and (with `webhook_cursor`, the webhook's position: `Some("0-0")` before
-    /// its first delivery) those the webhook has not delivered. Works in pages of 1,000.
-    pub async fn trim(
+    /// Removes the oldest entries beyond `max_len` (in all: each ledger bucket's stream
+    /// keeps its share), except those a consumer group has not acknowledged and (with
+    /// `webhook`, when the webhook delivers) those the webhook has not delivered. Works in
+    /// pages of 1,000.
+    pub async fn trim(&self, max_len: u64, webhook: bool) -> Result<TrimReport, EventsError> {
+        let share = max_len.div_ceil(u64::from(self.keys.ledger_buckets()));
+        let mut report = TrimReport::default();
+        for bucket in self.keys.all_ledger_buckets() {
+            let cursor = if webhook {
+                Some(webhook::cursor(&self.conn, &self.keys, bucket).await?)
+            } else {
+                None
+            };
+            let key = self.keys.events_stream(bucket);
+            let bucket_report = self.trim_stream(&key, share, cursor.as_deref()).await?;
+            report.trimmed += bucket_report.trimmed;
+            report.held += bucket_report.held;
+        }
+        metrics::counter!(EVENTS_TRIMMED_TOTAL).increment(report.trimmed);
+        metrics::gauge!(EVENTS_STREAM_HELD_ENTRIES).set(report.held as f64);
+        if report.held > 0 {
+            tracing::warn!(
+                held = report.held,
+                max_len,
+                "events stream above EVENTS_STREAM_MAXLEN: entries not yet acknowledged by a \
+                 consumer group or delivered by the webhook are kept"
+            );
+        }
+        Ok(report)
+    }
+
+    /// [`Events::trim`] of one stream to `max_len`, `webhook_cursor` the webhook's position
+    /// in it (`Some("0-0")` before its first delivery).
+    async fn trim_stream(
         &self,
+        key: &str,
         max_len: u64,
         webhook_cursor: Option<&str>,
     ) -> Result<TrimReport, EventsError> {
-        let key = self.keys.events_stream();
         let mut conn = self.conn.clone();
-        let keep = self.keep_from(webhook_cursor).await?;
+        let keep = self.keep_from(key, webhook_cursor).await?;
         let mut report = TrimReport::default();
         loop {
-            let len: u64 = redis::cmd("XLEN").arg(&key).query_async(&mut conn).await?;
+            let len: u64 = redis::cmd("XLEN").arg(key).query_async(&mut conn).await?;
             let excess = len.saturating_sub(max_len);
             if excess == 0 {
                 break;
@@ -453,7 +529,7 @@ impl Events {
             let page = excess.min(PAGE as u64);
             // The cap would keep entries from the (page+1)-th on; consumers may need older.
             let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
-                .arg(&key)
+                .arg(key)
                 .arg("-")
                 .arg("+")
                 .arg("COUNT")
@@ -468,7 +544,7 @@ impl Events {
                 _ => cap_from,
             };
             let trimmed: u64 = redis::cmd("XTRIM")
-                .arg(&key)
+                .arg(key)
                 .arg("MINID")
                 .arg(format!("{}-{}", min_id.0, min_id.1))
                 .query_async(&mut conn)
@@ -478,16 +554,6 @@ impl Events {
                 report.held = excess - trimmed;
                 break;
             }
-        }
-        metrics::counter!(EVENTS_TRIMMED_TOTAL).increment(report.trimmed);
-        metrics::gauge!(EVENTS_STREAM_HELD_ENTRIES).set(report.held as f64);
-        if report.held > 0 {
-            tracing::warn!(
-                held = report.held,
-                max_len,
-                "events stream above EVENTS_STREAM_MAXLEN: entries not yet acknowledged by a \
-                 consumer group or delivered by the webhook are kept"
-            );
         }
         Ok(report)
     }

@@ -4,7 +4,7 @@
 //! "<t>.<body>" keyed with WEBHOOK_SECRET>`.
 //!
 //! - **Cursor and lease.** The delivery position is a cursor key (the last delivered entry
-//!   id) beside the stream. A pod sends only while it holds the lease (`lease.lua`, renewed
+//!   id) per stream (one per ledger bucket, taken in turn, all beside the one lease). A pod sends only while it holds the lease (`lease.lua`, renewed
 //!   before every attempt and longer than one attempt can take), and moves the cursor only if
 //!   it still does (`advance.lua`), so two pods never send a batch at the same time. A pod
 //!   that dies mid-batch leaves the cursor where it was: the next holder resends the batch
@@ -277,6 +277,8 @@ pub struct Delivery {
     client: WebhookClient,
     token: String,
     failures: u32,
+    /// The ledger bucket whose stream the next step looks at first.
+    next_bucket: u16,
 }
 
 impl Delivery {
@@ -293,6 +295,7 @@ impl Delivery {
             client,
             token: token.into(),
             failures: 0,
+            next_bucket: 0,
         }
     }
 
@@ -300,7 +303,10 @@ impl Delivery {
         (self.client.config.timeout * 2 + LEASE_MARGIN).as_millis() as u64
     }
 
-    /// Takes or renews the lease, then sends the next batch once.
+    /// Takes or renews the lease, then sends the next batch once: of the first ledger
+    /// bucket's stream, from where the last step left off, with events to send. One lease
+    /// covers every bucket, so one pod sends at a time, and each login's events (all in its
+    /// bucket's stream) stay in order.
     pub async fn step(&mut self) -> Result<Step, EventsError> {
         let mut conn = self.conn.clone();
         let held: i64 = LEASE
@@ -313,9 +319,27 @@ impl Delivery {
             update_oldest_gauge(&self.conn, &self.keys).await?;
             return Ok(Step::NotLeader);
         }
-        let cursor = cursor(&self.conn, &self.keys).await?;
+        let buckets = self.keys.ledger_buckets();
+        for offset in 0..buckets {
+            let bucket = (self.next_bucket + offset) % buckets;
+            let step = self.step_bucket(bucket).await?;
+            if step != Step::Idle {
+                self.next_bucket = (bucket + 1) % buckets;
+                // Any bucket's stream may hold the oldest undelivered event.
+                update_oldest_gauge(&self.conn, &self.keys).await?;
+                return Ok(step);
+            }
+        }
+        metrics::gauge!(WEBHOOK_OLDEST_UNDELIVERED_AGE_SECONDS).set(0.0);
+        Ok(Step::Idle)
+    }
+
+    /// Sends the next batch of `bucket`'s stream once (the lease is held).
+    async fn step_bucket(&mut self, bucket: u16) -> Result<Step, EventsError> {
+        let mut conn = self.conn.clone();
+        let cursor = cursor(&self.conn, &self.keys, bucket).await?;
         let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
-            .arg(self.keys.events_stream())
+            .arg(self.keys.events_stream(bucket))
             .arg(after(&cursor))
             .arg("+")
             .arg("COUNT")
@@ -323,7 +347,6 @@ impl Delivery {
             .query_async(&mut conn)
             .await?;
         let Some(last_id) = reply.ids.last().map(|e| e.id.clone()) else {
-            metrics::gauge!(WEBHOOK_OLDEST_UNDELIVERED_AGE_SECONDS).set(0.0);
             return Ok(Step::Idle);
         };
         let oldest_ms = reply.ids.first().and_then(|e| id_millis(&e.id));
@@ -331,7 +354,6 @@ impl Delivery {
             .map(|ms| (Utc::now().timestamp_millis() - ms).max(0) as u64)
             .map(Duration::from_millis)
             .unwrap_or_default();
-        metrics::gauge!(WEBHOOK_OLDEST_UNDELIVERED_AGE_SECONDS).set(age.as_secs_f64());
         let batch: Vec<Event> = records(reply).into_iter().map(|r| r.event).collect();
         let parked = if batch.is_empty() {
             // Entries without the event fields: nothing to send, move past them.
@@ -369,7 +391,7 @@ impl Delivery {
         };
         let moved: i64 = ADVANCE
             .key(self.keys.events_webhook("lease"))
-            .key(self.keys.events_webhook("cursor"))
+            .key(self.keys.events_webhook_cursor(bucket))
             .key(self.keys.events_webhook("dead"))
             .arg(&self.token)
             .arg(&last_id)
@@ -417,12 +439,12 @@ impl Delivery {
     }
 }
 
-/// The webhook's position: the id of the last entry delivered or parked (`0-0` before the
-/// first).
-pub async fn cursor(conn: &RedisConn, keys: &KeySpace) -> Result<String, EventsError> {
+/// The webhook's position in ledger bucket `bucket`'s stream: the id of the last entry
+/// delivered or parked (`0-0` before the first).
+pub async fn cursor(conn: &RedisConn, keys: &KeySpace, bucket: u16) -> Result<String, EventsError> {
     let mut conn = conn.clone();
     let raw: Option<String> = redis::cmd("GET")
-        .arg(keys.events_webhook("cursor"))
+        .arg(keys.events_webhook_cursor(bucket))
         .query_async(&mut conn)
         .await?;
     Ok(raw.unwrap_or_else(|| "0-0".into()))
@@ -436,26 +458,29 @@ async fn update_oldest_gauge(conn: &RedisConn, keys: &KeySpace) -> Result<(), Ev
     Ok(())
 }
 
-/// The age of the oldest event the webhook has not delivered, `None` when there is none.
+/// The age of the oldest event the webhook has not delivered, in any ledger bucket's
+/// stream; `None` when there is none.
 pub async fn oldest_undelivered_age(
     conn: &RedisConn,
     keys: &KeySpace,
 ) -> Result<Option<Duration>, EventsError> {
-    let from = after(&cursor(conn, keys).await?);
-    let mut conn = conn.clone();
-    let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
-        .arg(keys.events_stream())
-        .arg(from)
-        .arg("+")
-        .arg("COUNT")
-        .arg(1)
-        .query_async(&mut conn)
-        .await?;
-    Ok(reply
-        .ids
-        .first()
-        .and_then(|e| id_millis(&e.id))
-        .map(|ms| Duration::from_millis((Utc::now().timestamp_millis() - ms).max(0) as u64)))
+    let mut oldest: Option<i64> = None;
+    for bucket in keys.all_ledger_buckets() {
+        let from = after(&cursor(conn, keys, bucket).await?);
+        let mut conn = conn.clone();
+        let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+            .arg(keys.events_stream(bucket))
+            .arg(from)
+            .arg("+")
+            .arg("COUNT")
+            .arg(1)
+            .query_async(&mut conn)
+            .await?;
+        if let Some(ms) = reply.ids.first().and_then(|e| id_millis(&e.id)) {
+            oldest = Some(oldest.map_or(ms, |o| o.min(ms)));
+        }
+    }
+    Ok(oldest.map(|ms| Duration::from_millis((Utc::now().timestamp_millis() - ms).max(0) as u64)))
 }
 
 /// Batches in the dead-letter list.

@@ -3,7 +3,7 @@
 //!
 //! # Requeue of `failed` / `reauth` entries: three crash-safe steps
 //!
-//! 1. **Claim** (`requeue_claim.lua`, one script in the `{ns:ledger}` slot): the selected
+//! 1. **Claim** (`requeue_claim.lua`, one script per ledger bucket, in its slot): the selected
 //!    index members move from the index ZSET to the `requeue pending` ZSET as
 //!    `claim|date|LoginId`, only if still in the index, so two operators running at once
 //!    never both claim an entry. An entry whose (LoginId, date) is already refreshed is
@@ -56,9 +56,10 @@ static CLAIM: LazyLock<Script> =
 const CLAIM_CHUNK: usize = 500;
 
 /// The ZSET of claimed, not yet released requeue entries (`claim|date|LoginId`, score =
-/// claim time). It shares the ledger's hash tag so the claim script touches one slot.
-pub fn pending_key(keys: &KeySpace) -> String {
-    keys.ledger_index("requeue_pending")
+/// claim time) of one ledger bucket. It shares the bucket's hash tag so the claim script
+/// touches one slot.
+pub fn pending_key(keys: &KeySpace, bucket: u16) -> String {
+    keys.ledger_index("requeue_pending", bucket)
 }
 
 /// What `queues requeue|purge` acts on.
@@ -464,57 +465,83 @@ impl Requeuer {
     /// it moved. Safe to run from several processes at once.
     pub async fn resume_pending(&self) -> Result<Vec<Moved>, OpsError> {
         let mut conn = self.conn.clone();
-        let members: Vec<String> = redis::cmd("ZRANGE")
-            .arg(pending_key(&self.keys))
-            .arg(0)
-            .arg(-1)
-            .query_async(&mut conn)
-            .await?;
         let mut pending = Vec::new();
-        let mut garbage = Vec::new();
-        for member in members {
-            match parse_pending(&member) {
-                Some(p) => pending.push(p),
-                None => garbage.push(member),
-            }
-        }
-        if !garbage.is_empty() {
-            let _: i64 = redis::cmd("ZREM")
-                .arg(pending_key(&self.keys))
-                .arg(&garbage)
+        for bucket in self.keys.all_ledger_buckets() {
+            let key = pending_key(&self.keys, bucket);
+            let members: Vec<String> = redis::cmd("ZRANGE")
+                .arg(&key)
+                .arg(0)
+                .arg(-1)
                 .query_async(&mut conn)
                 .await?;
+            let mut garbage = Vec::new();
+            for member in members {
+                match parse_pending(&member) {
+                    Some(p) => pending.push(p),
+                    None => garbage.push(member),
+                }
+            }
+            if !garbage.is_empty() {
+                let _: i64 = redis::cmd("ZREM")
+                    .arg(&key)
+                    .arg(&garbage)
+                    .query_async(&mut conn)
+                    .await?;
+            }
         }
         self.finish(&pending, CrashPoint::Never).await
     }
 
     /// Claims pending a crashed run left behind.
     pub async fn pending_count(&self) -> Result<u64, OpsError> {
+        let mut pipe = redis::pipe();
+        for bucket in self.keys.all_ledger_buckets() {
+            pipe.zcard(pending_key(&self.keys, bucket));
+        }
         let mut conn = self.conn.clone();
-        Ok(redis::cmd("ZCARD")
-            .arg(pending_key(&self.keys))
-            .query_async(&mut conn)
-            .await?)
+        let counts: Vec<u64> = pipe.query_async(&mut conn).await?;
+        Ok(counts.iter().sum())
     }
 
+    /// Step 1 for `entries`: one claim script call per ledger bucket they fall in.
     async fn claim(
         &self,
         kind: IndexKind,
         claim: &str,
         entries: &[IndexEntry],
     ) -> Result<(Vec<(NaiveDate, LoginId)>, Vec<(NaiveDate, LoginId)>), OpsError> {
-        if entries.is_empty() {
-            return Ok((Vec::new(), Vec::new()));
+        let mut by_bucket: std::collections::BTreeMap<u16, Vec<&IndexEntry>> = Default::default();
+        for entry in entries {
+            by_bucket
+                .entry(self.keys.ledger_bucket_of(entry.login_id.as_str()))
+                .or_default()
+                .push(entry);
         }
+        let (mut claimed, mut refreshed) = (Vec::new(), Vec::new());
+        for (bucket, entries) in by_bucket {
+            let (won, done) = self.claim_bucket(kind, claim, bucket, &entries).await?;
+            claimed.extend(won);
+            refreshed.extend(done);
+        }
+        Ok((claimed, refreshed))
+    }
+
+    async fn claim_bucket(
+        &self,
+        kind: IndexKind,
+        claim: &str,
+        bucket: u16,
+        entries: &[&IndexEntry],
+    ) -> Result<(Vec<(NaiveDate, LoginId)>, Vec<(NaiveDate, LoginId)>), OpsError> {
         let mut inv = CLAIM.prepare_invoke();
-        inv.key(self.keys.ledger_index(kind.as_str()))
-            .key(pending_key(&self.keys))
+        inv.key(self.keys.ledger_index(kind.as_str(), bucket))
+            .key(pending_key(&self.keys, bucket))
             .arg(Utc::now().timestamp_millis())
             .arg(claim);
         for entry in entries {
             let day = entry.date.to_string();
-            inv.key(self.keys.ledger_date(&day))
-                .key(self.keys.ledger_meta(&day))
+            inv.key(self.keys.ledger_date(&day, bucket))
+                .key(self.keys.ledger_meta(&day, bucket))
                 .arg(format!("{}|{}", entry.date, entry.login_id.as_str()));
         }
         let mut conn = self.conn.clone();
@@ -559,16 +586,20 @@ impl Requeuer {
             if crash == CrashPoint::AfterEnqueue {
                 return Err(OpsError::InjectedCrash("enqueue"));
             }
-            let members: Vec<String> = chunk
-                .iter()
-                .map(|(claim, date, login)| format!("{claim}|{date}|{}", login.as_str()))
-                .collect();
+            let mut members: std::collections::BTreeMap<u16, Vec<String>> = Default::default();
+            for (claim, date, login) in chunk {
+                members
+                    .entry(self.keys.ledger_bucket_of(login.as_str()))
+                    .or_default()
+                    .push(format!("{claim}|{date}|{}", login.as_str()));
+            }
+            let mut pipe = redis::pipe();
+            for (bucket, members) in &members {
+                pipe.zrem(pending_key(&self.keys, *bucket), members)
+                    .ignore();
+            }
             let mut conn = self.conn.clone();
-            let _: i64 = redis::cmd("ZREM")
-                .arg(pending_key(&self.keys))
-                .arg(&members)
-                .query_async(&mut conn)
-                .await?;
+            let () = pipe.query_async(&mut conn).await?;
             for ((_, date, login), result) in chunk.iter().zip(enqueued) {
                 moved.push(Moved {
                     login_id: login.clone(),
@@ -754,19 +785,21 @@ impl Requeuer {
     ) -> Result<u64, OpsError> {
         let age_ms = i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX);
         let cutoff = Utc::now().timestamp_millis().saturating_sub(age_ms);
-        let key = self.keys.ledger_index(kind.as_str());
-        let mut conn = self.conn.clone();
         let cmd = if dry_run {
             "ZCOUNT"
         } else {
             "ZREMRANGEBYSCORE"
         };
-        Ok(redis::cmd(cmd)
-            .arg(&key)
-            .arg("-inf")
-            .arg(format!("({cutoff}"))
-            .query_async(&mut conn)
-            .await?)
+        let mut pipe = redis::pipe();
+        for bucket in self.keys.all_ledger_buckets() {
+            pipe.cmd(cmd)
+                .arg(self.keys.ledger_index(kind.as_str(), bucket))
+                .arg("-inf")
+                .arg(format!("({cutoff}"));
+        }
+        let mut conn = self.conn.clone();
+        let counts: Vec<u64> = pipe.query_async(&mut conn).await?;
+        Ok(counts.iter().sum())
     }
 
     /// Deletes dead letters of both queues that died more than `older_than` ago and that

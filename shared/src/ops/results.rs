@@ -74,9 +74,7 @@ pub async fn read(
     };
     // The page's last entry, read or skipped, so paging never stops at a bad entry.
     let next = match &page.last_id {
-        Some(last) if request.login.is_none() && page.scanned == request.count => {
-            Some(format!("({last}"))
-        }
+        Some(last) if request.login.is_none() && page.more => Some(format!("({last}")),
         _ => None,
     };
     Ok(Page {

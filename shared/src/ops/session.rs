@@ -40,7 +40,7 @@ impl Session {
     /// audit trail stores it).
     pub fn new(settings: Settings, actor: &str) -> Self {
         Self {
-            keys: KeySpace::new(settings.namespace.clone()).with_buckets(settings.key_buckets),
+            keys: settings.key_space(),
             settings,
             actor: super::audit::sanitize_actor(actor),
             conn: OnceCell::new(),

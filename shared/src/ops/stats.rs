@@ -199,12 +199,15 @@ pub async fn snapshot(
             requeued_total: stats.requeued_total,
         });
     }
-    let (reauth, failed, requeue_pending): (u64, u64, u64) = redis::pipe()
-        .zcard(keys.ledger_index(IndexKind::Reauth.as_str()))
-        .zcard(keys.ledger_index(IndexKind::Failed.as_str()))
-        .zcard(pending_key(keys))
-        .query_async(&mut c)
-        .await?;
+    let mut pipe = redis::pipe();
+    for bucket in keys.all_ledger_buckets() {
+        pipe.zcard(keys.ledger_index(IndexKind::Reauth.as_str(), bucket))
+            .zcard(keys.ledger_index(IndexKind::Failed.as_str(), bucket))
+            .zcard(pending_key(keys, bucket));
+    }
+    let cards: Vec<u64> = pipe.query_async(&mut c).await?;
+    let sum = |first: usize| cards.iter().skip(first).step_by(3).sum::<u64>();
+    let (reauth, failed, requeue_pending) = (sum(0), sum(1), sum(2));
     let mut workers: Vec<WorkerSnapshot> = workers
         .into_values()
         .map(|mut w| {
@@ -225,30 +228,43 @@ pub async fn snapshot(
     })
 }
 
+/// The results streams of every ledger bucket, summed: a consumer group's pending entries
+/// and lag add up over the streams it reads (its lag is unknown when one stream's is).
 async fn results_stream(
     conn: &mut RedisConn,
     keys: &KeySpace,
 ) -> Result<ResultsSnapshot, OpsError> {
-    let key = keys.results_stream();
-    let exists: bool = redis::cmd("EXISTS").arg(&key).query_async(conn).await?;
-    if !exists {
-        return Ok(ResultsSnapshot::default());
+    let mut length = 0;
+    let mut groups: std::collections::BTreeMap<String, ConsumerGroupSnapshot> = Default::default();
+    for bucket in keys.all_ledger_buckets() {
+        let key = keys.results_stream(bucket);
+        let exists: bool = redis::cmd("EXISTS").arg(&key).query_async(conn).await?;
+        if !exists {
+            continue;
+        }
+        length += redis::cmd("XLEN")
+            .arg(&key)
+            .query_async::<u64>(conn)
+            .await?;
+        let reply: redis::streams::StreamInfoGroupsReply = redis::cmd("XINFO")
+            .arg("GROUPS")
+            .arg(&key)
+            .query_async(conn)
+            .await?;
+        for g in reply.groups {
+            let sum = groups
+                .entry(g.name.clone())
+                .or_insert_with(|| ConsumerGroupSnapshot {
+                    group: g.name,
+                    pending: 0,
+                    lag: Some(0),
+                });
+            sum.pending += g.pending as u64;
+            sum.lag = sum.lag.zip(g.lag).map(|(a, b)| a + b as u64);
+        }
     }
-    let length: u64 = redis::cmd("XLEN").arg(&key).query_async(conn).await?;
-    let reply: redis::streams::StreamInfoGroupsReply = redis::cmd("XINFO")
-        .arg("GROUPS")
-        .arg(&key)
-        .query_async(conn)
-        .await?;
-    let mut groups: Vec<ConsumerGroupSnapshot> = reply
-        .groups
-        .into_iter()
-        .map(|g| ConsumerGroupSnapshot {
-            group: g.name,
-            pending: g.pending as u64,
-            lag: g.lag.map(|l| l as u64),
-        })
-        .collect();
-    groups.sort_by(|a, b| a.group.cmp(&b.group));
-    Ok(ResultsSnapshot { length, groups })
+    Ok(ResultsSnapshot {
+        length,
+        groups: groups.into_values().collect(),
+    })
 }

@@ -294,8 +294,9 @@ async fn read_filters_by_type_and_since_and_pages_with_next() {
         .events
         .iter()
         .all(|r| r.event.event_type == "needs_reauth"));
-    assert_eq!(page.events.len(), 1);
-    assert_eq!(rest.events.len(), 2);
+    // A page of one may hold two events of one id (each in its ledger bucket's stream).
+    assert!(!page.events.is_empty());
+    assert_eq!(page.events.len() + rest.events.len(), 3);
     assert!(rest.next.is_none());
     assert!(future.events.is_empty());
     t.cleanup().await;
@@ -303,7 +304,12 @@ async fn read_filters_by_type_and_since_and_pages_with_next() {
 
 #[tokio::test]
 async fn the_cap_never_trims_what_a_consumer_group_or_the_webhook_has_not_acknowledged() {
-    let t = TestRedis::new("events-trim").await;
+    // One stream, whatever the suite's ledger bucket count: the ids below are its order.
+    let mut t = TestRedis::new("events-trim").await;
+    t.keys = t
+        .keys
+        .clone()
+        .with_ledger_buckets(std::num::NonZeroU16::MIN);
     let logins: Vec<LoginId> = (1..=10).map(login).collect();
     registered(&t, &logins).await;
     let outcomes = Outcomes::new(t.conn.clone(), &t.keys);
@@ -313,7 +319,7 @@ async fn the_cap_never_trims_what_a_consumer_group_or_the_webhook_has_not_acknow
     }
     let ids: Vec<String> = all(&events).await.into_iter().map(|r| r.id).collect();
     let mut conn = t.conn.clone();
-    let key = events.stream_key();
+    let key = events.stream_keys().remove(0);
     let () = redis::cmd("XGROUP")
         .arg("CREATE")
         .arg(&key)
@@ -344,7 +350,7 @@ async fn the_cap_never_trims_what_a_consumer_group_or_the_webhook_has_not_acknow
         .await
         .unwrap();
 
-    let held = events.trim(3, None).await.unwrap();
+    let held = events.trim(3, false).await.unwrap();
     assert_eq!((held.trimmed, held.held), (2, 5));
     let kept: Vec<String> = all(&events).await.into_iter().map(|r| r.id).collect();
     assert_eq!(kept, ids[2..].to_vec());
@@ -369,10 +375,23 @@ async fn the_cap_never_trims_what_a_consumer_group_or_the_webhook_has_not_acknow
         .query_async(&mut conn)
         .await
         .unwrap();
-    let webhook = events.trim(3, Some(&ids[5])).await.unwrap();
+    let cursor = t.keys.events_webhook_cursor(0);
+    let () = redis::cmd("SET")
+        .arg(&cursor)
+        .arg(&ids[5])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let webhook = events.trim(3, true).await.unwrap();
     assert_eq!((webhook.trimmed, webhook.held), (4, 1));
 
-    let done = events.trim(3, Some(&ids[9])).await.unwrap();
+    let () = redis::cmd("SET")
+        .arg(&cursor)
+        .arg(&ids[9])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let done = events.trim(3, true).await.unwrap();
     assert_eq!((done.trimmed, done.held), (1, 0));
     assert_eq!(events.entries().await.unwrap(), 3);
     t.cleanup().await;

@@ -40,6 +40,55 @@ async fn a_process_with_another_bucket_count_is_refused_naming_the_stored_count(
 }
 
 #[tokio::test]
+async fn a_process_with_another_ledger_bucket_count_is_refused_naming_the_stored_count() {
+    let t = TestRedis::new("layout-ledger-count").await;
+    let four = t
+        .keys
+        .clone()
+        .with_ledger_buckets(NonZeroU16::new(4).unwrap());
+    layout::prepare(&t.conn, &four).await.unwrap();
+
+    let one = t.keys.clone().with_ledger_buckets(NonZeroU16::MIN);
+    let text = layout::prepare(&t.conn, &one)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        text.contains("LEDGER_BUCKETS=1") && text.contains("set LEDGER_BUCKETS=4"),
+        "{text}"
+    );
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_layout_stored_before_ledger_buckets_keeps_its_ledger_under_one_tag() {
+    let t = TestRedis::new("layout-ledger-legacy").await;
+    let mut conn = t.conn.clone();
+    // What a version without ledger buckets stored.
+    let () = conn
+        .hset(
+            t.keys.layout(),
+            layout::KEY_BUCKETS_FIELD,
+            t.keys.buckets().to_string(),
+        )
+        .await
+        .unwrap();
+
+    let eight = t
+        .keys
+        .clone()
+        .with_ledger_buckets(NonZeroU16::new(8).unwrap());
+    let text = layout::prepare(&t.conn, &eight)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(text.contains("set LEDGER_BUCKETS=1"), "{text}");
+    let one = t.keys.clone().with_ledger_buckets(NonZeroU16::MIN);
+    layout::prepare(&t.conn, &one).await.unwrap();
+    t.cleanup().await;
+}
+
+#[tokio::test]
 async fn a_corrupt_stored_bucket_count_is_refused() {
     let t = TestRedis::new("layout-corrupt").await;
     let mut conn = t.conn.clone();

@@ -207,7 +207,8 @@ async fn expected_retries_and_start_are_kept_per_date_and_keys_expire() {
     assert_eq!(ledger.incr_retries(date(1)).await.unwrap(), 2);
     assert_eq!(ledger.retries(date(1)).await.unwrap(), 2);
     assert_eq!(ledger.expected(date(2)).await.unwrap(), 0);
-    let ttl = ttl(&redis, &redis.keys.ledger_date("2025-06-01")).await;
+    let bucket = redis.keys.ledger_bucket_of(login(1).as_str());
+    let ttl = ttl(&redis, &redis.keys.ledger_date("2025-06-01", bucket)).await;
     assert!(ttl > 30 * 24 * 3600, "ttl {ttl}");
     redis.cleanup().await;
 }
@@ -236,11 +237,16 @@ async fn every_key_a_record_writes_expires_also_between_upkeeps() {
         .await;
 
     let d = date(1).to_string();
+    let bucket = |n| redis.keys.ledger_bucket_of(login(n).as_str());
     for key in [
-        redis.keys.ledger_date(&d),
-        redis.keys.ledger_meta(&d),
-        redis.keys.ledger_index(IndexKind::Failed.as_str()),
-        redis.keys.ledger_index(IndexKind::Reauth.as_str()),
+        redis.keys.ledger_date(&d, bucket(1)),
+        redis.keys.ledger_meta(&d, bucket(1)),
+        redis
+            .keys
+            .ledger_index(IndexKind::Failed.as_str(), bucket(2)),
+        redis
+            .keys
+            .ledger_index(IndexKind::Reauth.as_str(), bucket(3)),
     ] {
         let ttl = ttl(&redis, &key).await;
         assert!(ttl > 30 * 24 * 3600, "{key}: ttl {ttl}");
@@ -256,12 +262,13 @@ async fn a_write_an_hour_after_the_last_upkeep_renews_expiries_and_trims_the_ind
     let ledger = Ledger::new(redis.conn.clone(), &redis.keys);
     ledger.put(date(1), &login(1), &failed()).await;
     let d = date(1).to_string();
+    let bucket = redis.keys.ledger_bucket_of(login(1).as_str());
     let keys = [
-        redis.keys.ledger_date(&d),
-        redis.keys.ledger_meta(&d),
-        redis.keys.ledger_index(IndexKind::Failed.as_str()),
+        redis.keys.ledger_date(&d, bucket),
+        redis.keys.ledger_meta(&d, bucket),
+        redis.keys.ledger_index(IndexKind::Failed.as_str(), bucket),
     ];
-    let failed_index = redis.keys.ledger_index(IndexKind::Failed.as_str());
+    let failed_index = redis.keys.ledger_index(IndexKind::Failed.as_str(), bucket);
     let mut conn = redis.conn.clone();
     let mut pipe = redis::pipe();
     for key in &keys {
@@ -271,7 +278,12 @@ async fn a_write_an_hour_after_the_last_upkeep_renews_expiries_and_trims_the_ind
     pipe.zadd(&failed_index, "1970-01-01|gone", 1).ignore();
     let () = pipe.query_async(&mut conn).await.unwrap();
 
-    ledger.put(date(1), &login(2), &failed()).await;
+    // A login of the same ledger bucket, so its write sees the bucket's expiries.
+    let neighbour = (2..)
+        .map(login)
+        .find(|l| redis.keys.ledger_bucket_of(l.as_str()) == bucket)
+        .unwrap();
+    ledger.put(date(1), &neighbour, &failed()).await;
 
     for key in &keys {
         let ttl = ttl(&redis, key).await;
@@ -395,13 +407,18 @@ async fn a_corrupt_entry_or_counter_never_stops_a_write_half_way() {
     let d = date(9);
     let mut conn = t.conn.clone();
     // An entry whose kind is not a string, and a counter that is not a number.
+    let bucket = t.keys.ledger_bucket_of(login(1).as_str());
     let _: () = redis::pipe()
         .hset(
-            t.keys.ledger_date("2025-06-09"),
+            t.keys.ledger_date("2025-06-09", bucket),
             login(1).as_str(),
             r#"{"kind":5}"#,
         )
-        .hset(t.keys.ledger_meta("2025-06-09"), "count:failed", "garbage")
+        .hset(
+            t.keys.ledger_meta("2025-06-09", bucket),
+            "count:failed",
+            "garbage",
+        )
         .query_async(&mut conn)
         .await
         .unwrap();

@@ -296,7 +296,7 @@ async fn the_sampler_reports_queue_depths_workers_and_routine_progress_from_redi
     };
     ledger.put(date, &login(3), &reauth).await;
     // The results stream: 3 entries, a consumer group that has read one of them.
-    let stream = redis.keys.results_stream();
+    let stream = redis.keys.results_stream(0);
     let mut c = redis.conn.clone();
     for n in 0..3 {
         let _: String = redis::cmd("XADD")

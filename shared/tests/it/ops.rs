@@ -343,7 +343,10 @@ async fn a_login_already_refreshed_for_the_date_is_never_requeued() {
     ledger.put(date(), &login(0), &refreshed()).await;
     // A stale index entry for a refreshed date (e.g. restored from a backup).
     let _: () = redis::cmd("ZADD")
-        .arg(t.keys.ledger_index("failed"))
+        .arg(
+            t.keys
+                .ledger_index("failed", t.keys.ledger_bucket_of(login(0).as_str())),
+        )
         .arg(1)
         .arg(format!("{}|{}", date(), login(0).as_str()))
         .query_async(&mut conn.clone())

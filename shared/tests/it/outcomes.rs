@@ -268,7 +268,10 @@ async fn a_stored_result_reaches_the_registry_with_its_stream_id() {
 async fn a_corrupt_outbox_entry_is_replaced_by_a_write_and_dropped_by_the_drain() {
     let f = fixture("outcomes-corrupt").await;
     let mut conn = f.redis.conn.clone();
-    let outbox = f.redis.keys.ledger_outbox();
+    let outbox = f
+        .redis
+        .keys
+        .ledger_outbox(f.redis.keys.ledger_bucket_of(login(1).as_str()));
     let _: () = redis::cmd("HSET")
         .arg(&outbox)
         .arg(login(1).as_str())
@@ -281,6 +284,10 @@ async fn a_corrupt_outbox_entry_is_replaced_by_a_write_and_dropped_by_the_drain(
     assert_eq!(f.outcomes.drain_once().await.unwrap(), 1);
     assert_eq!(f.registry.history(&login(1)).await.unwrap(), vec![outcome]);
 
+    let outbox = f
+        .redis
+        .keys
+        .ledger_outbox(f.redis.keys.ledger_bucket_of(login(2).as_str()));
     let _: () = redis::cmd("HSET")
         .arg(&outbox)
         .arg(login(2).as_str())

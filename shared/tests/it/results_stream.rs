@@ -47,25 +47,34 @@ fn with_key(cipher: &ResultsCipher) -> ReadPolicy<'_> {
 async fn xadd(t: &TestRedis, fields: &HashMap<String, String>) -> String {
     let mut conn = t.conn.clone();
     let mut cmd = redis::cmd("XADD");
-    cmd.arg(t.keys.results_stream()).arg("*");
+    let login = fields.get("login_id").map_or("", String::as_str);
+    cmd.arg(t.keys.results_stream(t.keys.ledger_bucket_of(login)))
+        .arg("*");
     for (k, v) in fields {
         cmd.arg(k).arg(v);
     }
     cmd.query_async(&mut conn).await.unwrap()
 }
 
+/// Every entry of the results streams, oldest first.
 async fn raw_entries(t: &TestRedis) -> Vec<HashMap<String, String>> {
     let mut conn = t.conn.clone();
-    let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
-        .arg(t.keys.results_stream())
-        .arg("-")
-        .arg("+")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    reply
-        .ids
-        .into_iter()
+    let mut ids = Vec::new();
+    for bucket in t.keys.all_ledger_buckets() {
+        let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+            .arg(t.keys.results_stream(bucket))
+            .arg("-")
+            .arg("+")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        ids.extend(reply.ids);
+    }
+    ids.sort_by_key(|e| {
+        let (ms, seq) = e.id.split_once('-').unwrap();
+        (ms.parse::<u64>().unwrap(), seq.parse::<u64>().unwrap())
+    });
+    ids.into_iter()
         .map(|e| {
             e.map
                 .iter()
@@ -215,6 +224,9 @@ async fn after_key_rotation_old_entries_still_read_with_the_old_key_id() {
     let old = ResultsSink::new(t.conn.clone(), &t.keys, 1000)
         .with_cipher(ResultsCipher::parse(K1).unwrap());
     store(&old, &login(1), "req-1").await;
+    // A millisecond apart: in two ledger buckets' streams, one millisecond's entries would
+    // share an id, and a page never ends between them.
+    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
     let rotated = ResultsCipher::parse(&format!("{K2},{K1}")).unwrap();
     let new = ResultsSink::new(t.conn.clone(), &t.keys, 1000).with_cipher(rotated.clone());
     store(&new, &login(2), "req-2").await;
@@ -319,5 +331,136 @@ async fn an_entry_of_the_previous_format_is_refused_naming_it() {
         "{err}"
     );
     assert!(err.to_string().contains("previous format"), "{err}");
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn with_ledger_buckets_each_login_s_entry_is_in_its_bucket_s_stream_and_reads_merge_by_id() {
+    // Arrange: four ledger buckets, one refresh of each of twelve logins.
+    let mut t = TestRedis::new("results-buckets").await;
+    t.keys = t
+        .keys
+        .clone()
+        .with_ledger_buckets(std::num::NonZeroU16::new(4).unwrap());
+    let sink = ResultsSink::new(t.conn.clone(), &t.keys, 1000);
+    let logins: Vec<LoginId> = (1..=12).map(login).collect();
+    for l in &logins {
+        store(&sink, l, "req-1").await;
+    }
+
+    // Act: page through in fives, and read one login's entry back.
+    let mut seen = Vec::new();
+    let mut from = "-".to_string();
+    loop {
+        let page = results::read(&t.conn, &t.keys, &from, 5, ReadPolicy::default())
+            .await
+            .unwrap();
+        seen.extend(
+            page.records
+                .iter()
+                .map(|r| (r.id.clone(), r.login_id.clone())),
+        );
+        if !page.more {
+            break;
+        }
+        from = format!("({}", page.last_id.unwrap());
+    }
+    let one = results::read_login(
+        &t.conn,
+        &t.keys,
+        &logins[6],
+        NaiveDate::from_ymd_opt(2026, 11, 25).unwrap(),
+        ReadPolicy::default(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+
+    // Assert: every entry once, in id order; each in its login's bucket's stream.
+    let ids: Vec<&String> = seen.iter().map(|(id, _)| id).collect();
+    assert_eq!(seen.len(), 12, "{seen:?}");
+    let sorted = {
+        let mut s = ids.clone();
+        s.sort_by_key(|id| {
+            let (ms, seq) = id.split_once('-').unwrap();
+            (ms.parse::<u64>().unwrap(), seq.parse::<u64>().unwrap())
+        });
+        s
+    };
+    assert_eq!(ids, sorted);
+    // Ids repeat across streams (appends in one millisecond): the logins must not.
+    let mut read_logins: Vec<&String> = seen.iter().map(|(_, login)| login).collect();
+    read_logins.sort();
+    read_logins.dedup();
+    assert_eq!(read_logins.len(), 12);
+    assert_eq!(one.records[0].login_id, logins[6].as_str());
+    let mut conn = t.conn.clone();
+    for l in &logins {
+        let stream = t.keys.results_stream(t.keys.ledger_bucket_of(l.as_str()));
+        let entries: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+            .arg(&stream)
+            .arg("-")
+            .arg("+")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert!(
+            entries.ids.iter().any(|e| {
+                e.map
+                    .get("login_id")
+                    .and_then(|v| redis::from_redis_value_ref::<String>(v).ok())
+                    == Some(l.as_str().to_string())
+            }),
+            "{} not in {stream}",
+            l.as_str()
+        );
+    }
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_page_never_ends_between_two_entries_of_one_id_in_two_buckets() {
+    let mut t = TestRedis::new("results-ties").await;
+    t.keys = t
+        .keys
+        .clone()
+        .with_ledger_buckets(std::num::NonZeroU16::new(2).unwrap());
+    let mut conn = t.conn.clone();
+    // The same id in both streams (two appends in one millisecond), then a later one.
+    for (bucket, id, n) in [(0, "5-0", 1), (1, "5-0", 2), (1, "6-0", 3)] {
+        let _: String = redis::cmd("XADD")
+            .arg(t.keys.results_stream(bucket))
+            .arg(id)
+            .arg("login_id")
+            .arg(login(n).as_str())
+            .arg("request_id")
+            .arg("req")
+            .arg("routine_date")
+            .arg("2026-12-01")
+            .arg("fetched_at")
+            .arg("2026-12-01T06:00:00Z")
+            .arg("last_refresh")
+            .arg("")
+            .arg("stale")
+            .arg("0")
+            .arg("accounts")
+            .arg("[]")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+
+    let first = results::read(&t.conn, &t.keys, "-", 1, ReadPolicy::default())
+        .await
+        .unwrap();
+    let rest = results::read(&t.conn, &t.keys, "(5-0", 1, ReadPolicy::default())
+        .await
+        .unwrap();
+
+    assert_eq!(first.records.len(), 2, "both entries of id 5-0");
+    assert!(first.more);
+    assert_eq!(first.last_id.as_deref(), Some("5-0"));
+    assert_eq!(rest.records.len(), 1);
+    assert_eq!(rest.records[0].id, "6-0");
     t.cleanup().await;
 }

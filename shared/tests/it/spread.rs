@@ -1,16 +1,18 @@
 //! How a million logins spread over the shards of a Redis Cluster: a measurement, run by
-//! hand (`scripts/redis-cluster run -- cargo test -p shared --test it spread -- --ignored
-//! --nocapture`; `SPREAD_LOGINS` sets the size). It registers the logins, records one
-//! date's `refreshed` outcome for each (ledger, outbox, registry state and history; no
-//! results-stream entry, whose size is the account data's), and prints each primary's
-//! `used_memory` growth. Standalone, it prints the one server's figure.
+//! hand (`LEDGER_BUCKETS=64 scripts/redis-cluster run -- cargo test -p shared --test it
+//! spread -- --ignored --nocapture`; `SPREAD_LOGINS` sets the size). It registers the
+//! logins, stores one date's refresh of each through the results sink (ledger entry,
+//! counters, outbox, results-stream entry with one small account, registry state and
+//! history), and prints each primary's `used_memory` growth. Standalone, it prints the one
+//! server's figure.
 
 use chrono::{NaiveDate, Utc};
 use futures::{StreamExt, TryStreamExt};
 use shared::domain::{LoginId, RequestId};
-use shared::ledger::{Ledger, LedgerOutcome, Overwrite};
+use shared::ledger::Ledger;
 use shared::outcomes::Outcomes;
 use shared::registry::{LoginRecordInput, Registry};
+use shared::results::{ResultEntry, ResultsSink};
 
 use crate::support::TestRedis;
 
@@ -66,22 +68,31 @@ async fn a_million_logins_and_a_dates_outcomes_spread_over_the_primaries() {
 
     let date = NaiveDate::from_ymd_opt(2026, 11, 30).unwrap();
     let outcomes = Outcomes::new(t.conn.clone(), &t.keys);
+    let sink = ResultsSink::new(t.conn.clone(), &t.keys, u64::from(n));
     let request_id = RequestId::new("8f2d6c1e-1f4a-4a3b-9a65-0c1d2e3f4a5b");
+    // One chequing account, about 200 bytes: a small answer, so the streams do not drown
+    // the rest of the ledger in the figures.
+    let accounts = serde_json::json!([{
+        "Id": "4b7d3c5e-2f1a-4e8b-9c6d-0a1b2c3d4e5f",
+        "Title": "Chequing",
+        "AccountNumber": "1111000",
+        "Balance": {"Available": 1234.56, "Current": 1234.56, "Limit": null},
+        "Category": "Operations",
+        "Currency": "CAD"
+    }]);
     futures::stream::iter(ids.iter())
         .map(|id| {
-            let outcome = LedgerOutcome::Refreshed {
-                request_id: request_id.clone(),
+            let entry = ResultEntry {
+                login_id: id,
+                request_id: &request_id,
+                routine_date: date,
+                fetched_at: Utc::now(),
                 last_refresh: None,
                 stale: false,
-                fetched_at: Utc::now(),
-                results_stream_id: None,
+                accounts: &accounts,
             };
-            let outcomes = &outcomes;
-            async move {
-                outcomes
-                    .record(date, id, &outcome, Overwrite::AllButRefreshed)
-                    .await
-            }
+            let (outcomes, sink) = (&outcomes, &sink);
+            async move { outcomes.store_result(sink, &entry).await.map(|_| ()) }
         })
         .buffer_unordered(64)
         .try_for_each(|_| async { Ok(()) })
@@ -98,8 +109,9 @@ async fn a_million_logins_and_a_dates_outcomes_spread_over_the_primaries() {
         .collect();
     let total: u64 = grown.iter().sum();
     println!(
-        "{n} logins, KEY_BUCKETS={}, import {:.0} s, outcomes {:.0} s",
+        "{n} logins, KEY_BUCKETS={}, LEDGER_BUCKETS={}, import {:.0} s, outcomes {:.0} s",
         t.keys.buckets(),
+        t.keys.ledger_buckets(),
         imported.as_secs_f64(),
         recorded.as_secs_f64()
     );

@@ -23,6 +23,15 @@ pub(crate) fn redis_env() -> Vec<(String, String)> {
     env
 }
 
+/// The ledger bucket count the tests run with: `LEDGER_BUCKETS` when set (the test scripts
+/// run the suites once more with several), else one.
+pub(crate) fn ledger_buckets() -> std::num::NonZeroU16 {
+    std::env::var("LEDGER_BUCKETS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(std::num::NonZeroU16::MIN)
+}
+
 /// One test's slice of the real Redis.
 pub(crate) struct TestRedis {
     pub(crate) conn: RedisConn,
@@ -38,7 +47,7 @@ impl TestRedis {
         let namespace = format!("test-{test}-{}", uuid::Uuid::new_v4().simple());
         Self {
             conn,
-            keys: KeySpace::new(namespace),
+            keys: KeySpace::new(namespace).with_ledger_buckets(ledger_buckets()),
         }
     }
 

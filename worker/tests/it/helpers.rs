@@ -80,7 +80,7 @@ impl Stack {
             ("ROUTINE_DEADLINE".to_string(), "24h".to_string()),
         ];
         Self {
-            keys: KeySpace::new(namespace.clone()),
+            keys: KeySpace::new(namespace.clone()).with_ledger_buckets(ledger_buckets()),
             namespace,
             conn,
             env,
@@ -306,14 +306,18 @@ impl Stack {
         self.queue::<()>(name).stats().await.expect("queue stats")
     }
 
-    /// Entries in the results stream.
+    /// Entries in the results streams.
     pub(crate) async fn results_len(&self) -> u64 {
         let mut conn = self.conn.clone();
-        redis::cmd("XLEN")
-            .arg(self.keys.results_stream())
-            .query_async(&mut conn)
-            .await
-            .expect("XLEN")
+        let mut len = 0;
+        for bucket in self.keys.all_ledger_buckets() {
+            len += redis::cmd("XLEN")
+                .arg(self.keys.results_stream(bucket))
+                .query_async::<u64>(&mut conn)
+                .await
+                .expect("XLEN");
+        }
+        len
     }
 
     /// Deletes every key of this test's namespace.
@@ -470,4 +474,13 @@ impl Drop for RedisServer {
         self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// The ledger bucket count the tests run with: `LEDGER_BUCKETS` when set (the test scripts
+/// run the suites once more with several), else one.
+pub(crate) fn ledger_buckets() -> std::num::NonZeroU16 {
+    std::env::var("LEDGER_BUCKETS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(std::num::NonZeroU16::MIN)
 }

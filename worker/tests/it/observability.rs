@@ -95,7 +95,7 @@ async fn a_short_routine_exports_lintable_bounded_metrics_clean_logs_and_queryab
     let mut conn = stack.conn.clone();
     let _: () = redis::cmd("XGROUP")
         .arg("CREATE")
-        .arg(stack.keys.results_stream())
+        .arg(stack.keys.results_stream(0))
         .arg("dashboard-check")
         .arg("0")
         .arg("MKSTREAM")

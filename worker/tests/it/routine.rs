@@ -286,11 +286,14 @@ async fn every_login_ends_in_exactly_one_outcome_matching_its_scenario() {
 
     // One results-stream entry per refreshed login.
     let mut conn = stack.conn.clone();
-    let stream_len: u64 = redis::cmd("XLEN")
-        .arg(stack.keys.results_stream())
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let mut stream_len = 0u64;
+    for bucket in stack.keys.all_ledger_buckets() {
+        stream_len += redis::cmd("XLEN")
+            .arg(stack.keys.results_stream(bucket))
+            .query_async::<u64>(&mut conn)
+            .await
+            .unwrap();
+    }
     assert_eq!(stream_len as usize, by_kind["refreshed"]);
     let refreshed_ids: Vec<&LoginId> = logins
         .iter()

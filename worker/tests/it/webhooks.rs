@@ -414,16 +414,21 @@ async fn a_batch_failing_past_webhook_max_age_is_parked_and_events_redeliver_sen
     // Act: the worker retries, then parks the batch; once the receiver is back, an
     // operator redelivers.
     stack.spawn_worker(&[]);
+    // One batch per ledger bucket the logins' events are in.
+    let buckets: HashSet<u16> = logins
+        .iter()
+        .map(|l| stack.keys.ledger_bucket_of(l.as_str()))
+        .collect();
     let dead_key = stack.keys.events_webhook("dead");
     let started = Instant::now();
     loop {
         let mut conn = stack.conn.clone();
-        let parked: u64 = redis::cmd("LLEN")
+        let parked: usize = redis::cmd("LLEN")
             .arg(&dead_key)
             .query_async(&mut conn)
             .await
             .unwrap();
-        if parked > 0 {
+        if parked == buckets.len() {
             break;
         }
         assert!(

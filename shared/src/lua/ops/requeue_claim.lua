@@ -6,7 +6,7 @@
 -- A claimed member's ledger entry is cleared (and its kind's counter decremented): the
 -- (LoginId, date) is pending again until the requeued job records a new outcome, so the
 -- dead-letter reconciler, which only fills a missing outcome, records one if that job dies.
--- Every key shares the `{ns:ledger}` hash tag (one Cluster slot).
+-- Every key is of one ledger bucket and shares its hash tag (one Cluster slot).
 --
 -- KEYS[1] the index ZSET   KEYS[2] the pending ZSET
 -- KEYS[1 + 2i] the ledger hash and KEYS[2 + 2i] the meta hash of member i's date
