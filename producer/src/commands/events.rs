@@ -1,4 +1,4 @@
-//! `producer events read` and `producer events redeliver`: the outcome events stream for
+//! `producer events read|streams|redeliver`: the outcome events stream for
 //! operators and scripts (the customer's services consume it; see `shared::events`). `read`
 //! prints events oldest first as JSON Lines (`--json`: one document), the next `--from` on
 //! stderr, and acknowledges nothing; `redeliver` resends the webhook's parked batches.
@@ -20,6 +20,10 @@ pub enum EventsCommand {
     /// Print outcome events oldest first, one JSON object per line (`--json`: one document
     /// with `events` and `next`). Reads only: nothing is acknowledged or trimmed.
     Read(EventsReadArgs),
+    /// Print the events streams' keys, one a line (`--json`: a document with `streams`):
+    /// one stream, or one per ledger bucket with LEDGER_BUCKETS above 1. Consumer groups
+    /// are created on each.
+    Streams,
     /// Send the webhook's dead-letter batches (parked after WEBHOOK_MAX_AGE) again to
     /// WEBHOOK_URL, signed anew; a batch acknowledged with a 2xx leaves the list. Exit 3
     /// when some still fail (they stay parked).
@@ -36,7 +40,8 @@ pub struct EventsReadArgs {
     /// Only events appended within this age, e.g. 24h or 7d.
     #[arg(long, value_name = "AGE", value_parser = parse_age)]
     pub since: Option<Duration>,
-    /// At most this many events.
+    /// At most this many events (with LEDGER_BUCKETS above 1, a few more when the page would
+    /// end between events of one id in two streams).
     #[arg(long, value_name = "N", default_value_t = 100)]
     pub count: usize,
     /// First entry id (`-` = the oldest; `(ID` = after ID, as printed for the next page).
@@ -51,6 +56,10 @@ fn parse_event_type(raw: &str) -> Result<EventType, String> {
 pub(crate) async fn run(ctx: &Ctx, cmd: EventsCommand) -> anyhow::Result<()> {
     match cmd {
         EventsCommand::Read(args) => read(ctx, args).await,
+        EventsCommand::Streams => {
+            let events = ctx.stores().await?.events;
+            super::print_streams(ctx, events.stream_keys())
+        }
         EventsCommand::Redeliver => redeliver(ctx).await,
     }
 }

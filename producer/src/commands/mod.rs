@@ -31,6 +31,17 @@ impl std::ops::Deref for Ctx {
     }
 }
 
+/// Prints stream keys, one a line, or with `--json` as `{"streams": [...]}`.
+pub(crate) fn print_streams(ctx: &Ctx, streams: Vec<String>) -> anyhow::Result<()> {
+    if ctx.json {
+        return ctx.print_json(&serde_json::json!({ "streams": streams }));
+    }
+    for stream in streams {
+        println!("{stream}");
+    }
+    Ok(())
+}
+
 impl Ctx {
     /// Prints `value` as pretty JSON on stdout.
     pub(crate) fn print_json(&self, value: &impl Serialize) -> anyhow::Result<()> {

@@ -1,4 +1,4 @@
-//! `producer results read`: one page of the results stream, decrypted under the read
+//! `producer results read`: one page of the results streams, decrypted under the read
 //! policy of `shared::ops::results`. Output is the account data itself, so it goes to stdout
 //! only and is never logged: JSON Lines by default, one JSON document with `--json`; the
 //! next `--from` and each skipped entry go to stderr (text) or `next` / `errors` (JSON).
@@ -22,12 +22,17 @@ pub enum ResultsCommand {
     /// the one entry of that login's refresh that date (exit 2 when there is none). Reads
     /// only: nothing is acknowledged or trimmed.
     Read(ResultsReadArgs),
+    /// Print the results streams' keys, one a line (`--json`: a document with `streams`):
+    /// one stream, or one per ledger bucket with LEDGER_BUCKETS above 1. Consumer groups
+    /// are created on each.
+    Streams,
 }
 
 /// `producer results read`
 #[derive(Debug, Args)]
 pub struct ResultsReadArgs {
-    /// At most this many entries.
+    /// At most this many entries (with LEDGER_BUCKETS above 1, a few more when the page would
+    /// end between entries of one id in two streams).
     #[arg(long, value_name = "N", default_value_t = 100)]
     pub count: usize,
     /// First entry id (`-` = the oldest; `(ID` = after ID, as printed for the next page).
@@ -46,7 +51,13 @@ pub struct ResultsReadArgs {
 }
 
 pub(crate) async fn run(ctx: &Ctx, cmd: ResultsCommand) -> anyhow::Result<()> {
-    let ResultsCommand::Read(args) = cmd;
+    let args = match cmd {
+        ResultsCommand::Read(args) => args,
+        ResultsCommand::Streams => {
+            let results = ctx.stores().await?.results;
+            return super::print_streams(ctx, results.stream_keys());
+        }
+    };
     let login = args.login.as_deref().map(LoginId::parse).transpose()?;
     let request = ReadRequest {
         login: login.map(|l| (l, ctx.date(args.date))),

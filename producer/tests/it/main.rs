@@ -491,3 +491,33 @@ pub(crate) fn ledger_buckets() -> std::num::NonZeroU16 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(std::num::NonZeroU16::MIN)
 }
+
+#[tokio::test]
+async fn streams_lists_one_key_per_ledger_bucket_and_another_bucket_count_is_refused() {
+    let env = Env::new("streams");
+    let three = [("LEDGER_BUCKETS", "3")];
+
+    let results = env.run_with_env(&three, &["results", "streams"]);
+    let events = env.run_with_env(&three, &["--json", "events", "streams"]);
+    let other = env.run_with_env(&[("LEDGER_BUCKETS", "5")], &["results", "streams"]);
+
+    assert!(results.status.success(), "{}", stderr(&results));
+    let ns = env.keys.namespace();
+    assert_eq!(
+        stdout(&results),
+        format!(
+            "{{{ns}:ledger:0}}:results\n{{{ns}:ledger:1}}:results\n{{{ns}:ledger:2}}:results\n"
+        )
+    );
+    let events = json(&events);
+    assert_eq!(events["streams"].as_array().unwrap().len(), 3);
+    assert_eq!(events["streams"][2], format!("{{{ns}:ledger:2}}:events"));
+    assert!(!other.status.success());
+    assert!(
+        stderr(&other).contains("LEDGER_BUCKETS=5")
+            && stderr(&other).contains("set LEDGER_BUCKETS=3"),
+        "{}",
+        stderr(&other)
+    );
+    env.cleanup().await;
+}
