@@ -20,8 +20,9 @@
 //! again: the next start of any process moves those logins too.
 //!
 //! `LEDGER_BUCKETS` does the same for the ledger ([`KeySpace::ledger_bucket_of`]), stored
-//! in field `ledger_buckets`. A deployment whose layout predates ledger buckets has its
-//! ledger under one tag: its count is 1, whatever the first process that finds it says.
+//! in field `ledger_buckets`. A deployment whose data predates ledger buckets (a layout
+//! HASH without the field, or no layout but a registry or ledger of an older version) has
+//! its ledger under one tag: its count is 1, whatever the first process that finds it says.
 //!
 //! What it does not do: re-bucket data to another count, or migrate keys outside the
 //! registry's SETs.
@@ -130,13 +131,11 @@ pub async fn prepare(conn: &RedisConn, keys: &KeySpace) -> Result<Prepared, Layo
 async fn check_buckets(conn: &RedisConn, keys: &KeySpace) -> Result<(), LayoutError> {
     let key = keys.layout();
     let mut conn = conn.clone();
-    // A layout stored before ledger buckets existed has its ledger under one tag.
-    let known: bool = redis::cmd("HEXISTS")
-        .arg(&key)
-        .arg(KEY_BUCKETS_FIELD)
-        .query_async(&mut conn)
-        .await?;
-    let ledger_default = if known { 1 } else { keys.ledger_buckets() };
+    let ledger_default = if written_before_ledger_buckets(&mut conn, keys).await? {
+        1
+    } else {
+        keys.ledger_buckets()
+    };
     let (buckets, ledger_buckets): (String, String) = redis::pipe()
         .hset_nx(&key, KEY_BUCKETS_FIELD, keys.buckets())
         .ignore()
@@ -175,6 +174,46 @@ async fn check_buckets(conn: &RedisConn, keys: &KeySpace) -> Result<(), LayoutEr
         ledger_buckets,
         keys.ledger_buckets(),
     )
+}
+
+/// True when the namespace holds data of a version before ledger buckets, whose ledger is
+/// under the one `{ns:ledger}` tag: a layout HASH without `ledger_buckets` (checked by the
+/// caller's HSETNX), a registry from before key buckets, or any single-tag ledger key (the
+/// outbox, the streams, the indexes, or a date's hash of the last [`LEDGER_TTL`] days).
+///
+/// [`LEDGER_TTL`]: crate::ledger::LEDGER_TTL
+async fn written_before_ledger_buckets(
+    conn: &mut RedisConn,
+    keys: &KeySpace,
+) -> Result<bool, LayoutError> {
+    let (layout, legacy_logins): (bool, bool) = redis::pipe()
+        .hexists(keys.layout(), KEY_BUCKETS_FIELD)
+        .exists(keys.legacy_logins_all())
+        .query_async(conn)
+        .await?;
+    if layout || legacy_logins {
+        return Ok(true);
+    }
+    // One tag, so one EXISTS over them all, also on a cluster.
+    let single = keys.clone().with_ledger_buckets(std::num::NonZeroU16::MIN);
+    let mut ledger_keys = vec![
+        single.ledger_outbox(0),
+        single.events_stream(0),
+        single.results_stream(0),
+        single.ledger_index("reauth", 0),
+        single.ledger_index("failed", 0),
+    ];
+    let today = chrono::Utc::now().date_naive();
+    let days = crate::ledger::LEDGER_TTL.as_secs() / 86_400 + 1;
+    for back in 0..=days {
+        let date = (today - chrono::Days::new(back)).to_string();
+        ledger_keys.push(single.ledger_date(&date, 0));
+    }
+    let found: u64 = redis::cmd("EXISTS")
+        .arg(&ledger_keys)
+        .query_async(conn)
+        .await?;
+    Ok(found > 0)
 }
 
 #[derive(Clone, Copy)]

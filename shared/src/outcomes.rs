@@ -161,13 +161,21 @@ impl Outcomes {
 
     /// Applies every pending registry update (left by a crash between the ledger write and
     /// its apply, or being applied by its caller right now: applying twice is harmless),
-    /// ledger bucket by ledger bucket. Returns how many entries were applied.
+    /// ledger bucket by ledger bucket. Returns how many entries were applied. A bucket that
+    /// fails (its shard failing over, say) does not hold up the others: its error is
+    /// returned once every bucket was tried.
     pub async fn drain_once(&self) -> Result<u64, OutcomeError> {
         let mut applied = 0;
+        let mut failed = None;
         for bucket in self.keys.all_ledger_buckets() {
-            applied += self.drain_bucket(&self.keys.ledger_outbox(bucket)).await?;
+            match self.drain_bucket(&self.keys.ledger_outbox(bucket)).await {
+                Ok(n) => applied += n,
+                Err(error) => {
+                    failed.get_or_insert(error);
+                }
+            }
         }
-        Ok(applied)
+        failed.map_or(Ok(applied), Err)
     }
 
     async fn drain_bucket(&self, key: &str) -> Result<u64, OutcomeError> {

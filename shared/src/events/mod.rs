@@ -301,6 +301,12 @@ impl Events {
         count: usize,
         filter: &ReadFilter,
     ) -> Result<EventPage, EventsError> {
+        if count == 0 {
+            return Ok(EventPage {
+                events: Vec::new(),
+                next: None,
+            });
+        }
         let start = match filter.since {
             Some(since) if from == "-" => since.timestamp_millis().max(0).to_string(),
             _ => from.to_string(),
@@ -485,16 +491,18 @@ impl Events {
     pub async fn trim(&self, max_len: u64, webhook: bool) -> Result<TrimReport, EventsError> {
         let share = max_len.div_ceil(u64::from(self.keys.ledger_buckets()));
         let mut report = TrimReport::default();
+        // A bucket that fails does not hold up the others; its error is returned at the end.
+        let mut failed = None;
         for bucket in self.keys.all_ledger_buckets() {
-            let cursor = if webhook {
-                Some(webhook::cursor(&self.conn, &self.keys, bucket).await?)
-            } else {
-                None
-            };
-            let key = self.keys.events_stream(bucket);
-            let bucket_report = self.trim_stream(&key, share, cursor.as_deref()).await?;
-            report.trimmed += bucket_report.trimmed;
-            report.held += bucket_report.held;
+            match self.trim_bucket(bucket, share, webhook).await {
+                Ok(trimmed) => {
+                    report.trimmed += trimmed.trimmed;
+                    report.held += trimmed.held;
+                }
+                Err(error) => {
+                    failed.get_or_insert(error);
+                }
+            }
         }
         metrics::counter!(EVENTS_TRIMMED_TOTAL).increment(report.trimmed);
         metrics::gauge!(EVENTS_STREAM_HELD_ENTRIES).set(report.held as f64);
@@ -506,7 +514,23 @@ impl Events {
                  consumer group or delivered by the webhook are kept"
             );
         }
-        Ok(report)
+        failed.map_or(Ok(report), Err)
+    }
+
+    /// [`Events::trim`] of `bucket`'s stream to `max_len`.
+    async fn trim_bucket(
+        &self,
+        bucket: u16,
+        max_len: u64,
+        webhook: bool,
+    ) -> Result<TrimReport, EventsError> {
+        let cursor = if webhook {
+            Some(webhook::cursor(&self.conn, &self.keys, bucket).await?)
+        } else {
+            None
+        };
+        let key = self.keys.events_stream(bucket);
+        self.trim_stream(&key, max_len, cursor.as_deref()).await
     }
 
     /// [`Events::trim`] of one stream to `max_len`, `webhook_cursor` the webhook's position

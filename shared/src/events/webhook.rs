@@ -276,7 +276,8 @@ pub struct Delivery {
     keys: KeySpace,
     client: WebhookClient,
     token: String,
-    failures: u32,
+    /// Failed attempts in a row, per ledger bucket's stream: each backs off on its own.
+    failures: Vec<u32>,
     /// The ledger bucket whose stream the next step looks at first.
     next_bucket: u16,
 }
@@ -294,7 +295,7 @@ impl Delivery {
             keys: keys.clone(),
             client,
             token: token.into(),
-            failures: 0,
+            failures: vec![0; usize::from(keys.ledger_buckets())],
             next_bucket: 0,
         }
     }
@@ -316,7 +317,7 @@ impl Delivery {
             .invoke_async(&mut conn)
             .await?;
         if held != 1 {
-            update_oldest_gauge(&self.conn, &self.keys).await?;
+            update_oldest_gauge(&self.conn, &self.keys).await;
             return Ok(Step::NotLeader);
         }
         let buckets = self.keys.ledger_buckets();
@@ -326,7 +327,7 @@ impl Delivery {
             if step != Step::Idle {
                 self.next_bucket = (bucket + 1) % buckets;
                 // Any bucket's stream may hold the oldest undelivered event.
-                update_oldest_gauge(&self.conn, &self.keys).await?;
+                update_oldest_gauge(&self.conn, &self.keys).await;
                 return Ok(step);
             }
         }
@@ -362,15 +363,17 @@ impl Delivery {
             match self.client.post(&batch).await {
                 Ok(()) => String::new(),
                 Err(error) => {
-                    self.failures += 1;
+                    let failures = &mut self.failures[usize::from(bucket)];
+                    *failures += 1;
+                    let failures = *failures;
                     if age < self.client.config.max_age {
                         tracing::warn!(
                             error.message = %error,
-                            attempt = self.failures,
+                            attempt = failures,
                             events = batch.len(),
                             "webhook delivery failed; retrying"
                         );
-                        return Ok(Step::Failed(self.client.config.backoff(self.failures)));
+                        return Ok(Step::Failed(self.client.config.backoff(failures)));
                     }
                     tracing::error!(
                         error.message = %error,
@@ -401,7 +404,7 @@ impl Delivery {
         if moved != 1 {
             return Ok(Step::LeaseLost);
         }
-        self.failures = 0;
+        self.failures[usize::from(bucket)] = 0;
         if parked.is_empty() {
             Ok(Step::Delivered(batch.len()))
         } else {
@@ -451,35 +454,48 @@ pub async fn cursor(conn: &RedisConn, keys: &KeySpace, bucket: u16) -> Result<St
 }
 
 /// Sets [`WEBHOOK_OLDEST_UNDELIVERED_AGE_SECONDS`] from the entry after the cursor.
-async fn update_oldest_gauge(conn: &RedisConn, keys: &KeySpace) -> Result<(), EventsError> {
-    let age = oldest_undelivered_age(conn, keys).await?;
-    metrics::gauge!(WEBHOOK_OLDEST_UNDELIVERED_AGE_SECONDS)
-        .set(age.unwrap_or_default().as_secs_f64());
-    Ok(())
+async fn update_oldest_gauge(conn: &RedisConn, keys: &KeySpace) {
+    match oldest_undelivered_age(conn, keys).await {
+        Ok(age) => metrics::gauge!(WEBHOOK_OLDEST_UNDELIVERED_AGE_SECONDS)
+            .set(age.unwrap_or_default().as_secs_f64()),
+        // The gauge waits for the next step; the delivery itself went on.
+        Err(error) => tracing::warn!(
+            error.message = %error,
+            "webhook delivery: cannot read the oldest undelivered event's age"
+        ),
+    }
 }
 
 /// The age of the oldest event the webhook has not delivered, in any ledger bucket's
-/// stream; `None` when there is none.
+/// stream; `None` when there is none. Two round trips whatever the bucket count: the
+/// cursors (one slot) in one MGET, then one XRANGE per stream in one pipeline.
 pub async fn oldest_undelivered_age(
     conn: &RedisConn,
     keys: &KeySpace,
 ) -> Result<Option<Duration>, EventsError> {
-    let mut oldest: Option<i64> = None;
-    for bucket in keys.all_ledger_buckets() {
-        let from = after(&cursor(conn, keys, bucket).await?);
-        let mut conn = conn.clone();
-        let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+    let mut conn = conn.clone();
+    let cursor_keys: Vec<String> = keys
+        .all_ledger_buckets()
+        .map(|b| keys.events_webhook_cursor(b))
+        .collect();
+    let cursors: Vec<Option<String>> = redis::cmd("MGET")
+        .arg(&cursor_keys)
+        .query_async(&mut conn)
+        .await?;
+    let mut pipe = redis::pipe();
+    for (bucket, cursor) in keys.all_ledger_buckets().zip(&cursors) {
+        pipe.cmd("XRANGE")
             .arg(keys.events_stream(bucket))
-            .arg(from)
+            .arg(after(cursor.as_deref().unwrap_or("0-0")))
             .arg("+")
             .arg("COUNT")
-            .arg(1)
-            .query_async(&mut conn)
-            .await?;
-        if let Some(ms) = reply.ids.first().and_then(|e| id_millis(&e.id)) {
-            oldest = Some(oldest.map_or(ms, |o| o.min(ms)));
-        }
+            .arg(1);
     }
+    let replies: Vec<redis::streams::StreamRangeReply> = pipe.query_async(&mut conn).await?;
+    let oldest = replies
+        .iter()
+        .filter_map(|r| r.ids.first().and_then(|e| id_millis(&e.id)))
+        .min();
     Ok(oldest.map(|ms| Duration::from_millis((Utc::now().timestamp_millis() - ms).max(0) as u64)))
 }
 

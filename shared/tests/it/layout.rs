@@ -89,6 +89,30 @@ async fn a_layout_stored_before_ledger_buckets_keeps_its_ledger_under_one_tag() 
 }
 
 #[tokio::test]
+async fn a_namespace_with_a_single_tag_ledger_but_no_layout_keeps_one_ledger_bucket() {
+    let t = TestRedis::new("layout-ledger-no-layout").await;
+    let single = t.keys.clone().with_ledger_buckets(NonZeroU16::MIN);
+    let mut conn = t.conn.clone();
+    // What a version before any layout HASH left: a date's outcomes under `{ns:ledger}`.
+    let today = chrono::Utc::now().date_naive().to_string();
+    let () = conn
+        .hset(single.ledger_date(&today, 0), login(1).as_str(), "{}")
+        .await
+        .unwrap();
+
+    let eight = t
+        .keys
+        .clone()
+        .with_ledger_buckets(NonZeroU16::new(8).unwrap());
+    let text = layout::prepare(&t.conn, &eight)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(text.contains("set LEDGER_BUCKETS=1"), "{text}");
+    t.cleanup().await;
+}
+
+#[tokio::test]
 async fn a_corrupt_stored_bucket_count_is_refused() {
     let t = TestRedis::new("layout-corrupt").await;
     let mut conn = t.conn.clone();
@@ -103,7 +127,9 @@ async fn a_corrupt_stored_bucket_count_is_refused() {
 
 #[tokio::test]
 async fn a_pre_bucket_registry_moves_into_the_buckets_once_and_keeps_the_hash_flag() {
-    let t = TestRedis::new("layout-migrate").await;
+    // A registry that old had its ledger under one tag, whatever the suite's bucket count.
+    let mut t = TestRedis::new("layout-migrate").await;
+    t.keys = t.keys.clone().with_ledger_buckets(NonZeroU16::MIN);
     let registry = Registry::new(t.conn.clone(), &t.keys);
     let records: Vec<_> = (0..50)
         .map(|n| LoginRecordInput {
