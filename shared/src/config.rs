@@ -79,7 +79,8 @@ pub struct Settings {
     pub key_buckets: std::num::NonZeroU16,
     /// `LEDGER_BUCKETS`: how many buckets (each its own Redis Cluster hash tag) the ledger,
     /// its indexes, the outbox and the events and results streams are spread over; 1 keeps
-    /// them under one tag. Fixed per deployment (see [`crate::layout`]).
+    /// them under one tag. Unset: [`crate::keys::DEFAULT_CLUSTER_LEDGER_BUCKETS`] with
+    /// `REDIS_MODE=cluster`, else 1. Fixed per deployment (see [`crate::layout`]).
     pub ledger_buckets: std::num::NonZeroU16,
     /// `FLINKS_BASE_URL`: `.../v3/{customerId}/BankingServices`; required by commands that
     /// call Flinks (see [`Settings::require_flinks_base_url`]).
@@ -346,7 +347,7 @@ pub const VARIABLES: &[(&str, Option<&str>)] = &[
     ("METRICS_MAX_CONNECTIONS", Some("64")),
     ("RESULTS_STREAM_MAXLEN", Some("1000000")),
     ("KEY_BUCKETS", Some("64")),
-    ("LEDGER_BUCKETS", Some("1")),
+    ("LEDGER_BUCKETS", None),
     ("LOG_FORMAT", Some("auto")),
     ("RESULTS_ENCRYPTION_KEY", None),
     ("RESULTS_ENCRYPTION_REQUIRED", Some("false")),
@@ -604,7 +605,15 @@ impl Parser {
                 })
         };
         let key_buckets = self.parse("KEY_BUCKETS", bucket_count)?;
-        let ledger_buckets = self.parse("LEDGER_BUCKETS", bucket_count)?;
+        // A cluster shares the ledger out unless told otherwise; one server has no use for it.
+        let ledger_buckets = if self.raw.contains_key("LEDGER_BUCKETS") {
+            self.parse("LEDGER_BUCKETS", bucket_count)?
+        } else if redis.mode == RedisMode::Cluster {
+            std::num::NonZeroU16::new(crate::keys::DEFAULT_CLUSTER_LEDGER_BUCKETS)
+                .unwrap_or(std::num::NonZeroU16::MIN)
+        } else {
+            std::num::NonZeroU16::MIN
+        };
         Ok(Settings {
             redis,
             namespace,
@@ -928,10 +937,20 @@ mod tests {
     }
 
     #[test]
-    fn the_ledger_has_one_bucket_unless_ledger_buckets_says_otherwise() {
+    fn the_ledger_has_one_bucket_on_one_redis_and_64_on_a_cluster_unless_ledger_buckets_says_otherwise(
+    ) {
         let s = Settings::load_from(None, env(&[])).unwrap();
         assert_eq!(s.ledger_buckets.get(), 1);
         assert_eq!(s.key_space().ledger_buckets(), 1);
+        let cluster = [("REDIS_MODE", "cluster")];
+        let s = Settings::load_from(None, env(&cluster)).unwrap();
+        assert_eq!(s.ledger_buckets.get(), 64);
+        let s = Settings::load_from(
+            None,
+            env(&[("REDIS_MODE", "cluster"), ("LEDGER_BUCKETS", "1")]),
+        )
+        .unwrap();
+        assert_eq!(s.ledger_buckets.get(), 1);
         let s = Settings::load_from(None, env(&[("LEDGER_BUCKETS", "32")])).unwrap();
         assert_eq!(s.key_space().ledger_buckets(), 32);
         assert_eq!(s.key_space().buckets(), crate::keys::DEFAULT_KEY_BUCKETS);

@@ -16,6 +16,9 @@ use std::num::NonZeroU16;
 
 /// The bucket count when `KEY_BUCKETS` is not set.
 pub const DEFAULT_KEY_BUCKETS: u16 = 64;
+/// The ledger bucket count when `LEDGER_BUCKETS` is not set and `REDIS_MODE=cluster` (on one
+/// Redis or Sentinel it is 1: nothing to spread over).
+pub const DEFAULT_CLUSTER_LEDGER_BUCKETS: u16 = 64;
 /// The most buckets a deployment may have: every per-bucket listing reads each bucket.
 pub const MAX_KEY_BUCKETS: u16 = 1024;
 

@@ -483,12 +483,15 @@ fn completions_for_bash_name_the_subcommands_without_redis() {
     assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
 }
 
-/// The ledger bucket count the tests run with: `LEDGER_BUCKETS` when set (the test scripts
-/// run the suites once more with several), else one.
+/// The ledger bucket count the tests run with, as the processes they start read it:
+/// `LEDGER_BUCKETS` when set (the test scripts run the suites once more with several), else
+/// the default of the `REDIS_MODE` in the environment.
 pub(crate) fn ledger_buckets() -> std::num::NonZeroU16 {
-    std::env::var("LEDGER_BUCKETS")
-        .ok()
-        .and_then(|v| v.parse().ok())
+    let env = std::env::vars().filter(|(k, _)| {
+        ["LEDGER_BUCKETS", "REDIS_MODE", "REDIS_SENTINEL_MASTER"].contains(&k.as_str())
+    });
+    shared::config::Settings::load_from(None, env)
+        .map(|s| s.ledger_buckets)
         .unwrap_or(std::num::NonZeroU16::MIN)
 }
 
