@@ -216,13 +216,14 @@ impl KeySpace {
         format!("{}:meta:{}", self.ledger_tag(bucket), date)
     }
 
-    /// Ledger: per-date HASH (of one ledger bucket) LoginId → TOO_MANY_REQUESTS answers that login got that day.
+    /// Ledger: per-date HASH (of one ledger bucket) LoginId → TOO_MANY_REQUESTS answers that
+    /// login got that day.
     pub fn ledger_throttles(&self, date: &str, bucket: u16) -> String {
         format!("{}:throttles:{}", self.ledger_tag(bucket), date)
     }
 
-    /// Ledger: per-date SET (of one ledger bucket) of the LoginIds GetNightlyRefreshStatus listed as ineligible:
-    /// recorded as needs re-auth and not authorized that date.
+    /// Ledger: per-date SET (of one ledger bucket) of the LoginIds GetNightlyRefreshStatus
+    /// listed as ineligible: recorded as needs re-auth and not authorized that date.
     pub fn ledger_ineligible(&self, date: &str, bucket: u16) -> String {
         format!("{}:ineligible:{}", self.ledger_tag(bucket), date)
     }
@@ -233,21 +234,22 @@ impl KeySpace {
         format!("{}:index:{}", self.ledger_tag(bucket), kind)
     }
 
-    /// A ledger bucket's outcome outbox HASH (`{ns:ledger}:outbox`), LoginId → registry update still to
-    /// apply. It shares the ledger's hash tag because the ledger script fills it in the same
-    /// atomic step as the outcome (see [`crate::outcomes`]).
+    /// A ledger bucket's outcome outbox HASH (`{ns:ledger}:outbox`), LoginId → registry
+    /// update still to apply. It shares the bucket's hash tag because the ledger script fills
+    /// it in the same atomic step as the outcome (see [`crate::outcomes`]).
     pub fn ledger_outbox(&self, bucket: u16) -> String {
         format!("{}:outbox", self.ledger_tag(bucket))
     }
 
-    /// A ledger bucket's outcome events stream (`{ns:ledger}:events`, see [`crate::events`]). It shares
-    /// the ledger's hash tag because the ledger script appends to it atomically.
+    /// A ledger bucket's outcome events stream (`{ns:ledger}:events`, see [`crate::events`]).
+    /// It shares the bucket's hash tag because the ledger script appends to it atomically.
     pub fn events_stream(&self, bucket: u16) -> String {
         format!("{}:events", self.ledger_tag(bucket))
     }
 
-    /// Events: HASH (of one ledger bucket) LoginId → the login's open episode (`<type>|<routine date>|<start ms>`),
-    /// so one episode gets one event however many days it lasts.
+    /// Events: HASH (of one ledger bucket) LoginId → the login's open episode
+    /// (`<type>|<routine date>|<start ms>`), so one episode gets one event however many days
+    /// it lasts.
     pub fn events_episodes(&self, bucket: u16) -> String {
         format!("{}:events:episodes", self.ledger_tag(bucket))
     }
@@ -271,14 +273,15 @@ impl KeySpace {
         }
     }
 
-    /// Events: HASH (of one ledger bucket) LoginId → the stamp of the last SetScheduledRefresh change whose
-    /// `activated` / `deactivated` event was appended (so a retried confirmation adds none).
+    /// Events: HASH (of one ledger bucket) LoginId → the stamp of the last SetScheduledRefresh
+    /// change whose `activated` / `deactivated` event was appended (so a retried
+    /// confirmation adds none).
     pub fn events_flinks_stamps(&self, bucket: u16) -> String {
         format!("{}:events:flinks_stamps", self.ledger_tag(bucket))
     }
 
-    /// A ledger bucket's results stream (`{ns:ledger}:results`). It shares the ledger's hash tag because
-    /// one script appends to it and writes the ledger atomically.
+    /// A ledger bucket's results stream (`{ns:ledger}:results`). It shares the bucket's hash
+    /// tag because one script appends to it and writes the ledger atomically.
     pub fn results_stream(&self, bucket: u16) -> String {
         format!("{}:results", self.ledger_tag(bucket))
     }

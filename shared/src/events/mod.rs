@@ -22,8 +22,8 @@
 //! | `failed` | a permanent failure or retries exhausted; once per (login, routine date) |
 //! | `deactivated` / `activated` | Flinks confirmed the login's nightly refresh off / on |
 //!
-//! An episode is kept per login in its bucket's `{ns:ledger}:events:episodes` and closed by its next
-//! refresh (or reconnect). Entry fields: `event_id` (a digest that is the same every time
+//! An episode is kept per login in its bucket's `{ns:ledger}:events:episodes` and closed by
+//! its next refresh (or reconnect). Entry fields: `event_id` (a digest that is the same every time
 //! this event is read or delivered), `type`, `login_id`, `routine_date`, `at` (RFC 3339
 //! UTC), and when known `flinks_code`, `message`, `unrecognised_code`, `http_status`,
 //! `source`. Never account data.

@@ -4,7 +4,8 @@
 //! "<t>.<body>" keyed with WEBHOOK_SECRET>`.
 //!
 //! - **Cursor and lease.** The delivery position is a cursor key (the last delivered entry
-//!   id) per stream (one per ledger bucket, taken in turn, all beside the one lease). A pod sends only while it holds the lease (`lease.lua`, renewed
+//!   id) per stream (one per ledger bucket, taken in turn, all beside the one lease). A pod
+//!   sends only while it holds the lease (`lease.lua`, renewed
 //!   before every attempt and longer than one attempt can take), and moves the cursor only if
 //!   it still does (`advance.lua`), so two pods never send a batch at the same time. A pod
 //!   that dies mid-batch leaves the cursor where it was: the next holder resends the batch
@@ -453,7 +454,7 @@ pub async fn cursor(conn: &RedisConn, keys: &KeySpace, bucket: u16) -> Result<St
     Ok(raw.unwrap_or_else(|| "0-0".into()))
 }
 
-/// Sets [`WEBHOOK_OLDEST_UNDELIVERED_AGE_SECONDS`] from the entry after the cursor.
+/// Sets [`WEBHOOK_OLDEST_UNDELIVERED_AGE_SECONDS`] from the entries after the cursors.
 async fn update_oldest_gauge(conn: &RedisConn, keys: &KeySpace) {
     match oldest_undelivered_age(conn, keys).await {
         Ok(age) => metrics::gauge!(WEBHOOK_OLDEST_UNDELIVERED_AGE_SECONDS)
