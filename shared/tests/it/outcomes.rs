@@ -374,3 +374,47 @@ async fn batched_clears_empty_the_outbox_and_finish_what_is_queued_on_shutdown()
     );
     f.redis.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_drain_goes_on_past_a_ledger_bucket_it_cannot_read_and_then_reports_it() {
+    // Arrange: two ledger buckets; a pending update in the second, and the first's outbox
+    // unreadable (a STRING where a HASH belongs: what a shard that fails every command does).
+    let mut redis = TestRedis::new("outcomes-bucket-fails").await;
+    redis.keys = redis
+        .keys
+        .clone()
+        .with_ledger_buckets(std::num::NonZeroU16::new(2).unwrap());
+    let registry = Registry::new(redis.conn.clone(), &redis.keys);
+    let in_second = (1..)
+        .map(login)
+        .find(|l| redis.keys.ledger_bucket_of(l.as_str()) == 1)
+        .unwrap();
+    registry
+        .add(&LoginRecordInput {
+            login_id: in_second.clone(),
+            active: true,
+            tag: None,
+            priority: None,
+        })
+        .await
+        .unwrap();
+    let ledger = Ledger::new(redis.conn.clone(), &redis.keys);
+    let outcome = failed(Utc::now());
+    assert!(ledger.put(date(1), &in_second, &outcome).await);
+    let mut conn = redis.conn.clone();
+    let () = redis::cmd("SET")
+        .arg(redis.keys.ledger_outbox(0))
+        .arg("not a hash")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let outcomes = Outcomes::new(redis.conn.clone(), &redis.keys);
+
+    // Act
+    let drained = outcomes.drain_once().await;
+
+    // Assert: the error is reported, and the second bucket's update was applied anyway.
+    assert!(drained.is_err(), "{drained:?}");
+    assert_eq!(registry.history(&in_second).await.unwrap(), vec![outcome]);
+    redis.cleanup().await;
+}
