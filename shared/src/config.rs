@@ -385,6 +385,26 @@ struct Raw {
     source_name: String,
 }
 
+/// The key space a process started with this process's environment would use for
+/// `namespace` (its `KEY_BUCKETS`, `LEDGER_BUCKETS` and the `REDIS_MODE` default): how tests
+/// and fixtures build the keys of the processes they start. Settings it cannot read leave
+/// the defaults of one Redis.
+pub fn key_space_in_env(namespace: &str) -> crate::keys::KeySpace {
+    let wanted = [
+        "KEY_BUCKETS",
+        "LEDGER_BUCKETS",
+        "REDIS_MODE",
+        "REDIS_SENTINEL_MASTER",
+    ];
+    let env = std::env::vars()
+        .filter(|(k, _)| wanted.contains(&k.as_str()))
+        .chain([("REFRESH_NAMESPACE".to_string(), namespace.to_string())]);
+    match Settings::load_from(None, env) {
+        Ok(settings) => settings.key_space(),
+        Err(_) => crate::keys::KeySpace::new(namespace),
+    }
+}
+
 impl Settings {
     /// The deployment's key space: its namespace laid out in its key and ledger buckets.
     pub fn key_space(&self) -> crate::keys::KeySpace {

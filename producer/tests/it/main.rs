@@ -39,7 +39,7 @@ impl Env {
         let dir = std::env::temp_dir().join(&namespace);
         std::fs::create_dir_all(&dir).unwrap();
         Self {
-            keys: KeySpace::new(namespace).with_ledger_buckets(ledger_buckets()),
+            keys: shared::config::key_space_in_env(&namespace),
             dir,
         }
     }
@@ -481,18 +481,6 @@ fn completions_for_bash_name_the_subcommands_without_redis() {
         assert!(script.contains(subcommand), "{subcommand} missing");
     }
     assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
-}
-
-/// The ledger bucket count the tests run with, as the processes they start read it:
-/// `LEDGER_BUCKETS` when set (the test scripts run the suites once more with several), else
-/// the default of the `REDIS_MODE` in the environment.
-pub(crate) fn ledger_buckets() -> std::num::NonZeroU16 {
-    let env = std::env::vars().filter(|(k, _)| {
-        ["LEDGER_BUCKETS", "REDIS_MODE", "REDIS_SENTINEL_MASTER"].contains(&k.as_str())
-    });
-    shared::config::Settings::load_from(None, env)
-        .map(|s| s.ledger_buckets)
-        .unwrap_or(std::num::NonZeroU16::MIN)
 }
 
 #[tokio::test]

@@ -23,18 +23,6 @@ pub(crate) fn redis_env() -> Vec<(String, String)> {
     env
 }
 
-/// The ledger bucket count the tests run with, as the processes they start read it:
-/// `LEDGER_BUCKETS` when set (the test scripts run the suites once more with several), else
-/// the default of the `REDIS_MODE` in the environment.
-pub(crate) fn ledger_buckets() -> std::num::NonZeroU16 {
-    let env = std::env::vars().filter(|(k, _)| {
-        ["LEDGER_BUCKETS", "REDIS_MODE", "REDIS_SENTINEL_MASTER"].contains(&k.as_str())
-    });
-    shared::config::Settings::load_from(None, env)
-        .map(|s| s.ledger_buckets)
-        .unwrap_or(std::num::NonZeroU16::MIN)
-}
-
 /// One test's slice of the real Redis.
 pub(crate) struct TestRedis {
     pub(crate) conn: RedisConn,
@@ -50,7 +38,7 @@ impl TestRedis {
         let namespace = format!("test-{test}-{}", uuid::Uuid::new_v4().simple());
         Self {
             conn,
-            keys: KeySpace::new(namespace).with_ledger_buckets(ledger_buckets()),
+            keys: shared::config::key_space_in_env(&namespace),
         }
     }
 

@@ -80,7 +80,7 @@ impl Stack {
             ("ROUTINE_DEADLINE".to_string(), "24h".to_string()),
         ];
         Self {
-            keys: KeySpace::new(namespace.clone()).with_ledger_buckets(ledger_buckets()),
+            keys: shared::config::key_space_in_env(&namespace),
             namespace,
             conn,
             env,
@@ -474,16 +474,4 @@ impl Drop for RedisServer {
         self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-/// The ledger bucket count the tests run with, as the processes they start read it:
-/// `LEDGER_BUCKETS` when set (the test scripts run the suites once more with several), else
-/// the default of the `REDIS_MODE` in the environment.
-pub(crate) fn ledger_buckets() -> std::num::NonZeroU16 {
-    let env = std::env::vars().filter(|(k, _)| {
-        ["LEDGER_BUCKETS", "REDIS_MODE", "REDIS_SENTINEL_MASTER"].contains(&k.as_str())
-    });
-    shared::config::Settings::load_from(None, env)
-        .map(|s| s.ledger_buckets)
-        .unwrap_or(std::num::NonZeroU16::MIN)
 }
