@@ -12,6 +12,7 @@
 //! LoginId: the bucket count is part of the key layout, fixed per deployment (see
 //! [`crate::layout`]).
 
+use std::collections::BTreeMap;
 use std::num::NonZeroU16;
 
 /// The bucket count when `KEY_BUCKETS` is not set.
@@ -85,6 +86,26 @@ impl KeySpace {
     /// Every ledger bucket, `0..ledger_buckets`.
     pub fn all_ledger_buckets(&self) -> std::ops::Range<u16> {
         0..self.ledger_buckets.get()
+    }
+
+    /// `items` grouped by the key bucket of the LoginId `login_of` gives each: buckets in
+    /// order, each bucket's items in the order given. One command or script call per bucket
+    /// follows.
+    pub fn by_bucket<T>(
+        &self,
+        items: impl IntoIterator<Item = T>,
+        login_of: impl Fn(&T) -> &str,
+    ) -> BTreeMap<u16, Vec<T>> {
+        group(items, |item| self.bucket_of(login_of(item)))
+    }
+
+    /// [`KeySpace::by_bucket`] by ledger bucket ([`KeySpace::ledger_bucket_of`]).
+    pub fn by_ledger_bucket<T>(
+        &self,
+        items: impl IntoIterator<Item = T>,
+        login_of: impl Fn(&T) -> &str,
+    ) -> BTreeMap<u16, Vec<T>> {
+        group(items, |item| self.ledger_bucket_of(login_of(item)))
     }
 
     /// The ledger bucket of `login_id`: the same hash as [`KeySpace::bucket_of`], modulo
@@ -285,6 +306,18 @@ impl KeySpace {
     pub fn results_stream(&self, bucket: u16) -> String {
         format!("{}:results", self.ledger_tag(bucket))
     }
+}
+
+/// `items` grouped by `bucket_of`, buckets in order, items in the order given.
+fn group<T>(
+    items: impl IntoIterator<Item = T>,
+    bucket_of: impl Fn(&T) -> u16,
+) -> BTreeMap<u16, Vec<T>> {
+    let mut out: BTreeMap<u16, Vec<T>> = BTreeMap::new();
+    for item in items {
+        out.entry(bucket_of(&item)).or_default().push(item);
+    }
+    out
 }
 
 /// FNV-1a (64 bit) of `text`: the stable hash behind both kinds of bucket.

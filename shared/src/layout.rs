@@ -27,8 +27,6 @@
 //! What it does not do: re-bucket data to another count, or migrate keys outside the
 //! registry's SETs.
 
-use std::collections::BTreeMap;
-
 use crate::keys::KeySpace;
 use crate::redis_conn::RedisConn;
 
@@ -265,12 +263,8 @@ async fn move_set(
                 Target::Active => still_active(conn, keys, ids).await?,
                 _ => ids,
             };
-            let mut per_bucket: BTreeMap<u16, Vec<&str>> = BTreeMap::new();
-            for id in &ids {
-                per_bucket.entry(keys.bucket_of(id)).or_default().push(id);
-            }
             let mut pipe = redis::pipe();
-            for (bucket, ids) in per_bucket {
+            for (bucket, ids) in keys.by_bucket(&ids, |id| id) {
                 let key = match target {
                     Target::Active => keys.logins_active(bucket),
                     _ => keys.logins_all(bucket),

@@ -449,12 +449,11 @@ impl Ledger {
         outcome: &LedgerOutcome,
         overwrite: Overwrite,
     ) -> Result<u64, LedgerError> {
-        let mut by_bucket: Vec<Vec<LoginId>> = vec![Vec::new(); self.keys.ledger_buckets().into()];
-        for login in logins {
-            by_bucket[usize::from(self.keys.ledger_bucket_of(login.as_str()))].push(login.clone());
-        }
         let mut written = 0;
-        for (bucket, logins) in (0u16..).zip(&by_bucket) {
+        for (bucket, logins) in self
+            .keys
+            .by_ledger_bucket(logins.iter().cloned(), |l| l.as_str())
+        {
             for page in logins.chunks(RECORD_PAGE) {
                 let (n, _, _) = self
                     .invoke_record(date, bucket, page, outcome, None, overwrite)
@@ -745,32 +744,25 @@ impl Ledger {
             return Ok(Vec::new());
         }
         // One SMISMEMBER per ledger bucket the logins fall in, then back in their order.
-        let buckets: Vec<u16> = logins
-            .iter()
-            .map(|l| self.keys.ledger_bucket_of(l.as_str()))
-            .collect();
-        let mut by_bucket: std::collections::BTreeMap<u16, Vec<&str>> = Default::default();
-        for (login, bucket) in logins.iter().zip(&buckets) {
-            by_bucket.entry(*bucket).or_default().push(login.as_str());
-        }
+        let groups = self
+            .keys
+            .by_ledger_bucket(logins.iter().enumerate(), |(_, l)| l.as_str());
         let d = day(date);
         let mut pipe = redis::pipe();
-        for (bucket, members) in &by_bucket {
+        for (bucket, members) in &groups {
             pipe.cmd("SMISMEMBER")
                 .arg(self.keys.ledger_ineligible(&d, *bucket))
-                .arg(members);
+                .arg(members.iter().map(|(_, l)| l.as_str()).collect::<Vec<_>>());
         }
         let mut conn = self.conn.clone();
         let answers: Vec<Vec<bool>> = pipe.query_async(&mut conn).await?;
-        let mut answers: HashMap<u16, std::vec::IntoIter<bool>> = by_bucket
-            .keys()
-            .copied()
-            .zip(answers.into_iter().map(Vec::into_iter))
-            .collect();
-        Ok(buckets
-            .iter()
-            .map(|b| answers.get_mut(b).and_then(Iterator::next).unwrap_or(false))
-            .collect())
+        let mut flags = vec![false; logins.len()];
+        for (members, answer) in groups.values().zip(answers) {
+            for ((i, _), flag) in members.iter().zip(answer) {
+                flags[*i] = flag;
+            }
+        }
+        Ok(flags)
     }
 
     /// Retries spent on `date`.

@@ -309,13 +309,9 @@ async fn clear_batches(
             }
         }
         // One script call per ledger bucket the batch touches.
-        batch.sort_by_key(|(login, _)| keys.ledger_bucket_of(login));
-        for bucket in
-            batch.chunk_by(|(a, _), (b, _)| keys.ledger_bucket_of(a) == keys.ledger_bucket_of(b))
-        {
-            clear_or_leave(&conn, &outbox_of(&keys, &bucket[0].0), bucket).await;
+        for (bucket, entries) in keys.by_ledger_bucket(batch.drain(..), |(login, _)| login) {
+            clear_or_leave(&conn, &keys.ledger_outbox(bucket), &entries).await;
         }
-        batch.clear();
     }
 }
 

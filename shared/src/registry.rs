@@ -17,7 +17,7 @@
 //! inactive (or active again) is `pending` from that step on, and its SetScheduledRefresh
 //! job is then indexed and enqueued ([`crate::scheduled_refresh`]).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::LazyLock;
 
@@ -369,13 +369,13 @@ impl Registry {
             }
         }
         let all: Vec<&str> = batch.iter().map(|r| r.login_id.as_str()).collect();
-        for (bucket, ids) in self.by_bucket(&all) {
+        for (bucket, ids) in self.keys.by_bucket(all, |id| id) {
             pipe.sadd(self.keys.logins_all(bucket), ids).ignore();
         }
-        for (bucket, ids) in self.by_bucket(&active) {
+        for (bucket, ids) in self.keys.by_bucket(active, |id| id) {
             pipe.sadd(self.keys.logins_active(bucket), ids).ignore();
         }
-        for (bucket, ids) in self.by_bucket(&inactive) {
+        for (bucket, ids) in self.keys.by_bucket(inactive, |id| id) {
             pipe.srem(self.keys.logins_active(bucket), ids).ignore();
         }
         let written: Vec<Vec<(u64, u64)>> = pipe.query_async(&mut conn).await?;
@@ -400,15 +400,6 @@ impl Registry {
             }
         }
         Ok((new, jobs))
-    }
-
-    /// `ids` grouped by key bucket.
-    fn by_bucket<'a>(&self, ids: &[&'a str]) -> BTreeMap<u16, Vec<&'a str>> {
-        let mut out: BTreeMap<u16, Vec<&str>> = BTreeMap::new();
-        for id in ids {
-            out.entry(self.keys.bucket_of(id)).or_default().push(id);
-        }
-        out
     }
 
     /// What the routine orders each of `logins` by (priority, last refresh), in order.

@@ -510,15 +510,8 @@ impl Requeuer {
         claim: &str,
         entries: &[IndexEntry],
     ) -> Result<(Vec<(NaiveDate, LoginId)>, Vec<(NaiveDate, LoginId)>), OpsError> {
-        let mut by_bucket: std::collections::BTreeMap<u16, Vec<&IndexEntry>> = Default::default();
-        for entry in entries {
-            by_bucket
-                .entry(self.keys.ledger_bucket_of(entry.login_id.as_str()))
-                .or_default()
-                .push(entry);
-        }
         let (mut claimed, mut refreshed) = (Vec::new(), Vec::new());
-        for (bucket, entries) in by_bucket {
+        for (bucket, entries) in self.keys.by_ledger_bucket(entries, |e| e.login_id.as_str()) {
             let (won, done) = self.claim_bucket(kind, claim, bucket, &entries).await?;
             claimed.extend(won);
             refreshed.extend(done);
@@ -586,17 +579,13 @@ impl Requeuer {
             if crash == CrashPoint::AfterEnqueue {
                 return Err(OpsError::InjectedCrash("enqueue"));
             }
-            let mut members: std::collections::BTreeMap<u16, Vec<String>> = Default::default();
-            for (claim, date, login) in chunk {
-                members
-                    .entry(self.keys.ledger_bucket_of(login.as_str()))
-                    .or_default()
-                    .push(format!("{claim}|{date}|{}", login.as_str()));
-            }
             let mut pipe = redis::pipe();
-            for (bucket, members) in &members {
-                pipe.zrem(pending_key(&self.keys, *bucket), members)
-                    .ignore();
+            for (bucket, released) in self.keys.by_ledger_bucket(chunk, |(_, _, l)| l.as_str()) {
+                let members: Vec<String> = released
+                    .iter()
+                    .map(|(claim, date, login)| format!("{claim}|{date}|{}", login.as_str()))
+                    .collect();
+                pipe.zrem(pending_key(&self.keys, bucket), members).ignore();
             }
             let mut conn = self.conn.clone();
             let () = pipe.query_async(&mut conn).await?;
