@@ -313,16 +313,7 @@ pub async fn read(
         more |= page.len() == count;
         entries.extend(page);
     }
-    entries.sort_by_key(|e| crate::events::id_key(&e.id));
-    if entries.len() > count && count > 0 {
-        let last = crate::events::id_key(&entries[count - 1].id);
-        let ties = entries[count..]
-            .iter()
-            .take_while(|e| crate::events::id_key(&e.id) == last)
-            .count();
-        entries.truncate(count + ties);
-        more = true;
-    }
+    more |= crate::events::merge_page(&mut entries, count, |e| &e.id);
     Ok(decode_page(entries, more, policy))
 }
 

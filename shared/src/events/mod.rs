@@ -223,9 +223,31 @@ pub fn id_millis(id: &str) -> Option<i64> {
 }
 
 /// Stream ids compare by (ms, seq), not as text.
-pub(crate) fn id_key(id: &str) -> (u64, u64) {
+fn id_key(id: &str) -> (u64, u64) {
     let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
     (ms.parse().unwrap_or(0), seq.parse().unwrap_or(0))
+}
+
+/// Puts `entries` of several streams in stream-id order and cuts them to a page of `count`
+/// (none when `count` is 0), and past it only the entries of the page's last id: two
+/// streams can each hold one, and a page that ended between them would lose the second to
+/// the next page's exclusive start. Returns true when it cut entries off.
+pub(crate) fn merge_page<T>(
+    entries: &mut Vec<T>,
+    count: usize,
+    id_of: impl Fn(&T) -> &str,
+) -> bool {
+    entries.sort_by_key(|e| id_key(id_of(e)));
+    if count == 0 || entries.len() <= count {
+        return false;
+    }
+    let last = id_key(id_of(&entries[count - 1]));
+    let ties = entries[count..]
+        .iter()
+        .take_while(|e| id_key(id_of(e)) == last)
+        .count();
+    entries.truncate(count + ties);
+    true
 }
 
 /// The id just after `id`, for an exclusive XRANGE start that also works on Redis < 6.2.
@@ -318,17 +340,7 @@ impl Events {
             merged.extend(events);
             more |= cut;
         }
-        merged.sort_by_key(|r: &EventRecord| id_key(&r.id));
-        if merged.len() > count {
-            let last = id_key(&merged[count - 1].id);
-            let keep = count
-                + merged[count..]
-                    .iter()
-                    .take_while(|r| id_key(&r.id) == last)
-                    .count();
-            merged.truncate(keep);
-            more = true;
-        }
+        more |= merge_page(&mut merged, count, |r| &r.id);
         let next = if more {
             merged.last().map(|r| after(&r.id))
         } else {
