@@ -321,28 +321,27 @@ impl Delivery {
             update_oldest_gauge(&self.conn, &self.keys).await;
             return Ok(Step::NotLeader);
         }
+        // Where each stream stands, in two round trips: it picks the bucket and sets the gauge.
+        let undelivered = first_undelivered(&self.conn, &self.keys).await?;
+        set_oldest_gauge(undelivered.iter().filter_map(|(_, first)| *first).min());
         let buckets = self.keys.ledger_buckets();
-        for offset in 0..buckets {
-            let bucket = (self.next_bucket + offset) % buckets;
-            let step = self.step_bucket(bucket).await?;
-            if step != Step::Idle {
-                self.next_bucket = (bucket + 1) % buckets;
-                // Any bucket's stream may hold the oldest undelivered event.
-                update_oldest_gauge(&self.conn, &self.keys).await;
-                return Ok(step);
-            }
-        }
-        metrics::gauge!(WEBHOOK_OLDEST_UNDELIVERED_AGE_SECONDS).set(0.0);
-        Ok(Step::Idle)
+        let Some(bucket) = (0..buckets)
+            .map(|offset| (self.next_bucket + offset) % buckets)
+            .find(|b| undelivered[usize::from(*b)].1.is_some())
+        else {
+            return Ok(Step::Idle);
+        };
+        self.next_bucket = (bucket + 1) % buckets;
+        let cursor = undelivered[usize::from(bucket)].0.clone();
+        self.step_bucket(bucket, &cursor).await
     }
 
-    /// Sends the next batch of `bucket`'s stream once (the lease is held).
-    async fn step_bucket(&mut self, bucket: u16) -> Result<Step, EventsError> {
+    /// Sends the next batch of `bucket`'s stream after `cursor` once (the lease is held).
+    async fn step_bucket(&mut self, bucket: u16, cursor: &str) -> Result<Step, EventsError> {
         let mut conn = self.conn.clone();
-        let cursor = cursor(&self.conn, &self.keys, bucket).await?;
         let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
             .arg(self.keys.events_stream(bucket))
-            .arg(after(&cursor))
+            .arg(after(cursor))
             .arg("+")
             .arg("COUNT")
             .arg(BATCH_MAX)
@@ -351,10 +350,11 @@ impl Delivery {
         let Some(last_id) = reply.ids.last().map(|e| e.id.clone()) else {
             return Ok(Step::Idle);
         };
-        let oldest_ms = reply.ids.first().and_then(|e| id_millis(&e.id));
-        let age = oldest_ms
-            .map(|ms| (Utc::now().timestamp_millis() - ms).max(0) as u64)
-            .map(Duration::from_millis)
+        let age = reply
+            .ids
+            .first()
+            .and_then(|e| id_millis(&e.id))
+            .map(age_of)
             .unwrap_or_default();
         let batch: Vec<Event> = records(reply).into_iter().map(|r| r.event).collect();
         let parked = if batch.is_empty() {
@@ -456,9 +456,10 @@ pub async fn cursor(conn: &RedisConn, keys: &KeySpace, bucket: u16) -> Result<St
 
 /// Sets [`WEBHOOK_OLDEST_UNDELIVERED_AGE_SECONDS`] from the entries after the cursors.
 async fn update_oldest_gauge(conn: &RedisConn, keys: &KeySpace) {
-    match oldest_undelivered_age(conn, keys).await {
-        Ok(age) => metrics::gauge!(WEBHOOK_OLDEST_UNDELIVERED_AGE_SECONDS)
-            .set(age.unwrap_or_default().as_secs_f64()),
+    match first_undelivered(conn, keys).await {
+        Ok(undelivered) => {
+            set_oldest_gauge(undelivered.iter().filter_map(|(_, first)| *first).min())
+        }
         // The gauge waits for the next step; the delivery itself went on.
         Err(error) => tracing::warn!(
             error.message = %error,
@@ -467,13 +468,26 @@ async fn update_oldest_gauge(conn: &RedisConn, keys: &KeySpace) {
     }
 }
 
-/// The age of the oldest event the webhook has not delivered, in any ledger bucket's
-/// stream; `None` when there is none. Two round trips whatever the bucket count: the
-/// cursors (one slot) in one MGET, then one XRANGE per stream in one pipeline.
-pub async fn oldest_undelivered_age(
+/// Sets [`WEBHOOK_OLDEST_UNDELIVERED_AGE_SECONDS`] to the age of the event appended at
+/// `oldest_ms` (0 when none waits).
+fn set_oldest_gauge(oldest_ms: Option<i64>) {
+    let age = oldest_ms.map_or(0.0, |ms| age_of(ms).as_secs_f64());
+    metrics::gauge!(WEBHOOK_OLDEST_UNDELIVERED_AGE_SECONDS).set(age);
+}
+
+/// How long ago `ms` (Unix milliseconds) was.
+fn age_of(ms: i64) -> Duration {
+    Duration::from_millis((Utc::now().timestamp_millis() - ms).max(0) as u64)
+}
+
+/// Each ledger bucket's stream, in bucket order: the webhook's cursor in it (`0-0` before
+/// the first delivery) and the time (Unix ms) of the first event after it, if any. Two
+/// round trips whatever the bucket count: the cursors (one slot) in one MGET, then one
+/// XRANGE per stream in one pipeline.
+async fn first_undelivered(
     conn: &RedisConn,
     keys: &KeySpace,
-) -> Result<Option<Duration>, EventsError> {
+) -> Result<Vec<(String, Option<i64>)>, EventsError> {
     let mut conn = conn.clone();
     let cursor_keys: Vec<String> = keys
         .all_ledger_buckets()
@@ -483,21 +497,42 @@ pub async fn oldest_undelivered_age(
         .arg(&cursor_keys)
         .query_async(&mut conn)
         .await?;
+    let cursors: Vec<String> = cursors
+        .into_iter()
+        .map(|c| c.unwrap_or_else(|| "0-0".into()))
+        .collect();
     let mut pipe = redis::pipe();
     for (bucket, cursor) in keys.all_ledger_buckets().zip(&cursors) {
         pipe.cmd("XRANGE")
             .arg(keys.events_stream(bucket))
-            .arg(after(cursor.as_deref().unwrap_or("0-0")))
+            .arg(after(cursor))
             .arg("+")
             .arg("COUNT")
             .arg(1);
     }
     let replies: Vec<redis::streams::StreamRangeReply> = pipe.query_async(&mut conn).await?;
-    let oldest = replies
+    Ok(cursors
+        .into_iter()
+        .zip(replies)
+        .map(|(cursor, reply)| {
+            let first = reply.ids.first().and_then(|e| id_millis(&e.id));
+            (cursor, first)
+        })
+        .collect())
+}
+
+/// The age of the oldest event the webhook has not delivered, in any ledger bucket's
+/// stream; `None` when there is none.
+pub async fn oldest_undelivered_age(
+    conn: &RedisConn,
+    keys: &KeySpace,
+) -> Result<Option<Duration>, EventsError> {
+    let undelivered = first_undelivered(conn, keys).await?;
+    Ok(undelivered
         .iter()
-        .filter_map(|r| r.ids.first().and_then(|e| id_millis(&e.id)))
-        .min();
-    Ok(oldest.map(|ms| Duration::from_millis((Utc::now().timestamp_millis() - ms).max(0) as u64)))
+        .filter_map(|(_, first)| *first)
+        .min()
+        .map(age_of))
 }
 
 /// Batches in the dead-letter list.
