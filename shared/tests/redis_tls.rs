@@ -186,7 +186,21 @@ fn tls_server(dir: &Path, port: u16, extra: &[&str]) -> Option<Server> {
     start(&args, port)
 }
 
-/// Settings of `mode` for `url`, as a process of the deployment would load them.
+/// `redis-cli` over TLS trusting the test CA `ca`, with the servers' password.
+fn cli(ca: &str) -> Command {
+    let mut cli = Command::new("redis-cli");
+    cli.args([
+        "--tls",
+        "--cacert",
+        ca,
+        "-a",
+        "tls-s3cret",
+        "--no-auth-warning",
+    ]);
+    cli
+}
+
+/// Settings from `vars`, as a process of the deployment would load them.
 fn settings(vars: &[(&str, &str)]) -> shared::config::Settings {
     shared::config::Settings::load_from(
         None,
@@ -267,31 +281,15 @@ fn tls_and_auth_work_on_one_server_a_cluster_and_sentinel() {
         cluster.push(server);
     }
     let ca = dir.join("ca.crt").display().to_string();
-    let mut create = Command::new("redis-cli");
+    let mut create = cli(&ca);
     create
-        .args([
-            "--tls",
-            "--cacert",
-            &ca,
-            "-a",
-            "tls-s3cret",
-            "--no-auth-warning",
-        ])
         .args(["--cluster", "create"])
         .args(nodes.iter().map(|p| format!("127.0.0.1:{p}")))
         .args(["--cluster-replicas", "0", "--cluster-yes"])
         .stdout(Stdio::null());
     assert!(create.status().unwrap().success(), "cluster create");
     let cluster_up = Instant::now() + Duration::from_secs(20);
-    while !Command::new("redis-cli")
-        .args([
-            "--tls",
-            "--cacert",
-            &ca,
-            "-a",
-            "tls-s3cret",
-            "--no-auth-warning",
-        ])
+    while !cli(&ca)
         .args(["-p", &nodes[0].to_string(), "cluster", "info"])
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).contains("cluster_state:ok"))
