@@ -321,7 +321,7 @@ fn group<T>(
 }
 
 /// FNV-1a (64 bit) of `text`: the stable hash behind both kinds of bucket.
-fn fnv1a(text: &str) -> u64 {
+pub(crate) fn fnv1a(text: &str) -> u64 {
     const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
     const PRIME: u64 = 0x0000_0100_0000_01b3;
     text.bytes()

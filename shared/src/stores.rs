@@ -78,13 +78,14 @@ impl Stores {
     }
 
     /// Moves jobs every queue still holds in the previous storage layout to the current
-    /// one (see [`Queue::migrate_layout`]) and notes when the routine's dedupe records
+    /// one (see [`Queue::migrate_layout`], [`Queue::migrate_pending`]) and notes when the routine's dedupe records
     /// changed form (see [`Queue::open_legacy_dedupe_window`]); run by workers and producers
     /// at start. Returns how many jobs moved.
     pub async fn migrate_queues(&self) -> Result<u64, QueueError> {
         let moved = self.authorize.migrate_layout().await?
             + self.detail.migrate_layout().await?
             + self.deactivation.migrate_layout().await?;
+        self.authorize.migrate_pending().await?;
         self.authorize.open_legacy_dedupe_window().await?;
         Ok(moved)
     }

@@ -408,8 +408,11 @@ impl<T: Serialize> Queue<T> {
                 }
             }
             match &opts.supersede {
-                Some(s) => inv.arg(s.key.as_str()).arg(s.rank),
-                None => inv.arg("").arg(0),
+                Some(s) => inv
+                    .arg(s.key.as_str())
+                    .arg(s.rank)
+                    .arg(super::keys::pending_shard(&s.key)),
+                None => inv.arg("").arg(0).arg(0),
             };
         }
         // The script answers the duplicates only: (index in the batch, the id they duplicate).

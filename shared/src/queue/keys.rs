@@ -18,6 +18,7 @@ pub(crate) const SCRIPT_KEY_SUFFIXES: [&str; 8] = [
 ];
 
 pub(crate) const READY: usize = 0;
+pub(crate) const PENDING: usize = 6;
 pub(crate) const DELAYED: usize = 1;
 pub(crate) const INFLIGHT: usize = 2;
 pub(crate) const DEAD: usize = 3;
@@ -34,6 +35,21 @@ pub(crate) mod field {
     pub(crate) const ENQUEUED: &str = "t";
     pub(crate) const DEDUPE: &str = "d";
     pub(crate) const ERROR: &str = "e";
+}
+
+/// How many small hashes (`pending:<shard>`) a queue's pending entries, one per supersede
+/// key ever queued, are spread over. A Redis hash keeps its compact listpack encoding only
+/// up to `hash-max-listpack-entries` fields (128 in Redis' sample configuration, 512
+/// compiled in); one hash of a million entries is a hash table of about 136 bytes an entry,
+/// against about 85 in shards of a few dozen. 16,384 shards hold about 61 entries each at a
+/// million logins, so they stay listpacks up to about 1.5 million supersede keys under the
+/// stricter limit, and beyond it cost what the one hash did.
+pub(crate) const PENDING_SHARDS: u64 = 16_384;
+
+/// The shard of `supersede_key`'s pending entry: FNV-1a of the key, modulo
+/// [`PENDING_SHARDS`]. Stable: changing it would lose every dedupe record.
+pub(crate) fn pending_shard(supersede_key: &str) -> u64 {
+    crate::keys::fnv1a(supersede_key) % PENDING_SHARDS
 }
 
 /// The per-field hashes of the layout before one hash per job, oldest first in the order

@@ -11,6 +11,11 @@
 //! old layout, which new workers never read. [`Queue::migrate_layout`] detects that (old jobs
 //! reappearing after several passes) and refuses with [`QueueError::LegacyWriters`].
 //!
+//! Pending entries (a supersede key's latest job) lived in one hash per queue; they move to
+//! small shards (see [`super::keys::PENDING_SHARDS`]), a chunk per script call. Until the
+//! old hash is gone the enqueue script reads it too, so an older process writing it during
+//! an upgrade loses no dedupe record.
+//!
 //! A superseding job's dedupe record is its key's pending entry, kept after the job ends;
 //! earlier versions kept a dedupe key per job instead and dropped the pending entry when
 //! the job ended. So for one dedupe TTL after the first start of this version on a queue
@@ -73,6 +78,55 @@ impl<T> Queue<T> {
         Err(QueueError::LegacyWriters {
             queue: self.name().to_string(),
         })
+    }
+
+    /// Moves the pending entries of the one-hash layout into their shards and deletes the
+    /// old hash. Returns how many entries moved (0 when there was nothing to do). When an
+    /// older process keeps writing the old hash, the entries it writes stay there after
+    /// [`MAX_PASSES`] passes; enqueues still read them, and the next start moves them.
+    pub async fn migrate_pending(&self) -> Result<u64, QueueError> {
+        let legacy = self.keys.get(super::keys::PENDING).to_string();
+        let mut conn = self.conn.clone();
+        let mut moved = 0u64;
+        for _ in 0..MAX_PASSES {
+            let mut cursor = 0u64;
+            loop {
+                let (next, flat): (u64, Vec<String>) = redis::cmd("HSCAN")
+                    .arg(&legacy)
+                    .arg(cursor)
+                    .arg("COUNT")
+                    .arg(CHUNK)
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(|e| self.redis_err(e))?;
+                if !flat.is_empty() {
+                    let mut inv = self.invocation(&scripts::MIGRATE_PENDING);
+                    for entry in flat.chunks_exact(2) {
+                        inv.arg(&entry[0])
+                            .arg(super::keys::pending_shard(&entry[0]))
+                            .arg(&entry[1]);
+                    }
+                    moved += self.run::<u64>(&inv).await?;
+                }
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
+            }
+            let left: bool = redis::cmd("EXISTS")
+                .arg(&legacy)
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| self.redis_err(e))?;
+            if !left {
+                break;
+            }
+        }
+        if moved > 0 {
+            tracing::info!(queue = %self.name(), entries = moved,
+                "moved the dedupe records of superseding jobs into their shards");
+        }
+        Ok(moved)
     }
 
     /// Notes the first start of this version on the queue: when the queue was used before

@@ -45,3 +45,5 @@ pub(crate) static FORGET_SUPERSEDED: LazyLock<Script> =
     LazyLock::new(|| load(include_str!("../lua/queue/forget_superseded.lua")));
 pub(crate) static MIGRATE: LazyLock<Script> =
     LazyLock::new(|| load(include_str!("../lua/queue/migrate.lua")));
+pub(crate) static MIGRATE_PENDING: LazyLock<Script> =
+    LazyLock::new(|| load(include_str!("../lua/queue/migrate_pending.lua")));

@@ -60,6 +60,23 @@ local function int(raw, default)
   return default
 end
 
+-- The later of two pending entries ("rank|id", or false for none): the one of the higher
+-- rank; `a` on a tie or when a rank is not an integer.
+local function later_entry(a, b)
+  if not a then
+    return b
+  end
+  if not b then
+    return a
+  end
+  local rank_a = int(string.match(a, '^([^|]*)|'), nil)
+  local rank_b = int(string.match(b, '^([^|]*)|'), nil)
+  if rank_a and rank_b and rank_b > rank_a then
+    return b
+  end
+  return a
+end
+
 -- A counter field as a number (`default` when missing or corrupt).
 local function counter(field, default)
   return int(redis.call('HGET', K_COUNTERS, field), default)

@@ -1,6 +1,7 @@
 -- Enqueue a batch of jobs, each with an optional dedupe key and supersede key, atomically.
--- ARGV[1] dedupe TTL (ms), ARGV[2] n, then 7 per job: id, payload, delay_ms, dedupe KEYS
--- index (0 = none), dedupe label, supersede key ('' = none), supersede rank (integer).
+-- ARGV[1] dedupe TTL (ms), ARGV[2] n, then 8 per job: id, payload, delay_ms, dedupe KEYS
+-- index (0 = none), dedupe label, supersede key ('' = none), supersede rank (integer),
+-- pending shard of the supersede key (see below).
 -- Returns the duplicates only, flat: {index, existing id, ...} (index 0-based in the
 -- batch); every other job was queued under its own id. At a million jobs a reply entry per
 -- job is a million small tables built and serialised for nothing.
@@ -10,6 +11,13 @@
 -- The pending entry of a key ("rank|id") names its latest job, and stays after that job
 -- ends (acked, dead, deleted): it is the key's dedupe record, one per key rather than one
 -- expiring key per job.
+-- Pending entries live in PENDING_SHARDS small hashes, `<pending>:<shard>`, the shard
+-- chosen by the caller from the supersede key (shared::queue::keys::pending_shard). One
+-- hash of a million entries is a hash table, about 136 bytes an entry; a shard of a few
+-- dozen stays a listpack, about 85. Earlier versions kept every entry in the one hash
+-- `<pending>` itself: while it exists (the move at start, `migrate_pending.lua`, empties
+-- and deletes it) it is read too, the higher rank of the two wins, and an entry written
+-- here leaves it.
 -- - The same rank again is a duplicate of the pending entry's job, whatever its state.
 -- - A lower rank is superseded on arrival: the key already has a later job, so this one is
 --   not queued; it is answered as a duplicate of that job and reported in the outbox, so its
@@ -26,14 +34,14 @@
 -- job's own would cost a read of its hash, the one cold lookup per job that deleting it
 -- does not already pay. The `superseded` counter counts both.
 --
--- Jobs are taken a window of WINDOW at a time: the window's pending entries are read in
--- one HMGET and written back in one HSET right after the window, while those entries are
--- still in the CPU's caches; the ready list
--- and the outbox (hot list tails) get one RPUSH for the whole batch. At a million logins the
--- per-call cost inside Lua is most of the enqueue's time, and a write far from its read
--- touches cold memory twice. Within a window, reads go through `pending`, so a later job
--- sees what an earlier one did.
+-- Jobs are taken a window of WINDOW at a time: the window's pending entries are read first
+-- and written back right after the window, while those entries are still in the CPU's
+-- caches; the ready list and the outbox (hot list tails) get one RPUSH for the whole
+-- batch. Within a window, reads go through `pending`, so a later job sees what an earlier
+-- one did. An entry costs an HGET and an HSET of its shard: the shards are what keeps an
+-- entry small, and a window's keys almost never share one.
 local WINDOW = 64
+local PER_JOB = 8
 local now = now_ms()
 -- Written into every job's hash: formatted once (a Lua number handed to redis.call is
 -- formatted as a float on every call).
@@ -52,6 +60,9 @@ local any_inflight, any_dead = nil, nil
 
 local pending = {}      -- the window's supersede keys -> "rank|id" or false
 local pending_dirty = {}
+local pending_shard = {} -- the window's supersede keys -> their shard's key
+local legacy_pending = redis.call('EXISTS', K_PENDING) == 1
+local legacy_found = {}  -- the window's supersede keys still in the old one-hash layout
 local ready = {}        -- ids to append to ready, in order (false: replaced in this batch)
 local ready_at = {}     -- id -> its index in `ready`
 local outbox = {}       -- the superseded jobs' entries (see the top)
@@ -117,34 +128,41 @@ local function supersede(skey, rank, rank_text, id, payload)
   return nil
 end
 
--- Reads the pending entries of jobs first..last (ARGV offsets) into `pending`.
+-- Reads the pending entries of jobs first..last (ARGV offsets) into `pending`: one HGET per
+-- supersede key (its shard), and one HMGET of the old one-hash layout while it exists.
 local function read_pending(first, last)
-  pending, pending_dirty = {}, {}
+  pending, pending_dirty, pending_shard, legacy_found = {}, {}, {}, {}
   local skeys = {}
   for i = first, last do
-    local skey = ARGV[3 + i * 7 + 5]
+    local b = 3 + i * PER_JOB
+    local skey = ARGV[b + 5]
     if skey ~= '' and pending[skey] == nil then
-      pending[skey] = false
+      local shard = K_PENDING .. ':' .. ARGV[b + 7]
+      pending_shard[skey] = shard
+      pending[skey] = redis.call('HGET', shard, skey)
       skeys[#skeys + 1] = skey
     end
   end
-  if #skeys > 0 then
+  if legacy_pending and #skeys > 0 then
     local values = redis.call('HMGET', K_PENDING, unpack(skeys))
     for k, skey in ipairs(skeys) do
-      pending[skey] = values[k]
+      if values[k] then
+        legacy_found[#legacy_found + 1] = skey
+        pending[skey] = later_entry(pending[skey], values[k])
+        pending_dirty[skey] = pending[skey]
+      end
     end
   end
 end
 
--- Writes back what the window changed.
+-- Writes back what the window changed, each entry into its shard, and takes the entries it
+-- moved out of the old one-hash layout.
 local function flush_window()
-  local entries = {}
   for skey, entry in pairs(pending_dirty) do
-    entries[#entries + 1] = skey
-    entries[#entries + 1] = entry
+    redis.call('HSET', pending_shard[skey], skey, entry)
   end
-  if #entries > 0 then
-    redis.call('HSET', K_PENDING, unpack(entries))
+  if #legacy_found > 0 then
+    redis.call('HDEL', K_PENDING, unpack(legacy_found))
   end
 end
 
@@ -152,7 +170,7 @@ for first = 0, n - 1, WINDOW do
   local last = math.min(first + WINDOW, n) - 1
   read_pending(first, last)
   for i = first, last do
-    local b = 3 + i * 7
+    local b = 3 + i * PER_JOB
     local id, payload = ARGV[b], ARGV[b + 1]
     local delay, dk, label = tonumber(ARGV[b + 2]) or 0, tonumber(ARGV[b + 3]) or 0, ARGV[b + 4]
     local skey, rank = ARGV[b + 5], int(ARGV[b + 6], 0)

@@ -133,3 +133,98 @@ async fn the_previous_versions_dedupe_keys_are_honoured_for_one_ttl_after_the_up
         .unwrap();
     assert!(fresh.legacy_dedupe_open().await.unwrap());
 }
+
+/// Writes `key`'s pending entry the way earlier versions did: in the queue's one hash.
+async fn plant_legacy_pending(t: &TestNs, key: &str, rank: i64, id: &str) {
+    let _: () = redis::cmd("HSET")
+        .arg(t.keys.queue("q", "pending"))
+        .arg(key)
+        .arg(format!("{rank}|{id}"))
+        .query_async(&mut t.conn.clone())
+        .await
+        .unwrap();
+}
+
+async fn legacy_pending_exists(t: &TestNs) -> bool {
+    redis::cmd("EXISTS")
+        .arg(t.keys.queue("q", "pending"))
+        .query_async(&mut t.conn.clone())
+        .await
+        .unwrap()
+}
+
+fn superseding(key: &str, rank: i64) -> shared::queue::EnqueueOptions {
+    shared::queue::EnqueueOptions::default().superseding(key, rank)
+}
+
+#[tokio::test]
+async fn pending_entries_of_the_one_hash_layout_still_dedupe_before_they_are_moved() {
+    let t = TestNs::new("migrate-pending-read").await;
+    let q: Queue<Ping> = t.queue(t.config("q"));
+    // Arrange: an older version queued a's job of rank 5 and b's of rank 3; both ended.
+    plant_legacy_pending(&t, "a", 5, "old-a").await;
+    plant_legacy_pending(&t, "b", 3, "old-b").await;
+
+    // Act: rank 5 again for a (a duplicate), a lower rank for b (superseded on arrival),
+    // and c, which the old hash never held.
+    let out = q
+        .enqueue_many([
+            (Ping { n: 1 }, superseding("a", 5)),
+            (Ping { n: 2 }, superseding("b", 2)),
+            (Ping { n: 3 }, superseding("c", 1)),
+        ])
+        .await
+        .unwrap();
+
+    // Assert: the old records decided a and b, as they did before the upgrade, and moved
+    // into their shards: the old hash is gone.
+    assert_eq!(out[0].id().as_str(), "old-a");
+    assert_eq!(out[1].id().as_str(), "old-b");
+    assert!(out[2].is_new());
+    assert!(!legacy_pending_exists(&t).await);
+    let again = q
+        .enqueue(&Ping { n: 1 }, superseding("a", 5))
+        .await
+        .unwrap();
+    assert_eq!(again.id().as_str(), "old-a");
+    assert_eq!(q.stats().await.unwrap().ready, 1);
+}
+
+#[tokio::test]
+async fn pending_entries_of_the_one_hash_layout_move_into_shards_and_the_later_rank_wins() {
+    let t = TestNs::new("migrate-pending").await;
+    let q: Queue<Ping> = t.queue(t.config("q"));
+    // Arrange: this version already queued a at rank 4 and b at rank 1; an older process
+    // wrote a at rank 2 (older) and b at rank 7 (newer) into the one hash, and 1,200 more.
+    q.enqueue(&Ping { n: 1 }, superseding("a", 4))
+        .await
+        .unwrap();
+    q.enqueue(&Ping { n: 2 }, superseding("b", 1))
+        .await
+        .unwrap();
+    plant_legacy_pending(&t, "a", 2, "old-a").await;
+    plant_legacy_pending(&t, "b", 7, "old-b").await;
+    for i in 0..1_200 {
+        plant_legacy_pending(&t, &format!("k{i}"), 1, &format!("old-{i}")).await;
+    }
+
+    // Act
+    let moved = q.migrate_pending().await.unwrap();
+    let again = q.migrate_pending().await.unwrap();
+
+    // Assert: every entry moved once, the old hash is gone, and each key keeps its later
+    // job: a rank 5 is new (a's rank 4 stayed), b's rank 7 and k7's rank 1 are duplicates.
+    assert_eq!((moved, again), (1_202, 0));
+    assert!(!legacy_pending_exists(&t).await);
+    let out = q
+        .enqueue_many([
+            (Ping { n: 3 }, superseding("a", 5)),
+            (Ping { n: 4 }, superseding("b", 7)),
+            (Ping { n: 5 }, superseding("k7", 1)),
+        ])
+        .await
+        .unwrap();
+    assert!(out[0].is_new());
+    assert_eq!(out[1].id().as_str(), "old-b");
+    assert_eq!(out[2].id().as_str(), "old-7");
+}

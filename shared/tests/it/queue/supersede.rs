@@ -283,8 +283,8 @@ async fn a_job_whose_pending_rank_is_corrupt_is_replaced_and_reported_with_its_o
         .all_keys()
         .await
         .into_iter()
-        .find(|k| k.ends_with(":pending"))
-        .expect("the queue's pending hash");
+        .find(|k| k.contains(":pending:"))
+        .expect("the pending shard of key a");
     let mut conn = t.conn.clone();
     let _: () = redis::cmd("HSET")
         .arg(&pending)
@@ -300,4 +300,37 @@ async fn a_job_whose_pending_rank_is_corrupt_is_replaced_and_reported_with_its_o
     assert_eq!(entries(&superseded), [(1, None, Some(2), false)]);
     assert_eq!(&superseded[0].id, first.id());
     assert_eq!(q.stats().await.unwrap().ready, 1);
+}
+
+#[tokio::test]
+async fn pending_entries_are_spread_over_small_hashes_that_keep_the_compact_encoding() {
+    let t = TestNs::new("supersede-shards").await;
+    let q: Queue<Ping> = t.queue(t.config("q"));
+    let jobs: Vec<_> = (0..2_000)
+        .map(|n| (Ping { n }, opts(&format!("login-{n}"), 1)))
+        .collect();
+    q.enqueue_many(jobs).await.unwrap();
+
+    let shards: Vec<String> = t
+        .all_keys()
+        .await
+        .into_iter()
+        .filter(|k| k.contains(":pending:"))
+        .collect();
+    let mut conn = t.conn.clone();
+    let mut entries = 0u64;
+    for shard in &shards {
+        let (len, encoding): (u64, String) = redis::pipe()
+            .hlen(shard)
+            .cmd("OBJECT")
+            .arg("ENCODING")
+            .arg(shard)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(encoding, "listpack", "{shard} holds {len}");
+        entries += len;
+    }
+    assert_eq!(entries, 2_000);
+    assert!(shards.len() > 1_000, "{} shards", shards.len());
 }
