@@ -312,8 +312,7 @@ def section_routine(redis):
             login = str(uuid.uuid4())
             f.write(f"{login},{rng.randint(1, 100) if rng.random() < 0.01 else ''}\n")
             if rng.random() < 0.5:
-                at = time.strftime("%Y-%m-%dT%H:%M:%S+00:00",
-                                   time.gmtime(time.time() - rng.randint(0, 60 * 86400)))
+                at = int((time.time() - rng.randint(0, 60 * 86400)) * 1000)
                 c.write(f"HSET {ns}:login:{login} last_success_at {at}\n")
     t_import = producer(env, "logins", "import", csv)
     subprocess.run(["redis-cli", "-p", str(redis.port), "--pipe"], stdin=open(cmds),

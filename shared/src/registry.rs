@@ -124,7 +124,8 @@ pub struct LoginSummary {
     pub tag: Option<String>,
     /// Its refresh priority (0 unless set; higher refreshed first).
     pub priority: u8,
-    /// Its nightly-refresh state at Flinks (`None`: unknown, registered before it was kept).
+    /// Its nightly-refresh state at Flinks (`None`: unknown, an inactive login registered
+    /// before it was kept).
     pub flinks_scheduled_refresh: Option<ScheduledRefreshState>,
 }
 
@@ -166,7 +167,8 @@ pub struct LoginStatus {
     pub reauth_message: Option<String>,
     /// Message of the last failure (cleared by a refresh).
     pub last_error: Option<String>,
-    /// Its nightly-refresh state at Flinks (`None`: unknown, registered before it was kept).
+    /// Its nightly-refresh state at Flinks (`None`: unknown, an inactive login registered
+    /// before it was kept).
     pub flinks_scheduled_refresh: Option<ScheduledRefreshState>,
     /// Why Flinks refused the last nightly-refresh change, when it is `failed`.
     pub flinks_error: Option<String>,
@@ -233,16 +235,33 @@ pub(crate) async fn scan_buckets(
     Ok((ids, next))
 }
 
-/// A time as the registry stores it: RFC 3339 to the millisecond in UTC
-/// (`2026-12-01T10:46:12.624Z`, 24 bytes). Each login hash holds up to three; nanoseconds
-/// and a `+00:00` offset would add 11 bytes to each, a million times over.
-fn stored_time(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+/// A time as the registry stores it (`added_at`, `last_success_at`): epoch milliseconds,
+/// which Redis keeps as an integer in a compact hash (at most 9 bytes, against 24 for the
+/// RFC 3339 text that earlier versions wrote). A million logins hold up to two each.
+fn stored_millis(at: DateTime<Utc>) -> String {
+    at.timestamp_millis().to_string()
 }
 
+/// A stored time: epoch milliseconds ([`stored_millis`]), or RFC 3339 as earlier versions
+/// wrote it.
 fn parse_time(raw: Option<&String>) -> Option<DateTime<Utc>> {
-    raw.and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-        .map(|t| t.with_timezone(&Utc))
+    let raw = raw?;
+    match raw.parse::<i64>() {
+        Ok(ms) => DateTime::from_timestamp_millis(ms),
+        Err(_) => DateTime::parse_from_rfc3339(raw)
+            .ok()
+            .map(|t| t.with_timezone(&Utc)),
+    }
+}
+
+/// A login's nightly-refresh state at Flinks from its stored `flinks_scheduled_refresh`:
+/// an active login stores none while it is `on` (see `registry_write.lua`); an inactive one
+/// without it has no known state.
+fn flinks_state(stored: Option<&str>, active: bool) -> Option<ScheduledRefreshState> {
+    match stored {
+        Some(state) => ScheduledRefreshState::parse(state),
+        None => active.then_some(ScheduledRefreshState::On),
+    }
 }
 
 impl Registry {
@@ -339,7 +358,7 @@ impl Registry {
         }
         WRITE.prepare_invoke().load_async(&mut conn).await?;
         let hash = WRITE.get_hash();
-        let now = stored_time(Utc::now());
+        let now = stored_millis(Utc::now());
         // Logins' hashes share no hash tag: on a Cluster each is a script call of its own.
         let per_call = match conn.mode() {
             RedisMode::Cluster => 1,
@@ -440,9 +459,10 @@ impl Registry {
             return Ok(None);
         }
         let text = |name: &str| fields.get(name).filter(|v| !v.is_empty()).cloned();
+        let active = fields.get("active").is_some_and(|v| v == "1");
         Ok(Some(LoginStatus {
             login_id: login.clone(),
-            active: fields.get("active").is_some_and(|v| v == "1"),
+            active,
             tag: text("tag"),
             priority: fields
                 .get("priority")
@@ -450,7 +470,8 @@ impl Registry {
                 .unwrap_or(0),
             added_at: parse_time(fields.get("added_at")),
             last_outcome: text("last_outcome"),
-            last_outcome_at: parse_time(fields.get("last_outcome_at")),
+            last_outcome_at: parse_time(fields.get("last_outcome_ms"))
+                .or_else(|| parse_time(fields.get("last_outcome_at"))),
             last_success_at: parse_time(fields.get("last_success_at")),
             last_refresh: fields
                 .get("last_refresh")
@@ -459,9 +480,10 @@ impl Registry {
             reauth_code: text("reauth_code").map(|c| FlinksCode::parse(&c)),
             reauth_message: text("reauth_message"),
             last_error: text("last_error"),
-            flinks_scheduled_refresh: fields
-                .get("flinks_scheduled_refresh")
-                .and_then(|s| ScheduledRefreshState::parse(s)),
+            flinks_scheduled_refresh: flinks_state(
+                fields.get("flinks_scheduled_refresh").map(String::as_str),
+                active,
+            ),
             flinks_error: text("flinks_error"),
         }))
     }
@@ -531,7 +553,7 @@ impl Registry {
             let rows: Vec<Row> = pipe.query_async(&mut conn).await?;
             for (login_id, (active_flag, tag, state, priority)) in ids.into_iter().zip(rows) {
                 let active = active_flag.as_deref() == Some("1");
-                let state = state.as_deref().and_then(ScheduledRefreshState::parse);
+                let state = flinks_state(state.as_deref(), active);
                 let keep = match filter {
                     LoginFilter::Active => active,
                     LoginFilter::Inactive => !active,
@@ -703,11 +725,10 @@ impl Registry {
     ) -> Result<bool, RegistryError> {
         let key = self.keys.login(login.as_str());
         let history = self.keys.login_history(login.as_str());
-        let at = stored_time(outcome.at());
-        let mut fields: Vec<(&str, String)> = vec![
-            ("last_outcome", outcome.kind().to_string()),
-            ("last_outcome_at", at.clone()),
-        ];
+        // The outcome's time is its score, `last_outcome_ms` (written by the script): a
+        // second copy as text (`last_outcome_at`, which earlier versions wrote) would cost
+        // every refreshed login 43 bytes.
+        let mut fields: Vec<(&str, String)> = vec![("last_outcome", outcome.kind().to_string())];
         let mut clear: Vec<&str> = Vec::new();
         match outcome {
             LedgerOutcome::Refreshed {
@@ -715,7 +736,7 @@ impl Registry {
                 stale,
                 ..
             } => {
-                fields.push(("last_success_at", at));
+                fields.push(("last_success_at", stored_millis(outcome.at())));
                 fields.push(("stale", if *stale { "1" } else { "0" }.to_string()));
                 match last_refresh {
                     Some(t) => {
@@ -723,7 +744,12 @@ impl Registry {
                     }
                     None => clear.push("last_refresh"),
                 }
-                clear.extend(["reauth_code", "reauth_message", "last_error"]);
+                clear.extend([
+                    "reauth_code",
+                    "reauth_message",
+                    "last_error",
+                    "last_outcome_at",
+                ]);
             }
             LedgerOutcome::NeedsReauth {
                 flinks_code,

@@ -9,6 +9,7 @@ use shared::domain::{FlinksCode, LoginId, RequestId};
 use shared::import::{self, ImportError, ImportOptions};
 use shared::ledger::LedgerOutcome;
 use shared::registry::{LoginFilter, LoginRecordInput, Registry, HISTORY_LEN};
+use shared::scheduled_refresh::ScheduledRefreshState;
 
 use crate::support::TestRedis;
 
@@ -110,6 +111,82 @@ async fn a_rewrite_keeps_what_it_does_not_give_and_each_login_of_a_batch_gets_it
     assert_eq!(
         stale, None,
         "the unread field goes when the login is written"
+    );
+    redis.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_new_active_login_stores_only_what_is_not_implied_and_reads_back_whole() {
+    let redis = TestRedis::new("registry-compact").await;
+    let registry = Registry::new(redis.conn.clone(), &redis.keys);
+    let mut conn = redis.conn.clone();
+    // Login 2 as earlier versions wrote an active login: its time as text, no Flinks state.
+    let old_key = redis.keys.login(login(2).as_str());
+    let () = conn
+        .hset_multiple(
+            &old_key,
+            &[("active", "1"), ("added_at", "2026-01-02T03:04:05.678Z")],
+        )
+        .await
+        .unwrap();
+    let () = conn
+        .sadd(
+            redis
+                .keys
+                .logins_all(redis.keys.bucket_of(login(2).as_str())),
+            login(2).as_str(),
+        )
+        .await
+        .unwrap();
+    let before = Utc::now();
+
+    registry
+        .upsert_many(&[record(1, true), record(2, true)])
+        .await
+        .unwrap();
+
+    // Login 1's hash holds its flag and its time as a number, nothing about Flinks; the
+    // rewrite of login 2 added nothing either.
+    let key = redis.keys.login(login(1).as_str());
+    let mut stored: Vec<String> = conn.hkeys(&key).await.unwrap();
+    stored.sort();
+    assert_eq!(stored, ["active", "added_at"]);
+    let mut old: Vec<String> = conn.hkeys(&old_key).await.unwrap();
+    old.sort();
+    assert_eq!(old, ["active", "added_at"]);
+    let millis: i64 = conn.hget(&key, "added_at").await.unwrap();
+    assert!((before.timestamp_millis()..=Utc::now().timestamp_millis()).contains(&millis));
+    // Both read as on at Flinks, with their registration times.
+    for n in [1, 2] {
+        let status = registry.get(&login(n)).await.unwrap().unwrap();
+        assert_eq!(
+            status.flinks_scheduled_refresh,
+            Some(ScheduledRefreshState::On)
+        );
+    }
+    let one = registry.get(&login(1)).await.unwrap().unwrap();
+    assert_eq!(one.added_at.map(|t| t.timestamp_millis()), Some(millis));
+    let two = registry.get(&login(2)).await.unwrap().unwrap();
+    assert_eq!(
+        two.added_at.map(|t| t.to_rfc3339()),
+        Some("2026-01-02T03:04:05.678+00:00".to_string())
+    );
+    let page = registry.list(LoginFilter::All, 0, 100).await.unwrap();
+    assert!(page
+        .logins
+        .iter()
+        .all(|l| l.flinks_scheduled_refresh == Some(ScheduledRefreshState::On)));
+
+    // Deactivated, each is a change due at Flinks, stored in full.
+    let summary = registry
+        .upsert_many(&[record(1, false), record(2, false)])
+        .await
+        .unwrap();
+    assert_eq!(summary.flinks_changes, 2);
+    let one = registry.get(&login(1)).await.unwrap().unwrap();
+    assert_eq!(
+        one.flinks_scheduled_refresh,
+        Some(ScheduledRefreshState::Pending)
     );
     redis.cleanup().await;
 }
@@ -246,12 +323,36 @@ async fn record_outcome_updates_the_latest_state_and_keeps_a_capped_history() {
         fetched_at: Utc::now(),
         results_stream_id: None,
     };
+    // As earlier versions wrote it: the outcome's time again, as text.
+    let key = redis.keys.login(id.as_str());
+    let mut conn = redis.conn.clone();
+    let () = conn
+        .hset(&key, "last_outcome_at", "2024-01-01T00:00:00.000Z")
+        .await
+        .unwrap();
     registry.record_outcome(&id, &refreshed).await.unwrap();
     let status = registry.get(&id).await.unwrap().unwrap();
     assert_eq!(status.last_outcome.as_deref(), Some("refreshed"));
     assert_eq!(status.last_refresh, Some(last_refresh));
     assert_eq!(status.stale, Some(true));
-    assert!(status.last_success_at.is_some());
+    // Both times are the outcome's, to the millisecond, kept as numbers: the text copy goes.
+    let at = refreshed.at().timestamp_millis();
+    assert_eq!(
+        status.last_success_at.map(|t| t.timestamp_millis()),
+        Some(at)
+    );
+    assert_eq!(
+        status.last_outcome_at.map(|t| t.timestamp_millis()),
+        Some(at)
+    );
+    let (success_ms, text): (i64, Option<String>) = redis::cmd("HMGET")
+        .arg(&key)
+        .arg("last_success_at")
+        .arg("last_outcome_at")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!((success_ms, text), (at, None));
     assert_eq!(
         status.reauth_code, None,
         "a refresh clears the re-auth state"

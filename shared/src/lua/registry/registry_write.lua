@@ -13,14 +13,19 @@
 --   flinks_scheduled_refresh  on | off (confirmed by Flinks), pending, failed
 --   flinks_error              why the last change failed permanently
 --
--- A change is due when the active flag differs from flinks_desired. A login registered
--- before this state existed and active counts as desired 1 (nightly refresh is on at
--- Flinks by default); one that was inactive has no known state, so any write sends it.
--- A new active login is `on` without a call. Writing a login whose last change failed
--- permanently tries that change again.
+-- A change is due when the active flag differs from flinks_desired. An active login
+-- without these fields is desired 1 and `on` (nightly refresh is on at Flinks by default):
+-- so a new active login, `on` without a call, stores none of them (about 50 bytes of each
+-- of a million hashes), and neither does a login registered before this state existed.
+-- An inactive login without them has no known state, so any write sends it. Writing a
+-- login whose last change failed permanently tries that change again.
+--
+-- `added_at` is epoch milliseconds: Redis keeps a number in a compact hash as an integer
+-- of at most 9 bytes, against 24 for the time as text (which earlier versions wrote, and
+-- readers still accept).
 --
 -- KEYS[i] the i-th login's hash
--- ARGV[1] now (RFC 3339: `added_at` of a new login), then five per login, in the order of
+-- ARGV[1] now (epoch ms: `added_at` of a new login), then five per login, in the order of
 -- KEYS: active (1|0), set the tag (1|0), tag, stamp of the change (used if one is due),
 -- priority ('' keeps the current one; '0' removes the field, so most logins store none)
 -- Returns {new (1|0), change due (1|0)} per login, flat, in the order of KEYS.
@@ -71,12 +76,12 @@ local function write(key, base)
     desired = '1'
   end
   if new == 1 and active == '1' then
-    set[#set + 1] = 'flinks_desired'
-    set[#set + 1] = '1'
-    set[#set + 1] = 'flinks_scheduled_refresh'
-    set[#set + 1] = 'on'
-  elseif desired == active and state ~= 'failed' then
-    if not state then
+    desired = '1'
+  end
+  if desired == active and state ~= 'failed' then
+    -- Nothing due. An active login without a stored state is `on` (see the top); any
+    -- other gets its state stored.
+    if not state and active ~= '1' then
       set[#set + 1] = 'flinks_desired'
       set[#set + 1] = desired
       set[#set + 1] = 'flinks_scheduled_refresh'

@@ -12,7 +12,12 @@
 local key = KEYS[1]
 local desired = redis.call('HGET', key, 'flinks_desired')
 if not desired then
-  return -1
+  -- Not stored: an active login is desired 1 (see registry_write.lua); with no flag, the
+  -- login is gone.
+  if redis.call('HGET', key, 'active') ~= '1' then
+    return -1
+  end
+  desired = '1'
 end
 if redis.call('HGET', key, 'flinks_stamp') == ARGV[1] then
   local state = 'off'
