@@ -61,7 +61,9 @@ local any_inflight, any_dead = nil, nil
 local pending = {}      -- the window's supersede keys -> "rank|id" or false
 local pending_dirty = {}
 local pending_shard = {} -- the window's supersede keys -> their shard's key
-local legacy_pending = redis.call('EXISTS', K_PENDING) == 1
+-- Whether the old one-hash layout still exists: asked once, by the first window with a
+-- supersede key (most calls, such as a chained job's, have none).
+local legacy_pending = nil
 local legacy_found = {}  -- the window's supersede keys still in the old one-hash layout
 local ready = {}        -- ids to append to ready, in order (false: replaced in this batch)
 local ready_at = {}     -- id -> its index in `ready`
@@ -142,6 +144,9 @@ local function read_pending(first, last)
       pending[skey] = redis.call('HGET', shard, skey)
       skeys[#skeys + 1] = skey
     end
+  end
+  if #skeys > 0 and legacy_pending == nil then
+    legacy_pending = redis.call('EXISTS', K_PENDING) == 1
   end
   if legacy_pending and #skeys > 0 then
     local values = redis.call('HMGET', K_PENDING, unpack(skeys))
