@@ -18,12 +18,12 @@ pub(crate) const SCRIPT_KEY_SUFFIXES: [&str; 8] = [
 ];
 
 pub(crate) const READY: usize = 0;
-pub(crate) const PENDING: usize = 6;
 pub(crate) const DELAYED: usize = 1;
 pub(crate) const INFLIGHT: usize = 2;
 pub(crate) const DEAD: usize = 3;
 pub(crate) const COUNTERS: usize = 4;
 pub(crate) const WORKERS: usize = 5;
+pub(crate) const PENDING: usize = 6;
 pub(crate) const SUPERSEDED: usize = 7;
 
 /// The fields of a job's hash (`job:<id>`), as `lua/queue/common.lua` names them: one letter
