@@ -725,11 +725,12 @@ impl Registry {
     ) -> Result<bool, RegistryError> {
         let key = self.keys.login(login.as_str());
         let history = self.keys.login_history(login.as_str());
-        // The outcome's time is its score, `last_outcome_ms` (written by the script): a
-        // second copy as text (`last_outcome_at`, which earlier versions wrote) would cost
-        // every refreshed login 43 bytes.
+        // The outcome's time is its score, `last_outcome_ms` (written by the script): the
+        // second copy as text that earlier versions wrote (`last_outcome_at`, 43 bytes of
+        // every login) goes with the next outcome, in the HDEL the script runs anyway for
+        // most outcomes.
         let mut fields: Vec<(&str, String)> = vec![("last_outcome", outcome.kind().to_string())];
-        let mut clear: Vec<&str> = Vec::new();
+        let mut clear: Vec<&str> = vec!["last_outcome_at"];
         match outcome {
             LedgerOutcome::Refreshed {
                 last_refresh,
@@ -744,12 +745,7 @@ impl Registry {
                     }
                     None => clear.push("last_refresh"),
                 }
-                clear.extend([
-                    "reauth_code",
-                    "reauth_message",
-                    "last_error",
-                    "last_outcome_at",
-                ]);
+                clear.extend(["reauth_code", "reauth_message", "last_error"]);
             }
             LedgerOutcome::NeedsReauth {
                 flinks_code,

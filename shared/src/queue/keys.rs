@@ -39,11 +39,11 @@ pub(crate) mod field {
 
 /// How many small hashes (`pending:<shard>`) a queue's pending entries, one per supersede
 /// key ever queued, are spread over. A Redis hash keeps its compact listpack encoding only
-/// up to `hash-max-listpack-entries` fields (128 in Redis' sample configuration, 512
-/// compiled in); one hash of a million entries is a hash table of about 136 bytes an entry,
-/// against about 85 in shards of a few dozen. 16,384 shards hold about 61 entries each at a
-/// million logins, so they stay listpacks up to about 1.5 million supersede keys under the
-/// stricter limit, and beyond it cost what the one hash did.
+/// up to `hash-max-listpack-entries` fields (512 by default); one hash of a million entries
+/// is a hash table of about 136 bytes an entry, against about 85 in shards of a few dozen.
+/// 16,384 shards hold about 61 entries each at a million logins, so they stay listpacks up
+/// to about 7 million supersede keys (under a limit lowered to 128, about 1.5 million), and
+/// beyond that cost what the one hash did.
 pub(crate) const PENDING_SHARDS: u64 = 16_384;
 
 /// The shard of `supersede_key`'s pending entry: FNV-1a of the key, modulo

@@ -23,7 +23,7 @@
 //! | `workers` | ZSET | worker id → last heartbeat (ms) |
 //! | `dedupe:<key>` | STRING | id of the job that took the dedupe key; TTL `dedupe_ttl` |
 //! | `done:<id>` | HASH | attempts, finished_at, worker; only when `finished_retention` is set (default: none) |
-//! | `pending` | HASH | supersede key → `rank\|id` of its latest job, kept after the job ends: the key's dedupe record (see `lua/queue/enqueue.lua`) |
+//! | `pending:<shard>` | HASH | supersede key → `rank\|id` of its latest job, kept after the job ends: the key's dedupe record (see `lua/queue/enqueue.lua`); the key's shard is [`keys::PENDING_SHARDS`]-way FNV-1a, so each shard stays a small listpack. `pending` itself is the one hash of earlier versions, moved at start (see `migrate.rs`) |
 //! | `superseded` | LIST | superseded jobs, until the enqueuer records them: `id\|<rank that took over>\|r<own rank>\|payload` (the rank that took over prefixed `a` when superseded on arrival; a replaced job's payload is that of the job that replaced it) |
 //!
 //! Times come from Redis' `TIME`, so processes with skewed clocks agree on deadlines; an

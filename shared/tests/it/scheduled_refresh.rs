@@ -175,6 +175,43 @@ async fn only_the_latest_change_is_current_and_confirming_it_settles_the_login()
 }
 
 #[tokio::test]
+async fn a_late_change_landing_on_an_active_login_that_stores_no_state_reopens_it_in_full() {
+    let t = TestRedis::new("sched-implied").await;
+    let registry = Registry::new(t.conn.clone(), &t.keys);
+    let scheduled = ScheduledRefresh::new(t.conn.clone(), &t.keys);
+    // A new active login: `on`, with nothing about Flinks stored.
+    registry.add(&record(1, true)).await.unwrap();
+    assert!(queued(&t).await.is_empty());
+    // A deactivation the login never asked for lands at Flinks (a stale job).
+    let stray = ScheduledRefreshJob {
+        login_id: login(1),
+        activate: false,
+        stamp: 1,
+    };
+
+    assert_eq!(
+        scheduled.confirm(&stray).await.unwrap(),
+        Confirmed::Reopened
+    );
+
+    // The login wants nightly refresh on again, stored in full so a sweep finds it.
+    let mut conn = t.conn.clone();
+    let desired: Option<String> = conn
+        .hget(t.keys.login(login(1).as_str()), "flinks_desired")
+        .await
+        .unwrap();
+    assert_eq!(desired.as_deref(), Some("1"));
+    assert_eq!(
+        state(&registry, 1).await,
+        Some(ScheduledRefreshState::Pending)
+    );
+    scheduled.repair_index().await.unwrap();
+    scheduled.sweep().await.unwrap();
+    assert!(queued(&t).await.iter().any(|job| job.activate));
+    t.cleanup().await;
+}
+
+#[tokio::test]
 async fn a_permanent_failure_is_recorded_and_listed_as_unconfirmed() {
     let t = TestRedis::new("sched-failed").await;
     let registry = Registry::new(t.conn.clone(), &t.keys);

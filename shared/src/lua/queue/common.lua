@@ -61,7 +61,7 @@ local function int(raw, default)
 end
 
 -- The later of two pending entries ("rank|id", or false for none): the one of the higher
--- rank; `a` on a tie or when a rank is not an integer.
+-- rank; one whose rank is an integer over one whose rank is not (corrupt); `a` on a tie.
 local function later_entry(a, b)
   if not a then
     return b
@@ -71,7 +71,7 @@ local function later_entry(a, b)
   end
   local rank_a = int(string.match(a, '^([^|]*)|'), nil)
   local rank_b = int(string.match(b, '^([^|]*)|'), nil)
-  if rank_a and rank_b and rank_b > rank_a then
+  if rank_b and (not rank_a or rank_b > rank_a) then
     return b
   end
   return a

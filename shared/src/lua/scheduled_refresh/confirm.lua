@@ -31,5 +31,8 @@ end
 if desired == ARGV[2] then
   return 0
 end
-redis.call('HSET', key, 'flinks_stamp', ARGV[3], 'flinks_scheduled_refresh', 'pending')
+-- The desired value is written too: it may have been implied (not stored), and a pending
+-- change is swept by its stored desired value.
+redis.call('HSET', key, 'flinks_desired', desired, 'flinks_stamp', ARGV[3],
+  'flinks_scheduled_refresh', 'pending')
 return 2

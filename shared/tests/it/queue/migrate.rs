@@ -161,33 +161,48 @@ fn superseding(key: &str, rank: i64) -> shared::queue::EnqueueOptions {
 async fn pending_entries_of_the_one_hash_layout_still_dedupe_before_they_are_moved() {
     let t = TestNs::new("migrate-pending-read").await;
     let q: Queue<Ping> = t.queue(t.config("q"));
-    // Arrange: an older version queued a's job of rank 5 and b's of rank 3; both ended.
+    // Arrange: this version queued d at rank 1 and e at rank 5; an older version queued
+    // a's job of rank 5, b's of rank 3, d's of rank 3 (later than this version's) and e's
+    // of rank 2 (earlier), into the one hash.
+    q.enqueue(&Ping { n: 4 }, superseding("d", 1))
+        .await
+        .unwrap();
+    let e5 = q
+        .enqueue(&Ping { n: 5 }, superseding("e", 5))
+        .await
+        .unwrap();
     plant_legacy_pending(&t, "a", 5, "old-a").await;
     plant_legacy_pending(&t, "b", 3, "old-b").await;
+    plant_legacy_pending(&t, "d", 3, "old-d").await;
+    plant_legacy_pending(&t, "e", 2, "old-e").await;
 
     // Act: rank 5 again for a (a duplicate), a lower rank for b (superseded on arrival),
-    // and c, which the old hash never held.
+    // c, which neither holds, and d and e at the rank each one's later record holds.
     let out = q
         .enqueue_many([
             (Ping { n: 1 }, superseding("a", 5)),
             (Ping { n: 2 }, superseding("b", 2)),
             (Ping { n: 3 }, superseding("c", 1)),
+            (Ping { n: 4 }, superseding("d", 3)),
+            (Ping { n: 5 }, superseding("e", 5)),
         ])
         .await
         .unwrap();
 
-    // Assert: the old records decided a and b, as they did before the upgrade, and moved
-    // into their shards: the old hash is gone.
+    // Assert: the old records decided a and b, as they did before the upgrade; of two
+    // records, the later rank decided; and all moved into their shards: the old hash is gone.
     assert_eq!(out[0].id().as_str(), "old-a");
     assert_eq!(out[1].id().as_str(), "old-b");
     assert!(out[2].is_new());
+    assert_eq!(out[3].id().as_str(), "old-d");
+    assert_eq!(out[4].id(), e5.id());
     assert!(!legacy_pending_exists(&t).await);
     let again = q
         .enqueue(&Ping { n: 1 }, superseding("a", 5))
         .await
         .unwrap();
     assert_eq!(again.id().as_str(), "old-a");
-    assert_eq!(q.stats().await.unwrap().ready, 1);
+    assert_eq!(q.stats().await.unwrap().ready, 3);
 }
 
 #[tokio::test]
@@ -196,7 +211,8 @@ async fn pending_entries_of_the_one_hash_layout_move_into_shards_and_the_later_r
     let q: Queue<Ping> = t.queue(t.config("q"));
     // Arrange: this version already queued a at rank 4 and b at rank 1; an older process
     // wrote a at rank 2 (older) and b at rank 7 (newer) into the one hash, and 1,200 more.
-    q.enqueue(&Ping { n: 1 }, superseding("a", 4))
+    let a4 = q
+        .enqueue(&Ping { n: 1 }, superseding("a", 4))
         .await
         .unwrap();
     q.enqueue(&Ping { n: 2 }, superseding("b", 1))
@@ -213,18 +229,18 @@ async fn pending_entries_of_the_one_hash_layout_move_into_shards_and_the_later_r
     let again = q.migrate_pending().await.unwrap();
 
     // Assert: every entry moved once, the old hash is gone, and each key keeps its later
-    // job: a rank 5 is new (a's rank 4 stayed), b's rank 7 and k7's rank 1 are duplicates.
+    // job: a's rank 4 stayed (a duplicate of its job), b's rank 7 and k7's rank 1 came over.
     assert_eq!((moved, again), (1_202, 0));
     assert!(!legacy_pending_exists(&t).await);
     let out = q
         .enqueue_many([
-            (Ping { n: 3 }, superseding("a", 5)),
+            (Ping { n: 3 }, superseding("a", 4)),
             (Ping { n: 4 }, superseding("b", 7)),
             (Ping { n: 5 }, superseding("k7", 1)),
         ])
         .await
         .unwrap();
-    assert!(out[0].is_new());
+    assert_eq!(out[0].id(), a4.id());
     assert_eq!(out[1].id().as_str(), "old-b");
     assert_eq!(out[2].id().as_str(), "old-7");
 }
