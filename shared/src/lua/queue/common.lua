@@ -60,6 +60,16 @@ local function int(raw, default)
   return default
 end
 
+-- A pending entry ("rank|id") split: its rank, nil unless an integer (a corrupt entry),
+-- and its id, nil when the entry has no separator at all.
+local function entry_rank_and_id(entry)
+  local sep = string.find(entry, '|', 1, true)
+  if not sep then
+    return nil, nil
+  end
+  return int(string.sub(entry, 1, sep - 1), nil), string.sub(entry, sep + 1)
+end
+
 -- The later of two pending entries ("rank|id", or false for none): the one of the higher
 -- rank; one whose rank is an integer over one whose rank is not (corrupt); `a` on a tie.
 local function later_entry(a, b)
@@ -69,8 +79,8 @@ local function later_entry(a, b)
   if not b then
     return a
   end
-  local rank_a = int(string.match(a, '^([^|]*)|'), nil)
-  local rank_b = int(string.match(b, '^([^|]*)|'), nil)
+  local rank_a = entry_rank_and_id(a)
+  local rank_b = entry_rank_and_id(b)
   if rank_b and (not rank_a or rank_b > rank_a) then
     return b
   end

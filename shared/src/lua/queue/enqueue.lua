@@ -92,9 +92,7 @@ end
 local function supersede(skey, rank, rank_text, id, payload)
   local cur = pending[skey]
   if cur then
-    local sep = string.find(cur, '|', 1, true)
-    local old_rank = sep and int(string.sub(cur, 1, sep - 1), nil)
-    local old_id = sep and string.sub(cur, sep + 1)
+    local old_rank, old_id = entry_rank_and_id(cur)
     if old_rank and old_rank >= rank and old_id ~= '' then
       if old_rank > rank then
         outbox[#outbox + 1] = id .. '|a' .. string.format('%d', old_rank) .. '|r' .. rank_text
@@ -116,7 +114,7 @@ local function supersede(skey, rank, rank_text, id, payload)
       end
       -- Its pending entry is overwritten below.
       if old_rank then
-        outbox[#outbox + 1] = old_id .. '|' .. rank_text .. '|r' .. string.sub(cur, 1, sep - 1)
+        outbox[#outbox + 1] = old_id .. '|' .. rank_text .. '|r' .. string.format('%d', old_rank)
           .. '|' .. payload
       elseif own_payload then
         outbox[#outbox + 1] = old_id .. '|' .. rank_text .. '|' .. own_payload
