@@ -14,8 +14,8 @@ use crate::keys::KeySpace;
 use crate::queue::{JobChange, JobId, Queue};
 use crate::stores::Stores;
 
-/// The longest job id accepted (the queue makes 16 letters and digits; earlier versions
-/// made 32 hex digits).
+/// The longest job id accepted (the queue makes 12 letters and digits; earlier versions
+/// made 16, or 32 hex digits).
 const MAX_ID_CHARS: usize = 64;
 
 /// What `queues show|delete|promote` does to one job.

@@ -3,20 +3,21 @@
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
-/// A job's id, unique within a queue: 16 random letters and digits (about 95 bits).
+/// A job's id, unique within a queue: 12 random letters and digits (about 71 bits).
 ///
 /// An id is stored three times per waiting job (its hash's key, its ready-list entry, its
 /// login's pending entry), so at a million queued jobs every character costs Redis about
-/// 3 MB; 95 random bits keep the odds of two ids ever meeting negligible (about 1 in
-/// 10^16 for a million jobs at once). Ids of earlier versions (32 hex digits) still work:
-/// nothing reads an id's shape. Letters and digits only, so an id never reads as a
-/// command-line option or needs escaping in a URL.
+/// 3 MB. 71 random bits keep the odds of two ids ever meeting negligible: about 1 in 6
+/// billion for a million jobs at once, and as small for a new id meeting one that a
+/// million logins' pending entries still name. Ids of earlier versions (16 letters and
+/// digits, or 32 hex digits) still work: nothing reads an id's shape. Letters and digits
+/// only, so an id never reads as a command-line option or needs escaping in a URL.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct JobId(String);
 
 impl JobId {
     /// The length of a generated id.
-    pub const LEN: usize = 16;
+    pub const LEN: usize = 12;
 
     /// A fresh random id.
     pub fn generate() -> Self {
