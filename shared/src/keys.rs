@@ -185,8 +185,15 @@ impl KeySpace {
         self.registry_bucket(bucket, "logins:active")
     }
 
-    /// Registry: the SET of every known LoginId of one bucket, active or not.
-    pub fn logins_all(&self, bucket: u16) -> String {
+    /// Registry: the SET of inactive LoginIds of one bucket. Every registered login is in
+    /// exactly one of its bucket's two SETs, active or inactive.
+    pub fn logins_inactive(&self, bucket: u16) -> String {
+        self.registry_bucket(bucket, "logins:inactive")
+    }
+
+    /// Registry, the layout before the inactive SETs: one bucket's SET of every LoginId,
+    /// active or not. Read only to migrate it (see [`crate::layout`]).
+    pub fn legacy_logins_all_bucket(&self, bucket: u16) -> String {
         self.registry_bucket(bucket, "logins:all")
     }
 
@@ -435,7 +442,11 @@ mod tests {
     fn registry_sets_are_hash_tagged_per_bucket() {
         let keys = KeySpace::new("t1");
         assert_eq!(keys.logins_active(3), "{t1:registry:3}:logins:active");
-        assert_eq!(keys.logins_all(15), "{t1:registry:15}:logins:all");
+        assert_eq!(keys.logins_inactive(15), "{t1:registry:15}:logins:inactive");
+        assert_eq!(
+            keys.legacy_logins_all_bucket(15),
+            "{t1:registry:15}:logins:all"
+        );
         assert_eq!(keys.legacy_logins_active(), "t1:logins:active");
     }
 

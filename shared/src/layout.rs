@@ -8,16 +8,22 @@
 //! Changing it needs an empty namespace (a new `REFRESH_NAMESPACE`, with the logins
 //! imported again).
 //!
+//! A bucket holds each login in one of two SETs, `active` or `inactive`. Registries written
+//! before the inactive SETs kept an `all` SET per bucket beside the active one, two
+//! memberships per login (88 bytes each at a million logins); [`prepare`] files every
+//! member of a bucket's `all` that is not in its `active` as inactive and deletes `all`,
+//! one atomic script per bucket (`split_all.lua`).
+//!
 //! Registries written before buckets existed keep their logins in one `ns:logins:all` and
 //! one `ns:logins:active` SET, and their unconfirmed Flinks changes in one
 //! `ns:logins:flinks_unconfirmed` ZSET. [`prepare`] moves them into the buckets: every id
-//! into its bucket's `all` SET; into its `active` SET only when the login's hash still says
-//! active (the hash is the truth, so a login deactivated by a newer process meanwhile is
-//! not revived); every unconfirmed change with its stamp, unless the bucket already holds a
-//! newer one; then the old keys are removed. Every step is idempotent, so a process that
-//! stops half-way leaves the old SETs in place and the next start finishes the move. A
-//! process of the previous version still running in a rolling upgrade writes the old SETs
-//! again: the next start of any process moves those logins too.
+//! into its bucket's `active` or `inactive` SET as the login's hash says (the hash is the
+//! truth, so a login deactivated by a newer process meanwhile is not revived); every
+//! unconfirmed change with its stamp, unless the bucket already holds a newer one; then the
+//! old keys are removed. Every step is idempotent, so a process that stops half-way leaves
+//! the old SETs in place and the next start finishes the move. A process of an earlier
+//! version still running in a rolling upgrade writes the old SETs again: the next start of
+//! any process moves those logins too.
 //!
 //! `LEDGER_BUCKETS` does the same for the ledger ([`KeySpace::ledger_bucket_of`]), stored
 //! in field `ledger_buckets`. A deployment whose data predates ledger buckets (a layout
@@ -27,8 +33,16 @@
 //! What it does not do: re-bucket data to another count, or migrate keys outside the
 //! registry's SETs.
 
+use std::sync::LazyLock;
+
+use redis::Script;
+
 use crate::keys::KeySpace;
 use crate::redis_conn::RedisConn;
+use crate::registry::{file_in_sets, load_sets_script};
+
+static SPLIT_ALL: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/registry/split_all.lua")));
 
 /// The field of the layout HASH holding the bucket count.
 pub const KEY_BUCKETS_FIELD: &str = "key_buckets";
@@ -82,13 +96,47 @@ pub enum LayoutError {
 pub struct Prepared {
     /// Logins moved from the pre-bucket `all` SET (0 when there were none).
     pub migrated_logins: u64,
+    /// Logins filed as inactive from the buckets' `all` SETs (0 when there were none).
+    pub split_inactive: u64,
 }
 
 /// Checks that `keys`' bucket count is the deployment's (storing it on first use), then
-/// moves a pre-bucket registry into the buckets. Every process calls it once before
-/// touching the registry.
+/// moves a pre-bucket registry into the buckets and the buckets' `all` SETs into inactive
+/// ones. Every process calls it once before touching the registry.
 pub async fn prepare(conn: &RedisConn, keys: &KeySpace) -> Result<Prepared, LayoutError> {
     check_buckets(conn, keys).await?;
+    let mut prepared = move_pre_bucket(conn, keys).await?;
+    prepared.split_inactive = split_all(conn, keys).await?;
+    Ok(prepared)
+}
+
+/// Files the members of every bucket's `all` SET that are not active as inactive, and
+/// deletes `all` (see `split_all.lua`): one pipelined round trip of a script per bucket.
+async fn split_all(conn: &RedisConn, keys: &KeySpace) -> Result<u64, LayoutError> {
+    let mut conn = conn.clone();
+    SPLIT_ALL.prepare_invoke().load_async(&mut conn).await?;
+    let mut pipe = redis::pipe();
+    for bucket in keys.all_buckets() {
+        pipe.cmd("EVALSHA")
+            .arg(SPLIT_ALL.get_hash())
+            .arg(3)
+            .arg(keys.legacy_logins_all_bucket(bucket))
+            .arg(keys.logins_active(bucket))
+            .arg(keys.logins_inactive(bucket));
+    }
+    let filed: Vec<u64> = pipe.query_async(&mut conn).await?;
+    let filed = filed.iter().sum();
+    if filed > 0 {
+        tracing::info!(
+            logins = filed,
+            "key layout: inactive logins filed in the buckets' inactive SETs"
+        );
+    }
+    Ok(filed)
+}
+
+/// Moves a registry written before buckets into them.
+async fn move_pre_bucket(conn: &RedisConn, keys: &KeySpace) -> Result<Prepared, LayoutError> {
     let mut conn = conn.clone();
     let mut prepared = Prepared::default();
     let (all, active, unconfirmed) = (
@@ -259,18 +307,17 @@ async fn move_set(
             let () = pipe.query_async(conn).await?;
         } else {
             moved += ids.len() as u64;
-            let ids = match target {
-                Target::Active => still_active(conn, keys, ids).await?,
-                _ => ids,
-            };
+            let flags = active_flags(conn, keys, &ids).await?;
+            // The old active SET may still hold a login deactivated since: only the old
+            // `all` SET files logins as inactive.
+            let logins = ids
+                .iter()
+                .zip(flags)
+                .filter(|(_, active)| *active || matches!(target, Target::All))
+                .map(|(id, active)| (id.as_str(), active));
+            load_sets_script(conn).await?;
             let mut pipe = redis::pipe();
-            for (bucket, ids) in keys.by_bucket(&ids, |id| id) {
-                let key = match target {
-                    Target::Active => keys.logins_active(bucket),
-                    _ => keys.logins_all(bucket),
-                };
-                pipe.sadd(key, ids).ignore();
-            }
+            file_in_sets(&mut pipe, keys, logins);
             let () = pipe.query_async(conn).await?;
         }
         if next == 0 {
@@ -280,24 +327,22 @@ async fn move_set(
     }
 }
 
-/// The ids of `ids` whose login hash says active.
-async fn still_active(
+/// Whether each of `ids`' login hash says active.
+async fn active_flags(
     conn: &mut RedisConn,
     keys: &KeySpace,
-    ids: Vec<String>,
-) -> Result<Vec<String>, LayoutError> {
+    ids: &[String],
+) -> Result<Vec<bool>, LayoutError> {
     if ids.is_empty() {
-        return Ok(ids);
+        return Ok(Vec::new());
     }
     let mut pipe = redis::pipe();
-    for id in &ids {
+    for id in ids {
         pipe.hget(keys.login(id), "active");
     }
     let flags: Vec<Option<String>> = pipe.query_async(conn).await?;
-    Ok(ids
-        .into_iter()
-        .zip(flags)
-        .filter(|(_, flag)| flag.as_deref() == Some("1"))
-        .map(|(id, _)| id)
+    Ok(flags
+        .iter()
+        .map(|flag| flag.as_deref() == Some("1"))
         .collect())
 }

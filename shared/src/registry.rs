@@ -3,11 +3,12 @@
 //!
 //! Layout (see [`KeySpace`]): a HASH per login (`ns:login:{id}`), a capped LIST of the last
 //! [`HISTORY_LEN`] outcomes per login (JSON [`LedgerOutcome`], newest first), and per key
-//! bucket ([`KeySpace::bucket_of`]) a SET of active ids and a SET of all ids, so that on a
-//! Redis Cluster the sets of a million logins spread over the shards. The routine pages
-//! through the active SETs bucket after bucket with `SSCAN` ([`Registry::scan_active`]);
-//! `SSCAN` may return an id twice while Redis rehashes, so consumers dedupe (the routine
-//! does, with its enqueue dedupe key).
+//! bucket ([`KeySpace::bucket_of`]) a SET of active ids and a SET of inactive ids, each
+//! login in exactly one of them (`registry_sets.lua`), so that on a Redis Cluster the sets
+//! of a million logins spread over the shards, and a login costs one SET membership. The
+//! routine pages through the active SETs bucket after bucket with `SSCAN`
+//! ([`Registry::scan_active`]); `SSCAN` may return an id twice while Redis rehashes, so
+//! consumers dedupe (the routine does, with its enqueue dedupe key).
 //!
 //! Imports are upserts, pipelined in batches of [`BATCH_SIZE`]: a million logins take
 //! seconds. CSV parsing and validation live in [`crate::import`], not here.
@@ -42,6 +43,14 @@ static OUTCOME: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/registry/registry_outcome.lua")));
 static HISTORY: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/registry/registry_history.lua")));
+static SETS: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/registry/registry_sets.lua")));
+
+/// A per-bucket key of the registry ([`KeySpace::logins_active`], ...).
+pub(crate) type BucketKey = fn(&KeySpace, u16) -> String;
+
+/// The SETs that together hold every registered login, each once.
+pub(crate) const REGISTERED: [BucketKey; 2] = [KeySpace::logins_active, KeySpace::logins_inactive];
 
 /// Logins written per pipeline.
 pub const BATCH_SIZE: usize = 1_000;
@@ -205,34 +214,73 @@ pub struct Registry {
     scheduled: ScheduledRefresh,
 }
 
-/// One `SSCAN` (or `ZSCAN`: `command`) page of a SET kept per key bucket (`set` names a
-/// bucket's key), walking the buckets in order; a `ZSCAN` page is member, score pairs. The cursor spans every bucket: `inner * buckets + bucket`, where
-/// `inner` is Redis' cursor within that bucket (0 starts at bucket 0). Returns the page's
-/// ids and the next cursor, `None` once the last bucket is done. A Redis cursor is below
-/// its table's size, so the product stays far from `u64::MAX`.
+/// One `SSCAN` (or `ZSCAN`: `command`) page of the SETs kept per key bucket that `sets`
+/// names (each a bucket's key), walking every bucket of the first, then of the next; a
+/// `ZSCAN` page is member, score pairs. The cursor spans them all: `inner * n + i`, where
+/// `n` is the count of SETs walked (`sets.len()` times the buckets), `i` the one being
+/// read and `inner` Redis' cursor within it (0 starts at the first). Returns the page's ids
+/// and the next cursor, `None` once the last is done (at once when `sets` is empty). A
+/// Redis cursor is below its table's size, so the product stays far from `u64::MAX`.
 pub(crate) async fn scan_buckets(
     conn: &mut RedisConn,
     keys: &KeySpace,
     command: &str,
-    set: fn(&KeySpace, u16) -> String,
+    sets: &[BucketKey],
     cursor: u64,
     count: usize,
 ) -> Result<(Vec<String>, Option<u64>), redis::RedisError> {
     let buckets = u64::from(keys.buckets());
-    let bucket = cursor % buckets;
+    let n = buckets * sets.len() as u64;
+    if n == 0 {
+        return Ok((Vec::new(), None));
+    }
+    let i = cursor % n;
+    let set = sets[(i / buckets) as usize];
     let (next, ids): (u64, Vec<String>) = redis::cmd(command)
-        .arg(set(keys, bucket as u16))
-        .arg(cursor / buckets)
+        .arg(set(keys, (i % buckets) as u16))
+        .arg(cursor / n)
         .arg("COUNT")
         .arg(count.max(1))
         .query_async(conn)
         .await?;
     let next = if next != 0 {
-        Some(next * buckets + bucket)
+        Some(next * n + i)
     } else {
-        (bucket + 1 < buckets).then_some(bucket + 1)
+        (i + 1 < n).then_some(i + 1)
     };
     Ok((ids, next))
+}
+
+/// Loads `registry_sets.lua`, which [`file_in_sets`] calls by its hash.
+pub(crate) async fn load_sets_script(conn: &mut RedisConn) -> Result<(), redis::RedisError> {
+    SETS.prepare_invoke().load_async(conn).await.map(|_| ())
+}
+
+/// Adds to `pipe` what files each of `logins` (LoginId, active) in its bucket's active or
+/// inactive SET, taking it out of the other: one `registry_sets.lua` call per bucket, each
+/// atomic. The script must be loaded ([`load_sets_script`]).
+pub(crate) fn file_in_sets<'a>(
+    pipe: &mut redis::Pipeline,
+    keys: &KeySpace,
+    logins: impl IntoIterator<Item = (&'a str, bool)>,
+) {
+    for (bucket, logins) in keys.by_bucket(logins, |(id, _)| id) {
+        let (active, inactive): (Vec<_>, Vec<_>) = logins.iter().partition(|(_, a)| *a);
+        pipe.cmd("EVALSHA")
+            .arg(SETS.get_hash())
+            .arg(2)
+            .arg(keys.logins_active(bucket))
+            .arg(keys.logins_inactive(bucket))
+            .arg(active.len())
+            .arg(
+                active
+                    .iter()
+                    .chain(&inactive)
+                    .map(|(id, _)| *id)
+                    .collect::<Vec<_>>(),
+            )
+            .ignore();
+    }
 }
 
 /// A time as the registry stores it (`added_at`, `last_success_at`): epoch milliseconds,
@@ -336,9 +384,10 @@ impl Registry {
     }
 
     /// Writes one batch of logins with `registry_write.lua` (active flag, tag and Flinks
-    /// nightly-refresh state of each login in one atomic step), then the active / all
-    /// sets. Returns the count of new logins and the Flinks changes now `pending`, which
-    /// the caller still has to publish; if it never does, the sweeper will.
+    /// nightly-refresh state of each login in one atomic step), then files each in its
+    /// bucket's active or inactive SET (`registry_sets.lua`). Returns the count of new
+    /// logins and the Flinks changes now `pending`, which the caller still has to publish;
+    /// if it never does, the sweeper will.
     pub async fn write_batch_only(
         &self,
         batch: &[LoginRecordInput],
@@ -379,24 +428,12 @@ impl Registry {
                     .arg(record.priority.map_or(String::new(), |p| p.to_string()));
             }
         }
-        let (mut active, mut inactive) = (Vec::new(), Vec::new());
-        for record in batch {
-            if record.active {
-                active.push(record.login_id.as_str());
-            } else {
-                inactive.push(record.login_id.as_str());
-            }
-        }
-        let all: Vec<&str> = batch.iter().map(|r| r.login_id.as_str()).collect();
-        for (bucket, ids) in self.keys.by_bucket(all, |id| id) {
-            pipe.sadd(self.keys.logins_all(bucket), ids).ignore();
-        }
-        for (bucket, ids) in self.keys.by_bucket(active, |id| id) {
-            pipe.sadd(self.keys.logins_active(bucket), ids).ignore();
-        }
-        for (bucket, ids) in self.keys.by_bucket(inactive, |id| id) {
-            pipe.srem(self.keys.logins_active(bucket), ids).ignore();
-        }
+        load_sets_script(&mut conn).await?;
+        file_in_sets(
+            &mut pipe,
+            &self.keys,
+            batch.iter().map(|r| (r.login_id.as_str(), r.active)),
+        );
         let written: Vec<Vec<(u64, u64)>> = pipe.query_async(&mut conn).await?;
         let written = written.concat();
         if written.len() != batch.len() {
@@ -513,15 +550,16 @@ impl Registry {
         count: usize,
     ) -> Result<LoginPage, RegistryError> {
         let mut conn = self.conn.clone();
-        let set = match filter {
-            LoginFilter::Active => KeySpace::logins_active,
-            LoginFilter::Inactive | LoginFilter::All => KeySpace::logins_all,
+        let sets: &[BucketKey] = match filter {
+            LoginFilter::Active => &[KeySpace::logins_active],
+            LoginFilter::Inactive => &[KeySpace::logins_inactive],
+            LoginFilter::All => &REGISTERED,
             LoginFilter::FlinksUnconfirmed => {
                 let (ids, next) = self.scheduled.list_unconfirmed(cursor, count).await?;
                 return self.summaries(ids, filter, next).await;
             }
         };
-        let (raw, next) = scan_buckets(&mut conn, &self.keys, "SSCAN", set, cursor, count).await?;
+        let (raw, next) = scan_buckets(&mut conn, &self.keys, "SSCAN", sets, cursor, count).await?;
         let ids: Vec<LoginId> = raw.iter().filter_map(|s| LoginId::parse(s).ok()).collect();
         self.summaries(ids, filter, next).await
     }
@@ -594,7 +632,7 @@ impl Registry {
                 &mut conn,
                 &self.keys,
                 "SSCAN",
-                KeySpace::logins_all,
+                &REGISTERED,
                 cursor,
                 BATCH_SIZE,
             )
@@ -625,7 +663,7 @@ impl Registry {
                     &mut conn,
                     &self.keys,
                     "SSCAN",
-                    KeySpace::logins_active,
+                    &[KeySpace::logins_active],
                     cursor,
                     batch,
                 )
@@ -670,13 +708,11 @@ impl Registry {
 
     /// Number of inactive logins.
     pub async fn count_inactive(&self) -> Result<u64, RegistryError> {
-        let all = self.count_sets(KeySpace::logins_all).await?;
-        let active = self.count_sets(KeySpace::logins_active).await?;
-        Ok(all.saturating_sub(active))
+        self.count_sets(KeySpace::logins_inactive).await
     }
 
     /// The members of every bucket's SET `set`, summed (one pipelined round trip).
-    async fn count_sets(&self, set: fn(&KeySpace, u16) -> String) -> Result<u64, RegistryError> {
+    async fn count_sets(&self, set: BucketKey) -> Result<u64, RegistryError> {
         let mut pipe = redis::pipe();
         for bucket in self.keys.all_buckets() {
             pipe.scard(set(&self.keys, bucket));
@@ -697,13 +733,13 @@ impl Registry {
             priority: None,
         };
         let mut conn = self.conn.clone();
-        let known: bool = conn
-            .sismember(
-                self.keys.logins_all(self.keys.bucket_of(login.as_str())),
-                login.as_str(),
-            )
+        let bucket = self.keys.bucket_of(login.as_str());
+        let (active, inactive): (bool, bool) = redis::pipe()
+            .sismember(self.keys.logins_active(bucket), login.as_str())
+            .sismember(self.keys.logins_inactive(bucket), login.as_str())
+            .query_async(&mut conn)
             .await?;
-        if !known {
+        if !(active || inactive) {
             return Ok(false);
         }
         self.write_batch(std::slice::from_ref(&record), new_stamp(0))

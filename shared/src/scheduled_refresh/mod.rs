@@ -370,7 +370,7 @@ impl ScheduledRefresh {
                 &mut conn,
                 &self.keys,
                 "SSCAN",
-                KeySpace::logins_all,
+                &crate::registry::REGISTERED,
                 cursor,
                 PAGE,
             )
@@ -448,7 +448,7 @@ impl ScheduledRefresh {
             &mut conn,
             &self.keys,
             "ZSCAN",
-            KeySpace::logins_flinks_unconfirmed,
+            &[KeySpace::logins_flinks_unconfirmed],
             cursor,
             count,
         )

@@ -145,7 +145,7 @@ async fn a_pre_bucket_registry_moves_into_the_buckets_once_and_keeps_the_hash_fl
     // its hash was deactivated since.
     let mut conn = t.conn.clone();
     for bucket in t.keys.all_buckets() {
-        let () = conn.unlink(t.keys.logins_all(bucket)).await.unwrap();
+        let () = conn.unlink(t.keys.logins_inactive(bucket)).await.unwrap();
         let () = conn.unlink(t.keys.logins_active(bucket)).await.unwrap();
         let () = conn
             .unlink(t.keys.logins_flinks_unconfirmed(bucket))
@@ -195,5 +195,74 @@ async fn a_pre_bucket_registry_moves_into_the_buckets_once_and_keeps_the_hash_fl
         .await
         .unwrap();
     assert_eq!(exists, (false, false, false));
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_bucket_all_set_is_split_into_the_inactive_set_once_losing_no_login() {
+    let t = TestRedis::new("layout-split").await;
+    let registry = Registry::new(t.conn.clone(), &t.keys);
+    let records: Vec<_> = (0..60)
+        .map(|n| LoginRecordInput {
+            login_id: login(n),
+            active: n % 4 != 0,
+            tag: None,
+            priority: None,
+        })
+        .collect();
+    registry.upsert_many(&records).await.unwrap();
+    // The layout before the inactive SETs: every login of a bucket in its `all` SET, the
+    // active ones in its `active` SET too, no inactive SET. Login 100 was written since by
+    // a process of the new layout: inactive, and in no `all` SET.
+    let mut conn = t.conn.clone();
+    for bucket in t.keys.all_buckets() {
+        let all = t.keys.legacy_logins_all_bucket(bucket);
+        let inactive = t.keys.logins_inactive(bucket);
+        let () = redis::cmd("SUNIONSTORE")
+            .arg(&all)
+            .arg(t.keys.logins_active(bucket))
+            .arg(&inactive)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let () = conn.unlink(&inactive).await.unwrap();
+    }
+    registry
+        .upsert_many(&[LoginRecordInput {
+            login_id: login(100),
+            active: false,
+            tag: None,
+            priority: None,
+        }])
+        .await
+        .unwrap();
+
+    let first = layout::prepare(&t.conn, &t.keys).await.unwrap();
+    let again = layout::prepare(&t.conn, &t.keys).await.unwrap();
+
+    assert_eq!((first.split_inactive, again.split_inactive), (15, 0));
+    assert_eq!(registry.count_active().await.unwrap(), 45);
+    assert_eq!(registry.count_inactive().await.unwrap(), 16);
+    let mut listed = Vec::new();
+    let mut cursor = Some(0);
+    while let Some(at) = cursor {
+        let page = registry
+            .list(shared::registry::LoginFilter::Inactive, at, 100)
+            .await
+            .unwrap();
+        listed.extend(page.logins.into_iter().map(|l| l.login_id));
+        cursor = page.next_cursor;
+    }
+    listed.sort();
+    let mut expected: Vec<LoginId> = (0..60).filter(|n| n % 4 == 0).map(login).collect();
+    expected.push(login(100));
+    assert_eq!(listed, expected);
+    for bucket in t.keys.all_buckets() {
+        let exists: bool = conn
+            .exists(t.keys.legacy_logins_all_bucket(bucket))
+            .await
+            .unwrap();
+        assert!(!exists, "bucket {bucket} still has its all SET");
+    }
     t.cleanup().await;
 }

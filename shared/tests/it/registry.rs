@@ -133,7 +133,7 @@ async fn a_new_active_login_stores_only_what_is_not_implied_and_reads_back_whole
         .sadd(
             redis
                 .keys
-                .logins_all(redis.keys.bucket_of(login(2).as_str())),
+                .logins_active(redis.keys.bucket_of(login(2).as_str())),
             login(2).as_str(),
         )
         .await
@@ -214,6 +214,47 @@ async fn list_and_scan_active_page_through_exactly_the_matching_logins() {
 }
 
 #[tokio::test]
+async fn a_login_is_in_exactly_one_of_its_buckets_sets_through_every_change() {
+    let redis = TestRedis::new("registry-one-set").await;
+    let registry = Registry::new(redis.conn.clone(), &redis.keys);
+    let mut conn = redis.conn.clone();
+    let sets_of = |n: u32| {
+        let bucket = redis.keys.bucket_of(login(n).as_str());
+        let mut pipe = redis::pipe();
+        pipe.sismember(redis.keys.logins_active(bucket), login(n).as_str())
+            .sismember(redis.keys.logins_inactive(bucket), login(n).as_str());
+        pipe
+    };
+    registry
+        .upsert_many(&[record(1, true), record(2, false)])
+        .await
+        .unwrap();
+    let found: ((bool, bool), (bool, bool)) = (
+        sets_of(1).query_async(&mut conn).await.unwrap(),
+        sets_of(2).query_async(&mut conn).await.unwrap(),
+    );
+    assert_eq!(found, ((true, false), (false, true)));
+
+    assert!(registry.set_active(&login(1), false).await.unwrap());
+    assert!(registry.set_active(&login(2), true).await.unwrap());
+    let found: ((bool, bool), (bool, bool)) = (
+        sets_of(1).query_async(&mut conn).await.unwrap(),
+        sets_of(2).query_async(&mut conn).await.unwrap(),
+    );
+    assert_eq!(found, ((false, true), (true, false)));
+    // Imported again as it already is: still once.
+    registry.upsert_many(&[record(1, false)]).await.unwrap();
+    let found: (bool, bool) = sets_of(1).query_async(&mut conn).await.unwrap();
+    assert_eq!(found, (false, true));
+    assert_eq!(registry.count_active().await.unwrap(), 1);
+    assert_eq!(registry.count_inactive().await.unwrap(), 1);
+    // An unknown login is known to neither SET, and is not written.
+    assert!(!registry.set_active(&login(3), true).await.unwrap());
+    assert!(registry.get(&login(3)).await.unwrap().is_none());
+    redis.cleanup().await;
+}
+
+#[tokio::test]
 async fn logins_spread_over_buckets_and_read_back_as_with_one_bucket() {
     let one = TestRedis::new("registry-one-bucket").await;
     let one = TestRedis {
@@ -234,8 +275,13 @@ async fn logins_spread_over_buckets_and_read_back_as_with_one_bucket() {
     let mut conn = many.conn.clone();
     let mut used = 0;
     for bucket in many.keys.all_buckets() {
-        let n: u64 = conn.scard(many.keys.logins_all(bucket)).await.unwrap();
-        used += u32::from(n > 0);
+        let (active, inactive): (u64, u64) = redis::pipe()
+            .scard(many.keys.logins_active(bucket))
+            .scard(many.keys.logins_inactive(bucket))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        used += u32::from(active + inactive > 0);
     }
     let buckets = u32::from(many.keys.buckets());
     assert!(
