@@ -11,8 +11,8 @@
 //! A bucket holds each login in one of two SETs, `active` or `inactive`. Registries written
 //! before the inactive SETs kept an `all` SET per bucket beside the active one, two
 //! memberships per login (88 bytes each at a million logins); [`prepare`] files every
-//! member of a bucket's `all` that is not in its `active` as inactive and deletes `all`,
-//! one atomic script per bucket (`split_all.lua`).
+//! member of a bucket's `all` by whether its `active` SET holds it (into the inactive SET
+//! or out of it) and deletes `all`, one atomic script per bucket (`split_all.lua`).
 //!
 //! Registries written before buckets existed keep their logins in one `ns:logins:all` and
 //! one `ns:logins:active` SET, and their unconfirmed Flinks changes in one

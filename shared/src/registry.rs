@@ -215,10 +215,13 @@ pub struct Registry {
 }
 
 /// One `SSCAN` (or `ZSCAN`: `command`) page of the SETs kept per key bucket that `sets`
-/// names (each a bucket's key), walking every bucket of the first, then of the next; a
-/// `ZSCAN` page is member, score pairs. The cursor spans them all: `inner * n + i`, where
-/// `n` is the count of SETs walked (`sets.len()` times the buckets), `i` the one being
-/// read and `inner` Redis' cursor within it (0 starts at the first). Returns the page's ids
+/// names (each a bucket's key), walking the buckets in order and, within a bucket, its SETs
+/// in the order given (so a login moved between a bucket's active and inactive SETs while
+/// a walk passes is missed only if it moves within that bucket's turn); a `ZSCAN` page is
+/// member, score pairs. The cursor spans them all: `inner * n + i`, where `n` is the count
+/// of SETs walked (`sets.len()` times the buckets), `i` the one being read (bucket
+/// `i / sets.len()`, SET `i % sets.len()`) and `inner` Redis' cursor within it (0 starts at
+/// the first). Returns the page's ids
 /// and the next cursor, `None` once the last is done (at once when `sets` is empty). A
 /// Redis cursor is below its table's size, so the product stays far from `u64::MAX`.
 pub(crate) async fn scan_buckets(
@@ -235,9 +238,10 @@ pub(crate) async fn scan_buckets(
         return Ok((Vec::new(), None));
     }
     let i = cursor % n;
-    let set = sets[(i / buckets) as usize];
+    let per_bucket = sets.len() as u64;
+    let set = sets[(i % per_bucket) as usize];
     let (next, ids): (u64, Vec<String>) = redis::cmd(command)
-        .arg(set(keys, (i % buckets) as u16))
+        .arg(set(keys, (i / per_bucket) as u16))
         .arg(cursor / n)
         .arg("COUNT")
         .arg(count.max(1))

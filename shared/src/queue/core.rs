@@ -471,7 +471,8 @@ impl<T: DeserializeOwned> Queue<T> {
 /// rank for a job superseded on arrival; earlier versions wrote "id|<by rank>|payload"
 /// (`a` alike) and "id|payload", each with the job's own payload. No JSON value starts with
 /// `r`, so a rank marker is never mistaken for a payload; an "id|payload" entry is told
-/// from the others by its payload's `{`, so it must be a JSON object (the routine's are).
+/// from the others by its payload's `{`, so it must be a JSON object (the routine's were,
+/// in the versions that wrote that form).
 fn decode_superseded<T: DeserializeOwned>(entry: &str) -> Option<Superseded<T>> {
     let (id, rest) = entry.split_once('|')?;
     let (by_rank, on_arrival, rest) = match rest.split_once('|') {
