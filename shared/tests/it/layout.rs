@@ -6,9 +6,9 @@ use redis::AsyncCommands;
 use shared::domain::LoginId;
 use shared::keys::DEFAULT_KEY_BUCKETS;
 use shared::layout::{self, LayoutError};
-use shared::registry::{LoginRecordInput, Registry};
+use shared::registry::Registry;
 
-use crate::support::TestRedis;
+use crate::support::{record, TestRedis};
 
 fn login(n: u32) -> LoginId {
     LoginId::parse(&format!("00000000-0000-4000-8000-{n:012}")).unwrap()
@@ -131,14 +131,7 @@ async fn a_pre_bucket_registry_moves_into_the_buckets_once_and_keeps_the_hash_fl
     let mut t = TestRedis::new("layout-migrate").await;
     t.keys = t.keys.clone().with_ledger_buckets(NonZeroU16::MIN);
     let registry = Registry::new(t.conn.clone(), &t.keys);
-    let records: Vec<_> = (0..50)
-        .map(|n| LoginRecordInput {
-            login_id: login(n),
-            active: n % 5 != 0,
-            tag: None,
-            priority: None,
-        })
-        .collect();
+    let records: Vec<_> = (0..50).map(|n| record(n, n % 5 != 0)).collect();
     registry.upsert_many(&records).await.unwrap();
     // The layout before buckets: the same logins in one `all` and one `active` SET, one
     // unconfirmed change in the old index. Login 1 is still in the old active SET although
@@ -202,14 +195,7 @@ async fn a_pre_bucket_registry_moves_into_the_buckets_once_and_keeps_the_hash_fl
 async fn a_bucket_all_set_is_split_into_the_inactive_set_once_losing_no_login() {
     let t = TestRedis::new("layout-split").await;
     let registry = Registry::new(t.conn.clone(), &t.keys);
-    let records: Vec<_> = (0..60)
-        .map(|n| LoginRecordInput {
-            login_id: login(n),
-            active: n % 4 != 0,
-            tag: None,
-            priority: None,
-        })
-        .collect();
+    let records: Vec<_> = (0..60).map(|n| record(n, n % 4 != 0)).collect();
     registry.upsert_many(&records).await.unwrap();
     // The layout before the inactive SETs: every login of a bucket in its `all` SET, the
     // active ones in its `active` SET too, no inactive SET. Login 100 was written since by
@@ -227,15 +213,7 @@ async fn a_bucket_all_set_is_split_into_the_inactive_set_once_losing_no_login() 
             .unwrap();
         let () = conn.unlink(&inactive).await.unwrap();
     }
-    registry
-        .upsert_many(&[LoginRecordInput {
-            login_id: login(100),
-            active: false,
-            tag: None,
-            priority: None,
-        }])
-        .await
-        .unwrap();
+    registry.upsert_many(&[record(100, false)]).await.unwrap();
     // Login 1 (active) still has an inactive entry, as after going back to an earlier
     // version that activated it again: the split takes it out.
     let () = conn

@@ -11,19 +11,10 @@ use shared::ledger::LedgerOutcome;
 use shared::registry::{LoginFilter, LoginRecordInput, Registry, HISTORY_LEN};
 use shared::scheduled_refresh::ScheduledRefreshState;
 
-use crate::support::TestRedis;
+use crate::support::{record, TestRedis};
 
 fn login(n: u32) -> LoginId {
     LoginId::parse(&format!("00000000-0000-4000-8000-{n:012}")).unwrap()
-}
-
-fn record(n: u32, active: bool) -> LoginRecordInput {
-    LoginRecordInput {
-        login_id: login(n),
-        active,
-        tag: None,
-        priority: None,
-    }
 }
 
 fn csv_file(text: &str) -> std::path::PathBuf {

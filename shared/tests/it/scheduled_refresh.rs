@@ -6,22 +6,13 @@
 use redis::AsyncCommands;
 use shared::domain::LoginId;
 use shared::jobs::{ScheduledRefreshJob, DEACTIVATION_QUEUE};
-use shared::registry::{LoginFilter, LoginRecordInput, Registry};
+use shared::registry::{LoginFilter, Registry};
 use shared::scheduled_refresh::{Confirmed, ScheduledRefresh, ScheduledRefreshState};
 
-use crate::support::TestRedis;
+use crate::support::{record, TestRedis};
 
 fn login(n: u32) -> LoginId {
     LoginId::parse(&format!("00000000-0000-4000-8000-{n:012}")).unwrap()
-}
-
-fn record(n: u32, active: bool) -> LoginRecordInput {
-    LoginRecordInput {
-        login_id: login(n),
-        active,
-        tag: None,
-        priority: None,
-    }
 }
 
 /// The jobs waiting on the deactivation queue, in order.

@@ -8,6 +8,18 @@ use shared::outcomes::Outcomes;
 use shared::redis_conn::RedisConn;
 use shared::KeySpace;
 
+/// A registry record of the test LoginId numbered `n` (`00000000-0000-4000-8000-<n>`, as
+/// the suites' own `login(n)` make it), without tag or priority.
+pub(crate) fn record(n: u32, active: bool) -> shared::registry::LoginRecordInput {
+    shared::registry::LoginRecordInput {
+        login_id: LoginId::parse(&format!("00000000-0000-4000-8000-{n:012}"))
+            .expect("a valid test LoginId"),
+        active,
+        tag: None,
+        priority: None,
+    }
+}
+
 /// The Redis tests talk to (`REDIS_URL`, default the local one).
 pub(crate) fn redis_url() -> String {
     std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
