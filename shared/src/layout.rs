@@ -110,8 +110,9 @@ pub async fn prepare(conn: &RedisConn, keys: &KeySpace) -> Result<Prepared, Layo
     Ok(prepared)
 }
 
-/// Files the members of every bucket's `all` SET that are not active as inactive, and
-/// deletes `all` (see `split_all.lua`): one pipelined round trip of a script per bucket.
+/// Files every member of each bucket's `all` SET by whether the bucket's active SET holds
+/// it (into the inactive SET or out of it), and deletes `all` (see `split_all.lua`): one
+/// pipelined round trip of a script per bucket. Returns how many it filed as inactive.
 async fn split_all(conn: &RedisConn, keys: &KeySpace) -> Result<u64, LayoutError> {
     let mut conn = conn.clone();
     SPLIT_ALL.prepare_invoke().load_async(&mut conn).await?;
