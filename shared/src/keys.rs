@@ -180,14 +180,27 @@ impl KeySpace {
         format!("{{{}:registry:{}}}:{}", self.namespace, bucket, suffix)
     }
 
-    /// Registry: the SET of active LoginIds of one bucket.
-    pub fn logins_active(&self, bucket: u16) -> String {
+    /// Registry: one shard of a bucket's login index, a HASH of LoginId -> `1` (active) or
+    /// `0` (inactive). See [`crate::login_index`].
+    pub fn login_index_shard(&self, bucket: u16, shard: u32) -> String {
+        self.registry_bucket(bucket, &format!("index:{shard}"))
+    }
+
+    /// Registry: how many logins a bucket's index holds, a HASH with fields `active` and
+    /// `inactive`. See [`crate::login_index`].
+    pub fn login_index_counts(&self, bucket: u16) -> String {
+        self.registry_bucket(bucket, "index:counts")
+    }
+
+    /// Registry, the layout before the login index: the SET of active LoginIds of one
+    /// bucket. Read only to migrate it (see [`crate::layout`]).
+    pub fn legacy_logins_active_bucket(&self, bucket: u16) -> String {
         self.registry_bucket(bucket, "logins:active")
     }
 
-    /// Registry: the SET of inactive LoginIds of one bucket. Every registered login is in
-    /// exactly one of its bucket's two SETs, active or inactive.
-    pub fn logins_inactive(&self, bucket: u16) -> String {
+    /// Registry, the layout before the login index: the SET of inactive LoginIds of one
+    /// bucket. Read only to migrate it (see [`crate::layout`]).
+    pub fn legacy_logins_inactive_bucket(&self, bucket: u16) -> String {
         self.registry_bucket(bucket, "logins:inactive")
     }
 
@@ -441,8 +454,16 @@ mod tests {
     #[test]
     fn registry_sets_are_hash_tagged_per_bucket() {
         let keys = KeySpace::new("t1");
-        assert_eq!(keys.logins_active(3), "{t1:registry:3}:logins:active");
-        assert_eq!(keys.logins_inactive(15), "{t1:registry:15}:logins:inactive");
+        assert_eq!(keys.login_index_shard(3, 17), "{t1:registry:3}:index:17");
+        assert_eq!(keys.login_index_counts(3), "{t1:registry:3}:index:counts");
+        assert_eq!(
+            keys.legacy_logins_active_bucket(3),
+            "{t1:registry:3}:logins:active"
+        );
+        assert_eq!(
+            keys.legacy_logins_inactive_bucket(15),
+            "{t1:registry:15}:logins:inactive"
+        );
         assert_eq!(
             keys.legacy_logins_all_bucket(15),
             "{t1:registry:15}:logins:all"

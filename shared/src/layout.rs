@@ -8,16 +8,21 @@
 //! Changing it needs an empty namespace (a new `REFRESH_NAMESPACE`, with the logins
 //! imported again).
 //!
-//! A bucket holds each login in one of two SETs, `active` or `inactive`. Registries written
-//! before the inactive SETs kept an `all` SET per bucket beside the active one, two
-//! memberships per login (88 bytes each at a million logins); [`prepare`] files every
-//! member of a bucket's `all` by whether its `active` SET holds it (into the inactive SET
-//! or out of it) and deletes `all`, one atomic script per bucket (`split_all.lua`).
+//! The registry's logins are in the login index ([`crate::login_index`]). Two layouts came
+//! before it, and [`prepare`] moves both into it:
+//! - each bucket kept an `active` and an `inactive` SET, each login in one of them (88
+//!   bytes a login at a million, twice the index's): every member is filed in the index
+//!   under the active flag of its login's hash, then taken out of its SET, a page at a
+//!   time, so a start that stops half-way leaves the rest for the next;
+//! - before that, each bucket kept an `all` SET beside the active one: every member of a
+//!   bucket's `all` is first filed by whether its `active` SET holds it (into the inactive
+//!   SET or out of it) and `all` deleted, one atomic script per bucket (`split_all.lua`),
+//!   and then moved into the index with the rest.
 //!
 //! Registries written before buckets existed keep their logins in one `ns:logins:all` and
 //! one `ns:logins:active` SET, and their unconfirmed Flinks changes in one
 //! `ns:logins:flinks_unconfirmed` ZSET. [`prepare`] moves them into the buckets: every id
-//! into its bucket's `active` or `inactive` SET as the login's hash says (the hash is the
+//! into the login index under the active flag its login's hash holds (the hash is the
 //! truth, so a login deactivated by a newer process meanwhile is not revived); every
 //! unconfirmed change with its stamp, unless the bucket already holds a newer one; then the
 //! old keys are removed. Every step is idempotent, so a process that stops half-way leaves
@@ -31,7 +36,7 @@
 //! its ledger under one tag: its count is 1, whatever the first process that finds it says.
 //!
 //! What it does not do: re-bucket data to another count, or migrate keys outside the
-//! registry's SETs.
+//! registry's index and SETs.
 
 use std::sync::LazyLock;
 
@@ -39,7 +44,7 @@ use redis::Script;
 
 use crate::keys::KeySpace;
 use crate::redis_conn::RedisConn;
-use crate::registry::{file_in_sets, load_sets_script};
+use crate::login_index;
 
 static SPLIT_ALL: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/registry/split_all.lua")));
@@ -98,16 +103,71 @@ pub struct Prepared {
     pub migrated_logins: u64,
     /// Logins filed as inactive from the buckets' `all` SETs (0 when there were none).
     pub split_inactive: u64,
+    /// Logins moved from the buckets' active and inactive SETs into the login index (0
+    /// when there were none).
+    pub indexed: u64,
 }
 
 /// Checks that `keys`' bucket count is the deployment's (storing it on first use), then
-/// moves a pre-bucket registry into the buckets and the buckets' `all` SETs into inactive
-/// ones. Every process calls it once before touching the registry.
+/// moves the registries of earlier layouts into the login index. Every process calls it
+/// once before touching the registry.
 pub async fn prepare(conn: &RedisConn, keys: &KeySpace) -> Result<Prepared, LayoutError> {
     check_buckets(conn, keys).await?;
     let mut prepared = move_pre_bucket(conn, keys).await?;
     prepared.split_inactive = split_all(conn, keys).await?;
+    prepared.indexed = index_sets(conn, keys).await?;
     Ok(prepared)
+}
+
+/// Moves every member of the buckets' active and inactive SETs into the login index, under
+/// the active flag of its login's hash (the truth: a login deactivated meanwhile by a
+/// process of an earlier version stays inactive), a page at a time: a page leaves its SET
+/// only once it is filed, so a stop half-way loses nothing. Returns how many it moved.
+async fn index_sets(conn: &RedisConn, keys: &KeySpace) -> Result<u64, LayoutError> {
+    let mut conn = conn.clone();
+    let sets: Vec<String> = keys
+        .all_buckets()
+        .flat_map(|b| {
+            [
+                keys.legacy_logins_active_bucket(b),
+                keys.legacy_logins_inactive_bucket(b),
+            ]
+        })
+        .collect();
+    let mut pipe = redis::pipe();
+    for set in &sets {
+        pipe.exists(set);
+    }
+    let exists: Vec<bool> = pipe.query_async(&mut conn).await?;
+    let mut moved = 0u64;
+    for (set, _) in sets.iter().zip(exists).filter(|(_, exists)| *exists) {
+        login_index::load_file_script(&mut conn).await?;
+        loop {
+            let ids: Vec<String> = redis::cmd("SRANDMEMBER")
+                .arg(set)
+                .arg(PAGE)
+                .query_async(&mut conn)
+                .await?;
+            if ids.is_empty() {
+                break;
+            }
+            let flags = active_flags(&mut conn, keys, &ids).await?;
+            let mut pipe = redis::pipe();
+            login_index::file(&mut pipe, keys, ids.iter().map(String::as_str).zip(flags));
+            let () = pipe.query_async(&mut conn).await?;
+            // Its own round trip: a pipeline would remove them even if filing failed.
+            let _: u64 = redis::cmd("SREM")
+                .arg(set)
+                .arg(&ids)
+                .query_async(&mut conn)
+                .await?;
+            moved += ids.len() as u64;
+        }
+    }
+    if moved > 0 {
+        tracing::info!(logins = moved, "key layout: logins moved into the login index");
+    }
+    Ok(moved)
 }
 
 /// Files every member of each bucket's `all` SET by whether the bucket's active SET holds
@@ -122,8 +182,8 @@ async fn split_all(conn: &RedisConn, keys: &KeySpace) -> Result<u64, LayoutError
             .arg(SPLIT_ALL.get_hash())
             .arg(3)
             .arg(keys.legacy_logins_all_bucket(bucket))
-            .arg(keys.logins_active(bucket))
-            .arg(keys.logins_inactive(bucket));
+            .arg(keys.legacy_logins_active_bucket(bucket))
+            .arg(keys.legacy_logins_inactive_bucket(bucket));
     }
     let filed: Vec<u64> = pipe.query_async(&mut conn).await?;
     let filed = filed.iter().sum();
@@ -316,9 +376,9 @@ async fn move_set(
                 .zip(flags)
                 .filter(|(_, active)| *active || matches!(target, Target::All))
                 .map(|(id, active)| (id.as_str(), active));
-            load_sets_script(conn).await?;
+            login_index::load_file_script(conn).await?;
             let mut pipe = redis::pipe();
-            file_in_sets(&mut pipe, keys, logins);
+            login_index::file(&mut pipe, keys, logins);
             let () = pipe.query_async(conn).await?;
         }
         if next == 0 {

@@ -54,6 +54,7 @@ pub mod keys;
 pub mod layout;
 pub mod ledger;
 pub mod live;
+pub mod login_index;
 pub mod metrics;
 pub mod ops;
 pub mod ops_http;

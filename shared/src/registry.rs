@@ -2,13 +2,11 @@
 //! state of each (last outcome, last success, Flinks `LastRefresh`, stale, re-auth code).
 //!
 //! Layout (see [`KeySpace`]): a HASH per login (`ns:login:{id}`), a capped LIST of the last
-//! [`HISTORY_LEN`] outcomes per login (JSON [`LedgerOutcome`], newest first), and per key
-//! bucket ([`KeySpace::bucket_of`]) a SET of active ids and a SET of inactive ids, each
-//! login in exactly one of them (`registry_sets.lua`), so that on a Redis Cluster the sets
-//! of a million logins spread over the shards, and a login costs one SET membership. The
-//! routine pages through the active SETs bucket after bucket with `SSCAN`
-//! ([`Registry::scan_active`]); `SSCAN` may return an id twice while Redis rehashes, so
-//! consumers dedupe (the routine does, with its enqueue dedupe key).
+//! [`HISTORY_LEN`] outcomes per login (JSON [`LedgerOutcome`], newest first), and the login
+//! index ([`crate::login_index`]): every registered login as a field of a small HASH of its
+//! key bucket ([`KeySpace::bucket_of`]), flagged active or inactive, so that on a Redis
+//! Cluster the index of a million logins spreads over the shards. The routine walks the
+//! index's active logins ([`Registry::scan_active`]).
 //!
 //! Imports are upserts, pipelined in batches of [`BATCH_SIZE`]: a million logins take
 //! seconds. CSV parsing and validation live in [`crate::import`], not here.
@@ -33,6 +31,7 @@ use crate::domain::{Fingerprint, FlinksCode, LoginId};
 use crate::jobs::ScheduledRefreshJob;
 use crate::keys::KeySpace;
 use crate::ledger::LedgerOutcome;
+use crate::login_index::{self, Which};
 use crate::scheduled_refresh::{
     new_stamp, ScheduledRefresh, ScheduledRefreshError, ScheduledRefreshState,
 };
@@ -43,14 +42,9 @@ static OUTCOME: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/registry/registry_outcome.lua")));
 static HISTORY: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/registry/registry_history.lua")));
-static SETS: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("lua/registry/registry_sets.lua")));
 
-/// A per-bucket key of the registry ([`KeySpace::logins_active`], ...).
+/// A per-bucket key ([`KeySpace::logins_flinks_unconfirmed`], ...).
 pub(crate) type BucketKey = fn(&KeySpace, u16) -> String;
-
-/// The SETs that together hold every registered login, each once.
-pub(crate) const REGISTERED: [BucketKey; 2] = [KeySpace::logins_active, KeySpace::logins_inactive];
 
 /// Logins written per pipeline.
 pub const BATCH_SIZE: usize = 1_000;
@@ -216,9 +210,7 @@ pub struct Registry {
 
 /// One `SSCAN` (or `ZSCAN`: `command`) page of the SETs kept per key bucket that `sets`
 /// names (each a bucket's key), walking the buckets in order and, within a bucket, its SETs
-/// in the order given (so a login moved between a bucket's active and inactive SETs while
-/// a walk passes is missed only if it moves within that bucket's turn); a `ZSCAN` page is
-/// member, score pairs. The cursor spans them all: `inner * n + i`, where `n` is the count
+/// in the order given; a `ZSCAN` page is member, score pairs. The cursor spans them all: `inner * n + i`, where `n` is the count
 /// of SETs walked (`sets.len()` times the buckets), `i` the one being read (bucket
 /// `i / sets.len()`, SET `i % sets.len()`) and `inner` Redis' cursor within it (0 starts at
 /// the first). Returns the page's ids and the next cursor, `None` once the last is done (at
@@ -253,38 +245,6 @@ pub(crate) async fn scan_buckets(
         (i + 1 < n).then_some(i + 1)
     };
     Ok((ids, next))
-}
-
-/// Loads `registry_sets.lua`, which [`file_in_sets`] calls by its hash.
-pub(crate) async fn load_sets_script(conn: &mut RedisConn) -> Result<(), redis::RedisError> {
-    SETS.prepare_invoke().load_async(conn).await.map(|_| ())
-}
-
-/// Adds to `pipe` what files each of `logins` (LoginId, active) in its bucket's active or
-/// inactive SET, taking it out of the other: one `registry_sets.lua` call per bucket, each
-/// atomic. The script must be loaded ([`load_sets_script`]).
-pub(crate) fn file_in_sets<'a>(
-    pipe: &mut redis::Pipeline,
-    keys: &KeySpace,
-    logins: impl IntoIterator<Item = (&'a str, bool)>,
-) {
-    for (bucket, logins) in keys.by_bucket(logins, |(id, _)| id) {
-        let (active, inactive): (Vec<_>, Vec<_>) = logins.iter().partition(|(_, a)| *a);
-        pipe.cmd("EVALSHA")
-            .arg(SETS.get_hash())
-            .arg(2)
-            .arg(keys.logins_active(bucket))
-            .arg(keys.logins_inactive(bucket))
-            .arg(active.len())
-            .arg(
-                active
-                    .iter()
-                    .chain(&inactive)
-                    .map(|(id, _)| *id)
-                    .collect::<Vec<_>>(),
-            )
-            .ignore();
-    }
 }
 
 /// A time as the registry stores it (`added_at`, `last_success_at`): epoch milliseconds,
@@ -432,8 +392,8 @@ impl Registry {
                     .arg(record.priority.map_or(String::new(), |p| p.to_string()));
             }
         }
-        load_sets_script(&mut conn).await?;
-        file_in_sets(
+        login_index::load_file_script(&mut conn).await?;
+        login_index::file(
             &mut pipe,
             &self.keys,
             batch.iter().map(|r| (r.login_id.as_str(), r.active)),
@@ -554,16 +514,16 @@ impl Registry {
         count: usize,
     ) -> Result<LoginPage, RegistryError> {
         let mut conn = self.conn.clone();
-        let sets: &[BucketKey] = match filter {
-            LoginFilter::Active => &[KeySpace::logins_active],
-            LoginFilter::Inactive => &[KeySpace::logins_inactive],
-            LoginFilter::All => &REGISTERED,
+        let which = match filter {
+            LoginFilter::Active => Which::Active,
+            LoginFilter::Inactive => Which::Inactive,
+            LoginFilter::All => Which::All,
             LoginFilter::FlinksUnconfirmed => {
                 let (ids, next) = self.scheduled.list_unconfirmed(cursor, count).await?;
                 return self.summaries(ids, filter, next).await;
             }
         };
-        let (raw, next) = scan_buckets(&mut conn, &self.keys, "SSCAN", sets, cursor, count).await?;
+        let (raw, next) = login_index::page(&mut conn, &self.keys, which, cursor, count).await?;
         let ids: Vec<LoginId> = raw.iter().filter_map(|s| LoginId::parse(s).ok()).collect();
         self.summaries(ids, filter, next).await
     }
@@ -632,15 +592,8 @@ impl Registry {
         let mut cursor = 0u64;
         let mut conn = self.conn.clone();
         loop {
-            let (raw, next) = scan_buckets(
-                &mut conn,
-                &self.keys,
-                "SSCAN",
-                &REGISTERED,
-                cursor,
-                BATCH_SIZE,
-            )
-            .await?;
+            let (raw, next) =
+                login_index::page(&mut conn, &self.keys, Which::All, cursor, BATCH_SIZE).await?;
             found.extend(
                 raw.iter()
                     .filter_map(|s| LoginId::parse(s).ok())
@@ -653,8 +606,7 @@ impl Registry {
         }
     }
 
-    /// The active LoginIds, in pages of about `batch` (for the routine). An id may appear
-    /// twice if Redis rehashes the set meanwhile.
+    /// The active LoginIds, in pages of about `batch` (for the routine), each once.
     pub fn scan_active(&self, batch: usize) -> IdStream<'_> {
         let conn = self.conn.clone();
         Box::pin(futures::stream::try_unfold(
@@ -663,15 +615,9 @@ impl Registry {
                 let Some(cursor) = cursor else {
                     return Ok(None);
                 };
-                let (raw, next) = scan_buckets(
-                    &mut conn,
-                    &self.keys,
-                    "SSCAN",
-                    &[KeySpace::logins_active],
-                    cursor,
-                    batch,
-                )
-                .await?;
+                let (raw, next) =
+                    login_index::page(&mut conn, &self.keys, Which::Active, cursor, batch)
+                        .await?;
                 let ids = raw.iter().filter_map(|s| LoginId::parse(s).ok()).collect();
                 Ok(Some((ids, (conn, next))))
             },
@@ -687,7 +633,7 @@ impl Registry {
         let mut seen = std::collections::HashSet::new();
         let mut pages = self.scan_active(BATCH_SIZE);
         while let Some(ids) = pages.try_next().await? {
-            // SSCAN may repeat an id while Redis rehashes: count each login once.
+            // A login filed again while the walk passes may be read twice: count it once.
             let ids: Vec<LoginId> = ids
                 .into_iter()
                 .filter(|id| seen.insert(id.clone()))
@@ -707,23 +653,14 @@ impl Registry {
 
     /// Number of active logins.
     pub async fn count_active(&self) -> Result<u64, RegistryError> {
-        self.count_sets(KeySpace::logins_active).await
+        let mut conn = self.conn.clone();
+        Ok(login_index::count(&mut conn, &self.keys, true).await?)
     }
 
     /// Number of inactive logins.
     pub async fn count_inactive(&self) -> Result<u64, RegistryError> {
-        self.count_sets(KeySpace::logins_inactive).await
-    }
-
-    /// The members of every bucket's SET `set`, summed (one pipelined round trip).
-    async fn count_sets(&self, set: BucketKey) -> Result<u64, RegistryError> {
-        let mut pipe = redis::pipe();
-        for bucket in self.keys.all_buckets() {
-            pipe.scard(set(&self.keys, bucket));
-        }
         let mut conn = self.conn.clone();
-        let counts: Vec<u64> = pipe.query_async(&mut conn).await?;
-        Ok(counts.iter().sum())
+        Ok(login_index::count(&mut conn, &self.keys, false).await?)
     }
 
     /// Activates or deactivates `login` (its tag kept), queueing the matching
@@ -737,13 +674,7 @@ impl Registry {
             priority: None,
         };
         let mut conn = self.conn.clone();
-        let bucket = self.keys.bucket_of(login.as_str());
-        let (active, inactive): (bool, bool) = redis::pipe()
-            .sismember(self.keys.logins_active(bucket), login.as_str())
-            .sismember(self.keys.logins_inactive(bucket), login.as_str())
-            .query_async(&mut conn)
-            .await?;
-        if !(active || inactive) {
+        if !login_index::contains(&mut conn, &self.keys, login.as_str()).await? {
             return Ok(false);
         }
         self.write_batch(std::slice::from_ref(&record), new_stamp(0))

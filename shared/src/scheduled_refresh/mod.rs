@@ -366,11 +366,10 @@ impl ScheduledRefresh {
         let mut added = 0;
         let mut cursor = 0u64;
         loop {
-            let (ids, next) = crate::registry::scan_buckets(
+            let (ids, next) = crate::login_index::page(
                 &mut conn,
                 &self.keys,
-                "SSCAN",
-                &crate::registry::REGISTERED,
+                crate::login_index::Which::All,
                 cursor,
                 PAGE,
             )

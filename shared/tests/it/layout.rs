@@ -14,6 +14,22 @@ fn login(n: u32) -> LoginId {
     LoginId::parse(&format!("00000000-0000-4000-8000-{n:012}")).unwrap()
 }
 
+/// Deletes the login index that `logins` were filed in, as a registry of an earlier layout
+/// has none.
+async fn drop_index(t: &TestRedis, logins: impl IntoIterator<Item = u32>) {
+    let mut conn = t.conn.clone();
+    for n in logins {
+        let (bucket, shard) = shared::login_index::shard_of(&t.keys, login(n).as_str());
+        let () = conn
+            .unlink(t.keys.login_index_shard(bucket, shard))
+            .await
+            .unwrap();
+    }
+    for bucket in t.keys.all_buckets() {
+        let () = conn.unlink(t.keys.login_index_counts(bucket)).await.unwrap();
+    }
+}
+
 #[tokio::test]
 async fn a_process_with_another_bucket_count_is_refused_naming_the_stored_count() {
     let t = TestRedis::new("layout-count").await;
@@ -137,9 +153,8 @@ async fn a_pre_bucket_registry_moves_into_the_buckets_once_and_keeps_the_hash_fl
     // unconfirmed change in the old index. Login 1 is still in the old active SET although
     // its hash was deactivated since.
     let mut conn = t.conn.clone();
+    drop_index(&t, 0..50).await;
     for bucket in t.keys.all_buckets() {
-        let () = conn.unlink(t.keys.logins_inactive(bucket)).await.unwrap();
-        let () = conn.unlink(t.keys.logins_active(bucket)).await.unwrap();
         let () = conn
             .unlink(t.keys.logins_flinks_unconfirmed(bucket))
             .await
@@ -192,33 +207,43 @@ async fn a_pre_bucket_registry_moves_into_the_buckets_once_and_keeps_the_hash_fl
 }
 
 #[tokio::test]
-async fn a_bucket_all_set_is_split_into_the_inactive_set_once_losing_no_login() {
+async fn a_bucket_all_set_is_split_then_indexed_once_losing_no_login() {
     let t = TestRedis::new("layout-split").await;
     let registry = Registry::new(t.conn.clone(), &t.keys);
     let records: Vec<_> = (0..60).map(|n| record(n, n % 4 != 0)).collect();
     registry.upsert_many(&records).await.unwrap();
     // The layout before the inactive SETs: every login of a bucket in its `all` SET, the
-    // active ones in its `active` SET too, no inactive SET. Login 100 was written since by
-    // a process of the new layout: inactive, and in no `all` SET.
+    // active ones in its `active` SET too, no inactive SET and no index. Login 100 was
+    // written since by a process of the new layout: inactive, in the index only.
     let mut conn = t.conn.clone();
-    for bucket in t.keys.all_buckets() {
-        let all = t.keys.legacy_logins_all_bucket(bucket);
-        let inactive = t.keys.logins_inactive(bucket);
-        let () = redis::cmd("SUNIONSTORE")
-            .arg(&all)
-            .arg(t.keys.logins_active(bucket))
-            .arg(&inactive)
-            .query_async(&mut conn)
+    drop_index(&t, 0..60).await;
+    let ids = |keep: fn(u32) -> bool| -> Vec<String> {
+        (0..60)
+            .filter(|n| keep(*n))
+            .map(|n| login(n).as_str().to_string())
+            .collect()
+    };
+    for id in ids(|_| true) {
+        let bucket = t.keys.bucket_of(&id);
+        let () = conn
+            .sadd(t.keys.legacy_logins_all_bucket(bucket), &id)
             .await
             .unwrap();
-        let () = conn.unlink(&inactive).await.unwrap();
+    }
+    for id in ids(|n| n % 4 != 0) {
+        let bucket = t.keys.bucket_of(&id);
+        let () = conn
+            .sadd(t.keys.legacy_logins_active_bucket(bucket), &id)
+            .await
+            .unwrap();
     }
     registry.upsert_many(&[record(100, false)]).await.unwrap();
     // Login 1 (active) still has an inactive entry, as after going back to an earlier
     // version that activated it again: the split takes it out.
     let () = conn
         .sadd(
-            t.keys.logins_inactive(t.keys.bucket_of(login(1).as_str())),
+            t.keys
+                .legacy_logins_inactive_bucket(t.keys.bucket_of(login(1).as_str())),
             login(1).as_str(),
         )
         .await
@@ -228,6 +253,7 @@ async fn a_bucket_all_set_is_split_into_the_inactive_set_once_losing_no_login() 
     let again = layout::prepare(&t.conn, &t.keys).await.unwrap();
 
     assert_eq!((first.split_inactive, again.split_inactive), (15, 0));
+    assert_eq!((first.indexed, again.indexed), (60, 0));
     assert_eq!(registry.count_active().await.unwrap(), 45);
     assert_eq!(registry.count_inactive().await.unwrap(), 16);
     let mut listed = Vec::new();
@@ -245,11 +271,81 @@ async fn a_bucket_all_set_is_split_into_the_inactive_set_once_losing_no_login() 
     expected.push(login(100));
     assert_eq!(listed, expected);
     for bucket in t.keys.all_buckets() {
-        let exists: bool = conn
-            .exists(t.keys.legacy_logins_all_bucket(bucket))
+        let exists: u64 = redis::cmd("EXISTS")
+            .arg(t.keys.legacy_logins_all_bucket(bucket))
+            .arg(t.keys.legacy_logins_active_bucket(bucket))
+            .arg(t.keys.legacy_logins_inactive_bucket(bucket))
+            .query_async(&mut conn)
             .await
             .unwrap();
-        assert!(!exists, "bucket {bucket} still has its all SET");
+        assert_eq!(exists, 0, "bucket {bucket} still has a SET");
     }
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn bucket_sets_move_into_the_index_under_the_hash_flag_page_by_page() {
+    let t = TestRedis::new("layout-index").await;
+    // More than a page of the move, in one bucket's SETs.
+    let one = t.keys.clone().with_buckets(NonZeroU16::MIN);
+    let t = TestRedis { keys: one, ..t };
+    let registry = Registry::new(t.conn.clone(), &t.keys);
+    let records: Vec<_> = (0..2_500).map(|n| record(n, n % 2 == 0)).collect();
+    registry.upsert_many(&records).await.unwrap();
+    drop_index(&t, 0..2_500).await;
+    // The layout before the index: each login in its bucket's active or inactive SET.
+    // Login 2 is still in the active SET although its hash was deactivated since (the
+    // hash is the truth); login 5 was filed since by a process of the new layout.
+    let mut conn = t.conn.clone();
+    for (active, keep) in [(true, 0), (false, 1)] {
+        let ids: Vec<String> = (0..2_500)
+            .filter(|n| n % 2 == keep && *n != 5)
+            .map(|n| login(n).as_str().to_string())
+            .collect();
+        let set = if active {
+            t.keys.legacy_logins_active_bucket(0)
+        } else {
+            t.keys.legacy_logins_inactive_bucket(0)
+        };
+        let () = conn.sadd(set, ids).await.unwrap();
+    }
+    let () = conn
+        .hset(t.keys.login(login(2).as_str()), "active", "0")
+        .await
+        .unwrap();
+    registry.upsert_many(&[record(5, true)]).await.unwrap();
+
+    let first = layout::prepare(&t.conn, &t.keys).await.unwrap();
+    let again = layout::prepare(&t.conn, &t.keys).await.unwrap();
+
+    assert_eq!((first.indexed, again.indexed), (2_499, 0));
+    assert_eq!(registry.count_active().await.unwrap(), 1_250);
+    assert_eq!(registry.count_inactive().await.unwrap(), 1_250);
+    let status = registry.get(&login(2)).await.unwrap().unwrap();
+    assert!(!status.active);
+    let mut active = Vec::new();
+    let mut cursor = Some(0);
+    while let Some(at) = cursor {
+        let page = registry
+            .list(shared::registry::LoginFilter::Active, at, 500)
+            .await
+            .unwrap();
+        active.extend(page.logins.into_iter().map(|l| l.login_id));
+        cursor = page.next_cursor;
+    }
+    active.sort();
+    let mut expected: Vec<LoginId> = (0..2_500)
+        .filter(|n| (n % 2 == 0 && *n != 2) || *n == 5)
+        .map(login)
+        .collect();
+    expected.sort();
+    assert_eq!(active, expected);
+    let exists: u64 = redis::cmd("EXISTS")
+        .arg(t.keys.legacy_logins_active_bucket(0))
+        .arg(t.keys.legacy_logins_inactive_bucket(0))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(exists, 0);
     t.cleanup().await;
 }

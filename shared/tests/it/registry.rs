@@ -120,15 +120,6 @@ async fn a_new_active_login_stores_only_what_is_not_implied_and_reads_back_whole
         )
         .await
         .unwrap();
-    let () = conn
-        .sadd(
-            redis
-                .keys
-                .logins_active(redis.keys.bucket_of(login(2).as_str())),
-            login(2).as_str(),
-        )
-        .await
-        .unwrap();
     let before = Utc::now();
 
     registry
@@ -205,41 +196,45 @@ async fn list_and_scan_active_page_through_exactly_the_matching_logins() {
 }
 
 #[tokio::test]
-async fn a_login_is_in_exactly_one_of_its_buckets_sets_through_every_change() {
+async fn a_login_is_one_field_of_the_index_through_every_change_and_counted_once() {
     let redis = TestRedis::new("registry-one-set").await;
     let registry = Registry::new(redis.conn.clone(), &redis.keys);
     let mut conn = redis.conn.clone();
-    let sets_of = |n: u32| {
-        let bucket = redis.keys.bucket_of(login(n).as_str());
-        let mut pipe = redis::pipe();
-        pipe.sismember(redis.keys.logins_active(bucket), login(n).as_str())
-            .sismember(redis.keys.logins_inactive(bucket), login(n).as_str());
-        pipe
+    // Its flag in its shard, and how many fields of every shard hold it.
+    let mut indexed = async |n: u32| -> (Option<String>, usize) {
+        let id = login(n);
+        let (bucket, shard) = shared::login_index::shard_of(&redis.keys, id.as_str());
+        let flag: Option<String> = conn
+            .hget(redis.keys.login_index_shard(bucket, shard), id.as_str())
+            .await
+            .unwrap();
+        let mut copies = 0;
+        for shard in 0..shared::login_index::SHARDS / u32::from(redis.keys.buckets()) {
+            let found: bool = conn
+                .hexists(redis.keys.login_index_shard(bucket, shard), id.as_str())
+                .await
+                .unwrap();
+            copies += usize::from(found);
+        }
+        (flag, copies)
     };
+    let flag = |f: &str| (Some(f.to_string()), 1);
     registry
         .upsert_many(&[record(1, true), record(2, false)])
         .await
         .unwrap();
-    let found: ((bool, bool), (bool, bool)) = (
-        sets_of(1).query_async(&mut conn).await.unwrap(),
-        sets_of(2).query_async(&mut conn).await.unwrap(),
-    );
-    assert_eq!(found, ((true, false), (false, true)));
+    assert_eq!((indexed(1).await, indexed(2).await), (flag("1"), flag("0")));
 
     assert!(registry.set_active(&login(1), false).await.unwrap());
     assert!(registry.set_active(&login(2), true).await.unwrap());
-    let found: ((bool, bool), (bool, bool)) = (
-        sets_of(1).query_async(&mut conn).await.unwrap(),
-        sets_of(2).query_async(&mut conn).await.unwrap(),
-    );
-    assert_eq!(found, ((false, true), (true, false)));
-    // Imported again as it already is: still once.
+    assert_eq!((indexed(1).await, indexed(2).await), (flag("0"), flag("1")));
+    // Imported again as it already is: still once, and counted once.
     registry.upsert_many(&[record(1, false)]).await.unwrap();
-    let found: (bool, bool) = sets_of(1).query_async(&mut conn).await.unwrap();
-    assert_eq!(found, (false, true));
+    registry.upsert_many(&[record(1, false)]).await.unwrap();
+    assert_eq!(indexed(1).await, flag("0"));
     assert_eq!(registry.count_active().await.unwrap(), 1);
     assert_eq!(registry.count_inactive().await.unwrap(), 1);
-    // An unknown login is known to neither SET, and is not written.
+    // An unknown login is not in the index, and is not written.
     assert!(!registry.set_active(&login(3), true).await.unwrap());
     assert!(registry.get(&login(3)).await.unwrap().is_none());
     redis.cleanup().await;
@@ -266,13 +261,11 @@ async fn logins_spread_over_buckets_and_read_back_as_with_one_bucket() {
     let mut conn = many.conn.clone();
     let mut used = 0;
     for bucket in many.keys.all_buckets() {
-        let (active, inactive): (u64, u64) = redis::pipe()
-            .scard(many.keys.logins_active(bucket))
-            .scard(many.keys.logins_inactive(bucket))
-            .query_async(&mut conn)
+        let counts: Vec<u64> = conn
+            .hvals(many.keys.login_index_counts(bucket))
             .await
             .unwrap();
-        used += u32::from(active + inactive > 0);
+        used += u32::from(counts.iter().sum::<u64>() > 0);
     }
     let buckets = u32::from(many.keys.buckets());
     assert!(

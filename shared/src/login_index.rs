@@ -1,0 +1,234 @@
+//! The registry's index of logins: which LoginIds are registered, and which of them are
+//! active.
+//!
+//! Every registered login is one field of one small HASH, its shard (`{ns:registry:<b>}:
+//! index:<s>`, LoginId -> `1` active or `0` inactive), and each key bucket keeps how many
+//! of each it holds (`{ns:registry:<b>}:index:counts`). Why shards rather than a SET per
+//! bucket: a member of a SET of thousands is a hash-table entry, about 88 bytes at a
+//! million logins, while a shard of a few dozen fields stays a listpack, about 43 bytes a
+//! login. [`SHARDS`] shards in all keep a shard under Redis' default listpack limit (128
+//! fields) up to about two million logins; beyond that a shard becomes a hash table and a
+//! login costs about what a SET member did.
+//!
+//! Shards are spread over the key buckets, so on a Redis Cluster they spread over the
+//! masters, and a bucket's shards and counts share its hash tag: one script files a
+//! bucket's logins and bumps its counts atomically (`index_file.lua`), so the counts stay
+//! the index's own (filing a login twice never counts it twice). Counts are what the
+//! sampler reads every tick: summing thousands of shards' lengths would cost Redis a
+//! command per shard.
+//!
+//! Readers walk the shards in order, a whole shard per read (`HGETALL`), so unlike `SSCAN`
+//! a walk never returns a login twice.
+
+use std::sync::LazyLock;
+
+use redis::Script;
+
+use crate::keys::KeySpace;
+use crate::redis_conn::RedisConn;
+
+static FILE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/registry/index_file.lua")));
+
+/// Shards in all, spread evenly over the key buckets (at least [`MIN_SHARDS_PER_BUCKET`]
+/// each). Part of the data layout: changing it would put logins in other shards.
+pub const SHARDS: u32 = 16_384;
+/// The fewest shards a bucket has, whatever `KEY_BUCKETS` is.
+const MIN_SHARDS_PER_BUCKET: u32 = 16;
+/// The most shards read in one pipelined round trip of a walk.
+const MAX_ROUND: u64 = 512;
+
+/// Which logins a walk returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Which {
+    /// Active ones.
+    Active,
+    /// Inactive ones.
+    Inactive,
+    /// Every registered one.
+    All,
+}
+
+impl Which {
+    fn keeps(self, flag: &str) -> bool {
+        match self {
+            Which::Active => flag == "1",
+            Which::Inactive => flag != "1",
+            Which::All => true,
+        }
+    }
+}
+
+/// Shards of each bucket of `keys`.
+fn shards_per_bucket(keys: &KeySpace) -> u32 {
+    (SHARDS / u32::from(keys.buckets())).max(MIN_SHARDS_PER_BUCKET)
+}
+
+/// The bucket and shard of `login_id`: its bucket ([`KeySpace::bucket_of`]), and within
+/// it the FNV-1a hash's quotient by the bucket count, modulo the bucket's shards (the
+/// quotient, so that the shard does not repeat what the bucket already decided).
+pub fn shard_of(keys: &KeySpace, login_id: &str) -> (u16, u32) {
+    let hash = crate::keys::fnv1a(login_id);
+    let buckets = u64::from(keys.buckets());
+    let shard = (hash / buckets) % u64::from(shards_per_bucket(keys));
+    ((hash % buckets) as u16, shard as u32)
+}
+
+/// The key of the `position`-th shard of a walk: bucket after bucket, shard after shard.
+fn shard_at(keys: &KeySpace, position: u64) -> String {
+    let per_bucket = u64::from(shards_per_bucket(keys));
+    keys.login_index_shard((position / per_bucket) as u16, (position % per_bucket) as u32)
+}
+
+fn total_shards(keys: &KeySpace) -> u64 {
+    u64::from(keys.buckets()) * u64::from(shards_per_bucket(keys))
+}
+
+/// Loads `index_file.lua`, which [`file`] calls by its hash.
+pub(crate) async fn load_file_script(conn: &mut RedisConn) -> Result<(), redis::RedisError> {
+    FILE.prepare_invoke().load_async(conn).await.map(|_| ())
+}
+
+/// Adds to `pipe` what files each of `logins` (LoginId, active) in the index under its
+/// flag: one `index_file.lua` call per bucket, each atomic with the bucket's counts. The
+/// script must be loaded ([`load_file_script`]).
+pub(crate) fn file<'a>(
+    pipe: &mut redis::Pipeline,
+    keys: &KeySpace,
+    logins: impl IntoIterator<Item = (&'a str, bool)>,
+) {
+    for (bucket, logins) in keys.by_bucket(logins, |(id, _)| id) {
+        let mut shards: Vec<u32> = Vec::new();
+        let mut args: Vec<String> = Vec::with_capacity(logins.len() * 3);
+        for (id, active) in logins {
+            let (_, shard) = shard_of(keys, id);
+            let index = match shards.iter().position(|s| *s == shard) {
+                Some(i) => i,
+                None => {
+                    shards.push(shard);
+                    shards.len() - 1
+                }
+            };
+            // KEYS[1] is the counts HASH: shard i is KEYS[i + 2].
+            args.push((index + 2).to_string());
+            args.push(if active { "1" } else { "0" }.to_string());
+            args.push(id.to_string());
+        }
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(FILE.get_hash())
+            .arg(shards.len() + 1)
+            .arg(keys.login_index_counts(bucket));
+        for shard in &shards {
+            cmd.arg(keys.login_index_shard(bucket, *shard));
+        }
+        cmd.arg(args);
+        pipe.add_command(cmd).ignore();
+    }
+}
+
+/// One page of a walk over the index from shard `cursor` (0 for the first page): the
+/// LoginIds `which` asks for, and where the next page starts (`None` once every shard is
+/// read). Reads whole shards, in pipelined rounds that double from one shard while the
+/// page holds fewer than `count` logins, so a page may hold more than `count` (about a
+/// shard's worth, or twice `count` at most when shards are small) and a walk of an empty
+/// index still takes a few dozen round trips, not one per shard.
+pub(crate) async fn page(
+    conn: &mut RedisConn,
+    keys: &KeySpace,
+    which: Which,
+    cursor: u64,
+    count: usize,
+) -> Result<(Vec<String>, Option<u64>), redis::RedisError> {
+    let total = total_shards(keys);
+    let mut at = cursor.min(total);
+    let mut round = 1u64;
+    let mut ids = Vec::new();
+    while at < total && ids.len() < count.max(1) {
+        let end = (at + round).min(total);
+        let mut pipe = redis::pipe();
+        for position in at..end {
+            pipe.cmd("HGETALL").arg(shard_at(keys, position));
+        }
+        let shards: Vec<Vec<(String, String)>> = pipe.query_async(conn).await?;
+        ids.extend(
+            shards
+                .into_iter()
+                .flatten()
+                .filter(|(_, flag)| which.keeps(flag))
+                .map(|(id, _)| id),
+        );
+        at = end;
+        round = (round * 2).min(MAX_ROUND);
+    }
+    Ok((ids, (at < total).then_some(at)))
+}
+
+/// How many logins the index holds as active (`true`) or inactive: the buckets' counts,
+/// summed (one pipelined round trip).
+pub(crate) async fn count(
+    conn: &mut RedisConn,
+    keys: &KeySpace,
+    active: bool,
+) -> Result<u64, redis::RedisError> {
+    let field = if active { "active" } else { "inactive" };
+    let mut pipe = redis::pipe();
+    for bucket in keys.all_buckets() {
+        pipe.hget(keys.login_index_counts(bucket), field);
+    }
+    let counts: Vec<Option<i64>> = pipe.query_async(conn).await?;
+    Ok(counts
+        .iter()
+        .map(|n| u64::try_from(n.unwrap_or(0)).unwrap_or(0))
+        .sum())
+}
+
+/// Whether `login_id` is registered.
+pub(crate) async fn contains(
+    conn: &mut RedisConn,
+    keys: &KeySpace,
+    login_id: &str,
+) -> Result<bool, redis::RedisError> {
+    let (bucket, shard) = shard_of(keys, login_id);
+    redis::cmd("HEXISTS")
+        .arg(keys.login_index_shard(bucket, shard))
+        .arg(login_id)
+        .query_async(conn)
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_login_falls_in_its_own_bucket_and_shards_spread_evenly() {
+        let keys = KeySpace::new("t1");
+        let per_bucket = shards_per_bucket(&keys);
+        assert_eq!(per_bucket * u32::from(keys.buckets()), SHARDS);
+        let mut per_shard = vec![0u32; SHARDS as usize];
+        for n in 0..SHARDS * 50 {
+            let id = format!("{n:08x}-0000-4000-8000-000000000000");
+            let (bucket, shard) = shard_of(&keys, &id);
+            assert_eq!(bucket, keys.bucket_of(&id));
+            assert!(shard < per_bucket);
+            per_shard[(u32::from(bucket) * per_bucket + shard) as usize] += 1;
+        }
+        // 50 a shard on average: none empty, none near Redis' listpack limit of 128.
+        assert!(per_shard.iter().all(|n| (10..100).contains(n)), "{per_shard:?}");
+    }
+
+    #[test]
+    fn many_buckets_still_get_several_shards_each() {
+        let keys = KeySpace::new("t1").with_buckets(std::num::NonZeroU16::new(1024).unwrap());
+        assert_eq!(shards_per_bucket(&keys), 16);
+        assert_eq!(total_shards(&keys), 1024 * 16);
+        assert_eq!(shard_at(&keys, 16 * 3 + 5), "{t1:registry:3}:index:5");
+    }
+
+    #[test]
+    fn which_keeps_by_flag() {
+        assert!(Which::Active.keeps("1") && !Which::Active.keeps("0"));
+        assert!(Which::Inactive.keeps("0") && !Which::Inactive.keeps("1"));
+        assert!(Which::All.keeps("0") && Which::All.keeps("1"));
+    }
+}
