@@ -452,7 +452,7 @@ mod tests {
     }
 
     #[test]
-    fn registry_sets_are_hash_tagged_per_bucket() {
+    fn registry_index_and_sets_are_hash_tagged_per_bucket() {
         let keys = KeySpace::new("t1");
         assert_eq!(keys.login_index_shard(3, 17), "{t1:registry:3}:index:17");
         assert_eq!(keys.login_index_counts(3), "{t1:registry:3}:index:counts");

@@ -43,8 +43,8 @@ use std::sync::LazyLock;
 use redis::Script;
 
 use crate::keys::KeySpace;
-use crate::redis_conn::RedisConn;
 use crate::login_index;
+use crate::redis_conn::RedisConn;
 
 static SPLIT_ALL: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/registry/split_all.lua")));
@@ -54,7 +54,7 @@ pub const KEY_BUCKETS_FIELD: &str = "key_buckets";
 /// The field of the layout HASH holding the ledger bucket count.
 pub const LEDGER_BUCKETS_FIELD: &str = "ledger_buckets";
 
-/// Ids read per `SSCAN` page while migrating.
+/// Ids read per page (`SSCAN`, `SRANDMEMBER`) while migrating.
 const PAGE: usize = 1_000;
 
 /// Why the layout could not be checked or upgraded.
@@ -165,7 +165,10 @@ async fn index_sets(conn: &RedisConn, keys: &KeySpace) -> Result<u64, LayoutErro
         }
     }
     if moved > 0 {
-        tracing::info!(logins = moved, "key layout: logins moved into the login index");
+        tracing::info!(
+            logins = moved,
+            "key layout: logins moved into the login index"
+        );
     }
     Ok(moved)
 }

@@ -20,6 +20,7 @@
 //! Readers walk the shards in order, a whole shard per read (`HGETALL`), so unlike `SSCAN`
 //! a walk never returns a login twice.
 
+use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use redis::Script;
@@ -60,7 +61,7 @@ impl Which {
 }
 
 /// Shards of each bucket of `keys`.
-fn shards_per_bucket(keys: &KeySpace) -> u32 {
+pub fn shards_per_bucket(keys: &KeySpace) -> u32 {
     (SHARDS / u32::from(keys.buckets())).max(MIN_SHARDS_PER_BUCKET)
 }
 
@@ -77,7 +78,10 @@ pub fn shard_of(keys: &KeySpace, login_id: &str) -> (u16, u32) {
 /// The key of the `position`-th shard of a walk: bucket after bucket, shard after shard.
 fn shard_at(keys: &KeySpace, position: u64) -> String {
     let per_bucket = u64::from(shards_per_bucket(keys));
-    keys.login_index_shard((position / per_bucket) as u16, (position % per_bucket) as u32)
+    keys.login_index_shard(
+        (position / per_bucket) as u16,
+        (position % per_bucket) as u32,
+    )
 }
 
 fn total_shards(keys: &KeySpace) -> u64 {
@@ -98,22 +102,20 @@ pub(crate) fn file<'a>(
     logins: impl IntoIterator<Item = (&'a str, bool)>,
 ) {
     for (bucket, logins) in keys.by_bucket(logins, |(id, _)| id) {
+        // Each login's shard as its place in KEYS: KEYS[1] is the counts HASH, so the
+        // first shard is KEYS[2].
         let mut shards: Vec<u32> = Vec::new();
-        let mut args: Vec<String> = Vec::with_capacity(logins.len() * 3);
-        for (id, active) in logins {
-            let (_, shard) = shard_of(keys, id);
-            let index = match shards.iter().position(|s| *s == shard) {
-                Some(i) => i,
-                None => {
+        let mut place: HashMap<u32, usize> = HashMap::new();
+        let places: Vec<usize> = logins
+            .iter()
+            .map(|(id, _)| {
+                let (_, shard) = shard_of(keys, id);
+                *place.entry(shard).or_insert_with(|| {
                     shards.push(shard);
-                    shards.len() - 1
-                }
-            };
-            // KEYS[1] is the counts HASH: shard i is KEYS[i + 2].
-            args.push((index + 2).to_string());
-            args.push(if active { "1" } else { "0" }.to_string());
-            args.push(id.to_string());
-        }
+                    shards.len() + 1
+                })
+            })
+            .collect();
         let mut cmd = redis::cmd("EVALSHA");
         cmd.arg(FILE.get_hash())
             .arg(shards.len() + 1)
@@ -121,7 +123,9 @@ pub(crate) fn file<'a>(
         for shard in &shards {
             cmd.arg(keys.login_index_shard(bucket, *shard));
         }
-        cmd.arg(args);
+        for ((id, active), place) in logins.iter().zip(places) {
+            cmd.arg(place).arg(if *active { "1" } else { "0" }).arg(*id);
+        }
         pipe.add_command(cmd).ignore();
     }
 }
@@ -214,7 +218,10 @@ mod tests {
             per_shard[(u32::from(bucket) * per_bucket + shard) as usize] += 1;
         }
         // 50 a shard on average: none empty, none near Redis' listpack limit of 128.
-        assert!(per_shard.iter().all(|n| (10..100).contains(n)), "{per_shard:?}");
+        assert!(
+            per_shard.iter().all(|n| (10..100).contains(n)),
+            "{per_shard:?}"
+        );
     }
 
     #[test]

@@ -348,8 +348,8 @@ impl Registry {
     }
 
     /// Writes one batch of logins with `registry_write.lua` (active flag, tag and Flinks
-    /// nightly-refresh state of each login in one atomic step), then files each in its
-    /// bucket's active or inactive SET (`registry_sets.lua`). Returns the count of new
+    /// nightly-refresh state of each login in one atomic step), then files each in the login
+    /// index under its flag ([`login_index::file`]). Returns the count of new
     /// logins and the Flinks changes now `pending`, which the caller still has to publish;
     /// if it never does, the sweeper will.
     pub async fn write_batch_only(
@@ -616,8 +616,7 @@ impl Registry {
                     return Ok(None);
                 };
                 let (raw, next) =
-                    login_index::page(&mut conn, &self.keys, Which::Active, cursor, batch)
-                        .await?;
+                    login_index::page(&mut conn, &self.keys, Which::Active, cursor, batch).await?;
                 let ids = raw.iter().filter_map(|s| LoginId::parse(s).ok()).collect();
                 Ok(Some((ids, (conn, next))))
             },

@@ -26,7 +26,10 @@ async fn drop_index(t: &TestRedis, logins: impl IntoIterator<Item = u32>) {
             .unwrap();
     }
     for bucket in t.keys.all_buckets() {
-        let () = conn.unlink(t.keys.login_index_counts(bucket)).await.unwrap();
+        let () = conn
+            .unlink(t.keys.login_index_counts(bucket))
+            .await
+            .unwrap();
     }
 }
 
@@ -347,5 +350,66 @@ async fn bucket_sets_move_into_the_index_under_the_hash_flag_page_by_page() {
         .await
         .unwrap();
     assert_eq!(exists, 0);
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn the_way_back_rebuilds_the_bucket_sets_from_the_index_and_the_next_start_moves_them_in_again(
+) {
+    let t = TestRedis::new("layout-back").await;
+    let registry = Registry::new(t.conn.clone(), &t.keys);
+    let records: Vec<_> = (0..200).map(|n| record(n, n % 3 != 0)).collect();
+    registry.upsert_many(&records).await.unwrap();
+    let back = redis::Script::new(include_str!("../../../scripts/rollback/index-to-sets.lua"));
+    let shards = shared::login_index::shards_per_bucket(&t.keys);
+    let mut conn = t.conn.clone();
+    let mut filed = 0;
+    for bucket in t.keys.all_buckets() {
+        let n: u64 = back
+            .key(t.keys.login_index_counts(bucket))
+            .key(t.keys.legacy_logins_active_bucket(bucket))
+            .key(t.keys.legacy_logins_inactive_bucket(bucket))
+            .arg(shards)
+            .invoke_async(&mut conn)
+            .await
+            .unwrap();
+        filed += n;
+    }
+
+    assert_eq!(filed, 200);
+    let (mut active, mut inactive) = (Vec::new(), Vec::new());
+    for bucket in t.keys.all_buckets() {
+        let a: Vec<String> = conn
+            .smembers(t.keys.legacy_logins_active_bucket(bucket))
+            .await
+            .unwrap();
+        let i: Vec<String> = conn
+            .smembers(t.keys.legacy_logins_inactive_bucket(bucket))
+            .await
+            .unwrap();
+        active.extend(a);
+        inactive.extend(i);
+    }
+    active.sort();
+    inactive.sort();
+    let ids = |active: bool| -> Vec<String> {
+        let mut ids: Vec<String> = (0..200)
+            .filter(|n| (n % 3 != 0) == active)
+            .map(|n| login(n).as_str().to_string())
+            .collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!((active, inactive), (ids(true), ids(false)));
+    assert_eq!(
+        registry.count_active().await.unwrap(),
+        0,
+        "no index is left"
+    );
+
+    let again = layout::prepare(&t.conn, &t.keys).await.unwrap();
+    assert_eq!(again.indexed, 200);
+    assert_eq!(registry.count_active().await.unwrap(), 133);
+    assert_eq!(registry.count_inactive().await.unwrap(), 67);
     t.cleanup().await;
 }
