@@ -6,9 +6,10 @@
 //! of each it holds (`{ns:registry:<b>}:index:counts`). Why shards rather than a SET per
 //! bucket: a member of a SET of thousands is a hash-table entry, about 88 bytes at a
 //! million logins, while a shard of a few dozen fields stays a listpack, about 43 bytes a
-//! login. [`SHARDS`] shards in all keep a shard under Redis' default listpack limit (128
-//! fields) up to about two million logins; beyond that a shard becomes a hash table and a
-//! login costs about what a SET member did.
+//! login. With [`SHARDS`] shards in all, a shard stays under Redis' listpack limit
+//! (`hash-max-listpack-entries`, 512 by default) up to about seven million logins (about
+//! one and a half million with the limit lowered to 128); beyond that a shard becomes a
+//! hash table and a login costs about what a SET member did.
 //!
 //! Shards are spread over the key buckets, so on a Redis Cluster they spread over the
 //! masters, and a bucket's shards and counts share its hash tag: one script files a
@@ -217,7 +218,7 @@ mod tests {
             assert!(shard < per_bucket);
             per_shard[(u32::from(bucket) * per_bucket + shard) as usize] += 1;
         }
-        // 50 a shard on average: none empty, none near Redis' listpack limit of 128.
+        // 50 a shard on average: none empty, none twice the average.
         assert!(
             per_shard.iter().all(|n| (10..100).contains(n)),
             "{per_shard:?}"

@@ -506,7 +506,8 @@ impl Registry {
     }
 
     /// One page of logins matching `filter`, starting at `cursor` (0 for the first page).
-    /// `count` is a hint: a page may hold fewer (even none) while `next_cursor` is `Some`.
+    /// `count` is a hint: a page may hold fewer (even none) while `next_cursor` is `Some`,
+    /// or more (the index is read a whole shard at a time, see [`login_index::page`]).
     pub async fn list(
         &self,
         filter: LoginFilter,
