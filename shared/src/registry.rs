@@ -369,7 +369,6 @@ impl Registry {
         if batch.is_empty() {
             return Ok((0, Vec::new()));
         }
-        WRITE.prepare_invoke().load_async(&mut conn).await?;
         let hash = WRITE.get_hash();
         let now = stored_millis(Utc::now());
         // Logins' hashes share no hash tag: on a Cluster each is a script call of its own.
@@ -392,13 +391,28 @@ impl Registry {
                     .arg(record.priority.map_or(String::new(), |p| p.to_string()));
             }
         }
-        login_index::load_file_script(&mut conn).await?;
         login_index::file(
             &mut pipe,
             &self.keys,
             batch.iter().map(|r| (r.login_id.as_str(), r.active)),
         );
-        let written: Vec<Vec<(u64, u64)>> = pipe.query_async(&mut conn).await?;
+        // The scripts are called by hash and loaded only when Redis does not know them (a
+        // first write, a restart, a failover): loading them before every batch cost two
+        // round trips a batch, which kept Redis waiting between the batches of an import.
+        // Then the batch is written again, which both scripts allow: a NOSCRIPT call wrote
+        // nothing, and a call that ran upserts the same values. Only when Redis knew one
+        // script and not the other (another process loading them at that moment) are the
+        // logins written by the first try no longer reported new, nor their Flinks
+        // changes due; those changes are still `pending`, and the sweeper's index repair
+        // enqueues them.
+        let written: Vec<Vec<(u64, u64)>> = match pipe.query_async(&mut conn).await {
+            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                WRITE.prepare_invoke().load_async(&mut conn).await?;
+                login_index::load_file_script(&mut conn).await?;
+                pipe.query_async(&mut conn).await?
+            }
+            written => written?,
+        };
         let written = written.concat();
         if written.len() != batch.len() {
             return Err(RegistryError::UnexpectedReply(format!(

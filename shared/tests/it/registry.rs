@@ -547,3 +547,56 @@ async fn data_age_is_the_oldest_refresh_of_active_logins_with_never_refreshed_ap
     assert_eq!(age.never_refreshed, 1);
     redis.cleanup().await;
 }
+
+#[tokio::test]
+async fn an_import_after_redis_forgot_its_scripts_loads_them_again_and_loses_nothing() {
+    // Its own server: flushing the scripts of the shared one would fail other tests.
+    let dir = crate::secure_redis::tempdir("scripts");
+    let port = crate::own_redis::free_port();
+    let _server = crate::own_redis::OwnRedis::start(port, &[], &dir);
+    let conn = shared::redis_conn::connect_url(&format!("redis://127.0.0.1:{port}"))
+        .await
+        .unwrap();
+    let keys = shared::KeySpace::new("scripts");
+    let registry = Registry::new(conn.clone(), &keys);
+    let mut admin = conn.clone();
+    registry
+        .upsert_many(&(0..10).map(|n| record(n, true)).collect::<Vec<_>>())
+        .await
+        .unwrap();
+
+    // A restart or a failover: Redis knows no script.
+    let () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let summary = registry
+        .upsert_many(&(5..20).map(|n| record(n, n % 2 == 0)).collect::<Vec<_>>())
+        .await
+        .unwrap();
+    assert_eq!((summary.upserted, summary.new), (15, 10));
+    // Another process has loaded one of the two scripts again, not yet the other.
+    let () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let write = include_str!("../../src/lua/registry/registry_write.lua");
+    let _: String = redis::cmd("SCRIPT")
+        .arg("LOAD")
+        .arg(write)
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    registry
+        .upsert_many(&(20..30).map(|n| record(n, true)).collect::<Vec<_>>())
+        .await
+        .unwrap();
+
+    // 0-4 and 6, 8; the even ones of 10-19; 20-29.
+    assert_eq!(registry.count_active().await.unwrap(), 5 + 2 + 5 + 10);
+    assert_eq!(registry.count_inactive().await.unwrap(), 8);
+    let listed = all(&registry, LoginFilter::All).await;
+    assert_eq!(listed, (0..30).map(login).collect::<Vec<_>>());
+}
