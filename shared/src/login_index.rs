@@ -133,10 +133,11 @@ pub(crate) fn file<'a>(
 
 /// One page of a walk over the index from shard `cursor` (0 for the first page): the
 /// LoginIds `which` asks for, and where the next page starts (`None` once every shard is
-/// read). Reads whole shards, in pipelined rounds that double from one shard while the
-/// page holds fewer than `count` logins, so a page may hold more than `count` (about a
-/// shard's worth, or twice `count` at most when shards are small) and a walk of an empty
-/// index still takes a few dozen round trips, not one per shard.
+/// read). Reads whole shards in pipelined rounds: one shard first, then as many as the
+/// logins found so far per shard read say the rest of the page needs (twice as many as
+/// the last round while none was found, at most [`MAX_ROUND`]). So a page takes about two
+/// round trips, holds about `count` logins or a shard's worth more, and a walk of an empty
+/// index takes a few dozen round trips, not one per shard.
 pub(crate) async fn page(
     conn: &mut RedisConn,
     keys: &KeySpace,
@@ -146,9 +147,11 @@ pub(crate) async fn page(
 ) -> Result<(Vec<String>, Option<u64>), redis::RedisError> {
     let total = total_shards(keys);
     let mut at = cursor.min(total);
+    let count = count.max(1);
     let mut round = 1u64;
+    let mut read = 0u64;
     let mut ids = Vec::new();
-    while at < total && ids.len() < count.max(1) {
+    while at < total && ids.len() < count {
         let end = (at + round).min(total);
         let mut pipe = redis::pipe();
         for position in at..end {
@@ -162,8 +165,13 @@ pub(crate) async fn page(
                 .filter(|(_, flag)| which.keeps(flag))
                 .map(|(id, _)| id),
         );
+        read += end - at;
         at = end;
-        round = (round * 2).min(MAX_ROUND);
+        round = match ids.len() as u64 {
+            0 => round * 2,
+            found => ((count as u64 - found.min(count as u64)) * read).div_ceil(found),
+        }
+        .clamp(1, MAX_ROUND);
     }
     Ok((ids, (at < total).then_some(at)))
 }

@@ -600,3 +600,26 @@ async fn an_import_after_redis_forgot_its_scripts_loads_them_again_and_loses_not
     let listed = all(&registry, LoginFilter::All).await;
     assert_eq!(listed, (0..30).map(login).collect::<Vec<_>>());
 }
+
+#[tokio::test]
+async fn a_listing_walks_the_index_in_pages_of_about_the_count_asked() {
+    let redis = TestRedis::new("registry-pages").await;
+    let registry = Registry::new(redis.conn.clone(), &redis.keys);
+    let records: Vec<_> = (0..3_000).map(|n| record(n, true)).collect();
+    registry.upsert_many(&records).await.unwrap();
+
+    let mut sizes = Vec::new();
+    let mut cursor = Some(0);
+    while let Some(at) = cursor {
+        let page = registry.list(LoginFilter::All, at, 500).await.unwrap();
+        sizes.push(page.logins.len());
+        cursor = page.next_cursor;
+    }
+
+    assert_eq!(sizes.iter().sum::<usize>(), 3_000);
+    let (last, full) = sizes.split_last().unwrap();
+    assert!(*last <= 1_000, "{sizes:?}");
+    // Whole shards are read, so a page may run past the count, not far past it.
+    assert!(full.iter().all(|n| (500..1_000).contains(n)), "{sizes:?}");
+    redis.cleanup().await;
+}
