@@ -210,10 +210,10 @@ pub struct Registry {
 
 /// One `SSCAN` (or `ZSCAN`: `command`) page of the SETs kept per key bucket that `sets`
 /// names (each a bucket's key), walking the buckets in order and, within a bucket, its SETs
-/// in the order given; a `ZSCAN` page is member, score pairs. The cursor spans them all: `inner * n + i`, where `n` is the count
-/// of SETs walked (`sets.len()` times the buckets), `i` the one being read (bucket
-/// `i / sets.len()`, SET `i % sets.len()`) and `inner` Redis' cursor within it (0 starts at
-/// the first). Returns the page's ids and the next cursor, `None` once the last is done (at
+/// in the order given; a `ZSCAN` page is member, score pairs. The cursor spans them all:
+/// `inner * n + i`, where `n` is the count of SETs walked (`sets.len()` times the buckets),
+/// `i` the one being read (bucket `i / sets.len()`, SET `i % sets.len()`) and `inner`
+/// Redis' cursor within it (0 starts at the first). Returns the page's ids and the next cursor, `None` once the last is done (at
 /// once when `sets` is empty). A Redis cursor is below its table's size, so the product
 /// stays far from `u64::MAX`.
 pub(crate) async fn scan_buckets(
@@ -644,14 +644,9 @@ impl Registry {
     pub async fn data_age(&self) -> Result<DataAge, RegistryError> {
         use futures::TryStreamExt;
         let mut age = DataAge::default();
-        let mut seen = std::collections::HashSet::new();
+        // A walk of the index reads each login once: no set of those seen is kept.
         let mut pages = self.scan_active(BATCH_SIZE);
         while let Some(ids) = pages.try_next().await? {
-            // A login filed again while the walk passes may be read twice: count it once.
-            let ids: Vec<LoginId> = ids
-                .into_iter()
-                .filter(|id| seen.insert(id.clone()))
-                .collect();
             for key in self.refresh_order_keys(&ids).await? {
                 match key.last_success_at {
                     None => age.never_refreshed += 1,
