@@ -13,7 +13,7 @@
 --
 -- KEYS[1] the bucket's index counts (its shards are `<the same prefix>:index:<s>`),
 -- KEYS[2] its active SET, KEYS[3] its inactive SET.
--- ARGV[1] the shards of a bucket: 16384 / KEY_BUCKETS, at least 16.
+-- ARGV[1] the shards of a bucket: 16384 / KEY_BUCKETS rounded down, at least 16.
 -- Returns the number of logins filed in the SETs.
 local prefix = string.gsub(KEYS[1], 'counts$', '')
 local shards = tonumber(ARGV[1])
