@@ -139,9 +139,17 @@ async fn index_sets(conn: &RedisConn, keys: &KeySpace) -> Result<u64, LayoutErro
         pipe.exists(set);
     }
     let exists: Vec<bool> = pipe.query_async(&mut conn).await?;
+    let sets: Vec<&String> = sets
+        .iter()
+        .zip(exists)
+        .filter_map(|(set, exists)| exists.then_some(set))
+        .collect();
+    if sets.is_empty() {
+        return Ok(0);
+    }
+    login_index::load_file_script(&mut conn).await?;
     let mut moved = 0u64;
-    for (set, _) in sets.iter().zip(exists).filter(|(_, exists)| *exists) {
-        login_index::load_file_script(&mut conn).await?;
+    for set in sets {
         loop {
             let ids: Vec<String> = redis::cmd("SRANDMEMBER")
                 .arg(set)

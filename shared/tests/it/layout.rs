@@ -14,6 +14,23 @@ fn login(n: u32) -> LoginId {
     LoginId::parse(&format!("00000000-0000-4000-8000-{n:012}")).unwrap()
 }
 
+/// Every login `filter` lists, page by page of `count`, sorted.
+async fn listed(
+    registry: &Registry,
+    filter: shared::registry::LoginFilter,
+    count: usize,
+) -> Vec<LoginId> {
+    let mut listed = Vec::new();
+    let mut cursor = Some(0);
+    while let Some(at) = cursor {
+        let page = registry.list(filter, at, count).await.unwrap();
+        listed.extend(page.logins.into_iter().map(|l| l.login_id));
+        cursor = page.next_cursor;
+    }
+    listed.sort();
+    listed
+}
+
 /// Deletes the login index that `logins` were filed in, as a registry of an earlier layout
 /// has none.
 async fn drop_index(t: &TestRedis, logins: impl IntoIterator<Item = u32>) {
@@ -259,17 +276,7 @@ async fn a_bucket_all_set_is_split_then_indexed_once_losing_no_login() {
     assert_eq!((first.indexed, again.indexed), (60, 0));
     assert_eq!(registry.count_active().await.unwrap(), 45);
     assert_eq!(registry.count_inactive().await.unwrap(), 16);
-    let mut listed = Vec::new();
-    let mut cursor = Some(0);
-    while let Some(at) = cursor {
-        let page = registry
-            .list(shared::registry::LoginFilter::Inactive, at, 100)
-            .await
-            .unwrap();
-        listed.extend(page.logins.into_iter().map(|l| l.login_id));
-        cursor = page.next_cursor;
-    }
-    listed.sort();
+    let listed = listed(&registry, shared::registry::LoginFilter::Inactive, 100).await;
     let mut expected: Vec<LoginId> = (0..60).filter(|n| n % 4 == 0).map(login).collect();
     expected.push(login(100));
     assert_eq!(listed, expected);
@@ -326,17 +333,7 @@ async fn bucket_sets_move_into_the_index_under_the_hash_flag_page_by_page() {
     assert_eq!(registry.count_inactive().await.unwrap(), 1_250);
     let status = registry.get(&login(2)).await.unwrap().unwrap();
     assert!(!status.active);
-    let mut active = Vec::new();
-    let mut cursor = Some(0);
-    while let Some(at) = cursor {
-        let page = registry
-            .list(shared::registry::LoginFilter::Active, at, 500)
-            .await
-            .unwrap();
-        active.extend(page.logins.into_iter().map(|l| l.login_id));
-        cursor = page.next_cursor;
-    }
-    active.sort();
+    let active = listed(&registry, shared::registry::LoginFilter::Active, 500).await;
     let mut expected: Vec<LoginId> = (0..2_500)
         .filter(|n| (n % 2 == 0 && *n != 2) || *n == 5)
         .map(login)
