@@ -494,7 +494,6 @@ fn parse_rows(
 /// LoginId's hash, so the table grows without hashing every LoginId again. Hashed with
 /// foldhash, seeded at random like std's SipHash but several times faster: SipHash was a
 /// fifth of a million-row parse.
-#[derive(Default)]
 struct SeenLogins {
     places: hashbrown::HashTable<(u64, usize)>,
     hasher: hashbrown::DefaultHashBuilder,

@@ -213,9 +213,9 @@ pub struct Registry {
 /// in the order given; a `ZSCAN` page is member, score pairs. The cursor spans them all:
 /// `inner * n + i`, where `n` is the count of SETs walked (`sets.len()` times the buckets),
 /// `i` the one being read (bucket `i / sets.len()`, SET `i % sets.len()`) and `inner`
-/// Redis' cursor within it (0 starts at the first). Returns the page's ids and the next cursor, `None` once the last is done (at
-/// once when `sets` is empty). A Redis cursor is below its table's size, so the product
-/// stays far from `u64::MAX`.
+/// Redis' cursor within it (0 starts at the first). Returns the page's ids and the next
+/// cursor, `None` once the last is done (at once when `sets` is empty). A Redis cursor is
+/// below its table's size, so the product stays far from `u64::MAX`.
 pub(crate) async fn scan_buckets(
     conn: &mut RedisConn,
     keys: &KeySpace,
