@@ -175,6 +175,12 @@ impl KeySpace {
         format!("{}:login:{}:history", self.namespace, login_id)
     }
 
+    /// Registry: the marks of writes in progress, a ZSET of mark -> start (ms). See
+    /// [`crate::write_marks`].
+    pub fn registry_writes_open(&self) -> String {
+        self.global("registry:writes_open")
+    }
+
     /// Registry: one bucket's key, hash-tagged by bucket: `{ns:registry:<b>}:suffix`.
     fn registry_bucket(&self, bucket: u16, suffix: &str) -> String {
         format!("{{{}:registry:{}}}:{}", self.namespace, bucket, suffix)

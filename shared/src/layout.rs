@@ -35,6 +35,9 @@
 //! HASH without the field, or no layout but a registry or ledger of an older version) has
 //! its ledger under one tag: its count is 1, whatever the first process that finds it says.
 //!
+//! A namespace it finds empty is stored as one whose registry writes are all marked
+//! (field `writes_marked`, see [`crate::write_marks`]).
+//!
 //! What it does not do: re-bucket data to another count, or migrate keys outside the
 //! registry's index and SETs.
 
@@ -45,6 +48,7 @@ use redis::Script;
 use crate::keys::KeySpace;
 use crate::login_index;
 use crate::redis_conn::RedisConn;
+use crate::write_marks::WRITES_MARKED_FIELD;
 
 static SPLIT_ALL: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/registry/split_all.lua")));
@@ -249,12 +253,18 @@ async fn move_pre_bucket(conn: &RedisConn, keys: &KeySpace) -> Result<Prepared, 
 async fn check_buckets(conn: &RedisConn, keys: &KeySpace) -> Result<(), LayoutError> {
     let key = keys.layout();
     let mut conn = conn.clone();
-    let ledger_default = if written_before_ledger_buckets(&mut conn, keys).await? {
+    let written_before = written_before_ledger_buckets(&mut conn, keys).await?;
+    let ledger_default = if written_before {
         1
     } else {
         keys.ledger_buckets()
     };
-    let (buckets, ledger_buckets): (String, String) = redis::pipe()
+    let mut pipe = redis::pipe();
+    if !written_before {
+        // A namespace this version starts has every registry write marked.
+        pipe.hset_nx(&key, WRITES_MARKED_FIELD, 1).ignore();
+    }
+    let (buckets, ledger_buckets): (String, String) = pipe
         .hset_nx(&key, KEY_BUCKETS_FIELD, keys.buckets())
         .ignore()
         .hset_nx(&key, LEDGER_BUCKETS_FIELD, ledger_default)

@@ -73,6 +73,7 @@ pub mod shutdown;
 pub mod stores;
 pub mod telemetry;
 pub mod text;
+pub mod write_marks;
 
 pub use domain::{FlinksCode, LoginId, RequestId};
 pub use keys::KeySpace;

@@ -35,6 +35,7 @@ use crate::login_index::{self, Which};
 use crate::scheduled_refresh::{
     new_stamp, ScheduledRefresh, ScheduledRefreshError, ScheduledRefreshState,
 };
+use crate::write_marks::WriteMark;
 
 static WRITE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/registry/registry_write.lua")));
@@ -342,8 +343,10 @@ impl Registry {
         batch: &[LoginRecordInput],
         stamps: u64,
     ) -> Result<(u64, Vec<ScheduledRefreshJob>), RegistryError> {
-        let (new, jobs) = self.write_stamped(batch, stamps).await?;
+        let mark = WriteMark::new();
+        let (new, jobs) = self.write_stamped(batch, stamps, &mark).await?;
         self.scheduled.publish(&jobs).await?;
+        mark.close(&mut self.conn.clone(), &self.keys).await?;
         Ok((new, jobs))
     }
 
@@ -351,23 +354,39 @@ impl Registry {
     /// nightly-refresh state of each login in one atomic step), then files each in the login
     /// index under its flag ([`login_index::file`]). Returns the count of new
     /// logins and the Flinks changes now `pending`, which the caller still has to publish;
-    /// if it never does, the sweeper will.
+    /// if it never does, the sweeper will, once the index repair finds the write's mark
+    /// left open ([`crate::write_marks`]).
     pub async fn write_batch_only(
         &self,
         batch: &[LoginRecordInput],
     ) -> Result<(u64, Vec<ScheduledRefreshJob>), RegistryError> {
-        self.write_stamped(batch, new_stamp(0)).await
+        self.write_stamped(batch, new_stamp(0), &WriteMark::new())
+            .await
     }
 
-    /// [`Registry::write_batch_only`], the i-th login's change stamped `base + i`.
+    /// [`Registry::write_batch_only`], the i-th login's change stamped `base + i`, the
+    /// write marked open by `mark` before its first script runs.
     async fn write_stamped(
         &self,
         batch: &[LoginRecordInput],
         base: u64,
+        mark: &WriteMark,
     ) -> Result<(u64, Vec<ScheduledRefreshJob>), RegistryError> {
         let mut conn = self.conn.clone();
         if batch.is_empty() {
             return Ok((0, Vec::new()));
+        }
+        // The mark goes first. One Redis runs a pipeline's commands in order, so there it
+        // leads the pipeline; a Cluster splits a pipeline per node, so there it is stored
+        // before the pipeline is sent.
+        let mut pipe = redis::pipe();
+        match conn.mode() {
+            RedisMode::Cluster => {
+                let mut first = redis::pipe();
+                mark.open(&mut first, &self.keys);
+                let () = first.query_async(&mut conn).await?;
+            }
+            RedisMode::Standalone | RedisMode::Sentinel => mark.open(&mut pipe, &self.keys),
         }
         let hash = WRITE.get_hash();
         let now = stored_millis(Utc::now());
@@ -376,7 +395,6 @@ impl Registry {
             RedisMode::Cluster => 1,
             RedisMode::Standalone | RedisMode::Sentinel => batch.len(),
         };
-        let mut pipe = redis::pipe();
         for (chunk, records) in batch.chunks(per_call).enumerate() {
             let call = pipe.cmd("EVALSHA").arg(hash).arg(records.len());
             for record in records {
@@ -403,10 +421,13 @@ impl Registry {
         // nothing, and a call that ran upserts the same values. Only when Redis knew one
         // script and not the other (another process loading them at that moment) are the
         // logins written by the first try no longer reported new, nor their Flinks
-        // changes due; those changes are still `pending`, and the sweeper's index repair
-        // enqueues them.
+        // changes due; those changes are still `pending`, so the write flags itself for the
+        // sweeper's index repair, which enqueues them.
         let written: Vec<Vec<(u64, u64)>> = match pipe.query_async(&mut conn).await {
             Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                let mut flag = redis::pipe();
+                mark.flag_unpublished(&mut flag, &self.keys);
+                let () = flag.query_async(&mut conn).await?;
                 WRITE.prepare_invoke().load_async(&mut conn).await?;
                 login_index::load_file_script(&mut conn).await?;
                 pipe.query_async(&mut conn).await?

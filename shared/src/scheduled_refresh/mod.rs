@@ -18,7 +18,9 @@
 //!    per (login, stamp).
 //! 3. A sweeper ([`ScheduledRefresh::sweep`]) re-enqueues every indexed login still pending
 //!    (dedupe makes that free when the job exists), and [`ScheduledRefresh::repair_index`]
-//!    re-indexes pending logins that a crash between steps 1 and 2 left out of the index.
+//!    re-indexes pending logins that a crash between steps 1 and 2 left out of the index
+//!    (every write is marked open until its step 2, so the repair reads the registry only
+//!    when a mark outlived its writer: [`crate::write_marks`]).
 //!
 //! So a crash after step 1 delays the call but never loses it.
 //!
@@ -37,7 +39,7 @@
 //! with its error and not retried until the login is written again).
 
 use std::sync::LazyLock;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::redis_conn::RedisConn;
 use redis::Script;
@@ -48,6 +50,7 @@ use crate::events::{Events, EventsError};
 use crate::jobs::{ScheduledRefreshJob, DEACTIVATION_QUEUE};
 use crate::keys::KeySpace;
 use crate::queue::{EnqueueOptions, Queue, QueueConfig, QueueError};
+use crate::write_marks;
 
 static CONFIRM: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../lua/scheduled_refresh/confirm.lua")));
@@ -58,6 +61,11 @@ static UNINDEX: LazyLock<Script> =
 
 /// Index entries read per sweep page; logins scanned per repair page.
 const PAGE: usize = 1_000;
+
+/// How old a registry write's mark must be before the index repair takes its writer for
+/// stopped: a live writer finishes a batch in well under a second, and clocks of hosts
+/// differ by far less.
+pub const REPAIR_GRACE: Duration = Duration::from_secs(120);
 
 /// Why a scheduled-refresh operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -358,10 +366,33 @@ impl ScheduledRefresh {
         }
     }
 
-    /// Scans every login and indexes those pending or failed but missing from the index
-    /// (a writer that stopped between the registry script and the index). Returns how
-    /// many it indexed. Reads the whole registry: run it at start and now and then.
+    /// Indexes the logins pending or failed but missing from the index (a writer that
+    /// stopped between the registry script and the index), if a write's mark says one may
+    /// have ([`crate::write_marks`]): then it scans every login. Returns how many it
+    /// indexed. Cheap when no write stopped half-way: run it at start and now and then.
     pub async fn repair_index(&self) -> Result<u64, ScheduledRefreshError> {
+        self.repair_index_older_than(REPAIR_GRACE).await
+    }
+
+    /// [`ScheduledRefresh::repair_index`], taking marks older than `grace` for writers
+    /// that stopped.
+    pub async fn repair_index_older_than(
+        &self,
+        grace: Duration,
+    ) -> Result<u64, ScheduledRefreshError> {
+        let mut conn = self.conn.clone();
+        let due = write_marks::repair_due(&mut conn, &self.keys, grace).await?;
+        if !due.walk() {
+            return Ok(0);
+        }
+        let added = self.index_unconfirmed_logins().await?;
+        write_marks::repaired(&mut conn, &self.keys, &due).await?;
+        Ok(added)
+    }
+
+    /// Scans every login and indexes those pending or failed but missing from the index.
+    /// Returns how many it indexed.
+    async fn index_unconfirmed_logins(&self) -> Result<u64, ScheduledRefreshError> {
         let mut conn = self.conn.clone();
         let mut added = 0;
         let mut cursor = 0u64;

@@ -3,11 +3,14 @@
 //! once per change, only the latest change counts, and the sweeper recovers a change whose
 //! enqueue never happened.
 
+use std::time::Duration;
+
 use redis::AsyncCommands;
 use shared::domain::LoginId;
 use shared::jobs::{ScheduledRefreshJob, DEACTIVATION_QUEUE};
 use shared::registry::{LoginFilter, Registry};
 use shared::scheduled_refresh::{Confirmed, ScheduledRefresh, ScheduledRefreshState};
+use shared::write_marks::WRITES_MARKED_FIELD;
 
 use crate::support::{record, TestRedis};
 
@@ -87,6 +90,7 @@ async fn an_inactive_import_queues_one_change_and_a_new_active_login_none() {
 #[tokio::test]
 async fn a_crash_between_the_registry_write_and_the_enqueue_cannot_lose_the_change() {
     let t = TestRedis::new("sched-crash").await;
+    shared::layout::prepare(&t.conn, &t.keys).await.unwrap();
     let registry = Registry::new(t.conn.clone(), &t.keys);
     registry.add(&record(1, true)).await.unwrap();
 
@@ -114,7 +118,16 @@ async fn a_crash_between_the_registry_write_and_the_enqueue_cannot_lose_the_chan
     assert!(queued(&t).await.is_empty(), "nothing enqueued yet");
 
     let scheduled = ScheduledRefresh::new(t.conn.clone(), &t.keys);
-    assert_eq!(scheduled.repair_index().await.unwrap(), 1);
+    // The write's mark is fresh: its writer may still be between its two steps.
+    assert_eq!(scheduled.repair_index().await.unwrap(), 0);
+    // Once the mark is older than the grace, the writer is taken for stopped.
+    assert_eq!(
+        scheduled
+            .repair_index_older_than(Duration::ZERO)
+            .await
+            .unwrap(),
+        1
+    );
     let report = scheduled.sweep().await.unwrap();
     assert_eq!(report.requeued, 1);
     // A second sweep finds the job queued and adds nothing.
@@ -127,6 +140,128 @@ async fn a_crash_between_the_registry_write_and_the_enqueue_cannot_lose_the_chan
             activate: false,
             stamp
         }]
+    );
+    t.cleanup().await;
+}
+
+/// Makes registered login `n` pending at Flinks with no write marked open, as only a
+/// writer that marks nothing (an earlier version) could have left it: a change only a walk
+/// of the registry finds, so whether a repair indexes it says whether the repair walked.
+async fn plant_unmarked_pending(t: &TestRedis, registry: &Registry, n: u32) {
+    registry.add(&record(n, true)).await.unwrap();
+    let mut conn = t.conn.clone();
+    let () = conn
+        .hset_multiple(
+            t.keys.login(login(n).as_str()),
+            &[
+                ("flinks_scheduled_refresh", "pending"),
+                ("flinks_stamp", "7"),
+            ],
+        )
+        .await
+        .unwrap();
+}
+
+async fn open_marks(t: &TestRedis) -> u64 {
+    let mut conn = t.conn.clone();
+    conn.zcard(t.keys.registry_writes_open()).await.unwrap()
+}
+
+#[tokio::test]
+async fn the_index_repair_reads_the_registry_only_when_a_write_stopped_half_way() {
+    let t = TestRedis::new("sched-marks").await;
+    shared::layout::prepare(&t.conn, &t.keys).await.unwrap();
+    let registry = Registry::new(t.conn.clone(), &t.keys);
+    let scheduled = ScheduledRefresh::new(t.conn.clone(), &t.keys);
+    plant_unmarked_pending(&t, &registry, 1).await;
+    registry.add(&record(2, false)).await.unwrap();
+    assert_eq!(open_marks(&t).await, 0, "a finished write closes its mark");
+
+    // Every write finished: nothing to repair, and the registry is not read.
+    assert_eq!(
+        scheduled
+            .repair_index_older_than(Duration::ZERO)
+            .await
+            .unwrap(),
+        0
+    );
+
+    // A writer stops between its two steps: its mark stays open.
+    registry
+        .write_batch_only(&[record(3, false)])
+        .await
+        .unwrap();
+    assert_eq!(open_marks(&t).await, 1);
+    assert_eq!(
+        scheduled.repair_index().await.unwrap(),
+        0,
+        "within the grace"
+    );
+    // Past it, the repair walks every login: it finds the stopped write's change and the
+    // planted one alike, and closes the mark it acted on.
+    assert_eq!(
+        scheduled
+            .repair_index_older_than(Duration::ZERO)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(open_marks(&t).await, 0);
+    assert_eq!(scheduled.count_unconfirmed().await.unwrap(), 3);
+
+    plant_unmarked_pending(&t, &registry, 4).await;
+    assert_eq!(
+        scheduled
+            .repair_index_older_than(Duration::ZERO)
+            .await
+            .unwrap(),
+        0
+    );
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_namespace_written_before_writes_were_marked_is_walked_by_its_first_repair() {
+    let t = TestRedis::new("sched-unmarked").await;
+    // The layout an earlier version stored: bucket counts, no `writes_marked`.
+    let mut conn = t.conn.clone();
+    let () = conn
+        .hset_multiple(
+            t.keys.layout(),
+            &[
+                (shared::layout::KEY_BUCKETS_FIELD, t.keys.buckets()),
+                (
+                    shared::layout::LEDGER_BUCKETS_FIELD,
+                    t.keys.ledger_buckets(),
+                ),
+            ],
+        )
+        .await
+        .unwrap();
+    shared::layout::prepare(&t.conn, &t.keys).await.unwrap();
+    let marked: Option<String> = conn
+        .hget(t.keys.layout(), WRITES_MARKED_FIELD)
+        .await
+        .unwrap();
+    assert_eq!(
+        marked, None,
+        "data of an earlier version is not taken for marked"
+    );
+    let registry = Registry::new(t.conn.clone(), &t.keys);
+    let scheduled = ScheduledRefresh::new(t.conn.clone(), &t.keys);
+    plant_unmarked_pending(&t, &registry, 1).await;
+
+    assert_eq!(scheduled.repair_index().await.unwrap(), 1);
+    let marked: Option<String> = conn
+        .hget(t.keys.layout(), WRITES_MARKED_FIELD)
+        .await
+        .unwrap();
+    assert_eq!(marked.as_deref(), Some("1"));
+    plant_unmarked_pending(&t, &registry, 2).await;
+    assert_eq!(
+        scheduled.repair_index().await.unwrap(),
+        0,
+        "walked once only"
     );
     t.cleanup().await;
 }
