@@ -568,12 +568,14 @@ enum Flag {
 }
 
 impl FetchGate for PauseGate {
-    /// Open while the flag was read unpaused less than [`PAUSE_POLL`] ago, and only
-    /// without an inner gate (which may hand out permits) and before shutdown: an
-    /// ack-and-fetch chain then stops within `PAUSE_POLL` of a pause, as fetches do, and at
-    /// once when the worker starts draining.
+    /// Open while the flag was read unpaused less than [`PAUSE_POLL`] ago, the inner gate
+    /// (if any) is open now too, and before shutdown: an ack-and-fetch chain then stops
+    /// within `PAUSE_POLL` of a pause, as fetches do, and at once when the worker starts
+    /// draining.
     fn open_now(&self) -> bool {
-        self.inner.is_none() && !self.shutdown.is_cancelled() && read_open_recently(&self.seen_open)
+        !self.shutdown.is_cancelled()
+            && read_open_recently(&self.seen_open)
+            && self.inner.as_ref().is_none_or(|inner| inner.open_now())
     }
 
     fn ready(&self) -> BoxFuture<'static, ()> {

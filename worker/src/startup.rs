@@ -173,6 +173,7 @@ pub async fn run(
         .register(move |restarts| {
             let backend = RedisBackend::new(authorize_queue.clone())
                 .with_worker_id(authorize_id.clone())
+                .with_ack_fetch()
                 .with_fetch_gate(gate.clone());
             authorize_unfinished.track(&authorize_queue, &backend);
             WorkerBuilder::new(format!(
@@ -317,6 +318,13 @@ struct PermitGate {
 }
 
 impl FetchGate for PermitGate {
+    /// Open while the limiter heard less than a second ago that the limit is off: an ack
+    /// may then lease the next job, which still asks Redis for its permit before calling.
+    /// With a limit on, never: every claim waits here for a likely permit.
+    fn open_now(&self) -> bool {
+        !self.shutdown.is_cancelled() && self.limiter.off_recently()
+    }
+
     fn ready(&self) -> BoxFuture<'static, ()> {
         let limiter = self.limiter.clone();
         let shutdown = self.shutdown.clone();

@@ -89,7 +89,7 @@ pub trait FetchGate: Send + Sync + 'static {
     /// True when the worker may claim a job right now without awaiting
     /// [`FetchGate::ready`], so an ack may lease the next job
     /// ([`RedisBackend::with_ack_fetch`]). The default, false, keeps every claim behind
-    /// `ready`: a gate that hands out permits must leave it so.
+    /// `ready`: a gate that waits for permits must say true only while none is needed.
     fn open_now(&self) -> bool {
         false
     }

@@ -4,9 +4,10 @@
 //! backend's stream through [`Handoff`], the backend's buffer of leased jobs.
 //!
 //! An ack claims only when the backend's [`FetchGate`] says it is
-//! [open now](FetchGate::open_now) (or there is none): a gate that hands out rate-limit
-//! permits (the authorize queue's) never is, so those acks stay plain acks and every claim
-//! waits for a permit; the pause gate is open while it read the flag unpaused recently.
+//! [open now](FetchGate::open_now) (or there is none): the authorize queue's rate-limit
+//! gate is open only while the limit is off, so with a limit on those acks stay plain acks
+//! and every claim waits for a likely permit; the pause gate is open while it read the
+//! flag unpaused recently.
 //!
 //! Shutdown: the backend closes the handoff when it stops; from then on acks are plain acks,
 //! and jobs an ack leased while the backend closed are released at once (their attempt

@@ -19,12 +19,14 @@
 //! limiter spaces permits, so anything slow between a permit and its request would let a
 //! later permit's request overtake it and crowd a window. To avoid claiming work long
 //! before it can run, a worker first waits with [`RateLimiter::wait_until_likely`], which
-//! peeks at the limiter without taking anything.
+//! peeks at the limiter without taking anything. While the limit is off (0), a limiter
+//! that heard so from Redis less than [`OFF_TRUSTED_FOR`] ago answers peeks itself: a limit
+//! set meanwhile still holds every request, as permits are always asked of Redis.
 //!
 //! This module does not decide *what* to do while waiting; the caller passes a
 //! cancellation token so shutdown never waits for a permit.
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::redis_conn::RedisConn;
@@ -35,6 +37,11 @@ use crate::keys::KeySpace;
 
 /// Spacing safety margin: permits are `60 s / limit × (1 + margin)` apart.
 pub const SPACING_MARGIN: f64 = 0.01;
+
+/// How long an answer saying the limit is off is trusted by peeks
+/// ([`RateLimiter::wait_until_likely`], [`RateLimiter::off_recently`]): a busy worker
+/// with no limit then peeks once a second instead of before every claim.
+pub const OFF_TRUSTED_FOR: Duration = Duration::from_secs(1);
 
 /// Metric: permits granted or refused (`result` = granted | throttled).
 pub const PERMITS_TOTAL: &str = "nightly_refresh_rate_limit_permits_total";
@@ -78,6 +85,9 @@ pub struct RateLimiter {
     cooldown_key: String,
     limit_key: String,
     per_minute: f64,
+    /// When Redis last answered that the limit is off (asked at), `None` when the last
+    /// answer said it is on. Shared by the limiter's clones.
+    off_seen: Arc<Mutex<Option<Instant>>>,
 }
 
 impl RateLimiter {
@@ -91,7 +101,16 @@ impl RateLimiter {
             cooldown_key: keys.ratelimit("authorize:cooldown"),
             limit_key: keys.rate_limit_per_minute(),
             per_minute,
+            off_seen: Arc::default(),
         }
+    }
+
+    /// True when Redis answered less than [`OFF_TRUSTED_FOR`] ago that the limit is off.
+    pub fn off_recently(&self) -> bool {
+        self.off_seen
+            .lock()
+            .expect("rate limiter lock")
+            .is_some_and(|at| at.elapsed() < OFF_TRUSTED_FOR)
     }
 
     /// The limit used while none is stored, LoginIds per minute.
@@ -127,6 +146,7 @@ impl RateLimiter {
 
     async fn gcra(&self, now_ms: Option<u64>, peek: bool) -> Result<Attempt, RateLimitError> {
         let mut conn = self.conn.clone();
+        let asked = Instant::now();
         let (granted, wait_ms): (i64, i64) = GCRA
             .key(&self.last_key)
             .key(&self.cooldown_key)
@@ -137,6 +157,8 @@ impl RateLimiter {
             .arg(SPACING_MARGIN)
             .invoke_async(&mut conn)
             .await?;
+        let off = granted == 1 && wait_ms < 0;
+        *self.off_seen.lock().expect("rate limiter lock") = off.then_some(asked);
         if granted == 1 {
             Ok(Attempt::Granted)
         } else {
@@ -147,8 +169,12 @@ impl RateLimiter {
     /// Waits until a permit would be granted, taking none: a worker calls this before it
     /// claims a job, then [`RateLimiter::acquire`] right before the limited request. Returns
     /// false when `cancel` fires first. Other workers may take the permit in between; the
-    /// caller then waits in `acquire` for the next one.
+    /// caller then waits in `acquire` for the next one. Asks nothing while the limit was
+    /// off less than [`OFF_TRUSTED_FOR`] ago.
     pub async fn wait_until_likely(&self, cancel: &CancellationToken) -> bool {
+        if self.off_recently() {
+            return !cancel.is_cancelled();
+        }
         self.retry_until_granted(cancel, || self.peek_at(None))
             .await
     }

@@ -200,6 +200,41 @@ async fn an_open_gate_stops_being_open_now_when_shutdown_fires() {
     redis.cleanup().await;
 }
 
+/// An inner gate that says for itself whether it is open now, like the rate limiter's
+/// while the limit is off.
+struct Switch(std::sync::atomic::AtomicBool);
+
+impl FetchGate for Switch {
+    fn ready(&self) -> BoxFuture<'static, ()> {
+        Box::pin(async {})
+    }
+
+    fn open_now(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// With an inner gate, an ack may claim only while both gates are open now.
+#[tokio::test]
+async fn a_gate_with_an_inner_gate_is_open_now_only_while_both_are() {
+    let redis = TestRedis::new("ctl-open-inner").await;
+    let control = Control::new(redis.conn.clone(), &redis.keys);
+    let inner = Arc::new(Switch(false.into()));
+    let gate =
+        PauseGate::new(control.clone(), "authorize", CancellationToken::new()).then(inner.clone());
+
+    assert!(!gate.open_now(), "the flag was never read");
+    tokio::time::timeout(Duration::from_secs(2), gate.ready())
+        .await
+        .expect("an unpaused queue is fetched");
+    assert!(!gate.open_now(), "the inner gate is not open now");
+    inner.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(gate.open_now(), "both open now");
+    tokio::time::sleep(PAUSE_POLL).await;
+    assert!(!gate.open_now(), "the flag's read ran out");
+    redis.cleanup().await;
+}
+
 #[tokio::test]
 async fn a_paused_gate_never_opens_once_shutdown_fires() {
     let redis = TestRedis::new("ctl-shutdown").await;

@@ -281,6 +281,48 @@ async fn a_disabled_limiter_grants_at_once_and_has_no_eta() {
     redis.cleanup().await;
 }
 
+/// While the limit is off, a limiter that heard so answers peeks itself for a moment; a
+/// limit set meanwhile still holds every permit, which is always asked of Redis.
+#[tokio::test]
+async fn peeks_trust_an_answer_that_the_limit_is_off_but_permits_never_do() {
+    let redis = TestRedis::new("rl-off-trust").await;
+    let control = Control::new(redis.conn.clone(), &redis.keys);
+    let limiter = RateLimiter::new(redis.conn.clone(), &redis.keys, 60.0);
+    let other = RateLimiter::new(redis.conn.clone(), &redis.keys, 60.0);
+    assert!(!limiter.off_recently(), "nothing heard yet");
+    control.set_rate_limit(0.0).await.unwrap();
+    assert_eq!(limiter.peek_at(None).await.unwrap(), Attempt::Granted);
+    assert!(limiter.off_recently());
+    assert!(
+        limiter.clone().off_recently(),
+        "clones share what was heard"
+    );
+    assert!(!other.off_recently(), "another process has heard nothing");
+
+    // A limit is set: this limiter's peeks still trust the last answer...
+    control.set_rate_limit(60.0).await.unwrap();
+    let cancel = CancellationToken::new();
+    assert!(limiter.wait_until_likely(&cancel).await);
+    // ...but permits obey it at once, and the first answer ends the trust.
+    assert_eq!(limiter.try_acquire().await.unwrap(), Attempt::Granted);
+    assert!(!limiter.off_recently());
+    assert!(matches!(
+        limiter.try_acquire().await.unwrap(),
+        Attempt::Wait(_)
+    ));
+    // The trust is short-lived on its own too.
+    control.set_rate_limit(0.0).await.unwrap();
+    assert_eq!(limiter.peek_at(None).await.unwrap(), Attempt::Granted);
+    assert!(limiter.off_recently());
+    tokio::time::sleep(shared::ratelimit::OFF_TRUSTED_FOR).await;
+    assert!(!limiter.off_recently());
+    // A cancelled caller is never told to claim.
+    cancel.cancel();
+    assert_eq!(limiter.peek_at(None).await.unwrap(), Attempt::Granted);
+    assert!(!limiter.wait_until_likely(&cancel).await);
+    redis.cleanup().await;
+}
+
 #[test]
 fn eta_counts_the_spacing_of_what_remains() {
     assert_eq!(eta_at_rate(20.0, 0), Some(Duration::ZERO));

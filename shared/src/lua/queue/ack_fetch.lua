@@ -1,6 +1,6 @@
 -- Acknowledge a finished job and lease the next ones in the same call (BullMQ's
--- moveToFinished): one round trip per job instead of two. Only for a worker that needs no
--- permit before claiming a job (the backend never uses it behind a fetch gate).
+-- moveToFinished): one round trip per job instead of two. Only for a worker that may claim
+-- a job right now (the backend asks its fetch gate first: see queue/handoff.rs).
 -- ARGV[1] id, ARGV[2] delivery token of the finished job, ARGV[3] retention (ms, 0 = none),
 -- ARGV[4] max jobs to lease, ARGV[5] lease (ms), ARGV[6] promote chunk, ARGV[7] the new
 -- delivery token. KEYS[N_KEYS + 1] the finished-job record key.

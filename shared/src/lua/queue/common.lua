@@ -151,22 +151,19 @@ local function promote(now, chunk)
 end
 
 -- Lease up to `max` ready jobs to delivery `token` until `now + lease`: ready -> in-flight.
--- Promotes due delayed jobs first when fewer than `max` are ready. Returns {id, payload,
--- attempt} per leased job; attempt counts deliveries, this one included. Ids without a
--- payload (tombstones of superseded or deleted jobs) are dropped on the way, at most
--- MAX_SKIP per call so one call stays short; the `ready_tombstones` count follows.
+-- Promotes due delayed jobs (once per call) when ready runs dry before `max` are taken.
+-- Returns {id, payload, attempt} per leased job; attempt counts deliveries, this one
+-- included. Ids without a payload (tombstones of superseded or deleted jobs) are dropped on
+-- the way, at most MAX_SKIP per call so one call stays short; the `ready_tombstones` count
+-- follows. A well-stocked ready list costs one LPOP, with no LLEN before it.
 local function lease_ready(now, max, lease, chunk, token)
   local MAX_SKIP = 1000
-  if redis.call('LLEN', K_READY) < max then
-    promote(now, chunk)
-  end
   local out = {}
   local skipped = 0
+  local promoted = false
   while #out < max and skipped < MAX_SKIP do
-    local ids = redis.call('LPOP', K_READY, max - #out)
-    if not ids then
-      break
-    end
+    local want = max - #out
+    local ids = redis.call('LPOP', K_READY, want) or {}
     for _, id in ipairs(ids) do
       local key = job_key(id)
       local job = redis.call('HMGET', key, F_PAYLOAD, F_ATTEMPTS)
@@ -178,6 +175,13 @@ local function lease_ready(now, max, lease, chunk, token)
       else
         skipped = skipped + 1
       end
+    end
+    if #ids < want then
+      -- Ready is empty: the due delayed jobs join it, then the loop takes them.
+      if promoted or promote(now, chunk) == 0 then
+        break
+      end
+      promoted = true
     end
   end
   if skipped > 0 then

@@ -7,14 +7,15 @@
 -- ARGV[2] = "now" in ms, or "" to use Redis TIME (tests inject a clock here)
 -- ARGV[3] = "1" to only peek: answer as if asking, but take nothing
 -- ARGV[4] = spacing safety margin (permits are 60000 / limit * (1 + margin) ms apart)
--- Returns {granted (1|0), wait_ms}: wait_ms is how long to wait before asking again.
+-- Returns {granted (1|0), wait_ms}: wait_ms is how long to wait before asking again, or -1
+-- with a grant when the limit is off (so a worker may skip its peeks for a moment).
 --
 -- All three keys share one hash tag (one Redis Cluster slot). The limit is read on every
 -- call, so an operator's change reaches every worker at its next request. Nothing
 -- is reserved while a caller waits, so a worker that dies mid-wait leaks no budget.
 local limit = tonumber(redis.call('GET', KEYS[3]) or ARGV[1]) or tonumber(ARGV[1]) or 0
 if limit <= 0 then
-  return {1, 0}
+  return {1, -1}
 end
 
 local now
