@@ -52,7 +52,8 @@ local out = {}           -- index, existing id of each duplicate
 local added, superseded, tombstones = 0, 0, 0
 
 -- Whether the delayed set may hold anything: a ZREM there is skipped while it is empty.
-local any_delayed = redis.call('ZCARD', K_DELAYED) > 0
+-- Asked once the first job is replaced (a chained job replaces none), or set by a delay.
+local any_delayed = nil
 -- Whether the in-flight and dead sets may hold anything, asked once the first job is
 -- replaced: a job is looked up there only when they do (a routine's enqueue usually finds
 -- nothing in flight and nothing dead). This script adds to neither.
@@ -109,8 +110,13 @@ local function supersede(skey, rank, rank_text, id, payload)
       if ready_at[old_id] then
         ready[ready_at[old_id]] = false
         ready_at[old_id] = nil
-      elseif not (any_delayed and redis.call('ZREM', K_DELAYED, old_id) == 1) then
-        tombstones = tombstones + 1
+      else
+        if any_delayed == nil then
+          any_delayed = redis.call('ZCARD', K_DELAYED) > 0
+        end
+        if not (any_delayed and redis.call('ZREM', K_DELAYED, old_id) == 1) then
+          tombstones = tombstones + 1
+        end
       end
       -- Its pending entry is overwritten below.
       if old_rank then
