@@ -314,17 +314,22 @@ impl Registry {
         // at once read the clock within microseconds of each other and would otherwise
         // hand out overlapping stamps. They stay at the clock, not ahead of it.
         let mut next_stamp = 0;
-        let mut written =
-            futures::stream::iter(records.chunks(BATCH_SIZE))
-                .map(|batch| {
-                    let stamps = new_stamp(0).max(next_stamp);
-                    next_stamp = stamps + batch.len() as u64;
-                    async move {
-                        Ok::<_, RegistryError>((batch, self.write_batch(batch, stamps).await?))
-                    }
-                })
-                .buffered(BATCHES_IN_FLIGHT);
-        while let Some((batch, (new, jobs))) = written.try_next().await? {
+        let mut written = futures::stream::iter(records.chunks(BATCH_SIZE))
+            .map(|batch| {
+                let stamps = new_stamp(0).max(next_stamp);
+                next_stamp = stamps + batch.len() as u64;
+                async move {
+                    Ok::<_, RegistryError>((batch, self.write_batch_open(batch, stamps).await?))
+                }
+            })
+            .buffered(BATCHES_IN_FLIGHT);
+        // A batch's mark is closed with the others once every batch is done: closing each
+        // as it ends would wait behind the next batch's pipeline and hold back the one
+        // after it, leaving Redis idle between batches. A stop half-way leaves them open,
+        // which is what they are for.
+        let mut marks = Vec::new();
+        while let Some((batch, (new, jobs, mark))) = written.try_next().await? {
+            marks.push(mark);
             summary.upserted += batch.len() as u64;
             summary.active += batch.iter().filter(|r| r.active).count() as u64;
             summary.inactive += batch.iter().filter(|r| !r.active).count() as u64;
@@ -332,6 +337,7 @@ impl Registry {
             summary.flinks_changes += jobs.len() as u64;
             progress(summary.upserted);
         }
+        WriteMark::close_all(&mut self.conn.clone(), &self.keys, &marks).await?;
         Ok(summary)
     }
 
@@ -343,11 +349,21 @@ impl Registry {
         batch: &[LoginRecordInput],
         stamps: u64,
     ) -> Result<(u64, Vec<ScheduledRefreshJob>), RegistryError> {
+        let (new, jobs, mark) = self.write_batch_open(batch, stamps).await?;
+        mark.close(&mut self.conn.clone(), &self.keys).await?;
+        Ok((new, jobs))
+    }
+
+    /// [`Registry::write_batch`] leaving its mark open for the caller to close.
+    async fn write_batch_open(
+        &self,
+        batch: &[LoginRecordInput],
+        stamps: u64,
+    ) -> Result<(u64, Vec<ScheduledRefreshJob>, WriteMark), RegistryError> {
         let mark = WriteMark::new();
         let (new, jobs) = self.write_stamped(batch, stamps, &mark).await?;
         self.scheduled.publish(&jobs).await?;
-        mark.close(&mut self.conn.clone(), &self.keys).await?;
-        Ok((new, jobs))
+        Ok((new, jobs, mark))
     }
 
     /// Writes one batch of logins with `registry_write.lua` (active flag, tag and Flinks

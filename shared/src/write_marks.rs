@@ -10,7 +10,7 @@
 //!
 //! So every write is marked: before its first step a writer adds a mark (a ZSET member
 //! scored by the writer's clock, ms) to `ns:registry:writes_open`, and removes it after its
-//! second step. A mark older than [`crate::scheduled_refresh::REPAIR_GRACE`] belongs to a
+//! second step (an import, after its last batch's). A mark older than [`crate::scheduled_refresh::REPAIR_GRACE`] belongs to a
 //! writer that stopped; only then does the repair walk the registry, and it removes the
 //! marks it saw once the walk is done. A write that knows it left changes unpublished (a
 //! script reloaded half-way through a batch) leaves a mark scored 0, due at once.
@@ -27,8 +27,8 @@ use crate::redis_conn::RedisConn;
 /// The layout HASH's field: `1` when every registry write of the namespace is marked.
 pub const WRITES_MARKED_FIELD: &str = "writes_marked";
 
-/// Marks read per repair at most: the repair removes what it read, so a pile of stale
-/// marks is cleared over a few repairs, each one a single walk.
+/// Marks read per repair, or removed per command, at most: the repair removes what it
+/// read, so a pile of stale marks is cleared over a few repairs, each one a single walk.
 const STALE_PAGE: usize = 1_000;
 
 /// One write's mark: a member of the marks ZSET unique to this write.
@@ -68,11 +68,26 @@ impl WriteMark {
         conn: &mut RedisConn,
         keys: &KeySpace,
     ) -> Result<(), redis::RedisError> {
-        redis::cmd("ZREM")
-            .arg(keys.registry_writes_open())
-            .arg(&self.member)
-            .query_async(conn)
-            .await
+        Self::close_all(conn, keys, std::slice::from_ref(self)).await
+    }
+
+    /// Removes every mark of `marks` (writes done), a thousand per command.
+    pub(crate) async fn close_all(
+        conn: &mut RedisConn,
+        keys: &KeySpace,
+        marks: &[WriteMark],
+    ) -> Result<(), redis::RedisError> {
+        if marks.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for chunk in marks.chunks(STALE_PAGE) {
+            pipe.cmd("ZREM")
+                .arg(keys.registry_writes_open())
+                .arg(chunk.iter().map(|m| m.member.as_str()).collect::<Vec<_>>())
+                .ignore();
+        }
+        pipe.query_async(conn).await
     }
 }
 

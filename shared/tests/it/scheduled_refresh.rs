@@ -176,6 +176,9 @@ async fn the_index_repair_reads_the_registry_only_when_a_write_stopped_half_way(
     plant_unmarked_pending(&t, &registry, 1).await;
     registry.add(&record(2, false)).await.unwrap();
     assert_eq!(open_marks(&t).await, 0, "a finished write closes its mark");
+    let many: Vec<_> = (10..2_510).map(|n| record(n, n % 2 == 0)).collect();
+    registry.upsert_many(&many).await.unwrap();
+    assert_eq!(open_marks(&t).await, 0, "an import closes every batch's mark");
 
     // Every write finished: nothing to repair, and the registry is not read.
     assert_eq!(
@@ -207,7 +210,7 @@ async fn the_index_repair_reads_the_registry_only_when_a_write_stopped_half_way(
         2
     );
     assert_eq!(open_marks(&t).await, 0);
-    assert_eq!(scheduled.count_unconfirmed().await.unwrap(), 3);
+    assert_eq!(scheduled.count_unconfirmed().await.unwrap(), 3 + 1_250);
 
     plant_unmarked_pending(&t, &registry, 4).await;
     assert_eq!(
