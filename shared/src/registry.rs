@@ -323,13 +323,22 @@ impl Registry {
                 }
             })
             .buffered(BATCHES_IN_FLIGHT);
-        // A batch's mark is closed with the others once every batch is done: closing each
-        // as it ends would wait behind the next batch's pipeline and hold back the one
-        // after it, leaving Redis idle between batches. A stop half-way leaves them open,
-        // which is what they are for.
+        // Batches' marks are closed together, when every batch is done or the oldest open
+        // one is a quarter of the repair's grace old: closing each as it ends would wait
+        // behind the next batch's pipeline and hold back the one after it, leaving Redis
+        // idle between batches, and a mark left open past the grace sends every worker's
+        // repair through the registry. A stop half-way leaves them open, which is what
+        // they are for.
         let mut marks = Vec::new();
+        let mut oldest_open: Option<std::time::Instant> = None;
         while let Some((batch, (new, jobs, mark))) = written.try_next().await? {
             marks.push(mark);
+            let oldest = *oldest_open.get_or_insert_with(std::time::Instant::now);
+            if oldest.elapsed() >= crate::scheduled_refresh::REPAIR_GRACE / 4 {
+                WriteMark::close_all(&mut self.conn.clone(), &self.keys, &marks).await?;
+                marks.clear();
+                oldest_open = None;
+            }
             summary.upserted += batch.len() as u64;
             summary.active += batch.iter().filter(|r| r.active).count() as u64;
             summary.inactive += batch.iter().filter(|r| !r.active).count() as u64;
@@ -437,16 +446,19 @@ impl Registry {
         // nothing, and a call that ran upserts the same values. Only when Redis knew one
         // script and not the other (another process loading them at that moment) are the
         // logins written by the first try no longer reported new, nor their Flinks
-        // changes due; those changes are still `pending`, so the write flags itself for the
-        // sweeper's index repair, which enqueues them.
+        // changes due; those changes are still `pending`, so once the second try has filed
+        // them in the index (a repair's walk reads the index) the write flags itself for
+        // the sweeper's index repair, which enqueues them. Until then its own mark stays
+        // open.
         let written: Vec<Vec<(u64, u64)>> = match pipe.query_async(&mut conn).await {
             Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                WRITE.prepare_invoke().load_async(&mut conn).await?;
+                login_index::load_file_script(&mut conn).await?;
+                let written = pipe.query_async(&mut conn).await?;
                 let mut flag = redis::pipe();
                 mark.flag_unpublished(&mut flag, &self.keys);
                 let () = flag.query_async(&mut conn).await?;
-                WRITE.prepare_invoke().load_async(&mut conn).await?;
-                login_index::load_file_script(&mut conn).await?;
-                pipe.query_async(&mut conn).await?
+                written
             }
             written => written?,
         };

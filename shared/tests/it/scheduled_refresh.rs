@@ -178,7 +178,11 @@ async fn the_index_repair_reads_the_registry_only_when_a_write_stopped_half_way(
     assert_eq!(open_marks(&t).await, 0, "a finished write closes its mark");
     let many: Vec<_> = (10..2_510).map(|n| record(n, n % 2 == 0)).collect();
     registry.upsert_many(&many).await.unwrap();
-    assert_eq!(open_marks(&t).await, 0, "an import closes every batch's mark");
+    assert_eq!(
+        open_marks(&t).await,
+        0,
+        "an import closes every batch's mark"
+    );
 
     // Every write finished: nothing to repair, and the registry is not read.
     assert_eq!(
@@ -221,6 +225,47 @@ async fn the_index_repair_reads_the_registry_only_when_a_write_stopped_half_way(
         0
     );
     t.cleanup().await;
+}
+
+/// A Redis that does not know the registry scripts yet (a restart, a failover) makes the
+/// write load them and write again; whatever the first try did, the write leaves a mark due
+/// at once, and the next repair walks and closes it.
+#[tokio::test]
+async fn a_write_that_had_to_load_its_scripts_leaves_a_mark_due_at_once() {
+    let dir = crate::secure_redis::tempdir("marks-noscript");
+    let port = crate::own_redis::free_port();
+    let _server = crate::own_redis::OwnRedis::start(port, &[], &dir);
+    let conn = shared::redis_conn::connect_url(&format!("redis://127.0.0.1:{port}"))
+        .await
+        .unwrap();
+    let t = TestRedis {
+        conn,
+        keys: shared::keys::KeySpace::new("marks-noscript".to_string()),
+    };
+    shared::layout::prepare(&t.conn, &t.keys).await.unwrap();
+    let registry = Registry::new(t.conn.clone(), &t.keys);
+    registry.add(&record(1, false)).await.unwrap();
+    assert_eq!(
+        state(&registry, 1).await,
+        Some(ScheduledRefreshState::Pending)
+    );
+    assert_eq!(
+        open_marks(&t).await,
+        1,
+        "only the flag, its own mark closed"
+    );
+
+    let scheduled = ScheduledRefresh::new(t.conn.clone(), &t.keys);
+    assert_eq!(
+        scheduled.repair_index().await.unwrap(),
+        0,
+        "indexed already"
+    );
+    assert_eq!(open_marks(&t).await, 0, "the walk closed the flag");
+    // The next write finds the scripts loaded: no flag.
+    registry.add(&record(2, false)).await.unwrap();
+    assert_eq!(open_marks(&t).await, 0);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test]

@@ -24,12 +24,7 @@ pub async fn handle(
     delivery: &Delivery,
     deps: &Deps,
 ) -> Result<Handled, JobFailure> {
-    // The first delivery of a fetch chained by an authorize that found the login not
-    // refreshed moments ago needs no second look; a redelivery or a poll, which may come
-    // after another delivery stored the data, does. A second fetch stores nothing anyway:
-    // the store is atomic with the ledger, which keeps a refresh once recorded.
-    let chained_just_now = delivery.attempt <= 1 && job.polling_since.is_none();
-    if !chained_just_now && already_done(deps, &job.login_id, job.routine_date).await? {
+    if already_done(deps, &job.login_id, job.routine_date).await? {
         return Ok(Handled::AlreadyDone);
     }
     let now = Utc::now();
