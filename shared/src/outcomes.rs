@@ -100,9 +100,9 @@ impl Outcomes {
 
     /// The same outcomes, with applied outbox entries cleared by a task of their own, many
     /// per script call, instead of one round trip each: what a worker's handlers use. The
-    /// task sends what arrives within 25 ms of the first entry, and no handler
-    /// waits for it. An entry whose clear is lost (a crash, a Redis error) is applied again by a drain,
-    /// which is harmless. On `shutdown` the task clears what it holds and stops; later
+    /// task sends what arrives within 25 ms of the first entry, and no handler waits for
+    /// it. An entry whose clear is lost (a crash, a Redis error) is applied again by a
+    /// drain, which is harmless. On `shutdown` the task clears what it holds and stops; later
     /// applies clear one by one. Await the handle before exiting.
     pub fn with_batched_clears(
         mut self,

@@ -10,9 +10,10 @@
 //!
 //! So every write is marked: before its first step a writer adds a mark (a ZSET member
 //! scored by the writer's clock, ms) to `ns:registry:writes_open`, and removes it after its
-//! second step (an import, after its last batch's). A mark older than [`crate::scheduled_refresh::REPAIR_GRACE`] belongs to a
-//! writer that stopped; only then does the repair walk the registry, and it removes the
-//! marks it saw once the walk is done. A write that knows it left changes unpublished (a
+//! second step (an import removes its batches' marks together, every 30 s and at its end).
+//! A mark older than [`crate::scheduled_refresh::REPAIR_GRACE`] belongs to a writer that
+//! stopped; only then does the repair walk the registry, and it removes the marks it saw
+//! once the walk is done. A write that knows it left changes unpublished (a
 //! script reloaded half-way through a batch) leaves a mark scored 0, due at once.
 //!
 //! Data written before writes were marked may hold a change a crash left unindexed, with no
