@@ -107,10 +107,15 @@ impl RateLimiter {
 
     /// True when Redis answered less than [`OFF_TRUSTED_FOR`] ago that the limit is off.
     pub fn off_recently(&self) -> bool {
+        self.off_recently_at(Instant::now())
+    }
+
+    /// [`RateLimiter::off_recently`] as of `now` (tests inject a clock here).
+    pub fn off_recently_at(&self, now: Instant) -> bool {
         self.off_seen
             .lock()
             .expect("rate limiter lock")
-            .is_some_and(|at| at.elapsed() < OFF_TRUSTED_FOR)
+            .is_some_and(|at| now.saturating_duration_since(at) < OFF_TRUSTED_FOR)
     }
 
     /// The limit used while none is stored, LoginIds per minute.
