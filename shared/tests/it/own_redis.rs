@@ -38,6 +38,18 @@ impl OwnRedis {
         this
     }
 
+    /// A plain server (no password, no TLS) in a fresh temporary directory, and a
+    /// standalone connection to it.
+    pub(crate) async fn plain(tag: &str) -> (Self, shared::redis_conn::RedisConn) {
+        let dir = crate::secure_redis::tempdir(tag);
+        let port = free_port();
+        let server = Self::start(port, &[], &dir);
+        let conn = shared::redis_conn::connect_url(&format!("redis://127.0.0.1:{port}"))
+            .await
+            .expect("the private redis-server answers");
+        (server, conn)
+    }
+
     fn wait_listening(&mut self, port: u16) {
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {

@@ -551,12 +551,7 @@ async fn data_age_is_the_oldest_refresh_of_active_logins_with_never_refreshed_ap
 #[tokio::test]
 async fn an_import_after_redis_forgot_its_scripts_loads_them_again_and_loses_nothing() {
     // Its own server: flushing the scripts of the shared one would fail other tests.
-    let dir = crate::secure_redis::tempdir("scripts");
-    let port = crate::own_redis::free_port();
-    let _server = crate::own_redis::OwnRedis::start(port, &[], &dir);
-    let conn = shared::redis_conn::connect_url(&format!("redis://127.0.0.1:{port}"))
-        .await
-        .unwrap();
+    let (_server, conn) = crate::own_redis::OwnRedis::plain("scripts").await;
     let keys = shared::KeySpace::new("scripts");
     let registry = Registry::new(conn.clone(), &keys);
     let mut admin = conn.clone();

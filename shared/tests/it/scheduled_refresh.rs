@@ -232,12 +232,7 @@ async fn the_index_repair_reads_the_registry_only_when_a_write_stopped_half_way(
 /// at once, and the next repair walks and closes it.
 #[tokio::test]
 async fn a_write_that_had_to_load_its_scripts_leaves_a_mark_due_at_once() {
-    let dir = crate::secure_redis::tempdir("marks-noscript");
-    let port = crate::own_redis::free_port();
-    let _server = crate::own_redis::OwnRedis::start(port, &[], &dir);
-    let conn = shared::redis_conn::connect_url(&format!("redis://127.0.0.1:{port}"))
-        .await
-        .unwrap();
+    let (_server, conn) = crate::own_redis::OwnRedis::plain("marks-noscript").await;
     let t = TestRedis {
         conn,
         keys: shared::keys::KeySpace::new("marks-noscript".to_string()),
@@ -265,7 +260,6 @@ async fn a_write_that_had_to_load_its_scripts_leaves_a_mark_due_at_once() {
     // The next write finds the scripts loaded: no flag.
     registry.add(&record(2, false)).await.unwrap();
     assert_eq!(open_marks(&t).await, 0);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test]
