@@ -39,10 +39,19 @@ use crate::write_marks::WriteMark;
 
 static WRITE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/registry/registry_write.lua")));
+/// The outcome scripts: each is `registry_apply.lua` (the functions) and its own file.
+fn outcome_script(body: &str) -> Script {
+    Script::new(&format!(
+        "{}\n{body}",
+        include_str!("lua/registry/registry_apply.lua")
+    ))
+}
 static OUTCOME: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("lua/registry/registry_outcome.lua")));
+    LazyLock::new(|| outcome_script(include_str!("lua/registry/registry_outcome.lua")));
 static HISTORY: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("lua/registry/registry_history.lua")));
+    LazyLock::new(|| outcome_script(include_str!("lua/registry/registry_history.lua")));
+static OUTCOME_AND_HISTORY: LazyLock<Script> =
+    LazyLock::new(|| outcome_script(include_str!("lua/registry/registry_outcome_history.lua")));
 
 /// A per-bucket key ([`KeySpace::logins_flinks_unconfirmed`], ...).
 pub(crate) type BucketKey = fn(&KeySpace, u16) -> String;
@@ -744,9 +753,9 @@ impl Registry {
     /// unless the login holds a later outcome (by [`LedgerOutcome::at`], to the
     /// millisecond). Idempotent: applying the same outcome again changes nothing, so an
     /// outbox entry may be replayed ([`crate::outcomes`]). Returns `false` when the outcome
-    /// was older than the one held and so ignored. Two steps (the hash, then the history,
-    /// which lives in another Cluster slot): a crash between them is repaired by applying
-    /// the outcome again.
+    /// was older than the one held and so ignored. One script call on one Redis; on a
+    /// Cluster two (the hash, then the history, which lives in another slot), and a crash
+    /// between them is repaired by applying the outcome again.
     pub async fn record_outcome(
         &self,
         login: &LoginId,
@@ -797,17 +806,31 @@ impl Registry {
         }
         let json = serde_json::to_string(outcome)?;
         let mut conn = self.conn.clone();
+        let score = outcome.at().timestamp_millis();
+        let pairs_and_clears = |invocation: &mut redis::ScriptInvocation<'_>| {
+            for (field, value) in &fields {
+                invocation.arg(*field).arg(value.as_str());
+            }
+            for field in &clear {
+                invocation.arg(*field);
+            }
+        };
+        if self.conn.mode() != RedisMode::Cluster {
+            let mut apply = OUTCOME_AND_HISTORY.prepare_invoke();
+            apply
+                .key(&key)
+                .key(&history)
+                .arg(score)
+                .arg(fields.len())
+                .arg(&json)
+                .arg(HISTORY_LEN);
+            pairs_and_clears(&mut apply);
+            let applied: i64 = apply.invoke_async(&mut conn).await?;
+            return Ok(applied == 1);
+        }
         let mut apply = OUTCOME.prepare_invoke();
-        apply
-            .key(&key)
-            .arg(outcome.at().timestamp_millis())
-            .arg(fields.len());
-        for (field, value) in &fields {
-            apply.arg(*field).arg(value.as_str());
-        }
-        for field in &clear {
-            apply.arg(*field);
-        }
+        apply.key(&key).arg(score).arg(fields.len());
+        pairs_and_clears(&mut apply);
         let applied: i64 = apply.invoke_async(&mut conn).await?;
         if applied == 0 {
             return Ok(false);

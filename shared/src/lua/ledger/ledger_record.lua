@@ -53,13 +53,12 @@ local deltas = {}
 local function count(field, n)
   deltas[field] = (deltas[field] or 0) + n
 end
--- Adds n to a counter of the meta hash; a corrupt value (not an integer) is replaced by n.
+-- Adds n to a counter of the meta hash; a corrupt value (not an integer, or one an
+-- increment would overflow) is replaced by n. One command when the value is sound.
 local function bump(field, n)
-  local raw = redis.call('HGET', KEYS[2], field)
-  if raw and not (#raw <= 15 and string.match(raw, '^%-?%d+$')) then
+  local added = redis.pcall('HINCRBY', KEYS[2], field, n)
+  if type(added) == 'table' and added.err then
     redis.call('HSET', KEYS[2], field, math.max(n, 0))
-  else
-    redis.call('HINCRBY', KEYS[2], field, n)
   end
 end
 
