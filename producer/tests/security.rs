@@ -121,9 +121,10 @@ async fn results_read_decrypts_and_refuses_plain_entries_unless_allowed_reportin
     let conn = shared::redis_conn::connect_in_env_mode(&redis_url())
         .await
         .unwrap();
-    let accounts: serde_json::Value =
-        serde_json::from_str(r#"[{"AccountNumber":"9876543","Balance":{"Current":12.30}}]"#)
-            .unwrap();
+    let accounts = serde_json::value::RawValue::from_string(
+        r#"[{"AccountNumber":"9876543","Balance":{"Current":12.30}}]"#.to_owned(),
+    )
+    .unwrap();
     let plain = ResultsSink::new(conn.clone(), &keys, 100);
     let sealed = plain
         .clone()

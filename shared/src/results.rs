@@ -91,8 +91,8 @@ pub struct ResultEntry<'a> {
     pub last_refresh: Option<NaiveDateTime>,
     /// LastRefresh older than `STALE_AFTER`.
     pub stale: bool,
-    /// The `Accounts` array of the GetAccountsDetail answer, as Flinks sent it.
-    pub accounts: &'a serde_json::Value,
+    /// The `Accounts` array of the GetAccountsDetail answer, as Flinks sent it (JSON text).
+    pub accounts: &'a serde_json::value::RawValue,
 }
 
 impl std::fmt::Debug for ResultEntry<'_> {
@@ -157,8 +157,8 @@ impl ResultsSink {
 
     /// Stores one result unless (LoginId, date) is already refreshed.
     pub async fn store(&self, entry: &ResultEntry<'_>) -> Result<Stored, ResultsError> {
-        // Display writes compact JSON; arbitrary_precision keeps every amount as sent.
-        let accounts = entry.accounts.to_string();
+        // As sent, every amount's digits too, without the whitespace between tokens.
+        let accounts = compact_json(entry.accounts.get()).into_owned();
         let outcome = LedgerOutcome::Refreshed {
             request_id: entry.request_id.clone(),
             last_refresh: entry.last_refresh,
@@ -528,4 +528,57 @@ pub fn decode_entry(
         key_id,
         accounts,
     })
+}
+
+/// `json` (valid JSON text) without the whitespace between its tokens: what a stored entry
+/// holds, whatever layout Flinks sent. Strings, numbers and the order of keys stay as
+/// sent. Borrows when there is nothing to take out, as with a compact answer.
+fn compact_json(json: &str) -> std::borrow::Cow<'_, str> {
+    let spaced = |b: &u8| matches!(b, b' ' | b'\n' | b'\r' | b'\t');
+    if !json.as_bytes().iter().any(spaced) {
+        return json.into();
+    }
+    let mut out = String::with_capacity(json.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for c in json.chars() {
+        if in_string {
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_string = false,
+                _ => {}
+            }
+        } else if c == '"' {
+            in_string = true;
+        } else if matches!(c, ' ' | '\n' | '\r' | '\t') {
+            continue;
+        }
+        out.push(c);
+    }
+    out.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::compact_json;
+
+    #[test]
+    fn compact_json_drops_whitespace_between_tokens_only() {
+        let sent =
+            "[ {\"Title\" : \"Cheque  \\\" \\\\ \\n\",\n\t\"Balance\": 5105.50 ,\"Ids\":[1, 2]} ]";
+        let compact = compact_json(sent);
+        assert_eq!(
+            compact,
+            "[{\"Title\":\"Cheque  \\\" \\\\ \\n\",\"Balance\":5105.50,\"Ids\":[1,2]}]"
+        );
+        let a: serde_json::Value = serde_json::from_str(sent).unwrap();
+        let b: serde_json::Value = serde_json::from_str(&compact).unwrap();
+        assert_eq!(a, b);
+        let spaced_inside = "[{\"Title\":\"a b\"}]";
+        assert_eq!(compact_json(spaced_inside), spaced_inside);
+        assert!(matches!(
+            compact_json("[{\"A\":1}]"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+    }
 }

@@ -96,7 +96,8 @@ async fn the_call_trace_shows_fingerprints_urls_and_codes_but_no_secret_or_accou
     drop(_guard);
 
     let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-    let account = &detail.accounts[0];
+    let accounts: serde_json::Value = serde_json::from_str(detail.accounts.get()).unwrap();
+    let account = &accounts[0];
     let mut forbidden = vec![
         "sk-SECRET-777".to_owned(),
         "ak-SECRET-888".to_owned(),

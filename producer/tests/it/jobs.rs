@@ -303,8 +303,10 @@ fn man_prints_a_page_and_writes_one_per_command_without_redis() {
 async fn results_read_by_login_and_date_prints_that_refresh_only() {
     let env = Env::new("results-login");
     let sink = shared::results::ResultsSink::new(env.conn().await, &env.keys, 100);
-    let accounts: serde_json::Value =
-        serde_json::from_str(r#"[{"AccountNumber":"1","Balance":{"Current":1.50}}]"#).unwrap();
+    let accounts = serde_json::value::RawValue::from_string(
+        r#"[{"AccountNumber":"1","Balance":{"Current":1.50}}]"#.to_owned(),
+    )
+    .unwrap();
     for n in [1, 2] {
         let entry = shared::results::ResultEntry {
             login_id: &login(n),

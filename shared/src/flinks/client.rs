@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 use reqwest::header::{HeaderName, HeaderValue, ACCEPT, AUTHORIZATION};
 use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use tracing::field::Empty;
 use url::Url;
@@ -194,7 +196,7 @@ impl FlinksClient {
             records_request_id: false,
         };
         let reply = self
-            .execute(call, |_, json| {
+            .execute(call, |_, json, _| {
                 let body: AuthorizeTokenBody = serde_json::from_value(json?).ok()?;
                 let token = body.token.filter(|t| !t.is_empty())?;
                 HeaderValue::from_str(&token).ok()?;
@@ -270,7 +272,7 @@ impl FlinksClient {
             records_request_id: true,
         };
         let reply = self
-            .execute(call, |_, json| {
+            .execute(call, |_, json, _| {
                 let body: AuthorizeBody = serde_json::from_value(json?).ok()?;
                 Some(AuthorizeOk {
                     request_id: body.request_id?,
@@ -419,7 +421,7 @@ impl FlinksClient {
             records_request_id: false,
         };
         let reply = self
-            .execute(call, |bytes, json| match json {
+            .execute(call, |bytes, json, _| match json {
                 Some(serde_json::Value::String(text)) => Some(text),
                 _ => std::str::from_utf8(bytes).ok().map(str::to_owned),
             })
@@ -447,7 +449,7 @@ impl FlinksClient {
             records_request_id: false,
         };
         let reply = self
-            .execute(call, |_, json| {
+            .execute(call, |_, json, _| {
                 serde_json::from_value::<NightlyRefreshStatusBody>(json?)
                     .ok()
                     .map(|body| body.ineligible_cards)
@@ -482,7 +484,9 @@ impl FlinksClient {
 
     async fn detail(&self, call: Call<'_>, asked: &RequestId) -> Result<DetailOutcome, Error> {
         let reply = self
-            .execute(call, |_, json| AccountsDetailBody::decode(json?, asked))
+            .execute(call, |_, json, accounts| {
+                AccountsDetailBody::decode(json?, accounts, asked)
+            })
             .await?;
         Ok(match reply {
             Reply::Ready(detail) => DetailOutcome::Ready(Box::new(detail)),
@@ -494,13 +498,14 @@ impl FlinksClient {
     }
 
     /// Sends one call, classifies, decodes, logs and counts it. The body is parsed as JSON
-    /// once: the envelope is read from it, then `decode` turns a success body (its bytes and
-    /// that JSON, `None` when it is not JSON) into the result; `None` from `decode` means the
-    /// body is unusable (`decode` transport failure).
+    /// once: the envelope is read from it, then `decode` turns a success body (its bytes,
+    /// that JSON, `None` when it is not JSON, and the field kept as text, see
+    /// [`kept_as_text`]) into the result; `None` from `decode` means the body is unusable
+    /// (`decode` transport failure).
     async fn execute<T>(
         &self,
         call: Call<'_>,
-        decode: impl FnOnce(&[u8], Option<serde_json::Value>) -> Option<T>,
+        decode: impl FnOnce(&[u8], Option<Value>, Option<Box<RawValue>>) -> Option<T>,
     ) -> Result<Reply<T>, Error> {
         let started = Instant::now();
         let keep_login_ids = self.inner.config.trace_login_ids == TraceLoginIds::Full;
@@ -547,7 +552,10 @@ impl FlinksClient {
                 (class, Err(class))
             }
             (line_status, Ok(bytes)) => {
-                let json: Option<serde_json::Value> = serde_json::from_slice(&bytes).ok();
+                let (json, kept) = match parse_body(&bytes, kept_as_text(call.endpoint)) {
+                    Some((json, kept)) => (Some(json), kept),
+                    None => (None, None),
+                };
                 if json.is_none() && starts_as_json(&bytes) {
                     // JSON that stops short lost whatever FlinksCode it carried: it may have
                     // been SESSION_NONEXISTENT as well as INVALID_REQUEST, so whatever the
@@ -583,7 +591,7 @@ impl FlinksClient {
                         cached_authorize: call.endpoint == Endpoint::Authorize,
                     });
                     match class {
-                        Classification::Success => match decode(&bytes, json) {
+                        Classification::Success => match decode(&bytes, json, kept) {
                             Some(value) => (class, Ok(Reply::Ready(value))),
                             None => {
                                 failure.transport = Some(TransportKind::Decode);
@@ -626,6 +634,67 @@ impl FlinksClient {
     }
 }
 
+/// The top-level field of an endpoint's answer that is stored as sent and never read:
+/// GetAccountsDetail's `Accounts`, most of its bytes. It is kept as its JSON text, so no
+/// tree of it is built only to be written out again.
+fn kept_as_text(endpoint: Endpoint) -> Option<&'static str> {
+    match endpoint {
+        Endpoint::GetAccountsDetail | Endpoint::GetAccountsDetailAsync => Some("Accounts"),
+        _ => None,
+    }
+}
+
+/// Parses `body` as JSON, `None` when it is not. With a `kept` field name and a body that
+/// is an object, that field (the last one of the name, as a parse into a tree keeps) is
+/// returned as its text and left out of the tree; it is checked to be JSON all the same.
+pub(super) fn parse_body(
+    body: &[u8],
+    kept: Option<&'static str>,
+) -> Option<(Value, Option<Box<RawValue>>)> {
+    let opens_object = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    let Some(field) = kept.filter(|_| opens_object) else {
+        return serde_json::from_slice(body).ok().map(|json| (json, None));
+    };
+    let mut parser = serde_json::Deserializer::from_slice(body);
+    let (rest, kept) = SplitField { field }.deserialize(&mut parser).ok()?;
+    parser.end().ok()?;
+    Some((Value::Object(rest), kept))
+}
+
+/// Reads a JSON object into a tree of every field but `field`, and that one as text.
+struct SplitField {
+    field: &'static str,
+}
+
+impl<'de> DeserializeSeed<'de> for SplitField {
+    type Value = (serde_json::Map<String, Value>, Option<Box<RawValue>>);
+
+    fn deserialize<D: Deserializer<'de>>(self, parser: D) -> Result<Self::Value, D::Error> {
+        parser.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for SplitField {
+    type Value = (serde_json::Map<String, Value>, Option<Box<RawValue>>);
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut rest = serde_json::Map::new();
+        let mut kept = None;
+        while let Some(key) = map.next_key::<String>()? {
+            if key == self.field {
+                kept = Some(map.next_value::<Box<RawValue>>()?);
+            } else {
+                rest.insert(key, map.next_value::<Value>()?);
+            }
+        }
+        Ok((rest, kept))
+    }
+}
+
 /// True when `body` opens as a JSON object or array: one that then fails to parse was cut
 /// off in transit (or by a faulty proxy), as opposed to HTML, plain text or nothing.
 fn starts_as_json(body: &[u8]) -> bool {
@@ -662,5 +731,46 @@ fn ready<T>(reply: Reply<T>, endpoint: Endpoint) -> Result<T, Error> {
                 transport: None,
             },
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_body;
+
+    #[test]
+    fn the_kept_field_is_text_and_the_rest_a_tree() {
+        let body = br#" {"RequestId":"r","Accounts":[{"Balance":5105.50}],"Login":{"Id":"x"}} "#;
+        let (json, kept) = parse_body(body, Some("Accounts")).unwrap();
+        assert_eq!(kept.unwrap().get(), r#"[{"Balance":5105.50}]"#);
+        assert_eq!(
+            json,
+            serde_json::json!({"RequestId": "r", "Login": {"Id": "x"}})
+        );
+        // Not asked to keep anything: the whole tree.
+        let (json, kept) = parse_body(body, None).unwrap();
+        assert!(kept.is_none());
+        assert_eq!(json["Accounts"][0]["Balance"].to_string(), "5105.50");
+    }
+
+    #[test]
+    fn a_body_parses_as_json_or_not_at_all_whatever_is_kept() {
+        // The last of two fields of one name, as a tree keeps.
+        let (_, kept) =
+            parse_body(br#"{"Accounts":[1],"Accounts":[2]}"#, Some("Accounts")).unwrap();
+        assert_eq!(kept.unwrap().get(), "[2]");
+        // Broken JSON inside the kept field, or after the object, is no JSON.
+        assert!(parse_body(br#"{"Accounts":[1,}"#, Some("Accounts")).is_none());
+        assert!(parse_body(br#"{"Accounts":[1]} x"#, Some("Accounts")).is_none());
+        assert!(parse_body(br#"{"Accounts":[1]"#, Some("Accounts")).is_none());
+        // A body that is no object, or lacks the field, is a plain tree.
+        let (json, kept) = parse_body(br#""pending""#, Some("Accounts")).unwrap();
+        assert_eq!((json, kept.is_none()), (serde_json::json!("pending"), true));
+        let (json, kept) = parse_body(br#"{"FlinksCode":"X"}"#, Some("Accounts")).unwrap();
+        assert_eq!(
+            (json["FlinksCode"].as_str(), kept.is_none()),
+            (Some("X"), true)
+        );
+        assert!(parse_body(b"<html>", Some("Accounts")).is_none());
     }
 }

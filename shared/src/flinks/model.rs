@@ -13,6 +13,7 @@ use std::fmt;
 
 use chrono::{DateTime, Datelike, NaiveDateTime};
 use serde::{Deserialize, Deserializer};
+use serde_json::value::RawValue;
 
 use crate::domain::{cap_text, FlinksCode, LoginId, RequestId, MAX_FLINKS_TEXT_BYTES};
 
@@ -289,16 +290,24 @@ pub(crate) struct DetailLogin {
 }
 
 impl AccountsDetailBody {
-    /// Reads a 200 body already parsed as JSON: `Accounts` is taken out as is (an empty
-    /// array when absent), the rest decoded into the fields the routine reads. `None` when
-    /// the body is not an object or a read field is malformed.
-    pub(crate) fn decode(body: serde_json::Value, asked: &RequestId) -> Option<AccountsDetail> {
+    /// Reads a 200 body already parsed as JSON, with `accounts` its `Accounts` field's text
+    /// when the parse kept it out of the tree: `Accounts` is taken as is (an empty array
+    /// when absent), the rest decoded into the fields the routine reads. `None` when the
+    /// body is not an object or a read field is malformed.
+    pub(crate) fn decode(
+        body: serde_json::Value,
+        accounts: Option<Box<RawValue>>,
+        asked: &RequestId,
+    ) -> Option<AccountsDetail> {
         let serde_json::Value::Object(mut map) = body else {
             return None;
         };
-        let accounts = map
-            .remove("Accounts")
-            .unwrap_or(serde_json::Value::Array(Vec::new()));
+        let in_tree = map.remove("Accounts");
+        let accounts = match (accounts, in_tree) {
+            (Some(text), _) => text,
+            (None, Some(tree)) => serde_json::value::to_raw_value(&tree).ok()?,
+            (None, None) => RawValue::from_string("[]".to_owned()).ok()?,
+        };
         let body: Self = serde_json::from_value(serde_json::Value::Object(map)).ok()?;
         Some(AccountsDetail {
             request_id: body.request_id.unwrap_or_else(|| asked.clone()),
@@ -312,29 +321,33 @@ impl AccountsDetailBody {
 }
 
 /// A 200 GetAccountsDetail answer: what the routine reads, and the accounts to store.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct AccountsDetail {
     /// The RequestId of the answer (or the one asked for, if the body has none).
     pub request_id: RequestId,
     /// `Login.LastRefresh`, with the `0001-01-01` "never refreshed" sentinel as `None`.
     pub last_refresh: Option<NaiveDateTime>,
-    /// The `Accounts` array exactly as Flinks sent it (amounts keep their digits: the
-    /// workspace enables serde_json's `arbitrary_precision`). Account data: never log it.
-    pub accounts: serde_json::Value,
+    /// The `Accounts` field exactly as Flinks sent it, as JSON text (amounts keep their
+    /// digits). Account data: never log it.
+    pub accounts: Box<RawValue>,
 }
+
+impl PartialEq for AccountsDetail {
+    fn eq(&self, other: &Self) -> bool {
+        self.request_id == other.request_id
+            && self.last_refresh == other.last_refresh
+            && self.accounts.get() == other.accounts.get()
+    }
+}
+
+impl Eq for AccountsDetail {}
 
 impl fmt::Debug for AccountsDetail {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AccountsDetail")
             .field("request_id", &self.request_id)
             .field("last_refresh", &self.last_refresh)
-            .field(
-                "accounts",
-                &self
-                    .accounts
-                    .as_array()
-                    .map_or(0, |accounts| accounts.len()),
-            )
+            .field("accounts_bytes", &self.accounts.get().len())
             .finish()
     }
 }
@@ -482,11 +495,25 @@ mod tests {
         assert_eq!(login.id, None);
     }
 
+    /// Decodes `body` as the client does (its `Accounts` kept as text), and checks that a
+    /// body parsed whole into a tree gives the same answer but for the accounts' layout.
     fn detail(body: &str) -> Option<AccountsDetail> {
-        AccountsDetailBody::decode(
-            serde_json::from_str(body).unwrap(),
-            &RequestId::new("asked"),
-        )
+        let asked = RequestId::new("asked");
+        let (json, kept) =
+            super::super::client::parse_body(body.as_bytes(), Some("Accounts")).expect("JSON");
+        let split = AccountsDetailBody::decode(json, kept, &asked);
+        let whole = AccountsDetailBody::decode(serde_json::from_str(body).unwrap(), None, &asked);
+        assert_eq!(split.is_some(), whole.is_some());
+        if let (Some(split), Some(whole)) = (&split, &whole) {
+            assert_eq!(accounts_of(split), accounts_of(whole));
+            assert_eq!(split.request_id, whole.request_id);
+            assert_eq!(split.last_refresh, whole.last_refresh);
+        }
+        split
+    }
+
+    fn accounts_of(detail: &AccountsDetail) -> serde_json::Value {
+        serde_json::from_str(detail.accounts.get()).unwrap()
     }
 
     #[test]
@@ -500,7 +527,10 @@ mod tests {
         let zeros = detail(r#"{"Accounts":[{"Balance":{"Current":5105.50,"Available":0.10}}]}"#);
         let text = zeros.unwrap().accounts.to_string();
         assert!(text.contains("5105.50") && text.contains("0.10"), "{text}");
-        assert_eq!(ready.accounts[1]["Transactions"], serde_json::Value::Null);
+        assert_eq!(
+            accounts_of(&ready)[1]["Transactions"],
+            serde_json::Value::Null
+        );
         assert_eq!(
             ready.last_refresh.unwrap().to_string(),
             "2025-01-31 17:40:54.569261"
@@ -514,7 +544,7 @@ mod tests {
             "Accounts":[{"Balance":"n/a","Transactions":{"not":"a list"},"OverdraftLimit":"lots",
             "Holder":42}]}"#;
         let ready = detail(odd).expect("a usable body");
-        assert_eq!(ready.accounts[0]["Balance"], "n/a");
+        assert_eq!(accounts_of(&ready)[0]["Balance"], "n/a");
         assert!(ready.last_refresh.is_some());
     }
 
@@ -523,11 +553,12 @@ mod tests {
         let ready =
             detail(r#"{"HttpStatusCode":200,"Login":{"LastRefresh":"0001-01-01T00:00:00"}}"#)
                 .unwrap();
-        assert_eq!(ready.accounts, serde_json::json!([]));
+        assert_eq!(ready.accounts.get(), "[]");
         assert_eq!(ready.last_refresh, None);
         assert_eq!(ready.request_id.as_str(), "asked");
         assert!(
-            AccountsDetailBody::decode(serde_json::json!("text"), &RequestId::new("a")).is_none()
+            AccountsDetailBody::decode(serde_json::json!("text"), None, &RequestId::new("a"))
+                .is_none()
         );
     }
 

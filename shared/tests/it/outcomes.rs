@@ -239,7 +239,7 @@ async fn a_stored_result_reaches_the_registry_with_its_stream_id() {
         fetched_at: Utc::now(),
         last_refresh: None,
         stale: false,
-        accounts: &serde_json::json!([]),
+        accounts: &serde_json::value::to_raw_value(&serde_json::json!([])).unwrap(),
     };
     let stored = f.outcomes.store_result(&sink, &entry).await.unwrap();
     assert!(stored.newly_stored);

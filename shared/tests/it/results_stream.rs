@@ -30,7 +30,10 @@ async fn store(sink: &ResultsSink, login: &LoginId, request: &str) {
                 .unwrap()
                 .and_hms_opt(6, 0, 0),
             stale: false,
-            accounts: &serde_json::from_str::<serde_json::Value>(BODY).unwrap()["Accounts"],
+            accounts: &serde_json::value::to_raw_value(
+                &serde_json::from_str::<serde_json::Value>(BODY).unwrap()["Accounts"],
+            )
+            .unwrap(),
         })
         .await
         .unwrap();

@@ -80,6 +80,7 @@ async fn a_million_logins_and_a_dates_outcomes_spread_over_the_primaries() {
         "Category": "Operations",
         "Currency": "CAD"
     }]);
+    let accounts = serde_json::value::to_raw_value(&accounts).unwrap();
     futures::stream::iter(ids.iter())
         .map(|id| {
             let entry = ResultEntry {
