@@ -358,6 +358,9 @@ def cleanup():
     shutil.rmtree(WORK, ignore_errors=True)
 
 
+DUMP = open(os.environ['BENCH_MONITOR_DUMP'], 'ab') if os.environ.get('BENCH_MONITOR_DUMP') else None
+
+
 class Monitor:
     """Counts the commands Redis executes via MONITOR, split into the ones clients sent
     (round trips, pipelined or not) and the ones Lua scripts ran. MONITOR slows Redis
@@ -386,6 +389,8 @@ class Monitor:
             buf += data
             *lines, buf = buf.split(b"\r\n")
             for line in lines:
+                if DUMP:
+                    DUMP.write(line + b"\n")
                 m = pat.match(line)
                 if not m:
                     continue

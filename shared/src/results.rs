@@ -532,30 +532,39 @@ pub fn decode_entry(
 
 /// `json` (valid JSON text) without the whitespace between its tokens: what a stored entry
 /// holds, whatever layout Flinks sent. Strings, numbers and the order of keys stay as
-/// sent. Borrows when there is nothing to take out, as with a compact answer.
+/// sent. Borrows when there is nothing to take out, as with a compact answer. Works on
+/// bytes: no byte of a multi-byte UTF-8 character is ASCII, so none is mistaken for a
+/// quote or a space.
 fn compact_json(json: &str) -> std::borrow::Cow<'_, str> {
-    let spaced = |b: &u8| matches!(b, b' ' | b'\n' | b'\r' | b'\t');
-    if !json.as_bytes().iter().any(spaced) {
-        return json.into();
-    }
-    let mut out = String::with_capacity(json.len());
+    let bytes = json.as_bytes();
+    let mut out: Option<Vec<u8>> = None;
     let (mut in_string, mut escaped) = (false, false);
-    for c in json.chars() {
-        if in_string {
-            match (escaped, c) {
+    for (i, &b) in bytes.iter().enumerate() {
+        let drop = if in_string {
+            match (escaped, b) {
                 (true, _) => escaped = false,
-                (false, '\\') => escaped = true,
-                (false, '"') => in_string = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
                 _ => {}
             }
-        } else if c == '"' {
-            in_string = true;
-        } else if matches!(c, ' ' | '\n' | '\r' | '\t') {
-            continue;
+            false
+        } else {
+            in_string = b == b'"';
+            matches!(b, b' ' | b'\n' | b'\r' | b'\t')
+        };
+        match (&mut out, drop) {
+            (None, true) => out = Some(bytes[..i].to_vec()),
+            (Some(out), false) => out.push(b),
+            _ => {}
         }
-        out.push(c);
     }
-    out.into()
+    match out {
+        // Only ASCII whitespace was taken out: still UTF-8.
+        Some(out) => String::from_utf8(out)
+            .expect("whitespace removed from UTF-8")
+            .into(),
+        None => json.into(),
+    }
 }
 
 #[cfg(test)]
@@ -574,8 +583,12 @@ mod tests {
         let a: serde_json::Value = serde_json::from_str(sent).unwrap();
         let b: serde_json::Value = serde_json::from_str(&compact).unwrap();
         assert_eq!(a, b);
-        let spaced_inside = "[{\"Title\":\"a b\"}]";
-        assert_eq!(compact_json(spaced_inside), spaced_inside);
+        let spaced_inside = "[{\"Title\":\"Caisse  é \\\"x\\\" \"}]";
+        assert!(matches!(
+            compact_json(spaced_inside),
+            std::borrow::Cow::Borrowed(text) if text == spaced_inside
+        ));
+        assert_eq!(compact_json(" [ \"é\" ,\t\"€ \" ] "), "[\"é\",\"€ \"]");
         assert!(matches!(
             compact_json("[{\"A\":1}]"),
             std::borrow::Cow::Borrowed(_)
