@@ -6,7 +6,9 @@ with the release binaries, on a private redis-server. `scripts/bench-all` runs i
                                         (default: all)
 
 Env: BENCH_N (20000), BENCH_IMPORT_N (1000000), BENCH_COMPARE_N (20000), BENCH_CONCURRENCY (32),
-     BENCH_WORKERS ("1 2 4"). Prints one markdown table per section and writes
+     BENCH_WORKERS ("1 2 4"), BENCH_COUNT_N (2000, the MONITOR counts' runs),
+     BENCH_MONITOR_DUMP (a file: every line MONITOR saw is appended to it, to see which
+     script ran which command). Prints one markdown table per section and writes
      bench/results/latest.json (git-ignored).
 """
 
