@@ -28,6 +28,7 @@ use redis::{AsyncCommands, Script};
 use serde::Serialize;
 
 use crate::domain::{Fingerprint, FlinksCode, LoginId};
+use crate::flinks::format_flinks_timestamp;
 use crate::jobs::ScheduledRefreshJob;
 use crate::keys::KeySpace;
 use crate::ledger::LedgerOutcome;
@@ -778,9 +779,7 @@ impl Registry {
                 fields.push(("last_success_at", stored_millis(outcome.at())));
                 fields.push(("stale", if *stale { "1" } else { "0" }.to_string()));
                 match last_refresh {
-                    Some(t) => {
-                        fields.push(("last_refresh", t.format("%Y-%m-%dT%H:%M:%S%.f").to_string()))
-                    }
+                    Some(t) => fields.push(("last_refresh", format_flinks_timestamp(*t))),
                     None => clear.push("last_refresh"),
                 }
                 clear.extend(["reauth_code", "reauth_message", "last_error"]);

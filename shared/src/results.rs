@@ -33,6 +33,7 @@
 //! The stream is capped at about `RESULTS_STREAM_MAXLEN` entries (`MAXLEN ~`): consume it
 //! faster than the cap fills. Nothing here is logged: the payload is account data.
 
+use crate::flinks::format_flinks_timestamp;
 use crate::redis_conn::RedisConn;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 
@@ -169,7 +170,7 @@ impl ResultsSink {
         let date = entry.routine_date.to_string(); // Display is `%Y-%m-%d`
         let last_refresh = entry
             .last_refresh
-            .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.f").to_string())
+            .map(format_flinks_timestamp)
             .unwrap_or_default();
         let stale = if entry.stale { "1" } else { "0" };
         let mut fields: Vec<(&str, String)> = vec![

@@ -26,6 +26,6 @@ pub use client::{AuthorizeToken, FlinksClient};
 pub use config::FlinksConfig;
 pub use error::{Error, Failure};
 pub use model::{
-    AccountsDetail, AuthorizeOk, AuthorizeOutcome, DetailOutcome, IneligibleCard, Institution,
-    LoginInfo,
+    format_flinks_timestamp, AccountsDetail, AuthorizeOk, AuthorizeOutcome, DetailOutcome,
+    IneligibleCard, Institution, LoginInfo,
 };

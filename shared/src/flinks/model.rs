@@ -35,6 +35,14 @@ pub fn parse_flinks_timestamp(text: &str) -> Option<NaiveDateTime> {
         })
 }
 
+/// `at` as `%Y-%m-%dT%H:%M:%S%.f` (`2018-10-23T05:36:07.612`), the text a stored
+/// LastRefresh keeps and [`parse_flinks_timestamp`] reads back. Written without parsing
+/// a format string on every stored refresh: chrono's `Debug` of a `NaiveDateTime` is that
+/// text, which a test pins.
+pub fn format_flinks_timestamp(at: NaiveDateTime) -> String {
+    format!("{at:?}")
+}
+
 fn timestamp_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<NaiveDateTime>, D::Error> {
     match Option::<String>::deserialize(d)? {
         None => Ok(None),
@@ -476,6 +484,34 @@ mod tests {
             "0001-01-01 00:00:00"
         );
         assert_eq!(body.login.last_refresh_known(), None);
+    }
+
+    #[test]
+    fn a_timestamp_is_written_as_its_format_string_would_and_reads_back() {
+        let day = chrono::NaiveDate::from_ymd_opt(2018, 10, 23).unwrap();
+        let far = chrono::NaiveDate::from_ymd_opt(12345, 1, 2).unwrap();
+        for (date, h, m, s, nano) in [
+            (day, 5, 36, 7, 0),
+            (day, 5, 36, 7, 600_000_000),
+            (day, 5, 36, 7, 612_195_000),
+            (day, 5, 36, 7, 612_195_300),
+            (day, 23, 59, 59, 1_500_000_000),
+            (
+                chrono::NaiveDate::from_ymd_opt(1, 1, 1).unwrap(),
+                0,
+                0,
+                0,
+                0,
+            ),
+            (far, 1, 2, 3, 4),
+        ] {
+            let at = date.and_hms_nano_opt(h, m, s, nano).unwrap();
+            let text = format_flinks_timestamp(at);
+            assert_eq!(text, at.format("%Y-%m-%dT%H:%M:%S%.f").to_string());
+            if date != far {
+                assert_eq!(parse_flinks_timestamp(&text), Some(at), "{text}");
+            }
+        }
     }
 
     #[test]
