@@ -658,7 +658,70 @@ pub(super) fn parse_body(
     let mut parser = serde_json::Deserializer::from_slice(body);
     let (rest, kept) = SplitField { field }.deserialize(&mut parser).ok()?;
     parser.end().ok()?;
+    // Taking a value as text only skips over it: a lone surrogate escape or nesting past
+    // serde_json's depth limit would pass, and then fail every later read of the stored
+    // text. So the text is read once more, fully, keeping nothing; and text naming
+    // serde_json's own private keys, which a tree reads in a way of its own, is read into
+    // a tree, as the stream's readers will.
+    if let Some(text) = &kept {
+        serde_json::from_str::<Checked>(text.get()).ok()?;
+        if text.get().contains("$serde_json::private::") {
+            serde_json::from_str::<Value>(text.get()).ok()?;
+        }
+    }
     Some((Value::Object(rest), kept))
+}
+
+/// A JSON value read in full, as a parse into a tree reads it (every string unescaped,
+/// the depth limit kept), but not stored.
+struct Checked;
+
+impl<'de> serde::Deserialize<'de> for Checked {
+    fn deserialize<D: Deserializer<'de>>(parser: D) -> Result<Self, D::Error> {
+        parser.deserialize_any(CheckedVisitor)
+    }
+}
+
+struct CheckedVisitor;
+
+impl<'de> Visitor<'de> for CheckedVisitor {
+    type Value = Checked;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_unit<E>(self) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_none<E>(self) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, inner: D) -> Result<Checked, D::Error> {
+        <Checked as serde::Deserialize>::deserialize(inner)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Checked, A::Error> {
+        while seq.next_element::<Checked>()?.is_some() {}
+        Ok(Checked)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Checked, A::Error> {
+        while map.next_entry::<Checked, Checked>()?.is_some() {}
+        Ok(Checked)
+    }
 }
 
 /// Reads a JSON object into a tree of every field but `field`, and that one as text.
@@ -763,6 +826,26 @@ mod tests {
         assert!(parse_body(br#"{"Accounts":[1,}"#, Some("Accounts")).is_none());
         assert!(parse_body(br#"{"Accounts":[1]} x"#, Some("Accounts")).is_none());
         assert!(parse_body(br#"{"Accounts":[1]"#, Some("Accounts")).is_none());
+        // What a tree would refuse inside the kept field is refused too: a lone surrogate
+        // (a text cut inside an emoji), nesting past the depth limit.
+        for body in [
+            br#"{"Accounts":[{"Description":"\ud83d"}]}"#.to_vec(),
+            format!(r#"{{"Accounts":{}{}}}"#, "[".repeat(200), "]".repeat(200)).into_bytes(),
+        ] {
+            assert!(serde_json::from_slice::<serde_json::Value>(&body).is_err());
+            assert!(parse_body(&body, Some("Accounts")).is_none());
+        }
+        let private = br#"{"Accounts":[{"$serde_json::private::Number":"abc"}]}"#;
+        assert!(serde_json::from_slice::<serde_json::Value>(private).is_err());
+        assert!(parse_body(private, Some("Accounts")).is_none());
+        // And what a tree takes, it takes: deep but within the limit, escapes, numbers.
+        let fine = format!(
+            r#"{{"Accounts":[{}{}, "\ud83d\ude00 \u00e9", 1E5, -0.10, null, true]}}"#,
+            "[".repeat(100),
+            "]".repeat(100)
+        );
+        assert!(serde_json::from_slice::<serde_json::Value>(fine.as_bytes()).is_ok());
+        assert!(parse_body(fine.as_bytes(), Some("Accounts")).is_some());
         // A body that is no object, or lacks the field, is a plain tree.
         let (json, kept) = parse_body(br#""pending""#, Some("Accounts")).unwrap();
         assert_eq!((json, kept.is_none()), (serde_json::json!("pending"), true));
