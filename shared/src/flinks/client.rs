@@ -651,8 +651,7 @@ pub(super) fn parse_body(
     body: &[u8],
     kept: Option<&'static str>,
 ) -> Option<(Value, Option<Box<RawValue>>)> {
-    let opens_object = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
-    let Some(field) = kept.filter(|_| opens_object) else {
+    let Some(field) = kept.filter(|_| first_token(body) == Some(b'{')) else {
         return serde_json::from_slice(body).ok().map(|json| (json, None));
     };
     let mut parser = serde_json::Deserializer::from_slice(body);
@@ -761,9 +760,14 @@ impl<'de> Visitor<'de> for SplitField {
 /// True when `body` opens as a JSON object or array: one that then fails to parse was cut
 /// off in transit (or by a faulty proxy), as opposed to HTML, plain text or nothing.
 fn starts_as_json(body: &[u8]) -> bool {
+    matches!(first_token(body), Some(b'{' | b'['))
+}
+
+/// The first byte of `body` that is not whitespace.
+fn first_token(body: &[u8]) -> Option<u8> {
     body.iter()
+        .copied()
         .find(|byte| !byte.is_ascii_whitespace())
-        .is_some_and(|first| matches!(first, b'{' | b'['))
 }
 
 /// The call's URL for the trace: GetAccountsDetailAsync's RequestId segment shortened like
