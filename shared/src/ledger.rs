@@ -20,10 +20,11 @@
 //! entries it claims (`ops/requeue_claim.lua`). Every key expires [`LEDGER_TTL`] after its
 //! last write (give or take the hour between two upkeeps of a date), so memory is bounded.
 //!
-//! The login registry lives in other Redis Cluster slots, so no script here writes it:
-//! every write also queues the registry update in the outcome outbox (same script, same
-//! slot), and [`crate::outcomes`] applies it. Record outcomes through
-//! [`crate::outcomes::Outcomes`]; a bare write here leaves the update to the outbox drain.
+//! The login registry lives in other Redis Cluster slots: a write there queues the
+//! registry update in the outcome outbox (same script, same slot), and [`crate::outcomes`]
+//! applies it. On one Redis a write through [`crate::outcomes::Outcomes`] applies it in the
+//! same script instead. Record outcomes through [`crate::outcomes::Outcomes`]; a bare write
+//! here leaves the update to the outbox drain.
 //!
 //! The same script appends the outcome's event to the events stream ([`crate::events`]) when
 //! someone must act on it: the events stream is a transactional outbox for the customer.
@@ -32,7 +33,9 @@ use std::collections::HashMap;
 use std::sync::LazyLock;
 use std::time::Duration;
 
+use crate::config::RedisMode;
 use crate::redis_conn::RedisConn;
+use crate::registry::{OutcomeUpdate, HISTORY_LEN};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use redis::{AsyncCommands, Script};
 use serde::{Deserialize, Serialize};
@@ -66,8 +69,15 @@ const SCAN_COUNT: usize = 1_000;
 /// cost a thousand round trips, small enough that one call holds Redis for a few ms.
 pub const RECORD_PAGE: usize = 1_000;
 
-static RECORD: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("lua/ledger/ledger_record.lua")));
+/// `ledger_record.lua`, after the registry functions it calls to apply a login's update in
+/// the same step on one Redis.
+static RECORD: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("lua/registry/registry_apply.lua"),
+        "\n",
+        include_str!("lua/ledger/ledger_record.lua")
+    ))
+});
 
 /// In an outcome written with [`Ledger::record_with_stream_entry`], stands for the id of
 /// the stream entry appended with it.
@@ -381,11 +391,40 @@ fn is_final(outcome: Option<&LedgerOutcome>) -> bool {
     matches!(outcome, Some(LedgerOutcome::Refreshed { .. }))
 }
 
-/// The outbox entry `ledger_record.lua` queued (when it says it did) for a login whose
-/// write of `outcome` stored `stored_json`: `<score>|<JSON>`, score the outcome's time in
-/// epoch ms, as the script writes it.
-fn queued_entry(queued: bool, outcome: &LedgerOutcome, stored_json: &str) -> Option<String> {
-    queued.then(|| format!("{}|{stored_json}", outcome.at().timestamp_millis()))
+/// What a write of one login did about its registry update (see [`crate::outcomes`]).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum RegistryUpdate {
+    /// Applied in the write's own atomic step (one Redis, not a Cluster): nothing to do.
+    Applied,
+    /// Queued in the outbox as this entry (`<score>|<JSON>`): the caller applies it.
+    Queued(String),
+    /// Neither: nothing written, a superseded outcome, or a later update of the login
+    /// pending in the outbox, which the caller applies.
+    None,
+}
+
+impl RegistryUpdate {
+    /// What `ledger_record.lua` answered (`registry`) for a write of `outcome` that stored
+    /// `stored_json`; a queued entry is `<score>|<JSON>`, score the outcome's time in epoch
+    /// ms, as the script writes it.
+    fn from_script(registry: u8, outcome: &LedgerOutcome, stored_json: &str) -> Self {
+        match registry {
+            1 => Self::Queued(format!("{}|{stored_json}", outcome.at().timestamp_millis())),
+            2 => Self::Applied,
+            _ => Self::None,
+        }
+    }
+}
+
+/// Whether a one-login write applies the registry update itself or leaves it to the
+/// outbox ([`crate::outcomes`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RegistryWrite {
+    /// Apply it in the same script when the registry keys may be written there (one Redis);
+    /// on a Cluster they are in other slots, and the update goes to the outbox.
+    ApplyWhereOneRedis,
+    /// Always the outbox.
+    Outbox,
 }
 
 impl Ledger {
@@ -409,23 +448,24 @@ impl Ledger {
         overwrite: Overwrite,
     ) -> Result<bool, LedgerError> {
         Ok(self
-            .record_queuing(date, login, outcome, overwrite)
+            .record_with_registry(date, login, outcome, overwrite, RegistryWrite::Outbox)
             .await?
             .0)
     }
 
-    /// [`Ledger::record`], also returning the outbox entry the write queued (`None` when
-    /// nothing was written, for a `Superseded` outcome, or when a later update of the login
-    /// was pending already), so the caller applies it without reading it back.
-    pub(crate) async fn record_queuing(
+    /// [`Ledger::record`], also saying what became of the login's registry update: applied
+    /// in the same step when `registry` allows it, else the outbox entry the write queued,
+    /// so the caller applies it without reading it back.
+    pub(crate) async fn record_with_registry(
         &self,
         date: NaiveDate,
         login: &LoginId,
         outcome: &LedgerOutcome,
         overwrite: Overwrite,
-    ) -> Result<(bool, Option<String>), LedgerError> {
+        registry: RegistryWrite,
+    ) -> Result<(bool, RegistryUpdate), LedgerError> {
         let bucket = self.keys.ledger_bucket_of(login.as_str());
-        let (written, json, queued) = self
+        let (written, json, update) = self
             .invoke_record(
                 date,
                 bucket,
@@ -433,9 +473,13 @@ impl Ledger {
                 outcome,
                 None,
                 overwrite,
+                registry,
             )
             .await?;
-        Ok((written == 1, queued_entry(queued, outcome, &json)))
+        Ok((
+            written == 1,
+            RegistryUpdate::from_script(update, outcome, &json),
+        ))
     }
 
     /// Records the same `outcome` for every login of `logins` on `date`, as
@@ -456,7 +500,15 @@ impl Ledger {
         {
             for page in logins.chunks(RECORD_PAGE) {
                 let (n, _, _) = self
-                    .invoke_record(date, bucket, page, outcome, None, overwrite)
+                    .invoke_record(
+                        date,
+                        bucket,
+                        page,
+                        outcome,
+                        None,
+                        overwrite,
+                        RegistryWrite::Outbox,
+                    )
                     .await?;
                 written += n;
             }
@@ -468,17 +520,17 @@ impl Ledger {
     /// atomic step (see `results`): either both happen or neither, so a redelivered job
     /// never adds a second entry. Returns whether it was written, the outcome as stored
     /// (the existing one when the date was refreshed already), with the entry's id in place
-    /// of [`STREAM_ID_PLACEHOLDER`], and the registry update the write queued in the outbox
-    /// (`None` when nothing was written, or a later update was pending already), for
+    /// of [`STREAM_ID_PLACEHOLDER`], and what became of the login's registry update:
+    /// applied in the same step on one Redis, else queued in the outbox for
     /// [`crate::outcomes`] to apply without reading it back.
-    pub async fn record_with_stream_entry(
+    pub(crate) async fn record_with_stream_entry(
         &self,
         date: NaiveDate,
         login: &LoginId,
         outcome: &LedgerOutcome,
         entry: &StreamEntry<'_>,
-    ) -> Result<(bool, LedgerOutcome, Option<String>), LedgerError> {
-        let (written, json, queued) = self
+    ) -> Result<(bool, LedgerOutcome, RegistryUpdate), LedgerError> {
+        let (written, json, update) = self
             .invoke_record(
                 date,
                 self.keys.ledger_bucket_of(login.as_str()),
@@ -486,15 +538,18 @@ impl Ledger {
                 outcome,
                 Some(entry),
                 Overwrite::AllButRefreshed,
+                RegistryWrite::ApplyWhereOneRedis,
             )
             .await?;
-        let queued = queued_entry(queued, outcome, &json);
-        Ok((written == 1, serde_json::from_str(&json)?, queued))
+        let update = RegistryUpdate::from_script(update, outcome, &json);
+        Ok((written == 1, serde_json::from_str(&json)?, update))
     }
 
     /// Runs `ledger_record.lua` for `logins`, all of ledger bucket `bucket` (one login,
     /// when `entry` is given). Returns how many entries were written, the stored (or kept)
-    /// JSON of the last login, and whether its registry update went into the outbox.
+    /// JSON of the last login, and what the script did with its registry update (see
+    /// [`RegistryUpdate::from_script`]).
+    #[allow(clippy::too_many_arguments)]
     async fn invoke_record(
         &self,
         date: NaiveDate,
@@ -503,7 +558,8 @@ impl Ledger {
         outcome: &LedgerOutcome,
         entry: Option<&StreamEntry<'_>>,
         overwrite: Overwrite,
-    ) -> Result<(u64, String, bool), LedgerError> {
+        registry: RegistryWrite,
+    ) -> Result<(u64, String, u8), LedgerError> {
         let d = day(date);
         let json = serde_json::to_string(outcome)?;
         let floor = Utc::now() - chrono::Duration::from_std(LEDGER_TTL).unwrap_or_default();
@@ -536,6 +592,30 @@ impl Ledger {
         for login in logins {
             invocation.arg(login.as_str());
         }
+        let apply_here = match (registry, logins) {
+            (RegistryWrite::ApplyWhereOneRedis, [login])
+                if self.conn.mode() != RedisMode::Cluster
+                    && !matches!(outcome, LedgerOutcome::Superseded { .. }) =>
+            {
+                Some(login)
+            }
+            _ => None,
+        };
+        match apply_here {
+            Some(login) => {
+                let update = OutcomeUpdate::of(outcome);
+                invocation
+                    .key(self.keys.login(login.as_str()))
+                    .key(self.keys.login_history(login.as_str()))
+                    .arg(2 + update.arg_count())
+                    .arg(HISTORY_LEN)
+                    .arg(update.fields.len());
+                update.push_args(&mut invocation);
+            }
+            None => {
+                invocation.arg(0);
+            }
+        }
         if let Some(entry) = entry {
             invocation.key(&entry.stream).arg(entry.max_len);
             for (field, value) in &entry.fields {
@@ -543,8 +623,9 @@ impl Ledger {
             }
         }
         let mut conn = self.conn.clone();
-        let (written, json, queued): (u64, String, u8) = invocation.invoke_async(&mut conn).await?;
-        Ok((written, json, queued == 1))
+        let (written, json, registry): (u64, String, u8) =
+            invocation.invoke_async(&mut conn).await?;
+        Ok((written, json, registry))
     }
 
     /// The outcome of (`login`, `date`), if any.

@@ -3,9 +3,12 @@
 //! registry state and history. Every path that records an outcome (the worker's handlers,
 //! the dead-letter reconciler, the producer's ops commands) goes through [`Outcomes`].
 //!
-//! A login's ledger keys share its ledger bucket's hash tag (`{ns:ledger}` with one bucket);
-//! its registry keys do not, and Redis Cluster forbids one script over two slots. So
-//! recording is a transactional outbox:
+//! On one Redis (a single server, or Sentinel's master) the ledger script applies the
+//! registry update itself, in the same atomic step: one script call per outcome.
+//!
+//! On a Cluster, a login's ledger keys share its ledger bucket's hash tag (`{ns:ledger}`
+//! with one bucket); its registry keys do not, and Redis Cluster forbids one script over two
+//! slots. So recording there is a transactional outbox:
 //!
 //! 1. `ledger_record.lua` writes the ledger entry, counters, indexes and (for a refresh)
 //!    the results-stream entry, and in the same atomic step puts the registry update in the
@@ -33,7 +36,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::domain::LoginId;
 use crate::keys::KeySpace;
-use crate::ledger::{Ledger, LedgerError, LedgerOutcome, Overwrite};
+use crate::ledger::{Ledger, LedgerError, LedgerOutcome, Overwrite, RegistryUpdate, RegistryWrite};
 use crate::registry::{Registry, RegistryError};
 use crate::results::{ResultEntry, ResultsError, ResultsSink, Stored};
 
@@ -130,11 +133,17 @@ impl Outcomes {
         outcome: &LedgerOutcome,
         overwrite: Overwrite,
     ) -> Result<bool, OutcomeError> {
-        let (written, queued) = self
+        let (written, update) = self
             .ledger
-            .record_queuing(date, login, outcome, overwrite)
+            .record_with_registry(
+                date,
+                login,
+                outcome,
+                overwrite,
+                RegistryWrite::ApplyWhereOneRedis,
+            )
             .await?;
-        self.apply_or_leave(login, queued).await;
+        self.apply_or_leave(login, update).await;
         Ok(written)
     }
 
@@ -146,8 +155,8 @@ impl Outcomes {
         entry: &ResultEntry<'_>,
     ) -> Result<Stored, OutcomeError> {
         let mut stored = sink.store(entry).await?;
-        self.apply_or_leave(entry.login_id, stored.queued.take())
-            .await;
+        let update = std::mem::replace(&mut stored.registry, RegistryUpdate::Applied);
+        self.apply_or_leave(entry.login_id, update).await;
         Ok(stored)
     }
 
@@ -217,15 +226,16 @@ impl Outcomes {
         Ok(lengths.iter().sum())
     }
 
-    /// Applies the registry update just `queued` by a ledger write, or when the write
-    /// queued none (nothing written, or a later update was pending), whatever is pending
-    /// for `login`: a crash may have left one. Applying the write's own entry rather than
-    /// the outbox's saves reading it back; the clear compares, so an entry replaced
-    /// meanwhile stays for its own apply.
-    async fn apply_or_leave(&self, login: &LoginId, queued: Option<String>) {
-        let applied = match queued {
-            Some(entry) => self.apply_entry(login.as_str(), &entry).await,
-            None => self.apply_pending(login).await.map(|_| ()),
+    /// Applies the registry update a ledger write queued, or when the write queued none
+    /// (nothing written, or a later update was pending), whatever is pending for `login`: a
+    /// crash may have left one. Nothing when the write applied it itself. Applying the
+    /// write's own entry rather than the outbox's saves reading it back; the clear
+    /// compares, so an entry replaced meanwhile stays for its own apply.
+    async fn apply_or_leave(&self, login: &LoginId, update: RegistryUpdate) {
+        let applied = match update {
+            RegistryUpdate::Applied => return,
+            RegistryUpdate::Queued(entry) => self.apply_entry(login.as_str(), &entry).await,
+            RegistryUpdate::None => self.apply_pending(login).await.map(|_| ()),
         };
         if let Err(error) = applied {
             tracing::warn!(

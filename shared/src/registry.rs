@@ -287,6 +287,75 @@ fn flinks_state(stored: Option<&str>, active: bool) -> Option<ScheduledRefreshSt
     }
 }
 
+/// What one outcome changes in a login's registry hash: the fields it sets and those it
+/// deletes. `registry_apply.lua` applies it, called by [`Registry::record_outcome`] or, on
+/// one Redis, inside the ledger write itself (see [`crate::outcomes`]).
+pub(crate) struct OutcomeUpdate {
+    pub(crate) fields: Vec<(&'static str, String)>,
+    pub(crate) clear: Vec<&'static str>,
+}
+
+impl OutcomeUpdate {
+    pub(crate) fn of(outcome: &LedgerOutcome) -> Self {
+        // The outcome's time is its score, `last_outcome_ms` (written by the script): the
+        // second copy as text that earlier versions wrote (`last_outcome_at`, 43 bytes of
+        // every login) goes with the next outcome, in the HDEL the script runs anyway for
+        // most outcomes.
+        let mut fields: Vec<(&str, String)> = vec![("last_outcome", outcome.kind().to_string())];
+        let mut clear: Vec<&str> = vec!["last_outcome_at"];
+        match outcome {
+            LedgerOutcome::Refreshed {
+                last_refresh,
+                stale,
+                ..
+            } => {
+                fields.push(("last_success_at", stored_millis(outcome.at())));
+                fields.push(("stale", if *stale { "1" } else { "0" }.to_string()));
+                match last_refresh {
+                    Some(t) => fields.push(("last_refresh", format_flinks_timestamp(*t))),
+                    None => clear.push("last_refresh"),
+                }
+                clear.extend(["reauth_code", "reauth_message", "last_error"]);
+            }
+            LedgerOutcome::NeedsReauth {
+                flinks_code,
+                message,
+                ..
+            } => {
+                fields.push((
+                    "reauth_code",
+                    flinks_code
+                        .as_ref()
+                        .map(|c| c.as_str().to_string())
+                        .unwrap_or_default(),
+                ));
+                fields.push(("reauth_message", message.clone().unwrap_or_default()));
+            }
+            LedgerOutcome::Failed { message, .. } => {
+                fields.push(("last_error", message.clone()));
+            }
+            LedgerOutcome::Superseded { .. } => {}
+        }
+        Self { fields, clear }
+    }
+
+    /// The update as `registry_apply.lua`'s arguments after the pair count: the pairs,
+    /// then the fields to delete.
+    pub(crate) fn push_args(&self, invocation: &mut redis::ScriptInvocation<'_>) {
+        for (field, value) in &self.fields {
+            invocation.arg(*field).arg(value.as_str());
+        }
+        for field in &self.clear {
+            invocation.arg(*field);
+        }
+    }
+
+    /// How many arguments [`OutcomeUpdate::push_args`] adds.
+    pub(crate) fn arg_count(&self) -> usize {
+        2 * self.fields.len() + self.clear.len()
+    }
+}
+
 impl Registry {
     /// The registry of the namespace of `keys`.
     pub fn new(conn: RedisConn, keys: &KeySpace) -> Self {
@@ -764,72 +833,26 @@ impl Registry {
     ) -> Result<bool, RegistryError> {
         let key = self.keys.login(login.as_str());
         let history = self.keys.login_history(login.as_str());
-        // The outcome's time is its score, `last_outcome_ms` (written by the script): the
-        // second copy as text that earlier versions wrote (`last_outcome_at`, 43 bytes of
-        // every login) goes with the next outcome, in the HDEL the script runs anyway for
-        // most outcomes.
-        let mut fields: Vec<(&str, String)> = vec![("last_outcome", outcome.kind().to_string())];
-        let mut clear: Vec<&str> = vec!["last_outcome_at"];
-        match outcome {
-            LedgerOutcome::Refreshed {
-                last_refresh,
-                stale,
-                ..
-            } => {
-                fields.push(("last_success_at", stored_millis(outcome.at())));
-                fields.push(("stale", if *stale { "1" } else { "0" }.to_string()));
-                match last_refresh {
-                    Some(t) => fields.push(("last_refresh", format_flinks_timestamp(*t))),
-                    None => clear.push("last_refresh"),
-                }
-                clear.extend(["reauth_code", "reauth_message", "last_error"]);
-            }
-            LedgerOutcome::NeedsReauth {
-                flinks_code,
-                message,
-                ..
-            } => {
-                fields.push((
-                    "reauth_code",
-                    flinks_code
-                        .as_ref()
-                        .map(|c| c.as_str().to_string())
-                        .unwrap_or_default(),
-                ));
-                fields.push(("reauth_message", message.clone().unwrap_or_default()));
-            }
-            LedgerOutcome::Failed { message, .. } => {
-                fields.push(("last_error", message.clone()));
-            }
-            LedgerOutcome::Superseded { .. } => {}
-        }
+        let update = OutcomeUpdate::of(outcome);
         let json = serde_json::to_string(outcome)?;
         let mut conn = self.conn.clone();
         let score = outcome.at().timestamp_millis();
-        let pairs_and_clears = |invocation: &mut redis::ScriptInvocation<'_>| {
-            for (field, value) in &fields {
-                invocation.arg(*field).arg(value.as_str());
-            }
-            for field in &clear {
-                invocation.arg(*field);
-            }
-        };
         if self.conn.mode() != RedisMode::Cluster {
             let mut apply = OUTCOME_AND_HISTORY.prepare_invoke();
             apply
                 .key(&key)
                 .key(&history)
                 .arg(score)
-                .arg(fields.len())
+                .arg(update.fields.len())
                 .arg(&json)
                 .arg(HISTORY_LEN);
-            pairs_and_clears(&mut apply);
+            update.push_args(&mut apply);
             let applied: i64 = apply.invoke_async(&mut conn).await?;
             return Ok(applied == 1);
         }
         let mut apply = OUTCOME.prepare_invoke();
-        apply.key(&key).arg(score).arg(fields.len());
-        pairs_and_clears(&mut apply);
+        apply.key(&key).arg(score).arg(update.fields.len());
+        update.push_args(&mut apply);
         let applied: i64 = apply.invoke_async(&mut conn).await?;
         if applied == 0 {
             return Ok(false);

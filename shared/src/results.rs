@@ -39,7 +39,9 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 
 use crate::domain::{LoginId, RequestId};
 use crate::keys::KeySpace;
-use crate::ledger::{Ledger, LedgerError, LedgerOutcome, StreamEntry, STREAM_ID_PLACEHOLDER};
+use crate::ledger::{
+    Ledger, LedgerError, LedgerOutcome, RegistryUpdate, StreamEntry, STREAM_ID_PLACEHOLDER,
+};
 use crate::results_crypto::{
     CryptoError, EntryAad, ResultsCipher, Sealed, ENC_AES_256_GCM, ENC_AES_256_GCM_LEGACY,
 };
@@ -115,9 +117,8 @@ pub struct Stored {
     pub newly_stored: bool,
     /// The ledger entry (the existing one when not newly stored).
     pub outcome: LedgerOutcome,
-    /// The registry update the write queued in the outcome outbox, for
-    /// [`crate::outcomes::Outcomes`] to apply without reading it back.
-    pub(crate) queued: Option<String>,
+    /// What became of the login's registry update, for [`crate::outcomes::Outcomes`].
+    pub(crate) registry: RegistryUpdate,
 }
 
 /// Appends results to the stream, atomically with the ledger. Cheap to clone.
@@ -218,7 +219,7 @@ impl ResultsSink {
             max_len: self.max_len.div_ceil(u64::from(self.keys.ledger_buckets())),
             fields,
         };
-        let (stored, outcome, queued) = self
+        let (stored, outcome, registry) = self
             .ledger
             .record_with_stream_entry(entry.routine_date, entry.login_id, &outcome, &stream_entry)
             .await?;
@@ -228,7 +229,7 @@ impl ResultsSink {
         Ok(Stored {
             newly_stored: stored,
             outcome,
-            queued,
+            registry,
         })
     }
 }

@@ -1,5 +1,6 @@
-//! Recording outcomes in the ledger and the registry through the outbox, against a real
-//! Redis: a crash between the two writes is repaired by the drain, and replays are harmless.
+//! Recording outcomes in the ledger and the registry, against a real Redis: in one script
+//! on one Redis, through the outbox on a Cluster, where a crash between the two writes is
+//! repaired by the drain, and replays are harmless.
 
 use chrono::{Duration, NaiveDate, Utc};
 use shared::domain::{FlinksCode, LoginId, RequestId};
@@ -173,6 +174,28 @@ async fn recording_beside_a_later_pending_update_applies_the_later_one() {
     f.redis.cleanup().await;
 }
 
+/// An earlier update a crash left in the outbox never replaces a later outcome recorded
+/// after it, whether that write applied its update itself (one Redis) or through the
+/// outbox (a Cluster): once drained, the registry and history hold the later one only.
+#[tokio::test]
+async fn an_earlier_update_left_pending_never_replaces_a_later_outcome() {
+    let f = fixture("outcomes-earlier-pending").await;
+    let earlier = failed(Utc::now() - Duration::hours(1));
+    let later = reauth(Utc::now());
+    f.ledger.put(date(1), &login(1), &earlier).await;
+
+    assert!(f.outcomes.put(date(2), &login(1), &later).await);
+    let status = f.registry.get(&login(1)).await.unwrap().unwrap();
+    assert_eq!(status.last_outcome.as_deref(), Some("needs_reauth"));
+    f.outcomes.drain_once().await.unwrap();
+    assert_eq!(f.outcomes.pending().await.unwrap(), 0);
+    let status = f.registry.get(&login(1)).await.unwrap().unwrap();
+    assert_eq!(status.last_outcome.as_deref(), Some("needs_reauth"));
+    assert_eq!(status.last_error, None);
+    assert_eq!(f.registry.history(&login(1)).await.unwrap(), vec![later]);
+    f.redis.cleanup().await;
+}
+
 #[tokio::test]
 async fn recording_an_outcome_updates_ledger_and_registry_and_empties_the_outbox() {
     let f = fixture("outcomes-record").await;
@@ -329,7 +352,8 @@ async fn a_superseded_outcome_leaves_the_logins_state_and_history_alone() {
 /// A worker's outcomes clear applied entries in batches from a task of their own: the
 /// registry is up to date when `record` returns, the outbox empties without a drain, the
 /// entries still queued when the worker stops are cleared before the task ends, and
-/// applies after that clear their own.
+/// applies after that clear their own. On one Redis the writes apply their updates
+/// themselves and queue nothing; the Cluster run of this suite exercises the batches.
 #[tokio::test]
 async fn batched_clears_empty_the_outbox_and_finish_what_is_queued_on_shutdown() {
     let f = fixture("outcomes-batched").await;
@@ -417,4 +441,68 @@ async fn a_drain_goes_on_past_a_ledger_bucket_it_cannot_read_and_then_reports_it
     assert!(drained.is_err(), "{drained:?}");
     assert_eq!(registry.history(&in_second).await.unwrap(), vec![outcome]);
     redis.cleanup().await;
+}
+
+/// The ledger script checks the registry update it is handed before it writes anything: a
+/// call that claims more arguments than it sends is refused whole, leaving the ledger and
+/// the registry as they were (a half-applied script is never rolled back by Redis). One
+/// Redis only: on a Cluster the script never writes the registry.
+#[tokio::test]
+async fn a_ledger_write_with_malformed_registry_arguments_writes_nothing() {
+    let f = fixture("outcomes-malformed").await;
+    if f.redis.conn.mode() == shared::config::RedisMode::Cluster {
+        return;
+    }
+    let script = redis::Script::new(concat!(
+        include_str!("../../src/lua/registry/registry_apply.lua"),
+        "\n",
+        include_str!("../../src/lua/ledger/ledger_record.lua")
+    ));
+    let keys = &f.redis.keys;
+    let id = login(1);
+    let day = "2025-06-01";
+    let json = serde_json::to_string(&failed(Utc::now())).unwrap();
+    let mut conn = f.redis.conn.clone();
+    let mut call = script.prepare_invoke();
+    call.key(keys.ledger_date(day, 0))
+        .key(keys.ledger_meta(day, 0))
+        .key(keys.ledger_index("reauth", 0))
+        .key(keys.ledger_index("failed", 0))
+        .key(keys.ledger_outbox(0))
+        .key(keys.events_stream(0))
+        .key(keys.events_episodes(0))
+        .key(keys.login(id.as_str()))
+        .key(keys.login_history(id.as_str()))
+        .arg(&json)
+        .arg("failed")
+        .arg("0")
+        .arg(1_750_000_000_000_i64)
+        .arg(3600)
+        .arg(0)
+        .arg("replace")
+        .arg(day)
+        .arg("2025-06-01T00:00:00.000Z")
+        .arg(1)
+        .arg(id.as_str())
+        // Six registry arguments announced, four sent: cap, one pair, no field to delete.
+        .arg(6)
+        .arg(20)
+        .arg(1)
+        .arg("last_error")
+        .arg("bank down");
+    let refused = call.invoke_async::<redis::Value>(&mut conn).await;
+    let error = refused.expect_err("malformed registry arguments must be refused");
+    assert!(error.to_string().contains("invalid arguments"), "{error}");
+
+    let entry: Option<String> = redis::cmd("HGET")
+        .arg(keys.ledger_date(day, 0))
+        .arg(id.as_str())
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(entry, None, "no ledger entry");
+    let status = f.registry.get(&id).await.unwrap().unwrap();
+    assert_eq!(status.last_outcome, None, "the registry untouched");
+    assert_eq!(status.last_error, None);
+    f.redis.cleanup().await;
 }

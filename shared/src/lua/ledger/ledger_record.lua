@@ -25,26 +25,50 @@
 -- KEYS[6] events stream   KEYS[7] episode HASH (LoginId -> "<type>|<date>|<start ms>")
 -- Optionally, with a refreshed outcome of one login, the result is appended to the results
 -- stream in the same atomic step (so a redelivered job can never add a second entry):
--- KEYS[8] results stream   ARGV[11+n] stream MAXLEN (approximate)   ARGV[12+n ..] field/value
--- pairs; the outcome JSON's placeholder __RESULTS_STREAM_ID__ becomes the entry's id.
--- Every write but a `superseded` one also queues the registry update in the outbox, in the
--- same atomic step: the caller (or a worker's outbox drain, after a crash) applies it to the
+-- KEYS[8] results stream   ARGV[12+n] stream MAXLEN (approximate)   ARGV[13+n ..] field/value
+-- pairs (ARGV[11+n] is 0: see the registry update below); the outcome JSON's placeholder
+-- __RESULTS_STREAM_ID__ becomes the entry's id.
+-- Every write but a `superseded` one also queues the registry update in the outbox (or,
+-- on one Redis, applies it: see below), in the same atomic step: the caller (or a worker's outbox drain, after a crash) applies it to the
 -- login's registry keys, which live in other Cluster slots. A pending update of the login
 -- with a later score is kept: it is the one the registry must end up with. A superseded
 -- outcome says nothing about the login (Flinks was not called), so its registry state and
 -- history stay as they are: a login refreshed once a month in rotation keeps its real
 -- outcomes in its history, not the days it waited.
--- Returns {written, JSON, queued}: how many entries were written, the outcome as stored (or
--- the existing JSON kept) for the last LoginId, and 1 when its registry update went into the
--- outbox (0: nothing written, a superseded outcome, or a later update already pending).
+-- On one Redis (not a Cluster) the caller may instead have the update of a single login
+-- applied here, in the same atomic step, with no outbox entry (registry_apply.lua, which
+-- this script is appended to): ARGV[11+n] r, the number of arguments that follow for it
+-- (0 or absent: none); ARGV[12+n] the history cap, ARGV[13+n] m, the number of field/value
+-- pairs, ARGV[14+n .. 13+n+2m] the pairs, ARGV[14+n+2m .. 11+n+r] the fields to delete;
+-- KEYS[8] the login hash and KEYS[9] its history list, and the results stream is then
+-- KEYS[10], its MAXLEN and fields following the registry's arguments.
+-- Returns {written, JSON, registry}: how many entries were written, the outcome as stored
+-- (or the existing JSON kept) for the last LoginId, and 1 when its registry update went
+-- into the outbox, 2 when it was applied here (0: nothing written, a superseded outcome, or
+-- a later update already pending).
 -- Everything read is validated before the first write, so a corrupt entry never aborts the
 -- script half-way (an unknown kind is replaced without touching any counter).
 local known = { refreshed = true, needs_reauth = true, failed = true, superseded = true }
 local kind, score, ttl, floor = ARGV[2], tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local date, at = ARGV[8], ARGV[9]
 local n = tonumber(ARGV[10])
-if not known[kind] or not score or not ttl or not floor or not n or n < 1
-    or (KEYS[8] and n ~= 1) then
+if not known[kind] or not score or not ttl or not floor or not n or n < 1 or n % 1 ~= 0 then
+  return redis.error_reply('ledger_record: invalid arguments')
+end
+-- The registry update applied here, if any (see above), and where the stream's part starts.
+local r = tonumber(ARGV[11 + n] or '0')
+local K_LOGIN, K_HISTORY, K_STREAM = false, false, KEYS[8]
+if r and r > 0 then
+  K_LOGIN, K_HISTORY, K_STREAM = KEYS[8], KEYS[9], KEYS[10]
+end
+local registry_first, registry_last = 14 + n, 11 + n + (r or 0)
+local stream_at = 12 + n + (r or 0)
+if not r or r < 0 or r % 1 ~= 0
+    or (K_STREAM and (n ~= 1 or #ARGV < stream_at + 2 or (#ARGV - stream_at) % 2 ~= 0))
+    or (not K_STREAM and #ARGV > stream_at - 1)
+    or (K_LOGIN and (n ~= 1 or not K_HISTORY or #ARGV < registry_last
+      or (tonumber(ARGV[12 + n]) or 0) < 1
+      or not outcome_args_valid(ARGV[4], ARGV[13 + n], registry_first, registry_last))) then
   return redis.error_reply('ledger_record: invalid arguments')
 end
 
@@ -84,12 +108,12 @@ local function failure_type(decoded_outcome)
   return 'failed'
 end
 
--- The events of `login`'s new outcome (`old_kind`/`old`: what it replaced).
+-- The events of `login`'s new outcome (`old_kind`/`old`: what it replaced). The outcome's
+-- JSON is decoded only where an event needs its fields: most writes are refreshes.
 local function events(login, json, old_kind, old)
   if kind == 'superseded' then
     return
   end
-  local outcome = cjson.decode(json)
   local episode = redis.call('HGET', KEYS[7], login)
   local episode_type, episode_start = false, false
   if episode then
@@ -98,6 +122,7 @@ local function events(login, json, old_kind, old)
   local start = date .. '|' .. ARGV[4]
   if kind == 'needs_reauth' then
     if episode_type ~= 'needs_reauth' then
+      local outcome = cjson.decode(json)
       redis.call('HSET', KEYS[7], login, 'needs_reauth|' .. start)
       local unrecognised = 'false'
       if outcome['unrecognised_code'] == true then
@@ -114,6 +139,7 @@ local function events(login, json, old_kind, old)
       end
     end
   elseif kind == 'failed' then
+    local outcome = cjson.decode(json)
     local event_type = failure_type(outcome)
     if event_type == 'invalid_login' then
       if episode_type ~= 'invalid_login' then
@@ -204,12 +230,12 @@ local function record(login)
     end
   end
   local json = ARGV[1]
-  if KEYS[8] then
+  if K_STREAM then
     local fields = {}
-    for i = 12 + n, #ARGV do
+    for i = stream_at + 1, #ARGV do
       fields[#fields + 1] = ARGV[i]
     end
-    local id = redis.call('XADD', KEYS[8], 'MAXLEN', '~', ARGV[11 + n], '*', unpack(fields))
+    local id = redis.call('XADD', K_STREAM, 'MAXLEN', '~', ARGV[stream_at], '*', unpack(fields))
     json = string.gsub(json, '__RESULTS_STREAM_ID__', id)
   end
   entries[login] = json
@@ -230,28 +256,40 @@ local function record(login)
   elseif kind == 'failed' then
     indexed[member] = {KEYS[4], score}
   end
-  local queued = false
+  local registry = 0
   if kind ~= 'superseded' then
     local pending = redis.call('HGET', KEYS[5], login)
     local pending_score = pending and tonumber(string.match(pending, '^(%-?%d+)|'))
-    if not (pending_score and pending_score > score) then
+    if pending_score and pending_score > score then
+      -- The later pending update is the one the registry must end up with.
+    elseif K_LOGIN then
+      -- An earlier pending update (left by a crash) goes, as a queued write replaces it:
+      -- this one is the later. A drain applying it meanwhile compares before it clears.
+      if pending then
+        redis.call('HDEL', KEYS[5], login)
+      end
+      if apply_outcome(K_LOGIN, ARGV[4], ARGV[13 + n], registry_first, registry_last) == 1 then
+        prepend_history(K_HISTORY, json, ARGV[12 + n])
+      end
+      registry = 2
+    else
       redis.call('HSET', KEYS[5], login, ARGV[4] .. '|' .. json)
-      queued = true
+      registry = 1
     end
   end
   events(login, json, old_kind, old)
-  return 1, json, queued
+  return 1, json, registry
 end
 
-local written, last, last_queued = 0, '', 0
+local written, last, last_registry = 0, '', 0
 for first = 11, 10 + n, WINDOW do
   local last_arg = math.min(first + WINDOW - 1, 10 + n)
   read_window(first, last_arg)
   for i = first, last_arg do
-    local w, json, queued = record(ARGV[i])
+    local w, json, registry = record(ARGV[i])
     written = written + w
     last = json
-    last_queued = queued and 1 or 0
+    last_registry = registry or 0
   end
   flush_window()
 end
@@ -277,4 +315,4 @@ if written > 0 then
     end
   end
 end
-return {written, last, last_queued}
+return {written, last, last_registry}

@@ -12,7 +12,7 @@ local cap = tonumber(ARGV[4])
 if not cap or cap < 1 then
   return redis.error_reply('registry_outcome_history: invalid cap')
 end
-local applied = apply_outcome(KEYS[1], ARGV[1], ARGV[2], 5)
+local applied = apply_outcome(KEYS[1], ARGV[1], ARGV[2], 5, #ARGV)
 if applied ~= 1 then
   return applied
 end
