@@ -394,6 +394,38 @@ async fn record_outcome_updates_the_latest_state_and_keeps_a_capped_history() {
 }
 
 #[tokio::test]
+async fn an_outcome_replayed_onto_a_login_written_by_an_earlier_version_is_kept_once() {
+    let redis = TestRedis::new("registry-outcome-earlier-version").await;
+    let registry = Registry::new(redis.conn.clone(), &redis.keys);
+    let id = login(8);
+    let outcome = LedgerOutcome::NeedsReauth {
+        flinks_code: Some(FlinksCode::parse("QUESTION_NOT_FOUND")),
+        message: None,
+        request_id: None,
+        at: Utc::now(),
+        unrecognised_code: false,
+    };
+    assert!(registry.record_outcome(&id, &outcome).await.unwrap());
+    // As an earlier version left it: the outcome's time as text only, no score.
+    let key = redis.keys.login(id.as_str());
+    let mut conn = redis.conn.clone();
+    let () = redis::cmd("HDEL")
+        .arg(&key)
+        .arg("last_outcome_ms")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let () = conn
+        .hset(&key, "last_outcome_at", "2024-01-01T00:00:00.000Z")
+        .await
+        .unwrap();
+
+    assert!(registry.record_outcome(&id, &outcome).await.unwrap());
+    assert_eq!(registry.history(&id).await.unwrap(), vec![outcome]);
+    redis.cleanup().await;
+}
+
+#[tokio::test]
 async fn a_good_csv_imports_with_active_and_tag_columns_in_any_order() {
     let redis = TestRedis::new("import-good").await;
     let registry = Registry::new(redis.conn.clone(), &redis.keys);

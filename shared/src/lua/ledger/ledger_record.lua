@@ -268,8 +268,10 @@ local function record(login)
       if pending then
         redis.call('HDEL', KEYS[5], login)
       end
-      if apply_outcome(K_LOGIN, ARGV[4], ARGV[13 + n], registry_first, registry_last) == 1 then
-        prepend_history(K_HISTORY, json, ARGV[12 + n])
+      local applied, known_new = apply_outcome(K_LOGIN, ARGV[4], ARGV[13 + n], registry_first,
+        registry_last)
+      if applied == 1 then
+        prepend_history(K_HISTORY, json, ARGV[12 + n], known_new)
       end
       registry = 2
     else

@@ -6,4 +6,5 @@
 -- ARGV[1] the outcome's score (epoch ms)   ARGV[2] n, the number of field/value pairs
 -- ARGV[3 .. 2+2n] field/value pairs to set   ARGV[3+2n ..] fields to delete
 -- Returns 1 when applied, 0 when the hash holds a later outcome.
-return apply_outcome(KEYS[1], ARGV[1], ARGV[2], 3, #ARGV)
+local applied = apply_outcome(KEYS[1], ARGV[1], ARGV[2], 3, #ARGV)
+return applied

@@ -12,11 +12,11 @@ local cap = tonumber(ARGV[4])
 if not cap or cap < 1 then
   return redis.error_reply('registry_outcome_history: invalid cap')
 end
-local applied = apply_outcome(KEYS[1], ARGV[1], ARGV[2], 5, #ARGV)
+local applied, known_new = apply_outcome(KEYS[1], ARGV[1], ARGV[2], 5, #ARGV)
 if applied ~= 1 then
   return applied
 end
-local history = prepend_history(KEYS[2], ARGV[3], ARGV[4])
+local history = prepend_history(KEYS[2], ARGV[3], ARGV[4], known_new)
 if type(history) == 'table' then
   return history
 end
