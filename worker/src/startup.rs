@@ -29,7 +29,9 @@ use shared::flinks::{FlinksClient, FlinksConfig};
 use shared::jobs::{AuthorizeJob, DetailJob, AUTHORIZE_QUEUE, DETAIL_QUEUE};
 use shared::keys::KeySpace;
 use shared::outcomes::Outcomes;
-use shared::queue::{FetchGate, HeldJobs, JobFailure, Queue, RedisBackend, WorkerId};
+use shared::queue::{
+    FetchGate, FirstDelivery, HeldJobs, JobFailure, Queue, RedisBackend, WorkerId,
+};
 use shared::ratelimit::RateLimiter;
 use shared::stores::Stores;
 use tokio_util::sync::CancellationToken;
@@ -345,12 +347,13 @@ macro_rules! routine_job {
             job: $job,
             id: TaskId,
             attempt: Attempt,
+            first: Data<FirstDelivery>,
             deps: Data<Arc<Deps>>,
             slots: Data<Arc<Slots>>,
         ) -> Result<(), JobFailure> {
             let _slot = slots.enter();
             let started = Instant::now();
-            let result = $handle(&job, &delivery(&id, &attempt), &deps).await;
+            let result = $handle(&job, &delivery(&id, &attempt, *first), &deps).await;
             finish($queue, result, started)
         }
     };
@@ -369,10 +372,11 @@ routine_job!(
     handlers::detail::handle
 );
 
-fn delivery(id: &TaskId, attempt: &Attempt) -> Delivery {
+fn delivery(id: &TaskId, attempt: &Attempt, first: FirstDelivery) -> Delivery {
     Delivery {
         job_id: id.to_string(),
         attempt: attempt.current() as u32,
+        first: first.0,
     }
 }
 

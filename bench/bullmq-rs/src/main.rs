@@ -1,5 +1,5 @@
 //! The official BullMQ Rust port (`bullmq-official`) running the same two-step workload
-//! as our worker, for the issue-10 comparison (see BENCHMARKS.md).
+//! as our worker, for the side-by-side comparison (see BENCHMARKS.md).
 //!
 //! `bullmq-rs-bench enqueue` adds one "authorize" job per line of LOGINS_FILE;
 //! `bullmq-rs-bench work` runs two Workers in one process: authorize (POST /Authorize;

@@ -531,7 +531,7 @@ impl<T: DeserializeOwned> Queue<T> {
             .arg(self.config.lease.as_millis() as u64)
             .arg(self.config.promote_chunk.max(1))
             .arg(token.as_str());
-        let raw: Vec<(String, String, u32)> = self.run(&inv).await?;
+        let raw: Vec<RawLeased> = self.run(&inv).await?;
         Ok(self.decode_leased(raw, &token).await)
     }
 
@@ -556,7 +556,7 @@ impl<T: DeserializeOwned> Queue<T> {
             .arg(self.config.lease.as_millis() as u64)
             .arg(self.config.promote_chunk.max(1))
             .arg(next.as_str());
-        let (acked, raw): (i64, Vec<(String, String, u32)>) = self.run(&inv).await?;
+        let (acked, raw): (i64, Vec<RawLeased>) = self.run(&inv).await?;
         if acked == 1 {
             self.count_outcome(m::OUTCOME_SUCCEEDED);
         }
@@ -564,19 +564,16 @@ impl<T: DeserializeOwned> Queue<T> {
     }
 
     /// Decodes freshly leased jobs; an undecodable payload is dead-lettered at once.
-    async fn decode_leased(
-        &self,
-        raw: Vec<(String, String, u32)>,
-        token: &DeliveryToken,
-    ) -> Vec<LeasedJob<T>> {
+    async fn decode_leased(&self, raw: Vec<RawLeased>, token: &DeliveryToken) -> Vec<LeasedJob<T>> {
         let mut jobs = Vec::with_capacity(raw.len());
-        for (id, payload, attempt) in raw {
+        for (id, payload, attempt, first) in raw {
             let id = JobId::from(id);
             match serde_json::from_str::<T>(&payload) {
                 Ok(job) => jobs.push(LeasedJob {
                     id,
                     job,
                     attempt,
+                    first_delivery: first == 1,
                     token: token.clone(),
                 }),
                 Err(e) => {
@@ -594,6 +591,10 @@ impl<T: DeserializeOwned> Queue<T> {
         jobs
     }
 }
+
+/// One leased job as `lease_ready` (common.lua) returns it: id, payload, attempt, and 1 when
+/// it is the job's first delivery.
+type RawLeased = (String, String, u32, u8);
 
 fn truncate(s: &str) -> &str {
     if s.len() <= MAX_ERROR_LEN {

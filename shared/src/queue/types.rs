@@ -248,9 +248,18 @@ pub struct LeasedJob<T> {
     pub job: T,
     /// Which delivery this is, 1-based (lease expiries count too).
     pub attempt: u32,
+    /// No handler ever held this job before: its first delivery, with no attempt given
+    /// back since (a release at shutdown, a deferral or a requeue with attempts reset give
+    /// one back, so `attempt` alone cannot tell).
+    pub first_delivery: bool,
     /// The lease holder: pass it to ack, fail, renew and release.
     pub token: DeliveryToken,
 }
+
+/// Whether a task is its job's [first delivery](LeasedJob::first_delivery): the backend adds
+/// it to every task's data, for handlers that may skip a check only a redelivery needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FirstDelivery(pub bool);
 
 /// Why an attempt failed, and so what happens next: the one failure type from a handler's
 /// `Err` to `fail.lua`. Handlers return it (boxed by apalis); the backend downcasts it once.

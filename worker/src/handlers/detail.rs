@@ -2,6 +2,11 @@
 //! `GET /GetAccountsDetailAsync/{RequestId}` every `POLL_INTERVAL` up to `POLL_TIMEOUT`
 //! (a delayed job, never a sleeping handler), then the results stream and the ledger in
 //! one atomic write, so a redelivery never fetches or stores twice.
+//!
+//! Only a redelivery reads the ledger before calling Flinks: a job no handler held before
+//! (`Delivery::first`) was chained by an authorize step that found the date not done, and
+//! nothing but this job stores its result. The ledger write itself never replaces a
+//! refresh, so even a second fetch would not store twice.
 
 use chrono::{NaiveDateTime, Utc};
 use shared::flinks::DetailOutcome;
@@ -24,7 +29,7 @@ pub async fn handle(
     delivery: &Delivery,
     deps: &Deps,
 ) -> Result<Handled, JobFailure> {
-    if already_done(deps, &job.login_id, job.routine_date).await? {
+    if !delivery.first && already_done(deps, &job.login_id, job.routine_date).await? {
         return Ok(Handled::AlreadyDone);
     }
     let now = Utc::now();

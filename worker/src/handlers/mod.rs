@@ -111,6 +111,9 @@ pub struct Delivery {
     pub job_id: String,
     /// Delivery number, 1-based (retries and lease expiries count).
     pub attempt: u32,
+    /// No handler held this job before (see `LeasedJob::first_delivery`): nothing it
+    /// does can have happened yet.
+    pub first: bool,
 }
 
 /// What a handler did, as a bounded metric label.

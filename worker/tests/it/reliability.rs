@@ -368,6 +368,76 @@ async fn a_redelivery_after_a_crash_past_the_store_calls_nothing_and_stores_noth
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_detail_job_handed_back_after_its_store_is_checked_again_and_calls_nothing() {
+    // Arrange: a routine that completed for 3 logins.
+    let sim = flinks_sim::spawn(SimConfig::default()).await.unwrap();
+    let mut stack = Stack::new("handed-back", &sim.base_url).await;
+    fast(&mut stack, "1s");
+    let logins = new_logins(3);
+    stack.import_and_run(&logins, DATE);
+    stack.spawn_worker(&[]);
+    stack.wait_done(DATE, 3, Duration::from_secs(30)).await;
+    let before = sim.stats().await;
+    let acked_before = stack.queue_stats(DETAIL_QUEUE).await.succeeded_total;
+
+    // Act: what a graceful stop leaves when the grace cut a handler off after its store:
+    // the detail job handed back on its first attempt, which it does not spend.
+    let detail: Queue<DetailJob> = Queue::new(
+        stack.conn.clone(),
+        &stack.keys,
+        QueueConfig::new(DETAIL_QUEUE),
+    );
+    let stopping = WorkerId::generate();
+    let date = parse_date(DATE);
+    for login in &logins {
+        let job = DetailJob {
+            login_id: login.clone(),
+            routine_date: date,
+            request_id: RequestId::new(uuid::Uuid::new_v4().to_string()),
+            last_refresh: None,
+            session_restarts: 0,
+            polling_since: None,
+            polls: 0,
+        };
+        detail
+            .enqueue(&job, EnqueueOptions::default())
+            .await
+            .unwrap();
+    }
+    let mut handed_back = 0;
+    let started = Instant::now();
+    while handed_back < logins.len() && started.elapsed() < Duration::from_secs(5) {
+        for job in detail.fetch(&stopping, 3).await.unwrap() {
+            handed_back += detail.release(&[(job.id, job.token)]).await.unwrap();
+        }
+    }
+    let started = Instant::now();
+    while stack.queue_stats(DETAIL_QUEUE).await.succeeded_total < acked_before + handed_back as u64
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "handed-back jobs not settled: {:?}",
+            stack.queue_stats(DETAIL_QUEUE).await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Assert: each ran on attempt 1 again, read the ledger, and called nothing.
+    assert_eq!(handed_back, logins.len());
+    let after = sim.stats().await;
+    assert_eq!(
+        after.total_calls(endpoint::GET_ACCOUNTS_DETAIL),
+        before.total_calls(endpoint::GET_ACCOUNTS_DETAIL)
+    );
+    assert_all_refreshed_once(&stack, &logins).await;
+    assert_queues_empty(&stack).await;
+    for (status, log) in stack.terminate_workers() {
+        assert!(status.success(), "{status}: {log}");
+    }
+    stack.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_survives_a_redis_restart_reports_not_ready_meanwhile_and_loses_no_persisted_job()
 {
     // Arrange: a Redis of the test's own (AOF everysec), 30 logins at 300 a minute.

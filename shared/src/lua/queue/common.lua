@@ -17,8 +17,11 @@ local JOB_PREFIX = string.sub(K_READY, 1, #K_READY - 5) .. 'job:'
 
 -- The fields of a job's hash (short: there is one hash per queued job). Jobs stored by an
 -- earlier version may also carry 's', their supersede key, which nothing reads any more.
+-- F_HANDED_BACK is set, to 1, on a job whose attempt was given back (released, deferred,
+-- requeued with its attempts reset): its delivery count no longer tells whether a handler
+-- ever held it.
 local F_PAYLOAD, F_ATTEMPTS, F_OWNER, F_ENQUEUED = 'p', 'a', 'o', 't'
-local F_DEDUPE, F_ERROR = 'd', 'e'
+local F_DEDUPE, F_ERROR, F_HANDED_BACK = 'd', 'e', 'r'
 
 local function job_key(id)
   return JOB_PREFIX .. id
@@ -152,10 +155,12 @@ end
 
 -- Lease up to `max` ready jobs to delivery `token` until `now + lease`: ready -> in-flight.
 -- Promotes due delayed jobs (once per call) when ready runs dry before `max` are taken.
--- Returns {id, payload, attempt} per leased job; attempt counts deliveries, this one
--- included. Ids without a payload (tombstones of superseded or deleted jobs) are dropped on
--- the way, at most MAX_SKIP per call so one call stays short; the `ready_tombstones` count
--- follows. A well-stocked ready list costs one LPOP, with no LLEN before it.
+-- Returns {id, payload, attempt, first} per leased job; attempt counts deliveries, this one
+-- included; first is 1 when no handler ever held the job before (attempt 1, and no attempt
+-- given back), else 0. Ids without a payload (tombstones of superseded or deleted jobs) are
+-- dropped on the way, at most MAX_SKIP per call so one call stays short; the
+-- `ready_tombstones` count follows. A well-stocked ready list costs one LPOP, with no LLEN
+-- before it.
 local function lease_ready(now, max, lease, chunk, token)
   local MAX_SKIP = 1000
   local out = {}
@@ -166,12 +171,16 @@ local function lease_ready(now, max, lease, chunk, token)
     local ids = redis.call('LPOP', K_READY, want) or {}
     for _, id in ipairs(ids) do
       local key = job_key(id)
-      local job = redis.call('HMGET', key, F_PAYLOAD, F_ATTEMPTS)
+      local job = redis.call('HMGET', key, F_PAYLOAD, F_ATTEMPTS, F_HANDED_BACK)
       if job[1] then
         local attempt = math.max(int(job[2], 0) + 1, 1)
+        local first = 0
+        if (not job[2] or job[2] == '0') and not job[3] then
+          first = 1
+        end
         redis.call('ZADD', K_INFLIGHT, now + lease, id)
         redis.call('HSET', key, F_OWNER, token, F_ATTEMPTS, attempt)
-        out[#out + 1] = {id, job[1], attempt}
+        out[#out + 1] = {id, job[1], attempt, first}
       else
         skipped = skipped + 1
       end

@@ -16,7 +16,7 @@ local attempts = int(job[2], 0)
 redis.call('ZREM', K_INFLIGHT, id)
 if mode == 'defer' then
   redis.call('HDEL', key, F_OWNER)
-  redis.call('HSET', key, F_ERROR, err, F_ATTEMPTS, math.max(attempts - 1, 0))
+  redis.call('HSET', key, F_ERROR, err, F_ATTEMPTS, math.max(attempts - 1, 0), F_HANDED_BACK, 1)
   redis.call('ZADD', K_DELAYED, now + delay, id)
   bump('deferred', 1)
   return 3

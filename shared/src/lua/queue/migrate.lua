@@ -20,12 +20,18 @@ local moved = 0
 for i = 1, #pairs_, 2 do
   local id = pairs_[i]
   local key = job_key(id)
+  local any = false
   for f = 1, 7 do
     local v = redis.call('HGET', legacy[f], id)
     if v then
       redis.call('HSETNX', key, fields[f], v)
       redis.call('HDEL', legacy[f], id)
+      any = true
     end
+  end
+  -- Whether the earlier layout ever gave this job's attempt back is not known.
+  if any then
+    redis.call('HSET', key, F_HANDED_BACK, 1)
   end
   moved = moved + 1
 end

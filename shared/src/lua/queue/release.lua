@@ -8,7 +8,7 @@ for i = 1, #ARGV, 2 do
   if job[1] == ARGV[i + 1] then
     redis.call('ZREM', K_INFLIGHT, id)
     redis.call('HDEL', key, F_OWNER)
-    redis.call('HSET', key, F_ATTEMPTS, math.max(int(job[2], 0) - 1, 0))
+    redis.call('HSET', key, F_ATTEMPTS, math.max(int(job[2], 0) - 1, 0), F_HANDED_BACK, 1)
     redis.call('LPUSH', K_READY, id)
     n = n + 1
   end

@@ -8,7 +8,7 @@ for i = 2, #ARGV do
   if redis.call('ZREM', K_DEAD, id) == 1 then
     if redis.call('HEXISTS', job_key(id), F_PAYLOAD) == 1 then
       if reset then
-        redis.call('HSET', job_key(id), F_ATTEMPTS, 0)
+        redis.call('HSET', job_key(id), F_ATTEMPTS, 0, F_HANDED_BACK, 1)
       end
       redis.call('RPUSH', K_READY, id)
       out[#out + 1] = id

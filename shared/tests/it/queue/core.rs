@@ -25,6 +25,7 @@ async fn fetch_leases_a_job_and_ack_deletes_its_hash_keeping_no_record_by_defaul
     assert_eq!(&jobs[0].id, id.id());
     assert_eq!(jobs[0].job, Ping { n: 1 });
     assert_eq!(jobs[0].attempt, 1);
+    assert!(jobs[0].first_delivery);
     let s = q.stats().await.unwrap();
     assert_eq!((s.ready, s.in_flight), (0, 1));
     let inflight = q
@@ -118,11 +119,35 @@ async fn expired_lease_returns_job_to_ready_and_counts_it_rescued() {
     let again = q.fetch(&b, 1).await.unwrap().remove(0);
     assert_eq!(again.id, job.id);
     assert_eq!(again.attempt, 2);
+    assert!(job.first_delivery && !again.first_delivery);
     assert!(
         !q.ack(&job.token, &job.id).await.unwrap(),
         "the first holder's late ack is refused"
     );
     assert!(q.ack(&again.token, &again.id).await.unwrap());
+}
+
+#[tokio::test]
+async fn a_released_job_comes_back_on_the_same_attempt_but_not_as_a_first_delivery() {
+    let t = TestNs::new("release-first").await;
+    let q: Queue<Ping> = t.queue(t.config("q"));
+    let w = WorkerId::generate();
+    q.enqueue(&Ping { n: 1 }, EnqueueOptions::default())
+        .await
+        .unwrap();
+    let job = q.fetch(&w, 1).await.unwrap().remove(0);
+    assert_eq!((job.attempt, job.first_delivery), (1, true));
+
+    // A graceful stop hands it back: the handler may have done its work already.
+    assert_eq!(
+        q.release(&[(job.id.clone(), job.token.clone())])
+            .await
+            .unwrap(),
+        1
+    );
+    let again = q.fetch(&w, 1).await.unwrap().remove(0);
+    assert_eq!(again.id, job.id);
+    assert_eq!((again.attempt, again.first_delivery), (1, false));
 }
 
 fn lease_from_now<T>(q: &Queue<T>) -> tokio::time::Instant {
@@ -218,7 +243,7 @@ async fn a_deferred_job_runs_again_later_without_spending_an_attempt() {
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         };
-        attempts.push(job.attempt);
+        attempts.push((job.attempt, job.first_delivery));
         let f = JobFailure::Defer {
             error: "throttled".into(),
             delay: Duration::from_millis(20),
@@ -229,7 +254,8 @@ async fn a_deferred_job_runs_again_later_without_spending_an_attempt() {
         );
         assert_eq!(q.stats().await.unwrap().delayed, 1);
     }
-    assert_eq!(attempts, [1, 1, 1]);
+    // The attempt given back, only the first delivery is one no handler held before.
+    assert_eq!(attempts, [(1, true), (1, false), (1, false)]);
 
     // A real failure on that single attempt then dead-letters it.
     let job = loop {

@@ -23,11 +23,14 @@ async fn jobs_in_the_previous_layout_are_moved_to_one_hash_each_and_still_run() 
     let t = TestNs::new("migrate").await;
     let q: Queue<Ping> = t.queue(t.config("q"));
     let mut conn = t.conn.clone();
-    // Arrange: a ready job that ran once, and a dead letter with its error.
+    // Arrange: a ready job that ran once, one whose attempt was given back (or that never
+    // ran: the old layout cannot tell), and a dead letter with its error.
     plant_legacy_job(&t, "old-ready", 1, 1).await;
+    plant_legacy_job(&t, "old-released", 3, 0).await;
     plant_legacy_job(&t, "old-dead", 2, 3).await;
     let _: () = redis::pipe()
         .rpush(t.keys.queue("q", "ready"), "old-ready")
+        .rpush(t.keys.queue("q", "ready"), "old-released")
         .zadd(t.keys.queue("q", "dead"), "old-dead", 1_700_000_000_001u64)
         .hset(t.keys.queue("q", "error"), "old-dead", "HTTP 500")
         .hset(t.keys.queue("q", "owner"), "long-gone", "w/x")
@@ -40,7 +43,7 @@ async fn jobs_in_the_previous_layout_are_moved_to_one_hash_each_and_still_run() 
     let again = q.migrate_layout().await.unwrap();
 
     // Assert: both moved once, the old hashes are gone, and the jobs read as before.
-    assert_eq!((moved, again), (2, 0));
+    assert_eq!((moved, again), (3, 0));
     let keys = t.all_keys().await;
     for old in [
         "payload",
@@ -65,13 +68,18 @@ async fn jobs_in_the_previous_layout_are_moved_to_one_hash_each_and_still_run() 
     assert_eq!(dead[0].enqueued_at_ms, Some(1_700_000_000_000));
     let w = WorkerId::generate();
     let jobs = q.fetch(&w, 10).await.unwrap();
-    assert_eq!(jobs.len(), 1);
+    let seen: Vec<_> = jobs
+        .iter()
+        .map(|j| (j.job.n, j.attempt, j.first_delivery))
+        .collect();
     assert_eq!(
-        (jobs[0].job.n, jobs[0].attempt),
-        (1, 2),
-        "attempts carried over"
+        seen,
+        [(1, 2, false), (3, 1, false)],
+        "attempts carried over; no moved job is taken for a first delivery"
     );
-    assert!(q.ack(&jobs[0].token, &jobs[0].id).await.unwrap());
+    for job in &jobs {
+        assert!(q.ack(&job.token, &job.id).await.unwrap());
+    }
     let s = q.stats().await.unwrap();
     assert_eq!((s.ready, s.in_flight, s.dead), (0, 0, 1), "{s:?}");
 }

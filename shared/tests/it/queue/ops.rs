@@ -119,8 +119,12 @@ async fn requeue_dead_by_id_filter_or_all_moves_each_job_back_once() {
 
     // Requeue works although the dedupe keys are still held, and a reset job runs again
     // from attempt 1.
+    // It is not a first delivery: its earlier ones may have done their work.
     let job = q.fetch(&WorkerId::generate(), 1).await.unwrap().remove(0);
-    assert_eq!((job.id.clone(), job.attempt), (ids[0].clone(), 1));
+    assert_eq!(
+        (job.id.clone(), job.attempt, job.first_delivery),
+        (ids[0].clone(), 1, false)
+    );
 }
 
 #[tokio::test]
