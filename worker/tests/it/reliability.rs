@@ -6,12 +6,12 @@
 //! Every test has a namespace of its own on the shared Redis, except the Redis-restart
 //! test, which runs its own `redis-server` (AOF, `appendfsync everysec`).
 
-use shared::ledger::Overwrite;
 use std::time::{Duration, Instant};
 
+use chrono::NaiveDate;
 use flinks_sim::{endpoint, Faults, SimConfig, SimHandle};
 use shared::jobs::{AuthorizeJob, DetailJob, AUTHORIZE_QUEUE, DETAIL_QUEUE};
-use shared::ledger::LedgerOutcome;
+use shared::ledger::{LedgerOutcome, Overwrite};
 use shared::queue::{EnqueueOptions, Queue, QueueConfig, WorkerId};
 use shared::{LoginId, RequestId};
 
@@ -314,17 +314,8 @@ async fn a_redelivery_after_a_crash_past_the_store_calls_nothing_and_stores_noth
             .enqueue(&job, EnqueueOptions::default())
             .await
             .unwrap();
-        let job = DetailJob {
-            login_id: login.clone(),
-            routine_date: date,
-            request_id: RequestId::new(uuid::Uuid::new_v4().to_string()),
-            last_refresh: None,
-            session_restarts: 0,
-            polling_since: None,
-            polls: 0,
-        };
         detail
-            .enqueue(&job, EnqueueOptions::default())
+            .enqueue(&chained_detail_job(login, date), EnqueueOptions::default())
             .await
             .unwrap();
     }
@@ -390,17 +381,8 @@ async fn a_detail_job_handed_back_after_its_store_is_checked_again_and_calls_not
     let stopping = WorkerId::generate();
     let date = parse_date(DATE);
     for login in &logins {
-        let job = DetailJob {
-            login_id: login.clone(),
-            routine_date: date,
-            request_id: RequestId::new(uuid::Uuid::new_v4().to_string()),
-            last_refresh: None,
-            session_restarts: 0,
-            polling_since: None,
-            polls: 0,
-        };
         detail
-            .enqueue(&job, EnqueueOptions::default())
+            .enqueue(&chained_detail_job(login, date), EnqueueOptions::default())
             .await
             .unwrap();
     }
@@ -813,4 +795,17 @@ async fn a_registry_update_a_crash_left_in_the_outbox_is_applied_by_a_worker_at_
         assert!(status.success(), "{status}: {log}");
     }
     stack.cleanup().await;
+}
+
+/// A detail job as an authorize step chains it, before its first GetAccountsDetail call.
+fn chained_detail_job(login: &LoginId, date: NaiveDate) -> DetailJob {
+    DetailJob {
+        login_id: login.clone(),
+        routine_date: date,
+        request_id: RequestId::new(uuid::Uuid::new_v4().to_string()),
+        last_refresh: None,
+        session_restarts: 0,
+        polling_since: None,
+        polls: 0,
+    }
 }
