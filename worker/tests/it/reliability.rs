@@ -404,7 +404,8 @@ async fn a_detail_job_handed_back_after_its_store_is_checked_again_and_calls_not
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    // Assert: each ran on attempt 1 again, read the ledger, and called nothing.
+    // Assert: each came back and settled without calling Flinks (its ledger read found
+    // the date done), and each login still has one refresh recorded.
     assert_eq!(handed_back, logins.len());
     let after = sim.stats().await;
     assert_eq!(

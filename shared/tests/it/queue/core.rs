@@ -8,7 +8,7 @@ use shared::queue::{
     JobFilter, JobState, Queue, QueueConfig, WorkerId,
 };
 
-use super::{Ping, TestNs};
+use super::{leased_ping, Ping, TestNs};
 
 #[tokio::test]
 async fn fetch_leases_a_job_and_ack_deletes_its_hash_keeping_no_record_by_default() {
@@ -69,10 +69,7 @@ async fn ack_keeps_a_short_finished_record_when_a_retention_is_set() {
     config.finished_retention = Duration::from_secs(600);
     let q: Queue<Ping> = t.queue(config);
     let w = WorkerId::generate();
-    q.enqueue(&Ping { n: 1 }, EnqueueOptions::default())
-        .await
-        .unwrap();
-    let job = q.fetch(&w, 1).await.unwrap().remove(0);
+    let job = leased_ping(&q, &w).await;
 
     assert!(q.ack(&job.token, &job.id).await.unwrap());
 
@@ -100,10 +97,7 @@ async fn expired_lease_returns_job_to_ready_and_counts_it_rescued() {
     let t = TestNs::new("reap").await;
     let q: Queue<Ping> = t.queue(t.config("q"));
     let (a, b) = (WorkerId::generate(), WorkerId::generate());
-    q.enqueue(&Ping { n: 1 }, EnqueueOptions::default())
-        .await
-        .unwrap();
-    let job = q.fetch(&a, 1).await.unwrap().remove(0);
+    let job = leased_ping(&q, &a).await;
 
     assert_eq!(
         q.reap_expired().await.unwrap(),
@@ -132,10 +126,7 @@ async fn a_released_job_comes_back_on_the_same_attempt_but_not_as_a_first_delive
     let t = TestNs::new("release-first").await;
     let q: Queue<Ping> = t.queue(t.config("q"));
     let w = WorkerId::generate();
-    q.enqueue(&Ping { n: 1 }, EnqueueOptions::default())
-        .await
-        .unwrap();
-    let job = q.fetch(&w, 1).await.unwrap().remove(0);
+    let job = leased_ping(&q, &w).await;
     assert_eq!((job.attempt, job.first_delivery), (1, true));
 
     // A graceful stop hands it back: the handler may have done its work already.
@@ -159,10 +150,7 @@ async fn heartbeat_keeps_leases_alive_while_the_job_runs_long() {
     let t = TestNs::new("renew").await;
     let q: Queue<Ping> = t.queue(t.config("q"));
     let w = WorkerId::generate();
-    q.enqueue(&Ping { n: 1 }, EnqueueOptions::default())
-        .await
-        .unwrap();
-    let job = q.fetch(&w, 1).await.unwrap().remove(0);
+    let job = leased_ping(&q, &w).await;
     let held = HeldJobs::default();
     held.insert(job.id.clone(), job.token.clone(), lease_from_now(&q));
     let hb = Heartbeat::spawn(q.clone(), w.clone(), held.clone());
@@ -182,10 +170,7 @@ async fn failed_attempt_is_retried_after_its_backoff() {
     c.backoff.max = Duration::from_secs(5);
     let q: Queue<Ping> = t.queue(c);
     let w = WorkerId::generate();
-    q.enqueue(&Ping { n: 1 }, EnqueueOptions::default())
-        .await
-        .unwrap();
-    let job = q.fetch(&w, 1).await.unwrap().remove(0);
+    let job = leased_ping(&q, &w).await;
     let failure = JobFailure::Retry {
         error: "boom".into(),
         delay: None,
@@ -322,10 +307,7 @@ async fn permanent_failure_skips_retries() {
     let t = TestNs::new("permanent").await;
     let q: Queue<Ping> = t.queue(t.config("q"));
     let w = WorkerId::generate();
-    q.enqueue(&Ping { n: 1 }, EnqueueOptions::default())
-        .await
-        .unwrap();
-    let job = q.fetch(&w, 1).await.unwrap().remove(0);
+    let job = leased_ping(&q, &w).await;
     let f = JobFailure::Permanent {
         error: "401 invalid login".into(),
     };

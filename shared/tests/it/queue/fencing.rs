@@ -12,7 +12,7 @@ use shared::queue::{
 };
 use tokio_util::sync::CancellationToken;
 
-use super::{eventually, Ping, TestNs};
+use super::{eventually, leased_ping, Ping, TestNs};
 
 #[tokio::test]
 async fn a_stale_delivery_in_the_same_process_can_neither_settle_nor_renew_the_newer_lease() {
@@ -21,10 +21,7 @@ async fn a_stale_delivery_in_the_same_process_can_neither_settle_nor_renew_the_n
     let t = TestNs::new("fence-stale").await;
     let q: Queue<Ping> = t.queue(t.config("q"));
     let w = WorkerId::generate();
-    q.enqueue(&Ping { n: 1 }, EnqueueOptions::default())
-        .await
-        .unwrap();
-    let stale = q.fetch(&w, 1).await.unwrap().remove(0);
+    let stale = leased_ping(&q, &w).await;
     tokio::time::sleep(Duration::from_millis(1_100)).await;
     assert_eq!(q.reap_expired().await.unwrap(), 1);
     let fresh = q.fetch(&w, 1).await.unwrap().remove(0);

@@ -15,7 +15,7 @@ mod supersede;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use shared::queue::{Backoff, Queue, QueueConfig};
+use shared::queue::{Backoff, EnqueueOptions, LeasedJob, Queue, QueueConfig, WorkerId};
 use shared::redis_conn::RedisConn;
 use shared::KeySpace;
 
@@ -27,6 +27,14 @@ pub(crate) fn redis_url() -> String {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub(crate) struct Ping {
     pub(crate) n: u64,
+}
+
+/// Queues one `Ping { n: 1 }` on `q` and leases it to `worker`.
+pub(crate) async fn leased_ping(q: &Queue<Ping>, worker: &WorkerId) -> LeasedJob<Ping> {
+    q.enqueue(&Ping { n: 1 }, EnqueueOptions::default())
+        .await
+        .unwrap();
+    q.fetch(worker, 1).await.unwrap().remove(0)
 }
 
 /// A test's own namespace; its keys are deleted on drop.
