@@ -30,7 +30,7 @@ use shared::jobs::{AuthorizeJob, DetailJob, AUTHORIZE_QUEUE, DETAIL_QUEUE};
 use shared::keys::KeySpace;
 use shared::outcomes::Outcomes;
 use shared::queue::{
-    FetchGate, FirstDelivery, HeldJobs, JobFailure, Queue, RedisBackend, WorkerId,
+    AckWith, FetchGate, FirstDelivery, HeldJobs, JobFailure, Queue, RedisBackend, WorkerId,
 };
 use shared::ratelimit::RateLimiter;
 use shared::stores::Stores;
@@ -348,12 +348,14 @@ macro_rules! routine_job {
             id: TaskId,
             attempt: Attempt,
             first: Data<FirstDelivery>,
+            ack_with: Data<AckWith>,
             deps: Data<Arc<Deps>>,
             slots: Data<Arc<Slots>>,
         ) -> Result<(), JobFailure> {
             let _slot = slots.enter();
             let started = Instant::now();
-            let result = $handle(&job, &delivery(&id, &attempt, *first), &deps).await;
+            let delivery = delivery(&id, &attempt, *first, (*ack_with).clone());
+            let result = $handle(&job, &delivery, &deps).await;
             finish($queue, result, started)
         }
     };
@@ -372,11 +374,12 @@ routine_job!(
     handlers::detail::handle
 );
 
-fn delivery(id: &TaskId, attempt: &Attempt, first: FirstDelivery) -> Delivery {
+fn delivery(id: &TaskId, attempt: &Attempt, first: FirstDelivery, ack_with: AckWith) -> Delivery {
     Delivery {
         job_id: id.to_string(),
         attempt: attempt.current() as u32,
         first: first.0,
+        ack_with,
     }
 }
 

@@ -51,7 +51,9 @@ use super::error::QueueError;
 use super::handoff::{AckFetch, Acker, Handoff, Held};
 use super::lease::{Heartbeat, HeldJobs};
 use super::metrics_names as m;
-use super::types::{DeliveryToken, FailOutcome, FirstDelivery, JobFailure, JobId, WorkerId};
+use super::types::{
+    AckWith, DeliveryToken, FailOutcome, FirstDelivery, JobFailure, JobId, WorkerId,
+};
 
 /// Maps a handler's error to what the queue does with the job: a [`JobFailure`] is taken
 /// as is; apalis' own errors are mapped; anything else retries with the backoff.
@@ -103,6 +105,8 @@ struct Delivery {
     token: DeliveryToken,
     /// Cancelled when this delivery's lease is lost.
     lost: CancellationToken,
+    /// The job the handler asks its ack to queue, if any.
+    ack_with: AckWith,
 }
 
 /// Returned in place of the handler's result when its lease was lost mid-run: the handler
@@ -224,6 +228,7 @@ impl<T> RedisBackend<T> {
             attempt: job.attempt,
             token: job.token,
             lost,
+            ack_with: AckWith::default(),
         };
         TaskBuilder::new(job.job)
             .task_id(TaskId::from_string(job.id.to_string()))
@@ -231,6 +236,7 @@ impl<T> RedisBackend<T> {
             .attempt(job.attempt.saturating_sub(1) as usize)
             .max_attempts(self.queue.config().max_attempts as usize)
             .data(FirstDelivery(job.first_delivery))
+            .data(delivery.ack_with.clone())
             .data(delivery)
             .build()
     }
@@ -501,6 +507,7 @@ where
                 tracing::warn!(queue = %layer.queue.name(), job_id = %d.id, token = %d.token,
                     "lease lost: handler cancelled, the job is left to its current holder");
                 layer.held.remove(&d.id, &d.token);
+                layer.queue_chained_after_loss(&d).await;
                 return Err(Box::new(LeaseLost(d.id)) as BoxDynError);
             };
             metrics::histogram!(m::JOB_DURATION_SECONDS, "queue" => layer.queue.name().to_string())
@@ -519,17 +526,41 @@ where
 }
 
 impl QueueLayer {
+    /// Queues what a handler chained when it finished just as its lease was lost: its work
+    /// was done. The ack itself is refused unless Redis still names this delivery.
+    async fn queue_chained_after_loss(&self, d: &Delivery) {
+        let Some(chained) = d.ack_with.take() else {
+            return;
+        };
+        if let Err(e) = self
+            .queue
+            .ack_chaining(&d.token, &d.id, &chained, None)
+            .await
+        {
+            tracing::warn!(queue = %self.queue.name(), job_id = %d.id, error.message = %e,
+                "could not queue the job a handler chained before its lease was lost");
+        }
+    }
+
     /// Acks (`None`) or fails the delivery, retrying Redis errors for up to one lease while
-    /// the heartbeat keeps the lease alive; then stops renewing it.
+    /// the heartbeat keeps the lease alive; then stops renewing it. An ack queues the job
+    /// the handler chained ([`AckWith`]) in the same script call.
     async fn settle(&self, d: &Delivery, failure: Option<JobFailure>) {
+        // Only a success queues what the handler chained.
+        let chained = d.ack_with.take().filter(|_| failure.is_none());
         let give_up = Instant::now() + self.queue.config().lease;
         let mut wait = Duration::from_millis(50);
         loop {
             // Ok(true): settled; Ok(false): the lease was lost (reaped) before we settled.
             let res = match &failure {
-                None => match &self.acker {
-                    Some(acker) => acker.ack(&d.token, &d.id).await,
-                    None => self.queue.ack(&d.token, &d.id).await,
+                None => match (&self.acker, &chained) {
+                    (Some(acker), _) => acker.ack(&d.token, &d.id, chained.as_ref()).await,
+                    (None, Some(c)) => self
+                        .queue
+                        .ack_chaining(&d.token, &d.id, c, None)
+                        .await
+                        .map(|(acked, _, _)| acked),
+                    (None, None) => self.queue.ack(&d.token, &d.id).await,
                 },
                 Some(f) => self
                     .queue

@@ -7,6 +7,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::config::RedisMode;
 use crate::redis_conn::RedisConn;
 use redis::{Script, ScriptInvocation};
 use serde::de::DeserializeOwned;
@@ -18,8 +19,8 @@ use super::keys::QueueKeys;
 use super::metrics_names as m;
 use super::scripts;
 use super::types::{
-    DeliveryToken, EnqueueOptions, Enqueued, FailOutcome, JobFailure, JobId, LeasedJob, Superseded,
-    WorkerId,
+    ChainedJob, DeliveryToken, EnqueueOptions, Enqueued, FailOutcome, JobFailure, JobId, LeasedJob,
+    Superseded, WorkerId,
 };
 use crate::keys::KeySpace;
 
@@ -358,6 +359,45 @@ impl<T: Serialize> Queue<T> {
         Ok(out.pop().expect("one result per job"))
     }
 
+    /// `job` prepared for another queue's ack to queue in the same step
+    /// ([`Queue::ack_chaining`]), or `None` where that cannot be done and the caller
+    /// enqueues it itself: on a Cluster (each queue's keys share a slot of their own), for
+    /// a job with a supersede key, and for one without a dedupe key (an ack retried after
+    /// its reply was lost must find the job queued already, not queue it again).
+    pub fn chained(
+        &self,
+        job: &T,
+        options: &EnqueueOptions,
+    ) -> Result<Option<ChainedJob>, QueueError> {
+        if self.conn.mode() == RedisMode::Cluster
+            || options.supersede.is_some()
+            || options.dedupe_key.is_none()
+        {
+            return Ok(None);
+        }
+        let payload = serde_json::to_string(job).map_err(|source| QueueError::Encode {
+            queue: self.config.name.clone(),
+            source,
+        })?;
+        Ok(Some(ChainedJob {
+            queue: self.config.name.clone(),
+            keys: [
+                super::keys::READY,
+                super::keys::DELAYED,
+                super::keys::COUNTERS,
+            ]
+            .map(|k| self.keys.get(k).to_string()),
+            id: JobId::generate(),
+            payload,
+            delay_ms: options.delay.map_or(0, |d| d.as_millis().max(1) as u64),
+            dedupe_ttl_ms: self.config.dedupe_ttl.as_millis() as u64,
+            dedupe: options
+                .dedupe_key
+                .as_ref()
+                .map(|label| (label.clone(), self.keys.dedupe(label))),
+        }))
+    }
+
     /// Enqueues many jobs, 1,000 per script call (each call atomic). Results are in order.
     pub async fn enqueue_many<J, I>(&self, jobs: I) -> Result<Vec<Enqueued>, QueueError>
     where
@@ -546,7 +586,45 @@ impl<T: DeserializeOwned> Queue<T> {
         worker: &WorkerId,
         max: usize,
     ) -> Result<(bool, Vec<LeasedJob<T>>), QueueError> {
-        let next = DeliveryToken::generate(worker);
+        let (acked, _, jobs) = self.ack_fetch(token, id, Some((worker, max)), None).await?;
+        Ok((acked, jobs))
+    }
+
+    /// Acks job `id` (as [`Queue::ack`]) and queues `chained` (from [`Queue::chained`] of a
+    /// queue on the same Redis) in the same script call, leasing up to `max` ready jobs to
+    /// `worker` as well when `next` names them. The chained job is queued even when the
+    /// lease was lost (the ack then answers false): the work that produced it was done, and
+    /// its dedupe key keeps a redelivery from producing it twice. Answers the ack, what
+    /// became of the chained job, and the jobs leased.
+    pub async fn ack_chaining(
+        &self,
+        token: &DeliveryToken,
+        id: &JobId,
+        chained: &ChainedJob,
+        next: Option<(&WorkerId, usize)>,
+    ) -> Result<(bool, Enqueued, Vec<LeasedJob<T>>), QueueError> {
+        let (acked, enqueued, jobs) = self.ack_fetch(token, id, next, Some(chained)).await?;
+        let enqueued = enqueued.expect("a chained job has an outcome");
+        if enqueued.is_new() {
+            metrics::counter!(m::JOBS_ENQUEUED_TOTAL, "queue" => chained.queue.clone())
+                .increment(1);
+        }
+        Ok((acked, enqueued, jobs))
+    }
+
+    /// `ack_fetch.lua`: the ack, the chained job's outcome (when there is one), the leases.
+    async fn ack_fetch(
+        &self,
+        token: &DeliveryToken,
+        id: &JobId,
+        next: Option<(&WorkerId, usize)>,
+        chained: Option<&ChainedJob>,
+    ) -> Result<(bool, Option<Enqueued>, Vec<LeasedJob<T>>), QueueError> {
+        let (worker, max) = match next {
+            Some((worker, max)) => (Some(worker), max),
+            None => (None, 0),
+        };
+        let next = worker.map(DeliveryToken::generate);
         let mut inv = self.invocation(&scripts::ACK_FETCH);
         inv.key(self.keys.done(id.as_str()))
             .arg(id.as_str())
@@ -555,12 +633,41 @@ impl<T: DeserializeOwned> Queue<T> {
             .arg(max)
             .arg(self.config.lease.as_millis() as u64)
             .arg(self.config.promote_chunk.max(1))
-            .arg(next.as_str());
-        let (acked, raw): (i64, Vec<RawLeased>) = self.run(&inv).await?;
+            .arg(next.as_ref().map_or("", |t| t.as_str()));
+        if let Some(c) = chained {
+            for key in &c.keys {
+                inv.key(key);
+            }
+            inv.arg(c.id.as_str())
+                .arg(c.payload.as_str())
+                .arg(c.delay_ms)
+                .arg(c.dedupe_ttl_ms);
+            match &c.dedupe {
+                Some((label, key)) => {
+                    inv.key(key).arg(label.as_str());
+                }
+                None => {
+                    inv.arg("");
+                }
+            }
+        }
+        let (acked, raw, duplicate): (i64, Vec<RawLeased>, String) = self.run(&inv).await?;
         if acked == 1 {
             self.count_outcome(m::OUTCOME_SUCCEEDED);
         }
-        Ok((acked == 1, self.decode_leased(raw, &next).await))
+        // Its own id under its dedupe key: an earlier try of this very call queued it.
+        let enqueued = chained.map(|c| {
+            if duplicate.is_empty() || duplicate == c.id.as_str() {
+                Enqueued::New(c.id.clone())
+            } else {
+                Enqueued::Duplicate(JobId::from(duplicate))
+            }
+        });
+        let jobs = match next {
+            Some(next) => self.decode_leased(raw, &next).await,
+            None => Vec::new(),
+        };
+        Ok((acked == 1, enqueued, jobs))
     }
 
     /// Decodes freshly leased jobs; an undecodable payload is dead-lettered at once.

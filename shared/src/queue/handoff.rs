@@ -27,7 +27,7 @@ use super::backend::FetchGate;
 use super::core::Queue;
 use super::error::QueueError;
 use super::lease::HeldJobs;
-use super::types::{DeliveryToken, JobId, LeasedJob, WorkerId};
+use super::types::{ChainedJob, DeliveryToken, JobId, LeasedJob, WorkerId};
 
 /// A leased job and the token cancelled when its lease is lost.
 pub(crate) type Held<T> = (LeasedJob<T>, CancellationToken);
@@ -107,11 +107,13 @@ impl<T> Handoff<T> {
 /// Settles a successful attempt for [`QueueLayer`](super::QueueLayer), which does not know
 /// the job type.
 pub(crate) trait Acker: Send + Sync {
-    /// Acks the delivery; true when it still held the lease.
+    /// Acks the delivery, queueing `chained` in the same call; true when it still held the
+    /// lease.
     fn ack<'a>(
         &'a self,
         token: &'a DeliveryToken,
         id: &'a JobId,
+        chained: Option<&'a ChainedJob>,
     ) -> BoxFuture<'a, Result<bool, QueueError>>;
 }
 
@@ -131,17 +133,25 @@ impl<T: DeserializeOwned + Send + 'static> Acker for AckFetch<T> {
         &'a self,
         token: &'a DeliveryToken,
         id: &'a JobId,
+        chained: Option<&'a ChainedJob>,
     ) -> BoxFuture<'a, Result<bool, QueueError>> {
         async move {
             let claim = !self.handoff.is_closed()
                 && self.handoff.len() < self.buffer
                 && self.gate.as_ref().is_none_or(|g| g.open_now());
-            if !claim {
-                return self.queue.ack(token, id).await;
-            }
+            let next = claim.then_some((&self.worker, 1));
             // The lease runs from about when Redis took it, never earlier than this.
             let deadline = tokio::time::Instant::now() + self.queue.config().lease;
-            let (acked, jobs) = self.queue.ack_and_fetch(token, id, &self.worker, 1).await?;
+            let (acked, jobs) = match (chained, next) {
+                (Some(c), next) => {
+                    let (acked, _, jobs) = self.queue.ack_chaining(token, id, c, next).await?;
+                    (acked, jobs)
+                }
+                (None, Some((worker, max))) => {
+                    self.queue.ack_and_fetch(token, id, worker, max).await?
+                }
+                (None, None) => (self.queue.ack(token, id).await?, Vec::new()),
+            };
             let held = jobs
                 .into_iter()
                 .map(|j| {

@@ -118,7 +118,7 @@ pub use lease::{Heartbeat, HeldJobs};
 pub use ops::{redis_now_ms, worker_alive, ALIVE_LEASES};
 pub use single::JobChange;
 pub use types::{
-    DeadPage, DeadSelector, DeliveryToken, EnqueueOptions, Enqueued, FailOutcome, FirstDelivery,
-    JobFailure, JobFilter, JobId, JobInfo, JobState, LeasedJob, QueueStats, Supersede, Superseded,
-    WorkerId,
+    AckWith, ChainedJob, DeadPage, DeadSelector, DeliveryToken, EnqueueOptions, Enqueued,
+    FailOutcome, FirstDelivery, JobFailure, JobFilter, JobId, JobInfo, JobState, LeasedJob,
+    QueueStats, Supersede, Superseded, WorkerId,
 };

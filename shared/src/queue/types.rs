@@ -261,6 +261,43 @@ pub struct LeasedJob<T> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FirstDelivery(pub bool);
 
+/// A job to queue in another queue of the same Redis when a delivery is acked, in the same
+/// script call as the ack (see [`crate::queue::Queue::chained`]): the finished job's
+/// follow-up and its ack are one step, and the follow-up costs no call of its own.
+#[derive(Clone, Debug)]
+pub struct ChainedJob {
+    /// The target queue's name (metrics).
+    pub(crate) queue: String,
+    /// The target queue's ready, delayed and counters keys.
+    pub(crate) keys: [String; 3],
+    /// The job's id, should it be queued.
+    pub(crate) id: JobId,
+    pub(crate) payload: String,
+    pub(crate) delay_ms: u64,
+    pub(crate) dedupe_ttl_ms: u64,
+    /// The dedupe label and its key.
+    pub(crate) dedupe: Option<(String, String)>,
+}
+
+/// Where a handler leaves the [`ChainedJob`] its successful delivery should queue as it is
+/// acked: the backend adds one to every task's data and reads it when it acks. An attempt
+/// that fails queues nothing. Set it as the handler's last step: a job set is queued even
+/// when the lease is lost after that (the work that produced it was done).
+#[derive(Clone, Debug, Default)]
+pub struct AckWith(std::sync::Arc<std::sync::Mutex<Option<ChainedJob>>>);
+
+impl AckWith {
+    /// Queue `job` when this delivery is acked (replacing any job set before).
+    pub fn chain(&self, job: ChainedJob) {
+        *self.0.lock().expect("chained job lock") = Some(job);
+    }
+
+    /// The job to queue with the ack, if any.
+    pub(crate) fn take(&self) -> Option<ChainedJob> {
+        self.0.lock().expect("chained job lock").take()
+    }
+}
+
 /// Why an attempt failed, and so what happens next: the one failure type from a handler's
 /// `Err` to `fail.lua`. Handlers return it (boxed by apalis); the backend downcasts it once.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

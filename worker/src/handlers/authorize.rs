@@ -1,6 +1,7 @@
 //! The authorize step: ledger check (done? listed ineligible? one round trip) → routine
 //! deadline → authorize token → rate-limit permit → `/Authorize` (cached) → chain the
-//! detail fetch, or settle the failure (re-auth, retry, restart, fail).
+//! detail fetch (queued by the job's ack on one Redis), or settle the failure (re-auth,
+//! retry, restart, fail).
 //!
 //! The global permit is taken last, immediately before `/Authorize` is sent: a slow token
 //! call or check between the permit and the request would let another worker's request
@@ -88,10 +89,7 @@ pub async fn handle(
                 polls: 0,
             };
             let options = EnqueueOptions::dedupe(chained_key.clone());
-            persist("chain detail job", || {
-                deps.detail_queue.enqueue(&detail, options.clone())
-            })
-            .await?;
+            chain(deps, delivery, &detail, options, "chain detail job").await?;
             tracing::debug!(at = %Utc::now(), "authorized; detail job chained");
             Ok(Handled::Chained)
         }
@@ -109,13 +107,29 @@ pub async fn handle(
             };
             let options =
                 EnqueueOptions::dedupe(chained_key.clone()).delayed(deps.policy.poll_interval);
-            persist("queue async poll", || {
-                deps.detail_queue.enqueue(&poll, options.clone())
-            })
-            .await?;
+            chain(deps, delivery, &poll, options, "queue async poll").await?;
             tracing::info!("Authorize answered 202; polling the async endpoint");
             Ok(Handled::PendingPoll)
         }
         Err(error) => settle_failure(deps, step, error).await,
     }
+}
+
+/// Queues `job` in the detail queue: with this delivery's ack, in the same step, where one
+/// Redis holds both queues; on a Cluster now, before the ack (a crash in between leaves
+/// both, and the redelivery finds the job by its dedupe key).
+async fn chain(
+    deps: &Deps,
+    delivery: &Delivery,
+    job: &DetailJob,
+    options: EnqueueOptions,
+    what: &str,
+) -> Result<(), JobFailure> {
+    // An encoding error surfaces from the enqueue below.
+    if let Ok(Some(chained)) = deps.detail_queue.chained(job, &options) {
+        delivery.ack_with.chain(chained);
+        return Ok(());
+    }
+    persist(what, || deps.detail_queue.enqueue(job, options.clone())).await?;
+    Ok(())
 }

@@ -23,7 +23,7 @@ use shared::flinks::FlinksClient;
 use shared::jobs::{AuthorizeJob, DetailJob};
 use shared::ledger::Ledger;
 use shared::outcomes::Outcomes;
-use shared::queue::{JobFailure, Queue};
+use shared::queue::{AckWith, JobFailure, Queue};
 use shared::ratelimit::RateLimiter;
 use shared::registry::Registry;
 use shared::results::ResultsSink;
@@ -105,7 +105,7 @@ pub struct Policy {
 }
 
 /// Which delivery of which job a handler is running.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct Delivery {
     /// The queue's job id: stable across redeliveries of the same job.
     pub job_id: String,
@@ -114,6 +114,8 @@ pub struct Delivery {
     /// No handler held this job before (see `LeasedJob::first_delivery`): nothing it
     /// does can have happened yet.
     pub first: bool,
+    /// A job left here is queued by this delivery's ack, in the same step.
+    pub ack_with: AckWith,
 }
 
 /// What a handler did, as a bounded metric label.

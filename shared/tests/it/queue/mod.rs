@@ -3,6 +3,7 @@
 
 mod ack_fetch;
 mod apalis_worker;
+mod chain;
 mod core;
 mod corrupt;
 mod fencing;

@@ -1,0 +1,302 @@
+//! Chaining: an ack that queues the finished job's follow-up in another queue of the same
+//! Redis in the same script call, directly and through a handler's `AckWith`.
+
+use std::time::Duration;
+
+use apalis_core::error::BoxDynError;
+use apalis_core::task::data::Data;
+use apalis_core::worker::builder::WorkerBuilder;
+use shared::queue::{
+    AckWith, DeliveryToken, EnqueueOptions, Enqueued, Queue, RedisBackend, WorkerId,
+};
+use tokio_util::sync::CancellationToken;
+
+use super::apalis_worker::stop_signal;
+use super::{eventually, leased_ping, Ping, TestNs};
+
+#[tokio::test]
+async fn an_ack_chaining_a_job_acks_and_queues_it_in_the_other_queue_in_one_call() {
+    let t = TestNs::new("chain").await;
+    let first: Queue<Ping> = t.queue(t.config("first"));
+    let second: Queue<Ping> = t.queue(t.config("second"));
+    let w = WorkerId::generate();
+    let job = leased_ping(&first, &w).await;
+    let chained = second
+        .chained(&Ping { n: 2 }, &EnqueueOptions::dedupe("after-1"))
+        .unwrap()
+        .expect("one Redis chains");
+
+    let (acked, enqueued, leased) = first
+        .ack_chaining(&job.token, &job.id, &chained, None)
+        .await
+        .unwrap();
+
+    assert!(acked);
+    assert!(leased.is_empty(), "nothing asked to be leased");
+    let Enqueued::New(id) = enqueued else {
+        panic!("queued anew: {enqueued:?}")
+    };
+    let s = first.stats().await.unwrap();
+    assert_eq!((s.in_flight, s.succeeded_total), (0, 1), "{s:?}");
+    let next = second.fetch(&w, 5).await.unwrap();
+    assert_eq!(next.len(), 1);
+    assert_eq!(
+        (&next[0].id, &next[0].job, next[0].first_delivery),
+        (&id, &Ping { n: 2 }, true)
+    );
+    assert_eq!(second.dedupe_holder("after-1").await.unwrap(), Some(id));
+    assert_eq!(second.stats().await.unwrap().enqueued_total, 1);
+}
+
+#[tokio::test]
+async fn an_ack_chaining_a_job_can_also_lease_the_next_job() {
+    let t = TestNs::new("chain-lease").await;
+    let first: Queue<Ping> = t.queue(t.config("first"));
+    let second: Queue<Ping> = t.queue(t.config("second"));
+    let w = WorkerId::generate();
+    let job = leased_ping(&first, &w).await;
+    first
+        .enqueue(&Ping { n: 7 }, EnqueueOptions::default())
+        .await
+        .unwrap();
+    let chained = second
+        .chained(&Ping { n: 2 }, &EnqueueOptions::dedupe("after-1"))
+        .unwrap()
+        .unwrap();
+
+    let (acked, enqueued, leased) = first
+        .ack_chaining(&job.token, &job.id, &chained, Some((&w, 1)))
+        .await
+        .unwrap();
+
+    assert!(acked && enqueued.is_new());
+    assert_eq!(leased.len(), 1);
+    assert_eq!((&leased[0].job, leased[0].attempt), (&Ping { n: 7 }, 1));
+    assert!(first.ack(&leased[0].token, &leased[0].id).await.unwrap());
+    assert_eq!(second.stats().await.unwrap().ready, 1);
+}
+
+#[tokio::test]
+async fn a_chained_job_is_queued_even_when_the_lease_was_lost_and_once_per_dedupe_key() {
+    let t = TestNs::new("chain-lost").await;
+    let first: Queue<Ping> = t.queue(t.config("first"));
+    let second: Queue<Ping> = t.queue(t.config("second"));
+    let w = WorkerId::generate();
+    let job = leased_ping(&first, &w).await;
+    let stale = DeliveryToken::generate(&w);
+    let options = EnqueueOptions::dedupe("after-1");
+    let chained = second.chained(&Ping { n: 2 }, &options).unwrap().unwrap();
+
+    // A delivery that lost its lease: its work was done, so what it chained is queued.
+    let (acked, enqueued, _) = first
+        .ack_chaining(&stale, &job.id, &chained, None)
+        .await
+        .unwrap();
+    assert!(!acked, "a stale delivery does not ack");
+    assert!(enqueued.is_new());
+    assert_eq!(
+        first.stats().await.unwrap().in_flight,
+        1,
+        "the job itself is untouched"
+    );
+
+    // The same call again (its reply lost, say) finds its own job: still one.
+    let (_, again, _) = first
+        .ack_chaining(&job.token, &job.id, &chained, None)
+        .await
+        .unwrap();
+    assert_eq!(again, enqueued);
+    // A redelivery's new job under the same dedupe key is a duplicate of the first.
+    let other = second.chained(&Ping { n: 3 }, &options).unwrap().unwrap();
+    let job = leased_ping(&first, &w).await;
+    let (acked, duplicate, _) = first
+        .ack_chaining(&job.token, &job.id, &other, None)
+        .await
+        .unwrap();
+    assert!(acked);
+    let Enqueued::New(queued) = enqueued else {
+        unreachable!()
+    };
+    assert_eq!(duplicate, Enqueued::Duplicate(queued));
+    let s = second.stats().await.unwrap();
+    assert_eq!((s.ready, s.enqueued_total), (1, 1), "{s:?}");
+}
+
+#[tokio::test]
+async fn a_chained_job_with_a_delay_waits_in_the_delayed_set() {
+    let t = TestNs::new("chain-delay").await;
+    let first: Queue<Ping> = t.queue(t.config("first"));
+    let second: Queue<Ping> = t.queue(t.config("second"));
+    let w = WorkerId::generate();
+    let job = leased_ping(&first, &w).await;
+    let options = EnqueueOptions::dedupe("poll-1").delayed(Duration::from_millis(300));
+    let chained = second.chained(&Ping { n: 2 }, &options).unwrap().unwrap();
+
+    first
+        .ack_chaining(&job.token, &job.id, &chained, None)
+        .await
+        .unwrap();
+
+    let s = second.stats().await.unwrap();
+    assert_eq!((s.ready, s.delayed), (0, 1), "{s:?}");
+    assert!(second.fetch(&w, 1).await.unwrap().is_empty(), "not due yet");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(second.fetch(&w, 1).await.unwrap()[0].job, Ping { n: 2 });
+}
+
+#[tokio::test]
+async fn only_a_job_with_a_dedupe_key_and_no_supersede_key_is_chained() {
+    let t = TestNs::new("chain-which").await;
+    let second: Queue<Ping> = t.queue(t.config("second"));
+    let job = Ping { n: 1 };
+
+    assert!(second
+        .chained(&job, &EnqueueOptions::default())
+        .unwrap()
+        .is_none());
+    let superseding = EnqueueOptions::dedupe("k").superseding("login", 1);
+    assert!(second.chained(&job, &superseding).unwrap().is_none());
+    assert!(second
+        .chained(&job, &EnqueueOptions::dedupe("k"))
+        .unwrap()
+        .is_some());
+}
+
+/// Chains `Ping { n + 100 }` into `second` on success; fails jobs with an odd `n`.
+async fn chaining_handler(
+    job: Ping,
+    ack_with: Data<AckWith>,
+    second: Data<Queue<Ping>>,
+) -> Result<(), BoxDynError> {
+    let options = EnqueueOptions::dedupe(format!("after-{}", job.n));
+    let next = second.chained(&Ping { n: job.n + 100 }, &options)?;
+    ack_with.chain(next.expect("one Redis chains"));
+    if job.n % 2 == 1 {
+        return Err("odd".into());
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_worker_queues_what_a_successful_handler_chained_and_nothing_of_a_failed_one() {
+    let t = TestNs::new("chain-worker").await;
+    let mut config = t.config("first");
+    config.max_attempts = 1;
+    let first: Queue<Ping> = t.queue(config);
+    let second: Queue<Ping> = t.queue(t.config("second"));
+    first
+        .enqueue_many((0..6).map(|n| (Ping { n }, EnqueueOptions::default())))
+        .await
+        .unwrap();
+    let stop = CancellationToken::new();
+    let worker = WorkerBuilder::new("chain-worker")
+        .backend(RedisBackend::new(first.clone()).with_ack_fetch())
+        .data(second.clone())
+        .build(chaining_handler);
+    let handle = tokio::spawn(worker.run_until(stop_signal(&stop)));
+    let settled = eventually(Duration::from_secs(15), || async {
+        let s = first.stats().await.unwrap();
+        s.succeeded_total + s.dead == 6
+    })
+    .await;
+    stop.cancel();
+    handle.await.unwrap().unwrap();
+    assert!(settled, "{:?}", first.stats().await.unwrap());
+
+    let w = WorkerId::generate();
+    let mut chained: Vec<u64> = second
+        .fetch(&w, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|j| j.job.n)
+        .collect();
+    chained.sort_unstable();
+    assert_eq!(
+        chained,
+        [100, 102, 104],
+        "the even jobs' follow-ups, once each"
+    );
+}
+
+/// Chains `Ping { n + 100 }` into `second`, then never returns (until its lease is lost).
+async fn chaining_then_stuck(
+    job: Ping,
+    ack_with: Data<AckWith>,
+    second: Data<Queue<Ping>>,
+) -> Result<(), BoxDynError> {
+    let options = EnqueueOptions::dedupe(format!("after-{}", job.n));
+    let next = second.chained(&Ping { n: job.n + 100 }, &options)?;
+    ack_with.chain(next.expect("one Redis chains"));
+    futures::future::pending::<()>().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn what_a_handler_chained_is_queued_even_when_its_lease_is_lost_afterwards() {
+    let t = TestNs::new("chain-orphan").await;
+    let first: Queue<Ping> = t.queue(t.config("first"));
+    let second: Queue<Ping> = t.queue(t.config("second"));
+    first
+        .enqueue(&Ping { n: 1 }, EnqueueOptions::default())
+        .await
+        .unwrap();
+    let stop = CancellationToken::new();
+    let worker = WorkerBuilder::new("chain-orphan")
+        .backend(RedisBackend::new(first.clone()).with_ack_fetch())
+        .data(second.clone())
+        .build(chaining_then_stuck);
+    let handle = tokio::spawn(worker.run_until(stop_signal(&stop)));
+    let mut conn = t.conn.clone();
+    let inflight = t.keys.queue("first", "inflight");
+    let leased = eventually(Duration::from_secs(5), || {
+        let (mut conn, inflight) = (conn.clone(), inflight.clone());
+        async move {
+            let ids: Vec<String> = redis::cmd("ZRANGE")
+                .arg(&inflight)
+                .arg(0)
+                .arg(-1)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            !ids.is_empty()
+        }
+    })
+    .await;
+    assert!(leased, "the job was never leased");
+    let ids: Vec<String> = redis::cmd("ZRANGE")
+        .arg(&inflight)
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+
+    // Another delivery took the job over and finished it: the heartbeat finds the lease
+    // gone, and the job never comes back to this worker.
+    let job_key = t.keys.queue("first", &format!("job:{}", ids[0]));
+    let () = redis::pipe()
+        .del(&job_key)
+        .ignore()
+        .zrem(&inflight, &ids[0])
+        .ignore()
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+
+    let queued = eventually(Duration::from_secs(5), || async {
+        second.stats().await.unwrap().ready == 1
+    })
+    .await;
+    stop.cancel();
+    handle.await.unwrap().unwrap();
+    assert!(queued, "{:?}", second.stats().await.unwrap());
+    let s = first.stats().await.unwrap();
+    assert_eq!(
+        (s.in_flight, s.succeeded_total),
+        (0, 0),
+        "not acked here: {s:?}"
+    );
+    let w = WorkerId::generate();
+    assert_eq!(second.fetch(&w, 1).await.unwrap()[0].job, Ping { n: 101 });
+}
