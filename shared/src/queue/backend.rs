@@ -526,19 +526,49 @@ where
 }
 
 impl QueueLayer {
+    /// Runs `op` until Redis answers, retrying errors with backoff for up to one lease (the
+    /// heartbeat keeps a held lease alive meanwhile); the last error once it gave up.
+    async fn retry_for_a_lease<R, F, Fut>(
+        &self,
+        job_id: &JobId,
+        what: &str,
+        mut op: F,
+    ) -> Result<R, QueueError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<R, QueueError>>,
+    {
+        let give_up = Instant::now() + self.queue.config().lease;
+        let mut wait = Duration::from_millis(50);
+        loop {
+            match op().await {
+                Err(e) if Instant::now() < give_up => {
+                    tracing::warn!(queue = %self.queue.name(), job_id = %job_id, error.message = %e,
+                        retry_in = ?wait, "{what} failed; retrying");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(2));
+                }
+                res => return res,
+            }
+        }
+    }
+
     /// Queues what a handler chained when it finished just as its lease was lost: its work
-    /// was done. The ack itself is refused unless Redis still names this delivery.
+    /// was done. The job itself is left to its holder (the ack goes out under a token that
+    /// holds no lease).
     async fn queue_chained_after_loss(&self, d: &Delivery) {
         let Some(chained) = d.ack_with.take() else {
             return;
         };
-        if let Err(e) = self
-            .queue
-            .ack_chaining(&d.token, &d.id, &chained, None)
-            .await
-        {
-            tracing::warn!(queue = %self.queue.name(), job_id = %d.id, error.message = %e,
-                "could not queue the job a handler chained before its lease was lost");
+        let no_lease = DeliveryToken::generate(&self.worker);
+        let queued = self
+            .retry_for_a_lease(&d.id, "queueing the job a handler chained", || {
+                self.queue.ack_chaining(&no_lease, &d.id, &chained, None)
+            })
+            .await;
+        if let Err(e) = queued {
+            tracing::error!(queue = %self.queue.name(), job_id = %d.id, error.message = %e,
+                "giving up queueing the job a handler chained before its lease was lost");
         }
     }
 
@@ -548,44 +578,36 @@ impl QueueLayer {
     async fn settle(&self, d: &Delivery, failure: Option<JobFailure>) {
         // Only a success queues what the handler chained.
         let chained = d.ack_with.take().filter(|_| failure.is_none());
-        let give_up = Instant::now() + self.queue.config().lease;
-        let mut wait = Duration::from_millis(50);
-        loop {
-            // Ok(true): settled; Ok(false): the lease was lost (reaped) before we settled.
-            let res = match &failure {
-                None => match (&self.acker, &chained) {
-                    (Some(acker), _) => acker.ack(&d.token, &d.id, chained.as_ref()).await,
-                    (None, Some(c)) => self
+        // Ok(true): settled; Ok(false): the lease was lost (reaped) before we settled.
+        let settled = self
+            .retry_for_a_lease(&d.id, "settling the job", || async {
+                match &failure {
+                    None => match (&self.acker, &chained) {
+                        (Some(acker), _) => acker.ack(&d.token, &d.id, chained.as_ref()).await,
+                        (None, Some(c)) => self
+                            .queue
+                            .ack_chaining(&d.token, &d.id, c, None)
+                            .await
+                            .map(|(acked, _, _)| acked),
+                        (None, None) => self.queue.ack(&d.token, &d.id).await,
+                    },
+                    Some(f) => self
                         .queue
-                        .ack_chaining(&d.token, &d.id, c, None)
+                        .fail(&d.token, &d.id, d.attempt, f.clone())
                         .await
-                        .map(|(acked, _, _)| acked),
-                    (None, None) => self.queue.ack(&d.token, &d.id).await,
-                },
-                Some(f) => self
-                    .queue
-                    .fail(&d.token, &d.id, d.attempt, f.clone())
-                    .await
-                    .map(|o| o != FailOutcome::LeaseLost),
-            };
-            match res {
-                Ok(true) => break,
-                Ok(false) => {
-                    tracing::warn!(queue = %self.queue.name(), job_id = %d.id, worker = %self.worker,
-                        "lease lost before the job was settled: it will run again");
-                    break;
+                        .map(|o| o != FailOutcome::LeaseLost),
                 }
-                Err(e) if Instant::now() < give_up => {
-                    tracing::warn!(queue = %self.queue.name(), job_id = %d.id, error.message = %e,
-                        retry_in = ?wait, "settling the job failed; retrying");
-                    tokio::time::sleep(wait).await;
-                    wait = (wait * 2).min(Duration::from_secs(2));
-                }
-                Err(e) => {
-                    tracing::error!(queue = %self.queue.name(), job_id = %d.id, error.message = %e,
-                        error.cause_chain = ?e, "giving up settling the job: it returns after its lease");
-                    break;
-                }
+            })
+            .await;
+        match settled {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(queue = %self.queue.name(), job_id = %d.id, worker = %self.worker,
+                    "lease lost before the job was settled: it will run again");
+            }
+            Err(e) => {
+                tracing::error!(queue = %self.queue.name(), job_id = %d.id, error.message = %e,
+                    error.cause_chain = ?e, "giving up settling the job: it returns after its lease");
             }
         }
         self.held.remove(&d.id, &d.token);

@@ -263,7 +263,9 @@ pub struct FirstDelivery(pub bool);
 
 /// A job to queue in another queue of the same Redis when a delivery is acked, in the same
 /// script call as the ack (see [`crate::queue::Queue::chained`]): the finished job's
-/// follow-up and its ack are one step, and the follow-up costs no call of its own.
+/// follow-up and its ack are one step, and the follow-up costs no call of its own. Give it
+/// only to a queue on the same connection as the queue that made it: its keys are written
+/// wherever the acking queue's script runs.
 #[derive(Clone, Debug)]
 pub struct ChainedJob {
     /// The target queue's name (metrics).

@@ -49,8 +49,9 @@ pub async fn handle(
         tracing::info!("listed by GetNightlyRefreshStatus for this date; not authorized");
         return Ok(Handled::AlreadyDone);
     }
-    // A redelivery after a crash between chaining the detail job and the ack: the detail
-    // job exists, so authorizing again would only open a second session for nothing.
+    // A redelivery of a job whose detail job exists already (on a Cluster, a crash between
+    // chaining it and the ack; on one Redis, a lease lost as the handler finished):
+    // authorizing again would only open a second session for nothing.
     let chained_key = DetailJob::chained_dedupe_key(&delivery.job_id);
     let chained = delivery.attempt > 1
         && deps

@@ -121,7 +121,7 @@ pub struct Delivery {
 /// What a handler did, as a bounded metric label.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Handled {
-    /// Authorize succeeded; the detail job is queued.
+    /// Authorize succeeded; the detail job is queued (on one Redis, by the job's ack).
     Chained,
     /// Accounts fetched and stored; LastRefresh recent.
     Refreshed,
