@@ -6,41 +6,70 @@ use std::time::Duration;
 use apalis_core::error::BoxDynError;
 use apalis_core::task::data::Data;
 use apalis_core::worker::builder::WorkerBuilder;
+use redis::AsyncCommands;
 use shared::config::RedisMode;
 use shared::queue::{
-    AckWith, DeliveryToken, EnqueueOptions, Enqueued, Queue, RedisBackend, WorkerId,
+    AckWith, ChainedJob, DeliveryToken, EnqueueOptions, Enqueued, Queue, QueueConfig, RedisBackend,
+    WorkerId,
 };
 use tokio_util::sync::CancellationToken;
 
 use super::apalis_worker::stop_signal;
-use super::{eventually, leased_ping, Ping, TestNs};
+use super::{eventually, leased_ns, leased_ping, Ping, TestNs};
 
-/// True on one Redis. On a Cluster each queue's keys are in a slot of their own, so no
-/// script can touch two queues: `chained` answers `None` there, checked here, and the
-/// caller enqueues instead.
-fn chains(t: &TestNs, q: &Queue<Ping>) -> bool {
-    if t.conn.mode() != RedisMode::Cluster {
-        return true;
+/// `Ping { n }` prepared for `second` on one Redis.
+fn pair_chained(second: &Queue<Ping>, n: u64, options: &EnqueueOptions) -> ChainedJob {
+    let chained = second.chained(&Ping { n }, options).unwrap();
+    chained.expect("one Redis chains")
+}
+
+/// Two queues of one test: jobs of `first` chain jobs into `second`.
+struct Pair {
+    t: TestNs,
+    first: Queue<Ping>,
+    second: Queue<Ping>,
+}
+
+impl Pair {
+    /// The pair on one Redis; `None` on a Cluster, where each queue's keys are in a slot of
+    /// their own so no script can touch both: `chained` answers `None` there (checked
+    /// here), and the caller enqueues instead.
+    async fn new(test: &str, first_config: impl FnOnce(&mut QueueConfig)) -> Option<Self> {
+        let t = TestNs::new(test).await;
+        let mut config = t.config("first");
+        first_config(&mut config);
+        let pair = Self {
+            first: t.queue(config),
+            second: t.queue(t.config("second")),
+            t,
+        };
+        if pair.t.conn.mode() == RedisMode::Cluster {
+            let chained = pair.chained(0, &EnqueueOptions::dedupe("k"));
+            assert!(chained.is_none(), "a Cluster never chains");
+            return None;
+        }
+        Some(pair)
     }
-    let chained = q.chained(&Ping { n: 0 }, &EnqueueOptions::dedupe("k"));
-    assert!(chained.unwrap().is_none(), "a Cluster never chains");
-    false
+
+    /// `Ping { n }` prepared for `second`.
+    fn chained(&self, n: u64, options: &EnqueueOptions) -> Option<ChainedJob> {
+        self.second.chained(&Ping { n }, options).unwrap()
+    }
 }
 
 #[tokio::test]
 async fn an_ack_chaining_a_job_acks_and_queues_it_in_the_other_queue_in_one_call() {
-    let t = TestNs::new("chain").await;
-    let first: Queue<Ping> = t.queue(t.config("first"));
-    let second: Queue<Ping> = t.queue(t.config("second"));
-    if !chains(&t, &second) {
+    let Some(Pair {
+        t: _ns,
+        first,
+        second,
+    }) = Pair::new("chain", |_| ()).await
+    else {
         return;
-    }
+    };
     let w = WorkerId::generate();
     let job = leased_ping(&first, &w).await;
-    let chained = second
-        .chained(&Ping { n: 2 }, &EnqueueOptions::dedupe("after-1"))
-        .unwrap()
-        .expect("one Redis chains");
+    let chained = pair_chained(&second, 2, &EnqueueOptions::dedupe("after-1"));
 
     let (acked, enqueued, leased) = first
         .ack_chaining(&job.token, &job.id, &chained, None)
@@ -66,22 +95,21 @@ async fn an_ack_chaining_a_job_acks_and_queues_it_in_the_other_queue_in_one_call
 
 #[tokio::test]
 async fn an_ack_chaining_a_job_can_also_lease_the_next_job() {
-    let t = TestNs::new("chain-lease").await;
-    let first: Queue<Ping> = t.queue(t.config("first"));
-    let second: Queue<Ping> = t.queue(t.config("second"));
-    if !chains(&t, &second) {
+    let Some(Pair {
+        t: _ns,
+        first,
+        second,
+    }) = Pair::new("chain-lease", |_| ()).await
+    else {
         return;
-    }
+    };
     let w = WorkerId::generate();
     let job = leased_ping(&first, &w).await;
     first
         .enqueue(&Ping { n: 7 }, EnqueueOptions::default())
         .await
         .unwrap();
-    let chained = second
-        .chained(&Ping { n: 2 }, &EnqueueOptions::dedupe("after-1"))
-        .unwrap()
-        .unwrap();
+    let chained = pair_chained(&second, 2, &EnqueueOptions::dedupe("after-1"));
 
     let (acked, enqueued, leased) = first
         .ack_chaining(&job.token, &job.id, &chained, Some((&w, 1)))
@@ -97,17 +125,19 @@ async fn an_ack_chaining_a_job_can_also_lease_the_next_job() {
 
 #[tokio::test]
 async fn a_chained_job_is_queued_even_when_the_lease_was_lost_and_once_per_dedupe_key() {
-    let t = TestNs::new("chain-lost").await;
-    let first: Queue<Ping> = t.queue(t.config("first"));
-    let second: Queue<Ping> = t.queue(t.config("second"));
-    if !chains(&t, &second) {
+    let Some(Pair {
+        t: _ns,
+        first,
+        second,
+    }) = Pair::new("chain-lost", |_| ()).await
+    else {
         return;
-    }
+    };
     let w = WorkerId::generate();
     let job = leased_ping(&first, &w).await;
     let stale = DeliveryToken::generate(&w);
     let options = EnqueueOptions::dedupe("after-1");
-    let chained = second.chained(&Ping { n: 2 }, &options).unwrap().unwrap();
+    let chained = pair_chained(&second, 2, &options);
 
     // A delivery that lost its lease: its work was done, so what it chained is queued.
     let (acked, enqueued, _) = first
@@ -129,7 +159,7 @@ async fn a_chained_job_is_queued_even_when_the_lease_was_lost_and_once_per_dedup
         .unwrap();
     assert_eq!(again, enqueued);
     // A redelivery's new job under the same dedupe key is a duplicate of the first.
-    let other = second.chained(&Ping { n: 3 }, &options).unwrap().unwrap();
+    let other = pair_chained(&second, 3, &options);
     let job = leased_ping(&first, &w).await;
     let (acked, duplicate, _) = first
         .ack_chaining(&job.token, &job.id, &other, None)
@@ -146,16 +176,18 @@ async fn a_chained_job_is_queued_even_when_the_lease_was_lost_and_once_per_dedup
 
 #[tokio::test]
 async fn a_chained_job_with_a_delay_waits_in_the_delayed_set() {
-    let t = TestNs::new("chain-delay").await;
-    let first: Queue<Ping> = t.queue(t.config("first"));
-    let second: Queue<Ping> = t.queue(t.config("second"));
-    if !chains(&t, &second) {
+    let Some(Pair {
+        t: _ns,
+        first,
+        second,
+    }) = Pair::new("chain-delay", |_| ()).await
+    else {
         return;
-    }
+    };
     let w = WorkerId::generate();
     let job = leased_ping(&first, &w).await;
     let options = EnqueueOptions::dedupe("poll-1").delayed(Duration::from_millis(300));
-    let chained = second.chained(&Ping { n: 2 }, &options).unwrap().unwrap();
+    let chained = pair_chained(&second, 2, &options);
 
     first
         .ack_chaining(&job.token, &job.id, &chained, None)
@@ -171,34 +203,29 @@ async fn a_chained_job_with_a_delay_waits_in_the_delayed_set() {
 
 #[tokio::test]
 async fn only_a_job_with_a_dedupe_key_and_no_supersede_key_is_chained() {
-    let t = TestNs::new("chain-which").await;
-    let second: Queue<Ping> = t.queue(t.config("second"));
-    if !chains(&t, &second) {
+    let Some(pair) = Pair::new("chain-which", |_| ()).await else {
         return;
-    }
-    let job = Ping { n: 1 };
+    };
 
-    assert!(second
-        .chained(&job, &EnqueueOptions::default())
-        .unwrap()
-        .is_none());
+    assert!(pair.chained(1, &EnqueueOptions::default()).is_none());
     let superseding = EnqueueOptions::dedupe("k").superseding("login", 1);
-    assert!(second.chained(&job, &superseding).unwrap().is_none());
-    assert!(second
-        .chained(&job, &EnqueueOptions::dedupe("k"))
-        .unwrap()
-        .is_some());
+    assert!(pair.chained(1, &superseding).is_none());
+    assert!(pair.chained(1, &EnqueueOptions::dedupe("k")).is_some());
 }
 
-/// Chains `Ping { n + 100 }` into `second` on success; fails jobs with an odd `n`.
+/// What the handlers below chain for `job`: `Ping { n + 100 }` into `second`.
+fn follow_up(job: &Ping, ack_with: &AckWith, second: &Queue<Ping>) {
+    let options = EnqueueOptions::dedupe(format!("after-{}", job.n));
+    ack_with.chain(pair_chained(second, job.n + 100, &options));
+}
+
+/// Chains the follow-up; fails jobs with an odd `n` (so nothing is queued for them).
 async fn chaining_handler(
     job: Ping,
     ack_with: Data<AckWith>,
     second: Data<Queue<Ping>>,
 ) -> Result<(), BoxDynError> {
-    let options = EnqueueOptions::dedupe(format!("after-{}", job.n));
-    let next = second.chained(&Ping { n: job.n + 100 }, &options)?;
-    ack_with.chain(next.expect("one Redis chains"));
+    follow_up(&job, &ack_with, &second);
     if job.n % 2 == 1 {
         return Err("odd".into());
     }
@@ -207,14 +234,14 @@ async fn chaining_handler(
 
 #[tokio::test]
 async fn a_worker_queues_what_a_successful_handler_chained_and_nothing_of_a_failed_one() {
-    let t = TestNs::new("chain-worker").await;
-    let mut config = t.config("first");
-    config.max_attempts = 1;
-    let first: Queue<Ping> = t.queue(config);
-    let second: Queue<Ping> = t.queue(t.config("second"));
-    if !chains(&t, &second) {
+    let Some(Pair {
+        t: _ns,
+        first,
+        second,
+    }) = Pair::new("chain-worker", |c| c.max_attempts = 1).await
+    else {
         return;
-    }
+    };
     first
         .enqueue_many((0..6).map(|n| (Ping { n }, EnqueueOptions::default())))
         .await
@@ -234,43 +261,29 @@ async fn a_worker_queues_what_a_successful_handler_chained_and_nothing_of_a_fail
     handle.await.unwrap().unwrap();
     assert!(settled, "{:?}", first.stats().await.unwrap());
 
-    let w = WorkerId::generate();
-    let mut chained: Vec<u64> = second
-        .fetch(&w, 10)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|j| j.job.n)
-        .collect();
-    chained.sort_unstable();
     assert_eq!(
-        chained,
+        leased_ns(&second, &WorkerId::generate(), 10).await,
         [100, 102, 104],
         "the even jobs' follow-ups, once each"
     );
 }
 
-/// Chains `Ping { n + 100 }` into `second`, then never returns (until its lease is lost).
+/// Chains the follow-up, then never returns (until its lease is lost).
 async fn chaining_then_stuck(
     job: Ping,
     ack_with: Data<AckWith>,
     second: Data<Queue<Ping>>,
 ) -> Result<(), BoxDynError> {
-    let options = EnqueueOptions::dedupe(format!("after-{}", job.n));
-    let next = second.chained(&Ping { n: job.n + 100 }, &options)?;
-    ack_with.chain(next.expect("one Redis chains"));
+    follow_up(&job, &ack_with, &second);
     futures::future::pending::<()>().await;
     Ok(())
 }
 
 #[tokio::test]
 async fn what_a_handler_chained_is_queued_even_when_its_lease_is_lost_afterwards() {
-    let t = TestNs::new("chain-orphan").await;
-    let first: Queue<Ping> = t.queue(t.config("first"));
-    let second: Queue<Ping> = t.queue(t.config("second"));
-    if !chains(&t, &second) {
+    let Some(Pair { t, first, second }) = Pair::new("chain-orphan", |_| ()).await else {
         return;
-    }
+    };
     first
         .enqueue(&Ping { n: 1 }, EnqueueOptions::default())
         .await
@@ -283,28 +296,15 @@ async fn what_a_handler_chained_is_queued_even_when_its_lease_is_lost_afterwards
     let handle = tokio::spawn(worker.run_until(stop_signal(&stop)));
     let mut conn = t.conn.clone();
     let inflight = t.keys.queue("first", "inflight");
-    let leased = eventually(Duration::from_secs(5), || {
-        let (mut conn, inflight) = (conn.clone(), inflight.clone());
-        async move {
-            let ids: Vec<String> = redis::cmd("ZRANGE")
-                .arg(&inflight)
-                .arg(0)
-                .arg(-1)
-                .query_async(&mut conn)
-                .await
-                .unwrap();
-            !ids.is_empty()
+    let mut ids: Vec<String> = Vec::new();
+    for _ in 0..250 {
+        ids = conn.zrange(&inflight, 0, -1).await.unwrap();
+        if !ids.is_empty() {
+            break;
         }
-    })
-    .await;
-    assert!(leased, "the job was never leased");
-    let ids: Vec<String> = redis::cmd("ZRANGE")
-        .arg(&inflight)
-        .arg(0)
-        .arg(-1)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(ids.len(), 1, "the job was never leased");
 
     // Another delivery took the job over and finished it: the heartbeat finds the lease
     // gone, and the job never comes back to this worker.

@@ -38,6 +38,14 @@ pub(crate) async fn leased_ping(q: &Queue<Ping>, worker: &WorkerId) -> LeasedJob
     q.fetch(worker, 1).await.unwrap().remove(0)
 }
 
+/// The `n` of up to `max` jobs leased from `q` to `worker`, sorted.
+pub(crate) async fn leased_ns(q: &Queue<Ping>, worker: &WorkerId, max: usize) -> Vec<u64> {
+    let jobs = q.fetch(worker, max).await.unwrap();
+    let mut ns: Vec<u64> = jobs.into_iter().map(|j| j.job.n).collect();
+    ns.sort_unstable();
+    ns
+}
+
 /// A test's own namespace; its keys are deleted on drop.
 pub(crate) struct TestNs {
     pub(crate) keys: KeySpace,

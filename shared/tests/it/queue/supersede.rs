@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use shared::queue::{EnqueueOptions, JobFailure, Queue, Superseded, WorkerId};
 
-use super::{Ping, TestNs};
+use super::{leased_ns, Ping, TestNs};
 
 fn opts(key: &str, rank: i64) -> EnqueueOptions {
     EnqueueOptions::default().superseding(key, rank)
@@ -77,15 +77,7 @@ async fn a_higher_rank_replaces_the_waiting_job_and_reports_it_once() {
     assert!(q.superseded(100).await.unwrap().is_empty());
 
     // The tombstone of a's old job is skipped: fetch hands out exactly the live jobs.
-    let mut got: Vec<u64> = q
-        .fetch(&w, 10)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|j| j.job.n)
-        .collect();
-    got.sort_unstable();
-    assert_eq!(got, [11, 12, 13, 14]);
+    assert_eq!(leased_ns(&q, &w, 10).await, [11, 12, 13, 14]);
     let s = q.stats().await.unwrap();
     assert_eq!((s.ready, s.in_flight), (0, 5));
 }
