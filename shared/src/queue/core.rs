@@ -620,11 +620,10 @@ impl<T: DeserializeOwned> Queue<T> {
         next: Option<(&WorkerId, usize)>,
         chained: Option<&ChainedJob>,
     ) -> Result<(bool, Option<Enqueued>, Vec<LeasedJob<T>>), QueueError> {
-        let (worker, max) = match next {
-            Some((worker, max)) => (Some(worker), max),
+        let (next, max) = match next {
+            Some((worker, max)) => (Some(DeliveryToken::generate(worker)), max),
             None => (None, 0),
         };
-        let next = worker.map(DeliveryToken::generate);
         let mut inv = self.invocation(&scripts::ACK_FETCH);
         inv.key(self.keys.done(id.as_str()))
             .arg(id.as_str())

@@ -36,7 +36,7 @@ if ARGV[8] and ARGV[8] ~= '' then
   if existing then
     chained = existing
   else
-    local key = string.sub(ready, 1, #ready - 5) .. 'job:' .. id
+    local key = job_prefix(ready) .. id
     local enqueued = string.format('%d', clock())
     if label ~= '' then
       redis.call('HSET', key, F_PAYLOAD, payload, F_ENQUEUED, enqueued, F_DEDUPE, label)
@@ -49,10 +49,7 @@ if ARGV[8] and ARGV[8] ~= '' then
     else
       redis.call('RPUSH', ready, id)
     end
-    local res = redis.pcall('HINCRBY', counters, 'enqueued', 1)
-    if type(res) == 'table' and res.err then
-      redis.call('HSET', counters, 'enqueued', 1)
-    end
+    bump('enqueued', 1, counters)
   end
 end
 

@@ -12,8 +12,12 @@ local K_COUNTERS, K_WORKERS = KEYS[5], KEYS[6]
 -- for a job superseded on arrival), drained by the enqueuer.
 local K_PENDING, K_SUPERSEDED = KEYS[7], KEYS[8]
 
--- `{ns:queue}:ready` -> `{ns:queue}:job:`
-local JOB_PREFIX = string.sub(K_READY, 1, #K_READY - 5) .. 'job:'
+-- A queue's ready key -> the prefix of its jobs' hashes: `{ns:queue}:ready` ->
+-- `{ns:queue}:job:`.
+local function job_prefix(ready)
+  return string.sub(ready, 1, #ready - 5) .. 'job:'
+end
+local JOB_PREFIX = job_prefix(K_READY)
 
 -- The fields of a job's hash (short: there is one hash per queued job). Jobs stored by an
 -- earlier version may also carry 's', their supersede key, which nothing reads any more.
@@ -95,12 +99,14 @@ local function counter(field, default)
   return int(redis.call('HGET', K_COUNTERS, field), default)
 end
 
--- Adds `n` to a counter field; a corrupt value is replaced by `n`. One HINCRBY in the
--- usual case: its error (a corrupt value) is caught rather than aborting the script.
-local function bump(field, n)
-  local res = redis.pcall('HINCRBY', K_COUNTERS, field, n)
+-- Adds `n` to a counter field of `counters` (this queue's by default); a corrupt value is
+-- replaced by `n`. One HINCRBY in the usual case: its error (a corrupt value) is caught
+-- rather than aborting the script.
+local function bump(field, n, counters)
+  counters = counters or K_COUNTERS
+  local res = redis.pcall('HINCRBY', counters, field, n)
   if type(res) == 'table' and res.err then
-    redis.call('HSET', K_COUNTERS, field, math.max(n, 0))
+    redis.call('HSET', counters, field, math.max(n, 0))
   end
 end
 
