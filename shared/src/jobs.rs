@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Settings;
 use crate::domain::{LoginId, RequestId};
-use crate::queue::{Backoff, QueueConfig, Supersede};
+use crate::queue::{Backoff, PayloadElement, QueueConfig, Supersede};
 
 /// Queue of cached-Authorize jobs, one per (LoginId, routine date).
 pub const AUTHORIZE_QUEUE: &str = "authorize";
@@ -110,6 +110,11 @@ impl Serialize for AuthorizeJob {
 pub const MAX_SESSION_RESTARTS: u32 = 2;
 
 impl AuthorizeJob {
+    /// The payload element that carries the login, for [lease reads](crate::queue::LeaseRead).
+    pub const LOGIN_ELEMENT: PayloadElement = PayloadElement::First;
+    /// The payload element that carries the routine date (`YYYY-MM-DD`).
+    pub const DATE_ELEMENT: PayloadElement = PayloadElement::Second;
+
     /// A first authorize for the date.
     pub fn new(login_id: LoginId, routine_date: NaiveDate) -> Self {
         Self {
@@ -262,6 +267,21 @@ mod tests {
             serde_json::from_str::<AuthorizeJob>(&payload).unwrap(),
             restarted
         );
+    }
+
+    #[test]
+    fn the_payload_elements_lease_reads_take_are_the_login_and_the_date() {
+        let date = NaiveDate::from_ymd_opt(2026, 11, 25).unwrap();
+        for restarts in [0, 2] {
+            let job = AuthorizeJob {
+                session_restarts: restarts,
+                ..AuthorizeJob::new(login(), date)
+            };
+            let payload = serde_json::to_value(&job).unwrap();
+            let element = |e: PayloadElement| payload[usize::from(e.as_arg()) - 1].clone();
+            assert_eq!(element(AuthorizeJob::LOGIN_ELEMENT), login().as_str());
+            assert_eq!(element(AuthorizeJob::DATE_ELEMENT), "2026-11-25");
+        }
     }
 
     #[test]

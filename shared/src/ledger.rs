@@ -42,6 +42,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::{FlinksCode, LoginId, RequestId};
 use crate::keys::KeySpace;
+use crate::queue::{LeaseRead, LeaseReadValues, PayloadElement, PayloadText};
 
 /// How long ledger keys live after their last write.
 pub const LEDGER_TTL: Duration = Duration::from_secs(35 * 24 * 3600);
@@ -669,6 +670,51 @@ impl Ledger {
             .await?;
         let done = is_final(raw.and_then(|json| decode(login.as_str(), &json)).as_ref());
         Ok(AuthorizeCheck { done, ineligible })
+    }
+
+    /// [`Ledger::authorize_check`]'s reads as [lease reads](crate::queue::Queue::with_lease_reads)
+    /// of a job whose payload carries the login as its `login` element and the routine date
+    /// (`YYYY-MM-DD`) as its `date` element, so the check rides the job's lease; read the
+    /// answers with [`Ledger::authorize_check_from`]. `None` with more than one ledger
+    /// bucket: a login's bucket is not found from its payload inside a script.
+    pub fn authorize_check_reads(
+        &self,
+        login: PayloadElement,
+        date: PayloadElement,
+    ) -> Option<Vec<LeaseRead>> {
+        if self.keys.ledger_buckets() != 1 {
+            return None;
+        }
+        let key = |prefix: String| PayloadText::new(prefix, date);
+        let member = || PayloadText::new("", login);
+        Some(vec![
+            LeaseRead::hget(key(self.keys.ledger_date("", 0)), member()),
+            LeaseRead::sismember(key(self.keys.ledger_ineligible("", 0)), member()),
+        ])
+    }
+
+    /// The check the reads of [`Ledger::authorize_check_reads`] answered for `login`, or
+    /// `None` when they are not those answers (then call [`Ledger::authorize_check`]).
+    pub fn authorize_check_from(
+        &self,
+        login: &LoginId,
+        values: &LeaseReadValues,
+    ) -> Option<AuthorizeCheck> {
+        let [entry, ineligible] = values.0.as_slice() else {
+            return None;
+        };
+        let ineligible = match ineligible.as_deref() {
+            Some("1") => true,
+            Some("0") => false,
+            _ => return None,
+        };
+        let done = is_final(
+            entry
+                .as_deref()
+                .and_then(|json| decode(login.as_str(), json))
+                .as_ref(),
+        );
+        Some(AuthorizeCheck { done, ineligible })
     }
 
     /// True when (`login`, `date`) has an outcome of any kind (counted as done by the

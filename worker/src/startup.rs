@@ -30,7 +30,7 @@ use shared::jobs::{AuthorizeJob, DetailJob, AUTHORIZE_QUEUE, DETAIL_QUEUE};
 use shared::keys::KeySpace;
 use shared::outcomes::Outcomes;
 use shared::queue::{
-    AckWith, FetchGate, FirstDelivery, HeldJobs, JobFailure, Queue, RedisBackend, WorkerId,
+    AckWith, FetchGate, HeldJobs, JobFailure, LeaseFacts, Queue, RedisBackend, WorkerId,
 };
 use shared::ratelimit::RateLimiter;
 use shared::stores::Stores;
@@ -287,12 +287,18 @@ fn build_deps(
     let flinks =
         FlinksClient::new(FlinksConfig::from_settings(settings)?).context("Flinks client")?;
     let stores = stores.clone();
+    // The authorize step's ledger check rides each job's lease where one script can see the
+    // ledger (one Redis, one ledger bucket); elsewhere the handler reads it itself.
+    let check_reads = stores
+        .ledger
+        .authorize_check_reads(AuthorizeJob::LOGIN_ELEMENT, AuthorizeJob::DATE_ELEMENT)
+        .unwrap_or_default();
     Ok(Deps {
         flinks,
         ledger: stores.ledger,
         registry: stores.registry,
         outcomes: stores.outcomes,
-        authorize_queue: stores.authorize,
+        authorize_queue: stores.authorize.with_lease_reads(check_reads),
         detail_queue: stores.detail,
         results: stores.results,
         permits: Permits::new(stores.limiter.clone(), shutdown),
@@ -347,14 +353,14 @@ macro_rules! routine_job {
             job: $job,
             id: TaskId,
             attempt: Attempt,
-            first: Data<FirstDelivery>,
+            leased: Data<LeaseFacts>,
             ack_with: Data<AckWith>,
             deps: Data<Arc<Deps>>,
             slots: Data<Arc<Slots>>,
         ) -> Result<(), JobFailure> {
             let _slot = slots.enter();
             let started = Instant::now();
-            let delivery = delivery(&id, &attempt, *first, (*ack_with).clone());
+            let delivery = delivery(&id, &attempt, &leased, &ack_with);
             let result = $handle(&job, &delivery, &deps).await;
             finish($queue, result, started)
         }
@@ -374,12 +380,13 @@ routine_job!(
     handlers::detail::handle
 );
 
-fn delivery(id: &TaskId, attempt: &Attempt, first: FirstDelivery, ack_with: AckWith) -> Delivery {
+fn delivery(id: &TaskId, attempt: &Attempt, leased: &LeaseFacts, ack_with: &AckWith) -> Delivery {
     Delivery {
         job_id: id.to_string(),
         attempt: attempt.current() as u32,
-        first: first.0,
-        ack_with,
+        first: leased.first_delivery,
+        reads: leased.reads.clone(),
+        ack_with: ack_with.clone(),
     }
 }
 

@@ -51,9 +51,7 @@ use super::error::QueueError;
 use super::handoff::{AckFetch, Acker, Handoff, Held};
 use super::lease::{Heartbeat, HeldJobs};
 use super::metrics_names as m;
-use super::types::{
-    AckWith, DeliveryToken, FailOutcome, FirstDelivery, JobFailure, JobId, WorkerId,
-};
+use super::types::{AckWith, DeliveryToken, FailOutcome, JobFailure, JobId, LeaseFacts, WorkerId};
 
 /// Maps a handler's error to what the queue does with the job: a [`JobFailure`] is taken
 /// as is; apalis' own errors are mapped; anything else retries with the backoff.
@@ -235,7 +233,10 @@ impl<T> RedisBackend<T> {
             // apalis' lifecycle adds one before the handler runs.
             .attempt(job.attempt.saturating_sub(1) as usize)
             .max_attempts(self.queue.config().max_attempts as usize)
-            .data(FirstDelivery(job.first_delivery))
+            .data(LeaseFacts {
+                first_delivery: job.first_delivery,
+                reads: job.reads,
+            })
             .data(delivery.ack_with.clone())
             .data(delivery)
             .build()

@@ -19,8 +19,8 @@ use super::keys::QueueKeys;
 use super::metrics_names as m;
 use super::scripts;
 use super::types::{
-    ChainedJob, DeliveryToken, EnqueueOptions, Enqueued, FailOutcome, JobFailure, JobId, LeasedJob,
-    Superseded, WorkerId,
+    ChainedJob, DeliveryToken, EnqueueOptions, Enqueued, FailOutcome, JobFailure, JobId, LeaseRead,
+    LeaseReadValues, LeasedJob, Superseded, WorkerId,
 };
 use crate::keys::KeySpace;
 
@@ -39,6 +39,8 @@ pub struct Queue<T> {
     pub(crate) conn: RedisConn,
     pub(crate) keys: Arc<QueueKeys>,
     pub(crate) config: Arc<QueueConfig>,
+    /// Made for each job leased (see [`Queue::with_lease_reads`]); empty for none.
+    reads: Arc<[LeaseRead]>,
     _job: PhantomData<fn() -> T>,
 }
 
@@ -48,6 +50,7 @@ impl<T> Clone for Queue<T> {
             conn: self.conn.clone(),
             keys: Arc::clone(&self.keys),
             config: Arc::clone(&self.config),
+            reads: Arc::clone(&self.reads),
             _job: PhantomData,
         }
     }
@@ -69,6 +72,7 @@ impl<T> Queue<T> {
             conn,
             keys: Arc::new(QueueKeys::new(keys, &config.name)),
             config: Arc::new(config),
+            reads: Arc::from([]),
             _job: PhantomData,
         }
     }
@@ -88,7 +92,35 @@ impl<T> Queue<T> {
             conn: self.conn.clone(),
             keys: Arc::clone(&self.keys),
             config: Arc::clone(&self.config),
+            reads: Arc::clone(&self.reads),
             _job: PhantomData,
+        }
+    }
+
+    /// Makes `reads` for each job this queue leases, in the script call that leases it, and
+    /// hands their answers to the handler with the job ([`LeasedJob::reads`]): a handler's
+    /// first look-ups cost no round trip of their own, and are as fresh as the lease. On
+    /// one Redis only (a single server or Sentinel's master): on a Cluster a script may
+    /// touch only its own slot, so the queue makes no reads there and every job's `reads`
+    /// is `None`, as it is for a payload not of their shape; the handler then reads for
+    /// itself. A job a buffer holds for a while carries what was read when it was leased.
+    pub fn with_lease_reads(mut self, reads: Vec<LeaseRead>) -> Self {
+        if self.conn.mode() != RedisMode::Cluster {
+            self.reads = Arc::from(reads);
+        }
+        self
+    }
+
+    /// The reads made for each job leased, as script arguments: their count, then per read
+    /// its command, key prefix and element, argument prefix and element.
+    fn push_reads(&self, inv: &mut ScriptInvocation<'_>) {
+        inv.arg(self.reads.len());
+        for read in self.reads.iter() {
+            inv.arg(read.command.as_arg())
+                .arg(read.key.prefix.as_str())
+                .arg(read.key.element.as_arg())
+                .arg(read.arg.prefix.as_str())
+                .arg(read.arg.element.as_arg());
         }
     }
 
@@ -571,6 +603,7 @@ impl<T: DeserializeOwned> Queue<T> {
             .arg(self.config.lease.as_millis() as u64)
             .arg(self.config.promote_chunk.max(1))
             .arg(token.as_str());
+        self.push_reads(&mut inv);
         let raw: Vec<RawLeased> = self.run(&inv).await?;
         Ok(self.decode_leased(raw, &token).await)
     }
@@ -633,6 +666,7 @@ impl<T: DeserializeOwned> Queue<T> {
             .arg(self.config.lease.as_millis() as u64)
             .arg(self.config.promote_chunk.max(1))
             .arg(next.as_ref().map_or("", |t| t.as_str()));
+        self.push_reads(&mut inv);
         if let Some(c) = chained {
             for key in &c.keys {
                 inv.key(key);
@@ -672,7 +706,7 @@ impl<T: DeserializeOwned> Queue<T> {
     /// Decodes freshly leased jobs; an undecodable payload is dead-lettered at once.
     async fn decode_leased(&self, raw: Vec<RawLeased>, token: &DeliveryToken) -> Vec<LeasedJob<T>> {
         let mut jobs = Vec::with_capacity(raw.len());
-        for (id, payload, attempt, first) in raw {
+        for (id, payload, attempt, first, reads) in raw {
             let id = JobId::from(id);
             match serde_json::from_str::<T>(&payload) {
                 Ok(job) => jobs.push(LeasedJob {
@@ -681,6 +715,7 @@ impl<T: DeserializeOwned> Queue<T> {
                     attempt,
                     first_delivery: first == 1,
                     token: token.clone(),
+                    reads: reads.map(LeaseReadValues),
                 }),
                 Err(e) => {
                     tracing::warn!(queue = %self.config.name, job_id = %id, error.message = %e,
@@ -698,9 +733,9 @@ impl<T: DeserializeOwned> Queue<T> {
     }
 }
 
-/// One leased job as `lease_ready` (common.lua) returns it: id, payload, attempt, and 1 when
-/// it is the job's first delivery.
-type RawLeased = (String, String, u32, u8);
+/// One leased job as `lease_ready` (common.lua) returns it: id, payload, attempt, 1 when it
+/// is the job's first delivery, and its lease reads' answers (nil when none were made).
+type RawLeased = (String, String, u32, u8, Option<Vec<Option<String>>>);
 
 fn truncate(s: &str) -> &str {
     if s.len() <= MAX_ERROR_LEN {

@@ -119,6 +119,7 @@ pub use ops::{redis_now_ms, worker_alive, ALIVE_LEASES};
 pub use single::JobChange;
 pub use types::{
     AckWith, ChainedJob, DeadPage, DeadSelector, DeliveryToken, EnqueueOptions, Enqueued,
-    FailOutcome, FirstDelivery, JobFailure, JobFilter, JobId, JobInfo, JobState, LeasedJob,
-    QueueStats, Supersede, Superseded, WorkerId,
+    FailOutcome, JobFailure, JobFilter, JobId, JobInfo, JobState, LeaseFacts, LeaseRead,
+    LeaseReadValues, LeasedJob, PayloadElement, PayloadText, QueueStats, Supersede, Superseded,
+    WorkerId,
 };

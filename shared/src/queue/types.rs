@@ -254,12 +254,108 @@ pub struct LeasedJob<T> {
     pub first_delivery: bool,
     /// The lease holder: pass it to ack, fail, renew and release.
     pub token: DeliveryToken,
+    /// What the queue's [lease reads](LeaseRead) answered for this job, one value per read
+    /// in their order; `None` when the queue has none or the payload is not of their shape.
+    pub reads: Option<LeaseReadValues>,
 }
 
-/// Whether a task is its job's [first delivery](LeasedJob::first_delivery): the backend adds
-/// it to every task's data, for handlers that may skip a check only a redelivery needs.
+/// A read made for each job in the script call that leases it, so that what a handler
+/// looks up first rides the lease instead of costing a round trip of its own (see
+/// [`crate::queue::Queue::with_lease_reads`]). Its key and argument are built from the
+/// job's payload when that is a JSON array whose first elements are strings: the leading
+/// strings a payload such as `["<LoginId>","2026-11-25"]` carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaseRead {
+    pub(crate) command: LeaseReadCommand,
+    pub(crate) key: PayloadText,
+    pub(crate) arg: PayloadText,
+}
+
+impl LeaseRead {
+    /// `HGET key field`: the field's value, or `None`.
+    pub fn hget(key: PayloadText, field: PayloadText) -> Self {
+        Self {
+            command: LeaseReadCommand::HGet,
+            key,
+            arg: field,
+        }
+    }
+
+    /// `SISMEMBER key member`: `"1"` or `"0"`.
+    pub fn sismember(key: PayloadText, member: PayloadText) -> Self {
+        Self {
+            command: LeaseReadCommand::SIsMember,
+            key,
+            arg: member,
+        }
+    }
+}
+
+/// The commands a [`LeaseRead`] may make: reads only.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct FirstDelivery(pub bool);
+pub(crate) enum LeaseReadCommand {
+    HGet,
+    SIsMember,
+}
+
+impl LeaseReadCommand {
+    pub(crate) fn as_arg(self) -> &'static str {
+        match self {
+            Self::HGet => "HGET",
+            Self::SIsMember => "SISMEMBER",
+        }
+    }
+}
+
+/// A key or argument of a [`LeaseRead`]: a fixed prefix followed by one of the payload's
+/// leading strings. Nothing in the prefix is interpreted, so any key name is safe in it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PayloadText {
+    pub(crate) prefix: String,
+    pub(crate) element: PayloadElement,
+}
+
+impl PayloadText {
+    /// `prefix` followed by the payload's `element`.
+    pub fn new(prefix: impl Into<String>, element: PayloadElement) -> Self {
+        Self {
+            prefix: prefix.into(),
+            element,
+        }
+    }
+}
+
+/// Which of a payload's leading strings a [`PayloadText`] takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PayloadElement {
+    /// The payload array's first element.
+    First,
+    /// The payload array's second element.
+    Second,
+}
+
+impl PayloadElement {
+    pub(crate) fn as_arg(self) -> u8 {
+        match self {
+            Self::First => 1,
+            Self::Second => 2,
+        }
+    }
+}
+
+/// What a job's [lease reads](LeaseRead) answered, one value per read in their order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaseReadValues(pub Vec<Option<String>>);
+
+/// How a task's job was leased: the backend adds it to every task's data, for handlers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaseFacts {
+    /// The job's [first delivery](LeasedJob::first_delivery): a handler may skip a check
+    /// only a redelivery needs.
+    pub first_delivery: bool,
+    /// What the queue's lease reads answered for the job ([`LeasedJob::reads`]).
+    pub reads: Option<LeaseReadValues>,
+}
 
 /// A job to queue in another queue of the same Redis when a delivery is acked, in the same
 /// script call as the ack (see [`crate::queue::Queue::chained`]): the finished job's

@@ -1,8 +1,11 @@
 //! The per-(LoginId, date) ledger and the date report against a real Redis.
 
 use chrono::{Duration, NaiveDate, Utc};
+use shared::config::RedisMode;
 use shared::domain::{FlinksCode, LoginId, RequestId};
+use shared::jobs::AuthorizeJob;
 use shared::ledger::{IndexFilter, IndexKind, Ledger, LedgerOutcome, Overwrite};
+use shared::queue::{EnqueueOptions, Queue, QueueConfig, WorkerId};
 use shared::registry::{LoginRecordInput, Registry};
 
 use crate::support::{RecordExt, TestRedis};
@@ -580,5 +583,72 @@ async fn a_login_in_two_windows_of_one_page_is_counted_and_indexed_once() {
             .len(),
         70
     );
+    redis.cleanup().await;
+}
+
+#[tokio::test]
+async fn the_authorize_check_read_with_a_lease_answers_as_the_check_itself() {
+    let redis = TestRedis::new("ledger-leased-check").await;
+    let ledger = Ledger::new(redis.conn.clone(), &redis.keys);
+    let Some(reads) =
+        ledger.authorize_check_reads(AuthorizeJob::LOGIN_ELEMENT, AuthorizeJob::DATE_ELEMENT)
+    else {
+        assert!(
+            redis.keys.ledger_buckets() > 1,
+            "one bucket always has reads"
+        );
+        redis.cleanup().await;
+        return;
+    };
+    let queue: Queue<AuthorizeJob> = Queue::new(
+        redis.conn.clone(),
+        &redis.keys,
+        QueueConfig::new("leased-check"),
+    )
+    .with_lease_reads(reads);
+    assert!(ledger.put(date(1), &login(1), &refreshed(false)).await);
+    ledger.mark_ineligible(date(1), &login(2)).await.unwrap();
+    assert!(ledger.put(date(1), &login(3), &failed()).await);
+    let jobs = [(1, 1), (2, 1), (3, 1), (4, 1), (1, 2)].map(|(n, day)| {
+        (
+            AuthorizeJob::new(login(n), date(day)),
+            EnqueueOptions::default(),
+        )
+    });
+    queue.enqueue_many(jobs).await.unwrap();
+
+    let leased = queue.fetch(&WorkerId::generate(), 10).await.unwrap();
+
+    let mut got = Vec::new();
+    for job in &leased {
+        let direct = ledger
+            .authorize_check(job.job.routine_date, &job.job.login_id)
+            .await
+            .unwrap();
+        let Some(reads) = &job.reads else {
+            assert_eq!(
+                redis.conn.mode(),
+                RedisMode::Cluster,
+                "only a Cluster reads none"
+            );
+            continue;
+        };
+        let leased = ledger.authorize_check_from(&job.job.login_id, reads);
+        assert_eq!(leased, Some(direct), "{:?}", job.job);
+        got.push((direct.done, direct.ineligible));
+    }
+    if redis.conn.mode() != RedisMode::Cluster {
+        assert_eq!(
+            got,
+            [
+                (true, false),
+                (false, true),
+                (false, false),
+                (false, false),
+                (false, false)
+            ],
+            "done; ineligible; failed (not final); nothing; another date"
+        );
+    }
     redis.cleanup().await;
 }

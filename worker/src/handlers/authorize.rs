@@ -31,11 +31,18 @@ pub async fn handle(
     delivery: &Delivery,
     deps: &Deps,
 ) -> Result<Handled, JobFailure> {
-    let check = deps
-        .ledger
-        .authorize_check(job.routine_date, &job.login_id)
-        .await
-        .map_err(ledger_check_failed)?;
+    let leased_check = delivery
+        .reads
+        .as_ref()
+        .and_then(|reads| deps.ledger.authorize_check_from(&job.login_id, reads));
+    let check = match leased_check {
+        Some(check) => check,
+        None => deps
+            .ledger
+            .authorize_check(job.routine_date, &job.login_id)
+            .await
+            .map_err(ledger_check_failed)?,
+    };
     if skip_if_done(check.done) {
         return Ok(Handled::AlreadyDone);
     }

@@ -23,7 +23,7 @@ use shared::flinks::FlinksClient;
 use shared::jobs::{AuthorizeJob, DetailJob};
 use shared::ledger::Ledger;
 use shared::outcomes::Outcomes;
-use shared::queue::{AckWith, JobFailure, Queue};
+use shared::queue::{AckWith, JobFailure, LeaseReadValues, Queue};
 use shared::ratelimit::RateLimiter;
 use shared::registry::Registry;
 use shared::results::ResultsSink;
@@ -114,6 +114,8 @@ pub struct Delivery {
     /// No handler held this job before (see `LeasedJob::first_delivery`): nothing it
     /// does can have happened yet.
     pub first: bool,
+    /// What the queue's lease reads answered for this job (`LeasedJob::reads`), if any.
+    pub reads: Option<LeaseReadValues>,
     /// A job left here is queued by this delivery's ack, in the same step.
     pub ack_with: AckWith,
 }

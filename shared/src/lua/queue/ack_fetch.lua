@@ -4,20 +4,25 @@
 -- job to lease (ARGV[4] 0) it is a plain ack, which may still chain a job.
 -- ARGV[1] id, ARGV[2] delivery token of the finished job, ARGV[3] retention (ms, 0 = none),
 -- ARGV[4] max jobs to lease, ARGV[5] lease (ms), ARGV[6] promote chunk, ARGV[7] the new
--- delivery token. KEYS[N_KEYS + 1] the finished-job record key.
+-- delivery token, ARGV[8 ..] the lease reads (see `lease_reads`), ending at ARGV[c - 1].
+-- KEYS[N_KEYS + 1] the finished-job record key.
 --
 -- Chaining, on one Redis only (the other queue's keys are in another Cluster slot): the
 -- finished job's follow-up is queued in another queue in the same step, so the job's
--- result and its next step are never apart. ARGV[8] the chained job's id ('' = none),
--- ARGV[9] its payload, ARGV[10] its delay (ms, 0 = ready now), ARGV[11] the dedupe TTL
--- (ms), ARGV[12] its dedupe label ('' = none); KEYS[N_KEYS + 2 ..] that queue's ready,
+-- result and its next step are never apart. ARGV[c] the chained job's id ('' or absent =
+-- none), ARGV[c + 1] its payload, ARGV[c + 2] its delay (ms, 0 = ready now), ARGV[c + 3]
+-- the dedupe TTL (ms), ARGV[c + 4] its dedupe label ('' = none); KEYS[N_KEYS + 2 ..] that queue's ready,
 -- delayed and counters keys, then its dedupe key when there is a label. The chained job is
 -- queued even when the finished job's lease was lost: the work that produced it was done,
 -- and its dedupe key tells a redelivery so. Queued as enqueue.lua queues a job without a
 -- supersede key: a dedupe key already taken means a duplicate, nothing is queued.
--- Returns {acked (1/0), {id, payload, attempt, first}..., chained}: chained is '' when the
+-- Returns {acked (1/0), {id, payload, attempt, first, read}..., chained}: chained is '' when the
 -- chained job was queued (or there was none), else the id of the job it duplicates. The
 -- worker's liveness is kept by its heartbeat (renew.lua), so this does not stamp `workers`.
+local reads, c, invalid = lease_reads(8)
+if invalid then
+  return redis.error_reply(invalid)
+end
 local now = nil
 local function clock()
   now = now or now_ms()
@@ -25,12 +30,12 @@ local function clock()
 end
 
 local chained = ''
-if ARGV[8] and ARGV[8] ~= '' then
-  local id, payload, label = ARGV[8], ARGV[9], ARGV[12] or ''
+if ARGV[c] and ARGV[c] ~= '' then
+  local id, payload, label = ARGV[c], ARGV[c + 1], ARGV[c + 4] or ''
   local ready, delayed, counters = KEYS[N_KEYS + 2], KEYS[N_KEYS + 3], KEYS[N_KEYS + 4]
   local existing = false
   if label ~= '' then
-    local ttl = math.max(tonumber(ARGV[11]) or 259200000, 1)
+    local ttl = math.max(tonumber(ARGV[c + 3]) or 259200000, 1)
     existing = redis.call('SET', KEYS[N_KEYS + 5], id, 'NX', 'GET', 'PX', ttl)
   end
   if existing then
@@ -43,7 +48,7 @@ if ARGV[8] and ARGV[8] ~= '' then
     else
       redis.call('HSET', key, F_PAYLOAD, payload, F_ENQUEUED, enqueued)
     end
-    local delay = tonumber(ARGV[10]) or 0
+    local delay = tonumber(ARGV[c + 2]) or 0
     if delay > 0 then
       redis.call('ZADD', delayed, clock() + delay, id)
     else
@@ -57,6 +62,7 @@ local acked = finish(ARGV[1], ARGV[2], tonumber(ARGV[3]) or 0, KEYS[N_KEYS + 1])
 local max = math.max(tonumber(ARGV[4]) or 0, 0)
 local jobs = {}
 if max > 0 then
-  jobs = lease_ready(clock(), max, tonumber(ARGV[5]) or 30000, tonumber(ARGV[6]) or 1000, ARGV[7])
+  jobs = lease_ready(clock(), max, tonumber(ARGV[5]) or 30000, tonumber(ARGV[6]) or 1000, ARGV[7],
+    reads)
 end
 return {acked, jobs, chained}

@@ -159,15 +159,65 @@ local function promote(now, chunk)
   return #ids
 end
 
+-- The lease reads in ARGV from `at` (see Queue::with_lease_reads): their count, then five
+-- arguments each: command (HGET or SISMEMBER), key prefix, key element, argument prefix,
+-- argument element, an element being 1 or 2, which of the payload's leading strings follows
+-- the prefix. Returns the reads (nil for none) and the ARGV offset after them, or nil, nil
+-- and what is wrong with them: checked before the script writes anything.
+local function lease_reads(at)
+  local n = math.max(tonumber(ARGV[at]) or 0, 0)
+  local reads = nil
+  for i = 0, n - 1 do
+    local b = at + 1 + i * 5
+    local command, key_part, arg_part = ARGV[b], tonumber(ARGV[b + 2]), tonumber(ARGV[b + 4])
+    if (command ~= 'HGET' and command ~= 'SISMEMBER') or (key_part ~= 1 and key_part ~= 2)
+        or (arg_part ~= 1 and arg_part ~= 2) or not ARGV[b + 3] then
+      return nil, nil, 'lease reads: invalid read ' .. (i + 1)
+    end
+    reads = reads or {}
+    reads[#reads + 1] = {command, ARGV[b + 1], key_part, ARGV[b + 3], arg_part}
+  end
+  return reads, at + 1 + n * 5
+end
+
+-- What `reads` answer for a job of `payload`, one string or false per read: false when the
+-- payload does not start as a JSON array of two plain strings (no escapes), whose text
+-- then is exactly what the handler decodes. SISMEMBER answers '1' or '0'.
+local function read_for(payload, reads)
+  local first, second = string.match(payload, '^%["([^"\\]*)","([^"\\]*)"[,%]]')
+  if not first then
+    return false
+  end
+  local parts = {first, second}
+  local out = {}
+  for i, read in ipairs(reads) do
+    local key = read[2] .. parts[read[3]]
+    local arg = read[4] .. parts[read[5]]
+    -- pcall: a key of the wrong type makes the job's reads answer nothing rather than
+    -- abort the script after the job left ready (the handler then reads for itself, and
+    -- meets the error there).
+    local value = redis.pcall(read[1], key, arg)
+    if type(value) == 'table' and value.err then
+      return false
+    elseif read[1] == 'SISMEMBER' then
+      value = tostring(value)
+    end
+    out[i] = value
+  end
+  return out
+end
+
 -- Lease up to `max` ready jobs to delivery `token` until `now + lease`: ready -> in-flight.
 -- Promotes due delayed jobs (once per call) when ready runs dry before `max` are taken.
--- Returns {id, payload, attempt, first} per leased job; attempt counts deliveries, this one
--- included; first is 1 when no handler ever held the job before (attempt 1, and no attempt
--- given back), else 0. Ids without a payload (tombstones of superseded or deleted jobs) are
+-- Returns {id, payload, attempt, first, read} per leased job; attempt counts deliveries, this
+-- one included; first is 1 when no handler ever held the job before (attempt 1, and no
+-- attempt given back), else 0; read is what `reads` (from lease_reads) answered for it, false
+-- when there are none or the payload is not of their shape. Ids without a payload
+-- (tombstones of superseded or deleted jobs) are
 -- dropped on the way, at most MAX_SKIP per call so one call stays short; the
 -- `ready_tombstones` count follows. A well-stocked ready list costs one LPOP, with no LLEN
 -- before it.
-local function lease_ready(now, max, lease, chunk, token)
+local function lease_ready(now, max, lease, chunk, token, reads)
   local MAX_SKIP = 1000
   local out = {}
   local skipped = 0
@@ -186,7 +236,7 @@ local function lease_ready(now, max, lease, chunk, token)
         end
         redis.call('ZADD', K_INFLIGHT, now + lease, id)
         redis.call('HSET', key, F_OWNER, token, F_ATTEMPTS, attempt)
-        out[#out + 1] = {id, job[1], attempt, first}
+        out[#out + 1] = {id, job[1], attempt, first, reads and read_for(job[1], reads) or false}
       else
         skipped = skipped + 1
       end

@@ -8,6 +8,7 @@ mod core;
 mod corrupt;
 mod fencing;
 mod kill;
+mod lease_reads;
 mod migrate;
 mod ops;
 mod outage;

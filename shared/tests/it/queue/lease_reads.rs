@@ -1,0 +1,130 @@
+//! Lease reads: reads made for each job in the script call that leases it, keyed by the
+//! job's payload, handed to the caller with the job.
+
+use redis::AsyncCommands;
+use serde_json::{json, Value};
+use shared::config::RedisMode;
+use shared::queue::{
+    EnqueueOptions, LeaseRead, LeaseReadValues, PayloadElement, PayloadText, Queue, WorkerId,
+};
+
+use super::TestNs;
+
+/// A queue of raw JSON payloads reading, for each job `["<who>","<day>", ...]`, the field
+/// `<who>` of the hash `<prefix>h:<day>` and whether `<who>` is in the set `<prefix>s:<day>`.
+fn reading_queue(t: &TestNs) -> (Queue<Value>, String) {
+    let prefix = t.keys.global("reads:");
+    let day = |kind: &str| PayloadText::new(format!("{prefix}{kind}:"), PayloadElement::Second);
+    let who = || PayloadText::new("", PayloadElement::First);
+    let queue = t.queue(t.config("reads")).with_lease_reads(vec![
+        LeaseRead::hget(day("h"), who()),
+        LeaseRead::sismember(day("s"), who()),
+    ]);
+    (queue, prefix)
+}
+
+fn values(values: &[Option<&str>]) -> Option<LeaseReadValues> {
+    Some(LeaseReadValues(
+        values.iter().map(|v| v.map(str::to_owned)).collect(),
+    ))
+}
+
+#[tokio::test]
+async fn each_leased_job_carries_what_its_reads_answered_by_fetch_and_by_ack() {
+    let t = TestNs::new("lease-reads").await;
+    let (q, prefix) = reading_queue(&t);
+    let mut conn = t.conn.clone();
+    let _: () = conn
+        .hset(format!("{prefix}h:2026-11-25"), "alice", "entry")
+        .await
+        .unwrap();
+    let _: () = conn
+        .sadd(format!("{prefix}s:2026-11-25"), "bob")
+        .await
+        .unwrap();
+    for payload in [
+        json!(["alice", "2026-11-25"]),
+        json!(["bob", "2026-11-25", 2]),
+        json!(["alice", "2026-11-26"]),
+    ] {
+        q.enqueue(&payload, EnqueueOptions::default())
+            .await
+            .unwrap();
+    }
+    let w = WorkerId::generate();
+
+    let first = q.fetch(&w, 1).await.unwrap().remove(0);
+    let (acked, mut next) = q
+        .ack_and_fetch(&first.token, &first.id, &w, 1)
+        .await
+        .unwrap();
+    let second = next.remove(0);
+    let third = q.fetch(&w, 1).await.unwrap().remove(0);
+
+    assert!(acked);
+    let got = [&first, &second, &third].map(|j| (j.job.clone(), j.reads.clone()));
+    if t.conn.mode() == RedisMode::Cluster {
+        // A script there may touch only its queue's slot: the queue makes no reads.
+        assert!(got.iter().all(|(_, reads)| reads.is_none()), "{got:?}");
+        return;
+    }
+    assert_eq!(
+        got,
+        [
+            (
+                json!(["alice", "2026-11-25"]),
+                values(&[Some("entry"), Some("0")])
+            ),
+            (json!(["bob", "2026-11-25", 2]), values(&[None, Some("1")])),
+            (json!(["alice", "2026-11-26"]), values(&[None, Some("0")])),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_payload_not_of_the_reads_shape_or_a_key_of_another_type_gets_none_and_leases() {
+    let t = TestNs::new("lease-reads-shape").await;
+    let (q, prefix) = reading_queue(&t);
+    let mut conn = t.conn.clone();
+    let _: () = conn
+        .hset(format!("{prefix}h:2026-11-25"), "a\"b", "entry")
+        .await
+        .unwrap();
+    let _: () = conn
+        .set(format!("{prefix}h:2026-11-27"), "not a hash")
+        .await
+        .unwrap();
+    let payloads = [
+        json!(["alice", "2026-11-27"]),
+        json!({"l": "alice", "d": "2026-11-25"}),
+        json!(["a\"b", "2026-11-25"]),
+        json!(["alice"]),
+        json!([1, "2026-11-25"]),
+        json!("alice"),
+    ];
+    for payload in &payloads {
+        q.enqueue(payload, EnqueueOptions::default()).await.unwrap();
+    }
+
+    let jobs = q.fetch(&WorkerId::generate(), 10).await.unwrap();
+
+    let got: Vec<(Value, bool)> = jobs
+        .into_iter()
+        .map(|j| (j.job, j.reads.is_some()))
+        .collect();
+    let want: Vec<(Value, bool)> = payloads.into_iter().map(|p| (p, false)).collect();
+    assert_eq!(got, want);
+}
+
+#[tokio::test]
+async fn a_queue_without_reads_leases_jobs_with_none() {
+    let t = TestNs::new("lease-reads-none").await;
+    let q: Queue<Value> = t.queue(t.config("plain"));
+    q.enqueue(&json!(["alice", "2026-11-25"]), EnqueueOptions::default())
+        .await
+        .unwrap();
+
+    let job = q.fetch(&WorkerId::generate(), 1).await.unwrap().remove(0);
+
+    assert_eq!(job.reads, None);
+}
