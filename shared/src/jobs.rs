@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Settings;
 use crate::domain::{LoginId, RequestId};
+use crate::ledger::PayloadLayout;
 use crate::queue::{Backoff, PayloadElement, QueueConfig, Supersede};
 
 /// Queue of cached-Authorize jobs, one per (LoginId, routine date).
@@ -110,10 +111,12 @@ impl Serialize for AuthorizeJob {
 pub const MAX_SESSION_RESTARTS: u32 = 2;
 
 impl AuthorizeJob {
-    /// The payload element that carries the login, for [lease reads](crate::queue::LeaseRead).
-    pub const LOGIN_ELEMENT: PayloadElement = PayloadElement::First;
-    /// The payload element that carries the routine date (`YYYY-MM-DD`).
-    pub const DATE_ELEMENT: PayloadElement = PayloadElement::Second;
+    /// Where the payload carries the login and the routine date, for the ledger check that
+    /// rides the job's lease ([`crate::ledger::Ledger::authorize_check_reads`]).
+    pub const LAYOUT: PayloadLayout = PayloadLayout {
+        login: PayloadElement::First,
+        date: PayloadElement::Second,
+    };
 
     /// A first authorize for the date.
     pub fn new(login_id: LoginId, routine_date: NaiveDate) -> Self {
@@ -270,17 +273,21 @@ mod tests {
     }
 
     #[test]
-    fn the_payload_elements_lease_reads_take_are_the_login_and_the_date() {
+    fn the_payload_starts_with_the_login_and_date_where_its_layout_says() {
         let date = NaiveDate::from_ymd_opt(2026, 11, 25).unwrap();
+        let (login_text, date_text) = (login().as_str().to_owned(), "2026-11-25".to_owned());
+        let mut leading = [String::new(), String::new()];
+        leading[usize::from(AuthorizeJob::LAYOUT.login.as_arg()) - 1] = login_text;
+        leading[usize::from(AuthorizeJob::LAYOUT.date.as_arg()) - 1] = date_text;
+        // The exact text lease reads take their strings from (see `LeaseRead`).
+        let start = format!(r#"["{}","{}""#, leading[0], leading[1]);
         for restarts in [0, 2] {
             let job = AuthorizeJob {
                 session_restarts: restarts,
                 ..AuthorizeJob::new(login(), date)
             };
-            let payload = serde_json::to_value(&job).unwrap();
-            let element = |e: PayloadElement| payload[usize::from(e.as_arg()) - 1].clone();
-            assert_eq!(element(AuthorizeJob::LOGIN_ELEMENT), login().as_str());
-            assert_eq!(element(AuthorizeJob::DATE_ELEMENT), "2026-11-25");
+            let payload = serde_json::to_string(&job).unwrap();
+            assert!(payload.starts_with(&start), "{payload}");
         }
     }
 

@@ -107,6 +107,16 @@ impl std::fmt::Debug for StreamEntry<'_> {
     }
 }
 
+/// Where a job's payload carries the login and the routine date (`YYYY-MM-DD`) of the
+/// authorize check that rides its lease ([`Ledger::authorize_check_reads`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PayloadLayout {
+    /// The element that carries the login.
+    pub login: PayloadElement,
+    /// The element that carries the routine date.
+    pub date: PayloadElement,
+}
+
 /// What [`Ledger::authorize_check`] read for one login and date.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AuthorizeCheck {
@@ -673,34 +683,39 @@ impl Ledger {
     }
 
     /// [`Ledger::authorize_check`]'s reads as [lease reads](crate::queue::Queue::with_lease_reads)
-    /// of a job whose payload carries the login as its `login` element and the routine date
-    /// (`YYYY-MM-DD`) as its `date` element, so the check rides the job's lease; read the
-    /// answers with [`Ledger::authorize_check_from`]. `None` with more than one ledger
-    /// bucket: a login's bucket is not found from its payload inside a script.
-    pub fn authorize_check_reads(
-        &self,
-        login: PayloadElement,
-        date: PayloadElement,
-    ) -> Option<Vec<LeaseRead>> {
+    /// of jobs whose payloads are laid out as `layout` says, so the check rides the job's
+    /// lease; read the answers with [`Ledger::authorize_check_from`]. `None` with more than
+    /// one ledger bucket: a login's bucket is not found from its payload inside a script.
+    pub fn authorize_check_reads(&self, layout: PayloadLayout) -> Option<Vec<LeaseRead>> {
         if self.keys.ledger_buckets() != 1 {
             return None;
         }
-        let key = |prefix: String| PayloadText::new(prefix, date);
-        let member = || PayloadText::new("", login);
+        let key = |prefix: String| PayloadText::new(prefix, layout.date);
+        let member = || PayloadText::new("", layout.login);
         Some(vec![
             LeaseRead::hget(key(self.keys.ledger_date("", 0)), member()),
             LeaseRead::sismember(key(self.keys.ledger_ineligible("", 0)), member()),
         ])
     }
 
-    /// The check the reads of [`Ledger::authorize_check_reads`] answered for `login`, or
-    /// `None` when they are not those answers (then call [`Ledger::authorize_check`]).
+    /// The check the reads of [`Ledger::authorize_check_reads`] (for `layout`) answered for
+    /// `login` and `date`, or `None` when they are not those answers: other reads, or keys
+    /// built from payload text that is not exactly `login` and `date` as the ledger writes
+    /// them (a payload written in another form decodes to the same job but names other
+    /// keys). Then call [`Ledger::authorize_check`].
     pub fn authorize_check_from(
         &self,
+        layout: PayloadLayout,
         login: &LoginId,
+        date: NaiveDate,
         values: &LeaseReadValues,
     ) -> Option<AuthorizeCheck> {
-        let [entry, ineligible] = values.0.as_slice() else {
+        if values.element(layout.login) != login.as_str()
+            || values.element(layout.date) != day(date)
+        {
+            return None;
+        }
+        let [entry, ineligible] = values.values.as_slice() else {
             return None;
         };
         let ineligible = match ineligible.as_deref() {

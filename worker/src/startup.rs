@@ -291,7 +291,7 @@ fn build_deps(
     // ledger (one Redis, one ledger bucket); elsewhere the handler reads it itself.
     let check_reads = stores
         .ledger
-        .authorize_check_reads(AuthorizeJob::LOGIN_ELEMENT, AuthorizeJob::DATE_ELEMENT)
+        .authorize_check_reads(AuthorizeJob::LAYOUT)
         .unwrap_or_default();
     Ok(Deps {
         flinks,

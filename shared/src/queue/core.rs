@@ -715,7 +715,12 @@ impl<T: DeserializeOwned> Queue<T> {
                     attempt,
                     first_delivery: first == 1,
                     token: token.clone(),
-                    reads: reads.map(LeaseReadValues),
+                    reads: reads.and_then(|(elements, values)| {
+                        Some(LeaseReadValues {
+                            elements: elements.try_into().ok()?,
+                            values,
+                        })
+                    }),
                 }),
                 Err(e) => {
                     tracing::warn!(queue = %self.config.name, job_id = %id, error.message = %e,
@@ -734,8 +739,15 @@ impl<T: DeserializeOwned> Queue<T> {
 }
 
 /// One leased job as `lease_ready` (common.lua) returns it: id, payload, attempt, 1 when it
-/// is the job's first delivery, and its lease reads' answers (nil when none were made).
-type RawLeased = (String, String, u32, u8, Option<Vec<Option<String>>>);
+/// is the job's first delivery, and its lease reads' answers with the payload strings they
+/// were built from (nil when none were made).
+type RawLeased = (
+    String,
+    String,
+    u32,
+    u8,
+    Option<(Vec<String>, Vec<Option<String>>)>,
+);
 
 fn truncate(s: &str) -> &str {
     if s.len() <= MAX_ERROR_LEN {

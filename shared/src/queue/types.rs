@@ -262,8 +262,11 @@ pub struct LeasedJob<T> {
 /// A read made for each job in the script call that leases it, so that what a handler
 /// looks up first rides the lease instead of costing a round trip of its own (see
 /// [`crate::queue::Queue::with_lease_reads`]). Its key and argument are built from the
-/// job's payload when that is a JSON array whose first elements are strings: the leading
-/// strings a payload such as `["<LoginId>","2026-11-25"]` carries.
+/// job's payload when that starts as a compact JSON array of two plain strings (no escapes,
+/// no spaces between them), such as `["<LoginId>","2026-11-25"]`; the strings are read as
+/// written, so a caller that trusts the answers compares them ([`LeaseReadValues::element`])
+/// with what it decoded: a decoder that normalises (case, a date's zero padding) may see
+/// another value than the key was built from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LeaseRead {
     pub(crate) command: LeaseReadCommand,
@@ -343,9 +346,25 @@ impl PayloadElement {
     }
 }
 
-/// What a job's [lease reads](LeaseRead) answered, one value per read in their order.
+/// What a job's [lease reads](LeaseRead) answered, and the payload's strings their keys and
+/// arguments were built from.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LeaseReadValues(pub Vec<Option<String>>);
+pub struct LeaseReadValues {
+    /// The payload's first two strings, as written.
+    pub elements: [String; 2],
+    /// One value per read, in their order.
+    pub values: Vec<Option<String>>,
+}
+
+impl LeaseReadValues {
+    /// The payload string `element`, as the reads took it.
+    pub fn element(&self, element: PayloadElement) -> &str {
+        match element {
+            PayloadElement::First => &self.elements[0],
+            PayloadElement::Second => &self.elements[1],
+        }
+    }
+}
 
 /// How a task's job was leased: the backend adds it to every task's data, for handlers.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -590,9 +590,7 @@ async fn a_login_in_two_windows_of_one_page_is_counted_and_indexed_once() {
 async fn the_authorize_check_read_with_a_lease_answers_as_the_check_itself() {
     let redis = TestRedis::new("ledger-leased-check").await;
     let ledger = Ledger::new(redis.conn.clone(), &redis.keys);
-    let Some(reads) =
-        ledger.authorize_check_reads(AuthorizeJob::LOGIN_ELEMENT, AuthorizeJob::DATE_ELEMENT)
-    else {
+    let Some(reads) = ledger.authorize_check_reads(AuthorizeJob::LAYOUT) else {
         assert!(
             redis.keys.ledger_buckets() > 1,
             "one bucket always has reads"
@@ -616,28 +614,45 @@ async fn the_authorize_check_read_with_a_lease_answers_as_the_check_itself() {
         )
     });
     queue.enqueue_many(jobs).await.unwrap();
+    // The done login and date again, written in a form that decodes to the same job but
+    // names keys the ledger never writes.
+    let other_form = serde_json::json!([format!("{{{}}}", login(1).as_str()), "2025-6-1"]);
+    queue
+        .retyped::<serde_json::Value>()
+        .enqueue(&other_form, EnqueueOptions::default())
+        .await
+        .unwrap();
 
-    let leased = queue.fetch(&WorkerId::generate(), 10).await.unwrap();
+    let mut leased = queue.fetch(&WorkerId::generate(), 10).await.unwrap();
 
+    let odd = leased.pop().unwrap();
+    let cluster = redis.conn.mode() == RedisMode::Cluster;
     let mut got = Vec::new();
     for job in &leased {
-        let direct = ledger
-            .authorize_check(job.job.routine_date, &job.job.login_id)
-            .await
-            .unwrap();
+        let (login, day) = (&job.job.login_id, job.job.routine_date);
+        let direct = ledger.authorize_check(day, login).await.unwrap();
         let Some(reads) = &job.reads else {
-            assert_eq!(
-                redis.conn.mode(),
-                RedisMode::Cluster,
-                "only a Cluster reads none"
-            );
+            assert!(cluster, "only a Cluster reads none");
             continue;
         };
-        let leased = ledger.authorize_check_from(&job.job.login_id, reads);
-        assert_eq!(leased, Some(direct), "{:?}", job.job);
+        let from_lease = ledger.authorize_check_from(AuthorizeJob::LAYOUT, login, day, reads);
+        assert_eq!(from_lease, Some(direct), "{:?}", job.job);
         got.push((direct.done, direct.ineligible));
     }
-    if redis.conn.mode() != RedisMode::Cluster {
+    assert_eq!(odd.job, AuthorizeJob::new(login(1), date(1)));
+    let odd_check = odd.reads.as_ref().and_then(|reads| {
+        ledger.authorize_check_from(AuthorizeJob::LAYOUT, &odd.job.login_id, date(1), reads)
+    });
+    assert_eq!(odd_check, None, "the handler reads for itself");
+    assert!(
+        ledger
+            .authorize_check(date(1), &login(1))
+            .await
+            .unwrap()
+            .done
+    );
+    if !cluster {
+        assert!(odd.reads.is_some());
         assert_eq!(
             got,
             [
@@ -650,5 +665,13 @@ async fn the_authorize_check_read_with_a_lease_answers_as_the_check_itself() {
             "done; ineligible; failed (not final); nothing; another date"
         );
     }
+    let bucketed = Ledger::new(
+        redis.conn.clone(),
+        &redis
+            .keys
+            .clone()
+            .with_ledger_buckets(std::num::NonZeroU16::new(2).unwrap()),
+    );
+    assert_eq!(bucketed.authorize_check_reads(AuthorizeJob::LAYOUT), None);
     redis.cleanup().await;
 }

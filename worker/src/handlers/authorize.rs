@@ -1,4 +1,5 @@
-//! The authorize step: ledger check (done? listed ineligible? one round trip) → routine
+//! The authorize step: ledger check (done? listed ineligible? read with the lease on one
+//! Redis, else one round trip) → routine
 //! deadline → authorize token → rate-limit permit → `/Authorize` (cached) → chain the
 //! detail fetch (queued by the job's ack on one Redis), or settle the failure (re-auth,
 //! retry, restart, fail).
@@ -31,10 +32,14 @@ pub async fn handle(
     delivery: &Delivery,
     deps: &Deps,
 ) -> Result<Handled, JobFailure> {
-    let leased_check = delivery
-        .reads
-        .as_ref()
-        .and_then(|reads| deps.ledger.authorize_check_from(&job.login_id, reads));
+    let leased_check = delivery.reads.as_ref().and_then(|reads| {
+        deps.ledger.authorize_check_from(
+            AuthorizeJob::LAYOUT,
+            &job.login_id,
+            job.routine_date,
+            reads,
+        )
+    });
     let check = match leased_check {
         Some(check) => check,
         None => deps

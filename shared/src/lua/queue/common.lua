@@ -180,9 +180,11 @@ local function lease_reads(at)
   return reads, at + 1 + n * 5
 end
 
--- What `reads` answer for a job of `payload`, one string or false per read: false when the
--- payload does not start as a JSON array of two plain strings (no escapes), whose text
--- then is exactly what the handler decodes. SISMEMBER answers '1' or '0'.
+-- What `reads` answer for a job of `payload`: {{first, second}, {one string or false per
+-- read}}, the payload's two leading strings as written and the answers (SISMEMBER answers
+-- '1' or '0'); false when the payload does not start as a compact JSON array of two plain
+-- strings (no escapes). The caller compares the strings with what it decoded: a decoder
+-- may normalise them.
 local function read_for(payload, reads)
   local first, second = string.match(payload, '^%["([^"\\]*)","([^"\\]*)"[,%]]')
   if not first then
@@ -204,7 +206,7 @@ local function read_for(payload, reads)
     end
     out[i] = value
   end
-  return out
+  return {parts, out}
 end
 
 -- Lease up to `max` ready jobs to delivery `token` until `now + lease`: ready -> in-flight.

@@ -23,10 +23,12 @@ fn reading_queue(t: &TestNs) -> (Queue<Value>, String) {
     (queue, prefix)
 }
 
-fn values(values: &[Option<&str>]) -> Option<LeaseReadValues> {
-    Some(LeaseReadValues(
-        values.iter().map(|v| v.map(str::to_owned)).collect(),
-    ))
+/// What reads built from `elements` answered: `values`.
+fn answered(elements: [&str; 2], values: &[Option<&str>]) -> Option<LeaseReadValues> {
+    Some(LeaseReadValues {
+        elements: elements.map(str::to_owned),
+        values: values.iter().map(|v| v.map(str::to_owned)).collect(),
+    })
 }
 
 #[tokio::test]
@@ -59,7 +61,22 @@ async fn each_leased_job_carries_what_its_reads_answered_by_fetch_and_by_ack() {
         .await
         .unwrap();
     let second = next.remove(0);
-    let third = q.fetch(&w, 1).await.unwrap().remove(0);
+    // An ack that also queues a job in another queue (on one Redis) leases with reads too.
+    let other: Queue<Value> = t.queue(t.config("other"));
+    let chained = other
+        .chained(&json!(["carol", "x"]), &EnqueueOptions::dedupe("carol"))
+        .unwrap();
+    let third = match chained {
+        Some(chained) => {
+            let (acked, enqueued, mut next) = q
+                .ack_chaining(&second.token, &second.id, &chained, Some((&w, 1)))
+                .await
+                .unwrap();
+            assert!(acked && enqueued.is_new());
+            next.remove(0)
+        }
+        None => q.fetch(&w, 1).await.unwrap().remove(0),
+    };
 
     assert!(acked);
     let got = [&first, &second, &third].map(|j| (j.job.clone(), j.reads.clone()));
@@ -73,10 +90,16 @@ async fn each_leased_job_carries_what_its_reads_answered_by_fetch_and_by_ack() {
         [
             (
                 json!(["alice", "2026-11-25"]),
-                values(&[Some("entry"), Some("0")])
+                answered(["alice", "2026-11-25"], &[Some("entry"), Some("0")])
             ),
-            (json!(["bob", "2026-11-25", 2]), values(&[None, Some("1")])),
-            (json!(["alice", "2026-11-26"]), values(&[None, Some("0")])),
+            (
+                json!(["bob", "2026-11-25", 2]),
+                answered(["bob", "2026-11-25"], &[None, Some("1")])
+            ),
+            (
+                json!(["alice", "2026-11-26"]),
+                answered(["alice", "2026-11-26"], &[None, Some("0")])
+            ),
         ]
     );
 }
