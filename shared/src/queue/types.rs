@@ -254,8 +254,9 @@ pub struct LeasedJob<T> {
     pub first_delivery: bool,
     /// The lease holder: pass it to ack, fail, renew and release.
     pub token: DeliveryToken,
-    /// What the queue's [lease reads](LeaseRead) answered for this job, one value per read
-    /// in their order; `None` when the queue has none or the payload is not of their shape.
+    /// What the queue's [lease reads](LeaseRead) answered for this job, with the payload
+    /// strings they were built from; `None` when the queue has none or the payload is not
+    /// of their shape.
     pub reads: Option<LeaseReadValues>,
 }
 

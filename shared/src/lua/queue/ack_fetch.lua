@@ -11,14 +11,16 @@
 -- finished job's follow-up is queued in another queue in the same step, so the job's
 -- result and its next step are never apart. ARGV[c] the chained job's id ('' or absent =
 -- none), ARGV[c + 1] its payload, ARGV[c + 2] its delay (ms, 0 = ready now), ARGV[c + 3]
--- the dedupe TTL (ms), ARGV[c + 4] its dedupe label ('' = none); KEYS[N_KEYS + 2 ..] that queue's ready,
--- delayed and counters keys, then its dedupe key when there is a label. The chained job is
--- queued even when the finished job's lease was lost: the work that produced it was done,
--- and its dedupe key tells a redelivery so. Queued as enqueue.lua queues a job without a
--- supersede key: a dedupe key already taken means a duplicate, nothing is queued.
--- Returns {acked (1/0), {id, payload, attempt, first, read}..., chained}: chained is '' when the
--- chained job was queued (or there was none), else the id of the job it duplicates. The
--- worker's liveness is kept by its heartbeat (renew.lua), so this does not stamp `workers`.
+-- the dedupe TTL (ms), ARGV[c + 4] its dedupe label ('' = none); KEYS[N_KEYS + 2 ..] that
+-- queue's ready, delayed and counters keys, then its dedupe key when there is a label. The
+-- chained job is queued even when the finished job's lease was lost: the work that
+-- produced it was done, and its dedupe key tells a redelivery so. Queued as enqueue.lua
+-- queues a job without a supersede key: a dedupe key already taken means a duplicate,
+-- nothing is queued.
+-- Returns {acked (1/0), {id, payload, attempt, first, read}..., chained}: chained is ''
+-- when the chained job was queued (or there was none), else the id of the job it
+-- duplicates. The worker's liveness is kept by its heartbeat (renew.lua), so this does not
+-- stamp `workers`.
 local reads, c, invalid = lease_reads(8)
 if invalid then
   return redis.error_reply(invalid)

@@ -213,12 +213,11 @@ end
 -- Promotes due delayed jobs (once per call) when ready runs dry before `max` are taken.
 -- Returns {id, payload, attempt, first, read} per leased job; attempt counts deliveries, this
 -- one included; first is 1 when no handler ever held the job before (attempt 1, and no
--- attempt given back), else 0; read is what `reads` (from lease_reads) answered for it, false
--- when there are none or the payload is not of their shape. Ids without a payload
--- (tombstones of superseded or deleted jobs) are
--- dropped on the way, at most MAX_SKIP per call so one call stays short; the
--- `ready_tombstones` count follows. A well-stocked ready list costs one LPOP, with no LLEN
--- before it.
+-- attempt given back), else 0; read is what `reads` (from lease_reads) answered for it
+-- (see read_for), false when there are none or the payload is not of their shape. Ids
+-- without a payload (tombstones of superseded or deleted jobs) are dropped on the way, at
+-- most MAX_SKIP per call so one call stays short; the `ready_tombstones` count follows. A
+-- well-stocked ready list costs one LPOP, with no LLEN before it.
 local function lease_ready(now, max, lease, chunk, token, reads)
   local MAX_SKIP = 1000
   local out = {}
