@@ -4,8 +4,9 @@
 //!
 //! Names recorded by other modules keep their `const` beside the code that records them
 //! (`flinks::call_log`, `queue::metrics_names`, `ratelimit`, `results`, `routine`) and are
-//! referenced here, so a rename there changes the table too. The worker's two names
-//! ([`ROUTINE_OUTCOMES_TOTAL`], [`REDELIVERIES_SKIPPED_TOTAL`]) are defined here because
+//! referenced here, so a rename there changes the table too. The worker's names
+//! ([`ROUTINE_OUTCOMES_TOTAL`], [`REDELIVERIES_SKIPPED_TOTAL`], [`AUTHORIZE_CHECKS_TOTAL`])
+//! are defined here because
 //! `shared` cannot see the worker crate; a test scans the workspace's sources for any
 //! `"nightly_refresh_…"` literal missing from the table.
 //!
@@ -52,6 +53,9 @@ pub const GIT_REV: &str = env!("NIGHTLY_REFRESH_GIT_REV");
 pub const ROUTINE_OUTCOMES_TOTAL: &str = "nightly_refresh_routine_outcomes_total";
 /// Counter (worker): redeliveries that found their (LoginId, date) done and called nothing.
 pub const REDELIVERIES_SKIPPED_TOTAL: &str = "nightly_refresh_redeliveries_skipped_total";
+/// Counter (worker), `read` ([`AUTHORIZE_CHECK_READS`]): authorize steps' ledger checks, by
+/// how they were read.
+pub const AUTHORIZE_CHECKS_TOTAL: &str = "nightly_refresh_authorize_checks_total";
 
 /// Gauge (sampler), `queue`, `state` ([`QUEUE_STATES`]): jobs per queue and state.
 pub const QUEUE_JOBS: &str = "nightly_refresh_queue_jobs";
@@ -139,6 +143,9 @@ pub const ROUTINE_LOGIN_STATES: [&str; 3] = ["expected", "done", "remaining"];
 /// Values of `outcome` on [`ROUTINE_DONE_LOGINS`] (`refreshed` includes `stale`).
 pub const ROUTINE_DONE_OUTCOMES: [&str; 5] =
     ["refreshed", "stale", "needs_reauth", "failed", "superseded"];
+/// Values of `read` on [`AUTHORIZE_CHECKS_TOTAL`]: with the job's lease, or in a round trip
+/// of its own (a Cluster, more ledger buckets, a payload of another form).
+pub const AUTHORIZE_CHECK_READS: [&str; 2] = ["lease", "round_trip"];
 /// Values of `result` on `rate_limit_permits_total`.
 pub const PERMIT_RESULTS: [&str; 2] = ["granted", "throttled"];
 /// Values of `outcome` on `jobs_processed_total`.
@@ -415,6 +422,13 @@ pub const ALL_METRICS: &[MetricDef] = &[
         "Redeliveries that found their (LoginId, date) already done in the ledger and called nothing",
     ),
     def(
+        AUTHORIZE_CHECKS_TOTAL,
+        Counter,
+        Some(Unit::Count),
+        &["read"],
+        "Authorize steps' ledger checks (done? ineligible?), read with the job's lease or in a round trip of their own",
+    ),
+    def(
         RESULTS_STORED_TOTAL,
         Counter,
         Some(Unit::Count),
@@ -661,6 +675,9 @@ fn zero_known_series() {
         metrics::counter!(FLINKS_UNRECOGNISED_REAUTH_TOTAL, "flinks_code" => code).increment(0);
     }
     metrics::counter!(REDELIVERIES_SKIPPED_TOTAL).increment(0);
+    for read in AUTHORIZE_CHECK_READS {
+        metrics::counter!(AUTHORIZE_CHECKS_TOTAL, "read" => read).increment(0);
+    }
     metrics::counter!(RESULTS_STORED_TOTAL).increment(0);
     metrics::counter!(ROUTINE_SUPERSEDED_TOTAL).increment(0);
     metrics::counter!(EVENTS_TRIMMED_TOTAL).increment(0);

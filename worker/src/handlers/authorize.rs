@@ -13,6 +13,7 @@
 use chrono::Utc;
 use shared::flinks::AuthorizeOutcome;
 use shared::jobs::{AuthorizeJob, DetailJob};
+use shared::metrics::AUTHORIZE_CHECKS_TOTAL;
 use shared::queue::{EnqueueOptions, JobFailure};
 
 use super::settle::{
@@ -40,6 +41,12 @@ pub async fn handle(
             reads,
         )
     });
+    let read = if leased_check.is_some() {
+        "lease"
+    } else {
+        "round_trip"
+    };
+    metrics::counter!(AUTHORIZE_CHECKS_TOTAL, "read" => read).increment(1);
     let check = match leased_check {
         Some(check) => check,
         None => deps

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use flinks_sim::{Rules, Scenario, SimConfig};
 use serde_json::Value;
+use shared::config::RedisMode;
 use shared::LoginId;
 
 use crate::helpers::{free_port, http_status, new_logins, Stack};
@@ -142,6 +143,21 @@ async fn a_short_routine_exports_lintable_bounded_metrics_clean_logs_and_queryab
         ),
         "the worker counted no authorize call:\n{worker_metrics}"
     );
+    // On one Redis with one ledger bucket every authorize check rides its job's lease.
+    let checks = |read: &str| {
+        let series = format!(r#"nightly_refresh_authorize_checks_total{{read="{read}"}} "#);
+        let value = worker_metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(series.as_str()));
+        value.and_then(|v| v.trim().parse::<f64>().ok())
+    };
+    if stack.conn.mode() != RedisMode::Cluster && stack.keys.ledger_buckets() == 1 {
+        assert!(
+            checks("lease").is_some_and(|n| n >= LOGINS as f64)
+                && checks("round_trip") == Some(0.0),
+            "authorize checks not read with the lease:\n{worker_metrics}"
+        );
+    }
     assert!(
         producer_metrics.contains("nightly_refresh_routine_last_fired_timestamp_seconds"),
         "producer schedule exports no last-fired timestamp:\n{producer_metrics}"
