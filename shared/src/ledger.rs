@@ -397,6 +397,12 @@ fn decode(login: &str, json: &str) -> Option<LedgerOutcome> {
     }
 }
 
+/// Whether `login`'s stored ledger entry `json` (if any) is final; an undecodable entry is
+/// not (it is logged).
+fn is_final_entry(login: &LoginId, json: Option<&str>) -> bool {
+    is_final(json.and_then(|json| decode(login.as_str(), json)).as_ref())
+}
+
 /// True for a final outcome (refreshed): a job handed again must not call Flinks.
 fn is_final(outcome: Option<&LedgerOutcome>) -> bool {
     matches!(outcome, Some(LedgerOutcome::Refreshed { .. }))
@@ -678,7 +684,7 @@ impl Ledger {
             )
             .query_async(&mut conn)
             .await?;
-        let done = is_final(raw.and_then(|json| decode(login.as_str(), &json)).as_ref());
+        let done = is_final_entry(login, raw.as_deref());
         Ok(AuthorizeCheck { done, ineligible })
     }
 
@@ -723,12 +729,7 @@ impl Ledger {
             Some("0") => false,
             _ => return None,
         };
-        let done = is_final(
-            entry
-                .as_deref()
-                .and_then(|json| decode(login.as_str(), json))
-                .as_ref(),
-        );
+        let done = is_final_entry(login, entry.as_deref());
         Some(AuthorizeCheck { done, ineligible })
     }
 

@@ -6,9 +6,8 @@
 //! (`flinks::call_log`, `queue::metrics_names`, `ratelimit`, `results`, `routine`) and are
 //! referenced here, so a rename there changes the table too. The worker's names
 //! ([`ROUTINE_OUTCOMES_TOTAL`], [`REDELIVERIES_SKIPPED_TOTAL`], [`AUTHORIZE_CHECKS_TOTAL`])
-//! are defined here because
-//! `shared` cannot see the worker crate; a test scans the workspace's sources for any
-//! `"nightly_refresh_…"` literal missing from the table.
+//! are defined here because `shared` cannot see the worker crate; a test scans the
+//! workspace's sources for any `"nightly_refresh_…"` literal missing from the table.
 //!
 //! The recorder gives every histogram explicit buckets (the exporter renders summaries
 //! otherwise, which cannot be summed across pods), creates the known series at zero (so

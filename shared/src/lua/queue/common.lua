@@ -170,8 +170,9 @@ local function lease_reads(at)
   for i = 0, n - 1 do
     local b = at + 1 + i * 5
     local command, key_part, arg_part = ARGV[b], tonumber(ARGV[b + 2]), tonumber(ARGV[b + 4])
+    -- ARGV[b + 4] read as 1 or 2 means every argument before it is there too.
     if (command ~= 'HGET' and command ~= 'SISMEMBER') or (key_part ~= 1 and key_part ~= 2)
-        or (arg_part ~= 1 and arg_part ~= 2) or not ARGV[b + 3] then
+        or (arg_part ~= 1 and arg_part ~= 2) then
       return nil, nil, 'lease reads: invalid read ' .. (i + 1)
     end
     reads = reads or {}

@@ -23,6 +23,13 @@ fn reading_queue(t: &TestNs) -> (Queue<Value>, String) {
     (queue, prefix)
 }
 
+/// Queues `payloads` on `q`, in order.
+async fn enqueue_all(q: &Queue<Value>, payloads: &[Value]) {
+    for payload in payloads {
+        q.enqueue(payload, EnqueueOptions::default()).await.unwrap();
+    }
+}
+
 /// What reads built from `elements` answered: `values`.
 fn answered(elements: [&str; 2], values: &[Option<&str>]) -> Option<LeaseReadValues> {
     Some(LeaseReadValues {
@@ -44,15 +51,12 @@ async fn each_leased_job_carries_what_its_reads_answered_by_fetch_and_by_ack() {
         .sadd(format!("{prefix}s:2026-11-25"), "bob")
         .await
         .unwrap();
-    for payload in [
+    let payloads = [
         json!(["alice", "2026-11-25"]),
         json!(["bob", "2026-11-25", 2]),
         json!(["alice", "2026-11-26"]),
-    ] {
-        q.enqueue(&payload, EnqueueOptions::default())
-            .await
-            .unwrap();
-    }
+    ];
+    enqueue_all(&q, &payloads).await;
     let w = WorkerId::generate();
 
     let first = q.fetch(&w, 1).await.unwrap().remove(0);
@@ -125,9 +129,7 @@ async fn a_payload_not_of_the_reads_shape_or_a_key_of_another_type_gets_none_and
         json!([1, "2026-11-25"]),
         json!("alice"),
     ];
-    for payload in &payloads {
-        q.enqueue(payload, EnqueueOptions::default()).await.unwrap();
-    }
+    enqueue_all(&q, &payloads).await;
 
     let jobs = q.fetch(&WorkerId::generate(), 10).await.unwrap();
 
@@ -143,9 +145,7 @@ async fn a_payload_not_of_the_reads_shape_or_a_key_of_another_type_gets_none_and
 async fn a_queue_without_reads_leases_jobs_with_none() {
     let t = TestNs::new("lease-reads-none").await;
     let q: Queue<Value> = t.queue(t.config("plain"));
-    q.enqueue(&json!(["alice", "2026-11-25"]), EnqueueOptions::default())
-        .await
-        .unwrap();
+    enqueue_all(&q, &[json!(["alice", "2026-11-25"])]).await;
 
     let job = q.fetch(&WorkerId::generate(), 1).await.unwrap().remove(0);
 
