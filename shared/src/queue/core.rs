@@ -422,7 +422,7 @@ impl<T: Serialize> Queue<T> {
             id: JobId::generate(),
             payload,
             delay_ms: options.delay.map_or(0, |d| d.as_millis().max(1) as u64),
-            dedupe_ttl_ms: self.config.dedupe_ttl.as_millis() as u64,
+            dedupe_ttl_ms: self.dedupe_ttl_ms(options),
             dedupe: options
                 .dedupe_key
                 .as_ref()
@@ -444,6 +444,13 @@ impl<T: Serialize> Queue<T> {
                     queue: self.config.name.clone(),
                     source,
                 })?;
+            // One script call takes one dedupe lifetime: a job with another starts a call.
+            if batch
+                .first()
+                .is_some_and(|(_, first)| self.dedupe_ttl_ms(first) != self.dedupe_ttl_ms(&opts))
+            {
+                results.extend(self.enqueue_chunk(std::mem::take(&mut batch)).await?);
+            }
             batch.push((payload, opts));
             if batch.len() == ENQUEUE_CHUNK {
                 results.extend(self.enqueue_chunk(std::mem::take(&mut batch)).await?);
@@ -455,13 +462,25 @@ impl<T: Serialize> Queue<T> {
         Ok(results)
     }
 
+    /// How long the dedupe key of a job enqueued with `options` lives, in ms.
+    fn dedupe_ttl_ms(&self, options: &EnqueueOptions) -> u64 {
+        options
+            .dedupe_ttl
+            .unwrap_or(self.config.dedupe_ttl)
+            .as_millis()
+            .max(1) as u64
+    }
+
+    /// Enqueues `batch` in one script call; its jobs share one dedupe lifetime, the first's.
     async fn enqueue_chunk(
         &self,
         batch: Vec<(String, EnqueueOptions)>,
     ) -> Result<Vec<Enqueued>, QueueError> {
+        let ttl = batch
+            .first()
+            .map_or(1, |(_, first)| self.dedupe_ttl_ms(first));
         let mut inv = self.invocation(&scripts::ENQUEUE);
-        inv.arg(self.config.dedupe_ttl.as_millis() as u64)
-            .arg(batch.len());
+        inv.arg(ttl).arg(batch.len());
         let mut next_key = self.keys.script_keys.len() + 1; // Lua KEYS are 1-based
         let ids: Vec<JobId> = batch.iter().map(|_| JobId::generate()).collect();
         for ((payload, opts), id) in batch.iter().zip(&ids) {

@@ -21,7 +21,7 @@
 //! | `job:<id>` | HASH | one job: `p` JSON payload, `a` deliveries so far, `o` delivery token holding the lease (`<worker id>/<random>`, one per fetch), `t` enqueue time (ms), `d` its dedupe key, `e` last error; deleted with one DEL on ack |
 //! | `counters` | HASH | enqueued, succeeded, retried, dead, rescued, requeued, superseded (replaced, or not queued because the key had a later rank), deleted totals; `ready_tombstones` (superseded or deleted ids still in `ready`, skipped by fetch); `dead_clock` (last dead-letter score), `dead_reviewed` (the review cursor); `rank_dedupe_since`, `legacy_dedupe_until` (see `migrate.rs`) |
 //! | `workers` | ZSET | worker id → last heartbeat (ms) |
-//! | `dedupe:<key>` | STRING | id of the job that took the dedupe key; TTL `dedupe_ttl` |
+//! | `dedupe:<key>` | STRING | id of the job that took the dedupe key; TTL `dedupe_ttl`, or the job's own ([`EnqueueOptions::dedupe_for`]) |
 //! | `done:<id>` | HASH | attempts, finished_at, worker; only when `finished_retention` is set (default: none) |
 //! | `pending:<shard>` | HASH | supersede key → `rank\|id` of its latest job, kept after the job ends: the key's dedupe record (see `lua/queue/enqueue.lua`); the key's shard is [`keys::PENDING_SHARDS`]-way FNV-1a, so each shard stays a small listpack. `pending` itself is the one hash of earlier versions, moved at start (see `migrate.rs`) |
 //! | `superseded` | LIST | superseded jobs, until the enqueuer records them: `id\|<rank that took over>\|r<own rank>\|payload` (the rank that took over prefixed `a` when superseded on arrival; a replaced job's payload is that of the job that replaced it) |

@@ -139,6 +139,10 @@ pub struct EnqueueOptions {
     /// checked atomically with the enqueue. The key outlives the job (ack, retries, dead
     /// letter); [`crate::queue::Queue::clear_dedupe`] removes it for a forced re-enqueue.
     pub dedupe_key: Option<String>,
+    /// How long the dedupe key lives, when not the queue's `dedupe_ttl`: a key whose job
+    /// cannot be produced twice after a known time need not outlive it (every dedupe key
+    /// is Redis memory until it expires).
+    pub dedupe_ttl: Option<Duration>,
     /// Run no earlier than this far from now (Redis' clock); `None` = ready now.
     pub delay: Option<Duration>,
     /// At most one job per supersede key and rank, and at most one waiting job per key:
@@ -186,9 +190,15 @@ impl EnqueueOptions {
     pub fn dedupe(key: impl Into<String>) -> Self {
         Self {
             dedupe_key: Some(key.into()),
-            delay: None,
-            supersede: None,
+            ..Self::default()
         }
+    }
+
+    /// The same options, the dedupe key living `ttl` (at least a millisecond) instead of
+    /// the queue's `dedupe_ttl`.
+    pub fn dedupe_for(mut self, ttl: Duration) -> Self {
+        self.dedupe_ttl = Some(ttl.max(Duration::from_millis(1)));
+        self
     }
 
     /// The same options, superseding the waiting job of `key` whose rank is below `rank`

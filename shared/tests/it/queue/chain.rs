@@ -94,6 +94,26 @@ async fn an_ack_chaining_a_job_acks_and_queues_it_in_the_other_queue_in_one_call
 }
 
 #[tokio::test]
+async fn a_chained_jobs_dedupe_key_lives_as_long_as_its_options_say() {
+    let Some(Pair { t, first, second }) = Pair::new("chain-ttl", |_| ()).await else {
+        return;
+    };
+    let w = WorkerId::generate();
+    let job = leased_ping(&first, &w).await;
+    let options = EnqueueOptions::dedupe("after-1").dedupe_for(Duration::from_secs(900));
+    let chained = pair_chained(&second, 2, &options);
+
+    let (acked, enqueued, _) = first
+        .ack_chaining(&job.token, &job.id, &chained, None)
+        .await
+        .unwrap();
+
+    assert!(acked && enqueued.is_new());
+    let ttl = super::core::dedupe_pttl(&t, "second", "after-1").await;
+    assert!(ttl > 840_000 && ttl <= 900_000, "{ttl} ms");
+}
+
+#[tokio::test]
 async fn an_ack_chaining_a_job_can_also_lease_the_next_job() {
     let Some(Pair {
         t: _ns,

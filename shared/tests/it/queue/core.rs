@@ -92,6 +92,52 @@ async fn ack_keeps_a_short_finished_record_when_a_retention_is_set() {
     assert_eq!(worker, job.token.as_str());
 }
 
+/// The PTTL (ms) of dedupe key `label` of queue `queue`.
+pub(crate) async fn dedupe_pttl(t: &TestNs, queue: &str, label: &str) -> i64 {
+    let mut conn = t.conn.clone();
+    redis::cmd("PTTL")
+        .arg(t.keys.queue(queue, &format!("dedupe:{label}")))
+        .query_async(&mut conn)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_dedupe_key_lives_as_long_as_its_options_say_or_the_queues_lifetime() {
+    let t = TestNs::new("dedupe-ttl").await;
+    let q: Queue<Ping> = t.queue(t.config("q"));
+    let short = Duration::from_secs(600);
+    let jobs = [
+        ("a", None),
+        ("b", Some(short)),
+        ("c", Some(short)),
+        ("d", None),
+    ]
+    .map(|(label, ttl)| {
+        let options = EnqueueOptions::dedupe(label);
+        let options = match ttl {
+            Some(ttl) => options.dedupe_for(ttl),
+            None => options,
+        };
+        (Ping { n: 1 }, options)
+    });
+
+    let queued = q.enqueue_many(jobs).await.unwrap();
+
+    assert!(queued.iter().all(Enqueued::is_new), "{queued:?}");
+    let queue_lifetime = q.config().dedupe_ttl.as_millis() as i64;
+    for (label, most) in [
+        ("a", queue_lifetime),
+        ("b", 600_000),
+        ("c", 600_000),
+        ("d", queue_lifetime),
+    ] {
+        let ttl = dedupe_pttl(&t, "q", label).await;
+        assert!(ttl > most - 60_000 && ttl <= most, "{label}: {ttl} ms");
+    }
+    assert_eq!(q.stats().await.unwrap().ready, 4);
+}
+
 #[tokio::test]
 async fn expired_lease_returns_job_to_ready_and_counts_it_rescued() {
     let t = TestNs::new("reap").await;
