@@ -10,14 +10,17 @@
 //! and retries draw from one budget. The worker claims this job only once a permit is
 //! likely (`RateLimiter::wait_until_likely`), so jobs do not sit leased for long.
 
-use chrono::Utc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use shared::control::past_deadline;
 use shared::flinks::AuthorizeOutcome;
 use shared::jobs::{AuthorizeJob, DetailJob};
 use shared::metrics::AUTHORIZE_CHECKS_TOTAL;
 use shared::queue::{EnqueueOptions, JobFailure};
 
 use super::settle::{
-    count_skipped_redelivery, deadline_passed, ledger_check_failed, persist, record_past_deadline,
+    count_skipped_redelivery, ledger_check_failed, persist, record_past_deadline, routine_deadline,
     settle_failure, skip_if_done, Step,
 };
 use super::{Delivery, Deps, Handled};
@@ -59,7 +62,8 @@ pub async fn handle(
         return Ok(Handled::AlreadyDone);
     }
     // Past the date's deadline the next date's routine covers the login: no permit spent.
-    if let Some(deadline) = deadline_passed(deps, job.routine_date, Utc::now()).await? {
+    let deadline = routine_deadline(deps, job.routine_date).await?;
+    if let Some(deadline) = deadline.filter(|_| past_deadline(Utc::now(), deadline)) {
         return record_past_deadline(deps, &job.login_id, job.routine_date, deadline).await;
     }
     // GetNightlyRefreshStatus listed the login for this date: it is recorded as needs
@@ -108,7 +112,7 @@ pub async fn handle(
                 polling_since: None,
                 polls: 0,
             };
-            let options = EnqueueOptions::dedupe(chained_key.clone());
+            let options = chained_options(chained_key.clone(), deadline, Utc::now());
             chain(deps, delivery, &detail, options, "chain detail job").await?;
             tracing::debug!(at = %Utc::now(), "authorized; detail job chained");
             Ok(Handled::Chained)
@@ -125,13 +129,43 @@ pub async fn handle(
                 polling_since: Some(Utc::now()),
                 polls: 0,
             };
-            let options =
-                EnqueueOptions::dedupe(chained_key.clone()).delayed(deps.policy.poll_interval);
+            let options = chained_options(chained_key.clone(), deadline, Utc::now())
+                .delayed(deps.policy.poll_interval);
             chain(deps, delivery, &poll, options, "queue async poll").await?;
             tracing::info!("Authorize answered 202; polling the async endpoint");
             Ok(Handled::PendingPoll)
         }
         Err(error) => settle_failure(deps, step, error).await,
+    }
+}
+
+/// How long a chained detail job's dedupe key outlives the date's deadline: past the
+/// deadline no delivery of the authorize job calls Flinks or chains (it records the login
+/// superseded), so the key only has to cover a delivery that checked just before it and
+/// is still finishing, or whose ack is retried. The dead-letter reconciliation and
+/// `requeue` read the key too, to tell whether a dead authorize letter's detail job may
+/// still run; past this they take it as gone, and the worst that follows is a `failed`
+/// outcome that such a late detail job replaces with its own.
+pub(crate) const CHAINED_DEDUPE_PAST_DEADLINE: Duration = Duration::from_secs(3600);
+
+/// The options of the detail job chained under `key` on a date whose deadline is
+/// `deadline`: its dedupe key lives until [`CHAINED_DEDUPE_PAST_DEADLINE`] after the
+/// deadline, not the queue's three days. It keeps a redelivery of the authorize job from
+/// chaining twice, which past the deadline cannot happen, and it costs Redis about 190
+/// bytes a login: kept three days, a million logins a night held the keys of three nights.
+/// With no deadline stored (jobs queued without a routine run) the queue's lifetime stays.
+pub(crate) fn chained_options(
+    key: String,
+    deadline: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> EnqueueOptions {
+    let options = EnqueueOptions::dedupe(key);
+    match deadline {
+        Some(deadline) => {
+            let left = (deadline - now).to_std().unwrap_or_default();
+            options.dedupe_for(left + CHAINED_DEDUPE_PAST_DEADLINE)
+        }
+        None => options,
     }
 }
 
@@ -152,4 +186,29 @@ async fn chain(
     }
     persist(what, || deps.detail_queue.enqueue(job, options.clone())).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chained_jobs_dedupe_key_outlives_the_deadline_by_the_margin_only() {
+        let now = DateTime::parse_from_rfc3339("2026-11-25T06:00:00Z")
+            .unwrap()
+            .to_utc();
+        let key = || DetailJob::chained_dedupe_key("job-1");
+
+        let before = chained_options(key(), Some(now + chrono::Duration::hours(20)), now);
+        assert_eq!(before.dedupe_key.as_deref(), Some("detail:chained:job-1"));
+        assert_eq!(
+            before.dedupe_ttl,
+            Some(Duration::from_secs(20 * 3600) + CHAINED_DEDUPE_PAST_DEADLINE)
+        );
+        // A deadline that passed while Flinks answered: the margin still covers the ack.
+        let passed = chained_options(key(), Some(now - chrono::Duration::minutes(5)), now);
+        assert_eq!(passed.dedupe_ttl, Some(CHAINED_DEDUPE_PAST_DEADLINE));
+        // No deadline stored: the queue's own lifetime.
+        assert_eq!(chained_options(key(), None, now).dedupe_ttl, None);
+    }
 }

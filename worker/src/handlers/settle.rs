@@ -93,15 +93,22 @@ pub(crate) async fn deadline_passed(
     date: NaiveDate,
     start: DateTime<Utc>,
 ) -> Result<Option<DateTime<Utc>>, JobFailure> {
-    let deadline = deps
-        .deadlines
+    let deadline = routine_deadline(deps, date).await?;
+    Ok(deadline.filter(|_| past_deadline(start, deadline)))
+}
+
+/// `date`'s deadline (`None`: none stored), as this worker's cache has it.
+pub(crate) async fn routine_deadline(
+    deps: &Deps,
+    date: NaiveDate,
+) -> Result<Option<DateTime<Utc>>, JobFailure> {
+    deps.deadlines
         .get(date)
         .await
         .map_err(|e| JobFailure::Retry {
             error: format!("reading the routine deadline: {e}"),
             delay: Some(Duration::from_secs(5)),
-        })?;
-    Ok(deadline.filter(|_| past_deadline(start, deadline)))
+        })
 }
 
 /// Records `login` as superseded on `date` because the date's `deadline` passed: the next
