@@ -430,7 +430,8 @@ impl<T: Serialize> Queue<T> {
         }))
     }
 
-    /// Enqueues many jobs, 1,000 per script call (each call atomic). Results are in order.
+    /// Enqueues many jobs, up to 1,000 per script call (each call atomic; consecutive jobs
+    /// whose dedupe keys live differently go in separate calls). Results are in order.
     pub async fn enqueue_many<J, I>(&self, jobs: I) -> Result<Vec<Enqueued>, QueueError>
     where
         J: Borrow<T>,

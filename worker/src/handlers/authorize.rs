@@ -139,21 +139,31 @@ pub async fn handle(
     }
 }
 
-/// How long a chained detail job's dedupe key outlives the date's deadline: past the
-/// deadline no delivery of the authorize job calls Flinks or chains (it records the login
+/// How long a chained detail job's dedupe key outlives the date's deadline: a delivery
+/// that starts past the deadline calls no Flinks and chains nothing (it records the login
 /// superseded), so the key only has to cover a delivery that checked just before it and
-/// is still finishing, or whose ack is retried. The dead-letter reconciliation and
-/// `requeue` read the key too, to tell whether a dead authorize letter's detail job may
-/// still run; past this they take it as gone, and the worst that follows is a `failed`
-/// outcome that such a late detail job replaces with its own.
+/// is still finishing, or whose ack is retried.
+///
+/// What a key gone too early costs, in the rare cases where it matters: a `routine run`
+/// of the same date that stores a later deadline does not lengthen the keys already set,
+/// so a redelivery of a job whose earlier delivery chained (a lease lost as its handler
+/// finished; on a Cluster, a crash between the chain and the ack) that starts after the
+/// first deadline and its hour authorizes once more: a second session, one Authorize and
+/// one GetAccountsDetail more, while the ledger keeps one outcome and the results stream
+/// one entry. The dead-letter reconciliation and `requeue` read the key to tell whether a
+/// dead authorize letter's detail job may still run; for a detail job still waiting past
+/// the hour (a paused or backlogged detail queue) they take it as gone: the reconciliation
+/// records `failed`, which the detail job's outcome replaces, and `requeue` no longer
+/// skips the letter.
 pub(crate) const CHAINED_DEDUPE_PAST_DEADLINE: Duration = Duration::from_secs(3600);
 
 /// The options of the detail job chained under `key` on a date whose deadline is
 /// `deadline`: its dedupe key lives until [`CHAINED_DEDUPE_PAST_DEADLINE`] after the
-/// deadline, not the queue's three days. It keeps a redelivery of the authorize job from
-/// chaining twice, which past the deadline cannot happen, and it costs Redis about 190
-/// bytes a login: kept three days, a million logins a night held the keys of three nights.
-/// With no deadline stored (jobs queued without a routine run) the queue's lifetime stays.
+/// deadline (by default the schedule's next firing), not the queue's `dedupe_ttl`. It
+/// keeps a redelivery of the authorize job from chaining twice, which a delivery that
+/// starts past the deadline cannot do, and it costs Redis about 190 bytes a login: kept
+/// three days, a million logins a night held the keys of three nights. With no deadline
+/// stored (jobs queued without a routine run) the queue's lifetime stays.
 pub(crate) fn chained_options(
     key: String,
     deadline: Option<DateTime<Utc>>,

@@ -107,11 +107,13 @@ async fn a_dedupe_key_lives_as_long_as_its_options_say_or_the_queues_lifetime() 
     let t = TestNs::new("dedupe-ttl").await;
     let q: Queue<Ping> = t.queue(t.config("q"));
     let short = Duration::from_secs(600);
+    // Three calls (a | b c | d a), the last one finding `a` taken by the first.
     let jobs = [
         ("a", None),
         ("b", Some(short)),
         ("c", Some(short)),
         ("d", None),
+        ("a", None),
     ]
     .map(|(label, ttl)| {
         let options = EnqueueOptions::dedupe(label);
@@ -124,7 +126,8 @@ async fn a_dedupe_key_lives_as_long_as_its_options_say_or_the_queues_lifetime() 
 
     let queued = q.enqueue_many(jobs).await.unwrap();
 
-    assert!(queued.iter().all(Enqueued::is_new), "{queued:?}");
+    assert!(queued[..4].iter().all(Enqueued::is_new), "{queued:?}");
+    assert_eq!(queued[4], Enqueued::Duplicate(queued[0].id().clone()));
     let queue_lifetime = q.config().dedupe_ttl.as_millis() as i64;
     for (label, most) in [
         ("a", queue_lifetime),
