@@ -109,7 +109,7 @@ async fn a_chained_jobs_dedupe_key_lives_as_long_as_its_options_say() {
         .unwrap();
 
     assert!(acked && enqueued.is_new());
-    let ttl = super::core::dedupe_pttl(&t, "second", "after-1").await;
+    let ttl = t.pttl(&t.keys.queue("second", "dedupe:after-1")).await;
     assert!(ttl > 840_000 && ttl <= 900_000, "{ttl} ms");
 }
 

@@ -74,13 +74,9 @@ async fn ack_keeps_a_short_finished_record_when_a_retention_is_set() {
     assert!(q.ack(&job.token, &job.id).await.unwrap());
 
     let done = t.keys.queue("q", &format!("done:{}", job.id));
-    let mut conn = t.conn.clone();
-    let ttl: i64 = redis::cmd("PTTL")
-        .arg(&done)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let ttl = t.pttl(&done).await;
     assert!(ttl > 0 && ttl <= 600_000, "finished record expires: {ttl}");
+    let mut conn = t.conn.clone();
     let (attempts, worker): (String, String) = redis::cmd("HMGET")
         .arg(&done)
         .arg("attempts")
@@ -90,16 +86,6 @@ async fn ack_keeps_a_short_finished_record_when_a_retention_is_set() {
         .unwrap();
     assert_eq!(attempts, "1");
     assert_eq!(worker, job.token.as_str());
-}
-
-/// The PTTL (ms) of dedupe key `label` of queue `queue`.
-pub(crate) async fn dedupe_pttl(t: &TestNs, queue: &str, label: &str) -> i64 {
-    let mut conn = t.conn.clone();
-    redis::cmd("PTTL")
-        .arg(t.keys.queue(queue, &format!("dedupe:{label}")))
-        .query_async(&mut conn)
-        .await
-        .unwrap()
 }
 
 #[tokio::test]
@@ -135,7 +121,7 @@ async fn a_dedupe_key_lives_as_long_as_its_options_say_or_the_queues_lifetime() 
         ("c", 600_000),
         ("d", queue_lifetime),
     ] {
-        let ttl = dedupe_pttl(&t, "q", label).await;
+        let ttl = t.pttl(&t.keys.queue("q", &format!("dedupe:{label}"))).await;
         assert!(ttl > most - 60_000 && ttl <= most, "{label}: {ttl} ms");
     }
     assert_eq!(q.stats().await.unwrap().ready, 4);
@@ -427,12 +413,7 @@ async fn dedupe_key_outlives_the_job_with_the_default_config() {
         .await
         .unwrap()
         .is_new());
-    let mut conn = t.conn.clone();
-    let ttl: i64 = redis::cmd("PTTL")
-        .arg(t.keys.queue("q", &format!("dedupe:{key}")))
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let ttl = t.pttl(&t.keys.queue("q", &format!("dedupe:{key}"))).await;
     assert!(
         ttl > 2 * 86_400_000,
         "dedupe key lives for days, not seconds: {ttl} ms"

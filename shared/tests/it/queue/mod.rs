@@ -81,6 +81,16 @@ impl TestNs {
         Queue::new(self.conn.clone(), &self.keys, config)
     }
 
+    /// The PTTL (ms) of `key`.
+    pub(crate) async fn pttl(&self, key: &str) -> i64 {
+        let mut conn = self.conn.clone();
+        redis::cmd("PTTL")
+            .arg(key)
+            .query_async(&mut conn)
+            .await
+            .unwrap()
+    }
+
     /// Every key of this namespace.
     pub(crate) async fn all_keys(&self) -> Vec<String> {
         self.keys.scan_all(&self.conn).await.unwrap()
