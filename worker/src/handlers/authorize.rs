@@ -13,15 +13,14 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use shared::control::past_deadline;
 use shared::flinks::AuthorizeOutcome;
 use shared::jobs::{AuthorizeJob, DetailJob};
 use shared::metrics::AUTHORIZE_CHECKS_TOTAL;
 use shared::queue::{EnqueueOptions, JobFailure};
 
 use super::settle::{
-    count_skipped_redelivery, ledger_check_failed, persist, record_past_deadline, routine_deadline,
-    settle_failure, skip_if_done, Step,
+    count_skipped_redelivery, ledger_check_failed, passed, persist, record_past_deadline,
+    routine_deadline, settle_failure, skip_if_done, Step,
 };
 use super::{Delivery, Deps, Handled};
 
@@ -63,7 +62,7 @@ pub async fn handle(
     }
     // Past the date's deadline the next date's routine covers the login: no permit spent.
     let deadline = routine_deadline(deps, job.routine_date).await?;
-    if let Some(deadline) = deadline.filter(|_| past_deadline(Utc::now(), deadline)) {
+    if let Some(deadline) = passed(deadline, Utc::now()) {
         return record_past_deadline(deps, &job.login_id, job.routine_date, deadline).await;
     }
     // GetNightlyRefreshStatus listed the login for this date: it is recorded as needs

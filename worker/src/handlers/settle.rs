@@ -93,8 +93,15 @@ pub(crate) async fn deadline_passed(
     date: NaiveDate,
     start: DateTime<Utc>,
 ) -> Result<Option<DateTime<Utc>>, JobFailure> {
-    let deadline = routine_deadline(deps, date).await?;
-    Ok(deadline.filter(|_| past_deadline(start, deadline)))
+    Ok(passed(routine_deadline(deps, date).await?, start))
+}
+
+/// `deadline` when work starting at `start` would be past it, else `None`.
+pub(crate) fn passed(
+    deadline: Option<DateTime<Utc>>,
+    start: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    deadline.filter(|_| past_deadline(start, deadline))
 }
 
 /// `date`'s deadline (`None`: none stored), as this worker's cache has it.
