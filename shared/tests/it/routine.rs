@@ -15,6 +15,16 @@ fn date() -> NaiveDate {
     NaiveDate::from_ymd_opt(2026, 11, 25).unwrap()
 }
 
+/// `hour:minute` of `day` in Toronto, the schedules' zone, as an instant.
+fn toronto(day: NaiveDate, hour: u32, minute: u32) -> DateTime<Utc> {
+    day.and_hms_opt(hour, minute, 0)
+        .unwrap()
+        .and_local_timezone(chrono_tz::America::Toronto)
+        .single()
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
 fn utc(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
 }
@@ -165,8 +175,10 @@ async fn replicas_fire_the_due_routine_exactly_once_between_them() {
             precheck: None,
         })
         .collect();
-    // 10:31 in Toronto on 2026-11-25: today's run is due.
-    let now = utc("2026-11-25T15:31:00Z");
+    // 10:31 in Toronto tomorrow: that day's run is due. The date follows the real clock
+    // because Redis expires a stored deadline a week after it on its own clock.
+    let day = Utc::now().date_naive() + chrono::Days::new(1);
+    let now = toronto(day, 10, 31);
 
     let fired = futures::future::join_all(
         replicas
@@ -177,19 +189,19 @@ async fn replicas_fire_the_due_routine_exactly_once_between_them() {
 
     let runs: Vec<_> = fired.into_iter().filter_map(Result::unwrap).collect();
     assert_eq!(runs.len(), 1, "exactly one replica fired");
-    assert_eq!(runs[0].date, date());
+    assert_eq!(runs[0].date, day);
     assert_eq!(runs[0].enqueued, 50);
     // The date's deadline is the next day's firing, stored for the workers.
-    let next_firing = utc("2026-11-26T15:30:00Z");
+    let next_firing = toronto(day + chrono::Days::new(1), 10, 30);
     assert_eq!(runs[0].deadline, Some(next_firing));
     let control = shared::control::Control::new(redis.conn.clone(), &redis.keys);
     assert_eq!(
-        control.routine_deadline(date()).await.unwrap(),
+        control.routine_deadline(day).await.unwrap(),
         Some(next_firing)
     );
     // Later ticks of any replica, or a restart (catch-up), fire nothing more that day.
     let later = replicas[2]
-        .fire_if_due(&registry, &ledger, &queue, utc("2026-11-25T20:00:00Z"))
+        .fire_if_due(&registry, &ledger, &queue, toronto(day, 15, 0))
         .await
         .unwrap();
     assert!(later.is_none());
