@@ -39,6 +39,9 @@ pub const SHARDS: u32 = 16_384;
 const MIN_SHARDS_PER_BUCKET: u32 = 16;
 /// The most shards read in one pipelined round trip of a walk.
 const MAX_ROUND: u64 = 512;
+/// The fewest shards a page of a planned [`walk`] reads: however many logins the counts
+/// claim, a walk takes at most a thousand or so round trips.
+const MIN_PAGE: u64 = 16;
 
 /// Which logins a walk returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,18 +156,7 @@ pub(crate) async fn page(
     let mut ids = Vec::new();
     while at < total && ids.len() < count {
         let end = (at + round).min(total);
-        let mut pipe = redis::pipe();
-        for position in at..end {
-            pipe.cmd("HGETALL").arg(shard_at(keys, position));
-        }
-        let shards: Vec<Vec<(String, String)>> = pipe.query_async(conn).await?;
-        ids.extend(
-            shards
-                .into_iter()
-                .flatten()
-                .filter(|(_, flag)| which.keeps(flag))
-                .map(|(id, _)| id),
-        );
+        ids.extend(read_range(conn, keys, which, at..end).await?);
         read += end - at;
         at = end;
         round = match ids.len() as u64 {
@@ -174,6 +166,55 @@ pub(crate) async fn page(
         .clamp(1, MAX_ROUND);
     }
     Ok((ids, (at < total).then_some(at)))
+}
+
+/// The logins `which` asks for in the shards at walk positions `range` (one pipelined
+/// round trip, a whole shard per read).
+async fn read_range(
+    conn: &mut RedisConn,
+    keys: &KeySpace,
+    which: Which,
+    range: std::ops::Range<u64>,
+) -> Result<Vec<String>, redis::RedisError> {
+    let mut pipe = redis::pipe();
+    for position in range {
+        pipe.cmd("HGETALL").arg(shard_at(keys, position));
+    }
+    let shards: Vec<Vec<(String, String)>> = pipe.query_async(conn).await?;
+    Ok(shards
+        .into_iter()
+        .flatten()
+        .filter(|(_, flag)| which.keeps(flag))
+        .map(|(id, _)| id)
+        .collect())
+}
+
+/// A whole walk over the index as pages read `in_flight` at a time: the logins `which`
+/// asks for, each once. Unlike [`page`], whose next page starts where the last one ended,
+/// the pages are ranges of shards planned up front from how many logins the index holds
+/// (`registered`), about `count` logins each (more past [`MIN_PAGE`] shards' worth), so
+/// the next pages are on their way while one is decoded. The counts only size the pages:
+/// every shard is read once whatever they say. Pages come in walk order; a login filed
+/// while the walk runs may or may not be in it.
+pub(crate) fn walk(
+    conn: RedisConn,
+    keys: &KeySpace,
+    which: Which,
+    registered: u64,
+    count: usize,
+    in_flight: usize,
+) -> impl futures::Stream<Item = Result<Vec<String>, redis::RedisError>> + Send + '_ {
+    use futures::StreamExt;
+    let total = total_shards(keys);
+    let per_page = (count.max(1) as u64 * total)
+        .div_ceil(registered.max(1))
+        .clamp(MIN_PAGE, MAX_ROUND);
+    futures::stream::iter((0..total).step_by(per_page as usize))
+        .map(move |start| {
+            let mut conn = conn.clone();
+            async move { read_range(&mut conn, keys, which, start..(start + per_page).min(total)).await }
+        })
+        .buffered(in_flight.max(1))
 }
 
 /// How many logins the index holds as active (`true`) or inactive: the buckets' counts,

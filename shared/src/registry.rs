@@ -207,6 +207,10 @@ pub struct DataAge {
     pub never_refreshed: u64,
 }
 
+/// Pages of the login index a walk ([`Registry::scan_active`]) reads at once on one Redis:
+/// enough that Redis always has the next one in hand while the last one is decoded.
+pub const WALK_IN_FLIGHT: usize = 4;
+
 /// A page stream of LoginIds.
 pub type IdStream<'a> =
     Pin<Box<dyn Stream<Item = Result<Vec<LoginId>, RegistryError>> + Send + 'a>>;
@@ -750,20 +754,38 @@ impl Registry {
     }
 
     /// The active LoginIds, in pages of about `batch` (for the routine), each once.
+    /// [`WALK_IN_FLIGHT`] pages are read at once, planned from the index's counts.
     pub fn scan_active(&self, batch: usize) -> IdStream<'_> {
-        let conn = self.conn.clone();
-        Box::pin(futures::stream::try_unfold(
-            (conn, Some(0u64)),
-            move |(mut conn, cursor)| async move {
-                let Some(cursor) = cursor else {
-                    return Ok(None);
-                };
-                let (raw, next) =
-                    login_index::page(&mut conn, &self.keys, Which::Active, cursor, batch).await?;
-                let ids = raw.iter().filter_map(|s| LoginId::parse(s).ok()).collect();
-                Ok(Some((ids, (conn, next))))
-            },
-        ))
+        use futures::TryStreamExt;
+        let registered = async move {
+            let mut conn = self.conn.clone();
+            let active = login_index::count(&mut conn, &self.keys, true).await?;
+            let inactive = login_index::count(&mut conn, &self.keys, false).await?;
+            Ok::<_, redis::RedisError>(active + inactive)
+        };
+        Box::pin(
+            futures::stream::once(registered)
+                .map_ok(move |registered| {
+                    // A Cluster splits each page over its masters already; several pages
+                    // of hundreds of slots at once held other commands on the same
+                    // connection past their timeout.
+                    let in_flight = match self.conn.mode() {
+                        RedisMode::Cluster => 1,
+                        RedisMode::Standalone | RedisMode::Sentinel => WALK_IN_FLIGHT,
+                    };
+                    login_index::walk(
+                        self.conn.clone(),
+                        &self.keys,
+                        Which::Active,
+                        registered,
+                        batch,
+                        in_flight,
+                    )
+                })
+                .try_flatten()
+                .map_ok(|raw| raw.iter().filter_map(|s| LoginId::parse(s).ok()).collect())
+                .map_err(RegistryError::from),
+        )
     }
 
     /// How old the active logins' data is: the oldest last refresh among those refreshed,

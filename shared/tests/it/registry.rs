@@ -188,10 +188,56 @@ async fn list_and_scan_active_page_through_exactly_the_matching_logins() {
     assert!(inactive.contains(&login(3)) && !active.contains(&login(3)));
 
     let pages: Vec<Vec<LoginId>> = registry.scan_active(50).try_collect().await.unwrap();
+    // Pages are planned from the index's counts: about 50 logins each, with the spread of
+    // logins over shards.
+    assert!(
+        pages.iter().all(|page| page.len() <= 100),
+        "{:?}",
+        pages.iter().map(Vec::len).collect::<Vec<_>>()
+    );
     let mut scanned: Vec<LoginId> = pages.into_iter().flatten().collect();
     scanned.sort();
-    scanned.dedup();
-    assert_eq!(scanned, active);
+    assert_eq!(scanned, active, "each active login once");
+    redis.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_walk_of_the_active_logins_returns_each_once_whatever_the_counts_say() {
+    let redis = TestRedis::new("registry-walk-counts").await;
+    let registry = Registry::new(redis.conn.clone(), &redis.keys);
+    let records: Vec<_> = (0..400).map(|n| record(n, n % 4 != 0)).collect();
+    registry.upsert_many(&records).await.unwrap();
+    let mut active = all(&registry, LoginFilter::Active).await;
+    active.sort();
+    assert_eq!(active.len(), 300);
+    let mut conn = redis.conn.clone();
+    let walk = async |registry: &Registry| {
+        let mut ids: Vec<LoginId> = registry
+            .scan_active(40)
+            .try_collect::<Vec<_>>()
+            .await
+            .unwrap()
+            .into_iter()
+            .flatten()
+            .collect();
+        ids.sort();
+        ids
+    };
+
+    // Counts far below the truth (the walk plans few, large pages), then far above it
+    // (many small ones): the counts only size the pages, every shard is read once.
+    for (active_count, inactive_count) in [(0, 0), (1_000_000, 1_000_000)] {
+        for bucket in redis.keys.all_buckets() {
+            let _: () = conn
+                .hset_multiple(
+                    redis.keys.login_index_counts(bucket),
+                    &[("active", active_count), ("inactive", inactive_count)],
+                )
+                .await
+                .unwrap();
+        }
+        assert_eq!(walk(&registry).await, active, "counts {active_count}");
+    }
     redis.cleanup().await;
 }
 
