@@ -40,7 +40,7 @@ const MIN_SHARDS_PER_BUCKET: u32 = 16;
 /// The most shards read in one pipelined round trip of a walk.
 const MAX_ROUND: u64 = 512;
 /// The fewest shards a page of a planned [`walk`] reads: however many logins the counts
-/// claim, a walk takes at most a thousand or so round trips.
+/// claim, a walk reads at most 1,024 pages.
 const MIN_PAGE: u64 = 16;
 
 /// Which logins a walk returns.
@@ -191,30 +191,82 @@ async fn read_range(
 
 /// A whole walk over the index as pages read `in_flight` at a time: the logins `which`
 /// asks for, each once. Unlike [`page`], whose next page starts where the last one ended,
-/// the pages are ranges of shards planned up front from how many logins the index holds
-/// (`registered`), about `count` logins each (more past [`MIN_PAGE`] shards' worth), so
-/// the next pages are on their way while one is decoded. The counts only size the pages:
-/// every shard is read once whatever they say. Pages come in walk order; a login filed
-/// while the walk runs may or may not be in it.
+/// the pages are ranges of shards planned up front from the index's counts (see
+/// [`page_shards`]), so the next pages are on their way while one is decoded. The counts
+/// only size the pages: every shard is read once whatever they say, and a count that is
+/// missing or corrupt reads as 0 (pages of [`MAX_ROUND`] shards). Pages come in walk
+/// order; a login filed while the walk runs may or may not be in it. The walk ends at
+/// its first error.
 pub(crate) fn walk(
     conn: RedisConn,
     keys: &KeySpace,
     which: Which,
-    registered: u64,
     count: usize,
     in_flight: usize,
 ) -> impl futures::Stream<Item = Result<Vec<String>, redis::RedisError>> + Send + '_ {
-    use futures::StreamExt;
-    let total = total_shards(keys);
-    let per_page = (count.max(1) as u64 * total)
-        .div_ceil(registered.max(1))
-        .clamp(MIN_PAGE, MAX_ROUND);
-    futures::stream::iter((0..total).step_by(per_page as usize))
-        .map(move |start| {
-            let mut conn = conn.clone();
-            async move { read_range(&mut conn, keys, which, start..(start + per_page).min(total)).await }
+    use futures::{StreamExt, TryStreamExt};
+    let planned = async move {
+        let mut counts_conn = conn.clone();
+        let expected = expected(&mut counts_conn, keys, which).await?;
+        let total = total_shards(keys);
+        let per_page = page_shards(total, expected, count);
+        let pages = futures::stream::iter((0..total).step_by(per_page as usize))
+            .map(move |start| {
+                let mut conn = conn.clone();
+                let range = start..(start + per_page).min(total);
+                async move { read_range(&mut conn, keys, which, range).await }
+            })
+            .buffered(in_flight.max(1));
+        Ok::<_, redis::RedisError>(pages)
+    };
+    futures::stream::once(planned)
+        .try_flatten()
+        .scan(false, |failed, page| {
+            let next = (!*failed).then(|| {
+                *failed = page.is_err();
+                page
+            });
+            futures::future::ready(next)
         })
-        .buffered(in_flight.max(1))
+}
+
+/// How many shards a page of a planned [`walk`] reads: about `count` of the `expected`
+/// logins the walk keeps, within [`MIN_PAGE`] and [`MAX_ROUND`] shards, so a small index
+/// takes a few dozen pages of fewer logins and one of tens of millions pages of more.
+fn page_shards(total: u64, expected: u64, count: usize) -> u64 {
+    (count.max(1) as u64)
+        .saturating_mul(total)
+        .div_ceil(expected.max(1))
+        .clamp(MIN_PAGE, MAX_ROUND)
+}
+
+/// How many logins the buckets' counts say a walk for `which` keeps (one pipelined round
+/// trip). A missing or corrupt count reads as 0: this only sizes a walk's pages.
+async fn expected(
+    conn: &mut RedisConn,
+    keys: &KeySpace,
+    which: Which,
+) -> Result<u64, redis::RedisError> {
+    let mut pipe = redis::pipe();
+    for bucket in keys.all_buckets() {
+        pipe.cmd("HMGET")
+            .arg(keys.login_index_counts(bucket))
+            .arg("active")
+            .arg("inactive");
+    }
+    let counts: Vec<(Option<String>, Option<String>)> = pipe.query_async(conn).await?;
+    let read = |raw: &Option<String>| {
+        raw.as_deref()
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    Ok(counts.iter().fold(0u64, |sum, (active, inactive)| {
+        sum.saturating_add(match which {
+            Which::Active => read(active),
+            Which::Inactive => read(inactive),
+            Which::All => read(active).saturating_add(read(inactive)),
+        })
+    }))
 }
 
 /// How many logins the index holds as active (`true`) or inactive: the buckets' counts,
@@ -253,6 +305,21 @@ pub(crate) async fn contains(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_planned_page_holds_about_the_count_asked_within_its_shard_bounds() {
+        let total = u64::from(SHARDS);
+        // A million logins: 17 shards of about 61 logins, about 1,000 a page.
+        assert_eq!(page_shards(total, 1_000_000, 1_000), 17);
+        // Ten million: the floor of 16 shards, about 9,800 a page, 1,024 pages.
+        assert_eq!(page_shards(total, 10_000_000, 1_000), MIN_PAGE);
+        // A thousand, none, or counts that read as 0: the ceiling, 32 pages.
+        assert_eq!(page_shards(total, 1_000, 1_000), MAX_ROUND);
+        assert_eq!(page_shards(total, 0, 1_000), MAX_ROUND);
+        // Nothing overflows, whatever the counts or the count asked.
+        assert_eq!(page_shards(total, u64::MAX, usize::MAX), MIN_PAGE);
+        assert_eq!(page_shards(total, 1, usize::MAX), MAX_ROUND);
+    }
 
     #[test]
     fn a_login_falls_in_its_own_bucket_and_shards_spread_evenly() {

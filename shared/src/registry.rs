@@ -753,38 +753,27 @@ impl Registry {
         }
     }
 
-    /// The active LoginIds, in pages of about `batch` (for the routine), each once.
-    /// [`WALK_IN_FLIGHT`] pages are read at once, planned from the index's counts.
+    /// The active LoginIds, in pages of about `batch` (for the routine), each once; a page
+    /// is smaller in an index of fewer than 32 pages' worth and larger past ten million
+    /// logins (see `login_index::walk`). [`WALK_IN_FLIGHT`] pages are read at once.
     pub fn scan_active(&self, batch: usize) -> IdStream<'_> {
         use futures::TryStreamExt;
-        let registered = async move {
-            let mut conn = self.conn.clone();
-            let active = login_index::count(&mut conn, &self.keys, true).await?;
-            let inactive = login_index::count(&mut conn, &self.keys, false).await?;
-            Ok::<_, redis::RedisError>(active + inactive)
+        // A Cluster splits each page over its masters already; several pages of hundreds
+        // of slots at once held other commands on the same connection past their timeout.
+        let in_flight = match self.conn.mode() {
+            RedisMode::Cluster => 1,
+            RedisMode::Standalone | RedisMode::Sentinel => WALK_IN_FLIGHT,
         };
         Box::pin(
-            futures::stream::once(registered)
-                .map_ok(move |registered| {
-                    // A Cluster splits each page over its masters already; several pages
-                    // of hundreds of slots at once held other commands on the same
-                    // connection past their timeout.
-                    let in_flight = match self.conn.mode() {
-                        RedisMode::Cluster => 1,
-                        RedisMode::Standalone | RedisMode::Sentinel => WALK_IN_FLIGHT,
-                    };
-                    login_index::walk(
-                        self.conn.clone(),
-                        &self.keys,
-                        Which::Active,
-                        registered,
-                        batch,
-                        in_flight,
-                    )
-                })
-                .try_flatten()
-                .map_ok(|raw| raw.iter().filter_map(|s| LoginId::parse(s).ok()).collect())
-                .map_err(RegistryError::from),
+            login_index::walk(
+                self.conn.clone(),
+                &self.keys,
+                Which::Active,
+                batch,
+                in_flight,
+            )
+            .map_ok(|raw| raw.iter().filter_map(|s| LoginId::parse(s).ok()).collect())
+            .map_err(RegistryError::from),
         )
     }
 

@@ -188,13 +188,6 @@ async fn list_and_scan_active_page_through_exactly_the_matching_logins() {
     assert!(inactive.contains(&login(3)) && !active.contains(&login(3)));
 
     let pages: Vec<Vec<LoginId>> = registry.scan_active(50).try_collect().await.unwrap();
-    // Pages are planned from the index's counts: about 50 logins each, with the spread of
-    // logins over shards.
-    assert!(
-        pages.iter().all(|page| page.len() <= 100),
-        "{:?}",
-        pages.iter().map(Vec::len).collect::<Vec<_>>()
-    );
     let mut scanned: Vec<LoginId> = pages.into_iter().flatten().collect();
     scanned.sort();
     assert_eq!(scanned, active, "each active login once");
@@ -224,9 +217,10 @@ async fn a_walk_of_the_active_logins_returns_each_once_whatever_the_counts_say()
         ids
     };
 
-    // Counts far below the truth (the walk plans few, large pages), then far above it
-    // (many small ones): the counts only size the pages, every shard is read once.
-    for (active_count, inactive_count) in [(0, 0), (1_000_000, 1_000_000)] {
+    // Counts that read as 0 (the walk plans its largest pages), corrupt ones (read as 0
+    // too), and counts far above the truth (its smallest pages): the counts only size the
+    // pages, every shard is read once.
+    for (active_count, inactive_count) in [("0", "0"), ("x", "-3"), ("2000000", "2000000")] {
         for bucket in redis.keys.all_buckets() {
             let _: () = conn
                 .hset_multiple(
