@@ -231,8 +231,9 @@ pub(crate) fn walk(
 }
 
 /// How many shards a page of a planned [`walk`] reads: about `count` of the `expected`
-/// logins the walk keeps, within [`MIN_PAGE`] and [`MAX_ROUND`] shards, so a small index
-/// takes a few dozen pages of fewer logins and one of tens of millions pages of more.
+/// logins the walk keeps, within [`MIN_PAGE`] and [`MAX_ROUND`] shards: an index of fewer
+/// than 32 pages' worth is walked in 32 smaller pages, one of more than about ten million
+/// logins in 1,024 larger ones.
 fn page_shards(total: u64, expected: u64, count: usize) -> u64 {
     (count.max(1) as u64)
         .saturating_mul(total)

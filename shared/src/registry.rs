@@ -753,9 +753,10 @@ impl Registry {
         }
     }
 
-    /// The active LoginIds, in pages of about `batch` (for the routine), each once; a page
-    /// is smaller in an index of fewer than 32 pages' worth and larger past ten million
-    /// logins (see `login_index::walk`). [`WALK_IN_FLIGHT`] pages are read at once.
+    /// The active LoginIds, in pages of about `batch` (for the routine), each once: at least
+    /// 32 pages and at most 1,024, so pages are smaller than `batch` under 32 pages' worth
+    /// of active logins and larger past about ten million. [`WALK_IN_FLIGHT`] pages are
+    /// read at once.
     pub fn scan_active(&self, batch: usize) -> IdStream<'_> {
         use futures::TryStreamExt;
         // A Cluster splits each page over its masters already; several pages of hundreds
