@@ -17,7 +17,7 @@ fn login(n: u32) -> LoginId {
     LoginId::parse(&format!("00000000-0000-4000-8000-{n:012}")).unwrap()
 }
 
-/// Day `day` of a run of days that ended a week or two ago, by the real clock: the ledger
+/// Day `day` of a run of days starting three weeks ago, by the real clock: the ledger
 /// trims from its indexes on arrival an outcome older than its lifetime (35 days), so
 /// fixed dates would stop testing what they test. Taken once, so that a run crossing
 /// midnight keeps its days.
