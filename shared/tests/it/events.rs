@@ -120,7 +120,10 @@ async fn a_login_broken_for_days_gets_one_needs_reauth_and_its_next_refresh_one_
     );
     let first = &read[0].event;
     assert_eq!(first.routine_date, date(1).to_string());
-    assert_eq!(first.at, at(1).format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string());
+    assert_eq!(
+        first.at,
+        at(1).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    );
     assert_eq!(first.flinks_code.as_deref(), Some("INVALID_PASSWORD"));
     assert_eq!(first.unrecognised_code, Some(false));
     assert_eq!(read[1].event.source.as_deref(), Some("refreshed"));
