@@ -421,7 +421,7 @@ impl<T: Serialize> Queue<T> {
             .map(|k| self.keys.get(k).to_string()),
             id: JobId::generate(),
             payload,
-            delay_ms: options.delay.map_or(0, |d| d.as_millis().max(1) as u64),
+            delay_ms: delay_ms(options),
             dedupe_ttl_ms: self.dedupe_ttl_ms(options),
             dedupe: options
                 .dedupe_key
@@ -482,30 +482,45 @@ impl<T: Serialize> Queue<T> {
             .map_or(1, |(_, first)| self.dedupe_ttl_ms(first));
         let mut inv = self.invocation(&scripts::ENQUEUE);
         inv.arg(ttl).arg(batch.len());
-        let mut next_key = self.keys.script_keys.len() + 1; // Lua KEYS are 1-based
         let ids: Vec<JobId> = batch.iter().map(|_| JobId::generate()).collect();
-        for ((payload, opts), id) in batch.iter().zip(&ids) {
-            inv.arg(id.as_str())
-                .arg(payload.as_str())
-                .arg(opts.delay.map_or(0, |d| d.as_millis().max(1) as u64));
-            match &opts.dedupe_key {
-                Some(label) => {
-                    inv.key(self.keys.dedupe(label))
-                        .arg(next_key)
-                        .arg(label.as_str());
-                    next_key += 1;
-                }
-                None => {
-                    inv.arg(0).arg("");
+        match uniform_batch(&batch) {
+            Some((delay_ms, rank)) => {
+                inv.arg(4).arg(delay_ms).arg(rank);
+                for ((payload, opts), id) in batch.iter().zip(&ids) {
+                    let key = opts.supersede.as_ref().map_or("", |s| s.key.as_str());
+                    inv.arg(id.as_str())
+                        .arg(payload.as_str())
+                        .arg(key)
+                        .arg(super::keys::pending_shard(key));
                 }
             }
-            match &opts.supersede {
-                Some(s) => inv
-                    .arg(s.key.as_str())
-                    .arg(s.rank)
-                    .arg(super::keys::pending_shard(&s.key)),
-                None => inv.arg("").arg(0).arg(0),
-            };
+            None => {
+                inv.arg(8);
+                let mut next_key = self.keys.script_keys.len() + 1; // Lua KEYS are 1-based
+                for ((payload, opts), id) in batch.iter().zip(&ids) {
+                    inv.arg(id.as_str())
+                        .arg(payload.as_str())
+                        .arg(delay_ms(opts));
+                    match &opts.dedupe_key {
+                        Some(label) => {
+                            inv.key(self.keys.dedupe(label))
+                                .arg(next_key)
+                                .arg(label.as_str());
+                            next_key += 1;
+                        }
+                        None => {
+                            inv.arg(0).arg("");
+                        }
+                    }
+                    match &opts.supersede {
+                        Some(s) => inv
+                            .arg(s.key.as_str())
+                            .arg(s.rank)
+                            .arg(super::keys::pending_shard(&s.key)),
+                        None => inv.arg("").arg(0).arg(0),
+                    };
+                }
+            }
         }
         // The script answers the duplicates only: (index in the batch, the id they duplicate).
         let duplicates: Vec<(usize, String)> = self.run(&inv).await?;
@@ -522,6 +537,28 @@ impl<T: Serialize> Queue<T> {
         );
         Ok(out)
     }
+}
+
+/// A job's delay as `enqueue.lua` takes it: whole ms, at least 1 when there is one, 0 for none.
+fn delay_ms(options: &EnqueueOptions) -> u64 {
+    options.delay.map_or(0, |d| d.as_millis().max(1) as u64)
+}
+
+/// The delay (ms) and supersede rank every job of `batch` shares, when they share both and
+/// none has a dedupe key: such a batch (a routine's) goes to `enqueue.lua` in its compact
+/// layout, half the arguments a job.
+fn uniform_batch(batch: &[(String, EnqueueOptions)]) -> Option<(u64, i64)> {
+    let (_, first) = batch.first()?;
+    let rank = first.supersede.as_ref()?.rank;
+    let delay = delay_ms(first);
+    batch
+        .iter()
+        .all(|(_, o)| {
+            o.dedupe_key.is_none()
+                && o.supersede.as_ref().is_some_and(|s| s.rank == rank)
+                && delay_ms(o) == delay
+        })
+        .then_some((delay, rank))
 }
 
 impl<T: DeserializeOwned> Queue<T> {
@@ -782,7 +819,41 @@ fn truncate(s: &str) -> &str {
 
 #[cfg(test)]
 mod tests {
-    use super::decode_superseded;
+    use std::time::Duration;
+
+    use super::{decode_superseded, uniform_batch};
+    use crate::queue::EnqueueOptions;
+
+    #[test]
+    fn only_a_batch_of_one_rank_and_one_delay_without_dedupe_keys_is_uniform() {
+        let job = |options: EnqueueOptions| (String::from("[]"), options);
+        let ranked = |key: &str, rank| EnqueueOptions::default().superseding(key, rank);
+        let hour = Duration::from_secs(3600);
+
+        let routine = [job(ranked("a", 7)), job(ranked("b", 7))];
+        let delayed = [
+            job(ranked("a", 7).delayed(hour)),
+            job(ranked("b", 7).delayed(hour)),
+        ];
+        let two_ranks = [job(ranked("a", 7)), job(ranked("b", 8))];
+        let two_delays = [job(ranked("a", 7)), job(ranked("b", 7).delayed(hour))];
+        let deduped = [
+            job(ranked("a", 7)),
+            job(EnqueueOptions {
+                dedupe_key: Some("x".into()),
+                ..ranked("b", 7)
+            }),
+        ];
+        let unranked = [job(ranked("a", 7)), job(EnqueueOptions::default())];
+
+        assert_eq!(uniform_batch(&routine), Some((0, 7)));
+        assert_eq!(uniform_batch(&delayed), Some((3_600_000, 7)));
+        assert_eq!(uniform_batch(&two_ranks), None);
+        assert_eq!(uniform_batch(&two_delays), None);
+        assert_eq!(uniform_batch(&deduped), None);
+        assert_eq!(uniform_batch(&unranked), None);
+        assert_eq!(uniform_batch(&[]), None);
+    }
 
     #[test]
     fn superseded_entries_decode_in_every_format_ever_written() {

@@ -1,7 +1,12 @@
 -- Enqueue a batch of jobs, each with an optional dedupe key and supersede key, atomically.
--- ARGV[1] dedupe TTL (ms), ARGV[2] n, then 8 per job: id, payload, delay_ms, dedupe KEYS
--- index (0 = none), dedupe label, supersede key ('' = none), supersede rank (integer),
--- pending shard of the supersede key (see below).
+-- ARGV[1] dedupe TTL (ms), ARGV[2] n, ARGV[3] the layout of the jobs' arguments:
+-- - `8`: 8 per job from ARGV[4]: id, payload, delay_ms, dedupe KEYS index (0 = none), dedupe
+--   label, supersede key ('' = none), supersede rank (integer), pending shard of the
+--   supersede key (see below);
+-- - `4`, a batch whose jobs share one delay and one supersede rank and have no dedupe key
+--   (a routine's): ARGV[4] the delay_ms, ARGV[5] the rank, then 4 per job from ARGV[6]: id,
+--   payload, supersede key, pending shard. Half the arguments: taking in an argument costs
+--   Redis about as much as a command on a small hash does, and a routine queues a million.
 -- Returns the duplicates only, flat: {index, existing id, ...} (index 0-based in the
 -- batch); every other job was queued under its own id. At a million jobs a reply entry per
 -- job is a million small tables built and serialised for nothing.
@@ -41,7 +46,19 @@
 -- one did. An entry costs an HGET and an HSET of its shard: the shards are what keeps an
 -- entry small, and a window's keys almost never share one.
 local WINDOW = 64
-local PER_JOB = 8
+local PER_JOB = tonumber(ARGV[3])
+if PER_JOB ~= 8 and PER_JOB ~= 4 then
+  return redis.error_reply('enqueue: unknown argument layout ' .. tostring(ARGV[3]))
+end
+local COMPACT = PER_JOB == 4
+-- Where job 0's arguments start, and the offsets of its supersede key and pending shard.
+local FIRST = COMPACT and 6 or 4
+local AT_SKEY, AT_SHARD = COMPACT and 2 or 5, COMPACT and 3 or 7
+-- A compact batch's shared delay and rank (the rank as written into entries: the argument
+-- itself once it reads as an integer).
+local SHARED_DELAY = COMPACT and (tonumber(ARGV[4]) or 0) or 0
+local SHARED_RANK = COMPACT and int(ARGV[5], 0) or 0
+local SHARED_RANK_TEXT = SHARED_RANK == 0 and '0' or ARGV[5]
 local now = now_ms()
 -- Written into every job's hash: formatted once (a Lua number handed to redis.call is
 -- formatted as a float on every call).
@@ -140,10 +157,10 @@ local function read_pending(first, last)
   pending, pending_dirty, pending_shard, legacy_found = {}, {}, {}, {}
   local skeys = {}
   for i = first, last do
-    local b = 3 + i * PER_JOB
-    local skey = ARGV[b + 5]
+    local b = FIRST + i * PER_JOB
+    local skey = ARGV[b + AT_SKEY]
     if skey ~= '' and pending[skey] == nil then
-      local shard = K_PENDING .. ':' .. ARGV[b + 7]
+      local shard = K_PENDING .. ':' .. ARGV[b + AT_SHARD]
       pending_shard[skey] = shard
       pending[skey] = redis.call('HGET', shard, skey)
       skeys[#skeys + 1] = skey
@@ -179,12 +196,18 @@ for first = 0, n - 1, WINDOW do
   local last = math.min(first + WINDOW, n) - 1
   read_pending(first, last)
   for i = first, last do
-    local b = 3 + i * PER_JOB
+    local b = FIRST + i * PER_JOB
     local id, payload = ARGV[b], ARGV[b + 1]
-    local delay, dk, label = tonumber(ARGV[b + 2]) or 0, tonumber(ARGV[b + 3]) or 0, ARGV[b + 4]
-    local skey, rank = ARGV[b + 5], int(ARGV[b + 6], 0)
-    -- The rank as written into entries: the argument itself once it reads as an integer.
-    local rank_text = rank == 0 and '0' or ARGV[b + 6]
+    local delay, dk, label, skey, rank, rank_text
+    if COMPACT then
+      delay, dk, label = SHARED_DELAY, 0, ''
+      skey, rank, rank_text = ARGV[b + 2], SHARED_RANK, SHARED_RANK_TEXT
+    else
+      delay, dk, label = tonumber(ARGV[b + 2]) or 0, tonumber(ARGV[b + 3]) or 0, ARGV[b + 4]
+      skey, rank = ARGV[b + 5], int(ARGV[b + 6], 0)
+      -- The rank as written into entries: the argument itself once it reads as an integer.
+      rank_text = rank == 0 and '0' or ARGV[b + 6]
+    end
     local existing = false
     if dk > 0 then
       -- One command: set when absent, and the id already there when not.

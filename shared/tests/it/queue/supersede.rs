@@ -174,6 +174,60 @@ async fn a_batch_that_supersedes_its_own_job_queues_only_the_newest() {
     assert_eq!(got, [2, 4], "in enqueue order");
 }
 
+/// A batch whose jobs share one rank and one delay and have no dedupe key (a routine's)
+/// goes to Redis in a compact layout of its own: it replaces, supersedes on arrival,
+/// deduplicates and delays as a mixed batch does.
+#[tokio::test]
+async fn a_batch_of_one_rank_and_one_delay_supersedes_and_deduplicates_as_any_other() {
+    let t = TestNs::new("supersede-uniform").await;
+    let q: Queue<Ping> = t.queue(t.config("q"));
+    let w = WorkerId::generate();
+    let hour = Duration::from_secs(3600);
+    // a's rank-1 job waits in ready, b's in delayed; c already has a rank-3 job.
+    let a1 = q.enqueue(&Ping { n: 1 }, opts("a", 1)).await.unwrap();
+    let b1 = q
+        .enqueue(&Ping { n: 2 }, opts("b", 1).delayed(hour))
+        .await
+        .unwrap();
+    let c3 = q.enqueue(&Ping { n: 3 }, opts("c", 3)).await.unwrap();
+
+    let out = q
+        .enqueue_many([
+            (Ping { n: 11 }, opts("a", 2).delayed(hour)),
+            (Ping { n: 12 }, opts("b", 2).delayed(hour)),
+            (Ping { n: 13 }, opts("c", 2).delayed(hour)),
+            (Ping { n: 14 }, opts("d", 2).delayed(hour)),
+            (Ping { n: 15 }, opts("d", 2).delayed(hour)),
+        ])
+        .await
+        .unwrap();
+
+    assert_eq!(
+        out.iter().map(|e| e.is_new()).collect::<Vec<_>>(),
+        [true, true, false, true, false]
+    );
+    assert_eq!((out[2].id(), out[4].id()), (c3.id(), out[3].id()));
+    let s = q.stats().await.unwrap();
+    assert_eq!((s.ready, s.delayed, s.superseded_total), (1, 3, 3), "{s:?}");
+    let superseded = q.superseded(10).await.unwrap();
+    assert_eq!(
+        entries(&superseded),
+        [
+            (11, Some(1), Some(2), false),
+            (12, Some(1), Some(2), false),
+            (13, Some(2), Some(3), true)
+        ]
+    );
+    let replaced: Vec<_> = superseded
+        .iter()
+        .filter(|s| !s.on_arrival)
+        .map(|s| &s.id)
+        .collect();
+    assert_eq!(replaced, [a1.id(), b1.id()]);
+    // Only c's rank-3 job is ready: the new jobs wait out their hour.
+    assert_eq!(leased_ns(&q, &w, 10).await, [3]);
+}
+
 #[tokio::test]
 async fn forgetting_superseded_entries_removes_each_once_even_when_the_outbox_moved() {
     let t = TestNs::new("supersede-forget").await;
