@@ -17,7 +17,7 @@ re-auth and failed records, single jobs, the results stream and an audit trail.
 
 Settings come from defaults < the --config TOML file < environment variables (REDIS_URL, \
 REFRESH_NAMESPACE, ROUTINE_TZ, RATE_LIMIT_PER_MINUTE, ...). Dates (--date) are YYYY-MM-DD, \
-today or yesterday, counted in ROUTINE_TZ.
+today or yesterday, counted in ROUTINE_TZ; `routine run` refuses a date more than one day ahead.
 
 Exit codes:
   0  success

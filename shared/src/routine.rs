@@ -79,6 +79,54 @@ pub enum RoutineError {
     /// The date's deadline could not be stored (nothing was enqueued).
     #[error("routine: storing the deadline: {0}")]
     Control(#[from] ControlError),
+    /// A date started by hand lies more than [`MAX_DAYS_AHEAD`] after today (nothing was
+    /// enqueued).
+    #[error(
+        "routine date {date} is {days} days after today ({today} in {tz}); a routine may \
+         start at most {MAX_DAYS_AHEAD} day ahead: a later date's jobs replace every waiting \
+         job of the dates before it, and those dates queue nothing until it comes"
+    )]
+    TooFarAhead {
+        /// The date asked for.
+        date: NaiveDate,
+        /// Today in the routine's time zone.
+        today: NaiveDate,
+        /// The routine's time zone.
+        tz: Tz,
+        /// How many days after today `date` is.
+        days: i64,
+    },
+}
+
+impl RoutineError {
+    /// True when the caller asked for something to fix (a date too far ahead), not when
+    /// Redis failed.
+    pub fn is_usage(&self) -> bool {
+        matches!(self, RoutineError::TooFarAhead { .. })
+    }
+}
+
+/// How many days after today (in the routine's time zone) a routine may be started by
+/// hand: one, for a clock or an operator a little ahead of the zone. The routine of a date
+/// supersedes every earlier date's waiting job, and an earlier date's job is superseded on
+/// arrival once a later one exists, so one mistyped year would leave every daily run with
+/// nothing to queue.
+pub const MAX_DAYS_AHEAD: i64 = 1;
+
+/// Refuses `date` when it lies more than [`MAX_DAYS_AHEAD`] days after today in `tz` at
+/// `now`. Earlier dates are allowed: a backfill queues only what no later date covers.
+pub fn check_not_ahead(date: NaiveDate, now: DateTime<Utc>, tz: Tz) -> Result<(), RoutineError> {
+    let today = now.with_timezone(&tz).date_naive();
+    let days = (date - today).num_days();
+    if days > MAX_DAYS_AHEAD {
+        return Err(RoutineError::TooFarAhead {
+            date,
+            today,
+            tz,
+            days,
+        });
+    }
+    Ok(())
 }
 
 /// What one `routine run` did.
@@ -698,7 +746,8 @@ pub const ROUTINE_LAST_FIRED_TIMESTAMP_SECONDS: &str =
     "nightly_refresh_routine_last_fired_timestamp_seconds";
 
 /// Starts the routine of `date` by hand now, at `rate_per_minute` (the limit in force),
-/// with the deadline `settings` give (see [`routine_deadline`]).
+/// with the deadline `settings` give (see [`routine_deadline`]). A date more than
+/// [`MAX_DAYS_AHEAD`] after today is refused before anything is written.
 pub async fn start_now(
     stores: &crate::stores::Stores,
     settings: &crate::config::Settings,
@@ -706,6 +755,7 @@ pub async fn start_now(
     rate_per_minute: f64,
 ) -> Result<RoutineRun, RoutineError> {
     let (at, tz) = (settings.routine_at, settings.routine_tz);
+    check_not_ahead(date, Utc::now(), tz)?;
     let deadline = routine_deadline(Utc::now(), settings.routine_deadline, at, tz);
     let (registry, ledger) = (&stores.registry, &stores.ledger);
     start_routine(
@@ -724,6 +774,31 @@ pub async fn start_now(
 mod tests {
     use super::*;
     use chrono_tz::America::Toronto;
+
+    #[test]
+    fn a_date_started_by_hand_may_be_at_most_one_day_after_today_in_the_zone() {
+        // 03:00 UTC on the 25th is still the 24th in Toronto.
+        let now = utc("2026-11-25T03:00:00Z");
+        let day = |d| NaiveDate::from_ymd_opt(2026, 11, d).unwrap();
+
+        for ok in [day(1), day(23), day(24), day(25)] {
+            assert!(check_not_ahead(ok, now, Toronto).is_ok(), "{ok}");
+        }
+        let err = check_not_ahead(day(26), now, Toronto).unwrap_err();
+        let far = check_not_ahead(NaiveDate::from_ymd_opt(2099, 1, 1).unwrap(), now, Toronto);
+
+        assert!(err.is_usage());
+        assert_eq!(
+            err.to_string(),
+            "routine date 2026-11-26 is 2 days after today (2026-11-24 in America/Toronto); \
+             a routine may start at most 1 day ahead: a later date's jobs replace every \
+             waiting job of the dates before it, and those dates queue nothing until it comes"
+        );
+        assert!(matches!(
+            far,
+            Err(RoutineError::TooFarAhead { days: 26_336, .. })
+        ));
+    }
 
     fn utc(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)

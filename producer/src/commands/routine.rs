@@ -20,7 +20,8 @@ pub enum RoutineCommand {
 /// `producer routine run`
 #[derive(Debug, Args)]
 pub struct RoutineRunArgs {
-    /// The routine date: YYYY-MM-DD, today or yesterday (default: today in ROUTINE_TZ).
+    /// The routine date: YYYY-MM-DD, today or yesterday (default: today in ROUTINE_TZ); at
+    /// most one day after today.
     #[arg(long, value_name = "DATE")]
     pub date: Option<RoutineDay>,
 }

@@ -350,3 +350,29 @@ async fn results_read_by_login_and_date_prints_that_refresh_only() {
     assert_eq!(alone.status.code(), Some(2), "--login needs --date");
     env.cleanup().await;
 }
+
+/// A routine date far ahead (a mistyped year) would supersede every waiting job and leave
+/// each daily run with nothing to queue until it came: it is refused, and nothing is queued.
+#[tokio::test]
+async fn a_routine_date_more_than_a_day_ahead_is_refused_and_queues_nothing() {
+    let env = Env::new("routine-ahead");
+    let file = env.file("one.csv", &format!("LoginId\n{}\n", login(1).as_str()));
+    assert!(env.run(&["logins", "import", &file]).status.success());
+
+    let far = env.run(&["routine", "run", "--date", "2099-01-01"]);
+    let far_json = env.run(&["routine", "run", "--date", "2099-01-01", "--json"]);
+    let far_json: serde_json::Value = serde_json::from_slice(&far_json.stdout).unwrap();
+    let stats = json(&env.run(&["queues", "stats", "--json"]));
+
+    assert_eq!(far.status.code(), Some(2), "{}", stderr(&far));
+    assert!(
+        stderr(&far).contains("routine date 2099-01-01 is")
+            && stderr(&far).contains("at most 1 day ahead"),
+        "{}",
+        stderr(&far)
+    );
+    assert_eq!(far_json["exit_code"], 2, "{far_json}");
+    assert_eq!(stats["queues"][0]["queue"], "authorize", "{stats}");
+    assert_eq!(stats["queues"][0]["ready"], 0, "nothing queued: {stats}");
+    env.cleanup().await;
+}
