@@ -19,20 +19,31 @@ pub use exit::{exit_quietly_on_closed_pipe, PartialFailure, UsageError};
 /// loaded and logging started. The commands' futures are boxed: nested inline, their
 /// layouts are deeper than the compiler's query limit.
 pub async fn run(cli: cli::Cli) -> anyhow::Result<()> {
-    // One-shot commands log warnings only, so nothing precedes their output; the
-    // scheduler's log lines are its output. RUST_LOG overrides both.
     let level = match cli.command {
         Command::Completions(_) | Command::Man(_) => return cli::run_offline(cli.command),
         Command::Console(ref args) if args.command.is_some() => {
             return commands::console::hash_password();
         }
-        Command::Schedule | Command::Console(_) => "info",
-        _ => "warn",
+        ref command => default_log_filter(command),
     };
     let settings = Settings::load(cli.config.as_deref()).context("invalid configuration")?;
     shared::telemetry::init_at(settings.log_format, level);
     Box::pin(cli::dispatch(cli, settings)).await
 }
+
+/// The log filter of `command` when `RUST_LOG` sets none. One-shot commands log warnings
+/// only, so nothing precedes their output, except the trace of every Flinks call they make
+/// (`refresh-status` calls GetNightlyRefreshStatus): every call is traced, whoever makes it.
+/// The scheduler's and the console's log lines are their output.
+fn default_log_filter(command: &Command) -> &'static str {
+    match command {
+        Command::Schedule | Command::Console(_) => "info",
+        _ => API_CALL_FILTER,
+    }
+}
+
+/// Warnings, and the Flinks call trace at `info` (a successful call's level).
+const API_CALL_FILTER: &str = "warn,flinks.api_call=info";
 
 /// The exit code of a command's result, its error printed by [`fail`].
 pub fn finish(result: anyhow::Result<()>, json: bool) -> ExitCode {
@@ -68,4 +79,28 @@ pub fn parse_args() -> Result<cli::Cli, ExitCode> {
         let detail = UsageError(e.render().to_string());
         fail(&anyhow::Error::new(detail).context(message), true)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser as _;
+
+    fn filter_of(args: &[&str]) -> &'static str {
+        let cli = cli::Cli::try_parse_from(["producer"].iter().chain(args)).unwrap();
+        default_log_filter(&cli.command)
+    }
+
+    #[test]
+    fn one_shot_commands_log_warnings_and_every_flinks_call() {
+        let trace = format!("{}=info", shared::flinks::call_log::API_CALL_TARGET);
+
+        let refresh_status = filter_of(&["refresh-status"]);
+        let report = filter_of(&["report"]);
+        let schedule = filter_of(&["schedule"]);
+
+        assert_eq!(refresh_status, format!("warn,{trace}"));
+        assert_eq!(report, refresh_status);
+        assert_eq!(schedule, "info");
+    }
 }
