@@ -441,7 +441,10 @@ impl Settings {
             }
         }
         let env: BTreeMap<String, String> = env.into_iter().collect();
-        for (key, _) in DEFAULTS {
+        for (key, default) in DEFAULTS {
+            if env.get(*key).is_some_and(String::is_empty) {
+                check_empty_variable(key, *default, &env)?;
+            }
             if let Some(value) = env.get(*key).filter(|v| !v.is_empty()) {
                 raw.insert(
                     key,
@@ -519,6 +522,37 @@ impl Settings {
     pub fn rate_limit_disabled(&self) -> bool {
         self.rate_limit_per_minute == 0.0
     }
+}
+
+/// An environment variable set to the empty string (`REFRESH_NAMESPACE=$NS` with `NS`
+/// unset) reads as unset only where that changes nothing: a setting with no default. Where
+/// it would quietly put the default in its place (the production namespace, the default
+/// Redis) it is an error naming the variable, and so is an empty secret (unless its
+/// `_FILE`, which wins, is set).
+fn check_empty_variable(
+    key: &'static str,
+    default: Option<&str>,
+    env: &BTreeMap<String, String>,
+) -> Result<(), ConfigError> {
+    let secret = SECRETS.contains(&key);
+    let file_set = || {
+        env.get(&format!("{key}_FILE"))
+            .is_some_and(|v| !v.is_empty())
+    };
+    let reason = match default {
+        _ if secret && file_set() => return Ok(()),
+        _ if secret => "must not be empty".to_string(),
+        Some(default) => {
+            format!("empty; unset it to use the default ({default:?}) or give a value")
+        }
+        None => return Ok(()),
+    };
+    Err(ConfigError::Invalid {
+        key,
+        source_name: "environment".into(),
+        reason,
+        value: String::new(),
+    })
 }
 
 /// A secret must be one non-empty line: a line break would be sent inside a header or
@@ -1285,6 +1319,40 @@ mod tests {
         let file = temp_file("c.toml", "flinks_api_key = \"\"\n");
         let err = Settings::load_from(Some(&file), env(&[])).unwrap_err();
         assert!(err.to_string().contains("FLINKS_API_KEY"), "{err}");
+    }
+
+    #[test]
+    fn an_empty_variable_is_an_error_where_it_would_quietly_become_the_default() {
+        let err = |vars: &[(&str, &str)]| {
+            Settings::load_from(None, env(vars))
+                .unwrap_err()
+                .to_string()
+        };
+        let key_file = temp_file("key", "k3y\n");
+
+        let namespace = err(&[("REFRESH_NAMESPACE", "")]);
+        let secret = err(&[("FLINKS_SECRET_KEY", "")]);
+        let with_file = Settings::load_from(
+            None,
+            env(&[
+                ("FLINKS_SECRET_KEY", ""),
+                ("FLINKS_SECRET_KEY_FILE", key_file.to_str().unwrap()),
+            ]),
+        );
+        let optional = Settings::load_from(None, env(&[("WEBHOOK_URL", "")]));
+
+        assert_eq!(
+            namespace,
+            "REFRESH_NAMESPACE (from environment) is invalid: empty; unset it to use the \
+             default (\"nightly-refresh\") or give a value (got \"\")"
+        );
+        assert!(
+            secret
+                .starts_with("FLINKS_SECRET_KEY (from environment) is invalid: must not be empty"),
+            "{secret}"
+        );
+        assert!(with_file.is_ok(), "the file wins: {with_file:?}");
+        assert!(optional.is_ok(), "no default to fall back to: {optional:?}");
     }
 
     #[test]
