@@ -11,7 +11,8 @@
 //! tag) and `Priority` (an integer from 0 to [`MAX_PRIORITY`], higher refreshed first when
 //! a day's budget cannot cover every login; empty = 0; a file without the column keeps
 //! each login's current priority, 0 for a new one), in any order, matched
-//! case-insensitively; other columns are ignored. A LoginId
+//! case-insensitively; other columns are ignored, except a near miss of one of these
+//! (`Actve`, `Tags`), which is refused rather than silently lost. A LoginId
 //! that appears twice keeps its last row and is counted in [`ParsedImport::duplicates`].
 //!
 //! Limits, so a hostile or broken file cannot exhaust memory or plant control characters
@@ -181,12 +182,51 @@ fn columns(path: &Path, header: &csv::StringRecord) -> Result<Columns, ImportErr
         Ok(first)
     };
     let login_id = find("LoginId")?.ok_or_else(|| bad("no LoginId column".into()))?;
+    if let Some((column, meant)) = header.iter().find_map(misspelt_column) {
+        return Err(bad(format!(
+            "column {column:?} looks like a misspelt {meant}: rename it, or remove it (other \
+             columns are ignored, so its values would be lost)"
+        )));
+    }
     Ok(Columns {
         login_id,
         active: find("Active")?,
         tag: find("Tag")?,
         priority: find("Priority")?,
     })
+}
+
+/// The optional columns the import reads (a file without `LoginId` is refused anyway).
+const OPTIONAL_COLUMNS: [&str; 3] = ["Active", "Tag", "Priority"];
+
+/// `column` and the optional column it is a near miss of (`Actve`, `Priorty`, `IsActive`,
+/// `Tags`): one edit away for a name of up to four letters, two for a longer one. Other
+/// columns are ignored, so a misspelt one would silently drop what it says (every login
+/// active, every priority 0).
+fn misspelt_column(column: &str) -> Option<(&str, &'static str)> {
+    let name = normalise(column);
+    OPTIONAL_COLUMNS.into_iter().find_map(|known| {
+        let known_name = normalise(known);
+        let allowed = if known_name.len() <= 4 { 1 } else { 2 };
+        let distance = edit_distance(&name, &known_name);
+        (distance > 0 && distance <= allowed).then_some((column, known))
+    })
+}
+
+/// Levenshtein distance between two short names, by characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = diagonal + usize::from(ca != *cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(row[j + 1] + 1);
+        }
+    }
+    row[b.len()]
 }
 
 /// Parses an `Active` cell; empty means active.
@@ -748,6 +788,31 @@ mod tests {
         let err = parse(&format!("Id,Active\n{A},true\n"), false).unwrap_err();
         assert!(matches!(err, ImportError::BadHeader { .. }), "{err}");
         assert!(err.to_string().contains("logins.csv") && err.to_string().contains("LoginId"));
+    }
+
+    #[test]
+    fn a_near_miss_of_a_known_column_is_refused_and_other_columns_are_ignored() {
+        let refused = |header: &str| match parse(&format!("{header}\n{A},x,1\n"), true) {
+            Err(ImportError::BadHeader { reason, .. }) => reason,
+            other => panic!("{header}: {other:?}"),
+        };
+
+        let actve = refused("LoginId,Actve,Priority");
+        let priorty = refused("LoginId,Active,Priorty");
+        let is_active = refused("LoginId,IsActive,Note");
+        let tags = refused("LoginId,Tags,Note");
+        let ignored = parse(&format!("LoginId,Email,Age\n{A},a@b.c,40\n"), false).unwrap();
+
+        assert_eq!(
+            actve,
+            "column \"Actve\" looks like a misspelt Active: rename it, or remove it (other \
+             columns are ignored, so its values would be lost)"
+        );
+        assert!(priorty.contains("\"Priorty\" looks like a misspelt Priority"));
+        assert!(is_active.contains("\"IsActive\" looks like a misspelt Active"));
+        assert!(tags.contains("\"Tags\" looks like a misspelt Tag"));
+        assert_eq!(ignored.records.len(), 1);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
     }
 
     #[test]
