@@ -401,6 +401,17 @@ impl LoginOps {
                 report.unknown.push(login.as_str().to_string());
                 continue;
             }
+            // A re-auth the routine already recorded for the date says more (its own
+            // Authorize's FlinksCode, Message and the RequestId for stale data): it stays,
+            // and the listing only marks the login ineligible.
+            if matches!(
+                self.ledger.get(date, login).await?,
+                Some(LedgerOutcome::NeedsReauth { .. })
+            ) {
+                self.ledger.mark_ineligible(date, login).await?;
+                report.marked.push(login.as_str().to_string());
+                continue;
+            }
             let outcome = LedgerOutcome::NeedsReauth {
                 flinks_code: card.last_refresh_error_code.clone(),
                 message: Some(format!(

@@ -766,6 +766,58 @@ async fn refresh_status_marks_listed_logins_as_needing_reauth_and_lists_unknown_
     t.cleanup().await;
 }
 
+/// A login the routine already found needing re-auth for the date keeps what its own
+/// Authorize said (FlinksCode, Message, the RequestId to fetch stale data with) when
+/// GetNightlyRefreshStatus lists it too: the listing only marks it ineligible.
+#[tokio::test]
+async fn refresh_status_keeps_the_reauth_a_login_already_has_for_the_date() {
+    let t = TestRedis::new("ops-refresh-status-keep").await;
+    let rules = flinks_sim::Rules::default()
+        .with_login(login(1).as_str(), flinks_sim::Scenario::QuestionNotFound)
+        .with_login(login(2).as_str(), flinks_sim::Scenario::InvalidPassword);
+    let sim = flinks_sim::spawn(flinks_sim::SimConfig {
+        rules,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let s = settings(Some(&sim.base_url));
+    register(&t, [login(1), login(2)]).await;
+    let today = Utc::now().date_naive();
+    let ledger = Ledger::new(t.conn.clone(), &t.keys);
+    let found = LedgerOutcome::NeedsReauth {
+        flinks_code: Some(FlinksCode::parse("QUESTION_NOT_FOUND")),
+        message: Some("The MFA question has no stored answer".into()),
+        request_id: Some(RequestId::new("r-stale")),
+        at: Utc::now(),
+        unrecognised_code: false,
+    };
+    ledger.put(today, &login(1), &found).await;
+    ledger.put(today, &login(2), &failed("RETRY_LATER")).await;
+    let client = FlinksClient::new(FlinksConfig::from_settings(&s).unwrap()).unwrap();
+    let cards = client.get_nightly_refresh_status().await.unwrap();
+    let ops = LoginOps::new(t.conn.clone(), &t.keys, &s);
+
+    let report = ops.apply_refresh_status(&cards, today).await.unwrap();
+
+    let mut marked = report.marked.clone();
+    marked.sort();
+    assert_eq!(marked, [login(1).as_str(), login(2).as_str()]);
+    assert_eq!(ledger.get(today, &login(1)).await.unwrap(), Some(found));
+    let replaced = ledger.get(today, &login(2)).await.unwrap().unwrap();
+    assert_eq!(
+        replaced.kind(),
+        "needs_reauth",
+        "a failure gives way: {replaced:?}"
+    );
+    let flags = ledger
+        .ineligible_flags(today, &[login(1), login(2)])
+        .await
+        .unwrap();
+    assert_eq!(flags, [true, true]);
+    t.cleanup().await;
+}
+
 #[tokio::test]
 async fn the_audit_log_returns_entries_newest_first() {
     let t = TestRedis::new("ops-audit").await;
