@@ -4,8 +4,9 @@ use std::time::Duration;
 
 use crate::routine::RoutineRun;
 
-/// `routine run`; `configured` is this process' RATE_LIMIT_PER_MINUTE (the capacity's
-/// basis) and `rate` the limit in force (the ETA's).
+/// `routine run`; `rate` is the limit in force (the capacity's and the ETA's basis) and
+/// `configured` this process' RATE_LIMIT_PER_MINUTE, named when a stored limit
+/// (`ratelimit set`) overrides it.
 pub fn run(run: &RoutineRun, configured: f64, rate: f64) -> String {
     let mut out = format!(
         "routine {}: {} active LoginIds, {} enqueued now, {} already queued, {} skipped (listed ineligible by GetNightlyRefreshStatus)\n",
@@ -23,14 +24,19 @@ pub fn run(run: &RoutineRun, configured: f64, rate: f64) -> String {
             run.superseded_on_arrival
         );
     }
+    let stored = if configured == rate {
+        String::new()
+    } else {
+        format!(" (the stored limit; RATE_LIMIT_PER_MINUTE is {configured})")
+    };
     out += &match (run.capacity_per_day, run.coverage_days) {
         (Some(capacity), Some(days)) if run.over_capacity => format!(
-            "over capacity: {} active logins, {} a day at {}/min: each login is refreshed once every {} days\n",
-            run.active, capacity, configured, days
+            "over capacity: {} active logins, {} a day at {}/min{stored}: each login is refreshed once every {} days\n",
+            run.active, capacity, rate, days
         ),
         (Some(capacity), _) => format!(
-            "capacity: {} logins a day at {}/min; {} active fit in one day\n",
-            capacity, configured, run.active
+            "capacity: {} logins a day at {}/min{stored}; {} active fit in one day\n",
+            capacity, rate, run.active
         ),
         _ => "capacity: unbounded (RATE_LIMIT_PER_MINUTE=0, the limiter is off)\n".into(),
     };
@@ -70,12 +76,15 @@ mod tests {
             backlog: 3_000,
             ..RoutineRun::default()
         };
-        let text = run(&r, 1.0, 2.0);
+        let text = run(&r, 1.0, 1.0);
+        let stored = run(&r, 1000.0, 1.0);
         assert!(text.starts_with("routine 2026-11-30: 3000 active LoginIds, 3000 enqueued now"));
         assert!(!text.contains("superseded"));
         assert!(text.contains("\nover capacity: 3000 active logins, 1440 a day at 1/min: each login is refreshed once every 3 days\n"));
         assert!(text
-            .ends_with("ETA of the backlog (3000 authorize jobs, all dates) at 2/min: 1m 30s\n"));
+            .ends_with("ETA of the backlog (3000 authorize jobs, all dates) at 1/min: 1m 30s\n"));
+        // The capacity is the stored limit's, as the ETA is, and says so.
+        assert!(stored.contains("\nover capacity: 3000 active logins, 1440 a day at 1/min (the stored limit; RATE_LIMIT_PER_MINUTE is 1000): each login"));
     }
 
     #[test]
