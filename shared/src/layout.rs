@@ -100,6 +100,14 @@ pub enum LayoutError {
     },
 }
 
+impl LayoutError {
+    /// True when the configuration is the operator's to fix (a bucket count other than the
+    /// data's), not when Redis failed or the stored layout is damaged.
+    pub fn is_usage(&self) -> bool {
+        matches!(self, LayoutError::BucketsChanged { .. })
+    }
+}
+
 /// What [`prepare`] did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Prepared {

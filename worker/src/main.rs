@@ -29,7 +29,8 @@ async fn main() -> ExitCode {
         Err(error) => {
             tracing::error!(error.message = %error, error.cause_chain = ?error, "worker stopped");
             eprintln!("error: {error:#}");
-            ExitCode::FAILURE
+            // 2 when the error is the operator's to fix (a setting), as for one found at start.
+            ExitCode::from(shared::ops::exit::exit_code(error.chain()))
         }
     }
 }

@@ -44,6 +44,9 @@ fn is_usage(cause: &(dyn Error + 'static)) -> bool {
         || cause
             .downcast_ref::<crate::routine::RoutineError>()
             .is_some_and(crate::routine::RoutineError::is_usage)
+        || cause
+            .downcast_ref::<crate::layout::LayoutError>()
+            .is_some_and(crate::layout::LayoutError::is_usage)
 }
 
 /// The exit code of an error, given its chain (the error, then each cause): 3 partial

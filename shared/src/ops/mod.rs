@@ -125,15 +125,19 @@ impl OpsError {
     /// True when the operator's input is what is wrong (a bad id, cursor or date), so a
     /// command line exits 2 rather than 1.
     pub fn is_usage(&self) -> bool {
-        matches!(
-            self,
-            Self::Usage(_)
-                | Self::LedgerExpired(_)
-                | Self::InvalidCursor(..)
-                | Self::InvalidJobId(_)
-                | Self::JobNotFound(_)
-                | Self::JobInFlight { .. }
-                | Self::JobNotDelayed { .. }
-        )
+        match self {
+            // Transparent: the layout error is not in the chain of causes.
+            Self::Layout(layout) => layout.is_usage(),
+            _ => matches!(
+                self,
+                Self::Usage(_)
+                    | Self::LedgerExpired(_)
+                    | Self::InvalidCursor(..)
+                    | Self::InvalidJobId(_)
+                    | Self::JobNotFound(_)
+                    | Self::JobInFlight { .. }
+                    | Self::JobNotDelayed { .. }
+            ),
+        }
     }
 }

@@ -535,6 +535,37 @@ async fn invalid_config_values_make_the_worker_exit_2_with_a_message_naming_the_
     }
 }
 
+/// A bucket count other than the one the namespace's data is laid out in is the
+/// operator's to fix (set it back, or start an empty namespace): exit 2, as any bad setting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bucket_count_other_than_the_datas_makes_worker_and_producer_exit_2() {
+    let mut stack = Stack::new("buckets", "http://127.0.0.1:9/v3/x/BankingServices").await;
+    let login = new_logins(1).remove(0);
+    let add = stack.producer(&["logins", "add", login.as_str()]);
+    assert!(
+        add.status.success(),
+        "{}",
+        String::from_utf8_lossy(&add.stderr)
+    );
+    let stored = stack.keys.buckets();
+    let other = if stored == 8 { "16" } else { "8" };
+    stack.set("KEY_BUCKETS", other);
+
+    let producer = stack.producer(&["logins", "list"]);
+    let pid = stack.spawn_worker(&[]);
+    let (worker, log) = stack.wait_worker(pid, Duration::from_secs(20)).await;
+
+    let producer_err = String::from_utf8_lossy(&producer.stderr).to_string();
+    assert_eq!(producer.status.code(), Some(2), "{producer_err}");
+    assert!(
+        producer_err.contains(&format!("set KEY_BUCKETS={stored}")),
+        "{producer_err}"
+    );
+    assert_eq!(worker.code(), Some(2), "{log}");
+    assert!(log.contains(&format!("set KEY_BUCKETS={stored}")), "{log}");
+    stack.cleanup().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_flinks_gets_jobs_retried_then_failed_and_the_worker_stays_alive() {
     // Arrange: nothing listens where Flinks should be.
