@@ -61,8 +61,9 @@ pub struct Reconnected {
     pub reauth_cleared: usize,
     /// The routine date the new authorize job is for.
     pub date: NaiveDate,
-    /// The new job's id.
-    pub job_id: String,
+    /// The new job's id; `None` for an inactive login, which is not refreshed (activate it
+    /// first).
+    pub job_id: Option<String>,
 }
 
 /// What `logins reconnected` did: the logins reconnected and those not registered.
@@ -328,9 +329,9 @@ impl LoginOps {
         login: &LoginId,
         today: NaiveDate,
     ) -> Result<Option<Reconnected>, OpsError> {
-        if self.registry.get(login).await?.is_none() {
+        let Some(status) = self.registry.get(login).await? else {
             return Ok(None);
-        }
+        };
         let filter = IndexFilter {
             login: Some(login.clone()),
             ..IndexFilter::default()
@@ -355,6 +356,16 @@ impl LoginOps {
             .arg("reauth_message")
             .query_async(&mut conn)
             .await?;
+        // An inactive login is not part of the routine: no Authorize (billed, and an
+        // outcome no date expects).
+        if !status.active {
+            return Ok(Some(Reconnected {
+                login_id: login.as_str().to_string(),
+                reauth_cleared: cleared,
+                date: today,
+                job_id: None,
+            }));
+        }
         let dedupe = format!(
             "authorize:{}:{}:reconnected:{}",
             login.as_str(),
@@ -371,7 +382,7 @@ impl LoginOps {
             login_id: login.as_str().to_string(),
             reauth_cleared: cleared,
             date: today,
-            job_id: enqueued.id().as_str().to_string(),
+            job_id: Some(enqueued.id().as_str().to_string()),
         }))
     }
 

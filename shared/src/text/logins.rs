@@ -123,11 +123,16 @@ pub fn would_deactivate(ids: &[&str]) -> String {
 
 /// `logins reconnected`: one line per login done, one per unknown login.
 pub fn reconnected(done: &[Reconnected], unknown: &[String]) -> String {
-    let done = done.iter().map(|r| {
-        format!(
+    let done = done.iter().map(|r| match &r.job_id {
+        Some(job) => format!(
             "reconnected {}: cleared {} re-auth record(s), authorize job {} enqueued for {}\n",
-            r.login_id, r.reauth_cleared, r.job_id, r.date
-        )
+            r.login_id, r.reauth_cleared, job, r.date
+        ),
+        None => format!(
+            "reconnected {}: cleared {} re-auth record(s); no authorize job: the login is \
+             inactive (`logins activate` it to refresh it)\n",
+            r.login_id, r.reauth_cleared
+        ),
     });
     let unknown = unknown
         .iter()

@@ -624,6 +624,41 @@ async fn reconnected_clears_reauth_on_every_date_and_enqueues_a_fresh_authorize_
     t.cleanup().await;
 }
 
+/// An inactive login is not part of the routine: its user reconnecting clears its re-auth
+/// records, but no Authorize is queued for it (nothing Flinks would bill, and no outcome
+/// for a date whose expected count leaves it out).
+#[tokio::test]
+async fn reconnected_clears_an_inactive_logins_reauth_but_queues_no_authorize() {
+    let t = TestRedis::new("ops-reconnected-inactive").await;
+    let s = settings(None);
+    let registry = Registry::new(t.conn.clone(), &t.keys);
+    registry
+        .add(&LoginRecordInput {
+            login_id: login(1),
+            active: false,
+            tag: None,
+            priority: None,
+        })
+        .await
+        .unwrap();
+    let ledger = Ledger::new(t.conn.clone(), &t.keys);
+    let today = Utc::now().date_naive();
+    ledger.put(today, &login(1), &reauth()).await;
+    let queue = authorize_queue(&t, &s);
+    let ops = LoginOps::new(t.conn.clone(), &t.keys, &s);
+
+    let done = ops.reconnected(&login(1), today).await.unwrap().unwrap();
+
+    assert_eq!((done.reauth_cleared, done.job_id), (1, None));
+    assert!(ledger
+        .list_reauth(&IndexFilter::default())
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(queue.stats().await.unwrap().ready, 0);
+    t.cleanup().await;
+}
+
 #[tokio::test]
 async fn deactivate_marks_the_logins_inactive_and_queues_their_change_for_flinks() {
     let t = TestRedis::new("ops-deactivate").await;
