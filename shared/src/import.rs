@@ -12,7 +12,7 @@
 //! a day's budget cannot cover every login; empty = 0; a file without the column keeps
 //! each login's current priority, 0 for a new one), in any order, matched
 //! case-insensitively; other columns are ignored, except a near miss of one of these
-//! (`Actve`, `Tags`), which is refused rather than silently lost. A LoginId
+//! (`Actve`, `Priorty`, `Tags`), which is refused rather than silently lost. A LoginId
 //! that appears twice keeps its last row and is counted in [`ParsedImport::duplicates`].
 //!
 //! Limits, so a hostile or broken file cannot exhaust memory or plant control characters
@@ -196,21 +196,24 @@ fn columns(path: &Path, header: &csv::StringRecord) -> Result<Columns, ImportErr
     })
 }
 
-/// The optional columns the import reads (a file without `LoginId` is refused anyway).
-const OPTIONAL_COLUMNS: [&str; 3] = ["Active", "Tag", "Priority"];
+/// The optional columns a header may misspell by one letter (a longer name, where one
+/// edit is a typo and rarely another word: `Actve`, `Activ`, `Priorty`).
+const TYPO_CHECKED_COLUMNS: [&str; 2] = ["Active", "Priority"];
 
-/// `column` and the optional column it is a near miss of (`Actve`, `Priorty`, `IsActive`,
-/// `Tags`): one edit away for a name of up to four letters, two for a longer one. Other
-/// columns are ignored, so a misspelt one would silently drop what it says (every login
-/// active, every priority 0).
+/// `column` and the optional column it is a near miss of: one edit from `Active` or
+/// `Priority`, or `Tags` (a three-letter name is one edit from too many real columns:
+/// `Tax`, `Lag`). Other columns are ignored, so a misspelt one would silently drop what it
+/// says (every login active, every priority 0). Words two edits away (`Native`,
+/// `Archive`, `Inactive`) are other columns.
 fn misspelt_column(column: &str) -> Option<(&str, &'static str)> {
     let name = normalise(column);
-    OPTIONAL_COLUMNS.into_iter().find_map(|known| {
-        let known_name = normalise(known);
-        let allowed = if known_name.len() <= 4 { 1 } else { 2 };
-        let distance = edit_distance(&name, &known_name);
-        (distance > 0 && distance <= allowed).then_some((column, known))
-    })
+    if name == "tags" {
+        return Some((column, "Tag"));
+    }
+    TYPO_CHECKED_COLUMNS
+        .into_iter()
+        .find(|known| edit_distance(&name, &normalise(known)) == 1)
+        .map(|known| (column, known))
 }
 
 /// Levenshtein distance between two short names, by characters.
@@ -799,9 +802,10 @@ mod tests {
 
         let actve = refused("LoginId,Actve,Priority");
         let priorty = refused("LoginId,Active,Priorty");
-        let is_active = refused("LoginId,IsActive,Note");
+        let actives = refused("LoginId,Actives,Note");
         let tags = refused("LoginId,Tags,Note");
-        let ignored = parse(&format!("LoginId,Email,Age\n{A},a@b.c,40\n"), false).unwrap();
+        let header = "LoginId,Email,Tax,Lag,ETag,Native,Archive,Inactive,Reactive";
+        let ignored = parse(&format!("{header}\n{A},a@b.c,1,2,3,4,5,6,7\n"), false).unwrap();
 
         assert_eq!(
             actve,
@@ -809,7 +813,7 @@ mod tests {
              columns are ignored, so its values would be lost)"
         );
         assert!(priorty.contains("\"Priorty\" looks like a misspelt Priority"));
-        assert!(is_active.contains("\"IsActive\" looks like a misspelt Active"));
+        assert!(actives.contains("\"Actives\" looks like a misspelt Active"));
         assert!(tags.contains("\"Tags\" looks like a misspelt Tag"));
         assert_eq!(ignored.records.len(), 1);
         assert_eq!(edit_distance("kitten", "sitting"), 3);
