@@ -441,9 +441,9 @@ impl Settings {
             }
         }
         let env: BTreeMap<String, String> = env.into_iter().collect();
-        for (key, default) in DEFAULTS {
+        for (key, _) in DEFAULTS {
             if env.get(*key).is_some_and(String::is_empty) {
-                check_empty_variable(key, *default, &env)?;
+                check_empty_variable(key, raw.get(key), &env)?;
             }
             if let Some(value) = env.get(*key).filter(|v| !v.is_empty()) {
                 raw.insert(
@@ -524,14 +524,19 @@ impl Settings {
     }
 }
 
+/// Settings whose default is worked out from others when unset (`ROUTINE_DEADLINE`: the
+/// next firing; `LEDGER_BUCKETS`: 64 on a Cluster, else 1).
+const COMPUTED_DEFAULTS: [&str; 2] = ["ROUTINE_DEADLINE", "LEDGER_BUCKETS"];
+
 /// An environment variable set to the empty string (`REFRESH_NAMESPACE=$NS` with `NS`
-/// unset) reads as unset only where that changes nothing: a setting with no default. Where
-/// it would quietly put the default in its place (the production namespace, the default
-/// Redis) it is an error naming the variable, and so is an empty secret (unless its
-/// `_FILE`, which wins, is set).
+/// unset) reads as unset only where that changes nothing: a setting with no default and no
+/// value in the config file. Where it would quietly put another value in its place (the
+/// production namespace, the default Redis, the file's value) it is an error naming the
+/// variable and what unsetting it would give, and so is an empty secret (unless its
+/// `_FILE`, which wins, is set). `fallback` is what the defaults and the config file hold.
 fn check_empty_variable(
     key: &'static str,
-    default: Option<&str>,
+    fallback: Option<&Raw>,
     env: &BTreeMap<String, String>,
 ) -> Result<(), ConfigError> {
     let secret = SECRETS.contains(&key);
@@ -539,11 +544,19 @@ fn check_empty_variable(
         env.get(&format!("{key}_FILE"))
             .is_some_and(|v| !v.is_empty())
     };
-    let reason = match default {
+    let reason = match fallback {
         _ if secret && file_set() => return Ok(()),
         _ if secret => "must not be empty".to_string(),
-        Some(default) => {
-            format!("empty; unset it to use the default ({default:?}) or give a value")
+        Some(raw) if raw.source_name == "default" => format!(
+            "empty; unset it to use the default ({:?}) or give a value",
+            raw.value
+        ),
+        Some(raw) => format!(
+            "empty; unset it to use the value from {} ({:?}) or give a value",
+            raw.source_name, raw.value
+        ),
+        None if COMPUTED_DEFAULTS.contains(&key) => {
+            "empty; unset it to use the default or give a value".to_string()
         }
         None => return Ok(()),
     };
@@ -1340,6 +1353,11 @@ mod tests {
             ]),
         );
         let optional = Settings::load_from(None, env(&[("WEBHOOK_URL", "")]));
+        let computed = err(&[("LEDGER_BUCKETS", "")]);
+        let file = temp_file("c.toml", "refresh_namespace = \"staging\"\n");
+        let over_file = Settings::load_from(Some(&file), env(&[("REFRESH_NAMESPACE", "")]))
+            .unwrap_err()
+            .to_string();
 
         assert_eq!(
             namespace,
@@ -1353,6 +1371,14 @@ mod tests {
         );
         assert!(with_file.is_ok(), "the file wins: {with_file:?}");
         assert!(optional.is_ok(), "no default to fall back to: {optional:?}");
+        assert!(
+            computed.starts_with("LEDGER_BUCKETS (from environment) is invalid: empty"),
+            "{computed}"
+        );
+        assert!(
+            over_file.contains("unset it to use the value from") && over_file.contains("staging"),
+            "{over_file}"
+        );
     }
 
     #[test]

@@ -38,7 +38,10 @@ pub fn run(run: &RoutineRun, configured: f64, rate: f64) -> String {
             "capacity: {} logins a day at {}/min{stored}; {} active fit in one day\n",
             capacity, rate, run.active
         ),
-        _ => "capacity: unbounded (RATE_LIMIT_PER_MINUTE=0, the limiter is off)\n".into(),
+        _ if configured == rate => {
+            "capacity: unbounded (RATE_LIMIT_PER_MINUTE=0, the limiter is off)\n".into()
+        }
+        _ => "capacity: unbounded (the stored limit is 0: the limiter is off)\n".into(),
     };
     if let Some(deadline) = run.deadline {
         out += &format!(
@@ -90,7 +93,9 @@ mod tests {
     #[test]
     fn rate_zero_is_unbounded_with_unknown_eta() {
         let text = run(&RoutineRun::default(), 0.0, 0.0);
-        assert!(text.contains("capacity: unbounded"));
+        let stored = run(&RoutineRun::default(), 20.0, 0.0);
+        assert!(text.contains("capacity: unbounded (RATE_LIMIT_PER_MINUTE=0"));
+        assert!(stored.contains("capacity: unbounded (the stored limit is 0"));
         assert!(text.ends_with("ETA: unknown (the rate limit is 0: the limiter is off)\n"));
     }
 }
