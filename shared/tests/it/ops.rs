@@ -755,18 +755,31 @@ async fn idle_logins_are_those_without_a_success_since_the_cutoff() {
     t.cleanup().await;
 }
 
-#[tokio::test]
-async fn refresh_status_marks_listed_logins_as_needing_reauth_and_lists_unknown_ones() {
-    let t = TestRedis::new("ops-refresh-status").await;
+/// A simulator whose GetNightlyRefreshStatus lists login 1 and login 2, failing as these
+/// scenarios say.
+async fn sim_listing(
+    first: flinks_sim::Scenario,
+    second: flinks_sim::Scenario,
+) -> flinks_sim::SimHandle {
     let rules = flinks_sim::Rules::default()
-        .with_login(login(1).as_str(), flinks_sim::Scenario::InvalidPassword)
-        .with_login(login(2).as_str(), flinks_sim::Scenario::QuestionNotFound);
-    let sim = flinks_sim::spawn(flinks_sim::SimConfig {
+        .with_login(login(1).as_str(), first)
+        .with_login(login(2).as_str(), second);
+    flinks_sim::spawn(flinks_sim::SimConfig {
         rules,
         ..Default::default()
     })
     .await
-    .unwrap();
+    .unwrap()
+}
+
+#[tokio::test]
+async fn refresh_status_marks_listed_logins_as_needing_reauth_and_lists_unknown_ones() {
+    let t = TestRedis::new("ops-refresh-status").await;
+    let sim = sim_listing(
+        flinks_sim::Scenario::InvalidPassword,
+        flinks_sim::Scenario::QuestionNotFound,
+    )
+    .await;
     let s = settings(Some(&sim.base_url));
     register(&t, [login(1)]).await;
     let client = FlinksClient::new(FlinksConfig::from_settings(&s).unwrap()).unwrap();
@@ -807,15 +820,11 @@ async fn refresh_status_marks_listed_logins_as_needing_reauth_and_lists_unknown_
 #[tokio::test]
 async fn refresh_status_keeps_the_reauth_a_login_already_has_for_the_date() {
     let t = TestRedis::new("ops-refresh-status-keep").await;
-    let rules = flinks_sim::Rules::default()
-        .with_login(login(1).as_str(), flinks_sim::Scenario::QuestionNotFound)
-        .with_login(login(2).as_str(), flinks_sim::Scenario::InvalidPassword);
-    let sim = flinks_sim::spawn(flinks_sim::SimConfig {
-        rules,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let sim = sim_listing(
+        flinks_sim::Scenario::QuestionNotFound,
+        flinks_sim::Scenario::InvalidPassword,
+    )
+    .await;
     let s = settings(Some(&sim.base_url));
     register(&t, [login(1), login(2)]).await;
     let today = Utc::now().date_naive();

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use shared::queue::{EnqueueOptions, JobFailure, Queue, Superseded, WorkerId};
+use shared::queue::{EnqueueOptions, JobFailure, JobId, Queue, Superseded, WorkerId};
 
 use super::{leased_ns, Ping, TestNs};
 
@@ -20,6 +20,15 @@ fn entries(superseded: &[Superseded<Ping>]) -> Vec<(u64, Option<i64>, Option<i64
         .collect();
     out.sort_unstable();
     out
+}
+
+/// The ids of the jobs replaced while waiting (not those superseded on arrival), in order.
+fn replaced(superseded: &[Superseded<Ping>]) -> Vec<&JobId> {
+    superseded
+        .iter()
+        .filter(|s| !s.on_arrival)
+        .map(|s| &s.id)
+        .collect()
 }
 
 #[tokio::test]
@@ -67,12 +76,7 @@ async fn a_higher_rank_replaces_the_waiting_job_and_reports_it_once() {
             (12, Some(1), Some(2), false)
         ]
     );
-    let replaced: Vec<_> = superseded
-        .iter()
-        .filter(|s| !s.on_arrival)
-        .map(|s| &s.id)
-        .collect();
-    assert_eq!(replaced, [a1.id(), b1.id()]);
+    assert_eq!(replaced(&superseded), [a1.id(), b1.id()]);
     q.forget_superseded(&superseded).await.unwrap();
     assert!(q.superseded(100).await.unwrap().is_empty());
 
@@ -218,12 +222,7 @@ async fn a_batch_of_one_rank_and_one_delay_supersedes_and_deduplicates_as_any_ot
             (13, Some(2), Some(3), true)
         ]
     );
-    let replaced: Vec<_> = superseded
-        .iter()
-        .filter(|s| !s.on_arrival)
-        .map(|s| &s.id)
-        .collect();
-    assert_eq!(replaced, [a1.id(), b1.id()]);
+    assert_eq!(replaced(&superseded), [a1.id(), b1.id()]);
     // Only c's rank-3 job is ready: the new jobs wait out their hour.
     assert_eq!(leased_ns(&q, &w, 10).await, [3]);
 }
