@@ -68,8 +68,8 @@ pub struct AddArgs {
     /// Register it as inactive (not refreshed).
     #[arg(long)]
     pub inactive: bool,
-    /// A free-form tag.
-    #[arg(long)]
+    /// A free-form tag: at most 256 printable characters, as in an import.
+    #[arg(long, value_parser = import::check_tag)]
     pub tag: Option<String>,
     /// Refresh priority, 0 to 100: when a day's budget cannot cover every login, higher
     /// priorities are authorized first. Omitted: keep the current one (0 for a new login).

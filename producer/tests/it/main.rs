@@ -279,6 +279,42 @@ async fn a_priority_out_of_range_exits_2_naming_the_value_in_the_csv_or_the_flag
     env.cleanup().await;
 }
 
+/// `logins add --tag` holds a tag to what an import does: a tag with a control character
+/// (one that would move a terminal's cursor) is refused naming the flag, not stored.
+#[tokio::test]
+async fn a_tag_given_to_logins_add_is_checked_as_an_imported_one_is() {
+    let env = Env::new("add-tag");
+
+    let escape = env.run(&[
+        "logins",
+        "add",
+        login(1).as_str(),
+        "--tag",
+        "a\u{1b}[31mred",
+    ]);
+    let long = "t".repeat(257);
+    let too_long = env.run(&["logins", "add", login(2).as_str(), "--tag", &long]);
+    let fine = env.run(&["logins", "add", login(3).as_str(), "--tag", "team-b"]);
+    let listed = json(&env.run(&["logins", "list", "--json"]));
+
+    assert_eq!(escape.status.code(), Some(2), "{}", stderr(&escape));
+    let err = stderr(&escape);
+    assert!(err.contains("--tag") && err.contains("U+001B"), "{err}");
+    assert_eq!(too_long.status.code(), Some(2), "{}", stderr(&too_long));
+    assert!(
+        stderr(&too_long).contains("more than 256"),
+        "{}",
+        stderr(&too_long)
+    );
+    assert!(fine.status.success(), "{}", stderr(&fine));
+    assert_eq!(
+        listed.to_string().matches("login_id").count(),
+        1,
+        "{listed}"
+    );
+    env.cleanup().await;
+}
+
 #[tokio::test]
 async fn a_bad_csv_exits_2_naming_the_line_and_imports_nothing() {
     let env = Env::new("bad-csv");
