@@ -45,7 +45,7 @@ pub struct EventsReadArgs {
     #[arg(long, value_name = "N", default_value_t = 100)]
     pub count: usize,
     /// First entry id (`-` = the oldest; `(ID` = after ID, as printed for the next page).
-    #[arg(long, value_name = "ID", default_value = "-")]
+    #[arg(long, value_name = "ID", default_value = "-", value_parser = shared::domain::parse_stream_from)]
     pub from: String,
 }
 

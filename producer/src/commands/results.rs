@@ -36,7 +36,13 @@ pub struct ResultsReadArgs {
     #[arg(long, value_name = "N", default_value_t = 100)]
     pub count: usize,
     /// First entry id (`-` = the oldest; `(ID` = after ID, as printed for the next page).
-    #[arg(long, value_name = "ID", default_value = "-", conflicts_with = "login")]
+    #[arg(
+        long,
+        value_name = "ID",
+        default_value = "-",
+        conflicts_with = "login",
+        value_parser = shared::domain::parse_stream_from
+    )]
     pub from: String,
     /// Only the entry of this LoginId's refresh (with --date).
     #[arg(long, value_name = "ID", requires = "date")]

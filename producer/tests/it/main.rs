@@ -548,3 +548,25 @@ async fn streams_lists_one_key_per_ledger_bucket_and_another_bucket_count_is_ref
     );
     env.cleanup().await;
 }
+
+/// A malformed `--from` is refused by name before Redis sees it (Redis would answer a bare
+/// "Invalid stream ID").
+#[tokio::test]
+async fn a_malformed_stream_position_is_refused_naming_the_flag() {
+    let env = Env::new("stream-from");
+
+    let events = env.run(&["events", "read", "--from", "garbage"]);
+    let results = env.run(&["results", "read", "--from", "12-x"]);
+    let next_page = env.run(&["events", "read", "--from", "(1764800000000-0", "--json"]);
+
+    for out in [&events, &results] {
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(out));
+        assert!(
+            stderr(out).contains("--from") && stderr(out).contains("not a stream position"),
+            "{}",
+            stderr(out)
+        );
+    }
+    assert!(next_page.status.success(), "{}", stderr(&next_page));
+    env.cleanup().await;
+}

@@ -5,11 +5,13 @@ mod flinks_code;
 mod login_id;
 mod request_id;
 mod routine_day;
+mod stream_from;
 
 pub use flinks_code::FlinksCode;
 pub use login_id::{Fingerprint, LoginId, LoginIdError, MIN_FINGERPRINT_HEX_LEN};
 pub use request_id::RequestId;
 pub use routine_day::{RoutineDay, RoutineDayError};
+pub use stream_from::parse_stream_from;
 
 /// The most bytes of any text Flinks sends (`Message`, `FlinksCode`, `RequestId`) that is
 /// kept: enough for every real answer, small enough that a hostile or broken one cannot
