@@ -681,7 +681,7 @@ impl Parser {
         } else {
             std::num::NonZeroU16::MIN
         };
-        Ok(Settings {
+        let settings = Settings {
             redis,
             namespace,
             key_buckets,
@@ -753,7 +753,47 @@ impl Parser {
                 .duration("WEBHOOK_RETRY_BASE_DELAY", Duration::from_millis(1))?,
             webhook_retry_max_delay: self
                 .duration("WEBHOOK_RETRY_MAX_DELAY", Duration::from_millis(1))?,
-        })
+        };
+        self.check_pairs(&settings)?;
+        Ok(settings)
+    }
+
+    /// Settings that bound one another: a first delay over its cap, or a poll timeout
+    /// shorter than one poll interval, would be silently cut (every retry waiting the cap;
+    /// a 202 given up before its first poll).
+    fn check_pairs(&self, s: &Settings) -> Result<(), ConfigError> {
+        let pairs = [
+            (
+                "RETRY_BASE_DELAY",
+                s.retry_base_delay > s.retry_max_delay,
+                "RETRY_MAX_DELAY",
+                s.retry_max_delay,
+                "must not exceed",
+            ),
+            (
+                "WEBHOOK_RETRY_BASE_DELAY",
+                s.webhook_retry_base_delay > s.webhook_retry_max_delay,
+                "WEBHOOK_RETRY_MAX_DELAY",
+                s.webhook_retry_max_delay,
+                "must not exceed",
+            ),
+            (
+                "POLL_TIMEOUT",
+                s.poll_timeout < s.poll_interval,
+                "POLL_INTERVAL",
+                s.poll_interval,
+                "must be at least",
+            ),
+        ];
+        for (key, wrong, other, bound, rule) in pairs {
+            if wrong {
+                let bound = humantime::format_duration(bound);
+                return self.parse(key, |_| -> Result<(), String> {
+                    Err(format!("{rule} {other} ({bound})"))
+                });
+            }
+        }
+        Ok(())
     }
 
     /// `WEBHOOK_URL`: https, or plain http only to a loopback host (the batches name
@@ -1379,6 +1419,37 @@ mod tests {
             over_file.contains("unset it to use the value from") && over_file.contains("staging"),
             "{over_file}"
         );
+    }
+
+    #[test]
+    fn a_first_delay_over_its_cap_or_a_poll_timeout_under_one_interval_is_an_error() {
+        let err = |vars: &[(&str, &str)]| {
+            Settings::load_from(None, env(vars))
+                .unwrap_err()
+                .to_string()
+        };
+
+        let retry = err(&[("RETRY_BASE_DELAY", "1h")]);
+        let webhook = err(&[("WEBHOOK_RETRY_BASE_DELAY", "10m")]);
+        let poll = err(&[("POLL_TIMEOUT", "1s")]);
+        let equal = Settings::load_from(None, env(&[("RETRY_BASE_DELAY", "30m")]));
+
+        assert_eq!(
+            retry,
+            "RETRY_BASE_DELAY (from environment) is invalid: must not exceed RETRY_MAX_DELAY \
+             (30m) (got \"1h\")"
+        );
+        assert!(
+            webhook.contains("must not exceed WEBHOOK_RETRY_MAX_DELAY (5m)"),
+            "{webhook}"
+        );
+        assert!(
+            poll.starts_with(
+                "POLL_TIMEOUT (from environment) is invalid: must be at least POLL_INTERVAL (10s)"
+            ),
+            "{poll}"
+        );
+        assert!(equal.is_ok(), "{equal:?}");
     }
 
     #[test]
