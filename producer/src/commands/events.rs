@@ -42,7 +42,7 @@ pub struct EventsReadArgs {
     pub since: Option<Duration>,
     /// At most this many events (with LEDGER_BUCKETS above 1, a few more when the page would
     /// end between events of one id in two streams).
-    #[arg(long, value_name = "N", default_value_t = 100)]
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = super::page_count)]
     pub count: usize,
     /// First entry id (`-` = the oldest; `(ID` = after ID, as printed for the next page).
     #[arg(long, value_name = "ID", default_value = "-", value_parser = shared::domain::parse_stream_from)]
@@ -65,9 +65,6 @@ pub(crate) async fn run(ctx: &Ctx, cmd: EventsCommand) -> anyhow::Result<()> {
 }
 
 async fn read(ctx: &Ctx, args: EventsReadArgs) -> anyhow::Result<()> {
-    if args.count == 0 {
-        return Err(UsageError("--count must be at least 1".into()).into());
-    }
     let events = ctx.stores().await?.events;
     let since = args.since.map(|age| ago(chrono::Utc::now(), age));
     let filter = ReadFilter {

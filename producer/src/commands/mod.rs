@@ -32,6 +32,15 @@ impl std::ops::Deref for Ctx {
 }
 
 /// Prints stream keys, one a line, or with `--json` as `{"streams": [...]}`.
+/// A `--count` of a stream read: a whole number, at least 1 (a page of nothing would
+/// print no next position to go on from).
+pub(crate) fn page_count(raw: &str) -> Result<usize, String> {
+    match raw.trim().parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("{raw:?} is not a whole number of at least 1")),
+    }
+}
+
 pub(crate) fn print_streams(ctx: &Ctx, streams: Vec<String>) -> anyhow::Result<()> {
     if ctx.json {
         return ctx.print_json(&serde_json::json!({ "streams": streams }));

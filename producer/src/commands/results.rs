@@ -33,7 +33,7 @@ pub enum ResultsCommand {
 pub struct ResultsReadArgs {
     /// At most this many entries (with LEDGER_BUCKETS above 1, a few more when the page would
     /// end between entries of one id in two streams).
-    #[arg(long, value_name = "N", default_value_t = 100)]
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = super::page_count)]
     pub count: usize,
     /// First entry id (`-` = the oldest; `(ID` = after ID, as printed for the next page).
     #[arg(

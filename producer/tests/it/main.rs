@@ -552,7 +552,7 @@ async fn streams_lists_one_key_per_ledger_bucket_and_another_bucket_count_is_ref
 /// A malformed `--from` is refused by name before Redis sees it (Redis would answer a bare
 /// "Invalid stream ID").
 #[tokio::test]
-async fn a_malformed_stream_position_is_refused_naming_the_flag() {
+async fn a_malformed_stream_position_or_an_empty_page_is_refused_naming_the_flag() {
     let env = Env::new("stream-from");
 
     let events = env.run(&["events", "read", "--from", "garbage"]);
@@ -568,5 +568,14 @@ async fn a_malformed_stream_position_is_refused_naming_the_flag() {
         );
     }
     assert!(next_page.status.success(), "{}", stderr(&next_page));
+    for command in ["events", "results"] {
+        let none = env.run(&[command, "read", "--count", "0"]);
+        assert_eq!(none.status.code(), Some(2), "{command}: {}", stderr(&none));
+        assert!(
+            stderr(&none).contains("--count"),
+            "{command}: {}",
+            stderr(&none)
+        );
+    }
     env.cleanup().await;
 }
