@@ -183,6 +183,10 @@ async fn requeue(ctx: &Ctx, args: RequeueArgs) -> anyhow::Result<()> {
     let run = run.with_context(|| format!("requeueing {}", args.source.entries()))?;
     let done = text::Requeued::of(&run);
     ctx.print(&run, |_| done.render(args.source.name()))?;
+    for login in run.unmatched(&selection.logins) {
+        let (entries, id) = (args.source.entries(), login.as_str());
+        eprintln!("warning: no {entries} matched --login {id}; nothing requeued for it");
+    }
     if !args.dry_run {
         let summary = selection.summary(args.source, args.code.as_deref(), args.all, args.force);
         ctx.audit("queues requeue", summary, done.count, 0).await?;

@@ -59,6 +59,42 @@ async fn seed_failed(env: &Env, codes: &[&str]) -> Ledger {
     ledger
 }
 
+/// A requeue by `--login` says which of the logins asked for had no record to move, rather
+/// than printing only how many moved.
+#[tokio::test]
+async fn a_requeue_names_each_login_that_had_no_record() {
+    let env = Env::new("ops-requeue-unmatched");
+    seed_failed(&env, &["RETRY_LATER"]).await;
+    let (held, absent) = (login(0), login(9));
+
+    let out = run(
+        &env,
+        &[],
+        &[
+            "queues",
+            "requeue",
+            "failed",
+            "--login",
+            held.as_str(),
+            "--login",
+            absent.as_str(),
+        ],
+    )
+    .await;
+
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "no failed records matched --login {}",
+            absent.as_str()
+        )),
+        "{err}"
+    );
+    assert!(!err.contains(held.as_str()), "{err}");
+    env.cleanup().await;
+}
+
 #[tokio::test]
 async fn list_dry_run_requeue_by_code_then_stats_and_audit_tell_the_whole_story() {
     let env = Env::new("ops-flow");

@@ -311,6 +311,33 @@ pub enum RequeueRun {
     Dead(DeadRequeueReport),
 }
 
+impl RequeueRun {
+    /// The logins of `asked` that no entry of this run names (moved, resumed or skipped):
+    /// the source held nothing for them, which a requeue by `--login` must say rather than
+    /// print zero moved and nothing else.
+    pub fn unmatched<'a>(&self, asked: &'a [LoginId]) -> Vec<&'a LoginId> {
+        let named: std::collections::HashSet<&str> = match self {
+            RequeueRun::Index(report) => report
+                .resumed
+                .iter()
+                .chain(&report.moved)
+                .map(|m| m.login_id.as_str())
+                .chain(report.skipped.iter().map(|s| s.login_id.as_str()))
+                .collect(),
+            RequeueRun::Dead(report) => report
+                .moved
+                .iter()
+                .chain(&report.skipped)
+                .filter_map(|d| d.login_id.as_deref())
+                .collect(),
+        };
+        asked
+            .iter()
+            .filter(|login| !named.contains(login.as_str()))
+            .collect()
+    }
+}
+
 /// The requeue and purge operations of one namespace.
 #[derive(Clone)]
 pub struct Requeuer {
