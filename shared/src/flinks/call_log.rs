@@ -11,8 +11,9 @@
 //! fingerprinted), `request_id` (first 8 characters and `…`), `transport`,
 //! `latency_ms`, `outcome` (the classification) and `result` (the metric outcome label). It never
 //! carries a header value or the response body (account numbers, holders, balances,
-//! transactions). The metric name consts are public so `shared::metrics` can re-export
-//! and describe them.
+//! transactions); SetScheduledRefresh's answer, a bare string, is traced by the client in an
+//! event of its own, scrubbed as a `Message` is. The metric name consts are public so
+//! `shared::metrics` can re-export and describe them.
 
 use std::fmt;
 use std::time::Duration;

@@ -426,7 +426,18 @@ impl FlinksClient {
                 _ => std::str::from_utf8(bytes).ok().map(str::to_owned),
             })
             .await?;
-        ready(reply, Endpoint::SetScheduledRefresh)
+        let answer = ready(reply, Endpoint::SetScheduledRefresh)?;
+        // Flinks answers a bare string, the only record of what it did: it joins the call
+        // trace, its LoginIds fingerprinted as in any Flinks text, and cut.
+        let keep_login_ids = self.inner.config.trace_login_ids == TraceLoginIds::Full;
+        tracing::info!(
+            target: call_log::API_CALL_TARGET,
+            login = %self.traced(login),
+            activated,
+            answer = %cap_text(&scrub_login_ids(&answer, keep_login_ids), MAX_FLINKS_TEXT_BYTES),
+            "SetScheduledRefresh answer"
+        );
+        Ok(answer)
     }
 
     /// `GET /GetNightlyRefreshStatus` with `Authorization: Bearer <bearer_secret>` (if

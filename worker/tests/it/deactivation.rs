@@ -76,6 +76,7 @@ fn show_json(stack: &Stack, login: &LoginId) -> serde_json::Value {
 async fn an_inactive_import_is_switched_off_once_and_activate_switches_it_back_on() {
     let sim = flinks_sim::spawn(SimConfig::default()).await.unwrap();
     let mut stack = stack("deact-import", &sim).await;
+    stack.set("RUST_LOG", "warn,flinks.api_call=info");
     let (active, inactive) = (new_login(), new_login());
     import(&stack, &[(&active, true), (&inactive, false)]);
     stack.spawn_worker(&[]);
@@ -86,7 +87,7 @@ async fn an_inactive_import_is_switched_off_once_and_activate_switches_it_back_o
     let activate = stack.producer(&["logins", "activate", inactive.as_str(), "--wait", "30s"]);
     let shown = show_json(&stack, &inactive);
     let pending = stack.producer(&["logins", "list", "--flinks-pending", "--json"]);
-    stack.terminate_workers();
+    let logs = stack.terminate_workers();
 
     assert!(
         activate.status.success(),
@@ -105,6 +106,14 @@ async fn an_inactive_import_is_switched_off_once_and_activate_switches_it_back_o
         "one PATCH per change, in order"
     );
     assert!(stats.scheduled_refresh_calls(active.as_str()).is_empty());
+    // Flinks' bare-string answer is traced, its LoginId fingerprinted.
+    let log = &logs[0].1;
+    let answer = log
+        .lines()
+        .find(|l| l.contains("SetScheduledRefresh answer") && l.contains("deactivated"))
+        .unwrap_or_else(|| panic!("no traced answer: {log}"));
+    assert!(answer.contains(&inactive.fingerprint()), "{answer}");
+    assert!(!log.contains(inactive.as_str()), "{answer}");
     stack.cleanup().await;
 }
 
