@@ -42,8 +42,9 @@ fn default_log_filter(command: &Command) -> &'static str {
     }
 }
 
-/// Warnings, and the Flinks call trace at `info` (a successful call's level).
-const API_CALL_FILTER: &str = "warn,flinks.api_call=info";
+/// Warnings, and the Flinks call trace (and the answers traced beside it) at `info`, a
+/// successful call's level.
+const API_CALL_FILTER: &str = "warn,flinks.api_call=info,flinks.answer=info";
 
 /// The exit code of a command's result, its error printed by [`fail`].
 pub fn finish(result: anyhow::Result<()>, json: bool) -> ExitCode {
@@ -93,7 +94,8 @@ mod tests {
 
     #[test]
     fn one_shot_commands_log_warnings_and_every_flinks_call() {
-        let trace = format!("{}=info", shared::flinks::call_log::API_CALL_TARGET);
+        use shared::flinks::call_log::{ANSWER_TARGET, API_CALL_TARGET};
+        let trace = format!("{API_CALL_TARGET}=info,{ANSWER_TARGET}=info");
 
         let refresh_status = filter_of(&["refresh-status"]);
         let report = filter_of(&["report"]);

@@ -75,7 +75,7 @@ async fn the_call_trace_shows_fingerprints_urls_and_codes_but_no_secret_or_accou
     let writer = captured.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(
-            "flinks.api_call=trace,shared=trace",
+            "flinks.api_call=trace,flinks.answer=trace,shared=trace",
         ))
         .with_writer(move || writer.clone())
         .with_ansi(false)
@@ -143,11 +143,18 @@ async fn the_call_trace_shows_fingerprints_urls_and_codes_but_no_secret_or_accou
     // One api_call event per HTTP call: 2 token + 2 authorize + detail + refresh + status.
     assert_eq!(
         logs.lines()
-            .filter(|l| l.contains("flinks.api_call"))
+            .filter(|l| l.contains("flinks.api_call: flinks api call"))
             .count(),
         7,
         "{logs}"
     );
+    // SetScheduledRefresh's bare-string answer is traced too, the LoginId it echoes
+    // fingerprinted (the raw one is among the forbidden strings above).
+    let answer = format!(
+        "answer=LoginId {} has now been activated",
+        healthy.fingerprint()
+    );
+    assert!(logs.contains(&answer), "{answer:?} missing:\n{logs}");
 
     let rendered = metrics.render();
     assert!(

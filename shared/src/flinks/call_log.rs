@@ -12,7 +12,7 @@
 //! `latency_ms`, `outcome` (the classification) and `result` (the metric outcome label). It never
 //! carries a header value or the response body (account numbers, holders, balances,
 //! transactions); SetScheduledRefresh's answer, a bare string, is traced by the client in an
-//! event of its own, scrubbed as a `Message` is. The metric name consts are public so
+//! event of its own ([`ANSWER_TARGET`]), scrubbed as a `Message` is. The metric name consts are public so
 //! `shared::metrics` can re-export and describe them.
 
 use std::fmt;
@@ -25,6 +25,9 @@ use crate::domain::{FlinksCode, LoginId, RequestId};
 
 /// Tracing target of the per-call event.
 pub const API_CALL_TARGET: &str = "flinks.api_call";
+/// Tracing target of a Flinks answer kept beside its call's event (SetScheduledRefresh's
+/// bare string): one [`API_CALL_TARGET`] event stays one HTTP call.
+pub const ANSWER_TARGET: &str = "flinks.answer";
 /// Counter: Flinks calls by `endpoint`, `outcome` and `status` ([`status_label`]).
 pub const FLINKS_REQUESTS_TOTAL: &str = "nightly_refresh_flinks_requests_total";
 /// Histogram: Flinks call latency in seconds, by `endpoint`.

@@ -431,7 +431,7 @@ impl FlinksClient {
         // trace, its LoginIds fingerprinted as in any Flinks text, and cut.
         let keep_login_ids = self.inner.config.trace_login_ids == TraceLoginIds::Full;
         tracing::info!(
-            target: call_log::API_CALL_TARGET,
+            target: call_log::ANSWER_TARGET,
             login = %self.traced(login),
             activated,
             answer = %cap_text(&scrub_login_ids(&answer, keep_login_ids), MAX_FLINKS_TEXT_BYTES),

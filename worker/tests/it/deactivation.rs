@@ -76,7 +76,7 @@ fn show_json(stack: &Stack, login: &LoginId) -> serde_json::Value {
 async fn an_inactive_import_is_switched_off_once_and_activate_switches_it_back_on() {
     let sim = flinks_sim::spawn(SimConfig::default()).await.unwrap();
     let mut stack = stack("deact-import", &sim).await;
-    stack.set("RUST_LOG", "warn,flinks.api_call=info");
+    stack.set("RUST_LOG", "warn,flinks.answer=info");
     let (active, inactive) = (new_login(), new_login());
     import(&stack, &[(&active, true), (&inactive, false)]);
     stack.spawn_worker(&[]);
