@@ -1374,17 +1374,19 @@ mod tests {
         assert!(err.to_string().contains("FLINKS_API_KEY"), "{err}");
     }
 
+    /// The error of loading settings from `vars` alone, as text.
+    fn load_error(vars: &[(&str, &str)]) -> String {
+        Settings::load_from(None, env(vars))
+            .unwrap_err()
+            .to_string()
+    }
+
     #[test]
     fn an_empty_variable_is_an_error_where_it_would_quietly_become_the_default() {
-        let err = |vars: &[(&str, &str)]| {
-            Settings::load_from(None, env(vars))
-                .unwrap_err()
-                .to_string()
-        };
         let key_file = temp_file("key", "k3y\n");
 
-        let namespace = err(&[("REFRESH_NAMESPACE", "")]);
-        let secret = err(&[("FLINKS_SECRET_KEY", "")]);
+        let namespace = load_error(&[("REFRESH_NAMESPACE", "")]);
+        let secret = load_error(&[("FLINKS_SECRET_KEY", "")]);
         let with_file = Settings::load_from(
             None,
             env(&[
@@ -1393,7 +1395,7 @@ mod tests {
             ]),
         );
         let optional = Settings::load_from(None, env(&[("WEBHOOK_URL", "")]));
-        let computed = err(&[("LEDGER_BUCKETS", "")]);
+        let computed = load_error(&[("LEDGER_BUCKETS", "")]);
         let file = temp_file("c.toml", "refresh_namespace = \"staging\"\n");
         let over_file = Settings::load_from(Some(&file), env(&[("REFRESH_NAMESPACE", "")]))
             .unwrap_err()
@@ -1423,15 +1425,9 @@ mod tests {
 
     #[test]
     fn a_first_delay_over_its_cap_or_a_poll_timeout_under_one_interval_is_an_error() {
-        let err = |vars: &[(&str, &str)]| {
-            Settings::load_from(None, env(vars))
-                .unwrap_err()
-                .to_string()
-        };
-
-        let retry = err(&[("RETRY_BASE_DELAY", "1h")]);
-        let webhook = err(&[("WEBHOOK_RETRY_BASE_DELAY", "10m")]);
-        let poll = err(&[("POLL_TIMEOUT", "1s")]);
+        let retry = load_error(&[("RETRY_BASE_DELAY", "1h")]);
+        let webhook = load_error(&[("WEBHOOK_RETRY_BASE_DELAY", "10m")]);
+        let poll = load_error(&[("POLL_TIMEOUT", "1s")]);
         let equal = Settings::load_from(None, env(&[("RETRY_BASE_DELAY", "30m")]));
 
         assert_eq!(

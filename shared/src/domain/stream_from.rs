@@ -10,12 +10,9 @@ pub fn parse_stream_from(raw: &str) -> Result<String, String> {
         return Ok(raw.to_string());
     }
     let id = raw.strip_prefix('(').unwrap_or(raw);
-    let number = |part: &str| {
-        !part.is_empty()
-            && part.len() <= 20
-            && part.bytes().all(|b| b.is_ascii_digit())
-            && part.parse::<u64>().is_ok()
-    };
+    // Digits only (`parse` alone takes a `+`), and within u64 (`parse` refuses "" too).
+    let number =
+        |part: &str| part.bytes().all(|b| b.is_ascii_digit()) && part.parse::<u64>().is_ok();
     let valid = match id.split_once('-') {
         Some((ms, seq)) => number(ms) && number(seq),
         None => number(id),
