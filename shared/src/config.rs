@@ -131,6 +131,10 @@ pub struct Settings {
     pub stale_after: Duration,
     /// `WORKER_CONCURRENCY`: jobs in flight per worker process.
     pub worker_concurrency: u32,
+    /// `WORKER_THREADS`: threads that run a worker's jobs. A job mostly waits on Flinks and
+    /// Redis, so one thread keeps up with any rate Flinks allows; a second one on a small
+    /// machine costs more in handing tasks between threads than it adds.
+    pub worker_threads: usize,
     /// `WORKER_LEASE`: how long a fetched job stays leased without a heartbeat.
     pub worker_lease: Duration,
     /// `SHUTDOWN_GRACE`: how long in-flight jobs may run after SIGTERM.
@@ -340,6 +344,7 @@ pub const VARIABLES: &[(&str, Option<&str>)] = &[
     ("RETRY_MAX_DELAY", Some("30m")),
     ("STALE_AFTER", Some("36h")),
     ("WORKER_CONCURRENCY", Some("16")),
+    ("WORKER_THREADS", Some("1")),
     ("WORKER_LEASE", Some("60s")),
     ("SHUTDOWN_GRACE", Some("25s")),
     ("METRICS_ADDR", Some("0.0.0.0:9464")),
@@ -362,6 +367,10 @@ pub const VARIABLES: &[(&str, Option<&str>)] = &[
 
 /// The longest `ROUTINE_DEADLINE` accepted.
 pub const MAX_ROUTINE_DEADLINE: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// The most `WORKER_THREADS` accepted: far more than a job that waits on I/O can use, and
+/// few enough that a typo does not ask the system for thousands of threads.
+pub const MAX_WORKER_THREADS: usize = 64;
 
 /// Defaults by another name, for the loader below.
 const DEFAULTS: &[(&str, Option<&str>)] = VARIABLES;
@@ -721,6 +730,12 @@ impl Parser {
             retry_max_delay: self.duration("RETRY_MAX_DELAY", Duration::ZERO)?,
             stale_after: self.duration("STALE_AFTER", Duration::from_secs(1))?,
             worker_concurrency: self.number("WORKER_CONCURRENCY", 1u32)?,
+            worker_threads: self.parse("WORKER_THREADS", |v| match v.parse::<usize>() {
+                Ok(n) if (1..=MAX_WORKER_THREADS).contains(&n) => Ok(n),
+                _ => Err(format!(
+                    "expected a whole number from 1 to {MAX_WORKER_THREADS}"
+                )),
+            })?,
             worker_lease: self.duration("WORKER_LEASE", Duration::from_millis(300))?,
             shutdown_grace: self.duration("SHUTDOWN_GRACE", Duration::ZERO)?,
             metrics_addr: self.parse("METRICS_ADDR", |v| {
@@ -1023,9 +1038,25 @@ mod tests {
         assert_eq!(s.retry_base_delay, Duration::from_secs(30));
         assert_eq!(s.stale_after, Duration::from_secs(36 * 3600));
         assert_eq!(s.worker_concurrency, 16);
+        assert_eq!(s.worker_threads, 1);
         assert_eq!(s.worker_lease, Duration::from_secs(60));
         assert_eq!(s.shutdown_grace, Duration::from_secs(25));
         assert_eq!(s.key_buckets.get(), crate::keys::DEFAULT_KEY_BUCKETS);
+    }
+
+    #[test]
+    fn worker_threads_outside_1_to_64_names_the_variable_and_the_range() {
+        for bad in ["0", "65", "two", "-1", "1.5"] {
+            let text = Settings::load_from(None, env(&[("WORKER_THREADS", bad)]))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                text.contains("WORKER_THREADS") && text.contains("from 1 to 64"),
+                "{bad}: {text}"
+            );
+        }
+        let s = Settings::load_from(None, env(&[("WORKER_THREADS", "4")])).unwrap();
+        assert_eq!(s.worker_threads, 4);
     }
 
     #[test]

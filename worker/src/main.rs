@@ -1,5 +1,6 @@
 //! `worker`: consumes the routine's queues until SIGTERM. Thin: parse, load settings,
-//! start telemetry, run, map the result to an exit code.
+//! start the runtime with the threads the settings ask for, start telemetry, run, map the
+//! result to an exit code.
 
 use std::process::ExitCode;
 
@@ -9,8 +10,7 @@ use clap::Parser;
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = worker::Cli::parse();
     let settings = match shared::config::Settings::load(cli.config.as_deref()) {
         Ok(settings) => settings,
@@ -23,6 +23,24 @@ async fn main() -> ExitCode {
         eprintln!("error: invalid configuration: {error}");
         return ExitCode::from(2);
     }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(settings.worker_threads)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!(
+                "error: could not start {} worker thread(s) (WORKER_THREADS): {error}",
+                settings.worker_threads
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run(cli, settings))
+}
+
+async fn run(cli: worker::Cli, settings: shared::config::Settings) -> ExitCode {
     shared::telemetry::init(settings.log_format);
     match worker::run(settings, cli.options(), shared::shutdown::on_signal()).await {
         Ok(()) => ExitCode::SUCCESS,

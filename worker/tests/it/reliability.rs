@@ -519,6 +519,7 @@ async fn invalid_config_values_make_the_worker_exit_2_with_a_message_naming_the_
     for (key, value) in [
         ("WORKER_LEASE", "banana"),
         ("WORKER_CONCURRENCY", "-3"),
+        ("WORKER_THREADS", "0"),
         ("SHUTDOWN_GRACE", "soon"),
         ("RATE_LIMIT_PER_MINUTE", "lots"),
         ("DETAIL_TIMEOUT", "2s"),
