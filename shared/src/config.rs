@@ -132,8 +132,8 @@ pub struct Settings {
     /// `WORKER_CONCURRENCY`: jobs in flight per worker process.
     pub worker_concurrency: u32,
     /// `WORKER_THREADS`: threads that run a worker's jobs. A job mostly waits on Flinks and
-    /// Redis, so one thread keeps up with any rate Flinks allows; a second one on a small
-    /// machine costs more in handing tasks between threads than it adds.
+    /// Redis, so one thread keeps up with any rate Flinks allows; more threads drain no
+    /// faster and spend CPU and memory handing tasks between them.
     pub worker_threads: usize,
     /// `WORKER_LEASE`: how long a fetched job stays leased without a heartbeat.
     pub worker_lease: Duration,
