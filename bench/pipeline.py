@@ -6,6 +6,7 @@ with the release binaries, on a private redis-server. `scripts/bench-all` runs i
                                         (default: all)
 
 Env: BENCH_N (20000), BENCH_IMPORT_N (1000000), BENCH_COMPARE_N (20000), BENCH_CONCURRENCY (32),
+     BENCH_ROUNDS (1: the compare section's rounds, ours and each BullMQ alternated),
      BENCH_WORKERS ("1 2 4"), BENCH_COUNT_N (2000, the MONITOR counts' runs),
      BENCH_MONITOR_DUMP (a file: every line MONITOR saw is appended to it, to see which
      script ran which command). Prints one markdown table per section and writes
@@ -27,6 +28,7 @@ N = int(os.environ.get("BENCH_N", 20000))
 IMPORT_N = int(os.environ.get("BENCH_IMPORT_N", 1000000))
 COMPARE_N = int(os.environ.get("BENCH_COMPARE_N", 20000))
 COUNT_N = int(os.environ.get("BENCH_COUNT_N", 2000))
+ROUNDS = max(int(os.environ.get("BENCH_ROUNDS", 1)), 1)
 CONC = int(os.environ.get("BENCH_CONCURRENCY", 32))
 WORKERS = [int(w) for w in os.environ.get("BENCH_WORKERS", "1 2 4").split()]
 MIX_RULES = os.path.join(WORK, "mix95.toml")
@@ -445,57 +447,87 @@ def run_bull(redis, impl, n, logins_txt, sim, monitor=False):
             "sent_per_job": sent / jobs if sent is not None else None}
 
 
+def ours_row(r):
+    return {"impl": "nightly-refresh (ours)", "n": r["n"], "elapsed_s": r["elapsed_s"],
+            "jobs": r["jobs"], "jobs_per_s": r["jobs_per_s"],
+            "cmds_per_job": sum(r["redis_cmds"].values()) / r["jobs"],
+            "scripts_per_job": sum(v for k, v in r["redis_cmds"].items() if k.startswith(("eval", "fcall"))) / r["jobs"],
+            "bytes_per_job": (r["bytes_in"] + r["bytes_out"]) / r["jobs"],
+            "rss_kib": r["rss_peak_kib"], "worker_cpu_per_1k": r["cpu_per_1k"]["workers"],
+            "redis_cpu_per_1k": r["cpu_per_1k"]["redis"], "failed": 0, "load": r["load"]}
+
+
+def bull_binary(impl):
+    if impl == "bullmq-node":
+        return os.path.isdir(os.path.join(ROOT, "bench/bullmq/node_modules"))
+    return os.path.exists(os.path.join(ROOT, "bench/bullmq-rs/target/release/bullmq-rs-bench"))
+
+
 def section_compare(redis):
+    """Ours, then each BullMQ that is built, BENCH_ROUNDS times alternated (the machine's
+    speed moves between minutes: a ratio is only read within one round)."""
     with open(MIX_RULES, "w") as f:
         f.write('default = "healthy"\n[mix]\nhealthy = 95\nquestion_not_found = 5\n')
-    rows = []
-    r = run_ours(redis, COMPARE_N, 1, rules=MIX_RULES, tag="cmp")
-    rows.append({"impl": "nightly-refresh (ours)", "n": COMPARE_N, "elapsed_s": r["elapsed_s"],
-                 "jobs": r["jobs"], "jobs_per_s": r["jobs_per_s"],
-                 "cmds_per_job": sum(r["redis_cmds"].values()) / r["jobs"],
-                 "scripts_per_job": sum(v for k, v in r["redis_cmds"].items() if k.startswith(("eval", "fcall"))) / r["jobs"],
-                 "bytes_per_job": (r["bytes_in"] + r["bytes_out"]) / r["jobs"],
-                 "rss_kib": r["rss_peak_kib"], "worker_cpu_per_1k": r["cpu_per_1k"]["workers"],
-                 "redis_cpu_per_1k": r["cpu_per_1k"]["redis"], "failed": 0, "load": r["load"]})
+    csv = os.path.join(WORK, f"logins-{COMPARE_N}.csv")
+    if not os.path.exists(csv):
+        write_logins(csv, COMPARE_N)
     logins_txt = os.path.join(WORK, "compare-logins.txt")
-    with open(os.path.join(WORK, f"logins-{COMPARE_N}.csv")) as f, open(logins_txt, "w") as o:
+    with open(csv) as f, open(logins_txt, "w") as o:
         for line in list(f)[1:]:
             o.write(line.split(",")[0] + "\n")
+    bulls = [impl for impl in ("bullmq-rs", "bullmq-node") if bull_binary(impl)]
     for impl in ("bullmq-rs", "bullmq-node"):
-        binary = os.path.join(ROOT, "bench/bullmq-rs/target/release/bullmq-rs-bench")
-        if impl == "bullmq-rs" and not os.path.exists(binary):
-            log("compare: bench/bullmq-rs not built; skipped")
-            continue
-        if impl == "bullmq-node" and not os.path.isdir(os.path.join(ROOT, "bench/bullmq/node_modules")):
-            log("compare: bench/bullmq/node_modules missing (npm ci); skipped")
-            continue
-        sim = start_sim(MIX_RULES)
-        log(f"compare: {impl} (load {load()})")
-        rows.append(run_bull(redis, impl, COMPARE_N, logins_txt, sim))
-        sim.stop()
+        if impl not in bulls:
+            log(f"compare: {impl} not built (bench/bullmq-rs: cargo build --release; bench/bullmq: npm ci); skipped")
+    rows = []
+    for rnd in range(1, ROUNDS + 1):
+        row = ours_row(run_ours(redis, COMPARE_N, 1, rules=MIX_RULES, tag="cmp"))
+        row["round"] = rnd
+        rows.append(row)
+        for impl in bulls:
+            sim = start_sim(MIX_RULES)
+            log(f"compare: round {rnd}, {impl} (load {load()})")
+            row = run_bull(redis, impl, COMPARE_N, logins_txt, sim)
+            row["round"] = rnd
+            rows.append(row)
+            sim.stop()
     # commands *sent* per job (MONITOR, separate untimed runs of COUNT_N LoginIds)
+    sent = {}
     m = run_ours(redis, COUNT_N, 1, rules=MIX_RULES, tag="cmpcount", monitor=True)
-    rows[0]["sent_per_job"] = sum(sub(m["monitor"]["client"], m["monitor"]["enqueue"][0]).values()) / m["jobs"]
+    sent[rows[0]["impl"]] = sum(sub(m["monitor"]["client"], m["monitor"]["enqueue"][0]).values()) / m["jobs"]
     count_txt = os.path.join(WORK, "count-logins.txt")
     with open(logins_txt) as f, open(count_txt, "w") as o:
         o.writelines(list(f)[:COUNT_N])
-    for row in rows[1:]:
+    for impl in bulls:
         sim = start_sim(MIX_RULES)
-        row["sent_per_job"] = run_bull(redis, row["impl"], COUNT_N, count_txt, sim, monitor=True)["sent_per_job"]
+        sent[impl] = run_bull(redis, impl, COUNT_N, count_txt, sim, monitor=True)["sent_per_job"]
         sim.stop()
+    for r in rows:
+        r["sent_per_job"] = sent[r["impl"]]
+        ours = next(o for o in rows if o["round"] == r["round"])
+        r["ours_over_it"] = ours["jobs_per_s"] / r["jobs_per_s"]
     RESULTS["compare"] = rows
-    ours = rows[0]
     print(f"\n### Side by side: Authorize -> chained GetAccountsDetail, 5% 401 QUESTION_NOT_FOUND "
-          f"(N = {COMPARE_N:,}, one process, concurrency {CONC} per queue)\n")
-    print("| implementation | jobs | drain s | jobs/s | ours / it | Redis cmds per job (in Lua too) "
+          f"(N = {COMPARE_N:,}, one process, concurrency {CONC} per queue, {ROUNDS} round(s))\n")
+    print("| round | implementation | jobs | drain s | jobs/s | ours / it | Redis cmds per job (in Lua too) "
           "| cmds sent per job | script calls per job | Redis bytes per job | worker peak RSS MiB | worker CPU s / 1k LoginIds "
           "| Redis CPU s / 1k | load |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        ratio = ours["jobs_per_s"] / r["jobs_per_s"]
-        print(f"| {r['impl']} | {r['jobs']:,} | {r['elapsed_s']:.2f} | {r['jobs_per_s']:,.0f} | {ratio:.2f}x "
+        print(f"| {r['round']} | {r['impl']} | {r['jobs']:,} | {r['elapsed_s']:.2f} | {r['jobs_per_s']:,.0f} | {r['ours_over_it']:.2f}x "
               f"| {r['cmds_per_job']:.1f} | {r['sent_per_job']:.2f} | {r['scripts_per_job']:.2f} | {r['bytes_per_job']:,.0f} "
               f"| {r['rss_kib'] / 1024:.1f} | {r['worker_cpu_per_1k']:.2f} | {r['redis_cpu_per_1k']:.2f} | {r['load']} |")
+    for impl in bulls:
+        ratios = sorted(r["ours_over_it"] for r in rows if r["impl"] == impl)
+        close = any(b <= a * 1.1 for a, b in zip(ratios, ratios[1:]))
+        print(f"\nOurs / {impl} over {len(ratios)} round(s): median {quantile_of(ratios, 0.5):.2f}x, "
+              f"{ratios[0]:.2f}-{ratios[-1]:.2f}x; two rounds within 10% of each other: "
+              f"{'yes' if close else 'no (add rounds: BENCH_ROUNDS)'}")
+
+
+def quantile_of(sorted_values, q):
+    """The q-quantile of a sorted list (the lower middle for an even count's median)."""
+    return sorted_values[min(int(q * (len(sorted_values) - 1)), len(sorted_values) - 1)]
 
 
 def crate_of(sym, dso):
