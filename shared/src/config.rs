@@ -1044,32 +1044,35 @@ mod tests {
         assert_eq!(s.key_buckets.get(), crate::keys::DEFAULT_KEY_BUCKETS);
     }
 
-    #[test]
-    fn worker_threads_outside_1_to_64_names_the_variable_and_the_range() {
-        for bad in ["0", "65", "two", "-1", "1.5"] {
-            let text = Settings::load_from(None, env(&[("WORKER_THREADS", bad)]))
-                .unwrap_err()
-                .to_string();
+    /// Each of `bad` as `key` is refused with a message naming `key` and `range`.
+    fn assert_refused_naming_the_range(key: &str, bad: &[&str], range: &str) {
+        for value in bad {
+            let text = load_error(&[(key, value)]);
             assert!(
-                text.contains("WORKER_THREADS") && text.contains("from 1 to 64"),
-                "{bad}: {text}"
+                text.contains(key) && text.contains(range),
+                "{key}={value}: {text}"
             );
         }
+    }
+
+    #[test]
+    fn worker_threads_outside_1_to_64_names_the_variable_and_the_range() {
+        assert_refused_naming_the_range(
+            "WORKER_THREADS",
+            &["0", "65", "two", "-1", "1.5"],
+            "from 1 to 64",
+        );
         let s = Settings::load_from(None, env(&[("WORKER_THREADS", "4")])).unwrap();
         assert_eq!(s.worker_threads, 4);
     }
 
     #[test]
     fn key_buckets_outside_1_to_1024_names_the_variable_and_the_range() {
-        for bad in ["0", "1025", "many", "-3"] {
-            let text = Settings::load_from(None, env(&[("KEY_BUCKETS", bad)]))
-                .unwrap_err()
-                .to_string();
-            assert!(
-                text.contains("KEY_BUCKETS") && text.contains("from 1 to 1024"),
-                "{text}"
-            );
-        }
+        assert_refused_naming_the_range(
+            "KEY_BUCKETS",
+            &["0", "1025", "many", "-3"],
+            "from 1 to 1024",
+        );
         let s = Settings::load_from(None, env(&[("KEY_BUCKETS", "1024")])).unwrap();
         assert_eq!(s.key_buckets.get(), 1024);
     }
