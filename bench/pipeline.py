@@ -447,8 +447,11 @@ def run_bull(redis, impl, n, logins_txt, sim, monitor=False):
             "sent_per_job": sent / jobs if sent is not None else None}
 
 
+OURS = "nightly-refresh (ours)"
+
+
 def ours_row(r):
-    return {"impl": "nightly-refresh (ours)", "n": r["n"], "elapsed_s": r["elapsed_s"],
+    return {"impl": OURS, "n": r["n"], "elapsed_s": r["elapsed_s"],
             "jobs": r["jobs"], "jobs_per_s": r["jobs_per_s"],
             "cmds_per_job": sum(r["redis_cmds"].values()) / r["jobs"],
             "scripts_per_job": sum(v for k, v in r["redis_cmds"].items() if k.startswith(("eval", "fcall"))) / r["jobs"],
@@ -481,20 +484,22 @@ def section_compare(redis):
             log(f"compare: {impl} not built (bench/bullmq-rs: cargo build --release; bench/bullmq: npm ci); skipped")
     rows = []
     for rnd in range(1, ROUNDS + 1):
-        row = ours_row(run_ours(redis, COMPARE_N, 1, rules=MIX_RULES, tag="cmp"))
-        row["round"] = rnd
-        rows.append(row)
-        for impl in bulls:
-            sim = start_sim(MIX_RULES)
+        # Even rounds run in the reverse order, so neither side always runs first.
+        order = ["ours"] + bulls if rnd % 2 == 1 else bulls[::-1] + ["ours"]
+        for impl in order:
             log(f"compare: round {rnd}, {impl} (load {load()})")
-            row = run_bull(redis, impl, COMPARE_N, logins_txt, sim)
+            if impl == "ours":
+                row = ours_row(run_ours(redis, COMPARE_N, 1, rules=MIX_RULES, tag="cmp"))
+            else:
+                sim = start_sim(MIX_RULES)
+                row = run_bull(redis, impl, COMPARE_N, logins_txt, sim)
+                sim.stop()
             row["round"] = rnd
             rows.append(row)
-            sim.stop()
     # commands *sent* per job (MONITOR, separate untimed runs of COUNT_N LoginIds)
     sent = {}
     m = run_ours(redis, COUNT_N, 1, rules=MIX_RULES, tag="cmpcount", monitor=True)
-    sent[rows[0]["impl"]] = sum(sub(m["monitor"]["client"], m["monitor"]["enqueue"][0]).values()) / m["jobs"]
+    sent[OURS] = sum(sub(m["monitor"]["client"], m["monitor"]["enqueue"][0]).values()) / m["jobs"]
     count_txt = os.path.join(WORK, "count-logins.txt")
     with open(logins_txt) as f, open(count_txt, "w") as o:
         o.writelines(list(f)[:COUNT_N])
@@ -504,7 +509,7 @@ def section_compare(redis):
         sim.stop()
     for r in rows:
         r["sent_per_job"] = sent[r["impl"]]
-        ours = next(o for o in rows if o["round"] == r["round"])
+        ours = next(o for o in rows if o["round"] == r["round"] and o["impl"] == OURS)
         r["ours_over_it"] = ours["jobs_per_s"] / r["jobs_per_s"]
     RESULTS["compare"] = rows
     print(f"\n### Side by side: Authorize -> chained GetAccountsDetail, 5% 401 QUESTION_NOT_FOUND "
@@ -519,15 +524,20 @@ def section_compare(redis):
               f"| {r['rss_kib'] / 1024:.1f} | {r['worker_cpu_per_1k']:.2f} | {r['redis_cpu_per_1k']:.2f} | {r['load']} |")
     for impl in bulls:
         ratios = sorted(r["ours_over_it"] for r in rows if r["impl"] == impl)
-        close = any(b <= a * 1.1 for a, b in zip(ratios, ratios[1:]))
-        print(f"\nOurs / {impl} over {len(ratios)} round(s): median {quantile_of(ratios, 0.5):.2f}x, "
-              f"{ratios[0]:.2f}-{ratios[-1]:.2f}x; two rounds within 10% of each other: "
-              f"{'yes' if close else 'no (add rounds: BENCH_ROUNDS)'}")
+        if len(ratios) < 2:
+            agree = "one round only (BENCH_ROUNDS=N runs more)"
+        elif any(b <= a * 1.1 for a, b in zip(ratios, ratios[1:])):
+            agree = "yes"
+        else:
+            agree = "no (run more rounds: BENCH_ROUNDS)"
+        print(f"\nOurs / {impl} over {len(ratios)} round(s): median {median(ratios):.2f}x, "
+              f"{ratios[0]:.2f}-{ratios[-1]:.2f}x; two rounds within 10% of each other: {agree}")
 
 
-def quantile_of(sorted_values, q):
-    """The q-quantile of a sorted list (the lower middle for an even count's median)."""
-    return sorted_values[min(int(q * (len(sorted_values) - 1)), len(sorted_values) - 1)]
+def median(sorted_values):
+    """The median of a sorted, non-empty list."""
+    n = len(sorted_values)
+    return (sorted_values[(n - 1) // 2] + sorted_values[n // 2]) / 2
 
 
 def crate_of(sym, dso):
