@@ -32,6 +32,8 @@ ROUNDS = max(int(os.environ.get("BENCH_ROUNDS", 1)), 1)
 CONC = int(os.environ.get("BENCH_CONCURRENCY", 32))
 WORKERS = [int(w) for w in os.environ.get("BENCH_WORKERS", "1 2 4").split()]
 MIX_RULES = os.path.join(WORK, "mix95.toml")
+BULLMQ_RS_BIN = os.path.join(ROOT, "bench/bullmq-rs/target/release/bullmq-rs-bench")
+BULLMQ_NODE_MODULES = os.path.join(ROOT, "bench/bullmq/node_modules")
 RESULTS = {"machine": machine(), "started": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
 DATE = "2026-11-25"
 
@@ -414,7 +416,7 @@ def run_bull(redis, impl, n, logins_txt, sim, monitor=False):
     if impl == "bullmq-node":
         cmd = ["node", os.path.join(ROOT, "bench/bullmq/worker.js")]
     else:
-        cmd = [os.path.join(ROOT, "bench/bullmq-rs/target/release/bullmq-rs-bench")]
+        cmd = [BULLMQ_RS_BIN]
     subprocess.run(cmd + ["enqueue"], env=env, check=True, capture_output=True)
     before = snapshot(redis)
     mon = Monitor(redis.port, exclude=[redis.c.sock.getsockname()]) if monitor else None
@@ -462,8 +464,8 @@ def ours_row(r):
 
 def bull_binary(impl):
     if impl == "bullmq-node":
-        return os.path.isdir(os.path.join(ROOT, "bench/bullmq/node_modules"))
-    return os.path.exists(os.path.join(ROOT, "bench/bullmq-rs/target/release/bullmq-rs-bench"))
+        return os.path.isdir(BULLMQ_NODE_MODULES)
+    return os.path.exists(BULLMQ_RS_BIN)
 
 
 def section_compare(redis):
