@@ -668,22 +668,20 @@ impl Parser {
                 Ok(v.to_string())
             }
         })?;
-        let bucket_count = |v: &str| {
-            v.parse::<u16>()
-                .ok()
-                .filter(|n| (1..=crate::keys::MAX_KEY_BUCKETS).contains(n))
-                .and_then(std::num::NonZeroU16::new)
-                .ok_or_else(|| {
-                    format!(
-                        "expected a whole number from 1 to {}",
-                        crate::keys::MAX_KEY_BUCKETS
-                    )
-                })
+        let bucket_count = |key| {
+            let n = self.whole_in(key, 1..=usize::from(crate::keys::MAX_KEY_BUCKETS))?;
+            // In range, so it fits a u16 and is not zero.
+            Ok::<_, ConfigError>(
+                u16::try_from(n)
+                    .ok()
+                    .and_then(std::num::NonZeroU16::new)
+                    .unwrap_or(std::num::NonZeroU16::MIN),
+            )
         };
-        let key_buckets = self.parse("KEY_BUCKETS", bucket_count)?;
+        let key_buckets = bucket_count("KEY_BUCKETS")?;
         // A cluster shares the ledger out unless told otherwise; one server has no use for it.
         let ledger_buckets = if self.raw.contains_key("LEDGER_BUCKETS") {
-            self.parse("LEDGER_BUCKETS", bucket_count)?
+            bucket_count("LEDGER_BUCKETS")?
         } else if redis.mode == RedisMode::Cluster {
             std::num::NonZeroU16::new(crate::keys::DEFAULT_CLUSTER_LEDGER_BUCKETS)
                 .unwrap_or(std::num::NonZeroU16::MIN)
@@ -730,12 +728,7 @@ impl Parser {
             retry_max_delay: self.duration("RETRY_MAX_DELAY", Duration::ZERO)?,
             stale_after: self.duration("STALE_AFTER", Duration::from_secs(1))?,
             worker_concurrency: self.number("WORKER_CONCURRENCY", 1u32)?,
-            worker_threads: self.parse("WORKER_THREADS", |v| match v.parse::<usize>() {
-                Ok(n) if (1..=MAX_WORKER_THREADS).contains(&n) => Ok(n),
-                _ => Err(format!(
-                    "expected a whole number from 1 to {MAX_WORKER_THREADS}"
-                )),
-            })?,
+            worker_threads: self.whole_in("WORKER_THREADS", 1..=MAX_WORKER_THREADS)?,
             worker_lease: self.duration("WORKER_LEASE", Duration::from_millis(300))?,
             shutdown_grace: self.duration("SHUTDOWN_GRACE", Duration::ZERO)?,
             metrics_addr: self.parse("METRICS_ADDR", |v| {
@@ -930,6 +923,26 @@ impl Parser {
             } else {
                 Ok(n)
             }
+        })
+    }
+
+    /// A whole number within `range`; anything else is refused naming the range.
+    fn whole_in(
+        &self,
+        key: &'static str,
+        range: std::ops::RangeInclusive<usize>,
+    ) -> Result<usize, ConfigError> {
+        self.parse(key, |v| {
+            v.parse::<usize>()
+                .ok()
+                .filter(|n| range.contains(n))
+                .ok_or_else(|| {
+                    format!(
+                        "expected a whole number from {} to {}",
+                        range.start(),
+                        range.end()
+                    )
+                })
         })
     }
 
