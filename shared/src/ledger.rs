@@ -189,16 +189,21 @@ pub enum LedgerOutcome {
     /// The login's authorize job was still waiting when a later routine date started: that
     /// date's job replaced it (one pending authorize per login). Or the date's deadline
     /// passed before its job could call Flinks (`deadline` set): the next date's routine
-    /// covers the login. Not final: a job of this date already in flight then may still
-    /// record its outcome over it.
+    /// covers the login. Or the login was deactivated after the routine queued it
+    /// (`deactivated` set): the routine calls Flinks for active logins only. Not final: a
+    /// job of this date already in flight then may still record its outcome over it.
     Superseded {
-        /// The routine date whose job replaced this one (the next date, for a deadline).
+        /// The routine date whose job replaced this one (the next date, for a deadline; the
+        /// date itself, for a deactivation).
         by_date: NaiveDate,
         /// When it was recorded.
         at: DateTime<Utc>,
         /// The date's deadline, when it is the deadline that superseded the job.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         deadline: Option<DateTime<Utc>>,
+        /// The login was inactive in the registry when its job's turn came.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        deactivated: bool,
     },
 }
 
@@ -721,7 +726,8 @@ impl Ledger {
         {
             return None;
         }
-        let [entry, ineligible] = values.values.as_slice() else {
+        // The reads after these two, if any, are other stores' (the registry's).
+        let [entry, ineligible, ..] = values.values.as_slice() else {
             return None;
         };
         let ineligible = match ineligible.as_deref() {

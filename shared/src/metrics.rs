@@ -113,7 +113,8 @@ pub const ROUTINE_CAPACITY_PER_DAY: &str = "nightly_refresh_routine_capacity_per
 /// Gauge (sampler): active logins in the registry (the routine's daily demand).
 pub const ACTIVE_LOGINS: &str = "nightly_refresh_active_logins";
 /// Counter (producer, worker): waiting authorize jobs replaced by a later date's job of the
-/// same login, and jobs past their date's deadline (both recorded as `superseded`).
+/// same login, jobs past their date's deadline and jobs of logins deactivated after the
+/// routine queued them (all recorded as `superseded`).
 pub const ROUTINE_SUPERSEDED_TOTAL: &str = "nightly_refresh_routine_superseded_total";
 /// Gauge (sampler): 1 when the last sample read Redis, 0 when Redis did not answer.
 pub const REDIS_UP: &str = "nightly_refresh_redis_up";
@@ -151,7 +152,7 @@ pub const PERMIT_RESULTS: [&str; 2] = ["granted", "throttled"];
 pub const QUEUE_OUTCOMES: [&str; 3] = [OUTCOME_SUCCEEDED, OUTCOME_RETRIED, OUTCOME_DEAD];
 /// Values of `outcome` on [`ROUTINE_OUTCOMES_TOTAL`]: the worker's `Handled::as_label`
 /// values plus `retried`, `deferred` and `dead`.
-pub const ROUTINE_OUTCOME_LABELS: [&str; 12] = [
+pub const ROUTINE_OUTCOME_LABELS: [&str; 13] = [
     "chained",
     "refreshed",
     "stale",
@@ -161,6 +162,7 @@ pub const ROUTINE_OUTCOME_LABELS: [&str; 12] = [
     "session_restarted",
     "already_done",
     "past_deadline",
+    "deactivated",
     "retried",
     "deferred",
     "dead",
@@ -488,7 +490,7 @@ pub const ALL_METRICS: &[MetricDef] = &[
         Counter,
         Some(Unit::Count),
         &[],
-        "Authorize jobs recorded as superseded on their date: replaced by a later routine date's job of the same login, or past the date's deadline",
+        "Authorize jobs recorded as superseded on their date: replaced by a later routine date's job of the same login, past the date's deadline, or of a login deactivated after the routine queued it",
     ),
     def(
         ROUTINE_ETA_SECONDS,

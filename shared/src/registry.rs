@@ -33,6 +33,7 @@ use crate::jobs::ScheduledRefreshJob;
 use crate::keys::KeySpace;
 use crate::ledger::LedgerOutcome;
 use crate::login_index::{self, Which};
+use crate::queue::{LeaseRead, LeaseReadValues, PayloadElement, PayloadText};
 use crate::scheduled_refresh::{
     new_stamp, ScheduledRefresh, ScheduledRefreshError, ScheduledRefreshState,
 };
@@ -56,6 +57,14 @@ static OUTCOME_AND_HISTORY: LazyLock<Script> =
 
 /// A per-bucket key ([`KeySpace::logins_flinks_unconfirmed`], ...).
 pub(crate) type BucketKey = fn(&KeySpace, u16) -> String;
+
+/// The login hash's active flag: `1` active, `0` inactive (see `registry_write.lua`).
+const ACTIVE_FIELD: &str = "active";
+
+/// True when the active flag reads inactive; a login without one is not registered.
+fn inactive_flag(active: Option<&str>) -> bool {
+    active == Some("0")
+}
 
 /// Logins written per pipeline.
 pub const BATCH_SIZE: usize = 1_000;
@@ -810,6 +819,47 @@ impl Registry {
     pub async fn count_inactive(&self) -> Result<u64, RegistryError> {
         let mut conn = self.conn.clone();
         Ok(login_index::count(&mut conn, &self.keys, false).await?)
+    }
+
+    /// True when `login` is registered and flagged inactive: its queued jobs must not call
+    /// Flinks (deactivated after the routine queued it). A login not registered is not
+    /// inactive: a job of one was queued by other means, and runs.
+    pub async fn is_inactive(&self, login: &LoginId) -> Result<bool, RegistryError> {
+        let mut conn = self.conn.clone();
+        let active: Option<String> = conn
+            .hget(self.keys.login(login.as_str()), ACTIVE_FIELD)
+            .await?;
+        Ok(inactive_flag(active.as_deref()))
+    }
+
+    /// [`Registry::is_inactive`]'s read as a [lease read](crate::queue::Queue::with_lease_reads)
+    /// of jobs whose payload carries the login as its `login` element; read the answer
+    /// with [`Registry::inactive_from`].
+    pub fn inactive_read(&self, login: PayloadElement) -> LeaseRead {
+        LeaseRead::hget(
+            PayloadText::new(self.keys.login(""), login),
+            PayloadText::fixed(ACTIVE_FIELD),
+        )
+    }
+
+    /// What the read of [`Registry::inactive_read`], the `at`-th of a job's lease reads,
+    /// answered for `login`; `None` when the reads were built from another login's text
+    /// (see [`LeaseReadValues::element`]) or there is no such read: then call
+    /// [`Registry::is_inactive`].
+    pub fn inactive_from(
+        &self,
+        login_element: PayloadElement,
+        login: &LoginId,
+        values: &LeaseReadValues,
+        at: usize,
+    ) -> Option<bool> {
+        if values.element(login_element) != login.as_str() {
+            return None;
+        }
+        values
+            .values
+            .get(at)
+            .map(|active| inactive_flag(active.as_deref()))
     }
 
     /// Activates or deactivates `login` (its tag kept), queueing the matching

@@ -447,6 +447,7 @@ async fn record_superseded(
                 by_date: *by_date,
                 at,
                 deadline: None,
+                deactivated: false,
             };
             let overwrite = if *on_arrival {
                 Overwrite::Nothing

@@ -287,12 +287,9 @@ fn build_deps(
     let flinks =
         FlinksClient::new(FlinksConfig::from_settings(settings)?).context("Flinks client")?;
     let stores = stores.clone();
-    // The authorize step's ledger check rides each job's lease where one script can see the
-    // ledger (one Redis, one ledger bucket); elsewhere the handler reads it itself.
-    let check_reads = stores
-        .ledger
-        .authorize_check_reads(AuthorizeJob::LAYOUT)
-        .unwrap_or_default();
+    // The authorize step's checks ride each job's lease where one script can see their keys
+    // (one Redis; the ledger's with one ledger bucket); elsewhere the handler reads itself.
+    let check_reads = crate::handlers::authorize::lease_reads(&stores.ledger, &stores.registry);
     Ok(Deps {
         flinks,
         ledger: stores.ledger,

@@ -939,6 +939,9 @@ struct HistoryQuery {
 
 fn history_row(outcome: &LedgerOutcome) -> pages::HistoryRow {
     let message = match outcome {
+        LedgerOutcome::Superseded {
+            deactivated: true, ..
+        } => "deactivated after the routine queued it; Flinks not called".to_string(),
         LedgerOutcome::Superseded { by_date, .. } => {
             format!("replaced by the routine of {by_date}")
         }

@@ -118,9 +118,9 @@ impl<T> Queue<T> {
         for read in self.reads.iter() {
             inv.arg(read.command.as_arg())
                 .arg(read.key.prefix.as_str())
-                .arg(read.key.element.as_arg())
+                .arg(read.key.element_arg())
                 .arg(read.arg.prefix.as_str())
-                .arg(read.arg.element.as_arg());
+                .arg(read.arg.element_arg());
         }
     }
 

@@ -322,11 +322,12 @@ impl LeaseReadCommand {
 }
 
 /// A key or argument of a [`LeaseRead`]: a fixed prefix followed by one of the payload's
-/// leading strings. Nothing in the prefix is interpreted, so any key name is safe in it.
+/// leading strings, or fixed text alone. Nothing in the prefix is interpreted, so any key
+/// name is safe in it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PayloadText {
     pub(crate) prefix: String,
-    pub(crate) element: PayloadElement,
+    pub(crate) element: Option<PayloadElement>,
 }
 
 impl PayloadText {
@@ -334,8 +335,21 @@ impl PayloadText {
     pub fn new(prefix: impl Into<String>, element: PayloadElement) -> Self {
         Self {
             prefix: prefix.into(),
-            element,
+            element: Some(element),
         }
+    }
+
+    /// `text` as it is, the same for every job (a hash field's name, say).
+    pub fn fixed(text: impl Into<String>) -> Self {
+        Self {
+            prefix: text.into(),
+            element: None,
+        }
+    }
+
+    /// The element as a script argument: 1 or 2, 0 for none.
+    pub(crate) fn element_arg(&self) -> u8 {
+        self.element.map_or(0, PayloadElement::as_arg)
     }
 }
 

@@ -465,6 +465,7 @@ async fn a_page_of_logins_is_recorded_in_one_call_keeping_what_is_final() {
         by_date: date(2),
         at: Utc::now(),
         deadline: None,
+        deactivated: false,
     };
     // More logins than one script call takes, so the pages are checked too.
     let logins: Vec<LoginId> = (1..=shared::ledger::RECORD_PAGE as u32 + 5)

@@ -334,6 +334,7 @@ async fn a_superseded_outcome_leaves_the_logins_state_and_history_alone() {
         by_date: date(3),
         at: t0 + Duration::seconds(1),
         deadline: None,
+        deactivated: false,
     };
     assert!(f.outcomes.put(date(2), &login(1), &waited).await);
 

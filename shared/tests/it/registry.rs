@@ -690,3 +690,72 @@ async fn a_listing_walks_the_index_in_pages_of_about_the_count_asked() {
     assert!(full.iter().all(|n| (500..1_000).contains(n)), "{sizes:?}");
     redis.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_login_flagged_inactive_reads_inactive_by_itself_and_with_a_lease() {
+    let redis = TestRedis::new("registry-inactive").await;
+    let registry = Registry::new(redis.conn.clone(), &redis.keys);
+    registry
+        .upsert_many(&[record(1, true), record(2, true)])
+        .await
+        .unwrap();
+    assert!(registry.set_active(&login(2), false).await.unwrap());
+
+    // Read by itself: only the registered, inactive login; an unknown one is not inactive.
+    let mut alone = Vec::new();
+    for n in 1..=3 {
+        alone.push(registry.is_inactive(&login(n)).await.unwrap());
+    }
+    assert_eq!(alone, [false, true, false]);
+
+    // The same as a lease read of jobs `["<LoginId>", ...]`.
+    let queue: shared::queue::Queue<serde_json::Value> = shared::queue::Queue::new(
+        redis.conn.clone(),
+        &redis.keys,
+        shared::queue::QueueConfig::new("inactive-reads"),
+    )
+    .with_lease_reads(vec![
+        registry.inactive_read(shared::queue::PayloadElement::First)
+    ]);
+    for n in 1..=3 {
+        queue
+            .enqueue(
+                &serde_json::json!([login(n).as_str(), "2026-11-25"]),
+                shared::queue::EnqueueOptions::default(),
+            )
+            .await
+            .unwrap();
+    }
+    let jobs = queue
+        .fetch(&shared::queue::WorkerId::generate(), 3)
+        .await
+        .unwrap();
+    if redis.conn.mode() == shared::config::RedisMode::Cluster {
+        // A script there may touch only its queue's slot: the queue makes no reads.
+        assert!(jobs.iter().all(|j| j.reads.is_none()));
+        redis.cleanup().await;
+        return;
+    }
+    let mut leased = Vec::new();
+    for (n, job) in (1..=3).zip(&jobs) {
+        let reads = job.reads.as_ref().expect("reads on one Redis");
+        leased.push(registry.inactive_from(
+            shared::queue::PayloadElement::First,
+            &login(n),
+            reads,
+            0,
+        ));
+    }
+    assert_eq!(leased, [Some(false), Some(true), Some(false)]);
+    // Values read for another login's text are not this login's answer.
+    let reads = jobs[1].reads.as_ref().unwrap();
+    assert_eq!(
+        registry.inactive_from(shared::queue::PayloadElement::First, &login(1), reads, 0),
+        None
+    );
+    assert_eq!(
+        registry.inactive_from(shared::queue::PayloadElement::First, &login(2), reads, 1),
+        None
+    );
+    redis.cleanup().await;
+}

@@ -1,5 +1,5 @@
 //! The authorize step: ledger check (done? listed ineligible? read with the lease on one
-//! Redis, else one round trip) → routine
+//! Redis, else one round trip) → still active in the registry? (likewise) → routine
 //! deadline → authorize token → rate-limit permit → `/Authorize` (cached) → chain the
 //! detail fetch (queued by the job's ack on one Redis), or settle the failure (re-auth,
 //! retry, restart, fail).
@@ -15,14 +15,52 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use shared::flinks::AuthorizeOutcome;
 use shared::jobs::{AuthorizeJob, DetailJob};
+use shared::ledger::Ledger;
 use shared::metrics::AUTHORIZE_CHECKS_TOTAL;
+use shared::queue::LeaseRead;
 use shared::queue::{EnqueueOptions, JobFailure};
+use shared::registry::Registry;
 
 use super::settle::{
-    count_skipped_redelivery, ledger_check_failed, passed, persist, record_past_deadline,
-    routine_deadline, settle_failure, skip_if_done, Step,
+    count_skipped_redelivery, ledger_check_failed, passed, persist, record_deactivated,
+    record_past_deadline, routine_deadline, settle_failure, skip_if_done, Step,
 };
 use super::{Delivery, Deps, Handled};
+
+/// The authorize queue's lease reads: the ledger's check where one script sees the ledger
+/// ([`Ledger::authorize_check_reads`]), then, last, the login's active flag.
+pub fn lease_reads(ledger: &Ledger, registry: &Registry) -> Vec<LeaseRead> {
+    let mut reads = ledger
+        .authorize_check_reads(AuthorizeJob::LAYOUT)
+        .unwrap_or_default();
+    reads.push(registry.inactive_read(AuthorizeJob::LAYOUT.login));
+    reads
+}
+
+/// Whether the job's login is inactive in the registry: from its lease's last read
+/// ([`lease_reads`]) when there is one for this login, else read now.
+async fn inactive(
+    job: &AuthorizeJob,
+    delivery: &Delivery,
+    deps: &Deps,
+) -> Result<bool, JobFailure> {
+    let leased = delivery.reads.as_ref().and_then(|reads| {
+        let last = reads.values.len().checked_sub(1)?;
+        deps.registry
+            .inactive_from(AuthorizeJob::LAYOUT.login, &job.login_id, reads, last)
+    });
+    match leased {
+        Some(inactive) => Ok(inactive),
+        None => deps
+            .registry
+            .is_inactive(&job.login_id)
+            .await
+            .map_err(|e| JobFailure::Retry {
+                error: format!("reading the login's active flag: {e}"),
+                delay: None,
+            }),
+    }
+}
 
 /// Runs one delivery of an authorize job.
 #[tracing::instrument(
@@ -70,6 +108,10 @@ pub async fn handle(
     if check.ineligible {
         tracing::info!("listed by GetNightlyRefreshStatus for this date; not authorized");
         return Ok(Handled::AlreadyDone);
+    }
+    // Deactivated since the routine queued the job: the routine is for active logins.
+    if inactive(job, delivery, deps).await? {
+        return record_deactivated(deps, &job.login_id, job.routine_date).await;
     }
     // A redelivery of a job whose detail job exists already (on a Cluster, a crash between
     // chaining it and the ack; on one Redis, a lease lost as the handler finished):

@@ -142,6 +142,9 @@ pub enum Handled {
     /// The date's deadline passed (or its retry would have run past it): recorded as
     /// superseded without calling Flinks; the next date's routine covers the login.
     PastDeadline,
+    /// The login was deactivated after the routine queued it: recorded as superseded
+    /// without calling Flinks.
+    Deactivated,
 }
 
 impl Handled {
@@ -157,11 +160,12 @@ impl Handled {
             Handled::SessionRestarted => "session_restarted",
             Handled::AlreadyDone => "already_done",
             Handled::PastDeadline => "past_deadline",
+            Handled::Deactivated => "deactivated",
         }
     }
 
     /// Every variant, for tests and zeroed series.
-    pub const ALL: [Handled; 9] = [
+    pub const ALL: [Handled; 10] = [
         Handled::Chained,
         Handled::Refreshed,
         Handled::Stale,
@@ -171,6 +175,7 @@ impl Handled {
         Handled::SessionRestarted,
         Handled::AlreadyDone,
         Handled::PastDeadline,
+        Handled::Deactivated,
     ];
 }
 

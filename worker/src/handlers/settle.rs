@@ -130,6 +130,7 @@ pub(crate) async fn record_past_deadline(
         by_date: date.succ_opt().unwrap_or(date),
         at: Utc::now(),
         deadline: Some(deadline),
+        deactivated: false,
     };
     persist("record superseded at the deadline", || {
         deps.ledger
@@ -139,6 +140,29 @@ pub(crate) async fn record_past_deadline(
     metrics::counter!(shared::metrics::ROUTINE_SUPERSEDED_TOTAL).increment(1);
     tracing::info!(%deadline, "the routine date's deadline passed; superseded, Flinks not called");
     Ok(Handled::PastDeadline)
+}
+
+/// Records `login` as superseded on `date` because it was deactivated after the routine
+/// queued its job: the routine calls Flinks for active logins only. Nothing is called.
+pub(crate) async fn record_deactivated(
+    deps: &Deps,
+    login: &LoginId,
+    date: NaiveDate,
+) -> Result<Handled, JobFailure> {
+    let outcome = LedgerOutcome::Superseded {
+        by_date: date,
+        at: Utc::now(),
+        deadline: None,
+        deactivated: true,
+    };
+    persist("record superseded after a deactivation", || {
+        deps.ledger
+            .record(date, login, &outcome, Overwrite::AllButRefreshed)
+    })
+    .await?;
+    metrics::counter!(shared::metrics::ROUTINE_SUPERSEDED_TOTAL).increment(1);
+    tracing::info!("the login is inactive in the registry; superseded, Flinks not called");
+    Ok(Handled::Deactivated)
 }
 
 /// Runs a Redis write, retrying with backoff for up to [`PERSIST_BUDGET`]; after that the

@@ -649,6 +649,63 @@ async fn jobs_of_a_date_past_its_deadline_are_superseded_without_calling_flinks(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_deactivated_after_the_routine_queued_it_is_not_authorized() {
+    // Arrange: four healthy logins queued for D, then two of them deactivated by an
+    // operator before any worker ran.
+    const N: usize = 4;
+    let sim = flinks_sim::spawn(SimConfig::default()).await.unwrap();
+    let mut stack = Stack::new("deactivated-queued", &sim.base_url).await;
+    stack.set("RATE_LIMIT_PER_MINUTE", "3000");
+    let logins = crate::helpers::new_logins(N);
+    stack.import_and_run(&logins, DATE);
+    let (gone, kept) = logins.split_at(2);
+    let mut args = vec!["logins", "deactivate"];
+    args.extend(gone.iter().map(LoginId::as_str));
+    let out = stack.producer(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Act: a worker takes the jobs.
+    stack.spawn_worker(&[]);
+    stack
+        .wait_done(DATE, N as u64, Duration::from_secs(60))
+        .await;
+    stack.terminate_workers();
+
+    // Assert: no Authorize for the deactivated logins, each recorded superseded on its
+    // own date as deactivated; the others refreshed; nothing pending.
+    let stats = sim.stats().await;
+    let ledger = stack.ledger();
+    for login in gone {
+        assert_eq!(stats.calls_for_login(login.as_str(), "authorize"), 0);
+        match ledger.get(parse_date(DATE), login).await.unwrap() {
+            Some(LedgerOutcome::Superseded {
+                by_date,
+                deadline: None,
+                deactivated: true,
+                ..
+            }) => assert_eq!(by_date, parse_date(DATE)),
+            other => panic!("expected superseded as deactivated, got {other:?}"),
+        }
+    }
+    for login in kept {
+        assert_eq!(stats.calls_for_login(login.as_str(), "authorize"), 1);
+        assert!(matches!(
+            ledger.get(parse_date(DATE), login).await.unwrap(),
+            Some(LedgerOutcome::Refreshed { .. })
+        ));
+    }
+    let report = stack.producer(&["report", "--date", DATE, "--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap();
+    assert_eq!(report["superseded"], 2, "{report}");
+    assert_eq!(report["pending"], 0, "{report}");
+    stack.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retry_that_would_run_past_the_deadline_is_superseded_instead() {
     // Arrange: a login Flinks answers RETRY_LATER, a backoff of 10 minutes and a deadline
     // two minutes away: its retry would run after the deadline.

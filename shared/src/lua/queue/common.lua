@@ -162,17 +162,19 @@ end
 -- The lease reads in ARGV from `at` (see Queue::with_lease_reads): their count, then five
 -- arguments each: command (HGET or SISMEMBER), key prefix, key element, argument prefix,
 -- argument element, an element being 1 or 2, which of the payload's leading strings follows
--- the prefix. Returns the reads (nil for none) and the ARGV offset after them, or nil, nil
--- and what is wrong with them: checked before the script writes anything.
+-- the prefix, or 0 for none (the prefix alone). Returns the reads (nil for none) and the
+-- ARGV offset after them, or nil, nil and what is wrong with them: checked before the
+-- script writes anything.
 local function lease_reads(at)
   local n = math.max(tonumber(ARGV[at]) or 0, 0)
   local reads = nil
   for i = 0, n - 1 do
     local b = at + 1 + i * 5
     local command, key_part, arg_part = ARGV[b], tonumber(ARGV[b + 2]), tonumber(ARGV[b + 4])
-    -- ARGV[b + 4] read as 1 or 2 means every argument before it is there too.
-    if (command ~= 'HGET' and command ~= 'SISMEMBER') or (key_part ~= 1 and key_part ~= 2)
-        or (arg_part ~= 1 and arg_part ~= 2) then
+    -- ARGV[b + 4] read as a number means every argument before it is there too.
+    if (command ~= 'HGET' and command ~= 'SISMEMBER')
+        or (key_part ~= 0 and key_part ~= 1 and key_part ~= 2)
+        or (arg_part ~= 0 and arg_part ~= 1 and arg_part ~= 2) then
       return nil, nil, 'lease reads: invalid read ' .. (i + 1)
     end
     reads = reads or {}
@@ -194,8 +196,8 @@ local function read_for(payload, reads)
   local parts = {first, second}
   local out = {}
   for i, read in ipairs(reads) do
-    local key = read[2] .. parts[read[3]]
-    local arg = read[4] .. parts[read[5]]
+    local key = read[2] .. (parts[read[3]] or '')
+    local arg = read[4] .. (parts[read[5]] or '')
     -- pcall: a key of the wrong type makes the job's reads answer nothing rather than
     -- abort the script after the job left ready (the handler then reads for itself, and
     -- meets the error there).

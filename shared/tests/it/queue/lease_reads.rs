@@ -151,3 +151,37 @@ async fn a_queue_without_reads_leases_jobs_with_none() {
 
     assert_eq!(job.reads, None);
 }
+
+#[tokio::test]
+async fn a_read_of_fixed_text_takes_no_payload_string() {
+    // A field of a hash named by the payload's first string: `HGET <prefix><who> flag`.
+    let t = TestNs::new("lease-reads-fixed").await;
+    let prefix = t.keys.global("reads:fixed:");
+    let q = t
+        .queue(t.config("fixed"))
+        .with_lease_reads(vec![LeaseRead::hget(
+            PayloadText::new(prefix.clone(), PayloadElement::First),
+            PayloadText::fixed("flag"),
+        )]);
+    let mut conn = t.conn.clone();
+    let _: () = conn
+        .hset(format!("{prefix}alice"), "flag", "0")
+        .await
+        .unwrap();
+    enqueue_all(&q, &[json!(["alice", "x"]), json!(["bob", "x"])]).await;
+
+    let jobs = q.fetch(&WorkerId::generate(), 2).await.unwrap();
+
+    let got: Vec<_> = jobs.into_iter().map(|j| j.reads).collect();
+    if t.conn.mode() == RedisMode::Cluster {
+        assert!(got.iter().all(Option::is_none), "{got:?}");
+        return;
+    }
+    assert_eq!(
+        got,
+        [
+            answered(["alice", "x"], &[Some("0")]),
+            answered(["bob", "x"], &[None]),
+        ]
+    );
+}
