@@ -726,7 +726,7 @@ impl Ledger {
         {
             return None;
         }
-        // The reads after these two, if any, are other stores' (the registry's).
+        // The ledger's reads come first; a caller may add reads of its own after them.
         let [entry, ineligible, ..] = values.values.as_slice() else {
             return None;
         };

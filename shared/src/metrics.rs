@@ -413,7 +413,7 @@ pub const ALL_METRICS: &[MetricDef] = &[
         Counter,
         Some(Unit::Count),
         &["queue", "outcome"],
-        "What the routine's handlers did, by queue and outcome (chained, refreshed, stale, reauth, failed, pending_poll, session_restarted, already_done, retried, dead)",
+        "What the routine's handlers did, by queue and outcome (chained, refreshed, stale, reauth, failed, pending_poll, session_restarted, already_done, past_deadline, deactivated, retried, deferred, dead)",
     ),
     def(
         REDELIVERIES_SKIPPED_TOTAL,

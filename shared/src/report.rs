@@ -75,8 +75,9 @@ pub struct Report {
     pub reauth: Vec<ReportItem>,
     /// Logins that failed.
     pub failed: Vec<ReportItem>,
-    /// Logins whose job still waited when a later date's routine started: that date's job
-    /// replaced it (one pending authorize per login), so they are no longer pending here.
+    /// Logins whose job still waited when a later date's routine started (that date's job
+    /// replaced it: one pending authorize per login), whose job came after the date's
+    /// deadline, or whose login was deactivated before its job ran: no longer pending here.
     pub superseded: u64,
     /// The failed logins whose LoginId Flinks rejected (reason `invalid_login`): remove or
     /// fix them; asking the user to reconnect would not help.

@@ -701,12 +701,19 @@ async fn a_login_flagged_inactive_reads_inactive_by_itself_and_with_a_lease() {
         .unwrap();
     assert!(registry.set_active(&login(2), false).await.unwrap());
 
+    // A hash without the flag (not written by the registry) is not inactive either.
+    let mut conn = redis.conn.clone();
+    let _: () = conn
+        .hset(redis.keys.login(login(4).as_str()), "priority", "1")
+        .await
+        .unwrap();
+
     // Read by itself: only the registered, inactive login; an unknown one is not inactive.
     let mut alone = Vec::new();
-    for n in 1..=3 {
+    for n in 1..=4 {
         alone.push(registry.is_inactive(&login(n)).await.unwrap());
     }
-    assert_eq!(alone, [false, true, false]);
+    assert_eq!(alone, [false, true, false, false]);
 
     // The same as a lease read of jobs `["<LoginId>", ...]`.
     let queue: shared::queue::Queue<serde_json::Value> = shared::queue::Queue::new(

@@ -1,8 +1,8 @@
 //! The authorize step: ledger check (done? listed ineligible? read with the lease on one
-//! Redis, else one round trip) → still active in the registry? (likewise) → routine
-//! deadline → authorize token → rate-limit permit → `/Authorize` (cached) → chain the
-//! detail fetch (queued by the job's ack on one Redis), or settle the failure (re-auth,
-//! retry, restart, fail).
+//! Redis, else one round trip) → a redelivery's chained detail job → routine deadline →
+//! still active in the registry? (read with the lease too) → authorize token → rate-limit
+//! permit → `/Authorize` (cached) → chain the detail fetch (queued by the job's ack on one
+//! Redis), or settle the failure (re-auth, retry, restart, fail).
 //!
 //! The global permit is taken last, immediately before `/Authorize` is sent: a slow token
 //! call or check between the permit and the request would let another worker's request
@@ -57,7 +57,7 @@ async fn inactive(
             .await
             .map_err(|e| JobFailure::Retry {
                 error: format!("reading the login's active flag: {e}"),
-                delay: None,
+                delay: Some(Duration::from_secs(5)),
             }),
     }
 }
@@ -98,24 +98,17 @@ pub async fn handle(
     if skip_if_done(check.done) {
         return Ok(Handled::AlreadyDone);
     }
-    // Past the date's deadline the next date's routine covers the login: no permit spent.
-    let deadline = routine_deadline(deps, job.routine_date).await?;
-    if let Some(deadline) = passed(deadline, Utc::now()) {
-        return record_past_deadline(deps, &job.login_id, job.routine_date, deadline).await;
-    }
     // GetNightlyRefreshStatus listed the login for this date: it is recorded as needs
     // re-auth already, and an Authorize would only spend a permit (or overwrite it).
     if check.ineligible {
         tracing::info!("listed by GetNightlyRefreshStatus for this date; not authorized");
         return Ok(Handled::AlreadyDone);
     }
-    // Deactivated since the routine queued the job: the routine is for active logins.
-    if inactive(job, delivery, deps).await? {
-        return record_deactivated(deps, &job.login_id, job.routine_date).await;
-    }
     // A redelivery of a job whose detail job exists already (on a Cluster, a crash between
     // chaining it and the ack; on one Redis, a lease lost as the handler finished):
-    // authorizing again would only open a second session for nothing.
+    // authorizing again would only open a second session for nothing. Asked before the
+    // checks below that record `superseded`, which would replace what the detail job
+    // recorded.
     let chained_key = DetailJob::chained_dedupe_key(&delivery.job_id);
     let chained = delivery.attempt > 1
         && deps
@@ -130,6 +123,15 @@ pub async fn handle(
         count_skipped_redelivery();
         tracing::info!("detail job already chained; redelivery skipped");
         return Ok(Handled::AlreadyDone);
+    }
+    // Past the date's deadline the next date's routine covers the login: no permit spent.
+    let deadline = routine_deadline(deps, job.routine_date).await?;
+    if let Some(deadline) = passed(deadline, Utc::now()) {
+        return record_past_deadline(deps, &job.login_id, job.routine_date, deadline).await;
+    }
+    // Deactivated since the routine queued the job: the routine is for active logins.
+    if inactive(job, delivery, deps).await? {
+        return record_deactivated(deps, &job.login_id, job.routine_date).await;
     }
     let step = Step::new(
         &job.login_id,

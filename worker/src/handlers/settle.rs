@@ -132,12 +132,7 @@ pub(crate) async fn record_past_deadline(
         deadline: Some(deadline),
         deactivated: false,
     };
-    persist("record superseded at the deadline", || {
-        deps.ledger
-            .record(date, login, &outcome, Overwrite::AllButRefreshed)
-    })
-    .await?;
-    metrics::counter!(shared::metrics::ROUTINE_SUPERSEDED_TOTAL).increment(1);
+    record_superseded(deps, login, date, &outcome).await?;
     tracing::info!(%deadline, "the routine date's deadline passed; superseded, Flinks not called");
     Ok(Handled::PastDeadline)
 }
@@ -155,14 +150,25 @@ pub(crate) async fn record_deactivated(
         deadline: None,
         deactivated: true,
     };
-    persist("record superseded after a deactivation", || {
+    record_superseded(deps, login, date, &outcome).await?;
+    tracing::info!("the login is inactive in the registry; superseded, Flinks not called");
+    Ok(Handled::Deactivated)
+}
+
+/// Writes a `superseded` outcome (no registry change: Flinks was not called) and counts it.
+async fn record_superseded(
+    deps: &Deps,
+    login: &LoginId,
+    date: NaiveDate,
+    outcome: &LedgerOutcome,
+) -> Result<(), JobFailure> {
+    persist("record superseded", || {
         deps.ledger
-            .record(date, login, &outcome, Overwrite::AllButRefreshed)
+            .record(date, login, outcome, Overwrite::AllButRefreshed)
     })
     .await?;
     metrics::counter!(shared::metrics::ROUTINE_SUPERSEDED_TOTAL).increment(1);
-    tracing::info!("the login is inactive in the registry; superseded, Flinks not called");
-    Ok(Handled::Deactivated)
+    Ok(())
 }
 
 /// Runs a Redis write, retrying with backoff for up to [`PERSIST_BUDGET`]; after that the

@@ -650,12 +650,119 @@ async fn jobs_of_a_date_past_its_deadline_are_superseded_without_calling_flinks(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_login_deactivated_after_the_routine_queued_it_is_not_authorized() {
+    deactivated_logins_queued_are_not_authorized("deactivated-queued", None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_deactivated_after_the_routine_queued_it_is_not_authorized_with_ledger_buckets() {
+    // The ledger's check then takes a round trip; the active flag still rides the lease.
+    deactivated_logins_queued_are_not_authorized("deactivated-buckets", Some("4")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redelivery_after_its_detail_job_ran_keeps_that_outcome_though_the_login_is_inactive() {
+    use shared::jobs::{AuthorizeJob, DetailJob};
+    use shared::queue::{Queue, QueueConfig, WorkerId};
+    // Arrange: a login's authorize job leased once and lost (as a worker that chained the
+    // detail job and died before its ack would leave it); the detail job ran and recorded
+    // needs re-auth; then the login was deactivated.
+    let login = new_login();
+    let sim = flinks_sim::spawn(SimConfig::default()).await.unwrap();
+    let mut stack = Stack::new("deactivated-redelivery", &sim.base_url).await;
+    stack.set("RATE_LIMIT_PER_MINUTE", "3000");
+    stack.import_and_run(std::slice::from_ref(&login), DATE);
+    let short = |name| QueueConfig::new(name).with_lease(Duration::from_millis(50));
+    let authorize: Queue<AuthorizeJob> =
+        Queue::new(stack.conn.clone(), &stack.keys, short("authorize"));
+    let detail: Queue<DetailJob> = Queue::new(stack.conn.clone(), &stack.keys, short("detail"));
+    let lost = authorize
+        .fetch(&WorkerId::generate(), 1)
+        .await
+        .unwrap()
+        .remove(0);
+    let detail_job = DetailJob {
+        login_id: login.clone(),
+        routine_date: parse_date(DATE),
+        request_id: shared::RequestId::new("r-1"),
+        last_refresh: None,
+        session_restarts: 0,
+        polling_since: None,
+        polls: 0,
+    };
+    let chained_key = DetailJob::chained_dedupe_key(lost.id.as_str());
+    detail
+        .enqueue(
+            &detail_job,
+            shared::queue::EnqueueOptions::dedupe(chained_key),
+        )
+        .await
+        .unwrap();
+    let ran = detail
+        .fetch(&WorkerId::generate(), 1)
+        .await
+        .unwrap()
+        .remove(0);
+    assert!(detail.ack(&ran.token, &ran.id).await.unwrap());
+    let reauth = LedgerOutcome::NeedsReauth {
+        flinks_code: Some(FlinksCode::QuestionNotFound),
+        message: Some("reconnect".into()),
+        request_id: None,
+        at: chrono::Utc::now(),
+        unrecognised_code: false,
+    };
+    let ledger = stack.ledger();
+    ledger
+        .record(
+            parse_date(DATE),
+            &login,
+            &reauth,
+            shared::ledger::Overwrite::AllButRefreshed,
+        )
+        .await
+        .unwrap();
+    let out = stack.producer(&["logins", "deactivate", login.as_str()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    authorize.reap_expired().await.unwrap();
+
+    // Act: a worker takes the job's second delivery.
+    stack.spawn_worker(&[]);
+    let started = Instant::now();
+    loop {
+        let queue = stack.queue_stats("authorize").await;
+        if (queue.ready, queue.delayed, queue.in_flight) == (0, 0, 0) {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "{queue:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stack.terminate_workers();
+
+    // Assert: the detail job's outcome stands, and nothing was called.
+    match ledger.get(parse_date(DATE), &login).await.unwrap() {
+        Some(LedgerOutcome::NeedsReauth { .. }) => {}
+        other => panic!("expected the detail job's needs_reauth, got {other:?}"),
+    }
+    assert_eq!(sim.stats().await.authorize_logins.len(), 0);
+    stack.cleanup().await;
+}
+
+async fn deactivated_logins_queued_are_not_authorized(test: &str, ledger_buckets: Option<&str>) {
     // Arrange: four healthy logins queued for D, then two of them deactivated by an
     // operator before any worker ran.
     const N: usize = 4;
     let sim = flinks_sim::spawn(SimConfig::default()).await.unwrap();
-    let mut stack = Stack::new("deactivated-queued", &sim.base_url).await;
+    let mut stack = Stack::new(test, &sim.base_url).await;
     stack.set("RATE_LIMIT_PER_MINUTE", "3000");
+    if let Some(buckets) = ledger_buckets {
+        stack.set("LEDGER_BUCKETS", buckets);
+        let buckets = buckets.parse().unwrap();
+        stack.keys = stack.keys.clone().with_ledger_buckets(buckets);
+    }
     let logins = crate::helpers::new_logins(N);
     stack.import_and_run(&logins, DATE);
     let (gone, kept) = logins.split_at(2);
