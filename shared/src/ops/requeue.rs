@@ -48,6 +48,7 @@ use crate::jobs::{AuthorizeJob, DetailJob, JobSubject, AUTHORIZE_QUEUE};
 use crate::keys::KeySpace;
 use crate::ledger::{ledger_expired, IndexEntry, IndexFilter, IndexKind, Ledger};
 use crate::queue::{DeadSelector, EnqueueOptions, Enqueued, JobFilter, JobId, Queue};
+use crate::registry::Registry;
 
 static CLAIM: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../lua/ops/requeue_claim.lua")));
@@ -236,7 +237,8 @@ pub struct Skipped {
     pub login_id: LoginId,
     /// The routine date.
     pub date: NaiveDate,
-    /// Why: `already_refreshed`.
+    /// Why: `already_refreshed`, or `inactive` (the routine is for active logins: its job
+    /// would call nothing).
     pub reason: &'static str,
 }
 
@@ -268,7 +270,7 @@ pub struct DeadMoved {
     pub date: Option<NaiveDate>,
     /// Why it died.
     pub last_error: Option<String>,
-    /// Why it was left dead (skipped letters only): `already_refreshed`,
+    /// Why it was left dead (skipped letters only): `already_refreshed`, `inactive`,
     /// `detail_in_progress`, `ledger_expired` or `poison`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<&'static str>,
@@ -344,6 +346,7 @@ pub struct Requeuer {
     conn: RedisConn,
     keys: KeySpace,
     ledger: Ledger,
+    registry: Registry,
     authorize: Queue<AuthorizeJob>,
     detail: Queue<()>,
 }
@@ -367,6 +370,7 @@ impl Requeuer {
         let stores = crate::stores::Stores::open(conn.clone(), keys, settings);
         Self {
             ledger: stores.ledger,
+            registry: stores.registry,
             authorize: stores.authorize,
             detail: stores.detail.retyped(),
             keys: keys.clone(),
@@ -443,7 +447,18 @@ impl Requeuer {
             moved: Vec::new(),
             skipped: Vec::new(),
         };
-        let entries = self.select(kind, selection).await?;
+        let mut entries = Vec::new();
+        for entry in self.select(kind, selection).await? {
+            if self.registry.is_inactive(&entry.login_id).await? {
+                report.skipped.push(Skipped {
+                    login_id: entry.login_id,
+                    date: entry.date,
+                    reason: "inactive",
+                });
+            } else {
+                entries.push(entry);
+            }
+        }
         if options.dry_run {
             for entry in entries {
                 if self.ledger.is_done(entry.date, &entry.login_id).await? {
@@ -757,6 +772,7 @@ impl Requeuer {
                     Some(id) if self.ledger.is_done(id.routine_date, &id.login_id).await? => {
                         Some("already_refreshed")
                     }
+                    Some(id) if self.registry.is_inactive(&id.login_id).await? => Some("inactive"),
                     Some(_)
                         if queue.name() == AUTHORIZE_QUEUE && self.chain_alive(&job.id).await? =>
                     {

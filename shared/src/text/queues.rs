@@ -172,6 +172,9 @@ pub fn listing(listing: &Listing) -> String {
     }
 }
 
+/// Why a requeue leaves an inactive login's entry where it is.
+const INACTIVE_WHY: &str = "inactive: not refreshed until `logins activate`";
+
 /// What a requeue did, one row per entry, and how many it moved (the audited count).
 #[derive(Debug, Default)]
 pub struct Requeued {
@@ -201,6 +204,7 @@ impl Requeued {
             let why = match d.reason {
                 None => "",
                 Some("already_refreshed") => "already refreshed for that date",
+                Some("inactive") => INACTIVE_WHY,
                 Some("detail_in_progress") => "its detail fetch is still running",
                 Some("ledger_expired") => "the ledger of that date may have expired",
                 Some(_) => "poison payload (--force to requeue)",
@@ -254,8 +258,11 @@ impl Requeued {
             ));
         }
         for s in &report.skipped {
-            let why = "already refreshed for that date".to_string();
-            rows.push(row("skipped", "-", "-", &s.login_id, s.date, why));
+            let why = match s.reason {
+                "inactive" => INACTIVE_WHY,
+                _ => "already refreshed for that date",
+            };
+            rows.push(row("skipped", "-", "-", &s.login_id, s.date, why.into()));
         }
         Self {
             rows,

@@ -367,6 +367,88 @@ async fn a_login_already_refreshed_for_the_date_is_never_requeued() {
 }
 
 #[tokio::test]
+async fn an_inactive_logins_records_and_dead_letters_are_not_requeued() {
+    let t = TestRedis::new("ops-inactive").await;
+    let s = settings(None);
+    let ledger = seed_failed(&t, 2).await;
+    register(&t, [login(0), login(1), login(2)]).await;
+    let registry = Registry::new(t.conn.clone(), &t.keys);
+    assert!(registry.set_active(&login(0), false).await.unwrap());
+    assert!(registry.set_active(&login(2), false).await.unwrap());
+    // Login 2's authorize job died.
+    let queue = authorize_queue(&t, &s);
+    let today = Utc::now().date_naive();
+    queue
+        .enqueue(
+            &AuthorizeJob::new(login(2), today),
+            EnqueueOptions::default(),
+        )
+        .await
+        .unwrap();
+    let leased = queue.fetch(&WorkerId::generate(), 1).await.unwrap();
+    queue
+        .fail(
+            &leased[0].token,
+            &leased[0].id,
+            leased[0].attempt,
+            shared::queue::JobFailure::Permanent {
+                error: "INTERNAL_ERROR".into(),
+            },
+        )
+        .await
+        .unwrap();
+    let requeuer = Requeuer::new(t.conn.clone(), &t.keys, &s);
+
+    let dry = requeuer
+        .requeue_index(
+            IndexKind::Failed,
+            &everything(),
+            RequeueOptions {
+                dry_run: true,
+                ..RequeueOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+    let report = requeuer
+        .requeue_index(IndexKind::Failed, &everything(), RequeueOptions::default())
+        .await
+        .unwrap();
+    let dead = requeuer
+        .requeue_dead(&everything(), RequeueOptions::default())
+        .await
+        .unwrap();
+
+    // The inactive login's record is skipped, named, and stays in the failed index; the
+    // active one moves. The inactive login's dead letter stays dead.
+    for run in [&dry, &report] {
+        let moved: Vec<_> = run.moved.iter().map(|m| m.login_id.clone()).collect();
+        let skipped: Vec<_> = run
+            .skipped
+            .iter()
+            .map(|s| (s.login_id.clone(), s.reason))
+            .collect();
+        assert_eq!(moved, [login(1)]);
+        assert_eq!(skipped, [(login(0), "inactive")]);
+    }
+    let left = ledger.list_failed(&IndexFilter::default()).await.unwrap();
+    assert_eq!(
+        left.iter().map(|e| e.login_id.clone()).collect::<Vec<_>>(),
+        [login(0)]
+    );
+    assert!(dead.moved.is_empty(), "{dead:?}");
+    assert_eq!(
+        dead.skipped
+            .iter()
+            .map(|d| (d.login_id.clone(), d.reason))
+            .collect::<Vec<_>>(),
+        [(Some(login(2).as_str().to_string()), Some("inactive"))]
+    );
+    assert_eq!(ready_logins(&queue).await, [login(1).as_str().to_string()]);
+    t.cleanup().await;
+}
+
+#[tokio::test]
 async fn reauth_records_requeue_like_failed_ones() {
     let t = TestRedis::new("ops-reauth").await;
     let s = settings(None);
