@@ -128,6 +128,13 @@ fn everything() -> Selection {
     Selection::default()
 }
 
+fn dry_run() -> RequeueOptions {
+    RequeueOptions {
+        dry_run: true,
+        ..RequeueOptions::default()
+    }
+}
+
 #[tokio::test]
 async fn requeue_of_failed_records_moves_each_to_the_authorize_queue_and_empties_the_index() {
     let t = TestRedis::new("ops-requeue").await;
@@ -195,14 +202,7 @@ async fn a_dry_run_requeue_reports_what_would_move_and_changes_nothing() {
     let requeuer = Requeuer::new(t.conn.clone(), &t.keys, &s);
 
     let report = requeuer
-        .requeue_index(
-            IndexKind::Failed,
-            &everything(),
-            RequeueOptions {
-                dry_run: true,
-                ..RequeueOptions::default()
-            },
-        )
+        .requeue_index(IndexKind::Failed, &everything(), dry_run())
         .await
         .unwrap();
 
@@ -385,29 +385,11 @@ async fn an_inactive_logins_records_and_dead_letters_are_not_requeued() {
         )
         .await
         .unwrap();
-    let leased = queue.fetch(&WorkerId::generate(), 1).await.unwrap();
-    queue
-        .fail(
-            &leased[0].token,
-            &leased[0].id,
-            leased[0].attempt,
-            shared::queue::JobFailure::Permanent {
-                error: "INTERNAL_ERROR".into(),
-            },
-        )
-        .await
-        .unwrap();
+    bury_all(&queue).await;
     let requeuer = Requeuer::new(t.conn.clone(), &t.keys, &s);
 
     let dry = requeuer
-        .requeue_index(
-            IndexKind::Failed,
-            &everything(),
-            RequeueOptions {
-                dry_run: true,
-                ..RequeueOptions::default()
-            },
-        )
+        .requeue_index(IndexKind::Failed, &everything(), dry_run())
         .await
         .unwrap();
     let report = requeuer
@@ -508,13 +490,7 @@ async fn dead_letters_requeue_with_fresh_attempts_but_poison_payloads_only_with_
     let requeuer = Requeuer::new(t.conn.clone(), &t.keys, &s);
 
     let dry = requeuer
-        .requeue_dead(
-            &everything(),
-            RequeueOptions {
-                dry_run: true,
-                ..RequeueOptions::default()
-            },
-        )
+        .requeue_dead(&everything(), dry_run())
         .await
         .unwrap();
     let report = requeuer
