@@ -832,6 +832,17 @@ impl Registry {
         Ok(inactive_flag(active.as_deref()))
     }
 
+    /// [`Registry::is_inactive`] of each of `logins`, in their order: one pipeline.
+    pub async fn inactive_flags(&self, logins: &[LoginId]) -> Result<Vec<bool>, RegistryError> {
+        let mut pipe = redis::pipe();
+        for login in logins {
+            pipe.hget(self.keys.login(login.as_str()), ACTIVE_FIELD);
+        }
+        let mut conn = self.conn.clone();
+        let flags: Vec<Option<String>> = pipe.query_async(&mut conn).await?;
+        Ok(flags.iter().map(|f| inactive_flag(f.as_deref())).collect())
+    }
+
     /// [`Registry::is_inactive`]'s read as a [lease read](crate::queue::Queue::with_lease_reads)
     /// of jobs whose payload carries the login as its `login` element; read the answer
     /// with [`Registry::inactive_from`].

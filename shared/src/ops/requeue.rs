@@ -448,15 +448,19 @@ impl Requeuer {
             skipped: Vec::new(),
         };
         let mut entries = Vec::new();
-        for entry in self.select(kind, selection).await? {
-            if self.registry.is_inactive(&entry.login_id).await? {
-                report.skipped.push(Skipped {
-                    login_id: entry.login_id,
-                    date: entry.date,
-                    reason: "inactive",
-                });
-            } else {
-                entries.push(entry);
+        for chunk in self.select(kind, selection).await?.chunks(CLAIM_CHUNK) {
+            let logins: Vec<LoginId> = chunk.iter().map(|e| e.login_id.clone()).collect();
+            let inactive = self.registry.inactive_flags(&logins).await?;
+            for (entry, inactive) in chunk.iter().zip(inactive) {
+                if inactive {
+                    report.skipped.push(Skipped {
+                        login_id: entry.login_id.clone(),
+                        date: entry.date,
+                        reason: "inactive",
+                    });
+                } else {
+                    entries.push(entry.clone());
+                }
             }
         }
         if options.dry_run {

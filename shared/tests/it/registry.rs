@@ -714,6 +714,8 @@ async fn a_login_flagged_inactive_reads_inactive_by_itself_and_with_a_lease() {
         alone.push(registry.is_inactive(&login(n)).await.unwrap());
     }
     assert_eq!(alone, [false, true, false, false]);
+    let logins: Vec<LoginId> = (1..=4).map(login).collect();
+    assert_eq!(registry.inactive_flags(&logins).await.unwrap(), alone);
 
     // The same as a lease read of jobs `["<LoginId>", ...]`.
     let queue: shared::queue::Queue<serde_json::Value> = shared::queue::Queue::new(
