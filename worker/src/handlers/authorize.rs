@@ -17,8 +17,7 @@ use shared::flinks::AuthorizeOutcome;
 use shared::jobs::{AuthorizeJob, DetailJob};
 use shared::ledger::Ledger;
 use shared::metrics::AUTHORIZE_CHECKS_TOTAL;
-use shared::queue::LeaseRead;
-use shared::queue::{EnqueueOptions, JobFailure};
+use shared::queue::{EnqueueOptions, JobFailure, LeaseRead};
 use shared::registry::Registry;
 
 use super::settle::{
