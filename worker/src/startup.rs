@@ -289,13 +289,20 @@ fn build_deps(
     let stores = stores.clone();
     // The authorize step's checks ride each job's lease where one script can see their keys
     // (one Redis; the ledger's with one ledger bucket); elsewhere the handler reads itself.
-    let check_reads = crate::handlers::authorize::lease_reads(&stores.ledger, &stores.registry);
+    let authorize_reads = crate::handlers::authorize::AuthorizeReads::of(
+        &stores.ledger,
+        &stores.registry,
+        &stores.limiter,
+    );
     Ok(Deps {
         flinks,
         ledger: stores.ledger,
         registry: stores.registry,
         outcomes: stores.outcomes,
-        authorize_queue: stores.authorize.with_lease_reads(check_reads),
+        authorize_queue: stores
+            .authorize
+            .with_lease_reads(authorize_reads.reads.clone()),
+        authorize_reads,
         detail_queue: stores.detail,
         results: stores.results,
         permits: Permits::new(stores.limiter.clone(), shutdown),
@@ -383,6 +390,7 @@ fn delivery(id: &TaskId, attempt: &Attempt, leased: &LeaseFacts, ack_with: &AckW
         attempt: attempt.current() as u32,
         first: leased.first_delivery,
         reads: leased.reads.clone(),
+        leased_at: leased.leased_at,
         ack_with: ack_with.clone(),
     }
 }

@@ -236,6 +236,7 @@ impl<T> RedisBackend<T> {
             .data(LeaseFacts {
                 first_delivery: job.first_delivery,
                 reads: job.reads,
+                leased_at: job.leased_at,
             })
             .data(delivery.ack_with.clone())
             .data(delivery)

@@ -5,7 +5,7 @@
 use std::borrow::Borrow;
 use std::marker::PhantomData;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::config::RedisMode;
 use crate::redis_conn::RedisConn;
@@ -763,6 +763,7 @@ impl<T: DeserializeOwned> Queue<T> {
     /// Decodes freshly leased jobs; an undecodable payload is dead-lettered at once.
     async fn decode_leased(&self, raw: Vec<RawLeased>, token: &DeliveryToken) -> Vec<LeasedJob<T>> {
         let mut jobs = Vec::with_capacity(raw.len());
+        let leased_at = Instant::now();
         for (id, payload, attempt, first, reads) in raw {
             let id = JobId::from(id);
             match serde_json::from_str::<T>(&payload) {
@@ -778,6 +779,7 @@ impl<T: DeserializeOwned> Queue<T> {
                             values,
                         })
                     }),
+                    leased_at,
                 }),
                 Err(e) => {
                     tracing::warn!(queue = %self.config.name, job_id = %id, error.message = %e,

@@ -1,7 +1,7 @@
 //! The queue's vocabulary: ids, enqueue options and results, leased jobs, failures, states.
 
 use std::fmt;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 /// A job's id, unique within a queue: 12 random letters and digits (about 71 bits).
 ///
@@ -268,6 +268,8 @@ pub struct LeasedJob<T> {
     /// strings they were built from; `None` when the queue has none or the payload is not
     /// of their shape.
     pub reads: Option<LeaseReadValues>,
+    /// When this process received the lease (and its reads' answers): how old they are.
+    pub leased_at: Instant,
 }
 
 /// A read made for each job in the script call that leases it, so that what a handler
@@ -303,6 +305,15 @@ impl LeaseRead {
             arg: member,
         }
     }
+
+    /// `GET key`: the string's value, or `None`.
+    pub fn get(key: PayloadText) -> Self {
+        Self {
+            command: LeaseReadCommand::Get,
+            key,
+            arg: PayloadText::fixed(""),
+        }
+    }
 }
 
 /// The commands a [`LeaseRead`] may make: reads only.
@@ -310,6 +321,7 @@ impl LeaseRead {
 pub(crate) enum LeaseReadCommand {
     HGet,
     SIsMember,
+    Get,
 }
 
 impl LeaseReadCommand {
@@ -317,6 +329,7 @@ impl LeaseReadCommand {
         match self {
             Self::HGet => "HGET",
             Self::SIsMember => "SISMEMBER",
+            Self::Get => "GET",
         }
     }
 }
@@ -399,6 +412,8 @@ pub struct LeaseFacts {
     pub first_delivery: bool,
     /// What the queue's lease reads answered for the job ([`LeasedJob::reads`]).
     pub reads: Option<LeaseReadValues>,
+    /// When the lease was received ([`LeasedJob::leased_at`]).
+    pub leased_at: Instant,
 }
 
 /// A job to queue in another queue of the same Redis when a delivery is acked, in the same

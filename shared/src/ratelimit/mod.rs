@@ -20,8 +20,15 @@
 //! later permit's request overtake it and crowd a window. To avoid claiming work long
 //! before it can run, a worker first waits with [`RateLimiter::wait_until_likely`], which
 //! peeks at the limiter without taking anything. While the limit is off (0), a limiter
-//! that heard so from Redis less than [`OFF_TRUSTED_FOR`] ago answers peeks itself: a limit
-//! set meanwhile still holds every request, as permits are always asked of Redis.
+//! that heard so from Redis less than [`OFF_TRUSTED_FOR`] ago answers peeks itself.
+//!
+//! A permit is asked of Redis for every request, with one exception: a job whose lease
+//! read the stored limit ([`RateLimiter::limit_read`]) and found it off, less than
+//! [`OFF_TRUSTED_FOR`] before its request, is granted one on that read
+//! ([`RateLimiter::granted_by_read`]), which was made in the same script call that leased
+//! the job. An unthrottled routine then spends no call per login on a limiter that grants
+//! everything, and a limit set meanwhile holds every request whose job is leased after
+//! it (every request, once the jobs leased before it have run).
 //!
 //! This module does not decide *what* to do while waiting; the caller passes a
 //! cancellation token so shutdown never waits for a permit.
@@ -29,6 +36,7 @@
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::queue::{LeaseRead, PayloadText};
 use crate::redis_conn::RedisConn;
 use redis::Script;
 use tokio_util::sync::CancellationToken;
@@ -126,6 +134,58 @@ impl RateLimiter {
     /// Milliseconds between two permits at the fallback limit, margin included.
     pub fn interval(&self) -> Duration {
         interval_at_rate(self.per_minute)
+    }
+
+    /// A [lease read](crate::queue::Queue::with_lease_reads) of the stored limit, for
+    /// [`RateLimiter::granted_by_read`].
+    pub fn limit_read(&self) -> LeaseRead {
+        LeaseRead::get(PayloadText::fixed(self.limit_key.as_str()))
+    }
+
+    /// Whether the limit is off going by `stored`, what [`RateLimiter::limit_read`]
+    /// answered: the stored limit is 0, or none is stored and this process' fallback is
+    /// 0. Only a plain number is believed (what `producer ratelimit set` writes): a value
+    /// `gcra.lua` might read another way is never taken as off.
+    pub fn off_by(&self, stored: Option<&str>) -> bool {
+        let plain = |text: &str| {
+            !text.is_empty()
+                && text
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+'))
+        };
+        let limit = match stored {
+            None => Some(self.per_minute),
+            Some(text) if plain(text) => text.parse::<f64>().ok(),
+            Some(_) => None,
+        };
+        limit.is_some_and(|limit| limit <= 0.0)
+    }
+
+    /// A permit granted on the answer of [`RateLimiter::limit_read`] (`stored`), read
+    /// `read_at` in the call that leased the job, without asking Redis again: when the
+    /// limit was off then ([`RateLimiter::off_by`]) and `now` is less than
+    /// [`OFF_TRUSTED_FOR`] later. `None` otherwise: then [`RateLimiter::acquire`]. Counted
+    /// as a granted permit, with no wait.
+    pub fn granted_by_read(
+        &self,
+        stored: Option<&str>,
+        read_at: Instant,
+        now: Instant,
+    ) -> Option<Permit> {
+        if !self.off_by(stored) || now.saturating_duration_since(read_at) >= OFF_TRUSTED_FOR {
+            return None;
+        }
+        {
+            let mut seen = self.off_seen.lock().expect("rate limiter lock");
+            if seen.is_none_or(|at| at < read_at) {
+                *seen = Some(read_at);
+            }
+        }
+        metrics::counter!(PERMITS_TOTAL, "result" => "granted").increment(1);
+        metrics::histogram!(WAIT_SECONDS).record(0.0);
+        Some(Permit {
+            waited: Duration::ZERO,
+        })
     }
 
     /// One atomic permit request on Redis' clock.

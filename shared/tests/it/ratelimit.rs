@@ -4,7 +4,9 @@
 use std::time::{Duration, Instant};
 
 use flinks_sim::busiest_window_ms;
+use shared::config::RedisMode;
 use shared::control::Control;
+use shared::queue::{EnqueueOptions, LeasedJob, Queue, QueueConfig, WorkerId};
 use shared::ratelimit::{eta_at_rate, Attempt, RateLimiter};
 use tokio_util::sync::CancellationToken;
 
@@ -282,7 +284,7 @@ async fn a_disabled_limiter_grants_at_once_and_has_no_eta() {
 }
 
 /// While the limit is off, a limiter that heard so answers peeks itself for a moment; a
-/// limit set meanwhile still holds every permit, which is always asked of Redis.
+/// limit set meanwhile still holds every permit asked of Redis.
 #[tokio::test]
 async fn peeks_trust_an_answer_that_the_limit_is_off_but_permits_never_do() {
     let redis = TestRedis::new("rl-off-trust").await;
@@ -321,6 +323,91 @@ async fn peeks_trust_an_answer_that_the_limit_is_off_but_permits_never_do() {
     cancel.cancel();
     assert_eq!(limiter.peek_at(None).await.unwrap(), Attempt::Granted);
     assert!(!limiter.wait_until_likely(&cancel).await);
+    redis.cleanup().await;
+}
+
+#[tokio::test]
+async fn only_a_plain_stored_zero_or_an_unset_limit_with_a_zero_fallback_reads_as_off() {
+    let redis = TestRedis::new("rl-off-by").await;
+    let on = RateLimiter::new(redis.conn.clone(), &redis.keys, 60.0);
+    let off = RateLimiter::new(redis.conn.clone(), &redis.keys, 0.0);
+
+    for stored in ["0", "0.0", "-0"] {
+        assert!(on.off_by(Some(stored)), "{stored:?}");
+    }
+    assert!(!on.off_by(None), "nothing stored: the fallback of 60 holds");
+    assert!(off.off_by(None), "nothing stored: the fallback of 0 holds");
+    // A limit, or text the script might read as a number another way, is never off.
+    for stored in ["20", "0.5", " 0", "0x0", "", "abc", "nan"] {
+        assert!(!on.off_by(Some(stored)), "{stored:?}");
+        assert!(!off.off_by(Some(stored)), "{stored:?}");
+    }
+    redis.cleanup().await;
+}
+
+/// A job whose lease read the stored limit as off a moment ago gets its permit on that
+/// read; a limit set after its lease holds the next job's, whose lease reads it.
+#[tokio::test]
+async fn a_lease_that_read_the_limit_off_grants_a_permit_and_a_limit_set_holds_the_next() {
+    let redis = TestRedis::new("rl-lease-read").await;
+    let control = Control::new(redis.conn.clone(), &redis.keys);
+    let limiter = RateLimiter::new(redis.conn.clone(), &redis.keys, 60.0);
+    let queue: Queue<serde_json::Value> = Queue::new(
+        redis.conn.clone(),
+        &redis.keys,
+        QueueConfig::new("rl-lease-read"),
+    )
+    .with_lease_reads(vec![limiter.limit_read()]);
+    for login in ["alice", "bob"] {
+        let job = serde_json::json!([login, "2026-11-25"]);
+        queue
+            .enqueue(&job, EnqueueOptions::default())
+            .await
+            .unwrap();
+    }
+    let worker = WorkerId::generate();
+    let stored = |job: &LeasedJob<serde_json::Value>| {
+        job.reads.as_ref().map(|reads| reads.values[0].clone())
+    };
+
+    control.set_rate_limit(0.0).await.unwrap();
+    let first = queue.fetch(&worker, 1).await.unwrap().remove(0);
+    control.set_rate_limit(60.0).await.unwrap();
+    let second = queue.fetch(&worker, 1).await.unwrap().remove(0);
+
+    if redis.conn.mode() == RedisMode::Cluster {
+        // No lease reads there: every permit is asked of Redis.
+        assert_eq!((first.reads, second.reads), (None, None));
+        redis.cleanup().await;
+        return;
+    }
+    let now = Instant::now();
+    let first_read = stored(&first).unwrap();
+    assert!(!limiter.off_recently());
+    let permit = limiter.granted_by_read(first_read.as_deref(), first.leased_at, now);
+    assert_eq!(permit.map(|p| p.waited), Some(Duration::ZERO));
+    assert!(limiter.off_recently(), "peeks trust the read as well");
+    // The same read, once it is as old as peeks would trust, grants nothing.
+    let late = first.leased_at + shared::ratelimit::OFF_TRUSTED_FOR;
+    assert_eq!(
+        limiter.granted_by_read(first_read.as_deref(), first.leased_at, late),
+        None
+    );
+    // The second lease read the limit: its permit is asked of Redis, which spaces them.
+    let second_read = stored(&second).unwrap();
+    assert_eq!(
+        second_read.as_deref().map(str::parse::<f64>),
+        Some(Ok(60.0))
+    );
+    assert_eq!(
+        limiter.granted_by_read(second_read.as_deref(), second.leased_at, now),
+        None
+    );
+    assert_eq!(limiter.try_acquire().await.unwrap(), Attempt::Granted);
+    assert!(matches!(
+        limiter.try_acquire().await.unwrap(),
+        Attempt::Wait(_)
+    ));
     redis.cleanup().await;
 }
 

@@ -1,8 +1,9 @@
 //! The authorize step: ledger check (done? listed ineligible? read with the lease on one
 //! Redis, else one round trip) → a redelivery's chained detail job → routine deadline →
 //! still active in the registry? (read with the lease too) → authorize token → rate-limit
-//! permit → `/Authorize` (cached) → chain the detail fetch (queued by the job's ack on one
-//! Redis), or settle the failure (re-auth, retry, restart, fail).
+//! permit (none asked of Redis while the lease read the limit as off) → `/Authorize`
+//! (cached) → chain the detail fetch (queued by the job's ack on one Redis), or settle the
+//! failure (re-auth, retry, restart, fail).
 //!
 //! The global permit is taken last, immediately before `/Authorize` is sent: a slow token
 //! call or check between the permit and the request would let another worker's request
@@ -10,7 +11,7 @@
 //! and retries draw from one budget. The worker claims this job only once a permit is
 //! likely (`RateLimiter::wait_until_likely`), so jobs do not sit leased for long.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use shared::flinks::AuthorizeOutcome;
@@ -18,6 +19,7 @@ use shared::jobs::{AuthorizeJob, DetailJob};
 use shared::ledger::Ledger;
 use shared::metrics::AUTHORIZE_CHECKS_TOTAL;
 use shared::queue::{EnqueueOptions, JobFailure, LeaseRead};
+use shared::ratelimit::RateLimiter;
 use shared::registry::Registry;
 
 use super::settle::{
@@ -26,27 +28,53 @@ use super::settle::{
 };
 use super::{Delivery, Deps, Handled};
 
-/// The authorize queue's lease reads: the ledger's check where one script sees the ledger
-/// ([`Ledger::authorize_check_reads`]), then, last, the login's active flag.
-pub fn lease_reads(ledger: &Ledger, registry: &Registry) -> Vec<LeaseRead> {
-    let mut reads = ledger
-        .authorize_check_reads(AuthorizeJob::LAYOUT)
-        .unwrap_or_default();
-    reads.push(registry.inactive_read(AuthorizeJob::LAYOUT.login));
-    reads
+/// The authorize queue's lease reads ([`AuthorizeReads::of`]) and where each answer is.
+#[derive(Clone, Debug)]
+pub struct AuthorizeReads {
+    /// The reads, in order.
+    pub reads: Vec<LeaseRead>,
+    /// Whether the ledger's check ([`Ledger::authorize_check_reads`]) leads them: only
+    /// where one script sees the ledger.
+    ledger: bool,
+    /// The login's active flag.
+    inactive_at: usize,
+    /// The stored rate limit.
+    limit_at: usize,
 }
 
-/// Whether the job's login is inactive in the registry: from its lease's last read
-/// ([`lease_reads`]) when there is one for this login, else read now.
+impl AuthorizeReads {
+    /// The ledger's check where one script sees the ledger, then the login's active flag,
+    /// then the stored rate limit.
+    pub fn of(ledger: &Ledger, registry: &Registry, limiter: &RateLimiter) -> Self {
+        let mut reads = ledger
+            .authorize_check_reads(AuthorizeJob::LAYOUT)
+            .unwrap_or_default();
+        let ledger = !reads.is_empty();
+        reads.push(registry.inactive_read(AuthorizeJob::LAYOUT.login));
+        reads.push(limiter.limit_read());
+        Self {
+            ledger,
+            inactive_at: reads.len() - 2,
+            limit_at: reads.len() - 1,
+            reads,
+        }
+    }
+}
+
+/// Whether the job's login is inactive in the registry: from its lease's read
+/// ([`AuthorizeReads`]) when there is one for this login, else read now.
 async fn inactive(
     job: &AuthorizeJob,
     delivery: &Delivery,
     deps: &Deps,
 ) -> Result<bool, JobFailure> {
     let leased = delivery.reads.as_ref().and_then(|reads| {
-        let last = reads.values.len().checked_sub(1)?;
-        deps.registry
-            .inactive_from(AuthorizeJob::LAYOUT.login, &job.login_id, reads, last)
+        deps.registry.inactive_from(
+            AuthorizeJob::LAYOUT.login,
+            &job.login_id,
+            reads,
+            deps.authorize_reads.inactive_at,
+        )
     });
     match leased {
         Some(inactive) => Ok(inactive),
@@ -61,6 +89,24 @@ async fn inactive(
     }
 }
 
+/// Takes the rate-limit permit: granted on the lease's read of the stored limit when that
+/// found it off a moment ago ([`RateLimiter::granted_by_read`]), else asked of Redis.
+async fn take_permit(delivery: &Delivery, deps: &Deps) -> Result<(), JobFailure> {
+    let stored = delivery
+        .reads
+        .as_ref()
+        .and_then(|reads| reads.values.get(deps.authorize_reads.limit_at));
+    if let Some(stored) = stored {
+        let granted =
+            deps.limiter
+                .granted_by_read(stored.as_deref(), delivery.leased_at, Instant::now());
+        if granted.is_some() {
+            return Ok(());
+        }
+    }
+    deps.permits.take().await
+}
+
 /// Runs one delivery of an authorize job.
 #[tracing::instrument(
     name = "job.authorize",
@@ -72,7 +118,11 @@ pub async fn handle(
     delivery: &Delivery,
     deps: &Deps,
 ) -> Result<Handled, JobFailure> {
-    let leased_check = delivery.reads.as_ref().and_then(|reads| {
+    let leased_reads = delivery
+        .reads
+        .as_ref()
+        .filter(|_| deps.authorize_reads.ledger);
+    let leased_check = leased_reads.and_then(|reads| {
         deps.ledger.authorize_check_from(
             AuthorizeJob::LAYOUT,
             &job.login_id,
@@ -142,7 +192,7 @@ pub async fn handle(
         Ok(token) => token,
         Err(error) => return settle_failure(deps, step, error).await,
     };
-    deps.permits.take().await?;
+    take_permit(delivery, deps).await?;
     match deps.flinks.authorize_with(&job.login_id, token).await {
         Ok(AuthorizeOutcome::Authorized(ok)) => {
             let detail = DetailJob {

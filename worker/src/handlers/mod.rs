@@ -16,7 +16,7 @@ pub mod detail;
 mod failure;
 mod settle;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use shared::control::RoutineDeadlines;
 use shared::flinks::FlinksClient;
@@ -45,6 +45,8 @@ pub struct Deps {
     pub outcomes: Outcomes,
     /// Where a lapsed session restarts the authorize.
     pub authorize_queue: Queue<AuthorizeJob>,
+    /// The authorize queue's lease reads, where its handler finds their answers.
+    pub authorize_reads: authorize::AuthorizeReads,
     /// Where a successful authorize chains its detail fetch (and polls go).
     pub detail_queue: Queue<DetailJob>,
     /// The results stream (written atomically with the ledger).
@@ -116,6 +118,8 @@ pub struct Delivery {
     pub first: bool,
     /// What the queue's lease reads answered for this job (`LeasedJob::reads`), if any.
     pub reads: Option<LeaseReadValues>,
+    /// When the lease (and its reads' answers) reached this worker.
+    pub leased_at: Instant,
     /// A job left here is queued by this delivery's ack, in the same step.
     pub ack_with: AckWith,
 }

@@ -149,3 +149,53 @@ async fn pausing_authorize_stops_every_authorize_within_five_seconds_and_resume_
     assert!(restarted_within <= Duration::from_secs(5));
     stack.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_with_the_limit_off_follow_a_limit_set_while_they_run() {
+    // Arrange: two unthrottled workers against a Flinks that takes 200 ms a call, so the
+    // routine lasts long enough to change the limit half-way. While the limit is off a
+    // permit is granted on the lease's read of it, without asking the limiter.
+    let sim = flinks_sim::spawn(SimConfig {
+        faults: flinks_sim::Faults {
+            latency_min_ms: 200,
+            latency_max_ms: 200,
+            ..Default::default()
+        },
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let mut stack = running("ctl-rate-off", &sim, 0, 2000).await;
+    until_authorized(&sim, 40, Duration::from_secs(30)).await;
+
+    // Act: set 120/min while they run; measure 5 s to 12 s after.
+    let out = stack.producer(&["ratelimit", "set", "120"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let changed = now_ms();
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let end = now_ms();
+    for (status, log) in stack.terminate_workers() {
+        assert!(status.success(), "worker exited with {status}: {log}");
+    }
+
+    // Assert: every lease after the change read the limit, so from 5 s on the workers keep
+    // to 120/min: 14 permits in 7 s at most, and the routine still moves.
+    let arrivals = sim.stats().await.authorize_timestamps_ms;
+    let after = between(&arrivals, changed + 5_000, end);
+    let slow = busiest_window_ms(&after, 1_000);
+    assert!(slow <= 3, "{slow} Authorize calls in one second at 120/min");
+    assert!(
+        (10..=15).contains(&after.len()),
+        "{} Authorize calls in the 7 s measured at 120/min",
+        after.len()
+    );
+    assert!(
+        arrivals.len() < 2000,
+        "the routine must still have work when the limit is set"
+    );
+    stack.cleanup().await;
+}

@@ -160,9 +160,9 @@ local function promote(now, chunk)
 end
 
 -- The lease reads in ARGV from `at` (see Queue::with_lease_reads): their count, then five
--- arguments each: command (HGET or SISMEMBER), key prefix, key element, argument prefix,
--- argument element, an element being 1 or 2, which of the payload's leading strings follows
--- the prefix, or 0 for none (the prefix alone). Returns the reads (nil for none) and the
+-- arguments each: command (HGET, SISMEMBER, or GET, which ignores its argument), key
+-- prefix, key element, argument prefix, argument element, an element being 1 or 2, which
+-- of the payload's leading strings follows the prefix, or 0 for none (the prefix alone). Returns the reads (nil for none) and the
 -- ARGV offset after them, or nil, nil and what is wrong with them: checked before the
 -- script writes anything.
 local function lease_reads(at)
@@ -172,7 +172,7 @@ local function lease_reads(at)
     local b = at + 1 + i * 5
     local command, key_part, arg_part = ARGV[b], tonumber(ARGV[b + 2]), tonumber(ARGV[b + 4])
     -- ARGV[b + 4] read as a number means every argument before it is there too.
-    if (command ~= 'HGET' and command ~= 'SISMEMBER')
+    if (command ~= 'HGET' and command ~= 'SISMEMBER' and command ~= 'GET')
         or (key_part ~= 0 and key_part ~= 1 and key_part ~= 2)
         or (arg_part ~= 0 and arg_part ~= 1 and arg_part ~= 2) then
       return nil, nil, 'lease reads: invalid read ' .. (i + 1)
@@ -197,11 +197,15 @@ local function read_for(payload, reads)
   local out = {}
   for i, read in ipairs(reads) do
     local key = read[2] .. (parts[read[3]] or '')
-    local arg = read[4] .. (parts[read[5]] or '')
     -- pcall: a key of the wrong type makes the job's reads answer nothing rather than
     -- abort the script after the job left ready (the handler then reads for itself, and
     -- meets the error there).
-    local value = redis.pcall(read[1], key, arg)
+    local value
+    if read[1] == 'GET' then
+      value = redis.pcall('GET', key)
+    else
+      value = redis.pcall(read[1], key, read[4] .. (parts[read[5]] or ''))
+    end
     if type(value) == 'table' and value.err then
       return false
     elseif read[1] == 'SISMEMBER' then

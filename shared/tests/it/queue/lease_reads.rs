@@ -185,3 +185,40 @@ async fn a_read_of_fixed_text_takes_no_payload_string() {
         ]
     );
 }
+
+#[tokio::test]
+async fn a_get_read_answers_a_fixed_keys_value_as_it_is_at_each_lease() {
+    let t = TestNs::new("lease-reads-get").await;
+    let key = t.keys.global("reads:limit");
+    let q = t
+        .queue(t.config("get"))
+        .with_lease_reads(vec![LeaseRead::get(PayloadText::fixed(key.clone()))]);
+    enqueue_all(
+        &q,
+        &[
+            json!(["alice", "x"]),
+            json!(["bob", "x"]),
+            json!(["carol", "x"]),
+        ],
+    )
+    .await;
+    let w = WorkerId::generate();
+    let mut conn = t.conn.clone();
+
+    let unset = q.fetch(&w, 1).await.unwrap().remove(0).reads;
+    let _: () = conn.set(&key, "0").await.unwrap();
+    let set = q.fetch(&w, 1).await.unwrap().remove(0).reads;
+    // A key of another type answers nothing: the handler reads for itself.
+    let _: () = conn.del(&key).await.unwrap();
+    let _: () = conn.hset(&key, "f", "v").await.unwrap();
+    let wrong_type = q.fetch(&w, 1).await.unwrap().remove(0).reads;
+
+    let _: () = conn.del(&key).await.unwrap();
+    if t.conn.mode() == RedisMode::Cluster {
+        assert!(unset.is_none() && set.is_none() && wrong_type.is_none());
+        return;
+    }
+    assert_eq!(unset, answered(["alice", "x"], &[None]));
+    assert_eq!(set, answered(["bob", "x"], &[Some("0")]));
+    assert_eq!(wrong_type, None);
+}
