@@ -25,6 +25,53 @@ use crate::domain::{cap_text, FlinksCode, LoginId, RequestId, MAX_FLINKS_TEXT_BY
 /// the contract says never comes, is tolerated and converted to UTC.
 pub fn parse_flinks_timestamp(text: &str) -> Option<NaiveDateTime> {
     let text = text.trim();
+    parse_plain_timestamp(text).or_else(|| parse_with_format_strings(text))
+}
+
+/// The shape every Flinks timestamp has, `YYYY-MM-DDTHH:MM:SS` with `.` and 1 to 9
+/// fraction digits or none (a space for the `T` too), read without interpreting a format
+/// string: this runs for every answer. `None` for any other text, a leap second
+/// included, which [`parse_with_format_strings`] then reads as it always did, so both
+/// give the same answer for every text (a test compares them).
+fn parse_plain_timestamp(text: &str) -> Option<NaiveDateTime> {
+    let b = text.as_bytes();
+    let shape = b.len() >= 19
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && (b[10] == b'T' || b[10] == b' ')
+        && b[13] == b':'
+        && b[16] == b':';
+    if !shape {
+        return None;
+    }
+    let number = |digits: &[u8]| {
+        digits.iter().try_fold(0u32, |value, &c| {
+            c.is_ascii_digit().then(|| value * 10 + u32::from(c - b'0'))
+        })
+    };
+    let nano = match &b[19..] {
+        [] => 0,
+        [b'.', digits @ ..] if (1..=9).contains(&digits.len()) => {
+            number(digits)? * 10u32.pow(9 - digits.len() as u32)
+        }
+        _ => return None,
+    };
+    let second = number(&b[17..19])?;
+    if second > 59 {
+        return None;
+    }
+    let year = i32::try_from(number(&b[0..4])?).ok()?;
+    chrono::NaiveDate::from_ymd_opt(year, number(&b[5..7])?, number(&b[8..10])?)?.and_hms_nano_opt(
+        number(&b[11..13])?,
+        number(&b[14..16])?,
+        second,
+        nano,
+    )
+}
+
+/// The parsers of chrono that [`parse_flinks_timestamp`] falls back on: its format strings
+/// (`T` or a space), then RFC 3339.
+fn parse_with_format_strings(text: &str) -> Option<NaiveDateTime> {
     NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
         .or_else(|_| NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f"))
         .ok()
@@ -510,6 +557,80 @@ mod tests {
                 assert_eq!(parse_flinks_timestamp(&text), Some(at), "{text}");
             }
         }
+    }
+
+    #[test]
+    fn the_plain_reading_agrees_with_chronos_format_strings_on_every_text() {
+        let mut texts: Vec<String> = [
+            "2018-10-23T05:36:07",
+            "2018-10-23 05:36:07.6121953",
+            "0001-01-01T00:00:00",
+            "0000-01-01T00:00:00",
+            "9999-12-31T23:59:59.999999999",
+            "2018-10-23T05:36:07.",
+            "2018-10-23T05:36:07.1234567891",
+            "2018-10-23T05:36:60",
+            "2018-10-23T05:36:59.5",
+            "2018-10-23T24:00:00",
+            "2018-10-23T05:60:00",
+            "2018-02-29T00:00:00",
+            "2020-02-29T00:00:00",
+            "2018-13-01T00:00:00",
+            "2018-00-01T00:00:00",
+            "2018-10-00T00:00:00",
+            "2018-1-23T05:36:07",
+            "2018-10-23T5:36:07",
+            "+2018-10-23T05:36:07",
+            "12018-10-23T05:36:07",
+            "2018-10-23T05:36:07Z",
+            "2018-10-23T05:36:07.612+02:00",
+            "2018-10-23t05:36:07",
+            "2018-10-23T05:36:07.6a",
+            "2018-10-23T05:36:0a",
+            "2018/10/23T05:36:07",
+            "2018-10-23T05:36:07 ",
+            "yesterday",
+            "",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        // Every date of a leap and a common year at a spread of times and fractions.
+        let mut seed = 7u64;
+        for day in 0..731 {
+            let date =
+                chrono::NaiveDate::from_ymd_opt(2023, 1, 1).unwrap() + chrono::Duration::days(day);
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let digits = (seed >> 60) as usize % 10;
+            let fraction = format!("{:09}", seed % 1_000_000_000);
+            let time = format!(
+                "{:02}:{:02}:{:02}",
+                (seed >> 8) % 24,
+                (seed >> 16) % 60,
+                (seed >> 24) % 60
+            );
+            let text = match digits {
+                0 => format!("{date}T{time}"),
+                n => format!("{date}T{time}.{}", &fraction[..n]),
+            };
+            texts.push(text);
+        }
+        for text in &texts {
+            let plain = parse_plain_timestamp(text);
+            let chrono = parse_with_format_strings(text);
+            assert!(
+                plain.is_none() || plain == chrono,
+                "{text:?}: {plain:?} against {chrono:?}"
+            );
+            let trimmed = parse_with_format_strings(text.trim());
+            assert_eq!(parse_flinks_timestamp(text), trimmed, "{text:?}");
+        }
+        let read = texts
+            .iter()
+            .filter(|t| parse_plain_timestamp(t).is_some())
+            .count();
+        assert!(read > 731, "the plain reading took only {read} texts");
     }
 
     #[test]
