@@ -50,6 +50,24 @@ async fn until_authorized(sim: &flinks_sim::SimHandle, n: usize, within: Duratio
     }
 }
 
+/// Sets the limit to `per_minute` while the workers run, lets them run `watch` longer,
+/// then stops them; returns when the change was stored and when they stopped (epoch ms).
+async fn set_limit_then_stop(stack: &mut Stack, per_minute: &str, watch: Duration) -> (u64, u64) {
+    let out = stack.producer(&["ratelimit", "set", per_minute]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let changed = now_ms();
+    tokio::time::sleep(watch).await;
+    let end = now_ms();
+    for (status, log) in stack.terminate_workers() {
+        assert!(status.success(), "worker exited with {status}: {log}");
+    }
+    (changed, end)
+}
+
 fn between(arrivals: &[u64], from: u64, to: u64) -> Vec<u64> {
     arrivals
         .iter()
@@ -67,18 +85,7 @@ async fn two_workers_follow_a_lowered_rate_limit_within_five_seconds() {
 
     // Act: lower the limit to 120/min while they run; measure 5 s to 17 s after.
     let changing = now_ms();
-    let out = stack.producer(&["ratelimit", "set", "120"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let changed = now_ms();
-    tokio::time::sleep(Duration::from_secs(17)).await;
-    let end = now_ms();
-    for (status, log) in stack.terminate_workers() {
-        assert!(status.success(), "worker exited with {status}: {log}");
-    }
+    let (changed, end) = set_limit_then_stop(&mut stack, "120", Duration::from_secs(17)).await;
 
     // Assert: before the change no second held more than 600/min allows; from 5 s after
     // it, no window holds more than 120/min allows, and the rate is 120/min, not a stall.
@@ -169,18 +176,7 @@ async fn two_workers_with_the_limit_off_follow_a_limit_set_while_they_run() {
     until_authorized(&sim, 40, Duration::from_secs(30)).await;
 
     // Act: set 120/min while they run; measure 5 s to 12 s after.
-    let out = stack.producer(&["ratelimit", "set", "120"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let changed = now_ms();
-    tokio::time::sleep(Duration::from_secs(12)).await;
-    let end = now_ms();
-    for (status, log) in stack.terminate_workers() {
-        assert!(status.success(), "worker exited with {status}: {log}");
-    }
+    let (changed, end) = set_limit_then_stop(&mut stack, "120", Duration::from_secs(12)).await;
 
     // Assert: every lease after the change read the limit, so from 5 s on the workers keep
     // to 120/min: 14 permits in 7 s at most, and the routine still moves.
