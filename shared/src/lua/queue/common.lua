@@ -162,9 +162,9 @@ end
 -- The lease reads in ARGV from `at` (see Queue::with_lease_reads): their count, then five
 -- arguments each: command (HGET, SISMEMBER, or GET, which ignores its argument), key
 -- prefix, key element, argument prefix, argument element, an element being 1 or 2, which
--- of the payload's leading strings follows the prefix, or 0 for none (the prefix alone). Returns the reads (nil for none) and the
--- ARGV offset after them, or nil, nil and what is wrong with them: checked before the
--- script writes anything.
+-- of the payload's leading strings follows the prefix, or 0 for none (the prefix alone).
+-- Returns the reads (nil for none) and the ARGV offset after them, or nil, nil and what
+-- is wrong with them: checked before the script writes anything.
 local function lease_reads(at)
   local n = math.max(tonumber(ARGV[at]) or 0, 0)
   local reads = nil
