@@ -5,12 +5,12 @@ with the release binaries, on a private redis-server. `scripts/bench-all` runs i
     bench/pipeline.py [SECTION ...]     sections: e2e redis import routine cluster rss compare profile
                                         (default: all)
 
-Env: BENCH_N (20000), BENCH_IMPORT_N (1000000), BENCH_COMPARE_N (20000), BENCH_CONCURRENCY (32),
+Env: BENCH_N (20000), BENCH_IMPORT_N (1000000), BENCH_COMPARE_N (20000; "20000 100000" compares at both), BENCH_CONCURRENCY (32),
      BENCH_ROUNDS (1: the compare section's rounds, ours and each BullMQ alternated),
      BENCH_WORKERS ("1 2 4"), BENCH_COUNT_N (2000, the MONITOR counts' runs),
      BENCH_MONITOR_DUMP (a file: every line MONITOR saw is appended to it, to see which
-     script ran which command). Prints one markdown table per section and writes
-     bench/results/latest.json (git-ignored).
+     script ran which command). Prints one markdown table per section, then the targets
+     those sections measured (met or not), and writes bench/results/latest.json (git-ignored).
 """
 
 import json
@@ -26,7 +26,7 @@ from lib import (BIN, ROOT, WORK, Monitor, Proc, RedisCluster, RedisServer, cpu_
 
 N = int(os.environ.get("BENCH_N", 20000))
 IMPORT_N = int(os.environ.get("BENCH_IMPORT_N", 1000000))
-COMPARE_N = int(os.environ.get("BENCH_COMPARE_N", 20000))
+COMPARE_NS = [int(n) for n in os.environ.get("BENCH_COMPARE_N", "20000").split()]
 COUNT_N = int(os.environ.get("BENCH_COUNT_N", 2000))
 ROUNDS = max(int(os.environ.get("BENCH_ROUNDS", 1)), 1)
 CONC = int(os.environ.get("BENCH_CONCURRENCY", 32))
@@ -469,14 +469,22 @@ def bull_binary(impl):
 
 
 def section_compare(redis):
+    """The side-by-side drain at each of BENCH_COMPARE_N's sizes ("20000 100000": both)."""
+    RESULTS["compare"] = {}
+    for n in COMPARE_NS:
+        RESULTS["compare"][n] = compare_at(redis, n)
+
+
+def compare_at(redis, size):
     """Ours, then each BullMQ that is built, BENCH_ROUNDS times alternated (the machine's
-    speed moves between minutes: a ratio is only read within one round)."""
+    speed moves between minutes: a ratio is only read within one round), draining
+    `size` LoginIds. Returns the rows."""
     with open(MIX_RULES, "w") as f:
         f.write('default = "healthy"\n[mix]\nhealthy = 95\nquestion_not_found = 5\n')
-    csv = os.path.join(WORK, f"logins-{COMPARE_N}.csv")
+    csv = os.path.join(WORK, f"logins-{size}.csv")
     if not os.path.exists(csv):
-        write_logins(csv, COMPARE_N)
-    logins_txt = os.path.join(WORK, "compare-logins.txt")
+        write_logins(csv, size)
+    logins_txt = os.path.join(WORK, f"compare-logins-{size}.txt")
     with open(csv) as f, open(logins_txt, "w") as o:
         for line in list(f)[1:]:
             o.write(line.split(",")[0] + "\n")
@@ -491,10 +499,10 @@ def section_compare(redis):
         for impl in order:
             log(f"compare: round {rnd}, {impl} (load {load()})")
             if impl == "ours":
-                row = ours_row(run_ours(redis, COMPARE_N, 1, rules=MIX_RULES, tag="cmp"))
+                row = ours_row(run_ours(redis, size, 1, rules=MIX_RULES, tag="cmp"))
             else:
                 sim = start_sim(MIX_RULES)
-                row = run_bull(redis, impl, COMPARE_N, logins_txt, sim)
+                row = run_bull(redis, impl, size, logins_txt, sim)
                 sim.stop()
             row["round"] = rnd
             rows.append(row)
@@ -513,9 +521,8 @@ def section_compare(redis):
         r["sent_per_job"] = sent[r["impl"]]
         ours = next(o for o in rows if o["round"] == r["round"] and o["impl"] == OURS)
         r["ours_over_it"] = ours["jobs_per_s"] / r["jobs_per_s"]
-    RESULTS["compare"] = rows
     print(f"\n### Side by side: Authorize -> chained GetAccountsDetail, 5% 401 QUESTION_NOT_FOUND "
-          f"(N = {COMPARE_N:,}, one process, concurrency {CONC} per queue, {ROUNDS} round(s))\n")
+          f"(N = {size:,}, one process, concurrency {CONC} per queue, {ROUNDS} round(s))\n")
     print("| round | implementation | jobs | drain s | jobs/s | ours / it | Redis cmds per job (in Lua too) "
           "| cmds sent per job | script calls per job | Redis bytes per job | worker peak RSS MiB | worker CPU s / 1k LoginIds "
           "| Redis CPU s / 1k | load |")
@@ -534,6 +541,49 @@ def section_compare(redis):
             agree = "no (run more rounds: BENCH_ROUNDS)"
         print(f"\nOurs / {impl} over {len(ratios)} round(s): median {median(ratios):.2f}x, "
               f"{ratios[0]:.2f}-{ratios[-1]:.2f}x; two rounds within 10% of each other: {agree}")
+    return rows
+
+
+def print_targets():
+    """The performance targets the sections of this run measured, each with what it measured
+    and whether it is met: one table, so a run says plainly where the queue stands."""
+    rows = []
+
+    def target(what, measured, met):
+        rows.append((what, measured, "yes" if met else "**no**"))
+
+    for size, compared in sorted(RESULTS.get("compare", {}).items()):
+        ratios = sorted(r["ours_over_it"] for r in compared if r["impl"] == "bullmq-rs")
+        if ratios:
+            m = median(ratios)
+            target(f"drain jobs/s ≥ 1.0x the BullMQ Rust port at {size:,} LoginIds",
+                   f"median {m:.2f}x over {len(ratios)} round(s) ({ratios[0]:.2f}-{ratios[-1]:.2f}x)", m >= 1.0)
+        cmds = sorted(r["cmds_per_job"] for r in compared if r["impl"] == OURS)
+        if cmds:
+            c = median(cmds)
+            target(f"Redis commands per job, counting those inside Lua, ≤ 15 ({size:,} LoginIds, 5% 401)",
+                   f"{c:.1f} (median of {len(cmds)} run(s))", c <= 15)
+    imported = RESULTS.get("import")
+    if imported:
+        n = imported["n"]
+        job_b, login_b = imported["queue_bytes"] / n, imported["registry_bytes"] / n
+        target(f"Redis memory per queued authorize job ≤ 300 B ({n:,} logins)", f"{job_b:.0f} B", job_b <= 300)
+        target(f"Redis memory per registered login ≤ 250 B ({n:,} logins)", f"{login_b:.0f} B", login_b <= 250)
+        target(f"{n:,} logins imported in ≤ 10 s", f"{imported['import_s']:.1f} s", imported["import_s"] <= 10)
+        target(f"{n:,} logins enqueued (`routine run`) in ≤ 10 s", f"{imported['run_s']:.1f} s",
+               imported["run_s"] <= 10)
+    for r in RESULTS.get("rss", []):
+        if r["concurrency"] == 1:
+            target("worker RSS idle ≤ 20 MiB", f"{r['idle_kib'] / 1024:.1f} MiB", r["idle_kib"] <= 20 * 1024)
+        if r["concurrency"] == 256:
+            target("worker RSS at concurrency 256 ≤ 50 MiB", f"{r['load_kib'] / 1024:.1f} MiB (peak while draining)",
+                   r["load_kib"] <= 50 * 1024)
+    if not rows:
+        return
+    print(f"\n### Targets (this run's sections: compare, import, rss; load at the end {load()})\n")
+    print("| target | this run | met? |\n|---|---|---|")
+    for what, measured, met in rows:
+        print(f"| {what} | {measured} | {met} |")
 
 
 def median(sorted_values):
@@ -610,6 +660,7 @@ def main():
             SECTIONS[s](redis)
             sys.stdout.flush()
             log(f"section {s}: {time.monotonic() - t:.0f} s")
+        print_targets()
     finally:
         redis.stop()
         os.makedirs(os.path.join(ROOT, "bench/results"), exist_ok=True)
