@@ -5,7 +5,8 @@ with the release binaries, on a private redis-server. `scripts/bench-all` runs i
     bench/pipeline.py [SECTION ...]     sections: e2e redis import routine cluster rss compare profile
                                         (default: all)
 
-Env: BENCH_N (20000), BENCH_IMPORT_N (1000000), BENCH_COMPARE_N (20000; "20000 100000" compares at both), BENCH_CONCURRENCY (32),
+Env: BENCH_N (20000), BENCH_IMPORT_N (1000000), BENCH_CONCURRENCY (32),
+     BENCH_COMPARE_N (20000; "20000 100000" compares at both sizes),
      BENCH_ROUNDS (1: the compare section's rounds, ours and each BullMQ alternated),
      BENCH_WORKERS ("1 2 4"), BENCH_COUNT_N (2000, the MONITOR counts' runs),
      BENCH_MONITOR_DUMP (a file: every line MONITOR saw is appended to it, to see which
@@ -572,15 +573,18 @@ def print_targets():
         target(f"{n:,} logins imported in ≤ 10 s", f"{imported['import_s']:.1f} s", imported["import_s"] <= 10)
         target(f"{n:,} logins enqueued (`routine run`) in ≤ 10 s", f"{imported['run_s']:.1f} s",
                imported["run_s"] <= 10)
-    for r in RESULTS.get("rss", []):
-        if r["concurrency"] == 1:
-            target("worker RSS idle ≤ 20 MiB", f"{r['idle_kib'] / 1024:.1f} MiB", r["idle_kib"] <= 20 * 1024)
+    footprint = RESULTS.get("rss", [])
+    if footprint:
+        idle = max(r["idle_kib"] for r in footprint)
+        target("worker RSS idle ≤ 20 MiB", f"{idle / 1024:.1f} MiB (the largest of concurrency "
+               + ", ".join(str(r["concurrency"]) for r in footprint) + ")", idle <= 20 * 1024)
+    for r in footprint:
         if r["concurrency"] == 256:
             target("worker RSS at concurrency 256 ≤ 50 MiB", f"{r['load_kib'] / 1024:.1f} MiB (peak while draining)",
                    r["load_kib"] <= 50 * 1024)
     if not rows:
         return
-    print(f"\n### Targets (this run's sections: compare, import, rss; load at the end {load()})\n")
+    print(f"\n### Targets (what this run's compare, import and rss sections measured; load at the end {load()})\n")
     print("| target | this run | met? |\n|---|---|---|")
     for what, measured, met in rows:
         print(f"| {what} | {measured} | {met} |")
