@@ -49,6 +49,15 @@ def rss_kib(pid):
     return out.get("VmRSS", 0), out.get("VmHWM", 0)
 
 
+def encode(args):
+    """One command in RESP: an array of bulk strings."""
+    out = bytearray(b"*%d\r\n" % len(args))
+    for a in args:
+        a = a if isinstance(a, bytes) else str(a).encode()
+        out += b"$%d\r\n%s\r\n" % (len(a), a)
+    return bytes(out)
+
+
 class Resp:
     """A minimal blocking RESP2 client: enough for INFO, HGET, LLEN and friends."""
 
@@ -57,12 +66,14 @@ class Resp:
         self.buf = b""
 
     def __call__(self, *args):
-        out = b"*%d\r\n" % len(args)
-        for a in args:
-            a = a if isinstance(a, bytes) else str(a).encode()
-            out += b"$%d\r\n%s\r\n" % (len(a), a)
-        self.sock.sendall(out)
+        self.sock.sendall(encode(args))
         return self._reply()
+
+    def pipeline(self, commands):
+        """Sends every command of `commands` (each a list of arguments) at once; returns
+        their replies in order."""
+        self.sock.sendall(b"".join(encode(args) for args in commands))
+        return [self._reply() for _ in commands]
 
     def _recv(self):
         data = self.sock.recv(65536)
