@@ -46,10 +46,17 @@ use crate::keys::KeySpace;
 /// Spacing safety margin: permits are `60 s / limit × (1 + margin)` apart.
 pub const SPACING_MARGIN: f64 = 0.01;
 
-/// How long an answer saying the limit is off is trusted by peeks
-/// ([`RateLimiter::wait_until_likely`], [`RateLimiter::off_recently`]): a busy worker
-/// with no limit then peeks once a second instead of before every claim.
+/// How long an answer saying the limit is off is trusted: by peeks
+/// ([`RateLimiter::wait_until_likely`], [`RateLimiter::off_recently`]), so a busy worker
+/// with no limit peeks once a second instead of before every claim, and by a lease's read
+/// of the limit ([`RateLimiter::granted_by_read`]).
 pub const OFF_TRUSTED_FOR: Duration = Duration::from_secs(1);
+
+/// Whether "the limit is off", heard from Redis at `heard_at`, may still be believed at
+/// `now`: less than [`OFF_TRUSTED_FOR`] later.
+fn off_still_trusted(heard_at: Instant, now: Instant) -> bool {
+    now.saturating_duration_since(heard_at) < OFF_TRUSTED_FOR
+}
 
 /// Metric: permits granted or refused (`result` = granted | throttled).
 pub const PERMITS_TOTAL: &str = "nightly_refresh_rate_limit_permits_total";
@@ -123,7 +130,7 @@ impl RateLimiter {
         self.off_seen
             .lock()
             .expect("rate limiter lock")
-            .is_some_and(|at| now.saturating_duration_since(at) < OFF_TRUSTED_FOR)
+            .is_some_and(|at| off_still_trusted(at, now))
     }
 
     /// The limit used while none is stored, LoginIds per minute.
@@ -172,7 +179,7 @@ impl RateLimiter {
         read_at: Instant,
         now: Instant,
     ) -> Option<Permit> {
-        if !self.off_by(stored) || now.saturating_duration_since(read_at) >= OFF_TRUSTED_FOR {
+        if !self.off_by(stored) || !off_still_trusted(read_at, now) {
             return None;
         }
         {
