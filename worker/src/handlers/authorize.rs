@@ -11,7 +11,7 @@
 //! and retries draw from one budget. The worker claims this job only once a permit is
 //! likely (`RateLimiter::wait_until_likely`), so jobs do not sit leased for long.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use shared::flinks::AuthorizeOutcome;
@@ -89,22 +89,21 @@ async fn inactive(
     }
 }
 
-/// Takes the rate-limit permit: granted on the lease's read of the stored limit when that
-/// found it off a moment ago ([`RateLimiter::granted_by_read`]), else asked of Redis.
+/// Takes the rate-limit permit: on the lease's read of the stored limit when there is one
+/// ([`super::Permits::take_after_read`]), else asked of Redis.
 async fn take_permit(delivery: &Delivery, deps: &Deps) -> Result<(), JobFailure> {
     let stored = delivery
         .reads
         .as_ref()
         .and_then(|reads| reads.values.get(deps.authorize_reads.limit_at));
-    if let Some(stored) = stored {
-        let granted =
-            deps.limiter
-                .granted_by_read(stored.as_deref(), delivery.leased_at, Instant::now());
-        if granted.is_some() {
-            return Ok(());
+    match stored {
+        Some(stored) => {
+            deps.permits
+                .take_after_read(stored.as_deref(), delivery.leased_at)
+                .await
         }
+        None => deps.permits.take().await,
     }
-    deps.permits.take().await
 }
 
 /// Runs one delivery of an authorize job.

@@ -8,8 +8,9 @@
 //!   stream and ledger, atomically, once per (LoginId, date).
 //!
 //! What a handler does NOT do: sleep (a wait is a delayed job) or decide backoff (the queue
-//! does). It takes the rate-limit permit itself, through [`Permits::take`], immediately
-//! before the limited request and after everything else that request needs.
+//! does). It takes the rate-limit permit itself, through [`Permits::take`] (or
+//! [`Permits::take_after_read`], on its lease's read of the limit), immediately before the
+//! limited request and after everything else that request needs.
 
 pub mod authorize;
 pub mod detail;
@@ -74,6 +75,24 @@ impl Permits {
     /// Permits from `limiter`; the wait ends without one when `shutdown` fires.
     pub fn new(limiter: RateLimiter, shutdown: CancellationToken) -> Self {
         Self { limiter, shutdown }
+    }
+
+    /// [`Permits::take`], unless the job's lease read the stored limit (`stored`, at
+    /// `read_at`) and found it off a moment ago: then the permit is granted on that read
+    /// without asking Redis ([`RateLimiter::granted_by_read`]).
+    pub async fn take_after_read(
+        &self,
+        stored: Option<&str>,
+        read_at: Instant,
+    ) -> Result<(), JobFailure> {
+        if self
+            .limiter
+            .granted_by_read(stored, read_at, Instant::now())
+            .is_some()
+        {
+            return Ok(());
+        }
+        self.take().await
     }
 
     /// Waits for a permit; call it as the last step before the request. On shutdown the
