@@ -42,7 +42,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::{FlinksCode, LoginId, RequestId};
 use crate::keys::KeySpace;
-use crate::queue::{LeaseRead, LeaseReadValues, PayloadElement, PayloadText};
+use crate::queue::{
+    AckWrite, AckWriteScript, LeaseRead, LeaseReadValues, PayloadElement, PayloadText,
+};
 
 /// How long ledger keys live after their last write.
 pub const LEDGER_TTL: Duration = Duration::from_secs(35 * 24 * 3600);
@@ -79,6 +81,35 @@ static RECORD: LazyLock<Script> = LazyLock::new(|| {
         include_str!("lua/ledger/ledger_record.lua")
     ))
 });
+
+/// The same, attached to a job's ack ([`Ledger::stream_entry_ack_write`]).
+static ACK_RECORD: LazyLock<AckWriteScript> = LazyLock::new(|| {
+    AckWriteScript::new(concat!(
+        include_str!("lua/registry/registry_apply.lua"),
+        "\n",
+        include_str!("lua/ledger/ledger_record.lua")
+    ))
+});
+
+/// The keys and arguments of one script call, built once: run on their own or attached to
+/// a job's ack.
+#[derive(Default)]
+struct ScriptCall {
+    keys: Vec<String>,
+    args: Vec<Vec<u8>>,
+}
+
+impl ScriptCall {
+    fn key(&mut self, key: String) -> &mut Self {
+        self.keys.push(key);
+        self
+    }
+
+    fn arg(&mut self, arg: impl redis::ToRedisArgs) -> &mut Self {
+        arg.write_redis_args(&mut self.args);
+        self
+    }
+}
 
 /// In an outcome written with [`Ledger::record_with_stream_entry`], stands for the id of
 /// the stream entry appended with it.
@@ -582,12 +613,92 @@ impl Ledger {
         overwrite: Overwrite,
         registry: RegistryWrite,
     ) -> Result<(u64, String, u8), LedgerError> {
+        let call = self.record_call(date, bucket, logins, outcome, entry, overwrite, registry)?;
+        let mut invocation = RECORD.prepare_invoke();
+        for key in &call.keys {
+            invocation.key(key);
+        }
+        for arg in &call.args {
+            invocation.arg(arg.as_slice());
+        }
+        let mut conn = self.conn.clone();
+        let (written, json, registry): (u64, String, u8) =
+            invocation.invoke_async(&mut conn).await?;
+        Ok((written, json, registry))
+    }
+
+    /// True on one Redis, where a job's ack may carry a ledger write
+    /// ([`Ledger::stream_entry_ack_write`]); false on a Cluster, where the ledger's keys
+    /// are in other slots than a queue's.
+    pub(crate) fn writes_ride_acks(&self) -> bool {
+        self.conn.mode() != RedisMode::Cluster
+    }
+
+    /// [`Ledger::record_with_stream_entry`] as a write of the ack of the job that fetched
+    /// the result (see [`AckWrite`]), so the result, its ledger entry, the login's registry
+    /// update and the job's ack are one step and one script call; `None` on a Cluster,
+    /// where the ledger and the queue are in other slots (the caller records the result
+    /// itself). `answered` is told, once the ack's call succeeded, what
+    /// `record_with_stream_entry` would have returned, or why its answer did not read.
+    pub(crate) fn stream_entry_ack_write(
+        &self,
+        date: NaiveDate,
+        login: &LoginId,
+        outcome: &LedgerOutcome,
+        entry: &StreamEntry<'_>,
+        answered: impl Fn(Result<(bool, LedgerOutcome, RegistryUpdate), LedgerError>)
+            + Send
+            + Sync
+            + 'static,
+    ) -> Result<Option<AckWrite>, LedgerError> {
+        if !self.writes_ride_acks() {
+            return Ok(None);
+        }
+        let call = self.record_call(
+            date,
+            self.keys.ledger_bucket_of(login.as_str()),
+            std::slice::from_ref(login),
+            outcome,
+            Some(entry),
+            Overwrite::AllButRefreshed,
+            RegistryWrite::ApplyWhereOneRedis,
+        )?;
+        let outcome = outcome.clone();
+        Ok(Some(AckWrite::new(
+            &ACK_RECORD,
+            call.keys,
+            call.args,
+            move |value| {
+                answered(
+                    redis::from_redis_value_ref::<(u64, String, u8)>(value)
+                        .map_err(|e| LedgerError::Redis(e.into()))
+                        .and_then(|(written, json, update)| {
+                            let update = RegistryUpdate::from_script(update, &outcome, &json);
+                            Ok((written == 1, serde_json::from_str(&json)?, update))
+                        }),
+                )
+            },
+        )))
+    }
+
+    /// The keys and arguments of `ledger_record.lua` for `logins` (see
+    /// [`Ledger::invoke_record`]).
+    #[allow(clippy::too_many_arguments)]
+    fn record_call(
+        &self,
+        date: NaiveDate,
+        bucket: u16,
+        logins: &[LoginId],
+        outcome: &LedgerOutcome,
+        entry: Option<&StreamEntry<'_>>,
+        overwrite: Overwrite,
+        registry: RegistryWrite,
+    ) -> Result<ScriptCall, LedgerError> {
         let d = day(date);
         let json = serde_json::to_string(outcome)?;
         let floor = Utc::now() - chrono::Duration::from_std(LEDGER_TTL).unwrap_or_default();
-        let mut invocation = RECORD.prepare_invoke();
-        invocation
-            .key(self.keys.ledger_date(&d, bucket))
+        let mut call = ScriptCall::default();
+        call.key(self.keys.ledger_date(&d, bucket))
             .key(self.keys.ledger_meta(&d, bucket))
             .key(self.keys.ledger_index(IndexKind::Reauth.as_str(), bucket))
             .key(self.keys.ledger_index(IndexKind::Failed.as_str(), bucket))
@@ -612,7 +723,7 @@ impl Ledger {
             )
             .arg(logins.len());
         for login in logins {
-            invocation.arg(login.as_str());
+            call.arg(login.as_str());
         }
         let apply_here = match (registry, logins) {
             (RegistryWrite::ApplyWhereOneRedis, [login])
@@ -626,28 +737,26 @@ impl Ledger {
         match apply_here {
             Some(login) => {
                 let update = OutcomeUpdate::of(outcome);
-                invocation
-                    .key(self.keys.login(login.as_str()))
+                call.key(self.keys.login(login.as_str()))
                     .key(self.keys.login_history(login.as_str()))
                     .arg(2 + update.arg_count())
                     .arg(HISTORY_LEN)
                     .arg(update.fields.len());
-                update.push_args(&mut invocation);
+                for arg in update.args() {
+                    call.arg(arg);
+                }
             }
             None => {
-                invocation.arg(0);
+                call.arg(0);
             }
         }
         if let Some(entry) = entry {
-            invocation.key(&entry.stream).arg(entry.max_len);
+            call.key(entry.stream.clone()).arg(entry.max_len);
             for (field, value) in &entry.fields {
-                invocation.arg(*field).arg(value.as_str());
+                call.arg(*field).arg(value.as_str());
             }
         }
-        let mut conn = self.conn.clone();
-        let (written, json, registry): (u64, String, u8) =
-            invocation.invoke_async(&mut conn).await?;
-        Ok((written, json, registry))
+        Ok(call)
     }
 
     /// The outcome of (`login`, `date`), if any.

@@ -37,6 +37,7 @@ use tokio_util::sync::CancellationToken;
 use crate::domain::LoginId;
 use crate::keys::KeySpace;
 use crate::ledger::{Ledger, LedgerError, LedgerOutcome, Overwrite, RegistryUpdate, RegistryWrite};
+use crate::queue::AckWrite;
 use crate::registry::{Registry, RegistryError};
 use crate::results::{ResultEntry, ResultsError, ResultsSink, Stored};
 
@@ -158,6 +159,21 @@ impl Outcomes {
         let update = std::mem::replace(&mut stored.registry, RegistryUpdate::Applied);
         self.apply_or_leave(entry.login_id, update).await;
         Ok(stored)
+    }
+
+    /// [`Outcomes::store_result`] as a write of the ack of the job that fetched the result
+    /// ([`ResultsSink::ack_write`]): on one Redis the result, its ledger entry and the
+    /// login's registry update are written by the job's ack, in its script call. `None` on
+    /// a Cluster: call `store_result`. An update a crash left pending in the outbox for a
+    /// login already refreshed is left to the drain ([`spawn_drain`]), which applies it
+    /// within [`DRAIN_INTERVAL`].
+    pub fn result_ack_write(
+        &self,
+        sink: &ResultsSink,
+        entry: &ResultEntry<'_>,
+        stored: impl Fn(Result<Stored, ResultsError>) + Send + Sync + 'static,
+    ) -> Result<Option<AckWrite>, OutcomeError> {
+        Ok(sink.ack_write(entry, stored)?)
     }
 
     /// Applies the registry update pending for `login`, if any, and removes it from the

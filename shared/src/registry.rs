@@ -354,16 +354,21 @@ impl OutcomeUpdate {
 
     /// The update as `registry_apply.lua`'s arguments after the pair count: the pairs,
     /// then the fields to delete.
+    pub(crate) fn args(&self) -> impl Iterator<Item = &str> {
+        self.fields
+            .iter()
+            .flat_map(|(field, value)| [*field, value.as_str()])
+            .chain(self.clear.iter().copied())
+    }
+
+    /// The same arguments pushed onto `invocation`.
     pub(crate) fn push_args(&self, invocation: &mut redis::ScriptInvocation<'_>) {
-        for (field, value) in &self.fields {
-            invocation.arg(*field).arg(value.as_str());
-        }
-        for field in &self.clear {
-            invocation.arg(*field);
+        for arg in self.args() {
+            invocation.arg(arg);
         }
     }
 
-    /// How many arguments [`OutcomeUpdate::push_args`] adds.
+    /// How many arguments [`OutcomeUpdate::args`] has.
     pub(crate) fn arg_count(&self) -> usize {
         2 * self.fields.len() + self.clear.len()
     }

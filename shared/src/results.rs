@@ -42,6 +42,7 @@ use crate::keys::KeySpace;
 use crate::ledger::{
     Ledger, LedgerError, LedgerOutcome, RegistryUpdate, StreamEntry, STREAM_ID_PLACEHOLDER,
 };
+use crate::queue::AckWrite;
 use crate::results_crypto::{
     CryptoError, EntryAad, ResultsCipher, Sealed, ENC_AES_256_GCM, ENC_AES_256_GCM_LEGACY,
 };
@@ -159,6 +160,69 @@ impl ResultsSink {
 
     /// Stores one result unless (LoginId, date) is already refreshed.
     pub async fn store(&self, entry: &ResultEntry<'_>) -> Result<Stored, ResultsError> {
+        let (outcome, stream_entry) = self.prepare(entry)?;
+        let (stored, outcome, registry) = self
+            .ledger
+            .record_with_stream_entry(entry.routine_date, entry.login_id, &outcome, &stream_entry)
+            .await?;
+        if stored {
+            metrics::counter!(RESULTS_STORED_TOTAL).increment(1);
+        }
+        Ok(Stored {
+            newly_stored: stored,
+            outcome,
+            registry,
+        })
+    }
+
+    /// [`ResultsSink::store`] as a write of the ack of the job that fetched the result (see
+    /// [`AckWrite`]): the result is stored, as `store` would, by the job's ack, in the same
+    /// script call, so the stored result and the finished job are one step. `None` on a
+    /// Cluster, where the ledger's keys are in other slots than the queue's: call `store`.
+    /// `stored` is told, once the ack went through, what `store` would have returned (the
+    /// registry update is applied by the same call), or why its answer did not read.
+    pub fn ack_write(
+        &self,
+        entry: &ResultEntry<'_>,
+        stored: impl Fn(Result<Stored, ResultsError>) + Send + Sync + 'static,
+    ) -> Result<Option<AckWrite>, ResultsError> {
+        if !self.ledger.writes_ride_acks() {
+            return Ok(None);
+        }
+        let (outcome, stream_entry) = self.prepare(entry)?;
+        let sent = outcome.clone();
+        let write =
+            self.ledger.stream_entry_ack_write(
+                entry.routine_date,
+                entry.login_id,
+                &outcome,
+                &stream_entry,
+                move |answer| {
+                    stored(answer.map_err(ResultsError::from).map(
+                        |(written, outcome, registry)| {
+                            // An ack retried after its reply was lost finds the refresh its first
+                            // call stored: stored once, by this job.
+                            let newly_stored = written || same_refresh(&outcome, &sent);
+                            if newly_stored {
+                                metrics::counter!(RESULTS_STORED_TOTAL).increment(1);
+                            }
+                            Stored {
+                                newly_stored,
+                                outcome,
+                                registry,
+                            }
+                        },
+                    ))
+                },
+            )?;
+        Ok(write)
+    }
+
+    /// The ledger outcome and the stream entry that store `entry`.
+    fn prepare(
+        &self,
+        entry: &ResultEntry<'_>,
+    ) -> Result<(LedgerOutcome, StreamEntry<'static>), ResultsError> {
         // As sent, every amount's digits too, without the whitespace between tokens.
         let accounts = compact_json(entry.accounts.get()).into_owned();
         let outcome = LedgerOutcome::Refreshed {
@@ -219,18 +283,35 @@ impl ResultsSink {
             max_len: self.max_len.div_ceil(u64::from(self.keys.ledger_buckets())),
             fields,
         };
-        let (stored, outcome, registry) = self
-            .ledger
-            .record_with_stream_entry(entry.routine_date, entry.login_id, &outcome, &stream_entry)
-            .await?;
-        if stored {
-            metrics::counter!(RESULTS_STORED_TOTAL).increment(1);
+        Ok((outcome, stream_entry))
+    }
+}
+
+/// True when `kept` is the refresh `sent` describes (its stream entry's id filled in).
+fn same_refresh(kept: &LedgerOutcome, sent: &LedgerOutcome) -> bool {
+    match (kept, sent) {
+        (
+            LedgerOutcome::Refreshed {
+                request_id,
+                last_refresh,
+                stale,
+                fetched_at,
+                ..
+            },
+            LedgerOutcome::Refreshed {
+                request_id: sent_request,
+                last_refresh: sent_last_refresh,
+                stale: sent_stale,
+                fetched_at: sent_fetched_at,
+                ..
+            },
+        ) => {
+            request_id == sent_request
+                && last_refresh == sent_last_refresh
+                && stale == sent_stale
+                && fetched_at == sent_fetched_at
         }
-        Ok(Stored {
-            newly_stored: stored,
-            outcome,
-            registry,
-        })
+        _ => false,
     }
 }
 

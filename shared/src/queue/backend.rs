@@ -51,7 +51,9 @@ use super::error::QueueError;
 use super::handoff::{AckFetch, Acker, Handoff, Held};
 use super::lease::{Heartbeat, HeldJobs};
 use super::metrics_names as m;
-use super::types::{AckWith, DeliveryToken, FailOutcome, JobFailure, JobId, LeaseFacts, WorkerId};
+use super::types::{
+    AckAttached, AckWith, DeliveryToken, FailOutcome, JobFailure, JobId, LeaseFacts, WorkerId,
+};
 
 /// Maps a handler's error to what the queue does with the job: a [`JobFailure`] is taken
 /// as is; apalis' own errors are mapped; anything else retries with the backoff.
@@ -555,52 +557,79 @@ impl QueueLayer {
         }
     }
 
-    /// Queues what a handler chained when it finished just as its lease was lost: its work
-    /// was done. The job itself is left to its holder (the ack goes out under a token that
-    /// holds no lease).
+    /// Queues and writes what a handler attached to its ack when it finished just as its
+    /// lease was lost: its work was done. The job itself is left to its holder (the ack
+    /// goes out under a token that holds no lease).
     async fn queue_chained_after_loss(&self, d: &Delivery) {
-        let Some(chained) = d.ack_with.take() else {
+        let attached = d.ack_with.take();
+        if attached.is_empty() {
             return;
-        };
+        }
         let no_lease = DeliveryToken::generate(&self.worker);
         let queued = self
-            .retry_for_a_lease(&d.id, "queueing the job a handler chained", || {
-                self.queue.ack_chaining(&no_lease, &d.id, &chained, None)
+            .retry_for_a_lease(&d.id, "queueing what a handler attached to its ack", || {
+                self.queue.ack_attached(&no_lease, &d.id, &attached, None)
             })
             .await;
         if let Err(e) = queued {
             tracing::error!(queue = %self.queue.name(), job_id = %d.id, error.message = %e,
-                "giving up queueing the job a handler chained before its lease was lost");
+                "giving up queueing what a handler attached to its ack before its lease was lost");
         }
     }
 
     /// Acks (`None`) or fails the delivery, retrying Redis errors for up to one lease while
-    /// the heartbeat keeps the lease alive; then stops renewing it. An ack queues the job
-    /// the handler chained ([`AckWith`]) in the same script call.
+    /// the heartbeat keeps the lease alive; then stops renewing it. An ack carries what the
+    /// handler attached ([`AckWith`]) in the same script call.
     async fn settle(&self, d: &Delivery, failure: Option<JobFailure>) {
-        // Only a success queues what the handler chained.
-        let chained = d.ack_with.take().filter(|_| failure.is_none());
+        // Only a success carries what the handler attached.
+        let attached = d.ack_with.take();
+        let attached = if failure.is_none() {
+            attached
+        } else {
+            AckAttached::default()
+        };
         // Ok(true): settled; Ok(false): the lease was lost (reaped) before we settled.
-        let settled = self
+        let mut settled = self
             .retry_for_a_lease(&d.id, "settling the job", || async {
-                match &failure {
-                    None => match (&self.acker, &chained) {
-                        (Some(acker), _) => acker.ack(&d.token, &d.id, chained.as_ref()).await,
-                        (None, Some(c)) => self
+                let answer = match &failure {
+                    None => match &self.acker {
+                        Some(acker) => acker.ack(&d.token, &d.id, &attached).await,
+                        None if attached.is_empty() => self.queue.ack(&d.token, &d.id).await,
+                        None => self
                             .queue
-                            .ack_chaining(&d.token, &d.id, c, None)
+                            .ack_attached(&d.token, &d.id, &attached, None)
                             .await
-                            .map(|(acked, _, _)| acked),
-                        (None, None) => self.queue.ack(&d.token, &d.id).await,
+                            .map(|(acked, _)| acked),
                     },
                     Some(f) => self
                         .queue
                         .fail(&d.token, &d.id, d.attempt, f.clone())
                         .await
                         .map(|o| o != FailOutcome::LeaseLost),
+                };
+                // A refusal (an attached write's error reply) would come back the same:
+                // out of the retries, as an answer.
+                match answer {
+                    Err(e) if e.is_refused() => Ok(Err(e)),
+                    answer => answer.map(Ok),
                 }
             })
-            .await;
+            .await
+            .and_then(|answer| answer);
+        if let (None, Err(refused)) = (&failure, &settled) {
+            if refused.is_refused() {
+                // The ack was refused: the attempt fails with the reason, and runs again
+                // after its backoff (or is dead-lettered with it), as a failed handler's.
+                let reason =
+                    JobFailure::retry(format!("settling the job: {}", error_chain(refused)));
+                settled = self
+                    .retry_for_a_lease(&d.id, "failing the job its ack refused", || {
+                        self.queue.fail(&d.token, &d.id, d.attempt, reason.clone())
+                    })
+                    .await
+                    .map(|o| o != FailOutcome::LeaseLost);
+            }
+        }
         match settled {
             Ok(true) => {}
             Ok(false) => {

@@ -19,8 +19,8 @@ use super::keys::QueueKeys;
 use super::metrics_names as m;
 use super::scripts;
 use super::types::{
-    ChainedJob, DeliveryToken, EnqueueOptions, Enqueued, FailOutcome, JobFailure, JobId, LeaseRead,
-    LeaseReadValues, LeasedJob, Superseded, WorkerId,
+    AckAttached, AckWrite, ChainedJob, DeliveryToken, EnqueueOptions, Enqueued, FailOutcome,
+    JobFailure, JobId, LeaseRead, LeaseReadValues, LeasedJob, Superseded, WorkerId,
 };
 use crate::keys::KeySpace;
 
@@ -676,7 +676,9 @@ impl<T: DeserializeOwned> Queue<T> {
         worker: &WorkerId,
         max: usize,
     ) -> Result<(bool, Vec<LeasedJob<T>>), QueueError> {
-        let (acked, _, jobs) = self.ack_fetch(token, id, Some((worker, max)), None).await?;
+        let (acked, _, _, jobs) = self
+            .ack_fetch(token, id, Some((worker, max)), None, None)
+            .await?;
         Ok((acked, jobs))
     }
 
@@ -693,28 +695,61 @@ impl<T: DeserializeOwned> Queue<T> {
         chained: &ChainedJob,
         next: Option<(&WorkerId, usize)>,
     ) -> Result<(bool, Enqueued, Vec<LeasedJob<T>>), QueueError> {
-        let (acked, enqueued, jobs) = self.ack_fetch(token, id, next, Some(chained)).await?;
+        let (acked, enqueued, _, jobs) =
+            self.ack_fetch(token, id, next, Some(chained), None).await?;
         let enqueued = enqueued.expect("a chained job has an outcome");
+        self.count_chained(chained, &enqueued);
+        Ok((acked, enqueued, jobs))
+    }
+
+    /// Acks job `id` with what its handler attached (as [`Queue::ack_chaining`] for the
+    /// chained job; the [`AckWrite`] runs first, in the same script call, lease held or
+    /// not, and is told its answer), leasing up to `max` ready jobs to `worker` as well
+    /// when `next` names them. Answers the ack and the jobs leased. An error from the
+    /// write is the call's error: nothing was acked or queued.
+    pub async fn ack_attached(
+        &self,
+        token: &DeliveryToken,
+        id: &JobId,
+        attached: &AckAttached,
+        next: Option<(&WorkerId, usize)>,
+    ) -> Result<(bool, Vec<LeasedJob<T>>), QueueError> {
+        let chained = attached.chained.as_ref();
+        let write = attached.write.as_ref();
+        let (acked, enqueued, written, jobs) =
+            self.ack_fetch(token, id, next, chained, write).await?;
+        if let (Some(c), Some(e)) = (chained, &enqueued) {
+            self.count_chained(c, e);
+        }
+        if let Some(w) = write {
+            (w.answered)(&written);
+        }
+        Ok((acked, jobs))
+    }
+
+    fn count_chained(&self, chained: &ChainedJob, enqueued: &Enqueued) {
         if enqueued.is_new() {
             metrics::counter!(m::JOBS_ENQUEUED_TOTAL, "queue" => chained.queue.clone())
                 .increment(1);
         }
-        Ok((acked, enqueued, jobs))
     }
 
-    /// `ack_fetch.lua`: the ack, the chained job's outcome (when there is one), the leases.
+    /// `ack_fetch.lua` (with the write's script when there is one): the ack, the chained
+    /// job's outcome (when there is one), the write's answer (0 without one), the leases.
     async fn ack_fetch(
         &self,
         token: &DeliveryToken,
         id: &JobId,
         next: Option<(&WorkerId, usize)>,
         chained: Option<&ChainedJob>,
-    ) -> Result<(bool, Option<Enqueued>, Vec<LeasedJob<T>>), QueueError> {
+        write: Option<&AckWrite>,
+    ) -> Result<(bool, Option<Enqueued>, redis::Value, Vec<LeasedJob<T>>), QueueError> {
         let (next, max) = match next {
             Some((worker, max)) => (Some(DeliveryToken::generate(worker)), max),
             None => (None, 0),
         };
-        let mut inv = self.invocation(&scripts::ACK_FETCH);
+        let script = write.map_or(&*scripts::ACK_FETCH, |w| &w.script.0);
+        let mut inv = self.invocation(script);
         inv.key(self.keys.done(id.as_str()))
             .arg(id.as_str())
             .arg(token.as_str())
@@ -724,24 +759,41 @@ impl<T: DeserializeOwned> Queue<T> {
             .arg(self.config.promote_chunk.max(1))
             .arg(next.as_ref().map_or("", |t| t.as_str()));
         self.push_reads(&mut inv);
-        if let Some(c) = chained {
-            for key in &c.keys {
+        match chained {
+            Some(c) => {
+                for key in &c.keys {
+                    inv.key(key);
+                }
+                inv.arg(c.id.as_str())
+                    .arg(c.payload.as_str())
+                    .arg(c.delay_ms)
+                    .arg(c.dedupe_ttl_ms);
+                match &c.dedupe {
+                    Some((label, key)) => {
+                        inv.key(key).arg(label.as_str());
+                    }
+                    None => {
+                        inv.arg("");
+                    }
+                }
+            }
+            // The write's arguments follow the chained job's five, there or not.
+            None if write.is_some() => {
+                inv.arg("").arg("").arg(0).arg(0).arg("");
+            }
+            None => {}
+        }
+        if let Some(w) = write {
+            inv.arg(w.keys.len()).arg(w.args.len());
+            for arg in &w.args {
+                inv.arg(arg.as_slice());
+            }
+            for key in &w.keys {
                 inv.key(key);
             }
-            inv.arg(c.id.as_str())
-                .arg(c.payload.as_str())
-                .arg(c.delay_ms)
-                .arg(c.dedupe_ttl_ms);
-            match &c.dedupe {
-                Some((label, key)) => {
-                    inv.key(key).arg(label.as_str());
-                }
-                None => {
-                    inv.arg("");
-                }
-            }
         }
-        let (acked, raw, duplicate): (i64, Vec<RawLeased>, String) = self.run(&inv).await?;
+        let (acked, raw, duplicate, written): (i64, Vec<RawLeased>, String, redis::Value) =
+            self.run(&inv).await?;
         if acked == 1 {
             self.count_outcome(m::OUTCOME_SUCCEEDED);
         }
@@ -757,7 +809,7 @@ impl<T: DeserializeOwned> Queue<T> {
             Some(next) => self.decode_leased(raw, &next).await,
             None => Vec::new(),
         };
-        Ok((acked == 1, enqueued, jobs))
+        Ok((acked == 1, enqueued, written, jobs))
     }
 
     /// Decodes freshly leased jobs; an undecodable payload is dead-lettered at once.

@@ -44,6 +44,20 @@ pub enum QueueError {
 }
 
 impl QueueError {
+    /// True when Redis answered a script with an error reply of its own (a write attached
+    /// to an ack refusing its input, say) rather than failing to answer: the same call
+    /// would be refused again, so it is not retried as Redis trouble is.
+    pub fn is_refused(&self) -> bool {
+        let Self::Redis { source, .. } = self else {
+            return false;
+        };
+        matches!(
+            source.kind(),
+            redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError)
+                | redis::ErrorKind::Extension
+        )
+    }
+
     /// True when retrying later may succeed (Redis trouble), false for bugs.
     pub fn is_transient(&self) -> bool {
         matches!(self, Self::Redis { .. } | Self::Unreachable { .. })

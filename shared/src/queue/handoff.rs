@@ -27,7 +27,7 @@ use super::backend::FetchGate;
 use super::core::Queue;
 use super::error::QueueError;
 use super::lease::HeldJobs;
-use super::types::{ChainedJob, DeliveryToken, JobId, LeasedJob, WorkerId};
+use super::types::{AckAttached, DeliveryToken, JobId, LeasedJob, WorkerId};
 
 /// A leased job and the token cancelled when its lease is lost.
 pub(crate) type Held<T> = (LeasedJob<T>, CancellationToken);
@@ -107,13 +107,13 @@ impl<T> Handoff<T> {
 /// Settles a successful attempt for [`QueueLayer`](super::QueueLayer), which does not know
 /// the job type.
 pub(crate) trait Acker: Send + Sync {
-    /// Acks the delivery, queueing `chained` in the same call; true when it still held the
-    /// lease.
+    /// Acks the delivery with what its handler `attached`, in the same call; true when it
+    /// still held the lease.
     fn ack<'a>(
         &'a self,
         token: &'a DeliveryToken,
         id: &'a JobId,
-        chained: Option<&'a ChainedJob>,
+        attached: &'a AckAttached,
     ) -> BoxFuture<'a, Result<bool, QueueError>>;
 }
 
@@ -133,7 +133,7 @@ impl<T: DeserializeOwned + Send + 'static> Acker for AckFetch<T> {
         &'a self,
         token: &'a DeliveryToken,
         id: &'a JobId,
-        chained: Option<&'a ChainedJob>,
+        attached: &'a AckAttached,
     ) -> BoxFuture<'a, Result<bool, QueueError>> {
         async move {
             let claim = !self.handoff.is_closed()
@@ -142,15 +142,12 @@ impl<T: DeserializeOwned + Send + 'static> Acker for AckFetch<T> {
             let next = claim.then_some((&self.worker, 1));
             // The lease runs from about when Redis took it, never earlier than this.
             let deadline = tokio::time::Instant::now() + self.queue.config().lease;
-            let (acked, jobs) = match (chained, next) {
-                (Some(c), next) => {
-                    let (acked, _, jobs) = self.queue.ack_chaining(token, id, c, next).await?;
-                    (acked, jobs)
-                }
-                (None, Some((worker, max))) => {
+            let (acked, jobs) = match (attached.is_empty(), next) {
+                (false, next) => self.queue.ack_attached(token, id, attached, next).await?,
+                (true, Some((worker, max))) => {
                     self.queue.ack_and_fetch(token, id, worker, max).await?
                 }
-                (None, None) => (self.queue.ack(token, id).await?, Vec::new()),
+                (true, None) => (self.queue.ack(token, id).await?, Vec::new()),
             };
             let held = jobs
                 .into_iter()

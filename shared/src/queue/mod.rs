@@ -116,10 +116,11 @@ pub use core::Queue;
 pub use error::QueueError;
 pub use lease::{Heartbeat, HeldJobs};
 pub use ops::{redis_now_ms, worker_alive, ALIVE_LEASES};
+pub use scripts::AckWriteScript;
 pub use single::JobChange;
 pub use types::{
-    AckWith, ChainedJob, DeadPage, DeadSelector, DeliveryToken, EnqueueOptions, Enqueued,
-    FailOutcome, JobFailure, JobFilter, JobId, JobInfo, JobState, LeaseFacts, LeaseRead,
-    LeaseReadValues, LeasedJob, PayloadElement, PayloadText, QueueStats, Supersede, Superseded,
-    WorkerId,
+    AckAttached, AckWith, AckWrite, ChainedJob, DeadPage, DeadSelector, DeliveryToken,
+    EnqueueOptions, Enqueued, FailOutcome, JobFailure, JobFilter, JobId, JobInfo, JobState,
+    LeaseFacts, LeaseRead, LeaseReadValues, LeasedJob, PayloadElement, PayloadText, QueueStats,
+    Supersede, Superseded, WorkerId,
 };

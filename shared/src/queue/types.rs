@@ -436,22 +436,99 @@ pub struct ChainedJob {
     pub(crate) dedupe: Option<(String, String)>,
 }
 
-/// Where a handler leaves the [`ChainedJob`] its successful delivery should queue as it is
-/// acked: the backend adds one to every task's data and reads it when it acks. An attempt
-/// that fails queues nothing. Set it as the handler's last step: a job set is queued even
-/// when the lease is lost after that (the work that produced it was done).
+/// A write of another module run in the ack's script call, before the ack (see
+/// `ack_fetch.lua`): on one Redis, work a job did and the job's ack become one step, with
+/// no call of their own. Made by the module that owns the write, from its
+/// [`AckWriteScript`](super::AckWriteScript). Like a [`ChainedJob`], it is written even
+/// when the lease was lost after the handler finished (the work was done): the write must
+/// be idempotent, since a redelivery (or an ack retried after its reply was lost) may
+/// write it again.
+#[derive(Clone)]
+pub struct AckWrite {
+    pub(crate) script: &'static super::AckWriteScript,
+    pub(crate) keys: Vec<String>,
+    pub(crate) args: Vec<Vec<u8>>,
+    /// Told the write's answer once the ack's call succeeded.
+    pub(crate) answered: std::sync::Arc<dyn Fn(&redis::Value) + Send + Sync>,
+}
+
+impl AckWrite {
+    /// The write `script` attaches, with its own `keys` and `args` (as the write's source
+    /// reads them, from `KEYS[1]` and `ARGV[1]`); `answered` is told what it returned.
+    pub fn new(
+        script: &'static super::AckWriteScript,
+        keys: Vec<String>,
+        args: Vec<Vec<u8>>,
+        answered: impl Fn(&redis::Value) + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            script,
+            keys,
+            args,
+            answered: std::sync::Arc::new(answered),
+        }
+    }
+}
+
+impl std::fmt::Debug for AckWrite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The arguments may be account data and the keys name a login: counts only.
+        f.debug_struct("AckWrite")
+            .field("script", &self.script)
+            .field("keys", &self.keys.len())
+            .field("args", &self.args.len())
+            .finish()
+    }
+}
+
+/// What a successful delivery's ack does besides acking: queue a [`ChainedJob`], run an
+/// [`AckWrite`], or both.
 #[derive(Clone, Debug, Default)]
-pub struct AckWith(std::sync::Arc<std::sync::Mutex<Option<ChainedJob>>>);
+pub struct AckAttached {
+    pub(crate) chained: Option<ChainedJob>,
+    pub(crate) write: Option<AckWrite>,
+}
+
+impl AckAttached {
+    /// The same, queueing `job` too.
+    pub fn with_chained(mut self, job: ChainedJob) -> Self {
+        self.chained = Some(job);
+        self
+    }
+
+    /// The same, running `write` too.
+    pub fn with_write(mut self, write: AckWrite) -> Self {
+        self.write = Some(write);
+        self
+    }
+
+    /// Nothing attached: a plain ack.
+    pub fn is_empty(&self) -> bool {
+        self.chained.is_none() && self.write.is_none()
+    }
+}
+
+/// Where a handler leaves the [`ChainedJob`] and the [`AckWrite`] its successful delivery's
+/// ack should carry: the backend adds one to every task's data and reads it when it acks.
+/// An attempt that fails carries nothing. Set them as the handler's last step: they are
+/// queued and written even when the lease is lost after that (the work was done).
+#[derive(Clone, Debug, Default)]
+pub struct AckWith(std::sync::Arc<std::sync::Mutex<AckAttached>>);
 
 impl AckWith {
     /// Queue `job` when this delivery is acked (replacing any job set before).
     pub fn chain(&self, job: ChainedJob) {
-        *self.0.lock().expect("chained job lock") = Some(job);
+        self.0.lock().expect("ack attachments lock").chained = Some(job);
     }
 
-    /// The job to queue with the ack, if any.
-    pub(crate) fn take(&self) -> Option<ChainedJob> {
-        self.0.lock().expect("chained job lock").take()
+    /// Run `write` in this delivery's ack (replacing any write set before).
+    pub fn write(&self, write: AckWrite) {
+        self.0.lock().expect("ack attachments lock").write = Some(write);
+    }
+
+    /// What the ack carries, taken out.
+    pub(crate) fn take(&self) -> AckAttached {
+        std::mem::take(&mut *self.0.lock().expect("ack attachments lock"))
     }
 }
 

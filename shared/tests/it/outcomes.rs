@@ -7,7 +7,11 @@ use shared::domain::{FlinksCode, LoginId, RequestId};
 use shared::ledger::{Ledger, LedgerOutcome, Overwrite};
 use shared::outcomes::Outcomes;
 use shared::registry::{LoginRecordInput, Registry};
-use shared::results::{ResultEntry, ResultsSink};
+use std::sync::{Arc, Mutex};
+
+use shared::config::RedisMode;
+use shared::queue::{AckAttached, DeliveryToken, EnqueueOptions, Queue, QueueConfig, WorkerId};
+use shared::results::{self, ReadPolicy, ResultEntry, ResultsSink, Stored};
 
 use crate::support::{RecordExt, TestRedis};
 
@@ -284,6 +288,128 @@ async fn a_stored_result_reaches_the_registry_with_its_stream_id() {
     };
     assert!(results_stream_id.is_some());
     assert_eq!(f.outcomes.pending().await.unwrap(), 0);
+    f.redis.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_result_stored_by_its_jobs_ack_lands_as_a_store_would_and_once() {
+    let f = fixture("outcomes-ack-result").await;
+    let sink = ResultsSink::new(f.redis.conn.clone(), &f.redis.keys, 1000);
+    let request_id = RequestId::new("r-9");
+    let accounts =
+        serde_json::json!([{"AccountNumber": "1111000", "Balance": {"Current": 5105.50}}]);
+    let entry = ResultEntry {
+        login_id: &login(1),
+        request_id: &request_id,
+        routine_date: date(1),
+        fetched_at: Utc::now(),
+        last_refresh: None,
+        stale: false,
+        accounts: &serde_json::value::to_raw_value(&accounts).unwrap(),
+    };
+    let answers: Arc<Mutex<Vec<Stored>>> = Arc::default();
+    let write = |entry: &ResultEntry<'_>| {
+        let seen = Arc::clone(&answers);
+        f.outcomes
+            .result_ack_write(&sink, entry, move |stored| {
+                seen.lock().unwrap().push(stored.unwrap())
+            })
+            .unwrap()
+    };
+    let Some(first) = write(&entry) else {
+        assert_eq!(
+            f.redis.conn.mode(),
+            RedisMode::Cluster,
+            "only a Cluster stores apart"
+        );
+        f.redis.cleanup().await;
+        return;
+    };
+    let queue: Queue<u32> = Queue::new(
+        f.redis.conn.clone(),
+        &f.redis.keys,
+        QueueConfig::new("detail"),
+    );
+    queue.enqueue(&1, EnqueueOptions::default()).await.unwrap();
+    let w = WorkerId::generate();
+    let job = queue.fetch(&w, 1).await.unwrap().remove(0);
+
+    let (acked, _) = queue
+        .ack_attached(
+            &job.token,
+            &job.id,
+            &AckAttached::default().with_write(first),
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(acked);
+    // The same ack again (its reply lost, say) finds its own refresh: stored once, by it.
+    let again = write(&entry).unwrap();
+    let (acked, _) = queue
+        .ack_attached(
+            &job.token,
+            &job.id,
+            &AckAttached::default().with_write(again),
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(!acked, "acked already");
+    // A redelivery that fetched again stores nothing more.
+    let refetched = ResultEntry {
+        fetched_at: entry.fetched_at + Duration::seconds(5),
+        ..entry
+    };
+    let redelivered = write(&refetched).unwrap();
+    let stale = DeliveryToken::generate(&w);
+    queue
+        .ack_attached(
+            &stale,
+            &job.id,
+            &AckAttached::default().with_write(redelivered),
+            None,
+        )
+        .await
+        .unwrap();
+
+    let answers = answers.lock().unwrap().clone();
+    assert_eq!(
+        answers.iter().map(|s| s.newly_stored).collect::<Vec<_>>(),
+        [true, true, false]
+    );
+    assert!(
+        answers.iter().all(|s| s.outcome == answers[0].outcome),
+        "the stored one, kept"
+    );
+    assert_eq!(
+        f.ledger.get(date(1), &login(1)).await.unwrap(),
+        Some(answers[0].outcome.clone())
+    );
+    let history = f.registry.history(&login(1)).await.unwrap();
+    assert_eq!(
+        history,
+        vec![answers[0].outcome.clone()],
+        "applied in the same call"
+    );
+    let status = f.registry.get(&login(1)).await.unwrap().unwrap();
+    assert_eq!(status.last_outcome.as_deref(), Some("refreshed"));
+    assert_eq!(f.outcomes.pending().await.unwrap(), 0);
+    let records = results::read(&f.redis.conn, &f.redis.keys, "-", 10, ReadPolicy::default())
+        .await
+        .unwrap();
+    assert_eq!(records.records.len(), 1, "one stream entry");
+    let LedgerOutcome::Refreshed {
+        results_stream_id, ..
+    } = &answers[0].outcome
+    else {
+        panic!("not refreshed: {answers:?}");
+    };
+    assert_eq!(
+        results_stream_id.as_deref(),
+        Some(records.records[0].id.as_str())
+    );
+    assert_eq!(records.records[0].accounts, accounts);
     f.redis.cleanup().await;
 }
 

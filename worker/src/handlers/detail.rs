@@ -1,7 +1,9 @@
 //! The detail step: `/GetAccountsDetail`, or on a 202 a delayed poll of
 //! `GET /GetAccountsDetailAsync/{RequestId}` every `POLL_INTERVAL` up to `POLL_TIMEOUT`
 //! (a delayed job, never a sleeping handler), then the results stream and the ledger in
-//! one atomic write, so a redelivery never fetches or stores twice.
+//! one atomic write, so a redelivery never fetches or stores twice. On one Redis that write
+//! rides the job's ack, in the same script call: the stored result and the finished job
+//! are one step, and cost one call.
 //!
 //! Only a redelivery reads the ledger before calling Flinks: a job no handler held before
 //! (`Delivery::first`) was chained by an authorize step that found the date not done, and
@@ -81,12 +83,27 @@ pub async fn handle(
                 stale,
                 accounts: &detail.accounts,
             };
-            let stored = persist("store result", || {
-                deps.outcomes.store_result(&deps.results, &entry)
-            })
-            .await?;
-            if !stored.newly_stored {
-                super::settle::count_skipped_redelivery();
+            // On one Redis the job's ack stores the result, in its own script call.
+            let by_ack = deps
+                .outcomes
+                .result_ack_write(&deps.results, &entry, |stored| match stored {
+                    Ok(stored) if !stored.newly_stored => super::settle::count_skipped_redelivery(),
+                    Ok(_) => {}
+                    Err(error) => tracing::error!(error.message = %error,
+                        "the job's ack stored the result, but its answer did not read"),
+                })
+                .map_err(|error| JobFailure::retry(format!("store result: {error}")))?;
+            match by_ack {
+                Some(write) => delivery.ack_with.write(write),
+                None => {
+                    let stored = persist("store result", || {
+                        deps.outcomes.store_result(&deps.results, &entry)
+                    })
+                    .await?;
+                    if !stored.newly_stored {
+                        super::settle::count_skipped_redelivery();
+                    }
+                }
             }
             Ok(if stale {
                 Handled::Stale

@@ -17,13 +17,42 @@
 -- produced it was done, and its dedupe key tells a redelivery so. Queued as enqueue.lua
 -- queues a job without a supersede key: a dedupe key already taken means a duplicate,
 -- nothing is queued.
--- Returns {acked (1/0), {id, payload, attempt, first, read}..., chained}: chained is ''
--- when the chained job was queued (or there was none), else the id of the job it
--- duplicates. The worker's liveness is kept by its heartbeat (renew.lua), so this does not
--- stamp `workers`.
+--
+-- An attached write, on one Redis only, with a script built by AckWriteScript (which
+-- defines `ack_write`; elsewhere it is nil): another module's write that belongs to the
+-- finished job's work (a fetched result and its ledger entry, say), run first, so the work
+-- and the ack are one step. Like the chained job it runs even when the lease was lost. Its
+-- arguments follow the chained job's five (all five present, the id '' for none):
+-- ARGV[c + 5] its key count k (its keys are the last k of KEYS), ARGV[c + 6] its argument
+-- count a, ARGV[c + 7 .. c + 6 + a] its arguments. An error reply from it returns at once,
+-- before the ack and the chained job.
+-- Returns {acked (1/0), {id, payload, attempt, first, read}..., chained, written}: chained
+-- is '' when the chained job was queued (or there was none), else the id of the job it
+-- duplicates; written is the attached write's answer, 0 when there is none. The worker's
+-- liveness is kept by its heartbeat (renew.lua), so this does not stamp `workers`.
 local reads, c, invalid = lease_reads(8)
 if invalid then
   return redis.error_reply(invalid)
+end
+
+local written = 0
+if ARGV[c + 5] then
+  local k, a = tonumber(ARGV[c + 5]), tonumber(ARGV[c + 6])
+  if not ack_write or not k or not a or k < 0 or a < 0 or k > #KEYS - N_KEYS - 1
+      or c + 6 + a ~= #ARGV then
+    return redis.error_reply('ack_fetch: invalid attached write')
+  end
+  local keys, args = {}, {}
+  for i = #KEYS - k + 1, #KEYS do
+    keys[#keys + 1] = KEYS[i]
+  end
+  for i = c + 7, c + 6 + a do
+    args[#args + 1] = ARGV[i]
+  end
+  written = ack_write(keys, args) or 0
+  if type(written) == 'table' and written.err then
+    return written
+  end
 end
 local now = nil
 local function clock()
@@ -67,4 +96,4 @@ if max > 0 then
   jobs = lease_ready(clock(), max, tonumber(ARGV[5]) or 30000, tonumber(ARGV[6]) or 1000, ARGV[7],
     reads)
 end
-return {acked, jobs, chained}
+return {acked, jobs, chained, written}

@@ -2,6 +2,7 @@
 //! unique namespace and deletes its keys when done (even on panic): no FLUSHALL, no serial.
 
 mod ack_fetch;
+mod ack_write;
 mod apalis_worker;
 mod chain;
 mod core;
