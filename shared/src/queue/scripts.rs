@@ -52,8 +52,10 @@ pub(crate) static MIGRATE_PENDING: LazyLock<Script> =
 /// `ack_fetch.lua` with a write of another module attached (see [`super::AckWrite`]): the
 /// write's Lua source becomes the body of a function `ack_write(KEYS, ARGV)` called with
 /// its own keys and arguments, so a script written to be called on its own (reading
-/// `KEYS[1]`, `ARGV[1]`, ending in `return`) runs unchanged inside the ack's call. Build one
-/// per kind of write, once (a `LazyLock`): each is a script of its own in Redis.
+/// `KEYS[1]`, `ARGV[1]`, ending in `return`) runs unchanged inside the ack's call, as long
+/// as it uses neither `...` nor a `#!lua` flags line. Like any script it should check its
+/// input before its first write: Redis keeps what a script wrote before an error. Build
+/// one per kind of write, once (a `LazyLock`): each is a script of its own in Redis.
 pub struct AckWriteScript(pub(crate) Script);
 
 impl AckWriteScript {

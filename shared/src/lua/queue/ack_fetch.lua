@@ -38,8 +38,16 @@ end
 local written = 0
 if ARGV[c + 5] then
   local k, a = tonumber(ARGV[c + 5]), tonumber(ARGV[c + 6])
-  if not ack_write or not k or not a or k < 0 or a < 0 or k > #KEYS - N_KEYS - 1
-      or c + 6 + a ~= #ARGV then
+  -- The keys before the write's: the queue's, the finished-job record's, the chained job's.
+  local before = N_KEYS + 1
+  if ARGV[c] ~= '' then
+    before = before + 3
+    if (ARGV[c + 4] or '') ~= '' then
+      before = before + 1
+    end
+  end
+  if not ack_write or not k or not a or k % 1 ~= 0 or a % 1 ~= 0 or a < 0
+      or k ~= #KEYS - before or c + 6 + a ~= #ARGV then
     return redis.error_reply('ack_fetch: invalid attached write')
   end
   local keys, args = {}, {}

@@ -2,14 +2,21 @@
 //! with its own keys and arguments, lease held or not; its error leaves the job unacked.
 
 use std::sync::{Arc, LazyLock, Mutex};
+use std::time::Duration;
 
+use apalis_core::error::BoxDynError;
+use apalis_core::task::data::Data;
+use apalis_core::worker::builder::WorkerBuilder;
 use redis::AsyncCommands;
 use shared::config::RedisMode;
 use shared::queue::{
-    AckAttached, AckWrite, AckWriteScript, DeliveryToken, EnqueueOptions, Queue, WorkerId,
+    AckAttached, AckWith, AckWrite, AckWriteScript, DeliveryToken, EnqueueOptions, JobFilter,
+    LeaseRead, PayloadText, Queue, RedisBackend, WorkerId,
 };
+use tokio_util::sync::CancellationToken;
 
-use super::{leased_ping, Ping, TestNs};
+use super::apalis_worker::stop_signal;
+use super::{eventually, leased_ping, Ping, TestNs};
 
 /// Sets KEYS[1] to ARGV[1] and answers {7, ARGV[2], the argument count}, written as a
 /// script called on its own would be.
@@ -201,4 +208,75 @@ async fn an_ack_with_a_chained_job_and_a_write_does_both_in_one_call() {
         second.dedupe_holder("after-1").await.unwrap(),
         Some(id) if id == next[0].id
     ));
+}
+
+/// Attaches a write the ack's script refuses, then succeeds.
+async fn refused_write_handler(_job: Ping, ack_with: Data<AckWith>) -> Result<(), BoxDynError> {
+    ack_with.write(AckWrite::new(&REFUSE, vec![], vec![], |_| ()));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_job_whose_ack_is_refused_fails_its_attempt_with_the_reason() {
+    let Some((t, _)) = one_redis("ack-write-refused").await else {
+        return;
+    };
+    let mut config = t.config("first");
+    config.max_attempts = 1;
+    let q: Queue<Ping> = t.queue(config);
+    q.enqueue(&Ping { n: 1 }, EnqueueOptions::default())
+        .await
+        .unwrap();
+    let stop = CancellationToken::new();
+    let worker = WorkerBuilder::new("ack-write-refused")
+        .backend(RedisBackend::new(q.clone()).with_ack_fetch())
+        .build(refused_write_handler);
+    let handle = tokio::spawn(worker.run_until(stop_signal(&stop)));
+    // Refused at once, not retried for a lease as Redis trouble would be.
+    let dead = eventually(Duration::from_secs(10), || async {
+        q.stats().await.unwrap().dead == 1
+    })
+    .await;
+    stop.cancel();
+    handle.await.unwrap().unwrap();
+    assert!(dead, "{:?}", q.stats().await.unwrap());
+
+    let letters = q.list_dead(&JobFilter::default(), 10).await.unwrap();
+    let error = letters[0].last_error.clone().unwrap_or_default();
+    assert!(
+        error.contains("settling the job") && error.contains("bad input"),
+        "{error}"
+    );
+    assert_eq!(q.stats().await.unwrap().succeeded_total, 0);
+}
+
+#[tokio::test]
+async fn a_write_finds_its_arguments_after_the_queues_lease_reads() {
+    let Some((t, _)) = one_redis("ack-write-reads").await else {
+        return;
+    };
+    let flag = t.keys.queue("first", "flag");
+    let q: Queue<Ping> = t
+        .queue(t.config("first"))
+        .with_lease_reads(vec![LeaseRead::get(PayloadText::fixed(flag.clone()))]);
+    let w = WorkerId::generate();
+    let job = leased_ping(&q, &w).await;
+    let key = t.keys.queue("first", "written");
+    let (write, answers) = set_write(&key, b"after the reads");
+
+    let (acked, _) = q
+        .ack_attached(
+            &job.token,
+            &job.id,
+            &AckAttached::default().with_write(write),
+            None,
+        )
+        .await
+        .unwrap();
+
+    assert!(acked);
+    assert_eq!(answer_of(&answers), (7, "second argument".into(), 2));
+    let mut conn = t.conn.clone();
+    let stored: Option<String> = conn.get(&key).await.unwrap();
+    assert_eq!(stored.as_deref(), Some("after the reads"));
 }
