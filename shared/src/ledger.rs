@@ -519,7 +519,7 @@ impl Ledger {
     ) -> Result<(bool, RegistryUpdate), LedgerError> {
         let bucket = self.keys.ledger_bucket_of(login.as_str());
         let (written, json, update) = self
-            .invoke_record(
+            .run_record(self.record_call(
                 date,
                 bucket,
                 std::slice::from_ref(login),
@@ -527,7 +527,7 @@ impl Ledger {
                 None,
                 overwrite,
                 registry,
-            )
+            )?)
             .await?;
         Ok((
             written == 1,
@@ -553,7 +553,7 @@ impl Ledger {
         {
             for page in logins.chunks(RECORD_PAGE) {
                 let (n, _, _) = self
-                    .invoke_record(
+                    .run_record(self.record_call(
                         date,
                         bucket,
                         page,
@@ -561,7 +561,7 @@ impl Ledger {
                         None,
                         overwrite,
                         RegistryWrite::Outbox,
-                    )
+                    )?)
                     .await?;
                 written += n;
             }
@@ -584,7 +584,7 @@ impl Ledger {
         entry: &StreamEntry<'_>,
     ) -> Result<(bool, LedgerOutcome, RegistryUpdate), LedgerError> {
         let (written, json, update) = self
-            .invoke_record(
+            .run_record(self.record_call(
                 date,
                 self.keys.ledger_bucket_of(login.as_str()),
                 std::slice::from_ref(login),
@@ -592,28 +592,16 @@ impl Ledger {
                 Some(entry),
                 Overwrite::AllButRefreshed,
                 RegistryWrite::ApplyWhereOneRedis,
-            )
+            )?)
             .await?;
         let update = RegistryUpdate::from_script(update, outcome, &json);
         Ok((written == 1, serde_json::from_str(&json)?, update))
     }
 
-    /// Runs `ledger_record.lua` for `logins`, all of ledger bucket `bucket` (one login,
-    /// when `entry` is given). Returns how many entries were written, the stored (or kept)
-    /// JSON of the last login, and what the script did with its registry update (see
-    /// [`RegistryUpdate::from_script`]).
-    #[allow(clippy::too_many_arguments)]
-    async fn invoke_record(
-        &self,
-        date: NaiveDate,
-        bucket: u16,
-        logins: &[LoginId],
-        outcome: &LedgerOutcome,
-        entry: Option<&StreamEntry<'_>>,
-        overwrite: Overwrite,
-        registry: RegistryWrite,
-    ) -> Result<(u64, String, u8), LedgerError> {
-        let call = self.record_call(date, bucket, logins, outcome, entry, overwrite, registry)?;
+    /// Runs a `ledger_record.lua` call ([`Ledger::record_call`]). Returns how many entries
+    /// were written, the stored (or kept) JSON of the last login, and what the script did
+    /// with its registry update (see [`RegistryUpdate::from_script`]).
+    async fn run_record(&self, call: ScriptCall) -> Result<(u64, String, u8), LedgerError> {
         let mut invocation = RECORD.prepare_invoke();
         for key in &call.keys {
             invocation.key(key);
@@ -681,8 +669,8 @@ impl Ledger {
         )))
     }
 
-    /// The keys and arguments of `ledger_record.lua` for `logins` (see
-    /// [`Ledger::invoke_record`]).
+    /// The keys and arguments of `ledger_record.lua` for `logins`, all of ledger bucket
+    /// `bucket` (one login, when `entry` is given).
     #[allow(clippy::too_many_arguments)]
     fn record_call(
         &self,

@@ -511,7 +511,7 @@ where
                 tracing::warn!(queue = %layer.queue.name(), job_id = %d.id, token = %d.token,
                     "lease lost: handler cancelled, the job is left to its current holder");
                 layer.held.remove(&d.id, &d.token);
-                layer.queue_chained_after_loss(&d).await;
+                layer.ack_attached_after_loss(&d).await;
                 return Err(Box::new(LeaseLost(d.id)) as BoxDynError);
             };
             metrics::histogram!(m::JOB_DURATION_SECONDS, "queue" => layer.queue.name().to_string())
@@ -560,7 +560,7 @@ impl QueueLayer {
     /// Queues and writes what a handler attached to its ack when it finished just as its
     /// lease was lost: its work was done. The job itself is left to its holder (the ack
     /// goes out under a token that holds no lease).
-    async fn queue_chained_after_loss(&self, d: &Delivery) {
+    async fn ack_attached_after_loss(&self, d: &Delivery) {
         let attached = d.ack_with.take();
         if attached.is_empty() {
             return;

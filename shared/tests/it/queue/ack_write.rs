@@ -10,8 +10,8 @@ use apalis_core::worker::builder::WorkerBuilder;
 use redis::AsyncCommands;
 use shared::config::RedisMode;
 use shared::queue::{
-    AckAttached, AckWith, AckWrite, AckWriteScript, DeliveryToken, EnqueueOptions, JobFilter,
-    LeaseRead, PayloadText, Queue, RedisBackend, WorkerId,
+    AckAttached, AckWith, AckWrite, AckWriteScript, ChainedJob, DeliveryToken, EnqueueOptions,
+    JobFilter, LeaseRead, PayloadText, Queue, RedisBackend, WorkerId,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -50,6 +50,14 @@ fn set_write(key: &str, value: &[u8]) -> (AckWrite, Arc<Mutex<Vec<redis::Value>>
         move |v| seen.lock().unwrap().push(v.clone()),
     );
     (write, answers)
+}
+
+/// `Ping { n: 9 }` to chain into `second` under the dedupe label `after-1`.
+fn ping_9_chained_into(second: &Queue<Ping>) -> ChainedJob {
+    second
+        .chained(&Ping { n: 9 }, &EnqueueOptions::dedupe("after-1"))
+        .unwrap()
+        .expect("one Redis chains")
 }
 
 fn answer_of(answers: &Mutex<Vec<redis::Value>>) -> (i64, String, i64) {
@@ -139,10 +147,7 @@ async fn an_attached_write_that_answers_an_error_leaves_the_job_and_its_chained_
     let second = t.queue(t.config("second"));
     let w = WorkerId::generate();
     let job = leased_ping(&q, &w).await;
-    let chained = second
-        .chained(&Ping { n: 9 }, &EnqueueOptions::dedupe("after-1"))
-        .unwrap()
-        .expect("one Redis chains");
+    let chained = ping_9_chained_into(&second);
     let told = Arc::new(Mutex::new(0));
     let seen = Arc::clone(&told);
     let write = AckWrite::new(&REFUSE, vec![], vec![], move |_| *seen.lock().unwrap() += 1);
@@ -177,10 +182,7 @@ async fn an_ack_with_a_chained_job_and_a_write_does_both_in_one_call() {
     let second = t.queue(t.config("second"));
     let w = WorkerId::generate();
     let job = leased_ping(&q, &w).await;
-    let chained = second
-        .chained(&Ping { n: 9 }, &EnqueueOptions::dedupe("after-1"))
-        .unwrap()
-        .expect("one Redis chains");
+    let chained = ping_9_chained_into(&second);
     let key = t.keys.queue("first", "written");
     let (write, answers) = set_write(&key, b"both");
 
