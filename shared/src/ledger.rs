@@ -111,6 +111,16 @@ impl ScriptCall {
     }
 }
 
+/// What a `ledger_record.lua` call of [`Ledger::record_with_stream_entry`] answered
+/// (entries written, stored or kept JSON, registry code), as that method returns it.
+fn stream_entry_answer(
+    (written, json, update): (u64, String, u8),
+    outcome: &LedgerOutcome,
+) -> Result<(bool, LedgerOutcome, RegistryUpdate), LedgerError> {
+    let update = RegistryUpdate::from_script(update, outcome, &json);
+    Ok((written == 1, serde_json::from_str(&json)?, update))
+}
+
 /// In an outcome written with [`Ledger::record_with_stream_entry`], stands for the id of
 /// the stream entry appended with it.
 pub const STREAM_ID_PLACEHOLDER: &str = "__RESULTS_STREAM_ID__";
@@ -583,19 +593,10 @@ impl Ledger {
         outcome: &LedgerOutcome,
         entry: &StreamEntry<'_>,
     ) -> Result<(bool, LedgerOutcome, RegistryUpdate), LedgerError> {
-        let (written, json, update) = self
-            .run_record(self.record_call(
-                date,
-                self.keys.ledger_bucket_of(login.as_str()),
-                std::slice::from_ref(login),
-                outcome,
-                Some(entry),
-                Overwrite::AllButRefreshed,
-                RegistryWrite::ApplyWhereOneRedis,
-            )?)
+        let answer = self
+            .run_record(self.stream_entry_call(date, login, outcome, entry)?)
             .await?;
-        let update = RegistryUpdate::from_script(update, outcome, &json);
-        Ok((written == 1, serde_json::from_str(&json)?, update))
+        stream_entry_answer(answer, outcome)
     }
 
     /// Runs a `ledger_record.lua` call ([`Ledger::record_call`]). Returns how many entries
@@ -642,15 +643,7 @@ impl Ledger {
         if !self.writes_ride_acks() {
             return Ok(None);
         }
-        let call = self.record_call(
-            date,
-            self.keys.ledger_bucket_of(login.as_str()),
-            std::slice::from_ref(login),
-            outcome,
-            Some(entry),
-            Overwrite::AllButRefreshed,
-            RegistryWrite::ApplyWhereOneRedis,
-        )?;
+        let call = self.stream_entry_call(date, login, outcome, entry)?;
         let outcome = outcome.clone();
         Ok(Some(AckWrite::new(
             &ACK_RECORD,
@@ -658,15 +651,31 @@ impl Ledger {
             call.args,
             move |value| {
                 answered(
-                    redis::from_redis_value_ref::<(u64, String, u8)>(value)
+                    redis::from_redis_value_ref(value)
                         .map_err(|e| LedgerError::Redis(e.into()))
-                        .and_then(|(written, json, update)| {
-                            let update = RegistryUpdate::from_script(update, &outcome, &json);
-                            Ok((written == 1, serde_json::from_str(&json)?, update))
-                        }),
+                        .and_then(|answer| stream_entry_answer(answer, &outcome)),
                 )
             },
         )))
+    }
+
+    /// The `ledger_record.lua` call of [`Ledger::record_with_stream_entry`].
+    fn stream_entry_call(
+        &self,
+        date: NaiveDate,
+        login: &LoginId,
+        outcome: &LedgerOutcome,
+        entry: &StreamEntry<'_>,
+    ) -> Result<ScriptCall, LedgerError> {
+        self.record_call(
+            date,
+            self.keys.ledger_bucket_of(login.as_str()),
+            std::slice::from_ref(login),
+            outcome,
+            Some(entry),
+            Overwrite::AllButRefreshed,
+            RegistryWrite::ApplyWhereOneRedis,
+        )
     }
 
     /// The keys and arguments of `ledger_record.lua` for `logins`, all of ledger bucket

@@ -122,6 +122,20 @@ pub struct Stored {
     pub(crate) registry: RegistryUpdate,
 }
 
+impl Stored {
+    /// What a store did, counted in `RESULTS_STORED_TOTAL` when it stored anew.
+    fn counted(newly_stored: bool, outcome: LedgerOutcome, registry: RegistryUpdate) -> Self {
+        if newly_stored {
+            metrics::counter!(RESULTS_STORED_TOTAL).increment(1);
+        }
+        Self {
+            newly_stored,
+            outcome,
+            registry,
+        }
+    }
+}
+
 /// Appends results to the stream, atomically with the ledger. Cheap to clone.
 #[derive(Clone)]
 pub struct ResultsSink {
@@ -165,14 +179,7 @@ impl ResultsSink {
             .ledger
             .record_with_stream_entry(entry.routine_date, entry.login_id, &outcome, &stream_entry)
             .await?;
-        if stored {
-            metrics::counter!(RESULTS_STORED_TOTAL).increment(1);
-        }
-        Ok(Stored {
-            newly_stored: stored,
-            outcome,
-            registry,
-        })
+        Ok(Stored::counted(stored, outcome, registry))
     }
 
     /// [`ResultsSink::store`] as a write of the ack of the job that fetched the result (see
@@ -191,30 +198,24 @@ impl ResultsSink {
         }
         let (outcome, stream_entry) = self.prepare(entry)?;
         let sent = outcome.clone();
-        let write =
-            self.ledger.stream_entry_ack_write(
-                entry.routine_date,
-                entry.login_id,
-                &outcome,
-                &stream_entry,
-                move |answer| {
-                    stored(answer.map_err(ResultsError::from).map(
-                        |(written, outcome, registry)| {
+        let write = self.ledger.stream_entry_ack_write(
+            entry.routine_date,
+            entry.login_id,
+            &outcome,
+            &stream_entry,
+            move |answer| {
+                stored(
+                    answer
+                        .map_err(ResultsError::from)
+                        .map(|(written, kept, registry)| {
                             // An ack retried after its reply was lost finds the refresh its first
                             // call stored: stored once, by this job.
-                            let newly_stored = written || same_refresh(&outcome, &sent);
-                            if newly_stored {
-                                metrics::counter!(RESULTS_STORED_TOTAL).increment(1);
-                            }
-                            Stored {
-                                newly_stored,
-                                outcome,
-                                registry,
-                            }
-                        },
-                    ))
-                },
-            )?;
+                            let newly_stored = written || same_refresh(&kept, &sent);
+                            Stored::counted(newly_stored, kept, registry)
+                        }),
+                )
+            },
+        )?;
         Ok(write)
     }
 
