@@ -13,6 +13,7 @@ use redis::{Script, ScriptInvocation};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::clock::RedisClock;
 use super::config::QueueConfig;
 use super::error::QueueError;
 use super::keys::QueueKeys;
@@ -41,6 +42,8 @@ pub struct Queue<T> {
     pub(crate) config: Arc<QueueConfig>,
     /// Made for each job leased (see [`Queue::with_lease_reads`]); empty for none.
     reads: Arc<[LeaseRead]>,
+    /// Redis' clock as the last renewal read it: what a lease's deadline counts from.
+    clock: Arc<RedisClock>,
     _job: PhantomData<fn() -> T>,
 }
 
@@ -51,6 +54,7 @@ impl<T> Clone for Queue<T> {
             keys: Arc::clone(&self.keys),
             config: Arc::clone(&self.config),
             reads: Arc::clone(&self.reads),
+            clock: Arc::clone(&self.clock),
             _job: PhantomData,
         }
     }
@@ -73,6 +77,7 @@ impl<T> Queue<T> {
             keys: Arc::new(QueueKeys::new(keys, &config.name)),
             config: Arc::new(config),
             reads: Arc::from([]),
+            clock: Arc::default(),
             _job: PhantomData,
         }
     }
@@ -93,6 +98,7 @@ impl<T> Queue<T> {
             keys: Arc::clone(&self.keys),
             config: Arc::clone(&self.config),
             reads: Arc::clone(&self.reads),
+            clock: Arc::clone(&self.clock),
             _job: PhantomData,
         }
     }
@@ -122,6 +128,12 @@ impl<T> Queue<T> {
                 .arg(read.arg.prefix.as_str())
                 .arg(read.arg.element_arg());
         }
+    }
+
+    /// The queue's estimate of its Redis' clock, which the calls that lease jobs count
+    /// their deadlines from (see [`RedisClock`]); every renewal sets it.
+    pub fn clock(&self) -> &RedisClock {
+        &self.clock
     }
 
     /// The queue's configuration.
@@ -255,7 +267,9 @@ impl<T> Queue<T> {
             for (id, token) in chunk {
                 inv.arg(id.as_str()).arg(token.as_str());
             }
-            let l: Vec<String> = self.run(&inv).await?;
+            let sent = Instant::now();
+            let (now, l): (i64, Vec<String>) = self.run(&inv).await?;
+            self.clock.sample(now, sent, Instant::now());
             lost.extend(l.into_iter().map(JobId::from));
         }
         Ok(lost)
@@ -659,7 +673,8 @@ impl<T: DeserializeOwned> Queue<T> {
             .arg(max.max(1))
             .arg(self.config.lease.as_millis() as u64)
             .arg(self.config.promote_chunk.max(1))
-            .arg(token.as_str());
+            .arg(token.as_str())
+            .arg(self.clock.script_arg());
         self.push_reads(&mut inv);
         let raw: Vec<RawLeased> = self.run(&inv).await?;
         Ok(self.decode_leased(raw, &token).await)
@@ -757,7 +772,8 @@ impl<T: DeserializeOwned> Queue<T> {
             .arg(max)
             .arg(self.config.lease.as_millis() as u64)
             .arg(self.config.promote_chunk.max(1))
-            .arg(next.as_ref().map_or("", |t| t.as_str()));
+            .arg(next.as_ref().map_or("", |t| t.as_str()))
+            .arg(self.clock.script_arg());
         self.push_reads(&mut inv);
         match chained {
             Some(c) => {

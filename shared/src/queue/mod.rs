@@ -26,8 +26,9 @@
 //! | `pending:<shard>` | HASH | supersede key → `rank\|id` of its latest job, kept after the job ends: the key's dedupe record (see `lua/queue/enqueue.lua`); the key's shard is [`keys::PENDING_SHARDS`]-way FNV-1a, so each shard stays a small listpack. `pending` itself is the one hash of earlier versions, moved at start (see `migrate.rs`) |
 //! | `superseded` | LIST | superseded jobs, until the enqueuer records them: `id\|<rank that took over>\|r<own rank>\|payload` (the rank that took over prefixed `a` when superseded on arrival; a replaced job's payload is that of the job that replaced it) |
 //!
-//! Times come from Redis' `TIME`, so processes with skewed clocks agree on deadlines; an
-//! ack needs no time and reads none. Jobs stored by the previous version (one queue-wide
+//! Times are on Redis' clock, so processes with skewed clocks agree on deadlines; an ack
+//! needs no time and reads none. A call that leases jobs is given the worker's estimate of
+//! that clock, taken from its last renewal (see `clock.rs`), instead of reading `TIME`. Jobs stored by the previous version (one queue-wide
 //! hash per field) are moved into their own hashes at start (see `migrate.rs`).
 //!
 //! # Lifecycle of a job
@@ -95,6 +96,7 @@
 //! `max_attempts` bounds how often a job can run, crashes included.
 
 mod backend;
+mod clock;
 mod config;
 mod conn;
 mod core;
@@ -110,6 +112,7 @@ mod single;
 mod types;
 
 pub use backend::{FetchGate, LeaseLost, QueueLayer, QueueService, RedisBackend};
+pub use clock::RedisClock;
 pub use config::{Backoff, QueueConfig};
 pub use conn::{connect, manager_config, redact, CONNECTION_TIMEOUT, RESPONSE_TIMEOUT};
 pub use core::Queue;

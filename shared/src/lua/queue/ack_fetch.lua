@@ -4,8 +4,9 @@
 -- job to lease (ARGV[4] 0) it is a plain ack, which may still chain a job.
 -- ARGV[1] id, ARGV[2] delivery token of the finished job, ARGV[3] retention (ms, 0 = none),
 -- ARGV[4] max jobs to lease, ARGV[5] lease (ms), ARGV[6] promote chunk, ARGV[7] the new
--- delivery token, ARGV[8 ..] the lease reads (see `lease_reads`), ending at ARGV[c - 1].
--- KEYS[N_KEYS + 1] the finished-job record key.
+-- delivery token, ARGV[8] Redis' clock (ms) as the worker estimates it ('' = read TIME;
+-- see queue/clock.rs), ARGV[9 ..] the lease reads (see `lease_reads`), ending at
+-- ARGV[c - 1]. KEYS[N_KEYS + 1] the finished-job record key.
 --
 -- Chaining, on one Redis only (the other queue's keys are in another Cluster slot): the
 -- finished job's follow-up is queued in another queue in the same step, so the job's
@@ -30,7 +31,7 @@
 -- is '' when the chained job was queued (or there was none), else the id of the job it
 -- duplicates; written is the attached write's answer, 0 when there is none. The worker's
 -- liveness is kept by its heartbeat (renew.lua), so this does not stamp `workers`.
-local reads, c, invalid = lease_reads(8)
+local reads, c, invalid = lease_reads(9)
 if invalid then
   return redis.error_reply(invalid)
 end
@@ -62,7 +63,7 @@ if ARGV[c + 5] then
     return written
   end
 end
-local now = nil
+local now = int(ARGV[8], nil)
 local function clock()
   now = now or now_ms()
   return now

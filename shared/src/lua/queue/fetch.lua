@@ -1,13 +1,14 @@
 -- Lease up to `max` ready jobs to a worker: ready -> in-flight (scored by lease deadline).
 -- ARGV[1] worker id, ARGV[2] max, ARGV[3] lease (ms), ARGV[4] promote chunk,
 -- ARGV[5] delivery token: stored as the lease holder, so only this delivery can settle it;
--- ARGV[6 ..] the lease reads (see `lease_reads`).
+-- ARGV[6] Redis' clock (ms) as the worker estimates it ('' = read TIME; see
+-- queue/clock.rs), ARGV[7 ..] the lease reads (see `lease_reads`).
 -- Returns {id, payload, attempt, first, read} per leased job (see `lease_ready`).
-local reads, _, invalid = lease_reads(6)
+local reads, _, invalid = lease_reads(7)
 if invalid then
   return redis.error_reply(invalid)
 end
-local now = now_ms()
+local now = int(ARGV[6], nil) or now_ms()
 local worker, max = ARGV[1], math.max(tonumber(ARGV[2]) or 1, 1)
 local lease, chunk = tonumber(ARGV[3]) or 30000, tonumber(ARGV[4]) or 1000
 redis.call('ZADD', K_WORKERS, now, worker)

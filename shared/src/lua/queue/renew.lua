@@ -1,6 +1,8 @@
 -- Heartbeat of one process: extend the leases of the jobs it holds and mark it alive.
 -- ARGV[1] worker id, ARGV[2] lease (ms), ARGV[3] forget workers unseen for (ms), ARGV[4..] pairs of id,
--- delivery token. Returns the ids whose delivery no longer holds them (reaped and maybe re-leased elsewhere).
+-- delivery token. Returns {now, lost}: Redis' clock as read here (ms: the worker's estimate
+-- of it counts from this, see queue/clock.rs) and the ids whose delivery no longer holds
+-- them (reaped and maybe re-leased elsewhere).
 local now = now_ms()
 local worker, lease, prune = ARGV[1], tonumber(ARGV[2]) or 30000, tonumber(ARGV[3]) or 86400000
 redis.call('ZADD', K_WORKERS, now, worker)
@@ -14,4 +16,4 @@ for i = 4, #ARGV, 2 do
     lost[#lost + 1] = id
   end
 end
-return lost
+return {now, lost}

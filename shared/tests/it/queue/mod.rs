@@ -5,6 +5,7 @@ mod ack_fetch;
 mod ack_write;
 mod apalis_worker;
 mod chain;
+mod clock;
 mod core;
 mod corrupt;
 mod fencing;

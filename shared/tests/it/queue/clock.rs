@@ -1,0 +1,115 @@
+//! A lease's deadline counts from the queue's estimate of Redis' clock, which renewals
+//! set; without one, from Redis' `TIME`.
+
+use std::time::{Duration, Instant};
+
+use redis::AsyncCommands;
+use shared::queue::{redis_now_ms, EnqueueOptions, Queue, WorkerId};
+
+use super::{Ping, TestNs};
+
+const HOUR_MS: i64 = 3_600_000;
+
+/// The lease deadline Redis holds for job `id` of queue `name`.
+async fn deadline(t: &TestNs, name: &str, id: &str) -> i64 {
+    let mut conn = t.conn.clone();
+    let score: f64 = conn
+        .zscore(t.keys.queue(name, "inflight"), id)
+        .await
+        .unwrap();
+    score as i64
+}
+
+async fn redis_now(t: &TestNs) -> i64 {
+    redis_now_ms(&mut t.conn.clone()).await.unwrap() as i64
+}
+
+#[tokio::test]
+async fn a_lease_counts_its_deadline_from_the_clock_estimate_not_from_time() {
+    let t = TestNs::new("clock-estimate").await;
+    let q: Queue<Ping> = t.queue(t.config("q"));
+    let lease = q.config().lease.as_millis() as i64;
+    q.enqueue_many((0..2).map(|n| (Ping { n }, EnqueueOptions::default())))
+        .await
+        .unwrap();
+    // An estimate an hour ahead of Redis' clock: a deadline counted from it shows.
+    let ahead = redis_now(&t).await + HOUR_MS;
+    let now = Instant::now();
+    q.clock().sample(ahead, now, now);
+    let w = WorkerId::generate();
+
+    let first = q.fetch(&w, 1).await.unwrap().remove(0);
+    // Taken again just before the call: the estimate has moved on since the sample.
+    let ahead = q.clock().estimate_at(Instant::now()).unwrap();
+    let (acked, next) = q
+        .ack_and_fetch(&first.token, &first.id, &w, 1)
+        .await
+        .unwrap();
+
+    assert!(acked);
+    let d = deadline(&t, "q", next[0].id.as_str()).await;
+    assert!(
+        (ahead + lease..ahead + lease + 5_000).contains(&d),
+        "deadline {d}, estimate {ahead}, lease {lease}"
+    );
+}
+
+#[tokio::test]
+async fn a_fetch_counts_from_the_estimate_too() {
+    let t = TestNs::new("clock-fetch").await;
+    let q: Queue<Ping> = t.queue(t.config("q"));
+    let lease = q.config().lease.as_millis() as i64;
+    q.enqueue(&Ping { n: 1 }, EnqueueOptions::default())
+        .await
+        .unwrap();
+    let ahead = redis_now(&t).await + HOUR_MS;
+    let now = Instant::now();
+    q.clock().sample(ahead, now, now);
+
+    let job = q.fetch(&WorkerId::generate(), 1).await.unwrap().remove(0);
+
+    let d = deadline(&t, "q", job.id.as_str()).await;
+    assert!(
+        (ahead + lease..ahead + lease + 5_000).contains(&d),
+        "deadline {d}, estimate {ahead}, lease {lease}"
+    );
+}
+
+#[tokio::test]
+async fn without_a_reading_a_lease_counts_from_redis_time() {
+    let t = TestNs::new("clock-none").await;
+    let q: Queue<Ping> = t.queue(t.config("q"));
+    let lease = q.config().lease.as_millis() as i64;
+    q.enqueue(&Ping { n: 1 }, EnqueueOptions::default())
+        .await
+        .unwrap();
+    let before = redis_now(&t).await;
+
+    let job = q.fetch(&WorkerId::generate(), 1).await.unwrap().remove(0);
+
+    let after = redis_now(&t).await;
+    let d = deadline(&t, "q", job.id.as_str()).await;
+    assert!(
+        (before + lease..=after + lease).contains(&d),
+        "deadline {d}, Redis' clock {before}..{after}, lease {lease}"
+    );
+}
+
+#[tokio::test]
+async fn a_renewal_sets_the_estimate_never_behind_redis_clock() {
+    let t = TestNs::new("clock-renew").await;
+    let q: Queue<Ping> = t.queue(t.config("q"));
+    assert_eq!(q.clock().estimate_at(Instant::now()), None);
+
+    q.renew(&WorkerId::generate(), &[]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+
+    // Read Redis' clock, then the estimate: the estimate came later, so it must not be
+    // behind (a little ahead: the renewal's own time in flight).
+    let redis = redis_now(&t).await;
+    let estimate = q.clock().estimate_at(Instant::now()).expect("an estimate");
+    assert!(
+        (redis..redis + 1_000).contains(&estimate),
+        "estimate {estimate}, Redis' clock {redis}"
+    );
+}
