@@ -62,7 +62,9 @@ impl RedisClock {
         if passed > MAX_AGE {
             return None;
         }
-        Some(reading.redis_ms + passed.as_millis() as i64)
+        // Redis reads its clock in whole milliseconds, rounded down: one more, and the time
+        // passed rounded up, keep the estimate from falling behind by a rounding.
+        Some(reading.redis_ms + 1 + passed.as_micros().div_ceil(1_000) as i64)
     }
 
     /// Redis' clock now, as a script argument: the estimate in ms, or `""` for none (the
@@ -88,10 +90,12 @@ mod tests {
         let clock = RedisClock::default();
         let sent = Instant::now();
         clock.sample(1_000_000, sent, sent + Duration::from_millis(5));
-        assert_eq!(clock.estimate_at(sent), Some(1_000_000));
+        // A millisecond over the reading (Redis rounds its clock down), the time passed
+        // rounded up.
+        assert_eq!(clock.estimate_at(sent), Some(1_000_001));
         assert_eq!(
-            clock.estimate_at(sent + Duration::from_millis(1_500)),
-            Some(1_001_500)
+            clock.estimate_at(sent + Duration::from_micros(1_500_001)),
+            Some(1_001_502)
         );
     }
 
@@ -126,6 +130,6 @@ mod tests {
         let later = first + Duration::from_millis(100);
         clock.sample(2_000_000, later, later);
         clock.sample(1_000_000, first, later);
-        assert_eq!(clock.estimate_at(later), Some(2_000_000));
+        assert_eq!(clock.estimate_at(later), Some(2_000_001));
     }
 }
