@@ -7,9 +7,10 @@
 //! one, see [`KeySpace::ledger_date`]), so a Redis Cluster spreads them over its shards.
 //! Each bucket holds, for its logins:
 //! - a HASH per date, LoginId → JSON [`LedgerOutcome`];
-//! - a meta HASH per date: `count:<kind>`, `count:stale` (summed over the buckets by
-//!   [`Ledger::counts`]); bucket 0's also holds the date's `expected`, `started_at`,
-//!   `retries`;
+//! - a meta HASH per date: `count:<kind>` of every kind but `refreshed`, and `count:stale`
+//!   (summed over the buckets by [`Ledger::counts`], which counts as refreshed the date's
+//!   entries of no other kind: a refresh, nearly every write, bumps no counter); bucket 0's
+//!   also holds the date's `expected`, `started_at`, `retries`;
 //! - two cross-date index ZSETs, `reauth` and `failed`, member `date|LoginId`, score = the
 //!   outcome's time, so operators can list (merged by time), requeue and purge across dates.
 //!
@@ -18,7 +19,8 @@
 //! requeue), except by [`Ledger::record_if_absent`], which only fills a missing entry (the
 //! dead-letter reconciler). An operator requeue of `failed` / `reauth` records clears the
 //! entries it claims (`ops/requeue_claim.lua`). Every key expires [`LEDGER_TTL`] after its
-//! last write (give or take the hour between two upkeeps of a date), so memory is bounded.
+//! last write (give or take the hour between two upkeeps of a date, and the minutes a
+//! process goes without asking for one), so memory is bounded.
 //!
 //! The login registry lives in other Redis Cluster slots: a write there queues the
 //! registry update in the outcome outbox (same script, same slot), and [`crate::outcomes`]
@@ -30,8 +32,8 @@
 //! someone must act on it: the events stream is a transactional outbox for the customer.
 
 use std::collections::HashMap;
-use std::sync::LazyLock;
-use std::time::Duration;
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::config::RedisMode;
 use crate::redis_conn::RedisConn;
@@ -54,13 +56,18 @@ pub const LEDGER_TTL: Duration = Duration::from_secs(35 * 24 * 3600);
 /// every write.
 pub const LEDGER_UPKEEP_EVERY: Duration = Duration::from_secs(3600);
 
+/// How long after a write that had `ledger_record.lua` check a date's upkeep the same
+/// process asks for no check: a refresh's write is one command shorter, and a key may
+/// expire this much sooner again.
+const UPKEEP_RECHECK: Duration = Duration::from_secs(600);
+
 /// True when the ledger of routine `date` may have expired by the end of `today`: the last
 /// writes of a date happen on or after its first instant, and its keys live at least
-/// [`LEDGER_TTL`] less [`LEDGER_UPKEEP_EVERY`] after them. A requeue of such a date could
-/// not tell refreshed logins from the others.
+/// [`LEDGER_TTL`] less [`LEDGER_UPKEEP_EVERY`] and the process' recheck interval after
+/// them. A requeue of such a date could not tell refreshed logins from the others.
 pub fn ledger_expired(date: NaiveDate, today: NaiveDate) -> bool {
     let earliest_expiry =
-        date.and_time(chrono::NaiveTime::MIN) + (LEDGER_TTL - LEDGER_UPKEEP_EVERY);
+        date.and_time(chrono::NaiveTime::MIN) + (LEDGER_TTL - LEDGER_UPKEEP_EVERY - UPKEEP_RECHECK);
     let end_of_today = today.and_time(chrono::NaiveTime::MIN) + chrono::Days::new(1);
     end_of_today > earliest_expiry
 }
@@ -97,6 +104,49 @@ static ACK_RECORD: LazyLock<AckWriteScript> = LazyLock::new(|| {
 struct ScriptCall {
     keys: Vec<String>,
     args: Vec<Vec<u8>>,
+    /// The date key whose upkeep the call asks the script to check, and when it was built.
+    upkeep_check: Option<(String, Instant)>,
+}
+
+/// When this process last had `ledger_record.lua` check each date key's upkeep (a write
+/// that wrote something checks it): for [`UPKEEP_RECHECK`] after, writes ask for none.
+/// Counted from when the checking call was built, before Redis checked, so the key's expiry
+/// is at least that late. Shared by a ledger's clones.
+#[derive(Debug, Default)]
+struct UpkeepChecks(Mutex<HashMap<String, Instant>>);
+
+/// Date keys remembered at most: a process writes a date or two a day.
+const UPKEEP_KEYS_KEPT: usize = 256;
+
+impl UpkeepChecks {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
+        self.0.lock().expect("upkeep checks lock")
+    }
+
+    /// True when `key` was checked less than [`UPKEEP_RECHECK`] before `now`.
+    fn recent(&self, key: &str, now: Instant) -> bool {
+        self.lock()
+            .get(key)
+            .is_some_and(|at| now.saturating_duration_since(*at) < UPKEEP_RECHECK)
+    }
+
+    /// Remembers that a call built at `at` had `key` checked.
+    fn checked(&self, key: String, at: Instant) {
+        let mut checks = self.lock();
+        if checks.len() >= UPKEEP_KEYS_KEPT && !checks.contains_key(&key) {
+            checks.clear();
+        }
+        let at = checks.get(&key).map_or(at, |held| (*held).max(at));
+        checks.insert(key, at);
+    }
+
+    /// After a call answered that it wrote `written` entries: a call that asked for a check
+    /// and wrote something had it.
+    fn answered(&self, check: Option<(String, Instant)>, written: u64) {
+        if let (Some((key, at)), true) = (check, written > 0) {
+            self.checked(key, at);
+        }
+    }
 }
 
 impl ScriptCall {
@@ -334,7 +384,7 @@ impl LedgerOutcome {
     }
 }
 
-/// Outcome counts of one date, from counters kept by every write.
+/// Outcome counts of one date, from counters kept by the writes and the date's entries.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct LedgerCounts {
     /// `Refreshed` entries (stale ones included).
@@ -414,6 +464,7 @@ pub enum Overwrite {
 pub struct Ledger {
     conn: RedisConn,
     keys: KeySpace,
+    upkeep: Arc<UpkeepChecks>,
 }
 
 fn day(date: NaiveDate) -> String {
@@ -496,6 +547,7 @@ impl Ledger {
         Self {
             conn,
             keys: keys.clone(),
+            upkeep: Arc::default(),
         }
     }
 
@@ -613,6 +665,7 @@ impl Ledger {
         let mut conn = self.conn.clone();
         let (written, json, registry): (u64, String, u8) =
             invocation.invoke_async(&mut conn).await?;
+        self.upkeep.answered(call.upkeep_check, written);
         Ok((written, json, registry))
     }
 
@@ -645,16 +698,18 @@ impl Ledger {
         }
         let call = self.stream_entry_call(date, login, outcome, entry)?;
         let outcome = outcome.clone();
+        let (upkeep, check) = (Arc::clone(&self.upkeep), call.upkeep_check);
         Ok(Some(AckWrite::new(
             &ACK_RECORD,
             call.keys,
             call.args,
             move |value| {
-                answered(
-                    redis::from_redis_value_ref(value)
-                        .map_err(|e| LedgerError::Redis(e.into()))
-                        .and_then(|answer| stream_entry_answer(answer, &outcome)),
-                )
+                let answer: Result<(u64, String, u8), LedgerError> =
+                    redis::from_redis_value_ref(value).map_err(|e| LedgerError::Redis(e.into()));
+                if let Ok((written, _, _)) = &answer {
+                    upkeep.answered(check.clone(), *written);
+                }
+                answered(answer.and_then(|answer| stream_entry_answer(answer, &outcome)))
             },
         )))
     }
@@ -694,8 +749,18 @@ impl Ledger {
         let d = day(date);
         let json = serde_json::to_string(outcome)?;
         let floor = Utc::now() - chrono::Duration::from_std(LEDGER_TTL).unwrap_or_default();
-        let mut call = ScriptCall::default();
-        call.key(self.keys.ledger_date(&d, bucket))
+        let date_key = self.keys.ledger_date(&d, bucket);
+        let built = Instant::now();
+        let floor = if self.upkeep.recent(&date_key, built) {
+            String::new()
+        } else {
+            floor.timestamp_millis().to_string()
+        };
+        let mut call = ScriptCall {
+            upkeep_check: (!floor.is_empty()).then(|| (date_key.clone(), built)),
+            ..ScriptCall::default()
+        };
+        call.key(date_key)
             .key(self.keys.ledger_meta(&d, bucket))
             .key(self.keys.ledger_index(IndexKind::Reauth.as_str(), bucket))
             .key(self.keys.ledger_index(IndexKind::Failed.as_str(), bucket))
@@ -707,7 +772,7 @@ impl Ledger {
             .arg(if outcome.is_stale() { "1" } else { "0" })
             .arg(outcome.at().timestamp_millis())
             .arg(LEDGER_TTL.as_secs())
-            .arg(floor.timestamp_millis())
+            .arg(floor)
             .arg(match overwrite {
                 Overwrite::AllButRefreshed => "replace",
                 Overwrite::Nothing => "if_absent",
@@ -854,10 +919,11 @@ impl Ledger {
             .await?)
     }
 
-    /// Outcome counts of `date`: the sum of every ledger bucket's counters.
+    /// Outcome counts of `date`: the sum of every ledger bucket's counters. Refreshed
+    /// entries have no counter: they are the entries of no other kind (an entry too corrupt
+    /// to read counts as refreshed until a write replaces it).
     pub async fn counts(&self, date: NaiveDate) -> Result<LedgerCounts, LedgerError> {
-        const FIELDS: [&str; 5] = [
-            "count:refreshed",
+        const FIELDS: [&str; 4] = [
             "count:stale",
             "count:needs_reauth",
             "count:failed",
@@ -868,23 +934,28 @@ impl Ledger {
         for bucket in self.keys.all_ledger_buckets() {
             pipe.cmd("HMGET")
                 .arg(self.keys.ledger_meta(&d, bucket))
-                .arg(&FIELDS);
+                .arg(&FIELDS)
+                .hlen(self.keys.ledger_date(&d, bucket));
         }
         let mut conn = self.conn.clone();
-        let per_bucket: Vec<Vec<Option<i64>>> = pipe.query_async(&mut conn).await?;
-        let n = |i: usize| {
-            per_bucket
-                .iter()
-                .map(|raw| raw.get(i).copied().flatten().unwrap_or(0).max(0) as u64)
-                .sum()
-        };
-        Ok(LedgerCounts {
-            refreshed: n(0),
-            stale: n(1),
-            needs_reauth: n(2),
-            failed: n(3),
-            superseded: n(4),
-        })
+        let answers: Vec<redis::Value> = pipe.query_async(&mut conn).await?;
+        let mut counts = LedgerCounts::default();
+        for pair in answers.chunks(2) {
+            let [meta, entries] = pair else {
+                break;
+            };
+            let parse = |e: redis::ParsingError| LedgerError::Redis(e.into());
+            let meta: Vec<Option<i64>> = redis::from_redis_value_ref(meta).map_err(parse)?;
+            let entries: u64 = redis::from_redis_value_ref(entries).map_err(parse)?;
+            let n = |i: usize| meta.get(i).copied().flatten().unwrap_or(0).max(0) as u64;
+            let (needs_reauth, failed, superseded) = (n(1), n(2), n(3));
+            counts.refreshed += entries.saturating_sub(needs_reauth + failed + superseded);
+            counts.stale += n(0);
+            counts.needs_reauth += needs_reauth;
+            counts.failed += failed;
+            counts.superseded += superseded;
+        }
+        Ok(counts)
     }
 
     /// Every entry of `date`, bucket by bucket (HSCAN; order unspecified). Undecodable
@@ -1256,6 +1327,32 @@ mod tests {
         let script = include_str!("lua/ledger/ledger_record.lua");
         let line = format!("local UPKEEP_EVERY = {}\n", LEDGER_UPKEEP_EVERY.as_secs());
         assert!(script.contains(&line), "ledger_record.lua lacks `{line}`");
+    }
+
+    #[test]
+    fn a_check_is_remembered_for_the_recheck_interval_only_when_something_was_written() {
+        let checks = UpkeepChecks::default();
+        let at = Instant::now();
+        checks.answered(Some(("d".into(), at)), 0);
+        assert!(!checks.recent("d", at), "nothing written, nothing checked");
+        checks.answered(Some(("d".into(), at)), 1);
+        assert!(checks.recent("d", at + UPKEEP_RECHECK - Duration::from_millis(1)));
+        assert!(!checks.recent("d", at + UPKEEP_RECHECK));
+        assert!(!checks.recent("other", at));
+        // An older call's answer arriving late does not move the check back.
+        checks.answered(Some(("d".into(), at - UPKEEP_RECHECK)), 1);
+        assert!(checks.recent("d", at));
+    }
+
+    #[test]
+    fn the_remembered_keys_are_bounded() {
+        let checks = UpkeepChecks::default();
+        let at = Instant::now();
+        for n in 0..UPKEEP_KEYS_KEPT + 1 {
+            checks.checked(format!("d{n}"), at);
+        }
+        assert!(checks.lock().len() <= UPKEEP_KEYS_KEPT);
+        assert!(checks.recent(&format!("d{UPKEEP_KEYS_KEPT}"), at));
     }
 
     #[test]

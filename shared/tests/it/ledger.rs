@@ -74,6 +74,47 @@ async fn a_refreshed_entry_is_final_and_the_first_write_wins() {
     redis.cleanup().await;
 }
 
+/// A refresh, nearly every write, bumps no counter: the refreshed count is the date's
+/// entries of no other kind, so a `count:refreshed` an earlier version kept is not read.
+#[tokio::test]
+async fn the_refreshed_count_is_the_entries_of_no_other_kind() {
+    let redis = TestRedis::new("ledger-refreshed-count").await;
+    let ledger = Ledger::new(redis.conn.clone(), &redis.keys);
+    for n in 1..=3 {
+        ledger.put(date(1), &login(n), &refreshed(n == 3)).await;
+    }
+    ledger.put(date(1), &login(4), &failed()).await;
+    ledger
+        .put(date(1), &login(5), &reauth("QUESTION_NOT_FOUND"))
+        .await;
+    let d = date(1).to_string();
+    let mut conn = redis.conn.clone();
+    for bucket in redis.keys.all_ledger_buckets() {
+        let () = redis::cmd("HSET")
+            .arg(redis.keys.ledger_meta(&d, bucket))
+            .arg("count:refreshed")
+            .arg(99)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+    // The failure refreshed after all: one refreshed more, one failure less.
+    ledger.put(date(1), &login(4), &refreshed(false)).await;
+
+    let counts = ledger.counts(date(1)).await.unwrap();
+    assert_eq!(
+        (
+            counts.refreshed,
+            counts.stale,
+            counts.needs_reauth,
+            counts.failed,
+            counts.done()
+        ),
+        (4, 1, 1, 0, 5)
+    );
+    redis.cleanup().await;
+}
+
 #[tokio::test]
 async fn a_failed_or_reauth_entry_is_replaced_by_a_later_refresh_and_leaves_its_index() {
     let redis = TestRedis::new("ledger-replace").await;
@@ -258,7 +299,8 @@ async fn every_key_a_record_writes_expires_also_between_upkeeps() {
 }
 
 /// Once an hour of a date's expiry has run down, the next write renews every key's and
-/// trims index members of expired dates.
+/// trims index members of expired dates (a write of a process that has not had the date
+/// checked in the last minutes: here another ledger, as another worker's would be).
 #[tokio::test]
 async fn a_write_an_hour_after_the_last_upkeep_renews_expiries_and_trims_the_indexes() {
     let redis = TestRedis::new("ledger-upkeep-due").await;
@@ -286,7 +328,9 @@ async fn a_write_an_hour_after_the_last_upkeep_renews_expiries_and_trims_the_ind
         .map(login)
         .find(|l| redis.keys.ledger_bucket_of(l.as_str()) == bucket)
         .unwrap();
-    ledger.put(date(1), &neighbour, &failed()).await;
+    Ledger::new(redis.conn.clone(), &redis.keys)
+        .put(date(1), &neighbour, &failed())
+        .await;
 
     for key in &keys {
         let ttl = ttl(&redis, key).await;
@@ -299,6 +343,46 @@ async fn a_write_an_hour_after_the_last_upkeep_renews_expiries_and_trims_the_ind
         .await
         .unwrap();
     assert_eq!(gone, None, "expired dates trimmed");
+    redis.cleanup().await;
+}
+
+/// A process whose write had a date's upkeep checked asks for no check on its next writes
+/// of that date for some minutes (one command less per refresh), unless a write creates
+/// one of the date's counters: its keys may be new.
+#[tokio::test]
+async fn a_process_asks_for_no_upkeep_check_right_after_one_unless_a_counter_is_new() {
+    let redis = TestRedis::new("ledger-upkeep-recheck").await;
+    let ledger = Ledger::new(redis.conn.clone(), &redis.keys);
+    let bucket = redis.keys.ledger_bucket_of(login(1).as_str());
+    let same_bucket = |from: u32| {
+        (from..)
+            .map(login)
+            .find(|l| redis.keys.ledger_bucket_of(l.as_str()) == bucket)
+            .unwrap()
+    };
+    let (second, third) = (same_bucket(2), same_bucket(1_000));
+    ledger.put(date(1), &login(1), &refreshed(false)).await;
+    let key = redis.keys.ledger_date(&date(1).to_string(), bucket);
+    let mut conn = redis.conn.clone();
+    let shortened = 30 * 24 * 3600;
+    let () = redis::cmd("EXPIRE")
+        .arg(&key)
+        .arg(shortened)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+
+    // Another refresh: no check, so the shortened expiry stays.
+    ledger.put(date(1), &second, &refreshed(false)).await;
+    assert!(
+        ttl(&redis, &key).await <= shortened,
+        "checked again at once"
+    );
+
+    // The date's first failure creates its counter: checked, and renewed.
+    ledger.put(date(1), &third, &failed()).await;
+    let renewed = ttl(&redis, &key).await;
+    assert!(renewed > 34 * 24 * 3600, "ttl {renewed}");
     redis.cleanup().await;
 }
 

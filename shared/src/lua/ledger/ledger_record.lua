@@ -4,14 +4,17 @@
 --
 -- A `refreshed` entry is final: it is never overwritten. Any other entry (needs_reauth,
 -- failed, superseded) is replaced by a later outcome, e.g. after an operator requeue.
--- Per-kind counters in the meta hash and the cross-date `reauth` / `failed` indexes are
--- kept in step in the same call.
+-- Per-kind counters in the meta hash (every kind's but `refreshed`'s, which is the rest of
+-- the date's entries) and the cross-date `reauth` / `failed` indexes are kept in step in
+-- the same call.
 --
 -- KEYS[1] ledger hash of the date      KEYS[2] meta hash of the date
 -- KEYS[3] reauth index (ZSET)          KEYS[4] failed index (ZSET)
 -- KEYS[5] outcome outbox (HASH LoginId -> "<score>|<outcome JSON>", see shared::outcomes)
 -- ARGV[1] outcome JSON   ARGV[2] kind   ARGV[3] stale (1|0)   ARGV[4] score (epoch ms)
--- ARGV[5] ttl seconds   ARGV[6] index floor: members scored below it are trimmed (expired dates)
+-- ARGV[5] ttl seconds   ARGV[6] index floor: members scored below it are trimmed (expired
+-- dates), or '' when the caller had this date's upkeep checked moments ago (see the upkeep
+-- below): no check then, one command less per write.
 -- ARGV[7] mode: `replace` (the rule above) or `if_absent` (write only when the pair has no
 -- entry at all: the dead-letter reconciler never overwrites an outcome a job recorded).
 -- ARGV[8] routine date (YYYY-MM-DD)   ARGV[9] the outcome's time, RFC 3339
@@ -50,9 +53,11 @@
 -- script half-way (an unknown kind is replaced without touching any counter).
 local known = { refreshed = true, needs_reauth = true, failed = true, superseded = true }
 local kind, score, ttl, floor = ARGV[2], tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local upkeep_check = ARGV[6] ~= ''
 local date, at = ARGV[8], ARGV[9]
 local n = tonumber(ARGV[10])
-if not known[kind] or not score or not ttl or not floor or not n or n < 1 or n % 1 ~= 0 then
+if not known[kind] or not score or not ttl or (upkeep_check and not floor) or not n or n < 1
+    or n % 1 ~= 0 then
   return redis.error_reply('ledger_record: invalid arguments')
 end
 -- The registry update applied here, if any (see above), and where the stream's part starts.
@@ -79,11 +84,14 @@ local function count(field, n)
 end
 -- Adds n to a counter of the meta hash; a corrupt value (not an integer, or one an
 -- increment would overflow) is replaced by n. One command when the value is sound.
+-- Returns true when the counter is new (its value is now n).
 local function bump(field, n)
   local added = redis.pcall('HINCRBY', KEYS[2], field, n)
   if type(added) == 'table' and added.err then
     redis.call('HSET', KEYS[2], field, math.max(n, 0))
+    return true
   end
+  return added == n
 end
 
 -- The outcome event. Never trimmed here: shared::events trims what every consumer acked.
@@ -242,7 +250,11 @@ local function record(login)
   if old_kind then
     count('count:' .. old_kind, -1)
   end
-  count('count:' .. kind, 1)
+  -- No counter for `refreshed`, the kind of nearly every write: a date's refreshed count is
+  -- its entries less the other kinds' counts (shared::ledger's `counts`), one command less.
+  if kind ~= 'refreshed' then
+    count('count:' .. kind, 1)
+  end
   if ARGV[3] == '1' then
     count('count:stale', 1)
   end
@@ -296,24 +308,35 @@ for first = 11, 10 + n, WINDOW do
   flush_window()
 end
 if written > 0 then
+  local new_counter = false
   for field, delta in pairs(deltas) do
-    if delta ~= 0 then
-      bump(field, delta)
+    if delta ~= 0 and bump(field, delta) then
+      new_counter = true
     end
   end
   -- Upkeep (expiries, the indexes' expired dates) once an hour per date, not per write:
   -- it was six of the fifteen commands of a worker's outcome write. A key then expires
-  -- within an hour of the TTL after its last write. An index key an upkeep did not see yet
-  -- (the date's first failure, say) gets its expiry when added to.
-  if redis.call('TTL', KEYS[1]) < ttl - math.min(UPKEEP_EVERY, math.floor(ttl / 2)) then
-    redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. ARGV[6])
-    redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', '(' .. ARGV[6])
+  -- within an hour of the TTL after its last write, or that hour and the caller's recheck
+  -- interval when the caller asked for no check (shared::ledger); a counter this write
+  -- created (the date's first entry of a kind: its keys may be new) is checked anyway. An
+  -- index key an upkeep did not see yet (the date's first failure, say) gets its expiry
+  -- when added to.
+  if (upkeep_check or new_counter)
+      and redis.call('TTL', KEYS[1]) < ttl - math.min(UPKEEP_EVERY, math.floor(ttl / 2)) then
+    if floor then
+      redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. ARGV[6])
+      redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', '(' .. ARGV[6])
+    end
     for i = 1, 4 do
       redis.call('EXPIRE', KEYS[i], ttl)
     end
   else
     for key in pairs(joined) do
       redis.call('EXPIRE', key, ttl)
+    end
+    -- The meta hash may be new too: a date's first write of a kind with a counter.
+    if new_counter then
+      redis.call('EXPIRE', KEYS[2], ttl)
     end
   end
 end
