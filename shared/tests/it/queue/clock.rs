@@ -24,55 +24,57 @@ async fn redis_now(t: &TestNs) -> i64 {
     redis_now_ms(&mut t.conn.clone()).await.unwrap() as i64
 }
 
+/// A queue holding `jobs` ready jobs whose clock estimate is an hour ahead of Redis' clock,
+/// so a deadline counted from the estimate shows.
+async fn queue_an_hour_ahead(t: &TestNs, jobs: u64) -> Queue<Ping> {
+    let q: Queue<Ping> = t.queue(t.config("q"));
+    q.enqueue_many((0..jobs).map(|n| (Ping { n }, EnqueueOptions::default())))
+        .await
+        .unwrap();
+    let ahead = redis_now(t).await + HOUR_MS;
+    let now = Instant::now();
+    q.clock().sample(ahead, now, now);
+    q
+}
+
+/// Asserts that job `id`'s lease deadline is one lease after `from` (give or take the
+/// test's own pace).
+async fn assert_deadline_counts_from(t: &TestNs, q: &Queue<Ping>, id: &str, from: i64) {
+    let lease = q.config().lease.as_millis() as i64;
+    let d = deadline(t, "q", id).await;
+    assert!(
+        (from + lease..from + lease + 5_000).contains(&d),
+        "deadline {d}, counted from {from}, lease {lease}"
+    );
+}
+
 #[tokio::test]
 async fn a_lease_counts_its_deadline_from_the_clock_estimate_not_from_time() {
     let t = TestNs::new("clock-estimate").await;
-    let q: Queue<Ping> = t.queue(t.config("q"));
-    let lease = q.config().lease.as_millis() as i64;
-    q.enqueue_many((0..2).map(|n| (Ping { n }, EnqueueOptions::default())))
-        .await
-        .unwrap();
-    // An estimate an hour ahead of Redis' clock: a deadline counted from it shows.
-    let ahead = redis_now(&t).await + HOUR_MS;
-    let now = Instant::now();
-    q.clock().sample(ahead, now, now);
+    let q = queue_an_hour_ahead(&t, 2).await;
     let w = WorkerId::generate();
-
     let first = q.fetch(&w, 1).await.unwrap().remove(0);
-    // Taken again just before the call: the estimate has moved on since the sample.
-    let ahead = q.clock().estimate_at(Instant::now()).unwrap();
+    // Taken just before the call: the estimate has moved on since the sample.
+    let from = q.clock().estimate_at(Instant::now()).unwrap();
+
     let (acked, next) = q
         .ack_and_fetch(&first.token, &first.id, &w, 1)
         .await
         .unwrap();
 
     assert!(acked);
-    let d = deadline(&t, "q", next[0].id.as_str()).await;
-    assert!(
-        (ahead + lease..ahead + lease + 5_000).contains(&d),
-        "deadline {d}, estimate {ahead}, lease {lease}"
-    );
+    assert_deadline_counts_from(&t, &q, next[0].id.as_str(), from).await;
 }
 
 #[tokio::test]
 async fn a_fetch_counts_from_the_estimate_too() {
     let t = TestNs::new("clock-fetch").await;
-    let q: Queue<Ping> = t.queue(t.config("q"));
-    let lease = q.config().lease.as_millis() as i64;
-    q.enqueue(&Ping { n: 1 }, EnqueueOptions::default())
-        .await
-        .unwrap();
-    let ahead = redis_now(&t).await + HOUR_MS;
-    let now = Instant::now();
-    q.clock().sample(ahead, now, now);
+    let q = queue_an_hour_ahead(&t, 1).await;
+    let from = q.clock().estimate_at(Instant::now()).unwrap();
 
     let job = q.fetch(&WorkerId::generate(), 1).await.unwrap().remove(0);
 
-    let d = deadline(&t, "q", job.id.as_str()).await;
-    assert!(
-        (ahead + lease..ahead + lease + 5_000).contains(&d),
-        "deadline {d}, estimate {ahead}, lease {lease}"
-    );
+    assert_deadline_counts_from(&t, &q, job.id.as_str(), from).await;
 }
 
 #[tokio::test]
