@@ -1,7 +1,9 @@
 //! The one snapshot of the routine's queues, workers and results stream. `producer queues
 //! stats`, the sampler's gauges ([`crate::gauges`]) and the live report (`producer report
 //! --watch`) all read it, so they cannot disagree: one clock, Redis' `TIME`, read once per
-//! snapshot (the clock the queue scripts stamp jobs and heartbeats with), and one notion of
+//! snapshot (the clock the queue scripts stamp jobs and heartbeats with, directly or through
+//! a worker's estimate of it, ahead by at most the round trip of the renewal it came
+//! from), and one notion of
 //! a live worker, [`crate::queue::worker_alive`].
 //!
 //! Per queue (authorize, detail): jobs per state, the age of the job next in line, in

@@ -13,12 +13,16 @@
 //!
 //! A sample whose call took longer than [`MAX_SAMPLE_ROUND_TRIP`] is dropped (the estimate
 //! would run that far ahead), and an estimate older than [`MAX_AGE`] is not used: the
-//! script then reads `TIME` itself, as it does before the first renewal. A Redis whose clock
-//! jumped (a failover to a replica with another clock) is followed at the next renewal,
-//! a third of a lease later.
+//! script then reads `TIME` itself, as it does before the first renewal. The time passed is
+//! measured on both the monotonic clock and the wall clock, and the larger counts: the
+//! monotonic clock stands still while the host is suspended, the wall clock can be stepped.
+//! When the two disagree by more than [`MAX_CLOCK_DISAGREEMENT`] (a suspend, a step), no
+//! estimate is made until the next renewal. A Redis whose own clock jumped (a failover to
+//! a master with another clock) is followed at the next renewal, a third of a lease later;
+//! between two renewals the estimate is as good as the two hosts' clock rates agree.
 
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// A renewal that took longer than this tells too little about when Redis read its clock.
 pub(crate) const MAX_SAMPLE_ROUND_TRIP: Duration = Duration::from_millis(250);
@@ -26,6 +30,10 @@ pub(crate) const MAX_SAMPLE_ROUND_TRIP: Duration = Duration::from_millis(250);
 /// How long one reading is trusted: several renewals (every lease / 3) are missed before
 /// the scripts go back to reading `TIME`.
 pub(crate) const MAX_AGE: Duration = Duration::from_secs(60);
+
+/// How far the monotonic and the wall clock may disagree on the time since a reading
+/// before it is not trusted: more means the host was suspended or a clock was stepped.
+pub(crate) const MAX_CLOCK_DISAGREEMENT: Duration = Duration::from_millis(100);
 
 /// The last reading of one Redis' clock (shared by every clone of a queue).
 #[derive(Debug, Default)]
@@ -37,33 +45,65 @@ pub struct RedisClock {
 struct Reading {
     /// Redis' clock (epoch ms) as a call read it.
     redis_ms: i64,
-    /// When that call was sent.
+    /// When that call was sent, on the monotonic and on the wall clock.
     sent: Instant,
+    sent_wall: SystemTime,
 }
 
 impl RedisClock {
     /// Records that a call sent at `sent` and answered at `received` read `redis_ms` on
     /// Redis' clock. A reading older than the one held is ignored.
     pub fn sample(&self, redis_ms: i64, sent: Instant, received: Instant) {
+        let (now, wall) = (Instant::now(), SystemTime::now());
+        if let Some(sent_wall) = wall.checked_sub(now.saturating_duration_since(sent)) {
+            self.sample_with_wall(redis_ms, sent, sent_wall, received);
+        }
+    }
+
+    fn sample_with_wall(
+        &self,
+        redis_ms: i64,
+        sent: Instant,
+        sent_wall: SystemTime,
+        received: Instant,
+    ) {
         if received.saturating_duration_since(sent) > MAX_SAMPLE_ROUND_TRIP {
             return;
         }
         let mut reading = self.reading.lock().expect("redis clock lock");
         if reading.is_none_or(|r| r.sent <= sent) {
-            *reading = Some(Reading { redis_ms, sent });
+            *reading = Some(Reading {
+                redis_ms,
+                sent,
+                sent_wall,
+            });
         }
     }
 
     /// Redis' clock at `at` (epoch ms), or `None` without a reading of the last
-    /// [`MAX_AGE`].
+    /// [`MAX_AGE`] or when the host's clocks disagree on the time since it.
     pub fn estimate_at(&self, at: Instant) -> Option<i64> {
+        let (now, wall) = (Instant::now(), SystemTime::now());
+        let wall_at = if at >= now {
+            wall.checked_add(at - now)?
+        } else {
+            wall.checked_sub(now - at)?
+        };
+        self.estimate(at, wall_at)
+    }
+
+    fn estimate(&self, at: Instant, wall_at: SystemTime) -> Option<i64> {
         let reading = (*self.reading.lock().expect("redis clock lock"))?;
         let passed = at.checked_duration_since(reading.sent)?;
-        if passed > MAX_AGE {
+        let passed_wall = wall_at.duration_since(reading.sent_wall).ok()?;
+        if passed.max(passed_wall) > MAX_AGE
+            || passed.abs_diff(passed_wall) > MAX_CLOCK_DISAGREEMENT
+        {
             return None;
         }
         // Redis reads its clock in whole milliseconds, rounded down: one more, and the time
         // passed rounded up, keep the estimate from falling behind by a rounding.
+        let passed = passed.max(passed_wall);
         Some(reading.redis_ms + 1 + passed.as_micros().div_ceil(1_000) as i64)
     }
 
@@ -79,6 +119,22 @@ impl RedisClock {
 mod tests {
     use super::*;
 
+    const MS: Duration = Duration::from_millis(1);
+
+    /// A clock holding `redis_ms` as read by a call sent at (`sent`, `wall`).
+    fn read(redis_ms: i64, sent: Instant, wall: SystemTime) -> RedisClock {
+        let clock = RedisClock::default();
+        clock.sample_with_wall(redis_ms, sent, wall, sent + 5 * MS);
+        clock
+    }
+
+    fn start() -> (Instant, SystemTime) {
+        (
+            Instant::now(),
+            SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000),
+        )
+    }
+
     #[test]
     fn none_before_the_first_reading() {
         assert_eq!(RedisClock::default().estimate_at(Instant::now()), None);
@@ -87,49 +143,65 @@ mod tests {
 
     #[test]
     fn the_estimate_counts_from_the_send() {
-        let clock = RedisClock::default();
-        let sent = Instant::now();
-        clock.sample(1_000_000, sent, sent + Duration::from_millis(5));
+        let (sent, wall) = start();
+        let clock = read(1_000_000, sent, wall);
         // A millisecond over the reading (Redis rounds its clock down), the time passed
         // rounded up.
-        assert_eq!(clock.estimate_at(sent), Some(1_000_001));
+        assert_eq!(clock.estimate(sent, wall), Some(1_000_001));
+        let passed = Duration::from_micros(1_500_001);
         assert_eq!(
-            clock.estimate_at(sent + Duration::from_micros(1_500_001)),
+            clock.estimate(sent + passed, wall + passed),
             Some(1_001_502)
         );
     }
 
     #[test]
+    fn the_larger_of_the_two_clocks_counts_and_a_disagreement_stops_the_estimate() {
+        let (sent, wall) = start();
+        let clock = read(1_000_000, sent, wall);
+        let (mono, ahead) = (Duration::from_secs(2), Duration::from_secs(2) + 50 * MS);
+        assert_eq!(clock.estimate(sent + mono, wall + ahead), Some(1_002_051));
+        assert_eq!(clock.estimate(sent + ahead, wall + mono), Some(1_002_051));
+        // A suspend (the monotonic clock stood still) or a step of the wall clock.
+        let far = mono + MAX_CLOCK_DISAGREEMENT + MS;
+        assert_eq!(clock.estimate(sent + mono, wall + far), None);
+        assert_eq!(clock.estimate(sent + far, wall + mono), None);
+        // The wall clock went back past the reading.
+        assert_eq!(clock.estimate(sent + mono, wall - MS), None);
+    }
+
+    #[test]
     fn a_slow_call_tells_nothing() {
+        let (sent, wall) = start();
         let clock = RedisClock::default();
-        let sent = Instant::now();
-        clock.sample(
-            1_000_000,
-            sent,
-            sent + MAX_SAMPLE_ROUND_TRIP + Duration::from_millis(1),
-        );
-        assert_eq!(clock.estimate_at(sent), None);
+        clock.sample_with_wall(1_000_000, sent, wall, sent + MAX_SAMPLE_ROUND_TRIP + MS);
+        assert_eq!(clock.estimate(sent, wall), None);
     }
 
     #[test]
     fn an_old_reading_is_not_used() {
-        let clock = RedisClock::default();
-        let sent = Instant::now();
-        clock.sample(1_000_000, sent, sent);
-        assert!(clock.estimate_at(sent + MAX_AGE).is_some());
-        assert_eq!(
-            clock.estimate_at(sent + MAX_AGE + Duration::from_millis(1)),
-            None
-        );
+        let (sent, wall) = start();
+        let clock = read(1_000_000, sent, wall);
+        assert!(clock.estimate(sent + MAX_AGE, wall + MAX_AGE).is_some());
+        let old = MAX_AGE + MS;
+        assert_eq!(clock.estimate(sent + old, wall + old), None);
     }
 
     #[test]
     fn a_reading_sent_earlier_than_the_one_held_is_ignored() {
+        let (first, wall) = start();
+        let later = first + 100 * MS;
+        let clock = read(2_000_000, later, wall + 100 * MS);
+        clock.sample_with_wall(1_000_000, first, wall, later);
+        assert_eq!(clock.estimate(later, wall + 100 * MS), Some(2_000_001));
+    }
+
+    #[test]
+    fn a_sample_taken_now_is_used_now() {
         let clock = RedisClock::default();
-        let first = Instant::now();
-        let later = first + Duration::from_millis(100);
-        clock.sample(2_000_000, later, later);
-        clock.sample(1_000_000, first, later);
-        assert_eq!(clock.estimate_at(later), Some(2_000_001));
+        let sent = Instant::now();
+        clock.sample(1_000_000, sent, Instant::now());
+        let estimate = clock.estimate_at(Instant::now()).expect("an estimate");
+        assert!((1_000_001..1_000_100).contains(&estimate), "{estimate}");
     }
 }
