@@ -13,6 +13,7 @@ alternated COST_ROUNDS times.
 
 import os
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from lib import ROOT, RedisServer  # noqa: E402
@@ -60,7 +61,9 @@ def call(sha, i, reads, chain):
     """The call that acks job i and leases the next one, as the worker makes it."""
     keys = [f"{A}:{k}" for k in ("ready", "delayed", "inflight", "dead", "counters", "workers", "pending",
                                  "superseded")] + [f"{A}:done:j{i}"]
-    args = [f"j{i}", "tok", "0", "1", "60000", "1000", "tok"] + (READS if reads else ["0"])
+    # The worker passes its estimate of Redis' clock (ARGV[8]) instead of the script's TIME.
+    now_ms = str(int(time.time() * 1000))
+    args = [f"j{i}", "tok", "0", "1", "60000", "1000", "tok", now_ms] + (READS if reads else ["0"])
     if chain:
         keys += [f"{D}:ready", f"{D}:delayed", f"{D}:counters", f"{D}:dedupe:detail:chained:j{i}"]
         args += [f"d{i}", DETAIL, "0", "80393114", f"detail:chained:j{i}"]

@@ -58,7 +58,9 @@ pub const LEDGER_UPKEEP_EVERY: Duration = Duration::from_secs(3600);
 
 /// How long after a write that had `ledger_record.lua` check a date's upkeep the same
 /// process asks for no check: a refresh's write is one command shorter, and a key may
-/// expire this much sooner again.
+/// expire this much sooner again. A date hash emptied and written again meanwhile (an
+/// operator's requeue that claimed every entry of a date's bucket) has no expiry until the
+/// next write that checks it.
 const UPKEEP_RECHECK: Duration = Duration::from_secs(600);
 
 /// True when the ledger of routine `date` may have expired by the end of `today`: the last
