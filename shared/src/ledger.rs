@@ -750,16 +750,18 @@ impl Ledger {
     ) -> Result<ScriptCall, LedgerError> {
         let d = day(date);
         let json = serde_json::to_string(outcome)?;
-        let floor = Utc::now() - chrono::Duration::from_std(LEDGER_TTL).unwrap_or_default();
         let date_key = self.keys.ledger_date(&d, bucket);
         let built = Instant::now();
-        let floor = if self.upkeep.recent(&date_key, built) {
-            String::new()
-        } else {
+        let check = !self.upkeep.recent(&date_key, built);
+        // No index floor asks the script for no upkeep check.
+        let floor = if check {
+            let floor = Utc::now() - chrono::Duration::from_std(LEDGER_TTL).unwrap_or_default();
             floor.timestamp_millis().to_string()
+        } else {
+            String::new()
         };
         let mut call = ScriptCall {
-            upkeep_check: (!floor.is_empty()).then(|| (date_key.clone(), built)),
+            upkeep_check: check.then(|| (date_key.clone(), built)),
             ..ScriptCall::default()
         };
         call.key(date_key)
