@@ -38,8 +38,7 @@ def fill(c):
     cmds = []
     for i in range(2 * N + 10):
         payload = '["%08d-aaaa-bbbb-cccc-dddddddddddd","2026-11-25",null]' % i
-        cmds.append(["HSET", f"{A}:job:j{i}", "p", payload, "t", "1796389806885", "a", "1" if i < N else "0",
-                     "o", "tok"])
+        cmds.append(["HSET", f"{A}:job:j{i}", "p", payload, "t", "1796389806885"])
         if len(cmds) == 1000:
             c.pipeline(cmds)
             cmds = []
@@ -48,7 +47,8 @@ def fill(c):
     for k in range(0, len(ready), 500):
         c("RPUSH", f"{A}:ready", *ready[k:k + 500])
     for k in range(0, N, 500):
-        c("ZADD", f"{A}:inflight", *[x for i in range(k, min(k + 500, N)) for x in ("9999999999999", f"j{i}")])
+        # An in-flight entry names its lease holder: `<id>|<delivery token>`.
+        c("ZADD", f"{A}:inflight", *[x for i in range(k, min(k + 500, N)) for x in ("9999999999999", f"j{i}|tok")])
 
 
 def redis_cpu(c):

@@ -26,11 +26,22 @@ pub(crate) const WORKERS: usize = 5;
 pub(crate) const PENDING: usize = 6;
 pub(crate) const SUPERSEDED: usize = 7;
 
+/// An in-flight entry split into its job id and the delivery token that holds the lease, as
+/// `lua/queue/common.lua` splits it: `<id>|<token>`, or the bare id (no token) for an entry
+/// an earlier version wrote, whose holder is the job hash's `o`.
+pub(crate) fn lease_of(entry: &str) -> (&str, Option<&str>) {
+    match entry.split_once('|') {
+        Some((id, token)) => (id, Some(token)),
+        None => (entry, None),
+    }
+}
+
 /// The fields of a job's hash (`job:<id>`), as `lua/queue/common.lua` names them: one letter
 /// each, since there is one hash per queued job.
 pub(crate) mod field {
     pub(crate) const PAYLOAD: &str = "p";
     pub(crate) const ATTEMPTS: &str = "a";
+    /// The lease holder of a job an earlier version leased (this version names it in the in-flight entry).
     pub(crate) const OWNER: &str = "o";
     pub(crate) const ENQUEUED: &str = "t";
     pub(crate) const DEDUPE: &str = "d";

@@ -16,9 +16,9 @@
 //! |---|---|---|
 //! | `ready` | LIST | ids ready to run (FIFO; rescued jobs go to the front) |
 //! | `delayed` | ZSET | id → due time (ms): retries, scheduled work, polls |
-//! | `inflight` | ZSET | id → lease deadline (ms) |
+//! | `inflight` | ZSET | `<id>\|<delivery token>` → lease deadline (ms): the entry names the delivery holding the lease (`<worker id>/<random>`, one per fetch), so the ack's `ZREM` of it is the holder check and a lease writes nothing to the job's hash; an earlier version's entry is the bare id, its holder in the hash's `o` |
 //! | `dead` | ZSET | id → time of death (ms), unique and increasing (see `dead_clock`); capped at `dead_cap` |
-//! | `job:<id>` | HASH | one job: `p` JSON payload, `a` deliveries so far, `o` delivery token holding the lease (`<worker id>/<random>`, one per fetch), `t` enqueue time (ms), `d` its dedupe key, `e` last error; deleted with one DEL on ack |
+//! | `job:<id>` | HASH | one job: `p` JSON payload, `a` deliveries spent (counted when a delivery fails or its lease expires; one in flight is not counted yet), `r` 1 once an attempt was given back, `t` enqueue time (ms), `d` its dedupe key, `e` last error; deleted with one DEL on ack |
 //! | `counters` | HASH | enqueued, succeeded, retried, dead, rescued, requeued, superseded (replaced, or not queued because the key had a later rank), deleted totals; `ready_tombstones` (superseded or deleted ids still in `ready`, skipped by fetch); `dead_clock` (last dead-letter score), `dead_reviewed` (the review cursor); `rank_dedupe_since`, `legacy_dedupe_until` (see `migrate.rs`) |
 //! | `workers` | ZSET | worker id → last heartbeat (ms) |
 //! | `dedupe:<key>` | STRING | id of the job that took the dedupe key; TTL `dedupe_ttl`, or the job's own ([`EnqueueOptions::dedupe_for`]) |
@@ -39,8 +39,8 @@
 //!     ├──────────────────────────────► delayed ──(due; promoted ≤ promote_chunk per call)──┐
 //!     ▼                                   ▲                                                │
 //!   ready ◄───────────────────────────────┼────────────────────────────────────────────────┘
-//!     │ fetch: LPOP, lease = now+lease,   │ fail(Retry), attempts < max:
-//!     │ owner = delivery, attempts += 1   │ backoff + jitter (or the handler's delay)
+//!     │ fetch: LPOP, entry `id|delivery`, │ fail(Retry), attempts + 1 < max:
+//!     │ scored now+lease                  │ backoff + jitter (or the handler's delay)
 //!     ▼                                   │
 //!   inflight ──────────────────────────────┘
 //!     │ │ │  renew (heartbeat task, every lease/3) keeps the deadline ahead

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::core::Queue;
 use super::error::QueueError;
-use super::keys::{field, COUNTERS, DEAD, DELAYED, INFLIGHT, READY, WORKERS};
+use super::keys::{field, lease_of, COUNTERS, DEAD, DELAYED, INFLIGHT, READY, WORKERS};
 use super::scripts;
 use super::types::{
     DeadPage, DeadSelector, DeliveryToken, JobFilter, JobId, JobInfo, JobState, QueueStats,
@@ -14,6 +14,45 @@ use super::types::{
 
 /// Ids read per page while listing or selecting.
 const PAGE: usize = 500;
+
+/// One job as its state's listing names it: its id, its score (delayed: when due; in
+/// flight: the lease deadline; dead: when it died) and, in flight, the delivery its
+/// in-flight entry names as the lease holder.
+pub(super) struct Listed {
+    pub(super) id: String,
+    pub(super) at: Option<u64>,
+    pub(super) holder: Option<String>,
+}
+
+impl Listed {
+    /// A ready job (a list entry has no score).
+    pub(super) fn unscored(id: String) -> Self {
+        Self {
+            id,
+            at: None,
+            holder: None,
+        }
+    }
+
+    /// A delayed or dead job with its score.
+    pub(super) fn scored(id: String, at: u64) -> Self {
+        Self {
+            id,
+            at: Some(at),
+            holder: None,
+        }
+    }
+
+    /// An in-flight entry with its lease deadline.
+    fn lease(entry: &str, deadline: u64) -> Self {
+        let (id, holder) = lease_of(entry);
+        Self {
+            id: id.to_string(),
+            at: Some(deadline),
+            holder: holder.map(str::to_string),
+        }
+    }
+}
 
 /// Ready ids read from the head of the list to find the oldest job that is not a
 /// tombstone (superseded jobs leave their id behind until a fetch drops it).
@@ -125,29 +164,47 @@ impl<T> Queue<T> {
         Ok(stamps.into_iter().flatten().next())
     }
 
-    /// In-flight job counts per worker process.
-    pub async fn in_flight_by_worker(&self) -> Result<BTreeMap<String, u64>, QueueError> {
+    /// Every job in flight, soonest deadline first. The in-flight set holds only the jobs
+    /// leased right now (bounded by the workers' concurrency), so it is read whole.
+    pub(super) async fn leases(&self) -> Result<Vec<Listed>, QueueError> {
         let mut conn = self.conn.clone();
-        let ids: Vec<String> = redis::cmd("ZRANGE")
+        let entries: Vec<(String, f64)> = redis::cmd("ZRANGE")
             .arg(self.keys.get(INFLIGHT))
             .arg(0)
             .arg(-1)
+            .arg("WITHSCORES")
             .query_async(&mut conn)
             .await
             .map_err(|e| self.redis_err(e))?;
-        if ids.is_empty() {
-            return Ok(BTreeMap::new());
+        Ok(entries
+            .iter()
+            .map(|(entry, at)| Listed::lease(entry, *at as u64))
+            .collect())
+    }
+
+    /// In-flight job counts per worker process.
+    pub async fn in_flight_by_worker(&self) -> Result<BTreeMap<String, u64>, QueueError> {
+        let mut leases = self.leases().await?;
+        // An earlier version's lease keeps its holder in the job's hash.
+        let unnamed: Vec<usize> = (0..leases.len())
+            .filter(|&i| leases[i].holder.is_none())
+            .collect();
+        if !unnamed.is_empty() {
+            let mut conn = self.conn.clone();
+            let mut pipe = redis::pipe();
+            for &i in &unnamed {
+                pipe.hget(self.keys.job(&leases[i].id), field::OWNER);
+            }
+            let owners: Vec<Option<String>> = pipe
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| self.redis_err(e))?;
+            for (i, owner) in unnamed.into_iter().zip(owners) {
+                leases[i].holder = owner;
+            }
         }
-        let mut pipe = redis::pipe();
-        for id in &ids {
-            pipe.hget(self.keys.job(id), field::OWNER);
-        }
-        let owners: Vec<Option<String>> = pipe
-            .query_async(&mut conn)
-            .await
-            .map_err(|e| self.redis_err(e))?;
         let mut out = BTreeMap::new();
-        for owner in owners.into_iter().flatten() {
+        for owner in leases.into_iter().filter_map(|l| l.holder) {
             let worker = DeliveryToken::worker_of(&owner).to_string();
             *out.entry(worker).or_insert(0) += 1;
         }
@@ -202,7 +259,7 @@ impl<T> Queue<T> {
             let positions: BTreeMap<String, usize> = page
                 .iter()
                 .enumerate()
-                .map(|(i, (id, _))| (id.clone(), pos + i))
+                .map(|(i, listed)| (listed.id.clone(), pos + i))
                 .collect();
             pos += page.len();
             for job in self.describe(state, page).await? {
@@ -263,7 +320,7 @@ impl<T> Queue<T> {
         for chunk in page.chunks(PAGE) {
             let chunk = chunk
                 .iter()
-                .map(|(id, at)| (id.clone(), Some(*at as u64)))
+                .map(|(id, at)| Listed::scored(id.clone(), *at as u64))
                 .collect();
             letters.extend(self.describe(JobState::Dead, chunk).await?);
         }
@@ -312,7 +369,7 @@ impl<T> Queue<T> {
                 if page.is_empty() {
                     break;
                 }
-                let ids: Vec<JobId> = page.into_iter().map(|(id, _)| JobId::from(id)).collect();
+                let ids: Vec<JobId> = page.into_iter().map(|l| JobId::from(l.id)).collect();
                 let moved = self.requeue_ids(&ids, reset_attempts).await?;
                 // Another operator may have taken the page; only stop when the set is empty.
                 requeued.extend(moved);
@@ -400,7 +457,7 @@ impl<T> Queue<T> {
         state: JobState,
         start: usize,
         count: usize,
-    ) -> Result<Vec<(String, Option<u64>)>, QueueError> {
+    ) -> Result<Vec<Listed>, QueueError> {
         let mut conn = self.conn.clone();
         let stop = (start + count - 1) as i64;
         let res = match state {
@@ -411,7 +468,7 @@ impl<T> Queue<T> {
                     .arg(stop)
                     .query_async(&mut conn)
                     .await;
-                ids.map(|v| v.into_iter().map(|id| (id, None)).collect())
+                ids.map(|v| v.into_iter().map(Listed::unscored).collect())
             }
             JobState::Delayed | JobState::InFlight | JobState::Dead => {
                 let (key, cmd) = match state {
@@ -426,7 +483,14 @@ impl<T> Queue<T> {
                     .arg("WITHSCORES")
                     .query_async(&mut conn)
                     .await;
-                ids.map(|v| v.into_iter().map(|(id, s)| (id, Some(s as u64))).collect())
+                ids.map(|v| {
+                    v.into_iter()
+                        .map(|(entry, s)| match state {
+                            JobState::InFlight => Listed::lease(&entry, s as u64),
+                            _ => Listed::scored(entry, s as u64),
+                        })
+                        .collect()
+                })
             }
         };
         res.map_err(|e| self.redis_err(e))
@@ -435,12 +499,12 @@ impl<T> Queue<T> {
     pub(super) async fn describe(
         &self,
         state: JobState,
-        page: Vec<(String, Option<u64>)>,
+        page: Vec<Listed>,
     ) -> Result<Vec<JobInfo>, QueueError> {
         let mut conn = self.conn.clone();
         let mut pipe = redis::pipe();
-        for (id, _) in &page {
-            pipe.cmd("HMGET").arg(self.keys.job(id)).arg(&[
+        for listed in &page {
+            pipe.cmd("HMGET").arg(self.keys.job(&listed.id)).arg(&[
                 field::PAYLOAD,
                 field::ATTEMPTS,
                 field::ERROR,
@@ -462,22 +526,29 @@ impl<T> Queue<T> {
             .await
             .map_err(|e| self.redis_err(e))?;
         let mut out = Vec::with_capacity(page.len());
-        for ((id, at), job) in page.into_iter().zip(jobs) {
-            let (payload, attempts, last_error, dedupe_key, owner, enqueued) = job;
+        for (listed, job) in page.into_iter().zip(jobs) {
+            let (payload, spent, last_error, dedupe_key, owner, enqueued) = job;
             let Some(payload) = payload else {
                 continue; // acked or purged between the two reads
             };
+            // A corrupt count reads as 0, as the scripts read it.
+            let spent: u32 = spent.and_then(|a| a.parse().ok()).unwrap_or(0);
+            // A lease named in its entry is a delivery the hash does not count yet; an
+            // earlier version's lease counted it and keeps its holder in the hash.
+            let (attempts, owner) = match listed.holder {
+                Some(holder) => (spent.saturating_add(1), Some(holder)),
+                None => (spent, owner),
+            };
             out.push(JobInfo {
-                id: JobId::from(id),
+                id: JobId::from(listed.id),
                 state,
                 payload,
-                // A corrupt count reads as 0, as the scripts read it.
-                attempts: attempts.and_then(|a| a.parse().ok()).unwrap_or(0),
+                attempts,
                 last_error,
                 dedupe_key,
                 owner,
                 enqueued_at_ms: enqueued.and_then(|t| t.parse().ok()),
-                at_ms: at,
+                at_ms: listed.at,
             });
         }
         Ok(out)

@@ -6,7 +6,8 @@
 
 use super::core::Queue;
 use super::error::QueueError;
-use super::keys::{field, DEAD, DELAYED, INFLIGHT};
+use super::keys::{field, DEAD, DELAYED};
+use super::ops::Listed;
 use super::scripts;
 use super::types::{JobId, JobInfo, JobState};
 
@@ -25,25 +26,31 @@ impl<T> Queue<T> {
     /// The job `id` with its state, `None` when this queue has no such job.
     pub async fn job(&self, id: &JobId) -> Result<Option<JobInfo>, QueueError> {
         let mut conn = self.conn.clone();
-        let (in_flight, delayed, dead, exists): (Option<f64>, Option<f64>, Option<f64>, bool) =
-            redis::pipe()
-                .zscore(self.keys.get(INFLIGHT), id.as_str())
-                .zscore(self.keys.get(DELAYED), id.as_str())
-                .zscore(self.keys.get(DEAD), id.as_str())
-                .hexists(self.keys.job(id.as_str()), field::PAYLOAD)
-                .query_async(&mut conn)
-                .await
-                .map_err(|e| self.redis_err(e))?;
-        let (state, at) = match (in_flight, delayed, dead) {
-            (Some(at), _, _) => (JobState::InFlight, Some(at as u64)),
-            (_, Some(at), _) => (JobState::Delayed, Some(at as u64)),
-            (_, _, Some(at)) => (JobState::Dead, Some(at as u64)),
-            _ if exists => (JobState::Ready, None),
+        let (delayed, dead, exists): (Option<f64>, Option<f64>, bool) = redis::pipe()
+            .zscore(self.keys.get(DELAYED), id.as_str())
+            .zscore(self.keys.get(DEAD), id.as_str())
+            .hexists(self.keys.job(id.as_str()), field::PAYLOAD)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| self.redis_err(e))?;
+        let scored = |at: f64| Listed::scored(id.as_str().to_string(), at as u64);
+        let (state, listed) = match (delayed, dead) {
+            (Some(at), _) => (JobState::Delayed, scored(at)),
+            (_, Some(at)) => (JobState::Dead, scored(at)),
+            // A job neither delayed nor dead is in flight or ready; its in-flight entry,
+            // named by its id and the delivery holding it, is found among the leases.
+            _ if exists => match self
+                .leases()
+                .await?
+                .into_iter()
+                .find(|l| l.id == id.as_str())
+            {
+                Some(lease) => (JobState::InFlight, lease),
+                None => (JobState::Ready, Listed::unscored(id.as_str().to_string())),
+            },
             _ => return Ok(None),
         };
-        let mut found = self
-            .describe(state, vec![(id.as_str().to_string(), at)])
-            .await?;
+        let mut found = self.describe(state, vec![listed]).await?;
         Ok(found.pop())
     }
 

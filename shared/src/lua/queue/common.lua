@@ -19,16 +19,70 @@ local function job_prefix(ready)
 end
 local JOB_PREFIX = job_prefix(K_READY)
 
--- The fields of a job's hash (short: there is one hash per queued job). Jobs stored by an
--- earlier version may also carry 's', their supersede key, which nothing reads any more.
--- F_HANDED_BACK is set, to 1, on a job whose attempt was given back (released, deferred,
--- requeued with its attempts reset): its delivery count no longer tells whether a handler
--- ever held it.
+-- The fields of a job's hash (short: there is one hash per queued job). F_ATTEMPTS counts
+-- the deliveries a job has spent (a delivery in flight is not yet counted: see
+-- `lease_entry`). Jobs stored by an earlier version may also carry 's', their supersede key,
+-- which nothing reads any more, and F_OWNER, the lease holder of a job an earlier version
+-- leased. F_HANDED_BACK is set, to 1, on a job whose attempt was given back
+-- (released, deferred, requeued with its attempts reset): its delivery count no longer
+-- tells whether a handler ever held it.
 local F_PAYLOAD, F_ATTEMPTS, F_OWNER, F_ENQUEUED = 'p', 'a', 'o', 't'
 local F_DEDUPE, F_ERROR, F_HANDED_BACK = 'd', 'e', 'r'
 
 local function job_key(id)
   return JOB_PREFIX .. id
+end
+
+-- A lease's entry in the in-flight set: `<id>|<delivery token>`. The delivery that holds
+-- the lease is the entry itself, so removing the entry is the holder check (ZREM answers 1
+-- only for the holder), and leasing a job writes nothing to its hash: the delivery it
+-- spends is counted in F_ATTEMPTS when it ends other than by an ack (a failure, a lease
+-- that expired). An entry written by an earlier version is the bare id, with its holder in
+-- the hash's F_OWNER and its delivery already counted. Job ids hold no '|'.
+local function lease_entry(id, token)
+  return id .. '|' .. token
+end
+
+-- An in-flight entry split: its job id and its delivery token, nil for an earlier
+-- version's entry (see `lease_entry`).
+local function lease_of(entry)
+  local sep = string.find(entry, '|', 1, true)
+  if not sep then
+    return entry, nil
+  end
+  return string.sub(entry, 1, sep - 1), string.sub(entry, sep + 1)
+end
+
+-- Calls `each(id, entry)` for every in-flight entry, in pages of 1,000; stops early when it
+-- answers true. The set holds only the jobs leased right now (bounded by the workers'
+-- concurrency), so a read of all of it is short.
+local function each_lease(each)
+  local start = 0
+  while true do
+    local page = redis.call('ZRANGE', K_INFLIGHT, start, start + 999)
+    for _, entry in ipairs(page) do
+      if each((lease_of(entry)), entry) then
+        return
+      end
+    end
+    if #page < 1000 then
+      return
+    end
+    start = start + 1000
+  end
+end
+
+-- The in-flight entry of job `id`, nil when it is not in flight.
+local function lease_entry_of(id)
+  local found = nil
+  each_lease(function(held, entry)
+    if held == id then
+      found = entry
+      return true
+    end
+    return false
+  end)
+  return found
 end
 
 -- Redis' clock, so every process agrees on deadlines.
@@ -110,7 +164,7 @@ local function bump(field, n, counters)
   end
 end
 
--- A job's delivery count (0 when missing or corrupt).
+-- A job's count of spent deliveries (0 when missing or corrupt).
 local function attempts_of(id)
   return int(redis.call('HGET', job_key(id), F_ATTEMPTS), 0)
 end
@@ -125,12 +179,16 @@ local function dead_score(now)
   return at
 end
 
--- Move a job (already out of ready/delayed/in-flight) to the dead letters.
-local function bury(id, err, now, cap)
+-- Move a job (already out of ready/delayed/in-flight) to the dead letters, with `attempts`
+-- its spent deliveries (nil: as stored).
+local function bury(id, err, now, cap, attempts)
   local at = dead_score(now)
   local key = job_key(id)
-  redis.call('HDEL', key, F_OWNER)
-  redis.call('HSET', key, F_ERROR, err)
+  if attempts then
+    redis.call('HSET', key, F_ERROR, err, F_ATTEMPTS, attempts)
+  else
+    redis.call('HSET', key, F_ERROR, err)
+  end
   redis.call('ZADD', K_DEAD, string.format('%.0f', at), id)
   bump('dead', 1)
   trim_dead(cap)
@@ -216,7 +274,8 @@ local function read_for(payload, reads)
   return {parts, out}
 end
 
--- Lease up to `max` ready jobs to delivery `token` until `now + lease`: ready -> in-flight.
+-- Lease up to `max` ready jobs to delivery `token` until `now + lease`: ready -> in-flight
+-- (see `lease_entry`; the job's hash is only read).
 -- Promotes due delayed jobs (once per call) when ready runs dry before `max` are taken.
 -- Returns {id, payload, attempt, first, read} per leased job; attempt counts deliveries, this
 -- one included; first is 1 when no handler ever held the job before (attempt 1, and no
@@ -242,8 +301,7 @@ local function lease_ready(now, max, lease, chunk, token, reads)
         if (not job[2] or job[2] == '0') and not job[3] then
           first = 1
         end
-        redis.call('ZADD', K_INFLIGHT, now + lease, id)
-        redis.call('HSET', key, F_OWNER, token, F_ATTEMPTS, attempt)
+        redis.call('ZADD', K_INFLIGHT, now + lease, lease_entry(id, token))
         out[#out + 1] = {id, job[1], attempt, first, reads and read_for(job[1], reads) or false}
       else
         skipped = skipped + 1
@@ -268,16 +326,14 @@ end
 -- optionally keep a small record of it for `retention` ms in `done_key`.
 -- Returns true, or false when that delivery no longer holds the job (nothing changed).
 local function finish(id, token, retention, done_key)
-  local key = job_key(id)
-  local job = redis.call('HMGET', key, F_OWNER, F_ATTEMPTS)
-  if job[1] ~= token then
+  if redis.call('ZREM', K_INFLIGHT, lease_entry(id, token)) == 0 then
     return false
   end
-  redis.call('ZREM', K_INFLIGHT, id)
+  local attempts = retention > 0 and attempts_of(id) + 1
   forget(id)
   bump('succeeded', 1)
-  if retention > 0 then
-    redis.call('HSET', done_key, 'attempts', job[2] or '0', 'finished_at', now_ms(), 'worker', token)
+  if attempts then
+    redis.call('HSET', done_key, 'attempts', attempts, 'finished_at', now_ms(), 'worker', token)
     redis.call('PEXPIRE', done_key, retention)
   end
   return true

@@ -4,7 +4,7 @@
 -- ARGV[1] id. Returns the state the job was in ('ready', 'delayed', 'dead'), or
 -- 'in_flight' (refused: nothing changed) or 'unknown'.
 local id = ARGV[1]
-if redis.call('ZSCORE', K_INFLIGHT, id) then
+if lease_entry_of(id) then
   return 'in_flight'
 end
 local state

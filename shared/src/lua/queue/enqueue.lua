@@ -71,10 +71,11 @@ local added, superseded, tombstones = 0, 0, 0
 -- Whether the delayed set may hold anything: a ZREM there is skipped while it is empty.
 -- Asked once the first job is replaced (a chained job replaces none), or set by a delay.
 local any_delayed = nil
--- Whether the in-flight and dead sets may hold anything, asked once the first job is
--- replaced: a job is looked up there only when they do (a routine's enqueue usually finds
--- nothing in flight and nothing dead). This script adds to neither.
-local any_inflight, any_dead = nil, nil
+-- The ids in flight (a set, read whole: it holds only the jobs leased right now) and
+-- whether the dead set may hold anything, both asked once the first job is replaced: a job
+-- is looked up in the dead set only when it does (a routine's enqueue usually finds nothing
+-- dead). This script adds to neither.
+local leased, any_dead = nil, nil
 
 local pending = {}      -- the window's supersede keys -> "rank|id" or false
 local pending_dirty = {}
@@ -92,11 +93,15 @@ local outbox = {}       -- the superseded jobs' entries (see the top)
 -- left (its pending entry outlives it), so the DEL that removes a waiting job is also the
 -- only lookup of its hash.
 local function delete_if_waiting(id, key)
-  if any_inflight == nil then
-    any_inflight = redis.call('ZCARD', K_INFLIGHT) > 0
+  if leased == nil then
+    leased = {}
+    each_lease(function(held)
+      leased[held] = true
+      return false
+    end)
     any_dead = redis.call('ZCARD', K_DEAD) > 0
   end
-  if any_inflight and redis.call('ZSCORE', K_INFLIGHT, id) then
+  if leased[id] then
     return false
   end
   if any_dead and redis.call('ZSCORE', K_DEAD, id) then

@@ -7,7 +7,7 @@ if redis.call('ZREM', K_DELAYED, id) == 1 then
   redis.call('LPUSH', K_READY, id)
   return 'delayed'
 end
-if redis.call('ZSCORE', K_INFLIGHT, id) then
+if lease_entry_of(id) then
   return 'in_flight'
 end
 if redis.call('ZSCORE', K_DEAD, id) then

@@ -10,8 +10,9 @@ redis.call('ZREMRANGEBYSCORE', K_WORKERS, '-inf', now - prune)
 local lost = {}
 for i = 4, #ARGV, 2 do
   local id = ARGV[i]
-  if redis.call('HGET', job_key(id), F_OWNER) == ARGV[i + 1] then
-    redis.call('ZADD', K_INFLIGHT, 'XX', now + lease, id)
+  local entry = lease_entry(id, ARGV[i + 1])
+  if redis.call('ZSCORE', K_INFLIGHT, entry) then
+    redis.call('ZADD', K_INFLIGHT, 'XX', now + lease, entry)
   else
     lost[#lost + 1] = id
   end

@@ -316,23 +316,25 @@ async fn what_a_handler_chained_is_queued_even_when_its_lease_is_lost_afterwards
     let handle = tokio::spawn(worker.run_until(stop_signal(&stop)));
     let mut conn = t.conn.clone();
     let inflight = t.keys.queue("first", "inflight");
-    let mut ids: Vec<String> = Vec::new();
+    let mut entries: Vec<String> = Vec::new();
     for _ in 0..250 {
-        ids = conn.zrange(&inflight, 0, -1).await.unwrap();
-        if !ids.is_empty() {
+        entries = conn.zrange(&inflight, 0, -1).await.unwrap();
+        if !entries.is_empty() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(ids.len(), 1, "the job was never leased");
+    assert_eq!(entries.len(), 1, "the job was never leased");
 
     // Another delivery took the job over and finished it: the heartbeat finds the lease
-    // gone, and the job never comes back to this worker.
-    let job_key = t.keys.queue("first", &format!("job:{}", ids[0]));
+    // gone, and the job never comes back to this worker. An in-flight entry is
+    // `<id>|<delivery>`.
+    let (id, _) = entries[0].split_once('|').unwrap();
+    let job_key = t.keys.queue("first", &format!("job:{id}"));
     let () = redis::pipe()
         .del(&job_key)
         .ignore()
-        .zrem(&inflight, &ids[0])
+        .zrem(&inflight, &entries[0])
         .ignore()
         .query_async(&mut conn)
         .await

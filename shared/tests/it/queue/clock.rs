@@ -10,13 +10,19 @@ use super::{Ping, TestNs};
 
 const HOUR_MS: i64 = 3_600_000;
 
-/// The lease deadline Redis holds for job `id` of queue `name`.
+/// The lease deadline Redis holds for job `id` of queue `name` (its in-flight entry is
+/// `<id>|<delivery>`).
 async fn deadline(t: &TestNs, name: &str, id: &str) -> i64 {
     let mut conn = t.conn.clone();
-    let score: f64 = conn
-        .zscore(t.keys.queue(name, "inflight"), id)
+    let entries: Vec<(String, f64)> = conn
+        .zrange_withscores(t.keys.queue(name, "inflight"), 0, -1)
         .await
         .unwrap();
+    let prefix = format!("{id}|");
+    let (_, score) = entries
+        .into_iter()
+        .find(|(entry, _)| entry.starts_with(&prefix))
+        .unwrap_or_else(|| panic!("job {id} is not in flight"));
     score as i64
 }
 

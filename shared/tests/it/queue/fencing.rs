@@ -124,18 +124,16 @@ async fn a_handler_whose_lease_is_taken_over_is_cancelled_before_its_side_effect
         .unwrap()
         .remove(0);
     let mut conn = t.conn.clone();
-    let _: () = redis::cmd("HSET")
-        .arg(t.keys.queue("q", &format!("job:{}", job.id)))
-        .arg("o")
-        .arg("other-worker/delivery")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    let _: () = redis::cmd("ZADD")
-        .arg(t.keys.queue("q", "inflight"))
-        .arg("XX")
-        .arg(u64::MAX >> 12)
-        .arg(job.id.as_str())
+    let held = format!("{}|{}", job.id, job.owner.as_deref().unwrap());
+    let () = redis::pipe()
+        .zrem(t.keys.queue("q", "inflight"), &held)
+        .ignore()
+        .zadd(
+            t.keys.queue("q", "inflight"),
+            format!("{}|other-worker/delivery", job.id),
+            u64::MAX >> 12,
+        )
+        .ignore()
         .query_async(&mut conn)
         .await
         .unwrap();
@@ -155,13 +153,9 @@ async fn a_handler_whose_lease_is_taken_over_is_cancelled_before_its_side_effect
         0,
         "side effect ran"
     );
-    let owner: Option<String> = redis::cmd("HGET")
-        .arg(t.keys.queue("q", &format!("job:{}", job.id)))
-        .arg("o")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    assert_eq!(owner.as_deref(), Some("other-worker/delivery"));
+    let now = q.job(&job.id).await.unwrap().unwrap();
+    assert_eq!(now.state, JobState::InFlight);
+    assert_eq!(now.owner.as_deref(), Some("other-worker/delivery"));
     let s = q.stats().await.unwrap();
     assert_eq!((s.in_flight, s.succeeded_total, s.dead), (1, 0, 0));
 }

@@ -10,6 +10,7 @@ mod core;
 mod corrupt;
 mod fencing;
 mod kill;
+mod lease_entry;
 mod lease_reads;
 mod migrate;
 mod ops;
