@@ -255,6 +255,55 @@ async fn recording_an_outcome_updates_ledger_and_registry_and_empties_the_outbox
 }
 
 #[tokio::test]
+async fn a_result_stored_over_a_failure_replaces_it_and_a_second_store_leaves_one_stream_entry() {
+    let f = fixture("outcomes-result-over-failure").await;
+    let sink = ResultsSink::new(f.redis.conn.clone(), &f.redis.keys, 1000);
+    let t0 = Utc::now() - Duration::minutes(5);
+    assert!(f
+        .outcomes
+        .record(date(1), &login(1), &failed(t0), Overwrite::Nothing)
+        .await
+        .unwrap());
+    let request_id = RequestId::new("r-9");
+    let entry = ResultEntry {
+        login_id: &login(1),
+        request_id: &request_id,
+        routine_date: date(1),
+        fetched_at: Utc::now(),
+        last_refresh: None,
+        stale: false,
+        accounts: &serde_json::value::to_raw_value(&serde_json::json!([])).unwrap(),
+    };
+
+    let stored = f.outcomes.store_result(&sink, &entry).await.unwrap();
+    let again = f.outcomes.store_result(&sink, &entry).await.unwrap();
+
+    assert!(stored.newly_stored && !again.newly_stored);
+    assert_eq!(again.outcome, stored.outcome, "the first store is kept");
+    assert_eq!(
+        f.ledger.get(date(1), &login(1)).await.unwrap(),
+        Some(stored.outcome.clone())
+    );
+    let counts = f.ledger.counts(date(1)).await.unwrap();
+    assert_eq!((counts.refreshed, counts.failed), (1, 0));
+    let records = results::read(&f.redis.conn, &f.redis.keys, "-", 10, ReadPolicy::default())
+        .await
+        .unwrap();
+    assert_eq!(records.records.len(), 1, "one stream entry");
+    let LedgerOutcome::Refreshed {
+        results_stream_id, ..
+    } = &stored.outcome
+    else {
+        panic!("not refreshed: {stored:?}");
+    };
+    assert_eq!(
+        results_stream_id.as_deref(),
+        Some(records.records[0].id.as_str())
+    );
+    f.redis.cleanup().await;
+}
+
+#[tokio::test]
 async fn a_stored_result_reaches_the_registry_with_its_stream_id() {
     let f = fixture("outcomes-result").await;
     let sink = ResultsSink::new(f.redis.conn.clone(), &f.redis.keys, 1000);

@@ -176,6 +176,11 @@ end
 -- window, reads go through `entries`, so a login twice in one window sees its first write.
 local WINDOW = 64
 local UPKEEP_EVERY = 3600
+-- A refresh of one login, the worker's write and nearly every write there is, claims its
+-- entry with HSETNX instead of reading it first: the entry is absent in the usual case, so
+-- one command reads and writes it, and only a login that has an entry already is read (see
+-- `record`).
+local claim = n == 1 and kind == 'refreshed' and ARGV[7] == 'replace'
 local stored = {}       -- the window's LoginIds -> stored JSON or false
 local entries = {}      -- LoginId -> the JSON to store
 local unindexed = {}    -- index member -> true: leaves both indexes
@@ -184,6 +189,9 @@ local joined = {}       -- index key -> true: the call added to it
 
 local function read_window(first, last)
   stored, entries, unindexed, indexed = {}, {}, {}, {}
+  if claim then
+    return
+  end
   local logins = {}
   for i = first, last do
     if stored[ARGV[i]] == nil then
@@ -220,9 +228,41 @@ local function flush_window()
   end
 end
 
+-- Appends the result to the results stream; returns the outcome's JSON naming the entry,
+-- and the entry's id.
+local function append_result(json)
+  local fields = {}
+  for i = stream_at + 1, #ARGV do
+    fields[#fields + 1] = ARGV[i]
+  end
+  local id = redis.call('XADD', K_STREAM, 'MAXLEN', '~', ARGV[stream_at], '*', unpack(fields))
+  return (string.gsub(json, '__RESULTS_STREAM_ID__', id)), id
+end
+
 -- Records the outcome for `login`; returns 1 and the JSON stored, or 0 and the JSON kept.
 local function record(login)
-  local old = entries[login] or stored[login]
+  local json, appended = ARGV[1], false
+  local old
+  if claim then
+    -- The entry names the result's stream entry, so the result goes first; when the
+    -- login's refresh was stored already (a redelivery), the entry just appended is
+    -- removed in the same step and no reader ever sees it.
+    if K_STREAM then
+      json, appended = append_result(json)
+    end
+    local took = redis.pcall('HSETNX', KEYS[1], login, json)
+    if type(took) == 'table' and took.err then
+      if appended then
+        redis.call('XDEL', K_STREAM, appended)
+      end
+      return took
+    end
+    if took == 0 then
+      old = redis.call('HGET', KEYS[1], login)
+    end
+  else
+    old = entries[login] or stored[login]
+  end
   local old_kind = false
   if old then
     if ARGV[7] == 'if_absent' then
@@ -234,19 +274,19 @@ local function record(login)
       old_kind = decoded['kind']
     end
     if old_kind == 'refreshed' then
+      if appended then
+        redis.call('XDEL', K_STREAM, appended)
+      end
       return 0, old
     end
   end
-  local json = ARGV[1]
-  if K_STREAM then
-    local fields = {}
-    for i = stream_at + 1, #ARGV do
-      fields[#fields + 1] = ARGV[i]
-    end
-    local id = redis.call('XADD', K_STREAM, 'MAXLEN', '~', ARGV[stream_at], '*', unpack(fields))
-    json = string.gsub(json, '__RESULTS_STREAM_ID__', id)
+  if K_STREAM and not appended then
+    json = append_result(json)
   end
-  entries[login] = json
+  -- A claimed entry is written already; any other goes out with its window.
+  if not claim or old then
+    entries[login] = json
+  end
   if old_kind then
     count('count:' .. old_kind, -1)
   end
@@ -301,6 +341,9 @@ for first = 11, 10 + n, WINDOW do
   read_window(first, last_arg)
   for i = first, last_arg do
     local w, json, registry = record(ARGV[i])
+    if type(w) == 'table' and w.err then
+      return w
+    end
     written = written + w
     last = json
     last_registry = registry or 0
