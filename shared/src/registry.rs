@@ -546,15 +546,33 @@ impl Registry {
         // changes due; those changes are still `pending`, so once the second try has filed
         // them in the index (a repair's walk reads the index) the write flags itself for
         // the sweeper's index repair, which enqueues them. Until then its own mark stays
-        // open.
+        // open. A Redis that does not know the write script now did not run it in the
+        // first try either (a NOSCRIPT reply means the connection, and the server's
+        // scripts, lasted through the pipeline): nothing was written, and the second try
+        // reports every change, so the first import into a new Redis (or after a restart)
+        // leaves no flag, whose repair would read every login's hash. A Cluster's nodes
+        // answer apart, so there a write that met NOSCRIPT always flags itself.
         let written: Vec<Vec<(u64, u64)>> = match pipe.query_async(&mut conn).await {
             Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                let may_have_written = match conn.mode() {
+                    RedisMode::Cluster => true,
+                    RedisMode::Standalone | RedisMode::Sentinel => {
+                        let known: Vec<bool> = redis::cmd("SCRIPT")
+                            .arg("EXISTS")
+                            .arg(hash)
+                            .query_async(&mut conn)
+                            .await?;
+                        known.first().copied().unwrap_or(true)
+                    }
+                };
                 WRITE.prepare_invoke().load_async(&mut conn).await?;
                 login_index::load_file_script(&mut conn).await?;
                 let written = pipe.query_async(&mut conn).await?;
-                let mut flag = redis::pipe();
-                mark.flag_unpublished(&mut flag, &self.keys);
-                let () = flag.query_async(&mut conn).await?;
+                if may_have_written {
+                    let mut flag = redis::pipe();
+                    mark.flag_unpublished(&mut flag, &self.keys);
+                    let () = flag.query_async(&mut conn).await?;
+                }
                 written
             }
             written => written?,
