@@ -68,6 +68,11 @@ pub struct QueueConfig {
     pub dedupe_ttl: Duration,
     /// Most delayed jobs promoted to ready by one script call.
     pub promote_chunk: usize,
+    /// A process's calls that lease jobs promote due delayed jobs (when ready runs dry) at
+    /// most once per this interval, so polling a nearly empty queue does not read the
+    /// delayed set every time; a due job waits at most this long past its due time. Zero:
+    /// every call may promote.
+    pub promote_every: Duration,
     /// How long an idle worker waits before fetching again.
     pub poll_interval: Duration,
     /// Workers not seen for this long are dropped from the "alive" set.
@@ -86,6 +91,7 @@ impl QueueConfig {
             dead_cap: 100_000,
             dedupe_ttl: Duration::from_secs(3 * 86_400),
             promote_chunk: 1_000,
+            promote_every: Duration::from_millis(100),
             poll_interval: Duration::from_millis(200),
             worker_retention: Duration::from_secs(3_600),
         }

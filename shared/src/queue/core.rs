@@ -18,6 +18,7 @@ use super::config::QueueConfig;
 use super::error::QueueError;
 use super::keys::QueueKeys;
 use super::metrics_names as m;
+use super::promote_gate::PromoteGate;
 use super::scripts;
 use super::types::{
     AckAttached, AckWrite, ChainedJob, DeliveryToken, EnqueueOptions, Enqueued, FailOutcome,
@@ -44,6 +45,8 @@ pub struct Queue<T> {
     reads: Arc<[LeaseRead]>,
     /// Redis' clock as the last renewal read it: what a lease's deadline counts from.
     clock: Arc<RedisClock>,
+    /// Whether a leasing call may promote due delayed jobs (see `promote_gate.rs`).
+    promote_gate: Arc<PromoteGate>,
     _job: PhantomData<fn() -> T>,
 }
 
@@ -55,6 +58,7 @@ impl<T> Clone for Queue<T> {
             config: Arc::clone(&self.config),
             reads: Arc::clone(&self.reads),
             clock: Arc::clone(&self.clock),
+            promote_gate: Arc::clone(&self.promote_gate),
             _job: PhantomData,
         }
     }
@@ -75,9 +79,10 @@ impl<T> Queue<T> {
         Self {
             conn,
             keys: Arc::new(QueueKeys::new(keys, &config.name)),
-            config: Arc::new(config),
             reads: Arc::from([]),
             clock: Arc::default(),
+            promote_gate: Arc::new(PromoteGate::new(config.promote_every)),
+            config: Arc::new(config),
             _job: PhantomData,
         }
     }
@@ -99,6 +104,7 @@ impl<T> Queue<T> {
             config: Arc::clone(&self.config),
             reads: Arc::clone(&self.reads),
             clock: Arc::clone(&self.clock),
+            promote_gate: Arc::clone(&self.promote_gate),
             _job: PhantomData,
         }
     }
@@ -672,7 +678,7 @@ impl<T: DeserializeOwned> Queue<T> {
         inv.arg(worker.as_str())
             .arg(max.max(1))
             .arg(self.config.lease.as_millis() as u64)
-            .arg(self.config.promote_chunk.max(1))
+            .arg(self.promote_gate.chunk(self.config.promote_chunk))
             .arg(token.as_str())
             .arg(self.clock.script_arg());
         self.push_reads(&mut inv);
@@ -771,7 +777,11 @@ impl<T: DeserializeOwned> Queue<T> {
             .arg(self.config.finished_retention.as_millis() as u64)
             .arg(max)
             .arg(self.config.lease.as_millis() as u64)
-            .arg(self.config.promote_chunk.max(1))
+            .arg(if max > 0 {
+                self.promote_gate.chunk(self.config.promote_chunk)
+            } else {
+                0
+            })
             .arg(next.as_ref().map_or("", |t| t.as_str()))
             .arg(self.clock.script_arg());
         self.push_reads(&mut inv);

@@ -107,6 +107,7 @@ mod lease;
 pub mod metrics_names;
 mod migrate;
 mod ops;
+mod promote_gate;
 mod scripts;
 mod single;
 mod types;

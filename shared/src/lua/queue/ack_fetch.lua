@@ -3,7 +3,7 @@
 -- a job right now (the backend asks its fetch gate first: see queue/handoff.rs); with no
 -- job to lease (ARGV[4] 0) it is a plain ack, which may still chain a job.
 -- ARGV[1] id, ARGV[2] delivery token of the finished job, ARGV[3] retention (ms, 0 = none),
--- ARGV[4] max jobs to lease, ARGV[5] lease (ms), ARGV[6] promote chunk, ARGV[7] the new
+-- ARGV[4] max jobs to lease, ARGV[5] lease (ms), ARGV[6] promote chunk (0: none), ARGV[7] the new
 -- delivery token, ARGV[8] Redis' clock (ms) as the worker estimates it ('' = read TIME;
 -- see queue/clock.rs), ARGV[9 ..] the lease reads (see `lease_reads`), ending at
 -- ARGV[c - 1]. KEYS[N_KEYS + 1] the finished-job record key.

@@ -276,7 +276,9 @@ end
 
 -- Lease up to `max` ready jobs to delivery `token` until `now + lease`: ready -> in-flight
 -- (see `lease_entry`; the job's hash is only read).
--- Promotes due delayed jobs (once per call) when ready runs dry before `max` are taken.
+-- Promotes due delayed jobs (once per call, at most `chunk`; none when `chunk` is 0: the
+-- worker offers the promotion to one call per interval, see queue/promote_gate.rs) when
+-- ready runs dry before `max` are taken.
 -- Returns {id, payload, attempt, first, read} per leased job; attempt counts deliveries, this
 -- one included; first is 1 when no handler ever held the job before (attempt 1, and no
 -- attempt given back), else 0; read is what `reads` (from lease_reads) answered for it
@@ -309,7 +311,7 @@ local function lease_ready(now, max, lease, chunk, token, reads)
     end
     if #ids < want then
       -- Ready is empty: the due delayed jobs join it, then the loop takes them.
-      if promoted or promote(now, chunk) == 0 then
+      if promoted or chunk == 0 or promote(now, chunk) == 0 then
         break
       end
       promoted = true

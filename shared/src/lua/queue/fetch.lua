@@ -1,6 +1,7 @@
 -- Lease up to `max` ready jobs to a worker: ready -> in-flight (scored by lease deadline).
--- ARGV[1] worker id, ARGV[2] max, ARGV[3] lease (ms), ARGV[4] promote chunk,
--- ARGV[5] delivery token: stored as the lease holder, so only this delivery can settle it;
+-- ARGV[1] worker id, ARGV[2] max, ARGV[3] lease (ms), ARGV[4] promote chunk (0: none),
+-- ARGV[5] delivery token: named in the in-flight entry as the lease holder, so only this
+-- delivery can settle it;
 -- ARGV[6] Redis' clock (ms) as the worker estimates it ('' = read TIME; see
 -- queue/clock.rs), ARGV[7 ..] the lease reads (see `lease_reads`).
 -- Returns {id, payload, attempt, first, read} per leased job (see `lease_ready`).

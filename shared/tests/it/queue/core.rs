@@ -243,6 +243,34 @@ async fn failed_attempt_is_retried_after_its_backoff() {
 }
 
 #[tokio::test]
+async fn a_process_offers_its_leasing_calls_the_promotion_once_per_interval() {
+    let t = TestNs::new("promote-every").await;
+    let mut c = t.config("q");
+    c.promote_every = Duration::from_secs(3_600);
+    let q: Queue<Ping> = t.queue(c.clone());
+    let w = WorkerId::generate();
+    assert!(
+        q.fetch(&w, 1).await.unwrap().is_empty(),
+        "offered, nothing due"
+    );
+    q.enqueue(
+        &Ping { n: 1 },
+        EnqueueOptions::default().delayed(Duration::from_millis(1)),
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+
+    assert!(
+        q.clone().fetch(&w, 1).await.unwrap().is_empty(),
+        "due, but this process's interval has not run out"
+    );
+    // Another process's first call may promote.
+    let other: Queue<Ping> = t.queue(c);
+    assert_eq!(other.fetch(&w, 1).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
 async fn a_deferred_job_runs_again_later_without_spending_an_attempt() {
     let t = TestNs::new("defer").await;
     let mut c = t.config("q");

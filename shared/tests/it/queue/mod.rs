@@ -68,7 +68,8 @@ impl TestNs {
         }
     }
 
-    /// A queue config fit for fast tests: 1 s lease, short backoff, fast polling.
+    /// A queue config fit for fast tests: 1 s lease, short backoff, fast polling, every
+    /// leasing call free to promote due jobs.
     pub(crate) fn config(&self, name: &str) -> QueueConfig {
         let mut c = QueueConfig::new(name).with_lease(Duration::from_secs(1));
         c.backoff = Backoff {
@@ -77,6 +78,7 @@ impl TestNs {
             jitter: 0.0,
         };
         c.poll_interval = Duration::from_millis(20);
+        c.promote_every = Duration::ZERO;
         c
     }
 
