@@ -28,6 +28,23 @@ async fn in_flight_entries(t: &TestNs) -> Vec<String> {
         .unwrap()
 }
 
+/// Asserts that `job`, leased by worker `w`, reads back as in flight on its first
+/// delivery, held by that delivery, and that an operator's delete is refused.
+async fn assert_held(q: &Queue<Ping>, job: &LeasedJob<Ping>, w: &WorkerId) {
+    let info = q.job(&job.id).await.unwrap().unwrap();
+    assert_eq!(info.state, JobState::InFlight);
+    assert_eq!(info.attempts, 1);
+    assert_eq!(info.owner.as_deref(), Some(job.token.as_str()));
+    assert_eq!(
+        q.in_flight_by_worker().await.unwrap().get(w.as_str()),
+        Some(&1)
+    );
+    assert_eq!(
+        q.delete_job(&job.id).await.unwrap(),
+        JobChange::Refused(JobState::InFlight)
+    );
+}
+
 /// The next job `w` leases from `q`, waiting up to two seconds for a delayed one to be due.
 async fn next_job(q: &Queue<Ping>, w: &WorkerId) -> LeasedJob<Ping> {
     for _ in 0..200 {
@@ -77,11 +94,8 @@ async fn a_lease_is_named_in_its_in_flight_entry_and_leaves_the_job_untouched() 
         "a lease writes no holder and no count into the job: {fields:?}"
     );
     // Read back, the job is in flight on its first delivery, held by this delivery.
-    let info = q.job(&job.id).await.unwrap().unwrap();
-    assert_eq!(info.state, JobState::InFlight);
-    assert_eq!(info.attempts, 1);
-    assert_eq!(info.owner.as_deref(), Some(job.token.as_str()));
-    assert!(info.at_ms.is_some());
+    assert_held(&q, &job, &w).await;
+    assert!(q.job(&job.id).await.unwrap().unwrap().at_ms.is_some());
     let listed = q
         .list(JobState::InFlight, &JobFilter::default(), 10)
         .await
@@ -94,14 +108,6 @@ async fn a_lease_is_named_in_its_in_flight_entry_and_leaves_the_job_untouched() 
             listed[0].owner.clone()
         ),
         (job.id.clone(), 1, Some(job.token.as_str().to_string()))
-    );
-    assert_eq!(
-        q.in_flight_by_worker().await.unwrap().get(w.as_str()),
-        Some(&1)
-    );
-    assert_eq!(
-        q.delete_job(&job.id).await.unwrap(),
-        JobChange::Refused(JobState::InFlight)
     );
 }
 
@@ -144,18 +150,8 @@ async fn an_earlier_versions_lease_is_listed_with_its_holder_and_reaped_counted_
     let job = leased_ping(&q, &w).await;
     as_an_earlier_versions_lease(&t, &job).await;
 
-    let info = q.job(&job.id).await.unwrap().unwrap();
-    assert_eq!(info.state, JobState::InFlight);
-    assert_eq!(info.attempts, 1, "its hash already counts the delivery");
-    assert_eq!(info.owner.as_deref(), Some(job.token.as_str()));
-    assert_eq!(
-        q.in_flight_by_worker().await.unwrap().get(w.as_str()),
-        Some(&1)
-    );
-    assert_eq!(
-        q.delete_job(&job.id).await.unwrap(),
-        JobChange::Refused(JobState::InFlight)
-    );
+    // Its hash already counts the delivery: read back, it is on its first all the same.
+    assert_held(&q, &job, &w).await;
 
     assert_eq!(q.reap_expired().await.unwrap(), 1);
     let fields = job_fields(&t, job.id.as_str()).await;
