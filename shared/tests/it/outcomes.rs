@@ -54,6 +54,23 @@ fn refreshed(at: chrono::DateTime<Utc>) -> LedgerOutcome {
     }
 }
 
+/// A result of `login` for date 1, fetched now, not stale.
+fn fresh_result<'a>(
+    login: &'a LoginId,
+    request_id: &'a RequestId,
+    accounts: &'a serde_json::value::RawValue,
+) -> ResultEntry<'a> {
+    ResultEntry {
+        login_id: login,
+        request_id,
+        routine_date: date(1),
+        fetched_at: Utc::now(),
+        last_refresh: None,
+        stale: false,
+        accounts,
+    }
+}
+
 struct Fixture {
     redis: TestRedis,
     ledger: Ledger,
@@ -265,15 +282,11 @@ async fn a_result_stored_over_a_failure_replaces_it_and_a_second_store_leaves_on
         .await
         .unwrap());
     let request_id = RequestId::new("r-9");
-    let entry = ResultEntry {
-        login_id: &login(1),
-        request_id: &request_id,
-        routine_date: date(1),
-        fetched_at: Utc::now(),
-        last_refresh: None,
-        stale: false,
-        accounts: &serde_json::value::to_raw_value(&serde_json::json!([])).unwrap(),
-    };
+    let (login_1, no_accounts) = (
+        login(1),
+        serde_json::value::to_raw_value(&serde_json::json!([])).unwrap(),
+    );
+    let entry = fresh_result(&login_1, &request_id, &no_accounts);
 
     let stored = f.outcomes.store_result(&sink, &entry).await.unwrap();
     let again = f.outcomes.store_result(&sink, &entry).await.unwrap();
@@ -308,15 +321,11 @@ async fn a_stored_result_reaches_the_registry_with_its_stream_id() {
     let f = fixture("outcomes-result").await;
     let sink = ResultsSink::new(f.redis.conn.clone(), &f.redis.keys, 1000);
     let request_id = RequestId::new("r-9");
-    let entry = ResultEntry {
-        login_id: &login(1),
-        request_id: &request_id,
-        routine_date: date(1),
-        fetched_at: Utc::now(),
-        last_refresh: None,
-        stale: false,
-        accounts: &serde_json::value::to_raw_value(&serde_json::json!([])).unwrap(),
-    };
+    let (login_1, no_accounts) = (
+        login(1),
+        serde_json::value::to_raw_value(&serde_json::json!([])).unwrap(),
+    );
+    let entry = fresh_result(&login_1, &request_id, &no_accounts);
     let stored = f.outcomes.store_result(&sink, &entry).await.unwrap();
     assert!(stored.newly_stored);
     assert_eq!(
@@ -347,15 +356,11 @@ async fn a_result_stored_by_its_jobs_ack_lands_as_a_store_would_and_once() {
     let request_id = RequestId::new("r-9");
     let accounts =
         serde_json::json!([{"AccountNumber": "1111000", "Balance": {"Current": 5105.50}}]);
-    let entry = ResultEntry {
-        login_id: &login(1),
-        request_id: &request_id,
-        routine_date: date(1),
-        fetched_at: Utc::now(),
-        last_refresh: None,
-        stale: false,
-        accounts: &serde_json::value::to_raw_value(&accounts).unwrap(),
-    };
+    let (login_1, raw_accounts) = (
+        login(1),
+        serde_json::value::to_raw_value(&accounts).unwrap(),
+    );
+    let entry = fresh_result(&login_1, &request_id, &raw_accounts);
     let answers: Arc<Mutex<Vec<Stored>>> = Arc::default();
     let write = |entry: &ResultEntry<'_>| {
         let seen = Arc::clone(&answers);

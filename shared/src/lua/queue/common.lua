@@ -33,6 +33,16 @@ local function job_key(id)
   return JOB_PREFIX .. id
 end
 
+-- `entry` split at its first '|': the text before it and the text after it, or nil when
+-- there is none. In-flight entries and pending entries are both split so.
+local function split_bar(entry)
+  local sep = string.find(entry, '|', 1, true)
+  if not sep then
+    return nil
+  end
+  return string.sub(entry, 1, sep - 1), string.sub(entry, sep + 1)
+end
+
 -- A lease's entry in the in-flight set: `<id>|<delivery token>`. The delivery that holds
 -- the lease is the entry itself, so removing the entry is the holder check (ZREM answers 1
 -- only for the holder), and leasing a job writes nothing to its hash: the delivery it
@@ -46,11 +56,11 @@ end
 -- An in-flight entry split: its job id and its delivery token, nil for an earlier
 -- version's entry (see `lease_entry`).
 local function lease_of(entry)
-  local sep = string.find(entry, '|', 1, true)
-  if not sep then
+  local id, token = split_bar(entry)
+  if not id then
     return entry, nil
   end
-  return string.sub(entry, 1, sep - 1), string.sub(entry, sep + 1)
+  return id, token
 end
 
 -- Calls `each(id, entry)` for every in-flight entry, in pages of 1,000; stops early when it
@@ -124,11 +134,11 @@ end
 -- A pending entry ("rank|id") split: its rank, nil unless an integer (a corrupt entry),
 -- and its id, nil when the entry has no separator at all.
 local function entry_rank_and_id(entry)
-  local sep = string.find(entry, '|', 1, true)
-  if not sep then
+  local rank, id = split_bar(entry)
+  if not rank then
     return nil, nil
   end
-  return int(string.sub(entry, 1, sep - 1), nil), string.sub(entry, sep + 1)
+  return int(rank, nil), id
 end
 
 -- The later of two pending entries ("rank|id", or false for none): the one of the higher
