@@ -48,7 +48,7 @@ use tower::{Layer, Service};
 use super::config::QueueConfig;
 use super::core::Queue;
 use super::error::QueueError;
-use super::handoff::{AckFetch, Acker, Handoff, Held};
+use super::handoff::{AckFetch, Acker, Handoff, Held, ACK_CLAIMS_BUFFERED};
 use super::lease::{Heartbeat, HeldJobs};
 use super::metrics_names as m;
 use super::types::{
@@ -179,9 +179,9 @@ impl<T> RedisBackend<T> {
         self
     }
 
-    /// Each ack also leases the next job (one script call per job instead of two) while
-    /// fewer than `batch` jobs are buffered and the fetch gate, if any, is
-    /// [open now](FetchGate::open_now); see `handoff.rs`.
+    /// Each ack also leases the next job, for the handler slot it frees (one script call per
+    /// job instead of two), while fewer than `batch` jobs, and at least 8, are buffered and
+    /// the fetch gate, if any, is [open now](FetchGate::open_now); see `handoff.rs`.
     pub fn with_ack_fetch(mut self) -> Self {
         self.ack_fetch = true;
         self
@@ -423,7 +423,7 @@ impl<T: DeserializeOwned + Send + 'static> BackendConfig for RedisBackend<T> {
                 worker: self.worker.clone(),
                 held: self.held.clone(),
                 handoff: Arc::clone(&self.buffer),
-                buffer: self.batch,
+                buffer: self.batch.max(ACK_CLAIMS_BUFFERED),
                 gate: self.gate.clone(),
             }) as Arc<dyn Acker>
         });

@@ -117,6 +117,15 @@ pub(crate) trait Acker: Send + Sync {
     ) -> BoxFuture<'a, Result<bool, QueueError>>;
 }
 
+/// The handoff's size below which an ack still leases a job, when the backend's fetch batch
+/// is smaller. An ack frees its handler's slot and leases one job for it, so the handoff
+/// holds more than a job or two only when many acks come back together (one read of Redis'
+/// replies completes them all) before the worker takes the jobs out. A bound of the fetch
+/// batch (1 for the authorize queue) would leave every ack sent while an earlier ack's job
+/// still waits without a claim, and its slot to a separate, gated fetch of one job: with
+/// eight slots, about one fetch for every three jobs.
+pub(crate) const ACK_CLAIMS_BUFFERED: usize = 8;
+
 /// Acks that lease the next job into the backend's handoff while it holds fewer than
 /// `buffer` jobs and `gate` is open now.
 pub(crate) struct AckFetch<T> {

@@ -178,3 +178,56 @@ async fn graceful_stop_with_ack_fetch_leaves_nothing_leased_and_spends_no_attemp
         assert_eq!(job.attempt, 1, "job {} spent an attempt", job.job.n);
     }
 }
+
+async fn staggered_handler(job: Ping, runs: Data<Runs>) -> Result<(), BoxDynError> {
+    runs.record(job.n);
+    tokio::time::sleep(Duration::from_millis(1 + job.n % 3)).await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn acks_that_finish_together_each_claim_the_next_job_for_the_slot_they_free() {
+    // Eight slots, handlers of a few ms: acks come back in bursts, each sent while a job an
+    // earlier ack leased may still wait in the handoff. Every ack frees a slot, so each
+    // leases a job for it: the gated fetches are the first fill of the slots and the last
+    // looks at an empty queue (about 15), not one for every few jobs (about 58 with acks
+    // that claim only into an empty handoff).
+    let name = "ackfetch-burst";
+    let t = TestNs::new(name).await;
+    let q: Queue<Ping> = t.queue(t.config("q"));
+    let jobs = 160;
+    q.enqueue_many((0..jobs).map(|n| (Ping { n }, EnqueueOptions::default())))
+        .await
+        .unwrap();
+    let gate = Arc::new(CountingGate {
+        waits: AtomicUsize::new(0),
+        open_now: true,
+    });
+    let runs = Runs::default();
+    let stop = CancellationToken::new();
+    let worker = WorkerBuilder::new(name)
+        .backend(
+            RedisBackend::new(q.clone())
+                .with_ack_fetch()
+                .with_fetch_gate(gate.clone()),
+        )
+        .data(runs.clone())
+        .layer(ConcurrencyLimitLayer::new(8))
+        .build(staggered_handler);
+    let handle = tokio::spawn(worker.run_until(stop_signal(&stop)));
+    let done = eventually(Duration::from_secs(15), || async {
+        q.stats().await.unwrap().succeeded_total == jobs
+    })
+    .await;
+    let waits = gate.waits.load(Ordering::SeqCst);
+    stop.cancel();
+    handle.await.unwrap().unwrap();
+    assert!(done, "{:?}", q.stats().await.unwrap());
+    let runs = runs.get();
+    assert_eq!(runs.len(), jobs as usize);
+    assert!(runs.values().all(|&r| r == 1), "double run: {runs:?}");
+    assert!(
+        waits <= 30,
+        "acks kept the slots filled: {waits} gated fetches for {jobs} jobs"
+    );
+}
