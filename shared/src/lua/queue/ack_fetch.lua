@@ -51,13 +51,10 @@ if ARGV[c + 5] then
       or k ~= #KEYS - before or c + 6 + a ~= #ARGV then
     return redis.error_reply('ack_fetch: invalid attached write')
   end
-  local keys, args = {}, {}
-  for i = #KEYS - k + 1, #KEYS do
-    keys[#keys + 1] = KEYS[i]
-  end
-  for i = c + 7, c + 6 + a do
-    args[#args + 1] = ARGV[i]
-  end
+  -- Each copied in one step: a table built by appending grows (and is reallocated) about
+  -- log2(n) times, which for the forty-odd arguments of a ledger write cost the call about
+  -- 2 us of Redis' CPU (unpack takes up to about 8,000 values; a write has tens).
+  local keys, args = { unpack(KEYS, #KEYS - k + 1, #KEYS) }, { unpack(ARGV, c + 7, c + 6 + a) }
   written = ack_write(keys, args) or 0
   if type(written) == 'table' and written.err then
     return written
