@@ -231,11 +231,8 @@ end
 -- Appends the result to the results stream; returns the outcome's JSON naming the entry,
 -- and the entry's id.
 local function append_result(json)
-  local fields = {}
-  for i = stream_at + 1, #ARGV do
-    fields[#fields + 1] = ARGV[i]
-  end
-  local id = redis.call('XADD', K_STREAM, 'MAXLEN', '~', ARGV[stream_at], '*', unpack(fields))
+  local id = redis.call('XADD', K_STREAM, 'MAXLEN', '~', ARGV[stream_at], '*',
+    unpack(ARGV, stream_at + 1, #ARGV))
   return (string.gsub(json, '__RESULTS_STREAM_ID__', id)), id
 end
 

@@ -38,11 +38,7 @@ local function apply_outcome(key, score, n, first, last)
   if held and held > at then
     return 0
   end
-  local set = {}
-  for i = first, clear_from - 1 do
-    set[#set + 1] = ARGV[i]
-  end
-  redis.call('HSET', key, 'last_outcome_ms', score, unpack(set))
+  redis.call('HSET', key, 'last_outcome_ms', score, unpack(ARGV, first, clear_from - 1))
   local present = {}
   for i = clear_from, last do
     if held_fields[3 + i - clear_from] then
