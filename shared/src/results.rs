@@ -618,37 +618,53 @@ pub fn decode_entry(
 /// holds, whatever layout Flinks sent. Strings, numbers and the order of keys stay as
 /// sent. Borrows when there is nothing to take out, as with a compact answer. Works on
 /// bytes: no byte of a multi-byte UTF-8 character is ASCII, so none is mistaken for a
-/// quote or a space.
+/// quote or a space. A string is skipped to its closing quote with `memchr` (account data
+/// is mostly strings), so only the bytes between tokens are looked at one by one (every
+/// byte one by one is 2.6% of a worker's CPU in the pipeline benchmark's profile).
 fn compact_json(json: &str) -> std::borrow::Cow<'_, str> {
     let bytes = json.as_bytes();
     let mut out: Option<Vec<u8>> = None;
-    let (mut in_string, mut escaped) = (false, false);
-    for (i, &b) in bytes.iter().enumerate() {
-        let drop = if in_string {
-            match (escaped, b) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_string = false,
-                _ => {}
+    // bytes[..kept] are dealt with: copied to `out` when there is one.
+    let mut kept = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => i = string_end(bytes, i + 1),
+            b' ' | b'\n' | b'\r' | b'\t' => {
+                let out = out.get_or_insert_with(|| Vec::with_capacity(bytes.len()));
+                out.extend_from_slice(&bytes[kept..i]);
+                i += 1;
+                kept = i;
             }
-            false
-        } else {
-            in_string = b == b'"';
-            matches!(b, b' ' | b'\n' | b'\r' | b'\t')
-        };
-        match (&mut out, drop) {
-            (None, true) => out = Some(bytes[..i].to_vec()),
-            (Some(out), false) => out.push(b),
-            _ => {}
+            _ => i += 1,
         }
     }
     match out {
         // Only ASCII whitespace was taken out: still UTF-8.
-        Some(out) => String::from_utf8(out)
-            .expect("whitespace removed from UTF-8")
-            .into(),
+        Some(mut out) => {
+            out.extend_from_slice(&bytes[kept..]);
+            String::from_utf8(out)
+                .expect("whitespace removed from UTF-8")
+                .into()
+        }
         None => json.into(),
     }
+}
+
+/// The index just past the quote that closes the string whose text starts at `from` (the
+/// end of `bytes` when it is not closed).
+fn string_end(bytes: &[u8], mut from: usize) -> usize {
+    while let Some(at) = bytes
+        .get(from..)
+        .and_then(|rest| memchr::memchr2(b'"', b'\\', rest))
+    {
+        if bytes[from + at] == b'"' {
+            return from + at + 1;
+        }
+        // A backslash: the byte after it is escaped, whatever it is.
+        from += at + 2;
+    }
+    bytes.len()
 }
 
 #[cfg(test)]
@@ -677,5 +693,20 @@ mod tests {
             compact_json("[{\"A\":1}]"),
             std::borrow::Cow::Borrowed(_)
         ));
+    }
+
+    #[test]
+    fn compact_json_finds_the_end_of_strings_that_end_in_escapes() {
+        // A string ending in an escaped backslash, one holding an escaped quote and then a
+        // space, and an escape as the very last bytes of a string.
+        let sent = "{ \"a\" : \"x\\\\\" , \"b\":\"q\\\" \" ,\"c\" :[ \"\\\\\" ] }";
+        assert_eq!(
+            compact_json(sent),
+            "{\"a\":\"x\\\\\",\"b\":\"q\\\" \",\"c\":[\"\\\\\"]}"
+        );
+        let a: serde_json::Value = serde_json::from_str(sent).unwrap();
+        let b: serde_json::Value = serde_json::from_str(&compact_json(sent)).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(compact_json(" \"unclosed \\\" x"), "\"unclosed \\\" x");
     }
 }
