@@ -4,6 +4,7 @@
 mod ack_fetch;
 mod ack_write;
 mod apalis_worker;
+mod arrivals;
 mod chain;
 mod clock;
 mod core;
