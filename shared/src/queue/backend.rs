@@ -42,7 +42,6 @@ use apalis_core::worker::context::WorkerContext;
 use futures::future::BoxFuture;
 use futures::FutureExt;
 use serde::de::DeserializeOwned;
-use tokio::sync::futures::OwnedNotified;
 use tokio_util::sync::CancellationToken;
 use tower::{Layer, Service};
 
@@ -135,9 +134,6 @@ pub struct RedisBackend<T> {
     /// Set by the fetch future once it passed the gate (and so may lease jobs).
     fetch_claiming: Arc<AtomicBool>,
     sleep: Option<Pin<Box<tokio::time::Sleep>>>,
-    /// Taken before each fetch: completes when this process queues a job ready now in this
-    /// queue, which cuts short the pause after a fetch that found nothing.
-    arrival: Option<Pin<Box<OwnedNotified>>>,
     errors_in_a_row: u32,
     heartbeat: Option<Heartbeat>,
     releasing: Option<BoxFuture<'static, ()>>,
@@ -169,7 +165,6 @@ impl<T> RedisBackend<T> {
             fetching: None,
             fetch_claiming: Arc::new(AtomicBool::new(false)),
             sleep: None,
-            arrival: None,
             errors_in_a_row: 0,
             heartbeat: None,
             releasing: None,
@@ -313,21 +308,12 @@ impl<T: DeserializeOwned + Send + 'static> Backend for RedisBackend<T> {
                 return Poll::Ready(Some(Ok(self.to_task(job))));
             }
             if let Some(sleep) = self.sleep.as_mut() {
-                // A job this process queued meanwhile ends the pause after an empty fetch (an
-                // error's backoff has no arrival to wait for).
-                let arrived = self
-                    .arrival
-                    .as_mut()
-                    .is_some_and(|arrival| arrival.as_mut().poll(cx).is_ready());
-                if !arrived && sleep.as_mut().poll(cx).is_pending() {
+                if sleep.as_mut().poll(cx).is_pending() {
                     return Poll::Pending;
                 }
                 self.sleep = None;
-                self.arrival = None;
             }
             if self.fetching.is_none() {
-                // Before the fetch, so a job queued while it runs is not missed.
-                self.arrival = Some(Box::pin(self.queue.arrival()));
                 self.start_fetch();
             }
             let fetching = self.fetching.as_mut().expect("fetch started");
@@ -345,7 +331,6 @@ impl<T: DeserializeOwned + Send + 'static> Backend for RedisBackend<T> {
                 }
                 Ok(jobs) => {
                     self.errors_in_a_row = 0;
-                    self.arrival = None;
                     if let Err(jobs) = self.buffer.push(jobs) {
                         // Closed meanwhile: poll_close releases what it drains.
                         self.unreleased.extend(jobs);
@@ -353,7 +338,6 @@ impl<T: DeserializeOwned + Send + 'static> Backend for RedisBackend<T> {
                 }
                 Err(e) => {
                     self.errors_in_a_row += 1;
-                    self.arrival = None;
                     let wait = Duration::from_millis(100)
                         .saturating_mul(1 << self.errors_in_a_row.min(6))
                         .min(Duration::from_secs(5));

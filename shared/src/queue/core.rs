@@ -12,9 +12,7 @@ use crate::redis_conn::RedisConn;
 use redis::{Script, ScriptInvocation};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tokio::sync::Notify;
 
-use super::arrivals;
 use super::clock::RedisClock;
 use super::config::QueueConfig;
 use super::error::QueueError;
@@ -49,8 +47,6 @@ pub struct Queue<T> {
     clock: Arc<RedisClock>,
     /// Whether a leasing call may promote due delayed jobs (see `promote_gate.rs`).
     promote_gate: Arc<PromoteGate>,
-    /// Told when this process queues a job ready now (see `arrivals.rs`).
-    arrivals: Arc<Notify>,
     _job: PhantomData<fn() -> T>,
 }
 
@@ -63,7 +59,6 @@ impl<T> Clone for Queue<T> {
             reads: Arc::clone(&self.reads),
             clock: Arc::clone(&self.clock),
             promote_gate: Arc::clone(&self.promote_gate),
-            arrivals: Arc::clone(&self.arrivals),
             _job: PhantomData,
         }
     }
@@ -81,11 +76,9 @@ impl<T> std::fmt::Debug for Queue<T> {
 impl<T> Queue<T> {
     /// A queue over an existing connection (see [`super::connect`]).
     pub fn new(conn: RedisConn, keys: &KeySpace, config: QueueConfig) -> Self {
-        let keys = QueueKeys::new(keys, &config.name);
         Self {
             conn,
-            arrivals: arrivals::notifier(keys.get(super::keys::READY)),
-            keys: Arc::new(keys),
+            keys: Arc::new(QueueKeys::new(keys, &config.name)),
             reads: Arc::from([]),
             clock: Arc::default(),
             promote_gate: Arc::new(PromoteGate::new(config.promote_every)),
@@ -112,7 +105,6 @@ impl<T> Queue<T> {
             reads: Arc::clone(&self.reads),
             clock: Arc::clone(&self.clock),
             promote_gate: Arc::clone(&self.promote_gate),
-            arrivals: Arc::clone(&self.arrivals),
             _job: PhantomData,
         }
     }
@@ -563,13 +555,6 @@ impl<T: Serialize> Queue<T> {
             m::JOBS_ENQUEUED_TOTAL,
             out.iter().filter(|e| e.is_new()).count() as u64,
         );
-        if out
-            .iter()
-            .zip(&batch)
-            .any(|(e, (_, opts))| e.is_new() && delay_ms(opts) == 0)
-        {
-            self.arrivals.notify_waiters();
-        }
         Ok(out)
     }
 }
@@ -763,22 +748,11 @@ impl<T: DeserializeOwned> Queue<T> {
         Ok((acked, jobs))
     }
 
-    /// Counts a chained job that was queued, and wakes this process's idle backends of its
-    /// queue when it is ready now.
     fn count_chained(&self, chained: &ChainedJob, enqueued: &Enqueued) {
         if enqueued.is_new() {
             metrics::counter!(m::JOBS_ENQUEUED_TOTAL, "queue" => chained.queue.clone())
                 .increment(1);
-            if chained.delay_ms == 0 {
-                arrivals::announce(&chained.keys[0]);
-            }
         }
-    }
-
-    /// Completes once this process queues a job ready now in this queue (see
-    /// `arrivals.rs`), counting from when it is called, even before its first poll.
-    pub(crate) fn arrival(&self) -> tokio::sync::futures::OwnedNotified {
-        Arc::clone(&self.arrivals).notified_owned()
     }
 
     /// `ack_fetch.lua` (with the write's script when there is one): the ack, the chained

@@ -95,7 +95,6 @@
 //! expires, never while its lease is alive. Every delivery counts as an attempt, so
 //! `max_attempts` bounds how often a job can run, crashes included.
 
-mod arrivals;
 mod backend;
 mod clock;
 mod config;

@@ -14,8 +14,7 @@ use shared::queue::{
 };
 use tokio_util::sync::CancellationToken;
 
-use super::apalis_worker::{stop_signal, Runs};
-use super::arrivals::{recording_handler, Fetches, LONG_POLL};
+use super::apalis_worker::stop_signal;
 use super::{eventually, leased_ns, leased_ping, Ping, TestNs};
 
 /// `Ping { n }` prepared for `second` on one Redis.
@@ -356,43 +355,4 @@ async fn what_a_handler_chained_is_queued_even_when_its_lease_is_lost_afterwards
     );
     let w = WorkerId::generate();
     assert_eq!(second.fetch(&w, 1).await.unwrap()[0].job, Ping { n: 101 });
-}
-
-#[tokio::test]
-async fn an_idle_worker_of_the_other_queue_runs_a_chained_job_without_waiting_out_its_poll_interval(
-) {
-    let Some(Pair { t, first, second }) = Pair::new("chain-wake", |_| ()).await else {
-        return;
-    };
-    let mut config = t.config("second");
-    config.poll_interval = LONG_POLL;
-    let idle_second: Queue<Ping> = t.queue(config);
-    let fetches = std::sync::Arc::new(Fetches::default());
-    let runs = Runs::default();
-    let stop = CancellationToken::new();
-    let second_worker = WorkerBuilder::new("chain-wake-second")
-        .backend(RedisBackend::new(idle_second).with_fetch_gate(fetches.clone()))
-        .data(runs.clone())
-        .build(recording_handler);
-    let second_handle = tokio::spawn(second_worker.run_until(stop_signal(&stop)));
-    fetches.until_idle().await;
-
-    first
-        .enqueue(&Ping { n: 0 }, EnqueueOptions::default())
-        .await
-        .unwrap();
-    let first_worker = WorkerBuilder::new("chain-wake-first")
-        .backend(RedisBackend::new(first.clone()).with_ack_fetch())
-        .data(second.clone())
-        .build(chaining_handler);
-    let first_handle = tokio::spawn(first_worker.run_until(stop_signal(&stop)));
-    let ran = eventually(Duration::from_secs(5), || async {
-        runs.get().contains_key(&100)
-    })
-    .await;
-    stop.cancel();
-    first_handle.await.unwrap().unwrap();
-    second_handle.await.unwrap().unwrap();
-
-    assert!(ran, "the chained job waited for the next poll");
 }

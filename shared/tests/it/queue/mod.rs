@@ -4,7 +4,6 @@
 mod ack_fetch;
 mod ack_write;
 mod apalis_worker;
-mod arrivals;
 mod chain;
 mod clock;
 mod core;
