@@ -82,17 +82,19 @@ impl FetchGate for CountingGate {
     }
 }
 
-async fn quick_handler(job: Ping, runs: Data<Runs>) -> Result<(), BoxDynError> {
+/// Runs in 1-3 ms, so the acks of jobs run side by side come back at different moments.
+async fn staggered_handler(job: Ping, runs: Data<Runs>) -> Result<(), BoxDynError> {
     runs.record(job.n);
+    tokio::time::sleep(Duration::from_millis(1 + job.n % 3)).await;
     Ok(())
 }
 
-/// Runs 40 jobs through one worker (one at a time) with ack-and-fetch behind `gate`; returns
-/// the runs per job and how often the gate was awaited.
-async fn drain_with_ack_fetch(name: &str, open_now: bool) -> (Runs, usize) {
+/// Runs `jobs` jobs through one worker with `slots` handler slots and ack-and-fetch behind
+/// a gate open now or not; checks each ran once and returns how often the gate was awaited.
+async fn drain_with_ack_fetch(name: &str, open_now: bool, jobs: u64, slots: usize) -> usize {
     let t = TestNs::new(name).await;
     let q: Queue<Ping> = t.queue(t.config("q"));
-    q.enqueue_many((0..40).map(|n| (Ping { n }, EnqueueOptions::default())))
+    q.enqueue_many((0..jobs).map(|n| (Ping { n }, EnqueueOptions::default())))
         .await
         .unwrap();
     let gate = Arc::new(CountingGate {
@@ -108,11 +110,11 @@ async fn drain_with_ack_fetch(name: &str, open_now: bool) -> (Runs, usize) {
                 .with_fetch_gate(gate.clone()),
         )
         .data(runs.clone())
-        .layer(ConcurrencyLimitLayer::new(1))
-        .build(quick_handler);
+        .layer(ConcurrencyLimitLayer::new(slots))
+        .build(staggered_handler);
     let handle = tokio::spawn(worker.run_until(stop_signal(&stop)));
     let done = eventually(Duration::from_secs(15), || async {
-        q.stats().await.unwrap().succeeded_total == 40
+        q.stats().await.unwrap().succeeded_total == jobs
     })
     .await;
     let waits_at_drain = gate.waits.load(Ordering::SeqCst);
@@ -121,16 +123,16 @@ async fn drain_with_ack_fetch(name: &str, open_now: bool) -> (Runs, usize) {
     let s = q.stats().await.unwrap();
     assert!(done, "{s:?}");
     assert_eq!((s.ready, s.in_flight, s.dead), (0, 0, 0), "{s:?}");
-    (runs, waits_at_drain)
+    let runs = runs.get();
+    assert_eq!(runs.len(), jobs as usize);
+    assert!(runs.values().all(|&r| r == 1), "double run: {runs:?}");
+    waits_at_drain
 }
 
 #[tokio::test]
 async fn a_worker_with_ack_fetch_runs_every_job_once_mostly_without_separate_fetches() {
-    let (runs, waits) = drain_with_ack_fetch("ackfetch-worker", true).await;
+    let waits = drain_with_ack_fetch("ackfetch-worker", true, 40, 1).await;
 
-    let runs = runs.get();
-    assert_eq!(runs.len(), 40);
-    assert!(runs.values().all(|&r| r == 1), "double run: {runs:?}");
     assert!(
         waits < 20,
         "most jobs came with an ack, not a gated fetch: {waits} fetches for 40 jobs"
@@ -139,11 +141,8 @@ async fn a_worker_with_ack_fetch_runs_every_job_once_mostly_without_separate_fet
 
 #[tokio::test]
 async fn ack_fetch_never_claims_behind_a_gate_that_is_not_open_now() {
-    let (runs, waits) = drain_with_ack_fetch("ackfetch-gated", false).await;
+    let waits = drain_with_ack_fetch("ackfetch-gated", false, 40, 1).await;
 
-    let runs = runs.get();
-    assert_eq!(runs.len(), 40);
-    assert!(runs.values().all(|&r| r == 1), "double run: {runs:?}");
     assert!(
         waits >= 40,
         "every claim waited for the gate: {waits} waits for 40 jobs"
@@ -179,12 +178,6 @@ async fn graceful_stop_with_ack_fetch_leaves_nothing_leased_and_spends_no_attemp
     }
 }
 
-async fn staggered_handler(job: Ping, runs: Data<Runs>) -> Result<(), BoxDynError> {
-    runs.record(job.n);
-    tokio::time::sleep(Duration::from_millis(1 + job.n % 3)).await;
-    Ok(())
-}
-
 #[tokio::test]
 async fn acks_that_finish_together_each_claim_the_next_job_for_the_slot_they_free() {
     // Eight slots, handlers of a few ms: acks come back in bursts, each sent while a job an
@@ -192,42 +185,10 @@ async fn acks_that_finish_together_each_claim_the_next_job_for_the_slot_they_fre
     // leases a job for it: the gated fetches are the first fill of the slots and the last
     // looks at an empty queue (about 15), not one for every few jobs (about 58 with acks
     // that claim only into an empty handoff).
-    let name = "ackfetch-burst";
-    let t = TestNs::new(name).await;
-    let q: Queue<Ping> = t.queue(t.config("q"));
-    let jobs = 160;
-    q.enqueue_many((0..jobs).map(|n| (Ping { n }, EnqueueOptions::default())))
-        .await
-        .unwrap();
-    let gate = Arc::new(CountingGate {
-        waits: AtomicUsize::new(0),
-        open_now: true,
-    });
-    let runs = Runs::default();
-    let stop = CancellationToken::new();
-    let worker = WorkerBuilder::new(name)
-        .backend(
-            RedisBackend::new(q.clone())
-                .with_ack_fetch()
-                .with_fetch_gate(gate.clone()),
-        )
-        .data(runs.clone())
-        .layer(ConcurrencyLimitLayer::new(8))
-        .build(staggered_handler);
-    let handle = tokio::spawn(worker.run_until(stop_signal(&stop)));
-    let done = eventually(Duration::from_secs(15), || async {
-        q.stats().await.unwrap().succeeded_total == jobs
-    })
-    .await;
-    let waits = gate.waits.load(Ordering::SeqCst);
-    stop.cancel();
-    handle.await.unwrap().unwrap();
-    assert!(done, "{:?}", q.stats().await.unwrap());
-    let runs = runs.get();
-    assert_eq!(runs.len(), jobs as usize);
-    assert!(runs.values().all(|&r| r == 1), "double run: {runs:?}");
+    let waits = drain_with_ack_fetch("ackfetch-burst", true, 160, 8).await;
+
     assert!(
         waits <= 30,
-        "acks kept the slots filled: {waits} gated fetches for {jobs} jobs"
+        "acks kept the slots filled: {waits} gated fetches for 160 jobs"
     );
 }
