@@ -19,6 +19,7 @@ use std::fmt;
 use std::time::Duration;
 
 use serde_json::Value;
+use url::Url;
 
 use super::classify::{Classification, TransportKind};
 use crate::domain::{FlinksCode, LoginId, RequestId};
@@ -127,17 +128,22 @@ impl fmt::Display for Endpoint {
     }
 }
 
-/// One finished call, as logged and counted.
+/// One finished call, as logged and counted. Its trace fields (the redacted body, the
+/// login's fingerprint, the shortened URL) are derived here, and only when the event is
+/// kept.
 pub(crate) struct ApiCall<'a> {
     pub(crate) endpoint: Endpoint,
     pub(crate) method: &'a str,
-    pub(crate) url: &'a str,
-    /// The login, already as `TRACE_LOGIN_IDS` shows it (fingerprint or full).
-    pub(crate) login: Option<&'a str>,
-    /// Already redacted with [`redact_body`].
+    pub(crate) url: &'a Url,
+    /// The login the call is about.
+    pub(crate) login: Option<&'a LoginId>,
+    /// The body as sent: the trace shows it redacted with [`redact_body`].
     pub(crate) request_body: Option<&'a Value>,
+    /// `TRACE_LOGIN_IDS=full`: the trace shows LoginIds as they are, not fingerprinted.
+    pub(crate) keep_login_ids: bool,
     pub(crate) status: Option<u16>,
     pub(crate) code: Option<&'a FlinksCode>,
+    /// Flinks' `Message`, already scrubbed with [`scrub_login_ids`] and cut.
     pub(crate) message: Option<&'a str>,
     pub(crate) request_id: Option<&'a RequestId>,
     pub(crate) transport: Option<TransportKind>,
@@ -163,44 +169,17 @@ pub(crate) fn outcome_label(status: Option<u16>, transport: Option<TransportKind
 pub(crate) fn record(call: &ApiCall<'_>) {
     let outcome = outcome_label(call.status, call.transport);
     let endpoint = call.endpoint.as_str();
-    // When the call started; the log line's own `timestamp` is when it ended.
-    let started_at = (chrono::Utc::now()
-        - chrono::Duration::from_std(call.latency).unwrap_or_default())
-    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    let body = call.request_body.map(Value::to_string);
-    let latency_ms = u64::try_from(call.latency.as_millis()).unwrap_or(u64::MAX);
-    let code = call.code.map(FlinksCode::as_str);
-    // Shortened: the full RequestId is a session token (see `RequestId`'s Display).
-    let request_id = call.request_id.map(RequestId::to_string);
-    let transport = call.transport.map(|kind| kind.as_str());
-    let class = call.class.as_str();
-
-    macro_rules! emit {
-        ($level:ident) => {
-            tracing::$level!(
-                target: API_CALL_TARGET,
-                started_at = %started_at,
-                endpoint,
-                method = call.method,
-                url = call.url,
-                login = call.login,
-                request_body = body.as_deref(),
-                http_status = call.status,
-                flinks_code = code,
-                flinks_message = call.message,
-                request_id = request_id.as_deref(),
-                transport,
-                latency_ms,
-                outcome = class,
-                result = outcome,
-                "flinks api call"
-            )
-        };
-    }
-    if matches!(call.status, Some(200..=299)) && call.transport.is_none() {
-        emit!(info);
+    let succeeded = matches!(call.status, Some(200..=299)) && call.transport.is_none();
+    // The event's fields cost two SHA-256 fingerprints, a redacted copy of the body and a
+    // formatted time per call: with the event filtered out (RUST_LOG=warn keeps only the
+    // failed calls' events) they are not built, and the call costs its metrics alone.
+    let kept = if succeeded {
+        tracing::enabled!(target: API_CALL_TARGET, tracing::Level::INFO)
     } else {
-        emit!(warn);
+        tracing::enabled!(target: API_CALL_TARGET, tracing::Level::WARN)
+    };
+    if kept {
+        emit(call, succeeded, outcome);
     }
 
     metrics::counter!(
@@ -218,6 +197,78 @@ pub(crate) fn record(call: &ApiCall<'_>) {
     );
     if let (true, Some(code)) = (failed, call.code) {
         metrics::counter!(FLINKS_ERRORS_TOTAL, "flinks_code" => code.as_label()).increment(1);
+    }
+}
+
+/// The call's trace event: `info` for a call that succeeded, `warn` otherwise.
+fn emit(call: &ApiCall<'_>, succeeded: bool, outcome: &'static str) {
+    let endpoint = call.endpoint.as_str();
+    // When the call started; the log line's own `timestamp` is when it ended.
+    let started_at = (chrono::Utc::now()
+        - chrono::Duration::from_std(call.latency).unwrap_or_default())
+    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let url = traced_url(call.endpoint, call.url);
+    let login = call
+        .login
+        .map(|login| traced_login(login, call.keep_login_ids));
+    let body = call
+        .request_body
+        .map(|body| redact_body(body, call.keep_login_ids).to_string());
+    let latency_ms = u64::try_from(call.latency.as_millis()).unwrap_or(u64::MAX);
+    let code = call.code.map(FlinksCode::as_str);
+    // Shortened: the full RequestId is a session token (see `RequestId`'s Display).
+    let request_id = call.request_id.map(RequestId::to_string);
+    let transport = call.transport.map(|kind| kind.as_str());
+    let class = call.class.as_str();
+
+    macro_rules! emit {
+        ($level:ident) => {
+            tracing::$level!(
+                target: API_CALL_TARGET,
+                started_at = %started_at,
+                endpoint,
+                method = call.method,
+                url = url.as_str(),
+                login = login.as_deref(),
+                request_body = body.as_deref(),
+                http_status = call.status,
+                flinks_code = code,
+                flinks_message = call.message,
+                request_id = request_id.as_deref(),
+                transport,
+                latency_ms,
+                outcome = class,
+                result = outcome,
+                "flinks api call"
+            )
+        };
+    }
+    if succeeded {
+        emit!(info);
+    } else {
+        emit!(warn);
+    }
+}
+
+/// How a trace names `login`: its fingerprint, or the LoginId itself with
+/// `TRACE_LOGIN_IDS=full` (`keep_login_ids`).
+pub(crate) fn traced_login(login: &LoginId, keep_login_ids: bool) -> String {
+    if keep_login_ids {
+        login.as_str().to_owned()
+    } else {
+        login.fingerprint()
+    }
+}
+
+/// The call's URL for the trace: GetAccountsDetailAsync's RequestId segment shortened like
+/// any RequestId (a session token).
+fn traced_url(endpoint: Endpoint, url: &Url) -> String {
+    let url = url.as_str();
+    match (endpoint, url.rsplit_once('/')) {
+        (Endpoint::GetAccountsDetailAsync, Some((base, segment))) => {
+            format!("{base}/{}", RequestId::new(segment))
+        }
+        _ => url.to_owned(),
     }
 }
 

@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 use tracing::field::Empty;
 use url::Url;
 
-use super::call_log::{self, redact_body, scrub_login_ids, ApiCall, Endpoint};
+use super::call_log::{self, scrub_login_ids, ApiCall, Endpoint};
 use super::classify::{classify_answer, classify_transport, Answer, Classification, TransportKind};
 use super::config::{FlinksConfig, TraceLoginIds};
 use super::error::{Error, Failure};
@@ -471,10 +471,10 @@ impl FlinksClient {
 
     /// How the trace names `login` (`TRACE_LOGIN_IDS`).
     fn traced(&self, login: &LoginId) -> String {
-        match self.inner.config.trace_login_ids {
-            TraceLoginIds::Fingerprint => login.fingerprint(),
-            TraceLoginIds::Full => login.as_str().to_owned(),
-        }
+        call_log::traced_login(
+            login,
+            self.inner.config.trace_login_ids == TraceLoginIds::Full,
+        )
     }
 
     fn api_key_header(&self) -> Option<(HeaderName, HeaderValue)> {
@@ -520,10 +520,6 @@ impl FlinksClient {
     ) -> Result<Reply<T>, Error> {
         let started = Instant::now();
         let keep_login_ids = self.inner.config.trace_login_ids == TraceLoginIds::Full;
-        let logged_body = call
-            .body
-            .as_ref()
-            .map(|body| redact_body(body, keep_login_ids));
         let mut request = self
             .inner
             .http
@@ -626,13 +622,13 @@ impl FlinksClient {
         if let (true, Some(request_id)) = (call.records_request_id, &failure.request_id) {
             tracing::Span::current().record("request_id", tracing::field::display(request_id));
         }
-        let logged_url = logged_url(call.endpoint, &call.url);
         call_log::record(&ApiCall {
             endpoint: call.endpoint,
             method: call.method.as_str(),
-            url: &logged_url,
-            login: call.login.map(|login| self.traced(login)).as_deref(),
-            request_body: logged_body.as_ref(),
+            url: &call.url,
+            login: call.login,
+            request_body: call.body.as_ref(),
+            keep_login_ids,
             status: failure.status,
             code: failure.code.as_ref(),
             message: failure.message.as_deref(),
@@ -779,18 +775,6 @@ fn first_token(body: &[u8]) -> Option<u8> {
     body.iter()
         .copied()
         .find(|byte| !byte.is_ascii_whitespace())
-}
-
-/// The call's URL for the trace: GetAccountsDetailAsync's RequestId segment shortened like
-/// `RequestId`'s Display, as the full value is a session token.
-fn logged_url(endpoint: Endpoint, url: &Url) -> String {
-    let url = url.as_str();
-    match (endpoint, url.rsplit_once('/')) {
-        (Endpoint::GetAccountsDetailAsync, Some((base, segment))) => {
-            format!("{base}/{}", RequestId::new(segment))
-        }
-        _ => url.to_owned(),
-    }
 }
 
 /// Unwraps a reply of an endpoint that does not accept pending. `execute` already turns a
