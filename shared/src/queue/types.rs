@@ -103,10 +103,13 @@ impl fmt::Display for WorkerId {
 pub struct DeliveryToken(String);
 
 impl DeliveryToken {
-    /// A fresh token for one fetch by `worker`.
+    /// A fresh token for one fetch by `worker`: 48 random bits as 12 hex digits, from the
+    /// thread's CSPRNG (seeded from the OS), not a system call per token: a worker makes
+    /// one for every job it leases.
     pub fn generate(worker: &WorkerId) -> Self {
-        let rand = &uuid::Uuid::new_v4().simple().to_string()[..12];
-        Self(format!("{}/{rand}", worker.as_str()))
+        use rand::Rng as _;
+        let bits = rand::rng().random::<u64>() & 0xffff_ffff_ffff;
+        Self(format!("{}/{bits:012x}", worker.as_str()))
     }
 
     /// The token as stored in Redis.
@@ -770,6 +773,22 @@ mod tests {
         for id in ids.iter().take(100) {
             assert_eq!(id.len(), JobId::LEN, "{id}");
             assert!(id.bytes().all(|b| b.is_ascii_alphanumeric()), "{id}");
+        }
+    }
+
+    #[test]
+    fn a_delivery_token_names_its_worker_and_is_fresh_each_time() {
+        let worker = WorkerId("host-42-abcdef01".to_string());
+        let tokens: std::collections::HashSet<String> = (0..10_000)
+            .map(|_| DeliveryToken::generate(&worker).as_str().to_string())
+            .collect();
+        assert_eq!(tokens.len(), 10_000);
+        for token in &tokens {
+            let (named, random) = token.rsplit_once('/').expect("worker/random");
+            assert_eq!(named, worker.as_str(), "{token}");
+            assert_eq!(DeliveryToken::worker_of(token), worker.as_str(), "{token}");
+            assert_eq!(random.len(), 12, "{token}");
+            assert!(random.bytes().all(|b| b.is_ascii_hexdigit()), "{token}");
         }
     }
 }
