@@ -235,7 +235,6 @@ end
 -- is wrong with them: checked before the script writes anything.
 local function lease_reads(at)
   local n = math.max(tonumber(ARGV[at]) or 0, 0)
-  local reads = nil
   for i = 0, n - 1 do
     local b = at + 1 + i * 5
     local command, key_part, arg_part = ARGV[b], tonumber(ARGV[b + 2]), tonumber(ARGV[b + 4])
@@ -245,9 +244,10 @@ local function lease_reads(at)
         or (arg_part ~= 0 and arg_part ~= 1 and arg_part ~= 2) then
       return nil, nil, 'lease reads: invalid read ' .. (i + 1)
     end
-    reads = reads or {}
-    reads[#reads + 1] = {command, ARGV[b + 1], key_part, ARGV[b + 3], arg_part}
   end
+  -- Where the reads start and how many: read_for takes them from ARGV as it goes, so a
+  -- call builds no table per read (each one Lua's collector would have to free).
+  local reads = n > 0 and {at + 1, n} or nil
   return reads, at + 1 + n * 5
 end
 
@@ -263,20 +263,22 @@ local function read_for(payload, reads)
   end
   local parts = {first, second}
   local out = {}
-  for i, read in ipairs(reads) do
-    local key = read[2] .. (parts[read[3]] or '')
+  for i = 1, reads[2] do
+    local b = reads[1] + (i - 1) * 5
+    local command = ARGV[b]
+    local key = ARGV[b + 1] .. (parts[tonumber(ARGV[b + 2])] or '')
     -- pcall: a key of the wrong type makes the job's reads answer nothing rather than
     -- abort the script after the job left ready (the handler then reads for itself, and
     -- meets the error there).
     local value
-    if read[1] == 'GET' then
+    if command == 'GET' then
       value = redis.pcall('GET', key)
     else
-      value = redis.pcall(read[1], key, read[4] .. (parts[read[5]] or ''))
+      value = redis.pcall(command, key, ARGV[b + 3] .. (parts[tonumber(ARGV[b + 4])] or ''))
     end
     if type(value) == 'table' and value.err then
       return false
-    elseif read[1] == 'SISMEMBER' then
+    elseif command == 'SISMEMBER' then
       value = tostring(value)
     end
     out[i] = value
