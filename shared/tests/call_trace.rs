@@ -5,7 +5,9 @@
 //! events, and tracing caches each event site's interest process-wide, so tests running in
 //! parallel in one process with subscribers of their own could hide an event from it.
 
-use std::sync::{Arc, Mutex};
+mod capture;
+use capture::Captured;
+
 use std::time::Duration;
 
 use flinks_sim::{Rules, Scenario, SimConfig, SimHandle};
@@ -41,19 +43,6 @@ fn client(config: FlinksConfig) -> FlinksClient {
 }
 
 // The call trace
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 #[tokio::test(flavor = "current_thread")]
 async fn the_call_trace_shows_fingerprints_urls_and_codes_but_no_secret_or_account_data() {
@@ -95,7 +84,7 @@ async fn the_call_trace_shows_fingerprints_urls_and_codes_but_no_secret_or_accou
     let err = client.authorize(&qnf).await.unwrap_err();
     drop(_guard);
 
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     let accounts: serde_json::Value = serde_json::from_str(detail.accounts.get()).unwrap();
     let account = &accounts[0];
     let mut forbidden = vec![

@@ -5,25 +5,14 @@
 //! A test binary of its own, as `call_trace.rs` is: tracing caches each event site's
 //! interest process-wide, and this test's subscriber keeps only `warn`.
 
-use std::sync::{Arc, Mutex};
+mod capture;
+use capture::Captured;
+
 use std::time::Duration;
 
 use flinks_sim::{Rules, Scenario, SimConfig};
 use shared::flinks::{DetailOutcome, FlinksClient, FlinksConfig};
 use shared::LoginId;
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 #[tokio::test(flavor = "current_thread")]
 async fn with_info_filtered_out_only_failed_calls_are_traced_and_every_call_is_counted() {
@@ -59,7 +48,7 @@ async fn with_info_filtered_out_only_failed_calls_are_traced_and_every_call_is_c
     client.authorize(&qnf).await.unwrap_err();
     drop(_guard);
 
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     let events: Vec<&str> = logs
         .lines()
         .filter(|l| l.contains("flinks.api_call: flinks api call"))

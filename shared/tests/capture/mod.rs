@@ -1,0 +1,24 @@
+//! What a `tracing_subscriber::fmt` subscriber writes, kept in memory for a test to read.
+
+use std::sync::{Arc, Mutex};
+
+/// A writer that appends to a shared buffer: clone it into the subscriber, read it after.
+#[derive(Clone, Default)]
+pub(crate) struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Captured {
+    /// Everything written so far, as text.
+    pub(crate) fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).expect("log lines are UTF-8")
+    }
+}
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
