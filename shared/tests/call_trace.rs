@@ -6,7 +6,6 @@
 //! parallel in one process with subscribers of their own could hide an event from it.
 
 mod capture;
-use capture::Captured;
 
 use std::time::Duration;
 
@@ -60,15 +59,8 @@ async fn the_call_trace_shows_fingerprints_urls_and_codes_but_no_secret_or_accou
     config.bearer_secret = Some(SecretString::from("bs-SECRET-999"));
     let client = client(config);
 
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(
-            "flinks.api_call=trace,flinks.answer=trace,shared=trace",
-        ))
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
+    let (captured, subscriber) =
+        capture::subscriber("flinks.api_call=trace,flinks.answer=trace,shared=trace");
     let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
     let metrics = recorder.handle();
     let _metrics_guard = metrics::set_default_local_recorder(&recorder);

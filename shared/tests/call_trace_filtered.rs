@@ -6,7 +6,6 @@
 //! interest process-wide, and this test's subscriber keeps only `warn`.
 
 mod capture;
-use capture::Captured;
 
 use std::time::Duration;
 
@@ -29,13 +28,7 @@ async fn with_info_filtered_out_only_failed_calls_are_traced_and_every_call_is_c
     config.default_timeout = Duration::from_secs(10);
     let client = FlinksClient::new(config).expect("valid config");
 
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("warn"))
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
+    let (captured, subscriber) = capture::subscriber("warn");
     let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
     let metrics = recorder.handle();
     let _metrics_guard = metrics::set_default_local_recorder(&recorder);

@@ -22,3 +22,16 @@ impl std::io::Write for Captured {
         Ok(())
     }
 }
+
+/// A `fmt` subscriber that keeps what `filter` (an `EnvFilter` directive) lets through, and
+/// the buffer it writes to.
+pub(crate) fn subscriber(filter: &str) -> (Captured, impl tracing::Subscriber + Send + Sync) {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    (captured, subscriber)
+}
