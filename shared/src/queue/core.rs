@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use crate::config::RedisMode;
 use crate::redis_conn::RedisConn;
-use redis::{Script, ScriptInvocation};
+use redis::Script;
+
+use super::invocation::Invocation;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -125,7 +127,7 @@ impl<T> Queue<T> {
 
     /// The reads made for each job leased, as script arguments: their count, then per read
     /// its command, key prefix and element, argument prefix and element.
-    fn push_reads(&self, inv: &mut ScriptInvocation<'_>) {
+    fn push_reads(&self, inv: &mut Invocation<'_>) {
         inv.arg(self.reads.len());
         for read in self.reads.iter() {
             inv.arg(read.command.as_arg())
@@ -160,8 +162,8 @@ impl<T> Queue<T> {
     }
 
     /// A script invocation with the queue's standard keys already declared.
-    pub(crate) fn invocation<'a>(&self, script: &'a Script) -> ScriptInvocation<'a> {
-        let mut inv = script.prepare_invoke();
+    pub(crate) fn invocation<'a>(&self, script: &'a Script) -> Invocation<'a> {
+        let mut inv = Invocation::new(script);
         for k in &self.keys.script_keys {
             inv.key(k);
         }
@@ -170,12 +172,10 @@ impl<T> Queue<T> {
 
     pub(crate) async fn run<R: redis::FromRedisValue>(
         &self,
-        inv: &ScriptInvocation<'_>,
+        inv: &Invocation<'_>,
     ) -> Result<R, QueueError> {
         let mut conn = self.conn.clone();
-        inv.invoke_async(&mut conn)
-            .await
-            .map_err(|e| self.redis_err(e))
+        inv.invoke(&mut conn).await.map_err(|e| self.redis_err(e))
     }
 
     fn count(&self, name: &'static str, n: u64) {

@@ -102,6 +102,7 @@ mod conn;
 mod core;
 mod error;
 mod handoff;
+mod invocation;
 mod keys;
 mod lease;
 pub mod metrics_names;

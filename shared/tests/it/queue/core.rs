@@ -575,3 +575,50 @@ async fn unreachable_redis_error_names_the_url_without_its_password() {
     );
     assert!(!format!("{err:?}").contains("hunter2"));
 }
+
+#[tokio::test]
+async fn a_queue_whose_scripts_redis_forgot_loads_them_again_and_loses_no_job() {
+    // Its own server: flushing the scripts of the shared one would fail other tests.
+    let (_server, conn) = crate::own_redis::OwnRedis::plain("queue-scripts").await;
+    let keys = shared::KeySpace::new("queue-scripts");
+    let q: Queue<Ping> = Queue::new(conn.clone(), &keys, QueueConfig::new("q"));
+    let admin = conn.clone();
+    let forget = || {
+        let mut admin = admin.clone();
+        async move {
+            let () = redis::cmd("SCRIPT")
+                .arg("FLUSH")
+                .query_async(&mut admin)
+                .await
+                .unwrap();
+        }
+    };
+    let w = WorkerId::generate();
+
+    // A restart or a failover between any two calls: each loads its script and runs once.
+    forget().await;
+    let queued = q
+        .enqueue_many((1..=3).map(|n| (Ping { n }, EnqueueOptions::default())))
+        .await
+        .unwrap();
+    assert_eq!(queued.iter().filter(|e| e.is_new()).count(), 3);
+    forget().await;
+    let jobs = q.fetch(&w, 2).await.unwrap();
+    assert_eq!(
+        jobs.iter().map(|j| j.job.n).collect::<Vec<_>>(),
+        vec![1, 2],
+        "keys and arguments reach the script in order"
+    );
+    forget().await;
+    assert!(q.ack(&jobs[0].token, &jobs[0].id).await.unwrap());
+    forget().await;
+    let (acked, next) = q
+        .ack_and_fetch(&jobs[1].token, &jobs[1].id, &w, 1)
+        .await
+        .unwrap();
+    assert!(acked);
+    assert_eq!(next.iter().map(|j| j.job.n).collect::<Vec<_>>(), vec![3]);
+
+    let s = q.stats().await.unwrap();
+    assert_eq!((s.ready, s.in_flight, s.succeeded_total), (0, 1, 2));
+}
