@@ -53,7 +53,7 @@ impl<'a> Invocation<'a> {
         }
     }
 
-    /// `EVALSHA <sha> <number of keys> <keys…> <arguments…>`, sized in one allocation.
+    /// `EVALSHA <sha> <number of keys> <keys…> <arguments…>`, its buffers sized up front.
     fn evalsha(&self) -> Cmd {
         let parts = || self.keys.args_iter().chain(self.args.args_iter());
         let bytes: usize = parts().map(|part| simple(&part).len()).sum();
