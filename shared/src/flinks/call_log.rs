@@ -172,11 +172,35 @@ pub(crate) fn record(call: &ApiCall<'_>) {
     let succeeded = matches!(call.status, Some(200..=299)) && call.transport.is_none();
     // The event's fields cost two SHA-256 fingerprints, a redacted copy of the body and a
     // formatted time per call: with the event filtered out (RUST_LOG=warn keeps only the
-    // failed calls' events) they are not built, and the call costs its metrics alone.
+    // failed calls' events) they are not built, and the call costs its metrics alone. The
+    // question names the event's fields, as `emit` writes them: a filter that looks at an
+    // event's field names answers it as it would the event.
+    macro_rules! kept {
+        ($level:expr) => {
+            tracing::enabled!(
+                target: API_CALL_TARGET,
+                $level,
+                started_at,
+                endpoint,
+                method,
+                url,
+                login,
+                request_body,
+                http_status,
+                flinks_code,
+                flinks_message,
+                request_id,
+                transport,
+                latency_ms,
+                outcome,
+                result
+            )
+        };
+    }
     let kept = if succeeded {
-        tracing::enabled!(target: API_CALL_TARGET, tracing::Level::INFO)
+        kept!(tracing::Level::INFO)
     } else {
-        tracing::enabled!(target: API_CALL_TARGET, tracing::Level::WARN)
+        kept!(tracing::Level::WARN)
     };
     if kept {
         emit(call, succeeded, outcome);
