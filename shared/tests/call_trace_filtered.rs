@@ -42,28 +42,22 @@ async fn with_info_filtered_out_only_failed_calls_are_traced_and_every_call_is_c
     drop(_guard);
 
     let logs = captured.text();
-    let events: Vec<&str> = logs
-        .lines()
-        .filter(|l| l.contains("flinks.api_call: flinks api call"))
-        .collect();
-    assert_eq!(events.len(), 1, "only the failed call is traced:\n{logs}");
-    let event = events[0];
-    for expected in [
-        "WARN".to_owned(),
-        qnf.fingerprint(),
-        format!("url=\"{}/Authorize\"", sim.base_url),
-        "http_status=401".to_owned(),
-        "flinks_code=\"QUESTION_NOT_FOUND\"".to_owned(),
-        format!(
-            "request_body=\"{{\\\"LoginId\\\":\\\"{}\\\"",
-            qnf.fingerprint()
-        ),
-    ] {
-        assert!(
-            event.contains(&expected),
-            "{expected:?} missing from the event:\n{event}"
-        );
-    }
+    // Only the failed call is traced.
+    let event = capture::only_api_call_event(&logs);
+    capture::assert_contains_all(
+        event,
+        &[
+            "WARN".to_owned(),
+            qnf.fingerprint(),
+            format!("url=\"{}/Authorize\"", sim.base_url),
+            "http_status=401".to_owned(),
+            "flinks_code=\"QUESTION_NOT_FOUND\"".to_owned(),
+            format!(
+                "request_body=\"{{\\\"LoginId\\\":\\\"{}\\\"",
+                qnf.fingerprint()
+            ),
+        ],
+    );
     for raw in [healthy.as_str(), qnf.as_str()] {
         assert!(!logs.contains(raw), "{raw} leaked into the logs:\n{logs}");
     }

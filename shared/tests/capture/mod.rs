@@ -1,4 +1,6 @@
 //! What a `tracing_subscriber::fmt` subscriber writes, kept in memory for a test to read.
+//! Each test binary that includes this module uses only some of it.
+#![allow(dead_code)]
 
 use std::sync::{Arc, Mutex};
 
@@ -34,4 +36,24 @@ pub(crate) fn subscriber(filter: &str) -> (Captured, impl tracing::Subscriber + 
         .with_ansi(false)
         .finish();
     (captured, subscriber)
+}
+
+/// The one API call event in `logs`; fails naming the logs when there is none or more.
+pub(crate) fn only_api_call_event(logs: &str) -> &str {
+    let events: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("flinks.api_call: flinks api call"))
+        .collect();
+    assert_eq!(events.len(), 1, "one API call event expected:\n{logs}");
+    events[0]
+}
+
+/// Fails naming the first of `expected` that `event` does not contain.
+pub(crate) fn assert_contains_all(event: &str, expected: &[String]) {
+    for part in expected {
+        assert!(
+            event.contains(part),
+            "{part:?} missing from the event:\n{event}"
+        );
+    }
 }
