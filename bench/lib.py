@@ -11,6 +11,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.request
 
@@ -47,6 +48,99 @@ def rss_kib(pid):
                 k, v = line.split(":")
                 out[k] = int(v.split()[0])
     return out.get("VmRSS", 0), out.get("VmHWM", 0)
+
+
+def idle_ticks():
+    """(idle + iowait, all) clock ticks of the whole machine so far, from /proc/stat."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return v[3] + v[4], sum(v)
+
+
+def schedstat(pids):
+    """(ns on a CPU, ns runnable but waiting for one) of every thread of `pids`, summed
+    (/proc/<pid>/task/*/schedstat); a thread that ends while read is left out."""
+    run = wait = 0
+    for pid in pids:
+        for t in os.listdir(f"/proc/{pid}/task"):
+            try:
+                with open(f"/proc/{pid}/task/{t}/schedstat") as f:
+                    fields = f.read().split()
+            except OSError:
+                continue
+            run, wait = run + int(fields[0]), wait + int(fields[1])
+    return run, wait
+
+
+class SchedWatch:
+    """What the machine's CPUs do during one drain, for the processes it is given when the
+    drain starts: the machine's idle share over the whole drain and, over WINDOW seconds
+    from SETTLE seconds after the start (start-up left out), each process' time on a CPU
+    and time runnable but waiting for one, in cores (seconds per second). A drain shorter
+    than SETTLE + WINDOW has no per-process figures."""
+
+    SETTLE, WINDOW, EVERY = 0.3, 1.0, 0.02
+
+    def start(self, pids):
+        """`pids`: name -> pids of the processes to watch. The drain starts now."""
+        self.pids, self.idle, self.window = pids, [], []
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self.thread.start()
+
+    def _sample(self):
+        t0 = time.monotonic()
+        while not self.done.is_set():
+            now = time.monotonic()
+            self.idle.append(idle_ticks())
+            wanted = len(self.window) == 0 and now - t0 >= self.SETTLE or \
+                len(self.window) == 1 and now - self.window[0][0] >= self.WINDOW
+            if wanted:
+                try:
+                    self.window.append((now, {k: schedstat(p) for k, p in self.pids.items()}))
+                except OSError:
+                    self.window.append(None)
+            time.sleep(self.EVERY)
+
+    def stop(self):
+        """The drain ended: {"idle": share of the machine's CPU time idle, name: (run cores,
+        wait cores) or None}."""
+        self.done.set()
+        self.thread.join()
+        (i0, t0), (i1, t1) = self.idle[0], self.idle[-1]
+        out = {"idle": (i1 - i0) / max(t1 - t0, 1)}
+        complete = len(self.window) == 2 and None not in self.window
+        for k in self.pids:
+            if complete:
+                (a_t, a), (b_t, b) = self.window
+                out[k] = ((b[k][0] - a[k][0]) / 1e9 / (b_t - a_t), (b[k][1] - a[k][1]) / 1e9 / (b_t - a_t))
+            else:
+                out[k] = None
+        return out
+
+
+class SlowlogWatch:
+    """Every command Redis runs during one drain, with the microseconds it took, from
+    SLOWLOG at a threshold of 0 (commands that scripts run are logged too, and a script's
+    own entry includes them). Logging every command slows Redis: use it in a run of its
+    own, never one that is timed."""
+
+    def __init__(self, redis, capacity=4_000_000):
+        self.c, self.capacity = redis.c, capacity
+
+    def start(self, _pids=None):
+        self.c("CONFIG", "SET", "slowlog-max-len", str(self.capacity))
+        self.c("SLOWLOG", "RESET")
+        self.c("CONFIG", "SET", "slowlog-log-slower-than", "0")
+
+    def stop(self):
+        """The logged commands, oldest first: (microseconds, [argument, ...]); the log keeps
+        at most 32 arguments of a command and 128 bytes of each."""
+        self.c("CONFIG", "SET", "slowlog-log-slower-than", "-1")
+        entries = self.c("SLOWLOG", "GET", "-1")
+        self.c("SLOWLOG", "RESET")
+        self.c("CONFIG", "SET", "slowlog-max-len", "128")
+        return [(e[2], [str(a) for a in e[3]]) for e in reversed(entries)]
 
 
 def encode(args):

@@ -3,7 +3,7 @@
 with the release binaries, on a private redis-server. `scripts/bench-all` runs it.
 
     bench/pipeline.py [SECTION ...]     sections: e2e redis import routine cluster rss compare profile
-                                        (default: all)
+                                        (default: these), anatomy (only when named)
 
 Env: BENCH_N (20000), BENCH_IMPORT_N (1000000), BENCH_CONCURRENCY (32),
      BENCH_COMPARE_N (20000; "20000 100000" compares at both sizes),
@@ -22,8 +22,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lib import (BIN, ROOT, WORK, Monitor, Proc, RedisCluster, RedisServer, cpu_seconds, histogram, load, machine,  # noqa
-                 quantile, rss_kib, scrape, start_sim, write_logins, free_port)
+from lib import (BIN, ROOT, WORK, Monitor, Proc, RedisCluster, RedisServer, SchedWatch, SlowlogWatch,  # noqa
+                 cpu_seconds, histogram, load, machine, quantile, rss_kib, scrape, start_sim, write_logins, free_port)
 
 N = int(os.environ.get("BENCH_N", 20000))
 IMPORT_N = int(os.environ.get("BENCH_IMPORT_N", 1000000))
@@ -110,10 +110,12 @@ def delta(before, after):
             "out": after["out"] - before["out"], "cpu": after["cpu"] - before["cpu"]}
 
 
-def run_ours(redis, n, workers, conc=CONC, rules=None, profile=None, tag="", monitor=False, settings=None):
+def run_ours(redis, n, workers, conc=CONC, rules=None, profile=None, tag="", monitor=False, settings=None,
+             watch=None):
     """Imports n LoginIds, enqueues the routine, runs `workers` worker processes until the
-    queues are drained (`settings`: extra environment of every process). Returns the
-    figures of one run."""
+    queues are drained (`settings`: extra environment of every process; `watch`: a
+    SchedWatch or SlowlogWatch, started with the workers and stopped once the queues are
+    drained, its answer under "watched"). Returns the figures of one run."""
     redis.flush()
     sim = start_sim(rules)
     ns = f"bench-{tag}-{os.getpid()}"
@@ -136,6 +138,8 @@ def run_ours(redis, n, workers, conc=CONC, rules=None, profile=None, tag="", mon
     t0 = time.monotonic()
     procs = [Proc([f"{BIN}/worker", "--concurrency", str(conc)],
                   env=dict(env, METRICS_ADDR=f"127.0.0.1:{p}")) for p in ports]
+    if watch:
+        watch.start({"worker": [p.pid for p in procs], "Redis": [redis.pid], "simulator": [sim.pid]})
     perf = None
     if profile:
         time.sleep(0.3)
@@ -155,6 +159,7 @@ def run_ours(redis, n, workers, conc=CONC, rules=None, profile=None, tag="", mon
         if time.monotonic() - t0 > 600:
             raise RuntimeError("not drained after 600 s")
     elapsed = time.monotonic() - t0
+    watched = watch.stop() if watch else None
     after = snapshot(redis)
     shards_done = redis.used_memory_per_shard() if redis.mode == "cluster" else None
     monitored = None
@@ -186,7 +191,7 @@ def run_ours(redis, n, workers, conc=CONC, rules=None, profile=None, tag="", mon
         "redis_cmds": d["cmd"], "bytes_in": d["in"], "bytes_out": d["out"],
         "queued_bytes_per_job": (mem1 - mem0) / n, "rss_peak_kib": max(peak, hwm),
         "load": load(), "monitor": monitored,
-        "shard_memory": {"queued": shards_queued, "done": shards_done},
+        "shard_memory": {"queued": shards_queued, "done": shards_done}, "watched": watched,
     }
 
 
@@ -409,7 +414,7 @@ def section_rss(redis):
               f"| {r['n']:,}, {r['jobs_per_s']:,.0f} | {r['load']} |")
 
 
-def run_bull(redis, impl, n, logins_txt, sim, monitor=False):
+def run_bull(redis, impl, n, logins_txt, sim, monitor=False, watch=None):
     redis.flush()
     prefix = f"bench-{impl}"
     env = dict(os.environ, REDIS_URL=redis.url, FLINKS_BASE_URL=sim.url, N=str(n),
@@ -423,6 +428,8 @@ def run_bull(redis, impl, n, logins_txt, sim, monitor=False):
     mon = Monitor(redis.port, exclude=[redis.c.sock.getsockname()]) if monitor else None
     out = os.path.join(WORK, f"{impl}.{time.time_ns()}.out")
     p = Proc(cmd + ["work"], env=env, stdout=open(out, "w"))
+    if watch:
+        watch.start({"worker": [p.pid], "Redis": [redis.pid], "simulator": [sim.pid]})
     t0 = time.monotonic()
     res = None
     while res is None:
@@ -434,6 +441,7 @@ def run_bull(redis, impl, n, logins_txt, sim, monitor=False):
                 res = json.loads(line)
         if time.monotonic() - t0 > 600:
             raise RuntimeError(f"{impl} not drained after 600 s")
+    watched = watch.stop() if watch else None
     after = snapshot(redis)
     sent = sum(mon.stop()[0].values()) if mon else None
     cpu = cpu_seconds(p.pid)
@@ -447,7 +455,7 @@ def run_bull(redis, impl, n, logins_txt, sim, monitor=False):
             "bytes_per_job": (d["in"] + d["out"]) / jobs, "rss_kib": hwm,
             "worker_cpu_per_1k": cpu * 1000 / n, "redis_cpu_per_1k": d["cpu"] * 1000 / n,
             "failed": res.get("failed", 0), "cmds": d["cmd"], "load": load(),
-            "sent_per_job": sent / jobs if sent is not None else None}
+            "sent_per_job": sent / jobs if sent is not None else None, "watched": watched}
 
 
 OURS = "nightly-refresh (ours)"
@@ -476,10 +484,11 @@ def section_compare(redis):
         RESULTS["compare"][n] = compare_at(redis, n)
 
 
-def compare_at(redis, size):
-    """Ours, then each BullMQ that is built, BENCH_ROUNDS times alternated (the machine's
-    speed moves between minutes: a ratio is only read within one round), draining
-    `size` LoginIds. Returns the rows."""
+def side_by_side_inputs(size):
+    """The side-by-side workload's inputs: the simulator's rules (95% healthy, 5% 401
+    QUESTION_NOT_FOUND) in MIX_RULES, and `size` LoginIds as the BullMQ drivers read them
+    (one per line; ours imports the CSV they come from). Returns that file and the BullMQ
+    implementations that are built."""
     with open(MIX_RULES, "w") as f:
         f.write('default = "healthy"\n[mix]\nhealthy = 95\nquestion_not_found = 5\n')
     csv = os.path.join(WORK, f"logins-{size}.csv")
@@ -493,6 +502,14 @@ def compare_at(redis, size):
     for impl in ("bullmq-rs", "bullmq-node"):
         if impl not in bulls:
             log(f"compare: {impl} not built (bench/bullmq-rs: cargo build --release; bench/bullmq: npm ci); skipped")
+    return logins_txt, bulls
+
+
+def compare_at(redis, size):
+    """Ours, then each BullMQ that is built, BENCH_ROUNDS times alternated (the machine's
+    speed moves between minutes: a ratio is only read within one round), draining
+    `size` LoginIds. Returns the rows."""
+    logins_txt, bulls = side_by_side_inputs(size)
     rows = []
     for rnd in range(1, ROUNDS + 1):
         # Even rounds run in the reverse order, so neither side always runs first.
@@ -648,13 +665,90 @@ def section_profile(redis):
         print(f"| `{k.replace('|', '/')}` | {pct(v):.1f} |")
 
 
+def script_label(args):
+    """A SLOWLOG entry's command, a script named by the queue or key of its first key:
+    `EVALSHA <sha> (19 keys, detail)`; the namespace left out."""
+    name = args[0].upper()
+    if name not in ("EVALSHA", "EVAL", "FCALL") or len(args) < 3:
+        return name
+    first = args[3] if len(args) > 3 and args[2] != "0" else ""
+    where = re.sub(r"^\{?[^:}]*:", "", first).replace("}", "")
+    where = where.split(":")[0] if where else "no keys"
+    return f"{name} {args[1][:8]} ({args[2]} keys, {where})"
+
+
+def section_anatomy(redis):
+    """Where the side-by-side drain's time goes, at BENCH_COMPARE_N's first size (5% 401,
+    one process): ours at three concurrencies; ours and each BullMQ that is built, alternated
+    BENCH_ROUNDS times, with the machine's idle share and each process' CPU and run-queue
+    wait (SchedWatch); and Redis' time per LoginId by command over one more drain of ours
+    (SlowlogWatch: untimed, logging every command slows Redis)."""
+    size = COMPARE_NS[0]
+    logins_txt, bulls = side_by_side_inputs(size)
+    sweep = []
+    for conc in (16, CONC, 4 * CONC):
+        log(f"anatomy: ours at concurrency {conc} (load {load()})")
+        sweep.append((conc, run_ours(redis, size, 1, conc=conc, rules=MIX_RULES, tag="anat")))
+    print(f"\n### Where the drain's time goes (N = {size:,}, 5% 401, one process)\n")
+    print("Ours at three concurrencies per queue, one after the other:\n")
+    print("| concurrency per queue | jobs/s | worker / Redis / simulator CPU ms per LoginId | load |\n|---|---|---|---|")
+    for conc, r in sweep:
+        c = r["cpu_per_1k"]
+        print(f"| {conc} | {r['jobs_per_s']:,.0f} | {c['workers']:.3f} / {c['redis']:.3f} / {c['sim']:.3f} | {r['load']} |")
+    rows = []
+    for rnd in range(1, ROUNDS + 1):
+        order = ["ours"] + bulls[:1] if rnd % 2 == 1 else bulls[:1] + ["ours"]
+        for impl in order:
+            log(f"anatomy: round {rnd}, {impl} with the scheduler's figures (load {load()})")
+            watch = SchedWatch()
+            if impl == "ours":
+                r = run_ours(redis, size, 1, rules=MIX_RULES, tag="anat", watch=watch)
+                rows.append((rnd, OURS, r["jobs_per_s"], r["watched"], r["load"]))
+            else:
+                sim = start_sim(MIX_RULES)
+                r = run_bull(redis, impl, size, logins_txt, sim, watch=watch)
+                sim.stop()
+                rows.append((rnd, impl, r["jobs_per_s"], r["watched"], r["load"]))
+    print(f"\nThe machine's idle share over each drain, and each process over {SchedWatch.WINDOW:.0f} s from "
+          f"{SchedWatch.SETTLE} s after the start: cores on a CPU / cores runnable but waiting for one "
+          "(`/proc/<pid>/task/*/schedstat`):\n")
+    print("| round | implementation | jobs/s | machine idle | worker | Redis | simulator | load |\n|---|---|---|---|---|---|---|---|")
+
+    def cores(v):
+        return "-" if v is None else f"{v[0]:.2f} / {v[1]:.2f}"
+    for rnd, impl, jps, w, ld in rows:
+        print(f"| {rnd} | {impl} | {jps:,.0f} | {w['idle']:.0%} | {cores(w['worker'])} | {cores(w['Redis'])} "
+              f"| {cores(w['simulator'])} | {ld} |")
+    log(f"anatomy: ours with every command logged (load {load()})")
+    r = run_ours(redis, size, 1, rules=MIX_RULES, tag="anat", watch=SlowlogWatch(redis))
+    by = {}
+    top_level = 0
+    for usec, args in r["watched"]:
+        label = script_label(args)
+        calls, total = by.get(label, (0, 0))
+        by[label] = (calls + 1, total + usec)
+    top_level = sum(t for k, (_, t) in by.items() if " " in k)
+    inner = sum(t for k, (_, t) in by.items() if " " not in k)
+    print(f"\nRedis' time by command over one more drain of ours, every command logged (SLOWLOG at 0; "
+          f"{r['jobs_per_s']:,.0f} jobs/s, slowed by the logging). A script's time includes the commands it "
+          f"runs, which are logged too: scripts {top_level / size:.1f} us per LoginId, of which the commands "
+          f"they ran (and the few sent alone) {inner / size:.1f}.\n")
+    print("| command | calls per LoginId | us per LoginId | us per call |\n|---|---|---|---|")
+    for label, (calls, total) in sorted(by.items(), key=lambda kv: -kv[1][1])[:20]:
+        print(f"| `{label}` | {calls / size:.2f} | {total / size:.1f} | {total / calls:.1f} |")
+    RESULTS["anatomy"] = {"n": size, "concurrency": [(c, r2["jobs_per_s"]) for c, r2 in sweep],
+                          "sched": rows, "slowlog": by}
+
+
 SECTIONS = {"e2e": section_e2e, "redis": section_redis, "import": section_import,
             "routine": section_routine, "cluster": section_cluster,
-            "rss": section_rss, "compare": section_compare, "profile": section_profile}
+            "rss": section_rss, "compare": section_compare, "profile": section_profile,
+            "anatomy": section_anatomy}
 
 
 def main():
-    wanted = sys.argv[1:] or list(SECTIONS)
+    # The anatomy re-runs the drain six times or more to take it apart: only when named.
+    wanted = sys.argv[1:] or [s for s in SECTIONS if s != "anatomy"]
     m = RESULTS["machine"]
     print(f"Machine: {m['nproc']} cores ({m['cpu']}), mem: {m['free']}, Redis {m['redis']}, "
           f"load at start {m['load']}, {RESULTS['started']}")
