@@ -721,18 +721,19 @@ def section_anatomy(redis):
               f"| {cores(w['simulator'])} | {ld} |")
     log(f"anatomy: ours with every command logged (load {load()})")
     r = run_ours(redis, size, 1, rules=MIX_RULES, tag="anat", watch=SlowlogWatch(redis))
-    by = {}
-    top_level = 0
+    by, scripts, commands = {}, 0, 0
     for usec, args in r["watched"]:
         label = script_label(args)
         calls, total = by.get(label, (0, 0))
         by[label] = (calls + 1, total + usec)
-    top_level = sum(t for k, (_, t) in by.items() if " " in k)
-    inner = sum(t for k, (_, t) in by.items() if " " not in k)
+        if label == args[0].upper():
+            commands += usec
+        else:
+            scripts += usec
     print(f"\nRedis' time by command over one more drain of ours, every command logged (SLOWLOG at 0; "
           f"{r['jobs_per_s']:,.0f} jobs/s, slowed by the logging). A script's time includes the commands it "
-          f"runs, which are logged too: scripts {top_level / size:.1f} us per LoginId, of which the commands "
-          f"they ran (and the few sent alone) {inner / size:.1f}.\n")
+          f"runs, which are logged too: scripts {scripts / size:.1f} us per LoginId, of which the commands "
+          f"they ran (and the few sent alone) {commands / size:.1f}.\n")
     print("| command | calls per LoginId | us per LoginId | us per call |\n|---|---|---|---|")
     for label, (calls, total) in sorted(by.items(), key=lambda kv: -kv[1][1])[:20]:
         print(f"| `{label}` | {calls / size:.2f} | {total / size:.1f} | {total / calls:.1f} |")
