@@ -12,8 +12,9 @@ variants alternate COST_ROUNDS times.
                                          (CARGO_TARGET_DIR, as scripts/bench-all builds them)
 """
 
+import ast
 import os
-import shlex
+import re
 import subprocess
 import sys
 import time
@@ -22,7 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pipeline  # noqa: E402
 from lib import WORK, RedisServer  # noqa: E402
 
-N = int(os.environ.get("COST_N", 20000))
+N = max(int(os.environ.get("COST_N", 20000)) // 200, 1) * 200  # whole pipelines of 200
 ROUNDS = int(os.environ.get("COST_ROUNDS", 3))
 
 
@@ -34,23 +35,31 @@ class MonitorCapture:
         self.path = os.path.join(WORK, f"monitor.{time.time_ns()}.txt")
 
     def start(self, _pids=None):
-        self.p = subprocess.Popen(["redis-cli", "-p", str(self.port), "monitor"], stdout=open(self.path, "w"))
+        self.out = open(self.path, "w")
+        self.p = subprocess.Popen(["redis-cli", "-p", str(self.port), "monitor"], stdout=self.out)
 
     def stop(self):
         time.sleep(0.3)  # let the last lines arrive
         self.p.terminate()
         self.p.wait()
+        self.out.close()
         return self.path
 
 
+# MONITOR prints each argument in double quotes, escaped as a C string literal (\", \\,
+# \n, \xHH, ...): one such literal each.
+ARGUMENT = re.compile(r'"(?:[^"\\]|\\.)*"')
+
+
 def captured_calls(path):
-    """The script calls MONITOR saw, each as its argument list (EVALSHA, sha, nkeys, ...)."""
+    """The script calls MONITOR saw, each as its argument list (EVALSHA, sha, nkeys, ...),
+    the arguments unescaped to the bytes Redis was sent (as text)."""
     calls = []
     with open(path) as f:
         for line in f:
             at = line.find('"EVALSHA"')
             if at >= 0:
-                calls.append(shlex.split(line[at:]))
+                calls.append([ast.literal_eval("b" + a).decode() for a in ARGUMENT.findall(line[at:])])
     return calls
 
 
@@ -109,7 +118,7 @@ def main():
             before = redis_cpu()
             for _ in range(N // 200):
                 c.pipeline([cmd] * 200)
-            return (redis_cpu() - before) / (N // 200 * 200) * 1e6
+            return (redis_cpu() - before) / N * 1e6
 
         results = {what: [] for what, _ in variants}
         for rnd in range(ROUNDS):
@@ -118,6 +127,8 @@ def main():
                 results[what].append(cost(cmd))
         print(f"\n### Redis CPU of a script call's keys and arguments ({N:,} calls per variant, "
               f"{ROUNDS} rounds alternated; the script only returns)\n")
+        print(f"Replayed: the authorize call of script {authorize[1][:8]} and the detail call of script "
+              f"{detail[1][:8]}, captured from a drain of 200 LoginIds.\n")
         print("| what the call carries | us of Redis CPU per call, each round |\n|---|---|")
         for what, _ in variants:
             print(f"| {what} | {' · '.join(f'{v:.2f}' for v in results[what])} |")

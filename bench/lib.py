@@ -51,15 +51,18 @@ def rss_kib(pid):
 
 
 def idle_ticks():
-    """(idle + iowait, all) clock ticks of the whole machine so far, from /proc/stat."""
+    """(idle + iowait, all) clock ticks of the whole machine so far, from /proc/stat (the
+    first eight fields: guest time is counted in user time already)."""
     with open("/proc/stat") as f:
-        v = [int(x) for x in f.readline().split()[1:]]
+        v = [int(x) for x in f.readline().split()[1:9]]
     return v[3] + v[4], sum(v)
 
 
 def schedstat(pids):
-    """(ns on a CPU, ns runnable but waiting for one) of every thread of `pids`, summed
-    (/proc/<pid>/task/*/schedstat); a thread that ends while read is left out."""
+    """(ns on a CPU, ns runnable but waiting for one) of the live threads of `pids`, summed
+    (/proc/<pid>/task/*/schedstat). A thread that ends between two readings drops out of
+    the second: read threads that live as long as their process (a Tokio runtime's, Redis'
+    main thread)."""
     run = wait = 0
     for pid in pids:
         for t in os.listdir(f"/proc/{pid}/task"):
@@ -77,13 +80,14 @@ class SchedWatch:
     drain starts: the machine's idle share over the whole drain and, over WINDOW seconds
     from SETTLE seconds after the start (start-up left out), each process' time on a CPU
     and time runnable but waiting for one, in cores (seconds per second). A drain shorter
-    than SETTLE + WINDOW has no per-process figures."""
+    than SETTLE + WINDOW, or one whose process ended inside the window, has no
+    per-process figures."""
 
     SETTLE, WINDOW, EVERY = 0.3, 1.0, 0.02
 
     def start(self, pids):
         """`pids`: name -> pids of the processes to watch. The drain starts now."""
-        self.pids, self.idle, self.window = pids, [], []
+        self.pids, self.idle, self.window, self.lost = pids, [], [], False
         self.done = threading.Event()
         self.thread = threading.Thread(target=self._sample, daemon=True)
         self.thread.start()
@@ -93,54 +97,93 @@ class SchedWatch:
         while not self.done.is_set():
             now = time.monotonic()
             self.idle.append(idle_ticks())
-            wanted = len(self.window) == 0 and now - t0 >= self.SETTLE or \
-                len(self.window) == 1 and now - self.window[0][0] >= self.WINDOW
-            if wanted:
+            due = (not self.window and now - t0 >= self.SETTLE) or \
+                (len(self.window) == 1 and now - self.window[0][0] >= self.WINDOW)
+            if due and not self.lost:
                 try:
                     self.window.append((now, {k: schedstat(p) for k, p in self.pids.items()}))
                 except OSError:
-                    self.window.append(None)
+                    self.lost = True
             time.sleep(self.EVERY)
 
     def stop(self):
-        """The drain ended: {"idle": share of the machine's CPU time idle, name: (run cores,
-        wait cores) or None}."""
+        """The drain ended: {"idle": share of the machine's CPU time idle (None with fewer
+        than two readings), name: (run cores, wait cores) or None}."""
         self.done.set()
         self.thread.join()
-        (i0, t0), (i1, t1) = self.idle[0], self.idle[-1]
-        out = {"idle": (i1 - i0) / max(t1 - t0, 1)}
-        complete = len(self.window) == 2 and None not in self.window
+        out = {"idle": None}
+        if len(self.idle) >= 2:
+            (i0, t0), (i1, t1) = self.idle[0], self.idle[-1]
+            out["idle"] = (i1 - i0) / (t1 - t0) if t1 > t0 else None
+        complete = len(self.window) == 2 and not self.lost
         for k in self.pids:
+            out[k] = None
             if complete:
                 (a_t, a), (b_t, b) = self.window
-                out[k] = ((b[k][0] - a[k][0]) / 1e9 / (b_t - a_t), (b[k][1] - a[k][1]) / 1e9 / (b_t - a_t))
-            else:
-                out[k] = None
+                span = b_t - a_t
+                out[k] = ((b[k][0] - a[k][0]) / 1e9 / span, (b[k][1] - a[k][1]) / 1e9 / span)
         return out
 
 
 class SlowlogWatch:
     """Every command Redis runs during one drain, with the microseconds it took, from
-    SLOWLOG at a threshold of 0 (commands that scripts run are logged too, and a script's
-    own entry includes them). Logging every command slows Redis: use it in a run of its
-    own, never one that is timed."""
+    SLOWLOG at a threshold of 0: a script's entry includes the commands it runs, which are
+    logged too, from client `?:0`. The driver's own connection (its polling) is left out.
+    The durations are wall time, and logging every command slows Redis (a script's entry
+    includes the logging of the commands it ran): use it in a run of its own, never one
+    that is timed, and read its split of a script's time as an upper bound on the script's
+    own share. The threshold and the log's length are put back afterwards."""
 
     def __init__(self, redis, capacity=4_000_000):
         self.c, self.capacity = redis.c, capacity
+        self.own = "%s:%d" % redis.c.sock.getsockname()[:2]
 
     def start(self, _pids=None):
+        self.saved = {k: self.c("CONFIG", "GET", k)[1] for k in ("slowlog-log-slower-than", "slowlog-max-len")}
         self.c("CONFIG", "SET", "slowlog-max-len", str(self.capacity))
         self.c("SLOWLOG", "RESET")
         self.c("CONFIG", "SET", "slowlog-log-slower-than", "0")
 
     def stop(self):
-        """The logged commands, oldest first: (microseconds, [argument, ...]); the log keeps
-        at most 32 arguments of a command and 128 bytes of each."""
+        """The logged commands, oldest first: (microseconds, [argument, ...], True when a
+        script ran it); the log keeps at most 32 arguments of a command and 128 bytes of
+        each."""
         self.c("CONFIG", "SET", "slowlog-log-slower-than", "-1")
         entries = self.c("SLOWLOG", "GET", "-1")
         self.c("SLOWLOG", "RESET")
-        self.c("CONFIG", "SET", "slowlog-max-len", "128")
-        return [(e[2], [str(a) for a in e[3]]) for e in reversed(entries)]
+        for k, v in self.saved.items():
+            self.c("CONFIG", "SET", k, v)
+        return [(e[2], [str(a) for a in e[3]], e[4] == "?:0") for e in reversed(entries) if e[4] != self.own]
+
+
+class CommandTimeWatch:
+    """Redis' own count and microseconds per command over one drain, from INFO
+    commandstats (commands that scripts run are counted under their own names too, and a
+    script's time includes them). Nothing is logged, so Redis runs at its usual speed; the
+    driver's polling, a few hundred commands, is counted with the rest."""
+
+    def __init__(self, redis):
+        self.c = redis.c
+
+    def _read(self):
+        out = {}
+        for k, v in self.c.info("commandstats").items():
+            m = re.search(r"calls=(\d+),usec=(\d+)", v)
+            out[k.replace("cmdstat_", "")] = (int(m.group(1)), int(m.group(2)))
+        return out
+
+    def start(self, _pids=None):
+        self.before = self._read()
+
+    def stop(self):
+        """{command: (calls, microseconds)} during the drain."""
+        after = self._read()
+        out = {}
+        for k, (calls, usec) in after.items():
+            c0, u0 = self.before.get(k, (0, 0))
+            if calls > c0:
+                out[k] = (calls - c0, usec - u0)
+        return out
 
 
 def encode(args):

@@ -22,8 +22,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lib import (BIN, ROOT, WORK, Monitor, Proc, RedisCluster, RedisServer, SchedWatch, SlowlogWatch,  # noqa
-                 cpu_seconds, histogram, load, machine, quantile, rss_kib, scrape, start_sim, write_logins, free_port)
+from lib import (BIN, ROOT, WORK, CommandTimeWatch, Monitor, Proc, RedisCluster, RedisServer, SchedWatch,  # noqa
+                 SlowlogWatch, cpu_seconds, histogram, load, machine, quantile, rss_kib, scrape, start_sim, write_logins, free_port)
 
 N = int(os.environ.get("BENCH_N", 20000))
 IMPORT_N = int(os.environ.get("BENCH_IMPORT_N", 1000000))
@@ -113,9 +113,10 @@ def delta(before, after):
 def run_ours(redis, n, workers, conc=CONC, rules=None, profile=None, tag="", monitor=False, settings=None,
              watch=None):
     """Imports n LoginIds, enqueues the routine, runs `workers` worker processes until the
-    queues are drained (`settings`: extra environment of every process; `watch`: a
-    SchedWatch or SlowlogWatch, started with the workers and stopped once the queues are
-    drained, its answer under "watched"). Returns the figures of one run."""
+    queues are drained (`settings`: extra environment of every process; `watch`: anything
+    with `start(pids)` and `stop()`, such as a SchedWatch, started with the workers and
+    stopped once the queues are drained, its answer under "watched"). Returns the figures
+    of one run."""
     redis.flush()
     sim = start_sim(rules)
     ns = f"bench-{tag}-{os.getpid()}"
@@ -679,10 +680,12 @@ def script_label(args):
 
 def section_anatomy(redis):
     """Where the side-by-side drain's time goes, at BENCH_COMPARE_N's first size (5% 401,
-    one process): ours at three concurrencies; ours and each BullMQ that is built, alternated
-    BENCH_ROUNDS times, with the machine's idle share and each process' CPU and run-queue
-    wait (SchedWatch); and Redis' time per LoginId by command over one more drain of ours
-    (SlowlogWatch: untimed, logging every command slows Redis)."""
+    one process): ours at three concurrencies; ours and the BullMQ Rust port (Node BullMQ
+    when the port is not built), alternated BENCH_ROUNDS times, with the machine's idle
+    share and each process' CPU and run-queue wait (SchedWatch); Redis' time in scripts
+    and in commands over one more drain of ours (CommandTimeWatch); and the same by script
+    and by command, with the commands the scripts ran told from those sent alone, over a
+    last drain with every command logged (SlowlogWatch: untimed, the logging slows Redis)."""
     size = COMPARE_NS[0]
     logins_txt, bulls = side_by_side_inputs(size)
     sweep = []
@@ -716,29 +719,45 @@ def section_anatomy(redis):
 
     def cores(v):
         return "-" if v is None else f"{v[0]:.2f} / {v[1]:.2f}"
+
+    def share(v):
+        return "-" if v is None else f"{v:.0%}"
     for rnd, impl, jps, w, ld in rows:
-        print(f"| {rnd} | {impl} | {jps:,.0f} | {w['idle']:.0%} | {cores(w['worker'])} | {cores(w['Redis'])} "
+        print(f"| {rnd} | {impl} | {jps:,.0f} | {share(w['idle'])} | {cores(w['worker'])} | {cores(w['Redis'])} "
               f"| {cores(w['simulator'])} | {ld} |")
+    log(f"anatomy: ours with Redis' command times (load {load()})")
+    r = run_ours(redis, size, 1, rules=MIX_RULES, tag="anat", watch=CommandTimeWatch(redis))
+    stats = r["watched"]
+    script_usec = sum(u for k, (_, u) in stats.items() if k in ("evalsha", "eval", "fcall"))
+    command_usec = sum(u for k, (_, u) in stats.items() if k not in ("evalsha", "eval", "fcall"))
+    print(f"\nRedis' own time over a drain of its own (INFO commandstats, nothing logged; "
+          f"{r['jobs_per_s']:,.0f} jobs/s; Redis CPU {r['cpu_per_1k']['redis'] * 1000:.0f} us per LoginId): "
+          f"scripts {script_usec / size:.1f} us per LoginId, every other command (those the scripts ran, the "
+          f"few sent alone, the driver's polling) {command_usec / size:.1f}.")
     log(f"anatomy: ours with every command logged (load {load()})")
     r = run_ours(redis, size, 1, rules=MIX_RULES, tag="anat", watch=SlowlogWatch(redis))
-    by, scripts, commands = {}, 0, 0
-    for usec, args in r["watched"]:
+    by, scripts, inside, alone = {}, 0, 0, 0
+    for usec, args, by_script in r["watched"]:
         label = script_label(args)
-        calls, total = by.get(label, (0, 0))
-        by[label] = (calls + 1, total + usec)
         if label == args[0].upper():
-            commands += usec
+            label += " (in scripts)" if by_script else " (sent alone)"
+            if by_script:
+                inside += usec
+            else:
+                alone += usec
         else:
             scripts += usec
-    print(f"\nRedis' time by command over one more drain of ours, every command logged (SLOWLOG at 0; "
-          f"{r['jobs_per_s']:,.0f} jobs/s, slowed by the logging). A script's time includes the commands it "
-          f"runs, which are logged too: scripts {scripts / size:.1f} us per LoginId, of which the commands "
-          f"they ran (and the few sent alone) {commands / size:.1f}.\n")
+        calls, total = by.get(label, (0, 0))
+        by[label] = (calls + 1, total + usec)
+    print(f"\nThe same by script and by command over one more drain, every command logged (SLOWLOG at 0, "
+          f"wall time; {r['jobs_per_s']:,.0f} jobs/s). A script's time includes the commands it ran and their "
+          f"logging: scripts {scripts / size:.1f} us per LoginId, the commands they ran {inside / size:.1f}, "
+          f"commands sent alone {alone / size:.1f}.\n")
     print("| command | calls per LoginId | us per LoginId | us per call |\n|---|---|---|---|")
     for label, (calls, total) in sorted(by.items(), key=lambda kv: -kv[1][1])[:20]:
         print(f"| `{label}` | {calls / size:.2f} | {total / size:.1f} | {total / calls:.1f} |")
     RESULTS["anatomy"] = {"n": size, "concurrency": [(c, r2["jobs_per_s"]) for c, r2 in sweep],
-                          "sched": rows, "slowlog": by}
+                          "sched": rows, "commandstats": stats, "slowlog": by}
 
 
 SECTIONS = {"e2e": section_e2e, "redis": section_redis, "import": section_import,
