@@ -110,15 +110,11 @@ def main():
             ("the same with 256 bytes of it", ["EXISTS", "missing", accounts[:256]]),
         ]
 
-        def redis_cpu():
-            cpu = c.info("cpu")
-            return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
-
         def cost(cmd):
-            before = redis_cpu()
+            before = c.cpu_seconds()
             for _ in range(N // 200):
                 c.pipeline([cmd] * 200)
-            return (redis_cpu() - before) / N * 1e6
+            return (c.cpu_seconds() - before) / N * 1e6
 
         results = {what: [] for what, _ in variants}
         for rnd in range(ROUNDS):

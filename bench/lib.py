@@ -165,19 +165,12 @@ class CommandTimeWatch:
     def __init__(self, redis):
         self.c = redis.c
 
-    def _read(self):
-        out = {}
-        for k, v in self.c.info("commandstats").items():
-            m = re.search(r"calls=(\d+),usec=(\d+)", v)
-            out[k.replace("cmdstat_", "")] = (int(m.group(1)), int(m.group(2)))
-        return out
-
     def start(self, _pids=None):
-        self.before = self._read()
+        self.before = self.c.command_times()
 
     def stop(self):
         """{command: (calls, microseconds)} during the drain."""
-        after = self._read()
+        after = self.c.command_times()
         out = {}
         for k, (calls, usec) in after.items():
             c0, u0 = self.before.get(k, (0, 0))
@@ -254,13 +247,22 @@ class Resp:
                 d[k] = v
         return d
 
-    def commandstats(self):
-        """{command: calls} (includes commands run inside Lua scripts)."""
+    def command_times(self):
+        """{command: (calls, microseconds)} (includes commands run inside Lua scripts)."""
         out = {}
         for k, v in self.info("commandstats").items():
-            m = re.search(r"calls=(\d+)", v)
-            out[k.replace("cmdstat_", "")] = int(m.group(1))
+            m = re.search(r"calls=(\d+),usec=(\d+)", v)
+            out[k.replace("cmdstat_", "")] = (int(m.group(1)), int(m.group(2)))
         return out
+
+    def commandstats(self):
+        """{command: calls} (includes commands run inside Lua scripts)."""
+        return {k: calls for k, (calls, _) in self.command_times().items()}
+
+    def cpu_seconds(self):
+        """Redis' own CPU seconds, from INFO (microseconds, where /proc counts 10 ms ticks)."""
+        cpu = self.info("cpu")
+        return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
 
 
 class RedisServer:

@@ -51,12 +51,6 @@ def fill(c):
         c("ZADD", f"{A}:inflight", *[x for i in range(k, min(k + 500, N)) for x in ("9999999999999", f"j{i}|tok")])
 
 
-def redis_cpu(c):
-    """Redis' own CPU seconds, from INFO (microseconds, where /proc counts 10 ms ticks)."""
-    cpu = c.info("cpu")
-    return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
-
-
 def call(sha, i, reads, chain):
     """The call that acks job i and leases the next one, as the worker makes it."""
     keys = [f"{A}:{k}" for k in ("ready", "delayed", "inflight", "dead", "counters", "workers", "pending",
@@ -85,12 +79,12 @@ def main():
         for _ in range(ROUNDS):
             for name, script, reads, chain in variants:
                 fill(c)
-                before = redis_cpu(c)
+                before = c.cpu_seconds()
                 for k in range(0, N, 200):
                     replies = c.pipeline([call(script, i, reads, chain) for i in range(k, min(k + 200, N))])
                     if script == sha and not (isinstance(replies[-1], list) and replies[-1][0] == 1):
                         raise RuntimeError(f"{name}: the ack did not take: {replies[-1]!r}")
-                per_call[name].append((redis_cpu(c) - before) / N * 1e6)
+                per_call[name].append((c.cpu_seconds() - before) / N * 1e6)
         print(f"\n### Redis CPU per call of ack_fetch.lua ({N:,} calls per variant, {ROUNDS} rounds alternated)\n")
         print("| call | µs of Redis CPU per call, each round |\n|---|---|")
         for name, values in per_call.items():
