@@ -61,9 +61,15 @@ if ARGV[c + 5] then
   end
 end
 local now = int(ARGV[8], nil)
+-- The clock as text for a command: the worker's own text when it sent one.
+local now_text = now and ARGV[8]
 local function clock()
   now = now or now_ms()
   return now
+end
+local function clock_text()
+  now_text = now_text or digits(clock())
+  return now_text
 end
 
 local chained = ''
@@ -73,13 +79,13 @@ if ARGV[c] and ARGV[c] ~= '' then
   local existing = false
   if label ~= '' then
     local ttl = math.max(tonumber(ARGV[c + 3]) or 259200000, 1)
-    existing = redis.call('SET', KEYS[N_KEYS + 5], id, 'NX', 'GET', 'PX', ttl)
+    existing = redis.call('SET', KEYS[N_KEYS + 5], id, 'NX', 'GET', 'PX', digits(ttl))
   end
   if existing then
     chained = existing
   else
     local key = job_prefix(ready) .. id
-    local enqueued = string.format('%d', clock())
+    local enqueued = clock_text()
     if label ~= '' then
       redis.call('HSET', key, F_PAYLOAD, payload, F_ENQUEUED, enqueued, F_DEDUPE, label)
     else
@@ -87,7 +93,7 @@ if ARGV[c] and ARGV[c] ~= '' then
     end
     local delay = tonumber(ARGV[c + 2]) or 0
     if delay > 0 then
-      redis.call('ZADD', delayed, clock() + delay, id)
+      redis.call('ZADD', delayed, digits(clock() + delay), id)
     else
       redis.call('RPUSH', ready, id)
     end

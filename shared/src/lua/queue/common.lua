@@ -163,12 +163,23 @@ local function counter(field, default)
   return int(redis.call('HGET', K_COUNTERS, field), default)
 end
 
+-- A whole number as the text a command takes. A Lua number given to `redis.call` is
+-- turned into text by a floating-point printf (about 0.4 us a call, 0.7 us for a clock
+-- reading); the common small counts are constants, and the rest go through the integer
+-- format, which is about twice as fast.
+local function digits(n)
+  if n == 1 then
+    return '1'
+  end
+  return string.format('%d', n)
+end
+
 -- Adds `n` to a counter field of `counters` (this queue's by default); a corrupt value is
 -- replaced by `n`. One HINCRBY in the usual case: its error (a corrupt value) is caught
 -- rather than aborting the script.
 local function bump(field, n, counters)
   counters = counters or K_COUNTERS
-  local res = redis.pcall('HINCRBY', counters, field, n)
+  local res = redis.pcall('HINCRBY', counters, field, digits(n))
   if type(res) == 'table' and res.err then
     redis.call('HSET', counters, field, math.max(n, 0))
   end
@@ -237,11 +248,12 @@ local function lease_reads(at)
   local n = math.max(tonumber(ARGV[at]) or 0, 0)
   for i = 0, n - 1 do
     local b = at + 1 + i * 5
-    local command, key_part, arg_part = ARGV[b], tonumber(ARGV[b + 2]), tonumber(ARGV[b + 4])
-    -- ARGV[b + 4] read as a number means every argument before it is there too.
+    local command, key_part, arg_part = ARGV[b], ARGV[b + 2], ARGV[b + 4]
+    -- The elements compared as text: Lua compares two strings by reference, where reading
+    -- one as a number parses it. A valid ARGV[b + 4] means every argument before it is there.
     if (command ~= 'HGET' and command ~= 'SISMEMBER' and command ~= 'GET')
-        or (key_part ~= 0 and key_part ~= 1 and key_part ~= 2)
-        or (arg_part ~= 0 and arg_part ~= 1 and arg_part ~= 2) then
+        or (key_part ~= '0' and key_part ~= '1' and key_part ~= '2')
+        or (arg_part ~= '0' and arg_part ~= '1' and arg_part ~= '2') then
       return nil, nil, 'lease reads: invalid read ' .. (i + 1)
     end
   end
@@ -249,6 +261,16 @@ local function lease_reads(at)
   -- call builds no table per read (each one Lua's collector would have to free).
   local reads = n > 0 and {at + 1, n} or nil
   return reads, at + 1 + n * 5
+end
+
+-- A read's element ('1' or '2': the payload's first or second string; '0': none).
+local function payload_element(text, first, second)
+  if text == '1' then
+    return first
+  elseif text == '2' then
+    return second
+  end
+  return ''
 end
 
 -- What `reads` answer for a job of `payload`: {{first, second}, {one string or false per
@@ -266,7 +288,7 @@ local function read_for(payload, reads)
   for i = 1, reads[2] do
     local b = reads[1] + (i - 1) * 5
     local command = ARGV[b]
-    local key = ARGV[b + 1] .. (parts[tonumber(ARGV[b + 2])] or '')
+    local key = ARGV[b + 1] .. payload_element(ARGV[b + 2], first, second)
     -- pcall: a key of the wrong type makes the job's reads answer nothing rather than
     -- abort the script after the job left ready (the handler then reads for itself, and
     -- meets the error there).
@@ -274,7 +296,7 @@ local function read_for(payload, reads)
     if command == 'GET' then
       value = redis.pcall('GET', key)
     else
-      value = redis.pcall(command, key, ARGV[b + 3] .. (parts[tonumber(ARGV[b + 4])] or ''))
+      value = redis.pcall(command, key, ARGV[b + 3] .. payload_element(ARGV[b + 4], first, second))
     end
     if type(value) == 'table' and value.err then
       return false
@@ -303,9 +325,10 @@ local function lease_ready(now, max, lease, chunk, token, reads)
   local out = {}
   local skipped = 0
   local promoted = false
+  local deadline = nil
   while #out < max and skipped < MAX_SKIP do
     local want = max - #out
-    local ids = redis.call('LPOP', K_READY, want) or {}
+    local ids = redis.call('LPOP', K_READY, digits(want)) or {}
     for _, id in ipairs(ids) do
       local key = job_key(id)
       local job = redis.call('HMGET', key, F_PAYLOAD, F_ATTEMPTS, F_HANDED_BACK)
@@ -315,7 +338,8 @@ local function lease_ready(now, max, lease, chunk, token, reads)
         if (not job[2] or job[2] == '0') and not job[3] then
           first = 1
         end
-        redis.call('ZADD', K_INFLIGHT, now + lease, lease_entry(id, token))
+        deadline = deadline or digits(now + lease)
+        redis.call('ZADD', K_INFLIGHT, deadline, lease_entry(id, token))
         out[#out + 1] = {id, job[1], attempt, first, reads and read_for(job[1], reads) or false}
       else
         skipped = skipped + 1
