@@ -682,7 +682,8 @@ impl<T: DeserializeOwned> Queue<T> {
             .arg(token.as_str())
             .arg(self.clock.script_arg());
         self.push_reads(&mut inv);
-        let raw: Vec<RawLeased> = self.run(&inv).await?;
+        let reply: Vec<redis::Value> = self.run(&inv).await?;
+        let raw = leased_jobs(reply, self.reads.len()).map_err(|e| self.redis_err(e))?;
         Ok(self.decode_leased(raw, &token).await)
     }
 
@@ -818,8 +819,15 @@ impl<T: DeserializeOwned> Queue<T> {
                 inv.key(key);
             }
         }
-        let (acked, raw, duplicate, written): (i64, Vec<RawLeased>, String, redis::Value) =
-            self.run(&inv).await?;
+        let reply: Vec<redis::Value> = self.run(&inv).await?;
+        let mut reply = reply.into_iter();
+        let (acked, duplicate, written) = (|| {
+            let acked: i64 = take(&mut reply)?;
+            let duplicate: String = take(&mut reply)?;
+            Ok((acked, duplicate, reply.next().unwrap_or(redis::Value::Nil)))
+        })()
+        .map_err(|e| self.redis_err(e))?;
+        let raw = leased_jobs(reply, self.reads.len()).map_err(|e| self.redis_err(e))?;
         if acked == 1 {
             self.count_outcome(m::OUTCOME_SUCCEEDED);
         }
@@ -877,7 +885,7 @@ impl<T: DeserializeOwned> Queue<T> {
 
 /// One leased job as `lease_ready` (common.lua) returns it: id, payload, attempt, 1 when it
 /// is the job's first delivery, and its lease reads' answers with the payload strings they
-/// were built from (nil when none were made).
+/// were built from (None when none were made).
 type RawLeased = (
     String,
     String,
@@ -885,6 +893,45 @@ type RawLeased = (
     u8,
     Option<(Vec<String>, Vec<Option<String>>)>,
 );
+
+/// The next value of a script's flat reply as a `T` (a reply that ends early reads as nil,
+/// which only an `Option` accepts).
+fn take<T: redis::FromRedisValue>(
+    values: &mut impl Iterator<Item = redis::Value>,
+) -> Result<T, redis::RedisError> {
+    Ok(redis::from_redis_value(
+        values.next().unwrap_or(redis::Value::Nil),
+    )?)
+}
+
+/// The jobs `lease_ready` (common.lua) appended to a script's reply, one after another: id,
+/// payload, attempt, 1 when it is the job's first delivery, then, when the call made
+/// `reads` lease reads, 0 when they answered nothing, or 1, the two payload strings they
+/// were built from and one answer per read.
+fn leased_jobs(
+    values: impl IntoIterator<Item = redis::Value>,
+    reads: usize,
+) -> Result<Vec<RawLeased>, redis::RedisError> {
+    let mut values = values.into_iter().peekable();
+    let mut jobs = Vec::new();
+    while values.peek().is_some() {
+        let id = take(&mut values)?;
+        let payload = take(&mut values)?;
+        let attempt = take(&mut values)?;
+        let first = take(&mut values)?;
+        let answered = if reads > 0 && take::<u8>(&mut values)? == 1 {
+            let elements = vec![take(&mut values)?, take(&mut values)?];
+            let answers = (0..reads)
+                .map(|_| take(&mut values))
+                .collect::<Result<Vec<Option<String>>, _>>()?;
+            Some((elements, answers))
+        } else {
+            None
+        };
+        jobs.push((id, payload, attempt, first, answered));
+    }
+    Ok(jobs)
+}
 
 fn truncate(s: &str) -> &str {
     if s.len() <= MAX_ERROR_LEN {
@@ -901,8 +948,76 @@ fn truncate(s: &str) -> &str {
 mod tests {
     use std::time::Duration;
 
-    use super::{decode_superseded, uniform_batch};
+    use redis::Value;
+
+    use super::{decode_superseded, leased_jobs, uniform_batch};
     use crate::queue::EnqueueOptions;
+
+    fn text(s: &str) -> Value {
+        Value::BulkString(s.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn leased_jobs_are_read_one_after_another_from_a_flat_reply() {
+        let reply = vec![
+            // Answered: the payload's strings, then one answer per read (nil for none).
+            text("a"),
+            text("[\"L1\",\"2026-11-25\"]"),
+            Value::Int(1),
+            Value::Int(1),
+            Value::Int(1),
+            text("L1"),
+            text("2026-11-25"),
+            text("{}"),
+            Value::Nil,
+            // Not answered.
+            text("b"),
+            text("[\"L2\"]"),
+            Value::Int(3),
+            Value::Int(0),
+            Value::Int(0),
+        ];
+        let jobs = leased_jobs(reply, 2).unwrap();
+        assert_eq!(jobs.len(), 2);
+        assert_eq!(
+            jobs[0],
+            (
+                "a".into(),
+                "[\"L1\",\"2026-11-25\"]".into(),
+                1,
+                1,
+                Some((
+                    vec!["L1".into(), "2026-11-25".into()],
+                    vec![Some("{}".into()), None]
+                ))
+            )
+        );
+        assert_eq!(jobs[1], ("b".into(), "[\"L2\"]".into(), 3, 0, None));
+    }
+
+    #[test]
+    fn without_lease_reads_a_job_is_four_values() {
+        let reply = vec![text("a"), text("[]"), Value::Int(2), Value::Int(0)];
+        assert_eq!(
+            leased_jobs(reply, 0).unwrap(),
+            [("a".into(), "[]".into(), 2, 0, None)]
+        );
+        assert!(leased_jobs(Vec::new(), 3).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_reply_that_ends_inside_a_job_is_an_error() {
+        let reply = vec![text("a"), text("[]"), Value::Int(2)];
+        assert!(leased_jobs(reply, 0).is_err());
+        let reply = vec![
+            text("a"),
+            text("[]"),
+            Value::Int(2),
+            Value::Int(1),
+            Value::Int(1),
+        ];
+        assert!(leased_jobs(reply, 1).is_err());
+    }
 
     #[test]
     fn only_a_batch_of_one_rank_and_one_delay_without_dedupe_keys_is_uniform() {

@@ -27,10 +27,11 @@
 -- ARGV[c + 5] its key count k (its keys are the last k of KEYS), ARGV[c + 6] its argument
 -- count a, ARGV[c + 7 .. c + 6 + a] its arguments. An error reply from it returns at once,
 -- before the ack and the chained job.
--- Returns {acked (1/0), {id, payload, attempt, first, read}..., chained, written}: chained
--- is '' when the chained job was queued (or there was none), else the id of the job it
--- duplicates; written is the attached write's answer, 0 when there is none. The worker's
--- liveness is kept by its heartbeat (renew.lua), so this does not stamp `workers`.
+-- Returns {acked (1/0), chained, written, leased jobs...}: chained is '' when the chained
+-- job was queued (or there was none), else the id of the job it duplicates; written is the
+-- attached write's answer, 0 when there is none; the leased jobs follow in the same list
+-- (see `lease_ready`). The worker's liveness is kept by its heartbeat (renew.lua), so this
+-- does not stamp `workers`.
 local reads, c, invalid = lease_reads(9)
 if invalid then
   return redis.error_reply(invalid)
@@ -103,9 +104,9 @@ end
 
 local acked = finish(ARGV[1], ARGV[2], tonumber(ARGV[3]) or 0, KEYS[N_KEYS + 1]) and 1 or 0
 local max = math.max(tonumber(ARGV[4]) or 0, 0)
-local jobs = {}
+local reply = {acked, chained, written}
 if max > 0 then
-  jobs = lease_ready(clock(), max, tonumber(ARGV[5]) or 30000, tonumber(ARGV[6]) or 1000, ARGV[7],
-    reads)
+  lease_ready(clock(), max, tonumber(ARGV[5]) or 30000, tonumber(ARGV[6]) or 1000, ARGV[7],
+    reads, reply)
 end
-return {acked, jobs, chained, written}
+return reply

@@ -273,39 +273,44 @@ local function payload_element(text, first, second)
   return ''
 end
 
--- What `reads` answer for a job of `payload`: {{first, second}, {one string or false per
--- read}}, the payload's two leading strings as written and the answers (SISMEMBER answers
--- '1' or '0'); false when the payload does not start as a compact JSON array of two plain
--- strings (no escapes). The caller compares the strings with what it decoded: a decoder
--- may normalise them.
-local function read_for(payload, reads)
+-- Appends to `out` what `reads` answer for a job of `payload`: 1, the payload's two leading
+-- strings as written, and one answer per read (a string or false; SISMEMBER answers '1' or
+-- '0'); or 0 alone when the payload does not start as a compact JSON array of two plain
+-- strings (no escapes), or a read failed. The caller compares the strings with what it
+-- decoded: a decoder may normalise them.
+local function read_into(out, payload, reads)
+  local at = #out
   local first, second = string.match(payload, '^%["([^"\\]*)","([^"\\]*)"[,%]]')
+  if first then
+    out[at + 1], out[at + 2], out[at + 3] = 1, first, second
+    for i = 1, reads[2] do
+      local b = reads[1] + (i - 1) * 5
+      local command = ARGV[b]
+      local key = ARGV[b + 1] .. payload_element(ARGV[b + 2], first, second)
+      -- pcall: a key of the wrong type makes the job's reads answer nothing rather than
+      -- abort the script after the job left ready (the handler then reads for itself, and
+      -- meets the error there).
+      local value
+      if command == 'GET' then
+        value = redis.pcall('GET', key)
+      else
+        value = redis.pcall(command, key, ARGV[b + 3] .. payload_element(ARGV[b + 4], first, second))
+      end
+      if type(value) == 'table' and value.err then
+        first = nil
+        break
+      elseif command == 'SISMEMBER' then
+        value = tostring(value)
+      end
+      out[at + 3 + i] = value
+    end
+  end
   if not first then
-    return false
-  end
-  local parts = {first, second}
-  local out = {}
-  for i = 1, reads[2] do
-    local b = reads[1] + (i - 1) * 5
-    local command = ARGV[b]
-    local key = ARGV[b + 1] .. payload_element(ARGV[b + 2], first, second)
-    -- pcall: a key of the wrong type makes the job's reads answer nothing rather than
-    -- abort the script after the job left ready (the handler then reads for itself, and
-    -- meets the error there).
-    local value
-    if command == 'GET' then
-      value = redis.pcall('GET', key)
-    else
-      value = redis.pcall(command, key, ARGV[b + 3] .. payload_element(ARGV[b + 4], first, second))
+    for i = #out, at + 1, -1 do
+      out[i] = nil
     end
-    if type(value) == 'table' and value.err then
-      return false
-    elseif command == 'SISMEMBER' then
-      value = tostring(value)
-    end
-    out[i] = value
+    out[at + 1] = 0
   end
-  return {parts, out}
 end
 
 -- Lease up to `max` ready jobs to delivery `token` until `now + lease`: ready -> in-flight
@@ -313,21 +318,22 @@ end
 -- Promotes due delayed jobs (once per call, at most `chunk`; none when `chunk` is 0: the
 -- worker offers the promotion to one call per interval, see queue/promote_gate.rs) when
 -- ready runs dry before `max` are taken.
--- Returns {id, payload, attempt, first, read} per leased job; attempt counts deliveries, this
--- one included; first is 1 when no handler ever held the job before (attempt 1, and no
--- attempt given back), else 0; read is what `reads` (from lease_reads) answered for it
--- (see read_for), false when there are none or the payload is not of their shape. Ids
+-- Appends to `out` (the script's reply: one flat list, since Redis turns every table of a
+-- reply into an array at about 3,000 instructions each) and returns it, per leased job: id,
+-- payload, attempt, first, then, when there are `reads` (from lease_reads), what they
+-- answered (see read_into). attempt counts deliveries, this one included; first is 1 when no
+-- handler ever held the job before (attempt 1, and no attempt given back), else 0. Ids
 -- without a payload (tombstones of superseded or deleted jobs) are dropped on the way, at
 -- most MAX_SKIP per call so one call stays short; the `ready_tombstones` count follows. A
 -- well-stocked ready list costs one LPOP, with no LLEN before it.
-local function lease_ready(now, max, lease, chunk, token, reads)
+local function lease_ready(now, max, lease, chunk, token, reads, out)
   local MAX_SKIP = 1000
-  local out = {}
+  local taken = 0
   local skipped = 0
   local promoted = false
   local deadline = nil
-  while #out < max and skipped < MAX_SKIP do
-    local want = max - #out
+  while taken < max and skipped < MAX_SKIP do
+    local want = max - taken
     local ids = redis.call('LPOP', K_READY, digits(want)) or {}
     for _, id in ipairs(ids) do
       local key = job_key(id)
@@ -340,7 +346,12 @@ local function lease_ready(now, max, lease, chunk, token, reads)
         end
         deadline = deadline or digits(now + lease)
         redis.call('ZADD', K_INFLIGHT, deadline, lease_entry(id, token))
-        out[#out + 1] = {id, job[1], attempt, first, reads and read_for(job[1], reads) or false}
+        local at = #out
+        out[at + 1], out[at + 2], out[at + 3], out[at + 4] = id, job[1], attempt, first
+        if reads then
+          read_into(out, job[1], reads)
+        end
+        taken = taken + 1
       else
         skipped = skipped + 1
       end

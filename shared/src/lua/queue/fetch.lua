@@ -4,7 +4,7 @@
 -- delivery can settle it;
 -- ARGV[6] Redis' clock (ms) as the worker estimates it ('' = read TIME; see
 -- queue/clock.rs), ARGV[7 ..] the lease reads (see `lease_reads`).
--- Returns {id, payload, attempt, first, read} per leased job (see `lease_ready`).
+-- Returns the leased jobs, one after another in one flat list (see `lease_ready`).
 local reads, _, invalid = lease_reads(7)
 if invalid then
   return redis.error_reply(invalid)
@@ -13,4 +13,4 @@ local now = int(ARGV[6], nil) or now_ms()
 local worker, max = ARGV[1], math.max(tonumber(ARGV[2]) or 1, 1)
 local lease, chunk = tonumber(ARGV[3]) or 30000, tonumber(ARGV[4]) or 1000
 redis.call('ZADD', K_WORKERS, now, worker)
-return lease_ready(now, max, lease, chunk, ARGV[5], reads)
+return lease_ready(now, max, lease, chunk, ARGV[5], reads, {})
