@@ -276,14 +276,20 @@ class RedisServer:
              "--daemonize", "yes", "--dir", self.dir, "--pidfile", f"{self.dir}/redis.pid",
              "--logfile", f"{self.dir}/redis.log"],
             check=True, stdout=subprocess.DEVNULL)
-        for _ in range(100):
+        self._connect(100, 0.05)
+        self.pid = int(open(f"{self.dir}/redis.pid").read())
+
+    def _connect(self, tries, pause):
+        """Waits for the server on self.port to answer PING (`tries` times, `pause` s apart)."""
+        for _ in range(tries):
             try:
                 self.c = Resp(self.port)
                 self.c("PING")
                 break
             except OSError:
-                time.sleep(0.05)
-        self.pid = int(open(f"{self.dir}/redis.pid").read())
+                time.sleep(pause)
+        else:
+            raise RuntimeError(f"redis-server on port {self.port} did not answer")
         self.url = f"redis://127.0.0.1:{self.port}"
         self.mode = "standalone"
 

@@ -18,19 +18,17 @@ small.
 import os
 import subprocess
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pipeline  # noqa: E402
-from lib import BIN, WORK, Resp, cpu_seconds, free_port  # noqa: E402
+from lib import BIN, WORK, RedisServer, free_port  # noqa: E402
 
 N = int(os.environ.get("INSTR_N", 2000))
 
 
-class CallgrindRedis:
-    """A private redis-server under callgrind, counting nothing until `start`; `stop()`
-    shuts it down and answers the instructions counted. Stands in for RedisServer in the
-    pipeline's drivers, and is the `watch` that turns the count on and off."""
+class CallgrindRedis(RedisServer):
+    """A private redis-server under callgrind, counting nothing until its `watch` starts
+    it; `instructions()` shuts the server down and answers the instructions counted."""
 
     def __init__(self):
         self.port = free_port()
@@ -39,24 +37,24 @@ class CallgrindRedis:
             ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={self.out}",
              "redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for _ in range(300):
-            try:
-                self.c = Resp(self.port)
-                self.c("PING")
-                break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            raise RuntimeError("redis-server under valgrind did not answer")
+        self._connect(300, 0.1)
         self.pid = self.p.pid
-        self.url = f"redis://127.0.0.1:{self.port}"
-        self.mode = "standalone"
+        self.watch = CallgrindWatch(self.pid)
 
-    def cpu(self):
-        return cpu_seconds(self.pid)
+    def instructions(self):
+        self.stop()
+        self.p.wait()
+        with open(self.out) as f:
+            totals = [line for line in f if line.startswith("totals:")]
+        return int(totals[-1].split()[1])
 
-    def flush(self):
-        self.c("FLUSHALL")
+
+class CallgrindWatch:
+    """A drain's `watch`: callgrind counts while the drain runs, from the workers' start
+    until every job is settled."""
+
+    def __init__(self, pid):
+        self.pid = pid
 
     def _instrument(self, state):
         subprocess.run(["callgrind_control", "-i", state, str(self.pid)], check=True, capture_output=True)
@@ -67,23 +65,13 @@ class CallgrindRedis:
     def stop(self):
         self._instrument("off")
 
-    def shutdown(self):
-        try:
-            self.c("SHUTDOWN", "NOSAVE")
-        except OSError:
-            pass
-        self.p.wait()
-        with open(self.out) as f:
-            totals = [line for line in f if line.startswith("totals:")]
-        return int(totals[-1].split()[1])
-
 
 def drain(name, run):
     redis = CallgrindRedis()
     try:
         row = run(redis)
     finally:
-        instructions = redis.shutdown()
+        instructions = redis.instructions()
     return {"name": name, "jobs": row["jobs"], "per_login": instructions / N, "per_job": instructions / row["jobs"]}
 
 
@@ -97,14 +85,14 @@ def main():
     for name, bin_dir in ours:
         def run(redis, bin_dir=bin_dir):
             pipeline.BIN = bin_dir
-            return pipeline.run_ours(redis, N, 1, rules=pipeline.MIX_RULES, tag="instr", watch=redis)
+            return pipeline.run_ours(redis, N, 1, rules=pipeline.MIX_RULES, tag="instr", watch=redis.watch)
         rows.append(drain(name, run))
         pipeline.BIN = BIN
     if "bullmq-rs" in bulls:
         def run_port(redis):
             sim = pipeline.start_sim(pipeline.MIX_RULES)
             try:
-                return pipeline.run_bull(redis, "bullmq-rs", N, logins_txt, sim, watch=redis)
+                return pipeline.run_bull(redis, "bullmq-rs", N, logins_txt, sim, watch=redis.watch)
             finally:
                 sim.stop()
         rows.append(drain("bullmq-rs", run_port))
