@@ -2,7 +2,9 @@
 """Redis' instructions per LoginId over a whole side-by-side drain (Authorize -> chained
 GetAccountsDetail, 5% 401), ours and the BullMQ Rust port, counted by valgrind's callgrind
 on a private redis-server: every instruction Redis runs (scripts, commands, the network,
-its allocator) from the worker's start until every job is settled, nothing before. A count
+its allocator) from just after the worker's process starts until every job is settled
+(callgrind is switched on once the process is spawned: its first calls may be missed, the
+same for both), nothing before. A count
 of instructions does not move with the machine's load as CPU seconds do, so two builds can
 be told apart by a few percent in one run each. It is not time: a cache miss costs more
 than an instruction. Redis runs about 50 times slower under valgrind, so the drains are

@@ -6,7 +6,9 @@ chain, without both, and a script that only returns given the full call's keys a
 arguments. Each variant acks and leases COST_N jobs on a private redis-server (fresh data
 each time, calls pipelined 200 at a time so the client's speed does not count) and reads
 `used_cpu_user + used_cpu_sys` before and after: Redis' own CPU per call, the variants
-alternated COST_ROUNDS times.
+alternated COST_ROUNDS times. The script is loaded with the whole of common.lua before it,
+where the worker's carries only the helpers it calls (queue/scripts.rs): about 9 closures,
+a few percent of a call, more than the worker pays.
 
     python3 bench/script_cost.py                 COST_N (20000), COST_ROUNDS (3)
 """

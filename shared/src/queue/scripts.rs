@@ -244,7 +244,7 @@ mod tests {
     fn the_ack_carries_fewer_helpers_than_common_lua_has() {
         let ack = prelude_for(ACK_FETCH_BODY);
         let kept = helpers(&ack);
-        assert!(kept.contains(&"lease_ready") && kept.contains(&"read_for"));
+        assert!(kept.contains(&"lease_ready") && kept.contains(&"read_into"));
         assert!(!kept.contains(&"bury") && !kept.contains(&"each_lease"));
     }
 }

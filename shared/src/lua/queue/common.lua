@@ -163,15 +163,19 @@ local function counter(field, default)
   return int(redis.call('HGET', K_COUNTERS, field), default)
 end
 
--- A whole number as the text a command takes. A Lua number given to `redis.call` is
--- turned into text by a floating-point printf (about 0.4 us a call, 0.7 us for a clock
--- reading); the common small counts are constants, and the rest go through the integer
--- format, which is about twice as fast.
+-- A number as the text a command takes. Redis 7.0 turns a Lua number given to
+-- `redis.call` into text with a floating-point printf (about 0.4 us a call, 0.7 us for a
+-- clock reading); the common count is a constant, and other whole numbers that a double
+-- holds exactly go through the integer format, about twice as fast. Anything else (a
+-- fraction, a number past 2^53, inf, nan) is printed as Redis would have printed it:
+-- the integer format would cut or wrap it.
 local function digits(n)
   if n == 1 then
     return '1'
+  elseif n % 1 == 0 and n > -9007199254740992 and n < 9007199254740992 then
+    return string.format('%d', n)
   end
-  return string.format('%d', n)
+  return string.format('%.17g', n)
 end
 
 -- Adds `n` to a counter field of `counters` (this queue's by default); a corrupt value is
@@ -257,7 +261,7 @@ local function lease_reads(at)
       return nil, nil, 'lease reads: invalid read ' .. (i + 1)
     end
   end
-  -- Where the reads start and how many: read_for takes them from ARGV as it goes, so a
+  -- Where the reads start and how many: read_into takes them from ARGV as it goes, so a
   -- call builds no table per read (each one Lua's collector would have to free).
   local reads = n > 0 and {at + 1, n} or nil
   return reads, at + 1 + n * 5
