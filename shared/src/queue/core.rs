@@ -821,12 +821,9 @@ impl<T: DeserializeOwned> Queue<T> {
         }
         let reply: Vec<redis::Value> = self.run(&inv).await?;
         let mut reply = reply.into_iter();
-        let (acked, duplicate, written) = (|| {
-            let acked: i64 = take(&mut reply)?;
-            let duplicate: String = take(&mut reply)?;
-            Ok((acked, duplicate, reply.next().unwrap_or(redis::Value::Nil)))
-        })()
-        .map_err(|e| self.redis_err(e))?;
+        let acked: i64 = take(&mut reply).map_err(|e| self.redis_err(e))?;
+        let duplicate: String = take(&mut reply).map_err(|e| self.redis_err(e))?;
+        let written = reply.next().unwrap_or(redis::Value::Nil);
         let raw = leased_jobs(reply, self.reads.len()).map_err(|e| self.redis_err(e))?;
         if acked == 1 {
             self.count_outcome(m::OUTCOME_SUCCEEDED);
