@@ -25,6 +25,12 @@ struct Piece<'a> {
     text: String,
 }
 
+/// The helper a line of `common.lua` starts, if it starts one: `local function <name>(`.
+fn helper_name(line: &str) -> Option<&str> {
+    let rest = line.strip_prefix("local function ")?;
+    Some(rest.split('(').next().unwrap_or(rest).trim())
+}
+
 fn pieces(common: &str) -> Vec<Piece<'_>> {
     let mut out = Vec::new();
     let mut kept = String::new();
@@ -39,7 +45,7 @@ fn pieces(common: &str) -> Vec<Piece<'_>> {
             }
             continue;
         }
-        if let Some(rest) = line.strip_prefix("local function ") {
+        if let Some(name) = helper_name(line) {
             if !kept.is_empty() {
                 out.push(Piece {
                     helper: None,
@@ -49,7 +55,6 @@ fn pieces(common: &str) -> Vec<Piece<'_>> {
             let mut text = std::mem::take(&mut comments);
             text.push_str(line);
             text.push('\n');
-            let name = rest.split('(').next().unwrap_or(rest).trim();
             helper = Some(Piece {
                 helper: Some(name),
                 text,
@@ -188,11 +193,7 @@ mod tests {
     use super::*;
 
     fn helpers(prelude: &str) -> Vec<&str> {
-        prelude
-            .lines()
-            .filter_map(|line| line.strip_prefix("local function "))
-            .map(|rest| rest.split('(').next().unwrap_or(rest))
-            .collect()
+        prelude.lines().filter_map(helper_name).collect()
     }
 
     #[test]
