@@ -1,0 +1,285 @@
+#!/usr/bin/env python3
+"""Where the Redis time of a routine's enqueue goes: a million authorize jobs queued into
+an empty queue by `enqueue.lua` (common.lua before it), as `producer routine run` queues
+them (the compact layout, 1,000 jobs a call, two calls in flight, a supersede key and its
+pending shard per job), on a private redis-server holding ENQ_N registered logins (a
+snapshot made once by `producer logins import`, loaded afresh for every run, so each run
+starts from the same keyspace). Redis' own CPU (`used_cpu_user + used_cpu_sys`) is read
+before and after the calls; the client builds every call first, so its speed does not
+count. The script is loaded with the whole of common.lua before it, where the producer's
+carries only the helpers it calls (queue/scripts.rs): a few closures more per call of a
+thousand jobs, nothing per job.
+
+Besides the script as shipped, diagnostic variants each take one piece away: the
+script returning at once (what taking in the arguments costs), no command at all, no read
+of the pending entry, no write of it, no job hash. Three measure what another layout of the
+pending entries would buy, none of them what the queue does (each would need every stored
+entry moved): a string key per entry instead of a field in a small shard hash, four times
+as many shards, and supersede keys without their `authorize:` prefix. Runs alternate the
+variants ENQ_ROUNDS times.
+
+    python3 bench/enqueue_cost.py       ENQ_N (1000000), ENQ_ROUNDS (2), ENQ_VARIANTS
+                                        (all; names separated by commas); the release
+                                        producer (CARGO_TARGET_DIR, as scripts/bench-all
+                                        builds it) imports the logins
+    ENQ_CALLGRIND=1 ENQ_N=20000 ENQ_ROUNDS=1 python3 bench/enqueue_cost.py
+                                        Redis' instructions per job instead (valgrind's
+                                        callgrind; about 50 times slower, so fewer jobs):
+                                        what a change to the script's own work saves,
+                                        which CPU seconds at a million are too noisy for
+"""
+
+import hashlib
+import os
+import random
+import shutil
+import socket
+import string
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from lib import BIN, ROOT, WORK, RedisServer, cleanup, encode, free_port, load, machine, write_logins  # noqa: E402
+
+N = int(os.environ.get("ENQ_N", 1000000))
+ROUNDS = int(os.environ.get("ENQ_ROUNDS", 2))
+CALLGRIND = os.environ.get("ENQ_CALLGRIND") == "1"
+LUA = os.path.join(ROOT, "shared/src/lua/queue")
+NS = "nightly-refresh"
+Q = f"{{{NS}:authorize}}"
+KEYS = [f"{Q}:{k}" for k in ("ready", "delayed", "inflight", "dead", "counters", "workers", "pending",
+                              "superseded")]
+DATE, RANK = "2026-11-25", "739945"  # the rank of an authorize job is its date's day number
+SHARDS = 16384  # shared::queue::keys::PENDING_SHARDS
+PER_CALL = 1000  # shared::queue ENQUEUE_CHUNK
+
+# Pieces of enqueue.lua each diagnostic variant replaces (checked: the tool refuses to run
+# a variant whose piece is no longer in the script).
+PENDING_READ = "pending[skey] = redis.call('HGET', shard, skey)"
+PENDING_WRITE = "redis.call('HSET', pending_shard[skey], skey, entry)"
+JOB_HASH = "redis.call('HSET', job_key(id), F_PAYLOAD, payload, F_ENQUEUED, now_text)\n"
+WORK_START = "local WINDOW = 64"
+SCRIPT_EDITS = {
+    "shipped": [],
+    "arguments only": [(WORK_START, "if true then return {} end\n" + WORK_START)],
+    "no commands": [(PENDING_READ, "pending[skey] = false"), (PENDING_WRITE, "local _ = entry"),
+                    (JOB_HASH, "local _ = job_key(id)\n")],
+    "no pending read": [(PENDING_READ, "pending[skey] = false")],
+    "no pending write": [(PENDING_WRITE, "local _ = entry")],
+    "no job hash": [(JOB_HASH, "local _ = job_key(id)\n")],
+    "a key per pending entry": [(PENDING_READ, "pending[skey] = redis.call('GET', K_PENDING .. ':' .. skey)"),
+                                (PENDING_WRITE, "redis.call('SET', K_PENDING .. ':' .. skey, entry)")],
+}
+# Variants of the data: (shards, supersede key prefix).
+LAYOUTS = {"shards x4": (4 * SHARDS, "authorize:"), "key without prefix": (SHARDS, "")}
+
+
+def fnv1a(text):
+    """shared::keys::fnv1a: 64-bit FNV-1a of the UTF-8 bytes."""
+    h = 0xcbf29ce484222325
+    for b in text.encode():
+        h = ((h ^ b) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
+class SnapshotRedis(RedisServer):
+    """A private redis-server started from a copy of the RDB file `dump`; under callgrind,
+    counting nothing until `count(True)`, when `callgrind` is set."""
+
+    def __init__(self, dump, callgrind=False):
+        self.port = free_port()
+        self.dir = os.path.join(WORK, f"redis.{self.port}")
+        os.makedirs(self.dir)
+        shutil.copy(dump, os.path.join(self.dir, "dump.rdb"))
+        argv = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                "--dir", self.dir, "--logfile", f"{self.dir}/redis.log"]
+        self.out = os.path.join(self.dir, "callgrind.out") if callgrind else None
+        if callgrind:
+            argv = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={self.out}", *argv]
+        self.p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.pid = self.p.pid
+        for _ in range(3000):  # PING answers LOADING until the snapshot is in
+            try:
+                self._connect(100, 0.05)
+                break
+            except RuntimeError as e:
+                if "LOADING" not in str(e):
+                    raise
+                time.sleep(0.1)
+
+    def count(self, on):
+        subprocess.run(["callgrind_control", "-i", "on" if on else "off", str(self.pid)], check=True,
+                       capture_output=True)
+
+    def stop(self):
+        """Shuts the server down; answers the instructions callgrind counted, if it ran."""
+        super().stop()
+        self.p.wait()
+        counted = None
+        if self.out:
+            with open(self.out) as f:
+                counted = int([line for line in f if line.startswith("totals:")][-1].split()[1])
+        shutil.rmtree(self.dir, ignore_errors=True)
+        return counted
+
+
+def snapshot():
+    """An RDB file of N logins imported by the release producer, and the logins."""
+    csv = os.path.join(WORK, "logins.csv")
+    write_logins(csv, N)
+    redis = RedisServer()
+    env = dict(os.environ, REDIS_URL=redis.url, REDIS_MODE="standalone", REFRESH_NAMESPACE=NS,
+               FLINKS_BASE_URL="http://127.0.0.1:9", RUST_LOG="warn")
+    subprocess.run([f"{BIN}/producer", "logins", "import", csv], env=env, check=True, capture_output=True)
+    redis.c("SAVE")
+    dump = os.path.join(WORK, "logins.rdb")
+    shutil.copy(os.path.join(redis.dir, "dump.rdb"), dump)
+    redis.stop()
+    with open(csv) as f:
+        logins = [line.split(",", 1)[0] for line in f.read().splitlines()[1:]]
+    os.unlink(csv)
+    return dump, logins
+
+
+def script(edits):
+    body = open(os.path.join(LUA, "enqueue.lua")).read()
+    for old, new in edits:
+        if old not in body:
+            raise SystemExit(f"enqueue_cost: enqueue.lua no longer holds {old.strip()!r}; update the variant")
+        body = body.replace(old, new)
+    return (open(os.path.join(LUA, "common.lua")).read() + "\n" + body).encode()
+
+
+def jobs(logins, shards, prefix):
+    """Each job's four arguments, as the routine passes them: id (random, as JobId's),
+    payload, supersede key, pending shard."""
+    rng = random.Random(1)
+    alphabet = string.ascii_letters + string.digits
+    out = []
+    for login in logins:
+        skey = prefix + login
+        out += ["".join(rng.choices(alphabet, k=12)), f'["{login}","{DATE}"]', skey, str(fnv1a(skey) % shards)]
+    return out
+
+
+def calls(sha, args):
+    """The routine's enqueue calls of the jobs' `args`, encoded."""
+    per_call = 4 * PER_CALL
+    return [encode(["EVALSHA", sha, len(KEYS), *KEYS, "259200000", len(args[i:i + per_call]) // 4, "4", "0", RANK,
+                    *args[i:i + per_call]])
+            for i in range(0, len(args), per_call)]
+
+
+def replies(sock):
+    """Reads one reply at a time from `sock`; raises on an error reply."""
+    f = sock.makefile("rb")
+
+    def one():
+        line = f.readline()
+        kind, rest = line[:1], line[1:-2]
+        if kind == b"-":
+            raise RuntimeError(rest.decode())
+        if kind == b"*":
+            return [one() for _ in range(int(rest))]
+        if kind == b"$":
+            n = int(rest)
+            return None if n < 0 else f.read(n + 2)[:-2]
+        return rest
+    return one
+
+
+def send(redis, body, payloads):
+    """Sends `payloads` to `redis`, two calls in flight: Redis CPU seconds and used_memory
+    added meanwhile."""
+    sock = socket.create_connection(("127.0.0.1", redis.port))
+    reply = replies(sock)
+    sock.sendall(encode(["SCRIPT", "LOAD", body]))
+    reply()
+    m0, c0 = int(redis.c.info("memory")["used_memory"]), redis.cpu()
+    if CALLGRIND:
+        redis.count(True)
+    in_flight = 0
+    for p in payloads:
+        sock.sendall(p)
+        in_flight += 1
+        if in_flight == 2:
+            reply()
+            in_flight -= 1
+    while in_flight:
+        reply()
+        in_flight -= 1
+    if CALLGRIND:
+        redis.count(False)
+    return redis.cpu() - c0, int(redis.c.info("memory")["used_memory"]) - m0
+
+
+def run(dump, body, payloads):
+    """Redis CPU seconds, used_memory added and, under callgrind, instructions (else None)
+    of `payloads` sent to a server started from `dump`."""
+    redis = SnapshotRedis(dump, callgrind=CALLGRIND)
+    try:
+        cpu, mem = send(redis, body, payloads)
+    finally:
+        counted = redis.stop()
+    return cpu, mem, counted
+
+
+def main():
+    names = os.environ.get("ENQ_VARIANTS")
+    variants = [*SCRIPT_EDITS, *LAYOUTS]
+    if names:
+        wanted = [n.strip() for n in names.split(",")]
+        unknown = [n for n in wanted if n not in variants]
+        if unknown:
+            raise SystemExit(f"enqueue_cost: ENQ_VARIANTS names {unknown}; the variants are {variants}")
+        variants = [v for v in variants if v in wanted]
+    print(f"enqueue_cost: {N:,} logins, machine {machine()}", file=sys.stderr, flush=True)
+    dump, logins = snapshot()
+    random.Random(2).shuffle(logins)
+    prepared, layouts = {}, {}
+    for v in variants:
+        body = script(SCRIPT_EDITS.get(v, []))
+        layout = LAYOUTS.get(v, (SHARDS, "authorize:"))
+        if layout not in layouts:
+            layouts[layout] = jobs(logins, *layout)
+        prepared[v] = (body, calls(hashlib.sha1(body).hexdigest(), layouts[layout]))
+    results = {v: [] for v in variants}
+    for r in range(ROUNDS):
+        for v in variants:
+            cpu, mem, counted = run(dump, *prepared[v])
+            results[v].append((cpu, mem, counted, load()))
+            print(f"round {r + 1}: {v}: {cpu:.2f} s Redis CPU, {mem / N:.0f} B per job", file=sys.stderr, flush=True)
+    if CALLGRIND:
+        print_instructions(results)
+    else:
+        print_cpu(results)
+
+
+def print_cpu(results):
+    base = min(row[0] for row in results["shipped"]) if "shipped" in results else None
+    print(f"\n| variant | Redis CPU s per {N:,} jobs (each round) | best | against shipped | used_memory per job | load |")
+    print("|---|---|---|---|---|---|")
+    for v, rows in results.items():
+        best = min(row[0] for row in rows)
+        against = f"{best - base:+.2f} s" if base is not None and v != "shipped" else ""
+        print(f"| {v} | {', '.join(f'{row[0]:.2f}' for row in rows)} | {best:.2f} | {against} | "
+              f"{rows[0][1] / N:.0f} B | {', '.join(row[3] for row in rows)} |")
+
+
+def print_instructions(results):
+    """Callgrind's counts do not move between rounds: the first round's."""
+    base = results["shipped"][0][2] / N if "shipped" in results else None
+    print(f"\n| variant | Redis instructions per job ({N:,} jobs, callgrind) | against shipped |")
+    print("|---|---|---|")
+    for v, rows in results.items():
+        per_job = rows[0][2] / N
+        against = f"{per_job - base:+,.0f}" if base is not None and v != "shipped" else ""
+        print(f"| {v} | {per_job:,.0f} | {against} |")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    finally:
+        cleanup()
