@@ -4,19 +4,24 @@ an empty queue by `enqueue.lua` (common.lua before it), as `producer routine run
 them (the compact layout, 1,000 jobs a call, two calls in flight, a supersede key and its
 pending shard per job), on a private redis-server holding ENQ_N registered logins (a
 snapshot made once by `producer logins import`, loaded afresh for every run, so each run
-starts from the same keyspace). Redis' own CPU (`used_cpu_user + used_cpu_sys`) is read
-before and after the calls; the client builds every call first, so its speed does not
-count. The script is loaded with the whole of common.lua before it, where the producer's
+starts from the same keyspace). Redis' own CPU (INFO's `used_cpu_user + used_cpu_sys`) is
+read before and after the calls; the client encodes every call first, so its speed does
+not count, and checks every reply (no job is a duplicate here: each call answers an empty
+list). The script is loaded with the whole of common.lua before it, where the producer's
 carries only the helpers it calls (queue/scripts.rs): a few closures more per call of a
 thousand jobs, nothing per job.
 
-Besides the script as shipped, diagnostic variants each take one piece away: the
-script returning at once (what taking in the arguments costs), no command at all, no read
-of the pending entry, no write of it, no job hash. Three measure what another layout of the
-pending entries would buy, none of them what the queue does (each would need every stored
-entry moved): a string key per entry instead of a field in a small shard hash, four times
-as many shards, and supersede keys without their `authorize:` prefix. Runs alternate the
-variants ENQ_ROUNDS times.
+Besides the script as shipped, diagnostic variants each take one piece away: the script
+returning at once (what taking in the arguments costs), no per-job command (the calls'
+few commands stay: the clock, the ready list's RPUSHes, the counters), no read of the
+pending entry, no write of it, no job hash. What a variant saves is what that piece costs
+with the rest in place, not its share: the savings overlap (a job hash less makes the
+keyspace smaller, so every other lookup cheaper). Three variants measure what another
+layout of the pending entries would buy, none of them what the queue does (each would
+need every stored entry moved): a string key per entry instead of a field in a small
+shard hash, four times as many shards, and supersede keys without their `authorize:`
+prefix. Runs alternate the variants ENQ_ROUNDS times; the first run of a process tends to
+be the slowest, so compare the best of each.
 
     python3 bench/enqueue_cost.py       ENQ_N (1000000), ENQ_ROUNDS (2), ENQ_VARIANTS
                                         (all; names separated by commas); the release
@@ -26,7 +31,10 @@ variants ENQ_ROUNDS times.
                                         Redis' instructions per job instead (valgrind's
                                         callgrind; about 50 times slower, so fewer jobs):
                                         what a change to the script's own work saves,
-                                        which CPU seconds at a million are too noisy for
+                                        which CPU seconds at a million are too noisy for.
+                                        Not what a million costs: at 20,000 a pending
+                                        shard holds about one entry (sixty at a million)
+                                        and the keyspace fits in the CPU's caches
 """
 
 import hashlib
@@ -54,8 +62,9 @@ DATE, RANK = "2026-11-25", "739945"  # the rank of an authorize job is its date'
 SHARDS = 16384  # shared::queue::keys::PENDING_SHARDS
 PER_CALL = 1000  # shared::queue ENQUEUE_CHUNK
 
-# Pieces of enqueue.lua each diagnostic variant replaces (checked: the tool refuses to run
-# a variant whose piece is no longer in the script).
+# Pieces of enqueue.lua the variants replace; each must occur exactly once (the tool stops
+# when the script changed under a variant).
+PENDING_SHARD = "local shard = K_PENDING .. ':' .. ARGV[b + AT_SHARD]"
 PENDING_READ = "pending[skey] = redis.call('HGET', shard, skey)"
 PENDING_WRITE = "redis.call('HSET', pending_shard[skey], skey, entry)"
 JOB_HASH = "redis.call('HSET', job_key(id), F_PAYLOAD, payload, F_ENQUEUED, now_text)\n"
@@ -63,15 +72,18 @@ WORK_START = "local WINDOW = 64"
 SCRIPT_EDITS = {
     "shipped": [],
     "arguments only": [(WORK_START, "if true then return {} end\n" + WORK_START)],
-    "no commands": [(PENDING_READ, "pending[skey] = false"), (PENDING_WRITE, "local _ = entry"),
-                    (JOB_HASH, "local _ = job_key(id)\n")],
+    "no per-job command": [(PENDING_READ, "pending[skey] = false"), (PENDING_WRITE, "local _ = entry"),
+                           (JOB_HASH, "local _ = job_key(id)\n")],
     "no pending read": [(PENDING_READ, "pending[skey] = false")],
     "no pending write": [(PENDING_WRITE, "local _ = entry")],
     "no job hash": [(JOB_HASH, "local _ = job_key(id)\n")],
-    "a key per pending entry": [(PENDING_READ, "pending[skey] = redis.call('GET', K_PENDING .. ':' .. skey)"),
-                                (PENDING_WRITE, "redis.call('SET', K_PENDING .. ':' .. skey, entry)")],
+    # `shard` becomes the entry's own key: one string built per job, as the shard's name is.
+    "a key per pending entry": [(PENDING_SHARD, "local shard = K_PENDING .. ':' .. skey"),
+                                (PENDING_READ, "pending[skey] = redis.call('GET', shard)"),
+                                (PENDING_WRITE, "redis.call('SET', pending_shard[skey], entry)")],
 }
 # Variants of the data: (shards, supersede key prefix).
+SHIPPED_LAYOUT = (SHARDS, "authorize:")
 LAYOUTS = {"shards x4": (4 * SHARDS, "authorize:"), "key without prefix": (SHARDS, "")}
 
 
@@ -99,14 +111,25 @@ class SnapshotRedis(RedisServer):
             argv = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={self.out}", *argv]
         self.p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.pid = self.p.pid
-        for _ in range(3000):  # PING answers LOADING until the snapshot is in
+        try:
+            self._wait_loaded()
+        except BaseException:
+            self.p.kill()
+            self.p.wait()
+            raise
+
+    def _wait_loaded(self):
+        """Waits until the server answers PING: it answers LOADING until the snapshot is in."""
+        for _ in range(3000):
             try:
-                self._connect(100, 0.05)
-                break
+                self._connect(300, 0.1)
+                return
             except RuntimeError as e:
                 if "LOADING" not in str(e):
                     raise
+                self.c.sock.close()
                 time.sleep(0.1)
+        raise RuntimeError(f"redis-server on port {self.port} did not load {self.dir}/dump.rdb")
 
     def count(self, on):
         subprocess.run(["callgrind_control", "-i", "on" if on else "off", str(self.pid)], check=True,
@@ -115,9 +138,13 @@ class SnapshotRedis(RedisServer):
     def stop(self):
         """Shuts the server down; answers the instructions callgrind counted, if it ran."""
         super().stop()
-        self.p.wait()
+        try:
+            self.p.wait(60)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            self.p.wait()
         counted = None
-        if self.out:
+        if self.out and os.path.exists(self.out):
             with open(self.out) as f:
                 counted = int([line for line in f if line.startswith("totals:")][-1].split()[1])
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -129,13 +156,15 @@ def snapshot():
     csv = os.path.join(WORK, "logins.csv")
     write_logins(csv, N)
     redis = RedisServer()
-    env = dict(os.environ, REDIS_URL=redis.url, REDIS_MODE="standalone", REFRESH_NAMESPACE=NS,
-               FLINKS_BASE_URL="http://127.0.0.1:9", RUST_LOG="warn")
-    subprocess.run([f"{BIN}/producer", "logins", "import", csv], env=env, check=True, capture_output=True)
-    redis.c("SAVE")
-    dump = os.path.join(WORK, "logins.rdb")
-    shutil.copy(os.path.join(redis.dir, "dump.rdb"), dump)
-    redis.stop()
+    try:
+        env = dict(os.environ, REDIS_URL=redis.url, REDIS_MODE="standalone", REFRESH_NAMESPACE=NS,
+                   FLINKS_BASE_URL="http://127.0.0.1:9", RUST_LOG="warn")
+        subprocess.run([f"{BIN}/producer", "logins", "import", csv], env=env, check=True, capture_output=True)
+        redis.c("SAVE")
+        dump = os.path.join(WORK, "logins.rdb")
+        shutil.copy(os.path.join(redis.dir, "dump.rdb"), dump)
+    finally:
+        redis.stop()
     with open(csv) as f:
         logins = [line.split(",", 1)[0] for line in f.read().splitlines()[1:]]
     os.unlink(csv)
@@ -145,34 +174,43 @@ def snapshot():
 def script(edits):
     body = open(os.path.join(LUA, "enqueue.lua")).read()
     for old, new in edits:
-        if old not in body:
-            raise SystemExit(f"enqueue_cost: enqueue.lua no longer holds {old.strip()!r}; update the variant")
+        if body.count(old) != 1:
+            raise SystemExit(f"enqueue_cost: enqueue.lua holds {old.strip()!r} {body.count(old)} times, "
+                             "not once; update the variant")
         body = body.replace(old, new)
     return (open(os.path.join(LUA, "common.lua")).read() + "\n" + body).encode()
 
 
-def jobs(logins, shards, prefix):
-    """Each job's four arguments, as the routine passes them: id (random, as JobId's),
-    payload, supersede key, pending shard."""
+def job_args(logins, shards, prefix):
+    """Each call's jobs, their arguments encoded once for every variant of the script: four
+    per job, as the routine passes them (id, random as JobId's; payload; supersede key;
+    pending shard). A list of (jobs in the call, encoded arguments)."""
     rng = random.Random(1)
     alphabet = string.ascii_letters + string.digits
     out = []
-    for login in logins:
-        skey = prefix + login
-        out += ["".join(rng.choices(alphabet, k=12)), f'["{login}","{DATE}"]', skey, str(fnv1a(skey) % shards)]
+    for start in range(0, len(logins), PER_CALL):
+        args = []
+        for login in logins[start:start + PER_CALL]:
+            skey = prefix + login
+            args += ["".join(rng.choices(alphabet, k=12)), f'["{login}","{DATE}"]', skey, str(fnv1a(skey) % shards)]
+        # encode() writes an array header before the bulk strings: only the strings are kept.
+        encoded = encode(args)
+        out.append((len(args) // 4, encoded[encoded.index(b"\r\n") + 2:]))
     return out
 
 
-def calls(sha, args):
-    """The routine's enqueue calls of the jobs' `args`, encoded."""
-    per_call = 4 * PER_CALL
-    return [encode(["EVALSHA", sha, len(KEYS), *KEYS, "259200000", len(args[i:i + per_call]) // 4, "4", "0", RANK,
-                    *args[i:i + per_call]])
-            for i in range(0, len(args), per_call)]
+def calls(sha, jobs):
+    """The routine's enqueue calls of `jobs` (see `job_args`), encoded."""
+    out = []
+    for n, encoded in jobs:
+        head = ["EVALSHA", sha, len(KEYS), *KEYS, "259200000", n, "4", "0", RANK]
+        header = encode(head)
+        out.append(b"*%d\r\n" % (len(head) + 4 * n) + header[header.index(b"\r\n") + 2:] + encoded)
+    return out
 
 
 def replies(sock):
-    """Reads one reply at a time from `sock`; raises on an error reply."""
+    """Reads one reply at a time from `sock`; raises on an error reply or a closed socket."""
     f = sock.makefile("rb")
 
     def one():
@@ -185,7 +223,9 @@ def replies(sock):
         if kind == b"$":
             n = int(rest)
             return None if n < 0 else f.read(n + 2)[:-2]
-        return rest
+        if kind in (b"+", b":"):
+            return rest
+        raise RuntimeError(f"enqueue_cost: unexpected reply {line[:80]!r} (did redis-server stop?)")
     return one
 
 
@@ -196,22 +236,28 @@ def send(redis, body, payloads):
     reply = replies(sock)
     sock.sendall(encode(["SCRIPT", "LOAD", body]))
     reply()
-    m0, c0 = int(redis.c.info("memory")["used_memory"]), redis.cpu()
+    m0, c0 = int(redis.c.info("memory")["used_memory"]), redis.c.cpu_seconds()
     if CALLGRIND:
         redis.count(True)
+
+    def checked():
+        answer = reply()
+        if answer != []:
+            raise RuntimeError(f"enqueue_cost: a call answered {answer!r:.200}, not an empty list")
+
     in_flight = 0
     for p in payloads:
         sock.sendall(p)
         in_flight += 1
         if in_flight == 2:
-            reply()
+            checked()
             in_flight -= 1
     while in_flight:
-        reply()
+        checked()
         in_flight -= 1
     if CALLGRIND:
         redis.count(False)
-    return redis.cpu() - c0, int(redis.c.info("memory")["used_memory"]) - m0
+    return redis.c.cpu_seconds() - c0, int(redis.c.info("memory")["used_memory"]) - m0
 
 
 def run(dump, body, payloads):
@@ -226,6 +272,10 @@ def run(dump, body, payloads):
 
 
 def main():
+    if CALLGRIND:
+        for tool in ("valgrind", "callgrind_control"):
+            if shutil.which(tool) is None:
+                sys.exit(f"enqueue_cost: {tool} is required (Debian: apt-get install valgrind)")
     names = os.environ.get("ENQ_VARIANTS")
     variants = [*SCRIPT_EDITS, *LAYOUTS]
     if names:
@@ -237,19 +287,21 @@ def main():
     print(f"enqueue_cost: {N:,} logins, machine {machine()}", file=sys.stderr, flush=True)
     dump, logins = snapshot()
     random.Random(2).shuffle(logins)
-    prepared, layouts = {}, {}
+    bodies, jobs = {}, {}
     for v in variants:
-        body = script(SCRIPT_EDITS.get(v, []))
-        layout = LAYOUTS.get(v, (SHARDS, "authorize:"))
-        if layout not in layouts:
-            layouts[layout] = jobs(logins, *layout)
-        prepared[v] = (body, calls(hashlib.sha1(body).hexdigest(), layouts[layout]))
+        bodies[v] = script(SCRIPT_EDITS.get(v, []))
+        layout = LAYOUTS.get(v, SHIPPED_LAYOUT)
+        if layout not in jobs:
+            jobs[layout] = job_args(logins, *layout)
     results = {v: [] for v in variants}
     for r in range(ROUNDS):
         for v in variants:
-            cpu, mem, counted = run(dump, *prepared[v])
+            body = bodies[v]
+            payloads = calls(hashlib.sha1(body).hexdigest(), jobs[LAYOUTS.get(v, SHIPPED_LAYOUT)])
+            cpu, mem, counted = run(dump, body, payloads)
             results[v].append((cpu, mem, counted, load()))
-            print(f"round {r + 1}: {v}: {cpu:.2f} s Redis CPU, {mem / N:.0f} B per job", file=sys.stderr, flush=True)
+            what = f"{counted / N:,.0f} instructions per job" if CALLGRIND else f"{cpu:.2f} s Redis CPU"
+            print(f"round {r + 1}: {v}: {what}, {mem / N:.0f} B per job", file=sys.stderr, flush=True)
     if CALLGRIND:
         print_instructions(results)
     else:
@@ -258,7 +310,8 @@ def main():
 
 def print_cpu(results):
     base = min(row[0] for row in results["shipped"]) if "shipped" in results else None
-    print(f"\n| variant | Redis CPU s per {N:,} jobs (each round) | best | against shipped | used_memory per job | load |")
+    print(f"\n### The routine's enqueue by piece ({N:,} jobs, {ROUNDS} round(s) alternated)\n")
+    print(f"| variant | Redis CPU s per {N:,} jobs (each round) | best | against shipped | used_memory per job | load |")
     print("|---|---|---|---|---|---|")
     for v, rows in results.items():
         best = min(row[0] for row in rows)
@@ -270,7 +323,8 @@ def print_cpu(results):
 def print_instructions(results):
     """Callgrind's counts do not move between rounds: the first round's."""
     base = results["shipped"][0][2] / N if "shipped" in results else None
-    print(f"\n| variant | Redis instructions per job ({N:,} jobs, callgrind) | against shipped |")
+    print(f"\n### The routine's enqueue by piece, Redis instructions ({N:,} jobs, callgrind)\n")
+    print("| variant | Redis instructions per job | against shipped |")
     print("|---|---|---|")
     for v, rows in results.items():
         per_job = rows[0][2] / N
