@@ -48,7 +48,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lib import BIN, ROOT, WORK, RedisServer, cleanup, encode, free_port, load, machine, write_logins  # noqa: E402
+from lib import (BIN, ROOT, WORK, CallgrindWatch, RedisServer, bulk_strings, callgrind_instructions, cleanup,  # noqa: E402
+                 encode, free_port, load, machine, write_logins)
 
 N = int(os.environ.get("ENQ_N", 1000000))
 ROUNDS = int(os.environ.get("ENQ_ROUNDS", 2))
@@ -97,7 +98,7 @@ def fnv1a(text):
 
 class SnapshotRedis(RedisServer):
     """A private redis-server started from a copy of the RDB file `dump`; under callgrind,
-    counting nothing until `count(True)`, when `callgrind` is set."""
+    counting nothing until its `watch` starts, when `callgrind` is set."""
 
     def __init__(self, dump, callgrind=False):
         self.port = free_port()
@@ -111,6 +112,7 @@ class SnapshotRedis(RedisServer):
             argv = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={self.out}", *argv]
         self.p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.pid = self.p.pid
+        self.watch = CallgrindWatch(self.pid) if callgrind else None
         try:
             self._wait_loaded()
         except BaseException:
@@ -131,10 +133,6 @@ class SnapshotRedis(RedisServer):
                 time.sleep(0.1)
         raise RuntimeError(f"redis-server on port {self.port} did not load {self.dir}/dump.rdb")
 
-    def count(self, on):
-        subprocess.run(["callgrind_control", "-i", "on" if on else "off", str(self.pid)], check=True,
-                       capture_output=True)
-
     def stop(self):
         """Shuts the server down; answers the instructions callgrind counted, if it ran."""
         super().stop()
@@ -143,10 +141,7 @@ class SnapshotRedis(RedisServer):
         except subprocess.TimeoutExpired:
             self.p.kill()
             self.p.wait()
-        counted = None
-        if self.out and os.path.exists(self.out):
-            with open(self.out) as f:
-                counted = int([line for line in f if line.startswith("totals:")][-1].split()[1])
+        counted = callgrind_instructions(self.out) if self.out and os.path.exists(self.out) else None
         shutil.rmtree(self.dir, ignore_errors=True)
         return counted
 
@@ -193,9 +188,7 @@ def job_args(logins, shards, prefix):
         for login in logins[start:start + PER_CALL]:
             skey = prefix + login
             args += ["".join(rng.choices(alphabet, k=12)), f'["{login}","{DATE}"]', skey, str(fnv1a(skey) % shards)]
-        # encode() writes an array header before the bulk strings: only the strings are kept.
-        encoded = encode(args)
-        out.append((len(args) // 4, encoded[encoded.index(b"\r\n") + 2:]))
+        out.append((len(args) // 4, bulk_strings(args)))
     return out
 
 
@@ -204,8 +197,7 @@ def calls(sha, jobs):
     out = []
     for n, encoded in jobs:
         head = ["EVALSHA", sha, len(KEYS), *KEYS, "259200000", n, "4", "0", RANK]
-        header = encode(head)
-        out.append(b"*%d\r\n" % (len(head) + 4 * n) + header[header.index(b"\r\n") + 2:] + encoded)
+        out.append(b"*%d\r\n" % (len(head) + 4 * n) + bulk_strings(head) + encoded)
     return out
 
 
@@ -238,7 +230,7 @@ def send(redis, body, payloads):
     reply()
     m0, c0 = int(redis.c.info("memory")["used_memory"]), redis.c.cpu_seconds()
     if CALLGRIND:
-        redis.count(True)
+        redis.watch.start()
 
     def checked():
         answer = reply()
@@ -256,7 +248,7 @@ def send(redis, body, payloads):
         checked()
         in_flight -= 1
     if CALLGRIND:
-        redis.count(False)
+        redis.watch.stop()
     return redis.c.cpu_seconds() - c0, int(redis.c.info("memory")["used_memory"]) - m0
 
 

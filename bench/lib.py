@@ -188,6 +188,38 @@ def encode(args):
     return bytes(out)
 
 
+class CallgrindWatch:
+    """Switches the counting of a redis-server run under `valgrind --tool=callgrind
+    --instr-atstart=no` on and off; a drain's `watch`: it counts from the workers' start
+    until every job is settled."""
+
+    def __init__(self, pid):
+        self.pid = pid
+
+    def _instrument(self, state):
+        subprocess.run(["callgrind_control", "-i", state, str(self.pid)], check=True, capture_output=True)
+
+    def start(self, _pids=None):
+        self._instrument("on")
+
+    def stop(self):
+        self._instrument("off")
+
+
+def callgrind_instructions(out_file):
+    """The instructions callgrind counted, from its output file (once the process ended)."""
+    with open(out_file) as f:
+        totals = [line for line in f if line.startswith("totals:")]
+    return int(totals[-1].split()[1])
+
+
+def bulk_strings(args):
+    """`args` as RESP bulk strings, without the array header `encode` puts before them: to
+    join one call from pieces encoded apart."""
+    encoded = encode(args)
+    return encoded[encoded.index(b"\r\n") + 2:]
+
+
 class Resp:
     """A minimal blocking RESP2 client: enough for INFO, HGET, LLEN and friends."""
 

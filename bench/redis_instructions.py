@@ -23,7 +23,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pipeline  # noqa: E402
-from lib import BIN, WORK, RedisServer, free_port  # noqa: E402
+from lib import BIN, WORK, CallgrindWatch, RedisServer, callgrind_instructions, free_port  # noqa: E402
 
 N = int(os.environ.get("INSTR_N", 2000))
 
@@ -46,26 +46,7 @@ class CallgrindRedis(RedisServer):
     def instructions(self):
         self.stop()
         self.p.wait()
-        with open(self.out) as f:
-            totals = [line for line in f if line.startswith("totals:")]
-        return int(totals[-1].split()[1])
-
-
-class CallgrindWatch:
-    """A drain's `watch`: callgrind counts while the drain runs, from the workers' start
-    until every job is settled."""
-
-    def __init__(self, pid):
-        self.pid = pid
-
-    def _instrument(self, state):
-        subprocess.run(["callgrind_control", "-i", state, str(self.pid)], check=True, capture_output=True)
-
-    def start(self, _pids):
-        self._instrument("on")
-
-    def stop(self):
-        self._instrument("off")
+        return callgrind_instructions(self.out)
 
 
 def drain(name, run):
